@@ -1,0 +1,216 @@
+"""Raw RFC 5322 bytes -> one normalized, frozen ``InboundEmail``.
+
+Pure and lenient: flanker does the MIME work; anything it cannot decode is
+recorded in ``notes`` instead of raised. Nothing here reads the clock, the
+network or the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import getaddresses, parsedate_to_datetime
+
+from flanker import mime
+from flanker.mime.message.errors import DecodingError
+
+MAX_DEPTH = 50  # MIME nesting deeper than this is not walked
+MAX_PARTS = 1000  # parts past this many are not read
+
+_MSGID = re.compile(r"<[^<>\s]{1,900}>")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One attached file: name, declared type, size in bytes and the content."""
+
+    filename: str
+    content_type: str
+    size: int
+    content: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class InboundEmail:
+    """A received email in one closed vocabulary, whatever path it came by."""
+
+    from_addr: str = ""
+    from_name: str = ""
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+    subject: str = ""
+    date: datetime | None = None
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    text: str | None = None
+    html: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    spf: str = ""  # provider verdict: pass | fail | softfail | neutral | none | ""
+    dkim: str = ""
+    dmarc: str = ""
+    provider: str = ""
+    provider_id: str = ""
+    envelope_to: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def header(self, name: str) -> str:
+        """The first header called ``name`` (case-insensitive), or ''."""
+        low = name.lower()
+        return next((v for k, v in self.headers if k.lower() == low), "")
+
+
+def addresses(value: str) -> list[tuple[str, str]]:
+    """Parse an address-list header into ``(name, addr)`` pairs, lower-cased addresses."""
+    out = []
+    for name, addr in getaddresses([value or ""]):
+        if "@" in addr:
+            out.append((name.strip(), addr.strip().lower()))
+    return out
+
+
+def message_ids(value: str) -> tuple[str, ...]:
+    """All ``<id>`` tokens in a Message-ID / In-Reply-To / References value."""
+    return tuple(_MSGID.findall(value or ""))
+
+
+def headers_digest(raw: bytes) -> str:
+    """sha256 of the raw header block: a dedupe key for mail with no Message-ID."""
+    head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
+    return hashlib.sha256(head).hexdigest()
+
+
+def looks_like_message(raw: bytes) -> str | None:
+    """Why ``raw`` is not an RFC 5322 message, or None when it plausibly is one."""
+    if not raw.strip():
+        return "empty body"
+    head = re.split(rb"\r?\n\r?\n", raw[:65536], maxsplit=1)[0]
+    lines = head.splitlines()
+    if not lines or not re.match(rb"^[!-9;-~]+:", lines[0]):
+        return "the body does not start with a header field"
+    if not re.search(rb"(?im)^from:", head):
+        return "no From header"
+    return None
+
+
+def _date(value: str, notes: list[str]) -> datetime | None:
+    if not value:
+        return None
+    try:
+        d = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        notes.append("unparseable Date header")
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    return d.astimezone(UTC)
+
+
+def _text_of(part, notes: list[str]) -> str:
+    try:
+        body = part.body
+    except (DecodingError, LookupError, ValueError, UnicodeError) as e:
+        notes.append(f"undecodable {part.content_type}: {type(e).__name__}")
+        payload = part._container.read_body() if hasattr(part, "_container") else b""
+        if isinstance(payload, bytes):
+            return payload.decode("utf-8", "replace")
+        return str(payload or "")
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")
+    return body or ""
+
+
+def _walk(root, notes: list[str]):
+    """Yield ``(part, depth)`` depth-first, bounded in depth and count."""
+    stack = [(root, 0)]
+    seen = 0
+    while stack:
+        part, depth = stack.pop()
+        seen += 1
+        if seen > MAX_PARTS:
+            notes.append(f"more than {MAX_PARTS} MIME parts: the rest were not read")
+            return
+        yield part, depth
+        if part.content_type.is_multipart():
+            if depth >= MAX_DEPTH:
+                notes.append(f"MIME nesting deeper than {MAX_DEPTH}: not walked further")
+                continue
+            stack.extend((p, depth + 1) for p in reversed(part.parts))
+        elif part.content_type.is_message_container() and depth < MAX_DEPTH:
+            try:
+                inner = part.enclosed
+            except Exception:  # noqa: BLE001 - flanker raises many kinds on hostile input
+                notes.append("unreadable enclosed message")
+                continue
+            if inner is not None:
+                stack.append((inner, depth + 1))
+
+
+def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> InboundEmail:
+    """Parse raw message bytes; never raises, records what went wrong in ``notes``."""
+    notes: list[str] = []
+    try:
+        root = mime.from_string(raw)
+    except Exception as e:  # noqa: BLE001 - hostile input, record and degrade
+        notes.append(f"MIME parse failed: {type(e).__name__}")
+        text = raw.decode("utf-8", "replace")
+        return InboundEmail(text=text, provider=provider, provider_id=provider_id, notes=tuple(notes))
+
+    headers = []
+    for k, v in root.headers.iteritems():
+        headers.append((str(k), str(v) if not isinstance(v, str) else v))
+    get = root.headers.get
+
+    def hval(name: str) -> str:
+        v = get(name)
+        if v is None:
+            return ""
+        return v if isinstance(v, str) else str(v)
+
+    text = html = None
+    attachments = []
+    for part, depth in _walk(root, notes):
+        ctype = part.content_type
+        if ctype.is_multipart() or ctype.is_message_container():
+            continue
+        disposition = (part.content_disposition[0] or "").lower() if part.content_disposition else ""
+        name = part.detected_file_name or ""
+        is_body = disposition != "attachment" and not (name and disposition == "inline" and depth > 0)
+        if is_body and ctype.main == "text" and ctype.sub == "plain" and text is None:
+            text = _text_of(part, notes)
+        elif is_body and ctype.main == "text" and ctype.sub == "html" and html is None:
+            html = _text_of(part, notes)
+        elif disposition == "attachment" or name or ctype.main not in ("text", "multipart"):
+            try:
+                content = part.body if isinstance(part.body, bytes) else str(part.body).encode()
+            except Exception:  # noqa: BLE001
+                content = b""
+                notes.append(f"undecodable attachment {name!r}")
+            attachments.append(Attachment(name, str(ctype), len(content), content))
+
+    from_pairs = addresses(hval("From"))
+    from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
+    return InboundEmail(
+        from_addr=from_addr,
+        from_name=from_name,
+        to=tuple(a for _, a in addresses(hval("To"))),
+        cc=tuple(a for _, a in addresses(hval("Cc"))),
+        reply_to=tuple(a for _, a in addresses(hval("Reply-To"))),
+        subject=hval("Subject"),
+        date=_date(hval("Date"), notes),
+        message_id=(message_ids(hval("Message-ID")) or ("",))[0],
+        in_reply_to=(message_ids(hval("In-Reply-To")) or ("",))[0],
+        references=message_ids(hval("References")),
+        text=text,
+        html=html,
+        attachments=tuple(attachments),
+        headers=tuple(headers),
+        provider=provider,
+        provider_id=provider_id,
+        envelope_to=tuple(a for _, a in addresses(hval("Delivered-To") + "," + hval("X-Original-To"))),
+        notes=tuple(notes),
+    )
