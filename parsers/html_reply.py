@@ -1,0 +1,179 @@
+"""HTML reply -> text lines, each tagged by what the HTML structure says it is.
+
+The structure is read first: a client's own quote containers (Gmail, Apple
+Mail, Thunderbird, Outlook, Yahoo, Zimbra ...) mark lines as ``quote``,
+``header`` or ``cut`` (everything from there on is history); the text pass in
+``parsers.text_reply`` then decides the rest. Rendering is iterative, so deep
+nesting cannot exhaust the stack, and bounded in nodes.
+"""
+
+from __future__ import annotations
+
+import re
+
+from selectolax.lexbor import LexborHTMLParser
+
+from parsers import quotes
+
+MAX_NODES = 300_000  # nodes past this many are not rendered
+
+SKIP = {"head", "style", "script", "title", "xml", "template", "noscript", "-comment", "-doctype"}
+BLOCK = {
+    "p", "div", "br", "tr", "li", "ul", "ol", "table", "blockquote", "hr", "h1", "h2", "h3", "h4", "h5",
+    "h6", "pre", "body", "html", "section", "article", "header", "footer", "dl", "dt", "dd", "address",
+}  # fmt: skip
+
+# Where a client starts the quoted history: everything from here on is cut.
+CUT_IDS = (
+    "divRplyFwdMsg",  # Outlook web, Outlook for iOS / Android
+    "appendonsend",  # Outlook web: the empty div just above the reply header
+    "OLK_SRC_BODY_SECTION",  # Outlook for Mac
+    "mail-editor-reference-message-container",  # new Outlook for Mac
+    "stopSpelling",  # Hotmail: <hr id="stopSpelling">
+    "zwchr",  # Zimbra: <hr id="zwchr">
+)
+CUT_CLASSES = ("yahoo_quoted", "OutlookMessageHeader", "zmail_extra")  # Yahoo, Outlook 2003, Zoho
+# Outlook 2007+ and Windows Mail draw the reply header as a div with a top border.
+_BORDER_TOP = re.compile(r"border-top(?:-style)?:\s*solid", re.I)
+# Gmail's "Indent" button makes a borderless blockquote: content, not a quote.
+_INDENT = re.compile(r"border:\s*none", re.I)
+# Attribution containers: the line "On ... wrote:" itself.
+HEADER_CLASSES = ("gmail_attr", "moz-cite-prefix")
+
+
+def _classes(attrs: dict) -> str:
+    return attrs.get("class") or ""
+
+
+def _starts_with(node, pattern: re.Pattern) -> bool:
+    text = node.text(deep=True, separator="\n")[:400]
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    return bool(pattern.match(first))
+
+
+def _is_cut(node, tag: str, attrs: dict) -> bool:
+    if attrs.get("id") in CUT_IDS or attrs.get("data-marker") == "__DIVIDER__":
+        return True
+    if any(c in _classes(attrs) for c in CUT_CLASSES):
+        return True
+    style = attrs.get("style") or ""
+    return tag == "div" and bool(_BORDER_TOP.search(style)) and _starts_with(node, quotes.FIELD)
+
+
+def _last_plain_blockquote(tree):
+    """The last top-level blockquote with no client marking: talon's rule for unmarked quotes."""
+    last = None
+    for bq in tree.css("blockquote"):
+        attrs = bq.attributes
+        if (
+            attrs.get("type") == "cite"
+            or "gmail_quote" in _classes(attrs)
+            or _INDENT.search(attrs.get("style") or "")
+        ):
+            continue
+        parent, nested = bq.parent, False
+        while parent is not None:
+            if parent.tag == "blockquote" or "gmail_quote" in _classes(parent.attributes):
+                nested = True
+                break
+            parent = parent.parent
+        if not nested:
+            last = bq
+    return last
+
+
+class _Lines:
+    """Accumulates rendered text into lines, remembering each line's kind."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.kinds: list[str | None] = []
+        self.buf: list[str] = []
+        self.kind: str | None = None
+
+    def add(self, text: str, kind: str | None) -> None:
+        if not self.buf:
+            self.kind = kind
+        self.buf.append(text)
+
+    def newline(self) -> None:
+        self.lines.append("".join(self.buf).replace("\xa0", " ").strip())
+        self.kinds.append(self.kind if self.buf else None)
+        self.buf, self.kind = [], None
+
+
+def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
+    """Render ``html`` to (lines, kind per line: None|"quote"|"header"|"cut", notes)."""
+    notes: list[str] = []
+    tree = LexborHTMLParser(html)
+    root = tree.body or tree.root
+    if root is None:
+        return [], [], notes
+    plain_quote = _last_plain_blockquote(tree)
+    out = _Lines()
+    quote = header = pre = gmail = 0
+    cut = False
+    seen = 0
+    stack: list = [(root, None)]
+    while stack:
+        node, restore = stack.pop()
+        if restore is not None:
+            (quote, header, pre, gmail), block = restore
+            if block:
+                out.newline()
+            continue
+        seen += 1
+        if seen > MAX_NODES:
+            notes.append(f"HTML longer than {MAX_NODES} nodes: the rest was not read")
+            break
+        tag = node.tag
+        if tag == "-text":
+            text = node.text_content or ""
+            kind = "cut" if cut else "header" if header else "quote" if quote else None
+            if not pre:
+                out.add(re.sub(r"\s+", " ", text), kind)
+                continue
+            for i, piece in enumerate(text.split("\n")):
+                if i:
+                    out.newline()
+                out.add(piece, kind)
+            continue
+        if tag in SKIP:
+            continue
+        if tag == "br":
+            out.newline()
+            continue
+        attrs = node.attributes if tag in ("div", "blockquote", "hr", "span", "table", "p") else {}
+        if not cut and attrs and _is_cut(node, tag, attrs):
+            if _starts_with(node, quotes.FORWARD):
+                notes.append("forwarded message in the HTML")
+            else:
+                cut = True
+                notes.append(f"HTML quote starts at <{tag}> {attrs.get('id') or _classes(attrs)}".rstrip())
+        block = tag in BLOCK
+        stack.append((node, ((quote, header, pre, gmail), block)))
+        classes = _classes(attrs)
+        if tag == "blockquote":
+            if attrs.get("type") == "cite" or gmail or node == plain_quote:
+                quote += 1
+        elif "gmail_quote" in classes:
+            if _starts_with(node, quotes.FORWARD):
+                notes.append("forwarded message in the HTML")
+            elif node.css_first("blockquote") is None:
+                quote += 1  # old Gmail: attribution and history in one div, no blockquote
+            else:
+                gmail += 1
+        if any(c in classes for c in HEADER_CLASSES):
+            header += 1
+        if tag == "pre":
+            pre += 1
+        if block:
+            out.newline()
+        children = []
+        child = node.child
+        while child is not None:
+            children.append((child, None))
+            child = child.next
+        stack.extend(reversed(children))
+    out.newline()
+    return out.lines, out.kinds, notes

@@ -1,0 +1,233 @@
+"""Quote-marker tables and the small matchers built on them.
+
+Every marker a mail client writes above quoted history lives here, in ordered,
+commented tables of words, compiled once. The matchers take one line or a
+short window of lines (already cut to ``MAX_LINE`` characters) and never
+backtrack badly: each pattern is anchored and its repeats are bounded.
+"""
+
+from __future__ import annotations
+
+import re
+
+MAX_LINE = 1000  # characters of a line that the matchers look at
+
+# Verbs that end an attribution line ("On <date>, <who> wrote:"), by language.
+# They may sit in the middle ("Am ... schrieb Bob <b@x>:") or at the very end.
+WROTE_WORDS = (
+    "wrote", "writes",  # English
+    "a écrit", "écrit",  # French
+    "schrieb", "geschrieben",  # German
+    "escribió", "escribio",  # Spanish
+    "escreveu",  # Portuguese
+    "ha scritto", "scrisse",  # Italian
+    "schreef", "geschreven",  # Dutch ("heeft ... het volgende geschreven")
+    "napisał(a)", "napisała", "napisał", "pisze",  # Polish
+    "skrev",  # Swedish, Danish, Norwegian
+    "kirjoitti",  # Finnish
+    "napsal(a)", "napsala", "napsal", "napísal",  # Czech, Slovak
+    "написал(а)", "написала", "написал", "пишет", "написав", "пише",  # Russian, Ukrainian
+    "yazdı",  # Turkish ("... tarihinde şunu yazdı:")
+    "đã viết",  # Vietnamese
+    "έγραψε",  # Greek
+    "a scris",  # Romanian
+    "írta",  # Hungarian ("Bob <b@x> ezt írta (időpont: ...):")
+    "menulis",  # Indonesian
+    "のメッセージ", "のメール", "書きました",  # Japanese (Outlook, Apple Mail)
+    "写道", "寫道",  # Chinese (Gmail, simplified and traditional)
+    "작성",  # Korean (Gmail: "...님이 작성:")
+)  # fmt: skip
+
+# Weaker verbs: an attribution only when the line also starts with a start word.
+WEAK_WROTE_WORDS = (
+    "sent",  # English ("On <date>, Bob <b@x> sent:")
+    "verzond",  # Dutch
+)
+
+# Words an attribution line starts with ("On", "Le", "Am" ...), by language.
+START_WORDS = (
+    "On",  # English
+    "Le",  # French
+    "Am",  # German
+    "El",  # Spanish
+    "Em", "Às",  # Portuguese
+    "Il giorno", "Il",  # Italian
+    "Op",  # Dutch
+    "W dniu",  # Polish
+    "Den", "På",  # Swedish, Danish, Norwegian
+    "Dne", "Dňa",  # Czech, Slovak
+    "Vào",  # Vietnamese
+    "Στις",  # Greek
+    "În",  # Romanian
+    "Pada",  # Indonesian
+    "Quoting", "Zitat von", "Citando",  # Horde / IMP ("Quoting Bob <b@x>:")
+)  # fmt: skip
+
+# "-----Original Message-----" and its translations (Outlook, AOL, Android, Zimbra).
+ORIGINAL_MESSAGE_WORDS = (
+    "Original Message", "Reply Message", "Original message",  # English
+    "Ursprüngliche Nachricht", "Antwort Nachricht", "Originalnachricht",  # German
+    "Message d'origine", "Message original",  # French
+    "Mensaje original",  # Spanish
+    "Mensagem original", "Mensagem Original",  # Portuguese
+    "Messaggio originale",  # Italian
+    "Oorspronkelijk bericht", "Origineel bericht",  # Dutch
+    "Oprindelig meddelelse",  # Danish
+    "Opprinnelig melding",  # Norwegian
+    "Ursprungligt meddelande", "Originalmeddelande",  # Swedish
+    "Alkuperäinen viesti",  # Finnish
+    "Wiadomość oryginalna", "Oryginalna wiadomość",  # Polish
+    "Původní zpráva", "Pôvodná správa",  # Czech, Slovak
+    "Исходное сообщение", "Оригинальное сообщение",  # Russian
+    "Orijinal Mesaj", "Özgün İleti",  # Turkish
+    "元のメッセージ", "原始邮件", "原始郵件", "원본 메시지",  # Japanese, Chinese, Korean
+)  # fmt: skip
+
+# Markers that start a forwarded message: flagged, never cut as a quote.
+FORWARD_WORDS = (
+    "Forwarded message", "Forwarded Message",  # English (Gmail, Thunderbird)
+    "Weitergeleitete Nachricht",  # German
+    "Message transféré",  # French
+    "Mensaje reenviado",  # Spanish
+    "Mensagem encaminhada",  # Portuguese
+    "Messaggio inoltrato",  # Italian
+    "Doorgestuurd bericht",  # Dutch
+    "Vidarebefordrat meddelande",  # Swedish
+    "Videresendt meddelelse", "Videresendt melding",  # Danish, Norwegian
+    "Välitetty viesti",  # Finnish
+    "Przekazana wiadomość", "Przeslana wiadomosc",  # Polish
+    "Přeposlaná zpráva",  # Czech
+    "Пересылаемое сообщение", "Пересланное сообщение",  # Russian
+    "İletilen ileti",  # Turkish
+    "転送されたメッセージ", "转发的邮件", "轉寄的郵件", "전달된 메시지",  # Japanese, Chinese, Korean
+)  # fmt: skip
+
+# Apple Mail and friends write a sentence instead of a dashed rule.
+FORWARD_SENTENCES = (
+    "Begin forwarded message",  # English (Apple Mail)
+    "Anfang der weitergeleiteten Nachricht",  # German
+    "Début du message réexpédié", "Début du message transféré",  # French
+    "Inicio del mensaje reenviado",  # Spanish
+    "Início da mensagem reencaminhada", "Começo da mensagem encaminhada",  # Portuguese
+    "Inizio messaggio inoltrato",  # Italian
+    "Begin doorgestuurd bericht",  # Dutch
+    "Vidarebefordrat brev",  # Swedish
+    "Videresendt besked",  # Danish
+)  # fmt: skip
+
+# Header fields of an Outlook-style block ("From: / Sent: / To: / Subject:"), by role.
+FIELD_LABELS = {
+    "from": (
+        "From", "Von", "De", "Da", "Van", "Fra", "Från", "Od", "От", "Від", "Kimden", "Lähettäjä",
+        "Feladó", "Từ", "差出人", "发件人", "寄件者", "보낸 사람", "Reply-To",
+    ),
+    "date": (
+        "Sent", "Date", "Gesendet", "Datum", "Envoyé", "Enviado", "Enviada", "Fecha", "Data", "Inviato",
+        "Verzonden", "Sendt", "Dato", "Skickat", "Wysłano", "Odesláno", "Отправлено", "Дата", "Надіслано",
+        "Gönderildi", "Tarih", "Lähetetty", "Elküldve", "Đã gửi", "送信日時", "日付", "发送时间", "日期",
+        "寄件日期", "보낸 날짜", "날짜",
+    ),
+    "to": (
+        "To", "An", "À", "A", "Para", "Aan", "Til", "Till", "Do", "Komu", "Кому", "Kime", "Vastaanottaja",
+        "Címzett", "Đến", "宛先", "收件人", "收件者", "받는 사람",
+    ),
+    "cc": ("Cc", "CC", "Kopie", "Kopia", "DW", "Копия", "Bilgi", "抄送", "副本", "참조"),
+    "subject": (
+        "Subject", "Betreff", "Objet", "Asunto", "Assunto", "Oggetto", "Onderwerp", "Emne", "Ämne",
+        "Temat", "Předmět", "Тема", "Konu", "Aihe", "Tárgy", "Chủ đề", "件名", "主题", "主旨", "제목",
+    ),
+}  # fmt: skip
+
+
+def _alt(words) -> str:
+    """An alternation of escaped words, longest first so "napisał(a)" beats "napisał"."""
+    return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+
+
+# A word ends where no letter follows; CJK verbs simply end.
+_WORD_END = r"(?![^\W\d_])"
+
+WROTE = re.compile(rf"(?:{_alt(WROTE_WORDS)}){_WORD_END}", re.I)
+WEAK_WROTE = re.compile(rf"\b(?:{_alt(WEAK_WROTE_WORDS)}){_WORD_END}", re.I)
+
+# Leading decoration before a marker: spaces, bold stars, dashes, underscores.
+_LEAD = r"[\s*_\-–—]{0,40}"
+
+# A start word at the beginning of the window, or after text on the same line
+# ("reply On Wed, Apr 4, 2012 at 3:59 PM, bob@x wrote:").
+START = re.compile(rf"^{_LEAD}(?:{_alt(START_WORDS)})\s", re.I)
+START_INLINE = re.compile(rf"(?:^|(?<=\s)|(?<=-))(?:{_alt(START_WORDS)})\s")
+
+_MONTHS = (
+    r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|janv|févr|mars|avr|mai|juin|juil|août|sept|déc"
+    r"|ene|abr|ago|dic|gen|mag|giu|lug|ott|okt|mär|dez|maj|sty|lut|kwi|cze|lip|sie|wrz|paź|lis|gru"
+    r"|янв|фев|мар|апр|мая|июн|июл|авг|сен|окт|ноя|дек"
+)
+_WEEKDAYS = (
+    r"mon|tue|wed|thu|fri|sat|sun|lun|mar|mer|jeu|ven|sam|dim|mié|jue|vie|sáb|dom|mo|di|mi|do|fr|sa|so"
+    r"|ma|ti|on|to|fr|lø|sø|må|tis|ons|tor|fre|lör|sön|pn|wt|śr|cz|pt|sb|nd|пн|вт|ср|чт|пт|сб|вс|seg|ter|qua|qui|sex"
+)
+# A window that starts with a date: "2011/4/7", "26.06.2014,", "Thu, 26 Jun 2014", "пн, 14 сент. 2015".
+DATE_START = re.compile(
+    rf"^{_LEAD}(?:\d{{1,4}}[-./年]\s?\d{{1,2}}|\d{{1,2}}[.]?\s(?:{_MONTHS})|(?:{_WEEKDAYS})[a-zäéöü]{{0,6}}\.?,?\s+\d)",
+    re.I,
+)
+# Some date or time somewhere in the window.
+DATE_SIGNAL = re.compile(r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b|\d{1,4}[-./]\d{1,2}[-./]\d{1,4}|\d+年")
+
+# How an attribution window ends: a colon, or the verb itself, then maybe dashes.
+HEADER_END = re.compile(rf"(?:[:：]|(?:{_alt(WROTE_WORDS + WEAK_WROTE_WORDS)}))[\s\-–—]{{0,40}}$", re.I)
+# The date-first form may end on the address: "2011/4/7 Bob <bob@x>" or "... (bob@x):".
+ADDRESS_END = re.compile(r"[>)\]]\s?[:：]?[\s\-–—]{0,40}$")
+
+ORIGINAL_MESSAGE = re.compile(
+    rf"^[\s>*]{{0,20}}[-_=]{{2,}}\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?[-_=]{{2,}}\s*$", re.I
+)
+FORWARD = re.compile(
+    rf"^[\s>*]{{0,20}}(?:[-_=]{{2,}}\s?(?:{_alt(FORWARD_WORDS)})\s?[-_=]{{0,40}}"
+    rf"|(?:{_alt(FORWARD_SENTENCES)})\s?:?)\s*$",
+    re.I,
+)
+# "---- John Smith wrote ----" (Android) and "---- On <date> Bob wrote ----" (Zoho).
+DASHED_WROTE = re.compile(rf"^\s*-{{2,}}.{{1,300}}(?:{_alt(WROTE_WORDS)})\s?:?\s?-{{2,}}\s*$", re.I)
+
+_FIELD_ROLE = {label.lower(): role for role, labels in FIELD_LABELS.items() for label in labels}
+_ALL_LABELS = _alt(label for labels in FIELD_LABELS.values() for label in labels)
+FIELD = re.compile(rf"^[\s>*]{{0,20}}\*?({_ALL_LABELS})\s?\*?\s?[:：]", re.I)
+FIELD_INLINE = re.compile(rf"\s\*?({_ALL_LABELS})\s?\*?\s?[:：]", re.I)
+
+# A line of nothing but rule characters: "-----", "______", "=====".
+RULE = re.compile(r"^[\s\-_=*~—–]+$")
+
+
+def field_role(line: str) -> str | None:
+    """The role ("from", "date", "to", "cc", "subject") of a header field line, or None."""
+    m = FIELD.match(line)
+    return _FIELD_ROLE.get(m.group(1).lower()) if m else None
+
+
+def inline_field_block(line: str) -> bool:
+    """A whole header block on one line: "From: bob@x Date: Thu, 24 Mar 2016"."""
+    if field_role(line) not in ("from", "date"):
+        return False
+    roles = {_FIELD_ROLE.get(m.group(1).lower()) for m in FIELD_INLINE.finditer(line)}
+    return bool(roles & {"from", "date", "to", "subject"})
+
+
+def is_attribution(window: str) -> bool:
+    """Whether ``window`` (one to five lines joined by spaces) is a whole "On ... wrote:" line."""
+    if len(window) > 600:
+        return False
+    if DASHED_WROTE.match(window):
+        return True
+    has_addr = "@" in window
+    has_date = DATE_SIGNAL.search(window) is not None
+    if HEADER_END.search(window):
+        starts = START.match(window) is not None
+        if WROTE.search(window) and (starts or has_date or has_addr):
+            return True
+        if WEAK_WROTE.search(window) and starts and (has_date or has_addr):
+            return True
+        if starts and has_addr and ADDRESS_END.search(window):  # "Quoting Bob <bob@x>:"
+            return True
+    return DATE_START.match(window) is not None and has_addr and ADDRESS_END.search(window) is not None

@@ -1,0 +1,150 @@
+"""Find the signature at the end of a reply: delimiters, phone footers, sign-offs, contact blocks.
+
+Only the tail is searched, and each rule is cautious about real content: a
+signature never starts on the first line, never holds a bullet or an entry
+("Goal: ..."), and a colon in the body cuts nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+_I = re.I
+
+# Footers that mail apps append, one whole line each, by language.
+MOBILE_FOOTERS = tuple(
+    re.compile(p, _I)
+    for p in (
+        # English: "Sent from my iPhone", "Sent wirelessly from my BlackBerry device on the Bell network."
+        r"sent (?:\w+ )?from my [\w .'&®™\-]{1,60}[.!]?",
+        # English: "Sent from Outlook for iOS", "Sent with Sparrow (http://...)", "Sent via BlackBerry"
+        r"sent (?:from|with|via|using) (?:the )?(?:iphone|ipad|android|blackberry|samsung|outlook|yahoo|gmail"
+        r"|aol|mailbox|sparrow|windows|mail|huawei|xiaomi|proton ?mail|spark|nine|bluemail|edison|airmail"
+        r"|superhuman|fastmail|zoho|tutanota|polymail|acompli|mobile|galaxy)\b[\w .'&®™\-]{0,50}"
+        r"(?:\s?[(<]https?://\S{1,200}[)>])?[.!]?",
+        r"get outlook for (?:ios|android)\S{0,200}",  # Outlook mobile
+        r"envoyé (?:\w+ ){0,2}(?:de|depuis|par) (?:mon|ma) .{1,80}",  # French
+        r"(?:von meinem .{1,40} gesendet|gesendet von (?:meinem )?.{1,40})",  # German
+        r"enviado (?:desde|do|de) (?:mi|meu|o meu|my) .{1,60}",  # Spanish, Portuguese
+        r"inviato da(?:l mio)? .{1,40}",  # Italian
+        r"(?:verzonden|verstuurd) (?:vanaf|met|van) .{1,40}",  # Dutch
+        r"(?:skickat från|sendt fra) .{1,40}",  # Swedish, Danish, Norwegian
+        r"lähetetty .{0,30}(?:puhelimesta|iphonesta|androidista|laitteesta)",  # Finnish
+        r"(?:wysłane z|odesláno z|отправлено (?:с|из)) .{1,40}",  # Polish, Czech, Russian
+        r"\S{1,30}(?:dan|den|umdan|imden) gönderildi",  # Turkish
+        r".{1,30}から送信",  # Japanese
+        r"(?:发自我的|從我的).{1,30}",  # Chinese
+        r".{1,30}에서 보냄",  # Korean
+    )
+)
+
+# Sign-off lines ("Thanks,", "Best regards, Bob"): the signature starts here.
+SIGN_OFF_WORDS = (
+    "thanks", "thank you", "many thanks", "thanks again", "thx", "ty", "cheers", "best", "best wishes",
+    "regards", "best regards", "kind regards", "warm regards", "warmly", "sincerely", "yours", "take care",
+    "cordialement", "bien à vous", "merci",  # French
+    "mit freundlichen grüßen", "viele grüße", "beste grüße", "liebe grüße", "gruß", "grüße",  # German
+    "saludos", "atentamente", "un saludo",  # Spanish
+    "abraços", "atenciosamente", "cumprimentos",  # Portuguese
+    "cordiali saluti", "saluti", "grazie",  # Italian
+    "met vriendelijke groet", "groeten", "groet",  # Dutch
+    "med vänliga hälsningar", "hälsningar", "mvh", "med venlig hilsen", "hilsen", "vh",  # Nordic
+    "pozdrawiam", "s pozdravem", "с уважением", "спасибо", "saygılarımla",  # pl, cs, ru, tr
+)  # fmt: skip
+# The sign-off words in any case, then at most a capitalized name: "Thanks, Bob", "Cheers!".
+_SIGN_OFF_ALT = "|".join(re.escape(w) for w in sorted(SIGN_OFF_WORDS, key=len, reverse=True))
+SIGN_OFF = re.compile(
+    rf"^\s*(?i:{_SIGN_OFF_ALT})[\s,!.]*(?:[A-Z][\w'.\-]*(?:\s+[A-Z][\w'.\-]*){{0,2}})?[\s,!.]*$"
+)
+
+# Legal footers: the signature starts at the paragraph that opens like this.
+DISCLAIMERS = tuple(
+    re.compile(p, _I)
+    for p in (
+        r"^\W{0,5}(?:confidentiality notice|disclaimer|legal notice|important notice"
+        r"|notice of confidentiality|privileged (?:and|&) confidential)\b",
+        r"^this (?:e-?mail|message|communication|transmission)\b.{0,120}"
+        r"\b(?:confidential|privileged|intended)",
+        r"^the (?:information|content)s? (?:contained )?in this (?:e-?mail|message|communication)",
+        r"^if you (?:are not|have received this)\b.{0,60}\b(?:intended recipient|in error)",
+        r"^(?:este|ce|questo|diese|deze) (?:correo|courriel|message|messaggio|e-?mail|nachricht|bericht)\b"
+        r".{0,120}(?:confidencial|confidentiel|riservat|vertraulich|vertrouwelijk)",
+    )
+)
+
+# "-- " (RFC 3676) and its sloppy cousins "--", "---", "__".
+DELIMITER = re.compile(r"^\s*(?:-{2,}|_{2,}|—)\s*$")
+# A one-word sign-off after a dash: "-roman", "- Lev.", "— Bob".
+DASH_NAME = re.compile(r"^\s*[-–—]\s?[^\W\d_][\w'.]{0,30}(?:\s[^\W\d_][\w'.]{0,30})?\s*$")
+# Lines a signature never holds: bullets and entry prefixes.
+CONTENT = re.compile(
+    r"^\s*(?:[-*•+]\s|\d{1,3}[.)]\s|\[[ xX]\]|(?:goal|tomorrow|blocked|blocker|done)\s?:)", _I
+)
+NAME = re.compile(r"^\s*[A-Z][\w'.\-]*(?:\s+[A-Z][\w'.\-]*){0,3}\s*(?:[,|–—-].{0,60})?$")
+CONTACT = re.compile(r"\+?\d[\d\s().\-]{6,}\d|@\w|https?://|\bwww\.|\|")
+
+MAX_TAIL = 15  # non-empty lines at the end that may hold a signature
+
+
+def _nonempty(lines: list[str]) -> list[int]:
+    return [i for i, line in enumerate(lines) if line.strip()]
+
+
+def _short_tail(lines: list[str], start: int, most: int, width: int) -> bool:
+    tail = [x for x in lines[start:] if x.strip()]
+    return len(tail) <= most and all(len(x.strip()) <= width and not CONTENT.match(x) for x in tail)
+
+
+def _signature_start(lines: list[str]) -> int | None:
+    """Index where a trailing signature starts, by the first rule that fits, or None."""
+    idx = _nonempty(lines)
+    if len(idx) < 2:
+        return None
+    first, tail = idx[0], idx[-MAX_TAIL:]
+    for i in tail:
+        line = lines[i].strip()
+        if i != first and len(line) <= 200 and any(p.fullmatch(line) for p in MOBILE_FOOTERS):
+            if _short_tail(lines, i + 1, 3, 120):
+                return i
+    for i in tail:
+        if i != first and DELIMITER.match(lines[i]):
+            rfc = lines[i] == "-- "
+            if _short_tail(lines, i + 1, 15 if rfc else 6, 200 if rfc else 80):
+                return i
+    for i in idx[-40:]:
+        if i != first and any(p.match(lines[i].strip()) for p in DISCLAIMERS):
+            return i
+    last = idx[-1]
+    if last != first and DASH_NAME.match(lines[last]) and not CONTENT.match(lines[idx[-2]]):
+        return last
+    for i in idx[-4:]:
+        if i != first and SIGN_OFF.match(lines[i]) and _short_tail(lines, i + 1, 3, 40):
+            return i
+    return _contact_block(lines, idx)
+
+
+def _contact_block(lines: list[str], idx: list[int]) -> int | None:
+    """A last paragraph like "Jane Doe | CTO\\n+1 555 010 0199" after a blank line."""
+    start = idx[-1]
+    while start - 1 >= 0 and lines[start - 1].strip():
+        start -= 1
+    if start <= idx[0] or not _short_tail(lines, start, 6, 80):
+        return None
+    block = lines[start : idx[-1] + 1]
+    if NAME.match(block[0]) and any(CONTACT.search(x) for x in block) and len(block) >= 2:
+        return start
+    return None
+
+
+def split_signature(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``lines`` into (body, signature); repeated until no rule fits, so stacked footers all go."""
+    body, signature = list(lines), []
+    for _ in range(6):
+        start = _signature_start(body)
+        if start is None:
+            break
+        signature = body[start:] + signature
+        body = body[:start]
+        while body and not body[-1].strip():
+            body.pop()
+    return body, signature

@@ -1,0 +1,228 @@
+"""Cut quoted history out of plain text, line by line.
+
+Each line is classified first (blank, ``>`` quote, attribution header, header
+block, forward marker, text); then one pass keeps what the sender wrote:
+everything after a header that is not followed by ``>`` lines is quoted, while
+text between or after ``>`` blocks (inline answers, bottom posting) is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from parsers import quotes
+
+MAX_LINES = 5000  # lines past this many are kept as they are, never searched for quotes
+MAX_WINDOW = 5  # an attribution may be wrapped over this many lines (polymail uses five)
+
+_LINK_OPEN = re.compile(r"[(<]https?://[^)>\s]*$")
+_LINK_PIECE = re.compile(r"^\(?<?https?://\S*$|^\(https?://|^\S{1,80}[)>]$")
+
+
+@dataclass
+class Cut:
+    """What the text pass decided: kept lines, quoted lines, where a forward starts, and why."""
+
+    reply: list[str] = field(default_factory=list)
+    quoted: list[str] = field(default_factory=list)
+    forwarded_at: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _norm(line: str) -> str:
+    return " ".join(line.strip(" \t>*_").split()).lower()
+
+
+def is_quote_line(line: str) -> bool:
+    """A ``>``-marked line; ">>> text <<<" decorations are not quotes."""
+    s = line.lstrip()
+    return s.startswith(">") and not s.rstrip().endswith("<")
+
+
+def _ends_like_header(line: str) -> bool:
+    tail = line[-80:]
+    return bool(quotes.HEADER_END.search(tail) or quotes.ADDRESS_END.search(tail))
+
+
+def _field_block(lines: list[str], i: int) -> int:
+    """End (exclusive) of an Outlook-style header block starting at ``i``, or 0."""
+    if quotes.inline_field_block(lines[i]):
+        return i + 1
+    roles, end, gap = set(), i, 0
+    for j in range(i, min(len(lines), i + 10)):
+        line = lines[j]
+        role = quotes.field_role(line)
+        if role:
+            roles.add(role)
+            end, gap = j + 1, 0
+        elif not line.strip() or gap or j == i:
+            break
+        else:
+            gap = 1  # a wrapped value: "*From:* bob@x [mailto:\n  bob@x]"
+    if len(roles) >= 2 and roles & {"from", "date"}:
+        return end
+    return 0
+
+
+def _attribution(lines: list[str], i: int, ends: list[bool]) -> int:
+    """End (exclusive) of an "On ... wrote:" header starting at line ``i``, or 0."""
+    first = lines[i]
+    multi_ok = bool(quotes.START.match(first) or quotes.DATE_START.match(first) or "@" in first)
+    parts = []
+    blank_seen = False
+    for j in range(i, min(len(lines), i + MAX_WINDOW)):
+        line = lines[j]
+        if not line.strip():
+            blank_seen = True
+            continue
+        if j > i and (not multi_ok or (is_quote_line(line) and not quotes.WROTE.match(line.lstrip("> ")))):
+            break
+        parts.append(line.strip())
+        # a blank line inside the window only in "<\nmailto:...\n> wrote:" (polymail)
+        if ends[j] and (not blank_seen or line.lstrip().startswith(">")):
+            if quotes.is_attribution(" ".join(parts)):
+                return j + 1
+    return 0
+
+
+def _inline_attribution(line: str) -> int:
+    """Offset where an attribution starts after text on the same line, or -1."""
+    for m in quotes.START_INLINE.finditer(line[: quotes.MAX_LINE]):
+        if m.start() and quotes.is_attribution(line[m.start() :]):
+            return m.start()
+    return -1
+
+
+def classify(lines: list[str], forced: list[str] | None = None) -> list[tuple[str, int]]:
+    """Kinds per line: ("blank"|"quote"|"text"|"forward"|"cut", 0), ("header", end) at a header start,
+    or ("split", offset) where an attribution starts after text on the same line."""
+    n = min(len(lines), MAX_LINES)
+    ends = [_ends_like_header(line) for line in lines[: n + MAX_WINDOW]]
+    kinds: list[tuple[str, int]] = []
+    i = 0
+    while i < n:
+        line = lines[i]
+        hint = forced[i] if forced else None
+        if hint == "cut":
+            kinds.extend(("cut", 0) for _ in range(i, n))
+            break
+        if hint == "header":
+            kinds.append(("header", i + 1))
+        elif not line.strip():
+            kinds.append(("blank", 0))
+        elif hint == "quote" or is_quote_line(line):
+            kinds.append(("quote", 0))
+        elif quotes.FORWARD.match(line):
+            kinds.append(("forward", 0))
+        elif quotes.ORIGINAL_MESSAGE.match(line) or quotes.DASHED_WROTE.match(line):
+            kinds.append(("header", i + 1))
+        elif ends[i] and _inline_attribution(line) > 0:
+            kinds.append(("split", _inline_attribution(line)))
+        else:
+            end = _field_block(lines, i) or _attribution(lines, i, ends)
+            if end:
+                kinds.append(("header", end))
+                kinds.extend(("text", 0) for _ in range(i + 1, end))
+                i = end
+                continue
+            kinds.append(("text", 0))
+        i += 1
+    return kinds
+
+
+def _known_cut(lines: list[str], i: int, known: set[str], need: int) -> bool:
+    if _norm(lines[i]) not in known:
+        return False
+    hits = {_norm(x) for x in lines[i : i + 30]} & known
+    return len(hits) >= need
+
+
+def _next_kind(kinds: list[tuple[str, int]], start: int) -> str:
+    for k, _ in kinds[start:]:
+        if k != "blank":
+            return k
+    return "end"
+
+
+def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: tuple[str, ...] = ()) -> Cut:
+    """Split ``lines`` into the sender's lines and quoted lines; never raises on odd input."""
+    out = Cut()
+    kinds = classify(lines, forced)
+    known = {_norm(k) for k in known_quotes if len(_norm(k)) >= 8}
+    need = min(2, len(known))
+    in_quote = False
+    i, n = 0, len(kinds)
+    while i < n:
+        kind, end = kinds[i]
+        line = lines[i]
+        if kind == "text" and not in_quote and known and _known_cut(lines, i, known, need):
+            # our own reminder text: everything from here is quoted, with any attribution just above
+            while out.reply and out.reply[-1].strip() and len(out.reply[-1]) < 200:
+                if not _ends_like_header(out.reply[-1]):
+                    break
+                out.quoted.insert(0, out.reply.pop())
+            out.notes.append("cut at our own reminder text")
+            out.quoted.extend(lines[i:])
+            return _finish(out)
+        if kind == "split":  # "reply On <date>, bob@x wrote:" on one line
+            head = line[:end].rstrip(" -–—")
+            if head.strip():
+                out.reply.append(head)
+            kind, line, end = "header", line[end:], i + 1
+        if kind == "cut":
+            out.notes.append("cut at the quoted part of the HTML")
+            out.quoted.extend(lines[i:])
+            return _finish(out)
+        if kind == "forward":
+            if in_quote:
+                out.quoted.append(line)
+                i += 1
+                continue
+            out.forwarded_at = len(out.reply)
+            out.notes.append("forwarded message kept")
+            out.reply.extend(lines[i:])
+            return _finish(out)
+        if kind == "header":
+            if _next_kind(kinds, end) == "quote":
+                out.notes.append("cut a quote header and its > lines")
+                out.quoted.append(line)
+                out.quoted.extend(lines[i + 1 : end])
+                in_quote = True
+                i = end
+                continue
+            out.notes.append(f"cut at quote header {line.strip()[:60]!r}")
+            out.quoted.append(line)
+            out.quoted.extend(lines[i + 1 :])
+            return _finish(out)
+        if kind == "quote":
+            in_quote = True
+            out.quoted.append(line)
+        elif kind == "blank":
+            (out.quoted if in_quote else out.reply).append(line)
+        elif in_quote and (_LINK_OPEN.search(lines[i - 1]) or _LINK_PIECE.match(line.strip())):
+            out.quoted.append(line)  # a long link broke the run of > lines
+        else:
+            in_quote = False
+            out.reply.append(line)
+        i += 1
+    if len(lines) > n:
+        out.notes.append(f"only the first {MAX_LINES} lines were searched for quotes")
+        out.reply.extend(lines[n:])
+    if out.quoted and not any(k == "header" for k, _ in kinds):
+        out.notes.append("cut > quoted lines")
+    return _finish(out)
+
+
+def _finish(out: Cut) -> Cut:
+    """Drop trailing rules and blanks that only separated the reply from the quote."""
+    stop = out.forwarded_at if out.forwarded_at is not None else len(out.reply)
+    head, tail = out.reply[:stop], out.reply[stop:]
+    while head and (not head[-1].strip() or (quotes.RULE.match(head[-1]) and out.quoted)):
+        head.pop()
+    while head and not head[0].strip():
+        head.pop(0)
+    if out.forwarded_at is not None:
+        out.forwarded_at = len(head)
+    out.reply = head + tail
+    return out
