@@ -72,7 +72,7 @@ ORIGINAL_MESSAGE_WORDS = (
     "Mensagem original", "Mensagem Original",  # Portuguese
     "Messaggio originale",  # Italian
     "Oorspronkelijk bericht", "Origineel bericht",  # Dutch
-    "Oprindelig meddelelse",  # Danish
+    "Oprindelig meddelelse", "Oprindelig besked",  # Danish
     "Opprinnelig melding",  # Norwegian
     "Ursprungligt meddelande", "Originalmeddelande",  # Swedish
     "Alkuperäinen viesti",  # Finnish
@@ -166,6 +166,7 @@ _MONTHS = (
 _WEEKDAYS = (
     r"mon|tue|wed|thu|fri|sat|sun|lun|mar|mer|jeu|ven|sam|dim|mié|jue|vie|sáb|dom|mo|di|mi|do|fr|sa|so"
     r"|ma|ti|on|to|fr|lø|sø|må|tis|ons|tor|fre|lör|sön|pn|wt|śr|cz|pt|sb|nd|пн|вт|ср|чт|пт|сб|вс|seg|ter|qua|qui|sex"
+    r"|ke|pe|la|su|po|út|st|čt|pá|ne"
 )
 # A window that starts with a date: "2011/4/7", "26.06.2014,", "Thu, 26 Jun 2014", "пн, 14 сент. 2015".
 DATE_START = re.compile(
@@ -198,6 +199,9 @@ FIELD_INLINE = re.compile(rf"\s\*?({_ALL_LABELS})\s?\*?\s?[:：]", re.I)
 
 # A line of nothing but rule characters: "-----", "______", "=====".
 RULE = re.compile(r"^[\s\-_=*~—–]+$")
+# A dashed banner in any language ("-------- Oprindelig besked --------"): part of the quote
+# header when a header block follows it directly.
+BANNER = re.compile(r"^\s*[-_=]{2,}\s?[^-_=]{1,60}?\s?[-_=]{2,}\s*$")
 
 
 def field_role(line: str) -> str | None:

@@ -22,7 +22,9 @@ MOBILE_FOOTERS = tuple(
         r"|aol|mailbox|sparrow|windows|mail|huawei|xiaomi|proton ?mail|spark|nine|bluemail|edison|airmail"
         r"|superhuman|fastmail|zoho|tutanota|polymail|acompli|mobile|galaxy)\b[\w .'&®™\-]{0,50}"
         r"(?:\s?[(<]https?://\S{1,200}[)>])?[.!]?",
-        r"get outlook for (?:ios|android)\S{0,200}",  # Outlook mobile
+        # Outlook mobile in any language: "Get Outlook for iOS", "Télécharger Outlook pour Android<https://...>"
+        r".{0,30}\boutlook (?:for|pour|für|para|per|voor|för|dla|pro|na|til) (?:ios|android)\b.{0,30}"
+        r"(?:\s?<https?://\S{1,200}>)?",
         r"envoyé (?:\w+ ){0,2}(?:de|depuis|par) (?:mon|ma) .{1,80}",  # French
         r"(?:von meinem .{1,40} gesendet|gesendet von (?:meinem )?.{1,40})",  # German
         r"enviado (?:desde|do|de) (?:mi|meu|o meu|my) .{1,60}",  # Spanish, Portuguese

@@ -68,7 +68,12 @@ def _field_block(lines: list[str], i: int) -> int:
 def _attribution(lines: list[str], i: int, ends: list[bool]) -> int:
     """End (exclusive) of an "On ... wrote:" header starting at line ``i``, or 0."""
     first = lines[i]
-    multi_ok = bool(quotes.START.match(first) or quotes.DATE_START.match(first) or "@" in first)
+    multi_ok = bool(
+        quotes.START.match(first)
+        or quotes.DATE_START.match(first)
+        or "@" in first
+        or (len(first) <= 120 and quotes.DATE_SIGNAL.search(first))
+    )
     parts = []
     blank_seen = False
     for j in range(i, min(len(lines), i + MAX_WINDOW)):
@@ -78,6 +83,8 @@ def _attribution(lines: list[str], i: int, ends: list[bool]) -> int:
             continue
         if j > i and (not multi_ok or (is_quote_line(line) and not quotes.WROTE.match(line.lstrip("> ")))):
             break
+        if j > i and quotes.START.match(line):
+            break  # the header starts on this later line, not at ``i``
         parts.append(line.strip())
         # a blank line inside the window only in "<\nmailto:...\n> wrote:" (polymail)
         if ends[j] and (not blank_seen or line.lstrip().startswith(">")):
@@ -218,8 +225,12 @@ def _finish(out: Cut) -> Cut:
     """Drop trailing rules and blanks that only separated the reply from the quote."""
     stop = out.forwarded_at if out.forwarded_at is not None else len(out.reply)
     head, tail = out.reply[:stop], out.reply[stop:]
-    while head and (not head[-1].strip() or (quotes.RULE.match(head[-1]) and out.quoted)):
+    while head and (not head[-1].strip() or (out.quoted and quotes.RULE.match(head[-1]))):
         head.pop()
+    if head and out.quoted and not tail and quotes.BANNER.match(head[-1]):
+        out.quoted.insert(0, head.pop())
+        while head and not head[-1].strip():
+            head.pop()
     while head and not head[0].strip():
         head.pop(0)
     if out.forwarded_at is not None:
