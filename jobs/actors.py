@@ -1,0 +1,45 @@
+"""The actors: thin, taking ids only; the work lives in app/."""
+
+from __future__ import annotations
+
+import logging
+
+import dramatiq
+
+import jobs.broker  # noqa: F401 - sets the broker before the actors below are declared
+from app import inbound
+from app.db import session
+from app.models import utcnow
+from app.relay.pipeline import deliver as deliver_message
+from app.relay.transports import get_transport
+from app.settings import get_settings
+
+log = logging.getLogger("donebox.jobs")
+
+
+@dramatiq.actor(max_retries=0, queue_name="inbound")
+def process_inbound(inbound_id: int) -> None:
+    """Process one stored inbound message; a failure is stored on the row, never raised away."""
+    settings = get_settings()
+    try:
+        with session() as s:
+            state = inbound.process(s, inbound_id, now=utcnow(), settings=settings)
+        log.info("inbound %s: %s", inbound_id, state)
+    except Exception as e:  # noqa: BLE001 - recorded on the row for `donebox inbound reprocess`
+        log.exception("inbound %s failed", inbound_id)
+        with session() as s:
+            inbound.fail(s, inbound_id, f"{type(e).__name__}: {e}", now=utcnow())
+
+
+@dramatiq.actor(max_retries=0, queue_name="outbound")
+def deliver(message_id: int) -> None:
+    """Deliver one outbox message (the relay pipeline); retries are the outbox's, not Dramatiq's."""
+    settings = get_settings()
+    state = deliver_message(message_id, transport=get_transport(settings), settings=settings)
+    log.info("message %s: %s", message_id, state)
+
+
+def enqueue_deliveries(ids) -> None:
+    """Send one deliver message per id (after the rows are committed)."""
+    for mid in ids:
+        deliver.send(mid)
