@@ -179,6 +179,17 @@ def cmd_inbound(args) -> int:
     return 0
 
 
+def cmd_api_token(args) -> int:
+    from app.auth import create_token
+    from app.db import session
+    from app.models import utcnow
+
+    with session() as s:
+        token = create_token(s, args.name, now=utcnow(), team_id=args.team)
+    print(token)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="donebox", description="Team check-ins by email, with a relay core.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -216,6 +227,12 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("id", nargs="?", type=int, help="an inbound message id")
     rp.add_argument("--failed", action="store_true", help="every message whose processing failed")
     rp.set_defaults(fn=cmd_inbound)
+    sp = sub.add_parser("api-token", help="API tokens")
+    tsub = sp.add_subparsers(dest="token_command", required=True)
+    cp = tsub.add_parser("create", help="create a token and print it (shown once)")
+    cp.add_argument("name", help="what the token is for")
+    cp.add_argument("--team", type=int, help="limit the token to one team id")
+    cp.set_defaults(fn=cmd_api_token)
     return p
 
 

@@ -18,6 +18,6 @@ def config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply every migration up to ``revision``."""
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Apply every migration up to ``revision`` (all heads: features add their own branches)."""
     command.upgrade(config(url), revision)

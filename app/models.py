@@ -147,3 +147,14 @@ class Suppression(SQLModel, table=True):
     reason: str = Field(max_length=32)  # bounce | complaint | unsubscribe | manual
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for /api/: only its sha256 is stored; ``team_id`` None means every team."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    token_sha256: str = Field(max_length=64, unique=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    revoked_at: datetime | None = _ts()

@@ -19,3 +19,15 @@ def error(status: int, reason: str) -> JSONResponse:
 async def in_thread(fn, *args, **kwargs):
     """Run blocking database work in the thread pool."""
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def api_token(request):
+    """The ApiToken of the request's bearer header, or None (callers answer 401)."""
+    from app.auth import bearer, check_token
+    from app.db import session
+
+    token = bearer(request.headers.get("authorization", ""))
+    if not token:
+        return None
+    with session() as s:
+        return check_token(s, token)
