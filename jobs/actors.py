@@ -39,7 +39,22 @@ def deliver(message_id: int) -> None:
     log.info("message %s: %s", message_id, state)
 
 
+BATCH_IDS = 100  # ids per broker message: enqueueing is per message, so batches make it cheap
+
+
+@dramatiq.actor(max_retries=0, queue_name="outbound")
+def deliver_batch(message_ids: list[int]) -> None:
+    """Deliver several outbox messages, one after another; each is claimed on its own."""
+    for mid in message_ids:
+        deliver.fn(mid)
+
+
 def enqueue_deliveries(ids) -> None:
-    """Send one deliver message per id (after the rows are committed)."""
-    for mid in ids:
-        deliver.send(mid)
+    """Enqueue delivery of committed outbox rows, up to BATCH_IDS ids per broker message."""
+    ids = list(ids)
+    for i in range(0, len(ids), BATCH_IDS):
+        chunk = ids[i : i + BATCH_IDS]
+        if len(chunk) == 1:
+            deliver.send(chunk[0])
+        else:
+            deliver_batch.send(chunk)
