@@ -11,6 +11,8 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 from flanker import mime
@@ -82,6 +84,16 @@ def headers_digest(raw: bytes) -> str:
     """sha256 of the raw header block: a dedupe key for mail with no Message-ID."""
     head = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)[0]
     return hashlib.sha256(head).hexdigest()
+
+
+def raw_message_id(raw: bytes) -> str:
+    """The Message-ID of raw message bytes (folded headers allowed), or ''."""
+    head = re.split(rb"\r?\n\r?\n", raw[:262144], maxsplit=1)[0] + b"\n\n"
+    try:
+        value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID", "")
+    except Exception:  # noqa: BLE001 - header parsing of hostile bytes
+        return ""
+    return (message_ids(str(value)) or ("",))[0]
 
 
 def looks_like_message(raw: bytes) -> str | None:

@@ -30,7 +30,7 @@ class Reply:
     notes: tuple[str, ...] = ()
     forwarded: bool = False
     from_html: bool = False
-    empty: bool = True
+    empty: bool = False
 
 
 _MIME_HEADER = re.compile(r"^[!-9;-~]{1,76}:")

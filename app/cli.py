@@ -1,0 +1,252 @@
+"""The ``donebox`` command: one subcommand per process kind and a few operator tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+
+from app.settings import SettingsError, get_settings
+
+log = logging.getLogger("donebox")
+
+
+def _migrate(_args=None) -> None:
+    from app.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+
+
+def cmd_migrate(args) -> int:
+    _migrate()
+    print("database is at the newest schema")
+    return 0
+
+
+def _serve(host: str, port: int, workers: int = 1) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "app.web:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        access_log=False,
+    )
+
+
+def cmd_run(args) -> int:
+    from app.db import session
+    from app.demo import ensure_demo
+    from app.models import utcnow
+    from app.scheduler import run_forever
+    from jobs.broker import start_embedded_workers
+
+    settings = get_settings()
+    _migrate()
+    if not args.no_demo:
+        with session() as s:
+            if ensure_demo(s, now=utcnow()):
+                print("created the demo team (3 members); their first reminders are due now")
+    import jobs.actors  # noqa: F401
+
+    start_embedded_workers(any_broker=True)
+    threading.Thread(target=run_forever, args=(settings,), name="scheduler", daemon=True).start()
+    url = f"http://{args.host}:{args.port}/"
+    print(f"donebox is running: open {url}  (dev inbox: {url}dev/inbox)", flush=True)
+    _serve(args.host, args.port)
+    return 0
+
+
+def cmd_web(args) -> int:
+    _serve(args.host, args.port, args.workers)
+    return 0
+
+
+def cmd_worker(args) -> int:
+    settings = get_settings()
+    if not (settings.redis_url or settings.rabbitmq_url):
+        print(
+            "donebox worker needs REDIS_URL or RABBITMQ_URL; on the embedded default the workers "
+            "run inside `donebox run`",
+            file=sys.stderr,
+        )
+        return 2
+    argv = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "jobs.actors",
+        "--processes",
+        str(args.processes),
+        "--threads",
+        str(args.threads),
+    ]
+    os.execv(sys.executable, argv)
+
+
+def cmd_scheduler(args) -> int:
+    import jobs.actors  # noqa: F401
+    from app.scheduler import run_forever
+    from jobs.broker import start_embedded_workers
+
+    start_embedded_workers()
+    run_forever(get_settings())
+    return 0
+
+
+def _enqueue_and_wait(ids: list[int], what: str) -> None:
+    from jobs.actors import enqueue_deliveries
+    from jobs.broker import drain, is_embedded
+
+    enqueue_deliveries(ids)
+    if is_embedded():
+        drain()
+        print(f"{len(ids)} {what} delivered")
+    else:
+        print(f"{len(ids)} {what} enqueued")
+
+
+def cmd_remind(args) -> int:
+    from app.checkins import remind_now
+    from app.db import session
+    from app.models import utcnow
+
+    if not args.now:
+        print("remind runs on the scheduler; use --now to send today's reminders at once", file=sys.stderr)
+        return 2
+    with session() as s:
+        ids = remind_now(s, now=utcnow(), settings=get_settings())
+    _enqueue_and_wait(ids, "reminders")
+    return 0
+
+
+def cmd_digest(args) -> int:
+    from datetime import date
+
+    from app.checkins import digest_now
+    from app.db import session
+    from app.models import utcnow
+
+    if not args.now:
+        print("digest runs on the scheduler; use --now to send digests at once", file=sys.stderr)
+        return 2
+    try:
+        day = date.fromisoformat(args.day) if args.day else None
+    except ValueError:
+        print(f"--day must be YYYY-MM-DD, not {args.day!r}", file=sys.stderr)
+        return 2
+    with session() as s:
+        ids = digest_now(s, now=utcnow(), settings=get_settings(), day=day)
+    _enqueue_and_wait(ids, "digests")
+    return 0
+
+
+def cmd_inbound(args) -> int:
+    from sqlalchemy import select
+
+    from app.db import session
+    from app.inbound import reset_for_reprocess
+    from app.models import InboundMessage
+    from jobs.actors import process_inbound
+    from jobs.broker import drain, is_embedded
+
+    if args.id is None and not args.failed:
+        print("give an inbound message ID or --failed", file=sys.stderr)
+        return 2
+    with session() as s:
+        if args.failed:
+            ids = list(s.execute(select(InboundMessage.id).where(InboundMessage.state == "failed")).scalars())
+        else:
+            ids = [args.id]
+        moved = reset_for_reprocess(s, ids)
+    if args.id is not None and not moved:
+        print(
+            f"inbound message {args.id} not found, or not in a state that can be reprocessed", file=sys.stderr
+        )
+        return 1
+    for iid in moved:
+        process_inbound.send(iid)
+    if is_embedded():
+        drain()
+    print(f"{len(moved)} inbound messages reprocessed")
+    return 0
+
+
+def cmd_api_token(args) -> int:
+    from app.auth import create_token
+    from app.db import session
+    from app.models import utcnow
+
+    with session() as s:
+        token = create_token(s, args.name, now=utcnow(), team_id=args.team)
+    print(token)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="donebox", description="Team check-ins by email, with a relay core.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def web_opts(sp):
+        sp.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        sp.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+
+    sp = sub.add_parser("run", help="everything in one process on the embedded default")
+    web_opts(sp)
+    sp.add_argument("--no-demo", action="store_true", help="do not create the demo team on first start")
+    sp.set_defaults(fn=cmd_run)
+    sp = sub.add_parser("web", help="the web app on uvicorn")
+    web_opts(sp)
+    sp.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    sp.set_defaults(fn=cmd_web)
+    sp = sub.add_parser("worker", help="Dramatiq worker processes (needs REDIS_URL or RABBITMQ_URL)")
+    sp.add_argument("--processes", type=int, default=2)
+    sp.add_argument("--threads", type=int, default=8)
+    sp.set_defaults(fn=cmd_worker)
+    sp = sub.add_parser("scheduler", help="the tick loop: due reminders and digests, lease sweeper")
+    sp.set_defaults(fn=cmd_scheduler)
+    sp = sub.add_parser("migrate", help="bring the database to the newest schema")
+    sp.set_defaults(fn=cmd_migrate)
+    sp = sub.add_parser("remind", help="send reminders")
+    sp.add_argument("--now", action="store_true", help="send every member's reminder for today now")
+    sp.set_defaults(fn=cmd_remind)
+    sp = sub.add_parser("digest", help="send digests")
+    sp.add_argument("--now", action="store_true", help="send every member's digest now")
+    sp.add_argument("--day", help="the day the digest covers, YYYY-MM-DD (default: today)")
+    sp.set_defaults(fn=cmd_digest)
+    sp = sub.add_parser("inbound", help="inbound mail tools")
+    isub = sp.add_subparsers(dest="inbound_command", required=True)
+    rp = isub.add_parser("reprocess", help="process stored inbound messages again")
+    rp.add_argument("id", nargs="?", type=int, help="an inbound message id")
+    rp.add_argument("--failed", action="store_true", help="every message whose processing failed")
+    rp.set_defaults(fn=cmd_inbound)
+    sp = sub.add_parser("api-token", help="API tokens")
+    tsub = sp.add_subparsers(dest="token_command", required=True)
+    cp = tsub.add_parser("create", help="create a token and print it (shown once)")
+    cp.add_argument("name", help="what the token is for")
+    cp.add_argument("--team", type=int, help="limit the token to one team id")
+    cp.set_defaults(fn=cmd_api_token)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``donebox`` console script."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        get_settings()
+    except SettingsError as e:
+        print(f"donebox: {e}", file=sys.stderr)
+        return 2
+    return args.fn(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

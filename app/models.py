@@ -1,0 +1,160 @@
+"""The tables. Times are aware UTC; ``state`` columns are written only by their owning module."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC in, aware UTC out, on SQLite (which keeps naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False):
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Team(SQLModel, table=True):
+    """A team: who is asked, when, and who gets the digest."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    timezone: str = Field(default="UTC", max_length=64)
+    reminder_time: str = Field(default="17:00", max_length=5)  # local HH:MM
+    digest_time: str = Field(default="08:00", max_length=5)
+    workdays: str = Field(default="12345", max_length=7)  # ISO weekdays, 1 = Monday
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class Member(SQLModel, table=True):
+    """A person in a team; ``timezone`` None means the team's."""
+
+    __table_args__ = (UniqueConstraint("team_id", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    email: str = Field(max_length=320, index=True)
+    name: str = Field(default="", max_length=200)
+    role: str = Field(default="member", max_length=16)  # admin | member | observer
+    timezone: str | None = Field(default=None, max_length=64)
+    active: bool = True
+    next_reminder_at: datetime | None = _ts(index=True)
+    next_digest_at: datetime | None = _ts(index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class Entry(SQLModel, table=True):
+    """One thing a member got done (or plans, or is blocked on) on a day."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    day: date = Field(index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    kind: str = Field(default="done", max_length=16)  # done | goal | blocker
+    tags: str = Field(default="", max_length=1000)  # space-separated, without '#'
+    mentions: str = Field(default="", max_length=1000)  # space-separated, without '@'
+    inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class InboundMessage(SQLModel, table=True):
+    """A received email exactly as it arrived, plus what processing made of it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=32)
+    dedupe_key: str = Field(max_length=512, unique=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(default="received", max_length=16, index=True)
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    message_id: str = Field(default="", max_length=1000)
+    from_addr: str = Field(default="", max_length=320)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    day: date | None = None
+    reply_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    quoted_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    signature_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    processed_at: datetime | None = _ts()
+
+
+class OutboundMessage(SQLModel, table=True):
+    """One email in the outbox; its ``state`` is owned by app.outbox."""
+
+    __table_args__ = (Index("ix_outbound_due", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(max_length=255, unique=True)
+    kind: str = Field(max_length=16)  # reminder | digest | api
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    to_addr: str = Field(max_length=320)
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    template: str = Field(default="", max_length=64)
+    context: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON
+    message_id: str = Field(max_length=255, index=True)  # our Message-ID, reused by every attempt
+    state: str = Field(default="queued", max_length=16)
+    attempts: int = 0
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    send_at: datetime | None = _ts()
+    lease_until: datetime | None = _ts(index=True)
+    next_attempt_at: datetime | None = _ts()
+    sent_at: datetime | None = _ts()
+    expires_at: datetime | None = _ts()  # after this, no attempt is made (reminders: local midnight)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class MessageEvent(SQLModel, table=True):
+    """Append-only log: every state change and every tracking or provider event of a message."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="outboundmessage.id", index=True)
+    kind: str = Field(max_length=32)  # a state name, or open | click | unsubscribe | ...
+    from_state: str = Field(default="", max_length=16)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    provider_event_id: str | None = Field(default=None, max_length=255, unique=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class Suppression(SQLModel, table=True):
+    """An address donebox must not send to, and why."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)
+    reason: str = Field(max_length=32)  # bounce | complaint | unsubscribe | manual
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for /api/: only its sha256 is stored; ``team_id`` None means every team."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    token_sha256: str = Field(max_length=64, unique=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    revoked_at: datetime | None = _ts()

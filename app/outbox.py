@@ -1,0 +1,184 @@
+"""The outbound state machine: the one module that writes ``OutboundMessage.state``.
+
+Every change is a compare-and-set (``UPDATE ... WHERE id = :id AND state IN
+(:expected)``) plus an appended MessageEvent in the same transaction, so two
+workers, two schedulers or a late provider event can never move a message
+along a path that TRANSITIONS does not allow.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from app.models import MessageEvent, OutboundMessage
+
+# state -> the states it may move to (DESIGN.md). Final states map to nothing.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "scheduled": frozenset({"queued", "cancelled", "suppressed"}),
+    "queued": frozenset({"sending", "cancelled", "suppressed"}),
+    "sending": frozenset({"sent", "deferred", "failed", "bounced", "suppressed"}),
+    "deferred": frozenset({"queued", "cancelled", "suppressed", "failed"}),
+    "sent": frozenset({"delivered", "bounced", "complained"}),
+    "delivered": frozenset({"bounced", "complained"}),
+    "bounced": frozenset(),
+    "complained": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+    "suppressed": frozenset(),
+}
+PRE_SEND = ("scheduled", "queued", "deferred")
+
+
+class TransitionError(ValueError):
+    """Raised when code asks for a transition that TRANSITIONS does not allow."""
+
+
+def new_message_id(domain: str) -> str:
+    """A fresh RFC 5322 Message-ID in our domain."""
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def create(session: Session, *, now: datetime, **fields) -> tuple[int, bool]:
+    """Insert a message unless its idempotency_key exists; returns (id, created).
+
+    The unique constraint decides: a conflict means "already done", so running
+    a producer twice, or two producers at once, creates one row.
+    """
+    fields.setdefault("state", "queued")
+    if fields["state"] not in ("scheduled", "queued"):
+        raise TransitionError(f"a message starts scheduled or queued, not {fields['state']}")
+    if isinstance(fields.get("context"), dict):
+        fields["context"] = json.dumps(fields["context"], sort_keys=True)
+    fields.update(created_at=now, updated_at=now)
+    table = OutboundMessage.__table__
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(table).values(**fields).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    new_id = session.execute(stmt.returning(table.c.id)).scalar()
+    if new_id is not None:
+        session.add(MessageEvent(message_id=new_id, kind=fields["state"], created_at=now))
+        session.flush()
+        return new_id, True
+    existing = session.execute(
+        select(table.c.id).where(table.c.idempotency_key == fields["idempotency_key"])
+    ).scalar_one()
+    return existing, False
+
+
+def transition(
+    session: Session,
+    message_id: int,
+    to: str,
+    *,
+    expected: str | Iterable[str],
+    now: datetime,
+    detail: str = "",
+    values: dict | None = None,
+    where=None,
+) -> bool:
+    """Move one message to ``to`` if it is in ``expected``; True when this call moved it."""
+    expected = (expected,) if isinstance(expected, str) else tuple(expected)
+    for state in expected:
+        if to not in TRANSITIONS[state]:
+            raise TransitionError(f"{state} -> {to} is not allowed")
+    cond = and_(OutboundMessage.id == message_id, OutboundMessage.state.in_(expected))
+    if where is not None:
+        cond = and_(cond, where)
+    # read the old state under the same condition, so the event records where it came from
+    old = session.execute(select(OutboundMessage.state).where(cond).with_for_update()).scalar()
+    if old is None:
+        return False
+    res = session.execute(
+        update(OutboundMessage)
+        .where(and_(OutboundMessage.id == message_id, OutboundMessage.state == old))
+        .values(state=to, updated_at=now, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    if res.rowcount != 1:
+        return False
+    session.add(MessageEvent(message_id=message_id, kind=to, from_state=old, detail=detail, created_at=now))
+    session.flush()
+    return True
+
+
+def claim(session: Session, message_id: int, *, now: datetime, lease_s: int) -> OutboundMessage | None:
+    """Take a queued message for delivery (queued -> sending, with a lease); None if not ours."""
+    ok = transition(
+        session,
+        message_id,
+        "sending",
+        expected="queued",
+        now=now,
+        values={
+            "lease_until": now + timedelta(seconds=lease_s),
+            "attempts": OutboundMessage.attempts + 1,
+        },
+    )
+    if not ok:
+        return None
+    return session.get(OutboundMessage, message_id, populate_existing=True)
+
+
+def sweep(session: Session, *, now: datetime, lease_s: int, limit: int = 1000) -> list[int]:
+    """Repair what a lost broker message or a killed worker left; returns ids to enqueue.
+
+    - sending past its lease -> deferred (the worker died), due at once;
+    - deferred and due -> queued;
+    - scheduled and due -> queued;
+    - queued but never claimed within its lease -> enqueued again (claims are CAS, so
+      a duplicate broker message is harmless);
+    - anything pre-send past ``expires_at`` -> cancelled.
+    """
+    lease = timedelta(seconds=lease_s)
+    M = OutboundMessage
+
+    def ids(cond) -> list[int]:
+        return list(session.execute(select(M.id).where(cond).order_by(M.id).limit(limit)).scalars())
+
+    for mid in ids(and_(M.state.in_(PRE_SEND), M.expires_at.is_not(None), M.expires_at < now)):
+        transition(session, mid, "cancelled", expected=PRE_SEND, now=now, detail="expired before sending")
+    for mid in ids(and_(M.state == "sending", M.lease_until < now)):
+        transition(
+            session,
+            mid,
+            "deferred",
+            expected="sending",
+            now=now,
+            detail="lease expired: the worker did not finish",
+            values={"next_attempt_at": now},
+            where=M.lease_until < now,
+        )
+    due = []
+    for mid in ids(
+        or_(
+            and_(M.state == "deferred", M.next_attempt_at <= now),
+            and_(M.state == "scheduled", M.send_at <= now),
+        )
+    ):
+        if transition(
+            session,
+            mid,
+            "queued",
+            expected=("deferred", "scheduled"),
+            now=now,
+            values={"lease_until": now + lease},
+        ):
+            due.append(mid)
+    stale = ids(and_(M.state == "queued", or_(M.lease_until.is_(None), M.lease_until < now)))
+    if stale:
+        session.execute(update(M).where(M.id.in_(stale)).values(lease_until=now + lease))
+    return due + stale
+
+
+def events(session: Session, message_id: int) -> list[MessageEvent]:
+    """The message's timeline, oldest first."""
+    stmt = select(MessageEvent).where(MessageEvent.message_id == message_id).order_by(MessageEvent.id)
+    return list(session.execute(stmt).scalars())

@@ -1,0 +1,147 @@
+"""``deliver(message_id)``: the relay as a list of named steps.
+
+Each step takes the Delivery and either returns None (go on) or an Outcome
+that ends the attempt with a state. Reading STEPS top to bottom tells the policy.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import select
+
+from app import outbox
+from app.db import session
+from app.errors import PermanentSendError, RenderError, TransientSendError
+from app.models import OutboundMessage, Suppression, utcnow
+from app.relay.render import build_message, render_parts
+from app.relay.transports import SendResult
+from app.settings import Settings, get_settings
+
+MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
+MAX_BACKOFF_S = 6 * 3600
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended: the state to move to and why."""
+
+    state: str
+    detail: str = ""
+    retry_in_s: float = 0.0
+
+
+@dataclass
+class Delivery:
+    """One attempt at one message, filled in step by step."""
+
+    message: OutboundMessage
+    settings: Settings
+    transport: object
+    now: datetime
+    context: dict = field(default_factory=dict)
+    email: EmailMessage | None = None
+    result: SendResult | None = None
+
+
+def skip_if_suppressed(d: Delivery) -> Outcome | None:
+    with session() as s:
+        hit = s.execute(select(Suppression.reason).where(Suppression.email == d.message.to_addr.lower()))
+        reason = hit.scalar()
+    return Outcome("suppressed", f"address suppressed ({reason})") if reason else None
+
+
+def load_context(d: Delivery) -> Outcome | None:
+    from app.checkins import CONTEXT_BUILDERS  # the check-in domain supplies reminder/digest context
+
+    builder = CONTEXT_BUILDERS.get(d.message.kind)
+    with session() as s:
+        stored = json.loads(d.message.context or "{}")
+        d.context = builder(s, d.message, stored, d.settings) if builder else stored
+    return None
+
+
+def render(d: Delivery) -> Outcome | None:
+    m = d.message
+    try:
+        text, html = render_parts(m.template, d.context)
+        d.email = build_message(
+            from_addr=d.settings.mail_from,
+            from_name="donebox",
+            to=m.to_addr,
+            subject=m.subject,
+            text=text,
+            html=html,
+            message_id=m.message_id,
+            date=d.now,
+            headers=d.context.get("_headers", {}),
+        )
+    except RenderError as e:
+        return Outcome("failed", str(e))
+    return None
+
+
+def transmit(d: Delivery) -> Outcome | None:
+    try:
+        d.result = d.transport.send(d.email)
+    except TransientSendError as e:
+        return Outcome("deferred", str(e), retry_in_s=e.retry_in_s)
+    except PermanentSendError as e:
+        return Outcome("bounced" if e.smtp_code and 550 <= e.smtp_code <= 553 else "failed", str(e))
+    return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
+
+
+STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (skip_if_suppressed, load_context, render, transmit)
+
+
+def backoff_s(attempts: int, base_s: float) -> float:
+    """Exponential backoff with full jitter, capped at MAX_BACKOFF_S."""
+    return random.uniform(base_s, min(MAX_BACKOFF_S, base_s * 2 ** max(0, attempts - 1)) + base_s)
+
+
+def record(d: Delivery, outcome: Outcome) -> str:
+    """Write the attempt's final state; deferred past its max age or expiry becomes failed."""
+    m = d.message
+    values: dict = {"error": "" if outcome.state == "sent" else outcome.detail, "lease_until": None}
+    state = outcome.state
+    if state == "sent":
+        values["sent_at"] = d.now
+    if state == "deferred":
+        retry_at = d.now + timedelta(seconds=backoff_s(m.attempts, max(outcome.retry_in_s, 1.0)))
+        expired = m.expires_at is not None and retry_at >= m.expires_at
+        if retry_at - m.created_at > MAX_AGE or expired:
+            state = "failed"
+            values["error"] = f"gave up: {outcome.detail}"
+        else:
+            values["next_attempt_at"] = retry_at
+    with session() as s:
+        outbox.transition(
+            s, m.id, state, expected="sending", now=d.now, detail=values["error"], values=values
+        )
+    return state
+
+
+def deliver(
+    message_id: int, *, transport, settings: Settings | None = None, now: datetime | None = None
+) -> str:
+    """Claim, run STEPS, record; returns the final state of this attempt or 'not-claimed'."""
+    settings = settings or get_settings()
+    now = now or utcnow()
+    with session() as s:
+        message = outbox.claim(s, message_id, now=now, lease_s=settings.lease_s)
+    if message is None:
+        return "not-claimed"
+    d = Delivery(message=message, settings=settings, transport=transport, now=now)
+    for step in STEPS:
+        try:
+            outcome = step(d)
+        except Exception as e:  # noqa: BLE001 - an unexpected failure is recorded, never lost
+            outcome = Outcome("deferred", f"{step.__name__}: {type(e).__name__}: {e}", retry_in_s=60)
+        if outcome is not None:
+            return record(d, outcome)
+    raise AssertionError("transmit always ends the steps")

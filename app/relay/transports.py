@@ -1,0 +1,72 @@
+"""Transports: one method, ``send(message) -> SendResult``.
+
+``MaildirTransport`` writes every message to a local maildir (the development
+inbox); ``MemoryTransport`` keeps them in a list (tests). Each raises
+``TransientSendError`` or ``PermanentSendError`` from app.errors on failure.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What a transport reports for one accepted message."""
+
+    transport: str
+    provider_id: str = ""
+    detail: str = ""
+
+
+class MaildirTransport:
+    """Delivers into a maildir folder; what /dev/inbox shows."""
+
+    name = "maildir"
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        for sub in ("tmp", "new", "cur"):  # made here: Maildir(create=True) races between threads
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        self._box = mailbox.Maildir(str(self.path), create=False)
+        self._lock = threading.Lock()
+
+    def send(self, message: EmailMessage) -> SendResult:
+        with self._lock:
+            key = self._box.add(message.as_bytes())
+        return SendResult(self.name, provider_id=key)
+
+
+class MemoryTransport:
+    """Keeps sent messages in ``self.sent``; for tests."""
+
+    name = "memory"
+
+    def __init__(self):
+        self.sent: list[EmailMessage] = []
+        self._lock = threading.Lock()
+
+    def send(self, message: EmailMessage) -> SendResult:
+        with self._lock:
+            self.sent.append(message)
+            return SendResult(self.name, provider_id=str(len(self.sent)))
+
+
+_MEMORY = MemoryTransport()
+_MAILDIRS: dict[Path, MaildirTransport] = {}
+_MAILDIRS_LOCK = threading.Lock()
+
+
+def get_transport(settings) -> MaildirTransport | MemoryTransport:
+    """The process's transport for MAIL_TRANSPORT."""
+    if settings.mail_transport == "memory":
+        return _MEMORY
+    path = Path(settings.mail_dir)
+    with _MAILDIRS_LOCK:
+        if path not in _MAILDIRS:
+            _MAILDIRS[path] = MaildirTransport(path)
+        return _MAILDIRS[path]

@@ -1,0 +1,54 @@
+"""The scheduler tick: due reminders and digests, then the sweeper. Safe to run in several processes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app import checkins, outbox
+from app.db import session
+from app.models import InboundMessage, utcnow
+from app.settings import Settings
+
+log = logging.getLogger("donebox.scheduler")
+
+
+def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
+    """One pass: create what is due, repair what was lost, then enqueue it all (after commit)."""
+    from jobs.actors import enqueue_deliveries, process_inbound
+
+    with session() as s:
+        created = checkins.due(s, now=now, settings=settings)
+    with session() as s:
+        swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)
+        # inbound rows committed but never processed (their broker message was lost)
+        stuck = list(
+            s.execute(
+                select(InboundMessage.id)
+                .where(
+                    InboundMessage.state == "received",
+                    InboundMessage.received_at < now - timedelta(seconds=settings.lease_s),
+                )
+                .limit(1000)
+            ).scalars()
+        )
+    enqueue_deliveries(created + swept)
+    for iid in stuck:
+        process_inbound.send(iid)
+    return {"created": created, "swept": swept, "inbound": stuck}
+
+
+def run_forever(settings: Settings, stop: threading.Event | None = None) -> None:
+    """Tick every TICK_S seconds until ``stop`` is set; a failing tick is logged, not fatal."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            result = tick(now=utcnow(), settings=settings)
+            if any(result.values()):
+                log.info("tick: %s", {k: len(v) for k, v in result.items()})
+        except Exception:  # noqa: BLE001 - the next tick tries again
+            log.exception("scheduler tick failed")
+        stop.wait(settings.tick_s)

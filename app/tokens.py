@@ -1,0 +1,58 @@
+"""Signed tokens: the per-member reply address ``reply+<token>@REPLY_DOMAIN``.
+
+The token binds a member and a day with an HMAC over SECRET_KEY, so a reply
+can be attributed without trusting the From header, and a reply to day D's
+reminder counts for D even after midnight. Tokens are lower-case base32 so
+mail systems that fold the local part's case do not break them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from datetime import date
+
+SIG_CHARS = 16  # 80 bits of HMAC-SHA256
+_TOKEN = re.compile(rf"^(\d{{1,12}})-(\d{{8}})-([a-z2-7]{{{SIG_CHARS}}})$")
+_ADDRESS = re.compile(r"^reply\+([^@]+)@(.+)$", re.IGNORECASE)
+
+
+def _sig(secret: str, payload: str) -> str:
+    mac = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac).decode().lower()[:SIG_CHARS]
+
+
+def reply_token(secret: str, member_id: int, day: date) -> str:
+    """The token for ``member_id`` answering the reminder of ``day``."""
+    payload = f"{member_id}-{day:%Y%m%d}"
+    return f"{payload}-{_sig(secret, payload)}"
+
+
+def reply_address(secret: str, domain: str, member_id: int, day: date) -> str:
+    """The Reply-To address of a reminder."""
+    return f"reply+{reply_token(secret, member_id, day)}@{domain}"
+
+
+def verify_reply_token(secret: str, token: str) -> tuple[int, date] | None:
+    """(member_id, day) when the token is well-formed and its signature matches, else None."""
+    m = _TOKEN.match(token.strip().lower())
+    if not m:
+        return None
+    member, ymd, sig = m.groups()
+    if not hmac.compare_digest(sig, _sig(secret, f"{member}-{ymd}")):
+        return None
+    try:
+        day = date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))
+    except ValueError:
+        return None
+    return int(member), day
+
+
+def token_from_address(address: str, domain: str) -> str | None:
+    """The token part of ``reply+<token>@domain``, or None for any other address."""
+    m = _ADDRESS.match(address.strip())
+    if not m or m.group(2).lower() != domain.lower():
+        return None
+    return m.group(1)

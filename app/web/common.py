@@ -1,0 +1,33 @@
+"""Helpers shared by endpoints: templates, JSON errors and DB work off the event loop."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+from starlette.templating import Jinja2Templates
+
+from app.relay.render import TEMPLATES
+
+templates = Jinja2Templates(directory=str(TEMPLATES / "web"))
+
+
+def error(status: int, reason: str) -> JSONResponse:
+    """A JSON error with the reason a client can act on."""
+    return JSONResponse({"error": reason}, status_code=status)
+
+
+async def in_thread(fn, *args, **kwargs):
+    """Run blocking database work in the thread pool."""
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def api_token(request):
+    """The ApiToken of the request's bearer header, or None (callers answer 401)."""
+    from app.auth import bearer, check_token
+    from app.db import session
+
+    token = bearer(request.headers.get("authorization", ""))
+    if not token:
+        return None
+    with session() as s:
+        return check_token(s, token)

@@ -1,0 +1,69 @@
+"""The Dramatiq broker: Redis when REDIS_URL is set, RabbitMQ when RABBITMQ_URL is, else in memory.
+
+Importing this module sets the global broker before any actor is declared. With
+no external broker, messages go to Dramatiq's StubBroker and ``start_embedded_workers``
+runs worker threads in this process: the embedded default.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+
+from app.settings import Settings, get_settings
+
+_worker = None
+_lock = threading.Lock()
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    """The broker the settings ask for."""
+    if settings.redis_url:
+        from dramatiq.brokers.redis import RedisBroker
+
+        return RedisBroker(url=settings.redis_url, namespace="donebox")
+    if settings.rabbitmq_url:
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        return RabbitmqBroker(url=settings.rabbitmq_url)
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    return broker
+
+
+def is_embedded(broker: dramatiq.Broker | None = None) -> bool:
+    """True when messages stay in this process (no Redis, no RabbitMQ)."""
+    return isinstance(broker or dramatiq.get_broker(), StubBroker)
+
+
+def start_embedded_workers(threads: int | None = None, *, any_broker: bool = False) -> dramatiq.Worker | None:
+    """Run worker threads in this process when the broker is in memory (or always, with
+    ``any_broker``: what `donebox run` does on Redis too); idempotent."""
+    global _worker
+    broker = dramatiq.get_broker()
+    if not (any_broker or is_embedded(broker)):
+        return None
+    with _lock:
+        if _worker is None:
+            _worker = dramatiq.Worker(
+                broker, worker_threads=threads or get_settings().worker_threads, worker_timeout=100
+            )
+            _worker.start()
+    return _worker
+
+
+def drain(timeout_s: float = 60.0) -> None:
+    """Wait until every embedded queue is empty and idle (CLI commands, tests)."""
+    broker = dramatiq.get_broker()
+    if not is_embedded(broker):
+        return
+    worker = start_embedded_workers()
+    for queue in list(broker.queues):
+        broker.join(queue, timeout=int(timeout_s * 1000))
+    worker.join()
+
+
+broker = make_broker(get_settings())
+dramatiq.set_broker(broker)

@@ -1,0 +1,121 @@
+import threading
+from datetime import timedelta
+
+import pytest
+
+from app import outbox
+from app.db import session
+from app.models import OutboundMessage
+from tests.conftest import FIXED_NOW
+
+NOW = FIXED_NOW
+
+
+def make(s, key="k1", **kw):
+    fields = dict(
+        idempotency_key=key,
+        kind="api",
+        to_addr="x@example.com",
+        subject="Hi",
+        template="t",
+        message_id=outbox.new_message_id("mail.test"),
+    )
+    fields.update(kw)
+    return outbox.create(s, now=NOW, **fields)
+
+
+def state(mid):
+    with session() as s:
+        return s.get(OutboundMessage, mid).state
+
+
+def test_creating_the_same_key_twice_makes_one_message(db):
+    with session() as s:
+        first, created = make(s)
+        again, created_again = make(s)
+    assert created and not created_again and first == again
+    with session() as s:
+        assert len(outbox.events(s, first)) == 1
+
+
+def test_every_transition_appends_an_event_with_where_it_came_from(db):
+    with session() as s:
+        mid, _ = make(s)
+        assert outbox.claim(s, mid, now=NOW, lease_s=60).state == "sending"
+        assert outbox.transition(s, mid, "sent", expected="sending", now=NOW, detail="250 ok")
+    with session() as s:
+        timeline = [(e.from_state, e.kind) for e in outbox.events(s, mid)]
+    assert timeline == [("", "queued"), ("queued", "sending"), ("sending", "sent")]
+
+
+def test_a_transition_outside_the_table_is_refused(db):
+    with session() as s:
+        mid, _ = make(s)
+        with pytest.raises(outbox.TransitionError):
+            outbox.transition(s, mid, "delivered", expected="queued", now=NOW)
+
+
+def test_a_late_event_cannot_move_a_message_backwards(db):
+    with session() as s:
+        mid, _ = make(s)
+        outbox.claim(s, mid, now=NOW, lease_s=60)
+        outbox.transition(s, mid, "sent", expected="sending", now=NOW)
+        outbox.transition(s, mid, "delivered", expected="sent", now=NOW)
+        # a retried "sent" notification arrives after "delivered": not in the expected state, no change
+        assert not outbox.transition(s, mid, "delivered", expected="sent", now=NOW)
+    assert state(mid) == "delivered"
+
+
+def test_only_one_of_many_concurrent_claims_wins(db):
+    with session() as s:
+        mid, _ = make(s)
+    wins = []
+    barrier = threading.Barrier(6)
+
+    def claim():
+        barrier.wait()
+        with session() as s:
+            wins.append(outbox.claim(s, mid, now=NOW, lease_s=60) is not None)
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(wins) == [False] * 5 + [True]
+
+
+def test_the_sweeper_recovers_a_message_whose_worker_died(db):
+    with session() as s:
+        mid, _ = make(s, lease_until=NOW + timedelta(seconds=60))
+        outbox.claim(s, mid, now=NOW, lease_s=60)
+    later = NOW + timedelta(seconds=61)
+    with session() as s:
+        ids = outbox.sweep(s, now=later, lease_s=60)
+    assert ids == [mid] and state(mid) == "queued"
+    with session() as s:
+        kinds = [e.kind for e in outbox.events(s, mid)]
+    assert kinds == ["queued", "sending", "deferred", "queued"]
+
+
+def test_the_sweeper_enqueues_again_a_queued_message_nobody_claimed(db):
+    with session() as s:
+        mid, _ = make(s, lease_until=NOW + timedelta(seconds=60))
+        assert outbox.sweep(s, now=NOW, lease_s=60) == []
+        assert outbox.sweep(s, now=NOW + timedelta(seconds=61), lease_s=60) == [mid]
+        assert outbox.sweep(s, now=NOW + timedelta(seconds=62), lease_s=60) == []  # lease bumped
+
+
+def test_the_sweeper_cancels_what_expired_before_it_was_sent(db):
+    with session() as s:
+        mid, _ = make(s, expires_at=NOW + timedelta(hours=1))
+        outbox.sweep(s, now=NOW + timedelta(hours=2), lease_s=60)
+    assert state(mid) == "cancelled"
+
+
+def test_a_scheduled_message_is_queued_when_due(db):
+    with session() as s:
+        mid, _ = make(s, state="scheduled", send_at=NOW + timedelta(minutes=5))
+        assert outbox.sweep(s, now=NOW, lease_s=60) == []
+        assert outbox.sweep(s, now=NOW + timedelta(minutes=5), lease_s=60) == [mid]
+    assert state(mid) == "queued"

@@ -1,0 +1,50 @@
+import pytest
+
+from app.settings import SettingsError, load
+
+
+def test_development_generates_a_secret_once_and_keeps_it(tmp_path):
+    env = {"VAR_DIR": str(tmp_path)}
+    first = load(env)
+    assert len(first.secret_key) >= 32
+    assert load(env).secret_key == first.secret_key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path):
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load({"DONEBOX_ENV": "production", "VAR_DIR": str(tmp_path)})
+
+
+def test_production_does_not_invent_an_inbound_token(tmp_path):
+    s = load({"DONEBOX_ENV": "production", "SECRET_KEY": "x" * 32, "VAR_DIR": str(tmp_path)})
+    assert s.inbound_raw_token == ""
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_secrets_never_appear_in_the_repr(tmp_path):
+    s = load(
+        {"SECRET_KEY": "very-secret-value-123", "INBOUND_RAW_TOKEN": "tok-abc", "VAR_DIR": str(tmp_path)}
+    )
+    assert "very-secret-value-123" not in repr(s)
+    assert "tok-abc" not in repr(s)
+
+
+def test_defaults_are_the_embedded_ones(tmp_path):
+    s = load({"VAR_DIR": str(tmp_path)})
+    assert s.database_url == f"sqlite:///{tmp_path / 'donebox.db'}"
+    assert s.redis_url == "" and s.mail_transport == "maildir"
+    assert s.max_inbound_bytes == 30 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DONEBOX_ENV": "staging"}, "DONEBOX_ENV"),
+        ({"MAIL_TRANSPORT": "pigeon"}, "MAIL_TRANSPORT"),
+        ({"MAX_INBOUND_BYTES": "lots"}, "not a number"),
+    ],
+)
+def test_unusable_settings_are_refused_with_the_reason(tmp_path, env, message):
+    with pytest.raises(SettingsError, match=message):
+        load({"VAR_DIR": str(tmp_path), **env})

@@ -1,0 +1,190 @@
+"""Shared fixtures: settings in a temp folder, a database per backend, real services or a clear skip.
+
+In CI (CI=true) a missing PostgreSQL, Redis or RabbitMQ fails the test; elsewhere it skips with a reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from datetime import UTC, datetime
+from urllib.parse import urlparse
+
+import pytest
+
+CI = os.environ.get("CI") == "true"
+PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+FIXED_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
+
+TEST_ENV = {
+    "DONEBOX_ENV": "development",
+    "SECRET_KEY": "test-secret-key-0123456789",
+    "INBOUND_RAW_TOKEN": "test-inbound-token",
+    "MAIL_TRANSPORT": "memory",
+    "REPLY_DOMAIN": "reply.test",
+    "MAIL_FROM": "donebox@mail.test",
+    "BASE_URL": "http://donebox.test",
+}
+
+
+def need(component: str, reason: str):
+    """Fail in CI, skip elsewhere: a component a test needs is not there."""
+    msg = f"{component} is not available: {reason}"
+    if CI:
+        pytest.fail(msg + " (CI=true: every component must be present)")
+    pytest.skip(msg)
+
+
+def reachable(url: str, default_port: int) -> bool:
+    u = urlparse(url)
+    try:
+        with socket.create_connection((u.hostname or "127.0.0.1", u.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def reset_caches() -> None:
+    from app.db import get_engine
+    from app.settings import get_settings
+
+    if get_engine.cache_info().currsize:
+        get_engine().dispose()
+    get_engine.cache_clear()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """The test environment: fixed secrets, memory transport, VAR_DIR in tmp."""
+    for k, v in TEST_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    for k in ("REDIS_URL", "RABBITMQ_URL", "DATABASE_URL"):
+        monkeypatch.delenv(k, raising=False)
+    reset_caches()
+    yield monkeypatch
+    quiesce_jobs()
+    reset_caches()
+
+
+def quiesce_jobs() -> None:
+    """Finish what in-process workers are doing and drop what is left queued, so no job of
+    this test runs against the next test's database."""
+    import sys
+
+    broker_mod = sys.modules.get("jobs.broker")
+    if broker_mod is None:
+        return
+    if broker_mod._worker is not None:
+        broker_mod.drain()
+    if broker_mod.is_embedded():
+        broker_mod.broker.flush_all()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """A fresh PostgreSQL database for this test session, migrated; dropped afterwards."""
+    if not reachable(PG_ADMIN_URL, 5432):
+        need("PostgreSQL", f"nothing answers at {PG_ADMIN_URL}")
+    import psycopg
+
+    name = f"donebox_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    from app.migrate import upgrade
+
+    upgrade(url)
+    yield url
+    reset_caches()
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory):
+    """A migrated SQLite file for this test session."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'donebox.db'}"
+    from app.migrate import upgrade
+
+    upgrade(url)
+    return url
+
+
+def _truncate(engine) -> None:
+    from sqlmodel import SQLModel
+
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        else:
+            for t in tables:
+                conn.exec_driver_sql(f"DELETE FROM {t}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, env):
+    """Run the test on SQLite and on PostgreSQL, each emptied first; yields the engine."""
+    url = request.getfixturevalue(f"{request.param}_url" if request.param == "sqlite" else "pg_url")
+    env.setenv("DATABASE_URL", url)
+    reset_caches()
+    from app.db import get_engine
+
+    engine = get_engine()
+    _truncate(engine)
+    yield engine
+
+
+@pytest.fixture
+def redis_url():
+    if not reachable(REDIS_URL, 6379):
+        need("Redis", f"nothing answers at {REDIS_URL}")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture
+def rabbitmq_url():
+    if not reachable(RABBITMQ_URL, 5672):
+        need("RabbitMQ", f"nothing answers at {RABBITMQ_URL}")
+    return RABBITMQ_URL
+
+
+@pytest.fixture
+def sent():
+    """The memory transport's list of sent messages, emptied."""
+    from app.relay.transports import _MEMORY
+
+    _MEMORY.sent.clear()
+    yield _MEMORY.sent
+    _MEMORY.sent.clear()
+
+
+@pytest.fixture
+def team(db):
+    """A team of three (one observer) with schedules, committed."""
+    from app.checkins import schedule_member
+    from app.db import session
+    from app.models import Member, Team
+
+    with session() as s:
+        t = Team(name="Rocket", timezone="Europe/Berlin", created_at=FIXED_NOW)
+        s.add(t)
+        s.flush()
+        for name, email, role in (
+            ("Ada", "ada@example.com", "admin"),
+            ("Bob", "bob@example.com", "member"),
+            ("Olga", "olga@example.com", "observer"),
+        ):
+            m = Member(team_id=t.id, email=email, name=name, role=role, created_at=FIXED_NOW)
+            schedule_member(m, t, FIXED_NOW)
+            s.add(m)
+        s.flush()
+        return t
