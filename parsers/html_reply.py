@@ -15,7 +15,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from parsers import quotes
 
-MAX_NODES = 300_000  # nodes past this many are not rendered
+MAX_NODES = 50_000  # nodes past this many are not rendered (a reply sits at the top)
 
 SKIP = {"head", "style", "script", "title", "xml", "template", "noscript", "-comment", "-doctype"}
 BLOCK = {
@@ -37,6 +37,7 @@ CUT_CLASSES = ("yahoo_quoted", "OutlookMessageHeader", "zmail_extra")  # Yahoo, 
 _BORDER_TOP = re.compile(r"border-top(?:-style)?:\s*solid", re.I)
 # Gmail's "Indent" button makes a borderless blockquote: content, not a quote.
 _INDENT = re.compile(r"border:\s*none", re.I)
+_SPACE = re.compile(r"\s+")
 # Attribution containers: the line "On ... wrote:" itself.
 HEADER_CLASSES = ("gmail_attr", "moz-cite-prefix")
 
@@ -60,26 +61,11 @@ def _is_cut(node, tag: str, attrs: dict) -> bool:
     return tag == "div" and bool(_BORDER_TOP.search(style)) and _starts_with(node, quotes.FIELD)
 
 
-def _last_plain_blockquote(tree):
-    """The last top-level blockquote with no client marking: talon's rule for unmarked quotes."""
-    last = None
-    for bq in tree.css("blockquote"):
-        attrs = bq.attributes
-        if (
-            attrs.get("type") == "cite"
-            or "gmail_quote" in _classes(attrs)
-            or _INDENT.search(attrs.get("style") or "")
-        ):
-            continue
-        parent, nested = bq.parent, False
-        while parent is not None:
-            if parent.tag == "blockquote" or "gmail_quote" in _classes(parent.attributes):
-                nested = True
-                break
-            parent = parent.parent
-        if not nested:
-            last = bq
-    return last
+def _plain_blockquote(attrs: dict) -> bool:
+    """A blockquote with no client marking; talon's rule: the last top-level one is the quote."""
+    if attrs.get("type") == "cite" or "gmail_quote" in _classes(attrs):
+        return False
+    return not _INDENT.search(attrs.get("style") or "")
 
 
 class _Lines:
@@ -109,16 +95,16 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     root = tree.body or tree.root
     if root is None:
         return [], [], notes
-    plain_quote = _last_plain_blockquote(tree)
     out = _Lines()
-    quote = header = pre = gmail = 0
+    quote = header = pre = gmail = nested = 0
+    plain = 0  # how many top-level unmarked blockquotes were seen; their lines are "maybe:<n>"
     cut = False
     seen = 0
     stack: list = [(root, None)]
     while stack:
         node, restore = stack.pop()
         if restore is not None:
-            (quote, header, pre, gmail), block = restore
+            (quote, header, pre, gmail, nested), block = restore
             if block:
                 out.newline()
             continue
@@ -130,8 +116,10 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
         if tag == "-text":
             text = node.text_content or ""
             kind = "cut" if cut else "header" if header else "quote" if quote else None
+            if kind is None and nested and plain:
+                kind = f"maybe:{plain}"
             if not pre:
-                out.add(re.sub(r"\s+", " ", text), kind)
+                out.add(_SPACE.sub(" ", text), kind)
                 continue
             for i, piece in enumerate(text.split("\n")):
                 if i:
@@ -151,11 +139,14 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
                 cut = True
                 notes.append(f"HTML quote starts at <{tag}> {attrs.get('id') or _classes(attrs)}".rstrip())
         block = tag in BLOCK
-        stack.append((node, ((quote, header, pre, gmail), block)))
+        stack.append((node, ((quote, header, pre, gmail, nested), block)))
         classes = _classes(attrs)
         if tag == "blockquote":
-            if attrs.get("type") == "cite" or gmail or node == plain_quote:
+            if attrs.get("type") == "cite" or gmail:
                 quote += 1
+            elif not nested and not quote and _plain_blockquote(attrs):
+                plain += 1
+            nested += 1
         elif "gmail_quote" in classes:
             if _starts_with(node, quotes.FORWARD):
                 notes.append("forwarded message in the HTML")
@@ -176,4 +167,6 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
             child = child.next
         stack.extend(reversed(children))
     out.newline()
-    return out.lines, out.kinds, notes
+    last = f"maybe:{plain}"
+    kinds = [("quote" if k == last else None) if k and k.startswith("maybe:") else k for k in out.kinds]
+    return out.lines, kinds, notes

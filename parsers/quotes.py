@@ -190,7 +190,7 @@ FORWARD = re.compile(
     re.I,
 )
 # "---- John Smith wrote ----" (Android) and "---- On <date> Bob wrote ----" (Zoho).
-DASHED_WROTE = re.compile(rf"^\s*-{{2,}}.{{1,300}}(?:{_alt(WROTE_WORDS)})\s?:?\s?-{{2,}}\s*$", re.I)
+DASHED_WROTE = re.compile(rf"^\s*-{{2,}}+.{{1,300}}(?:{_alt(WROTE_WORDS)})\s?:?\s?-{{2,}}\s*$", re.I)
 
 _FIELD_ROLE = {label.lower(): role for role, labels in FIELD_LABELS.items() for label in labels}
 _ALL_LABELS = _alt(label for labels in FIELD_LABELS.values() for label in labels)
@@ -201,7 +201,7 @@ FIELD_INLINE = re.compile(rf"\s\*?({_ALL_LABELS})\s?\*?\s?[:：]", re.I)
 RULE = re.compile(r"^[\s\-_=*~—–]+$")
 # A dashed banner in any language ("-------- Oprindelig besked --------"): part of the quote
 # header when a header block follows it directly.
-BANNER = re.compile(r"^\s*[-_=]{2,}\s?[^-_=]{1,60}?\s?[-_=]{2,}\s*$")
+BANNER = re.compile(r"^\s*[-_=]{2,}+\s?[^-_=]{1,60}?\s?[-_=]{2,}\s*$")
 
 
 def field_role(line: str) -> str | None:

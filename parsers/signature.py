@@ -76,8 +76,8 @@ DISCLAIMERS = tuple(
 
 # "-- " (RFC 3676) and its sloppy cousins "--", "---", "__".
 DELIMITER = re.compile(r"^\s*(?:-{2,}|_{2,}|—)\s*$")
-# A one-word sign-off after a dash: "-roman", "- Lev.", "— Bob".
-DASH_NAME = re.compile(r"^\s*[-–—]\s?[^\W\d_][\w'.]{0,30}(?:\s[^\W\d_][\w'.]{0,30})?\s*$")
+# A one-word name after a dash, as the last line: "-roman", "- Lev.", "— Bob".
+DASH_NAME = re.compile(r"^\s*[-–—]\s?[^\W\d_][\w'.]{0,30}\s*$")
 # Lines a signature never holds: bullets and entry prefixes.
 CONTENT = re.compile(
     r"^\s*(?:[-*•+]\s|\d{1,3}[.)]\s|\[[ xX]\]|(?:goal|tomorrow|blocked|blocker|done)\s?:)", _I

@@ -231,8 +231,10 @@ def _finish(out: Cut) -> Cut:
         out.quoted.insert(0, head.pop())
         while head and not head[-1].strip():
             head.pop()
-    while head and not head[0].strip():
-        head.pop(0)
+    lead = 0
+    while lead < len(head) and not head[lead].strip():
+        lead += 1
+    head = head[lead:]
     if out.forwarded_at is not None:
         out.forwarded_at = len(head)
     out.reply = head + tail
