@@ -82,9 +82,12 @@ class _Lines:
             self.kind = kind
         self.buf.append(text)
 
-    def newline(self) -> None:
-        self.lines.append("".join(self.buf).replace("\xa0", " ").strip())
-        self.kinds.append(self.kind if self.buf else None)
+    def newline(self, hard: bool = False) -> None:
+        """End the line; a block edge (soft) adds no empty line, a ``<br>`` (hard) does."""
+        text = "".join(self.buf).replace("\xa0", " ").strip()
+        if text or hard:
+            self.lines.append(text)
+            self.kinds.append(self.kind if text else None)
         self.buf, self.kind = [], None
 
 
@@ -123,13 +126,13 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
                 continue
             for i, piece in enumerate(text.split("\n")):
                 if i:
-                    out.newline()
+                    out.newline(hard=True)
                 out.add(piece, kind)
             continue
         if tag in SKIP:
             continue
         if tag == "br":
-            out.newline()
+            out.newline(hard=True)
             continue
         attrs = node.attributes if tag in ("div", "blockquote", "hr", "span", "table", "p") else {}
         if not cut and attrs and _is_cut(node, tag, attrs):

@@ -36,7 +36,8 @@ class Reply:
 _MIME_HEADER = re.compile(r"^[!-9;-~]{1,76}:")
 _MIME_NAMES = {"content-type", "mime-version", "message-id", "received", "return-path", "dkim-signature"}
 _HTML_TAG = re.compile(
-    r"<(?:html|head|body|div|p|br|blockquote|span|table|tr|td|font|hr|a|b|i|u|ul|ol|li|meta|style|o:p)[\s/>]",
+    r"<(?:html|head|body|div|p|br|blockquote|span|table|tr|td|font|hr|a|b|i|u|ul|ol|li|meta|style|o:p"
+    r"|pre|h[1-6]|img|center|section)[\s/>]",
     re.I,
 )
 
