@@ -1,0 +1,75 @@
+"""Signatures: cut at the end of a reply, never into its content."""
+
+import pytest
+
+from parsers.reply import extract_reply
+from parsers.signature import split_signature
+
+SIGNED = [
+    ("rfc delimiter", "Fixed the build.\n\n-- \nAna Ruiz\nACME Inc", "Fixed the build."),
+    ("bare dashes", "Hey man! How r u?\n---\nRoman", "Hey man! How r u?"),
+    ("dash and name", "Merged the PR.\n-ana", "Merged the PR."),
+    ("iphone", "Merged the PR.\n\nSent from my iPhone", "Merged the PR."),
+    (
+        "blackberry in two languages",
+        "Done.\nSent wirelessly from my BlackBerry device on the Bell network.\n"
+        "Envoyé sans fil par mon terminal mobile BlackBerry sur le réseau de Bell.",
+        "Done.",
+    ),
+    ("outlook mobile", "Done.\n\nGet Outlook for Android<https://aka.ms/ghei36>", "Done."),
+    ("outlook mobile in french", "Done.\n\nTélécharger Outlook pour iOS<https://aka.ms/o0ukef>", "Done."),
+    ("german iphone", "Erledigt.\n\nVon meinem iPhone gesendet", "Erledigt."),
+    ("spanish", "Hecho.\n\nEnviado desde mi iPhone", "Hecho."),
+    ("japanese", "完了\n\niPhoneから送信", "完了"),
+    ("sign-off and name", "Shipped it.\n\nThanks!\nAna", "Shipped it."),
+    ("sign-off with name on the line", "Shipped it.\n\nCheers, Ana", "Shipped it."),
+    ("german sign-off", "Erledigt.\n\nViele Grüße\nAna", "Erledigt."),
+    (
+        "contact block",
+        "Fixed the login bug.\n\nJane Doe | Engineer\n+1 555 010 0199\nwww.example.com",
+        "Fixed the login bug.",
+    ),
+    (
+        "disclaimer",
+        "Fixed it.\n\nThis email and any attachments are confidential and intended solely for the "
+        "addressee.\nIf you are not the intended recipient, delete it.",
+        "Fixed it.",
+    ),
+    ("stacked footers", "Blah.\n\n-Lev.\n\nSent from my HTC smartphone!", "Blah."),
+]
+
+
+@pytest.mark.parametrize("kind,text,expected", SIGNED, ids=[k for k, _, _ in SIGNED])
+def test_a_signature_at_the_end_is_cut(kind, text, expected):
+    reply = extract_reply(text)
+    assert reply.text == expected
+    assert reply.signature
+
+
+UNSIGNED = [
+    ("a colon in the body", "Status: deployed\nNote: rollback plan ready"),
+    (
+        "sent from in a sentence",
+        "Here is another email\n\nSent from my desk, is much easier then my mobile phone.",
+    ),
+    ("thanks in a sentence", "Hey man!\nThanks for your attention."),
+    ("the first line", "--\nRoman"),
+    ("a bullet list", "Today:\n- deploy\n- docs"),
+    ("a single bullet", "What did you get done today?\n- the report"),
+    ("arrows", "Look at this:\n\n--> one\n--> two"),
+    ("sent from a server", "Moved the job.\nSent from staging to prod"),
+]
+
+
+@pytest.mark.parametrize("kind,text", UNSIGNED, ids=[k for k, _ in UNSIGNED])
+def test_content_that_looks_like_a_signature_is_kept(kind, text):
+    assert extract_reply(text).text == text
+
+
+def test_signatures_are_kept_when_not_asked_to_strip():
+    text = "Hello\n\nSent from my iPhone"
+    assert extract_reply(text, strip_signature=False).text == text
+
+
+def test_split_signature_returns_body_and_signature():
+    assert split_signature(["Hi", "", "-- ", "Ana"]) == (["Hi"], ["-- ", "Ana"])
