@@ -1,0 +1,202 @@
+"""Reply extraction benchmark: donebox against the reference libraries, in one run.
+
+    python bench/replies.py [--quick] [--corpus PATH] [--rounds N]
+
+Scores every extractor with the shared scorer (``$DONEBOX_SHARED/tools/eval_replies.py``,
+``DONEBOX_SHARED`` defaulting to ``<repo>/../shared``) on the shared corpus and prints one
+``name=value`` line per figure: exact-match percentage, mean token F1, mean and median
+milliseconds per message, per extractor and per source repository and language, and
+``speed_ratio_vs_talon`` (talon's mean time over donebox's). ``--quick`` runs one timing
+round and finishes in under a minute; a full run times each message over several rounds
+(the median per message) and rewrites the ``## Reply extraction`` section of BENCHMARKS.md.
+
+The reference libraries are not project dependencies; install them to compare:
+
+    pip install talon email-reply-parser mail-parser-reply quotequail
+
+A missing one prints ``<name>=unavailable``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("DONEBOX_SHARED", REPO.parent / "shared"))
+BENCHMARKS = REPO / "BENCHMARKS.md"
+SECTION = "## Reply extraction"
+
+# extractor name -> the scorer's adapter class name and the distribution to report the version of
+LIBRARIES = {
+    "talon": ("Talon", "talon"),
+    "email_reply_parser": ("EmailReplyParserAdapter", "email-reply-parser"),
+    "mail_parser_reply": ("MailParserReply", "mail-parser-reply"),
+    "quotequail": ("Quotequail", "quotequail"),
+}
+
+
+def load_scorer():
+    """Import the shared scorer module from its file."""
+    path = SHARED / "tools" / "eval_replies.py"
+    spec = importlib.util.spec_from_file_location("eval_replies", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def adapters(scorer):
+    """(name, adapter or None) for every extractor, donebox last."""
+    out = []
+    for name, (cls, _) in LIBRARIES.items():
+        adapter = getattr(scorer, cls)()
+        out.append((name, adapter if adapter.available() else None))
+    donebox = scorer.Project(str(REPO), "parsers.reply:extract_reply_text")
+    out.append(("donebox", donebox if donebox.available() else None))
+    return out
+
+
+def measure(scorer, adapter, cases, rounds: int):
+    """Score rows from the first round; per-message time is the median over ``rounds``."""
+    scorer.run(adapter, cases[:5])  # warm-up: imports, compiled patterns, caches
+    rows = scorer.run(adapter, cases)
+    times = [[r["ms"]] for r in rows]
+    for _ in range(rounds - 1):
+        for t, r in zip(times, scorer.run(adapter, cases), strict=True):
+            t.append(r["ms"])
+    for r, t in zip(rows, times, strict=True):
+        r["ms"] = statistics.median(t)
+    return rows
+
+
+def figures(name, rows, cases):
+    """The name=value figures of one extractor: overall, then per source repo and language."""
+    n = len(rows)
+    out = {
+        f"{name}_exact_pct": round(100 * sum(r["exact"] for r in rows) / n, 1),
+        f"{name}_f1": round(sum(r["f1"] for r in rows) / n, 3),
+        f"{name}_ms_mean": round(statistics.fmean(r["ms"] for r in rows), 3),
+        f"{name}_ms_median": round(statistics.median(r["ms"] for r in rows), 3),
+        f"{name}_errors": sum(1 for r in rows if r["error"]),
+    }
+    for field in ("repo", "lang"):
+        groups = collections.defaultdict(list)
+        for case, row in zip(cases, rows, strict=True):
+            groups[case.get(field, "?")].append(row)
+        for key, group in sorted(groups.items()):
+            slug = re.sub(r"\W+", "_", key).strip("_").lower()
+            out[f"{name}_exact_pct_{field}_{slug}"] = round(
+                100 * sum(r["exact"] for r in group) / len(group), 1
+            )
+    return out
+
+
+def table(results, cases) -> str:
+    lines = [
+        "| extractor | version | exact | F1 | ms/msg mean | ms/msg median | errors |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, f in results.items():
+        ver = version(LIBRARIES[name][1]) if name in LIBRARIES else "this checkout"
+        if f is None:
+            lines.append(f"| {name} | {ver} | unavailable | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {ver} | {f[name + '_exact_pct']}% | {f[name + '_f1']} | {f[name + '_ms_mean']} "
+            f"| {f[name + '_ms_median']} | {f[name + '_errors']} |"
+        )
+    repos = sorted({c["repo"] for c in cases})
+    lines += ["", "Exact match by source repository:", "", "| extractor | " + " | ".join(repos) + " |"]
+    lines.append("|---|" + "---|" * len(repos))
+    for name, f in results.items():
+        if f is None:
+            continue
+        cells = []
+        for repo in repos:
+            slug = re.sub(r"\W+", "_", repo).strip("_").lower()
+            cells.append(f"{f[f'{name}_exact_pct_repo_{slug}']}%")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    """Replace this benchmark's section of BENCHMARKS.md, keeping every other section."""
+    old = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(old):
+        new = pattern.sub(lambda _: text, old)
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    BENCHMARKS.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="one timing round, no BENCHMARKS.md update")
+    ap.add_argument("--corpus", default=str(SHARED / "corpus" / "replies-dev.jsonl"))
+    ap.add_argument("--rounds", type=int, default=0, help="timing rounds (default 1 quick, 7 full)")
+    args = ap.parse_args(argv)
+    rounds = args.rounds or (1 if args.quick else 7)
+    scorer = load_scorer()
+    cases = [json.loads(line) for line in open(args.corpus, encoding="utf-8") if line.strip()]
+    print(f"corpus={args.corpus}")
+    print(f"cases={len(cases)}")
+    print(f"rounds={rounds}")
+    results = {}
+    for name, adapter in adapters(scorer):
+        if adapter is None:
+            print(f"{name}=unavailable")
+            results[name] = None
+            continue
+        results[name] = figures(name, measure(scorer, adapter, cases, rounds), cases)
+        for key, value in results[name].items():
+            print(f"{key}={value}")
+    talon, donebox = results.get("talon"), results.get("donebox")
+    ratio = None
+    if talon and donebox and donebox["donebox_ms_mean"]:
+        ratio = round(talon["talon_ms_mean"] / donebox["donebox_ms_mean"], 1)
+        print(f"speed_ratio_vs_talon={ratio}")
+    if args.quick:
+        return 0
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    section = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Measured {now} by `python bench/replies.py` on {len(cases)} cases of "
+            f"`{Path(args.corpus).name}` (shared corpus), Python {platform.python_version()}, "
+            f"{platform.machine()}, {os.cpu_count()} CPUs; time per message is the median of {rounds} "
+            "rounds, then the mean and median over messages, each library called through the shared "
+            "scorer's adapter. Reference libraries: `pip install talon email-reply-parser "
+            "mail-parser-reply quotequail`.",
+            "",
+            table(results, cases),
+            "",
+            f"donebox is {ratio}x faster than talon on the mean." if ratio else "talon was not measured.",
+            "",
+        ]
+    )
+    write_section(section)
+    print(f"wrote={BENCHMARKS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
