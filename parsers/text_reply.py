@@ -47,6 +47,8 @@ def _ends_like_header(line: str) -> bool:
 
 def _field_block(lines: list[str], i: int) -> int:
     """End (exclusive) of an Outlook-style header block starting at ``i``, or 0."""
+    if not any(c in lines[i][:60] for c in ":："):
+        return 0
     if quotes.inline_field_block(lines[i]):
         return i + 1
     roles, end, gap = set(), i, 0
@@ -65,8 +67,11 @@ def _field_block(lines: list[str], i: int) -> int:
     return 0
 
 
-def _attribution(lines: list[str], i: int, ends: list[bool]) -> int:
+def _attribution(lines: list[str], i: int, ends) -> int:
     """End (exclusive) of an "On ... wrote:" header starting at line ``i``, or 0."""
+    last = min(len(lines), i + MAX_WINDOW)
+    if not any(ends(j) for j in range(i, last)):
+        return 0
     first = lines[i]
     multi_ok = bool(
         quotes.START.match(first)
@@ -76,7 +81,7 @@ def _attribution(lines: list[str], i: int, ends: list[bool]) -> int:
     )
     parts = []
     blank_seen = False
-    for j in range(i, min(len(lines), i + MAX_WINDOW)):
+    for j in range(i, last):
         line = lines[j]
         if not line.strip():
             blank_seen = True
@@ -87,7 +92,7 @@ def _attribution(lines: list[str], i: int, ends: list[bool]) -> int:
             break  # the header starts on this later line, not at ``i``
         parts.append(line.strip())
         # a blank line inside the window only in "<\nmailto:...\n> wrote:" (polymail)
-        if ends[j] and (not blank_seen or line.lstrip().startswith(">")):
+        if ends(j) and (not blank_seen or line.lstrip().startswith(">")):
             if quotes.is_attribution(" ".join(parts)):
                 return j + 1
     return 0
@@ -95,26 +100,49 @@ def _attribution(lines: list[str], i: int, ends: list[bool]) -> int:
 
 def _inline_attribution(line: str) -> int:
     """Offset where an attribution starts after text on the same line, or -1."""
-    for m in quotes.START_INLINE.finditer(line[: quotes.MAX_LINE]):
+    for m in quotes.START_INLINE.finditer(line):
         if m.start() and quotes.is_attribution(line[m.start() :]):
             return m.start()
     return -1
 
 
-def classify(lines: list[str], forced: list[str] | None = None) -> list[tuple[str, int]]:
-    """Kinds per line: ("blank"|"quote"|"text"|"forward"|"cut", 0), ("header", end) at a header start,
-    or ("split", offset) where an attribution starts after text on the same line."""
-    n = min(len(lines), MAX_LINES)
-    ends = [_ends_like_header(line) for line in lines[: n + MAX_WINDOW]]
-    kinds: list[tuple[str, int]] = []
-    i = 0
-    while i < n:
+class Kinds:
+    """Kinds of lines, classified lazily from the top, so the pass stops reading at the first cut.
+
+    ``kinds[i]`` is ("blank"|"quote"|"text"|"forward"|"cut", 0), ("header", end) at a header
+    start, or ("split", offset) where an attribution starts after text on the same line.
+    """
+
+    def __init__(self, lines: list[str], forced: list[str | None] | None = None):
+        self.n = min(len(lines), MAX_LINES)
+        # matchers see at most MAX_LINE characters of a line
+        self.lines = [line[: quotes.MAX_LINE] for line in lines[: self.n + MAX_WINDOW]]
+        self.forced = forced
+        self.kinds: list[tuple[str, int]] = []
+        self._ends: dict[int, bool] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[str, int]:
+        while len(self.kinds) <= i:
+            self._step()
+        return self.kinds[i]
+
+    def ends(self, j: int) -> bool:
+        """Whether line ``j`` ends like an attribution: a colon, a "wrote" verb, an address."""
+        if j not in self._ends:
+            tail = self.lines[j][-80:]
+            self._ends[j] = bool(quotes.HEADER_END.search(tail) or quotes.ADDRESS_END.search(tail))
+        return self._ends[j]
+
+    def _step(self) -> None:
+        i, lines, kinds = len(self.kinds), self.lines, self.kinds
         line = lines[i]
-        hint = forced[i] if forced else None
+        hint = self.forced[i] if self.forced else None
         if hint == "cut":
-            kinds.extend(("cut", 0) for _ in range(i, n))
-            break
-        if hint == "header":
+            kinds.extend(("cut", 0) for _ in range(i, self.n))
+        elif hint == "header":
             kinds.append(("header", i + 1))
         elif not line.strip():
             kinds.append(("blank", 0))
@@ -124,18 +152,15 @@ def classify(lines: list[str], forced: list[str] | None = None) -> list[tuple[st
             kinds.append(("forward", 0))
         elif quotes.ORIGINAL_MESSAGE.match(line) or quotes.DASHED_WROTE.match(line):
             kinds.append(("header", i + 1))
-        elif ends[i] and _inline_attribution(line) > 0:
+        elif self.ends(i) and _inline_attribution(line) > 0:
             kinds.append(("split", _inline_attribution(line)))
         else:
-            end = _field_block(lines, i) or _attribution(lines, i, ends)
+            end = _field_block(lines, i) or _attribution(lines, i, self.ends)
             if end:
                 kinds.append(("header", end))
                 kinds.extend(("text", 0) for _ in range(i + 1, end))
-                i = end
-                continue
-            kinds.append(("text", 0))
-        i += 1
-    return kinds
+            else:
+                kinds.append(("text", 0))
 
 
 def _known_cut(lines: list[str], i: int, known: set[str], need: int) -> bool:
@@ -145,17 +170,17 @@ def _known_cut(lines: list[str], i: int, known: set[str], need: int) -> bool:
     return len(hits) >= need
 
 
-def _next_kind(kinds: list[tuple[str, int]], start: int) -> str:
-    for k, _ in kinds[start:]:
-        if k != "blank":
-            return k
+def _next_kind(kinds: Kinds, start: int) -> str:
+    for i in range(start, len(kinds)):
+        if kinds[i][0] != "blank":
+            return kinds[i][0]
     return "end"
 
 
 def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: tuple[str, ...] = ()) -> Cut:
     """Split ``lines`` into the sender's lines and quoted lines; never raises on odd input."""
     out = Cut()
-    kinds = classify(lines, forced)
+    kinds = Kinds(lines, forced)
     known = {_norm(k) for k in known_quotes if len(_norm(k)) >= 8}
     need = min(2, len(known))
     in_quote = False
@@ -216,7 +241,7 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
     if len(lines) > n:
         out.notes.append(f"only the first {MAX_LINES} lines were searched for quotes")
         out.reply.extend(lines[n:])
-    if out.quoted and not any(k == "header" for k, _ in kinds):
+    if out.quoted and not out.notes:
         out.notes.append("cut > quoted lines")
     return _finish(out)
 
