@@ -22,7 +22,7 @@ WROTE_WORDS = (
     "escreveu",  # Portuguese
     "ha scritto", "scrisse",  # Italian
     "schreef", "geschreven",  # Dutch ("heeft ... het volgende geschreven")
-    "napisał(a)", "napisała", "napisał", "pisze",  # Polish
+    "napisał(a)", "napisała", "napisał", "nadesłał", "pisze",  # Polish
     "skrev",  # Swedish, Danish, Norwegian
     "kirjoitti",  # Finnish
     "napsal(a)", "napsala", "napsal", "napísal",  # Czech, Slovak
@@ -35,7 +35,7 @@ WROTE_WORDS = (
     "menulis",  # Indonesian
     "のメッセージ", "のメール", "書きました",  # Japanese (Outlook, Apple Mail)
     "写道", "寫道",  # Chinese (Gmail, simplified and traditional)
-    "작성",  # Korean (Gmail: "...님이 작성:")
+    "작성",  # Korean (Gmail "...님이 작성:", Outlook "...님이 작성하였습니다:")
 )  # fmt: skip
 
 # Weaker verbs: an attribution only when the line also starts with a start word.
@@ -53,7 +53,7 @@ START_WORDS = (
     "Em", "Às",  # Portuguese
     "Il giorno", "Il",  # Italian
     "Op",  # Dutch
-    "W dniu",  # Polish
+    "W dniu", "Dnia",  # Polish
     "Den", "På",  # Swedish, Danish, Norwegian
     "Dne", "Dňa",  # Czech, Slovak
     "Vào",  # Vietnamese
@@ -119,19 +119,20 @@ FORWARD_SENTENCES = (
 FIELD_LABELS = {
     "from": (
         "From", "Von", "De", "Da", "Van", "Fra", "Från", "Od", "От", "Від", "Kimden", "Lähettäjä",
-        "Feladó", "Từ", "差出人", "发件人", "寄件者", "보낸 사람", "Reply-To",
+        "Feladó", "Từ", "差出人", "发件人", "寄件者", "보낸 사람", "보낸사람", "Reply-To",
     ),
     "date": (
         "Sent", "Date", "Gesendet", "Datum", "Envoyé", "Enviado", "Enviada", "Fecha", "Data", "Inviato",
         "Verzonden", "Sendt", "Dato", "Skickat", "Wysłano", "Odesláno", "Отправлено", "Дата", "Надіслано",
         "Gönderildi", "Tarih", "Lähetetty", "Elküldve", "Đã gửi", "送信日時", "日付", "发送时间", "日期",
-        "寄件日期", "보낸 날짜", "날짜",
+        "寄件日期", "보낸 날짜", "보낸날짜", "날짜", "Envoyé le",
     ),
     "to": (
         "To", "An", "À", "A", "Para", "Aan", "Til", "Till", "Do", "Komu", "Кому", "Kime", "Vastaanottaja",
-        "Címzett", "Đến", "宛先", "收件人", "收件者", "받는 사람",
+        "Címzett", "Đến", "宛先", "收件人", "收件者", "받는 사람", "받는사람",
     ),
-    "cc": ("Cc", "CC", "Kopie", "Kopia", "DW", "Копия", "Bilgi", "抄送", "副本", "참조"),
+    "cc": ("Cc", "CC", "Kopie", "Kopia", "DW", "Копия", "Bilgi", "抄送", "副本", "참조", "Kopi", "Vedhæftet"),
+    "organization": ("Organization", "Organisation", "组织"),
     "subject": (
         "Subject", "Betreff", "Objet", "Asunto", "Assunto", "Oggetto", "Onderwerp", "Emne", "Ämne",
         "Temat", "Předmět", "Тема", "Konu", "Aihe", "Tárgy", "Chủ đề", "件名", "主题", "主旨", "제목",
@@ -147,7 +148,11 @@ def _alt(words) -> str:
 # A word ends where no letter follows; CJK verbs simply end.
 _WORD_END = r"(?![^\W\d_])"
 
-WROTE = re.compile(rf"(?:{_alt(WROTE_WORDS)}){_WORD_END}", re.I)
+# CJK verbs run straight into what follows ("작성하였습니다"), so only the others need a word end.
+_CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
+_WROTE_CJK = _alt(w for w in WROTE_WORDS if _CJK.search(w))
+_WROTE_OTHER = _alt(w for w in WROTE_WORDS if not _CJK.search(w))
+WROTE = re.compile(rf"(?:{_WROTE_CJK}|(?:{_WROTE_OTHER}){_WORD_END})", re.I)
 WEAK_WROTE = re.compile(rf"\b(?:{_alt(WEAK_WROTE_WORDS)}){_WORD_END}", re.I)
 
 # Leading decoration before a marker: spaces, bold stars, dashes, underscores.

@@ -35,7 +35,7 @@ MOBILE_FOOTERS = tuple(
         r"(?:wysłane z|odesláno z|отправлено (?:с|из)) .{1,40}",  # Polish, Czech, Russian
         r"\S{1,30}(?:dan|den|umdan|imden) gönderildi",  # Turkish
         r".{1,30}から送信",  # Japanese
-        r"(?:发自我的|從我的).{1,30}",  # Chinese
+        r"(?:发自我的|從我的|从我的).{1,30}",  # Chinese
         r".{1,30}에서 보냄",  # Korean
     )
 )
@@ -76,8 +76,8 @@ DISCLAIMERS = tuple(
 
 # "-- " (RFC 3676) and its sloppy cousins "--", "---", "__".
 DELIMITER = re.compile(r"^\s*(?:-{2,}|_{2,}|—)\s*$")
-# A one-word name after a dash, as the last line: "-roman", "- Lev.", "— Bob".
-DASH_NAME = re.compile(r"^\s*[-–—]\s?[^\W\d_][\w'.]{0,30}\s*$")
+# A one-word name after a dash or slash, as the last line: "-roman", "- Lev.", "/Anna".
+DASH_NAME = re.compile(r"^\s*[-–—/]\s?[^\W\d_][\w'.]{0,30}\s*$")
 # Lines a signature never holds: bullets and entry prefixes.
 CONTENT = re.compile(
     r"^\s*(?:[-*•+]\s|\d{1,3}[.)]\s|\[[ xX]\]|(?:goal|tomorrow|blocked|blocker|done)\s?:)", _I

@@ -70,6 +70,8 @@ QUOTE_HEADERS = [
     ("japanese", "2015年9月14日(月) 2:23 Ana Ruiz <ana@example.com>:\n\n> こんにちは"),
     ("chinese", "Ana Ruiz <ana@example.com> 于2015年9月14日周一 上午2:23写道：\n\n> 你好"),
     ("korean", "2015년 9월 14일 (월) 오전 2:23, Ana Ruiz <ana@example.com>님이 작성:\n\n> 안녕"),
+    ("korean outlook", "2015년 9월 14일 월요일, Ana<ana@example.com>님이 작성하였습니다:\n\n> 안녕"),
+    ("polish dnia", "Dnia 14.09.2015 o godz. 02:23 Ana <ana@example.com> napisał(a):\n\n> hej"),
     ("hungarian", "Ana Ruiz <ana@example.com> ezt írta (időpont: 2015. szept. 14., H, 2:23):\n\n> Szia"),
     ("vietnamese", "Vào 14:24 8 tháng 6, 2017, Ana Ruiz <ana@example.com> đã viết:\n\n> Xin chào"),
     ("date and address", "2014-10-17 11:28 GMT+03:00 Postmaster <\npostmaster@example.org>:\n\n> First"),
@@ -123,6 +125,11 @@ OUTLOOK_BLOCKS = [
     ("turkish", "Kimden: Ana Ruiz <ana@example.com>\nGönderildi: 14 Eylül 2015\nKime: ben\nKonu: x"),
     ("japanese", "差出人: Ana Ruiz <ana@example.com>\n送信日時: 2015年9月14日 2:23\n宛先: me\n件名: x"),
     ("chinese", "发件人: Ana Ruiz <ana@example.com>\n发送时间: 2015年9月14日 2:23\n收件人: me\n主题: x"),
+    ("korean", "보낸사람: Ana <ana@example.com>\n받는사람: me\n제목: x"),
+    (
+        "yahoo french",
+        "De : Ana <ana@example.fr>\n À : moi <moi@example.com>\n Envoyé le : Mercredi 30 novembre 2016",
+    ),
     ("original message", "-----Original Message-----\nFrom: Ana\nSent: Mon\nTo: me\nSubject: x"),
     ("german original message", "-----Ursprüngliche Nachricht-----\nVon: Ana\nAn: Erika\nBetreff: x"),
     (
