@@ -33,6 +33,8 @@ CUT_IDS = (
     "zwchr",  # Zimbra: <hr id="zwchr">
 )
 CUT_CLASSES = ("yahoo_quoted", "OutlookMessageHeader", "zmail_extra")  # Yahoo, Outlook 2003, Zoho
+# Blockquote classes that mark a quote even without type="cite".
+QUOTE_CLASSES = ("protonmail_quote", "tutanota_quote", "zmail_quote", "yahoo_quoted")
 # Outlook 2007+ and Windows Mail draw the reply header as a div with a top border.
 _BORDER_TOP = re.compile(r"border-top(?:-style)?:\s*solid", re.I)
 # Gmail's "Indent" button makes a borderless blockquote: content, not a quote.
@@ -53,7 +55,8 @@ def _starts_with(node, pattern: re.Pattern) -> bool:
 
 
 def _is_cut(node, tag: str, attrs: dict) -> bool:
-    if attrs.get("id") in CUT_IDS or attrs.get("data-marker") == "__DIVIDER__":
+    # Outlook on the web prefixes the ids of a message it re-wraps: "x_divRplyFwdMsg"
+    if (attrs.get("id") or "").removeprefix("x_") in CUT_IDS or attrs.get("data-marker") == "__DIVIDER__":
         return True
     if any(c in _classes(attrs) for c in CUT_CLASSES):
         return True
@@ -145,7 +148,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
         stack.append((node, ((quote, header, pre, gmail, nested), block)))
         classes = _classes(attrs)
         if tag == "blockquote":
-            if attrs.get("type") == "cite" or gmail:
+            if attrs.get("type") == "cite" or gmail or any(c in classes for c in QUOTE_CLASSES):
                 quote += 1
             elif not nested and not quote and _plain_blockquote(attrs):
                 plain += 1

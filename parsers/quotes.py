@@ -105,7 +105,7 @@ FORWARD_WORDS = (
 # Apple Mail and friends write a sentence instead of a dashed rule.
 FORWARD_SENTENCES = (
     "Begin forwarded message",  # English (Apple Mail)
-    "Anfang der weitergeleiteten Nachricht",  # German
+    "Anfang der weitergeleiteten Nachricht", "Anfang der weitergeleiteten E-Mail",  # German
     "Début du message réexpédié", "Début du message transféré",  # French
     "Inicio del mensaje reenviado",  # Spanish
     "Início da mensagem reencaminhada", "Começo da mensagem encaminhada",  # Portuguese
@@ -119,22 +119,23 @@ FORWARD_SENTENCES = (
 FIELD_LABELS = {
     "from": (
         "From", "Von", "De", "Da", "Van", "Fra", "Från", "Od", "От", "Від", "Kimden", "Lähettäjä",
-        "Feladó", "Từ", "差出人", "发件人", "寄件者", "보낸 사람", "보낸사람", "Reply-To",
+        "Feladó", "Từ", "差出人", "发件人", "寄件者", "보낸 사람", "보낸사람", "От кого", "Reply-To",
+        "Antwort an", "Répondre à", "Responder a", "Antwoord aan",
     ),
     "date": (
         "Sent", "Date", "Gesendet", "Datum", "Envoyé", "Enviado", "Enviada", "Fecha", "Data", "Inviato",
         "Verzonden", "Sendt", "Dato", "Skickat", "Wysłano", "Odesláno", "Отправлено", "Дата", "Надіслано",
         "Gönderildi", "Tarih", "Lähetetty", "Elküldve", "Đã gửi", "送信日時", "日付", "发送时间", "日期",
-        "寄件日期", "보낸 날짜", "보낸날짜", "날짜", "Envoyé le",
+        "寄件日期", "보낸 날짜", "보낸날짜", "날짜", "Envoyé le", "Enviado el", "Gesendet am",
     ),
     "to": (
         "To", "An", "À", "A", "Para", "Aan", "Til", "Till", "Do", "Komu", "Кому", "Kime", "Vastaanottaja",
-        "Címzett", "Đến", "宛先", "收件人", "收件者", "받는 사람", "받는사람",
+        "Címzett", "Đến", "宛先", "收件人", "收件者", "받는 사람", "받는사람", "Pour",
     ),
     "cc": ("Cc", "CC", "Kopie", "Kopia", "DW", "Копия", "Bilgi", "抄送", "副本", "참조", "Kopi", "Vedhæftet"),
     "organization": ("Organization", "Organisation", "组织"),
     "subject": (
-        "Subject", "Betreff", "Objet", "Asunto", "Assunto", "Oggetto", "Onderwerp", "Emne", "Ämne",
+        "Subject", "Betreff", "Objet", "Sujet", "Asunto", "Assunto", "Oggetto", "Onderwerp", "Emne", "Ämne",
         "Temat", "Předmět", "Тема", "Konu", "Aihe", "Tárgy", "Chủ đề", "件名", "主题", "主旨", "제목",
     ),
 }  # fmt: skip

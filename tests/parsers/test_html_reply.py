@@ -155,3 +155,14 @@ def test_preformatted_text_keeps_its_lines():
 @pytest.mark.parametrize("html", ["<div", "<<<div>>>", "<html></html>", "<div>" * 3000, "<table><tr><td>x"])
 def test_broken_html_never_raises(html):
     extract_reply(html)
+
+
+def test_outlook_ids_rewrapped_with_an_x_prefix_still_cut():
+    html = '<div>Shipped the importer</div><div id="x_divRplyFwdMsg"><b>From:</b> Ana</div><div>old</div>'
+    assert extract_reply(html).text == NEW
+
+
+@pytest.mark.parametrize("cls", ["tutanota_quote", "protonmail_quote"])
+def test_webmail_quote_classes_mark_a_quote(cls):
+    html = f'<div>Shipped the importer</div><blockquote class="{cls}">old</blockquote><div>p.s. more</div>'
+    assert extract_reply(html).text == NEW + "\np.s. more"
