@@ -132,8 +132,7 @@ class Kinds:
     def ends(self, j: int) -> bool:
         """Whether line ``j`` ends like an attribution: a colon, a "wrote" verb, an address."""
         if j not in self._ends:
-            tail = self.lines[j][-80:]
-            self._ends[j] = bool(quotes.HEADER_END.search(tail) or quotes.ADDRESS_END.search(tail))
+            self._ends[j] = _ends_like_header(self.lines[j])
         return self._ends[j]
 
     def _step(self) -> None:
