@@ -106,6 +106,9 @@ def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[
         lines, kinds = _lines(text or ""), None
     cut = cut_quotes(lines, kinds, known_quotes)
     notes += tuple(cut.notes)
+    known = {" ".join(k.split()).lower() for k in known_quotes if k.strip()}
+    if known and any(" ".join(q.strip(" >").split()).lower() in known for q in cut.quoted):
+        notes += ("the quote holds our own reminder text",)
     own = cut.reply if cut.forwarded_at is None else cut.reply[: cut.forwarded_at]
     rest = [] if cut.forwarded_at is None else cut.reply[cut.forwarded_at :]
     signature: list[str] = []

@@ -234,6 +234,12 @@ def test_our_own_reminder_text_makes_the_cut_certain_even_under_an_unknown_heade
     assert "cut at our own reminder text" in reply.notes
 
 
+def test_a_quote_holding_our_reminder_is_noted_as_certain():
+    reminder = ("What did you get done today?",)
+    text = "Wrote the report\n\nOn Mon, Sep 14, 2015 at 2:23 AM Bot <bot@example.com> wrote:\n> What did you get done today?"
+    assert "the quote holds our own reminder text" in extract_reply(text, known_quotes=reminder).notes
+
+
 def test_a_single_line_that_repeats_the_reminder_question_is_not_a_cut():
     reminder = ("What did you get done today?", "Reply to this email with a line per thing you did.")
     text = "What did you get done today?\n- the report"
