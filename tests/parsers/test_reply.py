@@ -236,7 +236,10 @@ def test_our_own_reminder_text_makes_the_cut_certain_even_under_an_unknown_heade
 
 def test_a_quote_holding_our_reminder_is_noted_as_certain():
     reminder = ("What did you get done today?",)
-    text = "Wrote the report\n\nOn Mon, Sep 14, 2015 at 2:23 AM Bot <bot@example.com> wrote:\n> What did you get done today?"
+    text = (
+        "Wrote the report\n\nOn Mon, Sep 14, 2015 at 2:23 AM Bot <bot@example.com> wrote:\n"
+        "> What did you get done today?"
+    )
     assert "the quote holds our own reminder text" in extract_reply(text, known_quotes=reminder).notes
 
 
