@@ -106,6 +106,8 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     plain = 0  # how many top-level unmarked blockquotes were seen; their lines are "maybe:<n>"
     cut = False
     seen = 0
+    # Depth-first with an explicit stack: a node is pushed with the state to restore when it
+    # closes; its next sibling is pushed only then, so a wide body is never listed at once.
     stack: list = [(root, None)]
     while stack:
         node, restore = stack.pop()
@@ -113,6 +115,8 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
             (quote, header, pre, gmail, nested), block = restore
             if block:
                 out.newline()
+            if node is not root and node.next is not None:
+                stack.append((node.next, None))
             continue
         seen += 1
         if seen > MAX_NODES:
@@ -126,16 +130,16 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
                 kind = f"maybe:{plain}"
             if not pre:
                 out.add(_SPACE.sub(" ", text), kind)
-                continue
-            for i, piece in enumerate(text.split("\n")):
-                if i:
-                    out.newline(hard=True)
-                out.add(piece, kind)
-            continue
-        if tag in SKIP:
-            continue
-        if tag == "br":
+            else:
+                for i, piece in enumerate(text.split("\n")):
+                    if i:
+                        out.newline(hard=True)
+                    out.add(piece, kind)
+        elif tag == "br":
             out.newline(hard=True)
+        if tag == "-text" or tag == "br" or tag in SKIP:
+            if node is not root and node.next is not None:
+                stack.append((node.next, None))
             continue
         attrs = node.attributes if tag in ("div", "blockquote", "hr", "span", "table", "p") else {}
         if not cut and attrs and _is_cut(node, tag, attrs):
@@ -166,12 +170,8 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
             pre += 1
         if block:
             out.newline()
-        children = []
-        child = node.child
-        while child is not None:
-            children.append((child, None))
-            child = child.next
-        stack.extend(reversed(children))
+        if node.child is not None:
+            stack.append((node.child, None))
     out.newline()
     last = f"maybe:{plain}"
     kinds = [("quote" if k == last else None) if k and k.startswith("maybe:") else k for k in out.kinds]

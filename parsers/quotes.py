@@ -184,6 +184,8 @@ DATE_SIGNAL = re.compile(r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b|\d{1,4}[-./]\d{1,
 
 # How an attribution window ends: a colon, or the verb itself, then maybe dashes.
 HEADER_END = re.compile(rf"(?:[:：]|(?:{_alt(WROTE_WORDS + WEAK_WROTE_WORDS)}))[\s\-–—]{{0,40}}$", re.I)
+COLON_END = re.compile(r"[:：][\s\-–—]{0,40}$")
+ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
 # The date-first form may end on the address: "2011/4/7 Bob <bob@x>" or "... (bob@x):".
 ADDRESS_END = re.compile(r"[>)\]]\s?[:：]?[\s\-–—]{0,40}$")
 
@@ -230,11 +232,13 @@ def is_attribution(window: str) -> bool:
         return False
     if DASHED_WROTE.match(window):
         return True
-    has_addr = "@" in window
+    has_addr = ADDRESS.search(window) is not None
     has_date = DATE_SIGNAL.search(window) is not None
     if HEADER_END.search(window):
         starts = START.match(window) is not None
-        if WROTE.search(window) and (starts or has_date or has_addr):
+        # without a start word, the verb must come with a date or an address, and a colon at the end
+        signed = (has_date or has_addr) and COLON_END.search(window) is not None
+        if WROTE.search(window) and (starts or signed):
             return True
         if WEAK_WROTE.search(window) and starts and (has_date or has_addr):
             return True

@@ -95,17 +95,13 @@ def _body_of(message) -> tuple[str | None, str | None, tuple[str, ...]]:
     return message, None, ()
 
 
-def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[str, ...] = ()) -> Reply:
-    """Extract the sender's new text from ``message``; never raises."""
-    text, html, notes = _body_of(message)
-    from_html = not (text and text.strip()) and bool(html and html.strip())
-    if from_html:
-        lines, kinds, html_notes = html_lines(html)
-        notes += tuple(html_notes)
-    else:
-        lines, kinds = _lines(text or ""), None
+MAX_PASSES = 4  # the text pass is repeated on its own output until nothing more is cut
+
+
+def _one_pass(lines, kinds, known_quotes, strip_signature):
+    """One quote cut and signature cut: (kept lines, quoted lines, signature lines, notes, forwarded)."""
     cut = cut_quotes(lines, kinds, known_quotes)
-    notes += tuple(cut.notes)
+    notes = tuple(cut.notes)
     known = {" ".join(k.split()).lower() for k in known_quotes if k.strip()}
     if known and any(" ".join(q.strip(" >").split()).lower() in known for q in cut.quoted):
         notes += ("the quote holds our own reminder text",)
@@ -116,13 +112,37 @@ def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[
         own, signature = split_signature(own)
         if signature:
             notes += ("cut a signature",)
-    body = _join(own + ([""] if own and rest else []) + rest, from_html)
+    return own + rest, cut.quoted, signature, notes, cut.forwarded_at is not None
+
+
+def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[str, ...] = ()) -> Reply:
+    """Extract the sender's new text from ``message``; never raises."""
+    text, html, notes = _body_of(message)
+    from_html = not (text and text.strip()) and bool(html and html.strip())
+    if from_html:
+        lines, kinds, html_notes = html_lines(html)
+        notes += tuple(html_notes)
+    else:
+        lines, kinds = _lines(text or ""), None
+    kept, quoted, signature, more, forwarded = _one_pass(lines, kinds, known_quotes, strip_signature)
+    body = _join(kept, from_html)
+    # Cutting can bring lines together that now read as a header ("From: x" / "Sent: y" around a
+    # removed quote); repeating the pass until it is stable makes extraction idempotent.
+    for _ in range(MAX_PASSES if quoted or signature else 0):
+        again = _one_pass(_lines(body), None, known_quotes, strip_signature)
+        if _join(again[0], from_html) == body:
+            break
+        notes += more
+        kept, quoted2, signature2, more, forwarded2 = again
+        quoted, signature, forwarded = quoted + quoted2, signature2 + signature, forwarded or forwarded2
+        body = _join(kept, from_html)
+    notes += more
     return Reply(
         text=body,
-        quoted=_join(cut.quoted, True),
+        quoted=_join(quoted, True),
         signature=_join(signature, True),
         notes=notes,
-        forwarded=cut.forwarded_at is not None,
+        forwarded=forwarded,
         from_html=from_html,
         empty=not body.strip(),
     )

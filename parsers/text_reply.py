@@ -76,7 +76,7 @@ def _attribution(lines: list[str], i: int, ends) -> int:
     multi_ok = bool(
         quotes.START.match(first)
         or quotes.DATE_START.match(first)
-        or "@" in first
+        or quotes.ADDRESS.search(first)
         or (len(first) <= 120 and quotes.DATE_SIGNAL.search(first))
     )
     parts = []
@@ -249,7 +249,7 @@ def _finish(out: Cut) -> Cut:
     """Drop trailing rules and blanks that only separated the reply from the quote."""
     stop = out.forwarded_at if out.forwarded_at is not None else len(out.reply)
     head, tail = out.reply[:stop], out.reply[stop:]
-    while head and (not head[-1].strip() or (out.quoted and quotes.RULE.match(head[-1]))):
+    while head and not tail and (not head[-1].strip() or (out.quoted and quotes.RULE.match(head[-1]))):
         head.pop()
     if head and out.quoted and not tail and quotes.BANNER.match(head[-1]):
         out.quoted.insert(0, head.pop())

@@ -33,7 +33,7 @@ MESSAGES = st.lists(LINE, max_size=25).map("\n".join)
 
 
 @given(st.one_of(st.text(), st.binary(), MESSAGES))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_arbitrary_input_never_raises(message):
     extract_reply(message)
 
@@ -43,7 +43,7 @@ def _lines(text):
 
 
 @given(MESSAGES)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_every_line_of_a_plain_text_reply_comes_from_the_input(text):
     assume(not looks_like_html(text) and not looks_like_mime(text))
     source = _lines(text)
@@ -53,7 +53,7 @@ def test_every_line_of_a_plain_text_reply_comes_from_the_input(text):
 
 
 @given(MESSAGES)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_extraction_is_idempotent(text):
     once = extract_reply_text(text)
     assert extract_reply_text(once) == once
