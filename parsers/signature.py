@@ -74,8 +74,9 @@ DISCLAIMERS = tuple(
     )
 )
 
-# "-- " (RFC 3676) and its sloppy cousins "--", "---", "__".
-DELIMITER = re.compile(r"^\s*(?:-{2,}|_{2,}|—)\s*$")
+# "-- " (RFC 3676) and its sloppy cousins "--", "---", "__". A lone "—" is left alone: clients
+# and notification footers use it as a rule above content.
+DELIMITER = re.compile(r"^\s*(?:-{2,}|_{2,})\s*$")
 # A one-word name after a dash or slash, as the last line: "-roman", "- Lev.", "/Anna".
 DASH_NAME = re.compile(r"^\s*[-–—/]\s?[^\W\d_][\w'.]{0,30}\s*$")
 # Lines a signature never holds: bullets and entry prefixes.

@@ -76,3 +76,13 @@ def test_signatures_are_kept_when_not_asked_to_strip():
 
 def test_split_signature_returns_body_and_signature():
     assert split_signature(["Hi", "", "-- ", "Ana"]) == (["Hi"], ["-- ", "Ana"])
+
+
+def test_a_name_and_title_line_without_a_delimiter_is_a_signature():
+    text = "Really it is.\n\nJim P. Smith | Enrollment Manager\nXYZ Corp"
+    assert extract_reply(text).text == "Really it is."
+
+
+def test_a_two_word_dash_line_is_kept():
+    text = "What is the best way to clear a bucket?\n\n-Abhishek Kona"
+    assert extract_reply(text).text == text
