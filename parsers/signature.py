@@ -55,8 +55,10 @@ SIGN_OFF_WORDS = (
 )  # fmt: skip
 # The sign-off words in any case, then at most a capitalized name: "Thanks, Bob", "Cheers!".
 _SIGN_OFF_ALT = "|".join(re.escape(w) for w in sorted(SIGN_OFF_WORDS, key=len, reverse=True))
+# "Med venlig hilsen / Kind regards": two sign-offs joined by a slash count as one.
 SIGN_OFF = re.compile(
-    rf"^\s*(?i:{_SIGN_OFF_ALT})[\s,!.]*(?:[A-Z][\w'.\-]*(?:\s+[A-Z][\w'.\-]*){{0,2}})?[\s,!.]*$"
+    rf"^\s*(?i:{_SIGN_OFF_ALT})(?:\s?/\s?(?i:{_SIGN_OFF_ALT}))?[\s,!.]*"
+    r"(?:[A-Z][\w'.\-]*(?:\s+[A-Z][\w'.\-]*){0,2})?[\s,!.]*$"
 )
 
 # Legal footers: the signature starts at the paragraph that opens like this.

@@ -16,6 +16,8 @@ from parsers import quotes
 MAX_LINES = 5000  # lines past this many are kept as they are, never searched for quotes
 MAX_WINDOW = 5  # an attribution may be wrapped over this many lines (polymail uses five)
 
+_QP_UTF8 = re.compile(r"=[C-F][0-9A-F]=[89AB][0-9A-F]")  # a two-byte UTF-8 sequence, QP-encoded
+_QP_BYTE = re.compile(r"=([0-9A-F]{2})")
 _LINK_OPEN = re.compile(r"[(<]https?://[^)>\s]*$")
 _LINK_PIECE = re.compile(r"^\(?<?https?://\S*$|^\(https?://|^\S{1,80}[)>]$")
 
@@ -30,14 +32,23 @@ class Cut:
     notes: list[str] = field(default_factory=list)
 
 
+def _unqp(line: str) -> str:
+    """A quoted-printable line decoded for matching only; a soft break "=" at the end is dropped."""
+    raw = _QP_BYTE.sub(lambda m: chr(int(m.group(1), 16)), line.removesuffix("="))
+    try:
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw
+
+
 def _norm(line: str) -> str:
     return " ".join(line.strip(" \t>*_").split()).lower()
 
 
 def is_quote_line(line: str) -> bool:
-    """A ``>``-marked line; ">>> text <<<" decorations are not quotes."""
+    """A ``>``-marked line; ">>> text <<<" decorations are not quotes (a wrapped "Bob <" is)."""
     s = line.lstrip()
-    return s.startswith(">") and not s.rstrip().endswith("<")
+    return s.startswith(">") and not (s.startswith(">>") and s.rstrip().endswith("<<"))
 
 
 def _ends_like_header(line: str) -> bool:
@@ -115,8 +126,12 @@ class Kinds:
 
     def __init__(self, lines: list[str], forced: list[str | None] | None = None):
         self.n = min(len(lines), MAX_LINES)
-        # matchers see at most MAX_LINE characters of a line
-        self.lines = [line[: quotes.MAX_LINE] for line in lines[: self.n + MAX_WINDOW]]
+        # matchers see at most MAX_LINE characters of a line, quoted-printable decoded when the
+        # body arrived undecoded ("escribi=C3=B3:"); the lines handed back are never changed
+        view = [line[: quotes.MAX_LINE] for line in lines[: self.n + MAX_WINDOW]]
+        if any(_QP_UTF8.search(line) for line in view[:200]):
+            view = [_unqp(line) if "=" in line else line for line in view]
+        self.lines = view
         self.forced = forced
         self.kinds: list[tuple[str, int]] = []
         self._ends: dict[int, bool] = {}

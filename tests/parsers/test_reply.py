@@ -321,3 +321,19 @@ def test_pathological_lines_are_handled_quickly(text):
     extract_reply(text)
     extract_reply("<div>" * 5_000 + text)
     assert time.perf_counter() - started < 2
+
+
+def test_a_quoted_header_wrapped_after_an_angle_bracket_stays_quoted():
+    text = (
+        "TAKE 3\n\nOn Fri, Apr 3, 2020 at 12:32 PM Someone <\nsomeone@example.com> wrote:\n\n> TAKE 2\n>\n"
+        "> On Fri, Apr 3, 2020 at 12:31 PM Someone <\n> someone@example.com> wrote:\n>\n>> Lets see"
+    )
+    assert extract_reply_text(text) == "TAKE 3"
+
+
+def test_an_undecoded_quoted_printable_header_is_still_recognized():
+    text = (
+        "Reply\n\nEl mi=C3=A9, 29 jun 2022 a las 11:08, Rick (<rick.sanchez@exampl=\ne.com>)\n"
+        "escribi=C3=B3:\n\n> Hello"
+    )
+    assert extract_reply_text(text) == "Reply"

@@ -27,6 +27,7 @@ SIGNED = [
     ("sign-off and name", "Shipped it.\n\nThanks!\nAna", "Shipped it."),
     ("sign-off with name on the line", "Shipped it.\n\nCheers, Ana", "Shipped it."),
     ("german sign-off", "Erledigt.\n\nViele Grüße\nAna", "Erledigt."),
+    ("two sign-offs", "Great idea!\n\n\nMed venlig hilsen / Kind regards\n\nTim Tommy\nCEO", "Great idea!"),
     (
         "contact block",
         "Fixed the login bug.\n\nJane Doe | Engineer\n+1 555 010 0199\nwww.example.com",
