@@ -52,6 +52,7 @@ SIGN_OFF_WORDS = (
     "met vriendelijke groet", "groeten", "groet",  # Dutch
     "med vänliga hälsningar", "hälsningar", "mvh", "med venlig hilsen", "hilsen", "vh",  # Nordic
     "pozdrawiam", "s pozdravem", "с уважением", "спасибо", "saygılarımla",  # pl, cs, ru, tr
+    "üdvözlettel", "udvozlettel", "ystävällisin terveisin", "terveisin",  # hu, fi
 )  # fmt: skip
 # The sign-off words in any case, then at most a capitalized name: "Thanks, Bob", "Cheers!".
 _SIGN_OFF_ALT = "|".join(re.escape(w) for w in sorted(SIGN_OFF_WORDS, key=len, reverse=True))
@@ -76,9 +77,9 @@ DISCLAIMERS = tuple(
     )
 )
 
-# "-- " (RFC 3676) and its sloppy cousins "--", "---", "__". A lone "—" is left alone: clients
+# "-- " (RFC 3676) and its sloppy cousins "--", "---", "__", "———". A lone "—" is left alone: clients
 # and notification footers use it as a rule above content.
-DELIMITER = re.compile(r"^\s*(?:-{2,}|_{2,})\s*$")
+DELIMITER = re.compile(r"^\s*(?:-{2,}|_{2,}|—{2,})\s*$")
 # A one-word name after a dash or slash, as the last line: "-roman", "- Lev.", "/Anna".
 DASH_NAME = re.compile(r"^\s*[-–—/]\s?[^\W\d_][\w'.]{0,30}\s*$")
 # Lines a signature never holds: bullets and entry prefixes.

@@ -27,6 +27,8 @@ SIGNED = [
     ("sign-off and name", "Shipped it.\n\nThanks!\nAna", "Shipped it."),
     ("sign-off with name on the line", "Shipped it.\n\nCheers, Ana", "Shipped it."),
     ("german sign-off", "Erledigt.\n\nViele Grüße\nAna", "Erledigt."),
+    ("hungarian sign-off", "Feltoltottem.\n\nUdvozlettel,\nAnna", "Feltoltottem."),
+    ("em dash rule", "以上，看到后告诉我。\n\n——————————\n\n小满\n活动协调人", "以上，看到后告诉我。"),
     ("two sign-offs", "Great idea!\n\n\nMed venlig hilsen / Kind regards\n\nTim Tommy\nCEO", "Great idea!"),
     (
         "contact block",
