@@ -86,6 +86,10 @@ def measure(scorer, adapter, cases, rounds: int):
     return rows
 
 
+def _slug(key: str) -> str:
+    return re.sub(r"\W+", "_", key).strip("_").lower()
+
+
 def figures(name, rows, cases):
     """The name=value figures of one extractor: overall, then per source repo and language."""
     n = len(rows)
@@ -101,8 +105,7 @@ def figures(name, rows, cases):
         for case, row in zip(cases, rows, strict=True):
             groups[case.get(field, "?")].append(row)
         for key, group in sorted(groups.items()):
-            slug = re.sub(r"\W+", "_", key).strip("_").lower()
-            out[f"{name}_exact_pct_{field}_{slug}"] = round(
+            out[f"{name}_exact_pct_{field}_{_slug(key)}"] = round(
                 100 * sum(r["exact"] for r in group) / len(group), 1
             )
     return out
@@ -122,17 +125,17 @@ def table(results, cases) -> str:
             f"| {name} | {ver} | {f[name + '_exact_pct']}% | {f[name + '_f1']} | {f[name + '_ms_mean']} "
             f"| {f[name + '_ms_median']} | {f[name + '_errors']} |"
         )
-    repos = sorted({c["repo"] for c in cases})
-    lines += ["", "Exact match by source repository:", "", "| extractor | " + " | ".join(repos) + " |"]
-    lines.append("|---|" + "---|" * len(repos))
-    for name, f in results.items():
-        if f is None:
-            continue
-        cells = []
-        for repo in repos:
-            slug = re.sub(r"\W+", "_", repo).strip("_").lower()
-            cells.append(f"{f[f'{name}_exact_pct_repo_{slug}']}%")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for field, title in (("repo", "source repository"), ("lang", "language of the quote header")):
+        keys = sorted({c.get(field, "?") for c in cases})
+        counts = collections.Counter(c.get(field, "?") for c in cases)
+        lines += ["", f"Exact match by {title}:", ""]
+        lines.append("| extractor | " + " | ".join(f"{k} ({counts[k]})" for k in keys) + " |")
+        lines.append("|---|" + "---|" * len(keys))
+        for name, f in results.items():
+            if f is None:
+                continue
+            cells = [f"{f[f'{name}_exact_pct_{field}_{_slug(k)}']}%" for k in keys]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
