@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from parsers.html_reply import html_lines
 from parsers.message import parse_mime
 from parsers.signature import split_signature
-from parsers.text_reply import cut_quotes
+from parsers.text_reply import cut_quotes, norm_line
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Reply:
     from_html: bool = False
     empty: bool = False
 
+
+MAX_PASSES = 4  # the text pass is repeated on its own output until nothing more is cut
 
 _MIME_HEADER = re.compile(r"^[!-9;-~]{1,76}:")
 _MIME_NAMES = {"content-type", "mime-version", "message-id", "received", "return-path", "dkim-signature"}
@@ -95,15 +97,12 @@ def _body_of(message) -> tuple[str | None, str | None, tuple[str, ...]]:
     return message, None, ()
 
 
-MAX_PASSES = 4  # the text pass is repeated on its own output until nothing more is cut
-
-
 def _one_pass(lines, kinds, known_quotes, strip_signature):
     """One quote cut and signature cut: (kept lines, quoted lines, signature lines, notes, forwarded)."""
     cut = cut_quotes(lines, kinds, known_quotes)
     notes = tuple(cut.notes)
-    known = {" ".join(k.split()).lower() for k in known_quotes if k.strip()}
-    if known and any(" ".join(q.strip(" >").split()).lower() in known for q in cut.quoted):
+    known = {norm_line(k) for k in known_quotes if k.strip()}
+    if known and any(norm_line(q) in known for q in cut.quoted):
         notes += ("the quote holds our own reminder text",)
     own = cut.reply if cut.forwarded_at is None else cut.reply[: cut.forwarded_at]
     rest = [] if cut.forwarded_at is None else cut.reply[cut.forwarded_at :]

@@ -41,7 +41,8 @@ def _unqp(line: str) -> str:
         return raw
 
 
-def _norm(line: str) -> str:
+def norm_line(line: str) -> str:
+    """A line as compared with our own reminder text: no quote marks, spacing or case."""
     return " ".join(line.strip(" \t>*_").split()).lower()
 
 
@@ -178,9 +179,9 @@ class Kinds:
 
 
 def _known_cut(lines: list[str], i: int, known: set[str], need: int) -> bool:
-    if _norm(lines[i]) not in known:
+    if norm_line(lines[i]) not in known:
         return False
-    hits = {_norm(x) for x in lines[i : i + 30]} & known
+    hits = {norm_line(x) for x in lines[i : i + 30]} & known
     return len(hits) >= need
 
 
@@ -195,7 +196,7 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
     """Split ``lines`` into the sender's lines and quoted lines; never raises on odd input."""
     out = Cut()
     kinds = Kinds(lines, forced)
-    known = {_norm(k) for k in known_quotes if len(_norm(k)) >= 8}
+    known = {norm_line(k) for k in known_quotes if len(norm_line(k)) >= 8}
     need = min(2, len(known))
     in_quote = False
     i, n = 0, len(kinds)
