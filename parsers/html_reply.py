@@ -34,7 +34,7 @@ CUT_IDS = (
 )
 CUT_CLASSES = ("yahoo_quoted", "OutlookMessageHeader", "zmail_extra")  # Yahoo, Outlook 2003, Zoho
 # Blockquote classes that mark a quote even without type="cite".
-QUOTE_CLASSES = ("protonmail_quote", "tutanota_quote", "zmail_quote", "yahoo_quoted")
+QUOTE_CLASSES = ("protonmail_quote", "tutanota_quote", "zmail_quote")
 # Outlook 2007+ and Windows Mail draw the reply header as a div with a top border.
 _BORDER_TOP = re.compile(r"border-top(?:-style)?:\s*solid", re.I)
 # Gmail's "Indent" button makes a borderless blockquote: content, not a quote.
