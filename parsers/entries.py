@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+")
+_KIND = re.compile(r"^(goal|tomorrow|blocked|blocker)\s*:\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,11 @@ def split_entries(text: str) -> list[EntryDraft]:
     out = []
     for line in text.splitlines():
         line = _BULLET.sub("", line).strip()
+        kind = "done"
+        m = _KIND.match(line)
+        if m:
+            kind = "goal" if m.group(1).lower() in ("goal", "tomorrow") else "blocker"
+            line = line[m.end() :]
         if line:
-            out.append(EntryDraft(line))
+            out.append(EntryDraft(line, kind))
     return out
