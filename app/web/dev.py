@@ -66,6 +66,8 @@ def _one(request: Request, key: str):
     html = msg.get_body(("html",))
     return {
         "key": key,
+        "to": msg["To"],
+        "reply_to": msg["Reply-To"] or "",
         "headers": list(msg.items()),
         "text": text.get_content() if text else "",
         "html": html.get_content() if html else "",
@@ -81,3 +83,94 @@ async def message(request: Request):
     if data is None:
         return HTMLResponse("No such message", status_code=404)
     return templates.TemplateResponse(request, "inbox_message.html", data)
+
+
+def _same_origin(request: Request) -> bool:
+    """A dev form POST must come from our own pages (no cross-site form posts)."""
+    origin = request.headers.get("origin") or request.headers.get("referer") or ""
+    host = request.headers.get("host", "")
+    return bool(host) and (origin.startswith(f"http://{host}") or origin.startswith(f"https://{host}"))
+
+
+def _reply_bytes(original: bytes, text: str) -> bytes:
+    """The reply a mail client would send: new text on top, the original quoted under it."""
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    msg = _parse(original)
+    body = msg.get_body(("plain",))
+    quoted = "\n".join("> " + line for line in (body.get_content() if body else "").splitlines())
+    reply = EmailMessage()
+    reply["From"] = msg["To"]
+    reply["To"] = msg["Reply-To"] or msg["From"]
+    reply["Subject"] = "Re: " + (msg["Subject"] or "")
+    reply["In-Reply-To"] = msg["Message-ID"] or ""
+    reply["Message-ID"] = make_msgid(domain="dev.localhost")
+    reply.set_content(f"{text.strip()}\n\nOn {msg['Date']}, {msg['From']} wrote:\n{quoted}\n")
+    return reply.as_bytes()
+
+
+def _store_reply(request: Request, key: str, text: str) -> int | None:
+    from app import inbound
+    from app.db import session
+    from app.models import utcnow
+    from parsers.message import raw_message_id
+
+    try:
+        original = _box(request).get_bytes(key)
+    except KeyError:
+        return None
+    raw = _reply_bytes(original, text)
+    with session() as s:
+        iid, _ = inbound.accept(
+            s, provider="dev", raw=raw, key=inbound.dedupe_key("dev", raw_message_id(raw), raw), now=utcnow()
+        )
+    return iid
+
+
+async def reply(request: Request):
+    """POST /dev/inbox/{key}/reply: answer a delivered reminder as its recipient would."""
+    from starlette.responses import RedirectResponse
+
+    from jobs.actors import process_inbound
+
+    key = request.path_params["key"]
+    if request.app.state.settings.production or not _KEY.match(key):
+        return HTMLResponse("Not found", status_code=404)
+    if not _same_origin(request):
+        return HTMLResponse("Cross-site form posts are refused", status_code=403)
+    form = await request.form()
+    text = str(form.get("text", "")).strip()
+    if not text or len(text) > 100_000:
+        return HTMLResponse("Write a reply (at most 100,000 characters)", status_code=400)
+    iid = await in_thread(_store_reply, request, key, text)
+    if iid is None:
+        return HTMLResponse("No such message", status_code=404)
+    process_inbound.send(iid)
+    return RedirectResponse("/", status_code=303)
+
+
+def _send_now(what: str) -> int:
+    from app.checkins import digest_now, remind_now
+    from app.db import session
+    from app.models import utcnow
+    from app.settings import get_settings
+    from jobs.actors import enqueue_deliveries
+
+    make = {"remind": remind_now, "digest": digest_now}[what]
+    with session() as s:
+        ids = make(s, now=utcnow(), settings=get_settings())
+    enqueue_deliveries(ids)
+    return len(ids)
+
+
+async def send_now(request: Request):
+    """POST /dev/remind and /dev/digest: today's reminders or digests at once (each once a day)."""
+    from starlette.responses import RedirectResponse
+
+    if request.app.state.settings.production:
+        return HTMLResponse("Not found", status_code=404)
+    if not _same_origin(request):
+        return HTMLResponse("Cross-site form posts are refused", status_code=403)
+    await in_thread(_send_now, request.url.path.rsplit("/", 1)[-1])
+    return RedirectResponse("/dev/inbox", status_code=303)

@@ -10,4 +10,7 @@ routes = [
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
     Route("/dev/inbox", dev.inbox),
     Route("/dev/inbox/{key:str}", dev.message),
+    Route("/dev/inbox/{key:str}/reply", dev.reply, methods=["POST"]),
+    Route("/dev/remind", dev.send_now, methods=["POST"]),
+    Route("/dev/digest", dev.send_now, methods=["POST"]),
 ]

@@ -1,0 +1,80 @@
+import subprocess
+import sys
+
+import pytest
+
+from app.cli import main, parser
+
+SUBCOMMANDS = [
+    ["run"],
+    ["web"],
+    ["worker"],
+    ["scheduler"],
+    ["migrate"],
+    ["remind"],
+    ["digest"],
+    ["inbound", "reprocess"],
+    ["api-token", "create"],
+]
+
+
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=" ".join)
+def test_every_command_explains_itself_with_help(words, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parser().parse_args([*words, "--help"])
+    assert exit_.value.code == 0
+    assert "usage: donebox" in capsys.readouterr().out
+
+
+def test_the_console_script_runs():
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "reprocess" in out.stdout or "inbound" in out.stdout
+
+
+def test_worker_without_an_external_broker_says_what_is_missing(env, capsys):
+    assert main(["worker"]) == 2
+    assert "REDIS_URL or RABBITMQ_URL" in capsys.readouterr().err
+
+
+def test_remind_and_digest_need_now(env, capsys):
+    assert main(["remind"]) == 2
+    assert main(["digest"]) == 2
+    assert "--now" in capsys.readouterr().err
+
+
+def test_digest_with_a_bad_day_is_refused(env, capsys):
+    assert main(["digest", "--now", "--day", "yesterday"]) == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_reprocess_of_an_unknown_message_says_so(db, capsys):
+    assert main(["inbound", "reprocess", "999"]) == 1
+    assert "not found" in capsys.readouterr().err
+
+
+def test_production_without_a_secret_key_refuses_to_start(env, capsys):
+    env.setenv("DONEBOX_ENV", "production")
+    env.delenv("SECRET_KEY")
+    from tests.conftest import reset_caches
+
+    reset_caches()
+    assert main(["migrate"]) == 2
+    assert "SECRET_KEY" in capsys.readouterr().err
+
+
+def test_an_api_token_is_printed_once_and_stored_hashed(db, capsys):
+    from sqlalchemy import select
+
+    from app.auth import check_token
+    from app.db import session
+    from app.models import ApiToken
+
+    assert main(["api-token", "create", "ci"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("dbx_")
+    with session() as s:
+        row = s.execute(select(ApiToken)).scalar_one()
+        assert token not in row.token_sha256 and check_token(s, token).name == "ci"
+        assert check_token(s, token + "x") is None
