@@ -57,3 +57,36 @@ def test_every_line_of_a_plain_text_reply_comes_from_the_input(text):
 def test_extraction_is_idempotent(text):
     once = extract_reply_text(text)
     assert extract_reply_text(once) == once
+
+
+HTML_PIECES = st.sampled_from(
+    [
+        "<div>",
+        "</div>",
+        "<blockquote>",
+        "</blockquote>",
+        "<blockquote type='cite'>",
+        "<div class='gmail_quote'>",
+        "<div class='gmail_attr'>",
+        "<div id='divRplyFwdMsg'>",
+        "<hr id='stopSpelling'>",
+        "<div style='border-top:solid #E1E1E1 1.0pt'>",
+        "<br>",
+        "<pre>",
+        "</pre>",
+        "<p>",
+        "&nbsp;",
+        "text",
+        "From: a@example.com<br>Sent: Monday",
+        "On Mon, Sep 14, 2015 at 2:23 AM Ana &lt;ana@example.com&gt; wrote:",
+        "---------- Forwarded message ----------",
+    ]
+)
+
+
+@given(st.lists(HTML_PIECES, max_size=40).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_arbitrary_html_never_raises_and_gives_text(html):
+    reply = extract_reply("<div>" + html)
+    assert reply.from_html or not reply.text
+    assert "<div" not in reply.text
