@@ -171,6 +171,8 @@ def main(argv=None) -> int:
         results[name] = figures(name, measure(scorer, adapter, cases, rounds), cases)
         for key, value in results[name].items():
             print(f"{key}={value}")
+    if any(results[name] is None for name in LIBRARIES):
+        print("install_hint=pip install talon email-reply-parser mail-parser-reply quotequail")
     talon, donebox = results.get("talon"), results.get("donebox")
     ratio = None
     if talon and donebox and donebox["donebox_ms_mean"]:
