@@ -35,6 +35,9 @@ WROTE_WORDS = (
     "menulis",  # Indonesian
     "のメッセージ", "のメール", "書きました",  # Japanese (Outlook, Apple Mail)
     "写道", "寫道",  # Chinese (Gmail, simplified and traditional)
+    "כתב", "כתבה",  # Hebrew
+    "كتب", "نوشت",  # Arabic, Persian
+    "ने लिखा", "เขียน",  # Hindi, Thai
     "작성",  # Korean (Gmail "...님이 작성:", Outlook "...님이 작성하였습니다:")
 )  # fmt: skip
 
@@ -61,6 +64,8 @@ START_WORDS = (
     "În",  # Romanian
     "Pada",  # Indonesian
     "Quoting", "Zitat von", "Citando",  # Horde / IMP ("Quoting Bob <b@x>:")
+    "בתאריך",  # Hebrew (Gmail: "בתאריך <date> מאת <who> <addr>:")
+    "في",  # Arabic (Gmail: "في <date> تمت كتابة ما يلي بواسطة <who> <addr>:")
 )  # fmt: skip
 
 # "-----Original Message-----" and its translations (Outlook, AOL, Android, Zimbra).

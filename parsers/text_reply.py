@@ -16,6 +16,8 @@ from parsers import quotes
 MAX_LINES = 5000  # lines past this many are kept as they are, never searched for quotes
 MAX_WINDOW = 5  # an attribution may be wrapped over this many lines (polymail uses five)
 
+# Bidirectional marks that right-to-left clients wrap names and addresses in: invisible, so ignored.
+_BIDI = dict.fromkeys([0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 _QP_UTF8 = re.compile(r"=[C-F][0-9A-F]=[89AB][0-9A-F]")  # a two-byte UTF-8 sequence, QP-encoded
 _QP_BYTE = re.compile(r"=([0-9A-F]{2})")
 _LINK_OPEN = re.compile(r"[(<]https?://[^)>\s]*$")
@@ -112,6 +114,8 @@ def _attribution(lines: list[str], i: int, ends) -> int:
 
 def _inline_attribution(line: str) -> int:
     """Offset where an attribution starts after text on the same line, or -1."""
+    if (quotes.START.match(line) or quotes.DATE_START.match(line)) and quotes.is_attribution(line):
+        return -1  # the whole line is one, from its first word
     for m in quotes.START_INLINE.finditer(line):
         if m.start() and quotes.is_attribution(line[m.start() :]):
             return m.start()
@@ -129,7 +133,7 @@ class Kinds:
         self.n = min(len(lines), MAX_LINES)
         # matchers see at most MAX_LINE characters of a line, quoted-printable decoded when the
         # body arrived undecoded ("escribi=C3=B3:"); the lines handed back are never changed
-        view = [line[: quotes.MAX_LINE] for line in lines[: self.n + MAX_WINDOW]]
+        view = [line[: quotes.MAX_LINE].translate(_BIDI) for line in lines[: self.n + MAX_WINDOW]]
         if any(_QP_UTF8.search(line) for line in view[:200]):
             view = [_unqp(line) if "=" in line else line for line in view]
         self.lines = view
@@ -167,8 +171,8 @@ class Kinds:
             kinds.append(("forward", 0))
         elif quotes.ORIGINAL_MESSAGE.match(line) or quotes.DASHED_WROTE.match(line):
             kinds.append(("header", i + 1))
-        elif self.ends(i) and _inline_attribution(line) > 0:
-            kinds.append(("split", _inline_attribution(line)))
+        elif self.ends(i) and (at := _inline_attribution(line)) > 0:
+            kinds.append(("split", at))
         else:
             end = _field_block(lines, i) or _attribution(lines, i, self.ends)
             if end:

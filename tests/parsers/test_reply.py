@@ -73,6 +73,15 @@ QUOTE_HEADERS = [
     ("korean outlook", "2015년 9월 14일 월요일, Ana<ana@example.com>님이 작성하였습니다:\n\n> 안녕"),
     ("polish dnia", "Dnia 14.09.2015 o godz. 02:23 Ana <ana@example.com> napisał(a):\n\n> hej"),
     ("hungarian", "Ana Ruiz <ana@example.com> ezt írta (időpont: 2015. szept. 14., H, 2:23):\n\n> Szia"),
+    (
+        "hebrew",
+        "\u202bבתאריך יום ב׳, 14 בספט׳ 2015 ב-2:23 מאת \u202aAna Ruiz\u202c\u200f "
+        "<\u202aana@example.com\u202c\u200f>:\u202c\n\n> שלום",
+    ),
+    (
+        "arabic",
+        "في الاثنين، 14 سبتمبر 2015 في 2:23 ص تمت كتابة ما يلي بواسطة Ana <ana@example.com>:\n\n> مرحبا",
+    ),
     ("vietnamese", "Vào 14:24 8 tháng 6, 2017, Ana Ruiz <ana@example.com> đã viết:\n\n> Xin chào"),
     ("date and address", "2014-10-17 11:28 GMT+03:00 Postmaster <\npostmaster@example.org>:\n\n> First"),
     ("yandex", '26.06.2014, 14:41, "Ana Ruiz" <ana@example.com>:\n\n> Hello'),
