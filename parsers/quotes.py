@@ -159,6 +159,8 @@ _CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
 _WROTE_CJK = _alt(w for w in WROTE_WORDS if _CJK.search(w))
 _WROTE_OTHER = _alt(w for w in WROTE_WORDS if not _CJK.search(w))
 WROTE = re.compile(rf"(?:{_WROTE_CJK}|(?:{_WROTE_OTHER}){_WORD_END})", re.I)
+# The verbs lower-cased, for a quick "does this line end with one" test before any regex.
+WROTE_ENDINGS = tuple(w.lower() for w in WROTE_WORDS + WEAK_WROTE_WORDS)
 WEAK_WROTE = re.compile(rf"\b(?:{_alt(WEAK_WROTE_WORDS)}){_WORD_END}", re.I)
 
 # Leading decoration before a marker: spaces, bold stars, dashes, underscores.

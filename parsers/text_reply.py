@@ -55,8 +55,9 @@ def is_quote_line(line: str) -> bool:
 
 
 def _ends_like_header(line: str) -> bool:
-    tail = line[-80:]
-    return bool(quotes.HEADER_END.search(tail) or quotes.ADDRESS_END.search(tail))
+    """A cheap first test: the line ends with a colon, an address bracket or a "wrote" verb."""
+    tail = line[-80:].rstrip(" \t-–—")
+    return bool(tail) and (tail[-1] in ":：>)]" or tail.lower().endswith(quotes.WROTE_ENDINGS))
 
 
 def _field_block(lines: list[str], i: int) -> int:
@@ -87,12 +88,7 @@ def _attribution(lines: list[str], i: int, ends) -> int:
     if not any(ends(j) for j in range(i, last)):
         return 0
     first = lines[i]
-    multi_ok = bool(
-        quotes.START.match(first)
-        or quotes.DATE_START.match(first)
-        or quotes.ADDRESS.search(first)
-        or (len(first) <= 120 and quotes.DATE_SIGNAL.search(first))
-    )
+    multi_ok = None  # whether the first line may start a wrapped header; decided when needed
     parts = []
     blank_seen = False
     for j in range(i, last):
@@ -100,6 +96,13 @@ def _attribution(lines: list[str], i: int, ends) -> int:
         if not line.strip():
             blank_seen = True
             continue
+        if j > i and multi_ok is None:
+            multi_ok = bool(
+                quotes.START.match(first)
+                or quotes.DATE_START.match(first)
+                or quotes.ADDRESS.search(first)
+                or (len(first) <= 120 and quotes.DATE_SIGNAL.search(first))
+            )
         if j > i and (not multi_ok or (is_quote_line(line) and not quotes.WROTE.match(line.lstrip("> ")))):
             break
         if j > i and quotes.START.match(line):
