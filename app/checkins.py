@@ -161,6 +161,17 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
     }
 
 
+def reminder_text(member: Member, team: Team, day: date, settings: Settings) -> str:
+    """The text part of ``member``'s reminder of ``day``: what a reply quotes back to us."""
+    from app.relay.render import environment
+
+    return (
+        environment()
+        .get_template("email/reminder.txt")
+        .render(member=member, team=team, day=day, base_url=settings.base_url)
+    )
+
+
 def team_day(s: Session, team_id: int, day: date) -> tuple[list[tuple[Member, list[Entry]]], list[Member]]:
     """The team's entries of ``day`` grouped by member, and the members who wrote none."""
     members = list(

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from app.checkins import reminder_text
 from app.models import Entry, InboundMessage, Member, OutboundMessage, Team
 from app.schedule import local_date
 from app.settings import Settings
@@ -147,7 +148,9 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
         return "unverified"
     team = s.get(Team, member.team_id)
     day = day or local_date(now, member.timezone or team.timezone)
-    reply = extract_reply(email)
+    # our own reminder is known text: where the quote holds it, the cut is certain
+    known = tuple(line for line in reminder_text(member, team, day, settings).splitlines() if line.strip())
+    reply = extract_reply(email, known_quotes=known)
     if not _set_state(
         s,
         inbound_id,

@@ -203,7 +203,8 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
     """Split ``lines`` into the sender's lines and quoted lines; never raises on odd input."""
     out = Cut()
     kinds = Kinds(lines, forced)
-    known = {norm_line(k) for k in known_quotes if len(norm_line(k)) >= 8}
+    known_all = {norm_line(k) for k in known_quotes if norm_line(k)}
+    known = {k for k in known_all if len(k) >= 8}
     need = min(2, len(known))
     in_quote = False
     i, n = 0, len(kinds)
@@ -211,11 +212,15 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
         kind, end = kinds[i]
         line = lines[i]
         if kind == "text" and not in_quote and known and _known_cut(lines, i, known, need):
-            # our own reminder text: everything from here is quoted, with any attribution just above
-            while out.reply and out.reply[-1].strip() and len(out.reply[-1]) < 200:
-                if not _ends_like_header(out.reply[-1]):
+            # our own reminder text: everything from here is quoted, with any attribution just above,
+            # and any shorter line of ours (the greeting) that the cut point did not count
+            while out.reply and len(out.reply[-1]) < 200:
+                last = out.reply[-1]
+                if last.strip() and not (_ends_like_header(last) or norm_line(last) in known_all):
                     break
                 out.quoted.insert(0, out.reply.pop())
+            while out.quoted and not out.quoted[0].strip():
+                out.reply.append(out.quoted.pop(0))
             out.notes.append("cut at our own reminder text")
             out.quoted.extend(lines[i:])
             return _finish(out)

@@ -119,3 +119,29 @@ def test_an_out_of_office_reply_makes_no_entries(db, sent):
         assert row.state == "ignored" and "Auto-Submitted" in row.error
         assert s.execute(select(Entry)).first() is None
         assert s.execute(select(Member).where(Member.id == member_id)).scalar_one()
+
+
+def test_a_reply_that_pastes_the_reminder_without_quote_marks_is_cut_at_our_text(db, sent):
+    from app.web import create_app
+
+    member_id = make_team()
+    from app.tokens import reply_address
+
+    to = reply_address(get_settings().secret_key, "reply.test", member_id, date(2026, 11, 23))
+    # some mobile clients quote with no ">" and no "On ... wrote:" line
+    body = (
+        "Reviewed the hiring plan\r\n\r\nHi Ada,\r\n\r\nWhat did you get done today?\r\n\r\n"
+        "Reply to this email with a line for each thing you did. Start a line with\r\n"
+        '"Goal:" for something you plan, or "Blocked:" for something in your way.\r\n'
+    )
+    mail = (
+        f"From: Ada <ada@example.com>\r\nTo: {to}\r\nSubject: Re: hi\r\nMessage-ID: <paste@x>\r\n\r\n" + body
+    ).encode()
+    with TestClient(create_app()) as client:
+        client.post("/inbound/raw", content=mail, headers=AUTH)
+        drain()
+    with session() as s:
+        row = s.execute(select(InboundMessage)).scalar_one()
+        entries = [e.text for e in s.execute(select(Entry)).scalars()]
+    assert entries == ["Reviewed the hiring plan"]
+    assert "What did you get done today?" in row.quoted_text
