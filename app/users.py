@@ -49,8 +49,15 @@ def may_sign_in(s: Session, email: str) -> bool:
         return True
     if s.execute(select(Member.id).where(func.lower(Member.email) == email, Member.active)).first():
         return True
-    empty = s.execute(select(User.id).limit(1)).first() is None
-    return empty and s.execute(select(Team.id).limit(1)).first() is None
+    return is_empty(s)
+
+
+def is_empty(s: Session) -> bool:
+    """No user and no team yet: a fresh instance waiting for its operator."""
+    return (
+        s.execute(select(User.id).limit(1)).first() is None
+        and s.execute(select(Team.id).limit(1)).first() is None
+    )
 
 
 def request_signin(s: Session, email: str, *, now: datetime, settings: Settings) -> int | None:
@@ -98,8 +105,7 @@ def consume(s: Session, signed: str, *, now: datetime, settings: Settings) -> Us
     email = s.execute(select(SigninToken.email).where(SigninToken.nonce_sha256 == digest)).scalar_one()
     user = s.execute(select(User).where(User.email == email)).scalar()
     if user is None:
-        first = s.execute(select(User.id).limit(1)).first() is None
-        user = User(email=email, is_operator=first, created_at=now)
+        user = User(email=email, is_operator=is_empty(s), created_at=now)
     user.last_signin_at = now
     s.add(user)
     s.flush()
