@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import logging
 import secrets
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -30,6 +31,8 @@ from app.db import session
 from app.models import Member, Team, User
 from app.users import RANK, membership, memberships
 from app.web.common import in_thread, templates
+
+log = logging.getLogger("donebox.web")
 
 
 def csrf_token(request: Request) -> str:
@@ -112,12 +115,25 @@ def page(need: str | None = "observer"):
             if response is None:
                 request.session.clear()
                 return signin
+            queued = getattr(request.state, "after_commit", None)
+            if queued:  # outbox rows the handler made, committed now: deliver them
+                enqueue_after_commit(queued)
             return response
 
         endpoint.need = need  # read by the access-control tests
         return endpoint
 
     return wrap
+
+
+def enqueue_after_commit(ids: list[int]) -> None:
+    """Enqueue delivery of committed outbox rows; a broker failure leaves them to the sweeper."""
+    from jobs.actors import enqueue_deliveries
+
+    try:
+        enqueue_deliveries(ids)
+    except Exception:  # noqa: BLE001 - the rows are committed: the sweeper enqueues them again
+        log.exception("outbox rows %s stored but not enqueued", ids)
 
 
 def render(request: Request, ctx: Ctx | None, name: str, data: dict | None = None, status: int = 200):

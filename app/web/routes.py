@@ -2,7 +2,7 @@
 
 from starlette.routing import Route
 
-from app.web import dev, inbound, pages, signin, team
+from app.web import dev, inbound, pages, settings_pages, signin, team
 
 T = "/teams/{tid:int}"
 
@@ -20,6 +20,16 @@ routes = [
     Route(T + "/entries", team.entry_add, methods=["POST"]),
     Route(T + "/entries/{eid:int}/edit", team.entry_edit, methods=["GET", "POST"]),
     Route(T + "/entries/{eid:int}/delete", team.entry_delete, methods=["POST"]),
+    Route("/teams", settings_pages.team_create, methods=["POST"]),
+    Route(T + "/settings", settings_pages.team_form, methods=["GET", "POST"]),
+    Route(T + "/settings/members", settings_pages.members),
+    Route(T + "/settings/members", settings_pages.invite, methods=["POST"]),
+    Route(T + "/settings/members/{mid:int}/role", settings_pages.member_role, methods=["POST"]),
+    Route(T + "/settings/members/{mid:int}/remove", settings_pages.member_remove, methods=["POST"]),
+    Route(T + "/settings/me", settings_pages.my_schedule, methods=["GET", "POST"]),
+    Route(T + "/settings/me/mail", settings_pages.my_subscription, methods=["POST"]),
+    Route(T + "/settings/tokens", settings_pages.tokens, methods=["GET", "POST"]),
+    Route(T + "/settings/tokens/{token_id:int}/revoke", settings_pages.token_revoke, methods=["POST"]),
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
     Route("/dev/inbox", dev.inbox),
     Route("/dev/inbox/{key:str}", dev.message),

@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, RedirectResponse
 from app import users
 from app.db import session
 from app.models import utcnow
-from app.web.auth import check_csrf, csrf_token, render
+from app.web.auth import check_csrf, csrf_token, enqueue_after_commit, render
 from app.web.common import in_thread
 
 log = logging.getLogger("donebox.web")
@@ -44,12 +44,7 @@ async def signin_request(request: Request):
     request.session["next"] = _safe_next(form.get("next"))
     mid = await in_thread(_request, email, request.app.state.settings)
     if mid is not None:
-        from jobs.actors import enqueue_deliveries
-
-        try:
-            enqueue_deliveries([mid])
-        except Exception:  # noqa: BLE001 - the row is committed: the sweeper enqueues it again
-            log.exception("sign-in message %s stored but not enqueued", mid)
+        enqueue_after_commit([mid])
     return render(request, None, "signin_sent.html", {"email": email})
 
 
