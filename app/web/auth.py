@@ -118,6 +118,8 @@ def page(need: str | None = "observer"):
             queued = getattr(request.state, "after_commit", None)
             if queued:  # outbox rows the handler made, committed now: deliver them
                 enqueue_after_commit(queued)
+            for iid in getattr(request.state, "after_commit_inbound", ()):
+                _process_inbound(iid)
             return response
 
         endpoint.need = need  # read by the access-control tests
@@ -134,6 +136,15 @@ def enqueue_after_commit(ids: list[int]) -> None:
         enqueue_deliveries(ids)
     except Exception:  # noqa: BLE001 - the rows are committed: the sweeper enqueues them again
         log.exception("outbox rows %s stored but not enqueued", ids)
+
+
+def _process_inbound(inbound_id: int) -> None:
+    from jobs.actors import process_inbound
+
+    try:
+        process_inbound.send(inbound_id)
+    except Exception:  # noqa: BLE001 - stored as received: `donebox inbound reprocess` or the sweeper
+        log.exception("inbound %s reset but not enqueued", inbound_id)
 
 
 def render(request: Request, ctx: Ctx | None, name: str, data: dict | None = None, status: int = 200):

@@ -2,7 +2,7 @@
 
 from starlette.routing import Route
 
-from app.web import dev, inbound, pages, settings_pages, signin, team
+from app.web import dev, inbound, mail_pages, pages, settings_pages, signin, team
 
 T = "/teams/{tid:int}"
 
@@ -30,6 +30,16 @@ routes = [
     Route(T + "/settings/me/mail", settings_pages.my_subscription, methods=["POST"]),
     Route(T + "/settings/tokens", settings_pages.tokens, methods=["GET", "POST"]),
     Route(T + "/settings/tokens/{token_id:int}/revoke", settings_pages.token_revoke, methods=["POST"]),
+    Route("/mail/outbound", mail_pages.outbound_list),
+    Route("/mail/outbound/{mid:int}", mail_pages.outbound_one),
+    Route("/mail/outbound/{mid:int}/html", mail_pages.outbound_html),
+    Route("/mail/inbound", mail_pages.inbound_list),
+    Route("/mail/inbound/{iid:int}", mail_pages.inbound_one),
+    Route("/mail/inbound/{iid:int}/html", mail_pages.inbound_html),
+    Route("/mail/inbound/{iid:int}/reprocess", mail_pages.inbound_reprocess, methods=["POST"]),
+    Route("/mail/suppressions", mail_pages.suppressions),
+    Route("/mail/suppressions", mail_pages.suppression_add, methods=["POST"]),
+    Route("/mail/suppressions/{sid:int}/remove", mail_pages.suppression_remove, methods=["POST"]),
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
     Route("/dev/inbox", dev.inbox),
     Route("/dev/inbox/{key:str}", dev.message),
