@@ -90,10 +90,13 @@ def search(
     *,
     tag: str = "",
     mention: str = "",
-    member_id=None,
+    member_id: int | None = None,
+    day: date | None = None,
     limit: int = 200,
+    everything: bool = False,
 ) -> list[Entry]:
-    """The team's entries matching every word of ``q`` (full-text) and the tag/mention, newest first."""
+    """The team's entries matching every word of ``q`` (full-text) and each filter given, newest first;
+    no filter at all finds nothing unless ``everything``."""
     stmt = select(Entry).where(Entry.team_id == team_id)
     words = _WORD.findall(q or "")[:12]
     if words:
@@ -110,7 +113,9 @@ def search(
         stmt = stmt.where(_has_word(Entry.mentions, mention))
     if member_id is not None:
         stmt = stmt.where(Entry.member_id == member_id)
-    if not (words or tag or mention or member_id is not None):
+    if day is not None:
+        stmt = stmt.where(Entry.day == day)
+    if not (words or tag or mention or member_id is not None or day is not None or everything):
         return []
     return list(s.execute(stmt.order_by(Entry.day.desc(), Entry.id.desc()).limit(limit)).scalars())
 

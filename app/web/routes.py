@@ -2,7 +2,7 @@
 
 from starlette.routing import Route
 
-from app.web import dev, inbound, mail_pages, pages, settings_pages, signin, team
+from app.web import api, dev, inbound, mail_pages, pages, settings_pages, signin, team
 
 T = "/teams/{tid:int}"
 
@@ -40,6 +40,16 @@ routes = [
     Route("/mail/suppressions", mail_pages.suppressions),
     Route("/mail/suppressions", mail_pages.suppression_add, methods=["POST"]),
     Route("/mail/suppressions/{sid:int}/remove", mail_pages.suppression_remove, methods=["POST"]),
+    Route("/api/openapi.json", api.openapi),
+    Route("/api/teams", api.teams),
+    Route("/api/teams/{team_id:int}", api.team),
+    Route("/api/teams/{team_id:int}/members", api.members),
+    Route("/api/teams/{team_id:int}/entries", api.entry_list),
+    Route("/api/teams/{team_id:int}/entries", api.entry_create, methods=["POST"]),
+    Route("/api/entries/{entry_id:int}", api.entry_get),
+    Route("/api/entries/{entry_id:int}", api.entry_patch, methods=["PATCH"]),
+    Route("/api/entries/{entry_id:int}", api.entry_delete, methods=["DELETE"]),
+    Route("/api/events", api.events),
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
     Route("/dev/inbox", dev.inbox),
     Route("/dev/inbox/{key:str}", dev.message),
