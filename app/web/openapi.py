@@ -168,7 +168,13 @@ def _op(summary: str, ok: dict, *, params=(), body: str | None = None, extra=(),
 
 
 def _path(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+        "example": 1,
+    }
 
 
 def _query(name: str, schema: dict, desc: str = "") -> dict:
