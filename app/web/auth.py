@@ -151,6 +151,7 @@ def render(request: Request, ctx: Ctx | None, name: str, data: dict | None = Non
     """A page from templates/web with the navigation's context (user, teams, csrf)."""
     base = {"csrf": csrf_token(request), "user": None, "my_teams": [], "team": None, "role": ""}
     base["flash"] = request.session.pop("flash", "")
+    base["dev"] = not request.app.state.settings.production
     if ctx is not None:
         base.update(
             user=ctx.user,

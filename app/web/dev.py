@@ -10,7 +10,8 @@ from email.parser import BytesParser
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from app.web.common import in_thread, templates
+from app.web.auth import render
+from app.web.common import in_thread
 
 _KEY = re.compile(r"^[A-Za-z0-9._,:=-]{1,200}$")
 
@@ -53,7 +54,7 @@ async def inbox(request: Request):
     if request.app.state.settings.production:
         return HTMLResponse("Not found", status_code=404)
     rows = await in_thread(_list, request)
-    return templates.TemplateResponse(request, "inbox.html", {"messages": rows})
+    return render(request, None, "inbox.html", {"messages": rows})
 
 
 def _one(request: Request, key: str):
@@ -80,4 +81,4 @@ async def message(request: Request):
     data = await in_thread(_one, request, key)
     if data is None:
         return HTMLResponse("No such message", status_code=404)
-    return templates.TemplateResponse(request, "inbox_message.html", data)
+    return render(request, None, "inbox_message.html", data)
