@@ -21,6 +21,7 @@ from app.models import Member, SigninToken, Team, User
 from app.settings import Settings
 
 SIGNIN_TTL = timedelta(minutes=15)
+SIGNIN_MAX_OPEN = 5  # unused links per address within SIGNIN_TTL; more requests send nothing
 ROLES = ("admin", "member", "observer")
 RANK = {"observer": 0, "member": 1, "admin": 2}
 
@@ -61,8 +62,18 @@ def is_empty(s: Session) -> bool:
 
 
 def request_signin(s: Session, email: str, *, now: datetime, settings: Settings) -> int | None:
-    """Store a sign-in nonce and queue its email; the outbox id, or None for an unknown address."""
+    """Store a sign-in nonce and queue its email; the outbox id, or None (unknown address, or
+    SIGNIN_MAX_OPEN links still open)."""
     if not may_sign_in(s, email):
+        return None
+    open_links = s.execute(
+        select(func.count()).where(
+            SigninToken.email == email,
+            SigninToken.used_at.is_(None),
+            SigninToken.created_at > now - SIGNIN_TTL,
+        )
+    ).scalar()
+    if open_links >= SIGNIN_MAX_OPEN:  # someone is flooding this address: the links already sent still work
         return None
     nonce = secrets.token_urlsafe(24)
     token = SigninToken(email=email, nonce_sha256=_sha(nonce), expires_at=now + SIGNIN_TTL, created_at=now)

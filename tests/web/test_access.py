@@ -12,6 +12,9 @@ from sqlalchemy import select
 from app.db import session
 from app.models import ApiToken, Entry, InboundMessage, Member, OutboundMessage, Suppression, Team, utcnow
 
+# route families other parts of donebox own and test: the JSON API (bearer tokens, test_api), inbound
+# webhooks (provider secrets) and tracking links (signed tokens)
+PUBLIC_PREFIXES = ("/api/", "/inbound/", "/t/")
 PUBLIC = {
     "/healthz": "test_inbound_raw",
     "/signin": "test_signin",
@@ -51,7 +54,7 @@ def page_routes():
     out = []
     for r in routes:
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path)
-        if path in PUBLIC or path.startswith("/api/"):
+        if path in PUBLIC or path.startswith(PUBLIC_PREFIXES):
             continue
         for method in sorted(r.methods - {"HEAD"}):
             out.append((method, path, r.endpoint))
@@ -63,7 +66,7 @@ def test_every_route_is_a_checked_page_or_listed_as_public():
 
     for r in routes:
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path)
-        if path in PUBLIC or path.startswith("/api/"):  # the API: test_api, bearer tokens
+        if path in PUBLIC or path.startswith(PUBLIC_PREFIXES):
             continue
         assert hasattr(r.endpoint, "need"), f"{path} is neither a page(...) nor in PUBLIC"
 

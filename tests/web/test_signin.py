@@ -129,3 +129,26 @@ def test_an_offsite_next_is_ignored(client, team, sent):
     link = signin_link(client, sent, "bob@example.com", next="//evil.example/")
     r = client.post(link, data={"csrf": csrf_of(client, link)}, follow_redirects=False)
     assert r.headers["location"] == "/"
+
+
+def test_an_address_gets_at_most_five_open_links_at_once(client, team, sent):
+    from jobs.broker import drain
+
+    for _ in range(8):
+        post(client, "/signin", {"email": "bob@example.com"})
+    drain()
+    assert len([m for m in sent if m["To"] == "bob@example.com"]) == 5
+
+
+def test_an_unsubscribed_person_still_gets_the_sign_in_link_but_a_bounced_one_does_not(client, team, sent):
+    from app.models import Suppression
+
+    with session() as s:
+        s.add(Suppression(email="bob@example.com", reason="unsubscribe"))
+        s.add(Suppression(email="ada@example.com", reason="bounce"))
+    sign_in(client, sent, "bob@example.com")
+    from jobs.broker import drain
+
+    post(client, "/signin", {"email": "ada@example.com"})
+    drain()
+    assert not [m for m in sent if m["To"] == "ada@example.com"]
