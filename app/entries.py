@@ -6,7 +6,7 @@ import calendar
 import re
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, literal, select, text
+from sqlalchemy import func, literal, literal_column, select, text
 from sqlmodel import Session
 
 from app.models import Entry, Member
@@ -105,8 +105,10 @@ def search(
             ids = text("SELECT rowid FROM entry_fts WHERE entry_fts MATCH :m").bindparams(m=match)
             stmt = stmt.where(Entry.id.in_(ids))
         else:
-            vector = func.to_tsvector("simple", Entry.text)  # the expression of ix_entry_text_fts
-            stmt = stmt.where(vector.op("@@")(func.plainto_tsquery("simple", " ".join(words))))
+            # exactly the expression of ix_entry_text_fts, config inline (a bound one hides the index)
+            simple = literal_column("'simple'::regconfig")
+            vector = func.to_tsvector(simple, Entry.text)
+            stmt = stmt.where(vector.op("@@")(func.plainto_tsquery(simple, " ".join(words))))
     if tag:
         stmt = stmt.where(_has_word(Entry.tags, tag))
     if mention:
