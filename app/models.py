@@ -167,6 +167,7 @@ class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True)  # lower-case
     is_operator: bool = False  # runs the instance: every team, every message
+    session_epoch: int = 0  # sessions carry it; signing out bumps it, ending every session of the user
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     last_signin_at: datetime | None = _ts()
 

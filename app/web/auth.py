@@ -99,8 +99,8 @@ def page(need: str | None = "observer"):
             def run():
                 with session() as s:
                     user = s.get(User, uid)
-                    if user is None:
-                        return None
+                    if user is None or user.session_epoch != request.session.get("epoch"):
+                        return None  # gone, or signed out since this session began
                     ctx = Ctx(s=s, user=user, form=form)
                     tid = request.path_params.get("tid")
                     if tid is not None:

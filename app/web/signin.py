@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import update
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 
 from app import users
 from app.db import session
-from app.models import utcnow
+from app.models import User, utcnow
 from app.web.auth import check_csrf, csrf_token, enqueue_after_commit, render
 from app.web.common import in_thread
 
@@ -56,15 +57,15 @@ async def signin_link(request: Request):
 def _consume(token: str, settings):
     with session() as s:
         user = users.consume(s, token, now=utcnow(), settings=settings)
-        return user.id if user else None
+        return (user.id, user.session_epoch) if user else None
 
 
 async def signin_consume(request: Request):
     """POST /signin/{token}: use the link once; a fresh session on success."""
     form = await request.form()
     check_csrf(request, form.get("csrf"))
-    uid = await in_thread(_consume, request.path_params["token"][:500], request.app.state.settings)
-    if uid is None:
+    found = await in_thread(_consume, request.path_params["token"][:500], request.app.state.settings)
+    if found is None:
         return render(
             request,
             None,
@@ -74,15 +75,23 @@ async def signin_consume(request: Request):
         )
     nxt = request.session.get("next", "/")
     request.session.clear()  # a new session: nothing from before sign-in carries over
-    request.session["uid"] = uid
+    request.session["uid"], request.session["epoch"] = found
     csrf_token(request)
     return RedirectResponse(_safe_next(nxt), status_code=303)
 
 
+def _end_sessions(uid: int) -> None:
+    with session() as s:
+        s.execute(update(User).where(User.id == uid).values(session_epoch=User.session_epoch + 1))
+
+
 async def signout(request: Request):
-    """POST /signout: forget the session."""
+    """POST /signout: end every session of the user (a copied cookie stops working too)."""
     form = await request.form()
     check_csrf(request, form.get("csrf"))
+    uid = request.session.get("uid")
+    if uid is not None:
+        await in_thread(_end_sessions, uid)
     request.session.clear()
     return RedirectResponse("/signin", status_code=303)
 

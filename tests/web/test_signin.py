@@ -152,3 +152,13 @@ def test_an_unsubscribed_person_still_gets_the_sign_in_link_but_a_bounced_one_do
     post(client, "/signin", {"email": "ada@example.com"})
     drain()
     assert not [m for m in sent if m["To"] == "ada@example.com"]
+
+
+def test_signing_out_ends_a_copied_session_cookie_too(client, team, sent):
+    sign_in(client, sent, "bob@example.com")
+    stolen = dict(client.cookies)
+    assert post(client, "/signout").status_code == 303
+    client.cookies.clear()
+    client.cookies.update(stolen)
+    r = client.get(f"/teams/{team.id}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/signin")

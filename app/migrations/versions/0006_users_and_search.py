@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=320), nullable=False),
     sa.Column('is_operator', sa.Boolean(), nullable=False),
+    sa.Column('session_epoch', sa.Integer(), nullable=False, server_default='0'),
     sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_signin_at', app.models.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
