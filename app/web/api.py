@@ -25,6 +25,7 @@ MAX_BODY = 64 * 1024
 
 
 def team_json(t: Team) -> dict:
+    """A team as the API shows it (openapi.SCHEMAS)."""
     return {
         "id": t.id,
         "name": t.name,
@@ -36,6 +37,7 @@ def team_json(t: Team) -> dict:
 
 
 def member_json(m: Member) -> dict:
+    """A member as the API shows it (openapi.SCHEMAS)."""
     return {
         "id": m.id,
         "team_id": m.team_id,
@@ -48,6 +50,7 @@ def member_json(m: Member) -> dict:
 
 
 def entry_json(e: Entry) -> dict:
+    """An entry as the API shows it (openapi.SCHEMAS)."""
     return {
         "id": e.id,
         "team_id": e.team_id,
@@ -63,6 +66,7 @@ def entry_json(e: Entry) -> dict:
 
 
 def event_json(ev: MessageEvent) -> dict:
+    """A message event as the API shows it (openapi.SCHEMAS)."""
     return {
         "id": ev.id,
         "message_id": ev.message_id,

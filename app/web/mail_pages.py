@@ -5,7 +5,7 @@ reprocessing, the suppression list. A team admin sees only their teams' mail; an
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import nh3
 from sqlalchemy import func, select
@@ -35,12 +35,10 @@ def _day(value: str | None, end: bool = False) -> datetime | None:
         d = date.fromisoformat(value)
     except ValueError:
         raise HTTPException(400, "Dates must be YYYY-MM-DD.") from None
-    from datetime import UTC
-
     return datetime.combine(d + timedelta(days=1) if end else d, time(0), tzinfo=UTC)
 
 
-def _team_member_ids(ctx: Ctx, team_ids: list[int]):
+def _team_member_ids(team_ids: list[int]):
     return select(Member.id).where(Member.team_id.in_(team_ids))
 
 
@@ -51,7 +49,7 @@ def _outbound_scope(ctx: Ctx, stmt):
 
 def _inbound_scope(ctx: Ctx, stmt):
     teams = ctx.admin_team_ids()
-    return stmt if teams is None else stmt.where(InboundMessage.member_id.in_(_team_member_ids(ctx, teams)))
+    return stmt if teams is None else stmt.where(InboundMessage.member_id.in_(_team_member_ids(teams)))
 
 
 @page("mail")
@@ -212,7 +210,7 @@ def inbound_reprocess(request: Request, ctx: Ctx):
     return back(f"/mail/inbound/{row.id}", "Reprocessing: reload in a moment.", request)
 
 
-def _team_emails(ctx: Ctx, teams: list[int]):
+def _team_emails(teams: list[int]):
     return select(func.lower(Member.email)).where(Member.team_id.in_(teams))
 
 
@@ -222,7 +220,7 @@ def suppressions(request: Request, ctx: Ctx):
     stmt = select(Suppression).order_by(Suppression.id.desc())
     teams = ctx.admin_team_ids()
     if teams is not None:
-        stmt = stmt.where(Suppression.email.in_(_team_emails(ctx, teams)))
+        stmt = stmt.where(Suppression.email.in_(_team_emails(teams)))
     q = request.query_params.get("q", "").strip().lower()
     if q:
         stmt = stmt.where(Suppression.email.contains(q[:320], autoescape=True))
@@ -234,9 +232,7 @@ def _may_touch(ctx: Ctx, email: str) -> bool:
     teams = ctx.admin_team_ids()
     if teams is None:
         return True
-    return (
-        ctx.s.execute(_team_emails(ctx, teams).where(func.lower(Member.email) == email)).first() is not None
-    )
+    return ctx.s.execute(_team_emails(teams).where(func.lower(Member.email) == email)).first() is not None
 
 
 @page("mail")

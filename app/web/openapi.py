@@ -24,6 +24,7 @@ STRS = {"type": "array", "items": S}
 
 
 def ref(name: str) -> dict:
+    """A reference to components/schemas/``name``."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 

@@ -18,6 +18,7 @@ from app.web.auth import Ctx, back, page, render
 
 
 def today(ctx: Ctx) -> date:
+    """Today in the viewer's time zone (their own, else the team's)."""
     tz = (ctx.member.timezone if ctx.member else None) or ctx.team.timezone
     return local_date(utcnow(), tz)
 
