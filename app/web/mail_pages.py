@@ -123,9 +123,36 @@ def outbound_one(request: Request, ctx: Ctx):
     )
 
 
+# inline styles kept so mail looks like mail: layout and text properties only, and no value that
+# could name a resource or a script (SANDBOX_CSP would block the load anyway)
+_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES["*"] = _ATTRIBUTES.get("*", set()) | {"style"}
+_STYLE_PROPERTIES = {
+    "color", "background-color", "font", "font-family", "font-size", "font-style", "font-weight",
+    "line-height", "text-align", "text-decoration", "text-transform", "letter-spacing", "white-space",
+    "margin", "margin-top", "margin-right", "margin-bottom", "margin-left",
+    "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
+    "border", "border-top", "border-right", "border-bottom", "border-left", "border-color", "border-radius",
+    "border-collapse", "width", "max-width", "height", "display", "vertical-align",
+}  # fmt: skip
+_STYLE_BAD = ("url(", "expression", "javascript", "@import", "\\")
+
+
+def _style_filter(element: str, attribute: str, value: str) -> str | None:
+    if attribute == "style" and any(bad in "".join(value.split()).lower() for bad in _STYLE_BAD):
+        return None
+    return value
+
+
 def sandboxed(html: str) -> HTMLResponse:
     """Mail HTML for an iframe: sanitized with nh3, and served under a no-script sandbox policy."""
-    clean = nh3.clean(html, url_schemes={"http", "https", "mailto"})
+    clean = nh3.clean(
+        html,
+        attributes=_ATTRIBUTES,
+        filter_style_properties=_STYLE_PROPERTIES,
+        attribute_filter=_style_filter,
+        url_schemes={"http", "https", "mailto"},
+    )
     return HTMLResponse(clean, headers={"Content-Security-Policy": SANDBOX_CSP})
 
 

@@ -60,6 +60,7 @@ def test_an_admin_sees_the_outbound_log_filtered_and_a_messages_timeline(client,
     assert "What did you get done today?" in one and "Reply to this email" in one
     html = client.get(f"/mail/outbound/{mid}/html")
     assert "sandbox" in html.headers["content-security-policy"] and "Goal:" in html.text
+    assert 'style="' in html.text  # inlined CSS survives the sanitizer: mail looks like mail
 
 
 def test_sign_in_links_are_never_shown_in_the_log(client, team, sent):

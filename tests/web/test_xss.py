@@ -122,6 +122,7 @@ def test_the_checker_finds_what_it_should():
         '<a href=" javascript:alert(1)">x</a>',
         '<iframe src="https://evil.example"></iframe>',
         '<meta http-equiv="refresh" content="0">',
+        '<p style="background:url(javascript:alert(1))">x</p>',
     ):
         assert executable_constructs(html), html
     assert executable_constructs('<iframe sandbox="" src="/mail/inbound/1/html"></iframe><p>ok</p>') == []

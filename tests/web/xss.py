@@ -27,6 +27,8 @@ PAYLOADS = [
     "{{7*7}}{% raw %}<script>alert(1)</script>",
     '#<img/src/onerror=alert(1)> @"><svg/onload=alert(1)>',
     "javascript:alert(1)",
+    '<p style="background:url(javascript:alert(1));width:expression(alert(1))">styled</p>',
+    '<div style="color:red;background-image:url(&quot;javascript:alert(1)&quot;)">styled too</div>',
     # mutation XSS: markup that a sanitizer's parse and the browser's re-parse read differently
     "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
     '<noscript><p title="</noscript><img src=x onerror=alert(1)>">',
@@ -63,6 +65,8 @@ def executable_constructs(html: str, *, allowed_iframes: tuple[str, ...] = ("/ma
         if tag == "style" and re.search(r"javascript|expression\(|@import", node.text() or "", re.I):
             found.append("<style> with script")
         for name, value in attrs.items():
+            if name.lower() == "style" and re.search(r"expression|javascript|url\(", value or "", re.I):
+                found.append(f"<{tag} style={value!r}>")
             if name.lower().startswith("on"):
                 found.append(f"<{tag} {name}>")
             if name.lower() in _URL_ATTRS and value:
