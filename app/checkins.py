@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app import outbox
-from app.models import Entry, Member, OutboundMessage, Team
+from app.models import Entry, Member, OutboundMessage, Team, TeamSettings
 from app.schedule import local_date, local_midnight_after, next_occurrence, previous_workday
 from app.settings import Settings
 from app.tokens import reply_address
@@ -87,10 +87,18 @@ def remind_now(s: Session, *, now: datetime, settings: Settings) -> list[int]:
     return ids
 
 
+def digests_on(s: Session, team_id: int) -> bool:
+    """False when the team turned its morning digest off (team settings)."""
+    opts = s.get(TeamSettings, team_id)
+    return opts is None or opts.digest_enabled
+
+
 def digest_now(s: Session, *, now: datetime, settings: Settings, day: date | None = None) -> list[int]:
     """Digests for every active member covering ``day`` (default: their local today); new ids."""
     ids = []
     for member, team in _members(s):
+        if not digests_on(s, team.id):
+            continue
         d = day or local_date(now, member_tz(member, team))
         mid, created = create_digest(s, member, team, d, now=now, settings=settings)
         if created:
@@ -129,8 +137,9 @@ def due(s: Session, *, now: datetime, settings: Settings, limit: int = 500) -> l
     ).all():
         tz = member_tz(member, team)
         day = previous_workday(local_date(member.next_digest_at, tz), team.workdays)
-        mid, created = create_digest(s, member, team, day, now=now, settings=settings)
-        ids += [mid] if created else []
+        if digests_on(s, team.id):
+            mid, created = create_digest(s, member, team, day, now=now, settings=settings)
+            ids += [mid] if created else []
         member.next_digest_at = next_occurrence(now, team.digest_time, team.workdays, tz)
         s.add(member)
     s.flush()
@@ -194,6 +203,9 @@ def digest_context(s: Session, msg: OutboundMessage, stored: dict, settings: Set
     team = s.get(Team, msg.team_id)
     day = date.fromisoformat(stored["day"])
     groups, quiet = team_day(s, team.id, day)
+    opts = s.get(TeamSettings, team.id)
+    if opts is not None and not opts.digest_include_quiet:
+        quiet = []
     return {
         "team": team,
         "day": day,

@@ -60,6 +60,11 @@ def cmd_run(args) -> int:
     threading.Thread(target=run_forever, args=(settings,), name="scheduler", daemon=True).start()
     url = f"http://{args.host}:{args.port}/"
     print(f"donebox is running: open {url}  (dev inbox: {url}dev/inbox)", flush=True)
+    if settings.mail_transport == "maildir" and not settings.production:
+        print(
+            "sign in as ada@example.com (the demo team's admin): the link arrives in the dev inbox",
+            flush=True,
+        )
     _serve(args.host, args.port)
     return 0
 
@@ -190,6 +195,21 @@ def cmd_api_token(args) -> int:
     return 0
 
 
+def cmd_admin(args) -> int:
+    from app.db import session
+    from app.models import utcnow
+    from app.users import make_operator, normalize_email
+
+    email = normalize_email(args.email)
+    if not email:
+        print(f"not an email address: {args.email!r}", file=sys.stderr)
+        return 2
+    with session() as s:
+        make_operator(s, email, now=utcnow())
+    print(f"{email} is an instance operator; sign in at {get_settings().base_url}/signin")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="donebox", description="Team check-ins by email, with a relay core.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -233,6 +253,11 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("name", help="what the token is for")
     cp.add_argument("--team", type=int, help="limit the token to one team id")
     cp.set_defaults(fn=cmd_api_token)
+    sp = sub.add_parser("admin", help="instance operators")
+    asub = sp.add_subparsers(dest="admin_command", required=True)
+    ap = asub.add_parser("create", help="make EMAIL an instance operator (creates the user)")
+    ap.add_argument("email")
+    ap.set_defaults(fn=cmd_admin)
     return p
 
 

@@ -158,3 +158,36 @@ class ApiToken(SQLModel, table=True):
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     revoked_at: datetime | None = _ts()
+
+
+class User(SQLModel, table=True):
+    """A person who signs in; their Members are the rows whose email matches (one per team)."""
+
+    __tablename__ = "appuser"  # "user" is reserved in PostgreSQL
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True)  # lower-case
+    is_operator: bool = False  # runs the instance: every team, every message
+    session_epoch: int = 0  # sessions carry it; signing out bumps it, ending every session of the user
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    last_signin_at: datetime | None = _ts()
+
+
+class SigninToken(SQLModel, table=True):
+    """A magic sign-in link: signed, single-use (``used_at``), valid until ``expires_at``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, index=True)
+    nonce_sha256: str = Field(max_length=64, unique=True)
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    used_at: datetime | None = _ts()
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class TeamSettings(SQLModel, table=True):
+    """A team's options beyond its schedule; a team without a row has the defaults."""
+
+    team_id: int = Field(foreign_key="team.id", primary_key=True)
+    digest_enabled: bool = True  # send the morning digest at all
+    digest_include_quiet: bool = True  # list members who wrote nothing
+    tracking: bool = False  # open pixel and click tracking in reminders and digests
+    reply_domain: str = Field(default="", max_length=253)  # '' means REPLY_DOMAIN

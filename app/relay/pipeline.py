@@ -49,10 +49,16 @@ class Delivery:
     result: SendResult | None = None
 
 
+# mail a person asked for this minute: an unsubscribe does not stop it (a bounce or complaint does)
+ASKED_FOR = frozenset({"signin"})
+
+
 def skip_if_suppressed(d: Delivery) -> Outcome | None:
     with session() as s:
         hit = s.execute(select(Suppression.reason).where(Suppression.email == d.message.to_addr.lower()))
         reason = hit.scalar()
+    if reason == "unsubscribe" and d.message.kind in ASKED_FOR:
+        return None
     return Outcome("suppressed", f"address suppressed ({reason})") if reason else None
 
 

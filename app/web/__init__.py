@@ -5,8 +5,13 @@ from __future__ import annotations
 import contextlib
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 
 from app.settings import get_settings
+
+SESSION_MAX_AGE_S = 14 * 24 * 3600
 
 
 @contextlib.asynccontextmanager
@@ -18,10 +23,29 @@ async def lifespan(app: Starlette):
 
 
 def create_app() -> Starlette:
-    """Build the ASGI app: routes from app.web.routes, jobs broker ready."""
+    """Build the ASGI app: routes from app.web.routes, sessions, security headers, jobs broker ready."""
     import jobs.actors  # noqa: F401 - the broker and actors the endpoints enqueue to
     from app.web.routes import routes
+    from app.web.security import SecurityHeaders
+    from app.web.signin import http_error
 
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.settings = get_settings()
+    settings = get_settings()
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie="donebox_session",
+            max_age=SESSION_MAX_AGE_S,
+            same_site="lax",
+            https_only=settings.base_url.startswith("https://"),
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.settings = settings
     return app

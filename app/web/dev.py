@@ -10,7 +10,8 @@ from email.parser import BytesParser
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from app.web.common import in_thread, templates
+from app.web.auth import check_csrf, render
+from app.web.common import in_thread
 
 _KEY = re.compile(r"^[A-Za-z0-9._,:=-]{1,200}$")
 
@@ -53,7 +54,7 @@ async def inbox(request: Request):
     if request.app.state.settings.production:
         return HTMLResponse("Not found", status_code=404)
     rows = await in_thread(_list, request)
-    return templates.TemplateResponse(request, "inbox.html", {"messages": rows})
+    return render(request, None, "inbox.html", {"messages": rows})
 
 
 def _one(request: Request, key: str):
@@ -82,14 +83,7 @@ async def message(request: Request):
     data = await in_thread(_one, request, key)
     if data is None:
         return HTMLResponse("No such message", status_code=404)
-    return templates.TemplateResponse(request, "inbox_message.html", data)
-
-
-def _same_origin(request: Request) -> bool:
-    """A dev form POST must come from our own pages (no cross-site form posts)."""
-    origin = request.headers.get("origin") or request.headers.get("referer") or ""
-    host = request.headers.get("host", "")
-    return bool(host) and (origin.startswith(f"http://{host}") or origin.startswith(f"https://{host}"))
+    return render(request, None, "inbox_message.html", data)
 
 
 def _reply_bytes(original: bytes, text: str) -> bytes:
@@ -137,9 +131,8 @@ async def reply(request: Request):
     key = request.path_params["key"]
     if request.app.state.settings.production or not _KEY.match(key):
         return HTMLResponse("Not found", status_code=404)
-    if not _same_origin(request):
-        return HTMLResponse("Cross-site form posts are refused", status_code=403)
     form = await request.form()
+    check_csrf(request, form.get("csrf"))
     text = str(form.get("text", "")).strip()
     if not text or len(text) > 100_000:
         return HTMLResponse("Write a reply (at most 100,000 characters)", status_code=400)
@@ -170,7 +163,6 @@ async def send_now(request: Request):
 
     if request.app.state.settings.production:
         return HTMLResponse("Not found", status_code=404)
-    if not _same_origin(request):
-        return HTMLResponse("Cross-site form posts are refused", status_code=403)
+    check_csrf(request, (await request.form()).get("csrf"))
     await in_thread(_send_now, request.url.path.rsplit("/", 1)[-1])
     return RedirectResponse("/dev/inbox", status_code=303)

@@ -1,38 +1,13 @@
-"""HTML pages: the team's days."""
+"""The health check."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import select, text
+from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.checkins import team_day
 from app.db import session
-from app.models import Team, utcnow
-from app.schedule import local_date
-from app.web.common import in_thread, templates
-
-
-def _home_data():
-    now = utcnow()
-    teams = []
-    with session() as s:
-        for team in s.execute(select(Team).order_by(Team.name)).scalars():
-            today = local_date(now, team.timezone)
-            days = []
-            for day in (today, today - timedelta(days=1)):
-                groups, quiet = team_day(s, team.id, day)
-                days.append({"day": day, "groups": groups, "quiet": quiet})
-            teams.append({"team": team, "days": days})
-    return teams
-
-
-async def home(request: Request):
-    """GET /: each team's entries for today and yesterday."""
-    teams = await in_thread(_home_data)
-    return templates.TemplateResponse(request, "home.html", {"teams": teams})
+from app.web.common import in_thread
 
 
 def _db_ok() -> bool:

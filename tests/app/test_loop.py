@@ -51,7 +51,8 @@ def test_a_reply_to_the_reminder_ends_up_in_the_next_digest(db, sent):
     settings = get_settings()
     with TestClient(create_app()) as client:
         with session() as s:
-            enqueue_deliveries(remind_now(s, now=FIXED_NOW, settings=settings))
+            ids = remind_now(s, now=FIXED_NOW, settings=settings)
+        enqueue_deliveries(ids)  # after commit, as every producer does
         drain()
         reminders = [message_from_bytes(m.as_bytes(), policy=policy.default) for m in sent]
         assert sorted(m["To"] for m in reminders) == ["ada@example.com", "bob@example.com"]
@@ -74,7 +75,8 @@ def test_a_reply_to_the_reminder_ends_up_in_the_next_digest(db, sent):
 
     sent.clear()
     with session() as s:
-        enqueue_deliveries(digest_now(s, now=FIXED_NOW, settings=settings, day=date(2026, 11, 23)))
+        ids = digest_now(s, now=FIXED_NOW, settings=settings, day=date(2026, 11, 23))
+    enqueue_deliveries(ids)
     drain()
     digest = next(m for m in sent if m["To"] == "bob@example.com")
     text = digest.get_body(("plain",)).get_content()

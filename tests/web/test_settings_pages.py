@@ -1,0 +1,164 @@
+from sqlalchemy import select
+
+from app.db import session
+from app.models import ApiToken, Member, OutboundMessage, Suppression, Team, TeamSettings
+from tests.web.conftest import post, sign_in
+
+
+def member(email):
+    with session() as s:
+        return s.execute(select(Member).where(Member.email == email)).scalar_one()
+
+
+def test_an_admin_changes_the_team_settings_and_schedules_follow(client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    before = member("bob@example.com").next_reminder_at
+    form = {
+        "name": "Rocket Science",
+        "timezone": "America/New_York",
+        "reminder_time": "18:30",
+        "digest_time": "09:15",
+        "day1": "1",
+        "day3": "1",
+        "digest_include_quiet": "1",
+        "tracking": "1",
+        "reply_domain": "In.Example.com",
+    }
+    assert post(client, f"/teams/{team.id}/settings", form).status_code == 303
+    with session() as s:
+        t = s.get(Team, team.id)
+        opts = s.get(TeamSettings, team.id)
+    assert (t.name, t.timezone, t.reminder_time, t.digest_time, t.workdays) == (
+        "Rocket Science",
+        "America/New_York",
+        "18:30",
+        "09:15",
+        "13",
+    )
+    assert (opts.digest_enabled, opts.digest_include_quiet, opts.tracking, opts.reply_domain) == (
+        False,
+        True,
+        True,
+        "in.example.com",
+    )
+    assert member("bob@example.com").next_reminder_at != before
+    assert 'value="Rocket Science"' in client.get(f"/teams/{team.id}/settings").text
+
+
+def test_bad_team_settings_are_refused_with_a_reason_and_change_nothing(client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    good = {"name": "R", "timezone": "UTC", "reminder_time": "17:00", "digest_time": "08:00", "day1": "1"}
+    for bad, reason in (
+        ({"name": ""}, "name"),
+        ({"timezone": "Mars/Olympus"}, "time zone"),
+        ({"reminder_time": "25:00"}, "HH:MM"),
+        ({"digest_time": "soon"}, "HH:MM"),
+        ({"day1": ""}, "workday"),
+        ({"reply_domain": "not a domain"}, "domain"),
+    ):
+        r = post(client, f"/teams/{team.id}/settings", {**good, **bad})
+        assert r.status_code == 400 and reason in r.text, (bad, r.text)
+    with session() as s:
+        assert s.get(Team, team.id).name == "Rocket"
+
+
+def test_an_admin_invites_a_member_who_gets_an_email_and_can_sign_in(client, team, sent):
+    from jobs.broker import drain
+
+    sign_in(client, sent, "ada@example.com")
+    r = post(client, f"/teams/{team.id}/settings/members", {"email": "Cy@Example.com", "name": "Cy"})
+    assert r.status_code == 303
+    drain()
+    invite = [m for m in sent if m["To"] == "cy@example.com"]
+    assert invite and "Rocket" in invite[0]["Subject"]
+    assert "http://donebox.test/signin" in invite[0].get_body(("plain",)).get_content()
+    with session() as s:
+        assert s.execute(
+            select(OutboundMessage.kind).where(OutboundMessage.to_addr == "cy@example.com")
+        ).scalar() == ("invite")
+    assert member("cy@example.com").next_reminder_at is not None
+    again = post(client, f"/teams/{team.id}/settings/members", {"email": "cy@example.com"})
+    assert again.status_code == 400 and "already" in again.text
+    client.cookies.clear()
+    sign_in(client, sent, "cy@example.com")
+    assert "Rocket" in client.get(f"/teams/{team.id}").text
+
+
+def test_roles_change_and_a_team_keeps_one_admin(client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    ada, bob = member("ada@example.com"), member("bob@example.com")
+    base = f"/teams/{team.id}/settings/members"
+    r = post(client, f"{base}/{ada.id}/role", {"role": "member"})
+    assert r.status_code == 400 and "at least one admin" in r.text
+    assert post(client, f"{base}/{ada.id}/remove").status_code == 400
+    assert post(client, f"{base}/{bob.id}/role", {"role": "boss"}).status_code == 400
+    assert post(client, f"{base}/{bob.id}/role", {"role": "observer"}).status_code == 303
+    assert member("bob@example.com").role == "observer"
+    assert post(client, f"{base}/{bob.id}/remove").status_code == 303
+    assert member("bob@example.com").active is False
+    client.cookies.clear()
+    sign_in(client, sent, "ada@example.com")  # ada is still fine; bob is gone
+    from tests.web.conftest import csrf_of
+
+    csrf_of(client)
+    from jobs.broker import drain
+
+    post(client, "/signin", {"email": "bob@example.com"})
+    drain()
+    assert not [m for m in sent if m["To"] == "bob@example.com"]
+
+
+def test_a_member_sets_their_own_time_zone(client, team, sent):
+    sign_in(client, sent, "bob@example.com")
+    before = member("bob@example.com").next_reminder_at
+    assert post(client, f"/teams/{team.id}/settings/me", {"timezone": "Asia/Tokyo"}).status_code == 303
+    bob = member("bob@example.com")
+    assert bob.timezone == "Asia/Tokyo" and bob.next_reminder_at != before
+    assert post(client, f"/teams/{team.id}/settings/me", {"timezone": "Nowhere/Else"}).status_code == 400
+    assert post(client, f"/teams/{team.id}/settings/me", {"timezone": ""}).status_code == 303
+    assert member("bob@example.com").timezone is None
+    assert "Asia/Tokyo" in client.get(f"/teams/{team.id}/settings/me").text  # the picker lists every zone
+
+
+def test_a_member_unsubscribes_and_resubscribes(client, team, sent):
+    sign_in(client, sent, "bob@example.com")
+    url = f"/teams/{team.id}/settings/me/mail"
+    assert post(client, url, {"action": "unsubscribe"}).status_code == 303
+    with session() as s:
+        assert s.execute(
+            select(Suppression.reason).where(Suppression.email == "bob@example.com")
+        ).scalar() == ("unsubscribe")
+    assert "suppressed (unsubscribe)" in client.get(f"/teams/{team.id}/settings/me").text
+    assert post(client, url, {"action": "resubscribe"}).status_code == 303
+    with session() as s:
+        assert s.execute(select(Suppression).where(Suppression.email == "bob@example.com")).scalar() is None
+
+
+def test_a_bounce_suppression_is_not_lifted_by_the_member(client, team, sent):
+    sign_in(client, sent, "bob@example.com")
+    with session() as s:
+        s.add(Suppression(email="bob@example.com", reason="bounce"))
+    r = post(client, f"/teams/{team.id}/settings/me/mail", {"action": "resubscribe"})
+    assert r.status_code == 400 and "bounce" in r.text
+
+
+def test_an_admin_creates_and_revokes_api_tokens(client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    r = post(client, f"/teams/{team.id}/settings/tokens", {"name": "CI"})
+    assert r.status_code == 200
+    token = r.text.split('<code id="new-token">')[1].split("<")[0]
+    assert token.startswith("dbx_")
+    assert client.get("/api/teams", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    with session() as s:
+        tid = s.execute(select(ApiToken.id)).scalar()
+    assert post(client, f"/teams/{team.id}/settings/tokens/{tid}/revoke").status_code == 303
+    assert client.get("/api/teams", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    assert token not in client.get(f"/teams/{team.id}/settings/tokens").text
+
+
+def test_an_operator_creates_a_team_and_becomes_its_admin(client, sent):
+    sign_in(client, sent, "root@example.com")  # the first user of an empty instance: operator
+    assert post(client, "/teams", {"name": "Fresh"}).status_code == 303
+    with session() as s:
+        m = s.execute(select(Member).where(Member.email == "root@example.com")).scalar_one()
+        assert m.role == "admin" and s.get(Team, m.team_id).name == "Fresh"
