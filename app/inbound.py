@@ -19,12 +19,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from app.models import Entry, InboundMessage, Member, OutboundMessage, Team
+from app.models import Entry, InboundMessage, Member, OutboundMessage, Team, WebhookToken
 from app.schedule import local_date
 from app.settings import Settings
 from app.tokens import token_from_address, verify_reply_token
 from parsers.entries import split_entries
 from parsers.message import InboundEmail, headers_digest, parse_mime
+from parsers.providers import PROVIDERS, Keys, Payload
 from parsers.reply import extract_reply
 
 _AUTO_SUBJECT = re.compile(
@@ -34,19 +35,57 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
-def dedupe_key(provider: str, email_message_id: str, raw: bytes, provider_id: str = "") -> str:
-    """Provider id where one exists, else Message-ID, else a hash of the raw headers."""
-    if provider_id:
-        return f"{provider}:{provider_id}"[:512]
-    if email_message_id:
-        return f"msgid:{email_message_id}"[:512]
-    return f"sha256:{headers_digest(raw)}"
+class Replayed(Exception):
+    """Raised by ``accept`` when its webhook token was already used; nothing is stored."""
 
 
-def accept(s: Session, *, provider: str, raw: bytes, key: str, now: datetime, **fields) -> tuple[int, bool]:
-    """Store one inbound message unless ``key`` is known; (id, duplicate)."""
+def dedupe_key(provider: str, keys: Keys) -> str:
+    """Provider id where one exists, else Message-ID + envelope recipient, else the header hash."""
+    if keys.provider_id:
+        return f"{provider}:{keys.provider_id}"[:512]
+    if keys.message_id:
+        rcpt = keys.envelope_to[0] if keys.envelope_to else ""
+        return f"msgid:{keys.message_id}|{rcpt}"[:512]
+    return f"sha256:{keys.header_hash or headers_digest(b'')}"
+
+
+def _insert(s: Session):
+    return pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def remember_token(s: Session, provider: str, token: str, *, now: datetime) -> None:
+    """Record a signed webhook token as used; raises Replayed when it already was."""
+    table = WebhookToken.__table__
+    stmt = (
+        _insert(s)(table)
+        .values(provider=provider, token=token[:255], seen_at=now)
+        .on_conflict_do_nothing(index_elements=["token"])
+        .returning(table.c.id)
+    )
+    if s.execute(stmt).scalar() is None:
+        raise Replayed(token)
+
+
+def forget_tokens(s: Session, *, before: datetime) -> int:
+    """Drop used tokens older than ``before`` (their timestamps are refused as stale anyway)."""
+    return s.execute(delete(WebhookToken).where(WebhookToken.seen_at < before)).rowcount
+
+
+def accept(
+    s: Session,
+    *,
+    provider: str,
+    raw: bytes,
+    key: str,
+    now: datetime,
+    payload: bytes | None = None,
+    payload_type: str = "",
+    **fields,
+) -> tuple[int, bool]:
+    """Store one inbound message (raw MIME and the provider's payload) unless ``key`` is known;
+    (id, duplicate). The caller commits before answering."""
     table = InboundMessage.__table__
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = _insert(s)
     stmt = (
         insert(table)
         .values(
@@ -60,6 +99,9 @@ def accept(s: Session, *, provider: str, raw: bytes, key: str, now: datetime, **
             reply_text="",
             quoted_text="",
             signature_text="",
+            payload=payload,
+            payload_type=payload_type[:255],
+            notes="",
             **fields,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -89,12 +131,28 @@ def is_automatic(email: InboundEmail) -> str:
     return ""
 
 
-def identify(s: Session, email: InboundEmail, settings: Settings):
-    """(member, day or None, how) for a reply, or (None, None, why-not)."""
+def _tokens(email: InboundEmail, settings: Settings):
     for addr in (*email.envelope_to, *email.to, *email.cc):
         token = token_from_address(addr, settings.reply_domain)
-        if token is None:
-            continue
+        if token is not None:
+            yield token, addr
+    if email.mailbox_hash:
+        yield email.mailbox_hash, "MailboxHash"
+
+
+def authenticated_sender(email: InboundEmail) -> bool:
+    """True when SPF or DKIM passed, by the provider's verdict or the Authentication-Results header."""
+    return "pass" in (email.spf, email.dkim)
+
+
+def identify(s: Session, email: InboundEmail, settings: Settings):
+    """(member, day or None, how) for a reply, or (None, None, why-not).
+
+    In order: the signed reply+token address (envelope recipient, To, Cc, Postmark's
+    MailboxHash), In-Reply-To/References naming a Message-ID we sent, then From, but
+    only when SPF or DKIM passed.
+    """
+    for token, addr in _tokens(email, settings):
         found = verify_reply_token(settings.secret_key, token)
         if found is None:
             return None, None, f"bad reply token in {addr}"
@@ -110,7 +168,24 @@ def identify(s: Session, email: InboundEmail, settings: Settings):
             member = s.get(Member, out.member_id)
             day = json.loads(out.context or "{}").get("day")
             return member, (datetime.fromisoformat(day).date() if day else None), "In-Reply-To"
-    return None, None, "no reply token or known In-Reply-To"
+    if not email.from_addr:
+        return None, None, "no reply token, no known In-Reply-To and no From address"
+    if not authenticated_sender(email):
+        return (
+            None,
+            None,
+            "no reply token or known In-Reply-To, and From is not authenticated (no SPF/DKIM pass)",
+        )
+    members = (
+        s.execute(select(Member).where(Member.email == email.from_addr, Member.active.is_(True)).limit(2))
+        .scalars()
+        .all()
+    )
+    if len(members) == 1:
+        return members[0], None, "From with SPF/DKIM pass"
+    if members:
+        return None, None, f"From {email.from_addr} is a member of several teams: cannot tell which"
+    return None, None, f"From {email.from_addr} (authenticated) is no member"
 
 
 def _set_state(s: Session, inbound_id: int, state: str, expected: tuple[str, ...], **values) -> bool:
@@ -130,13 +205,18 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
         return "missing"
     if row.state != "received":
         return row.state
-    email = parse_mime(row.raw, provider=row.provider)
+    email = load_email(row)
     base = {
         "processed_at": now,
         "message_id": email.message_id[:1000],
         "from_addr": email.from_addr[:320],
         "subject": email.subject,
+        "notes": "\n".join(email.notes)[:4000],
     }
+    if not email.headers and not email.from_addr:
+        why = "; ".join(email.notes) or "the payload holds no message"
+        _set_state(s, inbound_id, "failed", ("received",), error=why, **base)
+        return "failed"
     why = is_automatic(email)
     if why:
         _set_state(s, inbound_id, "ignored", ("received",), error=why, **base)
@@ -193,3 +273,12 @@ def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
         if _set_state(s, iid, "received", ("failed", "processed", "unverified", "ignored"), error=""):
             moved.append(iid)
     return moved
+
+
+def load_email(row: InboundMessage) -> InboundEmail:
+    """The normalized email of a stored message: its provider's adapter on the stored payload,
+    or the raw MIME."""
+    provider = PROVIDERS.get(row.provider)
+    if row.payload is not None and provider is not None:
+        return provider.parse(Payload(row.payload, row.payload_type))
+    return parse_mime(row.raw, provider=row.provider)

@@ -95,14 +95,28 @@ def headers_digest(raw: bytes) -> str:
     return hashlib.sha256(head).hexdigest()
 
 
-def raw_message_id(raw: bytes) -> str:
-    """The Message-ID of raw message bytes (folded headers allowed), or ''."""
+def _head(raw: bytes):
     head = re.split(rb"\r?\n\r?\n", raw[:262144], maxsplit=1)[0] + b"\n\n"
     try:
-        value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID", "")
+        return BytesHeaderParser(policy=compat32).parsebytes(head)
     except Exception:  # noqa: BLE001 - header parsing of hostile bytes
-        return ""
+        return None
+
+
+def raw_message_id(raw: bytes) -> str:
+    """The Message-ID of raw message bytes (folded headers allowed), or ''."""
+    head = _head(raw)
+    value = head.get("Message-ID", "") if head is not None else ""
     return (message_ids(str(value)) or ("",))[0]
+
+
+def raw_envelope_to(raw: bytes) -> tuple[str, ...]:
+    """Envelope recipients a delivering server recorded (Delivered-To, X-Original-To), or ()."""
+    head = _head(raw)
+    if head is None:
+        return ()
+    values = [str(v) for name in ("Delivered-To", "X-Original-To") for v in head.get_all(name) or ()]
+    return tuple(dict.fromkeys(a for _, a in addresses(",".join(values))))
 
 
 def looks_like_message(raw: bytes) -> str | None:

@@ -8,6 +8,7 @@ routes = [
     Route("/", pages.home),
     Route("/healthz", pages.healthz),
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
+    Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
     Route("/dev/inbox", dev.inbox),
     Route("/dev/inbox/{key:str}", dev.message),
 ]

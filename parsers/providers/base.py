@@ -8,6 +8,7 @@ normalization (it runs in the process_inbound job, on the stored payload).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from email.parser import HeaderParser
 from email.policy import compat32
 from functools import cached_property
 
-from parsers.message import InboundEmail, addresses, message_ids
+from parsers.message import InboundEmail, addresses, headers_digest, message_ids
 from parsers.providers.form import Form, parse_form
 
 
@@ -32,6 +33,11 @@ class Keys:
     message_id: str = ""  # the Message-ID header, ``<...>``
     envelope_to: tuple[str, ...] = ()  # SMTP RCPT TO addresses, lower-case
     raw_mime: bytes | None = None  # the whole RFC 5322 message, when the payload carries it
+    header_hash: str = ""  # sha256 of the mail's header block as the provider gave it
+
+    def __post_init__(self):
+        if not self.header_hash and self.raw_mime is not None:
+            object.__setattr__(self, "header_hash", headers_digest(self.raw_mime))
 
 
 class Payload:
@@ -126,3 +132,9 @@ def verdict(value: str) -> str:
     """A provider's pass/fail word normalized to our vocabulary (lower-case first word)."""
     word = (value or "").strip().split(None, 1)
     return word[0].lower().strip(";,()") if word else ""
+
+
+def sha256(data: bytes | str) -> str:
+    """Hex sha256 of bytes or UTF-8 text."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return hashlib.sha256(raw).hexdigest()

@@ -15,6 +15,7 @@ from parsers.providers.base import (
     decode_words,
     first,
     json_field,
+    sha256,
     threading_fields,
     verdict,
 )
@@ -42,7 +43,11 @@ class Mailgun(Provider):
             return Keys(message_id=mime_message_id(raw), envelope_to=envelope_to, raw_mime=raw)
         if "message-headers" not in form and "body-plain" not in form:
             raise PayloadError("neither 'body-mime' nor 'message-headers'/'body-plain' in the form")
-        return Keys(message_id=threading_fields(_headers(payload))["message_id"], envelope_to=envelope_to)
+        return Keys(
+            message_id=threading_fields(_headers(payload))["message_id"],
+            envelope_to=envelope_to,
+            header_hash=sha256(form.get("message-headers") or b""),
+        )
 
     def parse(self, payload: Payload) -> InboundEmail:
         form = payload.form

@@ -15,6 +15,7 @@ from parsers.providers.base import (
     Provider,
     address_list,
     decode_words,
+    sha256,
     threading_fields,
 )
 
@@ -59,7 +60,8 @@ class Postmark(Provider):
         doc = self._doc(payload)
         raw = _s(doc.get("RawEmail")).encode("utf-8", "surrogatepass") or None
         mid = mime_message_id(raw) if raw else threading_fields(self._headers(doc))["message_id"]
-        return Keys(_s(doc.get("MessageID"))[:200], mid, self._envelope_to(doc), raw)
+        hh = "" if raw else sha256(repr(self._headers(doc)))
+        return Keys(_s(doc.get("MessageID"))[:200], mid, self._envelope_to(doc), raw, hh)
 
     def parse(self, payload: Payload) -> InboundEmail:
         doc = self._doc(payload)

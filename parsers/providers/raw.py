@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parsers.message import InboundEmail, looks_like_message, parse_mime, raw_message_id
+from parsers.message import InboundEmail, looks_like_message, parse_mime, raw_envelope_to, raw_message_id
 from parsers.providers.base import Keys, Payload, PayloadError, Provider
 
 
@@ -15,7 +15,11 @@ class Raw(Provider):
         why = looks_like_message(payload.body)
         if why:
             raise PayloadError(f"not an RFC 5322 message: {why}")
-        return Keys(message_id=raw_message_id(payload.body), raw_mime=payload.body)
+        return Keys(
+            message_id=raw_message_id(payload.body),
+            envelope_to=raw_envelope_to(payload.body),
+            raw_mime=payload.body,
+        )
 
     def parse(self, payload: Payload) -> InboundEmail:
         return parse_mime(payload.body, provider=self.name)

@@ -24,6 +24,7 @@ from parsers.providers.base import (
     first,
     header_block,
     json_field,
+    sha256,
     threading_fields,
     verdict,
 )
@@ -56,7 +57,9 @@ class SendGrid(Provider):
             raise PayloadError("neither an 'email' field (raw mode) nor 'headers'/'from' (parsed mode)")
         headers = header_block(form.text("headers"))
         return Keys(
-            message_id=threading_fields(headers)["message_id"], envelope_to=self._envelope_to(payload)
+            message_id=threading_fields(headers)["message_id"],
+            envelope_to=self._envelope_to(payload),
+            header_hash=sha256(form.get("headers") or b""),
         )
 
     def parse(self, payload: Payload) -> InboundEmail:

@@ -12,7 +12,7 @@ import json
 from dataclasses import replace
 
 from parsers.message import InboundEmail, parse_mime, raw_message_id
-from parsers.providers.base import Keys, Payload, PayloadError, Provider, verdict
+from parsers.providers.base import Keys, Payload, PayloadError, Provider, sha256, verdict
 
 
 def _dict(value) -> dict:
@@ -64,6 +64,7 @@ class SES(Provider):
             message_id=mid,
             envelope_to=tuple(str(r).strip().lower() for r in recipients if isinstance(r, str) and "@" in r),
             raw_mime=raw,
+            header_hash="" if raw else sha256(repr(mail.get("headers"))),
         )
 
     def parse(self, payload: Payload) -> InboundEmail:
