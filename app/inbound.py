@@ -122,7 +122,10 @@ def is_automatic(email: InboundEmail) -> str:
         return "X-Autoreply header"
     if email.header("Precedence").strip().lower() in ("bulk", "auto_reply", "junk", "list"):
         return f"Precedence: {email.header('Precedence').strip()}"
-    if "report-type=delivery-status" in email.header("Content-Type").replace(" ", "").lower():
+    ctype = email.header("Content-Type").replace(" ", "").replace('"', "").lower()
+    if "report-type=delivery-status" in ctype or any(
+        a.content_type.startswith("message/delivery-status") for a in email.attachments
+    ):
         return "delivery status notification"
     if email.from_addr.startswith(("mailer-daemon@", "postmaster@")):
         return "bounce from " + email.from_addr

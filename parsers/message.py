@@ -145,7 +145,7 @@ def html_to_text(html: str) -> str:
         for node in tree.root.traverse(include_text=True):
             if node.tag == "-text":
                 out.append(node.text_content or "")
-            elif node.tag in _BLOCK_TAGS:
+            elif node.tag in _BLOCK_TAGS and (node.tag == "br" or (out and not out[-1].endswith("\n"))):
                 out.append("\n")
     text = "".join(out).replace("\xa0", " ")
     text = re.sub(r"[ \t]+\n", "\n", text)
@@ -251,6 +251,20 @@ def _walk(root, notes: list[str]):
                 stack.append((inner, depth + 1))
 
 
+def _header_text(value) -> str:
+    """A flanker header value as text, parameters included (flanker's str() drops them)."""
+    if isinstance(value, str):
+        return value
+    params = getattr(value, "params", None)
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+        base, params = value[0], value[1]
+    else:
+        base = str(value)
+    if not params:
+        return str(base)
+    return str(base) + "".join(f'; {k}="{v}"' for k, v in params.items())
+
+
 def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> InboundEmail:
     """Parse raw message bytes; never raises, records what went wrong in ``notes``."""
     notes: list[str] = []
@@ -263,7 +277,7 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
 
     headers = []
     for k, v in root.headers.iteritems():
-        headers.append((str(k), str(v) if not isinstance(v, str) else v))
+        headers.append((str(k), _header_text(v)))
     get = root.headers.get
 
     def hval(name: str) -> str:
