@@ -35,6 +35,9 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
+STATES = ("received", "processed", "ignored", "unverified", "failed")
+
+
 class Replayed(Exception):
     """Raised by ``accept`` when its webhook token was already used; nothing is stored."""
 

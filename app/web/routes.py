@@ -2,13 +2,15 @@
 
 from starlette.routing import Route
 
-from app.web import dev, inbound, pages
+from app.web import api_inbound, dev, inbound, pages
 
 routes = [
     Route("/", pages.home),
     Route("/healthz", pages.healthz),
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
+    Route("/api/inbound", api_inbound.list_inbound),
+    Route("/api/inbound/{id:str}", api_inbound.get_inbound),
     Route("/dev/inbox", dev.inbox),
     Route("/dev/inbox/{key:str}", dev.message),
 ]
