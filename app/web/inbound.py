@@ -116,6 +116,8 @@ async def _ses_preflight(payload: Payload, settings) -> JSONResponse | None:
         await in_thread(sns.verify, doc, settings)
     kind = doc.get("Type")
     if kind == "SubscriptionConfirmation":
+        if not (settings.ses_verify_signatures and settings.ses_topic_arns):
+            raise Refused(403, "not confirmed: confirming needs SES_TOPIC_ARNS and SES_VERIFY_SIGNATURES on")
         await in_thread(sns.confirm_subscription, doc, settings)
         log.info("confirmed the SNS subscription to %s", doc.get("TopicArn"))
         return JSONResponse({"confirmed": True})

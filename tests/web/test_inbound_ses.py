@@ -122,3 +122,14 @@ def test_notifications_are_refused_when_the_certificate_is_served_by_an_untruste
     c = configure(SNS_CERT_HOSTS=fake_sns.host, SNS_CA_FILE="")  # the system CAs do not know the test CA
     r = send(c, fake_sns.sign(doc("notification_base64.json"), "1"))
     assert r.status_code == 503 and stored() == 0
+
+
+def test_no_subscription_is_confirmed_while_signature_checks_are_off(configure, fake_sns):  # noqa: F811
+    c = configure(
+        SNS_CERT_HOSTS=fake_sns.host, SNS_CA_FILE=str(fake_sns.ca_file), SES_VERIFY_SIGNATURES="false"
+    )
+    confirm = doc("subscription_confirmation.json")
+    confirm["SubscribeURL"] = fake_sns.url("/?Action=ConfirmSubscription&Token=abc")
+    r = send(c, confirm)
+    assert r.status_code == 403 and "SES_VERIFY_SIGNATURES" in r.json()["error"]
+    assert fake_sns.requests == []
