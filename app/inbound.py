@@ -11,6 +11,7 @@ entries. Inbound ``state`` is written only here:
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime
 
@@ -279,6 +280,17 @@ def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
         if _set_state(s, iid, "received", ("failed", "processed", "unverified", "ignored"), error=""):
             moved.append(iid)
     return moved
+
+
+def enqueue_processing(inbound_id: int) -> None:
+    """Hand a committed message's id to process_inbound; a broker fault is only logged (the sweeper
+    finds the row later)."""
+    from jobs.actors import process_inbound
+
+    try:
+        process_inbound.send(inbound_id)
+    except Exception:  # noqa: BLE001 - stored and committed already
+        logging.getLogger("donebox.inbound").exception("inbound %s stored but not enqueued", inbound_id)
 
 
 def load_email(row: InboundMessage) -> InboundEmail:

@@ -67,6 +67,12 @@ class Settings:
     )
     sns_cert_hosts: tuple[str, ...] = SNS_CERT_HOSTS  # SNS_CERT_HOSTS: host[:port] patterns, * = one label
     sns_ca_file: str = ""  # SNS_CA_FILE: CA bundle for fetching SNS certificates (default: the system's)
+    imap_mailboxes: tuple[str, ...] = field(default=(), repr=False)  # IMAP_MAILBOXES: comma-separated URLs
+    imap_poll_s: float = 60.0  # IMAP_POLL_S: seconds between polls when the server has no IDLE
+    imap_idle_s: float = 300.0  # IMAP_IDLE_S: an IDLE is renewed after this many seconds
+    imap_backoff_max_s: float = 60.0  # IMAP_BACKOFF_MAX_S: longest wait between reconnection attempts
+    imap_timeout_s: float = 30.0  # IMAP_TIMEOUT_S: socket timeout talking to the IMAP server
+    imap_ca_file: str = ""  # IMAP_CA_FILE: CA bundle for the IMAP server's certificate (default: system's)
 
     @property
     def production(self) -> bool:
@@ -140,6 +146,12 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             ses_verify_signatures=verify_sns,
             sns_cert_hosts=_csv(e("SNS_CERT_HOSTS", "")) or SNS_CERT_HOSTS,
             sns_ca_file=e("SNS_CA_FILE", ""),
+            imap_mailboxes=_csv(e("IMAP_MAILBOXES", "")),
+            imap_poll_s=float(e("IMAP_POLL_S", "60")),
+            imap_idle_s=float(e("IMAP_IDLE_S", "300")),
+            imap_backoff_max_s=float(e("IMAP_BACKOFF_MAX_S", "60")),
+            imap_timeout_s=float(e("IMAP_TIMEOUT_S", "30")),
+            imap_ca_file=e("IMAP_CA_FILE", ""),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

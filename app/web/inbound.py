@@ -79,16 +79,6 @@ def store(name: str, keys: Keys, payload: Payload | None, token: str = "", token
         )
 
 
-def enqueue(inbound_id: int) -> None:
-    """Hand the id to process_inbound; a broker fault is logged (the row is committed already)."""
-    from jobs.actors import process_inbound
-
-    try:
-        process_inbound.send(inbound_id)
-    except Exception:  # noqa: BLE001 - stored and committed: the sweeper enqueues it later
-        log.exception("inbound %s stored but not enqueued; the sweeper will retry", inbound_id)
-
-
 async def _authenticate_headers(request: Request, name: str, settings) -> None:
     secret = secret_of(name, settings)
     if not secret:
@@ -158,7 +148,7 @@ async def _intake(request: Request, name: str) -> JSONResponse:
     stored_payload = None if name == "raw" else payload
     new_id, duplicate = await in_thread(store, name, keys, stored_payload, token, settings.mailgun_max_age_s)
     if not duplicate:
-        enqueue(new_id)
+        domain.enqueue_processing(new_id)
     status = (200 if duplicate else 202) if name == "raw" else 200
     return JSONResponse({"id": new_id, "duplicate": duplicate}, status_code=status)
 
