@@ -183,3 +183,8 @@ async def webhook(request: Request) -> JSONResponse:
     if name not in WEBHOOKS:
         return error(404, f"no inbound provider called {name[:40]!r} (known: {', '.join(WEBHOOKS)})")
     return await intake(request, name)
+
+
+async def mailgun_mime(request: Request) -> JSONResponse:
+    """POST /inbound/mailgun/mime: Mailgun sends ``body-mime`` (raw MIME) to route URLs ending in mime."""
+    return await intake(request, "mailgun")

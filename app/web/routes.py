@@ -8,6 +8,7 @@ routes = [
     Route("/", pages.home),
     Route("/healthz", pages.healthz),
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
+    Route("/inbound/mailgun/mime", inbound.mailgun_mime, methods=["POST"]),  # Mailgun posts raw MIME here
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
     Route("/api/inbound", api_inbound.list_inbound),
     Route("/api/inbound/{id:str}", api_inbound.get_inbound),

@@ -269,3 +269,14 @@ def test_stored_payloads_are_processed_into_the_same_normalized_email(client):
 def test_json_fixture_documents_are_valid():
     for path in (FIXTURES / "postmark").iterdir():
         assert isinstance(json.loads(path.read_text()), dict)
+
+
+def test_mailgun_route_urls_ending_in_mime_are_accepted(client):
+    path = "mailgun/mime_koi8r.multipart"
+    p = payload(path)
+    r = client.post(
+        "/inbound/mailgun/mime", content=mailgun_signed(path), headers={"Content-Type": p.content_type}
+    )
+    assert r.status_code == 200
+    with session() as s:
+        assert b"Message-ID: <koi8r@mail.example.ru>" in s.get(InboundMessage, r.json()["id"]).raw
