@@ -188,3 +188,23 @@ async def webhook(request: Request) -> JSONResponse:
 async def mailgun_mime(request: Request) -> JSONResponse:
     """POST /inbound/mailgun/mime: Mailgun sends ``body-mime`` (raw MIME) to route URLs ending in mime."""
     return await intake(request, "mailgun")
+
+
+async def parse_only(request: Request) -> JSONResponse:
+    """POST /dev/inbound/{provider}/parse-only (development only): authenticate, read and parse like
+    the real endpoint but store nothing; the benchmark's ceiling of the web stack."""
+    settings = request.app.state.settings
+    name = request.path_params["provider"]
+    if settings.production or name not in PROVIDERS:
+        return error(404, "not found")
+    try:
+        await _authenticate_headers(request, name, settings)
+        body = await read_limited(request, settings.max_inbound_bytes)
+        keys = PROVIDERS[name].keys(Payload(body, request.headers.get("content-type", "")))
+    except Refused as e:
+        return JSONResponse({"error": e.reason}, status_code=e.status, headers=e.headers)
+    except TooLarge:
+        return error(413, "too large")
+    except PayloadError as e:
+        return error(400, str(e))
+    return JSONResponse({"id": 0, "duplicate": False, "key": domain.dedupe_key(name, keys)})

@@ -13,5 +13,8 @@ routes = [
     Route("/api/inbound", api_inbound.list_inbound),
     Route("/api/inbound/{id:str}", api_inbound.get_inbound),
     Route("/dev/inbox", dev.inbox),
+    Route(
+        "/dev/inbound/{provider:str}/parse-only", inbound.parse_only, methods=["POST"]
+    ),  # benchmark ceiling
     Route("/dev/inbox/{key:str}", dev.message),
 ]
