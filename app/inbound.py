@@ -117,6 +117,56 @@ def accept(
     return s.execute(select(table.c.id).where(table.c.dedupe_key == key)).scalar_one(), True
 
 
+def accept_many(s: Session, items: list[tuple], *, now: datetime) -> list[tuple[int, bool]]:
+    """Store several messages in one statement; items are (provider, raw, key, payload, payload_type).
+
+    Returns (id, duplicate) per item, in order; within the group, the first of two equal keys wins.
+    """
+    table = InboundMessage.__table__
+    rows = [
+        {
+            "provider": provider,
+            "dedupe_key": key,
+            "raw": raw,
+            "state": "received",
+            "received_at": now,
+            "error": "",
+            "subject": "",
+            "reply_text": "",
+            "quoted_text": "",
+            "signature_text": "",
+            "payload": payload,
+            "payload_type": payload_type[:255],
+            "notes": "",
+            "message_id": "",
+            "from_addr": "",
+        }
+        for provider, raw, key, payload, payload_type in items
+    ]
+    stmt = (
+        _insert(s)(table)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(table.c.id, table.c.dedupe_key)
+    )
+    new = {key: iid for iid, key in s.execute(stmt).all()}
+    missing = {r["dedupe_key"] for r in rows} - set(new)
+    old = {}
+    if missing:
+        old = dict(
+            s.execute(select(table.c.dedupe_key, table.c.id).where(table.c.dedupe_key.in_(missing))).all()
+        )
+    out, seen = [], set()
+    for r in rows:
+        key = r["dedupe_key"]
+        if key in new and key not in seen:
+            out.append((new[key], False))
+        else:
+            out.append((new.get(key) or old[key], True))
+        seen.add(key)
+    return out
+
+
 def is_automatic(email: InboundEmail) -> str:
     """Why this mail is an auto-reply or a bounce, or '' for mail a person wrote."""
     auto = email.header("Auto-Submitted").strip().lower()

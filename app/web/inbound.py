@@ -7,6 +7,7 @@ committed. Mailgun and Postmark treat anything but 200 as a failure, so success 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 from datetime import timedelta
@@ -14,8 +15,8 @@ from datetime import timedelta
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from app import group_commit, sns
 from app import inbound as domain
-from app import sns
 from app.db import session
 from app.models import utcnow
 from app.web.common import error, in_thread
@@ -146,7 +147,19 @@ async def _intake(request: Request, name: str) -> JSONResponse:
             return early
     keys = PROVIDERS[name].keys(payload)
     stored_payload = None if name == "raw" else payload
-    new_id, duplicate = await in_thread(store, name, keys, stored_payload, token, settings.mailgun_max_age_s)
+    if token:  # the token is recorded in the message's own transaction
+        new_id, duplicate = await in_thread(
+            store, name, keys, stored_payload, token, settings.mailgun_max_age_s
+        )
+    else:  # committed together with whatever else this process is accepting right now
+        future = group_commit.writer().submit(
+            name,
+            keys.raw_mime or b"",
+            domain.dedupe_key(name, keys),
+            stored_payload.body if stored_payload is not None else None,
+            stored_payload.content_type if stored_payload is not None else "",
+        )
+        new_id, duplicate = await asyncio.wrap_future(future)
     if not duplicate:
         domain.enqueue_processing(new_id)
     status = (200 if duplicate else 202) if name == "raw" else 200

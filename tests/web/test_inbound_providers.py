@@ -224,6 +224,7 @@ def test_a_multipart_body_over_the_limit_is_413_without_being_read_whole(configu
 
 
 def test_a_database_fault_answers_503_so_the_provider_retries(client, monkeypatch):
+    import app.inbound
     import app.web.inbound as web
 
     def down(*a, **kw):
@@ -231,9 +232,13 @@ def test_a_database_fault_answers_503_so_the_provider_retries(client, monkeypatc
 
         raise OperationalError("INSERT", {}, Exception("database is down"))
 
-    monkeypatch.setattr(web, "store", down)
+    monkeypatch.setattr(app.inbound, "accept_many", down)  # the group-commit path
+    monkeypatch.setattr(web, "store", down)  # the per-message path (Mailgun tokens)
     r = post(client, "postmark", "postmark/inbound.json", basic(PM_AUTH))
     assert r.status_code == 503 and "retry" in r.json()["error"]
+    path = "mailgun/parsed.urlencoded"
+    assert post(client, "mailgun", path, body=mailgun_signed(path)).status_code == 503
+    assert stored() == 0
 
 
 def test_the_same_mail_by_two_paths_is_stored_once(client):
