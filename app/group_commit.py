@@ -1,11 +1,11 @@
 """One writer per process that commits small groups of accepted inbound messages together.
 
 Each webhook hands its message to the writer and waits; the writer thread takes whatever
-is queued (up to MAX_GROUP), inserts it in one transaction, commits, and only then
-answers every waiting request. Under load a commit (an fsync on SQLite, a WAL flush on
-PostgreSQL) is shared by many requests; alone, a request waits for nothing but its own
-commit. A group that fails is retried one message per transaction, so one bad row cannot
-fail its neighbours.
+is queued (up to MAX_GROUP), inserts it in one transaction, commits, and only then answers
+every waiting request, once the group's new ids are enqueued (one broker message). Under load a
+commit (the WAL write on SQLite, the WAL flush on PostgreSQL) is shared by many requests;
+alone, a request waits for nothing but its own commit. A group that fails is retried one
+message per transaction, so one bad row cannot fail its neighbours.
 """
 
 from __future__ import annotations
@@ -74,6 +74,8 @@ class GroupWriter:
             for p in group:
                 self._commit([p])
             return
+        # one broker message per group, from this thread: off the event loop, before the answers
+        domain.enqueue_processing([iid for iid, duplicate in results if not duplicate])
         for p, result in zip(group, results, strict=True):
             p.future.set_result(result)
 

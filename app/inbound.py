@@ -145,11 +145,11 @@ def accept_many(s: Session, items: list[tuple], *, now: datetime) -> list[tuple[
     ]
     stmt = (
         _insert(s)(table)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.id, table.c.dedupe_key)
     )
-    new = {key: iid for iid, key in s.execute(stmt).all()}
+    # executemany: compiled once and cached, sent as multi-row INSERTs by SQLAlchemy's insertmanyvalues
+    new = {key: iid for iid, key in s.connection().execute(stmt, rows).all()}
     missing = {r["dedupe_key"] for r in rows} - set(new)
     old = {}
     if missing:
@@ -332,15 +332,19 @@ def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
     return moved
 
 
-def enqueue_processing(inbound_id: int) -> None:
-    """Hand a committed message's id to process_inbound; a broker fault is only logged (the sweeper
-    finds the row later)."""
-    from jobs.actors import process_inbound
+def enqueue_processing(inbound_ids: int | list[int]) -> None:
+    """Hand committed messages' ids to process_inbound (one broker message for a group); a broker
+    fault is only logged (the sweeper finds the rows later)."""
+    from jobs.actors import process_inbound, process_inbound_batch
 
+    ids = [inbound_ids] if isinstance(inbound_ids, int) else list(inbound_ids)
     try:
-        process_inbound.send(inbound_id)
+        if len(ids) == 1:
+            process_inbound.send(ids[0])
+        elif ids:
+            process_inbound_batch.send(ids)
     except Exception:  # noqa: BLE001 - stored and committed already
-        logging.getLogger("donebox.inbound").exception("inbound %s stored but not enqueued", inbound_id)
+        logging.getLogger("donebox.inbound").exception("inbound %s stored but not enqueued", ids)
 
 
 def load_email(row: InboundMessage) -> InboundEmail:

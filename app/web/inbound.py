@@ -160,8 +160,13 @@ async def _intake(request: Request, name: str) -> JSONResponse:
             stored_payload.content_type if stored_payload is not None else "",
         )
         new_id, duplicate = await asyncio.wrap_future(future)
+        return _accepted(name, new_id, duplicate)  # the writer enqueued it
     if not duplicate:
         domain.enqueue_processing(new_id)
+    return _accepted(name, new_id, duplicate)
+
+
+def _accepted(name: str, new_id: int, duplicate: bool) -> JSONResponse:
     status = (200 if duplicate else 202) if name == "raw" else 200
     return JSONResponse({"id": new_id, "duplicate": duplicate}, status_code=status)
 
