@@ -36,6 +36,11 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
+def text(value: str) -> str:
+    """Text a database column can hold: PostgreSQL refuses NUL characters, hostile mail has them."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 STATES = ("received", "processed", "ignored", "unverified", "failed")
 
 
@@ -46,10 +51,10 @@ class Replayed(Exception):
 def dedupe_key(provider: str, keys: Keys) -> str:
     """Provider id where one exists, else Message-ID + envelope recipient, else the header hash."""
     if keys.provider_id:
-        return f"{provider}:{keys.provider_id}"[:512]
+        return text(f"{provider}:{keys.provider_id}")[:512]
     if keys.message_id:
         rcpt = keys.envelope_to[0] if keys.envelope_to else ""
-        return f"msgid:{keys.message_id}|{rcpt}"[:512]
+        return text(f"msgid:{keys.message_id}|{rcpt}")[:512]
     return f"sha256:{keys.header_hash or headers_digest(b'')}"
 
 
@@ -265,22 +270,22 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
     email = load_email(row)
     base = {
         "processed_at": now,
-        "message_id": email.message_id[:1000],
-        "from_addr": email.from_addr[:320],
-        "subject": email.subject,
-        "notes": "\n".join(email.notes)[:4000],
+        "message_id": text(email.message_id)[:1000],
+        "from_addr": text(email.from_addr)[:320],
+        "subject": text(email.subject),
+        "notes": text("\n".join(email.notes))[:4000],
     }
     if not email.headers and not email.from_addr:
         why = "; ".join(email.notes) or "the payload holds no message"
-        _set_state(s, inbound_id, "failed", ("received",), error=why, **base)
+        _set_state(s, inbound_id, "failed", ("received",), error=text(why)[:4000], **base)
         return "failed"
     why = is_automatic(email)
     if why:
-        _set_state(s, inbound_id, "ignored", ("received",), error=why, **base)
+        _set_state(s, inbound_id, "ignored", ("received",), error=text(why)[:4000], **base)
         return "ignored"
     member, day, how = identify(s, email, settings)
     if member is None:
-        _set_state(s, inbound_id, "unverified", ("received",), error=how, **base)
+        _set_state(s, inbound_id, "unverified", ("received",), error=text(how)[:4000], **base)
         return "unverified"
     team = s.get(Team, member.team_id)
     day = day or local_date(now, member.timezone or team.timezone)
@@ -293,9 +298,9 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
         member_id=member.id,
         day=day,
         error="",
-        reply_text=reply.text,
-        quoted_text=reply.quoted,
-        signature_text=reply.signature,
+        reply_text=text(reply.text),
+        quoted_text=text(reply.quoted),
+        signature_text=text(reply.signature),
         **base,
     ):
         return "raced"  # another worker took it; our transaction adds nothing
@@ -305,7 +310,7 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
                 team_id=team.id,
                 member_id=member.id,
                 day=day,
-                text=draft.text,
+                text=text(draft.text),
                 kind=draft.kind,
                 tags=" ".join(draft.tags),
                 mentions=" ".join(draft.mentions),
@@ -319,7 +324,7 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
 
 def fail(s: Session, inbound_id: int, error: str, *, now: datetime) -> None:
     """Record that processing failed; the raw message stays, ready for reprocessing."""
-    _set_state(s, inbound_id, "failed", ("received",), error=error[:4000], processed_at=now)
+    _set_state(s, inbound_id, "failed", ("received",), error=text(error)[:4000], processed_at=now)
 
 
 def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:

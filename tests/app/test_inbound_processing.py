@@ -166,3 +166,14 @@ def test_limits_hit_while_parsing_are_recorded_on_the_row(db):
     )
     row = accept_and_process("raw", Payload(raw, "message/rfc822"))
     assert "unknown charset" in row.notes and row.state == "unverified"
+
+
+def test_nul_characters_from_hostile_mail_are_stored_on_every_database(db):
+    ada = make_team()
+    real = reply_address("test-secret-key-0123456789", "reply.test", ada, DAY)
+    raw = (
+        f"From: A\x00da <ada@example.com>\r\nTo: {real}\r\nSubject: Re: x\x00y\r\nMessage-ID: <nul\x00@x>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nShipped\x00 it\r\n"
+    ).encode()
+    row = accept_and_process("raw", Payload(raw, "message/rfc822"))
+    assert row.state == "processed" and "\x00" not in row.subject and entries(row.id)
