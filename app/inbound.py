@@ -251,11 +251,11 @@ def identify(s: Session, email: InboundEmail, settings: Settings):
 
 
 def _set_state(s: Session, inbound_id: int, state: str, expected: tuple[str, ...], **values) -> bool:
-    res = s.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id == inbound_id, InboundMessage.state.in_(expected))
+    table = InboundMessage.__table__
+    res = s.connection().execute(  # core, not ORM: the compare-and-set is all we need
+        update(table)
+        .where(table.c.id == inbound_id, table.c.state.in_(expected))
         .values(state=state, **values)
-        .execution_options(synchronize_session=False)
     )
     return res.rowcount == 1
 
@@ -304,21 +304,22 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
         **base,
     ):
         return "raced"  # another worker took it; our transaction adds nothing
-    for draft in split_entries(reply.text):
-        s.add(
-            Entry(
-                team_id=team.id,
-                member_id=member.id,
-                day=day,
-                text=text(draft.text),
-                kind=draft.kind,
-                tags=" ".join(draft.tags),
-                mentions=" ".join(draft.mentions),
-                inbound_id=inbound_id,
-                created_at=now,
-            )
-        )
-    s.flush()
+    rows = [
+        {
+            "team_id": team.id,
+            "member_id": member.id,
+            "day": day,
+            "text": text(draft.text),
+            "kind": draft.kind,
+            "tags": " ".join(draft.tags),
+            "mentions": " ".join(draft.mentions),
+            "inbound_id": inbound_id,
+            "created_at": now,
+        }
+        for draft in split_entries(reply.text)
+    ]
+    if rows:
+        s.connection().execute(Entry.__table__.insert(), rows)
     return "processed"
 
 
