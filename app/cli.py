@@ -184,6 +184,48 @@ def cmd_inbound(args) -> int:
     return 0
 
 
+def cmd_imap(args) -> int:
+    import signal
+
+    import jobs.actors  # noqa: F401
+    from app.imap import mailboxes, run_mailbox
+    from app.inbound import enqueue_processing
+    from jobs.broker import start_embedded_workers
+
+    settings = get_settings()
+    try:
+        boxes = mailboxes(settings)
+    except SettingsError as e:
+        print(f"donebox: {e}", file=sys.stderr)
+        return 2
+    if not boxes:
+        print("donebox imap needs IMAP_MAILBOXES (imaps://user:password@host/INBOX,...)", file=sys.stderr)
+        return 2
+    start_embedded_workers()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    threads = [
+        threading.Thread(
+            target=run_mailbox,
+            args=(b, settings, stop, enqueue_processing),
+            name=f"imap {b.key}",
+            daemon=True,
+        )
+        for b in boxes
+    ]
+    for t in threads:
+        t.start()
+    print(f"reading {len(boxes)} IMAP mailbox(es)", flush=True)
+    try:
+        while any(t.is_alive() for t in threads):
+            stop.wait(1.0)
+    except KeyboardInterrupt:
+        stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    return 0
+
+
 def cmd_api_token(args) -> int:
     from app.auth import create_token
     from app.db import session
@@ -232,6 +274,8 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_worker)
     sp = sub.add_parser("scheduler", help="the tick loop: due reminders and digests, lease sweeper")
     sp.set_defaults(fn=cmd_scheduler)
+    sp = sub.add_parser("imap", help="read the IMAP mailboxes of IMAP_MAILBOXES into inbound mail")
+    sp.set_defaults(fn=cmd_imap)
     sp = sub.add_parser("migrate", help="bring the database to the newest schema")
     sp.set_defaults(fn=cmd_migrate)
     sp = sub.add_parser("remind", help="send reminders")

@@ -11,6 +11,7 @@ entries. Inbound ``state`` is written only here:
 from __future__ import annotations
 
 import json
+import logging
 import re
 from datetime import datetime
 
@@ -20,12 +21,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.checkins import reminder_text
-from app.models import Entry, InboundMessage, Member, OutboundMessage, Team
+from app.models import Entry, InboundMessage, Member, OutboundMessage, Team, WebhookToken
 from app.schedule import local_date
 from app.settings import Settings
 from app.tokens import token_from_address, verify_reply_token
 from parsers.entries import split_entries
 from parsers.message import InboundEmail, headers_digest, parse_mime
+from parsers.providers import PROVIDERS, Keys, Payload
 from parsers.reply import extract_reply
 
 _AUTO_SUBJECT = re.compile(
@@ -35,19 +37,65 @@ _AUTO_SUBJECT = re.compile(
 )
 
 
-def dedupe_key(provider: str, email_message_id: str, raw: bytes, provider_id: str = "") -> str:
-    """Provider id where one exists, else Message-ID, else a hash of the raw headers."""
-    if provider_id:
-        return f"{provider}:{provider_id}"[:512]
-    if email_message_id:
-        return f"msgid:{email_message_id}"[:512]
-    return f"sha256:{headers_digest(raw)}"
+def text(value: str) -> str:
+    """Text a database column can hold: PostgreSQL refuses NUL characters, hostile mail has them."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
-def accept(s: Session, *, provider: str, raw: bytes, key: str, now: datetime, **fields) -> tuple[int, bool]:
-    """Store one inbound message unless ``key`` is known; (id, duplicate)."""
+STATES = ("received", "processed", "ignored", "unverified", "failed")
+
+
+class Replayed(Exception):
+    """Raised by ``accept`` when its webhook token was already used; nothing is stored."""
+
+
+def dedupe_key(provider: str, keys: Keys) -> str:
+    """Provider id where one exists, else Message-ID + envelope recipient, else the header hash."""
+    if keys.provider_id:
+        return text(f"{provider}:{keys.provider_id}")[:512]
+    if keys.message_id:
+        rcpt = keys.envelope_to[0] if keys.envelope_to else ""
+        return text(f"msgid:{keys.message_id}|{rcpt}")[:512]
+    return f"sha256:{keys.header_hash or headers_digest(b'')}"
+
+
+def _insert(s: Session):
+    return pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def remember_token(s: Session, provider: str, token: str, *, now: datetime) -> None:
+    """Record a signed webhook token as used; raises Replayed when it already was."""
+    table = WebhookToken.__table__
+    stmt = (
+        _insert(s)(table)
+        .values(provider=provider, token=token[:255], seen_at=now)
+        .on_conflict_do_nothing(index_elements=["token"])
+        .returning(table.c.id)
+    )
+    if s.execute(stmt).scalar() is None:
+        raise Replayed(token)
+
+
+def forget_tokens(s: Session, *, before: datetime) -> int:
+    """Drop used tokens older than ``before`` (their timestamps are refused as stale anyway)."""
+    return s.execute(delete(WebhookToken).where(WebhookToken.seen_at < before)).rowcount
+
+
+def accept(
+    s: Session,
+    *,
+    provider: str,
+    raw: bytes,
+    key: str,
+    now: datetime,
+    payload: bytes | None = None,
+    payload_type: str = "",
+    **fields,
+) -> tuple[int, bool]:
+    """Store one inbound message (raw MIME and the provider's payload) unless ``key`` is known;
+    (id, duplicate). The caller commits before answering."""
     table = InboundMessage.__table__
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    insert = _insert(s)
     stmt = (
         insert(table)
         .values(
@@ -61,6 +109,9 @@ def accept(s: Session, *, provider: str, raw: bytes, key: str, now: datetime, **
             reply_text="",
             quoted_text="",
             signature_text="",
+            payload=payload,
+            payload_type=payload_type[:255],
+            notes="",
             **fields,
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
@@ -72,6 +123,56 @@ def accept(s: Session, *, provider: str, raw: bytes, key: str, now: datetime, **
     return s.execute(select(table.c.id).where(table.c.dedupe_key == key)).scalar_one(), True
 
 
+def accept_many(s: Session, items: list[tuple], *, now: datetime) -> list[tuple[int, bool]]:
+    """Store several messages in one statement; items are (provider, raw, key, payload, payload_type).
+
+    Returns (id, duplicate) per item, in order; within the group, the first of two equal keys wins.
+    """
+    table = InboundMessage.__table__
+    rows = [
+        {
+            "provider": provider,
+            "dedupe_key": key,
+            "raw": raw,
+            "state": "received",
+            "received_at": now,
+            "error": "",
+            "subject": "",
+            "reply_text": "",
+            "quoted_text": "",
+            "signature_text": "",
+            "payload": payload,
+            "payload_type": payload_type[:255],
+            "notes": "",
+            "message_id": "",
+            "from_addr": "",
+        }
+        for provider, raw, key, payload, payload_type in items
+    ]
+    stmt = (
+        _insert(s)(table)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(table.c.id, table.c.dedupe_key)
+    )
+    # executemany: compiled once and cached, sent as multi-row INSERTs by SQLAlchemy's insertmanyvalues
+    new = {key: iid for iid, key in s.connection().execute(stmt, rows).all()}
+    missing = {r["dedupe_key"] for r in rows} - set(new)
+    old = {}
+    if missing:
+        old = dict(
+            s.execute(select(table.c.dedupe_key, table.c.id).where(table.c.dedupe_key.in_(missing))).all()
+        )
+    out, seen = [], set()
+    for r in rows:
+        key = r["dedupe_key"]
+        if key in new and key not in seen:
+            out.append((new[key], False))
+        else:
+            out.append((new.get(key) or old[key], True))
+        seen.add(key)
+    return out
+
+
 def is_automatic(email: InboundEmail) -> str:
     """Why this mail is an auto-reply or a bounce, or '' for mail a person wrote."""
     auto = email.header("Auto-Submitted").strip().lower()
@@ -81,7 +182,10 @@ def is_automatic(email: InboundEmail) -> str:
         return "X-Autoreply header"
     if email.header("Precedence").strip().lower() in ("bulk", "auto_reply", "junk", "list"):
         return f"Precedence: {email.header('Precedence').strip()}"
-    if "report-type=delivery-status" in email.header("Content-Type").replace(" ", "").lower():
+    ctype = email.header("Content-Type").replace(" ", "").replace('"', "").lower()
+    if "report-type=delivery-status" in ctype or any(
+        a.content_type.startswith("message/delivery-status") for a in email.attachments
+    ):
         return "delivery status notification"
     if email.from_addr.startswith(("mailer-daemon@", "postmaster@")):
         return "bounce from " + email.from_addr
@@ -90,12 +194,28 @@ def is_automatic(email: InboundEmail) -> str:
     return ""
 
 
-def identify(s: Session, email: InboundEmail, settings: Settings):
-    """(member, day or None, how) for a reply, or (None, None, why-not)."""
+def _tokens(email: InboundEmail, settings: Settings):
     for addr in (*email.envelope_to, *email.to, *email.cc):
         token = token_from_address(addr, settings.reply_domain)
-        if token is None:
-            continue
+        if token is not None:
+            yield token, addr
+    if email.mailbox_hash:
+        yield email.mailbox_hash, "MailboxHash"
+
+
+def authenticated_sender(email: InboundEmail) -> bool:
+    """True when SPF or DKIM passed, by the provider's verdict or the Authentication-Results header."""
+    return "pass" in (email.spf, email.dkim)
+
+
+def identify(s: Session, email: InboundEmail, settings: Settings):
+    """(member, day or None, how) for a reply, or (None, None, why-not).
+
+    In order: the signed reply+token address (envelope recipient, To, Cc, Postmark's
+    MailboxHash), In-Reply-To/References naming a Message-ID we sent, then From, but
+    only when SPF or DKIM passed.
+    """
+    for token, addr in _tokens(email, settings):
         found = verify_reply_token(settings.secret_key, token)
         if found is None:
             return None, None, f"bad reply token in {addr}"
@@ -111,15 +231,32 @@ def identify(s: Session, email: InboundEmail, settings: Settings):
             member = s.get(Member, out.member_id)
             day = json.loads(out.context or "{}").get("day")
             return member, (datetime.fromisoformat(day).date() if day else None), "In-Reply-To"
-    return None, None, "no reply token or known In-Reply-To"
+    if not email.from_addr:
+        return None, None, "no reply token, no known In-Reply-To and no From address"
+    if not authenticated_sender(email):
+        return (
+            None,
+            None,
+            "no reply token or known In-Reply-To, and From is not authenticated (no SPF/DKIM pass)",
+        )
+    members = (
+        s.execute(select(Member).where(Member.email == email.from_addr, Member.active.is_(True)).limit(2))
+        .scalars()
+        .all()
+    )
+    if len(members) == 1:
+        return members[0], None, "From with SPF/DKIM pass"
+    if members:
+        return None, None, f"From {email.from_addr} is a member of several teams: cannot tell which"
+    return None, None, f"From {email.from_addr} (authenticated) is no member"
 
 
 def _set_state(s: Session, inbound_id: int, state: str, expected: tuple[str, ...], **values) -> bool:
-    res = s.execute(
-        update(InboundMessage)
-        .where(InboundMessage.id == inbound_id, InboundMessage.state.in_(expected))
+    table = InboundMessage.__table__
+    res = s.connection().execute(  # core, not ORM: the compare-and-set is all we need
+        update(table)
+        .where(table.c.id == inbound_id, table.c.state.in_(expected))
         .values(state=state, **values)
-        .execution_options(synchronize_session=False)
     )
     return res.rowcount == 1
 
@@ -131,20 +268,25 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
         return "missing"
     if row.state != "received":
         return row.state
-    email = parse_mime(row.raw, provider=row.provider)
+    email = load_email(row)
     base = {
         "processed_at": now,
-        "message_id": email.message_id[:1000],
-        "from_addr": email.from_addr[:320],
-        "subject": email.subject,
+        "message_id": text(email.message_id)[:1000],
+        "from_addr": text(email.from_addr)[:320],
+        "subject": text(email.subject),
+        "notes": text("\n".join(email.notes))[:4000],
     }
+    if not email.headers and not email.from_addr:
+        why = "; ".join(email.notes) or "the payload holds no message"
+        _set_state(s, inbound_id, "failed", ("received",), error=text(why)[:4000], **base)
+        return "failed"
     why = is_automatic(email)
     if why:
-        _set_state(s, inbound_id, "ignored", ("received",), error=why, **base)
+        _set_state(s, inbound_id, "ignored", ("received",), error=text(why)[:4000], **base)
         return "ignored"
     member, day, how = identify(s, email, settings)
     if member is None:
-        _set_state(s, inbound_id, "unverified", ("received",), error=how, **base)
+        _set_state(s, inbound_id, "unverified", ("received",), error=text(how)[:4000], **base)
         return "unverified"
     team = s.get(Team, member.team_id)
     day = day or local_date(now, member.timezone or team.timezone)
@@ -159,33 +301,34 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
         member_id=member.id,
         day=day,
         error="",
-        reply_text=reply.text,
-        quoted_text=reply.quoted,
-        signature_text=reply.signature,
+        reply_text=text(reply.text),
+        quoted_text=text(reply.quoted),
+        signature_text=text(reply.signature),
         **base,
     ):
         return "raced"  # another worker took it; our transaction adds nothing
-    for draft in split_entries(reply.text):
-        s.add(
-            Entry(
-                team_id=team.id,
-                member_id=member.id,
-                day=day,
-                text=draft.text,
-                kind=draft.kind,
-                tags=" ".join(draft.tags),
-                mentions=" ".join(draft.mentions),
-                inbound_id=inbound_id,
-                created_at=now,
-            )
-        )
-    s.flush()
+    rows = [
+        {
+            "team_id": team.id,
+            "member_id": member.id,
+            "day": day,
+            "text": text(draft.text),
+            "kind": draft.kind,
+            "tags": " ".join(draft.tags),
+            "mentions": " ".join(draft.mentions),
+            "inbound_id": inbound_id,
+            "created_at": now,
+        }
+        for draft in split_entries(reply.text)
+    ]
+    if rows:
+        s.connection().execute(Entry.__table__.insert(), rows)
     return "processed"
 
 
 def fail(s: Session, inbound_id: int, error: str, *, now: datetime) -> None:
     """Record that processing failed; the raw message stays, ready for reprocessing."""
-    _set_state(s, inbound_id, "failed", ("received",), error=error[:4000], processed_at=now)
+    _set_state(s, inbound_id, "failed", ("received",), error=text(error)[:4000], processed_at=now)
 
 
 def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
@@ -196,3 +339,27 @@ def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
         if _set_state(s, iid, "received", ("failed", "processed", "unverified", "ignored"), error=""):
             moved.append(iid)
     return moved
+
+
+def enqueue_processing(inbound_ids: int | list[int]) -> None:
+    """Hand committed messages' ids to process_inbound (one broker message for a group); a broker
+    fault is only logged (the sweeper finds the rows later)."""
+    from jobs.actors import process_inbound, process_inbound_batch
+
+    ids = [inbound_ids] if isinstance(inbound_ids, int) else list(inbound_ids)
+    try:
+        if len(ids) == 1:
+            process_inbound.send(ids[0])
+        elif ids:
+            process_inbound_batch.send(ids)
+    except Exception:  # noqa: BLE001 - stored and committed already
+        logging.getLogger("donebox.inbound").exception("inbound %s stored but not enqueued", ids)
+
+
+def load_email(row: InboundMessage) -> InboundEmail:
+    """The normalized email of a stored message: its provider's adapter on the stored payload,
+    or the raw MIME."""
+    provider = PROVIDERS.get(row.provider)
+    if row.payload is not None and provider is not None:
+        return provider.parse(Payload(row.payload, row.payload_type))
+    return parse_mime(row.raw, provider=row.provider)

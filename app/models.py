@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -99,6 +99,10 @@ class InboundMessage(SQLModel, table=True):
     signature_text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     received_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     processed_at: datetime | None = _ts()
+    # the provider's request body as received (None for raw and IMAP mail, where ``raw`` is the payload)
+    payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    payload_type: str = Field(default="", max_length=255)  # the payload's Content-Type
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # parse limits hit
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -191,3 +195,24 @@ class TeamSettings(SQLModel, table=True):
     digest_include_quiet: bool = True  # list members who wrote nothing
     tracking: bool = False  # open pixel and click tracking in reminders and digests
     reply_domain: str = Field(default="", max_length=253)  # '' means REPLY_DOMAIN
+
+
+class WebhookToken(SQLModel, table=True):
+    """A signed webhook token already used (Mailgun): a replay of it is refused."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=32)
+    token: str = Field(max_length=255, unique=True)
+    seen_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), index=True))
+
+
+class ImapCursor(SQLModel, table=True):
+    """Where the IMAP poller is in one mailbox: its UIDVALIDITY and the last UID committed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(max_length=500, unique=True)  # user@host/folder
+    uidvalidity: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, default=0)
+    )  # 32-bit unsigned
+    last_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

@@ -15,6 +15,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: templates/ lives here
 
 
+SNS_CERT_HOSTS = ("sns.*.amazonaws.com", "sns.*.amazonaws.com.cn")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _flag(name: str, value: str) -> bool:
+    low = value.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
 class SettingsError(RuntimeError):
     """Raised when the environment describes a configuration donebox refuses to run with."""
 
@@ -39,6 +55,24 @@ class Settings:
     tick_s: float = 5.0  # TICK_S: seconds between scheduler ticks
     reminder_late_s: int = 3 * 3600  # REMINDER_LATE_S: a reminder later than this (downtime) is skipped
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
+    sendgrid_inbound_auth: str = field(default="", repr=False)  # SENDGRID_INBOUND_AUTH: user:password (Basic)
+    postmark_inbound_auth: str = field(default="", repr=False)  # POSTMARK_INBOUND_AUTH: user:password (Basic)
+    mailgun_signing_key: str = field(default="", repr=False)  # MAILGUN_SIGNING_KEY: HTTP webhook signing key
+    mailgun_max_age_s: int = (
+        300  # MAILGUN_MAX_AGE_S: older (or that far future) signed timestamps are refused
+    )
+    ses_topic_arns: tuple[str, ...] = ()  # SES_TOPIC_ARNS: comma-separated SNS topics allowed to post
+    ses_verify_signatures: bool = (
+        True  # SES_VERIFY_SIGNATURES: verify SNS signatures (never off in production)
+    )
+    sns_cert_hosts: tuple[str, ...] = SNS_CERT_HOSTS  # SNS_CERT_HOSTS: host[:port] patterns, * = one label
+    sns_ca_file: str = ""  # SNS_CA_FILE: CA bundle for fetching SNS certificates (default: the system's)
+    imap_mailboxes: tuple[str, ...] = field(default=(), repr=False)  # IMAP_MAILBOXES: comma-separated URLs
+    imap_poll_s: float = 60.0  # IMAP_POLL_S: seconds between polls when the server has no IDLE
+    imap_idle_s: float = 300.0  # IMAP_IDLE_S: an IDLE is renewed after this many seconds
+    imap_backoff_max_s: float = 60.0  # IMAP_BACKOFF_MAX_S: longest wait between reconnection attempts
+    imap_timeout_s: float = 30.0  # IMAP_TIMEOUT_S: socket timeout talking to the IMAP server
+    imap_ca_file: str = ""  # IMAP_CA_FILE: CA bundle for the IMAP server's certificate (default: system's)
 
     @property
     def production(self) -> bool:
@@ -77,6 +111,12 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
     else:
         secret = secret or _dev_secret(var_dir, "secret_key")
         raw_token = raw_token or _dev_secret(var_dir, "inbound_raw_token")
+    for name in ("SENDGRID_INBOUND_AUTH", "POSTMARK_INBOUND_AUTH"):
+        if e(name) and ":" not in e(name):
+            raise SettingsError(f"{name} must be user:password")
+    verify_sns = _flag("SES_VERIFY_SIGNATURES", e("SES_VERIFY_SIGNATURES", "true"))
+    if env == "production" and not verify_sns:
+        raise SettingsError("SES_VERIFY_SIGNATURES cannot be off in production")
     transport = e("MAIL_TRANSPORT", "maildir")
     if transport not in ("maildir", "memory"):
         raise SettingsError(f"MAIL_TRANSPORT must be maildir or memory, not {transport!r}")
@@ -98,6 +138,20 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             tick_s=float(e("TICK_S", "5")),
             reminder_late_s=int(e("REMINDER_LATE_S", str(3 * 3600))),
             worker_threads=int(e("WORKER_THREADS", "4")),
+            sendgrid_inbound_auth=e("SENDGRID_INBOUND_AUTH", ""),
+            postmark_inbound_auth=e("POSTMARK_INBOUND_AUTH", ""),
+            mailgun_signing_key=e("MAILGUN_SIGNING_KEY", ""),
+            mailgun_max_age_s=int(e("MAILGUN_MAX_AGE_S", "300")),
+            ses_topic_arns=_csv(e("SES_TOPIC_ARNS", "")),
+            ses_verify_signatures=verify_sns,
+            sns_cert_hosts=_csv(e("SNS_CERT_HOSTS", "")) or SNS_CERT_HOSTS,
+            sns_ca_file=e("SNS_CA_FILE", ""),
+            imap_mailboxes=_csv(e("IMAP_MAILBOXES", "")),
+            imap_poll_s=float(e("IMAP_POLL_S", "60")),
+            imap_idle_s=float(e("IMAP_IDLE_S", "300")),
+            imap_backoff_max_s=float(e("IMAP_BACKOFF_MAX_S", "60")),
+            imap_timeout_s=float(e("IMAP_TIMEOUT_S", "30")),
+            imap_ca_file=e("IMAP_CA_FILE", ""),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

@@ -31,6 +31,13 @@ def process_inbound(inbound_id: int) -> None:
             inbound.fail(s, inbound_id, f"{type(e).__name__}: {e}", now=utcnow())
 
 
+@dramatiq.actor(max_retries=0, queue_name="inbound")
+def process_inbound_batch(inbound_ids: list[int]) -> None:
+    """Process several stored inbound messages (one broker message per committed group)."""
+    for iid in inbound_ids:
+        process_inbound.fn(iid)
+
+
 @dramatiq.actor(max_retries=0, queue_name="outbound")
 def deliver(message_id: int) -> None:
     """Deliver one outbox message (the relay pipeline); retries are the outbox's, not Dramatiq's."""

@@ -7,6 +7,7 @@ network or the database.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -17,11 +18,18 @@ from email.utils import getaddresses, parsedate_to_datetime
 
 from flanker import mime
 from flanker.mime.message.errors import DecodingError
+from selectolax.lexbor import LexborHTMLParser
 
 MAX_DEPTH = 50  # MIME nesting deeper than this is not walked
 MAX_PARTS = 1000  # parts past this many are not read
 
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
+_BLOCK_TAGS = frozenset(
+    "p div br li tr h1 h2 h3 h4 h5 h6 blockquote pre table ul ol hr section article header footer".split()
+)
+_SKIP_TAGS = frozenset(("style", "script", "head", "title", "template"))
+# Authentication-Results / Received-SPF method verdicts: "spf=pass", "dkim=fail (...)", "Received-SPF: Pass"
+_AR_METHOD = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class InboundEmail:
     provider: str = ""
     provider_id: str = ""
     envelope_to: tuple[str, ...] = ()
+    mailbox_hash: str = ""  # the +hash of the recipient address, as a provider reports it (Postmark)
     notes: tuple[str, ...] = ()
 
     def header(self, name: str) -> str:
@@ -86,14 +95,28 @@ def headers_digest(raw: bytes) -> str:
     return hashlib.sha256(head).hexdigest()
 
 
-def raw_message_id(raw: bytes) -> str:
-    """The Message-ID of raw message bytes (folded headers allowed), or ''."""
+def _head(raw: bytes):
     head = re.split(rb"\r?\n\r?\n", raw[:262144], maxsplit=1)[0] + b"\n\n"
     try:
-        value = BytesHeaderParser(policy=compat32).parsebytes(head).get("Message-ID", "")
+        return BytesHeaderParser(policy=compat32).parsebytes(head)
     except Exception:  # noqa: BLE001 - header parsing of hostile bytes
-        return ""
+        return None
+
+
+def raw_message_id(raw: bytes) -> str:
+    """The Message-ID of raw message bytes (folded headers allowed), or ''."""
+    head = _head(raw)
+    value = head.get("Message-ID", "") if head is not None else ""
     return (message_ids(str(value)) or ("",))[0]
+
+
+def raw_envelope_to(raw: bytes) -> tuple[str, ...]:
+    """Envelope recipients a delivering server recorded (Delivered-To, X-Original-To), or ()."""
+    head = _head(raw)
+    if head is None:
+        return ()
+    values = [str(v) for name in ("Delivered-To", "X-Original-To") for v in head.get_all(name) or ()]
+    return tuple(dict.fromkeys(a for _, a in addresses(",".join(values))))
 
 
 def looks_like_message(raw: bytes) -> str | None:
@@ -109,7 +132,68 @@ def looks_like_message(raw: bytes) -> str | None:
     return None
 
 
-def _date(value: str, notes: list[str]) -> datetime | None:
+def html_to_text(html: str) -> str:
+    """Readable plain text of an HTML body: block elements become line breaks, scripts vanish."""
+    try:
+        tree = LexborHTMLParser(html)
+    except Exception:  # noqa: BLE001 - hostile markup: fall back to crude tag stripping
+        return re.sub(r"<[^>]*>", "", html)
+    for node in tree.css(",".join(_SKIP_TAGS)):
+        node.decompose()
+    out: list[str] = []
+    if tree.root is not None:
+        for node in tree.root.traverse(include_text=True):
+            if node.tag == "-text":
+                out.append(node.text_content or "")
+            elif node.tag in _BLOCK_TAGS and (node.tag == "br" or (out and not out[-1].endswith("\n"))):
+                out.append("\n")
+    text = "".join(out).replace("\xa0", " ")
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def decode_text(data: bytes, charset: str, notes: list[str], what: str = "text") -> str:
+    """``data`` decoded with its declared charset; an unknown or wrong charset is noted, never raised."""
+    name = (charset or "utf-8").strip().strip('"').lower() or "utf-8"
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        notes.append(f"unknown charset {name[:40]!r} in {what}: read as UTF-8")
+        name = "utf-8"
+    try:
+        return data.decode(name)
+    except UnicodeDecodeError:
+        pass
+    for fallback in ("utf-8", "windows-1252"):
+        try:
+            text = data.decode(fallback)
+        except UnicodeDecodeError:
+            continue
+        notes.append(f"{what} is not valid {name}: read as {fallback}")
+        return text
+    notes.append(f"{what} is not valid {name}: undecodable bytes replaced")
+    return data.decode("utf-8", "replace")
+
+
+def auth_verdicts(headers) -> tuple[str, str, str]:
+    """(spf, dkim, dmarc) from the topmost Authentication-Results (and Received-SPF) header.
+
+    Only the first of each is read: the receiving server adds its own on top, anything
+    below it came with the mail and may be forged.
+    """
+    found: dict[str, str] = {}
+    ar = next((v for k, v in headers if k.lower() == "authentication-results"), "")
+    for method, verdict in _AR_METHOD.findall(ar):
+        found.setdefault(method.lower(), verdict.lower())
+    if "spf" not in found:
+        rspf = next((v for k, v in headers if k.lower() == "received-spf"), "").strip()
+        if rspf:
+            found["spf"] = rspf.split(None, 1)[0].lower()
+    return found.get("spf", ""), found.get("dkim", ""), found.get("dmarc", "")
+
+
+def parse_date(value: str, notes: list[str]) -> datetime | None:
+    """An RFC 5322 date as aware UTC, or None (noted) when it is unparseable."""
     if not value:
         return None
     try:
@@ -123,6 +207,11 @@ def _date(value: str, notes: list[str]) -> datetime | None:
 
 
 def _text_of(part, notes: list[str]) -> str:
+    charset = part.content_type.get_charset()
+    try:
+        codecs.lookup(charset or "ascii")
+    except LookupError:
+        notes.append(f"unknown charset {charset[:40]!r} in {part.content_type}: decoded leniently")
     try:
         body = part.body
     except (DecodingError, LookupError, ValueError, UnicodeError) as e:
@@ -162,6 +251,20 @@ def _walk(root, notes: list[str]):
                 stack.append((inner, depth + 1))
 
 
+def _header_text(value) -> str:
+    """A flanker header value as text, parameters included (flanker's str() drops them)."""
+    if isinstance(value, str):
+        return value
+    params = getattr(value, "params", None)
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
+        base, params = value[0], value[1]
+    else:
+        base = str(value)
+    if not params:
+        return str(base)
+    return str(base) + "".join(f'; {k}="{v}"' for k, v in params.items())
+
+
 def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> InboundEmail:
     """Parse raw message bytes; never raises, records what went wrong in ``notes``."""
     notes: list[str] = []
@@ -174,7 +277,7 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
 
     headers = []
     for k, v in root.headers.iteritems():
-        headers.append((str(k), str(v) if not isinstance(v, str) else v))
+        headers.append((str(k), _header_text(v)))
     get = root.headers.get
 
     def hval(name: str) -> str:
@@ -204,8 +307,12 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
                 notes.append(f"undecodable attachment {name!r}")
             attachments.append(Attachment(name, str(ctype), len(content), content))
 
+    if text is None and html is not None:
+        text = html_to_text(html)
+        notes.append("HTML-only mail: text derived from the HTML")
     from_pairs = addresses(hval("From"))
     from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
+    spf, dkim, dmarc = auth_verdicts(headers)
     return InboundEmail(
         from_addr=from_addr,
         from_name=from_name,
@@ -213,7 +320,7 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
         cc=tuple(a for _, a in addresses(hval("Cc"))),
         reply_to=tuple(a for _, a in addresses(hval("Reply-To"))),
         subject=hval("Subject"),
-        date=_date(hval("Date"), notes),
+        date=parse_date(hval("Date"), notes),
         message_id=(message_ids(hval("Message-ID")) or ("",))[0],
         in_reply_to=(message_ids(hval("In-Reply-To")) or ("",))[0],
         references=message_ids(hval("References")),
@@ -221,6 +328,9 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
         html=html,
         attachments=tuple(attachments),
         headers=tuple(headers),
+        spf=spf,
+        dkim=dkim,
+        dmarc=dmarc,
         provider=provider,
         provider_id=provider_id,
         envelope_to=tuple(a for _, a in addresses(hval("Delivered-To") + "," + hval("X-Original-To"))),

@@ -109,6 +109,7 @@ def _store_reply(request: Request, key: str, text: str) -> int | None:
     from app.db import session
     from app.models import utcnow
     from parsers.message import raw_message_id
+    from parsers.providers.base import Keys
 
     try:
         original = _box(request).get_bytes(key)
@@ -117,7 +118,11 @@ def _store_reply(request: Request, key: str, text: str) -> int | None:
     raw = _reply_bytes(original, text)
     with session() as s:
         iid, _ = inbound.accept(
-            s, provider="dev", raw=raw, key=inbound.dedupe_key("dev", raw_message_id(raw), raw), now=utcnow()
+            s,
+            provider="dev",
+            raw=raw,
+            key=inbound.dedupe_key("dev", Keys(message_id=raw_message_id(raw), raw_mime=raw)),
+            now=utcnow(),
         )
     return iid
 

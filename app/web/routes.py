@@ -2,7 +2,7 @@
 
 from starlette.routing import Route
 
-from app.web import api, dev, inbound, mail_pages, pages, settings_pages, signin, team
+from app.web import api, api_inbound, dev, inbound, mail_pages, pages, settings_pages, signin, team
 
 T = "/teams/{tid:int}"
 
@@ -51,7 +51,14 @@ routes = [
     Route("/api/entries/{entry_id:int}", api.entry_delete, methods=["DELETE"]),
     Route("/api/events", api.events),
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
+    Route("/inbound/mailgun/mime", inbound.mailgun_mime, methods=["POST"]),  # Mailgun posts raw MIME here
+    Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
+    Route("/api/inbound", api_inbound.list_inbound),
+    Route("/api/inbound/{id:str}", api_inbound.get_inbound),
     Route("/dev/inbox", dev.inbox),
+    Route(
+        "/dev/inbound/{provider:str}/parse-only", inbound.parse_only, methods=["POST"]
+    ),  # benchmark ceiling
     Route("/dev/inbox/{key:str}", dev.message),
     Route("/dev/inbox/{key:str}/reply", dev.reply, methods=["POST"]),
     Route("/dev/remind", dev.send_now, methods=["POST"]),

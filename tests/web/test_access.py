@@ -26,6 +26,7 @@ PUBLIC = {
     "/dev/inbox/{key}/reply": "test_dev_inbox",
     "/dev/remind": "test_dev_inbox",
     "/dev/digest": "test_dev_inbox",
+    "/dev/inbound/{provider}/parse-only": "test_inbound_providers",
 }
 ROLES = ("anonymous", "outsider", "observer", "member", "admin", "operator")
 EMAIL = {

@@ -176,8 +176,6 @@ def test_operations_of_other_branches_are_marked_pending_until_merged():
             f"{method.upper()} {path} is routed: drop x-donebox-pending"
         )
     assert {p for p, _ in pending} == {
-        "/api/inbound",
-        "/api/inbound/{id}",
         "/api/messages",
         "/api/messages/{id}",
         "/api/batches/{batch_id}",

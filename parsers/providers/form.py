@@ -1,0 +1,115 @@
+"""HTML form bodies (multipart/form-data and urlencoded) -> named parts, bytes kept as sent.
+
+Field values stay bytes because providers declare their charsets elsewhere (SendGrid's
+``charsets`` field); decoding is the adapter's business.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from python_multipart.multipart import parse_options_header
+
+MAX_FORM_PARTS = 5000  # a form with more parts than this is refused
+
+
+@dataclass(frozen=True)
+class Part:
+    """One form field or file: its name, filename (files only), declared type and bytes."""
+
+    name: str
+    filename: str | None
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Form:
+    """The parts of a form in the order they came."""
+
+    parts: tuple[Part, ...]
+
+    def get(self, name: str) -> bytes | None:
+        """The bytes of the first part called ``name``, or None."""
+        return next((p.content for p in self.parts if p.name == name), None)
+
+    def text(self, name: str, charset: str = "utf-8") -> str:
+        """The first part called ``name`` decoded (undecodable bytes replaced), or ''."""
+        value = self.get(name)
+        if value is None:
+            return ""
+        try:
+            return value.decode(charset or "utf-8", "replace")
+        except LookupError:
+            return value.decode("utf-8", "replace")
+
+    def files(self) -> list[Part]:
+        """Parts sent as files (they have a filename)."""
+        return [p for p in self.parts if p.filename is not None]
+
+    def __contains__(self, name: str) -> bool:
+        return any(p.name == name for p in self.parts)
+
+
+def _multipart(body: bytes, boundary: bytes) -> Form:
+    # RFC 2046: parts are separated by CRLF "--" boundary, which the content cannot contain, so
+    # splitting on it is exact (and C-speed: this runs for every webhook request).
+    if len(boundary) > 200:
+        raise ValueError("multipart boundary longer than 200 bytes")
+    dash = b"--" + boundary
+    if not body.startswith(dash):
+        start = body.find(b"\r\n" + dash)
+        if start == -1:
+            raise ValueError("malformed multipart body: no boundary line")
+        body = body[start + 2 :]
+    chunks = body.split(b"\r\n" + dash)
+    if not chunks[-1].startswith(b"--"):
+        raise ValueError("malformed multipart body: no closing boundary")
+    if len(chunks) - 1 > MAX_FORM_PARTS:
+        raise ValueError(f"the form has more than {MAX_FORM_PARTS} parts")
+    parts: list[Part] = []
+    for chunk in chunks[:-1]:
+        if chunk.startswith(dash):
+            chunk = chunk[len(dash) :]
+        line_end = chunk.find(b"\r\n")
+        if line_end == -1:
+            raise ValueError("malformed multipart body: a part without headers")
+        head_end = chunk.find(b"\r\n\r\n", line_end)
+        if head_end == -1:
+            raise ValueError("malformed multipart body: a part's headers never end")
+        headers = {}
+        for line in chunk[line_end + 2 : head_end].split(b"\r\n"):
+            name, sep, value = line.partition(b":")
+            if sep:
+                headers[name.strip().lower()] = value.strip()
+        _, disp = parse_options_header(headers.get(b"content-disposition", b""))
+        name = disp.get(b"name")
+        if name is None:
+            continue
+        filename = disp.get(b"filename")
+        parts.append(
+            Part(
+                name.decode("utf-8", "replace"),
+                filename.decode("utf-8", "replace") if filename is not None else None,
+                headers.get(b"content-type", b"").decode("latin-1"),
+                chunk[head_end + 4 :],
+            )
+        )
+    return Form(tuple(parts))
+
+
+def parse_form(body: bytes, content_type: str) -> Form:
+    """Parse a form body; raises ValueError (with the reason) when it is not a well-formed form."""
+    ctype, params = parse_options_header(content_type or "")
+    if ctype == b"multipart/form-data":
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise ValueError("multipart/form-data without a boundary")
+        return _multipart(body, boundary)
+    if ctype == b"application/x-www-form-urlencoded":
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+        if len(pairs) > MAX_FORM_PARTS:
+            raise ValueError(f"the form has more than {MAX_FORM_PARTS} fields")
+        return Form(tuple(Part(k, None, "", v.encode("latin-1")) for k, v in pairs))
+    raise ValueError("Content-Type must be multipart/form-data or application/x-www-form-urlencoded")

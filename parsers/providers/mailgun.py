@@ -1,0 +1,98 @@
+"""Mailgun routes (forward / store-and-notify): parsed fields, or ``body-mime`` when the URL ends in mime."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from parsers.message import Attachment, InboundEmail, addresses, html_to_text, parse_date, parse_mime
+from parsers.message import raw_message_id as mime_message_id
+from parsers.providers.base import (
+    Keys,
+    Payload,
+    PayloadError,
+    Provider,
+    address_list,
+    decode_words,
+    first,
+    json_field,
+    sha256,
+    threading_fields,
+    verdict,
+)
+
+
+def _headers(payload: Payload) -> tuple[tuple[str, str], ...]:
+    pairs = json_field(payload.form.get("message-headers"), "message-headers", [])
+    return tuple(
+        (p[0], decode_words(p[1]))
+        for p in pairs
+        if isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
+    )
+
+
+class Mailgun(Provider):
+    """Mailgun's route POSTs: every field is UTF-8; signature fields are checked in app/webhooks.py."""
+
+    name = "mailgun"
+
+    def keys(self, payload: Payload) -> Keys:
+        form = payload.form
+        envelope_to = address_list(form.text("recipient"))
+        raw = form.get("body-mime")
+        if raw is not None:
+            return Keys(message_id=mime_message_id(raw), envelope_to=envelope_to, raw_mime=raw)
+        if "message-headers" not in form and "body-plain" not in form:
+            raise PayloadError("neither 'body-mime' nor 'message-headers'/'body-plain' in the form")
+        return Keys(
+            message_id=threading_fields(_headers(payload))["message_id"],
+            envelope_to=envelope_to,
+            header_hash=sha256(form.get("message-headers") or b""),
+        )
+
+    def parse(self, payload: Payload) -> InboundEmail:
+        form = payload.form
+        envelope_to = address_list(form.text("recipient"))
+        raw = form.get("body-mime")
+        if raw is not None:
+            email = parse_mime(raw, provider=self.name)
+            return replace(
+                email,
+                envelope_to=envelope_to or email.envelope_to,
+                spf=verdict(email.header("X-Mailgun-Spf")) or email.spf,
+                dkim=verdict(email.header("X-Mailgun-Dkim-Check-Result")) or email.dkim,
+            )
+        notes: list[str] = []
+        headers = _headers(payload)
+        from_pairs = addresses(form.text("from") or first(headers, "From"))
+        from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
+        text = form.text("body-plain") if "body-plain" in form else None
+        html = form.text("body-html") if "body-html" in form else None
+        if not text and html:
+            text = html_to_text(html)
+            notes.append("HTML-only mail: text derived from the HTML")
+        attachments = tuple(
+            Attachment(
+                p.filename or "", p.content_type or "application/octet-stream", len(p.content), p.content
+            )
+            for p in form.files()
+            if p.name.startswith("attachment")
+        )
+        return InboundEmail(
+            from_addr=from_addr,
+            from_name=from_name,
+            to=address_list(first(headers, "To")),
+            cc=address_list(first(headers, "Cc")),
+            reply_to=address_list(first(headers, "Reply-To")),
+            subject=form.text("subject") if "subject" in form else first(headers, "Subject"),
+            date=parse_date(first(headers, "Date"), notes),
+            text=text,
+            html=html,
+            attachments=attachments,
+            headers=headers,
+            spf=verdict(first(headers, "X-Mailgun-Spf")),
+            dkim=verdict(first(headers, "X-Mailgun-Dkim-Check-Result")),
+            provider=self.name,
+            envelope_to=envelope_to,
+            notes=tuple(notes),
+            **threading_fields(headers),
+        )

@@ -1,0 +1,123 @@
+"""Postmark inbound webhook: one JSON document; ``RawEmail`` (when enabled) is preferred."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import replace
+
+from parsers.message import Attachment, InboundEmail, auth_verdicts, html_to_text, parse_date, parse_mime
+from parsers.message import raw_message_id as mime_message_id
+from parsers.providers.base import (
+    Keys,
+    Payload,
+    PayloadError,
+    Provider,
+    address_list,
+    decode_words,
+    sha256,
+    threading_fields,
+)
+
+
+def _s(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _full(value) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        _s(v.get("Email")).strip().lower() for v in value if isinstance(v, dict) and "@" in _s(v.get("Email"))
+    )
+
+
+class Postmark(Provider):
+    """Postmark's inbound JSON; ``MessageID`` is Postmark's own id and the dedupe key."""
+
+    name = "postmark"
+
+    def _doc(self, payload: Payload) -> dict:
+        doc = payload.json
+        if not any(k in doc for k in ("MessageID", "FromFull", "RawEmail", "Headers")):
+            raise PayloadError(
+                "not a Postmark inbound document (no MessageID, FromFull, Headers or RawEmail)"
+            )
+        return doc
+
+    def _headers(self, doc: dict) -> tuple[tuple[str, str], ...]:
+        items = doc.get("Headers") if isinstance(doc.get("Headers"), list) else []
+        return tuple(
+            (_s(h.get("Name")), decode_words(_s(h.get("Value"))))
+            for h in items
+            if isinstance(h, dict) and h.get("Name")
+        )
+
+    def _envelope_to(self, doc: dict) -> tuple[str, ...]:
+        return address_list(_s(doc.get("OriginalRecipient")))
+
+    def keys(self, payload: Payload) -> Keys:
+        doc = self._doc(payload)
+        raw = _s(doc.get("RawEmail")).encode("utf-8", "surrogatepass") or None
+        mid = mime_message_id(raw) if raw else threading_fields(self._headers(doc))["message_id"]
+        hh = "" if raw else sha256(repr(self._headers(doc)))
+        return Keys(_s(doc.get("MessageID"))[:200], mid, self._envelope_to(doc), raw, hh)
+
+    def parse(self, payload: Payload) -> InboundEmail:
+        doc = self._doc(payload)
+        headers = self._headers(doc)
+        spf, dkim, dmarc = auth_verdicts(headers)
+        common = {
+            "provider": self.name,
+            "provider_id": _s(doc.get("MessageID"))[:200],
+            "envelope_to": self._envelope_to(doc),
+            "mailbox_hash": _s(doc.get("MailboxHash")),
+        }
+        if _s(doc.get("RawEmail")):
+            email = parse_mime(doc["RawEmail"].encode("utf-8", "surrogatepass"), provider=self.name)
+            return replace(email, spf=email.spf or spf, dkim=email.dkim or dkim, **common)
+        notes: list[str] = []
+        sender = doc.get("FromFull") if isinstance(doc.get("FromFull"), dict) else {}
+        text = _s(doc.get("TextBody")) or None
+        html = _s(doc.get("HtmlBody")) or None
+        if text is None and html is not None:
+            text = html_to_text(html)
+            notes.append("HTML-only mail: text derived from the HTML")
+        attachments = []
+        items = doc.get("Attachments") if isinstance(doc.get("Attachments"), list) else []
+        for a in items:
+            if not isinstance(a, dict):
+                continue
+            try:
+                content = base64.b64decode(_s(a.get("Content")), validate=False)
+            except (binascii.Error, ValueError):
+                content = b""
+                notes.append(f"attachment {_s(a.get('Name'))!r} is not valid base64")
+            attachments.append(
+                Attachment(
+                    _s(a.get("Name")),
+                    _s(a.get("ContentType")) or "application/octet-stream",
+                    len(content),
+                    content,
+                )
+            )
+        from_addr = _s(sender.get("Email")).strip().lower() or _s(doc.get("From")).strip().lower()
+        return InboundEmail(
+            from_addr=from_addr,
+            from_name=_s(sender.get("Name")) or _s(doc.get("FromName")),
+            to=_full(doc.get("ToFull")) or address_list(_s(doc.get("To"))),
+            cc=_full(doc.get("CcFull")) or address_list(_s(doc.get("Cc"))),
+            reply_to=address_list(_s(doc.get("ReplyTo"))),
+            subject=_s(doc.get("Subject")),
+            date=parse_date(_s(doc.get("Date")), notes),
+            text=text,
+            html=html,
+            attachments=tuple(attachments),
+            headers=headers,
+            spf=spf,
+            dkim=dkim,
+            dmarc=dmarc,
+            notes=tuple(notes),
+            **threading_fields(headers),
+            **common,
+        )

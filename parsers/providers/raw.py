@@ -1,0 +1,31 @@
+"""``/inbound/raw`` and the IMAP poller: the payload is the RFC 5322 message itself."""
+
+from __future__ import annotations
+
+from parsers.message import InboundEmail, looks_like_message, parse_mime, raw_envelope_to, raw_message_id
+from parsers.providers.base import Keys, Payload, PayloadError, Provider
+
+
+class Raw(Provider):
+    """A whole message as ``message/rfc822`` bytes."""
+
+    name = "raw"
+
+    def keys(self, payload: Payload) -> Keys:
+        why = looks_like_message(payload.body)
+        if why:
+            raise PayloadError(f"not an RFC 5322 message: {why}")
+        return Keys(
+            message_id=raw_message_id(payload.body),
+            envelope_to=raw_envelope_to(payload.body),
+            raw_mime=payload.body,
+        )
+
+    def parse(self, payload: Payload) -> InboundEmail:
+        return parse_mime(payload.body, provider=self.name)
+
+
+class Imap(Raw):
+    """A message fetched from an IMAP mailbox (same payload as raw)."""
+
+    name = "imap"

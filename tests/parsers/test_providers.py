@@ -1,0 +1,162 @@
+"""Provider adapters on payloads in their documented formats (tests/fixtures/<provider>/)."""
+
+from pathlib import Path
+
+import pytest
+
+from parsers.providers import PROVIDERS, Payload, PayloadError
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+TO = "reply+1-20261123-aaaaaaaaaaaaaaaa@reply.test"
+CTYPES = {
+    "multipart": "multipart/form-data; boundary={b}",
+    "urlencoded": "application/x-www-form-urlencoded",
+    "json": "application/json",
+    "eml": "message/rfc822",
+}
+
+
+def payload(path: str) -> Payload:
+    """A fixture as the provider would POST it."""
+    body = (FIXTURES / path).read_bytes()
+    kind = path.rsplit(".", 1)[1]
+    boundary = body.split(b"\r\n", 1)[0][2:].decode() if kind == "multipart" else ""
+    return Payload(body, CTYPES[kind].format(b=boundary))
+
+
+def parse(provider: str, path: str):
+    p = payload(path)
+    return PROVIDERS[provider].keys(p), PROVIDERS[provider].parse(p)
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("iso-8859-1", "Café crème: déployé à 17 h."),
+        ("windows-1252", "Finished the “quote” fix – 5 € saved…"),
+        ("shift_jis", "今日はリリース作業を完了しました。"),
+        ("koi8-r", "Сделал отчёт по продажам."),
+    ],
+)
+def test_sendgrid_parsed_fields_are_decoded_with_their_declared_charsets(name, expected):
+    keys, email = parse("sendgrid", f"sendgrid/parsed_{name}.multipart")
+    assert email.text.strip() == expected
+    assert email.subject == "Re: Übersicht"
+    assert keys.message_id == f"<{name}@mail.example.com>" and keys.envelope_to == (TO,)
+    assert email.notes == ()
+
+
+def test_sendgrid_parsed_mode_normalizes_every_field():
+    keys, email = parse("sendgrid", "sendgrid/parsed_utf8.multipart")
+    assert keys.raw_mime is None and keys.provider_id == ""
+    assert (email.from_addr, email.from_name) == ("ada@example.com", "Ada Lovelace")
+    assert email.to == (TO,) and email.envelope_to == (TO,)
+    assert email.subject == "Re: What did you get done today? ✅"
+    assert email.text.startswith("Shipped the billing export.") and "<br>" in email.html
+    assert email.in_reply_to == "<reminder-1-20261123@mail.test>"
+    assert email.message_id == "<CAF=utf8@mail.example.com>"
+    assert (email.spf, email.dkim) == ("pass", "pass")
+    assert email.date.isoformat() == "2026-11-23T16:53:04+00:00"
+    assert email.provider == "sendgrid"
+
+
+def test_sendgrid_html_only_mail_gets_text_derived_from_the_html():
+    _, email = parse("sendgrid", "sendgrid/parsed_html_only.multipart")
+    assert email.text == "Fixed the login bug\nWrote docs for “inbound”"
+    assert "color:red" not in email.text and any("HTML-only" in n for n in email.notes)
+
+
+def test_sendgrid_attachments_keep_their_names_types_and_bytes():
+    _, email = parse("sendgrid", "sendgrid/parsed_attachments.multipart")
+    got = [(a.filename, a.content_type, a.size) for a in email.attachments]
+    assert got == [("report.pdf", "application/pdf", 45), ("notes.txt", "text/plain", 12)]
+    assert email.attachments[0].content.startswith(b"%PDF")
+
+
+def test_sendgrid_raw_mode_prefers_the_mime_and_keeps_the_envelope():
+    keys, email = parse("sendgrid", "sendgrid/raw_mode.multipart")
+    assert keys.raw_mime.startswith(b"Received:") and keys.message_id == "<raw-1252@mail.example.com>"
+    assert email.subject == "Re: Résumé" and email.from_name == "Ada Lövelace"
+    assert email.text.strip() == "Finished the “quote” fix – 5 € saved."
+    assert email.envelope_to == (TO,) and email.spf == "pass"
+
+
+def test_mailgun_parsed_urlencoded_post():
+    keys, email = parse("mailgun", "mailgun/parsed.urlencoded")
+    assert keys.message_id == "<CAMailgun01@mail.gmail.com>" and keys.envelope_to == (TO,)
+    assert email.subject == "Re: Was hast du heute geschafft? ✔"
+    assert email.text.startswith("Grüße: merged the importer.")
+    assert (email.from_addr, email.from_name) == ("bob@example.com", "Bob Builder")
+    assert (email.spf, email.dkim) == ("pass", "pass")
+    assert email.in_reply_to == "<reminder-2-20261123@mail.test>"
+
+
+def test_mailgun_multipart_with_an_attachment():
+    _, email = parse("mailgun", "mailgun/parsed_attachment.multipart")
+    assert [(a.filename, a.content_type) for a in email.attachments] == [("screen shot.png", "image/png")]
+    assert email.attachments[0].content.startswith(b"\x89PNG")
+
+
+def test_mailgun_mime_variant_is_parsed_from_body_mime_with_its_koi8r_charset():
+    keys, email = parse("mailgun", "mailgun/mime_koi8r.multipart")
+    assert keys.raw_mime is not None and keys.message_id == "<koi8r@mail.example.ru>"
+    assert email.text.strip() == "Сделал отчёт по продажам."
+    assert email.subject == "Напоминание" and email.from_name == "Анна"
+    assert [a.filename for a in email.attachments] == ["sales.csv"]
+    assert email.spf == "pass" and email.envelope_to == (TO,)
+
+
+def test_postmark_json_is_normalized_with_its_mailbox_hash_and_verdicts():
+    keys, email = parse("postmark", "postmark/inbound.json")
+    assert keys.provider_id == "22c74902-a0c1-4511-804f-341342852c90"
+    assert keys.message_id == "<CAPostmark01@mail.example.com>"
+    assert email.mailbox_hash == "1-20261123-aaaaaaaaaaaaaaaa"
+    assert email.cc == ("sample.cc@emaildomain.com",) and email.to == (TO,)
+    assert (email.spf, email.dkim) == ("pass", "pass")
+    assert [(a.filename, a.size) for a in email.attachments] == [("myimage.png", 13)]
+
+
+def test_postmark_html_only_and_raw_email_variants():
+    _, html = parse("postmark", "postmark/html_only.json")
+    assert html.text == "Fixed the deploy script\nPaired with Bob"
+    keys, raw = parse("postmark", "postmark/raw_email.json")
+    assert keys.raw_mime is not None and raw.subject == "Re: Résumé"
+    assert raw.mailbox_hash == "1-20261123-aaaaaaaaaaaaaaaa" and raw.provider_id == "9d1e-raw-email"
+
+
+@pytest.mark.parametrize("path", ["ses/notification_base64.json", "ses/notification_utf8.json"])
+def test_ses_notification_content_is_decoded_per_the_action_encoding(path):
+    keys, email = parse("ses", path)
+    assert keys.provider_id and keys.message_id == "<ses-utf8@mail.example.com>"
+    assert email.subject == "Re: Übersicht ✅" and email.from_name == "Ada Lövelace"
+    assert email.text.strip() == "Grüße: finished the SES adapter."
+    assert (email.spf, email.dkim, email.dmarc) == ("pass", "pass", "pass")
+
+
+def test_an_ses_subscription_confirmation_carries_no_mail():
+    with pytest.raises(PayloadError, match="SubscriptionConfirmation"):
+        PROVIDERS["ses"].keys(payload("ses/subscription_confirmation.json"))
+
+
+@pytest.mark.parametrize(
+    "provider, body, ctype, reason",
+    [
+        ("sendgrid", b"a=b", "application/json", "Content-Type"),
+        ("sendgrid", b"--x\r\n", "multipart/form-data", "boundary"),
+        ("sendgrid", b"hello=1", "application/x-www-form-urlencoded", "parsed mode"),
+        ("mailgun", b"x=1", "application/x-www-form-urlencoded", "body-mime"),
+        ("postmark", b"[1]", "application/json", "not an object"),
+        ("postmark", b"{nope", "application/json", "not JSON"),
+        ("postmark", b"{}", "application/json", "not a Postmark"),
+        ("ses", b'{"Type": "Notification", "Message": "x"}', "text/plain", "SES"),
+        ("raw", b"hello", "message/rfc822", "RFC 5322"),
+    ],
+)
+def test_payloads_in_the_wrong_format_are_refused_with_the_reason(provider, body, ctype, reason):
+    with pytest.raises(PayloadError, match=reason):
+        PROVIDERS[provider].keys(Payload(body, ctype))
+
+
+def test_the_registry_is_keyed_by_name():
+    assert set(PROVIDERS) == {"sendgrid", "mailgun", "postmark", "ses", "raw", "imap"}
+    assert all(name == p.name for name, p in PROVIDERS.items())
