@@ -6,6 +6,7 @@ Needs Debian's ``dovecot-imapd`` and root (Dovecot drops to its own users); see
 
 from __future__ import annotations
 
+import imaplib
 import os
 import shutil
 import socket
@@ -129,8 +130,15 @@ class Dovecot:
             c.append(folder, raw)
 
     def uids(self, folder: str) -> list[int]:
-        with self.client() as c:
-            if not c.folder_exists(folder):
-                return []
-            c.select_folder(folder, readonly=True)
-            return sorted(c.search(["ALL"]))
+        for attempt in range(5):  # Dovecot aborts a session whose folder was just deleted and re-created
+            try:
+                with self.client() as c:
+                    if not c.folder_exists(folder):
+                        return []
+                    c.select_folder(folder, readonly=True)
+                    return sorted(c.search(["ALL"]))
+            except imaplib.IMAP4.abort:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+        return []
