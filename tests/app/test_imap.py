@@ -58,7 +58,7 @@ def rows() -> int:
         return s.execute(select(func.count()).select_from(InboundMessage)).scalar()
 
 
-def eventually(check, timeout_s: float = 30.0):
+def eventually(check, timeout_s: float = 60.0):
     """Wait until ``check()`` is truthy (a generous safety bound, not a timing assertion)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
