@@ -11,6 +11,7 @@ where the server has it, else polls; it reconnects with backoff and never delete
 from __future__ import annotations
 
 import logging
+import select as io_select
 import ssl
 import threading
 import time
@@ -198,12 +199,17 @@ def wait(client: IMAPClient, settings: Settings, stop: threading.Event) -> None:
         stop.wait(max(0.0, deadline - time.monotonic()))
         return
     client.idle()
-    try:
-        while not stop.is_set() and time.monotonic() < deadline:
-            if client.idle_check(timeout=1.0):
-                break
-    finally:
-        client.idle_done()
+    while not stop.is_set() and time.monotonic() < deadline:
+        responses = client.idle_check(timeout=1.0)
+        if any(r[:1] == (b"BYE",) for r in responses):
+            raise ConnectionError("the server said BYE")
+        if responses:
+            break
+        # imapclient's idle_check swallows EOF and returns nothing: a socket that is still
+        # readable after it returned empty-handed is a closed connection
+        if io_select.select([client.socket()], [], [], 0)[0]:
+            raise ConnectionError("the server closed the connection")
+    client.idle_done()
 
 
 def mailboxes(settings: Settings) -> list[Mailbox]:

@@ -6,6 +6,7 @@ Needs Debian's ``dovecot-imapd`` and root (Dovecot drops to its own users); see
 
 from __future__ import annotations
 
+import imaplib
 import os
 import shutil
 import socket
@@ -22,7 +23,7 @@ base_dir = {tmp}/run
 state_dir = {tmp}/state
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 log_path = {tmp}/dovecot.log
@@ -36,7 +37,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
   chroot =
 }}
@@ -73,13 +75,20 @@ def available() -> str | None:
 class Dovecot:
     """One private Dovecot: ``start``, ``stop``, ``client()`` as the test user, ``url(folder)``."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, tls: bool = False):
         self.tmp = tmp
         self.port = _free_port()
+        self.imaps_port = _free_port() if tls else 0
+        ssl = "ssl = no"
+        if tls:  # a certificate for "localhost" from a CA of our own (ca.pem, for IMAP_CA_FILE)
+            from tests.web.sns_fake import tls_files
+
+            cert, key, self.ca_file = tls_files(tmp)
+            ssl = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"
         self.conf = tmp / "dovecot.conf"
         for d in ("run", "state", "mail"):
             (tmp / d).mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(CONF.format(tmp=tmp, port=self.port))
+        self.conf.write_text(CONF.format(tmp=tmp, port=self.port, imaps_port=self.imaps_port, ssl=ssl))
         (tmp / "users").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
         shutil.chown(tmp / "mail", "dovecot", "dovecot")
         os.chmod(tmp, 0o755)
@@ -121,8 +130,15 @@ class Dovecot:
             c.append(folder, raw)
 
     def uids(self, folder: str) -> list[int]:
-        with self.client() as c:
-            if not c.folder_exists(folder):
-                return []
-            c.select_folder(folder, readonly=True)
-            return sorted(c.search(["ALL"]))
+        for attempt in range(5):  # Dovecot aborts a session whose folder was just deleted and re-created
+            try:
+                with self.client() as c:
+                    if not c.folder_exists(folder):
+                        return []
+                    c.select_folder(folder, readonly=True)
+                    return sorted(c.search(["ALL"]))
+            except imaplib.IMAP4.abort:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2)
+        return []

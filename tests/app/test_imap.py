@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import ssl
 import tempfile
 import threading
 import time
@@ -57,7 +58,7 @@ def rows() -> int:
         return s.execute(select(func.count()).select_from(InboundMessage)).scalar()
 
 
-def eventually(check, timeout_s: float = 30.0):
+def eventually(check, timeout_s: float = 60.0):
     """Wait until ``check()`` is truthy (a generous safety bound, not a timing assertion)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -203,3 +204,37 @@ def test_donebox_imap_without_mailboxes_says_what_to_set(env, capsys):
 
     assert main(["imap"]) == 2
     assert "IMAP_MAILBOXES" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scheme", ["imaps", "imap"])
+def test_tls_and_starttls_mailboxes_are_read_with_the_servers_certificate_verified(db, env, scheme):
+    from app.imap import connect, parse_mailbox, poll_once
+
+    why = available()
+    if why:
+        need("Dovecot", why)
+    tmp = Path(tempfile.mkdtemp(prefix="donebox-dovecot-"))
+    os.chmod(tmp, 0o755)
+    d = Dovecot(tmp, tls=True)
+    d.start()
+    try:
+        d.append(FOLDER, mail(9))
+        port = d.imaps_port if scheme == "imaps" else d.port
+        url = f"{scheme}://test%40example.com:secret@localhost:{port}/{FOLDER}"
+        env.setenv("IMAP_CA_FILE", str(d.ca_file))
+        reset_caches()
+        box = parse_mailbox(url, production=True)
+        assert box.tls == ("tls" if scheme == "imaps" else "starttls")
+        client = connect(box, get_settings())
+        try:
+            assert poll_once(client, box) == 1
+        finally:
+            client.logout()
+        assert stored() == ["<imap-9@example.com>"] and d.uids(FOLDER) == []
+        env.setenv("IMAP_CA_FILE", "")  # the system CAs do not know ours: refused
+        reset_caches()
+        with pytest.raises(ssl.SSLError):
+            connect(box, get_settings())
+    finally:
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -53,6 +53,23 @@ def _pem(cert) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def tls_files(tmp: Path) -> tuple[Path, Path, Path]:
+    """(certificate, key, CA) files for a TLS server called "localhost", signed by a test CA."""
+    ca_key = rsa_key("ca")
+    ca = _cert("donebox test CA", ca_key, "donebox test CA", ca_key, ca=True)
+    key = rsa_key("tls")
+    cert = _cert("localhost", key, "donebox test CA", ca_key, ca=False, san=[x509.DNSName("localhost")])
+    paths = (tmp / "server.pem", tmp / "server.key", tmp / "ca.pem")
+    paths[0].write_bytes(_pem(cert))
+    paths[1].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    paths[2].write_bytes(_pem(ca))
+    return paths
+
+
 class FakeSNS:
     """The HTTPS server; ``url(path)`` builds URLs on it, ``requests`` lists the paths asked for."""
 
