@@ -58,6 +58,7 @@ class InboundEmail:
     references: tuple[str, ...] = ()
     text: str | None = None
     html: str | None = None
+    text_from_html: bool = False  # ``text`` was derived from ``html`` (the mail had no text part)
     attachments: tuple[Attachment, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     spf: str = ""  # provider verdict: pass | fail | softfail | neutral | none | ""
@@ -307,7 +308,8 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
                 notes.append(f"undecodable attachment {name!r}")
             attachments.append(Attachment(name, str(ctype), len(content), content))
 
-    if text is None and html is not None:
+    text_from_html = text is None and html is not None
+    if text_from_html:
         text = html_to_text(html)
         notes.append("HTML-only mail: text derived from the HTML")
     from_pairs = addresses(hval("From"))
@@ -325,6 +327,7 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
         in_reply_to=(message_ids(hval("In-Reply-To")) or ("",))[0],
         references=message_ids(hval("References")),
         text=text,
+        text_from_html=text_from_html,
         html=html,
         attachments=tuple(attachments),
         headers=tuple(headers),

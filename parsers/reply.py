@@ -80,18 +80,20 @@ def _body_of(message) -> tuple[str | None, str | None, tuple[str, ...]]:
     if message is None:
         return None, None, ("no message",)
     if hasattr(message, "text") and hasattr(message, "html"):
-        return message.text, message.html, ()
+        # text derived from the HTML has lost the quote structure the HTML still has
+        text = None if getattr(message, "text_from_html", False) else message.text
+        return text, message.html, ()
     if isinstance(message, bytes | bytearray):
         raw = bytes(message)
         if looks_like_mime(raw[:65536].decode("latin-1")):
             email = parse_mime(raw)
-            return email.text, email.html, ("parsed as MIME",) + email.notes
+            return _body_of(email)[0], email.html, ("parsed as MIME",) + email.notes
         message = raw.decode("utf-8", "replace")
     if not isinstance(message, str):
         return None, None, (f"unsupported input {type(message).__name__}",)
     if looks_like_mime(message):
         email = parse_mime(message.encode("utf-8", "surrogateescape"))
-        return email.text, email.html, ("parsed as MIME",) + email.notes
+        return _body_of(email)[0], email.html, ("parsed as MIME",) + email.notes
     if looks_like_html(message):
         return None, message, ()
     return message, None, ()

@@ -67,7 +67,8 @@ class Mailgun(Provider):
         from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
         text = form.text("body-plain") if "body-plain" in form else None
         html = form.text("body-html") if "body-html" in form else None
-        if not text and html:
+        derived = bool(not text and html)
+        if derived:
             text = html_to_text(html)
             notes.append("HTML-only mail: text derived from the HTML")
         attachments = tuple(
@@ -86,6 +87,7 @@ class Mailgun(Provider):
             subject=form.text("subject") if "subject" in form else first(headers, "Subject"),
             date=parse_date(first(headers, "Date"), notes),
             text=text,
+            text_from_html=derived,
             html=html,
             attachments=attachments,
             headers=headers,

@@ -80,7 +80,8 @@ class Postmark(Provider):
         sender = doc.get("FromFull") if isinstance(doc.get("FromFull"), dict) else {}
         text = _s(doc.get("TextBody")) or None
         html = _s(doc.get("HtmlBody")) or None
-        if text is None and html is not None:
+        derived = bool(text is None and html is not None)
+        if derived:
             text = html_to_text(html)
             notes.append("HTML-only mail: text derived from the HTML")
         attachments = []
@@ -111,6 +112,7 @@ class Postmark(Provider):
             subject=_s(doc.get("Subject")),
             date=parse_date(_s(doc.get("Date")), notes),
             text=text,
+            text_from_html=derived,
             html=html,
             attachments=tuple(attachments),
             headers=headers,

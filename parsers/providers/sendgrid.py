@@ -91,7 +91,8 @@ class SendGrid(Provider):
         from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
         text = field("text") if "text" in form else None
         html = field("html") if "html" in form else None
-        if text is None and html is not None:
+        derived = bool(text is None and html is not None)
+        if derived:
             text = html_to_text(html)
             notes.append("HTML-only mail: text derived from the HTML")
         info = json_field(form.get("attachment-info"), "attachment-info", {})
@@ -115,6 +116,7 @@ class SendGrid(Provider):
             subject=field("subject") if "subject" in form else first(headers, "Subject"),
             date=parse_date(first(headers, "Date"), notes),
             text=text,
+            text_from_html=derived,
             html=html,
             attachments=tuple(attachments),
             headers=headers,

@@ -346,3 +346,20 @@ def test_an_undecoded_quoted_printable_header_is_still_recognized():
         "escribi=C3=B3:\n\n> Hello"
     )
     assert extract_reply_text(text) == "Reply"
+
+
+def test_html_only_mail_is_cut_on_its_html_structure_not_on_the_text_derived_from_it():
+    from parsers.message import parse_mime
+
+    raw = (
+        b"From: ada@example.com\r\nTo: reply@x.test\r\nSubject: Re: hi\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+        b'<div dir="ltr">Shipped the importer</div><br><div class="gmail_quote">'
+        b'<div class="gmail_attr">Le lun. 23 nov. 2026, Bob &lt;b@x.test&gt; a \xc3\xa9crit&nbsp;:<br></div>'
+        b'<blockquote class="gmail_quote">What did you get done today?</blockquote></div>\r\n'
+    )
+    email = parse_mime(raw)
+    assert email.text_from_html and "Shipped the importer" in email.text
+    reply = extract_reply(email)
+    assert reply.from_html and reply.text == "Shipped the importer"
+    assert "What did you get done today?" in reply.quoted
