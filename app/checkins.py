@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from app import outbox
 from app.models import Entry, Member, OutboundMessage, Team
-from app.schedule import local_date, local_midnight_after, next_occurrence, previous_workday
+from app.schedule import local_date, local_midnight_after
 from app.settings import Settings
 from app.tokens import reply_address
 
@@ -98,50 +98,11 @@ def digest_now(s: Session, *, now: datetime, settings: Settings, day: date | Non
     return ids
 
 
-def due(s: Session, *, now: datetime, settings: Settings, limit: int = 500) -> list[int]:
-    """Create what fell due (reminders at their local time, digests in the morning); new ids.
-
-    Each due member's ``next_*_at`` moves past ``now`` in the same transaction, and
-    the rows are idempotent by key, so a second tick or a second scheduler creates nothing.
-    """
-    ids = []
-    for member, team in s.execute(
-        select(Member, Team)
-        .join(Team, Member.team_id == Team.id)
-        .where(Member.active, Member.next_reminder_at <= now)
-        .order_by(Member.next_reminder_at)
-        .limit(limit)
-    ).all():
-        tz = member_tz(member, team)
-        day = local_date(member.next_reminder_at, tz)
-        too_late = now - member.next_reminder_at > timedelta(seconds=settings.reminder_late_s)
-        if member.role != "observer" and not too_late:  # after downtime: no reminder in the night
-            mid, created = create_reminder(s, member, team, day, now=now, settings=settings)
-            ids += [mid] if created else []
-        member.next_reminder_at = next_occurrence(now, team.reminder_time, team.workdays, tz)
-        s.add(member)
-    for member, team in s.execute(
-        select(Member, Team)
-        .join(Team, Member.team_id == Team.id)
-        .where(Member.active, Member.next_digest_at <= now)
-        .order_by(Member.next_digest_at)
-        .limit(limit)
-    ).all():
-        tz = member_tz(member, team)
-        day = previous_workday(local_date(member.next_digest_at, tz), team.workdays)
-        mid, created = create_digest(s, member, team, day, now=now, settings=settings)
-        ids += [mid] if created else []
-        member.next_digest_at = next_occurrence(now, team.digest_time, team.workdays, tz)
-        s.add(member)
-    s.flush()
-    return ids
-
-
 def schedule_member(member: Member, team: Team, now: datetime) -> None:
-    """Set a member's next reminder and digest times from the team's schedule."""
-    tz = member_tz(member, team)
-    member.next_reminder_at = next_occurrence(now, team.reminder_time, team.workdays, tz)
-    member.next_digest_at = next_occurrence(now, team.digest_time, team.workdays, tz)
+    """Set a new member's next reminder and digest times (no pauses yet); see app.timetable."""
+    from app.timetable import next_times
+
+    member.next_reminder_at, member.next_digest_at = next_times(member, team, now)
 
 
 # ---------------------------------------------------------------- contexts for rendering

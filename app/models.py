@@ -46,6 +46,8 @@ class Team(SQLModel, table=True):
     reminder_time: str = Field(default="17:00", max_length=5)  # local HH:MM
     digest_time: str = Field(default="08:00", max_length=5)
     workdays: str = Field(default="12345", max_length=7)  # ISO weekdays, 1 = Monday
+    digest_workdays: str = Field(default="12345", max_length=7)  # weekdays the digest is sent
+    skip_empty_digests: bool = False  # no digest for a day nobody wrote in
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
@@ -59,6 +61,10 @@ class Member(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     role: str = Field(default="member", max_length=16)  # admin | member | observer
     timezone: str | None = Field(default=None, max_length=64)
+    reminder_time: str | None = Field(default=None, max_length=5)  # None: the team's
+    reminder_days: str | None = Field(default=None, max_length=7)  # None: the team's workdays
+    digest_time: str | None = Field(default=None, max_length=5)
+    digest_days: str | None = Field(default=None, max_length=7)
     active: bool = True
     next_reminder_at: datetime | None = _ts(index=True)
     next_digest_at: datetime | None = _ts(index=True)
@@ -104,7 +110,10 @@ class InboundMessage(SQLModel, table=True):
 class OutboundMessage(SQLModel, table=True):
     """One email in the outbox; its ``state`` is owned by app.outbox."""
 
-    __table_args__ = (Index("ix_outbound_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbound_due", "state", "next_attempt_at"),
+        Index("ix_outbound_scheduled", "state", "send_at"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
     kind: str = Field(max_length=16)  # reminder | digest | api
@@ -122,6 +131,7 @@ class OutboundMessage(SQLModel, table=True):
     lease_until: datetime | None = _ts(index=True)
     next_attempt_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
+    batch_id: str | None = Field(default=None, max_length=255, index=True)  # API caller's batch
     expires_at: datetime | None = _ts()  # after this, no attempt is made (reminders: local midnight)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
@@ -158,3 +168,13 @@ class ApiToken(SQLModel, table=True):
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     revoked_at: datetime | None = _ts()
+
+
+class MemberPause(SQLModel, table=True):
+    """A member's pause (vacation): no reminder and no digest on local days first_day..last_day."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    first_day: date
+    last_day: date  # inclusive
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

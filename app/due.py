@@ -1,0 +1,198 @@
+"""The tick's producer at scale: due members in batches -> outbox rows in bulk -> ``next_*_at`` advanced.
+
+One batch is one transaction: select up to ``batch`` due members (PostgreSQL:
+``FOR UPDATE SKIP LOCKED``, so concurrent schedulers take disjoint members;
+SQLite: ``BEGIN IMMEDIATE`` makes this process the single writer), create their
+reminder or digest rows in one multi-row ``INSERT ... ON CONFLICT DO NOTHING
+RETURNING id`` (idempotent by ``kind:member:local-date``), move every selected
+member's ``next_*_at`` past ``now`` in one UPDATE, commit, then hand the new ids
+to ``enqueue``. A crash between commit and enqueue loses nothing: the rows are
+``queued`` with a lease, and the sweeper enqueues them again when it expires.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy import bindparam, select, text, update
+from sqlmodel import Session
+
+from app import outbox
+from app.db import session
+from app.models import Entry, Member, Team
+from app.schedule import local_midnight_after, next_occurrence, paused_on, previous_workday
+from app.settings import Settings
+from app.timetable import effective, pauses_of
+
+REMINDER_SUBJECT = "What did you get done today?"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What fires for a member: its column, template and the local day its key and content use."""
+
+    name: str
+    column: str
+
+    def col(self):
+        return getattr(Member, self.column)
+
+
+REMINDER = Kind("reminder", "next_reminder_at")
+DIGEST = Kind("digest", "next_digest_at")
+KINDS = (REMINDER, DIGEST)
+
+_SELECT_COLUMNS = (
+    Member.id,
+    Member.team_id,
+    Member.email,
+    Member.role,
+    Member.timezone,
+    Member.reminder_time,
+    Member.reminder_days,
+    Member.digest_time,
+    Member.digest_days,
+    Member.active,
+)
+
+
+@lru_cache(maxsize=65536)
+def _local_day(when: datetime, tz: str) -> date:
+    from zoneinfo import ZoneInfo
+
+    return when.astimezone(ZoneInfo(tz)).date()
+
+
+@lru_cache(maxsize=65536)
+def _midnight(day: date, tz: str) -> datetime:
+    return local_midnight_after(day, tz)
+
+
+def _domain(settings: Settings) -> str:
+    return settings.mail_from.rsplit("@", 1)[-1]
+
+
+def _nonempty_days(s: Session, pairs: set[tuple[int, date]]) -> set[tuple[int, date]]:
+    """Which (team, day) pairs have at least one entry."""
+    if not pairs:
+        return set()
+    teams = {t for t, _ in pairs}
+    days = {d for _, d in pairs}
+    rows = s.execute(
+        select(Entry.team_id, Entry.day).where(Entry.team_id.in_(teams), Entry.day.in_(days)).distinct()
+    )
+    return {(t, d) for t, d in rows} & pairs
+
+
+def _update_next(s: Session, kind: Kind, changes: list[tuple[int, datetime | None]]) -> None:
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(
+            text(
+                f"UPDATE member SET {kind.column} = u.t FROM unnest(CAST(:ids AS int[]), "
+                f"CAST(:ts AS timestamptz[])) AS u(id, t) WHERE member.id = u.id"
+            ),
+            {"ids": [i for i, _ in changes], "ts": [t for _, t in changes]},
+        )
+        return
+    table = Member.__table__
+    s.execute(
+        update(table).where(table.c.id == bindparam("b_id")).values({kind.column: bindparam("b_t")}),
+        [{"b_id": i, "b_t": t} for i, t in changes],
+    )
+
+
+def run_batch(
+    s: Session, kind: Kind, *, now: datetime, settings: Settings, batch: int, teams: dict[int, Team]
+) -> tuple[list[int], int]:
+    """One batch in the caller's transaction: (ids of new outbox rows, members handled)."""
+    col = kind.col()
+    stmt = select(*_SELECT_COLUMNS, col).where(col <= now).order_by(col).limit(batch)
+    if s.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = s.execute(stmt).all()
+    if not rows:
+        return [], 0
+    missing = {r.team_id for r in rows} - teams.keys()
+    if missing:
+        for t in s.execute(select(Team).where(Team.id.in_(missing))).scalars():
+            teams[t.id] = t
+    since = min(_local_day(getattr(r, kind.column), "UTC") for r in rows) - timedelta(days=2)
+    pauses = pauses_of(s, [r.id for r in rows], since)
+    late = timedelta(seconds=settings.reminder_late_s)
+    domain = _domain(settings)
+    plans, changes = [], []
+    for r in rows:
+        team = teams[r.team_id]
+        e = effective(r, team)
+        due_at = getattr(r, kind.column)
+        mine = pauses.get(r.id, ())
+        day = _local_day(due_at, e.tz)
+        if kind is REMINDER:
+            at, days = e.reminder_time, e.reminder_days
+            fire = r.active and e.asked and now - due_at <= late and not paused_on(day, mine)
+            covered = day
+        else:
+            at, days = e.digest_time, e.digest_days
+            fire = r.active and not paused_on(day, mine)  # a late digest is still sent
+            covered = previous_workday(day, e.reminder_days)
+        wanted = r.active and (e.asked or kind is DIGEST)
+        changes.append((r.id, next_occurrence(now, at, days, e.tz, mine) if wanted else None))
+        if fire:
+            plans.append((r, team, e, covered))
+    if kind is DIGEST:
+        skippable = {(t.id, d) for _, t, _, d in plans if t.skip_empty_digests}
+        empty = skippable - _nonempty_days(s, skippable)
+        plans = [p for p in plans if (p[1].id, p[3]) not in empty]
+    new_rows = [_row(kind, r, team, e, covered, domain) for r, team, e, covered in plans]
+    ids = outbox.create_many(s, new_rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))
+    _update_next(s, kind, changes)
+    return ids, len(rows)
+
+
+def _row(kind: Kind, r, team: Team, e, day: date, domain: str) -> dict:
+    iso = day.isoformat()
+    if kind is REMINDER:
+        subject, expires = REMINDER_SUBJECT, _midnight(day, e.tz)  # worthless once its day is over
+    else:
+        subject, expires = f"What {team.name} got done on {day:%A, %d %B}", None
+    return {
+        "idempotency_key": f"{kind.name}:{r.id}:{iso}",
+        "kind": kind.name,
+        "team_id": team.id,
+        "member_id": r.id,
+        "to_addr": r.email,
+        "subject": subject,
+        "template": kind.name,
+        "context": json.dumps({"day": iso}),
+        "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+        "expires_at": expires,
+    }
+
+
+def run(
+    *,
+    now: datetime,
+    settings: Settings,
+    enqueue: Callable[[list[int]], None],
+    batch: int | None = None,
+    max_batches: int = 100_000,
+) -> list[int]:
+    """Create everything due at ``now``, batch after batch, each committed then enqueued; new ids."""
+    batch = batch or settings.schedule_batch
+    teams: dict[int, Team] = {}
+    created: list[int] = []
+    for kind in KINDS:
+        for _ in range(max_batches):
+            with session() as s:
+                ids, handled = run_batch(s, kind, now=now, settings=settings, batch=batch, teams=teams)
+            if ids:
+                enqueue(ids)
+                created += ids
+            if handled < batch:
+                break
+    return created
