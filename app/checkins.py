@@ -140,18 +140,10 @@ def team_day(s: Session, team_id: int, day: date) -> tuple[list[tuple[Member, li
     return groups, quiet
 
 
-def digest_context(s: Session, msg: OutboundMessage, stored: dict, settings: Settings) -> dict:
-    team = s.get(Team, msg.team_id)
-    day = date.fromisoformat(stored["day"])
-    groups, quiet = team_day(s, team.id, day)
-    return {
-        "team": team,
-        "day": day,
-        "groups": groups,
-        "quiet": quiet,
-        "base_url": settings.base_url,
-        "_headers": {"Auto-Submitted": "auto-generated", "X-Donebox-Kind": "digest"},
-    }
+def _builders() -> dict:
+    from app.digests import daily_context, weekly_context
+
+    return {"reminder": reminder_context, "digest": daily_context, "weekly": weekly_context}
 
 
-CONTEXT_BUILDERS = {"reminder": reminder_context, "digest": digest_context}
+CONTEXT_BUILDERS = _builders()

@@ -143,15 +143,51 @@ def run_batch(
         wanted = r.active and (e.asked or kind is DIGEST)
         changes.append((r.id, next_occurrence(now, at, days, e.tz, mine) if wanted else None))
         if fire:
-            plans.append((r, team, e, covered))
+            plans.append((r, team, e, covered, day))
+    new_rows = []
     if kind is DIGEST:
-        skippable = {(t.id, d) for _, t, _, d in plans if t.skip_empty_digests}
+        skippable = {(t.id, d) for _, t, _, d, _ in plans if t.skip_empty_digests}
         empty = skippable - _nonempty_days(s, skippable)
+        new_rows += _weekly_rows(s, plans, domain)
         plans = [p for p in plans if (p[1].id, p[3]) not in empty]
-    new_rows = [_row(kind, r, team, e, covered, domain) for r, team, e, covered in plans]
+    new_rows += [_row(kind, r, team, e, covered, domain) for r, team, e, covered, _ in plans]
     ids = outbox.create_many(s, new_rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))
     _update_next(s, kind, changes)
     return ids, len(rows)
+
+
+def _weekly_rows(s: Session, plans: list, domain: str) -> list[dict]:
+    """Weekly digests riding on the daily digest of the team's weekly day (the 7 days before it)."""
+    rows, skip_checks = [], {}
+    for r, team, _e, _covered, day in plans:
+        if team.weekly_digest_day != day.isoweekday():
+            continue
+        last = day - timedelta(days=1)
+        if team.skip_empty_digests:
+            key = (team.id, last)
+            if key not in skip_checks:
+                skip_checks[key] = s.execute(
+                    select(Entry.id)
+                    .where(Entry.team_id == team.id, Entry.day <= last, Entry.day > last - timedelta(days=7))
+                    .limit(1)
+                ).first()
+            if skip_checks[key] is None:
+                continue
+        rows.append(
+            {
+                "idempotency_key": f"weekly:{r.id}:{day.isoformat()}",
+                "kind": "weekly",
+                "team_id": team.id,
+                "member_id": r.id,
+                "to_addr": r.email,
+                "subject": f"{team.name}: the week to {last:%A, %d %B}",
+                "template": "weekly",
+                "context": json.dumps({"last": last.isoformat()}),
+                "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+                "expires_at": None,
+            }
+        )
+    return rows
 
 
 def _row(kind: Kind, r, team: Team, e, day: date, domain: str) -> dict:

@@ -48,6 +48,7 @@ class Team(SQLModel, table=True):
     workdays: str = Field(default="12345", max_length=7)  # ISO weekdays, 1 = Monday
     digest_workdays: str = Field(default="12345", max_length=7)  # weekdays the digest is sent
     skip_empty_digests: bool = False  # no digest for a day nobody wrote in
+    weekly_digest_day: int = 0  # ISO weekday the weekly digest goes out with the daily one; 0: none
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
