@@ -154,15 +154,14 @@ def release_due(session: Session, *, now: datetime, lease_s: int, limit: int = 5
     """
     M = OutboundMessage
     pick = select(M.id).where(M.state == "scheduled", M.send_at <= now).order_by(M.send_at).limit(limit)
+    values = {"state": "queued", "updated_at": now, "lease_until": now + timedelta(seconds=lease_s)}
     if session.get_bind().dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    stmt = (
-        update(M)
-        .where(M.id.in_(pick.scalar_subquery()), M.state == "scheduled")
-        .values(state="queued", updated_at=now, lease_until=now + timedelta(seconds=lease_s))
-        .returning(M.id)
-        .execution_options(synchronize_session=False)
-    )
+        # a materialized CTE: as an IN (subquery) the planner may run LIMIT ... FOR UPDATE more than once
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        cond = and_(M.id == picked.c.id, M.state == "scheduled")
+    else:
+        cond = and_(M.id.in_(pick.scalar_subquery()), M.state == "scheduled")
+    stmt = update(M).where(cond).values(**values).returning(M.id).execution_options(synchronize_session=False)
     ids = sorted(session.execute(stmt).scalars())
     _events_many(session, ids, "queued", "scheduled", now)
     return ids

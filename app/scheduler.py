@@ -21,6 +21,7 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     from jobs.actors import enqueue_deliveries, process_inbound
 
     created = due.run(now=now, settings=settings, enqueue=enqueue_deliveries)
+    released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)
         # inbound rows committed but never processed (their broker message was lost)
@@ -37,7 +38,20 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     enqueue_deliveries(swept)
     for iid in stuck:
         process_inbound.send(iid)
-    return {"created": created, "swept": swept, "inbound": stuck}
+    return {"created": created, "swept": released + swept, "inbound": stuck}
+
+
+def release_scheduled(*, now: datetime, settings: Settings, enqueue) -> list[int]:
+    """Move every due scheduled message to queued, SCHEDULE_BATCH per transaction, enqueueing each batch."""
+    released: list[int] = []
+    while True:
+        with session() as s:
+            ids = outbox.release_due(s, now=now, lease_s=settings.lease_s, limit=settings.schedule_batch)
+        if ids:
+            enqueue(ids)
+            released += ids
+        if len(ids) < settings.schedule_batch:
+            return released
 
 
 def run_forever(settings: Settings, stop: threading.Event | None = None) -> None:

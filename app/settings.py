@@ -38,6 +38,8 @@ class Settings:
     lease_s: int = 300  # LEASE_S: how long a claimed message or job may run before it is swept
     tick_s: float = 5.0  # TICK_S: seconds between scheduler ticks
     reminder_late_s: int = 3 * 3600  # REMINDER_LATE_S: a reminder later than this (downtime) is skipped
+    api_max_bytes: int = 2 * 1024 * 1024  # API_MAX_BYTES: larger POST /api/messages bodies get 413
+    api_max_schedule_s: int = 366 * 86400  # API_MAX_SCHEDULE_S: how far ahead send_at may be
     schedule_batch: int = 2000  # SCHEDULE_BATCH: due members per scheduler transaction (and per INSERT)
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
 
@@ -98,6 +100,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             lease_s=int(e("LEASE_S", "300")),
             tick_s=float(e("TICK_S", "5")),
             reminder_late_s=int(e("REMINDER_LATE_S", str(3 * 3600))),
+            api_max_bytes=int(e("API_MAX_BYTES", str(2 * 1024 * 1024))),
+            api_max_schedule_s=int(e("API_MAX_SCHEDULE_S", str(366 * 86400))),
             schedule_batch=max(1, int(e("SCHEDULE_BATCH", "2000"))),
             worker_threads=int(e("WORKER_THREADS", "4")),
         )

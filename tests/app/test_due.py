@@ -70,6 +70,7 @@ def enqueued_ids(redis_url: str) -> list[int]:
 
 def test_batches_smaller_than_the_due_set_handle_everyone(db, env):
     env.setenv("SCHEDULE_BATCH", "7")
+    get_settings.cache_clear()
     n = population(3, 10)
     result = tick(now=AT, settings=get_settings())
     assert len(result["created"]) == n == counts()[0]
@@ -200,3 +201,31 @@ def test_a_second_run_at_the_same_instant_creates_nothing(team, sent, batch):
         s.execute(update(Member).values(next_reminder_at=at))
     again = due.run(now=at, settings=get_settings(), enqueue=lambda ids: None, batch=batch)
     assert len(first) == 2 and again == [] and counts() == (2, 2)
+
+
+def test_due_scheduled_messages_are_released_in_batches_and_enqueued_once(db, env):
+    from app import outbox
+
+    env.setenv("SCHEDULE_BATCH", "10")
+    get_settings.cache_clear()
+    with session() as s:
+        for i in range(25):
+            outbox.create(
+                s,
+                now=FIXED_NOW,
+                idempotency_key=f"api:test:{i}",
+                kind="api",
+                to_addr=f"u{i}@example.com",
+                template="api",
+                context={"text": "x", "html": ""},
+                message_id=f"<{i}@test>",
+                state="scheduled",
+                send_at=FIXED_NOW + timedelta(minutes=i % 2),  # the odd ones are not due yet
+            )
+    batches = []
+    from app.scheduler import release_scheduled
+
+    got = release_scheduled(now=FIXED_NOW, settings=get_settings(), enqueue=batches.append)
+    assert len(got) == 13 == len(set(got)) and [len(b) for b in batches] == [10, 3]
+    assert release_scheduled(now=FIXED_NOW, settings=get_settings(), enqueue=batches.append) == []
+    assert len(release_scheduled(now=AT, settings=get_settings(), enqueue=batches.append)) == 12
