@@ -24,8 +24,8 @@ from sqlmodel import Session
 
 from app import outbox
 from app.db import session
-from app.models import Entry, Member, Team
-from app.schedule import local_midnight_after, next_occurrence, paused_on, previous_workday
+from app.models import Entry, Member, MemberPause, Team
+from app.schedule import local_midnight_after, next_occurrence, paused_on, previous_workday, zone
 from app.settings import Settings
 from app.timetable import effective, pauses_of
 
@@ -61,11 +61,25 @@ _SELECT_COLUMNS = (
 )
 
 
+_TEAM_COLUMNS = tuple(
+    getattr(Team, c)
+    for c in (
+        "id",
+        "name",
+        "timezone",
+        "reminder_time",
+        "digest_time",
+        "workdays",
+        "digest_workdays",
+        "skip_empty_digests",
+        "weekly_digest_day",
+    )
+)
+
+
 @lru_cache(maxsize=65536)
 def _local_day(when: datetime, tz: str) -> date:
-    from zoneinfo import ZoneInfo
-
-    return when.astimezone(ZoneInfo(tz)).date()
+    return when.astimezone(zone(tz)).date()
 
 
 @lru_cache(maxsize=65536)
@@ -91,12 +105,14 @@ def _nonempty_days(s: Session, pairs: set[tuple[int, date]]) -> set[tuple[int, d
 
 def _update_next(s: Session, kind: Kind, changes: list[tuple[int, datetime | None]]) -> None:
     if s.get_bind().dialect.name == "postgresql":
-        s.execute(
+        doc = json.dumps([(i, t.isoformat() if t else None) for i, t in changes])
+        s.connection().execute(
             text(
-                f"UPDATE member SET {kind.column} = u.t FROM unnest(CAST(:ids AS int[]), "
-                f"CAST(:ts AS timestamptz[])) AS u(id, t) WHERE member.id = u.id"
+                f"UPDATE member SET {kind.column} = CAST(u.value->>1 AS timestamptz) "
+                f"FROM json_array_elements(CAST(:doc AS json)) AS u "
+                f"WHERE member.id = CAST(u.value->>0 AS int)"
             ),
-            {"ids": [i for i, _ in changes], "ts": [t for _, t in changes]},
+            {"doc": doc},
         )
         return
     table = Member.__table__
@@ -106,23 +122,41 @@ def _update_next(s: Session, kind: Kind, changes: list[tuple[int, datetime | Non
     )
 
 
-def run_batch(
-    s: Session, kind: Kind, *, now: datetime, settings: Settings, batch: int, teams: dict[int, Team]
-) -> tuple[list[int], int]:
-    """One batch in the caller's transaction: (ids of new outbox rows, members handled)."""
+def due_query(kind: Kind, now: datetime, batch: int, dialect: str):
+    """The due-selection statement: up to ``batch`` members whose ``kind`` is due, earliest first."""
     col = kind.col()
     stmt = select(*_SELECT_COLUMNS, col).where(col <= now).order_by(col).limit(batch)
-    if s.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = s.execute(stmt).all()
+    return stmt.with_for_update(skip_locked=True) if dialect == "postgresql" else stmt
+
+
+def _any_pauses(s: Session, now: datetime) -> bool:
+    """Whether any pause is not over yet (most ticks can then skip looking pauses up per batch)."""
+    since = now.date() - timedelta(days=2)
+    return s.execute(select(MemberPause.id).where(MemberPause.last_day >= since).limit(1)).first() is not None
+
+
+def run_batch(
+    s: Session,
+    kind: Kind,
+    *,
+    now: datetime,
+    settings: Settings,
+    batch: int,
+    teams: dict[int, Team],
+    any_pauses: bool = True,
+) -> tuple[list[int], int]:
+    """One batch in the caller's transaction: (ids of new outbox rows, members handled)."""
+    rows = s.connection().execute(due_query(kind, now, batch, s.get_bind().dialect.name)).all()
     if not rows:
         return [], 0
     missing = {r.team_id for r in rows} - teams.keys()
     if missing:
-        for t in s.execute(select(Team).where(Team.id.in_(missing))).scalars():
+        for t in s.connection().execute(select(*_TEAM_COLUMNS).where(Team.id.in_(missing))):
             teams[t.id] = t
-    since = min(_local_day(getattr(r, kind.column), "UTC") for r in rows) - timedelta(days=2)
-    pauses = pauses_of(s, [r.id for r in rows], since)
+    pauses = {}
+    if any_pauses:
+        since = min(_local_day(getattr(r, kind.column), "UTC") for r in rows) - timedelta(days=2)
+        pauses = pauses_of(s, [r.id for r in rows], since)
     late = timedelta(seconds=settings.reminder_late_s)
     domain = _domain(settings)
     plans, changes = [], []
@@ -204,7 +238,7 @@ def _row(kind: Kind, r, team: Team, e, day: date, domain: str) -> dict:
         "to_addr": r.email,
         "subject": subject,
         "template": kind.name,
-        "context": json.dumps({"day": iso}),
+        "context": f'{{"day": "{iso}"}}',
         "message_id": f"<{uuid.uuid4().hex}@{domain}>",
         "expires_at": expires,
     }
@@ -222,10 +256,14 @@ def run(
     batch = batch or settings.schedule_batch
     teams: dict[int, Team] = {}
     created: list[int] = []
+    with session() as s:
+        any_pauses = _any_pauses(s, now)
     for kind in KINDS:
         for _ in range(max_batches):
             with session() as s:
-                ids, handled = run_batch(s, kind, now=now, settings=settings, batch=batch, teams=teams)
+                ids, handled = run_batch(
+                    s, kind, now=now, settings=settings, batch=batch, teams=teams, any_pauses=any_pauses
+                )
             if ids:
                 enqueue(ids)
                 created += ids

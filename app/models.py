@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -108,12 +108,18 @@ class InboundMessage(SQLModel, table=True):
     processed_at: datetime | None = _ts()
 
 
+_SCHEDULED = text("state = 'scheduled'")
+_BATCHED = text("batch_id IS NOT NULL")
+
+
 class OutboundMessage(SQLModel, table=True):
     """One email in the outbox; its ``state`` is owned by app.outbox."""
 
     __table_args__ = (
         Index("ix_outbound_due", "state", "next_attempt_at"),
-        Index("ix_outbound_scheduled", "state", "send_at"),
+        # partial: most rows are never scheduled or batched, and skip these indexes on insert
+        Index("ix_outbound_scheduled", "send_at", postgresql_where=_SCHEDULED, sqlite_where=_SCHEDULED),
+        Index("ix_outbound_batch", "batch_id", postgresql_where=_BATCHED, sqlite_where=_BATCHED),
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
@@ -132,7 +138,7 @@ class OutboundMessage(SQLModel, table=True):
     lease_until: datetime | None = _ts(index=True)
     next_attempt_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
-    batch_id: str | None = Field(default=None, max_length=255, index=True)  # API caller's batch
+    batch_id: str | None = Field(default=None, max_length=255)  # API caller's batch
     expires_at: datetime | None = _ts()  # after this, no attempt is made (reminders: local midnight)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

@@ -86,19 +86,37 @@ _BULK_COLUMNS = (
     "expires_at",
 )
 _PG_TYPES = ("text", "text", "int", "int", "text", "text", "text", "text", "text", "timestamptz")
-_PG_ARRAYS = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_BULK_COLUMNS, _PG_TYPES, strict=True))
+_PG_RECORD = ", ".join(f"{c} {t}" for c, t in zip(_BULK_COLUMNS, _PG_TYPES, strict=True))
+# one round trip: rows travel as one JSON document (no per-value parameter dumping), the creation
+# events are inserted from the INSERT's own RETURNING
 _PG_CREATE_MANY = text(
-    f"""INSERT INTO outboundmessage ({", ".join(_BULK_COLUMNS)}, state, attempts, error,
-        lease_until, created_at, updated_at)
-    SELECT u.*, 'queued', 0, '', :lease_until, :now, :now
-    FROM unnest({_PG_ARRAYS}) AS u
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id"""
+    f"""WITH ins AS (
+        INSERT INTO outboundmessage ({", ".join(_BULK_COLUMNS)}, state, attempts, error,
+            lease_until, created_at, updated_at)
+        SELECT u.*, 'queued', 0, '', :lease_until, :now, :now
+        FROM json_to_recordset(CAST(:rows AS json)) AS u({_PG_RECORD})
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+    ), ev AS (
+        INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
+        SELECT id, 'queued', '', '', :now FROM ins
+    )
+    SELECT id FROM ins"""
 )
 _PG_EVENTS = text(
     """INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
     SELECT u.id, :kind, :from_state, :detail, :now FROM unnest(CAST(:ids AS int[])) AS u(id)"""
 )
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 SQLITE_CHUNK = 500  # rows per multi-row INSERT on SQLite (its bound-parameter limit is 32766)
 
 
@@ -107,16 +125,13 @@ def create_many(session: Session, rows: list[dict], *, now: datetime, lease_unti
 
     ``rows`` carry the keys of _BULK_COLUMNS (context as a JSON string). One
     multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (PostgreSQL: over
-    unnest'ed arrays, one statement per call), plus a 'queued' event per new row.
+    json_to_recordset, one statement per call), plus a 'queued' event per new row.
     """
     if not rows:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        params = {c: [r[c] for r in rows] for c in _BULK_COLUMNS}
-        params.update(now=now, lease_until=lease_until)
-        ids = list(session.execute(_PG_CREATE_MANY, params).scalars())
-        _events_many(session, ids, "queued", "", now)
-        return ids
+        params = {"rows": json.dumps(rows, default=_json_default), "now": now, "lease_until": lease_until}
+        return list(session.connection().execute(_PG_CREATE_MANY, params).scalars())
     table = OutboundMessage.__table__
     extra = {"state": "queued", "attempts": 0, "error": "", "lease_until": lease_until}
     ids = []

@@ -11,11 +11,18 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 SEARCH_DAYS = 5 * 366  # how far ahead a paused schedule is searched before it counts as "never"
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    """The ZoneInfo of ``name``, kept: zoneinfo's own cache holds only 8 strongly, so a tick over
+    hundreds of zones would otherwise re-read a tzfile for nearly every member."""
+    return ZoneInfo(name)
 
 
 class ScheduleError(ValueError):
@@ -95,7 +102,7 @@ def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
 
 @lru_cache(maxsize=65536)
 def _next_plain(after: datetime, at: str, workdays: str, tz_name: str) -> datetime:
-    tz = ZoneInfo(tz_name)
+    tz = zone(tz_name)
     at_t = parse_hhmm(at)
     day = after.astimezone(tz).date() - timedelta(days=1)  # a gap can push yesterday's time past midnight
     for offset in range(0, 16):
@@ -114,8 +121,10 @@ def next_occurrence(
     """The first instant strictly after ``after`` that is ``at`` local time on a workday outside
     every pause (UTC); None when pauses cover the next SEARCH_DAYS days."""
     pauses = tuple(pauses)
+    if not pauses:
+        return _next_plain(after, at, workdays, tz_name)
     start = after
-    tz = ZoneInfo(tz_name)
+    tz = zone(tz_name)
     while True:
         when = _next_plain(start, at, workdays, tz_name)
         day = when.astimezone(tz).date()
@@ -130,7 +139,7 @@ def next_occurrence(
 
 def local_date(instant: datetime, tz_name: str) -> date:
     """The calendar date at ``instant`` in ``tz_name``."""
-    return instant.astimezone(ZoneInfo(tz_name)).date()
+    return instant.astimezone(zone(tz_name)).date()
 
 
 def previous_workday(day: date, workdays: str) -> date:
@@ -144,4 +153,4 @@ def previous_workday(day: date, workdays: str) -> date:
 
 def local_midnight_after(day: date, tz_name: str) -> datetime:
     """The UTC instant when ``day`` ends in ``tz_name``."""
-    return local_instant(day + timedelta(days=1), time(0, 0), ZoneInfo(tz_name))
+    return local_instant(day + timedelta(days=1), time(0, 0), zone(tz_name))

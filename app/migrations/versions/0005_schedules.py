@@ -40,8 +40,10 @@ def upgrade() -> None:
 
     with op.batch_alter_table('outboundmessage', schema=None) as batch_op:
         batch_op.add_column(sa.Column('batch_id', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True))
-        batch_op.create_index('ix_outbound_scheduled', ['state', 'send_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_outboundmessage_batch_id'), ['batch_id'], unique=False)
+        batch_op.create_index('ix_outbound_scheduled', ['send_at'], unique=False,
+                              postgresql_where=sa.text("state = 'scheduled'"), sqlite_where=sa.text("state = 'scheduled'"))
+        batch_op.create_index('ix_outbound_batch', ['batch_id'], unique=False,
+                              postgresql_where=sa.text("batch_id IS NOT NULL"), sqlite_where=sa.text("batch_id IS NOT NULL"))
 
     with op.batch_alter_table('team', schema=None) as batch_op:
         batch_op.add_column(sa.Column('digest_workdays', sqlmodel.sql.sqltypes.AutoString(length=7), nullable=False, server_default='12345'))
@@ -59,7 +61,7 @@ def downgrade() -> None:
         batch_op.drop_column('digest_workdays')
 
     with op.batch_alter_table('outboundmessage', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outboundmessage_batch_id'))
+        batch_op.drop_index('ix_outbound_batch')
         batch_op.drop_index('ix_outbound_scheduled')
         batch_op.drop_column('batch_id')
 
