@@ -57,7 +57,7 @@ def test_the_daily_digest_groups_the_previous_workday_and_names_who_did_not_answ
     assert msg["Subject"] == "What Rocket got done on Monday, 23 November"
     text, html = bodies(msg)
     assert "BLOCKERS (1)" in text and "! Ada: Waiting on the bank's API keys" in text
-    assert "[goal] - Finish the invoice run" in text and "[blocked] - Waiting" in text
+    assert "  - [goal] Finish the invoice run" in text and "  - [blocked] Waiting" in text
     assert "No reply from: Bob" in text  # not Olga (observer), not Carl (away)
     assert "Away: Carl" in text
     assert "Ada" in html and "Goal:" in html and "Blocked:" in html
@@ -87,7 +87,7 @@ def test_the_weekly_digest_goes_out_with_the_daily_one_on_the_teams_weekly_day(t
     assert weekly[0]["Subject"] == "Rocket: the week to Monday, 23 November"
     assert "the week of 17 November to 23 November 2026" in text
     assert "3 entries from 1 member, 1 blocker." in text
-    assert "Mon [goal] - Finish the invoice run" in text
+    assert "  Mon  [goal] Finish the invoice run" in text
     assert "No reply all week from: Bob" in text
     assert "&lt;script&gt;" in html
 
