@@ -167,6 +167,31 @@ def update_team_schedule(s: Session, team_id: int, *, now: datetime, **changes) 
     return team
 
 
+def set_digest_options(
+    s: Session, team_id: int, *, skip_empty: bool | None = None, weekly_day: int | None = None
+) -> Team:
+    """Set whether empty digests are skipped and the weekly digest's weekday (0 = none).
+
+    The weekly digest goes out with the daily digest of that weekday, so it must be a digest weekday.
+    """
+    team = s.get(Team, team_id)
+    if team is None:
+        raise ScheduleError(f"no team {team_id}")
+    if skip_empty is not None:
+        if not isinstance(skip_empty, bool):
+            raise ScheduleError("skip_empty_digests must be true or false")
+        team.skip_empty_digests = skip_empty
+    if weekly_day is not None:
+        if not isinstance(weekly_day, int) or isinstance(weekly_day, bool) or not 0 <= weekly_day <= 7:
+            raise ScheduleError("weekly_digest_day must be 0 (none) or an ISO weekday 1-7")
+        if weekly_day and str(weekly_day) not in (team.digest_workdays or team.workdays):
+            raise ScheduleError(f"weekly_digest_day {weekly_day} is not one of the digest weekdays")
+        team.weekly_digest_day = weekly_day
+    s.add(team)
+    s.flush()
+    return team
+
+
 def add_pause(s: Session, member_id: int, first_day: date, last_day: date, *, now: datetime) -> MemberPause:
     """Pause a member on local days first_day..last_day (inclusive); reschedules at once."""
     if last_day < first_day:

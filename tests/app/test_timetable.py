@@ -8,7 +8,14 @@ from sqlalchemy import select
 from app.db import session
 from app.models import Member, Team
 from app.schedule import ScheduleError
-from app.timetable import add_pause, remove_pause, set_role, update_member_schedule, update_team_schedule
+from app.timetable import (
+    add_pause,
+    remove_pause,
+    set_digest_options,
+    set_role,
+    update_member_schedule,
+    update_team_schedule,
+)
 from tests.conftest import FIXED_NOW  # Monday 2026-11-23 12:00 UTC
 
 
@@ -85,3 +92,18 @@ def test_team_defaults_are_stored_on_the_team(team):
     with session() as s:
         t = s.get(Team, team.id)
         assert (t.workdays, t.digest_workdays, t.skip_empty_digests) == ("12345", "12345", False)
+
+
+def test_digest_options_are_validated(team):
+    with session() as s:
+        set_digest_options(s, team.id, skip_empty=True, weekly_day=1)
+    with session() as s:
+        t = s.get(Team, team.id)
+        assert (t.skip_empty_digests, t.weekly_digest_day) == (True, 1)
+    for kwargs, reason in (
+        ({"weekly_day": 6}, "not one of the digest weekdays"),
+        ({"weekly_day": 9}, "0 \\(none\\)"),
+    ):
+        with pytest.raises(ScheduleError, match=reason):
+            with session() as s:
+                set_digest_options(s, team.id, **kwargs)
