@@ -27,7 +27,7 @@ from app.db import session
 from app.models import Entry, Member, MemberPause, Team
 from app.schedule import local_midnight_after, next_occurrence, paused_on, previous_workday, zone
 from app.settings import Settings
-from app.timetable import effective, pauses_of
+from app.timetable import pauses_of
 
 REMINDER_SUBJECT = "What did you get done today?"
 
@@ -87,6 +87,11 @@ def _midnight(day: date, tz: str) -> datetime:
     return local_midnight_after(day, tz)
 
 
+@lru_cache(maxsize=65536)
+def _iso(when: datetime) -> str:
+    return when.isoformat()
+
+
 def _domain(settings: Settings) -> str:
     return settings.mail_from.rsplit("@", 1)[-1]
 
@@ -105,7 +110,7 @@ def _nonempty_days(s: Session, pairs: set[tuple[int, date]]) -> set[tuple[int, d
 
 def _update_next(s: Session, kind: Kind, changes: list[tuple[int, datetime | None]]) -> None:
     if s.get_bind().dialect.name == "postgresql":
-        doc = json.dumps([(i, t.isoformat() if t else None) for i, t in changes])
+        doc = json.dumps([(i, _iso(t) if t else None) for i, t in changes])
         s.connection().execute(
             text(
                 f"UPDATE member SET {kind.column} = CAST(u.value->>1 AS timestamptz) "
@@ -166,30 +171,40 @@ def run_batch(
     domain = _domain(settings)
     plans, changes = [], []
     for r in rows:
+        # the member's own settings where set, the team's otherwise (timetable.effective, inlined:
+        # this loop runs for every due member)
         team = teams[r.team_id]
-        e = effective(r, team)
+        tz = r.timezone or team.timezone
+        asked = r.role != "observer"
+        reminder_days = r.reminder_days or team.workdays
         due_at = getattr(r, kind.column)
-        mine = pauses.get(r.id, ())
-        day = _local_day(due_at, e.tz)
+        mine = pauses.get(r.id, ()) if pauses else ()
+        day = _local_day(due_at, tz)
         if kind is REMINDER:
-            at, days = e.reminder_time, e.reminder_days
-            fire = r.active and e.asked and now - due_at <= late and not paused_on(day, mine)
+            at, days = r.reminder_time or team.reminder_time, reminder_days
+            fire = r.active and asked and now - due_at <= late and not (mine and paused_on(day, mine))
             covered = day
         else:
-            at, days = e.digest_time, e.digest_days
-            fire = r.active and not paused_on(day, mine)  # a late digest is still sent
-            covered = previous_workday(day, e.reminder_days)
-        wanted = r.active and (e.asked or kind is DIGEST)
-        changes.append((r.id, next_occurrence(now, at, days, e.tz, mine) if wanted else None))
+            at = r.digest_time or team.digest_time
+            days = r.digest_days or team.digest_workdays or team.workdays
+            fire = r.active and not (mine and paused_on(day, mine))  # a late digest is still sent
+            covered = previous_workday(day, reminder_days)
+        wanted = r.active and (asked or kind is DIGEST)
+        changes.append((r.id, next_occurrence(now, at, days, tz, mine) if wanted else None))
         if fire:
-            plans.append((r, team, e, covered, day))
+            plans.append((r, team, tz, covered, day))
     new_rows = []
     if kind is DIGEST:
         skippable = {(t.id, d) for _, t, _, d, _ in plans if t.skip_empty_digests}
         empty = skippable - _nonempty_days(s, skippable)
         new_rows += _weekly_rows(s, plans, domain)
         plans = [p for p in plans if (p[1].id, p[3]) not in empty]
-    new_rows += [_row(kind, r, team, e, covered, domain) for r, team, e, covered, _ in plans]
+    # Message-IDs: one random part per batch and the row's own key, unique without a uuid per row
+    nonce = uuid.uuid4().hex[:16]
+    new_rows += [
+        _row(kind, r, team, tz, covered, f"<{nonce}.{kind.name[0]}{r.id}@{domain}>")
+        for r, team, tz, covered, _ in plans
+    ]
     ids = outbox.create_many(s, new_rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))
     _update_next(s, kind, changes)
     return ids, len(rows)
@@ -198,7 +213,7 @@ def run_batch(
 def _weekly_rows(s: Session, plans: list, domain: str) -> list[dict]:
     """Weekly digests riding on the daily digest of the team's weekly day (the 7 days before it)."""
     rows, skip_checks = [], {}
-    for r, team, _e, _covered, day in plans:
+    for r, team, _tz, _covered, day in plans:
         if team.weekly_digest_day != day.isoweekday():
             continue
         last = day - timedelta(days=1)
@@ -229,10 +244,10 @@ def _weekly_rows(s: Session, plans: list, domain: str) -> list[dict]:
     return rows
 
 
-def _row(kind: Kind, r, team: Team, e, day: date, domain: str) -> dict:
+def _row(kind: Kind, r, team: Team, tz: str, day: date, message_id: str) -> dict:
     iso = day.isoformat()
     if kind is REMINDER:
-        subject, expires = REMINDER_SUBJECT, _midnight(day, e.tz)  # worthless once its day is over
+        subject, expires = REMINDER_SUBJECT, _midnight(day, tz)  # worthless once its day is over
     else:
         subject, expires = f"What {team.name} got done on {day:%A, %d %B}", None
     return {
@@ -244,7 +259,7 @@ def _row(kind: Kind, r, team: Team, e, day: date, domain: str) -> dict:
         "subject": subject,
         "template": kind.name,
         "context": f'{{"day": "{iso}"}}',
-        "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+        "message_id": message_id,
         "expires_at": expires,
     }
 
