@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from app import outbox
 from app.models import Entry, Member, OutboundMessage, Team, TeamSettings
-from app.schedule import local_date, local_midnight_after, next_occurrence, previous_workday
+from app.schedule import local_date, local_midnight_after
 from app.settings import Settings
 from app.tokens import reply_address
 
@@ -106,51 +106,11 @@ def digest_now(s: Session, *, now: datetime, settings: Settings, day: date | Non
     return ids
 
 
-def due(s: Session, *, now: datetime, settings: Settings, limit: int = 500) -> list[int]:
-    """Create what fell due (reminders at their local time, digests in the morning); new ids.
-
-    Each due member's ``next_*_at`` moves past ``now`` in the same transaction, and
-    the rows are idempotent by key, so a second tick or a second scheduler creates nothing.
-    """
-    ids = []
-    for member, team in s.execute(
-        select(Member, Team)
-        .join(Team, Member.team_id == Team.id)
-        .where(Member.active, Member.next_reminder_at <= now)
-        .order_by(Member.next_reminder_at)
-        .limit(limit)
-    ).all():
-        tz = member_tz(member, team)
-        day = local_date(member.next_reminder_at, tz)
-        too_late = now - member.next_reminder_at > timedelta(seconds=settings.reminder_late_s)
-        if member.role != "observer" and not too_late:  # after downtime: no reminder in the night
-            mid, created = create_reminder(s, member, team, day, now=now, settings=settings)
-            ids += [mid] if created else []
-        member.next_reminder_at = next_occurrence(now, team.reminder_time, team.workdays, tz)
-        s.add(member)
-    for member, team in s.execute(
-        select(Member, Team)
-        .join(Team, Member.team_id == Team.id)
-        .where(Member.active, Member.next_digest_at <= now)
-        .order_by(Member.next_digest_at)
-        .limit(limit)
-    ).all():
-        tz = member_tz(member, team)
-        day = previous_workday(local_date(member.next_digest_at, tz), team.workdays)
-        if digests_on(s, team.id):
-            mid, created = create_digest(s, member, team, day, now=now, settings=settings)
-            ids += [mid] if created else []
-        member.next_digest_at = next_occurrence(now, team.digest_time, team.workdays, tz)
-        s.add(member)
-    s.flush()
-    return ids
-
-
 def schedule_member(member: Member, team: Team, now: datetime) -> None:
-    """Set a member's next reminder and digest times from the team's schedule."""
-    tz = member_tz(member, team)
-    member.next_reminder_at = next_occurrence(now, team.reminder_time, team.workdays, tz)
-    member.next_digest_at = next_occurrence(now, team.digest_time, team.workdays, tz)
+    """Set a new member's next reminder and digest times (no pauses yet); see app.timetable."""
+    from app.timetable import next_times
+
+    member.next_reminder_at, member.next_digest_at = next_times(member, team, now)
 
 
 # ---------------------------------------------------------------- contexts for rendering
@@ -199,21 +159,10 @@ def team_day(s: Session, team_id: int, day: date) -> tuple[list[tuple[Member, li
     return groups, quiet
 
 
-def digest_context(s: Session, msg: OutboundMessage, stored: dict, settings: Settings) -> dict:
-    team = s.get(Team, msg.team_id)
-    day = date.fromisoformat(stored["day"])
-    groups, quiet = team_day(s, team.id, day)
-    opts = s.get(TeamSettings, team.id)
-    if opts is not None and not opts.digest_include_quiet:
-        quiet = []
-    return {
-        "team": team,
-        "day": day,
-        "groups": groups,
-        "quiet": quiet,
-        "base_url": settings.base_url,
-        "_headers": {"Auto-Submitted": "auto-generated", "X-Donebox-Kind": "digest"},
-    }
+def _builders() -> dict:
+    from app.digests import daily_context, weekly_context
+
+    return {"reminder": reminder_context, "digest": daily_context, "weekly": weekly_context}
 
 
-CONTEXT_BUILDERS = {"reminder": reminder_context, "digest": digest_context}
+CONTEXT_BUILDERS = _builders()

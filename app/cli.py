@@ -97,10 +97,26 @@ def cmd_worker(args) -> int:
 
 
 def cmd_scheduler(args) -> int:
+    from datetime import UTC, datetime
+
     import jobs.actors  # noqa: F401
-    from app.scheduler import run_forever
+    from app.models import utcnow
+    from app.scheduler import run_forever, tick
     from jobs.broker import start_embedded_workers
 
+    if args.now and not args.once:
+        print("--now needs --once (the loop always runs on the real clock)", file=sys.stderr)
+        return 2
+    if args.once:
+        try:
+            now = datetime.fromisoformat(args.now) if args.now else utcnow()
+        except ValueError:
+            print(f"--now must be an ISO 8601 instant, not {args.now!r}", file=sys.stderr)
+            return 2
+        now = now if now.tzinfo else now.replace(tzinfo=UTC)
+        result = tick(now=now, settings=get_settings())
+        print(" ".join(f"{k}={len(v)}" for k, v in result.items()), flush=True)
+        return 0
     start_embedded_workers()
     run_forever(get_settings())
     return 0
@@ -273,6 +289,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--threads", type=int, default=8)
     sp.set_defaults(fn=cmd_worker)
     sp = sub.add_parser("scheduler", help="the tick loop: due reminders and digests, lease sweeper")
+    sp.add_argument("--once", action="store_true", help="one tick, print what it did, exit")
+    sp.add_argument("--now", help="with --once: tick as if it were this instant (ISO 8601, default UTC)")
     sp.set_defaults(fn=cmd_scheduler)
     sp = sub.add_parser("imap", help="read the IMAP mailboxes of IMAP_MAILBOXES into inbound mail")
     sp.set_defaults(fn=cmd_imap)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -46,6 +46,9 @@ class Team(SQLModel, table=True):
     reminder_time: str = Field(default="17:00", max_length=5)  # local HH:MM
     digest_time: str = Field(default="08:00", max_length=5)
     workdays: str = Field(default="12345", max_length=7)  # ISO weekdays, 1 = Monday
+    digest_workdays: str = Field(default="12345", max_length=7)  # weekdays the digest is sent
+    skip_empty_digests: bool = False  # no digest for a day nobody wrote in
+    weekly_digest_day: int = 0  # ISO weekday the weekly digest goes out with the daily one; 0: none
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
@@ -59,6 +62,10 @@ class Member(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     role: str = Field(default="member", max_length=16)  # admin | member | observer
     timezone: str | None = Field(default=None, max_length=64)
+    reminder_time: str | None = Field(default=None, max_length=5)  # None: the team's
+    reminder_days: str | None = Field(default=None, max_length=7)  # None: the team's workdays
+    digest_time: str | None = Field(default=None, max_length=5)
+    digest_days: str | None = Field(default=None, max_length=7)
     active: bool = True
     next_reminder_at: datetime | None = _ts(index=True)
     next_digest_at: datetime | None = _ts(index=True)
@@ -105,10 +112,19 @@ class InboundMessage(SQLModel, table=True):
     notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # parse limits hit
 
 
+_SCHEDULED = text("state = 'scheduled'")
+_BATCHED = text("batch_id IS NOT NULL")
+
+
 class OutboundMessage(SQLModel, table=True):
     """One email in the outbox; its ``state`` is owned by app.outbox."""
 
-    __table_args__ = (Index("ix_outbound_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbound_due", "state", "next_attempt_at"),
+        # partial: most rows are never scheduled or batched, and skip these indexes on insert
+        Index("ix_outbound_scheduled", "send_at", postgresql_where=_SCHEDULED, sqlite_where=_SCHEDULED),
+        Index("ix_outbound_batch", "batch_id", postgresql_where=_BATCHED, sqlite_where=_BATCHED),
+    )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
     kind: str = Field(max_length=16)  # reminder | digest | api
@@ -126,6 +142,7 @@ class OutboundMessage(SQLModel, table=True):
     lease_until: datetime | None = _ts(index=True)
     next_attempt_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
+    batch_id: str | None = Field(default=None, max_length=255)  # API caller's batch
     expires_at: datetime | None = _ts()  # after this, no attempt is made (reminders: local midnight)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
@@ -216,3 +233,13 @@ class ImapCursor(SQLModel, table=True):
     )  # 32-bit unsigned
     last_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class MemberPause(SQLModel, table=True):
+    """A member's pause (vacation): no reminder and no digest on local days first_day..last_day."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    member_id: int = Field(foreign_key="member.id", index=True)
+    first_day: date
+    last_day: date  # inclusive
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -71,6 +71,130 @@ def create(session: Session, *, now: datetime, **fields) -> tuple[int, bool]:
         select(table.c.id).where(table.c.idempotency_key == fields["idempotency_key"])
     ).scalar_one()
     return existing, False
+
+
+_BULK_COLUMNS = (
+    "idempotency_key",
+    "kind",
+    "team_id",
+    "member_id",
+    "to_addr",
+    "subject",
+    "template",
+    "context",
+    "message_id",
+    "expires_at",
+)
+_PG_TYPES = ("text", "text", "int", "int", "text", "text", "text", "text", "text", "timestamptz")
+_PG_RECORD = ", ".join(f"{c} {t}" for c, t in zip(_BULK_COLUMNS, _PG_TYPES, strict=True))
+# one round trip: rows travel as one JSON document (no per-value parameter dumping), the creation
+# events are inserted from the INSERT's own RETURNING
+_PG_CREATE_MANY = text(
+    f"""WITH ins AS (
+        INSERT INTO outboundmessage ({", ".join(_BULK_COLUMNS)}, state, attempts, error,
+            lease_until, created_at, updated_at)
+        SELECT u.*, 'queued', 0, '', :lease_until, :now, :now
+        FROM json_to_recordset(CAST(:rows AS json)) AS u({_PG_RECORD})
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+    ), ev AS (
+        INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
+        SELECT id, 'queued', '', '', :now FROM ins
+    )
+    SELECT id FROM ins"""
+)
+_PG_EVENTS = text(
+    """INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
+    SELECT u.id, :kind, :from_state, :detail, :now FROM unnest(CAST(:ids AS int[])) AS u(id)"""
+)
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+SQLITE_CHUNK = 500  # rows per multi-row INSERT on SQLite (its bound-parameter limit is 32766)
+
+
+def create_many(session: Session, rows: list[dict], *, now: datetime, lease_until: datetime) -> list[int]:
+    """Insert queued messages in bulk, skipping keys that exist; the ids of the new rows.
+
+    ``rows`` carry the keys of _BULK_COLUMNS (context as a JSON string). One
+    multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING id`` (PostgreSQL: over
+    json_to_recordset, one statement per call), plus a 'queued' event per new row.
+    """
+    if not rows:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"rows": json.dumps(rows, default=_json_default), "now": now, "lease_until": lease_until}
+        return list(session.connection().execute(_PG_CREATE_MANY, params).scalars())
+    table = OutboundMessage.__table__
+    extra = {"state": "queued", "attempts": 0, "error": "", "lease_until": lease_until}
+    ids = []
+    for i in range(0, len(rows), SQLITE_CHUNK):
+        chunk = [{**r, **extra, "created_at": now, "updated_at": now} for r in rows[i : i + SQLITE_CHUNK]]
+        stmt = sqlite_insert(table).values(chunk).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        ids += list(session.execute(stmt.returning(table.c.id)).scalars())
+    _events_many(session, ids, "queued", "", now)
+    return ids
+
+
+def _events_many(
+    session: Session, ids: list[int], kind: str, from_state: str, now: datetime, detail: str = ""
+) -> None:
+    if not ids:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        params = {"ids": ids, "kind": kind, "from_state": from_state, "detail": detail, "now": now}
+        session.execute(_PG_EVENTS, params)
+        return
+    session.execute(
+        insert(MessageEvent.__table__),
+        [
+            {"message_id": i, "kind": kind, "from_state": from_state, "detail": detail, "created_at": now}
+            for i in ids
+        ],
+    )
+
+
+def release_due(session: Session, *, now: datetime, lease_s: int, limit: int = 5000) -> list[int]:
+    """Move up to ``limit`` due scheduled messages to queued in one statement; their ids.
+
+    The UPDATE re-checks ``state = 'scheduled'``, so it is a bulk compare-and-set; on
+    PostgreSQL the candidates are locked with SKIP LOCKED so concurrent schedulers split them.
+    """
+    M = OutboundMessage
+    pick = select(M.id).where(M.state == "scheduled", M.send_at <= now).order_by(M.send_at).limit(limit)
+    values = {"state": "queued", "updated_at": now, "lease_until": now + timedelta(seconds=lease_s)}
+    if session.get_bind().dialect.name == "postgresql":
+        # a materialized CTE: as an IN (subquery) the planner may run LIMIT ... FOR UPDATE more than once
+        picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        cond = and_(M.id == picked.c.id, M.state == "scheduled")
+    else:
+        cond = and_(M.id.in_(pick.scalar_subquery()), M.state == "scheduled")
+    stmt = update(M).where(cond).values(**values).returning(M.id).execution_options(synchronize_session=False)
+    ids = sorted(session.execute(stmt).scalars())
+    _events_many(session, ids, "queued", "scheduled", now)
+    return ids
+
+
+def cancel_many(session: Session, cond, *, now: datetime, detail: str) -> list[int]:
+    """Cancel every still-scheduled message matching ``cond`` in one compare-and-set; their ids."""
+    M = OutboundMessage
+    stmt = (
+        update(M)
+        .where(cond, M.state == "scheduled")
+        .values(state="cancelled", updated_at=now)
+        .returning(M.id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = sorted(session.execute(stmt).scalars())
+    _events_many(session, ids, "cancelled", "scheduled", now, detail)
+    return ids
 
 
 def transition(
@@ -132,7 +256,7 @@ def sweep(session: Session, *, now: datetime, lease_s: int, limit: int = 1000) -
 
     - sending past its lease -> deferred (the worker died), due at once;
     - deferred and due -> queued;
-    - scheduled and due -> queued;
+    - scheduled and due -> queued (in bulk, release_due);
     - queued but never claimed within its lease -> enqueued again (claims are CAS, so
       a duplicate broker message is harmless);
     - anything pre-send past ``expires_at`` -> cancelled.
@@ -156,18 +280,13 @@ def sweep(session: Session, *, now: datetime, lease_s: int, limit: int = 1000) -
             values={"next_attempt_at": now},
             where=M.lease_until < now,
         )
-    due = []
-    for mid in ids(
-        or_(
-            and_(M.state == "deferred", M.next_attempt_at <= now),
-            and_(M.state == "scheduled", M.send_at <= now),
-        )
-    ):
+    due = release_due(session, now=now, lease_s=lease_s, limit=limit)
+    for mid in ids(and_(M.state == "deferred", M.next_attempt_at <= now)):
         if transition(
             session,
             mid,
             "queued",
-            expected=("deferred", "scheduled"),
+            expected="deferred",
             now=now,
             values={"lease_until": now + lease},
         ):

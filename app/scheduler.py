@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from app import checkins, outbox
+from app import due, outbox
 from app.db import session
 from app.models import InboundMessage, utcnow
 from app.settings import Settings
@@ -20,8 +20,8 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     """One pass: create what is due, repair what was lost, then enqueue it all (after commit)."""
     from jobs.actors import enqueue_deliveries, process_inbound
 
-    with session() as s:
-        created = checkins.due(s, now=now, settings=settings)
+    created = due.run(now=now, settings=settings, enqueue=enqueue_deliveries)
+    released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)
         # inbound rows committed but never processed (their broker message was lost)
@@ -35,10 +35,23 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
                 .limit(1000)
             ).scalars()
         )
-    enqueue_deliveries(created + swept)
+    enqueue_deliveries(swept)
     for iid in stuck:
         process_inbound.send(iid)
-    return {"created": created, "swept": swept, "inbound": stuck}
+    return {"created": created, "swept": released + swept, "inbound": stuck}
+
+
+def release_scheduled(*, now: datetime, settings: Settings, enqueue) -> list[int]:
+    """Move every due scheduled message to queued, SCHEDULE_BATCH per transaction, enqueueing each batch."""
+    released: list[int] = []
+    while True:
+        with session() as s:
+            ids = outbox.release_due(s, now=now, lease_s=settings.lease_s, limit=settings.schedule_batch)
+        if ids:
+            enqueue(ids)
+            released += ids
+        if len(ids) < settings.schedule_batch:
+            return released
 
 
 def run_forever(settings: Settings, stop: threading.Event | None = None) -> None:

@@ -54,6 +54,9 @@ class Settings:
     lease_s: int = 300  # LEASE_S: how long a claimed message or job may run before it is swept
     tick_s: float = 5.0  # TICK_S: seconds between scheduler ticks
     reminder_late_s: int = 3 * 3600  # REMINDER_LATE_S: a reminder later than this (downtime) is skipped
+    api_max_bytes: int = 2 * 1024 * 1024  # API_MAX_BYTES: larger POST /api/messages bodies get 413
+    api_max_schedule_s: int = 366 * 86400  # API_MAX_SCHEDULE_S: how far ahead send_at may be
+    schedule_batch: int = 2000  # SCHEDULE_BATCH: due members per scheduler transaction (and per INSERT)
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
     sendgrid_inbound_auth: str = field(default="", repr=False)  # SENDGRID_INBOUND_AUTH: user:password (Basic)
     postmark_inbound_auth: str = field(default="", repr=False)  # POSTMARK_INBOUND_AUTH: user:password (Basic)
@@ -137,6 +140,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             lease_s=int(e("LEASE_S", "300")),
             tick_s=float(e("TICK_S", "5")),
             reminder_late_s=int(e("REMINDER_LATE_S", str(3 * 3600))),
+            api_max_bytes=int(e("API_MAX_BYTES", str(2 * 1024 * 1024))),
+            api_max_schedule_s=int(e("API_MAX_SCHEDULE_S", str(366 * 86400))),
+            schedule_batch=max(1, int(e("SCHEDULE_BATCH", "2000"))),
             worker_threads=int(e("WORKER_THREADS", "4")),
             sendgrid_inbound_auth=e("SENDGRID_INBOUND_AUTH", ""),
             postmark_inbound_auth=e("POSTMARK_INBOUND_AUTH", ""),

@@ -18,9 +18,8 @@ from starlette.responses import JSONResponse, Response
 from app import entries
 from app.db import session
 from app.models import ApiToken, Entry, Member, MessageEvent, OutboundMessage, Team, utcnow
-from app.web.common import in_thread
+from app.web.common import id_in_range, in_thread
 
-MAX_ID = 2**31 - 1
 MAX_BODY = 64 * 1024
 
 
@@ -82,7 +81,7 @@ def _int(value, what: str) -> int:
         n = int(value)
     except (TypeError, ValueError):
         raise HTTPException(400, f"{what} must be an integer") from None
-    if not 0 < n <= MAX_ID:
+    if not id_in_range(n):
         raise HTTPException(400, f"{what} is out of range")
     return n
 
@@ -102,14 +101,14 @@ def _token(request: Request, s) -> ApiToken:
 
 
 def _team(s, token: ApiToken, team_id: int) -> Team:
-    team = s.get(Team, team_id) if 0 < team_id <= MAX_ID else None
+    team = s.get(Team, team_id) if id_in_range(team_id) else None
     if team is None or (token.team_id is not None and token.team_id != team.id):
         raise HTTPException(404, "no such team")
     return team
 
 
 def _entry(s, token: ApiToken, entry_id: int) -> Entry:
-    e = s.get(Entry, entry_id) if 0 < entry_id <= MAX_ID else None
+    e = s.get(Entry, entry_id) if id_in_range(entry_id) else None
     if e is None or (token.team_id is not None and token.team_id != e.team_id):
         raise HTTPException(404, "no such entry")
     return e
@@ -203,7 +202,7 @@ def entry_create(request, s, token, body):
     member_id = body.get("member_id")
     if not isinstance(member_id, int) or isinstance(member_id, bool):
         raise HTTPException(400, "member_id (an integer) is required")
-    m = s.get(Member, member_id) if 0 < member_id <= MAX_ID else None
+    m = s.get(Member, member_id) if id_in_range(member_id) else None
     if m is None or m.team_id != t.id or not m.active:
         raise HTTPException(400, "member_id is not an active member of this team")
     day_s = _str(body, "day", utcnow().date().isoformat())

@@ -13,12 +13,10 @@ from app.auth import bearer, check_token
 from app.db import session
 from app.inbound import STATES, load_email
 from app.models import Entry, InboundMessage, Member
-from app.web.common import error, in_thread
+from app.web.common import MAX_ID, error, id_in_range, in_thread
 from parsers.message import InboundEmail
 
 MAX_LIMIT = 200
-
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 
 
 def _visible(s, token, row: InboundMessage) -> bool:
@@ -116,7 +114,7 @@ async def get_inbound(request: Request) -> JSONResponse:
         inbound_id = int(request.path_params["id"])
     except ValueError:
         return error(404, "no such inbound message")
-    if not 1 <= inbound_id <= MAX_ID:  # beyond the id column's range: PostgreSQL would refuse the query
+    if not id_in_range(inbound_id):
         return error(404, "no such inbound message")
     status, doc = await in_thread(_get, token, inbound_id)
     if status == 401:
@@ -141,7 +139,7 @@ async def list_inbound(request: Request) -> JSONResponse:
         return error(400, "limit and before must be integers")
     if not 1 <= limit <= MAX_LIMIT:
         return error(400, f"limit must be between 1 and {MAX_LIMIT}")
-    if before is not None and not 1 <= before <= MAX_ID:
+    if before is not None and not id_in_range(before):
         return error(400, f"before must be between 1 and {MAX_ID}")
     status, doc = await in_thread(_list, token, state, limit, before)
     if status == 401:

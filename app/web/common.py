@@ -31,3 +31,11 @@ def api_token(request):
         return None
     with session() as s:
         return check_token(s, token)
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: PostgreSQL refuses a query with a larger one
+
+
+def id_in_range(value: int) -> bool:
+    """True when ``value`` can be a row id (so a lookup beyond the range is a 404, not a 500)."""
+    return 1 <= value <= MAX_ID

@@ -175,7 +175,7 @@ SCHEMAS = {
     ),
     "MessageSend": _obj(
         ["to", "subject"],
-        to={"oneOf": [S, STRS]},
+        to=S,
         subject=S,
         text=S,
         html=S,
@@ -183,7 +183,24 @@ SCHEMAS = {
         context={"type": "object"},
         send_at=DT,
         idempotency_key=S,
-        tracking=B,
+        batch_id=S,
+        team_id=INT,
+    ),
+    "SendAccepted": _obj(
+        ["id", "state", "send_at", "batch_id", "duplicate"],
+        id=INT,
+        state={"type": "string", "enum": ["scheduled", "queued"]},
+        send_at=NDT,
+        batch_id=NS,
+        duplicate=B,
+    ),
+    "Cancelled": _obj(["id", "state"], id=INT, state=S),
+    "BatchCancelled": _obj(
+        ["batch_id", "cancelled", "already_cancelled", "not_cancelled"],
+        batch_id=S,
+        cancelled=INT,
+        already_cancelled=INT,
+        not_cancelled=INT,
     ),
 }
 
@@ -317,9 +334,12 @@ PATHS = {
         ),
         "post": _op(
             "Send a message (or schedule it with send_at); idempotent by idempotency_key",
-            {"202": _resp("accepted", ref("Message")), "200": _resp("already accepted", ref("Message"))},
+            {
+                "202": _resp("accepted", ref("SendAccepted")),
+                "200": _resp("already accepted (same idempotency_key)", ref("SendAccepted")),
+                "403": _resp("the token may not send for that team", ERR),
+            },
             body="MessageSend",
-            pending="issue 6",
         ),
     },
     "/api/messages/{id}": {
@@ -331,20 +351,18 @@ PATHS = {
             pending="issue 5",
         ),
         "delete": _op(
-            "Cancel a message that is not sent yet",
-            {"200": _resp("cancelled", ref("Message")), "409": _resp("already sent", ERR)},
+            "Cancel a message that is still scheduled",
+            {"200": _resp("cancelled", ref("Cancelled")), "409": _resp("already queued or sent", ERR)},
             params=[_path("id")],
             extra=NF,
-            pending="issue 6",
         ),
     },
     "/api/batches/{batch_id}": {
         "delete": _op(
-            "Cancel every unsent message of a batch",
-            {"200": _resp("cancelled", _obj(["cancelled"], cancelled=INT))},
+            "Cancel every still-scheduled message of a batch",
+            {"200": _resp("counts", ref("BatchCancelled"))},
             params=[{"name": "batch_id", "in": "path", "required": True, "schema": S}],
             extra=NF,
-            pending="issue 6",
         )
     },
 }

@@ -2,7 +2,7 @@
 
 from starlette.routing import Route
 
-from app.web import api, api_inbound, dev, inbound, mail_pages, pages, settings_pages, signin, team
+from app.web import api, api_inbound, api_send, dev, inbound, mail_pages, pages, settings_pages, signin, team
 
 T = "/teams/{tid:int}"
 
@@ -55,6 +55,9 @@ routes = [
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
     Route("/api/inbound", api_inbound.list_inbound),
     Route("/api/inbound/{id:str}", api_inbound.get_inbound),
+    Route("/api/messages", api_send.create, methods=["POST"]),
+    Route("/api/messages/{id:int}", api_send.cancel, methods=["DELETE"]),
+    Route("/api/batches/{batch_id:str}", api_send.cancel_batch, methods=["DELETE"]),
     Route("/dev/inbox", dev.inbox),
     Route(
         "/dev/inbound/{provider:str}/parse-only", inbound.parse_only, methods=["POST"]

@@ -135,3 +135,18 @@ def test_ids_beyond_the_column_range_are_not_found_rather_than_a_server_error(db
         assert c.get("/api/inbound/2147483648", headers=auth).status_code == 404
         assert c.get("/api/inbound/0", headers=auth).status_code == 404
         assert c.get("/api/inbound?before=99999999999", headers=auth).status_code == 400
+
+
+def test_cancelling_a_message_id_beyond_the_column_range_is_not_found(db, env):
+    from starlette.testclient import TestClient
+
+    from app.auth import create_token
+    from app.db import session
+    from app.models import utcnow
+    from app.web import create_app
+
+    with session() as s:
+        token = create_token(s, "range", now=utcnow())
+    with TestClient(create_app()) as c:
+        r = c.delete("/api/messages/2147483648", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 404
