@@ -19,8 +19,8 @@ from app import outbox
 from app.db import session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import OutboundMessage, Suppression, utcnow
-from app.relay.render import build_message, render_parts
-from app.relay.transports import SendResult
+from app.relay.render import ascii_address, build_message, render_parts, to_bytes
+from app.relay.transports import Outgoing, SendResult
 from app.settings import Settings, get_settings
 
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
@@ -46,6 +46,7 @@ class Delivery:
     now: datetime
     context: dict = field(default_factory=dict)
     email: EmailMessage | None = None
+    raw: bytes = b""  # the message as sent: serialized once, then only prepended to (DKIM)
     result: SendResult | None = None
 
 
@@ -81,6 +82,7 @@ def render(d: Delivery) -> Outcome | None:
             date=d.now,
             headers=d.context.get("_headers", {}),
         )
+        d.raw = to_bytes(d.email)
     except RenderError as e:
         return Outcome("failed", str(e))
     return None
@@ -88,7 +90,15 @@ def render(d: Delivery) -> Outcome | None:
 
 def transmit(d: Delivery) -> Outcome | None:
     try:
-        d.result = d.transport.send(d.email)
+        d.result = d.transport.send(
+            Outgoing(
+                mail_from=ascii_address(d.settings.mail_from),
+                rcpt_to=ascii_address(d.message.to_addr),
+                raw=d.raw,
+                email=d.email,
+                outbound_id=d.message.id,
+            )
+        )
     except TransientSendError as e:
         return Outcome("deferred", str(e), retry_in_s=e.retry_in_s)
     except PermanentSendError as e:

@@ -11,7 +11,24 @@ import mailbox
 import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message ready to hand over: envelope, the final (signed, CRLF) bytes and the parsed parts."""
+
+    mail_from: str
+    rcpt_to: str
+    raw: bytes
+    email: EmailMessage  # the unsigned structure, for API transports that take parts
+    outbound_id: int = 0  # our OutboundMessage.id (providers echo it back in events)
+
+    @property
+    def rcpt_domain(self) -> str:
+        return self.rcpt_to.rpartition("@")[2].lower()
 
 
 @dataclass(frozen=True)
@@ -35,24 +52,27 @@ class MaildirTransport:
         self._box = mailbox.Maildir(str(self.path), create=False)
         self._lock = threading.Lock()
 
-    def send(self, message: EmailMessage) -> SendResult:
+    def send(self, message: Outgoing) -> SendResult:
         with self._lock:
-            key = self._box.add(message.as_bytes())
+            key = self._box.add(message.raw)
         return SendResult(self.name, provider_id=key)
 
 
 class MemoryTransport:
-    """Keeps sent messages in ``self.sent``; for tests."""
+    """Keeps every message, parsed back from the bytes it would send, in ``self.sent``; for tests."""
 
     name = "memory"
 
     def __init__(self):
         self.sent: list[EmailMessage] = []
+        self.outgoing: list[Outgoing] = []
         self._lock = threading.Lock()
 
-    def send(self, message: EmailMessage) -> SendResult:
+    def send(self, message: Outgoing) -> SendResult:
+        parsed = BytesParser(policy=default).parsebytes(message.raw)
         with self._lock:
-            self.sent.append(message)
+            self.sent.append(parsed)
+            self.outgoing.append(message)
             return SendResult(self.name, provider_id=str(len(self.sent)))
 
 
