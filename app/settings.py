@@ -39,6 +39,7 @@ class Settings:
     tick_s: float = 5.0  # TICK_S: seconds between scheduler ticks
     reminder_late_s: int = 3 * 3600  # REMINDER_LATE_S: a reminder later than this (downtime) is skipped
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
+    dkim_dir: Path = ROOT / "var" / "dkim"  # DKIM_DIR: <domain>/<selector>.pem signing keys (donebox dkim)
 
     @property
     def production(self) -> bool:
@@ -98,6 +99,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             tick_s=float(e("TICK_S", "5")),
             reminder_late_s=int(e("REMINDER_LATE_S", str(3 * 3600))),
             worker_threads=int(e("WORKER_THREADS", "4")),
+            dkim_dir=Path(e("DKIM_DIR", str(var_dir / "dkim"))).resolve(),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

@@ -19,6 +19,7 @@ from app import outbox
 from app.db import session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import OutboundMessage, Suppression, utcnow
+from app.relay.dkim import key_store, sign_raw
 from app.relay.render import ascii_address, build_message, render_parts, to_bytes
 from app.relay.transports import Outgoing, SendResult
 from app.settings import Settings, get_settings
@@ -88,6 +89,12 @@ def render(d: Delivery) -> Outcome | None:
     return None
 
 
+def sign(d: Delivery) -> Outcome | None:
+    domain = ascii_address(d.settings.mail_from).rpartition("@")[2]
+    d.raw = sign_raw(d.raw, key_store(d.settings.dkim_dir).keys(domain), now=int(d.now.timestamp()))
+    return None
+
+
 def transmit(d: Delivery) -> Outcome | None:
     try:
         d.result = d.transport.send(
@@ -106,7 +113,13 @@ def transmit(d: Delivery) -> Outcome | None:
     return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
 
 
-STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (skip_if_suppressed, load_context, render, transmit)
+STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (
+    skip_if_suppressed,
+    load_context,
+    render,
+    sign,
+    transmit,
+)
 
 
 def backoff_s(attempts: int, base_s: float) -> float:
