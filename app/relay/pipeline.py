@@ -109,7 +109,7 @@ def transmit(d: Delivery) -> Outcome | None:
     except TransientSendError as e:
         return Outcome("deferred", str(e), retry_in_s=e.retry_in_s)
     except PermanentSendError as e:
-        return Outcome("bounced" if e.smtp_code and 550 <= e.smtp_code <= 553 else "failed", str(e))
+        return Outcome("bounced" if e.bounce else "failed", str(e))
     return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
 
 
