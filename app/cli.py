@@ -256,6 +256,9 @@ def parser() -> argparse.ArgumentParser:
     kp.add_argument("--type", choices=("rsa", "ed25519"), default="rsa", help="rsa (2048 bits) or ed25519")
     kp.add_argument("--selector", help="DNS selector (default donebox-<type>)")
     kp.set_defaults(fn=cmd_dkim_keygen)
+    from app.relay.admin import add_parsers
+
+    add_parsers(sub)
     return p
 
 

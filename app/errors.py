@@ -15,7 +15,15 @@ class DoneboxError(Exception):
 
 
 class SendError(DoneboxError):
-    """Raised when a transport could not hand a message over."""
+    """Raised when a transport could not hand a message over.
+
+    ``connection``: the sender itself failed (unreachable, timed out, our credentials refused);
+    ``block``: the receiving side refused this sender for a recipient domain (x.7.x). Routing's
+    circuit breaker counts both; neither says anything about the message.
+    """
+
+    connection: bool = False
+    block: bool = False
 
 
 class TransientSendError(SendError):
@@ -34,9 +42,16 @@ class PermanentSendError(SendError):
     """Raised for a failure that no retry will fix; ``smtp_code`` when the server gave one."""
 
     def __init__(
-        self, message: str, smtp_code: int | None = None, *, enhanced: str = "", block: bool = False
+        self,
+        message: str,
+        smtp_code: int | None = None,
+        *,
+        enhanced: str = "",
+        block: bool = False,
+        connection: bool = False,
     ):
         super().__init__(message)
+        self.connection = connection  # the sender itself is unusable (e.g. our credentials refused)
         self.smtp_code = smtp_code
         self.enhanced = enhanced  # RFC 3463 status code such as "5.1.1", when the server gave one
         self.block = block  # a policy block of the sender (5.7.x), not a bad recipient

@@ -40,6 +40,11 @@ class Settings:
     reminder_late_s: int = 3 * 3600  # REMINDER_LATE_S: a reminder later than this (downtime) is skipped
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
     dkim_dir: Path = ROOT / "var" / "dkim"  # DKIM_DIR: <domain>/<selector>.pem signing keys (donebox dkim)
+    relay_config_ttl_s: float = (
+        10.0  # RELAY_CONFIG_TTL_S: senders/routes/team relay settings cache, per process
+    )
+    breaker_failures: int = 3  # BREAKER_FAILURES: consecutive sender failures (or domain blocks) that open it
+    breaker_cooldown_s: float = 60.0  # BREAKER_COOLDOWN_S: how long an open circuit waits before one probe
 
     @property
     def production(self) -> bool:
@@ -100,6 +105,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             reminder_late_s=int(e("REMINDER_LATE_S", str(3 * 3600))),
             worker_threads=int(e("WORKER_THREADS", "4")),
             dkim_dir=Path(e("DKIM_DIR", str(var_dir / "dkim"))).resolve(),
+            relay_config_ttl_s=float(e("RELAY_CONFIG_TTL_S", "10")),
+            breaker_failures=int(e("BREAKER_FAILURES", "3")),
+            breaker_cooldown_s=float(e("BREAKER_COOLDOWN_S", "60")),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

@@ -19,13 +19,15 @@ from app import outbox
 from app.db import session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import OutboundMessage, Suppression, utcnow
+from app.relay import limits, routing
 from app.relay.dkim import key_store, sign_raw
 from app.relay.render import ascii_address, build_message, render_parts, to_bytes
-from app.relay.transports import Outgoing, SendResult
+from app.relay.transports import Outgoing, SendResult, transport_for
 from app.settings import Settings, get_settings
 
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
 MAX_BACKOFF_S = 6 * 3600
+MAX_SENDERS_PER_ATTEMPT = 3  # senders tried in one attempt before the message is deferred
 
 
 @dataclass
@@ -48,6 +50,7 @@ class Delivery:
     context: dict = field(default_factory=dict)
     email: EmailMessage | None = None
     raw: bytes = b""  # the message as sent: serialized once, then only prepended to (DKIM)
+    sender: str = ""  # the Sender row's name that carried (or last tried) it; "" for MAIL_TRANSPORT
     result: SendResult | None = None
 
 
@@ -95,22 +98,59 @@ def sign(d: Delivery) -> Outcome | None:
     return None
 
 
-def transmit(d: Delivery) -> Outcome | None:
-    try:
-        d.result = d.transport.send(
-            Outgoing(
-                mail_from=ascii_address(d.settings.mail_from),
-                rcpt_to=ascii_address(d.message.to_addr),
-                raw=d.raw,
-                email=d.email,
-                outbound_id=d.message.id,
-            )
-        )
-    except TransientSendError as e:
+def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
+    if isinstance(e, TransientSendError):
         return Outcome("deferred", str(e), retry_in_s=e.retry_in_s)
-    except PermanentSendError as e:
-        return Outcome("bounced" if e.bounce else "failed", str(e))
-    return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
+    return Outcome("bounced" if e.bounce else "failed", str(e))
+
+
+def transmit(d: Delivery) -> Outcome:
+    """Hand the message to the default transport, or to routed senders with failover between them."""
+    m = d.message
+    outgoing = Outgoing(
+        mail_from=ascii_address(d.settings.mail_from),
+        rcpt_to=ascii_address(m.to_addr),
+        raw=d.raw,
+        email=d.email,
+        outbound_id=m.id,
+    )
+    config = routing.config_cache(d.settings).get()
+    if not config.senders:  # nothing configured: MAIL_TRANSPORT, the embedded default
+        try:
+            d.result = d.transport.send(outgoing)
+        except (TransientSendError, PermanentSendError) as e:
+            return _outcome(e)
+        return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
+    breaker = routing.breaker(d.settings)
+    domain = outgoing.rcpt_domain
+    tried: set[str] = set()
+    last: TransientSendError | PermanentSendError | None = None
+    while len(tried) < MAX_SENDERS_PER_ATTEMPT:
+        sender = routing.pick(config, breaker, m.team_id, domain, exclude=frozenset(tried))
+        if sender is None:
+            break
+        tried.add(sender.name)
+        d.sender = sender.name
+        try:
+            transport = transport_for(sender.url, d.settings)
+            limits.wait_turn(d.settings, sender)
+            d.result = transport.send(outgoing)
+        except ValueError as e:  # a sender URL that cannot work: fail over, and let the breaker see it
+            last = TransientSendError(f"sender {sender.name}: {e}", connection=True)
+        except (TransientSendError, PermanentSendError) as e:
+            if not (e.connection or e.block):
+                return _outcome(e)  # about the message or its recipient: no other sender would do better
+            last = e
+        else:
+            breaker.success(sender.name, domain)
+            return Outcome("sent", f"{sender.name} {d.result.provider_id}".strip())
+        breaker.failure(sender.name, domain, connection=last.connection)
+    if last is None:
+        return Outcome(
+            "deferred", f"no healthy sender for {domain}", retry_in_s=d.settings.breaker_cooldown_s
+        )
+    # every sender tried failed on its own side (down, or blocked for this domain): not the message's fault
+    return Outcome("deferred", f"{d.sender}: {last}", retry_in_s=getattr(last, "retry_in_s", 60.0))
 
 
 STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (
@@ -132,8 +172,12 @@ def record(d: Delivery, outcome: Outcome) -> str:
     m = d.message
     values: dict = {"error": "" if outcome.state == "sent" else outcome.detail, "lease_until": None}
     state = outcome.state
+    if d.sender:
+        values["sender"] = d.sender
     if state == "sent":
         values["sent_at"] = d.now
+        values["provider_id"] = d.result.provider_id[:255]
+        values["provider_response"] = d.result.response
     if state == "deferred":
         retry_at = d.now + timedelta(seconds=backoff_s(m.attempts, max(outcome.retry_in_s, 1.0)))
         expired = m.expires_at is not None and retry_at >= m.expires_at
@@ -152,7 +196,10 @@ def record(d: Delivery, outcome: Outcome) -> str:
 def deliver(
     message_id: int, *, transport, settings: Settings | None = None, now: datetime | None = None
 ) -> str:
-    """Claim, run STEPS, record; returns the final state of this attempt or 'not-claimed'."""
+    """Claim, run STEPS, record; returns the final state of this attempt or 'not-claimed'.
+
+    ``transport`` carries the message when no Sender is configured (MAIL_TRANSPORT's).
+    """
     settings = settings or get_settings()
     now = now or utcnow()
     with session() as s:

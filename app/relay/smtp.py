@@ -124,7 +124,7 @@ class _Pool:
             await client.connect()
         except aiosmtplib.SMTPAuthenticationError as e:
             raise PermanentSendError(
-                f"{e.code} AUTH refused: {e.message}", smtp_code=e.code, block=True
+                f"{e.code} AUTH refused: {e.message}", smtp_code=e.code, connection=True
             ) from e
         except aiosmtplib.SMTPResponseException as e:
             raise classify(e.code, e.message, where="connect") from e

@@ -38,6 +38,7 @@ class SendResult:
     transport: str
     provider_id: str = ""
     detail: str = ""
+    response: str = ""  # the provider's raw answer, kept RETENTION_DAYS
 
 
 class MaildirTransport:
@@ -81,12 +82,48 @@ _MAILDIRS: dict[Path, MaildirTransport] = {}
 _MAILDIRS_LOCK = threading.Lock()
 
 
-def get_transport(settings) -> MaildirTransport | MemoryTransport:
-    """The process's transport for MAIL_TRANSPORT."""
-    if settings.mail_transport == "memory":
-        return _MEMORY
-    path = Path(settings.mail_dir)
+_BY_URL: dict[str, object] = {}
+
+
+def transport_for(url: str, settings):
+    """The process's transport for a sender URL (one per URL: SMTP pools are shared); ValueError if unusable.
+
+    ``smtp://...``, ``sendgrid://<key>@host`` (``sendgrid+http://`` for a local API), ``maildir:`` (the
+    dev maildir) or ``maildir:/path``, ``memory:``.
+    """
+    with _MAILDIRS_LOCK:
+        hit = _BY_URL.get(url)
+    if hit is not None:
+        return hit
+    scheme = url.split(":", 1)[0].lower()
+    if scheme == "smtp":
+        from app.relay.smtp import SMTPTransport
+
+        made = SMTPTransport(url)
+    elif scheme in ("sendgrid", "sendgrid+http"):
+        from app.relay.sendgrid_api import SendGridTransport
+
+        made = SendGridTransport(url)
+    elif scheme == "maildir":
+        path = url.split(":", 1)[1]
+        made = _maildir(Path(path) if path else Path(settings.mail_dir))
+    elif scheme == "memory":
+        made = _MEMORY
+    else:
+        raise ValueError(f"unknown transport {scheme!r}: smtp, sendgrid, maildir or memory")
+    with _MAILDIRS_LOCK:
+        return _BY_URL.setdefault(url, made)
+
+
+def _maildir(path: Path) -> MaildirTransport:
     with _MAILDIRS_LOCK:
         if path not in _MAILDIRS:
             _MAILDIRS[path] = MaildirTransport(path)
         return _MAILDIRS[path]
+
+
+def get_transport(settings) -> MaildirTransport | MemoryTransport:
+    """The process's transport for MAIL_TRANSPORT."""
+    if settings.mail_transport == "memory":
+        return _MEMORY
+    return _maildir(Path(settings.mail_dir))

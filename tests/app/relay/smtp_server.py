@@ -31,9 +31,12 @@ class Recorder:
         self.envelopes = []
         self.sessions = set()
         self.data_reply = "250 2.0.0 Ok: queued as ABC123"
+        self.blocked_domains: set[str] = set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.sessions.add(id(session))
+        if address.rpartition("@")[2] in self.blocked_domains:
+            return "550 5.7.1 mail from your IP is blocked for this domain"
         reply = RCPT_REPLIES.get(address.split("@")[0])
         if reply:
             return reply

@@ -77,7 +77,7 @@ def test_starttls_with_auth(cert):
         bad = SMTPTransport(url(c, f"tls=starttls&ca={cert[0]}", auth="app:wrong@"))
         with pytest.raises(PermanentSendError) as e:
             bad.send(outgoing())
-        assert e.value.smtp_code == 535 and e.value.block
+        assert e.value.smtp_code == 535 and e.value.connection
     finally:
         c.stop()
 
