@@ -55,6 +55,10 @@ def reset_caches() -> None:
         get_engine().dispose()
     get_engine.cache_clear()
     get_settings.cache_clear()
+    import sys
+
+    if "app.relay.routing" in sys.modules:  # cached senders/teams of another test's database
+        sys.modules["app.relay.routing"].reset()
 
 
 @pytest.fixture

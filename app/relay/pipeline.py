@@ -19,7 +19,7 @@ from app import outbox
 from app.db import session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import OutboundMessage, Suppression, utcnow
-from app.relay import limits, routing
+from app.relay import limits, routing, tracking
 from app.relay.dkim import key_store, sign_raw
 from app.relay.render import ascii_address, build_message, render_parts, to_bytes
 from app.relay.transports import Outgoing, SendResult, transport_for
@@ -48,6 +48,10 @@ class Delivery:
     transport: object
     now: datetime
     context: dict = field(default_factory=dict)
+    text: str = ""
+    html: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)  # original URLs of tracked links, in token order
     email: EmailMessage | None = None
     raw: bytes = b""  # the message as sent: serialized once, then only prepended to (DKIM)
     sender: str = ""  # the Sender row's name that carried (or last tried) it; "" for MAIL_TRANSPORT
@@ -68,23 +72,49 @@ def load_context(d: Delivery) -> Outcome | None:
     with session() as s:
         stored = json.loads(d.message.context or "{}")
         d.context = builder(s, d.message, stored, d.settings) if builder else stored
+    d.headers = dict(d.context.get("_headers", {}))
     return None
 
 
 def render(d: Delivery) -> Outcome | None:
+    try:
+        d.text, d.html = render_parts(d.message.template, d.context)
+    except RenderError as e:
+        return Outcome("failed", str(e))
+    return None
+
+
+def add_tracking(d: Delivery) -> Outcome | None:
+    m, st = d.message, d.settings
+    plan = routing.config_cache(st).get().team(m.team_id)
+    wanted = {"digest": plan.track_digests, "reminder": plan.track_reminders}
+    if wanted.get(m.kind, bool(d.context.get("_track"))):
+        d.html, d.links = tracking.add_tracking(
+            d.html, base_url=st.base_url, secret=st.secret_key, message_id=m.id
+        )
+    if m.kind in wanted or d.links:
+        d.headers.update(
+            tracking.unsubscribe_headers(
+                base_url=st.base_url, secret=st.secret_key, reply_domain=st.reply_domain, message_id=m.id
+            )
+        )
+    return None
+
+
+def build(d: Delivery) -> Outcome | None:
+    """The MIME message, built and serialized once; every later step works on these bytes."""
     m = d.message
     try:
-        text, html = render_parts(m.template, d.context)
         d.email = build_message(
             from_addr=d.settings.mail_from,
             from_name="donebox",
             to=m.to_addr,
             subject=m.subject,
-            text=text,
-            html=html,
+            text=d.text,
+            html=d.html,
             message_id=m.message_id,
             date=d.now,
-            headers=d.context.get("_headers", {}),
+            headers=d.headers,
         )
         d.raw = to_bytes(d.email)
     except RenderError as e:
@@ -157,6 +187,8 @@ STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (
     skip_if_suppressed,
     load_context,
     render,
+    add_tracking,
+    build,
     sign,
     transmit,
 )
@@ -174,6 +206,8 @@ def record(d: Delivery, outcome: Outcome) -> str:
     state = outcome.state
     if d.sender:
         values["sender"] = d.sender
+    if d.links:
+        values["links"] = json.dumps(d.links)
     if state == "sent":
         values["sent_at"] = d.now
         values["provider_id"] = d.result.provider_id[:255]
