@@ -45,6 +45,8 @@ class Settings:
     )
     breaker_failures: int = 3  # BREAKER_FAILURES: consecutive sender failures (or domain blocks) that open it
     breaker_cooldown_s: float = 60.0  # BREAKER_COOLDOWN_S: how long an open circuit waits before one probe
+    retention_days: int = 45  # RETENTION_DAYS: message content and provider responses are purged after this
+    rate_max_wait_s: float = 5.0  # RATE_MAX_WAIT_S: a sender's rate-limit slot further off defers the message
 
     @property
     def production(self) -> bool:
@@ -108,6 +110,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             relay_config_ttl_s=float(e("RELAY_CONFIG_TTL_S", "10")),
             breaker_failures=int(e("BREAKER_FAILURES", "3")),
             breaker_cooldown_s=float(e("BREAKER_COOLDOWN_S", "60")),
+            rate_max_wait_s=float(e("RATE_MAX_WAIT_S", "5")),
+            retention_days=int(e("RETENTION_DAYS", "45")),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

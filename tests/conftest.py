@@ -57,8 +57,9 @@ def reset_caches() -> None:
     get_settings.cache_clear()
     import sys
 
-    if "app.relay.routing" in sys.modules:  # cached senders/teams of another test's database
-        sys.modules["app.relay.routing"].reset()
+    for name in ("app.relay.routing", "app.relay.fair"):  # cached config, queued ids of another test's db
+        if name in sys.modules:
+            sys.modules[name].reset()
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from starlette.routing import Route
 
-from app.web import dev, inbound, pages, tracking
+from app.web import api_messages, dev, inbound, pages, tracking
 
 routes = [
     Route("/", pages.home),
@@ -10,6 +10,8 @@ routes = [
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
     Route("/dev/inbox", dev.inbox),
     Route("/dev/inbox/{key:str}", dev.message),
+    Route("/api/messages", api_messages.list_messages, methods=["GET"]),
+    Route("/api/messages/{message_id:str}", api_messages.get_message, methods=["GET"]),
     Route("/t/o/{token:str}", tracking.open_pixel),
     Route("/t/c/{token:str}", tracking.click),
     Route("/t/u/{token:str}", tracking.unsubscribe, methods=["GET", "POST"]),
