@@ -11,7 +11,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 from sqlalchemy import select
 
@@ -21,7 +20,7 @@ from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import OutboundMessage, Suppression, utcnow
 from app.relay import limits, routing, tracking
 from app.relay.dkim import key_store, sign_raw
-from app.relay.render import ascii_address, build_message, render_parts, to_bytes
+from app.relay.render import Parts, ascii_address, build_message, render_parts
 from app.relay.transports import Outgoing, SendResult, transport_for
 from app.settings import Settings, get_settings
 
@@ -52,7 +51,7 @@ class Delivery:
     html: str = ""
     headers: dict[str, str] = field(default_factory=dict)
     links: list[str] = field(default_factory=list)  # original URLs of tracked links, in token order
-    email: EmailMessage | None = None
+    parts: Parts | None = None
     raw: bytes = b""  # the message as sent: serialized once, then only prepended to (DKIM)
     sender: str = ""  # the Sender row's name that carried (or last tried) it; "" for MAIL_TRANSPORT
     result: SendResult | None = None
@@ -105,7 +104,7 @@ def build(d: Delivery) -> Outcome | None:
     """The MIME message, built and serialized once; every later step works on these bytes."""
     m = d.message
     try:
-        d.email = build_message(
+        d.raw, d.parts = build_message(
             from_addr=d.settings.mail_from,
             from_name="donebox",
             to=m.to_addr,
@@ -116,7 +115,6 @@ def build(d: Delivery) -> Outcome | None:
             date=d.now,
             headers=d.headers,
         )
-        d.raw = to_bytes(d.email)
     except RenderError as e:
         return Outcome("failed", str(e))
     return None
@@ -141,7 +139,7 @@ def transmit(d: Delivery) -> Outcome:
         mail_from=ascii_address(d.settings.mail_from),
         rcpt_to=ascii_address(m.to_addr),
         raw=d.raw,
-        email=d.email,
+        parts=d.parts,
         outbound_id=m.id,
     )
     config = routing.config_cache(d.settings).get()

@@ -1,15 +1,15 @@
-"""Rendering: Jinja2 templates -> an RFC 5322 ``EmailMessage`` with a text and an HTML part."""
+"""Rendering: Jinja2 templates -> RFC 5322 bytes with a text and an HTML part, built once."""
 
 from __future__ import annotations
 
+import binascii
 import re
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.errors import HeaderParseError
-from email.header import decode_header
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime
+from email.header import Header, decode_header
+from email.utils import format_datetime, formataddr
 from functools import cache
 
 import css_inline
@@ -77,11 +77,6 @@ def ascii_address(addr: str) -> str:
     return f"{local}@{domain.lower()}"
 
 
-def mailbox_header(name: str, addr: str) -> Address:
-    """An Address for From/To/Reply-To: the name as encoded words when needed, the domain in IDNA."""
-    return Address(_safe_header(name), addr_spec=ascii_address(addr))
-
-
 def render_parts(template: str, context: dict) -> tuple[str, str]:
     """(text, html) of ``templates/email/<template>.{txt,html}``, CSS inlined."""
     env = environment()
@@ -91,6 +86,43 @@ def render_parts(template: str, context: dict) -> tuple[str, str]:
     except Exception as e:  # noqa: BLE001 - any template failure is a render failure of this message
         raise RenderError(f"template {template}: {type(e).__name__}: {e}") from e
     return text, _inliner().inline(html)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a message is made of, before MIME: for API transports that take parts, not bytes."""
+
+    from_addr: str
+    from_name: str
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _unstructured(name: str, value: str) -> str:
+    """``Name: value`` folded, as RFC 2047 encoded words when not plain ASCII or too long to fold."""
+    folded = Header(value, header_name=name).encode(linesep="\r\n") if value.isascii() else ""
+    if not folded or any(len(line) > 998 - len(name) - 2 for line in folded.split("\r\n")):
+        folded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {folded}"
+
+
+def _mailbox(name: str, addr: str) -> str:
+    return formataddr((_safe_header(name), ascii_address(addr)), charset="utf-8")
+
+
+def _qp(text: str) -> bytes:
+    # one line-ending convention first, so no lone CR survives into the part; then 7-bit QP
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+_QP_CTE = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext
 
 
 def build_message(
@@ -105,27 +137,35 @@ def build_message(
     date: datetime,
     headers: dict[str, str] | None = None,
     to_name: str = "",
-) -> EmailMessage:
-    """A multipart/alternative message, 7-bit clean; raises RenderError for any header injection."""
-    msg = EmailMessage(policy=SMTP)
-    msg["From"] = mailbox_header(from_name, from_addr)
-    msg["To"] = mailbox_header(to_name, to)
-    msg["Subject"] = _safe_header(subject)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = _safe_header(message_id)
+) -> tuple[bytes, Parts]:
+    """(the message as CRLF bytes: multipart/alternative, 7-bit quoted-printable parts, built once;
+    its Parts). Raises RenderError for header injection, encoded or not."""
+    lines = [
+        f"From: {_mailbox(from_name, from_addr)}",
+        f"To: {_mailbox(to_name, to)}",
+        _unstructured("Subject", _safe_header(subject)),
+        f"Date: {format_datetime(date)}",
+        f"Message-ID: {_safe_header(message_id)}",
+    ]
     for name, value in (headers or {}).items():
-        msg[_safe_header(name)] = _safe_header(value)
-    for name, value in msg.items():  # what the email package made of every value, decoded
-        if _BREAKS.search(str(value)):
-            raise RenderError(f"header {name} would contain a line break")
-    msg.set_content(text, cte="quoted-printable")
-    msg.add_alternative(html, subtype="html", cte="quoted-printable")
-    return msg
-
-
-_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
-
-
-def to_bytes(msg: EmailMessage) -> bytes:
-    """The message serialized once, every line ending CRLF (what DKIM signs and SMTP sends)."""
-    return _LINE_ENDS.sub(b"\r\n", msg.as_bytes(policy=SMTP))
+        if not _HEADER_NAME.match(name):
+            raise RenderError(f"not a valid header name: {name!r}")
+        lines.append(_unstructured(name, _safe_header(value)))
+    boundary = f"=_{uuid.uuid4().hex}"  # "=_" can never occur in quoted-printable text
+    head = "\r\n".join(lines).encode("ascii")
+    raw = b"".join(
+        [
+            head,
+            b"\r\nMIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
+            f"--{boundary}\r\n".encode(),
+            b'Content-Type: text/plain; charset="utf-8"\r\n' + _QP_CTE,
+            _qp(text),
+            f"\r\n--{boundary}\r\n".encode(),
+            b'Content-Type: text/html; charset="utf-8"\r\n' + _QP_CTE,
+            _qp(html),
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    parts = Parts(from_addr, from_name, to, to_name, subject, text, html, message_id, dict(headers or {}))
+    return raw, parts

@@ -10,7 +10,7 @@ own DKIM, so the parts go as JSON, not our signed bytes.
 from __future__ import annotations
 
 import json
-from email.message import EmailMessage
+from email.utils import parseaddr
 from urllib.error import URLError
 from urllib.parse import unquote, urlsplit
 
@@ -30,29 +30,23 @@ TIMEOUT_S = 30.0
 
 def payload(message: Outgoing) -> dict:
     """The v3 /mail/send body for ``message``."""
-    email: EmailMessage = message.email
-    sender = email["From"].addresses[0]
-    to = email["To"].addresses[0]
+    p = message.parts
+    headers = {"Message-ID": p.message_id, **p.headers}
     body = {
         "personalizations": [
             {
-                "to": [{"email": message.rcpt_to, **({"name": to.display_name} if to.display_name else {})}],
+                "to": [{"email": message.rcpt_to, **({"name": p.to_name} if p.to_name else {})}],
                 "custom_args": {"donebox_id": str(message.outbound_id)},
             }
         ],
-        "from": {
-            "email": message.mail_from,
-            **({"name": sender.display_name} if sender.display_name else {}),
-        },
-        "subject": str(email["Subject"]),
-        "content": [
-            {"type": "text/plain", "value": email.get_body(("plain",)).get_content()},
-            {"type": "text/html", "value": email.get_body(("html",)).get_content()},
-        ],
-        "headers": {k: str(v) for k, v in email.items() if k.lower() not in RESERVED},
+        "from": {"email": message.mail_from, **({"name": p.from_name} if p.from_name else {})},
+        "subject": p.subject,
+        "content": [{"type": "text/plain", "value": p.text}, {"type": "text/html", "value": p.html}],
+        "headers": {k: v for k, v in headers.items() if k.lower() not in RESERVED},
     }
-    if email["Reply-To"]:
-        body["reply_to"] = {"email": email["Reply-To"].addresses[0].addr_spec}
+    reply_to = next((v for k, v in p.headers.items() if k.lower() == "reply-to"), "")
+    if reply_to:
+        body["reply_to"] = {"email": parseaddr(reply_to)[1]}
     return body
 
 

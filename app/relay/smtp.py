@@ -163,7 +163,7 @@ class _Pool:
                         f"connection to {self.config.host} broke: {e}", connection=True
                     ) from e
                 self.idle.append(client)
-                return SendResult("smtp", provider_id=message.email["Message-ID"] or "", detail=reply)
+                return SendResult("smtp", provider_id=message.parts.message_id, detail=reply)
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

@@ -15,6 +15,8 @@ from email.parser import BytesParser
 from email.policy import default
 from pathlib import Path
 
+from app.relay.render import Parts
+
 
 @dataclass(frozen=True)
 class Outgoing:
@@ -23,7 +25,7 @@ class Outgoing:
     mail_from: str
     rcpt_to: str
     raw: bytes
-    email: EmailMessage  # the unsigned structure, for API transports that take parts
+    parts: Parts  # what the bytes were built from, for API transports that take parts
     outbound_id: int = 0  # our OutboundMessage.id (providers echo it back in events)
 
     @property

@@ -3,26 +3,24 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from app.relay import dkim
-from app.relay.render import build_message, to_bytes
+from app.relay.render import build_message
 from tests.conftest import FIXED_NOW
 
 NOW_TS = int(FIXED_NOW.timestamp())
 
 
 def message() -> bytes:
-    return to_bytes(
-        build_message(
-            from_addr="news@example.org",
-            from_name="Ünïcode Team",
-            to="ada@example.com",
-            subject="What Rocket got done — Grüße",
-            text="one\n.\ntwo " * 50,
-            html="<p>é</p>" * 30,
-            message_id="<id1@example.org>",
-            date=FIXED_NOW,
-            headers={"Reply-To": "reply+x@reply.test"},
-        )
-    )
+    return build_message(
+        from_addr="news@example.org",
+        from_name="Ünïcode Team",
+        to="ada@example.com",
+        subject="What Rocket got done — Grüße",
+        text="one\n.\ntwo " * 50,
+        html="<p>é</p>" * 30,
+        message_id="<id1@example.org>",
+        date=FIXED_NOW,
+        headers={"Reply-To": "reply+x@reply.test"},
+    )[0]
 
 
 @pytest.fixture
@@ -42,7 +40,13 @@ def verify_all(signed: bytes, records: dict) -> list[bool]:
     def dns(name, timeout=5):
         return records.get(name.decode() if isinstance(name, bytes) else name)
 
-    return [dkimpy.DKIM(signed).verify(idx=i, dnsfunc=dns) for i in range(n)]
+    def one(i):
+        try:
+            return dkimpy.DKIM(signed).verify(idx=i, dnsfunc=dns)
+        except dkimpy.DKIMException:
+            return False
+
+    return [one(i) for i in range(n)]
 
 
 def test_the_rsa_signature_is_byte_identical_to_dkimpys_own(keys, monkeypatch):
@@ -86,7 +90,7 @@ def test_a_domain_with_both_keys_gets_both_signatures_and_dkimpy_verifies_each(k
 
 def test_a_tampered_message_fails_verification(keys):
     ks, records = keys
-    signed = dkim.sign_raw(message(), ks).replace(b"Rocket", b"Racket")
+    signed = dkim.sign_raw(message(), ks).replace(b"two", b"TWO", 1)
     assert verify_all(signed, records) == [False, False]
 
 

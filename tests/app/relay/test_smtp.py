@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.errors import PermanentSendError, TransientSendError
-from app.relay.render import build_message, to_bytes
+from app.relay.render import build_message
 from app.relay.smtp import SMTPConfig, SMTPTransport, smtp_data
 from app.relay.transports import Outgoing
 from tests.app.relay import smtp_server
@@ -15,7 +15,7 @@ from tests.conftest import FIXED_NOW
 
 
 def outgoing(to="ada@example.com", text="Hello", raw: bytes | None = None) -> Outgoing:
-    email = build_message(
+    built, parts = build_message(
         from_addr="donebox@mail.test",
         from_name="donebox",
         to=to,
@@ -25,7 +25,7 @@ def outgoing(to="ada@example.com", text="Hello", raw: bytes | None = None) -> Ou
         message_id="<m1@mail.test>",
         date=FIXED_NOW,
     )
-    return Outgoing("donebox@mail.test", to, raw if raw is not None else to_bytes(email), email, 1)
+    return Outgoing("donebox@mail.test", to, raw if raw is not None else built, parts, 1)
 
 
 @pytest.fixture
