@@ -193,4 +193,5 @@ def digest_context(s: Session, msg: OutboundMessage, stored: dict, settings: Set
     }
 
 
+digest_context.shared = True  # nothing per recipient: the relay renders a team's digest once per batch
 CONTEXT_BUILDERS = {"reminder": reminder_context, "digest": digest_context}

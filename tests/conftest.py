@@ -57,7 +57,8 @@ def reset_caches() -> None:
     get_settings.cache_clear()
     import sys
 
-    for name in ("app.relay.routing", "app.relay.fair"):  # cached config, queued ids of another test's db
+    # cached config, queued ids, shared renders of another test's database
+    for name in ("app.relay.routing", "app.relay.fair", "app.relay.pipeline"):
         if name in sys.modules:
             sys.modules[name].reset()
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,20 +66,73 @@ def skip_if_suppressed(d: Delivery) -> Outcome | None:
     return Outcome("suppressed", f"address suppressed ({reason})") if reason else None
 
 
+class SharedRenders:
+    """Context and rendered parts of kinds whose content is the same for every recipient (a team's
+    digest of a day), kept SHARED_RENDER_S seconds: a batch of digests renders once per team."""
+
+    def __init__(self):
+        self._items: dict[tuple, tuple[float, dict, str, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[dict, str, str] | None:
+        with self._lock:
+            hit = self._items.get(key)
+        return hit[1:] if hit and hit[0] > time.monotonic() else None
+
+    def put(self, key: tuple, context: dict, text: str, html: str) -> None:
+        with self._lock:
+            if len(self._items) > 512:
+                self._items.clear()
+            self._items[key] = (time.monotonic() + SHARED_RENDER_S, context, text, html)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+SHARED_RENDER_S = 5.0
+shared_renders = SharedRenders()
+
+
+def reset() -> None:
+    """Forget shared renders (tests: another test's database)."""
+    shared_renders.clear()
+
+
+def _shared_key(d: Delivery) -> tuple | None:
+    from app.checkins import CONTEXT_BUILDERS
+
+    m = d.message
+    # a builder marked ``shared`` makes the same context for every recipient of a team
+    if not getattr(CONTEXT_BUILDERS.get(m.kind), "shared", False):
+        return None
+    return (d.settings.database_url, m.kind, m.template, m.team_id, m.context)
+
+
 def load_context(d: Delivery) -> Outcome | None:
     from app.checkins import CONTEXT_BUILDERS  # the check-in domain supplies reminder/digest context
 
-    builder = CONTEXT_BUILDERS.get(d.message.kind)
-    with session() as s:
-        stored = json.loads(d.message.context or "{}")
-        d.context = builder(s, d.message, stored, d.settings) if builder else stored
+    key = _shared_key(d)
+    hit = shared_renders.get(key) if key else None
+    if hit:
+        d.context, d.text, d.html = hit
+    else:
+        builder = CONTEXT_BUILDERS.get(d.message.kind)
+        with session() as s:
+            stored = json.loads(d.message.context or "{}")
+            d.context = builder(s, d.message, stored, d.settings) if builder else stored
     d.headers = dict(d.context.get("_headers", {}))
     return None
 
 
 def render(d: Delivery) -> Outcome | None:
+    if d.text or d.html:  # shared with earlier recipients (load_context)
+        return None
     try:
         d.text, d.html = render_parts(d.message.template, d.context)
+        key = _shared_key(d)
+        if key:
+            shared_renders.put(key, d.context, d.text, d.html)
     except RenderError as e:
         return Outcome("failed", str(e))
     return None
