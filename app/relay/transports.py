@@ -117,6 +117,17 @@ def transport_for(url: str, settings):
         return _BY_URL.setdefault(url, made)
 
 
+def close_all() -> None:
+    """Close every transport made by transport_for (QUIT pooled SMTP connections) and forget them."""
+    with _MAILDIRS_LOCK:
+        made = list(_BY_URL.values())
+        _BY_URL.clear()
+    for t in made:
+        close = getattr(t, "close", None)
+        if close:
+            close()
+
+
 def _maildir(path: Path) -> MaildirTransport:
     with _MAILDIRS_LOCK:
         if path not in _MAILDIRS:

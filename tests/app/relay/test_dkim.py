@@ -124,3 +124,39 @@ def test_keygen_prints_the_record_and_the_pipeline_signs_with_it(team, capsys, m
     assert deliver(reminder_for(), transport=t, now=FIXED_NOW) == "sent"
     monkeypatch.setattr(dkimpy.time, "time", lambda: NOW_TS + 60)  # signed at the fixed clock's time
     assert verify_all(t.outgoing[0].raw, records) == [True, True]
+
+
+def test_a_routed_digest_over_starttls_arrives_signed_tracked_and_verifiable(team, tmp_path, monkeypatch):
+    """The whole relay at once: sender row, STARTTLS + AUTH, tracking, DKIM verified at the receiver."""
+    from datetime import date
+
+    from sqlalchemy import select
+
+    from app.checkins import create_digest
+    from app.db import session
+    from app.models import Member, Sender, Team
+    from app.relay.pipeline import deliver
+    from app.relay.transports import MemoryTransport, close_all
+    from app.settings import get_settings
+    from tests.app.relay import smtp_server
+
+    _, txt = dkim.generate(get_settings().dkim_dir, "mail.test", "sel")
+    cert = smtp_server.make_cert(tmp_path)
+    c = smtp_server.start(tls="starttls", cert=cert, users={"relay": "pw"})
+    try:
+        with session() as s:
+            s.add(Sender(name="tls", url=f"smtp://relay:pw@127.0.0.1:{c.port}?tls=starttls&ca={cert[0]}"))
+            ada = s.execute(select(Member).where(Member.email == "ada@example.com")).scalar_one()
+            mid, _ = create_digest(
+                s, ada, s.get(Team, team.id), date(2026, 11, 20), now=FIXED_NOW, settings=get_settings()
+            )
+        assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "sent"
+    finally:
+        close_all()
+        c.stop()
+    (env,) = c.handler.envelopes
+    raw = env.original_content
+    assert env.mail_from == "donebox@mail.test" and env.rcpt_tos == ["ada@example.com"]
+    assert b"/t/o/" in raw and b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
+    monkeypatch.setattr(dkimpy.time, "time", lambda: NOW_TS + 60)
+    assert verify_all(raw, {"sel._domainkey.mail.test.": txt.encode()}) == [True]

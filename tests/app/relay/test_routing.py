@@ -9,7 +9,7 @@ from app.models import Member, Route, Sender, TeamRelay
 from app.relay import routing
 from app.relay.pipeline import deliver
 from app.relay.routing import Breaker, RelayConfig, SenderInfo, TeamPlan, candidates, pick
-from app.relay.transports import MemoryTransport
+from app.relay.transports import MemoryTransport, close_all
 from app.settings import get_settings
 from tests.app.relay import smtp_server
 from tests.conftest import FIXED_NOW
@@ -94,6 +94,7 @@ def test_no_healthy_sender_is_none():
 def servers():
     started = [smtp_server.start(), smtp_server.start()]
     yield started
+    close_all()  # QUIT pooled connections before the servers go
     for c in started:
         c.stop()
 
