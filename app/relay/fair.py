@@ -8,7 +8,9 @@ turns, whatever the broker's FIFO order holds.
 
 Shared in Redis when REDIS_URL is set (every producer and worker process sees
 the same ring), in process memory otherwise (the embedded default, where the
-producers and the worker threads are one process). An id popped by a worker
+producers and the worker threads are one process). An id already waiting is
+not queued twice (the sweeper re-enqueues every row of a long backlog whose
+lease ran out). An id popped by a worker
 that then dies is not lost: its row is still ``queued`` and the sweeper
 enqueues it again when its lease runs out.
 """
@@ -23,7 +25,8 @@ import redis
 
 PREFIX = "donebox:fair"
 
-# KEYS: ring, queue prefix. Rotates the ring until a team with ids is found; drops empty teams.
+# KEYS: ring, queue prefix, pending set. Rotates the ring until a team with ids is found; drops
+# empty teams; the id leaves the pending set.
 _POP = """
 local ring = KEYS[1]
 for _ = 1, redis.call('LLEN', ring) do
@@ -32,6 +35,7 @@ for _ = 1, redis.call('LLEN', ring) do
   local id = redis.call('LPOP', KEYS[2] .. team)
   if id then
     if redis.call('LLEN', KEYS[2] .. team) == 0 then redis.call('LREM', ring, 0, team) end
+    redis.call('SREM', KEYS[3], id)
     return id
   end
   redis.call('LREM', ring, 0, team)
@@ -39,11 +43,18 @@ end
 return false
 """
 
-# KEYS: ring, team queue. ARGV: team, ids... Appends ids; puts the team in the ring once.
+# KEYS: ring, team queue, pending set. ARGV: team, ids... Appends the ids not already waiting (the
+# sweeper re-enqueues rows of a long backlog: they must not pile up); puts the team in the ring once.
 _PUSH = """
-redis.call('RPUSH', KEYS[2], unpack(ARGV, 2))
-if redis.call('LPOS', KEYS[1], ARGV[1]) == false then redis.call('RPUSH', KEYS[1], ARGV[1]) end
-return 1
+local added = 0
+for i = 2, #ARGV do
+  if redis.call('SADD', KEYS[3], ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[2], ARGV[i])
+    added = added + 1
+  end
+end
+if added > 0 and redis.call('LPOS', KEYS[1], ARGV[1]) == false then redis.call('RPUSH', KEYS[1], ARGV[1]) end
+return added
 """
 
 
@@ -53,14 +64,19 @@ class MemoryFairQueue:
     def __init__(self):
         self._queues: dict[str, deque[int]] = {}
         self._ring: deque[str] = deque()
+        self._pending: set[int] = set()
         self._lock = threading.Lock()
 
     def push(self, team: str, ids: list[int]) -> None:
         with self._lock:
+            new = [i for i in ids if i not in self._pending]  # already waiting: not twice
+            if not new:
+                return
+            self._pending.update(new)
             if team not in self._queues:
                 self._queues[team] = deque()
                 self._ring.append(team)
-            self._queues[team].extend(ids)
+            self._queues[team].extend(new)
 
     def pop(self) -> int | None:
         with self._lock:
@@ -70,6 +86,7 @@ class MemoryFairQueue:
                 q = self._queues[team]
                 if q:
                     mid = q.popleft()
+                    self._pending.discard(mid)
                     if not q:
                         self._drop(team)
                     return mid
@@ -84,6 +101,7 @@ class MemoryFairQueue:
         with self._lock:
             self._queues.clear()
             self._ring.clear()
+            self._pending.clear()
 
 
 class RedisFairQueue:
@@ -96,10 +114,13 @@ class RedisFairQueue:
 
     def push(self, team: str, ids: list[int]) -> None:
         for i in range(0, len(ids), 5000):  # bounded arguments per script call
-            self._push(keys=[f"{PREFIX}:ring", f"{PREFIX}:q:{team}"], args=[team, *ids[i : i + 5000]])
+            self._push(
+                keys=[f"{PREFIX}:ring", f"{PREFIX}:q:{team}", f"{PREFIX}:pending"],
+                args=[team, *ids[i : i + 5000]],
+            )
 
     def pop(self) -> int | None:
-        mid = self._pop(keys=[f"{PREFIX}:ring", f"{PREFIX}:q:"])
+        mid = self._pop(keys=[f"{PREFIX}:ring", f"{PREFIX}:q:", f"{PREFIX}:pending"])
         return int(mid) if mid is not None else None
 
     def clear(self) -> None:

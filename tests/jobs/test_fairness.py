@@ -85,6 +85,15 @@ def test_the_memory_queue_serves_teams_round_robin():
     assert round_robin(MemoryFairQueue()) == EXPECTED
 
 
+def test_an_id_already_waiting_is_not_queued_twice_but_can_come_back_after_its_pop():
+    q = MemoryFairQueue()
+    q.push("1", [1, 2])
+    q.push("1", [2, 1, 3])
+    assert [q.pop(), q.pop(), q.pop(), q.pop()] == [1, 2, 3, None]
+    q.push("1", [1])
+    assert q.pop() == 1
+
+
 def test_the_redis_queue_serves_teams_round_robin_across_clients(redis_url):
     a, b = RedisFairQueue(redis_url), RedisFairQueue(redis_url)
     a.push("1", [1, 2, 3, 4, 5])
@@ -98,3 +107,6 @@ def test_the_redis_queue_serves_teams_round_robin_across_clients(redis_url):
             out.append(mid)
     assert out == EXPECTED
     assert a.r.keys("donebox:fair:*") == []  # nothing left behind
+    a.push("1", [7, 8])
+    b.push("1", [8, 7, 9])  # the sweeper's re-enqueue of ids still waiting
+    assert [a.pop(), b.pop(), a.pop(), b.pop()] == [7, 8, 9, None]
