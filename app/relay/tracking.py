@@ -126,10 +126,10 @@ def record_hit(s: Session, message_id: int, kind: str, *, now: datetime, user_ag
 
 def click_target(s: Session, token: Token) -> str | None:
     """The URL recorded for the token's message and link index, or None."""
-    links = s.get(OutboundMessage, token.message_id)
-    if links is None or not links.links:
+    message = s.get(OutboundMessage, token.message_id)
+    if message is None or not message.links:
         return None
-    urls = json.loads(links.links)
+    urls = json.loads(message.links)
     return urls[token.index] if token.index is not None and token.index < len(urls) else None
 
 
