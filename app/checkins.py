@@ -28,42 +28,54 @@ def _domain(settings: Settings) -> str:
     return settings.mail_from.rsplit("@", 1)[-1]
 
 
+def checkin_row(
+    kind: str,
+    member: Member,
+    team: Team,
+    tz: str,
+    day: date,
+    message_id: str,
+    *,
+    midnight=local_midnight_after,
+) -> dict:
+    """The outbox row of a reminder or digest for ``member`` on ``day``: one shape for the
+    scheduler's bulk tick and the by-hand commands (``member`` needs ``id`` and ``email``)."""
+    iso = day.isoformat()
+    if kind == "reminder":
+        subject, expires = REMINDER_SUBJECT, midnight(day, tz)  # worthless once its day is over
+    else:
+        subject, expires = f"What {team.name} got done on {day:%A, %d %B}", None
+    return {
+        "idempotency_key": f"{kind}:{member.id}:{iso}",
+        "kind": kind,
+        "team_id": team.id,
+        "member_id": member.id,
+        "to_addr": member.email,
+        "subject": subject,
+        "template": kind,
+        "context": f'{{"day": "{iso}"}}',
+        "message_id": message_id,
+        "expires_at": expires,
+    }
+
+
+def _create(
+    kind: str, s: Session, member: Member, team: Team, day: date, *, now: datetime, settings: Settings
+):
+    row = checkin_row(
+        kind, member, team, member_tz(member, team), day, outbox.new_message_id(_domain(settings))
+    )
+    return outbox.create(s, now=now, lease_until=now + timedelta(seconds=settings.lease_s), **row)
+
+
 def create_reminder(s: Session, member: Member, team: Team, day: date, *, now: datetime, settings: Settings):
     """The reminder row for ``member`` on their local ``day``; (id, created)."""
-    tz = member_tz(member, team)
-    return outbox.create(
-        s,
-        now=now,
-        idempotency_key=f"reminder:{member.id}:{day.isoformat()}",
-        kind="reminder",
-        team_id=team.id,
-        member_id=member.id,
-        to_addr=member.email,
-        subject=REMINDER_SUBJECT,
-        template="reminder",
-        context={"day": day.isoformat()},
-        message_id=outbox.new_message_id(_domain(settings)),
-        expires_at=local_midnight_after(day, tz),  # a reminder is worthless once its day is over
-        lease_until=now + timedelta(seconds=settings.lease_s),
-    )
+    return _create("reminder", s, member, team, day, now=now, settings=settings)
 
 
 def create_digest(s: Session, member: Member, team: Team, day: date, *, now: datetime, settings: Settings):
     """The digest row covering ``day`` for ``member``; (id, created)."""
-    return outbox.create(
-        s,
-        now=now,
-        idempotency_key=f"digest:{member.id}:{day.isoformat()}",
-        kind="digest",
-        team_id=team.id,
-        member_id=member.id,
-        to_addr=member.email,
-        subject=f"What {team.name} got done on {day:%A, %d %B}",
-        template="digest",
-        context={"day": day.isoformat()},
-        message_id=outbox.new_message_id(_domain(settings)),
-        lease_until=now + timedelta(seconds=settings.lease_s),
-    )
+    return _create("digest", s, member, team, day, now=now, settings=settings)
 
 
 def _members(s: Session, member_ids=None):
@@ -162,6 +174,8 @@ def team_day(s: Session, team_id: int, day: date) -> tuple[list[tuple[Member, li
 def _builders() -> dict:
     from app.digests import daily_context, weekly_context
 
+    # nothing per recipient in a digest: the relay renders a team's digest once per batch
+    daily_context.shared = weekly_context.shared = True
     return {"reminder": reminder_context, "digest": daily_context, "weekly": weekly_context}
 
 

@@ -265,6 +265,21 @@ def cmd_admin(args) -> int:
     with session() as s:
         make_operator(s, email, now=utcnow())
     print(f"{email} is an instance operator; sign in at {get_settings().base_url}/signin")
+
+
+def cmd_dkim_keygen(args) -> int:
+    from app.relay.dkim import generate
+    from app.relay.render import ascii_address
+
+    domain = ascii_address(f"x@{args.domain}").rpartition("@")[2]
+    selector = args.selector or f"donebox-{args.type}"
+    try:
+        path, txt = generate(get_settings().dkim_dir, domain, selector, args.type)
+    except FileExistsError as e:
+        print(f"donebox: {e}", file=sys.stderr)
+        return 1
+    chunks = " ".join(f'"{txt[i : i + 255]}"' for i in range(0, len(txt), 255))  # TXT strings hold 255
+    print(f"wrote {path}\npublish this DNS TXT record:\n{selector}._domainkey.{domain}. IN TXT {chunks}")
     return 0
 
 
@@ -320,6 +335,16 @@ def parser() -> argparse.ArgumentParser:
     ap = asub.add_parser("create", help="make EMAIL an instance operator (creates the user)")
     ap.add_argument("email")
     ap.set_defaults(fn=cmd_admin)
+    sp = sub.add_parser("dkim", help="DKIM signing keys")
+    dsub = sp.add_subparsers(dest="dkim_command", required=True)
+    kp = dsub.add_parser("keygen", help="write a signing key for DOMAIN and print its DNS TXT record")
+    kp.add_argument("domain", help="the From domain to sign for")
+    kp.add_argument("--type", choices=("rsa", "ed25519"), default="rsa", help="rsa (2048 bits) or ed25519")
+    kp.add_argument("--selector", help="DNS selector (default donebox-<type>)")
+    kp.set_defaults(fn=cmd_dkim_keygen)
+    from app.relay.admin import add_parsers
+
+    add_parsers(sub)
     return p
 
 

@@ -23,13 +23,12 @@ from sqlalchemy import bindparam, select, text, update
 from sqlmodel import Session
 
 from app import outbox
+from app.checkins import checkin_row
 from app.db import session
 from app.models import Entry, Member, MemberPause, Team, TeamSettings
 from app.schedule import local_midnight_after, next_occurrence, paused_on, previous_workday, zone
 from app.settings import Settings
 from app.timetable import pauses_of
-
-REMINDER_SUBJECT = "What did you get done today?"
 
 
 @dataclass(frozen=True)
@@ -214,7 +213,9 @@ def run_batch(
     # Message-IDs: one random part per batch and the row's own key, unique without a uuid per row
     nonce = uuid.uuid4().hex[:16]
     new_rows += [
-        _row(kind, r, team, tz, covered, f"<{nonce}.{kind.name[0]}{r.id}@{domain}>")
+        checkin_row(
+            kind.name, r, team, tz, covered, f"<{nonce}.{kind.name[0]}{r.id}@{domain}>", midnight=_midnight
+        )
         for r, team, tz, covered, _ in plans
     ]
     ids = outbox.create_many(s, new_rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))
@@ -254,26 +255,6 @@ def _weekly_rows(s: Session, plans: list, domain: str) -> list[dict]:
             }
         )
     return rows
-
-
-def _row(kind: Kind, r, team: Team, tz: str, day: date, message_id: str) -> dict:
-    iso = day.isoformat()
-    if kind is REMINDER:
-        subject, expires = REMINDER_SUBJECT, _midnight(day, tz)  # worthless once its day is over
-    else:
-        subject, expires = f"What {team.name} got done on {day:%A, %d %B}", None
-    return {
-        "idempotency_key": f"{kind.name}:{r.id}:{iso}",
-        "kind": kind.name,
-        "team_id": team.id,
-        "member_id": r.id,
-        "to_addr": r.email,
-        "subject": subject,
-        "template": kind.name,
-        "context": f'{{"day": "{iso}"}}',
-        "message_id": message_id,
-        "expires_at": expires,
-    }
 
 
 def run(

@@ -146,6 +146,11 @@ class OutboundMessage(SQLModel, table=True):
     expires_at: datetime | None = _ts()  # after this, no attempt is made (reminders: local midnight)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    sender: str = Field(default="", max_length=64)  # the Sender that transmitted the last attempt
+    provider_id: str = Field(default="", max_length=255, index=True)  # e.g. SendGrid's X-Message-Id
+    provider_response: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    links: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # JSON: tracked URLs
+    purged_at: datetime | None = _ts()  # content and provider response removed (RETENTION_DAYS)
 
 
 class MessageEvent(SQLModel, table=True):
@@ -243,3 +248,34 @@ class MemberPause(SQLModel, table=True):
     first_day: date
     last_day: date  # inclusive
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class Sender(SQLModel, table=True):
+    """A way out: a transport URL (smtp://, sendgrid://, maildir:) with a weight; the URL holds secrets."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True)
+    url: str = Field(sa_column=Column(Text, nullable=False), repr=False)
+    weight: int = 1  # share of traffic under the spread strategy
+    enabled: bool = True
+    rate_per_s: float = 0.0  # messages per second across all workers; 0 = no limit
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class TeamRelay(SQLModel, table=True):
+    """How a team's mail leaves: its senders in order, the strategy, and tracking per kind."""
+
+    team_id: int = Field(foreign_key="team.id", primary_key=True)
+    senders: str = Field(default="", max_length=1000)  # sender names, comma-separated, in order
+    strategy: str = Field(default="spread", max_length=16)  # spread | failover
+    track_digests: bool = True
+    track_reminders: bool = False
+
+
+class Route(SQLModel, table=True):
+    """Recipient domains (``hotmail.com``, ``*.gov``) that go through given senders, overriding spread."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)  # None: every team
+    domain: str = Field(max_length=255)
+    senders: str = Field(max_length=1000)  # sender names, comma-separated, in order

@@ -14,6 +14,8 @@ from app.models import InboundMessage, utcnow
 from app.settings import Settings
 
 log = logging.getLogger("donebox.scheduler")
+RETENTION_EVERY = timedelta(hours=1)  # how often a scheduler purges old message content
+_last_purge: dict[str, datetime] = {}
 
 
 def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
@@ -38,7 +40,20 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     enqueue_deliveries(swept)
     for iid in stuck:
         process_inbound.send(iid)
-    return {"created": created, "swept": released + swept, "inbound": stuck}
+    purged = 0
+    last = _last_purge.get(settings.database_url)
+    if last is None or now - last >= RETENTION_EVERY:
+        from app.relay.retention import purge
+
+        with session() as s:
+            purged = purge(s, now=now, days=settings.retention_days)
+        _last_purge[settings.database_url] = now
+    return {
+        "created": created,
+        "swept": released + swept,
+        "inbound": stuck,
+        "purged": [purged] if purged else [],
+    }
 
 
 def release_scheduled(*, now: datetime, settings: Settings, enqueue) -> list[int]:

@@ -15,7 +15,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from selectolax.lexbor import LexborHTMLParser
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -24,6 +23,7 @@ from app.errors import RenderError
 from app.models import ApiToken, OutboundMessage, Team
 from app.relay.render import TEMPLATES, render_parts
 from app.settings import Settings
+from parsers.message import html_to_text
 
 _ADDRESS = re.compile(
     r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
@@ -111,16 +111,8 @@ def _content(body: dict) -> tuple[str, dict]:
     if not text and not html:
         raise SendError("give text, html, or both (or a template)")
     if text is None:
-        text = _html_to_text(html)
+        text = html_to_text(html)
     return "api", {"text": text, "html": html or ""}
-
-
-def _html_to_text(html: str) -> str:
-    """A plain-text alternative for an HTML-only message (scripts and styles dropped)."""
-    tree = LexborHTMLParser(html)
-    tree.strip_tags(["script", "style", "head"])
-    root = tree.body or tree.root
-    return root.text(separator="\n", strip=True) if root else ""
 
 
 def _team_id(s: Session, body: dict, token: ApiToken) -> int | None:

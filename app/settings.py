@@ -76,6 +76,14 @@ class Settings:
     imap_backoff_max_s: float = 60.0  # IMAP_BACKOFF_MAX_S: longest wait between reconnection attempts
     imap_timeout_s: float = 30.0  # IMAP_TIMEOUT_S: socket timeout talking to the IMAP server
     imap_ca_file: str = ""  # IMAP_CA_FILE: CA bundle for the IMAP server's certificate (default: system's)
+    dkim_dir: Path = ROOT / "var" / "dkim"  # DKIM_DIR: <domain>/<selector>.pem signing keys (donebox dkim)
+    relay_config_ttl_s: float = (
+        10.0  # RELAY_CONFIG_TTL_S: senders/routes/team relay settings cache, per process
+    )
+    breaker_failures: int = 3  # BREAKER_FAILURES: consecutive sender failures (or domain blocks) that open it
+    breaker_cooldown_s: float = 60.0  # BREAKER_COOLDOWN_S: how long an open circuit waits before one probe
+    retention_days: int = 45  # RETENTION_DAYS: message content and provider responses are purged after this
+    rate_max_wait_s: float = 5.0  # RATE_MAX_WAIT_S: a sender's rate-limit slot further off defers the message
 
     @property
     def production(self) -> bool:
@@ -158,6 +166,12 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             imap_backoff_max_s=float(e("IMAP_BACKOFF_MAX_S", "60")),
             imap_timeout_s=float(e("IMAP_TIMEOUT_S", "30")),
             imap_ca_file=e("IMAP_CA_FILE", ""),
+            dkim_dir=Path(e("DKIM_DIR", str(var_dir / "dkim"))).resolve(),
+            relay_config_ttl_s=float(e("RELAY_CONFIG_TTL_S", "10")),
+            breaker_failures=int(e("BREAKER_FAILURES", "3")),
+            breaker_cooldown_s=float(e("BREAKER_COOLDOWN_S", "60")),
+            rate_max_wait_s=float(e("RATE_MAX_WAIT_S", "5")),
+            retention_days=int(e("RETENTION_DAYS", "45")),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

@@ -25,26 +25,11 @@ from app.webhooks import AuthError
 
 FETCH_TIMEOUT_S = 5.0
 MAX_CERT_BYTES = 64 * 1024
+_SUBSCRIPTION_FIELDS = ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
 _FIELDS = {
     "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    "SubscriptionConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
-    "UnsubscribeConfirmation": (
-        "Message",
-        "MessageId",
-        "SubscribeURL",
-        "Timestamp",
-        "Token",
-        "TopicArn",
-        "Type",
-    ),
+    "SubscriptionConfirmation": _SUBSCRIPTION_FIELDS,
+    "UnsubscribeConfirmation": _SUBSCRIPTION_FIELDS,
 }
 _HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 _cache: dict[str, rsa.RSAPublicKey] = {}

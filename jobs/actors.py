@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+from sqlalchemy import select
 
 import jobs.broker  # noqa: F401 - sets the broker before the actors below are declared
 from app import inbound
 from app.db import session
-from app.models import utcnow
+from app.models import OutboundMessage, utcnow
+from app.relay.fair import fair_queue
 from app.relay.pipeline import deliver as deliver_message
 from app.relay.transports import get_transport
 from app.settings import get_settings
+from jobs.broker import is_embedded
 
 log = logging.getLogger("donebox.jobs")
 
@@ -38,6 +41,32 @@ def process_inbound_batch(inbound_ids: list[int]) -> None:
         process_inbound.fn(iid)
 
 
+SORT_IDS = 1000  # ids per fair-queue sorting job
+
+
+@dramatiq.actor(max_retries=0, queue_name="outbound-sort", priority=0)
+def sort_deliveries(message_ids: list[int]) -> None:
+    """Put ids into their teams' fair queues and send one deliver_fair tick per BATCH_IDS of them.
+
+    Its own queue and a high priority: sorting is quick, so a small team's ids reach the fair
+    queue in moments even when another team's ticks fill the outbound queue.
+    """
+    queue = fair_queue(get_settings())
+    by_team: dict[str, list[int]] = {}
+    with session() as s:
+        rows = dict(
+            s.execute(
+                select(OutboundMessage.id, OutboundMessage.team_id).where(OutboundMessage.id.in_(message_ids))
+            ).all()
+        )
+    for mid in message_ids:  # an id not (yet) visible still goes out, in the no-team queue
+        by_team.setdefault(str(rows.get(mid) or 0), []).append(mid)
+    for team, ids in by_team.items():
+        queue.push(team, ids)
+    for _ in range(0, len(message_ids), BATCH_IDS):
+        deliver_fair.send(BATCH_IDS)
+
+
 @dramatiq.actor(max_retries=0, queue_name="outbound")
 def deliver(message_id: int) -> None:
     """Deliver one outbox message (the relay pipeline); retries are the outbox's, not Dramatiq's."""
@@ -56,9 +85,30 @@ def deliver_batch(message_ids: list[int]) -> None:
         deliver.fn(mid)
 
 
+@dramatiq.actor(max_retries=0, queue_name="outbound", priority=10)
+def deliver_fair(count: int) -> None:
+    """Deliver up to ``count`` messages, each the next one of the fair queue (teams round-robin)."""
+    queue = fair_queue(get_settings())
+    for _ in range(count):
+        mid = queue.pop()
+        if mid is None:
+            return
+        deliver.fn(mid)
+
+
 def enqueue_deliveries(ids) -> None:
-    """Enqueue delivery of committed outbox rows, up to BATCH_IDS ids per broker message."""
+    """Enqueue delivery of committed outbox rows, fairly between teams.
+
+    With Redis or the embedded broker, sort_deliveries jobs put the ids into the fair
+    queue (no database work here, so a caller's open transaction never blocks it); on
+    RabbitMQ alone (no shared store for the fair queue) they go in FIFO batches.
+    """
     ids = list(ids)
+    settings = get_settings()
+    if settings.redis_url or is_embedded():
+        for i in range(0, len(ids), SORT_IDS):
+            sort_deliveries.send(ids[i : i + SORT_IDS])
+        return
     for i in range(0, len(ids), BATCH_IDS):
         chunk = ids[i : i + BATCH_IDS]
         if len(chunk) == 1:

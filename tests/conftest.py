@@ -55,6 +55,12 @@ def reset_caches() -> None:
         get_engine().dispose()
     get_engine.cache_clear()
     get_settings.cache_clear()
+    import sys
+
+    # cached config, queued ids, shared renders of another test's database
+    for name in ("app.relay.routing", "app.relay.fair", "app.relay.pipeline"):
+        if name in sys.modules:
+            sys.modules[name].reset()
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 
 from sqlalchemy import select
 
@@ -19,12 +20,15 @@ from app import outbox
 from app.db import session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import OutboundMessage, Suppression, utcnow
-from app.relay.render import build_message, render_parts
-from app.relay.transports import SendResult
+from app.relay import limits, routing, tracking
+from app.relay.dkim import key_store, sign_raw
+from app.relay.render import Parts, ascii_address, build_message, render_parts
+from app.relay.transports import Outgoing, SendResult, transport_for
 from app.settings import Settings, get_settings
 
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
 MAX_BACKOFF_S = 6 * 3600
+MAX_SENDERS_PER_ATTEMPT = 3  # senders tried in one attempt before the message is deferred
 
 
 @dataclass
@@ -45,7 +49,13 @@ class Delivery:
     transport: object
     now: datetime
     context: dict = field(default_factory=dict)
-    email: EmailMessage | None = None
+    text: str = ""
+    html: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)  # original URLs of tracked links, in token order
+    parts: Parts | None = None
+    raw: bytes = b""  # the message as sent: serialized once, then only prepended to (DKIM)
+    sender: str = ""  # the Sender row's name that carried (or last tried) it; "" for MAIL_TRANSPORT
     result: SendResult | None = None
 
 
@@ -62,47 +72,186 @@ def skip_if_suppressed(d: Delivery) -> Outcome | None:
     return Outcome("suppressed", f"address suppressed ({reason})") if reason else None
 
 
+class SharedRenders:
+    """Context and rendered parts of kinds whose content is the same for every recipient (a team's
+    digest of a day), kept SHARED_RENDER_S seconds: a batch of digests renders once per team."""
+
+    def __init__(self):
+        self._items: dict[tuple, tuple[float, dict, str, str]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[dict, str, str] | None:
+        with self._lock:
+            hit = self._items.get(key)
+        return hit[1:] if hit and hit[0] > time.monotonic() else None
+
+    def put(self, key: tuple, context: dict, text: str, html: str) -> None:
+        with self._lock:
+            if len(self._items) > 512:
+                self._items.clear()
+            self._items[key] = (time.monotonic() + SHARED_RENDER_S, context, text, html)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+SHARED_RENDER_S = 5.0
+shared_renders = SharedRenders()
+
+
+def reset() -> None:
+    """Forget shared renders (tests: another test's database)."""
+    shared_renders.clear()
+
+
+def _shared_key(d: Delivery) -> tuple | None:
+    from app.checkins import CONTEXT_BUILDERS
+
+    m = d.message
+    # a builder marked ``shared`` makes the same context for every recipient of a team; rows of one
+    # batch share created_at, so one batch renders once and a later send renders afresh
+    if not getattr(CONTEXT_BUILDERS.get(m.kind), "shared", False):
+        return None
+    return (d.settings.database_url, m.kind, m.template, m.team_id, m.context, m.created_at)
+
+
 def load_context(d: Delivery) -> Outcome | None:
     from app.checkins import CONTEXT_BUILDERS  # the check-in domain supplies reminder/digest context
 
-    builder = CONTEXT_BUILDERS.get(d.message.kind)
-    with session() as s:
-        stored = json.loads(d.message.context or "{}")
-        d.context = builder(s, d.message, stored, d.settings) if builder else stored
+    key = _shared_key(d)
+    hit = shared_renders.get(key) if key else None
+    if hit:
+        d.context, d.text, d.html = hit
+    else:
+        builder = CONTEXT_BUILDERS.get(d.message.kind)
+        with session() as s:
+            stored = json.loads(d.message.context or "{}")
+            d.context = builder(s, d.message, stored, d.settings) if builder else stored
+    d.headers = dict(d.context.get("_headers", {}))
     return None
 
 
 def render(d: Delivery) -> Outcome | None:
+    if d.text or d.html:  # shared with earlier recipients (load_context)
+        return None
+    try:
+        d.text, d.html = render_parts(d.message.template, d.context)
+        key = _shared_key(d)
+        if key:
+            shared_renders.put(key, d.context, d.text, d.html)
+    except RenderError as e:
+        return Outcome("failed", str(e))
+    return None
+
+
+def add_tracking(d: Delivery) -> Outcome | None:
+    m, st = d.message, d.settings
+    plan = routing.config_cache(st).get().team(m.team_id)
+    wanted = {"digest": plan.track_digests, "reminder": plan.track_reminders}
+    if wanted.get(m.kind, bool(d.context.get("_track"))):
+        d.html, d.links = tracking.add_tracking(
+            d.html, base_url=st.base_url, secret=st.secret_key, message_id=m.id
+        )
+    if m.kind in wanted or d.links:
+        d.headers.update(
+            tracking.unsubscribe_headers(
+                base_url=st.base_url, secret=st.secret_key, reply_domain=st.reply_domain, message_id=m.id
+            )
+        )
+    return None
+
+
+def build(d: Delivery) -> Outcome | None:
+    """The MIME message, built and serialized once; every later step works on these bytes."""
     m = d.message
     try:
-        text, html = render_parts(m.template, d.context)
-        d.email = build_message(
+        d.raw, d.parts = build_message(
             from_addr=d.settings.mail_from,
             from_name="donebox",
             to=m.to_addr,
             subject=m.subject,
-            text=text,
-            html=html,
+            text=d.text,
+            html=d.html,
             message_id=m.message_id,
             date=d.now,
-            headers=d.context.get("_headers", {}),
+            headers=d.headers,
         )
     except RenderError as e:
         return Outcome("failed", str(e))
     return None
 
 
-def transmit(d: Delivery) -> Outcome | None:
-    try:
-        d.result = d.transport.send(d.email)
-    except TransientSendError as e:
+def sign(d: Delivery) -> Outcome | None:
+    domain = ascii_address(d.settings.mail_from).rpartition("@")[2]
+    d.raw = sign_raw(d.raw, key_store(d.settings.dkim_dir).keys(domain), now=int(d.now.timestamp()))
+    return None
+
+
+def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
+    if isinstance(e, TransientSendError):
         return Outcome("deferred", str(e), retry_in_s=e.retry_in_s)
-    except PermanentSendError as e:
-        return Outcome("bounced" if e.smtp_code and 550 <= e.smtp_code <= 553 else "failed", str(e))
-    return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
+    return Outcome("bounced" if e.bounce else "failed", str(e))
 
 
-STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (skip_if_suppressed, load_context, render, transmit)
+def transmit(d: Delivery) -> Outcome:
+    """Hand the message to the default transport, or to routed senders with failover between them."""
+    m = d.message
+    outgoing = Outgoing(
+        mail_from=ascii_address(d.settings.mail_from),
+        rcpt_to=ascii_address(m.to_addr),
+        raw=d.raw,
+        parts=d.parts,
+        outbound_id=m.id,
+    )
+    config = routing.config_cache(d.settings).get()
+    if not config.senders:  # nothing configured: MAIL_TRANSPORT, the embedded default
+        try:
+            d.result = d.transport.send(outgoing)
+        except (TransientSendError, PermanentSendError) as e:
+            return _outcome(e)
+        return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
+    breaker = routing.breaker(d.settings)
+    domain = outgoing.rcpt_domain
+    tried: set[str] = set()
+    last: TransientSendError | PermanentSendError | None = None
+    while len(tried) < MAX_SENDERS_PER_ATTEMPT:
+        sender = routing.pick(config, breaker, m.team_id, domain, exclude=frozenset(tried))
+        if sender is None:
+            break
+        tried.add(sender.name)
+        d.sender = sender.name
+        try:
+            transport = transport_for(sender.url, d.settings)
+            limits.wait_turn(d.settings, sender)
+            d.result = transport.send(outgoing)
+        except ValueError as e:  # a sender URL that cannot work: fail over, and let the breaker see it
+            last = TransientSendError(f"sender {sender.name}: {e}", connection=True)
+        except (TransientSendError, PermanentSendError) as e:
+            if not (e.connection or e.block):
+                return _outcome(e)  # about the message or its recipient: no other sender would do better
+            last = e
+        else:
+            breaker.success(sender.name, domain)
+            return Outcome("sent", f"{sender.name} {d.result.provider_id}".strip())
+        breaker.failure(sender.name, domain, connection=last.connection)
+    if last is None:
+        return Outcome(
+            "deferred", f"no healthy sender for {domain}", retry_in_s=d.settings.breaker_cooldown_s
+        )
+    # every sender tried failed on its own side (down, or blocked for this domain): not the message's fault
+    return Outcome("deferred", f"{d.sender}: {last}", retry_in_s=getattr(last, "retry_in_s", 60.0))
+
+
+STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (
+    skip_if_suppressed,
+    load_context,
+    render,
+    add_tracking,
+    build,
+    sign,
+    transmit,
+)
 
 
 def backoff_s(attempts: int, base_s: float) -> float:
@@ -115,8 +264,14 @@ def record(d: Delivery, outcome: Outcome) -> str:
     m = d.message
     values: dict = {"error": "" if outcome.state == "sent" else outcome.detail, "lease_until": None}
     state = outcome.state
+    if d.sender:
+        values["sender"] = d.sender
+    if d.links:
+        values["links"] = json.dumps(d.links)
     if state == "sent":
         values["sent_at"] = d.now
+        values["provider_id"] = d.result.provider_id[:255]
+        values["provider_response"] = d.result.response
     if state == "deferred":
         retry_at = d.now + timedelta(seconds=backoff_s(m.attempts, max(outcome.retry_in_s, 1.0)))
         expired = m.expires_at is not None and retry_at >= m.expires_at
@@ -135,7 +290,10 @@ def record(d: Delivery, outcome: Outcome) -> str:
 def deliver(
     message_id: int, *, transport, settings: Settings | None = None, now: datetime | None = None
 ) -> str:
-    """Claim, run STEPS, record; returns the final state of this attempt or 'not-claimed'."""
+    """Claim, run STEPS, record; returns the final state of this attempt or 'not-claimed'.
+
+    ``transport`` carries the message when no Sender is configured (MAIL_TRANSPORT's).
+    """
     settings = settings or get_settings()
     now = now or utcnow()
     with session() as s:

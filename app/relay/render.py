@@ -1,14 +1,19 @@
-"""Rendering: Jinja2 templates -> an RFC 5322 ``EmailMessage`` with a text and an HTML part."""
+"""Rendering: Jinja2 templates -> RFC 5322 bytes with a text and an HTML part, built once."""
 
 from __future__ import annotations
 
+import binascii
+import re
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.errors import HeaderParseError
+from email.header import Header, decode_header
+from email.utils import format_datetime, formataddr
 from functools import cache
 
 import css_inline
+import idna
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from app.errors import RenderError
@@ -34,10 +39,42 @@ def _inliner() -> css_inline.CSSInliner:
     return css_inline.CSSInliner(load_remote_stylesheets=False)
 
 
+# CR, LF and every other character str.splitlines() breaks on, plus the remaining C0 controls
+_BREAKS = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+
+
 def _safe_header(value: str) -> str:
-    if "\r" in value or "\n" in value:
-        raise RenderError("a header value contains a line break")
+    """``value`` unchanged; RenderError if it, or any encoded word in it, holds a line break or NUL."""
+    if _BREAKS.search(value):
+        raise RenderError("a header value contains a line break or control character")
+    if "=?" in value:  # the email package decodes encoded words on assignment: =?UTF-8?Q?=0A?= is a newline
+        try:
+            decoded = "".join(
+                part.decode(charset or "ascii", "replace") if isinstance(part, bytes) else part
+                for part, charset in decode_header(value)
+            )
+        except (HeaderParseError, LookupError) as e:
+            raise RenderError(f"a header value has a malformed encoded word: {e}") from e
+        if _BREAKS.search(decoded):
+            raise RenderError("a header value contains an encoded line break or control character")
     return value
+
+
+def ascii_address(addr: str) -> str:
+    """``local@domain`` with the domain in IDNA (punycode); RenderError when that is impossible."""
+    addr = _safe_header(addr.strip())
+    local, at, domain = addr.rpartition("@")
+    if not at or not local or not domain:
+        raise RenderError(f"not an email address: {addr!r}")
+    if not local.isascii():
+        raise RenderError(f"a non-ASCII local part needs SMTPUTF8, which donebox does not send: {addr!r}")
+    try:
+        domain = (
+            domain.encode("ascii").decode() if domain.isascii() else idna.encode(domain, uts46=True).decode()
+        )
+    except idna.IDNAError as e:
+        raise RenderError(f"not a valid domain in {addr!r}: {e}") from e
+    return f"{local}@{domain.lower()}"
 
 
 def render_parts(template: str, context: dict) -> tuple[str, str]:
@@ -51,6 +88,43 @@ def render_parts(template: str, context: dict) -> tuple[str, str]:
     return text, _inliner().inline(html)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """What a message is made of, before MIME: for API transports that take parts, not bytes."""
+
+    from_addr: str
+    from_name: str
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _unstructured(name: str, value: str) -> str:
+    """``Name: value`` folded, as RFC 2047 encoded words when not plain ASCII or too long to fold."""
+    folded = Header(value, header_name=name).encode(linesep="\r\n") if value.isascii() else ""
+    if not folded or any(len(line) > 998 - len(name) - 2 for line in folded.split("\r\n")):
+        folded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    return f"{name}: {folded}"
+
+
+def _mailbox(name: str, addr: str) -> str:
+    return formataddr((_safe_header(name), ascii_address(addr)), charset="utf-8")
+
+
+def _qp(text: str) -> bytes:
+    # one line-ending convention first, so no lone CR survives into the part; then 7-bit QP
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+
+
+_QP_CTE = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+_HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext
+
+
 def build_message(
     *,
     from_addr: str,
@@ -62,16 +136,36 @@ def build_message(
     message_id: str,
     date: datetime,
     headers: dict[str, str] | None = None,
-) -> EmailMessage:
-    """A multipart/alternative message; raises RenderError for header injection."""
-    msg = EmailMessage()
-    msg["From"] = Address(_safe_header(from_name), addr_spec=_safe_header(from_addr))
-    msg["To"] = _safe_header(to)
-    msg["Subject"] = _safe_header(subject)
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = _safe_header(message_id)
+    to_name: str = "",
+) -> tuple[bytes, Parts]:
+    """(the message as CRLF bytes: multipart/alternative, 7-bit quoted-printable parts, built once;
+    its Parts). Raises RenderError for header injection, encoded or not."""
+    lines = [
+        f"From: {_mailbox(from_name, from_addr)}",
+        f"To: {_mailbox(to_name, to)}",
+        _unstructured("Subject", _safe_header(subject)),
+        f"Date: {format_datetime(date)}",
+        f"Message-ID: {_safe_header(message_id)}",
+    ]
     for name, value in (headers or {}).items():
-        msg[name] = _safe_header(value)
-    msg.set_content(text)
-    msg.add_alternative(html, subtype="html")
-    return msg
+        if not _HEADER_NAME.match(name):
+            raise RenderError(f"not a valid header name: {name!r}")
+        lines.append(_unstructured(name, _safe_header(value)))
+    boundary = f"=_{uuid.uuid4().hex}"  # "=_" can never occur in quoted-printable text
+    head = "\r\n".join(lines).encode("ascii")
+    raw = b"".join(
+        [
+            head,
+            b"\r\nMIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
+            f"--{boundary}\r\n".encode(),
+            b'Content-Type: text/plain; charset="utf-8"\r\n' + _QP_CTE,
+            _qp(text),
+            f"\r\n--{boundary}\r\n".encode(),
+            b'Content-Type: text/html; charset="utf-8"\r\n' + _QP_CTE,
+            _qp(html),
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
+    parts = Parts(from_addr, from_name, to, to_name, subject, text, html, message_id, dict(headers or {}))
+    return raw, parts

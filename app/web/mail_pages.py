@@ -285,3 +285,49 @@ def suppression_remove(request: Request, ctx: Ctx):
         raise HTTPException(404, "No such suppression.")
     ctx.s.delete(sup)
     return back("/mail/suppressions", f"{sup.email} is no longer suppressed.", request)
+
+
+@page("operator")
+def senders(request: Request, ctx: Ctx):
+    """GET /mail/senders: senders (secrets masked), their last hour from the outbox, routes, team relays."""
+    from app.models import Route, Sender, TeamRelay
+    from app.relay.admin import masked
+
+    since = utcnow() - timedelta(hours=1)
+    outcomes: dict[str, dict[str, int]] = {}
+    for name, state, n in ctx.s.execute(
+        select(OutboundMessage.sender, OutboundMessage.state, func.count())
+        .where(OutboundMessage.sender != "", OutboundMessage.updated_at >= since)
+        .group_by(OutboundMessage.sender, OutboundMessage.state)
+    ).all():
+        outcomes.setdefault(name, {})[state] = n
+    last_errors = dict(
+        ctx.s.execute(
+            select(OutboundMessage.sender, func.max(OutboundMessage.error))
+            .where(
+                OutboundMessage.sender != "", OutboundMessage.updated_at >= since, OutboundMessage.error != ""
+            )
+            .group_by(OutboundMessage.sender)
+        ).all()
+    )
+    rows = [
+        {
+            "sender": snd,
+            "url": masked(snd.url),
+            "outcomes": outcomes.get(snd.name, {}),
+            "error": last_errors.get(snd.name, ""),
+        }
+        for snd in ctx.s.execute(select(Sender).order_by(Sender.name)).scalars()
+    ]
+    teams = {t.id: t.name for t in ctx.s.execute(select(Team)).scalars()}
+    return render(
+        request,
+        ctx,
+        "mail_senders.html",
+        {
+            "rows": rows,
+            "routes": list(ctx.s.execute(select(Route).order_by(Route.domain)).scalars()),
+            "relays": list(ctx.s.execute(select(TeamRelay)).scalars()),
+            "team_names": teams,
+        },
+    )

@@ -2,7 +2,20 @@
 
 from starlette.routing import Route
 
-from app.web import api, api_inbound, api_send, dev, inbound, mail_pages, pages, settings_pages, signin, team
+from app.web import (
+    api,
+    api_inbound,
+    api_messages,
+    api_send,
+    dev,
+    inbound,
+    mail_pages,
+    pages,
+    settings_pages,
+    signin,
+    team,
+    tracking,
+)
 
 T = "/teams/{tid:int}"
 
@@ -38,6 +51,7 @@ routes = [
     Route("/mail/inbound/{iid:int}/html", mail_pages.inbound_html),
     Route("/mail/inbound/{iid:int}/reprocess", mail_pages.inbound_reprocess, methods=["POST"]),
     Route("/mail/suppressions", mail_pages.suppressions),
+    Route("/mail/senders", mail_pages.senders),
     Route("/mail/suppressions", mail_pages.suppression_add, methods=["POST"]),
     Route("/mail/suppressions/{sid:int}/remove", mail_pages.suppression_remove, methods=["POST"]),
     Route("/api/openapi.json", api.openapi),
@@ -66,4 +80,9 @@ routes = [
     Route("/dev/inbox/{key:str}/reply", dev.reply, methods=["POST"]),
     Route("/dev/remind", dev.send_now, methods=["POST"]),
     Route("/dev/digest", dev.send_now, methods=["POST"]),
+    Route("/api/messages", api_messages.list_messages, methods=["GET"]),
+    Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
+    Route("/t/o/{token:str}", tracking.open_pixel),
+    Route("/t/c/{token:str}", tracking.click),
+    Route("/t/u/{token:str}", tracking.unsubscribe, methods=["GET", "POST"]),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date
 from functools import cache
 from zoneinfo import available_timezones
 
@@ -14,8 +15,9 @@ from starlette.requests import Request
 from app import outbox
 from app.auth import create_token
 from app.checkins import schedule_member
-from app.models import ApiToken, Member, Suppression, Team, TeamSettings, utcnow
-from app.schedule import parse_hhmm
+from app.models import ApiToken, Member, MemberPause, Suppression, Team, TeamSettings, utcnow
+from app.schedule import ScheduleError, local_date, parse_hhmm
+from app.timetable import add_pause, effective, remove_pause, reschedule, update_member_schedule
 from app.users import ROLES, normalize_email
 from app.web.auth import Ctx, back, page, render
 
@@ -51,8 +53,7 @@ def team_settings(s, team_id: int) -> TeamSettings:
 def _reschedule(s, team: Team) -> None:
     now = utcnow()
     for m in s.execute(select(Member).where(Member.team_id == team.id, Member.active)).scalars():
-        schedule_member(m, team, now)
-        s.add(m)
+        reschedule(s, m, now=now, team=team)  # their own times and pauses kept
 
 
 @page("admin")
@@ -189,17 +190,53 @@ def member_remove(request: Request, ctx: Ctx):
 
 @page("observer")
 def my_schedule(request: Request, ctx: Ctx):
-    """GET/POST /teams/{tid}/settings/me: one's own time zone and mail state in this team."""
+    """GET/POST /teams/{tid}/settings/me: one's own schedule (blank = the team's), pauses, mail state."""
     if ctx.member is None:
         raise HTTPException(403, "Only members of the team have a schedule in it.")
-    m = ctx.member
+    m, f, now = ctx.member, ctx.form, utcnow()
     if request.method == "POST":
-        tz = ctx.form.get("timezone", "")
-        m.timezone = _tz(tz) if tz else None
-        schedule_member(m, ctx.team, utcnow())
-        ctx.s.add(m)
-        return back(f"/teams/{ctx.team.id}/settings/me", "Your schedule is saved.", request)
+        action = f.get("action", "save")
+        try:
+            if action == "pause":
+                first, last = (
+                    date.fromisoformat(f.get("first_day", "")),
+                    date.fromisoformat(f.get("last_day", "")),
+                )
+                add_pause(ctx.s, m.id, first, last, now=now)
+                msg = f"You are paused from {first} to {last}."
+            elif action == "unpause":
+                pause = ctx.s.get(MemberPause, int(f.get("pause_id", "0") or 0))
+                if pause is None or pause.member_id != m.id:
+                    raise HTTPException(404, "No such pause.")
+                remove_pause(ctx.s, pause.id, now=now)
+                msg = "The pause is removed."
+            else:
+                # no day ticked means the team's days; an empty time means the team's time
+                days = {
+                    k: "".join(d for d in "1234567" if f.get(f"{k}_{d}")) or None for k in ("rday", "dday")
+                }
+                update_member_schedule(
+                    ctx.s,
+                    m.id,
+                    now=now,
+                    timezone=f.get("timezone") or None,
+                    reminder_time=f.get("reminder_time") or None,
+                    reminder_days=days["rday"],
+                    digest_time=f.get("digest_time") or None,
+                    digest_days=days["dday"],
+                )
+                msg = "Your schedule is saved."
+        except (ScheduleError, ValueError) as e:
+            raise HTTPException(400, f"Not saved: {e}") from None
+        return back(f"/teams/{ctx.team.id}/settings/me", msg, request)
     sup = ctx.s.execute(select(Suppression).where(Suppression.email == m.email.lower())).scalar()
+    pauses = ctx.s.execute(
+        select(MemberPause)
+        .where(
+            MemberPause.member_id == m.id, MemberPause.last_day >= local_date(now, effective(m, ctx.team).tz)
+        )
+        .order_by(MemberPause.first_day)
+    ).scalars()
     return render(
         request,
         ctx,
@@ -209,6 +246,8 @@ def my_schedule(request: Request, ctx: Ctx):
             "suppression": sup,
             "days": dict(DAYS),
             "opts": team_settings(ctx.s, ctx.team.id),
+            "eff": effective(m, ctx.team),
+            "pauses": list(pauses),
         },
     )
 

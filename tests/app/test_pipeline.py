@@ -132,3 +132,28 @@ def test_an_unexpected_error_in_a_step_defers_instead_of_losing_the_message(team
     mid = reminder_for()
     assert deliver(mid, transport=Exploding(), now=NOW) == "deferred"
     assert "disk on fire" in row(mid).error
+
+
+def test_a_teams_digest_is_rendered_once_for_all_recipients_and_reminders_each_time(team, monkeypatch):
+    from datetime import date
+
+    from app.checkins import create_digest
+    from app.models import Member, Team
+    from app.relay import pipeline
+
+    calls = []
+    real = pipeline.render_parts
+    monkeypatch.setattr(pipeline, "render_parts", lambda *a: calls.append(a[0]) or real(*a))
+    with session() as s:
+        t = s.get(Team, team.id)
+        ids = [
+            create_digest(s, m, t, date(2026, 11, 20), now=NOW, settings=get_settings())[0]
+            for m in s.execute(select(Member)).scalars()
+        ]
+    t = MemoryTransport()
+    for mid in ids:
+        assert deliver(mid, transport=t, now=NOW) == "sent"
+    deliver(reminder_for(), transport=t, now=NOW)
+    deliver(reminder_for("bob@example.com"), transport=t, now=NOW)
+    assert calls == ["digest", "reminder", "reminder"]
+    assert len({m["Message-ID"] for m in t.sent}) == 5 and len({m["To"] for m in t.sent[:3]}) == 3

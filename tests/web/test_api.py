@@ -147,10 +147,7 @@ def test_every_api_route_is_documented_and_every_documented_operation_is_routed(
     from app.web.openapi import PATHS
 
     routed = _routes()
-    implemented = {
-        p: {m for m, op in ops.items() if "x-donebox-pending" not in op} for p, ops in PATHS.items()
-    }
-    implemented = {p: ms for p, ms in implemented.items() if ms}
+    implemented = {p: set(ops) for p, ops in PATHS.items()}
     for path, methods in routed.items():
         documented = set(PATHS.get(path, {}))
         assert methods <= documented, f"{path}: {methods - documented} not in openapi.PATHS"
@@ -158,24 +155,6 @@ def test_every_api_route_is_documented_and_every_documented_operation_is_routed(
         assert methods <= routed.get(path, set()), (
             f"{path} {methods} documented as implemented but not routed"
         )
-
-
-def test_operations_of_other_branches_are_marked_pending_until_merged():
-    from app.web.openapi import PATHS
-
-    pending = {
-        (p, m): op["x-donebox-pending"]
-        for p, ops in PATHS.items()
-        for m, op in ops.items()
-        if "x-donebox-pending" in op
-    }
-    routed = _routes()
-    for path, method in pending:
-        # once merged, the route exists: the marker must then go (so schemathesis covers it)
-        assert method not in routed.get(path, set()), (
-            f"{method.upper()} {path} is routed: drop x-donebox-pending"
-        )
-    assert pending == {("/api/messages", "get"): "issue 5", ("/api/messages/{id}", "get"): "issue 5"}
 
 
 def test_the_openapi_document_is_served(client):

@@ -2,7 +2,6 @@
 
 schemathesis' pytest plugin does not run under this pytest (``Function._nodeid``), so the test
 drives its per-operation Hypothesis strategies and checks (``call_and_validate``) directly.
-Operations still marked x-donebox-pending (other branches) are left out until they are routed.
 """
 
 import schemathesis
@@ -32,11 +31,11 @@ def test_the_api_matches_its_openapi_document(client, team):
         token = create_token(s, "schemathesis", now=utcnow(), team_id=team.id)
     headers = {"Authorization": f"Bearer {token}"}
     served = client.get("/api/openapi.json").json()
-    assert served["paths"].keys() >= document(include_pending=False)["paths"].keys()
-    loaded = schemathesis.openapi.from_dict(document(include_pending=False))
+    assert served["paths"].keys() >= document()["paths"].keys()
+    loaded = schemathesis.openapi.from_dict(document())
     loaded.app = client.app
     operations = [result.ok() for result in loaded.get_all_operations()]
-    documented = document(include_pending=False)["paths"]
+    documented = document()["paths"]
     assert len(operations) == sum(len(ops) for ops in documented.values()) >= 11
     for op in operations:
 

@@ -139,3 +139,24 @@ def test_the_suppression_list_adds_and_removes(client, team, sent):
     assert post(client, f"/mail/suppressions/{sid}/remove").status_code == 303
     with session() as s:
         assert s.execute(select(Suppression)).first() is None
+
+
+def test_an_operator_sees_senders_with_secrets_masked_their_last_hour_and_routes(client, team, sent):
+    from app.models import OutboundMessage, Route, Sender
+    from app.users import make_operator
+
+    sign_in(client, sent, "ada@example.com")
+    ids = remind_everyone()  # delivered before any sender exists (then MAIL_TRANSPORT carries mail)
+    with session() as s:
+        for mid in ids:
+            s.get(OutboundMessage, mid).sender = "primary"
+        s.add(Sender(name="primary", url="smtp://relay:hunter2@smtp.example.com:587?tls=starttls", weight=3))
+        s.add(Sender(name="backup", url="sendgrid://SG.secret-key@api.sendgrid.com"))
+        s.add(Route(domain="*.gov", senders="backup"))
+    assert client.get("/mail/senders").status_code == 403  # a team admin is not an operator
+    with session() as s:
+        make_operator(s, "ada@example.com", now=utcnow())
+    page = client.get("/mail/senders").text
+    assert "hunter2" not in page and "SG.secret-key" not in page
+    assert "smtp://relay:***@smtp.example.com:587" in page
+    assert f"sent {len(ids)}" in page and "*.gov" in page

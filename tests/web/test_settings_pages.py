@@ -162,3 +162,50 @@ def test_an_operator_creates_a_team_and_becomes_its_admin(client, sent):
     with session() as s:
         m = s.execute(select(Member).where(Member.email == "root@example.com")).scalar_one()
         assert m.role == "admin" and s.get(Team, m.team_id).name == "Fresh"
+
+
+def test_a_member_sets_their_own_reminder_time_days_and_a_vacation(client, team, sent):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from app.models import MemberPause
+
+    sign_in(client, sent, "bob@example.com")
+    url = f"/teams/{team.id}/settings/me"
+    r = post(client, url, {"reminder_time": "09:30", "rday_1": "1", "rday_3": "1", "digest_time": "07:15"})
+    assert r.status_code == 303
+    bob = member("bob@example.com")
+    assert (bob.reminder_time, bob.reminder_days, bob.digest_time) == ("09:30", "13", "07:15")
+    assert bob.next_reminder_at.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Berlin")).strftime(
+        "%H:%M %u"
+    ) in (
+        "09:30 1",
+        "09:30 3",
+    )
+    bad = post(client, url, {"reminder_time": "25:00"})
+    assert bad.status_code == 400 and "reminder_time" in bad.text
+    assert member("bob@example.com").reminder_time == "09:30"  # nothing changed
+
+    start = datetime.now(ZoneInfo("Europe/Berlin")).date()  # from today, in the team's zone
+    r = post(
+        client,
+        url,
+        {
+            "action": "pause",
+            "first_day": start.isoformat(),
+            "last_day": (start + timedelta(days=13)).isoformat(),
+        },
+    )
+    assert r.status_code == 303
+    assert member("bob@example.com").next_reminder_at.date() > start + timedelta(days=13)
+    assert "Paused from" in client.get(url).text
+    reversed_pause = post(
+        client, url, {"action": "pause", "first_day": "2027-01-10", "last_day": "2027-01-01"}
+    )
+    assert reversed_pause.status_code == 400
+    with session() as s:
+        pause_id = s.execute(select(MemberPause.id)).scalar_one()
+    assert post(client, url, {"action": "unpause", "pause_id": str(pause_id)}).status_code == 303
+    assert member("bob@example.com").next_reminder_at.date() <= start + timedelta(days=7)
+    assert post(client, url, {"reminder_time": ""}).status_code == 303  # back to the team's time
+    assert member("bob@example.com").reminder_time is None

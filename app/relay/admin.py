@@ -1,0 +1,163 @@
+"""Operator commands for the relay: ``donebox sender|route|team-relay|dkim``; registered by app.cli."""
+
+from __future__ import annotations
+
+import re
+import sys
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import delete, select
+
+from app.db import session
+from app.models import Route, Sender, Team, TeamRelay
+from app.relay.routing import STRATEGIES, names
+from app.settings import get_settings
+
+
+def masked(url: str) -> str:
+    """``url`` with its password (or API key) replaced by ***."""
+    u = urlsplit(url)
+    if "@" not in u.netloc:
+        return url
+    creds, _, host = u.netloc.rpartition("@")
+    user = creds.split(":", 1)[0] if ":" in creds else ""
+    return urlunsplit(u._replace(netloc=(f"{user}:***" if user else "***") + "@" + host))
+
+
+def check_url(url: str) -> str:
+    """'' when a transport can be built from ``url``, else the reason."""
+    from app.relay.transports import transport_for
+
+    try:
+        transport_for(url, get_settings())
+    except ValueError as e:
+        return str(e)
+    return ""
+
+
+def _fail(msg: str) -> int:
+    print(f"donebox: {msg}", file=sys.stderr)
+    return 1
+
+
+def cmd_sender_add(args) -> int:
+    why = check_url(args.url)
+    if why:
+        return _fail(f"unusable transport URL: {why}")
+    with session() as s:
+        row = s.execute(select(Sender).where(Sender.name == args.name)).scalar() or Sender(name=args.name)
+        row.url, row.weight, row.rate_per_s, row.enabled = args.url, args.weight, args.rate, not args.disabled
+        s.add(row)
+    print(f"sender {args.name}: {masked(args.url)} weight={args.weight} rate={args.rate or 'unlimited'}/s")
+    return 0
+
+
+def cmd_sender_list(args) -> int:
+    with session() as s:
+        for r in s.execute(select(Sender).order_by(Sender.name)).scalars():
+            state = "enabled" if r.enabled else "disabled"
+            print(f"{r.name}\t{masked(r.url)}\tweight={r.weight}\trate={r.rate_per_s or '-'}\t{state}")
+    return 0
+
+
+def cmd_sender_remove(args) -> int:
+    with session() as s:
+        gone = s.execute(delete(Sender).where(Sender.name == args.name)).rowcount
+    return 0 if gone else _fail(f"no sender named {args.name!r}")
+
+
+def _unknown(s, listed: tuple[str, ...]) -> list[str]:
+    known = set(s.execute(select(Sender.name)).scalars())
+    return [n for n in listed if n not in known]
+
+
+def cmd_route_add(args) -> int:
+    domain = args.domain.strip().lower()
+    if not re.fullmatch(r"(\*\.)?[a-z0-9.-]+\.?[a-z0-9-]*", domain):
+        return _fail(f"a route domain looks like hotmail.com or *.gov, not {args.domain!r}")
+    listed = names(args.senders)
+    with session() as s:
+        if not listed or (missing := _unknown(s, listed)):
+            return _fail(f"unknown senders: {', '.join(missing) if listed else '(none given)'}")
+        s.add(Route(team_id=args.team, domain=domain, senders=",".join(listed)))
+    print(f"route {domain} -> {', '.join(listed)}" + (f" (team {args.team})" if args.team else ""))
+    return 0
+
+
+def cmd_route_list(args) -> int:
+    with session() as s:
+        for r in s.execute(select(Route).order_by(Route.id)).scalars():
+            print(f"{r.id}\t{r.domain}\t{r.senders}\tteam={r.team_id or 'all'}")
+    return 0
+
+
+def cmd_route_remove(args) -> int:
+    with session() as s:
+        gone = s.execute(delete(Route).where(Route.id == args.id)).rowcount
+    return 0 if gone else _fail(f"no route {args.id}")
+
+
+def cmd_team_relay(args) -> int:
+    with session() as s:
+        if s.get(Team, args.team) is None:
+            return _fail(f"no team {args.team}")
+        row = s.get(TeamRelay, args.team) or TeamRelay(team_id=args.team)
+        if args.senders is not None:
+            listed = names(args.senders)
+            if missing := _unknown(s, listed):
+                return _fail(f"unknown senders: {', '.join(missing)}")
+            row.senders = ",".join(listed)
+        if args.strategy:
+            row.strategy = args.strategy
+        if args.track_digests:
+            row.track_digests = args.track_digests == "on"
+        if args.track_reminders:
+            row.track_reminders = args.track_reminders == "on"
+        s.add(row)
+        print(
+            f"team {args.team}: senders={row.senders or '(all)'} strategy={row.strategy} "
+            f"track_digests={'on' if row.track_digests else 'off'} "
+            f"track_reminders={'on' if row.track_reminders else 'off'}"
+        )
+    return 0
+
+
+def add_parsers(sub) -> None:
+    """Add the relay's subcommands to the ``donebox`` parser."""
+    sp = sub.add_parser("sender", help="senders: the ways out (SMTP, SendGrid, maildir)")
+    ss = sp.add_subparsers(dest="sender_command", required=True)
+    p = ss.add_parser("add", help="add or change a sender")
+    p.add_argument("name")
+    p.add_argument(
+        "url", help="smtp://user:pass@host:587?tls=starttls, sendgrid://KEY@api.sendgrid.com, maildir:"
+    )
+    p.add_argument("--weight", type=int, default=1, help="share of traffic under spread (default 1)")
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="messages per second, all workers (default: no limit)"
+    )
+    p.add_argument("--disabled", action="store_true")
+    p.set_defaults(fn=cmd_sender_add)
+    ss.add_parser("list", help="list senders (secrets masked)").set_defaults(fn=cmd_sender_list)
+    p = ss.add_parser("remove")
+    p.add_argument("name")
+    p.set_defaults(fn=cmd_sender_remove)
+
+    sp = sub.add_parser("route", help="recipient-domain routes")
+    rs = sp.add_subparsers(dest="route_command", required=True)
+    p = rs.add_parser("add", help="send mail for DOMAIN (hotmail.com, *.gov) through SENDERS")
+    p.add_argument("domain")
+    p.add_argument("senders", help="sender names, comma-separated, in order")
+    p.add_argument("--team", type=int, help="only for this team (default: every team)")
+    p.set_defaults(fn=cmd_route_add)
+    rs.add_parser("list").set_defaults(fn=cmd_route_list)
+    p = rs.add_parser("remove")
+    p.add_argument("id", type=int)
+    p.set_defaults(fn=cmd_route_remove)
+
+    p = sub.add_parser("team-relay", help="a team's senders, strategy and tracking")
+    p.add_argument("team", type=int)
+    p.add_argument("--senders", help="sender names, comma-separated, in order ('' = every sender)")
+    p.add_argument("--strategy", choices=STRATEGIES)
+    p.add_argument("--track-digests", choices=("on", "off"))
+    p.add_argument("--track-reminders", choices=("on", "off"))
+    p.set_defaults(fn=cmd_team_relay)

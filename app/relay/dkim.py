@@ -1,0 +1,165 @@
+"""DKIM signing: dkimpy canonicalizes and selects headers, ``cryptography`` does the key step.
+
+dkimpy computes RSA in pure Python (milliseconds per RSA-2048 signature, the most
+expensive step of a send). ``sign_raw`` follows dkimpy's own ``DKIM.sign`` tag for
+tag (same fields, same folding, same header hashing) and only swaps the private
+key operation for OpenSSL's, so its output is byte-identical to dkimpy's
+(tests/app/relay/test_dkim.py proves it). Keys live in ``DKIM_DIR/<domain>/<selector>.pem``
+(PKCS#8, RSA or Ed25519); every key of the From domain signs, so a domain with both
+kinds gets both signatures (RFC 8463).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dkim as dkimpy
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from dkim.canonicalization import CanonicalizationPolicy
+from dkim.crypto import HASH_ALGORITHMS
+
+CANONICALIZE = (b"relaxed", b"simple")  # dkimpy's default
+CACHE_S = 60.0  # how long a domain's keys are kept in memory before the folder is read again
+
+
+@dataclass(frozen=True)
+class Key:
+    """One signing key of a domain."""
+
+    domain: str
+    selector: str
+    private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+    @property
+    def algorithm(self) -> bytes:
+        return b"rsa-sha256" if isinstance(self.private, rsa.RSAPrivateKey) else b"ed25519-sha256"
+
+
+def _key_step(key: Key, digest: bytes) -> bytes:
+    if isinstance(key.private, rsa.RSAPrivateKey):
+        return key.private.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+    return key.private.sign(digest)  # RFC 8463: Ed25519 signs the SHA-256 of the header hash input
+
+
+def _signature(d: dkimpy.DKIM, key: Key, include_headers: tuple[bytes, ...], now: int) -> bytes:
+    """dkimpy's DKIM.sign + gen_header (relaxed/simple), with the key step from cryptography."""
+    domain, selector = key.domain.encode(), key.selector.encode()
+    canon = CanonicalizationPolicy.from_c_value(b"/".join(CANONICALIZE))
+    hasher = HASH_ALGORITHMS[key.algorithm]
+    bodyhash = base64.b64encode(hasher(canon.canonicalize_body(d.body)).digest())
+    fields = [
+        (b"v", b"1"),
+        (b"a", key.algorithm),
+        (b"c", canon.to_c_value()),
+        (b"d", domain),
+        (b"i", b"@" + domain),
+        (b"q", b"dns/txt"),
+        (b"s", selector),
+        (b"t", str(now).encode("ascii")),
+        (b"h", b" : ".join(include_headers)),
+        (b"bh", bodyhash),
+        (b"b", b"0" * 60),
+    ]
+    name = b"DKIM-Signature"
+    value = dkimpy.fold(b"; ".join(b"=".join(x) for x in fields), namelen=len(name), linesep=b"\r\n")
+    value = dkimpy.RE_BTAG.sub(b"\\1", value)
+    h = dkimpy.HashThrough(hasher(), False)
+    dkimpy.hash_headers(
+        h, canon, canon.canonicalize_headers(d.headers), include_headers, (name, b" " + value), dict(fields)
+    )
+    fields[-1] = (b"b", base64.b64encode(_key_step(key, h.digest())))
+    value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
+    return name + b": " + dkimpy.fold(value, namelen=len(name), linesep=b"\r\n")
+
+
+def sign_raw(raw: bytes, keys: list[Key], *, now: int | None = None) -> bytes:
+    """``raw`` (CRLF) with one DKIM-Signature per key prepended; unchanged when ``keys`` is empty."""
+    if not keys:
+        return raw
+    d = dkimpy.DKIM(raw)
+    include = tuple(x.lower() for x in d.default_sign_headers())
+    now = int(time.time()) if now is None else now
+    # Ed25519 last so it ends up on top: receivers that know it see it first
+    ordered = sorted(keys, key=lambda k: k.algorithm == b"ed25519-sha256")
+    return b"".join(_signature(d, k, include, now) for k in reversed(ordered)) + raw
+
+
+# ---------------------------------------------------------------- keys on disk
+
+
+def load_key(path: Path, domain: str) -> Key:
+    """The key in ``path`` (PKCS#8 PEM); its selector is the file name."""
+    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(private, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+        raise ValueError(f"{path}: DKIM keys are RSA or Ed25519")
+    return Key(domain=domain, selector=path.stem, private=private)
+
+
+class KeyStore:
+    """Per-domain keys from ``DKIM_DIR``, cached in memory for CACHE_S seconds."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self._cache: dict[str, tuple[float, list[Key]]] = {}
+        self._lock = threading.Lock()
+
+    def keys(self, domain: str) -> list[Key]:
+        """Every key of ``domain`` (lower-case, IDNA); empty when it has none."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(domain)
+            if hit and now - hit[0] < CACHE_S:
+                return hit[1]
+        folder = self.folder / domain
+        found = [load_key(p, domain) for p in sorted(folder.glob("*.pem"))] if folder.is_dir() else []
+        with self._lock:
+            self._cache[domain] = (now, found)
+        return found
+
+
+_STORES: dict[Path, KeyStore] = {}
+
+
+def key_store(folder: Path) -> KeyStore:
+    """The process's KeyStore for ``folder``."""
+    folder = Path(folder)
+    if folder not in _STORES:
+        _STORES[folder] = KeyStore(folder)
+    return _STORES[folder]
+
+
+def generate(folder: Path, domain: str, selector: str, kind: str = "rsa") -> tuple[Path, str]:
+    """Write a new key to ``folder/<domain>/<selector>.pem``; returns (path, DNS TXT record value)."""
+    if kind == "rsa":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    elif kind == "ed25519":
+        private = ed25519.Ed25519PrivateKey.generate()
+    else:
+        raise ValueError(f"key type must be rsa or ed25519, not {kind!r}")
+    path = Path(folder) / domain / f"{selector}.pem"
+    if path.exists():
+        raise FileExistsError(f"{path} exists: pick another selector")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.touch(mode=0o600)
+    path.write_bytes(pem)
+    return path, txt_record(private)
+
+
+def txt_record(private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:
+    """The ``v=DKIM1; k=...; p=...`` value to publish at ``<selector>._domainkey.<domain>``."""
+    if isinstance(private, rsa.RSAPrivateKey):
+        der = private.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return f"v=DKIM1; k=ed25519; p={base64.b64encode(raw).decode()}"

@@ -1,0 +1,151 @@
+"""Tracking: signed tokens, link rewriting, the open pixel, List-Unsubscribe, and recording hits.
+
+A token names a message, what it is for (o: open, c: click, u: unsubscribe) and,
+for a click, the index of the link in the URLs recorded for that message; an
+HMAC over SECRET_KEY signs all of it. Nothing in a click URL chooses where it
+redirects: the destination is read from the message's recorded links.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from selectolax.lexbor import LexborHTMLParser
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from app.models import MessageEvent, OutboundMessage, Suppression
+
+SIG_CHARS = 22  # ~128 bits of HMAC-SHA256, URL-safe base64
+_TOKEN = re.compile(rf"^(\d{{1,12}})\.([ocu])(\d{{0,4}})\.([A-Za-z0-9_-]{{{SIG_CHARS}}})$")
+
+# User agents of image proxies, security scanners and prefetchers: their hits are "machine" hits.
+# Ordered, matched case-insensitively anywhere in the User-Agent.
+MACHINE_AGENTS = re.compile(
+    "|".join(
+        [
+            r"GoogleImageProxy",  # Gmail fetches images through its proxy, often on delivery
+            r"YahooMailProxy",
+            r"ggpht\.com",
+            r"Mimecast",
+            r"Proofpoint",
+            r"Barracuda",
+            r"Symantec",
+            r"MessageLabs",
+            r"Microsoft Office Existence Discovery",
+            r"\bbot\b|crawler|spider|preview",
+            r"python-requests|curl/|wget/|Go-http-client|okhttp",
+            r"^$",  # no User-Agent at all
+        ]
+    ),
+    re.IGNORECASE,
+)
+
+
+def _sig(secret: str, payload: str) -> str:
+    mac = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode()[:SIG_CHARS]
+
+
+def make_token(secret: str, message_id: int, kind: str, index: int | None = None) -> str:
+    """The signed token for ``kind`` (o, c, u) of ``message_id``; ``index`` is the link for a click."""
+    payload = f"{message_id}.{kind}{'' if index is None else index}"
+    return f"{payload}.{_sig(secret, payload)}"
+
+
+@dataclass(frozen=True)
+class Token:
+    """A verified token."""
+
+    message_id: int
+    kind: str
+    index: int | None
+
+
+def verify_token(secret: str, token: str, kind: str) -> Token | None:
+    """The Token when well-formed, of ``kind`` and correctly signed; else None."""
+    m = _TOKEN.match(token)
+    if not m or m.group(2) != kind:
+        return None
+    mid, k, idx, sig = m.groups()
+    if not hmac.compare_digest(sig, _sig(secret, f"{mid}.{k}{idx}")):
+        return None
+    return Token(int(mid), k, int(idx) if idx else None)
+
+
+def is_machine(user_agent: str) -> bool:
+    """True for the User-Agents of known image proxies, scanners and prefetchers."""
+    return bool(MACHINE_AGENTS.search(user_agent or ""))
+
+
+# ---------------------------------------------------------------- at render time
+
+
+def add_tracking(html: str, *, base_url: str, secret: str, message_id: int) -> tuple[str, list[str]]:
+    """(html with http(s) links rewritten and an open pixel added, the original URLs in link order)."""
+    tree = LexborHTMLParser(html)
+    links: list[str] = []
+    for node in tree.css("a[href]"):
+        url = (node.attributes.get("href") or "").strip()
+        if not url.lower().startswith(("http://", "https://")) or len(links) >= 9999:
+            continue
+        node.attrs["href"] = f"{base_url}/t/c/{make_token(secret, message_id, 'c', len(links))}"
+        links.append(url)
+    pixel = f"{base_url}/t/o/{make_token(secret, message_id, 'o')}"
+    img = LexborHTMLParser(f'<img src="{pixel}" width="1" height="1" alt="" style="display:none">')
+    if tree.body is not None:
+        tree.body.insert_child(img.css_first("img"))
+    return tree.html or html, links
+
+
+def unsubscribe_headers(*, base_url: str, secret: str, reply_domain: str, message_id: int) -> dict[str, str]:
+    """List-Unsubscribe (mailto and https) and List-Unsubscribe-Post for RFC 8058 one-click."""
+    token = make_token(secret, message_id, "u")
+    return {
+        "List-Unsubscribe": f"<mailto:unsubscribe+{token}@{reply_domain}>, <{base_url}/t/u/{token}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+# ---------------------------------------------------------------- hits
+
+
+def record_hit(s: Session, message_id: int, kind: str, *, now: datetime, user_agent: str, **detail) -> None:
+    """Append an ``open``/``click``/``unsubscribe`` MessageEvent with the time and user agent."""
+    info = {"ua": (user_agent or "")[:500], "machine": is_machine(user_agent), **detail}
+    s.add(MessageEvent(message_id=message_id, kind=kind, detail=json.dumps(info), created_at=now))
+    s.flush()
+
+
+def click_target(s: Session, token: Token) -> str | None:
+    """The URL recorded for the token's message and link index, or None."""
+    message = s.get(OutboundMessage, token.message_id)
+    if message is None or not message.links:
+        return None
+    urls = json.loads(message.links)
+    return urls[token.index] if token.index is not None and token.index < len(urls) else None
+
+
+def unsubscribe(s: Session, message_id: int, *, now: datetime, user_agent: str, via: str) -> str | None:
+    """Suppress the message's recipient (idempotent) and record the event; the address, or None."""
+    m = s.get(OutboundMessage, message_id)
+    if m is None:
+        return None
+    table = Suppression.__table__
+    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+    s.execute(
+        insert(table)
+        .values(
+            email=m.to_addr.lower(), reason="unsubscribe", detail=f"message {m.id} via {via}", created_at=now
+        )
+        .on_conflict_do_nothing(index_elements=["email"])
+    )
+    record_hit(s, m.id, "unsubscribe", now=now, user_agent=user_agent, via=via)
+    return m.to_addr

@@ -1,0 +1,256 @@
+"""Helpers of bench/outbound.py: the database, Redis, the SMTP sink, worker processes, bench data."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get(
+    "BENCH_POSTGRES_URL", os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+)
+REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+DAY = date(2026, 11, 23)
+ENTRIES = 30
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout_s: float = 10) -> None:
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def ensure_postfix_tools() -> None:
+    if shutil.which("smtp-sink") and shutil.which("smtp-source"):
+        return
+    print("installing Debian package postfix for smtp-sink/smtp-source", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "postfix"], check=True, env=env, stdout=subprocess.DEVNULL
+    )
+
+
+@contextmanager
+def smtp_sink(port: int):
+    """postfix's smtp-sink on 127.0.0.1:port (throws every message away)."""
+    p = subprocess.Popen(
+        ["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        yield p
+    finally:
+        p.terminate()
+        p.wait(10)
+
+
+def setup_environment(var: Path) -> str:
+    """A fresh PostgreSQL database, Redis flushed, env for us and our workers; returns the db url."""
+    import psycopg
+    import redis
+
+    name = f"donebox_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+    redis.Redis.from_url(REDIS).flushdb()
+    os.environ.update(
+        DONEBOX_ENV="development",
+        SECRET_KEY="bench-secret-key-0123456789",
+        INBOUND_RAW_TOKEN="bench",
+        DATABASE_URL=url,
+        REDIS_URL=REDIS,
+        VAR_DIR=str(var),
+        DKIM_DIR=str(var / "dkim"),
+        MAIL_FROM="digest@bench.example",
+        BASE_URL="https://donebox.bench.example",
+        REPLY_DOMAIN="reply.bench.example",
+        LEASE_S="5",
+        RELAY_CONFIG_TTL_S="2",
+    )
+    from app.migrate import upgrade
+
+    upgrade(url)
+    return url
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    from app.db import get_engine
+
+    get_engine().dispose()
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def make_team(name: str, members: int) -> int:
+    """A team with ``members`` members and ENTRIES entries on DAY; returns its id."""
+    from app.db import session
+    from app.models import Entry, Member, Team
+
+    with session() as s:
+        t = Team(name=name, timezone="UTC")
+        s.add(t)
+        s.flush()
+        ms = [
+            Member(team_id=t.id, email=f"{name}-{i}@example.com", name=f"Member Ñame {i}")
+            for i in range(members)
+        ]
+        s.add_all(ms)
+        s.flush()
+        for i in range(ENTRIES):
+            text = (
+                f"Shipped item {i}: the export for https://example.org/t/{i} and #tag{i % 5} with @m{i % 7}"
+            )
+            s.add(Entry(team_id=t.id, member_id=ms[i % len(ms)].id, day=DAY, text=text, kind="done"))
+        return t.id
+
+
+def make_digests(team_id: int, n: int, tag: str) -> list[int]:
+    """``n`` queued digest rows for ``team_id`` (bulk insert; no creation events)."""
+    from sqlalchemy import insert, select
+
+    from app.db import session
+    from app.models import Member, OutboundMessage
+
+    now = datetime.now(UTC)
+    with session() as s:
+        members = list(s.execute(select(Member.id).where(Member.team_id == team_id)).scalars())
+        rows = [
+            dict(
+                idempotency_key=f"{tag}:{i}",
+                kind="digest",
+                team_id=team_id,
+                member_id=members[i % len(members)],
+                to_addr=f"{tag}-{i}@example.net",
+                subject=f"What the team got done on {DAY:%A, %d %B}",
+                template="digest",
+                context=json.dumps({"day": DAY.isoformat()}),
+                message_id=f"<{uuid.uuid4().hex}@bench.example>",
+                state="queued",
+                created_at=now,
+                updated_at=now,
+                lease_until=now + timedelta(seconds=int(os.environ["LEASE_S"])),
+            )
+            for i in range(n)
+        ]
+        for i in range(0, n, 5000):
+            s.execute(insert(OutboundMessage), rows[i : i + 5000])
+        ids = list(
+            s.execute(
+                select(OutboundMessage.id)
+                .where(OutboundMessage.idempotency_key.like(f"{tag}:%"))
+                .order_by(OutboundMessage.id)
+            ).scalars()
+        )
+    return ids
+
+
+def count_states(ids_like: str) -> dict[str, int]:
+    from sqlalchemy import func, select
+
+    from app.db import session
+    from app.models import OutboundMessage as M
+
+    with session() as s:
+        rows = s.execute(
+            select(M.state, func.count()).where(M.idempotency_key.like(ids_like)).group_by(M.state)
+        )
+        return dict(rows.all())
+
+
+def set_sender(url: str) -> None:
+    from sqlalchemy import delete
+
+    from app.db import session
+    from app.models import Sender
+
+    with session() as s:
+        s.execute(delete(Sender))
+        s.add(Sender(name="sink", url=url))
+
+
+class Workers:
+    """``donebox worker`` instances (each a Dramatiq master with its worker processes)."""
+
+    def __init__(self, log: Path):
+        self.log = log
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, processes: int, threads: int) -> subprocess.Popen:
+        out = open(self.log, "ab")  # noqa: SIM115 - kept open for the process's lifetime
+        p = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "donebox"),
+                "worker",
+                "--processes",
+                str(processes),
+                "--threads",
+                str(threads),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs.append(p)
+        return p
+
+    def kill9(self, p: subprocess.Popen) -> None:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait(10)
+        self.procs.remove(p)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        self.procs = []
+
+
+def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
+    """Seconds until ``n`` rows of ``tag`` are in a final state (polling); raises on timeout."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        done = sum(v for k, v in count_states(f"{tag}:%").items() if k in final)
+        if done >= n:
+            return time.monotonic() - t0
+        time.sleep(0.1)
+    raise TimeoutError(f"{tag}: {count_states(f'{tag}:%')} after {timeout_s}s")
+
+
+def enqueue(ids: list[int]) -> None:
+    from jobs.actors import enqueue_deliveries
+
+    enqueue_deliveries(ids)

@@ -1,0 +1,130 @@
+"""A real aiosmtpd server on loopback for the transport tests: plain, STARTTLS or implicit TLS, AUTH."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import socket
+import ssl
+from pathlib import Path
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+# recipient local part -> the reply RCPT gets
+RCPT_REPLIES = {
+    "later": "451 4.3.0 try again later",
+    "nouser": "550 5.1.1 no such user",
+    "blocked": "550 5.7.1 your sender is blocked",
+    "greylist": "450 4.7.1 greylisted",
+}
+
+
+class Recorder:
+    """The handler: keeps every accepted envelope and the sessions it saw."""
+
+    def __init__(self):
+        self.envelopes = []
+        self.sessions = set()
+        self.data_reply = "250 2.0.0 Ok: queued as ABC123"
+        self.blocked_domains: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.sessions.add(id(session))
+        if address.rpartition("@")[2] in self.blocked_domains:
+            return "550 5.7.1 mail from your IP is blocked for this domain"
+        reply = RCPT_REPLIES.get(address.split("@")[0])
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.data_reply.startswith("250"):
+            self.envelopes.append(envelope)
+        return self.data_reply
+
+
+def make_cert(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+def authenticator(users: dict[str, str]):
+    def check(server, session, envelope, mechanism, auth_data):
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and users.get(auth_data.login.decode()) == auth_data.password.decode()
+        )
+        return AuthResult(success=ok, handled=False)  # handled=False: the server answers 535
+
+    return check
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(
+    *,
+    tls: str = "none",
+    cert: tuple[Path, Path] | None = None,
+    users: dict | None = None,
+    port=0,
+    handler=None,
+):
+    """A started Controller on 127.0.0.1 (a free port unless given); ``.handler`` is the Recorder."""
+    handler = handler or Recorder()
+    kwargs = {}
+    context = None
+    if cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*map(str, cert))
+    if tls == "starttls":
+        kwargs.update(tls_context=context, require_starttls=True)
+    if users is not None:
+        kwargs.update(
+            authenticator=authenticator(users), auth_required=True, auth_require_tls=tls == "starttls"
+        )
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port or free_port(),
+        ssl_context=context if tls == "implicit" else None,
+        **kwargs,
+    )
+    controller.start()
+    return controller

@@ -1,0 +1,123 @@
+from email.parser import BytesParser
+from email.policy import default
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.errors import RenderError
+from app.relay.render import ascii_address, build_message
+from tests.conftest import FIXED_NOW
+
+BREAKS = "".join(map(chr, [*range(0, 9), *range(10, 32), 0x7F, 0x85, 0x2028, 0x2029]))
+
+
+def make(**kw):
+    args = dict(
+        from_addr="donebox@mail.test",
+        from_name="donebox",
+        to="ada@example.com",
+        subject="Hello",
+        text="text part",
+        html="<p>html part</p>",
+        message_id="<abc@mail.test>",
+        date=FIXED_NOW,
+    )
+    args.update(kw)
+    return build_message(**args)[0]
+
+
+def parse(raw: bytes):
+    return BytesParser(policy=default).parsebytes(raw)
+
+
+def test_unicode_names_and_subjects_become_encoded_words_and_domains_idna():
+    raw = make(
+        from_name="Jörg «Müller», Team",
+        from_addr="news@bücher.de",
+        to="zoe@exämple.com",
+        to_name="Zoë",
+        subject="日本語 — Grüße " * 6,
+    )
+    assert raw.isascii()
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"xn--bcher-kva.de" in head and b"xn--exmple-cua.com" in head
+    msg = parse(raw)
+    assert msg["From"].addresses[0].display_name == "Jörg «Müller», Team"
+    assert msg["To"].addresses[0].display_name == "Zoë"
+    assert str(msg["Subject"]) == "日本語 — Grüße " * 6
+    assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+
+
+def test_a_non_ascii_local_part_is_refused_not_mangled():
+    with pytest.raises(RenderError, match="SMTPUTF8"):
+        ascii_address("jörg@example.com")
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Hi\r\nBcc: victim@example.com",
+        "Hi\nBcc: x",
+        "Hi\rBcc: x",
+        "=?UTF-8?Q?Hi=0ABcc:_victim@example.com?=",
+        "=?utf-8?b?SGkNCkJjYzogeA==?=",
+        "ok =?UTF-8?Q?=0D?= not ok",
+    ],
+)
+def test_a_line_break_in_a_header_is_refused_even_when_encoded(subject):
+    with pytest.raises(RenderError, match="line break"):
+        make(subject=subject)
+
+
+@pytest.mark.parametrize("field", ["from_name", "to_name", "message_id"])
+def test_every_header_value_is_checked_for_encoded_line_breaks(field):
+    with pytest.raises(RenderError):
+        make(**{field: "=?UTF-8?Q?x=0Ay?="})
+
+
+def test_extra_headers_are_checked_too():
+    with pytest.raises(RenderError):
+        make(headers={"Reply-To": "=?UTF-8?Q?a=0D=0ABcc:_b@c.d?= <a@b.c>"})
+
+
+def test_the_message_is_multipart_alternative_with_text_and_html_and_crlf_only():
+    raw = make(text="line\rone\nline two\r\n.\nend", html="<p>x</p>")
+    assert raw.count(b"\n") == raw.count(b"\r\n") and raw.count(b"\r") == raw.count(b"\r\n")
+    msg = parse(raw)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert "line two" in msg.get_body(("plain",)).get_content()
+    assert msg.get_body(("html",)).get_content().strip() == "<p>x</p>"
+    assert msg["Message-ID"] == "<abc@mail.test>"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=80), st.text(max_size=40))
+def test_any_unicode_subject_and_name_either_round_trip_or_are_refused(subject, name):
+    try:
+        raw = make(subject=subject, from_name=name)
+    except RenderError:
+        assert any(c in subject + name for c in BREAKS) or "=?" in subject + name
+        return
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert raw.isascii()
+    for line in head.split(b"\r\n")[1:]:
+        assert line[:1] in (b" ", b"\t") or b":" in line  # no injected header-less line
+    msg = parse(raw)
+    names = [h.lower() for h in msg.keys()]
+    assert names.count("subject") == 1 and names.count("from") == 1 and "bcc" not in names
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=120)
+)
+def test_a_subject_round_trips_through_a_standard_parser(subject):
+    subject = subject.strip() or "x"
+    try:
+        raw = make(subject=subject, to_name=subject)
+    except RenderError:
+        assert "=?" in subject
+        return
+    msg = parse(raw)
+    assert str(msg["Subject"]) == subject

@@ -1,0 +1,220 @@
+import random
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from app.db import session
+from app.models import Member, Route, Sender, TeamRelay
+from app.relay import routing
+from app.relay.pipeline import deliver
+from app.relay.routing import Breaker, RelayConfig, SenderInfo, TeamPlan, candidates, pick
+from app.relay.transports import MemoryTransport, close_all
+from app.settings import get_settings
+from tests.app.relay import smtp_server
+from tests.conftest import FIXED_NOW
+
+
+def config(senders, teams=None, routes=()):
+    return RelayConfig(
+        {s.name: s for s in senders},
+        teams or {},
+        tuple((t, d, tuple(n.split(","))) for t, d, n in routes),
+    )
+
+
+A, B, C = (
+    SenderInfo("a", "memory:", 3),
+    SenderInfo("b", "memory:", 1),
+    SenderInfo("c", "memory:", 1, enabled=False),
+)
+
+
+def test_the_most_specific_route_wins_and_a_teams_own_route_beats_a_global_one():
+    cfg = config(
+        [A, B],
+        routes=[(None, "*.gov", "a"), (None, "irs.gov", "b"), (7, "*.gov", "b"), (None, "hotmail.com", "b")],
+    )
+    assert candidates(cfg, 1, "irs.gov")[0] == ("b",)  # exact beats wildcard
+    assert candidates(cfg, 1, "a.b.gov")[0] == ("a",)
+    assert candidates(cfg, 7, "nasa.gov")[0] == ("b",)  # the team's wildcard beats the global one
+    assert candidates(cfg, 1, "gov.uk")[0] == ("a", "b")  # no route: every enabled sender
+    assert candidates(cfg, 1, "HOTMAIL.com")[0] == ("b",)
+
+
+def test_a_team_list_is_used_in_order_and_disabled_senders_never_are():
+    cfg = config([A, B, C], teams={5: TeamPlan(("c", "b", "a"), "failover")})
+    assert candidates(cfg, 5, "example.com") == (("b", "a"), "failover")
+
+
+def test_spread_is_weighted_random_among_healthy_senders():
+    cfg = config([A, B])
+    rng = random.Random(1)
+    counts = Counter(pick(cfg, Breaker(3, 60), 1, "example.com", rng=rng).name for _ in range(4000))
+    assert 0.70 < counts["a"] / 4000 < 0.80
+    br = Breaker(1, 60)
+    br.failure("a", "example.com", connection=True)
+    assert {pick(cfg, br, 1, "example.com", rng=rng).name for _ in range(50)} == {"b"}
+
+
+def test_failover_takes_the_first_healthy_and_probes_after_the_cooldown():
+    cfg = config([A, B], teams={1: TeamPlan(("a", "b"), "failover")})
+    br = Breaker(2, 60)
+    assert pick(cfg, br, 1, "x.com").name == "a"
+    br.failure("a", "x.com", connection=True, now=100)
+    assert pick(cfg, br, 1, "x.com").name == "a"  # one failure is not enough
+    br.failure("a", "x.com", connection=True, now=100)
+    assert not br.allow("a", "x.com", now=159)
+    assert br.allow("a", "x.com", now=161)  # the probe
+    assert not br.allow("a", "x.com", now=162)  # only one probe at a time
+    br.success("a", "x.com")
+    assert br.allow("a", "x.com", now=163)
+
+
+def test_a_block_for_one_domain_routes_only_that_domain_around_the_sender():
+    cfg = config([A, B], teams={1: TeamPlan(("a", "b"), "failover")})
+    br = Breaker(2, 60)
+    for _ in range(2):
+        br.failure("a", "hotmail.com", connection=False)
+    assert pick(cfg, br, 1, "hotmail.com").name == "b"
+    assert pick(cfg, br, 1, "example.com").name == "a"
+
+
+def test_no_healthy_sender_is_none():
+    cfg = config([A], teams={1: TeamPlan(("a",), "spread")})
+    br = Breaker(1, 60)
+    br.failure("a", "x.com", connection=True)
+    assert pick(cfg, br, 1, "x.com") is None
+
+
+# ---------------------------------------------------------------- through the pipeline, real SMTP servers
+
+
+@pytest.fixture
+def servers():
+    started = [smtp_server.start(), smtp_server.start()]
+    yield started
+    close_all()  # QUIT pooled connections before the servers go
+    for c in started:
+        c.stop()
+
+
+def add_senders(team, rows, strategy="failover", routes=()):
+    with session() as s:
+        for name, url in rows:
+            s.add(Sender(name=name, url=url))
+        s.add(TeamRelay(team_id=team.id, senders=",".join(n for n, _ in rows), strategy=strategy))
+        for domain, names in routes:
+            s.add(Route(domain=domain, senders=names))
+
+
+def smtp_url(c):
+    return f"smtp://{c.hostname}:{c.port}?tls=none&timeout=5"
+
+
+def message_to(team, addr):
+    from app import outbox
+
+    with session() as s:
+        member = s.execute(select(Member).where(Member.team_id == team.id)).scalars().first()
+        mid, _ = outbox.create(
+            s,
+            now=FIXED_NOW,
+            idempotency_key=f"t:{addr}",
+            kind="reminder",
+            team_id=team.id,
+            member_id=member.id,
+            to_addr=addr,
+            subject="Hello",
+            template="reminder",
+            context={"day": "2026-11-23"},
+            message_id=outbox.new_message_id("mail.test"),
+        )
+    return mid
+
+
+def row(mid):
+    from app.models import OutboundMessage
+
+    with session() as s:
+        return s.get(OutboundMessage, mid)
+
+
+def test_a_sender_that_is_down_fails_over_to_the_next_in_the_same_attempt(team, servers):
+    from tests.app.relay.smtp_server import free_port
+
+    add_senders(
+        team, [("down", f"smtp://127.0.0.1:{free_port()}?tls=none&timeout=2"), ("up", smtp_url(servers[0]))]
+    )
+    for i in range(4):
+        mid = message_to(team, f"u{i}@example.com")
+        assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "sent", row(mid).error
+        assert row(mid).sender == "up" and "queued as ABC123" not in row(mid).error
+    assert len(servers[0].handler.envelopes) == 4
+    assert not routing.breaker(get_settings()).healthy("down", "example.com")
+
+
+def test_a_domain_block_goes_around_the_sender_for_that_domain_only(team, servers):
+    servers[0].handler.blocked_domains.add("hotmail.com")
+    add_senders(team, [("first", smtp_url(servers[0])), ("second", smtp_url(servers[1]))])
+    for i in range(4):
+        assert (
+            deliver(message_to(team, f"h{i}@hotmail.com"), transport=MemoryTransport(), now=FIXED_NOW)
+            == "sent"
+        )
+    mid = message_to(team, "ada@example.com")
+    assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "sent"
+    assert row(mid).sender == "first"
+    assert [e.rcpt_tos[0] for e in servers[1].handler.envelopes] == [f"h{i}@hotmail.com" for i in range(4)]
+
+
+def test_a_route_overrides_the_team_list(team, servers):
+    add_senders(
+        team,
+        [("first", smtp_url(servers[0])), ("second", smtp_url(servers[1]))],
+        routes=[("*.gov", "second")],
+    )
+    assert deliver(message_to(team, "a@irs.gov"), transport=MemoryTransport(), now=FIXED_NOW) == "sent"
+    assert deliver(message_to(team, "a@example.com"), transport=MemoryTransport(), now=FIXED_NOW) == "sent"
+    assert [e.rcpt_tos[0] for e in servers[1].handler.envelopes] == ["a@irs.gov"]
+    assert [e.rcpt_tos[0] for e in servers[0].handler.envelopes] == ["a@example.com"]
+
+
+def test_when_every_sender_is_down_the_message_is_deferred_not_lost(team):
+    from tests.app.relay.smtp_server import free_port
+
+    add_senders(team, [("down", f"smtp://127.0.0.1:{free_port()}?tls=none&timeout=2")])
+    mid = message_to(team, "a@example.com")
+    assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "deferred"
+    assert row(mid).state == "deferred" and "down" in row(mid).error
+
+
+def test_a_bad_recipient_is_not_retried_through_another_sender(team, servers):
+    add_senders(team, [("first", smtp_url(servers[0])), ("second", smtp_url(servers[1]))])
+    mid = message_to(team, "nouser@example.com")
+    assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "bounced"
+    assert servers[1].handler.sessions == set()
+
+
+def test_spread_uses_every_sender(team, tmp_path):
+    add_senders(team, [("m1", f"maildir:{tmp_path / 'm1'}"), ("m2", f"maildir:{tmp_path / 'm2'}")], "spread")
+    used = Counter()
+    for i in range(30):
+        mid = message_to(team, f"s{i}@example.com")
+        assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "sent"
+        used[row(mid).sender] += 1
+    assert set(used) == {"m1", "m2"}
+    assert len(list((tmp_path / "m1" / "new").iterdir())) == used["m1"]
+
+
+def test_configuration_is_cached_not_read_per_message(team, tmp_path, monkeypatch):
+    monkeypatch.setenv("RELAY_CONFIG_TTL_S", "3600")
+    from tests.conftest import reset_caches
+
+    reset_caches()
+    add_senders(team, [("m1", f"maildir:{tmp_path / 'm1'}")])
+    deliver(message_to(team, "a@example.com"), transport=MemoryTransport(), now=FIXED_NOW)
+    calls = []
+    monkeypatch.setattr(routing, "load_config", lambda: calls.append(1))
+    mid = message_to(team, "b@example.com")
+    assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "sent" and calls == []
