@@ -59,8 +59,8 @@ def naive(team_id: int, n: int, port: int) -> float:
     import dkim
     from sqlalchemy import update
 
-    from app.checkins import digest_context
     from app.db import session
+    from app.digests import daily_context as digest_context
     from app.models import OutboundMessage
     from app.relay.render import render_parts
     from app.settings import get_settings
