@@ -195,3 +195,23 @@ def test_no_token_bad_json_and_wrong_type_are_refused(client, token):
     assert r.status_code == 415
     assert client.delete("/api/messages/1").status_code == 401
     assert client.delete("/api/batches/x").status_code == 401
+
+
+def test_a_layout_template_cannot_be_sent_as_a_message(db, env):
+    from starlette.testclient import TestClient
+
+    from app.auth import create_token
+    from app.db import session
+    from app.models import utcnow
+    from app.web import create_app
+
+    with session() as s:
+        token = create_token(s, "layouts", now=utcnow())
+    with TestClient(create_app()) as c:
+        for name in ("_card", "_report"):
+            r = c.post(
+                "/api/messages",
+                json={"to": "x@example.com", "subject": "hi", "template": name},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 400 and "unknown template" in r.json()["error"]
