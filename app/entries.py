@@ -10,23 +10,21 @@ from sqlalchemy import func, literal, literal_column, select, text
 from sqlmodel import Session
 
 from app.models import Entry, Member
-from parsers.entries import split_entries
+from parsers.entries import split_entries, tags_and_mentions
 
 KINDS = ("done", "goal", "blocker")
 MAX_TEXT = 2000
-_TAG = re.compile(r"(?<![\w&])#(\w[\w.-]*\w|\w)")
-_MENTION = re.compile(r"(?<![\w&])@(\w[\w.-]*\w|\w)")
 _WORD = re.compile(r"\w+")
 
 
 def tags_of(value: str) -> str:
-    """'#a text @b #c' -> 'a c' (space-separated, lower-case, unique, in order)."""
-    return " ".join(dict.fromkeys(t.lower() for t in _TAG.findall(value)))[:1000]
+    """'#a text @b #c' -> 'a c': the email path's tag rules (parsers.entries), space-separated."""
+    return " ".join(tags_and_mentions(value)[0])[:1000]
 
 
 def mentions_of(value: str) -> str:
-    """The @mentions of a text, space-separated like ``tags_of``."""
-    return " ".join(dict.fromkeys(m.lower() for m in _MENTION.findall(value)))[:1000]
+    """The @mentions of a text by the email path's rules, space-separated like ``tags_of``."""
+    return " ".join(tags_and_mentions(value)[1])[:1000]
 
 
 class EntryError(ValueError):

@@ -53,6 +53,11 @@ def _unique(items) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def tags_and_mentions(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The #tags (lower-case) and @mentions of one entry's text, each unique, in order."""
+    return _unique(t.lower() for t in _TAG.findall(text)), _unique(_MENTION.findall(text))
+
+
 def _draft(text: str, kind: str) -> EntryDraft | None:
     text = " ".join(text.split())
     m = _PREFIX.match(text)
@@ -60,8 +65,7 @@ def _draft(text: str, kind: str) -> EntryDraft | None:
         kind, text = KIND_PREFIXES[m.group(1).lower()], text[m.end() :]
     if not text:
         return None
-    tags = _unique(t.lower() for t in _TAG.findall(text))
-    mentions = _unique(_MENTION.findall(text))
+    tags, mentions = tags_and_mentions(text)
     return EntryDraft(text=text, kind=kind, tags=tags, mentions=mentions)
 
 
