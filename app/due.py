@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -264,14 +265,25 @@ def run(
     enqueue: Callable[[list[int]], None],
     batch: int | None = None,
     max_batches: int = 100_000,
+    workers: int | None = None,
 ) -> list[int]:
-    """Create everything due at ``now``, batch after batch, each committed then enqueued; new ids."""
+    """Create everything due at ``now``, batch after batch, each committed then enqueued; new ids.
+
+    On PostgreSQL ``workers`` threads (``SCHEDULE_WORKERS``) run batches at once, each on its own
+    connection: SKIP LOCKED gives them disjoint members, and one thread's Python work overlaps
+    another's wait on the server. SQLite has a single writer, so one thread runs there.
+    """
     batch = batch or settings.schedule_batch
-    teams: dict[int, Team] = {}
-    created: list[int] = []
     with session() as s:
         any_pauses = _any_pauses(s, now)
-    for kind in KINDS:
+        dialect = s.get_bind().dialect.name
+    if dialect != "postgresql":
+        workers = 1
+    workers = max(1, workers or settings.schedule_workers)
+    teams: dict[int, Team] = {}
+    created: list[int] = []
+
+    def drain(kind: Kind) -> None:
         for _ in range(max_batches):
             with session() as s:
                 ids, handled = run_batch(
@@ -279,7 +291,15 @@ def run(
                 )
             if ids:
                 enqueue(ids)
-                created += ids
+                created.extend(ids)
             if handled < batch:
-                break
+                return
+
+    for kind in KINDS:
+        if workers == 1:
+            drain(kind)
+            continue
+        with ThreadPoolExecutor(workers, thread_name_prefix="due") as pool:
+            for f in [pool.submit(drain, kind) for _ in range(workers)]:
+                f.result()
     return created

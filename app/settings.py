@@ -57,6 +57,7 @@ class Settings:
     api_max_bytes: int = 2 * 1024 * 1024  # API_MAX_BYTES: larger POST /api/messages bodies get 413
     api_max_schedule_s: int = 366 * 86400  # API_MAX_SCHEDULE_S: how far ahead send_at may be
     schedule_batch: int = 2000  # SCHEDULE_BATCH: due members per scheduler transaction (and per INSERT)
+    schedule_workers: int = 2  # SCHEDULE_WORKERS: batches one scheduler runs at once (PostgreSQL only)
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
     sendgrid_inbound_auth: str = field(default="", repr=False)  # SENDGRID_INBOUND_AUTH: user:password (Basic)
     postmark_inbound_auth: str = field(default="", repr=False)  # POSTMARK_INBOUND_AUTH: user:password (Basic)
@@ -151,6 +152,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             api_max_bytes=int(e("API_MAX_BYTES", str(2 * 1024 * 1024))),
             api_max_schedule_s=int(e("API_MAX_SCHEDULE_S", str(366 * 86400))),
             schedule_batch=max(1, int(e("SCHEDULE_BATCH", "2000"))),
+            schedule_workers=max(1, int(e("SCHEDULE_WORKERS", "2"))),
             worker_threads=int(e("WORKER_THREADS", "4")),
             sendgrid_inbound_auth=e("SENDGRID_INBOUND_AUTH", ""),
             postmark_inbound_auth=e("POSTMARK_INBOUND_AUTH", ""),

@@ -115,6 +115,46 @@ def test_two_scheduler_processes_on_postgresql_create_and_enqueue_each_reminder_
         assert s.execute(select(func.count()).where(Member.next_reminder_at <= AT)).scalar() == 0
 
 
+def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_once(env, pg_url):
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    n = population(30, 40)
+    enqueued: list[tuple[str, list[int]]] = []
+    created = due.run(
+        now=AT,
+        settings=get_settings(),
+        enqueue=lambda ids: enqueued.append((threading.current_thread().name, ids)),
+        batch=25,
+        workers=3,
+    )
+    ids = [i for _, batch in enqueued for i in batch]
+    assert len(created) == len(ids) == len(set(ids)) == n == counts()[0] == counts()[1]
+    assert len({name for name, _ in enqueued}) == 3  # every worker thread ran batches
+    with session() as s:
+        assert s.execute(select(func.count()).where(Member.next_reminder_at <= AT)).scalar() == 0
+
+
+def test_sqlite_runs_one_batch_at_a_time_whatever_the_setting(env, sqlite_url):
+    env.setenv("DATABASE_URL", sqlite_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    n = population(2, 10)
+    names = set()
+    due.run(
+        now=AT,
+        settings=get_settings(),
+        enqueue=lambda ids: names.add(threading.current_thread().name),
+        batch=3,
+        workers=4,
+    )
+    assert names == {threading.current_thread().name} and counts()[0] == n
+
+
 def test_skip_locked_leaves_a_member_another_scheduler_holds_and_does_not_wait(env, pg_url):
     env.setenv("DATABASE_URL", pg_url)
     from tests.conftest import _truncate, reset_caches
