@@ -55,9 +55,11 @@ class Team(SQLModel, table=True):
 class Member(SQLModel, table=True):
     """A person in a team; ``timezone`` None means the team's."""
 
+    # (team_id, email) also serves lookups by team: no single-column team_id index, since every
+    # schedule advance writes an entry into each index (migration 0007)
     __table_args__ = (UniqueConstraint("team_id", "email"),)
     id: int | None = Field(default=None, primary_key=True)
-    team_id: int = Field(foreign_key="team.id", index=True)
+    team_id: int = Field(foreign_key="team.id")
     email: str = Field(max_length=320, index=True)
     name: str = Field(default="", max_length=200)
     role: str = Field(default="member", max_length=16)  # admin | member | observer
