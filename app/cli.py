@@ -242,6 +242,31 @@ def cmd_imap(args) -> int:
     return 0
 
 
+def cmd_smtp(args) -> int:
+    import asyncio
+
+    import jobs.actors  # noqa: F401 - the broker the submitted messages are enqueued on
+    from app.submission import serve
+    from jobs.broker import start_embedded_workers
+
+    settings = get_settings()
+    start_embedded_workers()
+    try:
+        asyncio.run(serve(settings))
+    except SettingsError as e:
+        print(f"donebox: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(
+            f"donebox smtp cannot listen on {settings.submission_host}:{settings.submission_port}: {e}",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_api_token(args) -> int:
     from app.auth import create_token
     from app.db import session
@@ -309,6 +334,8 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_scheduler)
     sp = sub.add_parser("imap", help="read the IMAP mailboxes of IMAP_MAILBOXES into inbound mail")
     sp.set_defaults(fn=cmd_imap)
+    sp = sub.add_parser("smtp", help="SMTP submission listener: applications send through the relay by SMTP")
+    sp.set_defaults(fn=cmd_smtp)
     sp = sub.add_parser("migrate", help="bring the database to the newest schema")
     sp.set_defaults(fn=cmd_migrate)
     sp = sub.add_parser("remind", help="send reminders")

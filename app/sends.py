@@ -25,7 +25,7 @@ from app.relay.render import TEMPLATES, render_parts
 from app.settings import Settings
 from parsers.message import html_to_text
 
-_ADDRESS = re.compile(
+ADDRESS = re.compile(
     r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+$"
 )
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
@@ -136,7 +136,7 @@ def create(s: Session, body, token: ApiToken, *, now: datetime, settings: Settin
     if unknown:
         raise SendError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
     to = _string(body, "to", required=True, limit=320).strip()
-    if not _ADDRESS.match(to):
+    if not ADDRESS.match(to):
         raise SendError(f"to is not an email address: {to[:80]!r}")
     subject = _string(body, "subject", required=True, limit=MAX_SUBJECT)
     if "\r" in subject or "\n" in subject:

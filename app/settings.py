@@ -85,6 +85,13 @@ class Settings:
     breaker_cooldown_s: float = 60.0  # BREAKER_COOLDOWN_S: how long an open circuit waits before one probe
     retention_days: int = 45  # RETENTION_DAYS: message content and provider responses are purged after this
     rate_max_wait_s: float = 5.0  # RATE_MAX_WAIT_S: a sender's rate-limit slot further off defers the message
+    submission_host: str = "127.0.0.1"  # SUBMISSION_HOST: where `donebox smtp` listens
+    submission_port: int = 2525  # SUBMISSION_PORT: its port (587 needs root or a capability)
+    submission_tls_cert: str = (
+        ""  # SUBMISSION_TLS_CERT: PEM certificate chain; with the key: STARTTLS required
+    )
+    submission_tls_key: str = field(default="", repr=False)  # SUBMISSION_TLS_KEY: PEM private key
+    submission_max_bytes: int = 10 * 1024 * 1024  # SUBMISSION_MAX_BYTES: larger messages get 552
 
     @property
     def production(self) -> bool:
@@ -174,6 +181,11 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             breaker_cooldown_s=float(e("BREAKER_COOLDOWN_S", "60")),
             rate_max_wait_s=float(e("RATE_MAX_WAIT_S", "5")),
             retention_days=int(e("RETENTION_DAYS", "45")),
+            submission_host=e("SUBMISSION_HOST", "127.0.0.1"),
+            submission_port=int(e("SUBMISSION_PORT", "2525")),
+            submission_tls_cert=e("SUBMISSION_TLS_CERT", ""),
+            submission_tls_key=e("SUBMISSION_TLS_KEY", ""),
+            submission_max_bytes=int(e("SUBMISSION_MAX_BYTES", str(10 * 1024 * 1024))),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc
