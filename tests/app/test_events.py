@@ -270,3 +270,26 @@ def test_a_report_about_no_message_of_ours_says_so(db):
     with session() as s:
         said = events.record_report(s, parse_mime(raw), raw, ref="inbound:3", now=NOW)
     assert "no message of ours" in said and event_rows() == 0
+
+
+def test_a_batch_takes_the_same_number_of_statements_however_many_events_it_holds(db):
+    from sqlalchemy import event
+
+    def run(n: int, prefix: str) -> int:
+        ids = [sent(f"{prefix}{i}", to=f"p{prefix}{i}@example.com") for i in range(n)]
+        kinds = ("delivered", "bounce", "open", "complaint", "unsubscribe", "deferred")
+        batch = [ev(kinds[i % len(kinds)], f"{prefix}-{i}", mid) for i, mid in enumerate(ids)]
+        batch += [ev("delivered", f"{prefix}-x{i}", provider_id=f"none-{i}") for i in range(n // 10)]
+        statements = []
+        listen = lambda *a, **k: statements.append(a[2])  # noqa: E731
+        event.listen(db, "before_cursor_execute", listen)
+        try:
+            counts = apply(*batch)
+        finally:
+            event.remove(db, "before_cursor_execute", listen)
+        assert counts.applied == n and counts.unknown == n // 10
+        return len(statements)
+
+    small, large = run(12, "s"), run(600, "l")
+    # SELECT known ids, 3 lookups, 5 UPDATEs + 3 event INSERTs, plain events, suppressions
+    assert small <= 14 and large <= small + 4  # only the IN (...) lookups split into chunks of 500
