@@ -233,6 +233,44 @@ def transition(
     return True
 
 
+def transition_many(
+    session: Session, to: str, events: dict[int, dict], *, expected: Iterable[str], now: datetime
+) -> dict[int, str]:
+    """Move each message of ``events`` to ``to`` if it is in ``expected``; {id: the state it left}.
+
+    One compare-and-set UPDATE per expected state, then one multi-row insert of the moved
+    messages' events; ``events[id]`` holds the extra MessageEvent fields of that message
+    (``detail``, ``provider_event_id``). A message in any other state is left alone.
+    """
+    expected = tuple(expected)
+    for state in expected:
+        if to not in TRANSITIONS[state]:
+            raise TransitionError(f"{state} -> {to} is not allowed")
+    M = OutboundMessage
+    pending, moved = set(events), {}
+    for state in expected:
+        if not pending:
+            break
+        stmt = (
+            update(M)
+            .where(M.id.in_(sorted(pending)), M.state == state)
+            .values(state=to, updated_at=now)
+            .returning(M.id)
+            .execution_options(synchronize_session=False)
+        )
+        for mid in session.execute(stmt).scalars():
+            moved[mid] = state
+            pending.discard(mid)
+    if moved:
+        rows = [
+            {"detail": "", "provider_event_id": None, **events[mid]}
+            | {"message_id": mid, "kind": to, "from_state": old, "created_at": now}
+            for mid, old in sorted(moved.items())
+        ]
+        session.execute(insert(MessageEvent.__table__), rows)
+    return moved
+
+
 def claim(session: Session, message_id: int, *, now: datetime, lease_s: int) -> OutboundMessage | None:
     """Take a queued message for delivery (queued -> sending, with a lease); None if not ours."""
     ok = transition(

@@ -66,6 +66,13 @@ class Settings:
         300  # MAILGUN_MAX_AGE_S: older (or that far future) signed timestamps are refused
     )
     ses_topic_arns: tuple[str, ...] = ()  # SES_TOPIC_ARNS: comma-separated SNS topics allowed to post
+    sendgrid_event_public_key: str = field(
+        default="", repr=False
+    )  # SENDGRID_EVENT_PUBLIC_KEY: Signed Event Webhook verification key (base64 DER)
+    sendgrid_event_max_age_s: int = (
+        300  # SENDGRID_EVENT_MAX_AGE_S: older (or further ahead) timestamps are refused
+    )
+    ses_event_topic_arns: tuple[str, ...] = ()  # SES_EVENT_TOPIC_ARNS: SNS topics allowed to post /events/ses
     ses_verify_signatures: bool = (
         True  # SES_VERIFY_SIGNATURES: verify SNS signatures (never off in production)
     )
@@ -136,6 +143,14 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
     verify_sns = _flag("SES_VERIFY_SIGNATURES", e("SES_VERIFY_SIGNATURES", "true"))
     if env == "production" and not verify_sns:
         raise SettingsError("SES_VERIFY_SIGNATURES cannot be off in production")
+    sg_key = e("SENDGRID_EVENT_PUBLIC_KEY", "").strip()
+    if sg_key:
+        from app.webhooks import ecdsa_public_key
+
+        try:
+            ecdsa_public_key(sg_key)
+        except ValueError as exc:
+            raise SettingsError(f"SENDGRID_EVENT_PUBLIC_KEY: {exc}") from None
     transport = e("MAIL_TRANSPORT", "maildir")
     if transport not in ("maildir", "memory"):
         raise SettingsError(f"MAIL_TRANSPORT must be maildir or memory, not {transport!r}")
@@ -166,6 +181,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             mailgun_signing_key=e("MAILGUN_SIGNING_KEY", ""),
             mailgun_max_age_s=int(e("MAILGUN_MAX_AGE_S", "300")),
             ses_topic_arns=_csv(e("SES_TOPIC_ARNS", "")),
+            sendgrid_event_public_key=sg_key,
+            sendgrid_event_max_age_s=int(e("SENDGRID_EVENT_MAX_AGE_S", "300")),
+            ses_event_topic_arns=_csv(e("SES_EVENT_TOPIC_ARNS", "")),
             ses_verify_signatures=verify_sns,
             sns_cert_hosts=_csv(e("SNS_CERT_HOSTS", "")) or SNS_CERT_HOSTS,
             sns_ca_file=e("SNS_CA_FILE", ""),

@@ -130,11 +130,13 @@ def verify(doc: dict, settings: Settings) -> None:
         raise AuthError("SNS signature does not verify") from None
 
 
-def topic_allowed(doc: dict, settings: Settings) -> bool:
-    """True when the message's TopicArn is pinned (or, in development only, when none is pinned)."""
-    if not settings.ses_topic_arns:
+def topic_allowed(doc: dict, settings: Settings, arns: tuple[str, ...] | None = None) -> bool:
+    """True when the message's TopicArn is pinned in ``arns`` (default SES_TOPIC_ARNS), or, in
+    development only, when none is pinned."""
+    arns = settings.ses_topic_arns if arns is None else arns
+    if not arns:
         return not settings.production
-    return doc.get("TopicArn") in settings.ses_topic_arns
+    return doc.get("TopicArn") in arns
 
 
 def confirm_subscription(doc: dict, settings: Settings) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from app import outbox
+from app import events, outbox
 from app.db import session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import OutboundMessage, Suppression, utcnow
@@ -281,9 +281,12 @@ def record(d: Delivery, outcome: Outcome) -> str:
         else:
             values["next_attempt_at"] = retry_at
     with session() as s:
-        outbox.transition(
+        moved = outbox.transition(
             s, m.id, state, expected="sending", now=d.now, detail=values["error"], values=values
         )
+        if moved and state == "bounced":  # the receiving server refused the address itself
+            reason = ("bounce", f"{values['error'][:500]} (message {m.id})")
+            events.suppress(s, {m.to_addr.lower(): reason}, now=d.now)
     return state
 
 

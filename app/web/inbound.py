@@ -98,17 +98,21 @@ async def _authenticate_headers(request: Request, name: str, settings) -> None:
         raise Refused(401, str(e), headers) from None
 
 
-async def _ses_preflight(payload: Payload, settings) -> JSONResponse | None:
-    """Pinned topic, SNS signature, subscription handshake; a response when there is no mail."""
+async def sns_preflight(
+    payload: Payload, settings, arns: tuple[str, ...] | None = None, setting: str = "SES_TOPIC_ARNS"
+) -> JSONResponse | None:
+    """Pinned topic (``arns``, default SES_TOPIC_ARNS), SNS signature, subscription handshake; a
+    response when the request carries no notification."""
     doc = payload.json
-    if not sns.topic_allowed(doc, settings):
-        raise Refused(403, f"SNS topic {str(doc.get('TopicArn'))[:200]!r} is not in SES_TOPIC_ARNS")
+    arns = settings.ses_topic_arns if arns is None else arns
+    if not sns.topic_allowed(doc, settings, arns):
+        raise Refused(403, f"SNS topic {str(doc.get('TopicArn'))[:200]!r} is not in {setting}")
     if settings.ses_verify_signatures:
         await in_thread(sns.verify, doc, settings)
     kind = doc.get("Type")
     if kind == "SubscriptionConfirmation":
-        if not (settings.ses_verify_signatures and settings.ses_topic_arns):
-            raise Refused(403, "not confirmed: confirming needs SES_TOPIC_ARNS and SES_VERIFY_SIGNATURES on")
+        if not (settings.ses_verify_signatures and arns):
+            raise Refused(403, f"not confirmed: confirming needs {setting} and SES_VERIFY_SIGNATURES on")
         await in_thread(sns.confirm_subscription, doc, settings)
         log.info("confirmed the SNS subscription to %s", doc.get("TopicArn"))
         return JSONResponse({"confirmed": True})
@@ -142,7 +146,7 @@ async def _intake(request: Request, name: str) -> JSONResponse:
         )
         token = form.text("token")
     if name == "ses":
-        early = await _ses_preflight(payload, settings)
+        early = await sns_preflight(payload, settings)
         if early is not None:
             return early
     keys = PROVIDERS[name].keys(payload)

@@ -8,6 +8,7 @@ from app.web import (
     api_messages,
     api_send,
     dev,
+    events,
     inbound,
     mail_pages,
     pages,
@@ -67,6 +68,8 @@ routes = [
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
     Route("/inbound/mailgun/mime", inbound.mailgun_mime, methods=["POST"]),  # Mailgun posts raw MIME here
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
+    Route("/events/sendgrid", events.sendgrid, methods=["POST"]),  # SendGrid's Event Webhook
+    Route("/events/ses", events.ses, methods=["POST"]),  # SES notifications through SNS
     Route("/api/inbound", api_inbound.list_inbound),
     Route("/api/inbound/{id:str}", api_inbound.get_inbound),
     Route("/api/messages", api_send.create, methods=["POST"]),

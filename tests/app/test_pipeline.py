@@ -102,6 +102,12 @@ def test_a_permanent_failure_is_final(team, code, final):
     mid = reminder_for()
     assert deliver(mid, transport=Failing(PermanentSendError(f"{code} no", smtp_code=code)), now=NOW) == final
     assert row(mid).state == final
+    # a bad address (550) goes on the suppression list, like a bounce a provider reports later
+    with session() as s:
+        reasons = list(
+            s.execute(select(Suppression.reason).where(Suppression.email == "ada@example.com")).scalars()
+        )
+    assert reasons == (["bounce"] if final == "bounced" else [])
 
 
 def test_a_subject_with_a_line_break_is_never_emitted(team):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from app.settings import SettingsError, load
@@ -48,3 +50,13 @@ def test_defaults_are_the_embedded_ones(tmp_path):
 def test_unusable_settings_are_refused_with_the_reason(tmp_path, env, message):
     with pytest.raises(SettingsError, match=message):
         load({"VAR_DIR": str(tmp_path), **env})
+
+
+def test_every_setting_is_in_the_readme_configuration_tables():
+    from app.settings import ROOT
+
+    source = (ROOT / "app" / "settings.py").read_text()
+    readme = (ROOT / "README.md").read_text()
+    names = set(re.findall(r"# ([A-Z][A-Z0-9_]{2,}):", source))
+    assert len(names) > 40
+    assert {n for n in names if f"| `{n}` |" not in readme} == set()

@@ -21,6 +21,8 @@ PUBLIC = {
     "/signin/{token}": "test_signin",
     "/signout": "test_signin",
     "/inbound/raw": "test_inbound_raw",
+    "/events/sendgrid": "test_events_sendgrid",
+    "/events/ses": "test_events_ses",
     "/dev/inbox": "test_dev_inbox",
     "/dev/inbox/{key}": "test_dev_inbox",
     "/dev/inbox/{key}/reply": "test_dev_inbox",
