@@ -19,6 +19,7 @@ from datetime import date, datetime
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from app.checkins import reminder_text
@@ -126,10 +127,11 @@ def accept(
     return s.execute(select(table.c.id).where(table.c.dedupe_key == key)).scalar_one(), True
 
 
-def accept_many(s: Session, items: list[tuple], *, now: datetime) -> list[tuple[int, bool]]:
+def accept_many(conn: Connection, items: list[tuple], *, now: datetime) -> list[tuple[int, bool]]:
     """Store several messages in one statement; items are (provider, raw, key, payload, payload_type).
 
     Returns (id, duplicate) per item, in order; within the group, the first of two equal keys wins.
+    ``conn`` is a Core connection (the group-commit writer's own); the caller commits.
     """
     table = InboundMessage.__table__
     rows = [
@@ -152,18 +154,19 @@ def accept_many(s: Session, items: list[tuple], *, now: datetime) -> list[tuple[
         }
         for provider, raw, key, payload, payload_type in items
     ]
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = (
-        _insert(s)(table)
+        insert(table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.id, table.c.dedupe_key)
     )
-    # executemany: compiled once and cached, sent as multi-row INSERTs by SQLAlchemy's insertmanyvalues
-    new = {key: iid for iid, key in s.connection().execute(stmt, rows).all()}
+    # executemany: compiled once and cached, sent as one multi-row INSERT by SQLAlchemy's insertmanyvalues
+    new = {key: iid for iid, key in conn.execute(stmt, rows).all()}
     missing = {r["dedupe_key"] for r in rows} - set(new)
     old = {}
     if missing:
         old = dict(
-            s.execute(select(table.c.dedupe_key, table.c.id).where(table.c.dedupe_key.in_(missing))).all()
+            conn.execute(select(table.c.dedupe_key, table.c.id).where(table.c.dedupe_key.in_(missing))).all()
         )
     out, seen = [], set()
     for r in rows:
