@@ -6,7 +6,7 @@ and in the same run measures the same server on an endpoint that parses the same
 stores nothing (the web stack's ceiling), then processing messages per second in one worker
 process: ``process_inbound_batch`` on groups of ids (how the web enqueues them) and, for
 comparison, ``process_inbound`` one id at a time. Prints one ``name=value`` line per figure;
-``--quick`` finishes in about a minute; a full run writes its section into BENCHMARKS.md.
+``--quick`` finishes in under a minute; a full run writes its section into BENCHMARKS.md.
 
     .venv/bin/python bench/inbound.py --quick
 """
@@ -337,7 +337,7 @@ def bench_db(kind: str, seconds: float, warmup: float, quick: bool) -> dict:
             finally:
                 web.terminate()
                 web.wait(timeout=30)
-            results["process"] = measure_processing(env, seconds * 2, GROUP)
+            results["process"] = measure_processing(env, seconds, GROUP)
             results["process_single"] = measure_processing(env, seconds, 1)
         finally:
             drop()
