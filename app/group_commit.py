@@ -11,7 +11,9 @@ The writer keeps one connection for itself (no pool checkout and ping per group)
 PostgreSQL it is in autocommit: a group is one multi-row INSERT statement, atomic and durable
 on its own, so committing it costs one round trip instead of three (BEGIN, INSERT, COMMIT).
 Every round trip counts twice here: when it returns, this thread waits for the GIL while the
-event loop parses requests.
+event loop parses requests. (Should the connection break after that INSERT but before the
+lookup of the group's duplicates, the one-by-one retry finds the group's rows stored and answers
+them as duplicates: nothing is lost, and the sweeper processes them after its lease.)
 """
 
 from __future__ import annotations
