@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from app.checkins import reminder_text
@@ -29,6 +31,8 @@ from parsers.entries import split_entries
 from parsers.message import InboundEmail, headers_digest, parse_mime
 from parsers.providers import PROVIDERS, Keys, Payload
 from parsers.reply import extract_reply
+
+log = logging.getLogger("donebox.inbound")
 
 _AUTO_SUBJECT = re.compile(
     r"^\s*(out of (the )?office|auto(matic)?[ -]?reply|autoreply|abwesenheit|absence|"
@@ -123,10 +127,11 @@ def accept(
     return s.execute(select(table.c.id).where(table.c.dedupe_key == key)).scalar_one(), True
 
 
-def accept_many(s: Session, items: list[tuple], *, now: datetime) -> list[tuple[int, bool]]:
+def accept_many(conn: Connection, items: list[tuple], *, now: datetime) -> list[tuple[int, bool]]:
     """Store several messages in one statement; items are (provider, raw, key, payload, payload_type).
 
     Returns (id, duplicate) per item, in order; within the group, the first of two equal keys wins.
+    ``conn`` is a Core connection (the group-commit writer's own); the caller commits.
     """
     table = InboundMessage.__table__
     rows = [
@@ -149,18 +154,19 @@ def accept_many(s: Session, items: list[tuple], *, now: datetime) -> list[tuple[
         }
         for provider, raw, key, payload, payload_type in items
     ]
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = (
-        _insert(s)(table)
+        insert(table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(table.c.id, table.c.dedupe_key)
     )
-    # executemany: compiled once and cached, sent as multi-row INSERTs by SQLAlchemy's insertmanyvalues
-    new = {key: iid for iid, key in s.connection().execute(stmt, rows).all()}
+    # executemany: compiled once and cached, sent as one multi-row INSERT by SQLAlchemy's insertmanyvalues
+    new = {key: iid for iid, key in conn.execute(stmt, rows).all()}
     missing = {r["dedupe_key"] for r in rows} - set(new)
     old = {}
     if missing:
         old = dict(
-            s.execute(select(table.c.dedupe_key, table.c.id).where(table.c.dedupe_key.in_(missing))).all()
+            conn.execute(select(table.c.dedupe_key, table.c.id).where(table.c.dedupe_key.in_(missing))).all()
         )
     out, seen = [], set()
     for r in rows:
@@ -208,47 +214,113 @@ def authenticated_sender(email: InboundEmail) -> bool:
     return "pass" in (email.spf, email.dkim)
 
 
-def identify(s: Session, email: InboundEmail, settings: Settings):
-    """(member, day or None, how) for a reply, or (None, None, why-not).
+@dataclass
+class Senders:
+    """What identifying a batch of messages needs from the database, read in a few queries.
+
+    ``members``: (member, team) by member id, for reply tokens; ``sent``: our Message-IDs with
+    their member, team and reminder day; ``by_email``: active members by address, for an
+    authenticated From.
+    """
+
+    members: dict[int, tuple[Member, Team]] = field(default_factory=dict)
+    sent: dict[str, tuple[Member, Team, date | None]] = field(default_factory=dict)
+    by_email: dict[str, list[tuple[Member, Team]]] = field(default_factory=dict)
+
+
+def _first_token(email: InboundEmail, settings: Settings) -> tuple[str, str] | None:
+    return next(_tokens(email, settings), None)
+
+
+def _refs(email: InboundEmail) -> list[str]:
+    return [ref for ref in (email.in_reply_to, *reversed(email.references)) if ref]
+
+
+def _day_of(context: str | None) -> date | None:
+    day = json.loads(context or "{}").get("day")
+    return datetime.fromisoformat(day).date() if day else None
+
+
+def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> Senders:
+    """The members ``identify`` may need for ``emails``: at most three queries for the whole batch."""
+    found = Senders()
+    member_ids, refs = set(), set()
+    for email in emails:
+        first = _first_token(email, settings)
+        if first is not None:
+            verified = verify_reply_token(settings.secret_key, first[0])
+            if verified is not None:
+                member_ids.add(verified[0])
+        else:
+            refs.update(_refs(email))
+    pair = select(Member, Team).join(Team, Team.id == Member.team_id)
+    for chunk in _chunks(sorted(member_ids)):
+        for member, team in s.execute(pair.where(Member.id.in_(chunk))).all():
+            found.members[member.id] = (member, team)
+    for chunk in _chunks(sorted(refs)):
+        sent = (
+            select(OutboundMessage.message_id, OutboundMessage.context, Member, Team)
+            .join(Member, Member.id == OutboundMessage.member_id)
+            .join(Team, Team.id == Member.team_id)
+            .where(OutboundMessage.message_id.in_(chunk))
+            .order_by(OutboundMessage.id)
+        )
+        for message_id, context, member, team in s.execute(sent).all():
+            found.sent.setdefault(message_id, (member, team, _day_of(context)))
+    senders = {
+        email.from_addr
+        for email in emails
+        if email.from_addr
+        and authenticated_sender(email)
+        and _first_token(email, settings) is None
+        and not any(ref in found.sent for ref in _refs(email))
+    }
+    for chunk in _chunks(sorted(senders)):
+        active = pair.where(Member.email.in_(chunk), Member.active.is_(True)).order_by(Member.id)
+        for member, team in s.execute(active).all():
+            found.by_email.setdefault(member.email, []).append((member, team))
+    return found
+
+
+def _chunks(values: list, size: int = 500):
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def identify(email: InboundEmail, senders: Senders, settings: Settings):
+    """(member, team, day or None, how) for a reply, or (None, None, None, why-not).
 
     In order: the signed reply+token address (envelope recipient, To, Cc, Postmark's
     MailboxHash), In-Reply-To/References naming a Message-ID we sent, then From, but
-    only when SPF or DKIM passed.
+    only when SPF or DKIM passed. ``senders`` comes from ``find_senders``.
     """
-    for token, addr in _tokens(email, settings):
+    first = _first_token(email, settings)
+    if first is not None:
+        token, addr = first
         found = verify_reply_token(settings.secret_key, token)
         if found is None:
-            return None, None, f"bad reply token in {addr}"
-        member = s.get(Member, found[0])
-        if member is None:
-            return None, None, "reply token names no member"
-        return member, found[1], "reply token"
-    for ref in (email.in_reply_to, *reversed(email.references)):
-        if not ref:
-            continue
-        out = s.execute(select(OutboundMessage).where(OutboundMessage.message_id == ref)).scalars().first()
-        if out is not None and out.member_id is not None:
-            member = s.get(Member, out.member_id)
-            day = json.loads(out.context or "{}").get("day")
-            return member, (datetime.fromisoformat(day).date() if day else None), "In-Reply-To"
+            return None, None, None, f"bad reply token in {addr}"
+        if found[0] not in senders.members:
+            return None, None, None, "reply token names no member"
+        return *senders.members[found[0]], found[1], "reply token"
+    for ref in _refs(email):
+        if ref in senders.sent:
+            return *senders.sent[ref], "In-Reply-To"
     if not email.from_addr:
-        return None, None, "no reply token, no known In-Reply-To and no From address"
+        return None, None, None, "no reply token, no known In-Reply-To and no From address"
     if not authenticated_sender(email):
         return (
             None,
             None,
+            None,
             "no reply token or known In-Reply-To, and From is not authenticated (no SPF/DKIM pass)",
         )
-    members = (
-        s.execute(select(Member).where(Member.email == email.from_addr, Member.active.is_(True)).limit(2))
-        .scalars()
-        .all()
-    )
+    members = senders.by_email.get(email.from_addr, [])
     if len(members) == 1:
-        return members[0], None, "From with SPF/DKIM pass"
+        return *members[0], None, "From with SPF/DKIM pass"
     if members:
-        return None, None, f"From {email.from_addr} is a member of several teams: cannot tell which"
-    return None, None, f"From {email.from_addr} (authenticated) is no member"
+        return None, None, None, f"From {email.from_addr} is a member of several teams: cannot tell which"
+    return None, None, None, f"From {email.from_addr} (authenticated) is no member"
 
 
 def _set_state(s: Session, inbound_id: int, state: str, expected: tuple[str, ...], **values) -> bool:
@@ -261,14 +333,29 @@ def _set_state(s: Session, inbound_id: int, state: str, expected: tuple[str, ...
     return res.rowcount == 1
 
 
-def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -> str:
-    """Turn one received message into entries; returns its new state (idempotent)."""
-    row = s.get(InboundMessage, inbound_id)
-    if row is None:
-        return "missing"
-    if row.state != "received":
-        return row.state
-    email = load_email(row)
+class Raced(Exception):
+    """Raised when a row left ``received`` under a locked batch (it cannot): nothing is kept."""
+
+
+def _set_states(s: Session, changes: list[dict]) -> None:
+    """Move rows from received to their new state: one executemany UPDATE per set of columns."""
+    table = InboundMessage.__table__
+    groups: dict[tuple[str, ...], list[dict]] = {}
+    for change in changes:
+        groups.setdefault(tuple(sorted(change)), []).append(change)
+    for columns, rows in groups.items():
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"), table.c.state == "received")
+            .values({c: bindparam(f"b_{c}") for c in columns if c != "id"})
+        )
+        params = [{f"b_{c}": row[c] for c in columns} for row in rows]
+        if s.connection().execute(stmt, params).rowcount != len(rows):
+            raise Raced([row["id"] for row in rows])
+
+
+def _outcome(email: InboundEmail, senders: Senders, settings: Settings, now: datetime, reminders: dict):
+    """(state, row values, entry drafts and their member/team/day) of one parsed message."""
     base = {
         "processed_at": now,
         "message_id": text(email.message_id)[:1000],
@@ -278,52 +365,103 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
     }
     if not email.headers and not email.from_addr:
         why = "; ".join(email.notes) or "the payload holds no message"
-        _set_state(s, inbound_id, "failed", ("received",), error=text(why)[:4000], **base)
-        return "failed"
+        return "failed", {**base, "error": text(why)[:4000]}, None
     why = is_automatic(email)
     if why:
-        _set_state(s, inbound_id, "ignored", ("received",), error=text(why)[:4000], **base)
-        return "ignored"
-    member, day, how = identify(s, email, settings)
+        return "ignored", {**base, "error": text(why)[:4000]}, None
+    member, team, day, how = identify(email, senders, settings)
     if member is None:
-        _set_state(s, inbound_id, "unverified", ("received",), error=text(how)[:4000], **base)
-        return "unverified"
-    team = s.get(Team, member.team_id)
+        return "unverified", {**base, "error": text(how)[:4000]}, None
     day = day or local_date(now, member.timezone or team.timezone)
     # our own reminder is known text: where the quote holds it, the cut is certain
-    known = tuple(line for line in reminder_text(member, team, day, settings).splitlines() if line.strip())
-    reply = extract_reply(email, known_quotes=known)
-    if not _set_state(
-        s,
-        inbound_id,
-        "processed",
-        ("received",),
-        member_id=member.id,
-        day=day,
-        error="",
-        reply_text=text(reply.text),
-        quoted_text=text(reply.quoted),
-        signature_text=text(reply.signature),
+    if (member.id, day) not in reminders:
+        reminders[member.id, day] = tuple(
+            line for line in reminder_text(member, team, day, settings).splitlines() if line.strip()
+        )
+    reply = extract_reply(email, known_quotes=reminders[member.id, day])
+    values = {
         **base,
-    ):
-        return "raced"  # another worker took it; our transaction adds nothing
-    rows = [
-        {
-            "team_id": team.id,
-            "member_id": member.id,
-            "day": day,
-            "text": text(draft.text),
-            "kind": draft.kind,
-            "tags": " ".join(draft.tags),
-            "mentions": " ".join(draft.mentions),
-            "inbound_id": inbound_id,
-            "created_at": now,
-        }
-        for draft in split_entries(reply.text)
-    ]
-    if rows:
-        s.connection().execute(Entry.__table__.insert(), rows)
-    return "processed"
+        "member_id": member.id,
+        "day": day,
+        "error": "",
+        "reply_text": text(reply.text),
+        "quoted_text": text(reply.quoted),
+        "signature_text": text(reply.signature),
+    }
+    return "processed", values, (member, team, day, split_entries(reply.text))
+
+
+def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settings) -> dict[int, str]:
+    """Turn received messages into entries in one transaction; their new states by id (idempotent).
+
+    The rows are read (and, on PostgreSQL, locked) in one query, their senders in at most
+    three, their new states written by one UPDATE per outcome and their entries by one
+    multi-row INSERT. A message whose parsing or extraction raises is stored ``failed`` with
+    the reason and the others go on; a database error fails the whole call (nothing is kept).
+    """
+    table = InboundMessage.__table__
+    wanted = sorted(set(inbound_ids))
+    rows = s.execute(
+        select(
+            table.c.id, table.c.provider, table.c.raw, table.c.payload, table.c.payload_type, table.c.state
+        )
+        .where(table.c.id.in_(wanted))
+        .order_by(table.c.id)
+        .with_for_update()  # SQLite: the session's BEGIN IMMEDIATE already holds the write lock
+    ).all()
+    states = dict.fromkeys(wanted, "missing")
+    parsed: list[tuple[int, InboundEmail]] = []
+    changes: list[dict] = []
+    for row in rows:
+        if row.state != "received":
+            states[row.id] = row.state
+            continue
+        try:
+            parsed.append((row.id, load_email(row)))
+        except Exception as e:  # noqa: BLE001 - recorded on the row for `donebox inbound reprocess`
+            log.exception("inbound %s failed", row.id)
+            states[row.id] = "failed"
+            changes.append({"id": row.id, "state": "failed", "error": _why(e), "processed_at": now})
+    senders = find_senders(s, [email for _, email in parsed], settings)
+    reminders: dict = {}
+    entries = []
+    for iid, email in parsed:
+        try:
+            state, values, made = _outcome(email, senders, settings, now, reminders)
+        except Exception as e:  # noqa: BLE001 - as above
+            log.exception("inbound %s failed", iid)
+            state, values, made = "failed", {"error": _why(e), "processed_at": now}, None
+        states[iid] = state
+        changes.append({"id": iid, "state": state, **values})
+        if made is not None:
+            member, team, day, drafts = made
+            entries += [
+                {
+                    "team_id": team.id,
+                    "member_id": member.id,
+                    "day": day,
+                    "text": text(draft.text),
+                    "kind": draft.kind,
+                    "tags": " ".join(draft.tags),
+                    "mentions": " ".join(draft.mentions),
+                    "inbound_id": iid,
+                    "created_at": now,
+                }
+                for draft in drafts
+            ]
+    _set_states(s, changes)
+    if entries:
+        s.connection().execute(Entry.__table__.insert(), entries)
+    return states
+
+
+def _why(e: BaseException) -> str:
+    return text(f"{type(e).__name__}: {e}")[:4000]
+
+
+def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -> str:
+    """Turn one received message into entries; returns its new state (idempotent)."""
+    return process_many(s, [inbound_id], now=now, settings=settings)[inbound_id]
 
 
 def fail(s: Session, inbound_id: int, error: str, *, now: datetime) -> None:
@@ -353,12 +491,12 @@ def enqueue_processing(inbound_ids: int | list[int]) -> None:
         elif ids:
             process_inbound_batch.send(ids)
     except Exception:  # noqa: BLE001 - stored and committed already
-        logging.getLogger("donebox.inbound").exception("inbound %s stored but not enqueued", ids)
+        log.exception("inbound %s stored but not enqueued", ids)
 
 
-def load_email(row: InboundMessage) -> InboundEmail:
-    """The normalized email of a stored message: its provider's adapter on the stored payload,
-    or the raw MIME."""
+def load_email(row) -> InboundEmail:
+    """The normalized email of a stored message (an InboundMessage or a row with its provider,
+    payload, payload_type and raw): its provider's adapter on the stored payload, or the raw MIME."""
     provider = PROVIDERS.get(row.provider)
     if row.payload is not None and provider is not None:
         return provider.parse(Payload(row.payload, row.payload_type))

@@ -14,13 +14,14 @@ from app.models import InboundMessage, utcnow
 from app.settings import Settings
 
 log = logging.getLogger("donebox.scheduler")
+SWEPT_INBOUND_BATCH = 64  # stuck inbound ids per process_inbound_batch message
 RETENTION_EVERY = timedelta(hours=1)  # how often a scheduler purges old message content
 _last_purge: dict[str, datetime] = {}
 
 
 def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     """One pass: create what is due, repair what was lost, then enqueue it all (after commit)."""
-    from jobs.actors import enqueue_deliveries, process_inbound
+    from jobs.actors import enqueue_deliveries, process_inbound_batch
 
     created = due.run(now=now, settings=settings, enqueue=enqueue_deliveries)
     released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
@@ -38,8 +39,8 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
             ).scalars()
         )
     enqueue_deliveries(swept)
-    for iid in stuck:
-        process_inbound.send(iid)
+    for i in range(0, len(stuck), SWEPT_INBOUND_BATCH):
+        process_inbound_batch.send(stuck[i : i + SWEPT_INBOUND_BATCH])
     purged = 0
     last = _last_purge.get(settings.database_url)
     if last is None or now - last >= RETENTION_EVERY:

@@ -3,9 +3,10 @@
 Runs the real ``donebox web`` (2 uvicorn workers, uvloop + httptools) on SQLite and on
 PostgreSQL, drives it with 16 and 64 keep-alive clients (a separate load-generator process),
 and in the same run measures the same server on an endpoint that parses the same form but
-stores nothing (the web stack's ceiling), then ``process_inbound`` messages per second in one
-worker process. Prints one ``name=value`` line per figure; ``--quick`` finishes in under a
-minute; a full run writes its section into BENCHMARKS.md.
+stores nothing (the web stack's ceiling), then processing messages per second in one worker
+process: ``process_inbound_batch`` on groups of ids (how the web enqueues them) and, for
+comparison, ``process_inbound`` one id at a time. Prints one ``name=value`` line per figure;
+``--quick`` finishes in under a minute; a full run writes its section into BENCHMARKS.md.
 
     .venv/bin/python bench/inbound.py --quick
 """
@@ -275,21 +276,31 @@ with session() as s:
     return out.stdout.strip().splitlines()[-1]
 
 
-def measure_processing(env: dict, seconds: float) -> dict:
-    """process_inbound messages/s in one process with WORKER_THREADS threads, on the stored rows."""
+GROUP = 32  # ids per process_inbound_batch message in the benchmark (the web sends one per committed group)
+
+
+def measure_processing(env: dict, seconds: float, batch: int) -> dict:
+    """Messages/s in one worker process with 8 threads on the stored rows: process_inbound_batch
+    on groups of ``batch`` ids (how the web enqueues them), or process_inbound per id (batch 1)."""
     code = f"""
 import time, json
 from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy import select
 from app.db import session
 from app.models import InboundMessage
-from jobs.actors import process_inbound
+from jobs.actors import process_inbound, process_inbound_batch
 with session() as s:
     ids = list(s.execute(select(InboundMessage.id).where(InboundMessage.state == 'received')).scalars())
+batch = {batch}
+if batch == 1:
+    work, run = ids, process_inbound.fn
+else:
+    work, run = [ids[i:i + batch] for i in range(0, len(ids), batch)], process_inbound_batch.fn
 t0 = time.monotonic(); done = 0
 with ThreadPoolExecutor(8) as pool:
-    for i in range(0, len(ids), 64):
-        list(pool.map(process_inbound.fn, ids[i:i + 64])); done += len(ids[i:i + 64])
+    for i in range(0, len(work), 64):
+        chunk = work[i:i + 64]
+        list(pool.map(run, chunk)); done += sum(len(g) for g in chunk) if batch > 1 else len(chunk)
         if time.monotonic() - t0 > {seconds}: break
 elapsed = time.monotonic() - t0
 with session() as s:
@@ -326,7 +337,8 @@ def bench_db(kind: str, seconds: float, warmup: float, quick: bool) -> dict:
             finally:
                 web.terminate()
                 web.wait(timeout=30)
-            results["process"] = measure_processing(env, seconds * 2)
+            results["process"] = measure_processing(env, seconds, GROUP)
+            results["process_single"] = measure_processing(env, seconds, 1)
         finally:
             drop()
     return results
@@ -359,8 +371,9 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
         "but stores nothing.",
         "",
         "| database | clients | accepted/s | p50 ms | p99 ms | parse-only/s (64 clients) "
-        "| accept / parse-only | process_inbound msgs/s (1 process, 8 threads) |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| accept / parse-only | processed msgs/s (1 process, 8 threads, groups of {GROUP}) "
+        "| processed msgs/s one id at a time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in all_results.items():
         for clients in (16, 64):
@@ -368,7 +381,8 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
             po = r["parse_only_c64"]["per_s"]
             lines.append(
                 f"| {kind} | {clients} | {a['per_s']:.0f} | {a['p50_ms']:.1f} | {a['p99_ms']:.1f} "
-                f"| {po:.0f} | {a['per_s'] / po:.2f} | {r['process']['per_s']:.0f} |"
+                f"| {po:.0f} | {a['per_s'] / po:.2f} | {r['process']['per_s']:.0f} "
+                f"| {r['process_single']['per_s']:.0f} |"
             )
     section = "\n".join(lines) + "\n"
     start = text.find("## Inbound intake")
@@ -408,6 +422,7 @@ def main() -> None:
                 print(f"accept_{kind}_c{clients}_errors={a['errors']} statuses={a['statuses']}")
         print(f"parse_only_{kind}_per_s={r['parse_only_c64']['per_s']:.0f}")
         print(f"process_{kind}_per_s={r['process']['per_s']:.0f}")
+        print(f"process_single_{kind}_per_s={r['process_single']['per_s']:.0f}")
         print(f"process_{kind}_states={json.dumps(r['process']['states'])}", flush=True)
     c64 = [r["accept_c64"] for r in all_results.values()]
     summary = {

@@ -36,9 +36,19 @@ def process_inbound(inbound_id: int) -> None:
 
 @dramatiq.actor(max_retries=0, queue_name="inbound")
 def process_inbound_batch(inbound_ids: list[int]) -> None:
-    """Process several stored inbound messages (one broker message per committed group)."""
-    for iid in inbound_ids:
-        process_inbound.fn(iid)
+    """Process several stored inbound messages (one broker message per committed group) in one
+    transaction; when that fails, each message on its own, so one cannot fail the others."""
+    settings = get_settings()
+    try:
+        with session() as s:
+            states = inbound.process_many(s, inbound_ids, now=utcnow(), settings=settings)
+    except Exception:  # noqa: BLE001 - nothing was kept: each runs (and fails) alone below
+        log.exception("inbound batch %s failed; processing its messages one by one", inbound_ids)
+        for iid in inbound_ids:
+            process_inbound.fn(iid)
+        return
+    for iid, state in states.items():
+        log.info("inbound %s: %s", iid, state)
 
 
 SORT_IDS = 1000  # ids per fair-queue sorting job

@@ -24,6 +24,10 @@ MAX_DEPTH = 50  # MIME nesting deeper than this is not walked
 MAX_PARTS = 1000  # parts past this many are not read
 
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
+# A bare addr-spec of dot-atoms ("reply+token@reply.example.com", an envelope recipient): what
+# getaddresses makes of it is the address itself, so it is taken as is, at a tenth of the cost.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _BLOCK_TAGS = frozenset(
     "p div br li tr h1 h2 h3 h4 h5 h6 blockquote pre table ul ol hr section article header footer".split()
 )
@@ -78,6 +82,9 @@ class InboundEmail:
 
 def addresses(value: str) -> list[tuple[str, str]]:
     """Parse an address-list header into ``(name, addr)`` pairs, lower-cased addresses."""
+    plain = (value or "").strip()
+    if _PLAIN_ADDRESS.fullmatch(plain):
+        return [("", plain.lower())]
     out = []
     for name, addr in getaddresses([value or ""]):
         if "@" in addr:

@@ -6,12 +6,16 @@ Field values stay bytes because providers declare their charsets elsewhere (Send
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from python_multipart.multipart import parse_options_header
 
 MAX_FORM_PARTS = 5000  # a form with more parts than this is refused
+# The Content-Disposition every provider sends; read by this pattern it gives what the general
+# parser would (no quotes, backslashes or semicolons inside the values), at a fifth of the cost.
+_PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\;]*)"(?:; filename="([^"\\;]*)")?')
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,15 @@ class Form:
         return any(p.name == name for p in self.parts)
 
 
+def disposition(value: bytes) -> tuple[bytes | None, bytes | None]:
+    """(name, filename) of a form part's Content-Disposition; None for what it does not name."""
+    m = _PLAIN_DISPOSITION.fullmatch(value)
+    if m is not None:
+        return m.group(1), m.group(2)
+    _, params = parse_options_header(value)
+    return params.get(b"name"), params.get(b"filename")
+
+
 def _multipart(body: bytes, boundary: bytes) -> Form:
     # RFC 2046: parts are separated by CRLF "--" boundary, which the content cannot contain, so
     # splitting on it is exact (and C-speed: this runs for every webhook request).
@@ -83,11 +96,9 @@ def _multipart(body: bytes, boundary: bytes) -> Form:
             name, sep, value = line.partition(b":")
             if sep:
                 headers[name.strip().lower()] = value.strip()
-        _, disp = parse_options_header(headers.get(b"content-disposition", b""))
-        name = disp.get(b"name")
+        name, filename = disposition(headers.get(b"content-disposition", b""))
         if name is None:
             continue
-        filename = disp.get(b"filename")
         parts.append(
             Part(
                 name.decode("utf-8", "replace"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import wait
 
 from sqlalchemy import func, select
@@ -48,3 +49,45 @@ def test_one_bad_row_fails_alone_and_its_group_is_committed(db, monkeypatch):
     wait(futures, timeout=60)
     assert [f.exception() is not None for f in futures] == [False, True, False, False]
     assert count() == 3
+
+
+def test_a_writer_whose_connection_broke_commits_the_next_group_on_a_new_one(db):
+    w = group_commit.GroupWriter()
+    assert w.submit("raw", b"x", "before", None, "").result(timeout=30)[1] is False
+    conn = w._conn
+    if db.dialect.name == "postgresql":  # the server ends the session, as a restart would
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with db.connect() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+    else:
+        conn.connection.dbapi_connection.close()
+    futures = [w.submit("raw", b"x", f"after{i}", None, "") for i in range(3)]
+    wait(futures, timeout=60)
+    assert [f.result()[1] for f in futures] == [False] * 3
+    assert count() == 4 and w._conn is not conn
+
+
+def test_a_group_is_one_insert_statement_and_on_postgresql_commits_by_itself(db):
+    from sqlalchemy import event
+
+    w = group_commit.GroupWriter()
+    w.submit("raw", b"x", "warm", None, "").result(timeout=30)  # connected
+    statements = []
+
+    def record(conn, cursor, statement, *rest):
+        if threading.current_thread() is w._thread:  # not the workers processing what it enqueued
+            statements.append(statement)
+
+    event.listen(db, "before_cursor_execute", record)
+    try:
+        futures = [w.submit("raw", b"x", f"k{i}", None, "") for i in range(5)]
+        wait(futures, timeout=30)
+    finally:
+        event.remove(db, "before_cursor_execute", record)
+    inserts = [st for st in statements if st.startswith("INSERT")]
+    assert len(inserts) <= len(futures) and all(not f.result()[1] for f in futures)
+    if db.dialect.name == "postgresql":  # autocommit: no BEGIN and COMMIT round trips around it
+        assert w._conn.connection.dbapi_connection.autocommit is True
+        assert statements == inserts
+    else:  # SQLite takes its write lock first
+        assert set(statements) - set(inserts) == {"BEGIN IMMEDIATE"}

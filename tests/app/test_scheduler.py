@@ -67,3 +67,29 @@ def test_a_reminder_missed_by_more_than_the_late_window_is_skipped_not_sent_at_n
 def test_a_reminder_a_little_late_is_still_sent(team, sent):
     at = FIXED_NOW.replace(hour=18, minute=30)  # 2.5 hours late
     assert len(tick(now=at, settings=get_settings())["created"]) == 2
+
+
+def test_inbound_mail_stored_but_never_processed_is_processed_by_a_later_tick(team, sent):
+    from app import inbound
+    from app.models import InboundMessage
+    from jobs.broker import drain
+
+    raws = [
+        f"From: someone@example.org\r\nMessage-ID: <stuck-{i}@example.org>\r\n\r\nhello\r\n".encode()
+        for i in range(3)
+    ]
+    with session() as s:  # committed, but their broker message was lost
+        ids = [
+            inbound.accept(s, provider="raw", raw=raw, key=f"stuck{i}", now=FIXED_NOW)[0]
+            for i, raw in enumerate(raws)
+        ]
+    lease = timedelta(seconds=get_settings().lease_s)
+    tick(now=FIXED_NOW + lease / 2, settings=get_settings())
+    drain()
+    with session() as s:
+        assert set(s.execute(select(InboundMessage.state)).scalars()) == {"received"}  # not yet stuck
+    tick(now=FIXED_NOW + lease * 2, settings=get_settings())
+    drain()
+    with session() as s:
+        states = s.execute(select(InboundMessage.state).where(InboundMessage.id.in_(ids))).scalars().all()
+    assert states == ["unverified"] * 3

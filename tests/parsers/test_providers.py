@@ -3,6 +3,8 @@
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from parsers.providers import PROVIDERS, Payload, PayloadError
 
@@ -160,3 +162,22 @@ def test_payloads_in_the_wrong_format_are_refused_with_the_reason(provider, body
 def test_the_registry_is_keyed_by_name():
     assert set(PROVIDERS) == {"sendgrid", "mailgun", "postmark", "ses", "raw", "imap"}
     assert all(name == p.name for name, p in PROVIDERS.items())
+
+
+_VALUE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=255), max_size=20)
+
+
+@given(_VALUE, st.none() | _VALUE, st.sampled_from(["form-data", "Form-Data", "form-data ", "attachment"]))
+@example("email", None, "form-data")
+@example("attachment1", "report.pdf", "form-data")
+@example('a"b', 'c\\"d', "form-data")
+@example("x", "C:\\\\tmp\\\\a.txt", "form-data")
+def test_a_content_disposition_is_read_as_the_general_parser_reads_it(name, filename, kind):
+    from python_multipart.multipart import parse_options_header
+
+    from parsers.providers.form import disposition
+
+    value = f'{kind}; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+    raw = value.encode("latin-1")
+    params = parse_options_header(raw)[1]
+    assert disposition(raw) == (params.get(b"name"), params.get(b"filename"))

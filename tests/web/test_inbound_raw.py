@@ -127,3 +127,16 @@ def test_a_failed_processing_keeps_the_message_with_its_error_and_it_can_be_repr
 
 def test_healthz_answers_when_the_database_does(client):
     assert client.get("/healthz").json() == {"ok": True, "database": "ok"}
+
+
+def test_a_running_app_keeps_its_startup_objects_out_of_the_collectors_way_until_it_stops(db):
+    import gc
+
+    from starlette.testclient import TestClient
+
+    from app.web import create_app
+
+    with TestClient(create_app()) as c:
+        assert gc.get_freeze_count() > 0  # full collections do not walk modules, mappers, templates
+        assert c.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() == 0
