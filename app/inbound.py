@@ -22,6 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from app import events
 from app.checkins import reminder_text
 from app.models import Entry, InboundMessage, Member, OutboundMessage, Team, WebhookToken
 from app.schedule import local_date
@@ -354,8 +355,16 @@ def _set_states(s: Session, changes: list[dict]) -> None:
             raise Raced([row["id"] for row in rows])
 
 
-def _outcome(email: InboundEmail, senders: Senders, settings: Settings, now: datetime, reminders: dict):
-    """(state, row values, entry drafts and their member/team/day) of one parsed message."""
+def _outcome(
+    email: InboundEmail,
+    senders: Senders,
+    settings: Settings,
+    now: datetime,
+    reminders: dict,
+    report: str = "",
+):
+    """(state, row values, entry drafts and their member/team/day) of one parsed message;
+    ``report`` says what a bounce or complaint report in it was (applied by app.events)."""
     base = {
         "processed_at": now,
         "message_id": text(email.message_id)[:1000],
@@ -366,7 +375,7 @@ def _outcome(email: InboundEmail, senders: Senders, settings: Settings, now: dat
     if not email.headers and not email.from_addr:
         why = "; ".join(email.notes) or "the payload holds no message"
         return "failed", {**base, "error": text(why)[:4000]}, None
-    why = is_automatic(email)
+    why = report or is_automatic(email)
     if why:
         return "ignored", {**base, "error": text(why)[:4000]}, None
     member, team, day, how = identify(email, senders, settings)
@@ -410,6 +419,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
         .with_for_update()  # SQLite: the session's BEGIN IMMEDIATE already holds the write lock
     ).all()
     states = dict.fromkeys(wanted, "missing")
+    raws = {row.id: row.raw or b"" for row in rows}
     parsed: list[tuple[int, InboundEmail]] = []
     changes: list[dict] = []
     for row in rows:
@@ -427,7 +437,9 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     entries = []
     for iid, email in parsed:
         try:
-            state, values, made = _outcome(email, senders, settings, now, reminders)
+            # bounces and complaints about our mail move it and suppress the address; no entries
+            report = events.record_report(s, email, raws[iid], ref=f"inbound:{iid}", now=now)
+            state, values, made = _outcome(email, senders, settings, now, reminders, report)
         except Exception as e:  # noqa: BLE001 - as above
             log.exception("inbound %s failed", iid)
             state, values, made = "failed", {"error": _why(e), "processed_at": now}, None

@@ -293,3 +293,26 @@ def test_a_batch_takes_the_same_number_of_statements_however_many_events_it_hold
     small, large = run(12, "s"), run(600, "l")
     # SELECT known ids, 3 lookups, 5 UPDATEs + 3 event INSERTs, plain events, suppressions
     assert small <= 14 and large <= small + 4  # only the IN (...) lookups split into chunks of 500
+
+
+def test_a_bounce_arriving_as_inbound_mail_bounces_our_message_and_makes_no_entries(db):
+    from app import inbound
+    from app.models import Entry, InboundMessage
+    from app.settings import get_settings
+
+    raw = (DSN / "postfix_user_unknown.eml").read_bytes()
+    original = re.findall(rb"<[^<>\s]+@mail\.test>", raw)[-1].decode()
+    mid = sent(to="bob@example.com", message_id=original)
+    with session() as s:
+        iid, _ = inbound.accept(s, provider="raw", raw=raw, key="raw:dsn-1", now=NOW)
+    for _ in range(2):  # processed again (reprocess): nothing recorded twice
+        with session() as s:
+            assert inbound.process(s, iid, now=NOW, settings=get_settings()) == "ignored"
+        with session() as s:
+            row = s.get(InboundMessage, iid)
+            assert "delivery status notification" in row.error
+            inbound.reset_for_reprocess(s, [iid])
+    assert state(mid) == "bounced" and suppressed() == {"bob@example.com": "bounce"}
+    with session() as s:
+        assert s.execute(select(func.count()).select_from(Entry)).scalar() == 0
+    assert [kind for _, kind in timeline(mid)].count("bounced") == 1
