@@ -25,6 +25,7 @@ from sqlmodel import Session
 from app import events
 from app.checkins import reminder_text
 from app.models import Entry, InboundMessage, Member, OutboundMessage, Team, WebhookToken
+from app.relay import tracking
 from app.schedule import local_date
 from app.settings import Settings
 from app.tokens import token_from_address, verify_reply_token
@@ -355,6 +356,27 @@ def _set_states(s: Session, changes: list[dict]) -> None:
             raise Raced([row["id"] for row in rows])
 
 
+_UNSUBSCRIBE = re.compile(r"^unsubscribe\+([^@\s]+)@", re.IGNORECASE)
+
+
+def unsubscribe_request(s: Session, email: InboundEmail, settings: Settings, now: datetime) -> str:
+    """Mail to ``unsubscribe+<token>@`` (the mailto of our List-Unsubscribe header): suppress the
+    recipient of the token's message, as the https link does; what happened, or '' for other mail."""
+    for addr in (*email.envelope_to, *email.to, *email.cc):
+        m = _UNSUBSCRIBE.match(addr.strip())
+        if m is None:
+            continue
+        message_id = tracking.verify_mailto_token(settings.secret_key, m.group(1))
+        if message_id is None:
+            return f"unsubscribe request to {addr[:200]}: its token does not verify (nothing changed)"
+        agent = f"mail from {email.from_addr}"[:200]
+        who = tracking.unsubscribe(s, message_id, now=now, user_agent=agent, via="mailto")
+        if who is None:
+            return f"unsubscribe request for message {message_id}, which does not exist"
+        return f"unsubscribe request (List-Unsubscribe mailto): {who} is suppressed"
+    return ""
+
+
 def _outcome(
     email: InboundEmail,
     senders: Senders,
@@ -437,8 +459,11 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     entries = []
     for iid, email in parsed:
         try:
-            # bounces and complaints about our mail move it and suppress the address; no entries
-            report = events.record_report(s, email, raws[iid], ref=f"inbound:{iid}", now=now)
+            # List-Unsubscribe mailto requests, and bounces and complaints about our mail (which
+            # move it and suppress the address), make no entries
+            report = unsubscribe_request(s, email, settings, now) or events.record_report(
+                s, email, raws[iid], ref=f"inbound:{iid}", now=now
+            )
             state, values, made = _outcome(email, senders, settings, now, reminders, report)
         except Exception as e:  # noqa: BLE001 - as above
             log.exception("inbound %s failed", iid)

@@ -80,6 +80,24 @@ def verify_token(secret: str, token: str, kind: str) -> Token | None:
     return Token(int(mid), k, int(idx) if idx else None)
 
 
+_MAILTO_TOKEN = re.compile(r"^(\d{1,12})\.m\.([0-9a-f]{32})$")
+
+
+def mailto_token(secret: str, message_id: int) -> str:
+    """The unsubscribe token of the List-Unsubscribe mailto address: lowercase hex, since mail
+    systems may change the case of an address's local part (the https token is case-sensitive)."""
+    payload = f"{message_id}.m"
+    return f"{payload}.{hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]}"
+
+
+def verify_mailto_token(secret: str, token: str) -> int | None:
+    """The message id of a well-formed, correctly signed mailto token (any case); else None."""
+    m = _MAILTO_TOKEN.match(token.strip().lower())
+    if not m or not hmac.compare_digest(mailto_token(secret, int(m.group(1))), m.group(0)):
+        return None
+    return int(m.group(1))
+
+
 def is_machine(user_agent: str) -> bool:
     """True for the User-Agents of known image proxies, scanners and prefetchers."""
     return bool(MACHINE_AGENTS.search(user_agent or ""))
@@ -107,9 +125,9 @@ def add_tracking(html: str, *, base_url: str, secret: str, message_id: int) -> t
 
 def unsubscribe_headers(*, base_url: str, secret: str, reply_domain: str, message_id: int) -> dict[str, str]:
     """List-Unsubscribe (mailto and https) and List-Unsubscribe-Post for RFC 8058 one-click."""
-    token = make_token(secret, message_id, "u")
+    token, mailto = make_token(secret, message_id, "u"), mailto_token(secret, message_id)
     return {
-        "List-Unsubscribe": f"<mailto:unsubscribe+{token}@{reply_domain}>, <{base_url}/t/u/{token}>",
+        "List-Unsubscribe": f"<mailto:unsubscribe+{mailto}@{reply_domain}>, <{base_url}/t/u/{token}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
 

@@ -6,12 +6,22 @@ from sqlalchemy import select
 
 from app.checkins import create_digest
 from app.db import session
-from app.models import Entry, Member, MessageEvent, OutboundMessage, Suppression, Team, TeamRelay
+from app.models import (
+    Entry,
+    InboundMessage,
+    Member,
+    MessageEvent,
+    OutboundMessage,
+    Suppression,
+    Team,
+    TeamRelay,
+)
 from app.relay import routing
 from app.relay.pipeline import deliver
 from app.relay.tracking import make_token
 from app.relay.transports import MemoryTransport
 from app.settings import get_settings
+from jobs.broker import drain
 from tests.app.test_pipeline import reminder_for
 from tests.conftest import FIXED_NOW
 
@@ -50,7 +60,8 @@ def test_a_digest_has_an_open_pixel_signed_click_links_and_one_click_unsubscribe
     assert clicks and "example.org" not in "".join(clicks)
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.match(
-        r"<mailto:unsubscribe\+.+@reply\.test>, <http://donebox\.test/t/u/.+>", msg["List-Unsubscribe"]
+        r"\s*<mailto:unsubscribe\+[0-9]+\.m\.[0-9a-f]{32}@reply\.test>,\s+<http://donebox\.test/t/u/.+>",
+        msg["List-Unsubscribe"],
     )
     with session() as s:
         recorded = json.loads(s.get(OutboundMessage, mid).links)
@@ -113,3 +124,39 @@ def test_reminders_are_not_tracked_unless_the_team_says_so(client, team):
     assert "/t/o/" in t.sent[1].get_body(("html",)).get_content()
     _, digest = send_digest()
     assert "/t/o/" not in digest.get_body(("html",)).get_content()
+
+
+def test_mail_to_the_list_unsubscribe_mailto_address_unsubscribes(client, team):
+    mid, msg = send_digest()
+    mailto = re.search(r"<mailto:([^>]+)>", msg["List-Unsubscribe"]).group(1)
+    forged = re.sub(r"\.[0-9a-f]+@", "." + "0" * 32 + "@", mailto)
+    assert forged != mailto
+    token = get_settings().inbound_raw_token
+
+    def mail(to: str) -> dict:
+        raw = f"From: ada@example.com\r\nTo: {to}\r\nSubject: unsubscribe\r\nMessage-ID: <{to}>\r\n\r\n\r\n"
+        r = client.post(
+            "/inbound/raw",
+            content=raw.encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "message/rfc822"},
+        )
+        assert r.status_code in (200, 202), r.text
+        drain()  # the in-process workers' process_inbound
+        with session() as s:
+            row = s.get(InboundMessage, r.json()["id"])
+            return {"state": row.state, "error": row.error}
+
+    assert mail(forged) == {
+        "state": "ignored",
+        "error": f"unsubscribe request to {forged}: its token does not verify (nothing changed)",
+    }
+    with session() as s:
+        assert s.execute(select(Suppression)).first() is None
+    assert mail(mailto.upper()) == {  # mail systems may change the case of the local part
+        "state": "ignored",
+        "error": "unsubscribe request (List-Unsubscribe mailto): ada@example.com is suppressed",
+    }
+    with session() as s:
+        (sup,) = s.execute(select(Suppression)).scalars()
+    assert (sup.email, sup.reason) == ("ada@example.com", "unsubscribe")
+    assert [e["via"] for e in events(mid, "unsubscribe")] == ["mailto"]
