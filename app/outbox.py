@@ -233,22 +233,103 @@ def transition(
     return True
 
 
+_PG_CLAIM = text(
+    """WITH picked AS MATERIALIZED (
+        SELECT id FROM outboundmessage WHERE id = ANY(CAST(:ids AS int[])) AND state = 'queued'
+        ORDER BY id FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE outboundmessage m SET state = 'sending', updated_at = :now, lease_until = :lease_until,
+            attempts = m.attempts + 1
+        FROM picked WHERE m.id = picked.id AND m.state = 'queued'
+        RETURNING m.*
+    ), ev AS (
+        INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
+        SELECT id, 'sending', 'queued', '', :now FROM claimed
+    )
+    SELECT * FROM claimed"""
+)
+
+
+def claim_many(
+    session: Session, message_ids: list[int], *, now: datetime, lease_s: int
+) -> list[OutboundMessage]:
+    """Take the still-queued messages among ``message_ids`` for delivery (queued -> sending, with a
+    lease, an event each): one compare-and-set for all of them; the claimed rows in id order.
+
+    PostgreSQL: one statement; rows another transaction holds are skipped (``SKIP LOCKED``), never
+    waited for, so two workers given overlapping ids split them without deadlocking.
+    """
+    ids = sorted(set(message_ids))
+    if not ids:
+        return []
+    M = OutboundMessage
+    lease_until = now + timedelta(seconds=lease_s)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = select(M).from_statement(_PG_CLAIM)
+        params = {"ids": ids, "now": now, "lease_until": lease_until}
+        rows = session.execute(stmt, params, execution_options={"populate_existing": True}).scalars()
+        return sorted(rows, key=lambda m: m.id)
+    stmt = (
+        update(M)
+        .where(M.id.in_(ids), M.state == "queued")
+        .values(state="sending", updated_at=now, lease_until=lease_until, attempts=M.attempts + 1)
+        .returning(M)
+    )
+    options = {"synchronize_session": False, "populate_existing": True}
+    claimed = sorted(session.execute(stmt, execution_options=options).scalars(), key=lambda m: m.id)
+    _events_many(session, [m.id for m in claimed], "sending", "queued", now)
+    return claimed
+
+
 def claim(session: Session, message_id: int, *, now: datetime, lease_s: int) -> OutboundMessage | None:
     """Take a queued message for delivery (queued -> sending, with a lease); None if not ours."""
-    ok = transition(
+    claimed = claim_many(session, [message_id], now=now, lease_s=lease_s)
+    return claimed[0] if claimed else None
+
+
+# the outcome of an attempt: a NULL parameter leaves its column as it was
+_PG_FINISH = text(
+    """WITH done AS (
+        UPDATE outboundmessage SET state = :to, updated_at = :now, error = :error, lease_until = NULL,
+            sender = COALESCE(CAST(:sender AS varchar), sender),
+            links = COALESCE(CAST(:links AS text), links),
+            sent_at = COALESCE(CAST(:sent_at AS timestamptz), sent_at),
+            provider_id = COALESCE(CAST(:provider_id AS varchar), provider_id),
+            provider_response = COALESCE(CAST(:provider_response AS text), provider_response),
+            next_attempt_at = COALESCE(CAST(:next_attempt_at AS timestamptz), next_attempt_at)
+        WHERE id = :id AND state = 'sending'
+        RETURNING id
+    )
+    INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
+    SELECT id, :to, 'sending', :error, :now FROM done
+    RETURNING message_id"""
+)
+_FINISH_VALUES = ("sender", "links", "sent_at", "provider_id", "provider_response", "next_attempt_at")
+
+
+def finish(session: Session, message_id: int, to: str, *, now: datetime, error: str = "", **values) -> bool:
+    """Record how the attempt on a ``sending`` message ended (sent, deferred, failed, bounced,
+    suppressed): ``error`` and ``values`` (columns of _FINISH_VALUES) on the row, the lease
+    dropped, an event appended. True when this call moved it. PostgreSQL: one statement."""
+    if to not in TRANSITIONS["sending"]:
+        raise TransitionError(f"sending -> {to} is not allowed")
+    unknown = set(values) - set(_FINISH_VALUES)
+    if unknown:
+        raise ValueError(f"finish cannot set {sorted(unknown)}")
+    if session.get_bind().dialect.name == "postgresql":
+        params = (
+            dict.fromkeys(_FINISH_VALUES) | values | {"id": message_id, "to": to, "now": now, "error": error}
+        )
+        return session.connection().execute(_PG_FINISH, params).first() is not None
+    return transition(
         session,
         message_id,
-        "sending",
-        expected="queued",
+        to,
+        expected="sending",
         now=now,
-        values={
-            "lease_until": now + timedelta(seconds=lease_s),
-            "attempts": OutboundMessage.attempts + 1,
-        },
+        detail=error,
+        values={"error": error, "lease_until": None, **values},
     )
-    if not ok:
-        return None
-    return session.get(OutboundMessage, message_id, populate_existing=True)
 
 
 def sweep(session: Session, *, now: datetime, lease_s: int, limit: int = 1000) -> list[int]:

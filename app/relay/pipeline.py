@@ -1,7 +1,16 @@
-"""``deliver(message_id)``: the relay as a list of named steps.
+"""``deliver_many(ids)``: the relay as a list of named steps.
 
-Each step takes the Delivery and either returns None (go on) or an Outcome
-that ends the attempt with a state. Reading STEPS top to bottom tells the policy.
+A batch of messages is claimed in one statement (with the suppression list read
+in the same transaction); then, one message after another, each step takes the
+Delivery and either returns None (go on) or an Outcome that ends the attempt
+with a state, and the outcome is recorded (committed) before the next message's
+turn. Reading STEPS top to bottom tells the policy.
+
+A kill -9 between a transport accepting a message and its ``sent`` being
+committed makes a duplicate when the message is retried. So each process has one
+send slot: taken right before a transport's ``send``, released once the outcome
+is committed. However many worker threads a process runs, at most one message is
+accepted and not yet recorded there, and a killed process duplicates at most one.
 """
 
 from __future__ import annotations
@@ -15,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlmodel import Session
 
 from app import outbox
-from app.db import session
+from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import OutboundMessage, Suppression, utcnow
 from app.relay import limits, routing, tracking
@@ -29,6 +39,7 @@ from app.settings import Settings, get_settings
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
 MAX_BACKOFF_S = 6 * 3600
 MAX_SENDERS_PER_ATTEMPT = 3  # senders tried in one attempt before the message is deferred
+CLAIM_BATCH = 20  # messages claimed in one statement, then sent one after another
 
 
 @dataclass
@@ -57,6 +68,8 @@ class Delivery:
     raw: bytes = b""  # the message as sent: serialized once, then only prepended to (DKIM)
     sender: str = ""  # the Sender row's name that carried (or last tried) it; "" for MAIL_TRANSPORT
     result: SendResult | None = None
+    suppressed: str = ""  # the suppression list's reason for the recipient, read when it was claimed
+    holds_slot: bool = False  # this delivery holds the process's send slot (sent, not yet recorded)
 
 
 # mail a person asked for this minute: an unsubscribe does not stop it (a bounce or complaint does)
@@ -64,9 +77,7 @@ ASKED_FOR = frozenset({"signin"})
 
 
 def skip_if_suppressed(d: Delivery) -> Outcome | None:
-    with session() as s:
-        hit = s.execute(select(Suppression.reason).where(Suppression.email == d.message.to_addr.lower()))
-        reason = hit.scalar()
+    reason = d.suppressed  # read in the claim's transaction: before every attempt
     if reason == "unsubscribe" and d.message.kind in ASKED_FOR:
         return None
     return Outcome("suppressed", f"address suppressed ({reason})") if reason else None
@@ -194,6 +205,29 @@ def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
     return Outcome("bounced" if e.bounce else "failed", str(e))
 
 
+# at most one message per process between a transport's acceptance and its committed record
+_SEND_SLOT = threading.Lock()
+
+
+def _send(d: Delivery, transport, outgoing: Outgoing) -> SendResult:
+    """``transport.send`` in the process's send slot, which stays held (until record commits) when it
+    is accepted; a failure gives it back at once."""
+    _SEND_SLOT.acquire()
+    try:
+        result = transport.send(outgoing)
+    except BaseException:
+        _SEND_SLOT.release()
+        raise
+    d.holds_slot = True
+    return result
+
+
+def _release_slot(d: Delivery) -> None:
+    if d.holds_slot:
+        d.holds_slot = False
+        _SEND_SLOT.release()
+
+
 def transmit(d: Delivery) -> Outcome:
     """Hand the message to the default transport, or to routed senders with failover between them."""
     m = d.message
@@ -207,7 +241,7 @@ def transmit(d: Delivery) -> Outcome:
     config = routing.config_cache(d.settings).get()
     if not config.senders:  # nothing configured: MAIL_TRANSPORT, the embedded default
         try:
-            d.result = d.transport.send(outgoing)
+            d.result = _send(d, d.transport, outgoing)
         except (TransientSendError, PermanentSendError) as e:
             return _outcome(e)
         return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
@@ -224,7 +258,7 @@ def transmit(d: Delivery) -> Outcome:
         try:
             transport = transport_for(sender.url, d.settings)
             limits.wait_turn(d.settings, sender)
-            d.result = transport.send(outgoing)
+            d.result = _send(d, transport, outgoing)
         except ValueError as e:  # a sender URL that cannot work: fail over, and let the breaker see it
             last = TransientSendError(f"sender {sender.name}: {e}", connection=True)
         except (TransientSendError, PermanentSendError) as e:
@@ -259,10 +293,12 @@ def backoff_s(attempts: int, base_s: float) -> float:
     return random.uniform(base_s, min(MAX_BACKOFF_S, base_s * 2 ** max(0, attempts - 1)) + base_s)
 
 
-def record(d: Delivery, outcome: Outcome) -> str:
-    """Write the attempt's final state; deferred past its max age or expiry becomes failed."""
+def record(s: Session, d: Delivery, outcome: Outcome) -> str:
+    """Write the attempt's final state (the caller commits); deferred past its max age or expiry
+    becomes failed."""
     m = d.message
-    values: dict = {"error": "" if outcome.state == "sent" else outcome.detail, "lease_until": None}
+    values: dict = {}
+    error = "" if outcome.state == "sent" else outcome.detail
     state = outcome.state
     if d.sender:
         values["sender"] = d.sender
@@ -277,35 +313,92 @@ def record(d: Delivery, outcome: Outcome) -> str:
         expired = m.expires_at is not None and retry_at >= m.expires_at
         if retry_at - m.created_at > MAX_AGE or expired:
             state = "failed"
-            values["error"] = f"gave up: {outcome.detail}"
+            error = f"gave up: {outcome.detail}"
         else:
             values["next_attempt_at"] = retry_at
-    with session() as s:
-        outbox.transition(
-            s, m.id, state, expected="sending", now=d.now, detail=values["error"], values=values
-        )
+    outbox.finish(s, m.id, state, now=d.now, error=error, **values)
     return state
 
 
-def deliver(
-    message_id: int, *, transport, settings: Settings | None = None, now: datetime | None = None
-) -> str:
-    """Claim, run STEPS, record; returns the final state of this attempt or 'not-claimed'.
-
-    ``transport`` carries the message when no Sender is configured (MAIL_TRANSPORT's).
-    """
-    settings = settings or get_settings()
-    now = now or utcnow()
-    with session() as s:
-        message = outbox.claim(s, message_id, now=now, lease_s=settings.lease_s)
-    if message is None:
-        return "not-claimed"
-    d = Delivery(message=message, settings=settings, transport=transport, now=now)
+def attempt(d: Delivery) -> Outcome:
+    """Run STEPS on one claimed message until one of them ends the attempt."""
     for step in STEPS:
         try:
             outcome = step(d)
         except Exception as e:  # noqa: BLE001 - an unexpected failure is recorded, never lost
             outcome = Outcome("deferred", f"{step.__name__}: {type(e).__name__}: {e}", retry_in_s=60)
         if outcome is not None:
-            return record(d, outcome)
+            return outcome
     raise AssertionError("transmit always ends the steps")
+
+
+def _suppressions(s: Session, messages: list[OutboundMessage]) -> dict[str, str]:
+    emails = {m.to_addr.lower() for m in messages}
+    if not emails:
+        return {}
+    rows = s.execute(select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails)))
+    return dict(rows.all())
+
+
+def deliver_many(
+    message_ids: list[int], *, transport, settings: Settings | None = None, now: datetime | None = None
+) -> dict[int, str]:
+    """Claim the still-queued messages among ``message_ids`` (one statement), then run STEPS and
+    record each one in turn; {id: final state of its attempt, or 'not-claimed'}.
+
+    One database connection serves the batch: the claim with the suppression check is one
+    transaction, each message's outcome one more. A message whose lease is half gone before its
+    turn (a slow sender or a rate limit held the batch up) is not started: it is deferred, due at
+    once, so no sweeper retries it while this worker still sends it. ``transport`` carries the
+    messages when no Sender is configured (MAIL_TRANSPORT's); ``now`` fixes the clock (tests).
+    """
+    settings = settings or get_settings()
+    states = dict.fromkeys(message_ids, "not-claimed")
+    with get_engine().connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # there the claim and each outcome are one statement, a complete compare-and-set on its
+            # own: no BEGIN and COMMIT round trips around them
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        _deliver_batch(conn, message_ids, states, transport=transport, settings=settings, now=now)
+    return states
+
+
+def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> None:
+    margin = timedelta(seconds=settings.lease_s / 2)
+    with Session(bind=conn, expire_on_commit=False) as s:
+        messages = outbox.claim_many(s, message_ids, now=now or utcnow(), lease_s=settings.lease_s)
+        suppressed = _suppressions(s, messages)
+        s.commit()
+        s.expunge_all()  # plain values from here on: nothing reloads them behind our back
+        for m in messages:
+            d = Delivery(
+                message=m,
+                settings=settings,
+                transport=transport,
+                now=now or utcnow(),
+                suppressed=suppressed.get(m.to_addr.lower(), ""),
+            )
+            if d.now > m.lease_until - margin:
+                outbox.finish(
+                    s,
+                    m.id,
+                    "deferred",
+                    now=d.now,
+                    error="lease half gone before its turn in the batch",
+                    next_attempt_at=d.now,
+                )
+                s.commit()
+                states[m.id] = "deferred"
+                continue
+            try:
+                states[m.id] = record(s, d, attempt(d))
+                s.commit()
+            finally:
+                _release_slot(d)
+
+
+def deliver(
+    message_id: int, *, transport, settings: Settings | None = None, now: datetime | None = None
+) -> str:
+    """Claim one message, run STEPS, record; the final state of this attempt or 'not-claimed'."""
+    return deliver_many([message_id], transport=transport, settings=settings, now=now)[message_id]
