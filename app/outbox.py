@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import Row, and_, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -250,11 +250,14 @@ _PG_CLAIM = text(
 )
 
 
-def claim_many(
-    session: Session, message_ids: list[int], *, now: datetime, lease_s: int
-) -> list[OutboundMessage]:
+_CLAIM_COLUMNS = tuple(OutboundMessage.__table__.c)
+_PG_CLAIM_ROWS = _PG_CLAIM.columns(*_CLAIM_COLUMNS)  # typed: times come back aware UTC
+
+
+def claim_many(session: Session, message_ids: list[int], *, now: datetime, lease_s: int) -> list[Row]:
     """Take the still-queued messages among ``message_ids`` for delivery (queued -> sending, with a
-    lease, an event each): one compare-and-set for all of them; the claimed rows in id order.
+    lease, an event each): one compare-and-set for all of them; the claimed rows (every column
+    of OutboundMessage, read-only) in id order.
 
     PostgreSQL: one statement; rows another transaction holds are skipped (``SKIP LOCKED``), never
     waited for, so two workers given overlapping ids split them without deadlocking.
@@ -262,27 +265,25 @@ def claim_many(
     ids = sorted(set(message_ids))
     if not ids:
         return []
-    M = OutboundMessage
     lease_until = now + timedelta(seconds=lease_s)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = select(M).from_statement(_PG_CLAIM)
-        params = {"ids": ids, "now": now, "lease_until": lease_until}
-        rows = session.execute(stmt, params, execution_options={"populate_existing": True}).scalars()
-        return sorted(rows, key=lambda m: m.id)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_PG_CLAIM_ROWS, {"ids": ids, "now": now, "lease_until": lease_until}).all()
+        return sorted(rows, key=lambda r: r.id)
+    M = OutboundMessage.__table__
     stmt = (
         update(M)
-        .where(M.id.in_(ids), M.state == "queued")
-        .values(state="sending", updated_at=now, lease_until=lease_until, attempts=M.attempts + 1)
-        .returning(M)
+        .where(M.c.id.in_(ids), M.c.state == "queued")
+        .values(state="sending", updated_at=now, lease_until=lease_until, attempts=M.c.attempts + 1)
+        .returning(*_CLAIM_COLUMNS)
     )
-    options = {"synchronize_session": False, "populate_existing": True}
-    claimed = sorted(session.execute(stmt, execution_options=options).scalars(), key=lambda m: m.id)
-    _events_many(session, [m.id for m in claimed], "sending", "queued", now)
+    claimed = sorted(conn.execute(stmt).all(), key=lambda r: r.id)
+    _events_many(session, [r.id for r in claimed], "sending", "queued", now)
     return claimed
 
 
-def claim(session: Session, message_id: int, *, now: datetime, lease_s: int) -> OutboundMessage | None:
-    """Take a queued message for delivery (queued -> sending, with a lease); None if not ours."""
+def claim(session: Session, message_id: int, *, now: datetime, lease_s: int) -> Row | None:
+    """Take a queued message for delivery (queued -> sending, with a lease); its row, None if not ours."""
     claimed = claim_many(session, [message_id], now=now, lease_s=lease_s)
     return claimed[0] if claimed else None
 

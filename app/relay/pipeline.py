@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
 from sqlmodel import Session
 
 from app import outbox
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError
-from app.models import OutboundMessage, Suppression, utcnow
+from app.models import Suppression, utcnow
 from app.relay import limits, routing, tracking
 from app.relay.dkim import key_store, sign_raw
 from app.relay.render import Parts, ascii_address, build_message, render_parts
@@ -55,7 +55,7 @@ class Outcome:
 class Delivery:
     """One attempt at one message, filled in step by step."""
 
-    message: OutboundMessage
+    message: Row  # the claimed OutboundMessage row (read-only)
     settings: Settings
     transport: object
     now: datetime
@@ -332,12 +332,14 @@ def attempt(d: Delivery) -> Outcome:
     raise AssertionError("transmit always ends the steps")
 
 
-def _suppressions(s: Session, messages: list[OutboundMessage]) -> dict[str, str]:
-    emails = {m.to_addr.lower() for m in messages}
-    if not emails:
-        return {}
-    rows = s.execute(select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails)))
-    return dict(rows.all())
+_SUPPRESSED = select(Suppression.email, Suppression.reason).where(
+    Suppression.email.in_(bindparam("emails", expanding=True))
+)
+
+
+def _suppressions(s: Session, messages: list[Row]) -> dict[str, str]:
+    emails = sorted({m.to_addr.lower() for m in messages})
+    return dict(s.connection().execute(_SUPPRESSED, {"emails": emails}).all()) if emails else {}
 
 
 def deliver_many(
@@ -346,8 +348,9 @@ def deliver_many(
     """Claim the still-queued messages among ``message_ids`` (one statement), then run STEPS and
     record each one in turn; {id: final state of its attempt, or 'not-claimed'}.
 
-    One database connection serves the batch: the claim with the suppression check is one
-    transaction, each message's outcome one more. A message whose lease is half gone before its
+    One database connection serves the batch: the claim, the suppression check of the claimed
+    recipients, then each message's outcome in its own transaction, committed before the next
+    message is sent. A message whose lease is half gone before its
     turn (a slow sender or a rate limit held the batch up) is not started: it is deferred, due at
     once, so no sweeper retries it while this worker still sends it. ``transport`` carries the
     messages when no Sender is configured (MAIL_TRANSPORT's); ``now`` fixes the clock (tests).
@@ -355,11 +358,22 @@ def deliver_many(
     settings = settings or get_settings()
     states = dict.fromkeys(message_ids, "not-claimed")
     with get_engine().connect() as conn:
-        if conn.dialect.name == "postgresql":
+        pg = conn.dialect.name == "postgresql"
+        if pg:
             # there the claim and each outcome are one statement, a complete compare-and-set on its
-            # own: no BEGIN and COMMIT round trips around them
+            # own: no BEGIN and COMMIT round trips around them. Nor a wait for the WAL flush: a
+            # commit is safe from a kill -9 of this worker once PostgreSQL has it; what a crash of
+            # PostgreSQL itself could take back (its last fraction of a second) is an outcome, which
+            # only makes the message go out again, never lost.
             conn.execution_options(isolation_level="AUTOCOMMIT")
-        _deliver_batch(conn, message_ids, states, transport=transport, settings=settings, now=now)
+            conn.exec_driver_sql("SET synchronous_commit = off")
+        try:
+            _deliver_batch(conn, message_ids, states, transport=transport, settings=settings, now=now)
+        except BaseException:
+            conn.invalidate()  # the pool never gets back a connection in an unknown state
+            raise
+        if pg:
+            conn.exec_driver_sql("RESET synchronous_commit")
     return states
 
 
@@ -369,7 +383,6 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
         messages = outbox.claim_many(s, message_ids, now=now or utcnow(), lease_s=settings.lease_s)
         suppressed = _suppressions(s, messages)
         s.commit()
-        s.expunge_all()  # plain values from here on: nothing reloads them behind our back
         for m in messages:
             d = Delivery(
                 message=m,

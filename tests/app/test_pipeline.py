@@ -240,9 +240,11 @@ def test_a_batch_is_claimed_in_one_statement_and_each_outcome_recorded_in_one_on
         event.remove(get_engine(), "before_cursor_execute", listener)
     assert set(states.values()) == {"sent"}
     # PostgreSQL: the claim (with its events), the suppression check, then one statement per
-    # message, in autocommit (no BEGIN/COMMIT round trips)
+    # message, in autocommit (no BEGIN/COMMIT round trips) and without waiting for the WAL flush
     if get_engine().dialect.name == "postgresql":
-        assert statements == ["WITH", "SELECT"] + ["WITH"] * CLAIM_BATCH
+        assert statements == ["SET", "WITH", "SELECT"] + ["WITH"] * CLAIM_BATCH + ["RESET"]
+        with get_engine().connect() as conn:  # the pool's connections wait for the WAL flush again
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
     else:  # SQLite: the claim is one UPDATE and one multi-row INSERT of events, then a transaction each
         assert (
             statements
