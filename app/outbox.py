@@ -233,25 +233,23 @@ def transition(
     return True
 
 
+_CLAIM_COLUMNS = tuple(OutboundMessage.__table__.c)
+# columns by name, in the model's order: a migrated table's own order may differ
 _PG_CLAIM = text(
-    """WITH picked AS MATERIALIZED (
+    f"""WITH picked AS MATERIALIZED (
         SELECT id FROM outboundmessage WHERE id = ANY(CAST(:ids AS int[])) AND state = 'queued'
         ORDER BY id FOR UPDATE SKIP LOCKED
     ), claimed AS (
         UPDATE outboundmessage m SET state = 'sending', updated_at = :now, lease_until = :lease_until,
             attempts = m.attempts + 1
         FROM picked WHERE m.id = picked.id AND m.state = 'queued'
-        RETURNING m.*
+        RETURNING {", ".join(f"m.{c.name}" for c in _CLAIM_COLUMNS)}
     ), ev AS (
         INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
         SELECT id, 'sending', 'queued', '', :now FROM claimed
     )
-    SELECT * FROM claimed"""
-)
-
-
-_CLAIM_COLUMNS = tuple(OutboundMessage.__table__.c)
-_PG_CLAIM_ROWS = _PG_CLAIM.columns(*_CLAIM_COLUMNS)  # typed: times come back aware UTC
+    SELECT {", ".join(c.name for c in _CLAIM_COLUMNS)} FROM claimed"""
+).columns(*_CLAIM_COLUMNS)  # typed: times come back aware UTC
 
 
 def claim_many(session: Session, message_ids: list[int], *, now: datetime, lease_s: int) -> list[Row]:
@@ -268,7 +266,7 @@ def claim_many(session: Session, message_ids: list[int], *, now: datetime, lease
     lease_until = now + timedelta(seconds=lease_s)
     conn = session.connection()
     if conn.dialect.name == "postgresql":
-        rows = conn.execute(_PG_CLAIM_ROWS, {"ids": ids, "now": now, "lease_until": lease_until}).all()
+        rows = conn.execute(_PG_CLAIM, {"ids": ids, "now": now, "lease_until": lease_until}).all()
         return sorted(rows, key=lambda r: r.id)
     M = OutboundMessage.__table__
     stmt = (

@@ -182,3 +182,22 @@ def test_finishing_an_attempt_records_its_outcome_once_and_only_from_sending(db)
         )
         assert m.next_attempt_at is None and m.error == ""
         assert [(e.from_state, e.kind) for e in outbox.events(s, mid)][-1] == ("sending", "sent")
+
+
+def test_a_claimed_row_holds_every_column_of_the_message(db):
+    with session() as s:
+        mid, _ = make(
+            s,
+            key="full",
+            batch_id="nl-7",
+            expires_at=NOW + timedelta(hours=3),
+            context='{"text": "hi"}',
+            team_id=None,
+        )
+    with session() as s:
+        (row,) = outbox.claim_many(s, [mid], now=NOW, lease_s=60)
+    with session() as s:
+        stored = s.get(OutboundMessage, mid)
+        expected = {c.name: getattr(stored, c.name) for c in OutboundMessage.__table__.c}
+    assert row._asdict() == expected
+    assert (row.batch_id, row.expires_at, row.state) == ("nl-7", NOW + timedelta(hours=3), "sending")
