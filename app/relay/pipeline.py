@@ -1,7 +1,7 @@
 """``deliver_many(ids)``: the relay as a list of named steps.
 
-A batch of messages is claimed in one statement (with the suppression list read
-in the same transaction); then, one message after another, each step takes the
+A batch of messages is claimed in one statement, and the suppression list read
+for their recipients right after; then, one message after another, each step takes the
 Delivery and either returns None (go on) or an Outcome that ends the attempt
 with a state, and the outcome is recorded (committed) before the next message's
 turn. Reading STEPS top to bottom tells the policy.
@@ -77,7 +77,7 @@ ASKED_FOR = frozenset({"signin"})
 
 
 def skip_if_suppressed(d: Delivery) -> Outcome | None:
-    reason = d.suppressed  # read in the claim's transaction: before every attempt
+    reason = d.suppressed  # read right after this attempt's claim
     if reason == "unsubscribe" and d.message.kind in ASKED_FOR:
         return None
     return Outcome("suppressed", f"address suppressed ({reason})") if reason else None
@@ -350,9 +350,9 @@ def deliver_many(
 
     One database connection serves the batch: the claim, the suppression check of the claimed
     recipients, then each message's outcome in its own transaction, committed before the next
-    message is sent. A message whose lease is half gone before its
-    turn (a slow sender or a rate limit held the batch up) is not started: it is deferred, due at
-    once, so no sweeper retries it while this worker still sends it. ``transport`` carries the
+    message is sent. A message whose lease is half gone before its turn (a slow sender or a rate
+    limit held the batch up) is not started: it is deferred, due at once, so no sweeper retries
+    it while this worker still sends it. ``transport`` carries the
     messages when no Sender is configured (MAIL_TRANSPORT's); ``now`` fixes the clock (tests).
     """
     settings = settings or get_settings()
