@@ -47,6 +47,13 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     wait_all,
 )
 
+# Worker threads per `donebox worker` process. With one send slot per process, two threads are
+# enough (one hands a message to the sink while the other renders, builds and signs the next);
+# more only contend for the GIL (measured: about 20% fewer messages/s with four). The kill test
+# runs four, more than it needs, to show the slot bounds duplicates whatever the thread count.
+E2E_THREADS = 2
+KILL_THREADS = 4
+
 # ---------------------------------------------------------------- the references
 
 
@@ -173,8 +180,8 @@ def kill_test(workers: Workers, team_id: int, n: int, kills: int, var: Path) -> 
     )
     sink.stdout.readline()
     set_sender(f"smtp://127.0.0.1:{port}?tls=none&pool=4&timeout=10")
-    victim = workers.start(1, 4)
-    workers.start(1, 4)
+    victim = workers.start(1, KILL_THREADS)
+    workers.start(1, KILL_THREADS)
     time.sleep(2.5)  # let the new workers and their config caches start
     ids = make_digests(team_id, n, "kill")
     enqueue(ids)
@@ -186,7 +193,7 @@ def kill_test(workers: Workers, team_id: int, n: int, kills: int, var: Path) -> 
         if done_kills < kills and finished >= n * (done_kills + 1) / (kills + 2):
             workers.kill9(victim)
             done_kills += 1
-            victim = workers.start(1, 4)
+            victim = workers.start(1, KILL_THREADS)
         if finished >= n:
             break
         with session() as s:  # the scheduler's sweeper, as `donebox scheduler` runs it
@@ -242,7 +249,7 @@ def main() -> None:
             figures["naive_msgs_per_s"] = round(naive(team, n_naive, port), 1)
             figures["sink_limit_msgs_per_s"] = round(sink_limit(port, 20000 if not q else 5000, size), 1)
             for _ in range(2):
-                workers.start(1, 4)
+                workers.start(1, E2E_THREADS)
             warm = make_digests(team, 200, "warm")
             enqueue(warm)
             wait_all("warm", 200, 120)
@@ -305,7 +312,7 @@ NOTES = """\
 How it is measured, all in one run on the same machine:
 
 - **e2e**: digest rows (30 entries, about 10.7 KB, tracking on, DKIM RSA-2048) enqueued at once,
-  delivered by two `donebox worker` processes (4 threads each) on PostgreSQL and Redis, through
+  delivered by two `donebox worker` processes (2 threads each) on PostgreSQL and Redis, through
   a routed SMTP sender (aiosmtplib pool) into postfix's `smtp-sink`; the clock stops when every
   row is `sent` in the database.
 - **naive**: one thread, per message: context from the database, Jinja2 + css-inline, stdlib
@@ -314,9 +321,9 @@ How it is measured, all in one run on the same machine:
 - **fairness**: a big batch of one team, then 10 messages of another team: the small team's
   last message is `sent` after `small_team_max_latency_s`, while the big batch still has
   `big_batch_left_when_small_done` messages queued.
-- **kill -9**: two worker instances; one is killed `kills` times during the send and restarted,
-  the scheduler's sweeper runs; a Message-ID counting sink reports duplicates; `lost` counts
-  rows never delivered (or not `sent`) by the end.
+- **kill -9**: two worker instances (one process of 4 threads each); one is killed `kills` times
+  during the send and restarted, the scheduler's sweeper runs; a Message-ID counting sink reports
+  duplicates; `lost` counts rows never delivered (or not `sent`) by the end.
 - **profile_ms_***: the pipeline steps in one thread of the bench process, milliseconds per
   message, on batches of 20 as the workers claim them (`claim`: the batch's claim and suppression
   check, divided among its messages).
