@@ -126,3 +126,17 @@ def test_a_batch_pop_alternates_between_teams(redis_url):
         assert q.pop_many(4) == [1, 10, 20, 2]
         assert q.pop_many(10) == [11, 3, 12, 4, 5]
         assert q.pop_many(3) == [] and q.pop() is None
+
+
+def test_a_fifo_batch_is_delivered_claim_batch_by_claim_batch(db, sent, monkeypatch):
+    """The RabbitMQ-without-Redis path: deliver_batch claims its ids CLAIM_BATCH at a time."""
+    import jobs.actors as actors
+
+    team, *members = make_team("fifo", 3)
+    ids = reminders(team, members, 2 * CLAIM_BATCH + 5, "fifo")
+    batches = []
+    real = actors.deliver_many
+    monkeypatch.setattr(actors, "deliver_many", lambda ids, **kw: batches.append(ids) or real(ids, **kw))
+    actors.deliver_batch.fn(ids)
+    assert [len(b) for b in batches] == [CLAIM_BATCH, CLAIM_BATCH, 5]
+    assert sorted(m["Subject"] for m in sent) == sorted(f"fifo {i}" for i in range(len(ids)))
