@@ -84,6 +84,7 @@ class Settings:
     breaker_cooldown_s: float = 60.0  # BREAKER_COOLDOWN_S: how long an open circuit waits before one probe
     retention_days: int = 45  # RETENTION_DAYS: message content and provider responses are purged after this
     rate_max_wait_s: float = 5.0  # RATE_MAX_WAIT_S: a sender's rate-limit slot further off defers the message
+    send_slots: int = 1  # SEND_SLOTS: messages a worker process may have sent and not yet recorded
 
     @property
     def production(self) -> bool:
@@ -171,6 +172,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             breaker_failures=int(e("BREAKER_FAILURES", "3")),
             breaker_cooldown_s=float(e("BREAKER_COOLDOWN_S", "60")),
             rate_max_wait_s=float(e("RATE_MAX_WAIT_S", "5")),
+            send_slots=max(1, int(e("SEND_SLOTS", "1"))),
             retention_days=int(e("RETENTION_DAYS", "45")),
         )
     except ValueError as exc:

@@ -7,10 +7,11 @@ with a state, and the outcome is recorded (committed) before the next message's
 turn. Reading STEPS top to bottom tells the policy.
 
 A kill -9 between a transport accepting a message and its ``sent`` being
-committed makes a duplicate when the message is retried. So each process has one
-send slot: taken right before a transport's ``send``, released once the outcome
-is committed. However many worker threads a process runs, at most one message is
-accepted and not yet recorded there, and a killed process duplicates at most one.
+committed makes a duplicate when the message is retried. So each process has
+SEND_SLOTS send slots (one by default): one is taken right before a transport's
+``send`` and released once the outcome is committed. However many worker threads
+a process runs, at most SEND_SLOTS messages are accepted and not yet recorded
+there, and a killed process duplicates at most that many.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Delivery:
     sender: str = ""  # the Sender row's name that carried (or last tried) it; "" for MAIL_TRANSPORT
     result: SendResult | None = None
     suppressed: str = ""  # the suppression list's reason for the recipient, read when it was claimed
-    holds_slot: bool = False  # this delivery holds the process's send slot (sent, not yet recorded)
+    slot: threading.BoundedSemaphore | None = None  # the send slot it holds (sent, not yet recorded)
 
 
 # mail a person asked for this minute: an unsubscribe does not stop it (a bounce or complaint does)
@@ -205,27 +206,37 @@ def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
     return Outcome("bounced" if e.bounce else "failed", str(e))
 
 
-# at most one message per process between a transport's acceptance and its committed record
-_SEND_SLOT = threading.Lock()
+_slots: tuple[int, threading.BoundedSemaphore] | None = None
+_slots_lock = threading.Lock()
+
+
+def _send_slots(settings: Settings) -> threading.BoundedSemaphore:
+    """The process's SEND_SLOTS: messages between a transport's send and their committed record."""
+    global _slots
+    with _slots_lock:
+        if _slots is None or _slots[0] != settings.send_slots:
+            _slots = (settings.send_slots, threading.BoundedSemaphore(settings.send_slots))
+        return _slots[1]
 
 
 def _send(d: Delivery, transport, outgoing: Outgoing) -> SendResult:
-    """``transport.send`` in the process's send slot, which stays held (until record commits) when it
-    is accepted; a failure gives it back at once."""
-    _SEND_SLOT.acquire()
+    """``transport.send`` in one of the process's send slots, which stays held (until record
+    commits) when it is accepted; a failure gives it back at once."""
+    slot = _send_slots(d.settings)
+    slot.acquire()
     try:
         result = transport.send(outgoing)
     except BaseException:
-        _SEND_SLOT.release()
+        slot.release()
         raise
-    d.holds_slot = True
+    d.slot = slot
     return result
 
 
 def _release_slot(d: Delivery) -> None:
-    if d.holds_slot:
-        d.holds_slot = False
-        _SEND_SLOT.release()
+    if d.slot is not None:
+        d.slot, slot = None, d.slot
+        slot.release()
 
 
 def transmit(d: Delivery) -> Outcome:
