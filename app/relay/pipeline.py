@@ -6,12 +6,9 @@ Delivery and either returns None (go on) or an Outcome that ends the attempt
 with a state, and the outcome is recorded (committed) before the next message's
 turn. Reading STEPS top to bottom tells the policy.
 
-A kill -9 between a transport accepting a message and its ``sent`` being
-committed makes a duplicate when the message is retried. So each process has
-SEND_SLOTS send slots (one by default): one is taken right before a transport's
-``send`` and released once the outcome is committed. However many worker threads
-a process runs, at most SEND_SLOTS messages are accepted and not yet recorded
-there, and a killed process duplicates at most that many.
+A transport's ``send`` takes one of the process's send slots (app/relay/slots.py),
+given back once the outcome is committed: a kill -9 duplicates at most SEND_SLOTS
+(one) messages per process.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from app import outbox
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import Suppression, utcnow
-from app.relay import limits, routing, tracking
+from app.relay import limits, routing, slots, tracking
 from app.relay.dkim import key_store, sign_raw
 from app.relay.render import Parts, ascii_address, build_message, render_parts
 from app.relay.transports import Outgoing, SendResult, transport_for
@@ -206,23 +203,10 @@ def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
     return Outcome("bounced" if e.bounce else "failed", str(e))
 
 
-_slots: tuple[int, threading.BoundedSemaphore] | None = None
-_slots_lock = threading.Lock()
-
-
-def _send_slots(settings: Settings) -> threading.BoundedSemaphore:
-    """The process's SEND_SLOTS: messages between a transport's send and their committed record."""
-    global _slots
-    with _slots_lock:
-        if _slots is None or _slots[0] != settings.send_slots:
-            _slots = (settings.send_slots, threading.BoundedSemaphore(settings.send_slots))
-        return _slots[1]
-
-
 def _send(d: Delivery, transport, outgoing: Outgoing) -> SendResult:
     """``transport.send`` in one of the process's send slots, which stays held (until record
     commits) when it is accepted; a failure gives it back at once."""
-    slot = _send_slots(d.settings)
+    slot = slots.send_slots(d.settings)
     slot.acquire()
     try:
         result = transport.send(outgoing)
