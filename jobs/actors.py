@@ -70,10 +70,7 @@ def sort_deliveries(message_ids: list[int]) -> None:
 def _deliver(message_ids: list[int]) -> None:
     settings = get_settings()
     states = deliver_many(message_ids, transport=get_transport(settings), settings=settings)
-    counts: dict[str, int] = {}
-    for state in states.values():
-        counts[state] = counts.get(state, 0) + 1
-    log.info("messages %s..%s: %s", message_ids[0], message_ids[-1], counts)
+    log.info("messages (id: state) %s", states)  # one line per batch
 
 
 @dramatiq.actor(max_retries=0, queue_name="outbound")
