@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import Row, and_, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -271,22 +271,102 @@ def transition_many(
     return moved
 
 
-def claim(session: Session, message_id: int, *, now: datetime, lease_s: int) -> OutboundMessage | None:
-    """Take a queued message for delivery (queued -> sending, with a lease); None if not ours."""
-    ok = transition(
+_CLAIM_COLUMNS = tuple(OutboundMessage.__table__.c)
+# columns by name, in the model's order: a migrated table's own order may differ
+_PG_CLAIM = text(
+    f"""WITH picked AS MATERIALIZED (
+        SELECT id FROM outboundmessage WHERE id = ANY(CAST(:ids AS int[])) AND state = 'queued'
+        ORDER BY id FOR UPDATE SKIP LOCKED
+    ), claimed AS (
+        UPDATE outboundmessage m SET state = 'sending', updated_at = :now, lease_until = :lease_until,
+            attempts = m.attempts + 1
+        FROM picked WHERE m.id = picked.id AND m.state = 'queued'
+        RETURNING {", ".join(f"m.{c.name}" for c in _CLAIM_COLUMNS)}
+    ), ev AS (
+        INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
+        SELECT id, 'sending', 'queued', '', :now FROM claimed
+    )
+    SELECT {", ".join(c.name for c in _CLAIM_COLUMNS)} FROM claimed"""
+).columns(*_CLAIM_COLUMNS)  # typed: times come back aware UTC
+
+
+def claim_many(session: Session, message_ids: list[int], *, now: datetime, lease_s: int) -> list[Row]:
+    """Take the still-queued messages among ``message_ids`` for delivery (queued -> sending, with a
+    lease, an event each): one compare-and-set for all of them; the claimed rows (every column
+    of OutboundMessage, read-only) in id order.
+
+    PostgreSQL: one statement; rows another transaction holds are skipped (``SKIP LOCKED``), never
+    waited for, so two workers given overlapping ids split them without deadlocking.
+    """
+    ids = sorted(set(message_ids))
+    if not ids:
+        return []
+    lease_until = now + timedelta(seconds=lease_s)
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(_PG_CLAIM, {"ids": ids, "now": now, "lease_until": lease_until}).all()
+        return sorted(rows, key=lambda r: r.id)
+    M = OutboundMessage.__table__
+    stmt = (
+        update(M)
+        .where(M.c.id.in_(ids), M.c.state == "queued")
+        .values(state="sending", updated_at=now, lease_until=lease_until, attempts=M.c.attempts + 1)
+        .returning(*_CLAIM_COLUMNS)
+    )
+    claimed = sorted(conn.execute(stmt).all(), key=lambda r: r.id)
+    _events_many(session, [r.id for r in claimed], "sending", "queued", now)
+    return claimed
+
+
+def claim(session: Session, message_id: int, *, now: datetime, lease_s: int) -> Row | None:
+    """Take a queued message for delivery (queued -> sending, with a lease); its row, None if not ours."""
+    claimed = claim_many(session, [message_id], now=now, lease_s=lease_s)
+    return claimed[0] if claimed else None
+
+
+# the outcome of an attempt: a NULL parameter leaves its column as it was
+_PG_FINISH = text(
+    """WITH done AS (
+        UPDATE outboundmessage SET state = :to, updated_at = :now, error = :error, lease_until = NULL,
+            sender = COALESCE(CAST(:sender AS varchar), sender),
+            links = COALESCE(CAST(:links AS text), links),
+            sent_at = COALESCE(CAST(:sent_at AS timestamptz), sent_at),
+            provider_id = COALESCE(CAST(:provider_id AS varchar), provider_id),
+            provider_response = COALESCE(CAST(:provider_response AS text), provider_response),
+            next_attempt_at = COALESCE(CAST(:next_attempt_at AS timestamptz), next_attempt_at)
+        WHERE id = :id AND state = 'sending'
+        RETURNING id
+    )
+    INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
+    SELECT id, :to, 'sending', :error, :now FROM done
+    RETURNING message_id"""
+)
+_FINISH_VALUES = ("sender", "links", "sent_at", "provider_id", "provider_response", "next_attempt_at")
+
+
+def finish(session: Session, message_id: int, to: str, *, now: datetime, error: str = "", **values) -> bool:
+    """Record how the attempt on a ``sending`` message ended (sent, deferred, failed, bounced,
+    suppressed): ``error`` and ``values`` (columns of _FINISH_VALUES) on the row, the lease
+    dropped, an event appended. True when this call moved it. PostgreSQL: one statement."""
+    if to not in TRANSITIONS["sending"]:
+        raise TransitionError(f"sending -> {to} is not allowed")
+    unknown = set(values) - set(_FINISH_VALUES)
+    if unknown:
+        raise ValueError(f"finish cannot set {sorted(unknown)}")
+    if session.get_bind().dialect.name == "postgresql":
+        params = (
+            dict.fromkeys(_FINISH_VALUES) | values | {"id": message_id, "to": to, "now": now, "error": error}
+        )
+        return session.connection().execute(_PG_FINISH, params).first() is not None
+    return transition(
         session,
         message_id,
-        "sending",
-        expected="queued",
+        to,
+        expected="sending",
         now=now,
-        values={
-            "lease_until": now + timedelta(seconds=lease_s),
-            "attempts": OutboundMessage.attempts + 1,
-        },
+        detail=error,
+        values={"error": error, "lease_until": None, **values},
     )
-    if not ok:
-        return None
-    return session.get(OutboundMessage, message_id, populate_existing=True)
 
 
 def sweep(session: Session, *, now: datetime, lease_s: int, limit: int = 1000) -> list[int]:

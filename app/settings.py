@@ -99,6 +99,7 @@ class Settings:
     )
     submission_tls_key: str = field(default="", repr=False)  # SUBMISSION_TLS_KEY: PEM private key
     submission_max_bytes: int = 10 * 1024 * 1024  # SUBMISSION_MAX_BYTES: larger messages get 552
+    send_slots: int = 1  # SEND_SLOTS: messages a worker process may have sent and not yet recorded
 
     @property
     def production(self) -> bool:
@@ -198,6 +199,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             breaker_failures=int(e("BREAKER_FAILURES", "3")),
             breaker_cooldown_s=float(e("BREAKER_COOLDOWN_S", "60")),
             rate_max_wait_s=float(e("RATE_MAX_WAIT_S", "5")),
+            send_slots=max(1, int(e("SEND_SLOTS", "1"))),
             retention_days=int(e("RETENTION_DAYS", "45")),
             submission_host=e("SUBMISSION_HOST", "127.0.0.1"),
             submission_port=int(e("SUBMISSION_PORT", "2525")),

@@ -239,6 +239,47 @@ class Workers:
         self.procs = []
 
 
+def _cpu_s(pid: int | str) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone, or not Linux
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _procs() -> dict[str, str]:
+    out = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                out[pid] = (
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+                )
+            except OSError:
+                continue
+    return out
+
+
+def cpu_seconds(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the worker processes, the PostgreSQL backends of
+    the bench database, the Redis server (shared with anything else using it) and the SMTP sink."""
+    db = db_url.rsplit("/", 1)[1]
+    groups = {os.getpgid(p.pid) for p in workers.procs if p.poll() is None}
+    out = {"workers": 0.0, "postgres": 0.0, "redis": 0.0, "sink": _cpu_s(sink.pid)}
+    for pid, cmd in _procs().items():
+        try:
+            if os.getpgid(int(pid)) in groups:
+                out["workers"] += _cpu_s(pid)
+                continue
+        except OSError:
+            continue
+        if cmd.startswith("postgres:") and f" {db} " in cmd:
+            out["postgres"] += _cpu_s(pid)
+        elif "redis-server" in cmd:
+            out["redis"] += _cpu_s(pid)
+    return out
+
+
 def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
     """Seconds until ``n`` rows of ``tag`` are in a final state (polling); raises on timeout."""
     t0 = time.monotonic()

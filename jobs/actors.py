@@ -12,7 +12,7 @@ from app import inbound
 from app.db import session
 from app.models import OutboundMessage, utcnow
 from app.relay.fair import fair_queue
-from app.relay.pipeline import deliver as deliver_message
+from app.relay.pipeline import CLAIM_BATCH, deliver_many
 from app.relay.transports import get_transport
 from app.settings import get_settings
 from jobs.broker import is_embedded
@@ -56,7 +56,7 @@ SORT_IDS = 1000  # ids per fair-queue sorting job
 
 @dramatiq.actor(max_retries=0, queue_name="outbound-sort", priority=0)
 def sort_deliveries(message_ids: list[int]) -> None:
-    """Put ids into their teams' fair queues and send one deliver_fair tick per BATCH_IDS of them.
+    """Put ids into their teams' fair queues and send one deliver_fair tick per CLAIM_BATCH of them.
 
     Its own queue and a high priority: sorting is quick, so a small team's ids reach the fair
     queue in moments even when another team's ticks fill the outbound queue.
@@ -73,37 +73,44 @@ def sort_deliveries(message_ids: list[int]) -> None:
         by_team.setdefault(str(rows.get(mid) or 0), []).append(mid)
     for team, ids in by_team.items():
         queue.push(team, ids)
-    for _ in range(0, len(message_ids), BATCH_IDS):
-        deliver_fair.send(BATCH_IDS)
+    for _ in range(0, len(message_ids), CLAIM_BATCH):
+        deliver_fair.send(CLAIM_BATCH)
+
+
+def _deliver(message_ids: list[int]) -> None:
+    settings = get_settings()
+    states = deliver_many(message_ids, transport=get_transport(settings), settings=settings)
+    log.info("messages (id: state) %s", states)  # one line per batch
 
 
 @dramatiq.actor(max_retries=0, queue_name="outbound")
 def deliver(message_id: int) -> None:
     """Deliver one outbox message (the relay pipeline); retries are the outbox's, not Dramatiq's."""
-    settings = get_settings()
-    state = deliver_message(message_id, transport=get_transport(settings), settings=settings)
-    log.info("message %s: %s", message_id, state)
+    _deliver([message_id])
 
 
-BATCH_IDS = 100  # ids per broker message: enqueueing is per message, so batches make it cheap
+BATCH_IDS = 100  # ids per deliver_batch message: enqueueing is per message, so batches make it cheap
 
 
 @dramatiq.actor(max_retries=0, queue_name="outbound")
 def deliver_batch(message_ids: list[int]) -> None:
-    """Deliver several outbox messages, one after another; each is claimed on its own."""
-    for mid in message_ids:
-        deliver.fn(mid)
+    """Deliver several outbox messages, claimed CLAIM_BATCH at a time."""
+    for i in range(0, len(message_ids), CLAIM_BATCH):
+        _deliver(message_ids[i : i + CLAIM_BATCH])
 
 
 @dramatiq.actor(max_retries=0, queue_name="outbound", priority=10)
 def deliver_fair(count: int) -> None:
-    """Deliver up to ``count`` messages, each the next one of the fair queue (teams round-robin)."""
+    """Deliver up to ``count`` messages, the next ones of the fair queue (teams round-robin),
+    claimed CLAIM_BATCH at a time. A tick is one batch, so ticks are short and a sorting job
+    never waits long for a worker thread."""
     queue = fair_queue(get_settings())
-    for _ in range(count):
-        mid = queue.pop()
-        if mid is None:
+    while count > 0:
+        ids = queue.pop_many(min(count, CLAIM_BATCH))
+        if not ids:
             return
-        deliver.fn(mid)
+        _deliver(ids)
+        count -= len(ids)
 
 
 def enqueue_deliveries(ids) -> None:

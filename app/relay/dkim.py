@@ -78,11 +78,22 @@ def _signature(d: dkimpy.DKIM, key: Key, include_headers: tuple[bytes, ...], now
     return name + b": " + dkimpy.fold(value, namelen=len(name), linesep=b"\r\n")
 
 
+def _parsed(raw: bytes) -> dkimpy.DKIM:
+    """dkimpy's parse of ``raw`` (headers and body). When every line ends in CRLF, dkimpy's line
+    split of the body would give the body back as it is: it parses only the header block then."""
+    end = raw.find(b"\r\n\r\n")
+    if end > 0 and raw.count(b"\n") == raw.count(b"\r\n"):
+        d = dkimpy.DKIM(raw[: end + 4])
+        d.body = raw[end + 4 :]
+        return d
+    return dkimpy.DKIM(raw)
+
+
 def sign_raw(raw: bytes, keys: list[Key], *, now: int | None = None) -> bytes:
     """``raw`` (CRLF) with one DKIM-Signature per key prepended; unchanged when ``keys`` is empty."""
     if not keys:
         return raw
-    d = dkimpy.DKIM(raw)
+    d = _parsed(raw)
     include = tuple(x.lower() for x in d.default_sign_headers())
     now = int(time.time()) if now is None else now
     # Ed25519 last so it ends up on top: receivers that know it see it first

@@ -25,22 +25,29 @@ import redis
 
 PREFIX = "donebox:fair"
 
-# KEYS: ring, queue prefix, pending set. Rotates the ring until a team with ids is found; drops
-# empty teams; the id leaves the pending set.
+# KEYS: ring, queue prefix, pending set. ARGV: how many. Up to that many times: rotates the ring
+# until a team with ids is found and takes its oldest id; drops empty teams; the ids leave the pending set.
 _POP = """
 local ring = KEYS[1]
-for _ = 1, redis.call('LLEN', ring) do
-  local team = redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
-  if not team then return false end
-  local id = redis.call('LPOP', KEYS[2] .. team)
-  if id then
-    if redis.call('LLEN', KEYS[2] .. team) == 0 then redis.call('LREM', ring, 0, team) end
-    redis.call('SREM', KEYS[3], id)
-    return id
+local out = {}
+for _ = 1, tonumber(ARGV[1]) do
+  local found = false
+  for _ = 1, redis.call('LLEN', ring) do
+    local team = redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
+    if not team then break end
+    local id = redis.call('LPOP', KEYS[2] .. team)
+    if id then
+      if redis.call('LLEN', KEYS[2] .. team) == 0 then redis.call('LREM', ring, 0, team) end
+      redis.call('SREM', KEYS[3], id)
+      out[#out + 1] = id
+      found = true
+      break
+    end
+    redis.call('LREM', ring, 0, team)
   end
-  redis.call('LREM', ring, 0, team)
+  if not found then break end
 end
-return false
+return out
 """
 
 # KEYS: ring, team queue, pending set. ARGV: team, ids... Appends the ids not already waiting (the
@@ -79,19 +86,25 @@ class MemoryFairQueue:
             self._queues[team].extend(new)
 
     def pop(self) -> int | None:
+        """The next id in round-robin order, or None when every team's queue is empty."""
+        ids = self.pop_many(1)
+        return ids[0] if ids else None
+
+    def pop_many(self, n: int) -> list[int]:
+        """Up to ``n`` ids, each the next one in round-robin order (a batch alternates between teams)."""
+        out: list[int] = []
         with self._lock:
-            while self._ring:
+            while self._ring and len(out) < n:
                 team = self._ring[0]
                 self._ring.rotate(-1)
                 q = self._queues[team]
                 if q:
                     mid = q.popleft()
                     self._pending.discard(mid)
-                    if not q:
-                        self._drop(team)
-                    return mid
-                self._drop(team)
-            return None
+                    out.append(mid)
+                if not q:
+                    self._drop(team)
+            return out
 
     def _drop(self, team: str) -> None:
         self._ring.remove(team)
@@ -120,8 +133,14 @@ class RedisFairQueue:
             )
 
     def pop(self) -> int | None:
-        mid = self._pop(keys=[f"{PREFIX}:ring", f"{PREFIX}:q:", f"{PREFIX}:pending"])
-        return int(mid) if mid is not None else None
+        """The next id in round-robin order, or None when every team's queue is empty."""
+        ids = self.pop_many(1)
+        return ids[0] if ids else None
+
+    def pop_many(self, n: int) -> list[int]:
+        """Up to ``n`` ids, each the next one in round-robin order: one round trip."""
+        ids = self._pop(keys=[f"{PREFIX}:ring", f"{PREFIX}:q:", f"{PREFIX}:pending"], args=[n])
+        return [int(i) for i in ids]
 
     def clear(self) -> None:
         for key in self.r.scan_iter(f"{PREFIX}:*"):

@@ -1,7 +1,14 @@
-"""``deliver(message_id)``: the relay as a list of named steps.
+"""``deliver_many(ids)``: the relay as a list of named steps.
 
-Each step takes the Delivery and either returns None (go on) or an Outcome
-that ends the attempt with a state. Reading STEPS top to bottom tells the policy.
+A batch of messages is claimed in one statement, and the suppression list read
+for their recipients right after; then, one message after another, each step takes the
+Delivery and either returns None (go on) or an Outcome that ends the attempt
+with a state, and the outcome is recorded (committed) before the next message's
+turn. Reading STEPS top to bottom tells the policy.
+
+A transport's ``send`` takes one of the process's send slots (app/relay/slots.py),
+given back once the outcome is committed: a kill -9 duplicates at most SEND_SLOTS
+(one) messages per process.
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select
+from sqlmodel import Session
 
 from app import events, outbox
-from app.db import session
+from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError
-from app.models import OutboundMessage, Suppression, utcnow
-from app.relay import limits, routing, tracking
+from app.models import Suppression, utcnow
+from app.relay import limits, routing, slots, tracking
 from app.relay.dkim import key_store, sign_raw
 from app.relay.render import Parts, ascii_address, build_message, render_parts
 from app.relay.transports import Outgoing, SendResult, transport_for
@@ -29,6 +37,7 @@ from app.settings import Settings, get_settings
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
 MAX_BACKOFF_S = 6 * 3600
 MAX_SENDERS_PER_ATTEMPT = 3  # senders tried in one attempt before the message is deferred
+CLAIM_BATCH = 20  # messages claimed in one statement, then sent one after another
 
 
 @dataclass
@@ -44,7 +53,7 @@ class Outcome:
 class Delivery:
     """One attempt at one message, filled in step by step."""
 
-    message: OutboundMessage
+    message: Row  # the claimed OutboundMessage row (read-only)
     settings: Settings
     transport: object
     now: datetime
@@ -57,6 +66,8 @@ class Delivery:
     raw: bytes = b""  # the message as sent: serialized once, then only prepended to (DKIM)
     sender: str = ""  # the Sender row's name that carried (or last tried) it; "" for MAIL_TRANSPORT
     result: SendResult | None = None
+    suppressed: str = ""  # the suppression list's reason for the recipient, read when it was claimed
+    slot: threading.BoundedSemaphore | None = None  # the send slot it holds (sent, not yet recorded)
 
 
 # mail a person asked for this minute: an unsubscribe does not stop it (a bounce or complaint does)
@@ -64,9 +75,7 @@ ASKED_FOR = frozenset({"signin"})
 
 
 def skip_if_suppressed(d: Delivery) -> Outcome | None:
-    with session() as s:
-        hit = s.execute(select(Suppression.reason).where(Suppression.email == d.message.to_addr.lower()))
-        reason = hit.scalar()
+    reason = d.suppressed  # read right after this attempt's claim
     if reason == "unsubscribe" and d.message.kind in ASKED_FOR:
         return None
     return Outcome("suppressed", f"address suppressed ({reason})") if reason else None
@@ -194,6 +203,26 @@ def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
     return Outcome("bounced" if e.bounce else "failed", str(e))
 
 
+def _send(d: Delivery, transport, outgoing: Outgoing) -> SendResult:
+    """``transport.send`` in one of the process's send slots, which stays held (until record
+    commits) when it is accepted; a failure gives it back at once."""
+    slot = slots.send_slots(d.settings)
+    slot.acquire()
+    try:
+        result = transport.send(outgoing)
+    except BaseException:
+        slot.release()
+        raise
+    d.slot = slot
+    return result
+
+
+def _release_slot(d: Delivery) -> None:
+    if d.slot is not None:
+        d.slot, slot = None, d.slot
+        slot.release()
+
+
 def transmit(d: Delivery) -> Outcome:
     """Hand the message to the default transport, or to routed senders with failover between them."""
     m = d.message
@@ -207,7 +236,7 @@ def transmit(d: Delivery) -> Outcome:
     config = routing.config_cache(d.settings).get()
     if not config.senders:  # nothing configured: MAIL_TRANSPORT, the embedded default
         try:
-            d.result = d.transport.send(outgoing)
+            d.result = _send(d, d.transport, outgoing)
         except (TransientSendError, PermanentSendError) as e:
             return _outcome(e)
         return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
@@ -224,7 +253,7 @@ def transmit(d: Delivery) -> Outcome:
         try:
             transport = transport_for(sender.url, d.settings)
             limits.wait_turn(d.settings, sender)
-            d.result = transport.send(outgoing)
+            d.result = _send(d, transport, outgoing)
         except ValueError as e:  # a sender URL that cannot work: fail over, and let the breaker see it
             last = TransientSendError(f"sender {sender.name}: {e}", connection=True)
         except (TransientSendError, PermanentSendError) as e:
@@ -259,10 +288,12 @@ def backoff_s(attempts: int, base_s: float) -> float:
     return random.uniform(base_s, min(MAX_BACKOFF_S, base_s * 2 ** max(0, attempts - 1)) + base_s)
 
 
-def record(d: Delivery, outcome: Outcome) -> str:
-    """Write the attempt's final state; deferred past its max age or expiry becomes failed."""
+def record(s: Session, d: Delivery, outcome: Outcome) -> str:
+    """Write the attempt's final state (the caller commits); deferred past its max age or expiry
+    becomes failed."""
     m = d.message
-    values: dict = {"error": "" if outcome.state == "sent" else outcome.detail, "lease_until": None}
+    values: dict = {}
+    error = "" if outcome.state == "sent" else outcome.detail
     state = outcome.state
     if d.sender:
         values["sender"] = d.sender
@@ -277,38 +308,107 @@ def record(d: Delivery, outcome: Outcome) -> str:
         expired = m.expires_at is not None and retry_at >= m.expires_at
         if retry_at - m.created_at > MAX_AGE or expired:
             state = "failed"
-            values["error"] = f"gave up: {outcome.detail}"
+            error = f"gave up: {outcome.detail}"
         else:
             values["next_attempt_at"] = retry_at
-    with session() as s:
-        moved = outbox.transition(
-            s, m.id, state, expected="sending", now=d.now, detail=values["error"], values=values
-        )
-        if moved and state == "bounced":  # the receiving server refused the address itself
-            reason = ("bounce", f"{values['error'][:500]} (message {m.id})")
-            events.suppress(s, {m.to_addr.lower(): reason}, now=d.now)
+    moved = outbox.finish(s, m.id, state, now=d.now, error=error, **values)
+    if moved and state == "bounced":  # the receiving server refused the address itself
+        events.suppress(s, {m.to_addr.lower(): ("bounce", f"{error[:500]} (message {m.id})")}, now=d.now)
     return state
 
 
-def deliver(
-    message_id: int, *, transport, settings: Settings | None = None, now: datetime | None = None
-) -> str:
-    """Claim, run STEPS, record; returns the final state of this attempt or 'not-claimed'.
-
-    ``transport`` carries the message when no Sender is configured (MAIL_TRANSPORT's).
-    """
-    settings = settings or get_settings()
-    now = now or utcnow()
-    with session() as s:
-        message = outbox.claim(s, message_id, now=now, lease_s=settings.lease_s)
-    if message is None:
-        return "not-claimed"
-    d = Delivery(message=message, settings=settings, transport=transport, now=now)
+def attempt(d: Delivery) -> Outcome:
+    """Run STEPS on one claimed message until one of them ends the attempt."""
     for step in STEPS:
         try:
             outcome = step(d)
         except Exception as e:  # noqa: BLE001 - an unexpected failure is recorded, never lost
             outcome = Outcome("deferred", f"{step.__name__}: {type(e).__name__}: {e}", retry_in_s=60)
         if outcome is not None:
-            return record(d, outcome)
+            return outcome
     raise AssertionError("transmit always ends the steps")
+
+
+_SUPPRESSED = select(Suppression.email, Suppression.reason).where(
+    Suppression.email.in_(bindparam("emails", expanding=True))
+)
+
+
+def _suppressions(s: Session, messages: list[Row]) -> dict[str, str]:
+    emails = sorted({m.to_addr.lower() for m in messages})
+    return dict(s.connection().execute(_SUPPRESSED, {"emails": emails}).all()) if emails else {}
+
+
+def deliver_many(
+    message_ids: list[int], *, transport, settings: Settings | None = None, now: datetime | None = None
+) -> dict[int, str]:
+    """Claim the still-queued messages among ``message_ids`` (one statement), then run STEPS and
+    record each one in turn; {id: final state of its attempt, or 'not-claimed'}.
+
+    One database connection serves the batch: the claim, the suppression check of the claimed
+    recipients, then each message's outcome in its own transaction, committed before the next
+    message is sent. A message whose lease is half gone before its turn (a slow sender or a rate
+    limit held the batch up) is not started: it is deferred, due at once, so no sweeper retries
+    it while this worker still sends it. ``transport`` carries the
+    messages when no Sender is configured (MAIL_TRANSPORT's); ``now`` fixes the clock (tests).
+    """
+    settings = settings or get_settings()
+    states = dict.fromkeys(message_ids, "not-claimed")
+    with get_engine().connect() as conn:
+        pg = conn.dialect.name == "postgresql"
+        if pg:
+            # there the claim and each outcome are one statement, a complete compare-and-set on its
+            # own: no BEGIN and COMMIT round trips around them. Nor a wait for the WAL flush: a
+            # commit is safe from a kill -9 of this worker once PostgreSQL has it; what a crash of
+            # PostgreSQL itself could take back (its last fraction of a second) is an outcome, which
+            # only makes the message go out again, never lost.
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("SET synchronous_commit = off")
+        try:
+            _deliver_batch(conn, message_ids, states, transport=transport, settings=settings, now=now)
+        except BaseException:
+            conn.invalidate()  # the pool never gets back a connection in an unknown state
+            raise
+        if pg:
+            conn.exec_driver_sql("RESET synchronous_commit")
+    return states
+
+
+def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> None:
+    margin = timedelta(seconds=settings.lease_s / 2)
+    with Session(bind=conn, expire_on_commit=False) as s:
+        messages = outbox.claim_many(s, message_ids, now=now or utcnow(), lease_s=settings.lease_s)
+        suppressed = _suppressions(s, messages)
+        s.commit()
+        for m in messages:
+            d = Delivery(
+                message=m,
+                settings=settings,
+                transport=transport,
+                now=now or utcnow(),
+                suppressed=suppressed.get(m.to_addr.lower(), ""),
+            )
+            if d.now > m.lease_until - margin:
+                outbox.finish(
+                    s,
+                    m.id,
+                    "deferred",
+                    now=d.now,
+                    error="lease half gone before its turn in the batch",
+                    next_attempt_at=d.now,
+                )
+                s.commit()
+                states[m.id] = "deferred"
+                continue
+            try:
+                states[m.id] = record(s, d, attempt(d))
+                s.commit()
+            finally:
+                _release_slot(d)
+
+
+def deliver(
+    message_id: int, *, transport, settings: Settings | None = None, now: datetime | None = None
+) -> str:
+    """Claim one message, run STEPS, record; the final state of this attempt or 'not-claimed'."""
+    return deliver_many([message_id], transport=transport, settings=settings, now=now)[message_id]

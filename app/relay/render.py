@@ -105,6 +105,8 @@ class Parts:
 
 def _unstructured(name: str, value: str) -> str:
     """``Name: value`` folded, as RFC 2047 encoded words when not plain ASCII or too long to fold."""
+    if value.isascii() and len(name) + 2 + len(value) <= 78 and "\t" not in value:
+        return f"{name}: {value}"  # what Header would make of it: one line, unchanged
     folded = Header(value, header_name=name).encode(linesep="\r\n") if value.isascii() else ""
     if not folded or any(len(line) > 998 - len(name) - 2 for line in folded.split("\r\n")):
         folded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")

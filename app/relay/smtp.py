@@ -35,7 +35,8 @@ DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 
 def smtp_data(raw: bytes) -> bytes:
     """``raw`` with every CR, LF or CRLF made CRLF, ending in CRLF: what may go into DATA."""
-    data = _LINE_ENDS.sub(b"\r\n", raw)
+    lf, crlf = raw.count(b"\n"), raw.count(b"\r\n")
+    data = raw if lf == crlf == raw.count(b"\r") else _LINE_ENDS.sub(b"\r\n", raw)  # CRLF already: as is
     return data if data.endswith(b"\r\n") else data + b"\r\n"
 
 

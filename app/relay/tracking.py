@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import json
 import re
+import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,7 +52,7 @@ MACHINE_AGENTS = re.compile(
 
 
 def _sig(secret: str, payload: str) -> str:
-    mac = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
+    mac = hmac.digest(secret.encode(), payload.encode(), hashlib.sha256)
     return base64.urlsafe_b64encode(mac).decode()[:SIG_CHARS]
 
 
@@ -106,21 +108,66 @@ def is_machine(user_agent: str) -> bool:
 # ---------------------------------------------------------------- at render time
 
 
-def add_tracking(html: str, *, base_url: str, secret: str, message_id: int) -> tuple[str, list[str]]:
-    """(html with http(s) links rewritten and an open pixel added, the original URLs in link order)."""
+def _rewrite(html: str, *, base_url: str, token) -> tuple[str, list[str]]:
     tree = LexborHTMLParser(html)
     links: list[str] = []
     for node in tree.css("a[href]"):
         url = (node.attributes.get("href") or "").strip()
         if not url.lower().startswith(("http://", "https://")) or len(links) >= 9999:
             continue
-        node.attrs["href"] = f"{base_url}/t/c/{make_token(secret, message_id, 'c', len(links))}"
+        node.attrs["href"] = f"{base_url}/t/c/{token('c', len(links))}"
         links.append(url)
-    pixel = f"{base_url}/t/o/{make_token(secret, message_id, 'o')}"
+    pixel = f"{base_url}/t/o/{token('o', None)}"
     img = LexborHTMLParser(f'<img src="{pixel}" width="1" height="1" alt="" style="display:none">')
     if tree.body is not None:
         tree.body.insert_child(img.css_first("img"))
     return tree.html or html, links
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An HTML part with tracking added, cut where the tokens go: text, token, text, ..., text."""
+
+    texts: tuple[str, ...]
+    tokens: tuple[tuple[str, int | None], ...]  # (kind, link index) of each cut
+    links: tuple[str, ...]
+
+
+_PLANS: dict[tuple[str, str], _Plan] = {}
+_PLANS_LOCK = threading.Lock()
+PLANS_KEPT = 64
+
+
+def _plan(html: str, base_url: str) -> _Plan:
+    """Where the tokens go in ``html`` once tracked: parsed once per distinct HTML (a team's digest
+    is the same for every recipient), kept for the last PLANS_KEPT."""
+    key = (html, base_url)
+    with _PLANS_LOCK:
+        hit = _PLANS.get(key)
+    if hit is not None:
+        return hit
+    mark = f"dbx{secrets.token_hex(8)}"  # letters and digits: HTML serialization leaves it alone
+    tracked, links = _rewrite(
+        html, base_url=base_url, token=lambda kind, i: f"{mark}{kind}{'' if i is None else i}{mark}"
+    )
+    cuts = tracked.split(mark)  # text, "c0", text, "c1", ..., text
+    tokens = tuple((c[0], int(c[1:]) if len(c) > 1 else None) for c in cuts[1::2])
+    plan = _Plan(tuple(cuts[::2]), tokens, tuple(links))
+    with _PLANS_LOCK:
+        if len(_PLANS) >= PLANS_KEPT:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def add_tracking(html: str, *, base_url: str, secret: str, message_id: int) -> tuple[str, list[str]]:
+    """(html with http(s) links rewritten and an open pixel added, the original URLs in link order)."""
+    plan = _plan(html, base_url)
+    out = [plan.texts[0]]
+    for (kind, index), text in zip(plan.tokens, plan.texts[1:], strict=True):
+        out.append(make_token(secret, message_id, kind, index))
+        out.append(text)
+    return "".join(out), list(plan.links)
 
 
 def unsubscribe_headers(*, base_url: str, secret: str, reply_domain: str, message_id: int) -> dict[str, str]:

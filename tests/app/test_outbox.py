@@ -119,3 +119,85 @@ def test_a_scheduled_message_is_queued_when_due(db):
         assert outbox.sweep(s, now=NOW, lease_s=60) == []
         assert outbox.sweep(s, now=NOW + timedelta(minutes=5), lease_s=60) == [mid]
     assert state(mid) == "queued"
+
+
+def test_a_batch_claim_takes_only_the_queued_messages_and_logs_each(db):
+    with session() as s:
+        ids = [make(s, key=f"b{i}")[0] for i in range(4)]
+        outbox.transition(s, ids[1], "cancelled", expected="queued", now=NOW)
+    with session() as s:
+        claimed = outbox.claim_many(s, [ids[3], ids[0], ids[1], ids[2], ids[0]], now=NOW, lease_s=60)
+        assert [(m.id, m.state, m.attempts) for m in claimed] == [
+            (ids[0], "sending", 1),
+            (ids[2], "sending", 1),
+            (ids[3], "sending", 1),
+        ]
+        assert all(m.lease_until == NOW + timedelta(seconds=60) for m in claimed)
+        assert outbox.claim_many(s, ids, now=NOW, lease_s=60) == []  # nothing queued any more
+        assert [e.kind for e in outbox.events(s, ids[0])] == ["queued", "sending"]
+
+
+def test_overlapping_batch_claims_split_the_messages_between_them(db):
+    with session() as s:
+        ids = [make(s, key=f"o{i}")[0] for i in range(60)]
+    won: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def claim(part):
+        barrier.wait()
+        with session() as s:
+            won.append([m.id for m in outbox.claim_many(s, part, now=NOW, lease_s=60)])
+
+    # each id in two overlapping batches, in opposite orders
+    parts = [ids[:40], list(reversed(ids[20:])), ids[10:50], list(reversed(ids))]
+    threads = [threading.Thread(target=claim, args=(p,)) for p in parts]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    taken = sorted(i for w in won for i in w)
+    assert taken == ids  # every message claimed, none twice
+    with session() as s:
+        assert all(len(outbox.events(s, i)) == 2 for i in ids)
+
+
+def test_finishing_an_attempt_records_its_outcome_once_and_only_from_sending(db):
+    with session() as s:
+        mid, _ = make(s)
+        with pytest.raises(outbox.TransitionError):
+            outbox.finish(s, mid, "delivered", now=NOW)
+        assert not outbox.finish(s, mid, "sent", now=NOW)  # still queued: not this worker's
+        outbox.claim(s, mid, now=NOW, lease_s=60)
+    with session() as s:
+        assert outbox.finish(s, mid, "sent", now=NOW, sender="relay", provider_id="p1", sent_at=NOW)
+        assert not outbox.finish(s, mid, "deferred", now=NOW, error="late")
+    with session() as s:
+        m = s.get(OutboundMessage, mid)
+        assert (m.state, m.sender, m.provider_id, m.sent_at, m.lease_until) == (
+            "sent",
+            "relay",
+            "p1",
+            NOW,
+            None,
+        )
+        assert m.next_attempt_at is None and m.error == ""
+        assert [(e.from_state, e.kind) for e in outbox.events(s, mid)][-1] == ("sending", "sent")
+
+
+def test_a_claimed_row_holds_every_column_of_the_message(db):
+    with session() as s:
+        mid, _ = make(
+            s,
+            key="full",
+            batch_id="nl-7",
+            expires_at=NOW + timedelta(hours=3),
+            context='{"text": "hi"}',
+            team_id=None,
+        )
+    with session() as s:
+        (row,) = outbox.claim_many(s, [mid], now=NOW, lease_s=60)
+    with session() as s:
+        stored = s.get(OutboundMessage, mid)
+        expected = {c.name: getattr(stored, c.name) for c in OutboundMessage.__table__.c}
+    assert row._asdict() == expected
+    assert (row.batch_id, row.expires_at, row.state) == ("nl-7", NOW + timedelta(hours=3), "sending")

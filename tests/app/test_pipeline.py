@@ -7,7 +7,7 @@ from app import outbox
 from app.db import session
 from app.errors import PermanentSendError, TransientSendError
 from app.models import OutboundMessage, Suppression
-from app.relay.pipeline import deliver
+from app.relay.pipeline import CLAIM_BATCH, deliver, deliver_many
 from app.relay.transports import MemoryTransport
 from app.settings import get_settings
 from tests.conftest import FIXED_NOW
@@ -163,3 +163,155 @@ def test_a_teams_digest_is_rendered_once_for_all_recipients_and_reminders_each_t
     deliver(reminder_for("bob@example.com"), transport=t, now=NOW)
     assert calls == ["digest", "reminder", "reminder"]
     assert len({m["Message-ID"] for m in t.sent}) == 5 and len({m["To"] for m in t.sent[:3]}) == 3
+
+
+def api_message(team, to, key):
+    with session() as s:
+        mid, _ = outbox.create(
+            s,
+            now=NOW,
+            idempotency_key=key,
+            kind="api",
+            team_id=team.id,
+            to_addr=to,
+            subject=f"Note {key}",
+            template="api",
+            context={"text": f"hello {key}", "html": ""},
+            message_id=outbox.new_message_id("mail.test"),
+        )
+    return mid
+
+
+class PerRecipient(MemoryTransport):
+    """Accepts every message except those to addresses mapped to an exception."""
+
+    def __init__(self, failures):
+        super().__init__()
+        self.failures = failures
+
+    def send(self, message):
+        if message.rcpt_to in self.failures:
+            raise self.failures[message.rcpt_to]
+        return super().send(message)
+
+
+def test_a_batch_is_claimed_together_and_each_message_ends_its_own_way(team):
+    from app.models import MessageEvent
+
+    with session() as s:
+        s.add(Suppression(email="gone@example.com", reason="complaint"))
+    ok, gone, cancelled, busy, done = (
+        api_message(team, f"{name}@example.com", name) for name in ("ok", "gone", "cancelled", "busy", "done")
+    )
+    with session() as s:  # cancelled after it was enqueued, before its batch runs
+        assert outbox.transition(s, cancelled, "cancelled", expected="queued", now=NOW)
+    assert deliver(done, transport=MemoryTransport(), now=NOW) == "sent"  # a job that ran twice
+    t = PerRecipient({"busy@example.com": TransientSendError("451 try later", retry_in_s=30)})
+    states = deliver_many([ok, gone, cancelled, busy, done, 999_999], transport=t, now=NOW)
+    assert states == {
+        ok: "sent",
+        gone: "suppressed",
+        cancelled: "not-claimed",
+        busy: "deferred",
+        done: "not-claimed",
+        999_999: "not-claimed",
+    }
+    assert [m["To"] for m in t.sent] == ["ok@example.com"]
+    assert row(busy).next_attempt_at >= NOW + timedelta(seconds=30) and row(busy).lease_until is None
+    assert "complaint" in row(gone).error and row(cancelled).state == "cancelled"
+    with session() as s:
+        events = s.execute(select(MessageEvent.message_id, MessageEvent.from_state, MessageEvent.kind)).all()
+    timeline = {mid: [(f, k) for m, f, k in events if m == mid] for mid in (ok, gone, cancelled, busy, done)}
+    claimed = [("", "queued"), ("queued", "sending")]
+    assert timeline[ok] == timeline[done] == claimed + [("sending", "sent")]
+    assert timeline[gone] == claimed + [("sending", "suppressed")]
+    assert timeline[busy] == claimed + [("sending", "deferred")]
+    assert timeline[cancelled] == [("", "queued"), ("queued", "cancelled")]
+
+
+def test_a_batch_is_claimed_in_one_statement_and_each_outcome_recorded_in_one_on_postgresql(team):
+    from sqlalchemy import event
+
+    from app.db import get_engine
+    from app.relay import routing
+
+    ids = [api_message(team, f"r{i}@example.com", f"r{i}") for i in range(CLAIM_BATCH)]
+    routing.config_cache(get_settings()).get()  # senders and routes: read once per RELAY_CONFIG_TTL_S
+    statements = []
+    listener = lambda conn, cursor, stmt, *a: statements.append(stmt.split()[0].upper())  # noqa: E731
+    event.listen(get_engine(), "before_cursor_execute", listener)
+    try:
+        states = deliver_many(ids, transport=MemoryTransport(), now=NOW)
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", listener)
+    assert set(states.values()) == {"sent"}
+    # PostgreSQL: the claim (with its events), the suppression check, then one statement per
+    # message, in autocommit (no BEGIN/COMMIT round trips) and without waiting for the WAL flush
+    if get_engine().dialect.name == "postgresql":
+        assert statements == ["SET", "WITH", "SELECT"] + ["WITH"] * CLAIM_BATCH + ["RESET"]
+        with get_engine().connect() as conn:  # the pool's connections wait for the WAL flush again
+            assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+    else:  # SQLite: the claim is one UPDATE and one multi-row INSERT of events, then a transaction each
+        assert (
+            statements
+            == ["BEGIN", "UPDATE", "INSERT", "SELECT"] + ["BEGIN", "SELECT", "UPDATE", "INSERT"] * CLAIM_BATCH
+        )
+
+
+@pytest.mark.parametrize("slots", [1, 3])
+def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slots(team, monkeypatch, slots):
+    """What a kill -9 can duplicate: messages a transport accepted whose ``sent`` is not committed."""
+    import threading
+    import time
+
+    from app.models import OutboundMessage
+
+    if slots != 1:
+        monkeypatch.setenv("SEND_SLOTS", str(slots))
+        get_settings.cache_clear()
+    ids = [api_message(team, f"p{i}@example.com", f"p{i}") for i in range(24)]
+    accepted, unrecorded_at_send = [], []
+
+    class Watching(MemoryTransport):
+        def send(self, message):
+            with session() as s:
+                unrecorded = s.execute(
+                    select(OutboundMessage.id).where(
+                        OutboundMessage.id.in_(accepted), OutboundMessage.state == "sending"
+                    )
+                ).all()
+            unrecorded_at_send.append(len(unrecorded))
+            time.sleep(0.005)  # widen the window between acceptance and record
+            result = super().send(message)
+            accepted.append(message.outbound_id)
+            return result
+
+    t = Watching()
+    threads = [
+        threading.Thread(target=deliver_many, args=(ids[i::4],), kwargs={"transport": t, "now": NOW})
+        for i in range(4)
+    ]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(t.sent) == 24 and max(unrecorded_at_send) <= slots - 1  # the one being sent aside
+
+
+def test_a_message_whose_lease_is_half_gone_before_its_turn_is_given_back_not_sent(team, monkeypatch):
+    import time
+
+    monkeypatch.setenv("LEASE_S", "2")
+    get_settings.cache_clear()
+    first, second = api_message(team, "a@example.com", "a"), api_message(team, "b@example.com", "b")
+
+    class Slow(MemoryTransport):
+        def send(self, message):
+            time.sleep(1.1)
+            return super().send(message)
+
+    t = Slow()
+    assert deliver_many([first, second], transport=t) == {first: "sent", second: "deferred"}
+    assert [m["To"] for m in t.sent] == ["a@example.com"]
+    r = row(second)
+    assert r.next_attempt_at <= r.updated_at and "lease" in r.error  # due at once: the sweeper requeues it

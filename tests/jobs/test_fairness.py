@@ -6,6 +6,8 @@ from app import outbox
 from app.db import session
 from app.models import Member, Team
 from app.relay.fair import MemoryFairQueue, RedisFairQueue
+from app.relay.pipeline import CLAIM_BATCH
+from app.settings import get_settings
 from tests.conftest import FIXED_NOW
 
 
@@ -59,7 +61,10 @@ def test_a_small_team_is_served_between_a_big_teams_messages(db, sent):
     order = [m["Subject"] for m in sent]
     assert len(order) == 410
     positions = [i for i, subject in enumerate(order) if subject.startswith("small")]
-    assert len(positions) == 10 and max(positions) < 50  # FIFO would put them after position 400
+    # FIFO would put them after position 400; here at most one claimed batch per worker thread is
+    # ahead of them, and they alternate with the big team's
+    ahead = get_settings().worker_threads * CLAIM_BATCH
+    assert len(positions) == 10 and max(positions) < ahead + 2 * 10
     with session() as s:
         from app.models import OutboundMessage
 
@@ -110,3 +115,28 @@ def test_the_redis_queue_serves_teams_round_robin_across_clients(redis_url):
     a.push("1", [7, 8])
     b.push("1", [8, 7, 9])  # the sweeper's re-enqueue of ids still waiting
     assert [a.pop(), b.pop(), a.pop(), b.pop()] == [7, 8, 9, None]
+
+
+def test_a_batch_pop_alternates_between_teams(redis_url):
+    for q in (MemoryFairQueue(), RedisFairQueue(redis_url)):
+        q.push("1", [1, 2, 3, 4, 5])
+        q.push("2", [10, 11])
+        q.push("3", [20])
+        q.push("2", [12])
+        assert q.pop_many(4) == [1, 10, 20, 2]
+        assert q.pop_many(10) == [11, 3, 12, 4, 5]
+        assert q.pop_many(3) == [] and q.pop() is None
+
+
+def test_a_fifo_batch_is_delivered_claim_batch_by_claim_batch(db, sent, monkeypatch):
+    """The RabbitMQ-without-Redis path: deliver_batch claims its ids CLAIM_BATCH at a time."""
+    import jobs.actors as actors
+
+    team, *members = make_team("fifo", 3)
+    ids = reminders(team, members, 2 * CLAIM_BATCH + 5, "fifo")
+    batches = []
+    real = actors.deliver_many
+    monkeypatch.setattr(actors, "deliver_many", lambda ids, **kw: batches.append(ids) or real(ids, **kw))
+    actors.deliver_batch.fn(ids)
+    assert [len(b) for b in batches] == [CLAIM_BATCH, CLAIM_BATCH, 5]
+    assert sorted(m["Subject"] for m in sent) == sorted(f"fifo {i}" for i in range(len(ids)))

@@ -1,6 +1,8 @@
 import dkim as dkimpy
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.relay import dkim
 from app.relay.render import build_message
@@ -160,3 +162,29 @@ def test_a_routed_digest_over_starttls_arrives_signed_tracked_and_verifiable(tea
     assert b"/t/o/" in raw and b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
     monkeypatch.setattr(dkimpy.time, "time", lambda: NOW_TS + 60)
     assert verify_all(raw, {"sel._domainkey.mail.test.": txt.encode()}) == [True]
+
+
+@given(st.lists(st.sampled_from([b"A: b", b" folded", b"", b"body.", b"x\ry", b"\n", b"\r"]), max_size=12))
+def test_the_quick_parse_gives_what_dkimpys_own_parse_gives(parts):
+    raw = b"From: a@example.org\r\nTo: b@example.org\r\n" + b"\r\n".join(parts)
+    try:
+        theirs = dkimpy.DKIM(raw)
+    except dkimpy.MessageFormatError:
+        with pytest.raises(dkimpy.MessageFormatError):
+            dkim._parsed(raw)
+        return
+    ours = dkim._parsed(raw)
+    assert (ours.headers, ours.body) == (theirs.headers, theirs.body)
+
+
+def test_a_message_with_bare_line_feeds_is_signed_as_dkimpy_signs_it(keys, monkeypatch):
+    ks, _ = keys
+    rsa_key = next(k for k in ks if k.algorithm == b"rsa-sha256")
+    pem = rsa_key.private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    raw = message().replace(b"\r\n", b"\n")
+    monkeypatch.setattr(dkimpy.time, "time", lambda: NOW_TS)
+    assert dkim.sign_raw(raw, [rsa_key], now=NOW_TS) == dkimpy.sign(raw, b"s-rsa", b"example.org", pem) + raw

@@ -121,3 +121,15 @@ def test_a_subject_round_trips_through_a_standard_parser(subject):
         return
     msg = parse(raw)
     assert str(msg["Subject"]) == subject
+
+
+@given(
+    st.sampled_from(["Subject", "X-Donebox-Kind", "List-Unsubscribe-Post", "Auto-Submitted"]),
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=90),
+)
+def test_a_short_ascii_header_is_written_as_the_email_package_would_fold_it(name, value):
+    from email.header import Header
+
+    from app.relay.render import _unstructured
+
+    assert _unstructured(name, value) == f"{name}: " + Header(value, header_name=name).encode(linesep="\r\n")

@@ -1,0 +1,36 @@
+import pytest
+
+from app.relay import tracking
+from app.relay.tracking import _rewrite, add_tracking, make_token, verify_token
+
+SECRET = "test-secret-key-0123456789"
+BASE = "https://donebox.test"
+
+PAGES = [
+    "<html><body><p>Hi</p></body></html>",
+    "<p>no html or body tags, <a href='https://example.org/a?x=1&amp;y=2'>one</a></p>",
+    "<body>"
+    + "".join(f'<a href="https://example.org/t/{i}" class="l">{i}</a>' for i in range(30))
+    + "</body>",
+    '<body><a href="mailto:a@example.org">m</a><a href=" HTTP://Example.org/up ">u</a><a>none</a></body>',
+    '<body><a href="https://example.org/é">ü</a><img src="https://example.org/i.png"></body>',
+]
+
+
+@pytest.mark.parametrize("html", PAGES)
+def test_tracking_from_a_kept_plan_is_what_rewriting_the_page_gives(html):
+    for message_id in (1, 42, 987654321):  # the first call makes the plan, the others reuse it
+        expected = _rewrite(
+            html, base_url=BASE, token=lambda kind, i, mid=message_id: make_token(SECRET, mid, kind, i)
+        )
+        assert add_tracking(html, base_url=BASE, secret=SECRET, message_id=message_id) == expected
+
+
+def test_each_message_gets_its_own_signed_tokens():
+    html = PAGES[2]
+    a, links = add_tracking(html, base_url=BASE, secret=SECRET, message_id=7)
+    b, _ = add_tracking(html, base_url=BASE, secret=SECRET, message_id=8)
+    assert links == [f"https://example.org/t/{i}" for i in range(30)]
+    token = a.split("/t/c/")[5].split('"')[0]
+    assert verify_token(SECRET, token, "c") == tracking.Token(7, "c", 4)
+    assert "/t/o/8." in b and "/t/o/7." not in b
