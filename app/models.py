@@ -141,7 +141,7 @@ class OutboundMessage(SQLModel, table=True):
     attempts: int = 0
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     send_at: datetime | None = _ts()
-    lease_until: datetime | None = _ts(index=True)
+    lease_until: datetime | None = _ts()  # the sweeper finds expired leases by state (ix_outbound_due)
     next_attempt_at: datetime | None = _ts()
     sent_at: datetime | None = _ts()
     batch_id: str | None = Field(default=None, max_length=255)  # API caller's batch
