@@ -159,7 +159,9 @@ class MessageEvent(SQLModel, table=True):
     """Append-only log: every state change and every tracking or provider event of a message."""
 
     id: int | None = Field(default=None, primary_key=True)
-    message_id: int = Field(foreign_key="outboundmessage.id", index=True)
+    # indexed, not a foreign key: events are appended only for messages just read or written in the
+    # same transaction, and messages are never deleted (migration 0009)
+    message_id: int = Field(index=True)
     kind: str = Field(max_length=32)  # a state name, or open | click | unsubscribe | ...
     from_state: str = Field(default="", max_length=16)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
