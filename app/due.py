@@ -127,10 +127,12 @@ def _update_next(s: Session, kind: Kind, changes: list[tuple[int, datetime | Non
     )
 
 
-def due_query(kind: Kind, now: datetime, batch: int, dialect: str):
-    """The due-selection statement: up to ``batch`` members whose ``kind`` is due, earliest first."""
+def due_query(kind: Kind, now: datetime, batch: int, dialect: str, since: datetime | None = None):
+    """The due-selection statement: up to ``batch`` members whose ``kind`` is due, earliest first;
+    ``since`` (the last due time an earlier batch of this tick took) skips what lies before it."""
     col = kind.col()
-    stmt = select(*_SELECT_COLUMNS, col).where(col <= now).order_by(col).limit(batch)
+    cond = col <= now if since is None else col.between(since, now)
+    stmt = select(*_SELECT_COLUMNS, col).where(cond).order_by(col).limit(batch)
     return stmt.with_for_update(skip_locked=True) if dialect == "postgresql" else stmt
 
 
@@ -159,16 +161,18 @@ def run_batch(
     batch: int,
     teams: dict[int, Team],
     any_pauses: bool = True,
-) -> tuple[list[int], int]:
-    """One batch in the caller's transaction: (ids of new outbox rows, members handled)."""
+    since: datetime | None = None,
+) -> tuple[list[int], int, datetime | None]:
+    """One batch in the caller's transaction: (ids of new outbox rows, members handled, the
+    latest due time among them: where the next batch of this tick may start)."""
     if s.get_bind().dialect.name == "postgresql":
         # Safe to not wait for the WAL flush: a batch lost in a crash loses its rows and its schedule
         # advance together (the next tick makes them again), and a worker's claim commits after it
         # in the WAL, so no message is sent from a batch that did not survive.
         s.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
-    rows = s.connection().execute(due_query(kind, now, batch, s.get_bind().dialect.name)).all()
+    rows = s.connection().execute(due_query(kind, now, batch, s.get_bind().dialect.name, since)).all()
     if not rows:
-        return [], 0
+        return [], 0, since
     missing = {r.team_id for r in rows} - teams.keys()
     if missing:
         for t in s.connection().execute(select(*_TEAM_COLUMNS).where(Team.id.in_(missing))):
@@ -221,7 +225,7 @@ def run_batch(
     ]
     ids = outbox.create_many(s, new_rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))
     _update_next(s, kind, changes)
-    return ids, len(rows)
+    return ids, len(rows), getattr(rows[-1], kind.column)
 
 
 def _weekly_rows(s: Session, plans: list, domain: str) -> list[dict]:
@@ -284,10 +288,23 @@ def run(
     created: list[int] = []
 
     def drain(kind: Kind) -> None:
+        # Each batch moves its members' next time past now, so the next batch can start at the
+        # last due time it took: on PostgreSQL the index entries before it point at row versions
+        # this tick made dead, and scanning them again from the start made a tick of N members
+        # cost O(N^2) index reads. A row another batch skipped because it was locked (SKIP LOCKED)
+        # and that batch then rolled back stays due: the next tick takes it.
+        since = None
         for _ in range(max_batches):
             with session() as s:
-                ids, handled = run_batch(
-                    s, kind, now=now, settings=settings, batch=batch, teams=teams, any_pauses=any_pauses
+                ids, handled, since = run_batch(
+                    s,
+                    kind,
+                    now=now,
+                    settings=settings,
+                    batch=batch,
+                    teams=teams,
+                    any_pauses=any_pauses,
+                    since=since,
                 )
             if ids:
                 enqueue(ids)

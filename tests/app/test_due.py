@@ -269,3 +269,29 @@ def test_due_scheduled_messages_are_released_in_batches_and_enqueued_once(db, en
     assert len(got) == 13 == len(set(got)) and [len(b) for b in batches] == [10, 3]
     assert release_scheduled(now=FIXED_NOW, settings=get_settings(), enqueue=batches.append) == []
     assert len(release_scheduled(now=AT, settings=get_settings(), enqueue=batches.append)) == 12
+
+
+def test_a_batch_starts_at_the_last_due_time_taken_and_the_next_tick_takes_what_lies_before(db, env):
+    with session() as s:
+        t = Team(name="T", timezone="UTC", workdays="1234567")
+        s.add(t)
+        s.flush()
+        for i in range(6):
+            s.add(
+                Member(team_id=t.id, email=f"m{i}@t.example", next_reminder_at=AT - timedelta(minutes=6 - i))
+            )
+        team_id = t.id
+    settings = get_settings()
+    with session() as s:
+        ids, handled, since = due.run_batch(s, due.REMINDER, now=AT, settings=settings, batch=3, teams={})
+    assert handled == 3 and since == AT - timedelta(minutes=4)
+    with session() as s:  # due before `since`: as if another batch had skipped it and rolled back
+        s.add(Member(team_id=team_id, email="late@t.example", next_reminder_at=AT - timedelta(minutes=30)))
+    with session() as s:
+        _, handled, since = due.run_batch(
+            s, due.REMINDER, now=AT, settings=settings, batch=3, teams={}, since=since
+        )
+    assert handled == 3 and since == AT - timedelta(minutes=1)
+    created = due.run(now=AT, settings=settings, enqueue=lambda ids: None)  # the next tick
+    with session() as s:
+        assert [s.get(OutboundMessage, i).to_addr for i in created] == ["late@t.example"]
