@@ -364,7 +364,7 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
         "## Inbound intake",
         "",
         f"`bench/inbound.py` on {date.today().isoformat()}, {os.cpu_count()} cores, "
-        f"loadavg {summary['loadavg']} (other work was running), {versions()}.",
+        f"loadavg {summary['loadavg']} at the end (the bench's own processes included), {versions()}.",
         "`donebox web --workers 2` (uvloop + httptools); ~8 KB SendGrid parsed-mode multipart POSTs, "
         "each a new mail, Basic auth; keep-alive clients in a separate process on the same machine. "
         "*parse-only* is the same server on an endpoint that authenticates and parses the same form "
@@ -384,7 +384,7 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
                 f"| {po:.0f} | {a['per_s'] / po:.2f} | {r['process']['per_s']:.0f} "
                 f"| {r['process_single']['per_s']:.0f} |"
             )
-    section = "\n".join(lines) + "\n"
+    section = "\n".join(lines) + "\n\n"
     start = text.find("## Inbound intake")
     if start == -1:
         text = text.rstrip("\n") + "\n\n" + section
