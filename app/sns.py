@@ -36,6 +36,12 @@ _cache: dict[str, rsa.RSAPublicKey] = {}
 _cache_lock = threading.Lock()
 
 
+def reset() -> None:
+    """Forget the fetched certificates (a key is kept per URL for the life of the process)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def host_allowed(url: str, patterns: tuple[str, ...]) -> bool:
     """True when ``url`` is https and its host[:port] matches a pattern (``*`` = one DNS label)."""
     try:

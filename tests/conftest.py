@@ -57,8 +57,9 @@ def reset_caches() -> None:
     get_settings.cache_clear()
     import sys
 
-    # cached config, queued ids, shared renders of another test's database
-    for name in ("app.relay.routing", "app.relay.fair", "app.relay.pipeline"):
+    # cached config, queued ids, shared renders of another test's database, SNS keys fetched
+    # from another test's certificate server
+    for name in ("app.relay.routing", "app.relay.fair", "app.relay.pipeline", "app.sns"):
         if name in sys.modules:
             sys.modules[name].reset()
 
