@@ -14,12 +14,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app import events as domain
-from app import sns
 from app.db import session
 from app.models import utcnow
-from app.web.common import error, in_thread
-from app.web.inbound import Refused, TooLarge, read_limited, sns_preflight
-from app.webhooks import AuthError, check_sendgrid
+from app.web.common import in_thread
+from app.web.inbound import Refused, TooLarge, answer, read_limited, sns_preflight
+from app.webhooks import check_sendgrid
 from parsers.events import DeliveryEvent, EventError
 from parsers.events import sendgrid as sendgrid_events
 from parsers.events import ses as ses_events
@@ -85,27 +84,11 @@ async def _ses(request: Request) -> JSONResponse:
     return JSONResponse(await in_thread(_apply, ses_events.parse(payload.json)))
 
 
-async def _answer(name: str, handler, request: Request) -> JSONResponse:
-    try:
-        return await handler(request)
-    except Refused as e:
-        return JSONResponse({"error": e.reason}, status_code=e.status, headers=e.headers)
-    except AuthError as e:
-        return error(401, str(e))
-    except (EventError, PayloadError) as e:
-        return error(400, str(e))
-    except sns.CertUnavailable as e:
-        return error(503, f"{e}; retry later")
-    except Exception:  # noqa: BLE001 - our fault, maybe transient: 503 makes the provider retry
-        log.exception("%s events failed; answered 503 so the provider retries", name)
-        return error(503, "temporary failure: nothing was recorded, retry later")
-
-
 async def sendgrid(request: Request) -> JSONResponse:
     """POST /events/sendgrid: SendGrid's Event Webhook (a JSON array, ECDSA-signed)."""
-    return await _answer("sendgrid", _sendgrid, request)
+    return await answer(_sendgrid(request), "sendgrid events", (EventError, PayloadError))
 
 
 async def ses(request: Request) -> JSONResponse:
     """POST /events/ses: SES bounce, complaint and delivery notifications through SNS."""
-    return await _answer("ses", _ses, request)
+    return await answer(_ses(request), "ses events", (EventError, PayloadError))

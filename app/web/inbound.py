@@ -175,23 +175,29 @@ def _accepted(name: str, new_id: int, duplicate: bool) -> JSONResponse:
     return JSONResponse({"id": new_id, "duplicate": duplicate}, status_code=status)
 
 
-async def intake(request: Request, name: str) -> JSONResponse:
-    """Run one intake, mapping every failure to a status the provider handles right."""
+async def answer(work, what: str, bad_input: tuple[type[Exception], ...] = (PayloadError,)) -> JSONResponse:
+    """Await a provider webhook's handler, mapping every failure to a status its provider handles
+    right: 4xx with the reason for what it should not send again, 503 (retried) for our faults."""
     try:
-        return await _intake(request, name)
+        return await work
     except Refused as e:
         return JSONResponse({"error": e.reason}, status_code=e.status, headers=e.headers)
     except domain.Replayed:
         return error(401, "this webhook token was already used (replay)")
     except AuthError as e:
         return error(401, str(e))
-    except PayloadError as e:
+    except bad_input as e:
         return error(400, str(e))
     except sns.CertUnavailable as e:
         return error(503, f"{e}; retry later")
     except Exception:  # noqa: BLE001 - our fault, maybe transient: 503 makes every provider retry
-        log.exception("inbound %s intake failed; answered 503 so the provider retries", name)
+        log.exception("%s failed; answered 503 so the provider retries", what)
         return error(503, "temporary failure: nothing was stored, retry later")
+
+
+async def intake(request: Request, name: str) -> JSONResponse:
+    """Run one intake, mapping every failure to a status the provider handles right."""
+    return await answer(_intake(request, name), f"inbound {name} intake")
 
 
 async def raw(request: Request) -> JSONResponse:

@@ -5,6 +5,16 @@ from starlette.testclient import TestClient
 
 
 @pytest.fixture
+def fake_sns(tmp_path):
+    """A local HTTPS server serving SNS signing certificates (tests/web/sns_fake.py)."""
+    from tests.web.sns_fake import FakeSNS
+
+    fake = FakeSNS(tmp_path)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
 def client(db):
     """The web app on the test database, with in-process workers."""
     from app.web import create_app

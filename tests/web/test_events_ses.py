@@ -12,19 +12,12 @@ from app.db import session
 from app.models import MessageEvent, OutboundMessage, Suppression
 from tests.app.test_events import sent
 from tests.parsers.test_events import ses_envelope
-from tests.web.sns_fake import FakeSNS, rsa_key
+from tests.web.sns_fake import rsa_key
 from tests.web.test_inbound_providers import configure  # noqa: F401 - fixture
 
 EVENT_TOPIC = "arn:aws:sns:us-east-1:123456789012:donebox-events"
 SNS_HEADERS = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
 OURS = "<ses-test-1@mail.test>"
-
-
-@pytest.fixture
-def fake_sns(tmp_path):
-    fake = FakeSNS(tmp_path)
-    yield fake
-    fake.close()
 
 
 @pytest.fixture

@@ -10,17 +10,10 @@ import pytest
 from app.db import session
 from app.models import InboundMessage
 from tests.parsers.test_providers import FIXTURES
-from tests.web.sns_fake import FakeSNS, rsa_key
+from tests.web.sns_fake import rsa_key
 from tests.web.test_inbound_providers import TOPIC, configure, stored  # noqa: F401 - fixture
 
 SNS_HEADERS = {"Content-Type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification"}
-
-
-@pytest.fixture
-def fake_sns(tmp_path):
-    fake = FakeSNS(tmp_path)
-    yield fake
-    fake.close()
 
 
 @pytest.fixture
