@@ -143,6 +143,7 @@ def poll_once(client: IMAPClient, box: Mailbox, enqueue=None) -> int:
     for i in range(0, len(new), FETCH_BATCH):
         batch = new[i : i + FETCH_BATCH]
         fetched = client.fetch(batch, ["BODY.PEEK[]"])
+        fresh = []
         for uid in batch:
             raw = fetched.get(uid, {}).get(b"BODY[]")
             if raw is None:
@@ -152,10 +153,11 @@ def poll_once(client: IMAPClient, box: Mailbox, enqueue=None) -> int:
                 continue
             if not duplicate:
                 stored += 1
-                if enqueue is not None:
-                    enqueue(iid)
+                fresh.append(iid)
             after_commit(uid)
             done.append(uid)
+        if fresh and enqueue is not None:  # one job for the fetched batch: processed together
+            enqueue(fresh)
     finish(client, box, sorted(done))
     return stored
 

@@ -181,6 +181,21 @@ def test_flag_mode_flags_instead_of_moving(db, env, dovecot):
     assert dovecot.uids(FOLDER) != [] and rows() == 1
 
 
+def test_a_fetched_batch_is_enqueued_as_one_processing_job(db, env, dovecot):
+    from app.imap import connect, parse_mailbox, poll_once
+
+    for n in (11, 12, 13):
+        dovecot.append(FOLDER, mail(n))
+    box = parse_mailbox(dovecot.url(FOLDER), production=False)
+    client = connect(box, get_settings())
+    jobs: list = []
+    try:
+        assert poll_once(client, box, jobs.append) == 3
+    finally:
+        client.logout()
+    assert len(jobs) == 1 and len(jobs[0]) == 3 == rows()
+
+
 def test_mailbox_urls_are_parsed_and_plain_imap_is_refused_in_production():
     from app.imap import parse_mailbox
     from app.settings import SettingsError
