@@ -356,17 +356,14 @@ def _set_states(s: Session, changes: list[dict]) -> None:
             raise Raced([row["id"] for row in rows])
 
 
-_UNSUBSCRIBE = re.compile(r"^unsubscribe\+([^@\s]+)@", re.IGNORECASE)
-
-
 def unsubscribe_request(s: Session, email: InboundEmail, settings: Settings, now: datetime) -> str:
     """Mail to ``unsubscribe+<token>@`` (the mailto of our List-Unsubscribe header): suppress the
     recipient of the token's message, as the https link does; what happened, or '' for other mail."""
     for addr in (*email.envelope_to, *email.to, *email.cc):
-        m = _UNSUBSCRIBE.match(addr.strip())
-        if m is None:
+        token = token_from_address(addr, settings.reply_domain, "unsubscribe")
+        if token is None:
             continue
-        message_id = tracking.verify_mailto_token(settings.secret_key, m.group(1))
+        message_id = tracking.verify_mailto_token(settings.secret_key, token)
         if message_id is None:
             return f"unsubscribe request to {addr[:200]}: its token does not verify (nothing changed)"
         agent = f"mail from {email.from_addr}"[:200]

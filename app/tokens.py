@@ -16,7 +16,7 @@ from datetime import date
 
 SIG_CHARS = 16  # 80 bits of HMAC-SHA256
 _TOKEN = re.compile(rf"^(\d{{1,12}})-(\d{{8}})-([a-z2-7]{{{SIG_CHARS}}})$")
-_ADDRESS = re.compile(r"^reply\+([^@]+)@(.+)$", re.IGNORECASE)
+_ADDRESS = re.compile(r"^([a-z]+)\+([^@]+)@(.+)$", re.IGNORECASE)
 
 
 def _sig(secret: str, payload: str) -> str:
@@ -50,9 +50,10 @@ def verify_reply_token(secret: str, token: str) -> tuple[int, date] | None:
     return int(member), day
 
 
-def token_from_address(address: str, domain: str) -> str | None:
-    """The token part of ``reply+<token>@domain``, or None for any other address."""
+def token_from_address(address: str, domain: str, tag: str = "reply") -> str | None:
+    """The token part of ``<tag>+<token>@domain`` (``reply+``, or ``unsubscribe+`` for the
+    List-Unsubscribe mailto), or None for any other address."""
     m = _ADDRESS.match(address.strip())
-    if not m or m.group(2).lower() != domain.lower():
+    if not m or m.group(1).lower() != tag or m.group(3).lower() != domain.lower():
         return None
-    return m.group(1)
+    return m.group(2)

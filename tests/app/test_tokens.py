@@ -34,6 +34,11 @@ def test_the_address_is_only_recognised_on_our_reply_domain():
     assert token_from_address(addr, "reply.example.com") == reply_token(SECRET, 3, date(2026, 5, 6))
     assert token_from_address(addr, "evil.example.com") is None
     assert token_from_address("bob@reply.example.com", "reply.example.com") is None
+    assert token_from_address(addr, "reply.example.com", "unsubscribe") is None
+    unsub = "unsubscribe+7.m.00ff@Reply.Example.com"
+    assert token_from_address(unsub, "reply.example.com", "unsubscribe") == "7.m.00ff"
+    assert token_from_address(unsub, "reply.example.com") is None
+    assert token_from_address(unsub, "evil.example.com", "unsubscribe") is None
 
 
 @given(st.text(max_size=80))
