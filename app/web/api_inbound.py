@@ -13,7 +13,7 @@ from app.auth import bearer, check_token
 from app.db import session
 from app.inbound import STATES, load_email
 from app.models import Entry, InboundMessage, Member
-from app.web.common import MAX_ID, error, id_in_range, in_thread
+from app.web.common import MAX_ID, error, id_in_range, in_thread, no_api_token
 from parsers.message import InboundEmail
 
 MAX_LIMIT = 200
@@ -109,7 +109,7 @@ async def get_inbound(request: Request) -> JSONResponse:
     """GET /api/inbound/{id}: one message, normalized, with its reply text and entries."""
     token = bearer(request.headers.get("authorization", ""))
     if not token:
-        return error(401, "Authorization: Bearer <api token> required (donebox api-token create NAME)")
+        return no_api_token()
     try:
         inbound_id = int(request.path_params["id"])
     except ValueError:
@@ -118,7 +118,7 @@ async def get_inbound(request: Request) -> JSONResponse:
         return error(404, "no such inbound message")
     status, doc = await in_thread(_get, token, inbound_id)
     if status == 401:
-        return error(401, "unknown or revoked API token")
+        return no_api_token()
     if status == 404:
         return error(404, "no such inbound message")
     return JSONResponse(doc)
@@ -128,7 +128,7 @@ async def list_inbound(request: Request) -> JSONResponse:
     """GET /api/inbound?state=failed&limit=50&before=ID: newest first, one page."""
     token = bearer(request.headers.get("authorization", ""))
     if not token:
-        return error(401, "Authorization: Bearer <api token> required (donebox api-token create NAME)")
+        return no_api_token()
     state = request.query_params.get("state") or None
     if state is not None and state not in STATES:
         return error(400, f"state must be one of {', '.join(STATES)}")
@@ -143,5 +143,5 @@ async def list_inbound(request: Request) -> JSONResponse:
         return error(400, f"before must be between 1 and {MAX_ID}")
     status, doc = await in_thread(_list, token, state, limit, before)
     if status == 401:
-        return error(401, "unknown or revoked API token")
+        return no_api_token()
     return JSONResponse(doc)

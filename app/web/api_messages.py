@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse
 from app.db import session
 from app.models import MessageEvent, OutboundMessage
 from app.outbox import TRANSITIONS
-from app.web.common import MAX_ID, api_token, error, id_in_range, in_thread
+from app.web.common import MAX_ID, api_token, error, id_in_range, in_thread, no_api_token
 
 MAX_LIMIT = 500
 
@@ -60,9 +60,7 @@ def _message(m: OutboundMessage, events: list[MessageEvent] | None = None) -> di
 
 def _auth(request: Request):
     token = api_token(request)
-    return token, (
-        None if token else error(401, "missing, unknown or revoked API token (Authorization: Bearer)")
-    )
+    return token, None if token else no_api_token()
 
 
 def _one(message_id: int, team_id: int | None) -> dict | None:

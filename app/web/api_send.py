@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from app import sends
 from app.db import session
 from app.models import utcnow
-from app.web.common import api_token, error, id_in_range, in_thread
+from app.web.common import api_token, error, id_in_range, in_thread, no_api_token
 from app.web.inbound import TooLarge, read_limited
 
 log = logging.getLogger("donebox.api")
@@ -36,7 +36,7 @@ async def create(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     token = await in_thread(api_token, request)
     if token is None:
-        return error(401, "missing, unknown or revoked API token (Authorization: Bearer dbx_...)")
+        return no_api_token()
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         return error(415, "Content-Type must be application/json")
@@ -78,7 +78,7 @@ async def cancel(request: Request) -> JSONResponse:
     """DELETE /api/messages/{id}: cancel a message that is still scheduled (409 once queued)."""
     token = await in_thread(api_token, request)
     if token is None:
-        return error(401, "missing, unknown or revoked API token (Authorization: Bearer dbx_...)")
+        return no_api_token()
     message_id = request.path_params["id"]
     if not id_in_range(message_id):
         return error(404, f"no message {message_id}")
@@ -98,7 +98,7 @@ async def cancel_batch(request: Request) -> JSONResponse:
     """DELETE /api/batches/{batch_id}: cancel every message of the batch that is still scheduled."""
     token = await in_thread(api_token, request)
     if token is None:
-        return error(401, "missing, unknown or revoked API token (Authorization: Bearer dbx_...)")
+        return no_api_token()
     try:
         result = await in_thread(_cancel_batch, request.path_params["batch_id"], token)
     except sends.SendError as e:

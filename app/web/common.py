@@ -16,6 +16,15 @@ def error(status: int, reason: str) -> JSONResponse:
     return JSONResponse({"error": reason}, status_code=status)
 
 
+def no_api_token() -> JSONResponse:
+    """The 401 of every /api/ endpoint taking an API token, when there is no live one."""
+    return error(
+        401,
+        "missing, unknown or revoked API token "
+        "(Authorization: Bearer dbx_...; donebox api-token create NAME)",
+    )
+
+
 async def in_thread(fn, *args, **kwargs):
     """Run blocking database work in the thread pool."""
     return await run_in_threadpool(fn, *args, **kwargs)
