@@ -51,9 +51,12 @@ MACHINE_AGENTS = re.compile(
 )
 
 
+def _mac(secret: str, payload: str) -> bytes:
+    return hmac.digest(secret.encode(), payload.encode(), hashlib.sha256)
+
+
 def _sig(secret: str, payload: str) -> str:
-    mac = hmac.digest(secret.encode(), payload.encode(), hashlib.sha256)
-    return base64.urlsafe_b64encode(mac).decode()[:SIG_CHARS]
+    return base64.urlsafe_b64encode(_mac(secret, payload)).decode()[:SIG_CHARS]
 
 
 def make_token(secret: str, message_id: int, kind: str, index: int | None = None) -> str:
@@ -89,7 +92,7 @@ def mailto_token(secret: str, message_id: int) -> str:
     """The unsubscribe token of the List-Unsubscribe mailto address: lowercase hex, since mail
     systems may change the case of an address's local part (the https token is case-sensitive)."""
     payload = f"{message_id}.m"
-    return f"{payload}.{hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]}"
+    return f"{payload}.{_mac(secret, payload).hex()[:32]}"
 
 
 def verify_mailto_token(secret: str, token: str) -> int | None:
