@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from selectolax.lexbor import LexborHTMLParser
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from app.models import MessageEvent, OutboundMessage, Suppression
+from app.models import MessageEvent, OutboundMessage
 
 SIG_CHARS = 22  # ~128 bits of HMAC-SHA256, URL-safe base64
 _TOKEN = re.compile(rf"^(\d{{1,12}})\.([ocu])(\d{{0,4}})\.([A-Za-z0-9_-]{{{SIG_CHARS}}})$")
@@ -203,17 +201,11 @@ def click_target(s: Session, token: Token) -> str | None:
 
 def unsubscribe(s: Session, message_id: int, *, now: datetime, user_agent: str, via: str) -> str | None:
     """Suppress the message's recipient (idempotent) and record the event; the address, or None."""
+    from app.events import suppress  # app.events reads is_machine from here
+
     m = s.get(OutboundMessage, message_id)
     if m is None:
         return None
-    table = Suppression.__table__
-    insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-    s.execute(
-        insert(table)
-        .values(
-            email=m.to_addr.lower(), reason="unsubscribe", detail=f"message {m.id} via {via}", created_at=now
-        )
-        .on_conflict_do_nothing(index_elements=["email"])
-    )
+    suppress(s, {m.to_addr.lower(): ("unsubscribe", f"message {m.id} via {via}")}, now=now)
     record_hit(s, m.id, "unsubscribe", now=now, user_agent=user_agent, via=via)
     return m.to_addr
