@@ -29,7 +29,7 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     uvicorn.run(
-        "app.web:create_app",
+        "app.web.factory:create_app",
         factory=True,
         host=host,
         port=port,
@@ -42,11 +42,11 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
 
 
 def cmd_run(args) -> int:
+    from app.checkins.demo import ensure_demo
     from app.db import session
-    from app.demo import ensure_demo
     from app.models import utcnow
-    from app.scheduler import run_forever
     from jobs.broker import start_embedded_workers
+    from jobs.scheduler import run_forever
 
     settings = get_settings()
     _migrate()
@@ -101,8 +101,8 @@ def cmd_scheduler(args) -> int:
 
     import jobs.actors  # noqa: F401
     from app.models import utcnow
-    from app.scheduler import run_forever, tick
     from jobs.broker import start_embedded_workers
+    from jobs.scheduler import run_forever, tick
 
     if args.now and not args.once:
         print("--now needs --once (the loop always runs on the real clock)", file=sys.stderr)
@@ -123,8 +123,8 @@ def cmd_scheduler(args) -> int:
 
 
 def _enqueue_and_wait(ids: list[int], what: str) -> None:
-    from jobs.actors import enqueue_deliveries
     from jobs.broker import drain, is_embedded
+    from jobs.enqueue import enqueue_deliveries
 
     enqueue_deliveries(ids)
     if is_embedded():
@@ -135,7 +135,7 @@ def _enqueue_and_wait(ids: list[int], what: str) -> None:
 
 
 def cmd_remind(args) -> int:
-    from app.checkins import remind_now
+    from app.checkins.outgoing import remind_now
     from app.db import session
     from app.models import utcnow
 
@@ -151,7 +151,7 @@ def cmd_remind(args) -> int:
 def cmd_digest(args) -> int:
     from datetime import date
 
-    from app.checkins import digest_now
+    from app.checkins.outgoing import digest_now
     from app.db import session
     from app.models import utcnow
 
@@ -173,10 +173,10 @@ def cmd_inbound(args) -> int:
     from sqlalchemy import select
 
     from app.db import session
-    from app.inbound import reset_for_reprocess
+    from app.inbound.process import reset_for_reprocess
     from app.models import InboundMessage
-    from jobs.actors import process_inbound
     from jobs.broker import drain, is_embedded
+    from jobs.enqueue import enqueue_processing
 
     if args.id is None and not args.failed:
         print("give an inbound message ID or --failed", file=sys.stderr)
@@ -192,8 +192,7 @@ def cmd_inbound(args) -> int:
             f"inbound message {args.id} not found, or not in a state that can be reprocessed", file=sys.stderr
         )
         return 1
-    for iid in moved:
-        process_inbound.send(iid)
+    enqueue_processing(moved)
     if is_embedded():
         drain()
     print(f"{len(moved)} inbound messages reprocessed")
@@ -203,10 +202,9 @@ def cmd_inbound(args) -> int:
 def cmd_imap(args) -> int:
     import signal
 
-    import jobs.actors  # noqa: F401
-    from app.imap import mailboxes, run_mailbox
-    from app.inbound import enqueue_processing
+    from app.inbound.imap import mailboxes, run_mailbox
     from jobs.broker import start_embedded_workers
+    from jobs.enqueue import enqueue_processing
 
     settings = get_settings()
     try:
@@ -245,14 +243,14 @@ def cmd_imap(args) -> int:
 def cmd_smtp(args) -> int:
     import asyncio
 
-    import jobs.actors  # noqa: F401 - the broker the submitted messages are enqueued on
-    from app.submission import serve
+    from app.relay.submission import serve
     from jobs.broker import start_embedded_workers
+    from jobs.enqueue import enqueue_deliveries
 
     settings = get_settings()
     start_embedded_workers()
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings, enqueue_deliveries))
     except SettingsError as e:
         print(f"donebox: {e}", file=sys.stderr)
         return 2
@@ -268,9 +266,9 @@ def cmd_smtp(args) -> int:
 
 
 def cmd_api_token(args) -> int:
-    from app.auth import create_token
     from app.db import session
     from app.models import utcnow
+    from app.relay.api_tokens import create_token
 
     with session() as s:
         token = create_token(s, args.name, now=utcnow(), team_id=args.team)
@@ -279,9 +277,9 @@ def cmd_api_token(args) -> int:
 
 
 def cmd_admin(args) -> int:
+    from app.accounts.users import make_operator, normalize_email
     from app.db import session
     from app.models import utcnow
-    from app.users import make_operator, normalize_email
 
     email = normalize_email(args.email)
     if not email:

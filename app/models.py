@@ -119,7 +119,7 @@ _BATCHED = text("batch_id IS NOT NULL")
 
 
 class OutboundMessage(SQLModel, table=True):
-    """One email in the outbox; its ``state`` is owned by app.outbox."""
+    """One email in the outbox; its ``state`` is owned by app.relay.outbox."""
 
     __table_args__ = (
         Index("ix_outbound_due", "state", "next_attempt_at"),

@@ -146,7 +146,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
         raise SettingsError("SES_VERIFY_SIGNATURES cannot be off in production")
     sg_key = e("SENDGRID_EVENT_PUBLIC_KEY", "").strip()
     if sg_key:
-        from app.webhooks import ecdsa_public_key
+        from app.inbound.webhook_auth import ecdsa_public_key
 
         try:
             ecdsa_public_key(sg_key)

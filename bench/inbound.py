@@ -260,7 +260,7 @@ def prepare(env: dict) -> str:
 from datetime import date
 from app.db import session
 from app.models import Member, Team
-from app.tokens import reply_address
+from app.checkins.reply_tokens import reply_address
 with session() as s:
     t = Team(name="Bench", timezone="UTC")
     s.add(t)

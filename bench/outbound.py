@@ -67,8 +67,8 @@ def naive(team_id: int, n: int, port: int) -> float:
     import dkim
     from sqlalchemy import update
 
+    from app.checkins.digests import daily_context as digest_context
     from app.db import session
-    from app.digests import daily_context as digest_context
     from app.models import OutboundMessage
     from app.relay.render import render_parts
     from app.settings import get_settings
@@ -124,8 +124,7 @@ def profile(team_id: int, n: int) -> tuple[dict[str, float], int]:
     """(milliseconds per message in each pipeline step, bytes of a message): one thread, this process,
     batches of CLAIM_BATCH as the workers claim them (``claim`` is the batch's claim and suppression
     check, divided among its messages)."""
-    from app import outbox
-    from app.relay import pipeline
+    from app.relay import outbox, pipeline
 
     timings: dict[str, float] = {}
     sizes: list[int] = []
@@ -169,7 +168,7 @@ def kill_test(workers: Workers, team_id: int, n: int, kills: int, var: Path) -> 
     """(lost, duplicates, kills done): ``n`` messages while one of two workers is killed ``kills`` times."""
     from app.db import session
     from app.models import utcnow
-    from app.outbox import sweep
+    from app.relay.outbox import sweep
 
     port = free_port()
     counts_file = var / "sink-counts.json"

@@ -292,6 +292,6 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
 
 
 def enqueue(ids: list[int]) -> None:
-    from jobs.actors import enqueue_deliveries
+    from jobs.enqueue import enqueue_deliveries
 
     enqueue_deliveries(ids)

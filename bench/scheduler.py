@@ -8,7 +8,7 @@ with COPY: members spread over every IANA zone this machine knows, their next
 reminders spread over the coming week. The scheduler runs as real processes
 (this file with --tick): each imports donebox with DATABASE_URL and REDIS_URL
 set, waits for a common start instant, and runs the tick's producer
-(``app.due.run``) with ``enqueue_deliveries`` to a Dramatiq RedisBroker.
+(``app.checkins.due.run``) with ``enqueue_deliveries`` to a Dramatiq RedisBroker.
 Duplicates are counted in the outbox (rows per member and day) and among the
 ids enqueued on Redis, and asserted to be 0.
 """
@@ -49,9 +49,9 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)  # the bench's "now"; nothing is d
 def tick_main(args) -> int:
     """--tick: one scheduler process (env already carries DATABASE_URL and REDIS_URL)."""
     import jobs.actors  # noqa: F401 - the RedisBroker from REDIS_URL
-    from app.due import run
+    from app.checkins.due import run
     from app.settings import get_settings
-    from jobs.actors import enqueue_deliveries
+    from jobs.enqueue import enqueue_deliveries
 
     settings = get_settings()
     now = datetime.fromisoformat(args.now)
@@ -253,8 +253,8 @@ def due_select_ms(url: str, runs: int = 200) -> float:
     """Median time of the tick's due-selection statement when nothing is due (an empty batch)."""
     from sqlmodel import Session
 
+    from app.checkins.due import REMINDER, due_query
     from app.db import make_engine
-    from app.due import REMINDER, due_query
 
     engine = make_engine(url)
     times = []

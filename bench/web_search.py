@@ -3,7 +3,7 @@
     .venv/bin/python bench/web_search.py [--quick]
 
 Seeds a scratch database (migrated like production) with N entries, then times
-``app.entries.search`` for a rare word and the reference ``text LIKE '%word%'``
+``app.checkins.entries.search`` for a rare word and the reference ``text LIKE '%word%'``
 query. Prints one name=value line per figure; a full run writes the
 "## Web: entry search" section of BENCHMARKS.md.
 """
@@ -72,7 +72,7 @@ def measure(url: str, n: int, repeat: int) -> dict:
     from sqlalchemy import select
     from sqlmodel import Session
 
-    from app import entries
+    from app.checkins import entries
     from app.db import make_engine
     from app.migrate import upgrade
     from app.models import Entry

@@ -8,14 +8,13 @@ import dramatiq
 from sqlalchemy import select
 
 import jobs.broker  # noqa: F401 - sets the broker before the actors below are declared
-from app import inbound
 from app.db import session
+from app.inbound.process import fail, process, process_many
 from app.models import OutboundMessage, utcnow
 from app.relay.fair import fair_queue
 from app.relay.pipeline import CLAIM_BATCH, deliver_many
 from app.relay.transports import get_transport
 from app.settings import get_settings
-from jobs.broker import is_embedded
 
 log = logging.getLogger("donebox.jobs")
 
@@ -26,12 +25,12 @@ def process_inbound(inbound_id: int) -> None:
     settings = get_settings()
     try:
         with session() as s:
-            state = inbound.process(s, inbound_id, now=utcnow(), settings=settings)
+            state = process(s, inbound_id, now=utcnow(), settings=settings)
         log.info("inbound %s: %s", inbound_id, state)
     except Exception as e:  # noqa: BLE001 - recorded on the row for `donebox inbound reprocess`
         log.exception("inbound %s failed", inbound_id)
         with session() as s:
-            inbound.fail(s, inbound_id, f"{type(e).__name__}: {e}", now=utcnow())
+            fail(s, inbound_id, f"{type(e).__name__}: {e}", now=utcnow())
 
 
 @dramatiq.actor(max_retries=0, queue_name="inbound")
@@ -41,7 +40,7 @@ def process_inbound_batch(inbound_ids: list[int]) -> None:
     settings = get_settings()
     try:
         with session() as s:
-            states = inbound.process_many(s, inbound_ids, now=utcnow(), settings=settings)
+            states = process_many(s, inbound_ids, now=utcnow(), settings=settings)
     except Exception:  # noqa: BLE001 - nothing was kept: each runs (and fails) alone below
         log.exception("inbound batch %s failed; processing its messages one by one", inbound_ids)
         for iid in inbound_ids:
@@ -111,24 +110,3 @@ def deliver_fair(count: int) -> None:
             return
         _deliver(ids)
         count -= len(ids)
-
-
-def enqueue_deliveries(ids) -> None:
-    """Enqueue delivery of committed outbox rows, fairly between teams.
-
-    With Redis or the embedded broker, sort_deliveries jobs put the ids into the fair
-    queue (no database work here, so a caller's open transaction never blocks it); on
-    RabbitMQ alone (no shared store for the fair queue) they go in FIFO batches.
-    """
-    ids = list(ids)
-    settings = get_settings()
-    if settings.redis_url or is_embedded():
-        for i in range(0, len(ids), SORT_IDS):
-            sort_deliveries.send(ids[i : i + SORT_IDS])
-        return
-    for i in range(0, len(ids), BATCH_IDS):
-        chunk = ids[i : i + BATCH_IDS]
-        if len(chunk) == 1:
-            deliver.send(chunk[0])
-        else:
-            deliver_batch.send(chunk)

@@ -5,7 +5,7 @@ Pure and lenient: raw message bytes (or, when a provider gave no raw MIME, the p
 clock, the database or the network. Which message a report is about is the original
 Message-ID it quotes (the ``message/rfc822`` or ``text/rfc822-headers`` part, or the
 headers a plain-text bounce copies); ``delivery_events`` turns a report into the
-``DeliveryEvent`` vocabulary that app.events applies.
+``DeliveryEvent`` vocabulary that app.relay.feedback applies.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ def reset_caches() -> None:
 
     # cached config, queued ids, shared renders of another test's database, SNS keys fetched
     # from another test's certificate server
-    for name in ("app.relay.routing", "app.relay.fair", "app.relay.pipeline", "app.sns"):
+    for name in ("app.relay.routing", "app.relay.fair", "app.relay.pipeline", "app.inbound.sns"):
         if name in sys.modules:
             sys.modules[name].reset()
 
@@ -177,7 +177,7 @@ def sent():
 @pytest.fixture
 def team(db):
     """A team of three (one observer) with schedules, committed."""
-    from app.checkins import schedule_member
+    from app.checkins.outgoing import schedule_member
     from app.db import session
     from app.models import Member, Team
 

@@ -67,9 +67,9 @@ def test_production_without_a_secret_key_refuses_to_start(env, capsys):
 def test_an_api_token_is_printed_once_and_stored_hashed(db, capsys):
     from sqlalchemy import select
 
-    from app.auth import check_token
     from app.db import session
     from app.models import ApiToken
+    from app.relay.api_tokens import check_token
 
     assert main(["api-token", "create", "ci"]) == 0
     token = capsys.readouterr().out.strip()

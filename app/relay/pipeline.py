@@ -24,14 +24,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import Row, bindparam, select
 from sqlmodel import Session
 
-from app import events, outbox
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError
 from app.models import Suppression, utcnow
-from app.relay import limits, routing, slots, tracking
+from app.relay import feedback as events
+from app.relay import limits, outbox, routing, slots, tracking
 from app.relay.dkim import key_store, sign_raw
 from app.relay.render import Parts, ascii_address, build_message, render_parts
-from app.relay.transports import Outgoing, SendResult, transport_for
+from app.relay.transports import transport_for
+from app.relay.transports.base import Outgoing, SendResult
 from app.settings import Settings, get_settings
 
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
@@ -115,7 +116,7 @@ def reset() -> None:
 
 
 def _shared_key(d: Delivery) -> tuple | None:
-    from app.checkins import CONTEXT_BUILDERS
+    from app.checkins.outgoing import CONTEXT_BUILDERS
 
     m = d.message
     # a builder marked ``shared`` makes the same context for every recipient of a team; rows of one
@@ -126,7 +127,7 @@ def _shared_key(d: Delivery) -> tuple | None:
 
 
 def load_context(d: Delivery) -> Outcome | None:
-    from app.checkins import CONTEXT_BUILDERS  # the check-in domain supplies reminder/digest context
+    from app.checkins.outgoing import CONTEXT_BUILDERS  # the check-in domain supplies reminder/digest context
 
     key = _shared_key(d)
     hit = shared_renders.get(key) if key else None

@@ -201,7 +201,7 @@ def click_target(s: Session, token: Token) -> str | None:
 
 def unsubscribe(s: Session, message_id: int, *, now: datetime, user_agent: str, via: str) -> str | None:
     """Suppress the message's recipient (idempotent) and record the event; the address, or None."""
-    from app.events import suppress  # app.events reads is_machine from here
+    from app.relay.feedback import suppress  # app.relay.feedback reads is_machine from here
 
     m = s.get(OutboundMessage, message_id)
     if m is None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.templating import Jinja2Templates
 
+from app.db import session
+from app.relay.api_tokens import bearer, check_token
 from app.relay.render import TEMPLATES
 
 templates = Jinja2Templates(directory=str(TEMPLATES / "web"))
@@ -25,6 +28,24 @@ def no_api_token() -> JSONResponse:
     )
 
 
+class TooLarge(Exception):
+    """Raised when a request body passes MAX_INBOUND_BYTES while it is being read."""
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The body, read in chunks; raises TooLarge as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def in_thread(fn, *args, **kwargs):
     """Run blocking database work in the thread pool."""
     return await run_in_threadpool(fn, *args, **kwargs)
@@ -32,9 +53,6 @@ async def in_thread(fn, *args, **kwargs):
 
 def api_token(request):
     """The ApiToken of the request's bearer header, or None (callers answer 401)."""
-    from app.auth import bearer, check_token
-    from app.db import session
-
     token = bearer(request.headers.get("authorization", ""))
     if not token:
         return None

@@ -3,7 +3,7 @@
 Adapters are pure (no clock, database or network; signatures are checked before, in
 app/webhooks.py and app/sns.py): a provider's payload in, a list of DeliveryEvents out,
 each carrying the untouched provider record next to the normalized fields. What an event
-does to a message (state, suppression) is decided in one place, ``app.events.EFFECTS``.
+does to a message (state, suppression) is decided in one place, ``app.relay.feedback.EFFECTS``.
 """
 
 from __future__ import annotations

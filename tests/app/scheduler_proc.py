@@ -8,8 +8,8 @@ import time
 from datetime import datetime
 
 import jobs.actors  # noqa: F401 - the broker from REDIS_URL, as in `donebox scheduler`
-from app.scheduler import tick
 from app.settings import get_settings
+from jobs.scheduler import tick
 
 if __name__ == "__main__":
     start_at, now = float(sys.argv[1]), datetime.fromisoformat(sys.argv[2])

@@ -2,12 +2,12 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app.checkins import digest_now
+from app.checkins.outgoing import digest_now
 from app.db import session
 from app.models import Entry, Member, TeamSettings
 from app.settings import get_settings
-from jobs.actors import enqueue_deliveries
 from jobs.broker import drain
+from jobs.enqueue import enqueue_deliveries
 from tests.conftest import FIXED_NOW
 
 

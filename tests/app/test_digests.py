@@ -5,8 +5,8 @@ from datetime import date, timedelta
 
 from sqlalchemy import select, update
 
+from app.checkins.due import run
 from app.db import session
-from app.due import run
 from app.models import Entry, Member, MemberPause, Team
 from app.settings import get_settings
 from jobs.broker import drain
@@ -16,7 +16,7 @@ from tests.conftest import FIXED_NOW
 def tick(*, now, settings) -> dict:
     """The scheduler's producer alone: the full tick's lease sweeper runs on ``now``, a day ahead of the
     in-process workers' real clock, and would take their fresh leases for expired ones."""
-    from jobs.actors import enqueue_deliveries
+    from jobs.enqueue import enqueue_deliveries
 
     return {"created": run(now=now, settings=settings, enqueue=enqueue_deliveries)}
 

@@ -11,11 +11,11 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, insert, select, text, update
 
-from app import due
+from app.checkins import due
 from app.db import get_engine, session
 from app.models import Entry, Member, MemberPause, OutboundMessage, Team
-from app.scheduler import tick
 from app.settings import ROOT, get_settings
+from jobs.scheduler import tick
 from tests.conftest import FIXED_NOW
 
 ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC", "Pacific/Chatham")
@@ -244,7 +244,7 @@ def test_a_second_run_at_the_same_instant_creates_nothing(team, sent, batch):
 
 
 def test_due_scheduled_messages_are_released_in_batches_and_enqueued_once(db, env):
-    from app import outbox
+    from app.relay import outbox
 
     env.setenv("SCHEDULE_BATCH", "10")
     get_settings.cache_clear()
@@ -263,7 +263,7 @@ def test_due_scheduled_messages_are_released_in_batches_and_enqueued_once(db, en
                 send_at=FIXED_NOW + timedelta(minutes=i % 2),  # the odd ones are not due yet
             )
     batches = []
-    from app.scheduler import release_scheduled
+    from jobs.scheduler import release_scheduled
 
     got = release_scheduled(now=FIXED_NOW, settings=get_settings(), enqueue=batches.append)
     assert len(got) == 13 == len(set(got)) and [len(b) for b in batches] == [10, 3]

@@ -1,4 +1,4 @@
-"""app.events: every event kind's effect on state, suppressions and the timeline, on both databases."""
+"""app.relay.feedback: what every event kind does to state, suppressions and the timeline, both databases."""
 
 import json
 import logging
@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app import events, outbox
 from app.db import session
 from app.models import MessageEvent, OutboundMessage, Suppression
+from app.relay import feedback as events
+from app.relay import outbox
 from parsers.dsn import parse_report
 from parsers.events import DeliveryEvent
 from parsers.message import parse_mime
@@ -296,7 +297,8 @@ def test_a_batch_takes_the_same_number_of_statements_however_many_events_it_hold
 
 
 def test_a_bounce_arriving_as_inbound_mail_bounces_our_message_and_makes_no_entries(db):
-    from app import inbound
+    from app.inbound.accept import accept
+    from app.inbound.process import process, reset_for_reprocess
     from app.models import Entry, InboundMessage
     from app.settings import get_settings
 
@@ -304,14 +306,14 @@ def test_a_bounce_arriving_as_inbound_mail_bounces_our_message_and_makes_no_entr
     original = re.findall(rb"<[^<>\s]+@mail\.test>", raw)[-1].decode()
     mid = sent(to="bob@example.com", message_id=original)
     with session() as s:
-        iid, _ = inbound.accept(s, provider="raw", raw=raw, key="raw:dsn-1", now=NOW)
+        iid, _ = accept(s, provider="raw", raw=raw, key="raw:dsn-1", now=NOW)
     for _ in range(2):  # processed again (reprocess): nothing recorded twice
         with session() as s:
-            assert inbound.process(s, iid, now=NOW, settings=get_settings()) == "ignored"
+            assert process(s, iid, now=NOW, settings=get_settings()) == "ignored"
         with session() as s:
             row = s.get(InboundMessage, iid)
             assert "delivery status notification" in row.error
-            inbound.reset_for_reprocess(s, [iid])
+            reset_for_reprocess(s, [iid])
     assert state(mid) == "bounced" and suppressed() == {"bob@example.com": "bounce"}
     with session() as s:
         assert s.execute(select(func.count()).select_from(Entry)).scalar() == 0

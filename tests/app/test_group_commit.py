@@ -7,8 +7,8 @@ from concurrent.futures import wait
 
 from sqlalchemy import func, select
 
-from app import group_commit
 from app.db import session
+from app.inbound import group_commit
 from app.models import InboundMessage
 
 
@@ -18,7 +18,8 @@ def count() -> int:
 
 
 def test_concurrent_submissions_are_committed_once_each_with_duplicates_reported(db):
-    w = group_commit.GroupWriter()
+    handed_over: list[int] = []
+    w = group_commit.GroupWriter(handed_over.extend)
     futures = [w.submit("raw", b"From: a@b.c\r\n\r\nx", f"k{i % 150}", None, "") for i in range(300)]
     wait(futures, timeout=60)
     results = [f.result() for f in futures]
@@ -31,20 +32,21 @@ def test_concurrent_submissions_are_committed_once_each_with_duplicates_reported
             assert dup is False
         else:
             assert dup is True and iid == first[key]
+    assert sorted(handed_over) == sorted(first.values())  # every new id, once, to processing
 
 
 def test_one_bad_row_fails_alone_and_its_group_is_committed(db, monkeypatch):
-    import app.inbound
+    import app.inbound.group_commit
 
-    real = app.inbound.accept_many
+    real = app.inbound.group_commit.accept_many
 
     def picky(s, items, **kw):
         if any(key == "bad" for _, _, key, _, _ in items):
             raise ValueError("this row cannot be stored")
         return real(s, items, **kw)
 
-    monkeypatch.setattr(app.inbound, "accept_many", picky)
-    w = group_commit.GroupWriter()
+    monkeypatch.setattr(app.inbound.group_commit, "accept_many", picky)
+    w = group_commit.GroupWriter(lambda ids: None)
     futures = [w.submit("raw", b"x", key, None, "") for key in ("a", "bad", "b", "c")]
     wait(futures, timeout=60)
     assert [f.exception() is not None for f in futures] == [False, True, False, False]
@@ -52,7 +54,7 @@ def test_one_bad_row_fails_alone_and_its_group_is_committed(db, monkeypatch):
 
 
 def test_a_writer_whose_connection_broke_commits_the_next_group_on_a_new_one(db):
-    w = group_commit.GroupWriter()
+    w = group_commit.GroupWriter(lambda ids: None)
     assert w.submit("raw", b"x", "before", None, "").result(timeout=30)[1] is False
     conn = w._conn
     if db.dialect.name == "postgresql":  # the server ends the session, as a restart would
@@ -70,7 +72,7 @@ def test_a_writer_whose_connection_broke_commits_the_next_group_on_a_new_one(db)
 def test_a_group_is_one_insert_statement_and_on_postgresql_commits_by_itself(db):
     from sqlalchemy import event
 
-    w = group_commit.GroupWriter()
+    w = group_commit.GroupWriter(lambda ids: None)
     w.submit("raw", b"x", "warm", None, "").result(timeout=30)  # connected
     statements = []
 

@@ -72,7 +72,7 @@ def eventually(check, timeout_s: float = 60.0):
 @pytest.fixture
 def poller(db, env, dovecot):
     """Start the poller on FOLDER in a thread; yields a function to start it (idempotent)."""
-    from app.imap import parse_mailbox, run_mailbox
+    from app.inbound.imap import parse_mailbox, run_mailbox
 
     env.setenv("IMAP_MAILBOXES", dovecot.url(FOLDER))
     env.setenv("IMAP_BACKOFF_MAX_S", "1")
@@ -141,7 +141,7 @@ def test_a_uidvalidity_change_rereads_without_duplicates(poller, dovecot):
 def _killed_after_commit(url: str, env: dict) -> None:
     """Child process: run the poller and SIGKILL itself right after the first commit, before the move."""
     os.environ.update(env)
-    import app.imap as imap
+    import app.inbound.imap as imap
 
     reset_caches()
     settings = get_settings()
@@ -168,7 +168,7 @@ def test_kill_9_between_store_and_move_loses_nothing_and_duplicates_nothing(poll
 
 
 def test_flag_mode_flags_instead_of_moving(db, env, dovecot):
-    from app.imap import connect, parse_mailbox, poll_once
+    from app.inbound.imap import connect, parse_mailbox, poll_once
 
     dovecot.append(FOLDER, mail(8))
     box = parse_mailbox(dovecot.url(FOLDER, after="flag"), production=False)
@@ -182,7 +182,7 @@ def test_flag_mode_flags_instead_of_moving(db, env, dovecot):
 
 
 def test_a_fetched_batch_is_enqueued_as_one_processing_job(db, env, dovecot):
-    from app.imap import connect, parse_mailbox, poll_once
+    from app.inbound.imap import connect, parse_mailbox, poll_once
 
     for n in (11, 12, 13):
         dovecot.append(FOLDER, mail(n))
@@ -197,7 +197,7 @@ def test_a_fetched_batch_is_enqueued_as_one_processing_job(db, env, dovecot):
 
 
 def test_mailbox_urls_are_parsed_and_plain_imap_is_refused_in_production():
-    from app.imap import parse_mailbox
+    from app.inbound.imap import parse_mailbox
     from app.settings import SettingsError
 
     box = parse_mailbox("imaps://me%40x.org:p%2Cw@imap.x.org/Team%20Replies?done=Done", production=True)
@@ -223,7 +223,7 @@ def test_donebox_imap_without_mailboxes_says_what_to_set(env, capsys):
 
 @pytest.mark.parametrize("scheme", ["imaps", "imap"])
 def test_tls_and_starttls_mailboxes_are_read_with_the_servers_certificate_verified(db, env, scheme):
-    from app.imap import connect, parse_mailbox, poll_once
+    from app.inbound.imap import connect, parse_mailbox, poll_once
 
     why = available()
     if why:

@@ -7,11 +7,13 @@ from datetime import date
 
 from sqlalchemy import event, select
 
-from app import inbound
+import app.inbound.process
+from app.checkins.reply_tokens import reply_address
 from app.db import get_engine, session
+from app.inbound.accept import accept
+from app.inbound.process import _set_states, extract_reply, process_many
 from app.models import Entry, InboundMessage, Member, OutboundMessage
 from app.settings import get_settings
-from app.tokens import reply_address
 from jobs.actors import process_inbound_batch
 from tests.app.test_loop import make_team
 from tests.conftest import FIXED_NOW
@@ -30,7 +32,7 @@ def mail(n: int, to: str, body: str, extra: str = "", sender: str = "Ada <ada@ex
 
 def store(raw: bytes, key: str) -> int:
     with session() as s:
-        return inbound.accept(s, provider="raw", raw=raw, key=key, now=FIXED_NOW)[0]
+        return accept(s, provider="raw", raw=raw, key=key, now=FIXED_NOW)[0]
 
 
 def sent_to(member_id: int, message_id: str) -> None:
@@ -100,7 +102,7 @@ def mixed_batch() -> tuple[int, int, dict[str, int]]:
 def test_a_batch_ends_each_message_as_processing_it_alone_would(db):
     ada, bob, ids = mixed_batch()
     with session() as s:
-        states = inbound.process_many(s, [*ids.values(), 987654], now=FIXED_NOW, settings=get_settings())
+        states = process_many(s, [*ids.values(), 987654], now=FIXED_NOW, settings=get_settings())
     assert states[987654] == "missing"
     found = rows(list(ids.values()))
     assert found[ids["token"]] == ("processed", ada, DAY)
@@ -117,7 +119,7 @@ def test_a_batch_ends_each_message_as_processing_it_alone_would(db):
     assert entry_texts(ids["second_token"]) == ["Wrote the docs", "Fixed the build"]
     assert entry_texts(ids["unverified"]) == []
     with session() as s:  # run again: nothing changes, nothing is added twice
-        again = inbound.process_many(s, list(ids.values()), now=FIXED_NOW, settings=get_settings())
+        again = process_many(s, list(ids.values()), now=FIXED_NOW, settings=get_settings())
     assert again == {iid: found[iid][0] for iid in ids.values()}
     assert entry_texts(ids["second_token"]) == ["Wrote the docs", "Fixed the build"]
 
@@ -136,7 +138,7 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(db):
         event.listen(get_engine(), "before_cursor_execute", counter)
         try:
             with session() as s:
-                states = inbound.process_many(s, ids, now=FIXED_NOW, settings=get_settings())
+                states = process_many(s, ids, now=FIXED_NOW, settings=get_settings())
         finally:
             event.remove(get_engine(), "before_cursor_execute", counter)
         assert set(states.values()) == {"processed"}
@@ -148,14 +150,14 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(db):
 def test_a_message_that_cannot_be_processed_fails_alone_with_the_reason(db, monkeypatch):
     ada = make_team()
     token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
-    real = inbound.extract_reply
+    real = extract_reply
 
     def picky(email, **kw):
         if "boom" in (email.text or ""):
             raise ValueError("cannot read this reply")
         return real(email, **kw)
 
-    monkeypatch.setattr(inbound, "extract_reply", picky)
+    monkeypatch.setattr(app.inbound.process, "extract_reply", picky)
     ids = [store(mail(i, token, body), f"f{i}") for i, body in enumerate(["- One", "- boom", "- Two"])]
     process_inbound_batch.fn(ids)
     assert [v[0] for v in rows(ids).values()] == ["processed", "failed", "processed"]
@@ -168,14 +170,14 @@ def test_a_message_that_cannot_be_processed_fails_alone_with_the_reason(db, monk
 def test_when_the_batch_transaction_fails_each_message_is_processed_on_its_own(db, monkeypatch):
     ada = make_team()
     token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
-    real = inbound._set_states
+    real = _set_states
 
     def no_batches(s, changes):
         if len(changes) > 1:
             raise RuntimeError("the batch statement failed")
         return real(s, changes)
 
-    monkeypatch.setattr(inbound, "_set_states", no_batches)
+    monkeypatch.setattr(app.inbound.process, "_set_states", no_batches)
     ids = [store(mail(i, token, f"- Thing {i}"), f"b{i}") for i in range(3)]
     process_inbound_batch.fn(ids)
     assert [v[0] for v in rows(ids).values()] == ["processed"] * 3

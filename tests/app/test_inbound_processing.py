@@ -8,11 +8,12 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from app import inbound
+from app.checkins.reply_tokens import reply_address, reply_token
 from app.db import session
+from app.inbound.accept import accept, dedupe_key
+from app.inbound.process import process
 from app.models import Entry, InboundMessage
 from app.settings import get_settings
-from app.tokens import reply_address, reply_token
 from parsers.providers import PROVIDERS, Payload
 from tests.app.test_loop import make_team
 from tests.conftest import FIXED_NOW
@@ -25,17 +26,17 @@ def accept_and_process(provider: str, p: Payload) -> InboundMessage:
     """Store ``p`` as the webhook does, then run the job body on it."""
     keys = PROVIDERS[provider].keys(p)
     with session() as s:
-        iid, _ = inbound.accept(
+        iid, _ = accept(
             s,
             provider=provider,
             raw=keys.raw_mime or b"",
-            key=inbound.dedupe_key(provider, keys),
+            key=dedupe_key(provider, keys),
             now=FIXED_NOW,
             payload=p.body,
             payload_type=p.content_type,
         )
     with session() as s:
-        inbound.process(s, iid, now=FIXED_NOW, settings=get_settings())
+        process(s, iid, now=FIXED_NOW, settings=get_settings())
     with session() as s:
         return s.get(InboundMessage, iid)
 

@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from app.checkins import digest_now, remind_now, schedule_member
+from app.checkins.outgoing import digest_now, remind_now, schedule_member
 from app.db import session
 from app.models import Entry, InboundMessage, Member, Team
 from app.settings import get_settings
@@ -44,8 +44,8 @@ def reply_to(reminder, text: str) -> bytes:
 
 
 def test_a_reply_to_the_reminder_ends_up_in_the_next_digest(db, sent):
-    from app.web import create_app
-    from jobs.actors import enqueue_deliveries
+    from app.web.factory import create_app
+    from jobs.enqueue import enqueue_deliveries
 
     make_team()
     settings = get_settings()
@@ -86,7 +86,7 @@ def test_a_reply_to_the_reminder_ends_up_in_the_next_digest(db, sent):
 
 
 def test_a_reply_with_a_forged_token_makes_no_entries(db, sent):
-    from app.web import create_app
+    from app.web.factory import create_app
 
     make_team()
     mail = (
@@ -103,10 +103,10 @@ def test_a_reply_with_a_forged_token_makes_no_entries(db, sent):
 
 
 def test_an_out_of_office_reply_makes_no_entries(db, sent):
-    from app.web import create_app
+    from app.web.factory import create_app
 
     member_id = make_team()
-    from app.tokens import reply_address
+    from app.checkins.reply_tokens import reply_address
 
     to = reply_address(get_settings().secret_key, "reply.test", member_id, date(2026, 11, 23))
     mail = (
@@ -124,10 +124,10 @@ def test_an_out_of_office_reply_makes_no_entries(db, sent):
 
 
 def test_a_reply_that_pastes_the_reminder_without_quote_marks_is_cut_at_our_text(db, sent):
-    from app.web import create_app
+    from app.web.factory import create_app
 
     member_id = make_team()
-    from app.tokens import reply_address
+    from app.checkins.reply_tokens import reply_address
 
     to = reply_address(get_settings().secret_key, "reply.test", member_id, date(2026, 11, 23))
     # some mobile clients quote with no ">" and no "On ... wrote:" line

@@ -3,9 +3,9 @@ from datetime import timedelta
 
 import pytest
 
-from app import outbox
 from app.db import session
 from app.models import OutboundMessage
+from app.relay import outbox
 from tests.conftest import FIXED_NOW
 
 NOW = FIXED_NOW

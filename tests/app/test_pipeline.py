@@ -3,12 +3,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from app import outbox
 from app.db import session
 from app.errors import PermanentSendError, TransientSendError
 from app.models import OutboundMessage, Suppression
+from app.relay import outbox
 from app.relay.pipeline import CLAIM_BATCH, deliver, deliver_many
-from app.relay.transports import MemoryTransport
+from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
 from tests.conftest import FIXED_NOW
 
@@ -28,7 +28,7 @@ class Failing:
 
 
 def reminder_for(member_email="ada@example.com"):
-    from app.checkins import create_reminder
+    from app.checkins.outgoing import create_reminder
     from app.models import Member, Team
 
     with session() as s:
@@ -143,7 +143,7 @@ def test_an_unexpected_error_in_a_step_defers_instead_of_losing_the_message(team
 def test_a_teams_digest_is_rendered_once_for_all_recipients_and_reminders_each_time(team, monkeypatch):
     from datetime import date
 
-    from app.checkins import create_digest
+    from app.checkins.outgoing import create_digest
     from app.models import Member, Team
     from app.relay import pipeline
 

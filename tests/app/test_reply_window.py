@@ -5,11 +5,12 @@ from datetime import UTC, date, datetime
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from app import inbound
+from app.checkins.reply_tokens import reply_address
 from app.db import session
+from app.inbound.accept import accept
+from app.inbound.process import process
 from app.models import Entry, InboundMessage, Member
 from app.settings import get_settings
-from app.tokens import reply_address
 from jobs.broker import drain
 from tests.app.test_loop import make_team
 from tests.web.conftest import AUTH
@@ -32,7 +33,7 @@ def entries() -> list[tuple[date, str]]:
 
 
 def test_a_reply_after_midnight_counts_for_the_reminders_day_and_a_second_reply_adds(db, sent):
-    from app.web import create_app
+    from app.web.factory import create_app
 
     ada = make_team()
     with TestClient(create_app()) as client:
@@ -52,17 +53,17 @@ def test_a_reply_after_midnight_counts_for_the_reminders_day_and_a_second_reply_
 def test_processing_at_00_40_the_next_local_day_files_the_entries_under_the_reminders_day(db, sent):
     ada = make_team()
     with session() as s:
-        iid, _ = inbound.accept(
+        iid, _ = accept(
             s, provider="raw", raw=reply(ada, DAY, "- Late night deploy", 3), key="k3", now=datetime.now(UTC)
         )
     just_after_midnight = datetime(2026, 11, 21, 0, 40, tzinfo=UTC)  # the team is on UTC
     with session() as s:
-        assert inbound.process(s, iid, now=just_after_midnight, settings=get_settings()) == "processed"
+        assert process(s, iid, now=just_after_midnight, settings=get_settings()) == "processed"
     assert entries() == [(DAY, "Late night deploy")]
 
 
 def test_a_duplicate_delivery_of_the_same_reply_does_not_add_twice(db, sent):
-    from app.web import create_app
+    from app.web.factory import create_app
 
     ada = make_team()
     mail = reply(ada, DAY, "- One thing", 4)

@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.schedule import (
+from app.checkins.times import (
     Pause,
     ScheduleError,
     check_time,

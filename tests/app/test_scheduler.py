@@ -4,8 +4,8 @@ from sqlalchemy import func, select
 
 from app.db import session
 from app.models import Member, OutboundMessage
-from app.scheduler import tick
 from app.settings import get_settings
+from jobs.scheduler import tick
 from tests.conftest import FIXED_NOW
 
 
@@ -70,7 +70,7 @@ def test_a_reminder_a_little_late_is_still_sent(team, sent):
 
 
 def test_inbound_mail_stored_but_never_processed_is_processed_by_a_later_tick(team, sent):
-    from app import inbound
+    from app.inbound.accept import accept
     from app.models import InboundMessage
     from jobs.broker import drain
 
@@ -80,7 +80,7 @@ def test_inbound_mail_stored_but_never_processed_is_processed_by_a_later_tick(te
     ]
     with session() as s:  # committed, but their broker message was lost
         ids = [
-            inbound.accept(s, provider="raw", raw=raw, key=f"stuck{i}", now=FIXED_NOW)[0]
+            accept(s, provider="raw", raw=raw, key=f"stuck{i}", now=FIXED_NOW)[0]
             for i, raw in enumerate(raws)
         ]
     lease = timedelta(seconds=get_settings().lease_s)

@@ -14,12 +14,12 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from app import sends
-from app.auth import create_token
 from app.db import session
 from app.models import ApiToken, OutboundMessage, Team, utcnow
+from app.relay import sends
+from app.relay.api_tokens import create_token
+from app.relay.submission import make_server, tls_context
 from app.settings import SettingsError, get_settings, load
-from app.submission import make_server, tls_context
 from tests.e2e.conftest import free_port
 from tests.web.sns_fake import tls_files
 

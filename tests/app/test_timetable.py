@@ -5,10 +5,7 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from app.db import session
-from app.models import Member, Team
-from app.schedule import ScheduleError
-from app.timetable import (
+from app.checkins.schedules import (
     add_pause,
     remove_pause,
     set_digest_options,
@@ -16,6 +13,9 @@ from app.timetable import (
     update_member_schedule,
     update_team_schedule,
 )
+from app.checkins.times import ScheduleError
+from app.db import session
+from app.models import Member, Team
 from tests.conftest import FIXED_NOW  # Monday 2026-11-23 12:00 UTC
 
 

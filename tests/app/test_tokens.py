@@ -3,7 +3,7 @@ from datetime import date
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.tokens import reply_address, reply_token, token_from_address, verify_reply_token
+from app.checkins.reply_tokens import reply_address, reply_token, token_from_address, verify_reply_token
 
 SECRET = "s3cret-for-tokens"
 

@@ -5,7 +5,7 @@ from email import message_from_bytes, policy
 
 import pytest
 
-from app.tokens import token_from_address, verify_reply_token
+from app.checkins.reply_tokens import token_from_address, verify_reply_token
 from tests.e2e.conftest import base_env, free_port, http, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ def test_reminder_reply_and_digest_on_worker_processes_and_postgresql(
     from tests.conftest import reset_caches
 
     reset_caches()
-    from app.checkins import schedule_member
+    from app.checkins.outgoing import schedule_member
     from app.db import session
     from app.models import InboundMessage, Member, Team, utcnow
 

@@ -2,9 +2,9 @@
 
 from sqlalchemy import select
 
-from app import outbox
 from app.db import session
 from app.models import Member, Team
+from app.relay import outbox
 from app.relay.fair import MemoryFairQueue, RedisFairQueue
 from app.relay.pipeline import CLAIM_BATCH
 from app.settings import get_settings
@@ -48,8 +48,8 @@ def reminders(team_id: int, member_ids: list[int], n: int, tag: str) -> list[int
 
 
 def test_a_small_team_is_served_between_a_big_teams_messages(db, sent):
-    from jobs.actors import enqueue_deliveries
     from jobs.broker import drain
+    from jobs.enqueue import enqueue_deliveries
 
     big_team, *big_members = make_team("big", 5)
     small_team, *small_members = make_team("small", 2)

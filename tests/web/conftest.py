@@ -17,7 +17,7 @@ def fake_sns(tmp_path):
 @pytest.fixture
 def client(db):
     """The web app on the test database, with in-process workers."""
-    from app.web import create_app
+    from app.web.factory import create_app
 
     with TestClient(create_app(), raise_server_exceptions=True) as c:
         yield c

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from app.sns import string_to_sign
+from app.inbound.sns import string_to_sign
 
 
 @cache

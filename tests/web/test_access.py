@@ -110,10 +110,10 @@ def expected(method: str, path: str, need, role: str, foreign: bool) -> str:
 
 def _world(team_id: int):
     """Objects the routes point at, all in our team; and a foreign team."""
-    from app.auth import create_token
-    from app.entries import add
-    from app.inbound import accept
-    from app.users import make_operator
+    from app.accounts.users import make_operator
+    from app.checkins.entries import add
+    from app.inbound.accept import accept
+    from app.relay.api_tokens import create_token
 
     foreign = other_team()
     now = utcnow()
@@ -124,7 +124,7 @@ def _world(team_id: int):
         iid, _ = accept(s, provider="raw", raw=b"From: bob@example.com\r\n\r\nhi", key="k1", now=now)
         s.get(InboundMessage, iid).member_id = members["bob@example.com"].id
         s.get(InboundMessage, iid).state = "processed"
-        from app import outbox
+        from app.relay import outbox
 
         mid, _ = outbox.create(
             s,

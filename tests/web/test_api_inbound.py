@@ -6,9 +6,9 @@ import base64
 
 import pytest
 
-from app.auth import create_token
 from app.db import session
 from app.models import Member, Team
+from app.relay.api_tokens import create_token
 from jobs.broker import drain
 from tests.conftest import FIXED_NOW
 from tests.parsers.test_providers import payload
@@ -48,7 +48,7 @@ def client(configure):  # noqa: F811
 
 def two_teams() -> tuple[int, int, int]:
     """(team A, team B, Ada of team A)."""
-    from app.tokens import reply_address
+    from app.checkins.reply_tokens import reply_address
 
     with session() as s:
         a, b = Team(name="A"), Team(name="B")
@@ -123,10 +123,10 @@ def test_an_unknown_id_is_404(client):
 def test_ids_beyond_the_column_range_are_not_found_rather_than_a_server_error(db, env):
     from starlette.testclient import TestClient
 
-    from app.auth import create_token
     from app.db import session
     from app.models import utcnow
-    from app.web import create_app
+    from app.relay.api_tokens import create_token
+    from app.web.factory import create_app
 
     with session() as s:
         token = create_token(s, "range", now=utcnow())
@@ -140,10 +140,10 @@ def test_ids_beyond_the_column_range_are_not_found_rather_than_a_server_error(db
 def test_cancelling_a_message_id_beyond_the_column_range_is_not_found(db, env):
     from starlette.testclient import TestClient
 
-    from app.auth import create_token
     from app.db import session
     from app.models import utcnow
-    from app.web import create_app
+    from app.relay.api_tokens import create_token
+    from app.web.factory import create_app
 
     with session() as s:
         token = create_token(s, "range", now=utcnow())

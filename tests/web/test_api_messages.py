@@ -1,11 +1,11 @@
 from datetime import timedelta
 
-from app.auth import create_token
 from app.db import session
 from app.models import OutboundMessage, Team
+from app.relay.api_tokens import create_token
 from app.relay.pipeline import deliver
 from app.relay.retention import purge
-from app.relay.transports import MemoryTransport
+from app.relay.transports.memory import MemoryTransport
 from tests.app.test_pipeline import reminder_for
 from tests.conftest import FIXED_NOW
 
@@ -16,7 +16,7 @@ def token(team_id=None) -> dict:
 
 
 def other_team_message() -> int:
-    from app import outbox
+    from app.relay import outbox
 
     with session() as s:
         t = Team(name="Other")

@@ -6,13 +6,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.auth import create_token
 from app.db import session
 from app.models import OutboundMessage, Team, utcnow
-from app.outbox import events
-from app.scheduler import tick
+from app.relay.api_tokens import create_token
+from app.relay.outbox import events
 from app.settings import get_settings
 from jobs.broker import drain
+from jobs.scheduler import tick
 
 
 @pytest.fixture
@@ -200,10 +200,10 @@ def test_no_token_bad_json_and_wrong_type_are_refused(client, token):
 def test_a_layout_template_cannot_be_sent_as_a_message(db, env):
     from starlette.testclient import TestClient
 
-    from app.auth import create_token
     from app.db import session
     from app.models import utcnow
-    from app.web import create_app
+    from app.relay.api_tokens import create_token
+    from app.web.factory import create_app
 
     with session() as s:
         token = create_token(s, "layouts", now=utcnow())

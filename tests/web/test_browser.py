@@ -48,7 +48,7 @@ def live(db, env, team):
     env.setenv("MAIL_TRANSPORT", "maildir")
     env.setenv("BASE_URL", base)
     reset_caches()
-    from app.web import create_app
+    from app.web.factory import create_app
 
     config = uvicorn.Config(create_app(), log_level="warning", ws="none", loop="asyncio", lifespan="on")
     server = uvicorn.Server(config)
@@ -124,9 +124,9 @@ def sign_in(page, base: str, email: str) -> None:
 def reply(base: str, email: str, body: str, subject: str, msgid: str) -> int:
     from email.message import EmailMessage
 
+    from app.checkins.reply_tokens import reply_address
     from app.db import session
     from app.models import Member
-    from app.tokens import reply_address
 
     with session() as s:
         mid = s.execute(select(Member.id).where(Member.email == email)).scalar_one()

@@ -1,7 +1,7 @@
 def test_the_dev_inbox_lists_delivered_mail_and_is_gone_in_production(db, env, team):
     from starlette.testclient import TestClient
 
-    from app.web import create_app
+    from app.web.factory import create_app
     from tests.conftest import reset_caches
     from tests.web.conftest import post
 
@@ -32,7 +32,7 @@ def test_a_reminder_answered_from_the_dev_inbox_becomes_entries_and_needs_the_fo
 
     from app.db import session
     from app.models import Entry, InboundMessage
-    from app.web import create_app
+    from app.web.factory import create_app
     from jobs.broker import drain
     from tests.conftest import reset_caches
 

@@ -174,13 +174,13 @@ def test_no_key_in_development_accepts_with_a_loud_warning(configure, caplog):  
 def test_our_own_fault_is_503_so_sendgrid_retries(client, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    import app.events
+    import app.relay.feedback
 
     def broken(*args, **kwargs):
         raise OperationalError("INSERT", {}, Exception("database is locked"))
 
     ids = messages()
-    monkeypatch.setattr(app.events, "apply_events", broken)
+    monkeypatch.setattr(app.relay.feedback, "apply_events", broken)
     r = post(client, sendgrid_batch(**ids))
     assert r.status_code == 503 and "retry" in r.json()["error"]
 

@@ -52,7 +52,7 @@ def configure(db, env):
             else:
                 env.setenv(k, v)
         reset_caches()
-        from app.web import create_app
+        from app.web.factory import create_app
 
         c = TestClient(create_app())
         c.__enter__()
@@ -224,15 +224,15 @@ def test_a_multipart_body_over_the_limit_is_413_without_being_read_whole(configu
 
 
 def test_a_database_fault_answers_503_so_the_provider_retries(client, monkeypatch):
-    import app.inbound
-    import app.web.inbound as web
+    import app.inbound.group_commit
+    import app.web.hooks.inbound as web
 
     def down(*a, **kw):
         from sqlalchemy.exc import OperationalError
 
         raise OperationalError("INSERT", {}, Exception("database is down"))
 
-    monkeypatch.setattr(app.inbound, "accept_many", down)  # the group-commit path
+    monkeypatch.setattr(app.inbound.group_commit, "accept_many", down)  # the group-commit path
     monkeypatch.setattr(web, "store", down)  # the per-message path (Mailgun tokens)
     r = post(client, "postmark", "postmark/inbound.json", basic(PM_AUTH))
     assert r.status_code == 503 and "retry" in r.json()["error"]
@@ -256,7 +256,7 @@ def test_the_same_mail_by_two_paths_is_stored_once(client):
 
 
 def test_stored_payloads_are_processed_into_the_same_normalized_email(client):
-    from app.inbound import load_email
+    from app.inbound.process import load_email
 
     ids = {}
     for provider, path, auth in (

@@ -78,7 +78,7 @@ def test_a_declared_oversize_body_is_refused_before_it_is_read(client, env):
 def test_an_oversize_streamed_body_is_cut_off_at_the_limit(db, env):
     from starlette.testclient import TestClient
 
-    from app.web import create_app
+    from app.web.factory import create_app
 
     env.setenv("MAX_INBOUND_BYTES", "1000")
     from tests.conftest import reset_caches
@@ -98,15 +98,15 @@ def test_an_oversize_streamed_body_is_cut_off_at_the_limit(db, env):
 
 
 def test_a_failed_processing_keeps_the_message_with_its_error_and_it_can_be_reprocessed(client, monkeypatch):
-    import app.inbound
+    import app.inbound.process
     from app.cli import main
 
     def broken(message, **kw):
         raise ValueError("parser bug")
 
-    real = app.inbound.extract_reply
-    monkeypatch.setattr(app.inbound, "extract_reply", broken)
-    from app.tokens import reply_address
+    real = app.inbound.process.extract_reply
+    monkeypatch.setattr(app.inbound.process, "extract_reply", broken)
+    from app.checkins.reply_tokens import reply_address
     from tests.app.test_loop import make_team
 
     member_id = make_team()
@@ -119,7 +119,7 @@ def test_a_failed_processing_keeps_the_message_with_its_error_and_it_can_be_repr
     with session() as s:
         row = s.get(InboundMessage, iid)
         assert row.state == "failed" and "parser bug" in row.error and row.raw == mail
-    monkeypatch.setattr(app.inbound, "extract_reply", real)
+    monkeypatch.setattr(app.inbound.process, "extract_reply", real)
     assert main(["inbound", "reprocess", "--failed"]) == 0
     with session() as s:
         assert s.get(InboundMessage, iid).state == "processed"
@@ -134,7 +134,7 @@ def test_a_running_app_keeps_its_startup_objects_out_of_the_collectors_way_until
 
     from starlette.testclient import TestClient
 
-    from app.web import create_app
+    from app.web.factory import create_app
 
     with TestClient(create_app()) as c:
         assert gc.get_freeze_count() > 0  # full collections do not walk modules, mappers, templates

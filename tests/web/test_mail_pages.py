@@ -2,10 +2,10 @@ from datetime import date
 
 from sqlalchemy import select
 
+from app.checkins.reply_tokens import reply_address
 from app.db import session
 from app.models import Entry, InboundMessage, Member, OutboundMessage, Suppression, utcnow
 from app.settings import get_settings
-from app.tokens import reply_address
 from jobs.broker import drain
 from tests.web.conftest import AUTH, post, sign_in
 from tests.web.test_access import other_team
@@ -17,8 +17,8 @@ def member_id(email):
 
 
 def remind_everyone():
-    from app.checkins import remind_now
-    from jobs.actors import enqueue_deliveries
+    from app.checkins.outgoing import remind_now
+    from jobs.enqueue import enqueue_deliveries
 
     with session() as s:
         ids = remind_now(s, now=utcnow(), settings=get_settings())
@@ -64,7 +64,7 @@ def test_an_admin_sees_the_outbound_log_filtered_and_a_messages_timeline(client,
 
 
 def test_sign_in_links_are_never_shown_in_the_log(client, team, sent):
-    from app.users import make_operator
+    from app.accounts.users import make_operator
 
     with session() as s:
         make_operator(s, "ada@example.com", now=utcnow())
@@ -142,8 +142,8 @@ def test_the_suppression_list_adds_and_removes(client, team, sent):
 
 
 def test_an_operator_sees_senders_with_secrets_masked_their_last_hour_and_routes(client, team, sent):
+    from app.accounts.users import make_operator
     from app.models import OutboundMessage, Route, Sender
-    from app.users import make_operator
 
     sign_in(client, sent, "ada@example.com")
     ids = remind_everyone()  # delivered before any sender exists (then MAIL_TRANSPORT carries mail)

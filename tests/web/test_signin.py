@@ -106,7 +106,7 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(client, team, sent):
 def test_the_session_cookie_is_secure_when_base_url_is_https(db, env, team, sent):
     from starlette.testclient import TestClient
 
-    from app.web import create_app
+    from app.web.factory import create_app
     from tests.conftest import reset_caches
 
     env.setenv("BASE_URL", "https://donebox.test")

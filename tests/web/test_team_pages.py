@@ -2,11 +2,11 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from app import entries
+from app.checkins import entries
+from app.checkins.entries import month_ago
+from app.checkins.times import local_date
 from app.db import session
-from app.entries import month_ago
 from app.models import Entry, Member, utcnow
-from app.schedule import local_date
 from tests.web.conftest import post, sign_in
 
 

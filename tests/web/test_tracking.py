@@ -4,7 +4,7 @@ from datetime import date
 
 from sqlalchemy import select
 
-from app.checkins import create_digest
+from app.checkins.outgoing import create_digest
 from app.db import session
 from app.models import (
     Entry,
@@ -19,7 +19,7 @@ from app.models import (
 from app.relay import routing
 from app.relay.pipeline import deliver
 from app.relay.tracking import make_token
-from app.relay.transports import MemoryTransport
+from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
 from jobs.broker import drain
 from tests.app.test_pipeline import reminder_for

@@ -26,7 +26,7 @@ def _mail(to: str, subject: str, text: str, html: str, msgid: str) -> bytes:
 
 def hostile_world(client, team_id: int) -> list[int]:
     """Every payload as a reply line, a subject, a member name and HTML; the inbound ids."""
-    from app.tokens import reply_address
+    from app.checkins.reply_tokens import reply_address
 
     with session() as s:
         bob = s.execute(select(Member).where(Member.email == "bob@example.com")).scalar_one()
@@ -91,9 +91,9 @@ def test_no_page_shows_an_executable_construct_from_hostile_mail(client, team, s
 
 
 def test_no_digest_carries_an_executable_construct(client, team, sent):
-    from app.checkins import digest_now
+    from app.checkins.outgoing import digest_now
     from app.settings import get_settings
-    from jobs.actors import enqueue_deliveries
+    from jobs.enqueue import enqueue_deliveries
 
     hostile_world(client, team.id)
     with session() as s:

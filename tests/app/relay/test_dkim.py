@@ -112,7 +112,7 @@ def test_keygen_prints_the_record_and_the_pipeline_signs_with_it(team, capsys, m
 
     from app.cli import main
     from app.relay.pipeline import deliver
-    from app.relay.transports import MemoryTransport
+    from app.relay.transports.memory import MemoryTransport
     from tests.app.test_pipeline import reminder_for
 
     assert main(["dkim", "keygen", "mail.test"]) == 0
@@ -134,11 +134,12 @@ def test_a_routed_digest_over_starttls_arrives_signed_tracked_and_verifiable(tea
 
     from sqlalchemy import select
 
-    from app.checkins import create_digest
+    from app.checkins.outgoing import create_digest
     from app.db import session
     from app.models import Member, Sender, Team
     from app.relay.pipeline import deliver
-    from app.relay.transports import MemoryTransport, close_all
+    from app.relay.transports import close_all
+    from app.relay.transports.memory import MemoryTransport
     from app.settings import get_settings
     from tests.app.relay import smtp_server
 

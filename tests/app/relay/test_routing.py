@@ -9,7 +9,8 @@ from app.models import Member, Route, Sender, TeamRelay
 from app.relay import routing
 from app.relay.pipeline import deliver
 from app.relay.routing import Breaker, RelayConfig, SenderInfo, TeamPlan, candidates, pick
-from app.relay.transports import MemoryTransport, close_all
+from app.relay.transports import close_all
+from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
 from tests.app.relay import smtp_server
 from tests.conftest import FIXED_NOW
@@ -113,7 +114,7 @@ def smtp_url(c):
 
 
 def message_to(team, addr):
-    from app import outbox
+    from app.relay import outbox
 
     with session() as s:
         member = s.execute(select(Member).where(Member.team_id == team.id)).scalars().first()

@@ -1,7 +1,7 @@
 import pytest
 
 from app.errors import PermanentSendError, TransientSendError
-from app.relay.sendgrid_api import SendGridTransport
+from app.relay.transports.sendgrid import SendGridTransport
 from tests.app.relay import sendgrid_server
 from tests.app.relay.smtp_server import free_port
 from tests.app.relay.test_smtp import outgoing
@@ -73,7 +73,7 @@ def test_a_url_without_a_key_is_refused():
 
 def test_the_pipeline_stores_the_provider_id_and_sends_our_id(team, v3):
     from app.relay.pipeline import deliver
-    from app.relay.transports import MemoryTransport
+    from app.relay.transports.memory import MemoryTransport
     from tests.app.relay.test_routing import add_senders, message_to, row
     from tests.conftest import FIXED_NOW
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from app.errors import PermanentSendError, TransientSendError
 from app.relay.render import build_message
-from app.relay.smtp import SMTPConfig, SMTPTransport, smtp_data
-from app.relay.transports import Outgoing
+from app.relay.transports.base import Outgoing
+from app.relay.transports.smtp import SMTPConfig, SMTPTransport, smtp_data
 from tests.app.relay import smtp_server
 from tests.conftest import FIXED_NOW
 

@@ -1,0 +1,322 @@
+"""The tick's producer at scale: due members in batches -> outbox rows in bulk -> ``next_*_at`` advanced.
+
+One batch is one transaction: select up to ``batch`` due members (PostgreSQL:
+``FOR UPDATE SKIP LOCKED``, so concurrent schedulers take disjoint members;
+SQLite: ``BEGIN IMMEDIATE`` makes this process the single writer), create their
+reminder or digest rows in one multi-row ``INSERT ... ON CONFLICT DO NOTHING
+RETURNING id`` (idempotent by ``kind:member:local-date``), move every selected
+member's ``next_*_at`` past ``now`` in one UPDATE, commit, then hand the new ids
+to ``enqueue``. A crash between commit and enqueue loses nothing: the rows are
+``queued`` with a lease, and the sweeper enqueues them again when it expires.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy import bindparam, select, text, update
+from sqlmodel import Session
+
+from app.checkins.outgoing import checkin_row
+from app.checkins.schedules import pauses_of
+from app.checkins.times import local_midnight_after, next_occurrence, paused_on, previous_workday, zone
+from app.db import session
+from app.models import Entry, Member, MemberPause, Team, TeamSettings
+from app.relay import outbox
+from app.settings import Settings
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What fires for a member: its column, template and the local day its key and content use."""
+
+    name: str
+    column: str
+
+    def col(self):
+        return getattr(Member, self.column)
+
+
+REMINDER = Kind("reminder", "next_reminder_at")
+DIGEST = Kind("digest", "next_digest_at")
+KINDS = (REMINDER, DIGEST)
+
+_SELECT_COLUMNS = (
+    Member.id,
+    Member.team_id,
+    Member.email,
+    Member.role,
+    Member.timezone,
+    Member.reminder_time,
+    Member.reminder_days,
+    Member.digest_time,
+    Member.digest_days,
+    Member.active,
+)
+
+
+_TEAM_COLUMNS = tuple(
+    getattr(Team, c)
+    for c in (
+        "id",
+        "name",
+        "timezone",
+        "reminder_time",
+        "digest_time",
+        "workdays",
+        "digest_workdays",
+        "skip_empty_digests",
+        "weekly_digest_day",
+    )
+)
+
+
+@lru_cache(maxsize=65536)
+def _local_day(when: datetime, tz: str) -> date:
+    return when.astimezone(zone(tz)).date()
+
+
+@lru_cache(maxsize=65536)
+def _midnight(day: date, tz: str) -> datetime:
+    return local_midnight_after(day, tz)
+
+
+@lru_cache(maxsize=65536)
+def _iso(when: datetime) -> str:
+    return when.isoformat()
+
+
+def _domain(settings: Settings) -> str:
+    return settings.mail_from.rsplit("@", 1)[-1]
+
+
+def _nonempty_days(s: Session, pairs: set[tuple[int, date]]) -> set[tuple[int, date]]:
+    """Which (team, day) pairs have at least one entry."""
+    if not pairs:
+        return set()
+    teams = {t for t, _ in pairs}
+    days = {d for _, d in pairs}
+    rows = s.execute(
+        select(Entry.team_id, Entry.day).where(Entry.team_id.in_(teams), Entry.day.in_(days)).distinct()
+    )
+    return {(t, d) for t, d in rows} & pairs
+
+
+def _update_next(s: Session, kind: Kind, changes: list[tuple[int, datetime | None]]) -> None:
+    if s.get_bind().dialect.name == "postgresql":
+        doc = json.dumps([(i, _iso(t) if t else None) for i, t in changes])
+        s.connection().execute(
+            text(
+                f"UPDATE member SET {kind.column} = CAST(u.value->>1 AS timestamptz) "
+                f"FROM json_array_elements(CAST(:doc AS json)) AS u "
+                f"WHERE member.id = CAST(u.value->>0 AS int)"
+            ),
+            {"doc": doc},
+        )
+        return
+    table = Member.__table__
+    s.execute(
+        update(table).where(table.c.id == bindparam("b_id")).values({kind.column: bindparam("b_t")}),
+        [{"b_id": i, "b_t": t} for i, t in changes],
+    )
+
+
+def due_query(kind: Kind, now: datetime, batch: int, dialect: str, since: datetime | None = None):
+    """The due-selection statement: up to ``batch`` members whose ``kind`` is due, earliest first;
+    ``since`` (the last due time an earlier batch of this tick took) skips what lies before it."""
+    col = kind.col()
+    cond = col <= now if since is None else col.between(since, now)
+    stmt = select(*_SELECT_COLUMNS, col).where(cond).order_by(col).limit(batch)
+    return stmt.with_for_update(skip_locked=True) if dialect == "postgresql" else stmt
+
+
+def _any_pauses(s: Session, now: datetime) -> bool:
+    """Whether any pause is not over yet (most ticks can then skip looking pauses up per batch)."""
+    since = now.date() - timedelta(days=2)
+    return s.execute(select(MemberPause.id).where(MemberPause.last_day >= since).limit(1)).first() is not None
+
+
+def _digests_off(s: Session, team_ids: set[int]) -> set[int]:
+    """The teams among ``team_ids`` that turned their morning digest off (team settings)."""
+    if not team_ids:
+        return set()
+    stmt = select(TeamSettings.team_id).where(
+        TeamSettings.team_id.in_(team_ids), TeamSettings.digest_enabled.is_(False)
+    )
+    return set(s.execute(stmt).scalars())
+
+
+def run_batch(
+    s: Session,
+    kind: Kind,
+    *,
+    now: datetime,
+    settings: Settings,
+    batch: int,
+    teams: dict[int, Team],
+    any_pauses: bool = True,
+    since: datetime | None = None,
+) -> tuple[list[int], int, datetime | None]:
+    """One batch in the caller's transaction: (ids of new outbox rows, members handled, the
+    latest due time among them: where the next batch of this tick may start)."""
+    if s.get_bind().dialect.name == "postgresql":
+        # Safe to not wait for the WAL flush: a batch lost in a crash loses its rows and its schedule
+        # advance together (the next tick makes them again), and a worker's claim commits after it
+        # in the WAL, so no message is sent from a batch that did not survive.
+        s.connection().exec_driver_sql("SET LOCAL synchronous_commit = off")
+    rows = s.connection().execute(due_query(kind, now, batch, s.get_bind().dialect.name, since)).all()
+    if not rows:
+        return [], 0, since
+    missing = {r.team_id for r in rows} - teams.keys()
+    if missing:
+        for t in s.connection().execute(select(*_TEAM_COLUMNS).where(Team.id.in_(missing))):
+            teams[t.id] = t
+    pauses = {}
+    if any_pauses:
+        since = min(_local_day(getattr(r, kind.column), "UTC") for r in rows) - timedelta(days=2)
+        pauses = pauses_of(s, [r.id for r in rows], since)
+    late = timedelta(seconds=settings.reminder_late_s)
+    domain = _domain(settings)
+    plans, changes = [], []
+    for r in rows:
+        # the member's own settings where set, the team's otherwise (timetable.effective, inlined:
+        # this loop runs for every due member)
+        team = teams[r.team_id]
+        tz = r.timezone or team.timezone
+        asked = r.role != "observer"
+        reminder_days = r.reminder_days or team.workdays
+        due_at = getattr(r, kind.column)
+        mine = pauses.get(r.id, ()) if pauses else ()
+        day = _local_day(due_at, tz)
+        if kind is REMINDER:
+            at, days = r.reminder_time or team.reminder_time, reminder_days
+            fire = r.active and asked and now - due_at <= late and not (mine and paused_on(day, mine))
+            covered = day
+        else:
+            at = r.digest_time or team.digest_time
+            days = r.digest_days or team.digest_workdays or team.workdays
+            fire = r.active and not (mine and paused_on(day, mine))  # a late digest is still sent
+            covered = previous_workday(day, reminder_days)
+        wanted = r.active and (asked or kind is DIGEST)
+        changes.append((r.id, next_occurrence(now, at, days, tz, mine) if wanted else None))
+        if fire:
+            plans.append((r, team, tz, covered, day))
+    new_rows = []
+    if kind is DIGEST:
+        off = _digests_off(s, {p[1].id for p in plans})
+        plans = [p for p in plans if p[1].id not in off]
+        skippable = {(t.id, d) for _, t, _, d, _ in plans if t.skip_empty_digests}
+        empty = skippable - _nonempty_days(s, skippable)
+        new_rows += _weekly_rows(s, plans, domain)
+        plans = [p for p in plans if (p[1].id, p[3]) not in empty]
+    # Message-IDs: one random part per batch and the row's own key, unique without a uuid per row
+    nonce = uuid.uuid4().hex[:16]
+    new_rows += [
+        checkin_row(
+            kind.name, r, team, tz, covered, f"<{nonce}.{kind.name[0]}{r.id}@{domain}>", midnight=_midnight
+        )
+        for r, team, tz, covered, _ in plans
+    ]
+    ids = outbox.create_many(s, new_rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))
+    _update_next(s, kind, changes)
+    return ids, len(rows), getattr(rows[-1], kind.column)
+
+
+def _weekly_rows(s: Session, plans: list, domain: str) -> list[dict]:
+    """Weekly digests riding on the daily digest of the team's weekly day (the 7 days before it)."""
+    rows, skip_checks = [], {}
+    for r, team, _tz, _covered, day in plans:
+        if team.weekly_digest_day != day.isoweekday():
+            continue
+        last = day - timedelta(days=1)
+        if team.skip_empty_digests:
+            key = (team.id, last)
+            if key not in skip_checks:
+                skip_checks[key] = s.execute(
+                    select(Entry.id)
+                    .where(Entry.team_id == team.id, Entry.day <= last, Entry.day > last - timedelta(days=7))
+                    .limit(1)
+                ).first()
+            if skip_checks[key] is None:
+                continue
+        rows.append(
+            {
+                "idempotency_key": f"weekly:{r.id}:{day.isoformat()}",
+                "kind": "weekly",
+                "team_id": team.id,
+                "member_id": r.id,
+                "to_addr": r.email,
+                "subject": f"{team.name}: the week to {last:%A, %d %B}",
+                "template": "weekly",
+                "context": json.dumps({"last": last.isoformat()}),
+                "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+                "expires_at": None,
+            }
+        )
+    return rows
+
+
+def run(
+    *,
+    now: datetime,
+    settings: Settings,
+    enqueue: Callable[[list[int]], None],
+    batch: int | None = None,
+    max_batches: int = 100_000,
+    workers: int | None = None,
+) -> list[int]:
+    """Create everything due at ``now``, batch after batch, each committed then enqueued; new ids.
+
+    On PostgreSQL ``workers`` threads (``SCHEDULE_WORKERS``) run batches at once, each on its own
+    connection: SKIP LOCKED gives them disjoint members, and one thread's Python work overlaps
+    another's wait on the server. SQLite has a single writer, so one thread runs there.
+    """
+    batch = batch or settings.schedule_batch
+    with session() as s:
+        any_pauses = _any_pauses(s, now)
+        dialect = s.get_bind().dialect.name
+    if dialect != "postgresql":
+        workers = 1
+    workers = max(1, workers or settings.schedule_workers)
+    teams: dict[int, Team] = {}
+    created: list[int] = []
+
+    def drain(kind: Kind) -> None:
+        # Each batch moves its members' next time past now, so the next batch can start at the
+        # last due time it took: on PostgreSQL the index entries before it point at row versions
+        # this tick made dead, and scanning them again from the start made a tick of N members
+        # cost O(N^2) index reads. A row another batch skipped because it was locked (SKIP LOCKED)
+        # and that batch then rolled back stays due: the next tick takes it.
+        since = None
+        for _ in range(max_batches):
+            with session() as s:
+                ids, handled, since = run_batch(
+                    s,
+                    kind,
+                    now=now,
+                    settings=settings,
+                    batch=batch,
+                    teams=teams,
+                    any_pauses=any_pauses,
+                    since=since,
+                )
+            if ids:
+                enqueue(ids)
+                created.extend(ids)
+            if handled < batch:
+                return
+
+    for kind in KINDS:
+        if workers == 1:
+            drain(kind)
+            continue
+        with ThreadPoolExecutor(workers, thread_name_prefix="due") as pool:
+            for f in [pool.submit(drain, kind) for _ in range(workers)]:
+                f.result()
+    return created

@@ -1,0 +1,182 @@
+"""The check-in loop's domain: reminders and digests as outbox producers, and their contexts.
+
+Producers only create outbox rows (idempotent by ``kind:member:local-date``) and
+return the new ids; enqueueing them is the caller's job, after commit.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.checkins.reply_tokens import reply_address
+from app.checkins.times import local_date, local_midnight_after
+from app.models import Entry, Member, OutboundMessage, Team, TeamSettings
+from app.relay import outbox
+from app.settings import Settings
+
+REMINDER_SUBJECT = "What did you get done today?"
+
+
+def member_tz(member: Member, team: Team) -> str:
+    return member.timezone or team.timezone
+
+
+def _domain(settings: Settings) -> str:
+    return settings.mail_from.rsplit("@", 1)[-1]
+
+
+def checkin_row(
+    kind: str,
+    member: Member,
+    team: Team,
+    tz: str,
+    day: date,
+    message_id: str,
+    *,
+    midnight=local_midnight_after,
+) -> dict:
+    """The outbox row of a reminder or digest for ``member`` on ``day``: one shape for the
+    scheduler's bulk tick and the by-hand commands (``member`` needs ``id`` and ``email``)."""
+    iso = day.isoformat()
+    if kind == "reminder":
+        subject, expires = REMINDER_SUBJECT, midnight(day, tz)  # worthless once its day is over
+    else:
+        subject, expires = f"What {team.name} got done on {day:%A, %d %B}", None
+    return {
+        "idempotency_key": f"{kind}:{member.id}:{iso}",
+        "kind": kind,
+        "team_id": team.id,
+        "member_id": member.id,
+        "to_addr": member.email,
+        "subject": subject,
+        "template": kind,
+        "context": f'{{"day": "{iso}"}}',
+        "message_id": message_id,
+        "expires_at": expires,
+    }
+
+
+def _create(
+    kind: str, s: Session, member: Member, team: Team, day: date, *, now: datetime, settings: Settings
+):
+    row = checkin_row(
+        kind, member, team, member_tz(member, team), day, outbox.new_message_id(_domain(settings))
+    )
+    return outbox.create(s, now=now, lease_until=now + timedelta(seconds=settings.lease_s), **row)
+
+
+def create_reminder(s: Session, member: Member, team: Team, day: date, *, now: datetime, settings: Settings):
+    """The reminder row for ``member`` on their local ``day``; (id, created)."""
+    return _create("reminder", s, member, team, day, now=now, settings=settings)
+
+
+def create_digest(s: Session, member: Member, team: Team, day: date, *, now: datetime, settings: Settings):
+    """The digest row covering ``day`` for ``member``; (id, created)."""
+    return _create("digest", s, member, team, day, now=now, settings=settings)
+
+
+def _members(s: Session, member_ids=None):
+    stmt = select(Member, Team).join(Team, Member.team_id == Team.id).where(Member.active)
+    if member_ids is not None:
+        stmt = stmt.where(Member.id.in_(member_ids))
+    return s.execute(stmt.order_by(Member.id)).all()
+
+
+def remind_now(s: Session, *, now: datetime, settings: Settings) -> list[int]:
+    """Reminders for every active (non-observer) member for their local today; new ids."""
+    ids = []
+    for member, team in _members(s):
+        if member.role == "observer":
+            continue
+        mid, created = create_reminder(
+            s, member, team, local_date(now, member_tz(member, team)), now=now, settings=settings
+        )
+        if created:
+            ids.append(mid)
+    return ids
+
+
+def digests_on(s: Session, team_id: int) -> bool:
+    """False when the team turned its morning digest off (team settings)."""
+    opts = s.get(TeamSettings, team_id)
+    return opts is None or opts.digest_enabled
+
+
+def digest_now(s: Session, *, now: datetime, settings: Settings, day: date | None = None) -> list[int]:
+    """Digests for every active member covering ``day`` (default: their local today); new ids."""
+    ids = []
+    for member, team in _members(s):
+        if not digests_on(s, team.id):
+            continue
+        d = day or local_date(now, member_tz(member, team))
+        mid, created = create_digest(s, member, team, d, now=now, settings=settings)
+        if created:
+            ids.append(mid)
+    return ids
+
+
+def schedule_member(member: Member, team: Team, now: datetime) -> None:
+    """Set a new member's next reminder and digest times (no pauses yet); see app.checkins.schedules."""
+    from app.checkins.schedules import next_times
+
+    member.next_reminder_at, member.next_digest_at = next_times(member, team, now)
+
+
+# ---------------------------------------------------------------- contexts for rendering
+
+
+def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: Settings) -> dict:
+    member = s.get(Member, msg.member_id)
+    team = s.get(Team, msg.team_id)
+    day = date.fromisoformat(stored["day"])
+    reply_to = reply_address(settings.secret_key, settings.reply_domain, member.id, day)
+    return {
+        "member": member,
+        "team": team,
+        "day": day,
+        "base_url": settings.base_url,
+        "_headers": {"Reply-To": reply_to, "Auto-Submitted": "auto-generated", "X-Donebox-Kind": "reminder"},
+    }
+
+
+def reminder_text(member: Member, team: Team, day: date, settings: Settings) -> str:
+    """The text part of ``member``'s reminder of ``day``: what a reply quotes back to us."""
+    from app.relay.render import environment
+
+    return (
+        environment()
+        .get_template("email/reminder.txt")
+        .render(member=member, team=team, day=day, base_url=settings.base_url)
+    )
+
+
+def team_day(s: Session, team_id: int, day: date) -> tuple[list[tuple[Member, list[Entry]]], list[Member]]:
+    """The team's entries of ``day`` grouped by member, and the members who wrote none."""
+    members = list(
+        s.execute(
+            select(Member).where(Member.team_id == team_id, Member.active).order_by(Member.name)
+        ).scalars()
+    )
+    entries = s.execute(
+        select(Entry).where(Entry.team_id == team_id, Entry.day == day).order_by(Entry.member_id, Entry.id)
+    ).scalars()
+    by_member: dict[int, list[Entry]] = {}
+    for e in entries:
+        by_member.setdefault(e.member_id, []).append(e)
+    groups = [(m, by_member[m.id]) for m in members if m.id in by_member]
+    quiet = [m for m in members if m.id not in by_member and m.role != "observer"]
+    return groups, quiet
+
+
+def _builders() -> dict:
+    from app.checkins.digests import daily_context, weekly_context
+
+    # nothing per recipient in a digest: the relay renders a team's digest once per batch
+    daily_context.shared = weekly_context.shared = True
+    return {"reminder": reminder_context, "digest": daily_context, "weekly": weekly_context}
+
+
+CONTEXT_BUILDERS = _builders()

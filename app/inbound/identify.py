@@ -1,0 +1,170 @@
+"""Who wrote an inbound message: the signed reply address, our Message-ID, then an authenticated From.
+
+Also what is no person's reply at all (auto-replies, bounces). ``find_senders`` reads
+what a whole batch needs in at most three queries; ``identify`` decides for one message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.checkins.reply_tokens import token_from_address, verify_reply_token
+from app.models import Member, OutboundMessage, Team
+from app.settings import Settings
+from parsers.message import InboundEmail
+
+_AUTO_SUBJECT = re.compile(
+    r"^\s*(out of (the )?office|auto(matic)?[ -]?reply|autoreply|abwesenheit|absence|"
+    r"réponse automatique|respuesta automática|vacation|on vacation)\b",
+    re.IGNORECASE,
+)
+
+
+def is_automatic(email: InboundEmail) -> str:
+    """Why this mail is an auto-reply or a bounce, or '' for mail a person wrote."""
+    auto = email.header("Auto-Submitted").strip().lower()
+    if auto and auto != "no":
+        return f"Auto-Submitted: {auto}"
+    if email.header("X-Autoreply") or email.header("X-Autorespond"):
+        return "X-Autoreply header"
+    if email.header("Precedence").strip().lower() in ("bulk", "auto_reply", "junk", "list"):
+        return f"Precedence: {email.header('Precedence').strip()}"
+    ctype = email.header("Content-Type").replace(" ", "").replace('"', "").lower()
+    if "report-type=delivery-status" in ctype or any(
+        a.content_type.startswith("message/delivery-status") for a in email.attachments
+    ):
+        return "delivery status notification"
+    if email.from_addr.startswith(("mailer-daemon@", "postmaster@")):
+        return "bounce from " + email.from_addr
+    if _AUTO_SUBJECT.search(email.subject):
+        return "auto-reply subject"
+    return ""
+
+
+def _tokens(email: InboundEmail, settings: Settings):
+    for addr in (*email.envelope_to, *email.to, *email.cc):
+        token = token_from_address(addr, settings.reply_domain)
+        if token is not None:
+            yield token, addr
+    if email.mailbox_hash:
+        yield email.mailbox_hash, "MailboxHash"
+
+
+def authenticated_sender(email: InboundEmail) -> bool:
+    """True when SPF or DKIM passed, by the provider's verdict or the Authentication-Results header."""
+    return "pass" in (email.spf, email.dkim)
+
+
+@dataclass
+class Senders:
+    """What identifying a batch of messages needs from the database, read in a few queries.
+
+    ``members``: (member, team) by member id, for reply tokens; ``sent``: our Message-IDs with
+    their member, team and reminder day; ``by_email``: active members by address, for an
+    authenticated From.
+    """
+
+    members: dict[int, tuple[Member, Team]] = field(default_factory=dict)
+    sent: dict[str, tuple[Member, Team, date | None]] = field(default_factory=dict)
+    by_email: dict[str, list[tuple[Member, Team]]] = field(default_factory=dict)
+
+
+def _first_token(email: InboundEmail, settings: Settings) -> tuple[str, str] | None:
+    return next(_tokens(email, settings), None)
+
+
+def _refs(email: InboundEmail) -> list[str]:
+    return [ref for ref in (email.in_reply_to, *reversed(email.references)) if ref]
+
+
+def _day_of(context: str | None) -> date | None:
+    day = json.loads(context or "{}").get("day")
+    return datetime.fromisoformat(day).date() if day else None
+
+
+def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> Senders:
+    """The members ``identify`` may need for ``emails``: at most three queries for the whole batch."""
+    found = Senders()
+    member_ids, refs = set(), set()
+    for email in emails:
+        first = _first_token(email, settings)
+        if first is not None:
+            verified = verify_reply_token(settings.secret_key, first[0])
+            if verified is not None:
+                member_ids.add(verified[0])
+        else:
+            refs.update(_refs(email))
+    pair = select(Member, Team).join(Team, Team.id == Member.team_id)
+    for chunk in _chunks(sorted(member_ids)):
+        for member, team in s.execute(pair.where(Member.id.in_(chunk))).all():
+            found.members[member.id] = (member, team)
+    for chunk in _chunks(sorted(refs)):
+        sent = (
+            select(OutboundMessage.message_id, OutboundMessage.context, Member, Team)
+            .join(Member, Member.id == OutboundMessage.member_id)
+            .join(Team, Team.id == Member.team_id)
+            .where(OutboundMessage.message_id.in_(chunk))
+            .order_by(OutboundMessage.id)
+        )
+        for message_id, context, member, team in s.execute(sent).all():
+            found.sent.setdefault(message_id, (member, team, _day_of(context)))
+    senders = {
+        email.from_addr
+        for email in emails
+        if email.from_addr
+        and authenticated_sender(email)
+        and _first_token(email, settings) is None
+        and not any(ref in found.sent for ref in _refs(email))
+    }
+    for chunk in _chunks(sorted(senders)):
+        active = pair.where(Member.email.in_(chunk), Member.active.is_(True)).order_by(Member.id)
+        for member, team in s.execute(active).all():
+            found.by_email.setdefault(member.email, []).append((member, team))
+    return found
+
+
+def _chunks(values: list, size: int = 500):
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def identify(email: InboundEmail, senders: Senders, settings: Settings):
+    """(member, team, day or None, how) for a reply, or (None, None, None, why-not).
+
+    In order: the signed reply+token address (envelope recipient, To, Cc, Postmark's
+    MailboxHash), In-Reply-To/References naming a Message-ID we sent, then From, but
+    only when SPF or DKIM passed. ``senders`` comes from ``find_senders``.
+    """
+    first = _first_token(email, settings)
+    if first is not None:
+        token, addr = first
+        found = verify_reply_token(settings.secret_key, token)
+        if found is None:
+            return None, None, None, f"bad reply token in {addr}"
+        if found[0] not in senders.members:
+            return None, None, None, "reply token names no member"
+        return *senders.members[found[0]], found[1], "reply token"
+    for ref in _refs(email):
+        if ref in senders.sent:
+            return *senders.sent[ref], "In-Reply-To"
+    if not email.from_addr:
+        return None, None, None, "no reply token, no known In-Reply-To and no From address"
+    if not authenticated_sender(email):
+        return (
+            None,
+            None,
+            None,
+            "no reply token or known In-Reply-To, and From is not authenticated (no SPF/DKIM pass)",
+        )
+    members = senders.by_email.get(email.from_addr, [])
+    if len(members) == 1:
+        return *members[0], None, "From with SPF/DKIM pass"
+    if members:
+        return None, None, None, f"From {email.from_addr} is a member of several teams: cannot tell which"
+    return None, None, None, f"From {email.from_addr} (authenticated) is no member"

@@ -1,0 +1,275 @@
+"""Delivery feedback applied: provider webhooks and bounce mail -> message state, suppressions, events.
+
+The one place that decides what a ``DeliveryEvent`` (parsers/events) does: ``EFFECTS``
+maps our event kinds to a state (through app.relay.outbox's compare-and-set, so a late event
+never moves a message backwards) and a suppression. ``apply_events`` applies a batch in
+one transaction with a fixed number of statements:
+
+    drop events already recorded (provider event ids are unique: a retried batch adds nothing)
+    find each event's message (our id, our Message-ID, the provider's id)
+    move messages, by target state, in the order states follow each other
+    insert the remaining events, and the suppressions
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from app.models import MessageEvent, OutboundMessage, Suppression
+from app.relay import outbox
+from app.relay.tracking import is_machine
+from parsers.dsn import delivery_events, parse_report
+from parsers.events import DeliveryEvent
+from parsers.message import InboundEmail
+
+log = logging.getLogger("donebox.events")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What one kind of event does: a state to move to (from ``expected``) and a suppression."""
+
+    state: str = ""
+    expected: tuple[str, ...] = ()
+    suppress: str = ""  # Suppression.reason: bounce | complaint | unsubscribe
+
+
+DELIVERED = Effect("delivered", ("sent",))
+EFFECTS: dict[str, Effect] = {
+    "processed": Effect(),
+    "delivered": DELIVERED,
+    "deferred": Effect(),
+    "soft_bounce": Effect(),  # not proof the address is bad: the message keeps its state
+    "bounce": Effect("bounced", ("sent", "delivered"), "bounce"),
+    "dropped": Effect(),  # the suppression depends on why (DROPPED)
+    "complaint": Effect("complained", ("sent", "delivered"), "complaint"),
+    "unsubscribe": Effect(suppress="unsubscribe"),
+    "open": Effect(),
+    "click": Effect(),
+}
+# a provider dropped the message because of the address: suppress it here too
+DROPPED = {"bounce": "bounce", "invalid": "bounce", "complaint": "complaint", "unsubscribe": "unsubscribe"}
+# state changes of one batch are applied in the order states follow each other (DESIGN.md)
+ORDER = ("delivered", "bounced", "complained")
+# a bounce or complaint replaces an unsubscribe (it also stops mail people asked for, e.g. sign-in
+# links); nothing replaces a manual suppression, a bounce or a complaint
+STRONGER = {"bounce": 2, "complaint": 2, "unsubscribe": 1}
+CHUNK = 500  # ids per IN (...) lookup
+MAX_RAW = 8000  # characters of the provider's record kept with an event
+
+
+@dataclass
+class Counts:
+    """What a batch did, for the webhook's answer and the log."""
+
+    received: int = 0
+    applied: int = 0  # events recorded (with or without a state change)
+    moved: int = 0  # messages whose state changed
+    suppressed: int = 0  # addresses added to (or strengthened in) the suppression list
+    duplicates: int = 0  # events recorded before (a provider's retry)
+    unknown: int = 0  # events about no message of ours
+    unknown_refs: list[str] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict:
+        """The counts, as the webhooks answer them."""
+        keys = ("received", "applied", "moved", "suppressed", "duplicates", "unknown")
+        return {k: getattr(self, k) for k in keys}
+
+
+def _chunks(values: list, size: int = CHUNK):
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _known_ids(s: Session, event_ids: list[str]) -> set[str]:
+    col = MessageEvent.provider_event_id
+    found: set[str] = set()
+    for part in _chunks(event_ids):
+        found.update(s.execute(select(col).where(col.in_(part))).scalars())
+    return found
+
+
+def _messages(s: Session, column, values: Iterable) -> dict:
+    """{value of ``column``: (id, to_addr)} for the messages whose ``column`` is in ``values``."""
+    M = OutboundMessage
+    values = sorted({v for v in values if v})
+    out: dict = {}
+    for part in _chunks(values):
+        rows = s.execute(select(column, M.id, M.to_addr).where(column.in_(part)).order_by(M.id))
+        for key, mid, to in rows:
+            out.setdefault(key, (mid, to))
+    return out
+
+
+def _match(s: Session, events: list[DeliveryEvent]) -> list[tuple[int, str] | None]:
+    """Each event's message (id, to_addr): by our id, then our Message-ID, then the provider's id."""
+    M = OutboundMessage
+    by_id = _messages(s, M.id, (e.outbound_id for e in events))
+    by_msgid = _messages(s, M.message_id, (i for e in events for i in e.message_ids))
+    rest = [e.provider_id for e in events if e.outbound_id not in by_id and e.provider_id]
+    by_provider = _messages(s, M.provider_id, rest)
+    out = []
+    for e in events:
+        found = by_id.get(e.outbound_id)
+        found = found or next((by_msgid[i] for i in e.message_ids if i in by_msgid), None)
+        out.append(found or by_provider.get(e.provider_id))
+    return out
+
+
+def _detail(e: DeliveryEvent, mismatch: str = "") -> str:
+    info: dict = {"source": e.source, "event": e.kind}
+    if e.kind in ("open", "click"):  # the same shape as our own tracking hits (app.relay.tracking)
+        ua = e.detail.get("user_agent", "")
+        info["ua"] = ua[:500]
+        info["machine"] = is_machine(ua) if ua else bool(e.detail.get("machine_open"))
+    info.update({k: v for k, v in e.detail.items() if k != "user_agent"})
+    if e.recipient:
+        info["recipient"] = e.recipient
+    if e.cause:
+        info["cause"] = e.cause
+    if e.at is not None:
+        info["at"] = e.at.isoformat()
+    if mismatch:
+        info["note"] = mismatch
+    if e.raw:
+        raw = json.dumps(e.raw, sort_keys=True, default=str)
+        info["raw"] = e.raw if len(raw) <= MAX_RAW else f"omitted ({len(raw)} characters)"
+    return json.dumps(info, default=str)
+
+
+def _suppression(e: DeliveryEvent) -> str:
+    if e.kind == "dropped":
+        return DROPPED.get(e.cause, "")
+    return EFFECTS[e.kind].suppress
+
+
+def _insert(s: Session):
+    return pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def suppress(s: Session, items: dict[str, tuple[str, str]], *, now: datetime) -> int:
+    """Add ``{email: (reason, detail)}`` to the suppression list in one statement; rows written.
+
+    An address already there keeps its entry, except that a bounce or complaint replaces an
+    unsubscribe (STRONGER).
+    """
+    if not items:
+        return 0
+    table = Suppression.__table__
+    written = 0
+    rows = [
+        {"email": email, "reason": reason, "detail": detail[:1000], "created_at": now}
+        for email, (reason, detail) in sorted(items.items())
+    ]
+    for part in _chunks(rows):
+        stmt = _insert(s)(table).values(part)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["email"],
+            set_={"reason": stmt.excluded.reason, "detail": stmt.excluded.detail, "created_at": now},
+            where=(table.c.reason == "unsubscribe") & (stmt.excluded.reason != "unsubscribe"),
+        )
+        written += len(s.execute(stmt.returning(table.c.id)).all())
+    return written
+
+
+def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> Counts:
+    """Apply a batch of events in the caller's transaction (see the module docstring); the counts.
+
+    An event about no message of ours is counted (``unknown``) and logged, not an error; one whose
+    recipient is not the message's is recorded with a note and changes nothing.
+    """
+    counts = Counts(received=len(events))
+    unique: dict[str, DeliveryEvent] = {}
+    for e in events:
+        if e.kind in EFFECTS:
+            unique.setdefault(e.event_id, e)
+    counts.duplicates = len(events) - len(unique)
+    known = _known_ids(s, list(unique))
+    counts.duplicates += len(known)
+    fresh = [e for eid, e in unique.items() if eid not in known]
+    if not fresh:
+        return counts
+    matched = _match(s, fresh)
+    moves: dict[str, dict[int, dict]] = {state: {} for state in ORDER}
+    expected = {state: () for state in ORDER}
+    plain: list[tuple[int, DeliveryEvent, str]] = []  # (message, event, note): events that move nothing
+    suppressions: dict[str, tuple[str, str]] = {}
+    for e, found in zip(fresh, matched, strict=True):
+        if found is None:
+            counts.unknown += 1
+            counts.unknown_refs.append(e.event_id)
+            continue
+        mid, to_addr = found
+        to_addr = to_addr.lower()
+        if e.recipient and e.recipient != to_addr:
+            plain.append((mid, e, f"the recipient is not the message's ({to_addr}): nothing changed"))
+            continue
+        effect = EFFECTS[e.kind]
+        if effect.state and mid not in moves[effect.state]:
+            moves[effect.state][mid] = e
+            expected[effect.state] = effect.expected
+        else:
+            plain.append((mid, e, ""))
+        reason = _suppression(e)
+        if reason and STRONGER[reason] > STRONGER.get(suppressions.get(to_addr, ("",))[0], 0):
+            status = e.detail.get("status", "")
+            why = e.detail.get("diagnostic") or e.detail.get("reason") or e.detail.get("response") or ""
+            suppressions[to_addr] = (
+                reason,
+                f"{e.source} {e.kind} {status} {why}".strip() + f" (message {mid})",
+            )
+    for state in ORDER:
+        pending = moves[state]
+        if not pending:
+            continue
+        fields = {mid: {"detail": _detail(e), "provider_event_id": e.event_id} for mid, e in pending.items()}
+        moved = outbox.transition_many(s, state, fields, expected=expected[state], now=now)
+        counts.moved += len(moved)
+        # a late event (the message is past this state) is still recorded, as what it is
+        plain += [(mid, e, "") for mid, e in pending.items() if mid not in moved]
+    if plain:
+        rows = [
+            {
+                "message_id": mid,
+                "kind": e.kind,
+                "from_state": "",
+                "detail": _detail(e, note),
+                "provider_event_id": e.event_id,
+                "created_at": now,
+            }
+            for mid, e, note in plain
+        ]
+        stmt = _insert(s)(MessageEvent.__table__).on_conflict_do_nothing(index_elements=["provider_event_id"])
+        s.execute(stmt, rows)
+    counts.applied = len(fresh) - counts.unknown
+    counts.suppressed = suppress(s, suppressions, now=now)
+    if counts.unknown:
+        log.info("%d event(s) about no message of ours, e.g. %s", counts.unknown, counts.unknown_refs[:3])
+    return counts
+
+
+def record_report(s: Session, email: InboundEmail, raw: bytes = b"", *, ref: str, now: datetime) -> str:
+    """For inbound mail: when it is a bounce or complaint report, apply it and say what it was.
+
+    Returns '' for any other mail. ``ref`` names the inbound message (``inbound:<id>``), so
+    processing it again records nothing twice.
+    """
+    report = parse_report(email, raw)
+    if report is None:
+        return ""
+    events = delivery_events(report, ref)
+    counts = apply_events(s, events, now=now)
+    kinds = ", ".join(sorted({e.kind for e in events})) or "no recipient named"
+    label = {"dsn": "delivery status notification", "arf": "complaint report"}.get(report.kind, "bounce")
+    if counts.unknown == len(events) and events:
+        return f"{label} ({kinds}) about no message of ours ({report.original_message_id or 'no Message-ID'})"
+    return f"{label} ({kinds}): {counts.applied} event(s) recorded, {counts.moved} message(s) moved"

@@ -1,0 +1,204 @@
+"""The SMTP transport: aiosmtplib connection pools on the process's event loop thread.
+
+One ``SMTPTransport`` per sender URL and process; its pool keeps up to ``pool``
+authenticated connections open and reuses them across messages (a connection
+that broke is replaced, and the message retried once on a fresh one when the
+break came before DATA was accepted). Replies map by (enhanced) status code:
+4xx -> TransientSendError, 5xx -> PermanentSendError; 5.7.x and 4.7.x are
+blocks of the sender, which routing's circuit breaker counts.
+
+What goes into DATA is the message with every line ending made CRLF (no bare CR
+or LF can reach the server, so no SMTP smuggling) and, by aiosmtplib, every line
+starting with "." doubled.
+
+URL: ``smtp://user:password@host:port?tls=starttls|implicit|none&timeout=30&pool=4&ca=/path.pem&verify=1``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from app.errors import PermanentSendError, TransientSendError
+from app.relay import aioloop
+from app.relay.transports.base import Outgoing, SendResult
+
+_ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
+_LINE_ENDS = re.compile(rb"\r\n|\r|\n")
+DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
+
+
+def smtp_data(raw: bytes) -> bytes:
+    """``raw`` with every CR, LF or CRLF made CRLF, ending in CRLF: what may go into DATA."""
+    lf, crlf = raw.count(b"\n"), raw.count(b"\r\n")
+    data = raw if lf == crlf == raw.count(b"\r") else _LINE_ENDS.sub(b"\r\n", raw)  # CRLF already: as is
+    return data if data.endswith(b"\r\n") else data + b"\r\n"
+
+
+@dataclass(frozen=True)
+class SMTPConfig:
+    """Where and how to connect; parsed from a sender's transport URL."""
+
+    host: str
+    port: int
+    tls: str = "starttls"  # starttls | implicit | none
+    username: str = ""
+    password: str = ""
+    timeout_s: float = 30.0
+    pool: int = 4
+    ca_file: str = ""
+    verify: bool = True
+
+    @classmethod
+    def from_url(cls, url: str) -> SMTPConfig:
+        """Parse ``smtp://...``; ValueError with the reason when it is unusable."""
+        u = urlsplit(url)
+        if u.scheme != "smtp" or not u.hostname:
+            raise ValueError(f"not an smtp:// URL with a host: {url!r}")
+        q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        tls = q.get("tls", "starttls")
+        if tls not in DEFAULT_PORTS:
+            raise ValueError(f"tls must be starttls, implicit or none, not {tls!r}")
+        return cls(
+            host=u.hostname,
+            port=u.port or DEFAULT_PORTS[tls],
+            tls=tls,
+            username=unquote(u.username or ""),
+            password=unquote(u.password or ""),
+            timeout_s=float(q.get("timeout", "30")),
+            pool=max(1, int(q.get("pool", "4"))),
+            ca_file=q.get("ca", ""),
+            verify=q.get("verify", "1") not in ("0", "false", "no"),
+        )
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if self.tls == "none":
+            return None
+        ctx = ssl.create_default_context(cafile=self.ca_file or None)
+        if not self.verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+
+def classify(code: int, text: str, *, where: str) -> TransientSendError | PermanentSendError:
+    """The error for an SMTP reply ``code`` with ``text`` at step ``where`` (connect, mail, rcpt, data)."""
+    m = _ENHANCED.match(text or "")
+    enhanced = ".".join(m.groups()) if m else ""
+    detail = f"{code} {text}".strip() + f" (at {where})"
+    if 400 <= code < 500:
+        block = enhanced.startswith("4.7.")
+        return TransientSendError(
+            detail, retry_in_s=300 if block else 60, connection=code == 421, block=block
+        )
+    block = enhanced.startswith("5.7.") or (not enhanced and where in ("connect", "mail") and code == 554)
+    return PermanentSendError(detail, smtp_code=code, enhanced=enhanced, block=block)
+
+
+class _Pool:
+    """Open connections of one sender, owned by the event loop thread."""
+
+    def __init__(self, config: SMTPConfig):
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.idle: list[aiosmtplib.SMTP] = []
+        self.slots = asyncio.Semaphore(config.pool)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        c = self.config
+        client = aiosmtplib.SMTP(
+            hostname=c.host,
+            port=c.port,
+            timeout=c.timeout_s,
+            use_tls=c.tls == "implicit",
+            start_tls=c.tls == "starttls",
+            tls_context=c.tls_context(),
+            username=c.username or None,
+            password=c.password or None,
+        )
+        try:
+            await client.connect()
+        except aiosmtplib.SMTPAuthenticationError as e:
+            raise PermanentSendError(
+                f"{e.code} AUTH refused: {e.message}", smtp_code=e.code, connection=True
+            ) from e
+        except aiosmtplib.SMTPResponseException as e:
+            raise classify(e.code, e.message, where="connect") from e
+        except (OSError, aiosmtplib.SMTPException) as e:
+            raise TransientSendError(f"cannot connect to {c.host}:{c.port}: {e}", connection=True) from e
+        return client
+
+    async def send(self, message: Outgoing) -> SendResult:
+        data = smtp_data(message.raw)
+        async with self.slots:
+            for attempt in (1, 2):
+                reused = bool(self.idle)
+                client = self.idle.pop() if reused else await self._connect()
+                try:
+                    _, reply = await client.sendmail(message.mail_from, [message.rcpt_to], data)
+                except aiosmtplib.SMTPRecipientsRefused as e:
+                    self.idle.append(client)
+                    r = e.recipients[0]
+                    raise classify(r.code, r.message, where="rcpt") from e
+                except aiosmtplib.SMTPResponseException as e:
+                    where = {
+                        aiosmtplib.SMTPSenderRefused: "mail",
+                        aiosmtplib.SMTPRecipientRefused: "rcpt",
+                        aiosmtplib.SMTPDataError: "data",
+                    }.get(type(e), "data")
+                    if e.code == 421 or not client.is_connected:
+                        client.close()
+                    else:
+                        self.idle.append(client)
+                    raise classify(e.code, e.message, where=where) from e
+                except (OSError, aiosmtplib.SMTPException) as e:
+                    client.close()
+                    if reused and attempt == 1:
+                        continue  # a pooled connection the server had closed: once more on a new one
+                    raise TransientSendError(
+                        f"connection to {self.config.host} broke: {e}", connection=True
+                    ) from e
+                self.idle.append(client)
+                return SendResult("smtp", provider_id=message.parts.message_id, detail=reply)
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        while self.idle:
+            client = self.idle.pop()
+            try:
+                await client.quit()
+            except (OSError, aiosmtplib.SMTPException):
+                client.close()
+
+
+class SMTPTransport:
+    """Sends through one SMTP server (a relay, a smarthost or a provider's SMTP endpoint)."""
+
+    name = "smtp"
+
+    def __init__(self, url: str):
+        self.config = SMTPConfig.from_url(url)
+        self._pool: _Pool | None = None
+
+    async def _send(self, message: Outgoing) -> SendResult:
+        if self._pool is None or self._pool.loop is not asyncio.get_running_loop():  # new, or forked
+            self._pool = _Pool(self.config)  # made on the loop thread, where its semaphore belongs
+        return await self._pool.send(message)
+
+    def send(self, message: Outgoing) -> SendResult:
+        """Deliver ``message`` to the server; raises TransientSendError or PermanentSendError."""
+        # every command has its own timeout; this bounds the whole exchange, pool wait included
+        try:
+            return aioloop.run(self._send(message), timeout_s=self.config.timeout_s * 6)
+        except TimeoutError as e:
+            raise TransientSendError(f"SMTP to {self.config.host} timed out", connection=True) from e
+
+    def close(self) -> None:
+        """Say QUIT on every idle connection."""
+        if self._pool is not None:
+            aioloop.run(self._pool.close(), timeout_s=self.config.timeout_s)

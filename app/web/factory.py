@@ -1,0 +1,59 @@
+"""The Starlette application factory (create_app); only the CLI and tests import it."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+
+from app.relay.transports import close_all
+from app.settings import get_settings
+from app.web.pages.signin import http_error
+from app.web.routes import routes
+from app.web.security import SecurityHeaders
+from jobs.broker import start_embedded_workers
+
+SESSION_MAX_AGE_S = 14 * 24 * 3600
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette):
+    start_embedded_workers()  # on the embedded default, jobs run in this process
+    # What is built by now (modules, SQLAlchemy's mappers, templates) lives as long as the
+    # process: freezing it keeps full collections from walking it again and again. Unfrozen,
+    # such a collection stalled the event loop (and every request) for 100-170 ms under load.
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()  # an app started and stopped in a longer-lived process (tests) leaves nothing behind
+        close_all()  # pooled SMTP connections say QUIT
+
+
+def create_app() -> Starlette:
+    """Build the ASGI app: routes from app.web.routes, sessions, security headers, jobs broker ready."""
+    settings = get_settings()
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie="donebox_session",
+            max_age=SESSION_MAX_AGE_S,
+            same_site="lax",
+            https_only=settings.base_url.startswith("https://"),
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error},
+    )
+    app.state.settings = settings
+    return app

@@ -1,0 +1,171 @@
+"""The development inbox: every message the maildir transport delivered."""
+
+from __future__ import annotations
+
+import mailbox
+import re
+from email import policy
+from email.parser import BytesParser
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from app.web.common import in_thread
+from app.web.pages.framework import check_csrf, render
+from jobs.enqueue import enqueue_deliveries, enqueue_processing
+
+_KEY = re.compile(r"^[A-Za-z0-9._,:=-]{1,200}$")
+
+
+def _box(request: Request) -> mailbox.Maildir:
+    from app.relay.transports.maildir import MaildirTransport
+
+    return MaildirTransport(request.app.state.settings.mail_dir)._box  # creates the folders if needed
+
+
+def _parse(data: bytes):
+    return BytesParser(policy=policy.default).parsebytes(data)
+
+
+def _list(request: Request) -> list[dict]:
+    box = _box(request)
+    rows = []
+    for key in box.iterkeys():
+        try:
+            data = box.get_bytes(key)
+        except KeyError:
+            continue
+        msg = _parse(data)
+        rows.append(
+            {
+                "key": key,
+                "to": msg["To"],
+                "subject": msg["Subject"],
+                "date": msg["Date"],
+                "kind": msg["X-Donebox-Kind"] or "",
+                "time": box.get_message(key).get_date(),
+            }
+        )
+    rows.sort(key=lambda r: r["time"], reverse=True)
+    return rows
+
+
+async def inbox(request: Request):
+    """GET /dev/inbox: the maildir, newest first."""
+    if request.app.state.settings.production:
+        return HTMLResponse("Not found", status_code=404)
+    rows = await in_thread(_list, request)
+    return render(request, None, "inbox.html", {"messages": rows})
+
+
+def _one(request: Request, key: str):
+    try:
+        data = _box(request).get_bytes(key)
+    except KeyError:
+        return None
+    msg = _parse(data)
+    text = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    return {
+        "key": key,
+        "to": msg["To"],
+        "reply_to": msg["Reply-To"] or "",
+        "headers": list(msg.items()),
+        "text": text.get_content() if text else "",
+        "html": html.get_content() if html else "",
+    }
+
+
+async def message(request: Request):
+    """GET /dev/inbox/{key}: one message's headers, text and HTML (sandboxed)."""
+    key = request.path_params["key"]
+    if request.app.state.settings.production or not _KEY.match(key):
+        return HTMLResponse("Not found", status_code=404)
+    data = await in_thread(_one, request, key)
+    if data is None:
+        return HTMLResponse("No such message", status_code=404)
+    return render(request, None, "inbox_message.html", data)
+
+
+def _reply_bytes(original: bytes, text: str) -> bytes:
+    """The reply a mail client would send: new text on top, the original quoted under it."""
+    from email.message import EmailMessage
+    from email.utils import make_msgid
+
+    msg = _parse(original)
+    body = msg.get_body(("plain",))
+    quoted = "\n".join("> " + line for line in (body.get_content() if body else "").splitlines())
+    reply = EmailMessage()
+    reply["From"] = msg["To"]
+    reply["To"] = msg["Reply-To"] or msg["From"]
+    reply["Subject"] = "Re: " + (msg["Subject"] or "")
+    reply["In-Reply-To"] = msg["Message-ID"] or ""
+    reply["Message-ID"] = make_msgid(domain="dev.localhost")
+    reply.set_content(f"{text.strip()}\n\nOn {msg['Date']}, {msg['From']} wrote:\n{quoted}\n")
+    return reply.as_bytes()
+
+
+def _store_reply(request: Request, key: str, text: str) -> int | None:
+    from app.db import session
+    from app.inbound.accept import accept, dedupe_key
+    from app.models import utcnow
+    from parsers.message import raw_message_id
+    from parsers.providers.base import Keys
+
+    try:
+        original = _box(request).get_bytes(key)
+    except KeyError:
+        return None
+    raw = _reply_bytes(original, text)
+    with session() as s:
+        iid, _ = accept(
+            s,
+            provider="dev",
+            raw=raw,
+            key=dedupe_key("dev", Keys(message_id=raw_message_id(raw), raw_mime=raw)),
+            now=utcnow(),
+        )
+    return iid
+
+
+async def reply(request: Request):
+    """POST /dev/inbox/{key}/reply: answer a delivered reminder as its recipient would."""
+    from starlette.responses import RedirectResponse
+
+    key = request.path_params["key"]
+    if request.app.state.settings.production or not _KEY.match(key):
+        return HTMLResponse("Not found", status_code=404)
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))
+    text = str(form.get("text", "")).strip()
+    if not text or len(text) > 100_000:
+        return HTMLResponse("Write a reply (at most 100,000 characters)", status_code=400)
+    iid = await in_thread(_store_reply, request, key, text)
+    if iid is None:
+        return HTMLResponse("No such message", status_code=404)
+    enqueue_processing(iid)
+    return RedirectResponse("/", status_code=303)
+
+
+def _send_now(what: str) -> int:
+    from app.checkins.outgoing import digest_now, remind_now
+    from app.db import session
+    from app.models import utcnow
+    from app.settings import get_settings
+
+    make = {"remind": remind_now, "digest": digest_now}[what]
+    with session() as s:
+        ids = make(s, now=utcnow(), settings=get_settings())
+    enqueue_deliveries(ids)
+    return len(ids)
+
+
+async def send_now(request: Request):
+    """POST /dev/remind and /dev/digest: today's reminders or digests at once (each once a day)."""
+    from starlette.responses import RedirectResponse
+
+    if request.app.state.settings.production:
+        return HTMLResponse("Not found", status_code=404)
+    check_csrf(request, (await request.form()).get("csrf"))
+    await in_thread(_send_now, request.url.path.rsplit("/", 1)[-1])
+    return RedirectResponse("/dev/inbox", status_code=303)

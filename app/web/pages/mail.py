@@ -1,0 +1,333 @@
+"""Mail operations for operators and team admins: outbound log and timelines, inbound log and
+reprocessing, the suppression list. A team admin sees only their teams' mail; an operator sees all.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, time, timedelta
+
+import nh3
+from sqlalchemy import func, select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from app.accounts.users import normalize_email
+from app.inbound.process import reset_for_reprocess
+from app.models import Entry, InboundMessage, Member, OutboundMessage, Suppression, Team, utcnow
+from app.relay import outbox
+from app.web.pages.framework import Ctx, back, page, render
+from app.web.security import SANDBOX_CSP
+from parsers.message import parse_mime
+
+PAGE_ROWS = 200
+RAW_SHOWN = 256 * 1024
+STATES = tuple(outbox.TRANSITIONS)
+INBOUND_STATES = ("received", "processed", "ignored", "unverified", "failed")
+SUPPRESSION_REASONS = ("manual", "bounce", "complaint", "unsubscribe")
+
+
+def _day(value: str | None, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        d = date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(400, "Dates must be YYYY-MM-DD.") from None
+    return datetime.combine(d + timedelta(days=1) if end else d, time(0), tzinfo=UTC)
+
+
+def _team_member_ids(team_ids: list[int]):
+    return select(Member.id).where(Member.team_id.in_(team_ids))
+
+
+def _outbound_scope(ctx: Ctx, stmt):
+    teams = ctx.admin_team_ids()
+    return stmt if teams is None else stmt.where(OutboundMessage.team_id.in_(teams))
+
+
+def _inbound_scope(ctx: Ctx, stmt):
+    teams = ctx.admin_team_ids()
+    return stmt if teams is None else stmt.where(InboundMessage.member_id.in_(_team_member_ids(teams)))
+
+
+@page("mail")
+def outbound_list(request: Request, ctx: Ctx):
+    """GET /mail/outbound?state=&kind=&to=&since=&until=: the outbox, newest first."""
+    q = request.query_params
+    M = OutboundMessage
+    stmt = _outbound_scope(ctx, select(M))
+    if q.get("state"):
+        stmt = stmt.where(M.state == q["state"])
+    if q.get("kind"):
+        stmt = stmt.where(M.kind == q["kind"])
+    if q.get("to"):
+        stmt = stmt.where(func.lower(M.to_addr).contains(q["to"].strip().lower()[:320], autoescape=True))
+    if since := _day(q.get("since")):
+        stmt = stmt.where(M.created_at >= since)
+    if until := _day(q.get("until"), end=True):
+        stmt = stmt.where(M.created_at < until)
+    rows = list(ctx.s.execute(stmt.order_by(M.id.desc()).limit(PAGE_ROWS)).scalars())
+    kinds = ctx.s.execute(_outbound_scope(ctx, select(M.kind).distinct()).order_by(M.kind)).scalars()
+    return render(
+        request,
+        ctx,
+        "mail_outbound.html",
+        {"rows": rows, "q": q, "states": STATES, "kinds": list(kinds), "limit": PAGE_ROWS},
+    )
+
+
+def _outbound(ctx: Ctx, mid: int) -> OutboundMessage:
+    m = ctx.s.execute(_outbound_scope(ctx, select(OutboundMessage).where(OutboundMessage.id == mid))).scalar()
+    if m is None:
+        raise HTTPException(404, "No such message.")
+    return m
+
+
+def _render(ctx: Ctx, m: OutboundMessage, settings) -> tuple[str, str, str]:
+    """(text, html, error) of the message as it renders now; sign-in links are never shown."""
+    if m.kind == "signin":
+        return "(sign-in links are not shown here)", "", ""
+    from app.checkins.outgoing import CONTEXT_BUILDERS
+    from app.relay.render import render_parts
+
+    try:
+        stored = json.loads(m.context or "{}")
+        builder = CONTEXT_BUILDERS.get(m.kind)
+        context = builder(ctx.s, m, stored, settings) if builder else stored
+        text, html = render_parts(m.template, context)
+    except Exception as e:  # noqa: BLE001 - shown to the operator, as the relay would record it
+        return "", "", f"{type(e).__name__}: {e}"
+    return text, html, ""
+
+
+@page("mail")
+def outbound_one(request: Request, ctx: Ctx):
+    """GET /mail/outbound/{mid}: one message, its timeline of events and its rendered text."""
+    m = _outbound(ctx, request.path_params["mid"])
+    text, html, err = _render(ctx, m, request.app.state.settings)
+    team = ctx.s.get(Team, m.team_id) if m.team_id else None
+    return render(
+        request,
+        ctx,
+        "mail_outbound_one.html",
+        {
+            "m": m,
+            "events": outbox.events(ctx.s, m.id),
+            "text": text,
+            "has_html": bool(html),
+            "error": err,
+            "msg_team": team,
+        },
+    )
+
+
+# inline styles kept so mail looks like mail: layout and text properties only, and no value that
+# could name a resource or a script (SANDBOX_CSP would block the load anyway)
+_ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
+_ATTRIBUTES["*"] = _ATTRIBUTES.get("*", set()) | {"style"}
+_STYLE_PROPERTIES = {
+    "color", "background-color", "font", "font-family", "font-size", "font-style", "font-weight",
+    "line-height", "text-align", "text-decoration", "text-transform", "letter-spacing", "white-space",
+    "margin", "margin-top", "margin-right", "margin-bottom", "margin-left",
+    "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
+    "border", "border-top", "border-right", "border-bottom", "border-left", "border-color", "border-radius",
+    "border-collapse", "width", "max-width", "height", "display", "vertical-align",
+}  # fmt: skip
+_STYLE_BAD = ("url(", "expression", "javascript", "@import", "\\")
+
+
+def _style_filter(element: str, attribute: str, value: str) -> str | None:
+    if attribute == "style" and any(bad in "".join(value.split()).lower() for bad in _STYLE_BAD):
+        return None
+    return value
+
+
+def sandboxed(html: str) -> HTMLResponse:
+    """Mail HTML for an iframe: sanitized with nh3, and served under a no-script sandbox policy."""
+    clean = nh3.clean(
+        html,
+        attributes=_ATTRIBUTES,
+        filter_style_properties=_STYLE_PROPERTIES,
+        attribute_filter=_style_filter,
+        url_schemes={"http", "https", "mailto"},
+    )
+    return HTMLResponse(clean, headers={"Content-Security-Policy": SANDBOX_CSP})
+
+
+@page("mail")
+def outbound_html(request: Request, ctx: Ctx):
+    """GET /mail/outbound/{mid}/html: the rendered HTML part, sandboxed."""
+    m = _outbound(ctx, request.path_params["mid"])
+    _, html, _ = _render(ctx, m, request.app.state.settings)
+    return sandboxed(html)
+
+
+@page("mail")
+def inbound_list(request: Request, ctx: Ctx):
+    """GET /mail/inbound?state=&from=&since=&until=: received mail, newest first."""
+    q = request.query_params
+    M = InboundMessage
+    stmt = _inbound_scope(
+        ctx, select(M.id, M.provider, M.state, M.from_addr, M.subject, M.received_at, M.error)
+    )
+    if q.get("state"):
+        stmt = stmt.where(M.state == q["state"])
+    if q.get("from"):
+        stmt = stmt.where(func.lower(M.from_addr).contains(q["from"].strip().lower()[:320], autoescape=True))
+    if since := _day(q.get("since")):
+        stmt = stmt.where(M.received_at >= since)
+    if until := _day(q.get("until"), end=True):
+        stmt = stmt.where(M.received_at < until)
+    rows = ctx.s.execute(stmt.order_by(M.id.desc()).limit(PAGE_ROWS)).all()
+    return render(
+        request,
+        ctx,
+        "mail_inbound.html",
+        {"rows": rows, "q": q, "states": INBOUND_STATES, "limit": PAGE_ROWS},
+    )
+
+
+def _inbound(ctx: Ctx, iid: int) -> InboundMessage:
+    row = ctx.s.execute(_inbound_scope(ctx, select(InboundMessage).where(InboundMessage.id == iid))).scalar()
+    if row is None:
+        raise HTTPException(404, "No such inbound message.")
+    return row
+
+
+@page("mail")
+def inbound_one(request: Request, ctx: Ctx):
+    """GET /mail/inbound/{iid}: the raw message, what was extracted, what was cut, the entries made."""
+    row = _inbound(ctx, request.path_params["iid"])
+    made = list(ctx.s.execute(select(Entry).where(Entry.inbound_id == row.id).order_by(Entry.id)).scalars())
+    raw = row.raw[:RAW_SHOWN].decode("utf-8", errors="replace")
+    email = parse_mime(row.raw, provider=row.provider)
+    member = ctx.s.get(Member, row.member_id) if row.member_id else None
+    return render(
+        request,
+        ctx,
+        "mail_inbound_one.html",
+        {
+            "m": row,
+            "made": made,
+            "raw": raw,
+            "raw_cut": len(row.raw) > RAW_SHOWN,
+            "has_html": bool(email.html),
+            "notes": email.notes,
+            "sender": member,
+        },
+    )
+
+
+@page("mail")
+def inbound_html(request: Request, ctx: Ctx):
+    """GET /mail/inbound/{iid}/html: the message's HTML part, sanitized and sandboxed."""
+    row = _inbound(ctx, request.path_params["iid"])
+    return sandboxed(parse_mime(row.raw, provider=row.provider).html or "")
+
+
+@page("mail")
+def inbound_reprocess(request: Request, ctx: Ctx):
+    """POST /mail/inbound/{iid}/reprocess: drop its entries and process the stored message again."""
+    row = _inbound(ctx, request.path_params["iid"])
+    if not reset_for_reprocess(ctx.s, [row.id]):
+        raise HTTPException(400, f"A message in state {row.state} cannot be reprocessed now.")
+    request.state.after_commit_inbound = [row.id]
+    return back(f"/mail/inbound/{row.id}", "Reprocessing: reload in a moment.", request)
+
+
+def _team_emails(teams: list[int]):
+    return select(func.lower(Member.email)).where(Member.team_id.in_(teams))
+
+
+@page("mail")
+def suppressions(request: Request, ctx: Ctx):
+    """GET /mail/suppressions: addresses donebox does not send to (team admins: their members')."""
+    stmt = select(Suppression).order_by(Suppression.id.desc())
+    teams = ctx.admin_team_ids()
+    if teams is not None:
+        stmt = stmt.where(Suppression.email.in_(_team_emails(teams)))
+    q = request.query_params.get("q", "").strip().lower()
+    if q:
+        stmt = stmt.where(Suppression.email.contains(q[:320], autoescape=True))
+    rows = list(ctx.s.execute(stmt.limit(PAGE_ROWS)).scalars())
+    return render(request, ctx, "mail_suppressions.html", {"rows": rows, "q": q})
+
+
+def _may_touch(ctx: Ctx, email: str) -> bool:
+    teams = ctx.admin_team_ids()
+    if teams is None:
+        return True
+    return ctx.s.execute(_team_emails(teams).where(func.lower(Member.email) == email)).first() is not None
+
+
+@page("mail")
+def suppression_add(request: Request, ctx: Ctx):
+    """POST /mail/suppressions: stop sending to an address."""
+    email = normalize_email(ctx.form.get("email", ""))
+    if not email:
+        raise HTTPException(400, "That is not an email address.")
+    if not _may_touch(ctx, email):
+        raise HTTPException(403, "Team admins suppress only their members' addresses.")
+    if ctx.s.execute(select(Suppression.id).where(Suppression.email == email)).first():
+        raise HTTPException(400, f"{email} is already suppressed.")
+    detail = ctx.form.get("detail", "")[:1000] or f"added by {ctx.user.email}"
+    ctx.s.add(Suppression(email=email, reason="manual", detail=detail, created_at=utcnow()))
+    return back("/mail/suppressions", f"{email} is suppressed.", request)
+
+
+@page("mail")
+def suppression_remove(request: Request, ctx: Ctx):
+    """POST /mail/suppressions/{sid}/remove: send to the address again."""
+    sup = ctx.s.get(Suppression, request.path_params["sid"])
+    if sup is None or not _may_touch(ctx, sup.email):
+        raise HTTPException(404, "No such suppression.")
+    ctx.s.delete(sup)
+    return back("/mail/suppressions", f"{sup.email} is no longer suppressed.", request)
+
+
+@page("operator")
+def senders(request: Request, ctx: Ctx):
+    """GET /mail/senders: senders (secrets masked), their last hour from the outbox, routes, team relays."""
+    from app.models import Route, Sender, TeamRelay
+    from app.relay.admin import masked
+
+    since = utcnow() - timedelta(hours=1)
+    outcomes: dict[str, dict[str, int]] = {}
+    for name, state, n in ctx.s.execute(
+        select(OutboundMessage.sender, OutboundMessage.state, func.count())
+        .where(OutboundMessage.sender != "", OutboundMessage.updated_at >= since)
+        .group_by(OutboundMessage.sender, OutboundMessage.state)
+    ).all():
+        outcomes.setdefault(name, {})[state] = n
+    last_errors = dict(
+        ctx.s.execute(
+            select(OutboundMessage.sender, func.max(OutboundMessage.error))
+            .where(
+                OutboundMessage.sender != "", OutboundMessage.updated_at >= since, OutboundMessage.error != ""
+            )
+            .group_by(OutboundMessage.sender)
+        ).all()
+    )
+    rows = [
+        {
+            "sender": snd,
+            "url": masked(snd.url),
+            "outcomes": outcomes.get(snd.name, {}),
+            "error": last_errors.get(snd.name, ""),
+        }
+        for snd in ctx.s.execute(select(Sender).order_by(Sender.name)).scalars()
+    ]
+    teams = {t.id: t.name for t in ctx.s.execute(select(Team)).scalars()}
+    return render(
+        request,
+        ctx,
+        "mail_senders.html",
+        {
+            "rows": rows,
+            "routes": list(ctx.s.execute(select(Route).order_by(Route.domain)).scalars()),
+            "relays": list(ctx.s.execute(select(TeamRelay)).scalars()),
+            "team_names": teams,
+        },
+    )

@@ -1,0 +1,316 @@
+"""Settings pages: the team, its members (invite, roles, remove), one's own schedule, API tokens."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+from functools import cache
+from zoneinfo import available_timezones
+
+from sqlalchemy import func, select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+from app.accounts.users import ROLES, normalize_email
+from app.checkins.outgoing import schedule_member
+from app.checkins.schedules import add_pause, effective, remove_pause, reschedule, update_member_schedule
+from app.checkins.times import ScheduleError, local_date, parse_hhmm
+from app.models import ApiToken, Member, MemberPause, Suppression, Team, TeamSettings, utcnow
+from app.relay import outbox
+from app.relay.api_tokens import create_token
+from app.web.pages.framework import Ctx, back, page, render
+
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+DAYS = (("1", "Mon"), ("2", "Tue"), ("3", "Wed"), ("4", "Thu"), ("5", "Fri"), ("6", "Sat"), ("7", "Sun"))
+
+
+@cache
+def timezones() -> list[str]:
+    """Every IANA zone name this system knows, sorted."""
+    return sorted(available_timezones())
+
+
+def _tz(value: str) -> str:
+    if value not in set(timezones()):
+        raise HTTPException(400, f"Unknown time zone {value[:64]!r}.")
+    return value
+
+
+def _hhmm(value: str, what: str) -> str:
+    try:
+        t = parse_hhmm(value or "")
+    except ValueError:
+        raise HTTPException(400, f"{what} must be HH:MM.") from None
+    return f"{t.hour:02d}:{t.minute:02d}"
+
+
+def team_settings(s, team_id: int) -> TeamSettings:
+    """The team's options row (defaults when the team has none yet)."""
+    return s.get(TeamSettings, team_id) or TeamSettings(team_id=team_id)
+
+
+def _reschedule(s, team: Team) -> None:
+    now = utcnow()
+    for m in s.execute(select(Member).where(Member.team_id == team.id, Member.active)).scalars():
+        reschedule(s, m, now=now, team=team)  # their own times and pauses kept
+
+
+@page("admin")
+def team_form(request: Request, ctx: Ctx):
+    """GET/POST /teams/{tid}/settings: name, default schedule, digest options, tracking, reply domain."""
+    opts = team_settings(ctx.s, ctx.team.id)
+    if request.method == "POST":
+        f, t = ctx.form, ctx.team
+        name = " ".join(f.get("name", "").split())
+        if not name or len(name) > 200:
+            raise HTTPException(400, "The team needs a name of at most 200 characters.")
+        workdays = "".join(d for d, _ in DAYS if f.get(f"day{d}"))
+        if not workdays:
+            raise HTTPException(400, "Pick at least one workday.")
+        domain = f.get("reply_domain", "").strip().lower()
+        if domain and not _HOST.match(domain):
+            raise HTTPException(400, f"{domain[:100]!r} is not a domain name.")
+        t.name, t.timezone, t.workdays = name, _tz(f.get("timezone", "")), workdays
+        t.reminder_time = _hhmm(f.get("reminder_time"), "The reminder time")
+        t.digest_time = _hhmm(f.get("digest_time"), "The digest time")
+        opts.digest_enabled = bool(f.get("digest_enabled"))
+        opts.digest_include_quiet = bool(f.get("digest_include_quiet"))
+        opts.tracking = bool(f.get("tracking"))
+        opts.reply_domain = domain
+        ctx.s.add_all([t, opts])
+        _reschedule(ctx.s, t)
+        return back(f"/teams/{t.id}/settings", "Team settings saved.", request)
+    return render(request, ctx, "settings_team.html", {"opts": opts, "zones": timezones(), "days": DAYS})
+
+
+def _members(ctx: Ctx) -> list[Member]:
+    stmt = select(Member).where(Member.team_id == ctx.team.id).order_by(Member.active.desc(), Member.name)
+    return list(ctx.s.execute(stmt).scalars())
+
+
+@page("admin")
+def members(request: Request, ctx: Ctx):
+    """GET /teams/{tid}/settings/members: who is in the team, with roles and mail state."""
+    rows = _members(ctx)
+    emails = [m.email.lower() for m in rows]
+    suppressed = dict(
+        ctx.s.execute(
+            select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
+        ).all()
+    )
+    return render(
+        request, ctx, "settings_members.html", {"members": rows, "roles": ROLES, "suppressed": suppressed}
+    )
+
+
+@page("admin")
+def invite(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/settings/members: add a member by email and send them an invitation."""
+    f, settings = ctx.form, request.app.state.settings
+    email = normalize_email(f.get("email", ""))
+    role = f.get("role", "member")
+    name = " ".join(f.get("name", "").split())[:200]
+    if not email:
+        raise HTTPException(400, "That is not an email address.")
+    if role not in ROLES:
+        raise HTTPException(400, f"The role must be one of {', '.join(ROLES)}.")
+    now = utcnow()
+    m = ctx.s.execute(
+        select(Member).where(Member.team_id == ctx.team.id, func.lower(Member.email) == email)
+    ).scalar()
+    if m is not None and m.active:
+        raise HTTPException(400, f"{email} is already in the team.")
+    m = m or Member(team_id=ctx.team.id, email=email, created_at=now)
+    m.name, m.role, m.active = name or m.name, role, True
+    schedule_member(m, ctx.team, now)
+    ctx.s.add(m)
+    ctx.s.flush()
+    mid, _ = outbox.create(
+        ctx.s,
+        now=now,
+        idempotency_key=f"invite:{m.id}:{uuid.uuid4().hex}",
+        kind="invite",
+        team_id=ctx.team.id,
+        member_id=m.id,
+        to_addr=email,
+        subject=f"You joined {ctx.team.name} on donebox",
+        template="invite",
+        context={
+            "team_name": ctx.team.name,
+            "inviter": ctx.user.email,
+            "name": m.name,
+            "link": f"{settings.base_url}/signin",
+        },
+        message_id=outbox.new_message_id(settings.mail_from.rsplit("@", 1)[-1]),
+    )
+    request.state.after_commit = [mid]
+    return back(f"/teams/{ctx.team.id}/settings/members", f"Invited {email}.", request)
+
+
+def _team_member(ctx: Ctx, mid: int) -> Member:
+    m = ctx.s.get(Member, mid)
+    if m is None or m.team_id != ctx.team.id:
+        raise HTTPException(404, "No such member in this team.")
+    return m
+
+
+def _other_admins(ctx: Ctx, m: Member) -> int:
+    stmt = select(func.count()).where(
+        Member.team_id == ctx.team.id, Member.role == "admin", Member.active, Member.id != m.id
+    )
+    return ctx.s.execute(stmt).scalar()
+
+
+@page("admin")
+def member_role(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/settings/members/{mid}/role: change a member's role (a team keeps one admin)."""
+    m = _team_member(ctx, request.path_params["mid"])
+    role = ctx.form.get("role", "")
+    if role not in ROLES:
+        raise HTTPException(400, f"The role must be one of {', '.join(ROLES)}.")
+    if m.role == "admin" and role != "admin" and not _other_admins(ctx, m):
+        raise HTTPException(400, "A team keeps at least one admin: make someone else admin first.")
+    m.role = role
+    ctx.s.add(m)
+    return back(f"/teams/{ctx.team.id}/settings/members", f"{m.email} is now {role}.", request)
+
+
+@page("admin")
+def member_remove(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/settings/members/{mid}/remove: remove from the team (their entries stay)."""
+    m = _team_member(ctx, request.path_params["mid"])
+    if m.role == "admin" and not _other_admins(ctx, m):
+        raise HTTPException(400, "A team keeps at least one admin: make someone else admin first.")
+    m.active = False
+    m.next_reminder_at = m.next_digest_at = None
+    ctx.s.add(m)
+    return back(f"/teams/{ctx.team.id}/settings/members", f"Removed {m.email}.", request)
+
+
+@page("observer")
+def my_schedule(request: Request, ctx: Ctx):
+    """GET/POST /teams/{tid}/settings/me: one's own schedule (blank = the team's), pauses, mail state."""
+    if ctx.member is None:
+        raise HTTPException(403, "Only members of the team have a schedule in it.")
+    m, f, now = ctx.member, ctx.form, utcnow()
+    if request.method == "POST":
+        action = f.get("action", "save")
+        try:
+            if action == "pause":
+                first, last = (
+                    date.fromisoformat(f.get("first_day", "")),
+                    date.fromisoformat(f.get("last_day", "")),
+                )
+                add_pause(ctx.s, m.id, first, last, now=now)
+                msg = f"You are paused from {first} to {last}."
+            elif action == "unpause":
+                pause = ctx.s.get(MemberPause, int(f.get("pause_id", "0") or 0))
+                if pause is None or pause.member_id != m.id:
+                    raise HTTPException(404, "No such pause.")
+                remove_pause(ctx.s, pause.id, now=now)
+                msg = "The pause is removed."
+            else:
+                # no day ticked means the team's days; an empty time means the team's time
+                days = {
+                    k: "".join(d for d in "1234567" if f.get(f"{k}_{d}")) or None for k in ("rday", "dday")
+                }
+                update_member_schedule(
+                    ctx.s,
+                    m.id,
+                    now=now,
+                    timezone=f.get("timezone") or None,
+                    reminder_time=f.get("reminder_time") or None,
+                    reminder_days=days["rday"],
+                    digest_time=f.get("digest_time") or None,
+                    digest_days=days["dday"],
+                )
+                msg = "Your schedule is saved."
+        except (ScheduleError, ValueError) as e:
+            raise HTTPException(400, f"Not saved: {e}") from None
+        return back(f"/teams/{ctx.team.id}/settings/me", msg, request)
+    sup = ctx.s.execute(select(Suppression).where(Suppression.email == m.email.lower())).scalar()
+    pauses = ctx.s.execute(
+        select(MemberPause)
+        .where(
+            MemberPause.member_id == m.id, MemberPause.last_day >= local_date(now, effective(m, ctx.team).tz)
+        )
+        .order_by(MemberPause.first_day)
+    ).scalars()
+    return render(
+        request,
+        ctx,
+        "settings_me.html",
+        {
+            "zones": timezones(),
+            "suppression": sup,
+            "days": dict(DAYS),
+            "opts": team_settings(ctx.s, ctx.team.id),
+            "eff": effective(m, ctx.team),
+            "pauses": list(pauses),
+        },
+    )
+
+
+@page("observer")
+def my_subscription(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/settings/me/mail: unsubscribe from (or back to) donebox's emails."""
+    if ctx.member is None:
+        raise HTTPException(403, "Only members of the team have a subscription in it.")
+    email = ctx.member.email.lower()
+    sup = ctx.s.execute(select(Suppression).where(Suppression.email == email)).scalar()
+    if ctx.form.get("action") == "unsubscribe":
+        if sup is None:
+            ctx.s.add(Suppression(email=email, reason="unsubscribe", detail="from the settings page"))
+        msg = "You will get no more email from donebox."
+    else:
+        if sup is not None and sup.reason != "unsubscribe":
+            raise HTTPException(
+                400, f"Your address is suppressed because of a {sup.reason}: ask an operator."
+            )
+        if sup is not None:
+            ctx.s.delete(sup)
+        msg = "You will get donebox's emails again."
+    return back(f"/teams/{ctx.team.id}/settings/me", msg, request)
+
+
+@page("admin")
+def tokens(request: Request, ctx: Ctx):
+    """GET/POST /teams/{tid}/settings/tokens: the team's API tokens; POST creates one, shown once."""
+    new = ""
+    if request.method == "POST":
+        name = " ".join(ctx.form.get("name", "").split())[:200]
+        if not name:
+            raise HTTPException(400, "Give the token a name (what it is for).")
+        new = create_token(ctx.s, name, now=utcnow(), team_id=ctx.team.id)
+    rows = ctx.s.execute(
+        select(ApiToken).where(ApiToken.team_id == ctx.team.id).order_by(ApiToken.id.desc())
+    ).scalars()
+    return render(request, ctx, "settings_tokens.html", {"tokens": list(rows), "new": new})
+
+
+@page("admin")
+def token_revoke(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/settings/tokens/{token_id}/revoke: the token stops working at once."""
+    t = ctx.s.get(ApiToken, request.path_params["token_id"])
+    if t is None or t.team_id != ctx.team.id:
+        raise HTTPException(404, "No such token.")
+    if t.revoked_at is None:
+        t.revoked_at = utcnow()
+        ctx.s.add(t)
+    return back(f"/teams/{ctx.team.id}/settings/tokens", f"Token {t.name!r} revoked.", request)
+
+
+@page("operator")
+def team_create(request: Request, ctx: Ctx):
+    """POST /teams: an operator creates a team and becomes its admin."""
+    name = " ".join(ctx.form.get("name", "").split())
+    if not name or len(name) > 200:
+        raise HTTPException(400, "The team needs a name of at most 200 characters.")
+    t = Team(name=name, timezone=_tz(ctx.form.get("timezone", "UTC") or "UTC"))
+    ctx.s.add(t)
+    ctx.s.flush()
+    m = Member(team_id=t.id, email=ctx.user.email, role="admin")
+    schedule_member(m, t, utcnow())
+    ctx.s.add(m)
+    return back(f"/teams/{t.id}/settings/members", f"Created {name}: invite its members.", request)

@@ -1,0 +1,104 @@
+"""Sign-in by email: ask for a link, open it, sign out; plus the error pages."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import update
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse
+
+from app.accounts import users
+from app.db import session
+from app.models import User, utcnow
+from app.web.common import in_thread
+from app.web.pages.framework import check_csrf, csrf_token, render
+from jobs.enqueue import enqueue_deliveries
+
+log = logging.getLogger("donebox.web")
+
+
+def _safe_next(value) -> str:
+    value = value if isinstance(value, str) else ""
+    return value if value.startswith("/") and not value.startswith(("//", "/\\")) else "/"
+
+
+async def signin_form(request: Request):
+    """GET /signin: the email form."""
+    if request.session.get("uid"):
+        return RedirectResponse("/", status_code=303)
+    return render(request, None, "signin.html", {"next": _safe_next(request.query_params.get("next"))})
+
+
+def _request(email: str, settings) -> int | None:
+    with session() as s:
+        return users.request_signin(s, email, now=utcnow(), settings=settings)
+
+
+async def signin_request(request: Request):
+    """POST /signin: email a sign-in link (the same answer whether or not the address is known)."""
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))
+    email = users.normalize_email(form.get("email", ""))
+    if not email:
+        return render(request, None, "signin.html", {"error": "That is not an email address."}, status=400)
+    request.session["next"] = _safe_next(form.get("next"))
+    mid = await in_thread(_request, email, request.app.state.settings)
+    if mid is not None:
+        enqueue_deliveries([mid])
+    return render(request, None, "signin_sent.html", {"email": email})
+
+
+async def signin_link(request: Request):
+    """GET /signin/{token}: a button that signs in (mail scanners open links: a GET must not use it)."""
+    return render(request, None, "signin_confirm.html", {"token": request.path_params["token"]})
+
+
+def _consume(token: str, settings):
+    with session() as s:
+        user = users.consume(s, token, now=utcnow(), settings=settings)
+        return (user.id, user.session_epoch) if user else None
+
+
+async def signin_consume(request: Request):
+    """POST /signin/{token}: use the link once; a fresh session on success."""
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))
+    found = await in_thread(_consume, request.path_params["token"][:500], request.app.state.settings)
+    if found is None:
+        return render(
+            request,
+            None,
+            "error.html",
+            {"message": "This sign-in link is invalid, already used or expired. Ask for a new one."},
+            status=400,
+        )
+    nxt = request.session.get("next", "/")
+    request.session.clear()  # a new session: nothing from before sign-in carries over
+    request.session["uid"], request.session["epoch"] = found
+    csrf_token(request)
+    return RedirectResponse(_safe_next(nxt), status_code=303)
+
+
+def _end_sessions(uid: int) -> None:
+    with session() as s:
+        s.execute(update(User).where(User.id == uid).values(session_epoch=User.session_epoch + 1))
+
+
+async def signout(request: Request):
+    """POST /signout: end every session of the user (a copied cookie stops working too)."""
+    form = await request.form()
+    check_csrf(request, form.get("csrf"))
+    uid = request.session.get("uid")
+    if uid is not None:
+        await in_thread(_end_sessions, uid)
+    request.session.clear()
+    return RedirectResponse("/signin", status_code=303)
+
+
+async def http_error(request: Request, exc: HTTPException):
+    """HTTPException -> a JSON error under /api/, an HTML page elsewhere."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+    return render(request, None, "error.html", {"message": exc.detail}, status=exc.status_code)

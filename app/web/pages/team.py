@@ -1,0 +1,150 @@
+"""Team pages: a day of entries, search, a member's history, writing and editing one's own entries."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse
+
+from app.accounts.users import memberships
+from app.checkins import entries
+from app.checkins.outgoing import team_day
+from app.checkins.times import local_date
+from app.models import Entry, Member, utcnow
+from app.web.pages.framework import Ctx, back, page, render
+
+
+def today(ctx: Ctx) -> date:
+    """Today in the viewer's time zone (their own, else the team's)."""
+    tz = (ctx.member.timezone if ctx.member else None) or ctx.team.timezone
+    return local_date(utcnow(), tz)
+
+
+def _day_param(value: str | None, default: date) -> date:
+    if not value:
+        return default
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise HTTPException(400, "day must be YYYY-MM-DD") from None
+
+
+@page(need=None)
+def home(request: Request, ctx: Ctx):
+    """GET /: the user's teams; straight to the team when there is one."""
+    mine = memberships(ctx.s, ctx.user.email)
+    if len(mine) == 1 and not ctx.user.is_operator:
+        return RedirectResponse(f"/teams/{mine[0][1].id}", status_code=303)
+    teams = [t for _, t in mine]
+    if ctx.user.is_operator:
+        from app.models import Team
+
+        teams = list(ctx.s.execute(select(Team).order_by(Team.name)).scalars())
+    return render(request, ctx, "teams.html", {"teams": teams})
+
+
+@page("observer")
+def day(request: Request, ctx: Ctx):
+    """GET /teams/{tid}: the entries of a day (default today) by member, and "on this day"."""
+    now_day = today(ctx)
+    d = _day_param(request.query_params.get("day"), now_day)
+    groups, quiet = team_day(ctx.s, ctx.team.id, d)
+    past = entries.on_this_day(ctx.s, ctx.member.id, d) if ctx.member else []
+    return render(
+        request,
+        ctx,
+        "team_day.html",
+        {
+            "day": d,
+            "today": now_day,
+            "prev": d - timedelta(days=1),
+            "next": d + timedelta(days=1) if d < now_day else None,
+            "groups": groups,
+            "quiet": quiet,
+            "past": past,
+            "kinds": entries.KINDS,
+        },
+    )
+
+
+@page("observer")
+def search(request: Request, ctx: Ctx):
+    """GET /teams/{tid}/search?q=&tag=&mention=: full-text search over the team's entries."""
+    q = request.query_params.get("q", "")[:200]
+    tag = request.query_params.get("tag", "")[:100]
+    mention = request.query_params.get("mention", "")[:100]
+    found = entries.search(ctx.s, ctx.team.id, q, tag=tag, mention=mention)
+    names = {m.id: m for m in ctx.s.execute(select(Member).where(Member.team_id == ctx.team.id)).scalars()}
+    return render(
+        request, ctx, "search.html", {"q": q, "tag": tag, "mention": mention, "found": found, "names": names}
+    )
+
+
+def _member(ctx: Ctx, mid: int) -> Member:
+    m = ctx.s.get(Member, mid)
+    if m is None or m.team_id != ctx.team.id:
+        raise HTTPException(404, "No such member in this team.")
+    return m
+
+
+@page("observer")
+def member_history(request: Request, ctx: Ctx):
+    """GET /teams/{tid}/members/{mid}: everything a member wrote, newest first."""
+    m = _member(ctx, request.path_params["mid"])
+    rows = entries.search(ctx.s, ctx.team.id, member_id=m.id, limit=500)
+    days: dict[date, list[Entry]] = {}
+    for e in rows:
+        days.setdefault(e.day, []).append(e)
+    return render(request, ctx, "member_history.html", {"subject": m, "days": days})
+
+
+@page("member")
+def entry_add(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/entries: add entries (one per line) for oneself."""
+    if ctx.member is None:
+        raise HTTPException(403, "Only members of the team write entries in it.")
+    d = _day_param(ctx.form.get("day"), today(ctx))
+    if d > today(ctx):
+        raise HTTPException(400, "Entries are for today or a past day.")
+    try:
+        made = entries.add(
+            ctx.s, ctx.member, d, ctx.form.get("text", ""), ctx.form.get("kind", "done"), now=utcnow()
+        )
+    except entries.EntryError as e:
+        raise HTTPException(400, f"Not saved: {e}.") from None
+    return back(f"/teams/{ctx.team.id}?day={d.isoformat()}", f"Added {len(made)} entries.", request)
+
+
+def _own_entry(ctx: Ctx, eid: int) -> Entry:
+    e = ctx.s.get(Entry, eid)
+    if e is None or e.team_id != ctx.team.id:
+        raise HTTPException(404, "No such entry.")
+    if ctx.member is None or e.member_id != ctx.member.id:
+        raise HTTPException(403, "You can only change your own entries.")
+    return e
+
+
+@page("member")
+def entry_edit(request: Request, ctx: Ctx):
+    """GET/POST /teams/{tid}/entries/{eid}/edit: change one's own entry."""
+    e = _own_entry(ctx, request.path_params["eid"])
+    if request.method == "POST":
+        try:
+            entries.update(ctx.s, e, ctx.form.get("text", ""), ctx.form.get("kind", e.kind))
+        except entries.EntryError as err:
+            return render(
+                request, ctx, "entry_edit.html", {"e": e, "kinds": entries.KINDS, "error": str(err)}, 400
+            )
+        return back(f"/teams/{ctx.team.id}?day={e.day.isoformat()}", "Entry saved.", request)
+    return render(request, ctx, "entry_edit.html", {"e": e, "kinds": entries.KINDS})
+
+
+@page("member")
+def entry_delete(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/entries/{eid}/delete: delete one's own entry."""
+    e = _own_entry(ctx, request.path_params["eid"])
+    ctx.s.delete(e)
+    return back(f"/teams/{ctx.team.id}?day={e.day.isoformat()}", "Entry deleted.", request)

@@ -1,0 +1,71 @@
+"""Enqueueing: the only code outside the actors that creates broker messages.
+
+Everything enqueued is already committed, so a broker fault loses nothing: it is logged
+and the scheduler's sweeper enqueues the rows again when their lease ends. Callers hand
+over ids after their commit and never handle broker errors themselves. (Inside the
+jobs, ``sort_deliveries`` sends the ``deliver_fair`` ticks of the ids it sorted.)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from app.settings import get_settings
+from jobs.actors import (
+    BATCH_IDS,
+    SORT_IDS,
+    deliver,
+    deliver_batch,
+    process_inbound,
+    process_inbound_batch,
+    sort_deliveries,
+)
+from jobs.broker import is_embedded
+
+log = logging.getLogger("donebox.jobs")
+INBOUND_IDS = 64  # inbound ids per process_inbound_batch message
+
+
+def enqueue_deliveries(ids) -> None:
+    """Hand committed outbox rows to the workers; a broker fault is logged (the sweeper repairs it)."""
+    ids = list(ids)
+    if not ids:
+        return
+    try:
+        _deliveries(ids)
+    except Exception:  # noqa: BLE001 - committed: the sweeper enqueues them when their lease ends
+        log.exception("outbox rows %s stored but not enqueued; the sweeper will", ids[:20])
+
+
+def enqueue_processing(inbound_ids: int | list[int]) -> None:
+    """Hand committed inbound messages to processing (a group in one broker message per
+    INBOUND_IDS); a broker fault is logged (the sweeper finds the rows after their lease)."""
+    ids = [inbound_ids] if isinstance(inbound_ids, int) else list(inbound_ids)
+    try:
+        if len(ids) == 1:
+            process_inbound.send(ids[0])
+            return
+        for i in range(0, len(ids), INBOUND_IDS):
+            process_inbound_batch.send(ids[i : i + INBOUND_IDS])
+    except Exception:  # noqa: BLE001 - stored and committed already
+        log.exception("inbound %s stored but not enqueued; the sweeper will", ids[:20])
+
+
+def _deliveries(ids: list[int]) -> None:
+    """Delivery of committed outbox rows, fairly between teams.
+
+    With Redis or the embedded broker, sort_deliveries jobs put the ids into the fair
+    queue (no database work here, so a caller's open transaction never blocks it); on
+    RabbitMQ alone (no shared store for the fair queue) they go in FIFO batches.
+    """
+    settings = get_settings()
+    if settings.redis_url or is_embedded():
+        for i in range(0, len(ids), SORT_IDS):
+            sort_deliveries.send(ids[i : i + SORT_IDS])
+        return
+    for i in range(0, len(ids), BATCH_IDS):
+        chunk = ids[i : i + BATCH_IDS]
+        if len(chunk) == 1:
+            deliver.send(chunk[0])
+        else:
+            deliver_batch.send(chunk)

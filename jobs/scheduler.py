@@ -1,0 +1,80 @@
+"""The scheduler tick: due reminders and digests, then the sweeper. Safe to run in several processes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from app.checkins import due
+from app.db import session
+from app.models import InboundMessage, utcnow
+from app.relay import outbox
+from app.relay.retention import purge
+from app.settings import Settings
+from jobs.enqueue import enqueue_deliveries, enqueue_processing
+
+log = logging.getLogger("donebox.scheduler")
+RETENTION_EVERY = timedelta(hours=1)  # how often a scheduler purges old message content
+_last_purge: dict[str, datetime] = {}
+
+
+def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
+    """One pass: create what is due, repair what was lost, then enqueue it all (after commit)."""
+    created = due.run(now=now, settings=settings, enqueue=enqueue_deliveries)
+    released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
+    with session() as s:
+        swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)
+        # inbound rows committed but never processed (their broker message was lost)
+        stuck = list(
+            s.execute(
+                select(InboundMessage.id)
+                .where(
+                    InboundMessage.state == "received",
+                    InboundMessage.received_at < now - timedelta(seconds=settings.lease_s),
+                )
+                .limit(1000)
+            ).scalars()
+        )
+    enqueue_deliveries(swept)
+    enqueue_processing(stuck)
+    purged = 0
+    last = _last_purge.get(settings.database_url)
+    if last is None or now - last >= RETENTION_EVERY:
+        with session() as s:
+            purged = purge(s, now=now, days=settings.retention_days)
+        _last_purge[settings.database_url] = now
+    return {
+        "created": created,
+        "swept": released + swept,
+        "inbound": stuck,
+        "purged": [purged] if purged else [],
+    }
+
+
+def release_scheduled(*, now: datetime, settings: Settings, enqueue) -> list[int]:
+    """Move every due scheduled message to queued, SCHEDULE_BATCH per transaction, enqueueing each batch."""
+    released: list[int] = []
+    while True:
+        with session() as s:
+            ids = outbox.release_due(s, now=now, lease_s=settings.lease_s, limit=settings.schedule_batch)
+        if ids:
+            enqueue(ids)
+            released += ids
+        if len(ids) < settings.schedule_batch:
+            return released
+
+
+def run_forever(settings: Settings, stop: threading.Event | None = None) -> None:
+    """Tick every TICK_S seconds until ``stop`` is set; a failing tick is logged, not fatal."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            result = tick(now=utcnow(), settings=settings)
+            if any(result.values()):
+                log.info("tick: %s", {k: len(v) for k, v in result.items()})
+        except Exception:  # noqa: BLE001 - the next tick tries again
+            log.exception("scheduler tick failed")
+        stop.wait(settings.tick_s)
