@@ -2,9 +2,11 @@
 
 from starlette.routing import Route
 
+from app.web.api import entries as api_entries
+from app.web.api import events as api_events
 from app.web.api import inbound as api_inbound
 from app.web.api import messages as api_messages
-from app.web.api import sends as api_sends
+from app.web.api import openapi as api_openapi
 from app.web.api import teams as api_teams
 from app.web.hooks import events, inbound, tracking
 from app.web.pages import dev, health, mail, settings, signin, team
@@ -46,26 +48,28 @@ routes = [
     Route("/mail/senders", mail.senders),
     Route("/mail/suppressions", mail.suppression_add, methods=["POST"]),
     Route("/mail/suppressions/{sid:int}/remove", mail.suppression_remove, methods=["POST"]),
-    Route("/api/openapi.json", api_teams.openapi),
+    Route("/api/openapi.json", api_openapi.openapi),
     Route("/api/teams", api_teams.teams),
     Route("/api/teams/{team_id:int}", api_teams.team),
     Route("/api/teams/{team_id:int}/members", api_teams.members),
-    Route("/api/teams/{team_id:int}/entries", api_teams.entry_list),
-    Route("/api/teams/{team_id:int}/entries", api_teams.entry_create, methods=["POST"]),
-    Route("/api/entries/{entry_id:int}", api_teams.entry_get),
-    Route("/api/entries/{entry_id:int}", api_teams.entry_patch, methods=["PATCH"]),
-    Route("/api/entries/{entry_id:int}", api_teams.entry_delete, methods=["DELETE"]),
-    Route("/api/events", api_teams.events),
+    Route("/api/teams/{team_id:int}/entries", api_entries.entry_list),
+    Route("/api/teams/{team_id:int}/entries", api_entries.entry_create, methods=["POST"]),
+    Route("/api/entries/{entry_id:int}", api_entries.entry_get),
+    Route("/api/entries/{entry_id:int}", api_entries.entry_patch, methods=["PATCH"]),
+    Route("/api/entries/{entry_id:int}", api_entries.entry_delete, methods=["DELETE"]),
+    Route("/api/events", api_events.events),
+    Route("/api/inbound", api_inbound.list_inbound),
+    Route("/api/inbound/{id:str}", api_inbound.get_inbound),
+    Route("/api/messages", api_messages.create, methods=["POST"]),
+    Route("/api/messages", api_messages.list_messages, methods=["GET"]),
+    Route("/api/messages/{id:int}", api_messages.cancel, methods=["DELETE"]),
+    Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
+    Route("/api/batches/{batch_id:str}", api_messages.cancel_batch, methods=["DELETE"]),
     Route("/inbound/raw", inbound.raw, methods=["POST"]),
     Route("/inbound/mailgun/mime", inbound.mailgun_mime, methods=["POST"]),  # Mailgun posts raw MIME here
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
     Route("/events/sendgrid", events.sendgrid, methods=["POST"]),  # SendGrid's Event Webhook
     Route("/events/ses", events.ses, methods=["POST"]),  # SES notifications through SNS
-    Route("/api/inbound", api_inbound.list_inbound),
-    Route("/api/inbound/{id:str}", api_inbound.get_inbound),
-    Route("/api/messages", api_sends.create, methods=["POST"]),
-    Route("/api/messages/{id:int}", api_sends.cancel, methods=["DELETE"]),
-    Route("/api/batches/{batch_id:str}", api_sends.cancel_batch, methods=["DELETE"]),
     Route("/dev/inbox", dev.inbox),
     Route(
         "/dev/inbound/{provider:str}/parse-only", inbound.parse_only, methods=["POST"]
@@ -74,8 +78,6 @@ routes = [
     Route("/dev/inbox/{key:str}/reply", dev.reply, methods=["POST"]),
     Route("/dev/remind", dev.send_now, methods=["POST"]),
     Route("/dev/digest", dev.send_now, methods=["POST"]),
-    Route("/api/messages", api_messages.list_messages, methods=["GET"]),
-    Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
     Route("/t/o/{token:str}", tracking.open_pixel),
     Route("/t/c/{token:str}", tracking.click),
     Route("/t/u/{token:str}", tracking.unsubscribe, methods=["GET", "POST"]),

@@ -1,6 +1,8 @@
-"""GET /api/messages and /api/messages/{id}: a message, its state and its events (API token).
+"""Outbound messages by API token: send, list, read one with its events, cancel one or a batch.
 
-A token bound to a team sees only that team's messages; any other id is a 404.
+Thin endpoints over app.relay.sends and the outbox: a send is stored and committed, then
+what is due now is enqueued. A token bound to a team sees and cancels only that team's
+messages; any other id is a 404.
 """
 
 from __future__ import annotations
@@ -8,120 +10,181 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import select
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.db import session
-from app.models import MessageEvent, OutboundMessage
+from app.models import MessageEvent, OutboundMessage, utcnow
+from app.relay import sends
 from app.relay.outbox import TRANSITIONS
-from app.web.common import MAX_ID, api_token, error, id_in_range, in_thread, no_api_token
+from app.web.api.base import ApiError, ChoiceQuery, IntQuery, api
+from app.web.api.shapes import (
+    BLANK_IS_NULL,
+    BOOL,
+    DATE_TIME,
+    INT,
+    OBJECT,
+    STR,
+    Field,
+    Shape,
+    Type,
+    many,
+    nullable,
+    one_of,
+)
+from app.web.common import id_in_range
+from jobs.enqueue import enqueue_deliveries
 
-MAX_LIMIT = 500
 
-
-def _iso(t) -> str | None:
-    return t.isoformat() if t else None
-
-
-def _event(e: MessageEvent) -> dict:
+def _detail(value: str):
+    """An event's detail: the JSON object it holds, or the text."""
     try:
-        detail = json.loads(e.detail) if e.detail.startswith("{") else e.detail
+        return json.loads(value) if value.startswith("{") else value
     except ValueError:
-        detail = e.detail
-    return {"kind": e.kind, "from_state": e.from_state or None, "detail": detail, "at": _iso(e.created_at)}
+        return value
 
 
-def _message(m: OutboundMessage, events: list[MessageEvent] | None = None) -> dict:
-    out = {
-        "id": m.id,
-        "idempotency_key": m.idempotency_key,
-        "kind": m.kind,
-        "team_id": m.team_id,
-        "to": m.to_addr,
-        "subject": m.subject,
-        "message_id": m.message_id,
-        "state": m.state,
-        "attempts": m.attempts,
-        "error": m.error or None,
-        "sender": m.sender or None,
-        "provider_id": m.provider_id or None,
-        "created_at": _iso(m.created_at),
-        "updated_at": _iso(m.updated_at),
-        "send_at": _iso(m.send_at),
-        "sent_at": _iso(m.sent_at),
-        "next_attempt_at": _iso(m.next_attempt_at),
-        "expires_at": _iso(m.expires_at),
-        "purged": m.purged_at is not None,
-    }
-    if events is not None:
-        out["events"] = [_event(e) for e in events]
-    return out
+TIMELINE_EVENT = Shape(
+    "TimelineEvent",
+    (
+        Field("kind", STR),
+        Field("from_state", BLANK_IS_NULL, description="null for the first event and for non-states"),
+        Field("detail", Type({"oneOf": [{"type": "string"}, {"type": "object"}]}, dump=_detail)),
+        Field("at", DATE_TIME, "created_at"),
+    ),
+)
+MESSAGE = Shape(
+    "Message",
+    (
+        Field("id", INT),
+        Field("idempotency_key", STR),
+        Field("kind", STR, description="reminder, digest, api, ..."),
+        Field("team_id", nullable(INT)),
+        Field("to", STR, "to_addr"),
+        Field("subject", STR),
+        Field("message_id", STR, description="its Message-ID header"),
+        Field("state", one_of(STR, TRANSITIONS)),
+        Field("attempts", INT),
+        Field("error", BLANK_IS_NULL, description="the last attempt's error"),
+        Field("sender", BLANK_IS_NULL, description="the sender that transmitted the last attempt"),
+        Field("provider_id", BLANK_IS_NULL),
+        Field("created_at", DATE_TIME),
+        Field("updated_at", DATE_TIME),
+        Field("send_at", nullable(DATE_TIME)),
+        Field("sent_at", nullable(DATE_TIME)),
+        Field("next_attempt_at", nullable(DATE_TIME)),
+        Field("expires_at", nullable(DATE_TIME)),
+        Field("purged", BOOL, lambda m: m.purged_at is not None, description="content removed (retention)"),
+        Field("events", many(TIMELINE_EVENT), required=False, description="GET /api/messages/{id} only"),
+    ),
+)
+MESSAGE_PAGE = Shape(
+    "MessagePage",
+    (
+        Field("messages", many(MESSAGE)),
+        Field("next_before", nullable(INT), description="the next page's before=; null on the last page"),
+    ),
+)
+# validated by app.relay.sends.create (its FIELDS; tests hold the two together)
+MESSAGE_SEND = Shape(
+    "MessageSend",
+    (
+        Field("to", STR),
+        Field("subject", STR),
+        Field("text", STR, required=False),
+        Field("html", STR, required=False),
+        Field("template", STR, required=False, description="instead of text/html"),
+        Field("context", OBJECT, required=False, description="the template's variables"),
+        Field("send_at", DATE_TIME, required=False, description="with a UTC offset; default: now"),
+        Field("idempotency_key", STR, required=False),
+        Field("batch_id", STR, required=False),
+        Field("team_id", INT, required=False),
+    ),
+)
+SEND_ACCEPTED = Shape(
+    "SendAccepted",
+    (
+        Field("id", INT),
+        Field("state", one_of(STR, ("scheduled", "queued"))),
+        Field("send_at", nullable(DATE_TIME)),
+        Field("batch_id", nullable(STR)),
+        Field("duplicate", BOOL, description="the idempotency_key was known: nothing new was made"),
+    ),
+)
+CANCELLED = Shape("Cancelled", (Field("id", INT), Field("state", STR)))
+BATCH_CANCELLED = Shape(
+    "BatchCancelled",
+    (
+        Field("batch_id", STR),
+        Field("cancelled", INT),
+        Field("already_cancelled", INT),
+        Field("not_cancelled", INT),
+    ),
+)
+
+STATE_Q = ChoiceQuery("state", tuple(TRANSITIONS), "only messages in this state")
+LIMIT_Q = IntQuery("limit", 50, high=500)
+BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")
 
 
-def _auth(request: Request):
-    token = api_token(request)
-    return token, None if token else no_api_token()
+@api(body=True)
+def create(request, s, token, body):
+    """POST /api/messages: send now or at ``send_at``; 202 (200 when the idempotency key is known)."""
+    try:
+        accepted = sends.create(s, body, token, now=utcnow(), settings=request.app.state.settings)
+    except sends.SendError as e:
+        raise ApiError(e.status, str(e)) from None
+    s.commit()  # a worker must find the row its id names
+    if accepted.state == "queued" and not accepted.duplicate:
+        enqueue_deliveries([accepted.id])
+    return JSONResponse(SEND_ACCEPTED.dump(accepted), status_code=200 if accepted.duplicate else 202)
 
 
-def _one(message_id: int, team_id: int | None) -> dict | None:
-    with session() as s:
-        m = s.get(OutboundMessage, message_id)
-        if m is None or (team_id is not None and m.team_id != team_id):
-            return None
-        events = s.execute(
-            select(MessageEvent).where(MessageEvent.message_id == m.id).order_by(MessageEvent.id)
-        ).scalars()
-        return _message(m, list(events))
+@api()
+def cancel(request, s, token, body):
+    """DELETE /api/messages/{id}: cancel a message that is still scheduled (409 once queued)."""
+    message_id = request.path_params["id"]
+    if not id_in_range(message_id):
+        raise ApiError(404, f"no message {message_id}")
+    try:
+        state = sends.cancel(s, message_id, token, now=utcnow())
+    except sends.SendError as e:
+        raise ApiError(e.status, str(e)) from None
+    return CANCELLED.dump({"id": message_id, "state": state})
 
 
-async def get_message(request: Request) -> JSONResponse:
-    """GET /api/messages/{id}: the message and its events timeline, oldest first."""
-    token, denied = await in_thread(_auth, request)
-    if denied:
-        return denied
-    raw = request.path_params["id"]
-    if not raw.isdigit() or len(raw) > 18:
-        return error(400, "a message id is a positive integer")
-    if not id_in_range(int(raw)):
-        return error(404, f"no message {raw}")
-    found = await in_thread(_one, int(raw), token.team_id)
-    return JSONResponse(found) if found else error(404, f"no message {raw}")
+@api()
+def cancel_batch(request, s, token, body):
+    """DELETE /api/batches/{batch_id}: cancel every message of the batch that is still scheduled."""
+    try:
+        result = sends.cancel_batch(s, request.path_params["batch_id"], token, now=utcnow())
+    except sends.SendError as e:
+        raise ApiError(e.status, str(e)) from None
+    return BATCH_CANCELLED.dump(result)
 
 
-def _list(state: str | None, team_id: int | None, limit: int, before: int | None) -> list[dict]:
+@api()
+def list_messages(request, s, token, body):
+    """GET /api/messages?state=&limit=&before=: newest first; ``next_before`` pages on."""
     M = OutboundMessage
+    state, limit, before = STATE_Q.read(request), LIMIT_Q.read(request), BEFORE_Q.read(request)
     stmt = select(M).order_by(M.id.desc()).limit(limit)
     if state:
         stmt = stmt.where(M.state == state)
-    if team_id is not None:
-        stmt = stmt.where(M.team_id == team_id)
+    if token.team_id is not None:
+        stmt = stmt.where(M.team_id == token.team_id)
     if before is not None:
         stmt = stmt.where(M.id < before)
-    with session() as s:
-        return [_message(m) for m in s.execute(stmt).scalars()]
+    rows = s.execute(stmt).scalars().all()
+    return MESSAGE_PAGE.dump({"messages": rows, "next_before": rows[-1].id if len(rows) == limit else None})
 
 
-def _int(value: str | None, name: str, default: int | None, low: int, high: int) -> int | None:
-    if value is None or value == "":
-        return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise ValueError(f"{name} must be an integer from {low} to {high}")
-    return int(value)
-
-
-async def list_messages(request: Request) -> JSONResponse:
-    """GET /api/messages?state=&limit=&before=: newest first; ``next_before`` pages on."""
-    token, denied = await in_thread(_auth, request)
-    if denied:
-        return denied
-    q = request.query_params
-    state = q.get("state") or None
-    if state and state not in TRANSITIONS:
-        return error(400, f"state must be one of {', '.join(TRANSITIONS)}")
-    try:
-        limit = _int(q.get("limit"), "limit", 50, 1, MAX_LIMIT)
-        before = _int(q.get("before"), "before", None, 1, MAX_ID)
-    except ValueError as e:
-        return error(400, str(e))
-    rows = await in_thread(_list, state, token.team_id, limit, before)
-    return JSONResponse({"messages": rows, "next_before": rows[-1]["id"] if len(rows) == limit else None})
+@api()
+def get_message(request, s, token, body):
+    """GET /api/messages/{id}: the message and its events timeline, oldest first."""
+    raw = request.path_params["id"]
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise ApiError(400, "a message id is a positive integer")
+    m = s.get(OutboundMessage, int(raw)) if id_in_range(int(raw)) else None
+    if m is None or (token.team_id is not None and m.team_id != token.team_id):
+        raise ApiError(404, f"no message {raw}")
+    events = s.execute(select(MessageEvent).where(MessageEvent.message_id == m.id).order_by(MessageEvent.id))
+    return MESSAGE.dump(m, events=events.scalars().all())

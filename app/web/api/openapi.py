@@ -1,275 +1,80 @@
-"""The OpenAPI 3.0 document of /api/, written by hand next to the endpoints (tests hold the two together).
+"""The OpenAPI 3.0 document of /api/ and GET /api/openapi.json.
 
-Tests check that every route under /api/ is documented here and that every
-documented operation is routed, and schemathesis holds the responses to it.
+The shapes (components/schemas) and the query parameters are the very objects the
+endpoints serialize, read and validate with (app.web.api.shapes, app.web.api.base);
+this module only says which operation answers what. Tests check that every route under
+/api/ is documented here and every documented operation routed, and schemathesis holds
+the responses to the document.
 """
 
 from __future__ import annotations
 
 from copy import deepcopy
 
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
-def _obj(required: list[str], **props) -> dict:
-    return {"type": "object", "required": required, "properties": props}
+from app.web.api import entries, events, inbound, messages, teams
+from app.web.api.shapes import ERROR, Shape, ref
 
-
-S, INT, B = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
-NS, NI = {"type": "string", "nullable": True}, {"type": "integer", "nullable": True}
-DT = {"type": "string", "format": "date-time"}
-NDT = {"type": "string", "format": "date-time", "nullable": True}
-DAY = {"type": "string", "format": "date"}
-STRS = {"type": "array", "items": S}
-
-
-def ref(name: str) -> dict:
-    """A reference to components/schemas/``name``."""
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _list(key: str, item: str) -> dict:
-    return _obj([key], **{key: {"type": "array", "items": ref(item)}})
-
-
-SCHEMAS = {
-    "Error": _obj(["error"], error=S),
-    "Team": _obj(
-        ["id", "name", "timezone", "reminder_time", "digest_time", "workdays"],
-        id=INT,
-        name=S,
-        timezone=S,
-        reminder_time=S,
-        digest_time=S,
-        workdays=S,
-    ),
-    "Member": _obj(
-        ["id", "team_id", "email", "name", "role", "timezone", "active"],
-        id=INT,
-        team_id=INT,
-        email=S,
-        name=S,
-        role={"type": "string", "enum": ["admin", "member", "observer"]},
-        timezone=NS,
-        active=B,
-    ),
-    "Entry": _obj(
-        ["id", "team_id", "member_id", "day", "text", "kind", "tags", "mentions", "inbound_id", "created_at"],
-        id=INT,
-        team_id=INT,
-        member_id=INT,
-        day=DAY,
-        text=S,
-        kind={"type": "string", "enum": ["done", "goal", "blocker"]},
-        tags=STRS,
-        mentions=STRS,
-        inbound_id=NI,
-        created_at=DT,
-    ),
-    "EntryCreate": _obj(
-        ["member_id", "text"],
-        member_id=INT,
-        text={"type": "string", "minLength": 1},
-        kind={"type": "string", "enum": ["done", "goal", "blocker"]},
-        day=DAY,
-    ),
-    "EntryPatch": _obj(
-        [],
-        text={"type": "string", "minLength": 1},
-        kind={"type": "string", "enum": ["done", "goal", "blocker"]},
-    ),
-    "Event": _obj(
-        ["id", "message_id", "kind", "from_state", "detail", "created_at"],
-        id=INT,
-        message_id=INT,
-        kind=S,
-        from_state=S,
-        detail=S,
-        created_at=DT,
-    ),
-    "InboundSummary": _obj(
-        ["id", "provider", "state", "error", "from", "subject", "member_id", "received_at"],
-        id=INT,
-        provider=S,
-        state=S,
-        error=S,
-        **{"from": S},
-        subject=S,
-        member_id=NI,
-        received_at=NDT,
-    ),
-    "InboundPage": _obj(
-        ["items", "next_before"],
-        items={"type": "array", "items": ref("InboundSummary")},
-        next_before=NI,
-    ),
-    "Inbound": _obj(
-        [
-            "id",
-            "provider",
-            "message_id",
-            "from",
-            "from_name",
-            "to",
-            "cc",
-            "subject",
-            "date",
-            "text",
-            "html",
-            "reply_text",
-            "attachments",
-            "spf",
-            "dkim",
-            "state",
-            "error",
-            "notes",
-            "member_id",
-            "received_at",
-            "entries",
-        ],
-        id=INT,
-        provider=S,
-        message_id=S,
-        **{"from": S},
-        from_name=S,
-        to=STRS,
-        cc=STRS,
-        subject=S,
-        date=NDT,
-        text=NS,
-        html=NS,
-        reply_text=S,
-        attachments={
-            "type": "array",
-            "items": _obj(["filename", "content_type", "size"], filename=S, content_type=S, size=INT),
-        },
-        spf=S,
-        dkim=S,
-        state=S,
-        error=S,
-        notes=STRS,
-        member_id=NI,
-        received_at=NDT,
-        entries={
-            "type": "array",
-            "items": _obj(["id", "day", "kind", "text"], id=INT, day=DAY, kind=S, text=S),
-        },
-    ),
-    "TimelineEvent": _obj(
-        ["kind", "from_state", "detail", "at"],
-        kind=S,
-        from_state=NS,
-        detail={"oneOf": [S, {"type": "object"}]},
-        at=NDT,
-    ),
-    "Message": _obj(
-        [
-            "id",
-            "idempotency_key",
-            "kind",
-            "team_id",
-            "to",
-            "subject",
-            "message_id",
-            "state",
-            "attempts",
-            "error",
-            "sender",
-            "provider_id",
-            "created_at",
-            "updated_at",
-            "send_at",
-            "sent_at",
-            "next_attempt_at",
-            "expires_at",
-            "purged",
-        ],
-        id=INT,
-        idempotency_key=S,
-        kind=S,
-        team_id=NI,
-        to=S,
-        subject=S,
-        message_id=S,
-        state=S,
-        attempts=INT,
-        error=NS,
-        sender=NS,
-        provider_id=NS,
-        created_at=NDT,
-        updated_at=NDT,
-        send_at=NDT,
-        sent_at=NDT,
-        next_attempt_at=NDT,
-        expires_at=NDT,
-        purged=B,
-        events={"type": "array", "items": ref("TimelineEvent")},
-    ),
-    "MessagePage": _obj(
-        ["messages", "next_before"],
-        messages={"type": "array", "items": ref("Message")},
-        next_before=NI,
-    ),
-    "MessageSend": _obj(
-        ["to", "subject"],
-        to=S,
-        subject=S,
-        text=S,
-        html=S,
-        template=S,
-        context={"type": "object"},
-        send_at=DT,
-        idempotency_key=S,
-        batch_id=S,
-        team_id=INT,
-    ),
-    "SendAccepted": _obj(
-        ["id", "state", "send_at", "batch_id", "duplicate"],
-        id=INT,
-        state={"type": "string", "enum": ["scheduled", "queued"]},
-        send_at=NDT,
-        batch_id=NS,
-        duplicate=B,
-    ),
-    "Cancelled": _obj(["id", "state"], id=INT, state=S),
-    "BatchCancelled": _obj(
-        ["batch_id", "cancelled", "already_cancelled", "not_cancelled"],
-        batch_id=S,
-        cancelled=INT,
-        already_cancelled=INT,
-        not_cancelled=INT,
-    ),
-}
+SHAPES: tuple[Shape, ...] = (
+    ERROR,
+    teams.TEAM,
+    teams.TEAM_LIST,
+    teams.MEMBER,
+    teams.MEMBER_LIST,
+    entries.ENTRY,
+    entries.ENTRY_LIST,
+    entries.ENTRY_CREATE,
+    entries.ENTRY_PATCH,
+    events.EVENT,
+    events.EVENT_LIST,
+    inbound.INBOUND_SUMMARY,
+    inbound.INBOUND_PAGE,
+    inbound.ATTACHMENT,
+    inbound.INBOUND_ENTRY,
+    inbound.INBOUND,
+    messages.TIMELINE_EVENT,
+    messages.MESSAGE,
+    messages.MESSAGE_PAGE,
+    messages.MESSAGE_SEND,
+    messages.SEND_ACCEPTED,
+    messages.CANCELLED,
+    messages.BATCH_CANCELLED,
+)
+SCHEMAS = {shape.name: shape.schema() for shape in SHAPES}
 
 
-def _resp(desc: str, schema: dict | None = None) -> dict:
+def _resp(desc: str, shape: Shape | None = None) -> dict:
     out = {"description": desc}
-    if schema is not None:
-        out["content"] = {"application/json": {"schema": schema}}
+    if shape is not None:
+        out["content"] = {"application/json": {"schema": ref(shape.name)}}
     return out
 
 
-ERR = ref("Error")
-COMMON = {"400": _resp("bad input, with the reason", ERR), "401": _resp("no valid bearer token", ERR)}
+ERRORS = {
+    "400": "bad input, with the reason",
+    "401": "no valid bearer token",
+    "404": "not found (or not in the token's reach)",
+    "413": "body too large",
+    "415": "not JSON",
+}
 
 
-def _op(summary: str, ok: dict, *, params=(), body: str | None = None, extra=()) -> dict:
-    responses = dict(COMMON)
+def _op(summary: str, ok: dict, *, params=(), body: Shape | None = None, found: bool = False) -> dict:
+    """One operation: its summary, ``ok`` answers, parameters, body and the errors it can give."""
+    codes = ["400", "401"] + (["404"] if found else []) + (["413", "415"] if body else [])
+    responses = {code: _resp(ERRORS[code], ERROR) for code in codes}
     responses.update(ok)
-    for code in extra:
-        responses[code] = _resp(
-            {"404": "not found (or not in the token's reach)", "413": "body too large", "415": "not JSON"}[
-                code
-            ],
-            ERR,
-        )
     op = {"summary": summary, "parameters": list(params), "responses": responses}
-    if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body)}}}
-        responses.setdefault("413", _resp("body too large", ERR))
-        responses.setdefault("415", _resp("not JSON", ERR))
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body.name)}}}
     return op
 
 
-def _path(name: str) -> dict:
+def _path(name: str, schema: dict | None = None) -> dict:
+    if schema is not None:
+        return {"name": name, "in": "path", "required": True, "schema": schema}
     return {
         "name": name,
         "in": "path",
@@ -279,121 +84,109 @@ def _path(name: str) -> dict:
     }
 
 
-def _query(name: str, schema: dict, desc: str = "") -> dict:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": desc}
+def _q(*queries) -> list[dict]:
+    return [q.parameter() for q in queries]
 
-
-ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
-LIMIT = _query("limit", {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}, "at most 500")
-NF = ("404",)
 
 PATHS = {
-    "/api/teams": {
-        "get": _op("The teams the token reaches", {"200": _resp("teams", _list("teams", "Team"))})
-    },
+    "/api/teams": {"get": _op("The teams the token reaches", {"200": _resp("teams", teams.TEAM_LIST)})},
     "/api/teams/{team_id}": {
-        "get": _op("One team", {"200": _resp("the team", ref("Team"))}, params=[_path("team_id")], extra=NF)
+        "get": _op("One team", {"200": _resp("the team", teams.TEAM)}, params=[_path("team_id")], found=True)
     },
     "/api/teams/{team_id}/members": {
         "get": _op(
             "The team's members",
-            {"200": _resp("members", _list("members", "Member"))},
+            {"200": _resp("members", teams.MEMBER_LIST)},
             params=[_path("team_id")],
-            extra=NF,
+            found=True,
         )
     },
     "/api/teams/{team_id}/entries": {
         "get": _op(
             "The team's entries, newest first",
-            {"200": _resp("entries", _list("entries", "Entry"))},
-            params=[
-                _path("team_id"),
-                _query("day", DAY, "only this day"),
-                _query("member_id", ID, "only this member"),
-                _query("q", S, "full-text search: every word must match"),
-                LIMIT,
-            ],
-            extra=NF,
+            {"200": _resp("entries", entries.ENTRY_LIST)},
+            params=[_path("team_id"), *_q(entries.DAY_Q, entries.MEMBER_Q, entries.WORDS_Q, entries.LIMIT_Q)],
+            found=True,
         ),
         "post": _op(
             "Add entries (one per line of text) for a member",
-            {"201": _resp("the entries made", _list("entries", "Entry"))},
+            {"201": _resp("the entries made", entries.ENTRY_LIST)},
             params=[_path("team_id")],
-            body="EntryCreate",
-            extra=NF,
+            body=entries.ENTRY_CREATE,
+            found=True,
         ),
     },
     "/api/entries/{entry_id}": {
         "get": _op(
-            "One entry", {"200": _resp("the entry", ref("Entry"))}, params=[_path("entry_id")], extra=NF
+            "One entry", {"200": _resp("the entry", entries.ENTRY)}, params=[_path("entry_id")], found=True
         ),
         "patch": _op(
             "Change an entry's text or kind",
-            {"200": _resp("the entry", ref("Entry"))},
+            {"200": _resp("the entry", entries.ENTRY)},
             params=[_path("entry_id")],
-            body="EntryPatch",
-            extra=NF,
+            body=entries.ENTRY_PATCH,
+            found=True,
         ),
-        "delete": _op("Delete an entry", {"204": _resp("deleted")}, params=[_path("entry_id")], extra=NF),
+        "delete": _op("Delete an entry", {"204": _resp("deleted")}, params=[_path("entry_id")], found=True),
     },
     "/api/events": {
         "get": _op(
             "Message events in id order; poll with after_id",
-            {"200": _resp("events", _list("events", "Event"))},
-            params=[_query("message_id", ID), _query("after_id", {"type": "integer", "minimum": 0}), LIMIT],
+            {"200": _resp("events", events.EVENT_LIST)},
+            params=_q(events.MESSAGE_Q, events.AFTER_Q, events.LIMIT_Q),
         )
     },
     "/api/inbound": {
         "get": _op(
             "Received mail, newest first, one page (next page: before=next_before)",
-            {"200": _resp("inbound messages", ref("InboundPage"))},
-            params=[_query("state", S), LIMIT, _query("before", ID)],
+            {"200": _resp("inbound messages", inbound.INBOUND_PAGE)},
+            params=_q(inbound.STATE_Q, inbound.LIMIT_Q, inbound.BEFORE_Q),
         )
     },
     "/api/inbound/{id}": {
         "get": _op(
             "One received message: normalized, its reply text and the entries it made",
-            {"200": _resp("the message", ref("Inbound"))},
+            {"200": _resp("the message", inbound.INBOUND)},
             params=[_path("id")],
-            extra=NF,
+            found=True,
         )
     },
     "/api/messages": {
         "get": _op(
             "Outbound messages, newest first, one page (next page: before=next_before)",
-            {"200": _resp("messages", ref("MessagePage"))},
-            params=[_query("state", S), LIMIT, _query("before", ID)],
+            {"200": _resp("messages", messages.MESSAGE_PAGE)},
+            params=_q(messages.STATE_Q, messages.LIMIT_Q, messages.BEFORE_Q),
         ),
         "post": _op(
             "Send a message (or schedule it with send_at); idempotent by idempotency_key",
             {
-                "202": _resp("accepted", ref("SendAccepted")),
-                "200": _resp("already accepted (same idempotency_key)", ref("SendAccepted")),
-                "403": _resp("the token may not send for that team", ERR),
+                "202": _resp("accepted", messages.SEND_ACCEPTED),
+                "200": _resp("already accepted (same idempotency_key)", messages.SEND_ACCEPTED),
+                "403": _resp("the token may not send for that team", ERROR),
             },
-            body="MessageSend",
+            body=messages.MESSAGE_SEND,
         ),
     },
     "/api/messages/{id}": {
         "get": _op(
             "One message with its events timeline, oldest first",
-            {"200": _resp("the message", ref("Message"))},
+            {"200": _resp("the message", messages.MESSAGE)},
             params=[_path("id")],
-            extra=NF,
+            found=True,
         ),
         "delete": _op(
             "Cancel a message that is still scheduled",
-            {"200": _resp("cancelled", ref("Cancelled")), "409": _resp("already queued or sent", ERR)},
+            {"200": _resp("cancelled", messages.CANCELLED), "409": _resp("already queued or sent", ERROR)},
             params=[_path("id")],
-            extra=NF,
+            found=True,
         ),
     },
     "/api/batches/{batch_id}": {
         "delete": _op(
             "Cancel every still-scheduled message of a batch",
-            {"200": _resp("counts", ref("BatchCancelled"))},
-            params=[{"name": "batch_id", "in": "path", "required": True, "schema": S}],
-            extra=NF,
+            {"200": _resp("counts", messages.BATCH_CANCELLED)},
+            params=[_path("batch_id", {"type": "string"})],
+            found=True,
         )
     },
 }
@@ -401,11 +194,10 @@ PATHS = {
 
 def document(base_url: str = "") -> dict:
     """The OpenAPI document served at /api/openapi.json."""
-    paths = deepcopy(PATHS)
     doc = {
         "openapi": "3.0.3",
         "info": {"title": "donebox API", "version": "1"},
-        "paths": paths,
+        "paths": deepcopy(PATHS),
         "components": {
             "schemas": deepcopy(SCHEMAS),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -415,3 +207,8 @@ def document(base_url: str = "") -> dict:
     if base_url:
         doc["servers"] = [{"url": base_url}]
     return doc
+
+
+async def openapi(request: Request) -> JSONResponse:
+    """GET /api/openapi.json: the OpenAPI 3.0 document of this API (no token needed)."""
+    return JSONResponse(document(request.app.state.settings.base_url))
