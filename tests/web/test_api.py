@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -155,6 +156,35 @@ def test_every_api_route_is_documented_and_every_documented_operation_is_routed(
         assert methods <= routed.get(path, set()), (
             f"{path} {methods} documented as implemented but not routed"
         )
+
+
+def test_every_documented_path_parameter_is_the_routes_own():
+    from app.web.api.openapi import PATHS
+    from app.web.routes import routes
+
+    for r in routes:
+        if r.path.startswith("/api/") and r.path != "/api/openapi.json":
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", r.path)
+            for method in r.methods - {"HEAD"}:
+                op = PATHS[path][method.lower()]
+                documented = {p["name"] for p in op["parameters"] if p["in"] == "path"}
+                assert documented == set(r.param_convertors), (path, method)
+
+
+def test_every_api_route_without_a_live_token_is_the_same_401(client, team):
+    from app.web.common import no_api_token
+    from app.web.routes import routes
+
+    expected = json.loads(no_api_token().body)
+    for r in routes:
+        if not r.path.startswith("/api/") or r.path == "/api/openapi.json":
+            continue
+        url = re.sub(r"\{\w+:\w+\}", "1", r.path)
+        for method in r.methods - {"HEAD"}:
+            for headers in ({}, {"Authorization": "Bearer dbx_nope"}):
+                res = client.request(method, url, headers=headers, json={})
+                assert res.status_code == 401 and res.json() == expected, (method, url, headers)
+                assert res.headers["www-authenticate"] == "Bearer"
 
 
 def test_the_openapi_document_is_served(client):
