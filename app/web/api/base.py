@@ -196,4 +196,5 @@ class TextQuery:
 
 
 def _parameter(name: str, schema: dict, description: str) -> dict:
-    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+    out = {"name": name, "in": "query", "required": False, "schema": schema}
+    return {**out, "description": description} if description else out
