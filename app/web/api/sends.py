@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app.db import session
+from app.errors import RequestError
 from app.models import utcnow
 from app.relay import sends
 from app.web.common import TooLarge, api_token, error, id_in_range, in_thread, no_api_token, read_limited
@@ -50,7 +51,7 @@ async def create(request: Request) -> JSONResponse:
         return error(400, f"the body is not valid JSON: {e}")
     try:
         accepted = await in_thread(_create, body, token, settings)
-    except sends.SendError as e:
+    except RequestError as e:
         return error(e.status, str(e))
     if accepted.state == "queued" and not accepted.duplicate:
         enqueue_deliveries([accepted.id])
@@ -79,7 +80,7 @@ async def cancel(request: Request) -> JSONResponse:
         return error(404, f"no message {message_id}")
     try:
         state = await in_thread(_cancel, message_id, token)
-    except sends.SendError as e:
+    except RequestError as e:
         return error(e.status, str(e))
     return JSONResponse({"id": message_id, "state": state})
 
@@ -96,6 +97,6 @@ async def cancel_batch(request: Request) -> JSONResponse:
         return no_api_token()
     try:
         result = await in_thread(_cancel_batch, request.path_params["batch_id"], token)
-    except sends.SendError as e:
+    except RequestError as e:
         return error(e.status, str(e))
     return JSONResponse(result)
