@@ -72,7 +72,3 @@ def session() -> Iterator[Session]:
         except BaseException:
             s.rollback()
             raise
-
-
-def is_sqlite(engine: Engine | None = None) -> bool:
-    return (engine or get_engine()).dialect.name == "sqlite"

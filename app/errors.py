@@ -1,10 +1,31 @@
-"""donebox's exceptions, in one tree:
+"""donebox's exceptions, in one tree.
 
-DoneboxError
- +-- SendError                 a transport could not hand a message over
- |    +-- TransientSendError   try again later (retry_in_s): 4xx, timeouts, connection refused
- |    +-- PermanentSendError   never retry (smtp_code): 5xx, rejected recipient, bad content
- +-- RenderError               a template or its context cannot make a valid message
+The relay's and the core's are defined here; the others stay next to the only code that raises
+them and is meant to catch them, and are drawn here with their module so the tree is whole.
+RequestError and TransitionError are ValueErrors too (what they were before they moved here).
+
+Exception
+ +-- DoneboxError                  app.errors: every error donebox raises on purpose
+ |    +-- SendError                a transport could not hand a message over
+ |    |    +-- TransientSendError  try again later (retry_in_s): 4xx, timeouts, connection refused
+ |    |    +-- PermanentSendError  never retry (smtp_code): 5xx, rejected recipient, bad content
+ |    +-- RenderError              a template or its context cannot make a valid message
+ |    |    +-- UnregisteredKind    no context builder for a message's kind (the process lacks a package)
+ |    +-- RequestError             a send or cancel request the relay refuses (``status``: HTTP's)
+ |    +-- TransitionError          a state change app.relay.outbox's TRANSITIONS does not allow
+ +-- ValueError
+ |    +-- ScheduleError            app.checkins.times: a schedule field with the reason
+ |    +-- EntryError               app.checkins.entries: an entry that cannot be stored
+ |    +-- PayloadError             parsers.providers.base: a webhook payload that cannot be read
+ |    +-- EventError               parsers.events: an event payload that cannot be read
+ +-- RuntimeError
+ |    +-- SettingsError            app.settings: the environment cannot make working settings
+ +-- SubmissionRefused             app.relay.submission: a submitted message not stored (the SMTP reply)
+ +-- Replayed                      app.inbound.accept: a signed webhook token was used before
+ +-- CertUnavailable               app.inbound.sns: SNS's signing certificate cannot be fetched
+ +-- Raced                         app.inbound.process: another worker moved the rows first
+ +-- TooLarge                      app.web.common: a request body past its limit
+ +-- Refused                       app.web.hooks.inbound: a webhook refused (status, reason)
 """
 
 from __future__ import annotations
@@ -66,3 +87,21 @@ class PermanentSendError(SendError):
 
 class RenderError(DoneboxError):
     """Raised when a message cannot be rendered into valid email."""
+
+
+class UnregisteredKind(RenderError):
+    """Raised when no context builder is registered for a message's kind (app.relay.render):
+    the process did not import the package that registers it; the message waits, unharmed."""
+
+
+class RequestError(DoneboxError, ValueError):
+    """Raised for a send or cancel request the relay refuses; ``status`` is the HTTP status, the
+    text the reason."""
+
+    def __init__(self, reason: str, status: int = 400):
+        super().__init__(reason)
+        self.status = status
+
+
+class TransitionError(DoneboxError, ValueError):
+    """Raised when code asks for a state change that app.relay.outbox's TRANSITIONS does not allow."""

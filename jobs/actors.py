@@ -7,6 +7,7 @@ import logging
 import dramatiq
 from sqlalchemy import select
 
+import app.checkins.outgoing  # noqa: F401 - registers how reminders and digests render (app.relay.render)
 import jobs.broker  # noqa: F401 - sets the broker before the actors below are declared
 from app.db import session
 from app.inbound.process import fail, process, process_many

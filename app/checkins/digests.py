@@ -1,7 +1,7 @@
 """What a digest says: the team's entries of a day (or a week) grouped by member, and who was silent.
 
-Context builders for the relay's ``load_context`` step; entries are text and the
-templates autoescape them, so what a member wrote can never become markup.
+Context builders the relay renders digests with (app.checkins.outgoing registers them); entries
+are text and the templates autoescape them, so what a member wrote can never become markup.
 """
 
 from __future__ import annotations

@@ -11,10 +11,11 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.checkins.digests import daily_context, weekly_context
 from app.checkins.reply_tokens import reply_address
 from app.checkins.times import local_date, local_midnight_after
 from app.models import Entry, Member, OutboundMessage, Team, TeamSettings
-from app.relay import outbox
+from app.relay import outbox, render
 from app.settings import Settings
 
 REMINDER_SUBJECT = "What did you get done today?"
@@ -144,10 +145,8 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
 
 def reminder_text(member: Member, team: Team, day: date, settings: Settings) -> str:
     """The text part of ``member``'s reminder of ``day``: what a reply quotes back to us."""
-    from app.relay.render import environment
-
     return (
-        environment()
+        render.environment()
         .get_template("email/reminder.txt")
         .render(member=member, team=team, day=day, base_url=settings.base_url)
     )
@@ -171,12 +170,8 @@ def team_day(s: Session, team_id: int, day: date) -> tuple[list[tuple[Member, li
     return groups, quiet
 
 
-def _builders() -> dict:
-    from app.checkins.digests import daily_context, weekly_context
-
-    # nothing per recipient in a digest: the relay renders a team's digest once per batch
-    daily_context.shared = weekly_context.shared = True
-    return {"reminder": reminder_context, "digest": daily_context, "weekly": weekly_context}
-
-
-CONTEXT_BUILDERS = _builders()
+# how the relay makes these messages' context at send time; a digest says nothing per recipient,
+# so the relay renders a team's digest once per batch
+render.register_context("reminder", reminder_context)
+render.register_context("digest", daily_context, shared=True)
+render.register_context("weekly", weekly_context, shared=True)

@@ -11,6 +11,7 @@ from sqlalchemy import delete, select
 from app.db import session
 from app.models import Route, Sender, Team, TeamRelay
 from app.relay.routing import STRATEGIES, names
+from app.relay.transports import transport_for
 from app.settings import get_settings
 
 
@@ -26,8 +27,6 @@ def masked(url: str) -> str:
 
 def check_url(url: str) -> str:
     """'' when a transport can be built from ``url``, else the reason."""
-    from app.relay.transports import transport_for
-
     try:
         transport_for(url, get_settings())
     except ValueError as e:

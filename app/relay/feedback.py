@@ -8,7 +8,7 @@ one transaction with a fixed number of statements:
     drop events already recorded (provider event ids are unique: a retried batch adds nothing)
     find each event's message (our id, our Message-ID, the provider's id)
     move messages, by target state, in the order states follow each other
-    insert the remaining events, and the suppressions
+    insert the remaining events, and the suppressions (through app.relay.suppressions)
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from app.models import MessageEvent, OutboundMessage, Suppression
-from app.relay import outbox
+from app.models import MessageEvent, OutboundMessage
+from app.relay import outbox, suppressions
 from app.relay.tracking import is_machine
 from parsers.dsn import delivery_events, parse_report
 from parsers.events import DeliveryEvent
@@ -40,7 +40,7 @@ class Effect:
 
     state: str = ""
     expected: tuple[str, ...] = ()
-    suppress: str = ""  # Suppression.reason: bounce | complaint | unsubscribe
+    suppress: str = ""  # a reason of app.relay.suppressions: bounce | complaint | unsubscribe
 
 
 DELIVERED = Effect("delivered", ("sent",))
@@ -60,9 +60,6 @@ EFFECTS: dict[str, Effect] = {
 DROPPED = {"bounce": "bounce", "invalid": "bounce", "complaint": "complaint", "unsubscribe": "unsubscribe"}
 # state changes of one batch are applied in the order states follow each other (DESIGN.md)
 ORDER = ("delivered", "bounced", "complained")
-# a bounce or complaint replaces an unsubscribe (it also stops mail people asked for, e.g. sign-in
-# links); nothing replaces a manual suppression, a bounce or a complaint
-STRONGER = {"bounce": 2, "complaint": 2, "unsubscribe": 1}
 CHUNK = 500  # ids per IN (...) lookup
 MAX_RAW = 8000  # characters of the provider's record kept with an event
 
@@ -156,31 +153,6 @@ def _insert(s: Session):
     return pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def suppress(s: Session, items: dict[str, tuple[str, str]], *, now: datetime) -> int:
-    """Add ``{email: (reason, detail)}`` to the suppression list in one statement; rows written.
-
-    An address already there keeps its entry, except that a bounce or complaint replaces an
-    unsubscribe (STRONGER).
-    """
-    if not items:
-        return 0
-    table = Suppression.__table__
-    written = 0
-    rows = [
-        {"email": email, "reason": reason, "detail": detail[:1000], "created_at": now}
-        for email, (reason, detail) in sorted(items.items())
-    ]
-    for part in _chunks(rows):
-        stmt = _insert(s)(table).values(part)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["email"],
-            set_={"reason": stmt.excluded.reason, "detail": stmt.excluded.detail, "created_at": now},
-            where=(table.c.reason == "unsubscribe") & (stmt.excluded.reason != "unsubscribe"),
-        )
-        written += len(s.execute(stmt.returning(table.c.id)).all())
-    return written
-
-
 def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> Counts:
     """Apply a batch of events in the caller's transaction (see the module docstring); the counts.
 
@@ -202,7 +174,7 @@ def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> C
     moves: dict[str, dict[int, dict]] = {state: {} for state in ORDER}
     expected = {state: () for state in ORDER}
     plain: list[tuple[int, DeliveryEvent, str]] = []  # (message, event, note): events that move nothing
-    suppressions: dict[str, tuple[str, str]] = {}
+    to_suppress: dict[str, tuple[str, str]] = {}  # {address: (reason, detail)} of the batch
     for e, found in zip(fresh, matched, strict=True):
         if found is None:
             counts.unknown += 1
@@ -220,10 +192,10 @@ def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> C
         else:
             plain.append((mid, e, ""))
         reason = _suppression(e)
-        if reason and STRONGER[reason] > STRONGER.get(suppressions.get(to_addr, ("",))[0], 0):
+        if reason and suppressions.stronger(reason, to_suppress.get(to_addr, ("",))[0]):
             status = e.detail.get("status", "")
             why = e.detail.get("diagnostic") or e.detail.get("reason") or e.detail.get("response") or ""
-            suppressions[to_addr] = (
+            to_suppress[to_addr] = (
                 reason,
                 f"{e.source} {e.kind} {status} {why}".strip() + f" (message {mid})",
             )
@@ -251,7 +223,7 @@ def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> C
         stmt = _insert(s)(MessageEvent.__table__).on_conflict_do_nothing(index_elements=["provider_event_id"])
         s.execute(stmt, rows)
     counts.applied = len(fresh) - counts.unknown
-    counts.suppressed = suppress(s, suppressions, now=now)
+    counts.suppressed = suppressions.add_many(s, to_suppress, now=now)
     if counts.unknown:
         log.info("%d event(s) about no message of ours, e.g. %s", counts.unknown, counts.unknown_refs[:3])
     return counts

@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from app.errors import TransitionError
 from app.models import MessageEvent, OutboundMessage
 
 # state -> the states it may move to (DESIGN.md). Final states map to nothing.
@@ -35,10 +36,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "suppressed": frozenset(),
 }
 PRE_SEND = ("scheduled", "queued", "deferred")
-
-
-class TransitionError(ValueError):
-    """Raised when code asks for a transition that TRANSITIONS does not allow."""
 
 
 def new_message_id(domain: str) -> str:

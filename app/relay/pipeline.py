@@ -21,16 +21,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row
 from sqlmodel import Session
 
 from app.db import get_engine, session
-from app.errors import PermanentSendError, RenderError, TransientSendError
-from app.models import Suppression, utcnow
-from app.relay import feedback as events
-from app.relay import limits, outbox, routing, slots, tracking
+from app.errors import PermanentSendError, RenderError, TransientSendError, UnregisteredKind
+from app.models import utcnow
+from app.relay import limits, outbox, render, routing, slots, suppressions, tracking
 from app.relay.dkim import key_store, sign_raw
-from app.relay.render import Parts, ascii_address, build_message, render_parts
+from app.relay.render import Parts, ascii_address, build_message
 from app.relay.transports import transport_for
 from app.relay.transports.base import Outgoing, SendResult
 from app.settings import Settings, get_settings
@@ -71,15 +70,14 @@ class Delivery:
     slot: threading.BoundedSemaphore | None = None  # the send slot it holds (sent, not yet recorded)
 
 
-# mail a person asked for this minute: an unsubscribe does not stop it (a bounce or complaint does)
-ASKED_FOR = frozenset({"signin"})
+UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
 
 
 def skip_if_suppressed(d: Delivery) -> Outcome | None:
     reason = d.suppressed  # read right after this attempt's claim
-    if reason == "unsubscribe" and d.message.kind in ASKED_FOR:
-        return None
-    return Outcome("suppressed", f"address suppressed ({reason})") if reason else None
+    if suppressions.stops(reason, d.message.kind):
+        return Outcome("suppressed", f"address suppressed ({reason})")
+    return None
 
 
 class SharedRenders:
@@ -116,42 +114,32 @@ def reset() -> None:
 
 
 def _shared_key(d: Delivery) -> tuple | None:
-    from app.checkins.outgoing import CONTEXT_BUILDERS
-
     m = d.message
-    # a builder marked ``shared`` makes the same context for every recipient of a team; rows of one
+    # a kind registered ``shared`` has the same context for every recipient of a team; rows of one
     # batch share created_at, so one batch renders once and a later send renders afresh
-    if not getattr(CONTEXT_BUILDERS.get(m.kind), "shared", False):
+    if not render.registered(m.kind).shared:
         return None
     return (d.settings.database_url, m.kind, m.template, m.team_id, m.context, m.created_at)
 
 
-def load_context(d: Delivery) -> Outcome | None:
-    from app.checkins.outgoing import CONTEXT_BUILDERS  # the check-in domain supplies reminder/digest context
-
-    key = _shared_key(d)
-    hit = shared_renders.get(key) if key else None
-    if hit:
-        d.context, d.text, d.html = hit
-    else:
-        builder = CONTEXT_BUILDERS.get(d.message.kind)
-        with session() as s:
-            stored = json.loads(d.message.context or "{}")
-            d.context = builder(s, d.message, stored, d.settings) if builder else stored
-    d.headers = dict(d.context.get("_headers", {}))
-    return None
-
-
-def render(d: Delivery) -> Outcome | None:
-    if d.text or d.html:  # shared with earlier recipients (load_context)
-        return None
+def render_body(d: Delivery) -> Outcome | None:
+    """The message's context, text and HTML (app.relay.render.render_message), or a team's shared
+    render of the same batch."""
     try:
-        d.text, d.html = render_parts(d.message.template, d.context)
         key = _shared_key(d)
-        if key:
-            shared_renders.put(key, d.context, d.text, d.html)
+        hit = shared_renders.get(key) if key else None
+        if hit:
+            d.context, d.text, d.html = hit
+        else:
+            with session() as s:
+                d.context, d.text, d.html = render.render_message(s, d.message, d.settings)
+            if key:
+                shared_renders.put(key, d.context, d.text, d.html)
+    except UnregisteredKind as e:
+        return Outcome("deferred", str(e), retry_in_s=UNREGISTERED_RETRY_S)
     except RenderError as e:
         return Outcome("failed", str(e))
+    d.headers = dict(d.context.get("_headers", {}))
     return None
 
 
@@ -275,8 +263,7 @@ def transmit(d: Delivery) -> Outcome:
 
 STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (
     skip_if_suppressed,
-    load_context,
-    render,
+    render_body,
     add_tracking,
     build,
     sign,
@@ -314,7 +301,7 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
             values["next_attempt_at"] = retry_at
     moved = outbox.finish(s, m.id, state, now=d.now, error=error, **values)
     if moved and state == "bounced":  # the receiving server refused the address itself
-        events.suppress(s, {m.to_addr.lower(): ("bounce", f"{error[:500]} (message {m.id})")}, now=d.now)
+        suppressions.add(s, m.to_addr, "bounce", detail=f"{error[:500]} (message {m.id})", now=d.now)
     return state
 
 
@@ -330,14 +317,8 @@ def attempt(d: Delivery) -> Outcome:
     raise AssertionError("transmit always ends the steps")
 
 
-_SUPPRESSED = select(Suppression.email, Suppression.reason).where(
-    Suppression.email.in_(bindparam("emails", expanding=True))
-)
-
-
 def _suppressions(s: Session, messages: list[Row]) -> dict[str, str]:
-    emails = sorted({m.to_addr.lower() for m in messages})
-    return dict(s.connection().execute(_SUPPRESSED, {"emails": emails}).all()) if emails else {}
+    return suppressions.reasons(s, (m.to_addr for m in messages))
 
 
 def deliver_many(

@@ -1,10 +1,19 @@
-"""Rendering: Jinja2 templates -> RFC 5322 bytes with a text and an HTML part, built once."""
+"""Rendering: a message's context -> Jinja2 templates -> RFC 5322 bytes with a text and an HTML part.
+
+A message's context is made by the builder registered for its kind (``register_context``):
+kinds queued with their whole context in the row (API sends, sign-in links, invitations) read it
+as stored; the check-in package registers reminders and digests, whose context is read from the
+database at send time. ``render_message`` is the one way a stored message becomes text and HTML,
+for the relay's pipeline and for the pages that show a message.
+"""
 
 from __future__ import annotations
 
 import binascii
+import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.errors import HeaderParseError
@@ -15,9 +24,10 @@ from functools import cache
 import css_inline
 import idna
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlmodel import Session
 
-from app.errors import RenderError
-from app.settings import ROOT
+from app.errors import RenderError, UnregisteredKind
+from app.settings import ROOT, Settings
 
 TEMPLATES = ROOT / "templates"
 
@@ -86,6 +96,58 @@ def render_parts(template: str, context: dict) -> tuple[str, str]:
     except Exception as e:  # noqa: BLE001 - any template failure is a render failure of this message
         raise RenderError(f"template {template}: {type(e).__name__}: {e}") from e
     return text, _inliner().inline(html)
+
+
+# ---------------------------------------------------------------- contexts
+
+# builder(session, message row, its stored context, settings) -> the template's context
+ContextBuilder = Callable[[Session, object, dict, Settings], dict]
+
+
+@dataclass(frozen=True)
+class Registered:
+    """How messages of one kind get their context; ``shared``: the same for every recipient of a
+    team (a team's digest of a day), so the pipeline renders it once per batch."""
+
+    builder: ContextBuilder
+    shared: bool = False
+
+
+def stored_context(s: Session, message, stored: dict, settings: Settings) -> dict:
+    """The context stored in the row, as it is: for kinds queued with their whole context."""
+    return stored
+
+
+# kind -> how its context is made. The kinds below carry their whole context in the row (API and SMTP
+# sends, sign-in links, invitations): known here, so every process that delivers knows them
+_CONTEXTS: dict[str, Registered] = {kind: Registered(stored_context) for kind in ("api", "signin", "invite")}
+
+
+def register_context(kind: str, builder: ContextBuilder, *, shared: bool = False) -> None:
+    """Make ``builder`` the maker of the context of messages of ``kind`` (a later call replaces it)."""
+    _CONTEXTS[kind] = Registered(builder, shared)
+
+
+def registered(kind: str) -> Registered:
+    """How messages of ``kind`` get their context; UnregisteredKind when nothing registered it."""
+    found = _CONTEXTS.get(kind)
+    if found is None:
+        raise UnregisteredKind(f"no context builder is registered for messages of kind {kind!r}")
+    return found
+
+
+def render_message(s: Session, message, settings: Settings) -> tuple[dict, str, str]:
+    """(context, text, html) of a stored message: its kind's builder, then its template.
+
+    Raises UnregisteredKind for a kind nothing registered, RenderError when the template fails;
+    whatever its builder raises goes through.
+    """
+    context = registered(message.kind).builder(s, message, json.loads(message.context or "{}"), settings)
+    text, html = render_parts(message.template, context)
+    return context, text, html
+
+
+# ---------------------------------------------------------------- MIME
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.errors import RenderError
+from app.errors import RenderError, RequestError
 from app.models import ApiToken, OutboundMessage, Team
 from app.relay import outbox
 from app.relay.render import TEMPLATES, render_parts
@@ -37,14 +37,6 @@ FIELDS = frozenset({"to", "subject", "text", "html", "template", "context", "sen
 FIELDS |= {"batch_id", "team_id"}
 
 
-class SendError(ValueError):
-    """Raised for a send request donebox refuses; ``status`` is the HTTP status, the text the reason."""
-
-    def __init__(self, reason: str, status: int = 400):
-        super().__init__(reason)
-        self.status = status
-
-
 @dataclass(frozen=True)
 class Accepted:
     """What POST /api/messages answers."""
@@ -60,12 +52,12 @@ def _string(body: dict, name: str, *, required: bool = False, limit: int = 1_000
     value = body.get(name)
     if value is None:
         if required:
-            raise SendError(f"{name} is required")
+            raise RequestError(f"{name} is required")
         return None
     if not isinstance(value, str):
-        raise SendError(f"{name} must be a string")
+        raise RequestError(f"{name} must be a string")
     if len(value) > limit:
-        raise SendError(f"{name} is longer than {limit} characters")
+        raise RequestError(f"{name} is longer than {limit} characters")
     return value
 
 
@@ -73,15 +65,15 @@ def _send_at(value, now: datetime, max_ahead_s: int) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise SendError("send_at must be an ISO 8601 string, e.g. 2026-11-24T09:00:00+01:00")
+        raise RequestError("send_at must be an ISO 8601 string, e.g. 2026-11-24T09:00:00+01:00")
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:
-        raise SendError(f"send_at is not an ISO 8601 date-time: {value[:60]!r}") from None
+        raise RequestError(f"send_at is not an ISO 8601 date-time: {value[:60]!r}") from None
     if when.tzinfo is None:
-        raise SendError("send_at needs a UTC offset (e.g. +01:00 or Z): a local time is ambiguous")
+        raise RequestError("send_at needs a UTC offset (e.g. +01:00 or Z): a local time is ambiguous")
     if when - now > timedelta(seconds=max_ahead_s):
-        raise SendError(f"send_at is more than {max_ahead_s // 86400} days ahead")
+        raise RequestError(f"send_at is more than {max_ahead_s // 86400} days ahead")
     return when
 
 
@@ -91,25 +83,25 @@ def _content(body: dict) -> tuple[str, dict]:
     template = _string(body, "template", limit=64)
     if template is not None:
         if text is not None or html is not None:
-            raise SendError("give either text/html or template with context, not both")
+            raise RequestError("give either text/html or template with context, not both")
         if not _TEMPLATE.match(template) or template in INTERNAL_TEMPLATES:
-            raise SendError(f"unknown template {template!r}")
+            raise RequestError(f"unknown template {template!r}")
         if not all((TEMPLATES / "email" / f"{template}.{ext}").is_file() for ext in ("txt", "html")):
-            raise SendError(f"unknown template {template!r}")
+            raise RequestError(f"unknown template {template!r}")
         context = body.get("context", {})
         if not isinstance(context, dict):
-            raise SendError("context must be a JSON object")
+            raise RequestError("context must be a JSON object")
         if any(not isinstance(k, str) or k.startswith("_") for k in context):
-            raise SendError("context keys must be strings not starting with '_' (reserved)")
+            raise RequestError("context keys must be strings not starting with '_' (reserved)")
         try:
             render_parts(template, context)  # fail now with the reason, not later in a worker
         except RenderError as e:
-            raise SendError(f"the template does not render with this context: {e}") from None
+            raise RequestError(f"the template does not render with this context: {e}") from None
         return template, context
     if body.get("context") is not None:
-        raise SendError("context goes with template")
+        raise RequestError("context goes with template")
     if not text and not html:
-        raise SendError("give text, html, or both (or a template)")
+        raise RequestError("give text, html, or both (or a template)")
     if text is None:
         text = html_to_text(html)
     return "api", {"text": text, "html": html or ""}
@@ -120,35 +112,35 @@ def _team_id(s: Session, body: dict, token: ApiToken) -> int | None:
     if team_id is None:
         return token.team_id
     if not isinstance(team_id, int) or isinstance(team_id, bool):
-        raise SendError("team_id must be an integer")
+        raise RequestError("team_id must be an integer")
     if token.team_id is not None and team_id != token.team_id:
-        raise SendError("this token may only send for its own team", 403)
+        raise RequestError("this token may only send for its own team", 403)
     if s.get(Team, team_id) is None:
-        raise SendError(f"no team {team_id}")
+        raise RequestError(f"no team {team_id}")
     return team_id
 
 
 def create(s: Session, body, token: ApiToken, *, now: datetime, settings: Settings) -> Accepted:
     """Validate one send request and store it (scheduled or queued); idempotent by its key."""
     if not isinstance(body, dict):
-        raise SendError("the body must be a JSON object")
+        raise RequestError("the body must be a JSON object")
     unknown = set(body) - FIELDS
     if unknown:
-        raise SendError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
+        raise RequestError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))}")
     to = _string(body, "to", required=True, limit=320).strip()
     if not ADDRESS.match(to):
-        raise SendError(f"to is not an email address: {to[:80]!r}")
+        raise RequestError(f"to is not an email address: {to[:80]!r}")
     subject = _string(body, "subject", required=True, limit=MAX_SUBJECT)
     if "\r" in subject or "\n" in subject:
-        raise SendError("subject must be one line (no CR or LF)")
+        raise RequestError("subject must be one line (no CR or LF)")
     template, context = _content(body)
     send_at = _send_at(body.get("send_at"), now, settings.api_max_schedule_s)
     key = _string(body, "idempotency_key", limit=200)
     if key is not None and not _KEY.match(key):
-        raise SendError("idempotency_key must be 1-200 printable ASCII characters without spaces")
+        raise RequestError("idempotency_key must be 1-200 printable ASCII characters without spaces")
     batch_id = _string(body, "batch_id", limit=200)
     if batch_id is not None and not _BATCH.match(batch_id):
-        raise SendError("batch_id must be 1-200 of A-Z a-z 0-9 . _ : -")
+        raise RequestError("batch_id must be 1-200 of A-Z a-z 0-9 . _ : -")
     team_id = _team_id(s, body, token)
     scope = f"t{token.team_id}" if token.team_id is not None else "all"
     later = send_at is not None and send_at > now
@@ -180,12 +172,12 @@ def _visible(token: ApiToken):
 
 
 def cancel(s: Session, message_id: int, token: ApiToken, *, now: datetime) -> str:
-    """Cancel one API message that is still scheduled; its state after. SendError 404/409."""
+    """Cancel one API message that is still scheduled; its state after. RequestError 404/409."""
     state = s.execute(
         select(OutboundMessage.state).where(OutboundMessage.id == message_id, _visible(token))
     ).scalar()
     if state is None:
-        raise SendError(f"no message {message_id}", 404)
+        raise RequestError(f"no message {message_id}", 404)
     if state == "cancelled":
         return state
     if outbox.transition(
@@ -193,18 +185,20 @@ def cancel(s: Session, message_id: int, token: ApiToken, *, now: datetime) -> st
     ):
         return "cancelled"
     state = s.execute(select(OutboundMessage.state).where(OutboundMessage.id == message_id)).scalar()
-    raise SendError(f"message {message_id} is already {state}: only scheduled messages can be cancelled", 409)
+    raise RequestError(
+        f"message {message_id} is already {state}: only scheduled messages can be cancelled", 409
+    )
 
 
 def cancel_batch(s: Session, batch_id: str, token: ApiToken, *, now: datetime) -> dict:
-    """Cancel every still-scheduled message of a batch; counts. SendError 404 for an unknown batch."""
+    """Cancel every still-scheduled message of a batch; counts. RequestError 404 for an unknown batch."""
     if not _BATCH.match(batch_id):
-        raise SendError("batch_id must be 1-200 of A-Z a-z 0-9 . _ : -")
+        raise RequestError("batch_id must be 1-200 of A-Z a-z 0-9 . _ : -")
     cond = _visible(token) & (OutboundMessage.batch_id == batch_id)
     cancelled = outbox.cancel_many(s, cond, now=now, detail=f"batch {batch_id} cancelled by API")
     states = list(s.execute(select(OutboundMessage.state).where(cond)).scalars())
     if not states:
-        raise SendError(f"no batch {batch_id}", 404)
+        raise RequestError(f"no batch {batch_id}", 404)
     return {
         "batch_id": batch_id,
         "cancelled": len(cancelled),

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from app.db import session
+from app.errors import RequestError
 from app.models import ApiToken, utcnow
 from app.relay import sends
 from app.relay.api_tokens import check_token
@@ -61,8 +62,8 @@ class Submitted:
     to_enqueue: tuple[int, ...]
 
 
-class Refused(Exception):
-    """A submission donebox will not store; the text is the SMTP reply."""
+class SubmissionRefused(Exception):
+    """Raised for a submission donebox will not store; the text is the SMTP reply."""
 
 
 class Authenticator:
@@ -108,18 +109,20 @@ def _lines(text: str) -> str:
 
 
 def message_fields(raw: bytes) -> dict:
-    """The send request a submitted message stands for, without ``to``; raises Refused."""
+    """The send request a submitted message stands for, without ``to``; raises SubmissionRefused."""
     email = parse_mime(raw)
     if email.attachments:
         names = ", ".join(a.filename or a.content_type for a in email.attachments[:3])
-        raise Refused(f"554 5.6.1 Attachments are not carried by this relay ({names}): link to them instead")
+        raise SubmissionRefused(
+            f"554 5.6.1 Attachments are not carried by this relay ({names}): link to them instead"
+        )
     body: dict = {"subject": email.subject}
     if email.html:
         body["html"] = _lines(email.html)
     if email.text and not email.text_from_html:
         body["text"] = _lines(email.text)
     if "html" not in body and "text" not in body:
-        raise Refused("554 5.6.0 The message has no text or HTML body")
+        raise SubmissionRefused("554 5.6.0 The message has no text or HTML body")
     for name, value in email.headers:
         field = HEADER_FIELDS.get(name.lower())
         if field is None:
@@ -127,7 +130,9 @@ def message_fields(raw: bytes) -> dict:
         value = value.strip()
         if field == "team_id":
             if not value.isdigit() or len(value) > 18:
-                raise Refused(f"554 5.6.0 X-Donebox-Team-Id must be a team's number, not {value[:40]!r}")
+                raise SubmissionRefused(
+                    f"554 5.6.0 X-Donebox-Team-Id must be a team's number, not {value[:40]!r}"
+                )
             body[field] = int(value)
         else:
             body[field] = value
@@ -135,13 +140,13 @@ def message_fields(raw: bytes) -> dict:
 
 
 def store(token_id: int, rcpts: list[str], fields: dict, settings: Settings) -> Submitted:
-    """One outbox row per recipient, all in one transaction; raises Refused (nothing stored)."""
+    """One outbox row per recipient, all in one transaction; raises SubmissionRefused (nothing stored)."""
     key = fields.get("idempotency_key")
     now = utcnow()
     with session() as s:
         token = s.get(ApiToken, token_id)
         if token is None or token.revoked_at is not None:
-            raise Refused("535 5.7.8 The API token was revoked")
+            raise SubmissionRefused("535 5.7.8 The API token was revoked")
         accepted = []
         for rcpt in rcpts:
             body = {**fields, "to": rcpt}
@@ -149,9 +154,9 @@ def store(token_id: int, rcpts: list[str], fields: dict, settings: Settings) -> 
                 body["idempotency_key"] = f"{key}:{rcpt.lower()}"[:200]
             try:
                 accepted.append(sends.create(s, body, token, now=now, settings=settings))
-            except sends.SendError as e:  # the session rolls back every row of this message
+            except RequestError as e:  # the session rolls back every row of this message
                 code = "550 5.7.1" if e.status == 403 else "554 5.6.0"
-                raise Refused(f"{code} {'<' + rcpt + '>: ' if len(rcpts) > 1 else ''}{e}") from None
+                raise SubmissionRefused(f"{code} {'<' + rcpt + '>: ' if len(rcpts) > 1 else ''}{e}") from None
     return Submitted(
         tuple(a.id for a in accepted),
         tuple(a.id for a in accepted if a.state == "queued" and not a.duplicate),
@@ -179,7 +184,7 @@ class Handler:
         try:
             fields = await asyncio.to_thread(message_fields, raw)
             done = await asyncio.to_thread(store, token_id, list(envelope.rcpt_tos), fields, self.settings)
-        except Refused as e:
+        except SubmissionRefused as e:
             return str(e)
         except Exception:  # noqa: BLE001 - nothing was committed; the client keeps the mail and retries
             log.exception("storing a submitted message failed")

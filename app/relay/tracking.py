@@ -22,6 +22,7 @@ from selectolax.lexbor import LexborHTMLParser
 from sqlmodel import Session
 
 from app.models import MessageEvent, OutboundMessage
+from app.relay import suppressions
 
 SIG_CHARS = 22  # ~128 bits of HMAC-SHA256, URL-safe base64
 _TOKEN = re.compile(rf"^(\d{{1,12}})\.([ocu])(\d{{0,4}})\.([A-Za-z0-9_-]{{{SIG_CHARS}}})$")
@@ -201,11 +202,9 @@ def click_target(s: Session, token: Token) -> str | None:
 
 def unsubscribe(s: Session, message_id: int, *, now: datetime, user_agent: str, via: str) -> str | None:
     """Suppress the message's recipient (idempotent) and record the event; the address, or None."""
-    from app.relay.feedback import suppress  # app.relay.feedback reads is_machine from here
-
     m = s.get(OutboundMessage, message_id)
     if m is None:
         return None
-    suppress(s, {m.to_addr.lower(): ("unsubscribe", f"message {m.id} via {via}")}, now=now)
+    suppressions.add(s, m.to_addr, "unsubscribe", detail=f"message {m.id} via {via}", now=now)
     record_hit(s, m.id, "unsubscribe", now=now, user_agent=user_agent, via=via)
     return m.to_addr

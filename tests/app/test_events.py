@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.db import session
 from app.models import MessageEvent, OutboundMessage, Suppression
 from app.relay import feedback as events
-from app.relay import outbox
+from app.relay import outbox, suppressions
 from parsers.dsn import parse_report
 from parsers.events import DeliveryEvent
 from parsers.message import parse_mime
@@ -187,12 +187,24 @@ def test_an_event_about_another_recipient_changes_nothing(db):
 def test_a_bounce_replaces_an_unsubscribe_but_nothing_replaces_a_manual_suppression(db):
     a, b = sent("a"), sent("b", to="carol@example.com")
     with session() as s:
-        s.add(Suppression(email="bob@example.com", reason="unsubscribe", created_at=NOW))
-        s.add(Suppression(email="carol@example.com", reason="manual", created_at=NOW))
+        suppressions.add(s, "bob@example.com", "unsubscribe", now=NOW)
+        suppressions.add(s, "carol@example.com", "manual", now=NOW)
     apply(ev("bounce", "e1", a), ev("complaint", "e2", b))
     assert suppressed() == {"bob@example.com": "bounce", "carol@example.com": "manual"}
     apply(ev("unsubscribe", "e3", a))
     assert suppressed()["bob@example.com"] == "bounce"
+
+
+def test_a_complaint_event_replaces_a_bounce_and_a_later_bounce_keeps_the_complaint(db):
+    a, b = sent("a"), sent("b", to="carol@example.com", state="delivered")
+    apply(ev("bounce", "e1", a))
+    assert suppressed() == {"bob@example.com": "bounce"}
+    apply(ev("complaint", "e2", a), ev("complaint", "e3", b))
+    assert suppressed() == {"bob@example.com": "complaint", "carol@example.com": "complaint"}
+    with session() as s:
+        assert "complaint" in suppressions.lookup(s, "bob@example.com").detail
+    apply(ev("dropped", "e4", b, cause="bounce"))
+    assert suppressed()["carol@example.com"] == "complaint"
 
 
 def test_provider_opens_and_clicks_look_like_our_tracking_hits(db):

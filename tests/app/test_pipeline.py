@@ -6,7 +6,7 @@ from sqlalchemy import select
 from app.db import session
 from app.errors import PermanentSendError, TransientSendError
 from app.models import OutboundMessage, Suppression
-from app.relay import outbox
+from app.relay import outbox, render, suppressions
 from app.relay.pipeline import CLAIM_BATCH, deliver, deliver_many
 from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
@@ -67,7 +67,7 @@ def test_a_message_is_delivered_once_even_if_its_job_runs_twice(team):
 
 def test_a_suppressed_address_is_never_sent_to(team):
     with session() as s:
-        s.add(Suppression(email="ada@example.com", reason="bounce"))
+        suppressions.add(s, "ada@example.com", "bounce", now=NOW)
     mid = reminder_for()
     t = MemoryTransport()
     assert deliver(mid, transport=t, now=NOW) == "suppressed"
@@ -110,6 +110,61 @@ def test_a_permanent_failure_is_final(team, code, final):
     assert reasons == (["bounce"] if final == "bounced" else [])
 
 
+class RefusedAfterAWhile:
+    """A transport that takes its time: ``before`` lands on the suppression list meanwhile (an
+    unsubscribe, a complaint, an operator), then the server refuses the address (5.1.1)."""
+
+    name = "refusing"
+
+    def __init__(self, before):
+        self.before = before
+
+    def send(self, message):
+        with session() as s:
+            suppressions.add(s, message.rcpt_to, self.before, detail="meanwhile", now=NOW)
+        raise PermanentSendError("550 5.1.1 no such user", smtp_code=550, enhanced="5.1.1")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [("unsubscribe", "bounce"), ("bounce", "bounce"), ("complaint", "complaint"), ("manual", "manual")],
+)
+def test_a_5_1_x_refusal_suppresses_the_address_as_a_bounce_under_the_precedence_rule(team, before, after):
+    mid = reminder_for()
+    assert deliver(mid, transport=RefusedAfterAWhile(before), now=NOW) == "bounced"
+    with session() as s:
+        sup = suppressions.lookup(s, "ada@example.com")
+    assert sup.reason == after
+    if after == "bounce" and before != "bounce":
+        assert "5.1.1" in sup.detail and f"(message {mid})" in sup.detail
+
+
+def test_a_kind_nothing_registered_waits_deferred_and_a_registered_builder_renders_it(team, monkeypatch):
+    def api_kind(kind, key):
+        with session() as s:
+            return outbox.create(
+                s,
+                now=NOW,
+                idempotency_key=key,
+                kind=kind,
+                team_id=team.id,
+                to_addr="ada@example.com",
+                subject="Hi",
+                template="api",
+                context={"text": "stored"},
+                message_id=outbox.new_message_id("mail.test"),
+            )[0]
+
+    mid = api_kind("newsletter", "n1")
+    assert deliver(mid, transport=MemoryTransport(), now=NOW) == "deferred"
+    assert "no context builder is registered for messages of kind 'newsletter'" in row(mid).error
+    monkeypatch.setattr(render, "_CONTEXTS", dict(render._CONTEXTS))
+    render.register_context("newsletter", lambda s, m, stored, settings: {"text": "built", "html": ""})
+    t = MemoryTransport()
+    assert deliver(api_kind("newsletter", "n2"), transport=t, now=NOW) == "sent"
+    assert t.sent[0].get_body(("plain",)).get_content().strip() == "built"
+
+
 def test_a_subject_with_a_line_break_is_never_emitted(team):
     with session() as s:
         mid, _ = outbox.create(
@@ -145,11 +200,11 @@ def test_a_teams_digest_is_rendered_once_for_all_recipients_and_reminders_each_t
 
     from app.checkins.outgoing import create_digest
     from app.models import Member, Team
-    from app.relay import pipeline
+    from app.relay import render
 
     calls = []
-    real = pipeline.render_parts
-    monkeypatch.setattr(pipeline, "render_parts", lambda *a: calls.append(a[0]) or real(*a))
+    real = render.render_parts
+    monkeypatch.setattr(render, "render_parts", lambda *a: calls.append(a[0]) or real(*a))
     with session() as s:
         t = s.get(Team, team.id)
         ids = [
@@ -199,7 +254,7 @@ def test_a_batch_is_claimed_together_and_each_message_ends_its_own_way(team):
     from app.models import MessageEvent
 
     with session() as s:
-        s.add(Suppression(email="gone@example.com", reason="complaint"))
+        suppressions.add(s, "gone@example.com", "complaint", now=NOW)
     ok, gone, cancelled, busy, done = (
         api_message(team, f"{name}@example.com", name) for name in ("ok", "gone", "cancelled", "busy", "done")
     )

@@ -1,10 +1,12 @@
 from datetime import date
 
+from markupsafe import escape
 from sqlalchemy import select
 
 from app.checkins.reply_tokens import reply_address
 from app.db import session
 from app.models import Entry, InboundMessage, Member, OutboundMessage, Suppression, utcnow
+from app.relay import render, suppressions
 from app.settings import get_settings
 from jobs.broker import drain
 from tests.web.conftest import AUTH, post, sign_in
@@ -139,6 +141,38 @@ def test_the_suppression_list_adds_and_removes(client, team, sent):
     assert post(client, f"/mail/suppressions/{sid}/remove").status_code == 303
     with session() as s:
         assert s.execute(select(Suppression)).first() is None
+
+
+def test_an_operator_suppression_replaces_an_unsubscribe_and_nothing_replaces_it(client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    with session() as s:
+        suppressions.add(s, "bob@example.com", "unsubscribe", now=utcnow())
+    assert (
+        post(client, "/mail/suppressions", {"email": "Bob@example.com", "detail": "asked"}).status_code == 303
+    )
+    with session() as s:
+        sup = suppressions.lookup(s, "bob@example.com")
+        assert (sup.reason, sup.detail) == ("manual", "asked")
+        assert not suppressions.add(s, "bob@example.com", "complaint", now=utcnow())
+    assert post(client, "/mail/suppressions", {"email": "bob@example.com"}).status_code == 400
+
+
+def test_the_log_shows_a_message_as_the_relay_renders_and_sends_it(client, team, sent):
+    remind_everyone()
+    sign_in(client, sent, "ada@example.com")
+    with session() as s:
+        m = s.execute(
+            select(OutboundMessage).where(
+                OutboundMessage.to_addr == "bob@example.com", OutboundMessage.kind == "reminder"
+            )
+        ).scalar_one()
+        _, text, html = render.render_message(s, m, get_settings())
+    mail = next(x for x in sent if x["To"] == "bob@example.com" and x["Subject"] == m.subject)
+    assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")
+    page = client.get(f"/mail/outbound/{m.id}").text
+    assert f"<h1>{escape(m.subject)}</h1>" in page and f"<pre>{escape(text)}</pre>" in page
+    shown = client.get(f"/mail/outbound/{m.id}/html").text
+    assert "Reply to this email" in shown and "Reply to this email" in html
 
 
 def test_an_operator_sees_senders_with_secrets_masked_their_last_hour_and_routes(client, team, sent):

@@ -1,7 +1,8 @@
 from sqlalchemy import select
 
 from app.db import session
-from app.models import ApiToken, Member, OutboundMessage, Suppression, Team, TeamSettings
+from app.models import ApiToken, Member, OutboundMessage, Suppression, Team, TeamSettings, utcnow
+from app.relay import suppressions
 from tests.web.conftest import post, sign_in
 
 
@@ -137,9 +138,23 @@ def test_a_member_unsubscribes_and_resubscribes(client, team, sent):
 def test_a_bounce_suppression_is_not_lifted_by_the_member(client, team, sent):
     sign_in(client, sent, "bob@example.com")
     with session() as s:
-        s.add(Suppression(email="bob@example.com", reason="bounce"))
+        suppressions.add(s, "bob@example.com", "bounce", now=utcnow())
     r = post(client, f"/teams/{team.id}/settings/me/mail", {"action": "resubscribe"})
     assert r.status_code == 400 and "bounce" in r.text
+
+
+def test_a_members_unsubscribe_goes_on_the_list_and_never_replaces_a_stronger_reason(client, team, sent):
+    sign_in(client, sent, "bob@example.com")
+    url = f"/teams/{team.id}/settings/me/mail"
+    assert post(client, url, {"action": "unsubscribe"}).status_code == 303
+    with session() as s:
+        sup = suppressions.lookup(s, "bob@example.com")
+        assert (sup.reason, sup.detail) == ("unsubscribe", "from the settings page")
+        suppressions.add(s, "bob@example.com", "complaint", detail="arf", now=utcnow())
+    assert post(client, url, {"action": "unsubscribe"}).status_code == 303
+    with session() as s:
+        sup = suppressions.lookup(s, "bob@example.com")
+    assert (sup.reason, sup.detail) == ("complaint", "arf")
 
 
 def test_an_admin_creates_and_revokes_api_tokens(client, team, sent):

@@ -16,7 +16,7 @@ from app.models import (
     Team,
     TeamRelay,
 )
-from app.relay import routing
+from app.relay import routing, suppressions
 from app.relay.pipeline import deliver
 from app.relay.tracking import make_token
 from app.relay.transports.memory import MemoryTransport
@@ -112,6 +112,19 @@ def test_get_only_asks_and_post_unsubscribes_once(client, team):
     assert deliver(reminder_for(), transport=MemoryTransport(), now=FIXED_NOW) == "suppressed"
 
 
+def test_a_one_click_unsubscribe_goes_on_the_list_and_never_replaces_a_complaint(client, team):
+    mid, msg = send_digest()
+    url = re.search(r"<(http[^>]+/t/u/[^>]+)>", msg["List-Unsubscribe"]).group(1)
+    with session() as s:
+        suppressions.add(s, "ada@example.com", "complaint", detail="arf", now=FIXED_NOW)
+    r = client.post(path(url), content=b"List-Unsubscribe=One-Click", headers={"User-Agent": BROWSER})
+    assert r.status_code == 200
+    with session() as s:
+        sup = suppressions.lookup(s, "ada@example.com")
+    assert (sup.reason, sup.detail) == ("complaint", "arf")
+    assert [e["via"] for e in events(mid, "unsubscribe")] == ["one-click"]  # still recorded
+
+
 def test_reminders_are_not_tracked_unless_the_team_says_so(client, team):
     t = MemoryTransport()
     deliver(reminder_for(), transport=t, now=FIXED_NOW)
@@ -159,4 +172,5 @@ def test_mail_to_the_list_unsubscribe_mailto_address_unsubscribes(client, team):
     with session() as s:
         (sup,) = s.execute(select(Suppression)).scalars()
     assert (sup.email, sup.reason) == ("ada@example.com", "unsubscribe")
+    assert sup.detail == f"message {mid} via mailto"
     assert [e["via"] for e in events(mid, "unsubscribe")] == ["mailto"]

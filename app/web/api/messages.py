@@ -12,6 +12,7 @@ import json
 from sqlalchemy import select
 from starlette.responses import JSONResponse
 
+from app.errors import RequestError
 from app.models import MessageEvent, OutboundMessage, utcnow
 from app.relay import sends
 from app.relay.outbox import TRANSITIONS
@@ -130,7 +131,7 @@ def create(request, s, token, body):
     """POST /api/messages: send now or at ``send_at``; 202 (200 when the idempotency key is known)."""
     try:
         accepted = sends.create(s, body, token, now=utcnow(), settings=request.app.state.settings)
-    except sends.SendError as e:
+    except RequestError as e:
         raise ApiError(e.status, str(e)) from None
     s.commit()  # a worker must find the row its id names
     if accepted.state == "queued" and not accepted.duplicate:
@@ -146,7 +147,7 @@ def cancel(request, s, token, body):
         raise ApiError(404, f"no message {message_id}")
     try:
         state = sends.cancel(s, message_id, token, now=utcnow())
-    except sends.SendError as e:
+    except RequestError as e:
         raise ApiError(e.status, str(e)) from None
     return CANCELLED.dump({"id": message_id, "state": state})
 
@@ -156,7 +157,7 @@ def cancel_batch(request, s, token, body):
     """DELETE /api/batches/{batch_id}: cancel every message of the batch that is still scheduled."""
     try:
         result = sends.cancel_batch(s, request.path_params["batch_id"], token, now=utcnow())
-    except sends.SendError as e:
+    except RequestError as e:
         raise ApiError(e.status, str(e)) from None
     return BATCH_CANCELLED.dump(result)
 

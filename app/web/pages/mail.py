@@ -4,7 +4,6 @@ reprocessing, the suppression list. A team admin sees only their teams' mail; an
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, time, timedelta
 
 import nh3
@@ -15,8 +14,22 @@ from starlette.responses import HTMLResponse
 
 from app.accounts.users import normalize_email
 from app.inbound.process import reset_for_reprocess
-from app.models import Entry, InboundMessage, Member, OutboundMessage, Suppression, Team, utcnow
+from app.models import (
+    Entry,
+    InboundMessage,
+    Member,
+    OutboundMessage,
+    Route,
+    Sender,
+    Suppression,
+    Team,
+    TeamRelay,
+    utcnow,
+)
 from app.relay import outbox
+from app.relay import suppressions as suppression_list  # the page below is named suppressions
+from app.relay.admin import masked
+from app.relay.render import render_message
 from app.web.pages.framework import Ctx, back, page, render
 from app.web.security import SANDBOX_CSP
 from parsers.message import parse_mime
@@ -25,7 +38,6 @@ PAGE_ROWS = 200
 RAW_SHOWN = 256 * 1024
 STATES = tuple(outbox.TRANSITIONS)
 INBOUND_STATES = ("received", "processed", "ignored", "unverified", "failed")
-SUPPRESSION_REASONS = ("manual", "bounce", "complaint", "unsubscribe")
 
 
 def _day(value: str | None, end: bool = False) -> datetime | None:
@@ -86,17 +98,11 @@ def _outbound(ctx: Ctx, mid: int) -> OutboundMessage:
 
 
 def _render(ctx: Ctx, m: OutboundMessage, settings) -> tuple[str, str, str]:
-    """(text, html, error) of the message as it renders now; sign-in links are never shown."""
+    """(text, html, error) of the message as the relay renders it now; sign-in links are never shown."""
     if m.kind == "signin":
         return "(sign-in links are not shown here)", "", ""
-    from app.checkins.outgoing import CONTEXT_BUILDERS
-    from app.relay.render import render_parts
-
     try:
-        stored = json.loads(m.context or "{}")
-        builder = CONTEXT_BUILDERS.get(m.kind)
-        context = builder(ctx.s, m, stored, settings) if builder else stored
-        text, html = render_parts(m.template, context)
+        _, text, html = render_message(ctx.s, m, settings)
     except Exception as e:  # noqa: BLE001 - shown to the operator, as the relay would record it
         return "", "", f"{type(e).__name__}: {e}"
     return text, html, ""
@@ -270,10 +276,9 @@ def suppression_add(request: Request, ctx: Ctx):
         raise HTTPException(400, "That is not an email address.")
     if not _may_touch(ctx, email):
         raise HTTPException(403, "Team admins suppress only their members' addresses.")
-    if ctx.s.execute(select(Suppression.id).where(Suppression.email == email)).first():
+    detail = ctx.form.get("detail", "") or f"added by {ctx.user.email}"
+    if not suppression_list.add(ctx.s, email, "manual", detail=detail, now=utcnow()):
         raise HTTPException(400, f"{email} is already suppressed.")
-    detail = ctx.form.get("detail", "")[:1000] or f"added by {ctx.user.email}"
-    ctx.s.add(Suppression(email=email, reason="manual", detail=detail, created_at=utcnow()))
     return back("/mail/suppressions", f"{email} is suppressed.", request)
 
 
@@ -283,16 +288,13 @@ def suppression_remove(request: Request, ctx: Ctx):
     sup = ctx.s.get(Suppression, request.path_params["sid"])
     if sup is None or not _may_touch(ctx, sup.email):
         raise HTTPException(404, "No such suppression.")
-    ctx.s.delete(sup)
+    suppression_list.remove(ctx.s, sup.email)
     return back("/mail/suppressions", f"{sup.email} is no longer suppressed.", request)
 
 
 @page("operator")
 def senders(request: Request, ctx: Ctx):
     """GET /mail/senders: senders (secrets masked), their last hour from the outbox, routes, team relays."""
-    from app.models import Route, Sender, TeamRelay
-    from app.relay.admin import masked
-
     since = utcnow() - timedelta(hours=1)
     outcomes: dict[str, dict[str, int]] = {}
     for name, state, n in ctx.s.execute(

@@ -17,7 +17,7 @@ from app.checkins.outgoing import schedule_member
 from app.checkins.schedules import add_pause, effective, remove_pause, reschedule, update_member_schedule
 from app.checkins.times import ScheduleError, local_date, parse_hhmm
 from app.models import ApiToken, Member, MemberPause, Suppression, Team, TeamSettings, utcnow
-from app.relay import outbox
+from app.relay import outbox, suppressions
 from app.relay.api_tokens import create_token
 from app.web.pages.framework import Ctx, back, page, render
 
@@ -257,19 +257,18 @@ def my_subscription(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/me/mail: unsubscribe from (or back to) donebox's emails."""
     if ctx.member is None:
         raise HTTPException(403, "Only members of the team have a subscription in it.")
-    email = ctx.member.email.lower()
-    sup = ctx.s.execute(select(Suppression).where(Suppression.email == email)).scalar()
+    email = ctx.member.email
     if ctx.form.get("action") == "unsubscribe":
-        if sup is None:
-            ctx.s.add(Suppression(email=email, reason="unsubscribe", detail="from the settings page"))
+        suppressions.add(ctx.s, email, "unsubscribe", detail="from the settings page", now=utcnow())
         msg = "You will get no more email from donebox."
     else:
-        if sup is not None and sup.reason != "unsubscribe":
+        sup = suppressions.lookup(ctx.s, email)
+        if sup is not None and not suppressions.recipient_may_lift(sup.reason):
             raise HTTPException(
                 400, f"Your address is suppressed because of a {sup.reason}: ask an operator."
             )
         if sup is not None:
-            ctx.s.delete(sup)
+            suppressions.remove(ctx.s, email)
         msg = "You will get donebox's emails again."
     return back(f"/teams/{ctx.team.id}/settings/me", msg, request)
 

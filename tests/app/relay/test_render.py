@@ -1,12 +1,17 @@
+import json
+import subprocess
+import sys
 from email.parser import BytesParser
 from email.policy import default
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.errors import RenderError
-from app.relay.render import ascii_address, build_message
+from app.errors import RenderError, UnregisteredKind
+from app.relay import render
+from app.relay.render import ascii_address, build_message, render_message
 from tests.conftest import FIXED_NOW
 
 BREAKS = "".join(map(chr, [*range(0, 9), *range(10, 32), 0x7F, 0x85, 0x2028, 0x2029]))
@@ -133,3 +138,59 @@ def test_a_short_ascii_header_is_written_as_the_email_package_would_fold_it(name
     from app.relay.render import _unstructured
 
     assert _unstructured(name, value) == f"{name}: " + Header(value, header_name=name).encode(linesep="\r\n")
+
+
+# ---------------------------------------------------------------- the context registry
+
+
+def stored_row(kind: str, context: dict, template: str = "api"):
+    return SimpleNamespace(kind=kind, template=template, context=json.dumps(context))
+
+
+def test_a_kind_nothing_registered_is_a_render_error_naming_it():
+    with pytest.raises(UnregisteredKind, match="'newsletter'") as e:
+        render_message(None, stored_row("newsletter", {"text": "hi", "html": ""}), None)
+    assert isinstance(e.value, RenderError)
+
+
+def test_a_registered_builder_makes_the_context_it_renders_with(monkeypatch):
+    monkeypatch.setattr(render, "_CONTEXTS", dict(render._CONTEXTS))
+    seen = []
+
+    def build(s, message, stored, settings):
+        seen.append((s, stored, settings))
+        return {"text": f"built from {stored['n']}", "html": ""}
+
+    render.register_context("newsletter", build)
+    context, text, html = render_message("session", stored_row("newsletter", {"n": 7}), "settings")
+    assert seen == [("session", {"n": 7}, "settings")] and text.strip() == "built from 7"
+    assert context == {"text": "built from 7", "html": ""} and "built from 7" in html
+    assert render.registered("newsletter").shared is False
+
+
+def test_kinds_queued_with_their_whole_context_render_it_as_stored():
+    for kind in ("api", "signin", "invite"):
+        _, text, _ = render_message(None, stored_row(kind, {"text": "as stored", "html": ""}), None)
+        assert text.strip() == "as stored"
+
+
+def test_the_relay_alone_registers_no_check_in_kind_and_the_worker_registers_them_all():
+    code = (
+        "import app.relay.pipeline; from app.relay import render;"
+        "print(sorted(render._CONTEXTS));"
+        "import jobs.actors;"
+        "print(sorted((k, v.shared) for k, v in render._CONTEXTS.items()))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    relay_only, worker = out.splitlines()
+    assert relay_only == "['api', 'invite', 'signin']"
+    assert worker == str(
+        [
+            ("api", False),
+            ("digest", True),
+            ("invite", False),
+            ("reminder", False),
+            ("signin", False),
+            ("weekly", True),
+        ]
+    )

@@ -1,0 +1,112 @@
+"""The suppression list: addresses donebox does not send to, and why. The one writer of it.
+
+Every entry has one reason, and reasons have one order, strongest first (REASONS):
+
+    manual       an operator or team admin put it there; only they take it off
+    complaint    the recipient marked our mail as spam (provider event, ARF report)
+    bounce       the address does not exist (provider event, DSN, a 5.1.x refusal at send time)
+    unsubscribe  the recipient asked for no more mail (link, mailto, settings page, provider event)
+
+An address keeps its entry unless a strictly stronger reason comes: a bounce or a complaint
+replaces an unsubscribe, a complaint replaces a bounce, a manual entry replaces any other, and
+nothing replaces a manual entry. Adding what is already there, or something weaker, changes
+nothing. What an entry stops is ``stops``: an unsubscribe lets through the mail a person asked for
+that minute (sign-in links), every other reason stops everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import bindparam, case, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session
+
+from app.models import Suppression
+
+REASONS = ("manual", "complaint", "bounce", "unsubscribe")  # strongest first
+RANK = {reason: len(REASONS) - i for i, reason in enumerate(REASONS)}
+# mail a person asked for this minute: an unsubscribe does not stop it (a bounce or complaint does)
+ASKED_FOR = frozenset({"signin"})
+# the reasons the recipient may lift themselves (resubscribing on their settings page)
+RECIPIENT_MAY_LIFT = frozenset({"unsubscribe"})
+MAX_DETAIL = 1000
+CHUNK = 500  # rows per INSERT
+
+_TABLE = Suppression.__table__
+_REASONS_OF = select(Suppression.email, Suppression.reason).where(
+    Suppression.email.in_(bindparam("emails", expanding=True))
+)
+
+
+def stronger(new: str, old: str) -> bool:
+    """True when an entry for ``old`` is replaced by one for ``new`` (REASONS' order, strictly)."""
+    return RANK[new] > RANK.get(old, 0)
+
+
+def stops(reason: str, kind: str) -> bool:
+    """True when an entry of ``reason`` stops a message of ``kind`` ('' reason: not suppressed)."""
+    if not reason:
+        return False
+    return not (reason == "unsubscribe" and kind in ASKED_FOR)
+
+
+def recipient_may_lift(reason: str) -> bool:
+    """True when the recipient may remove an entry of ``reason`` themselves."""
+    return reason in RECIPIENT_MAY_LIFT
+
+
+def _insert(s: Session):
+    return pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _rank(column):
+    return case(RANK, value=column, else_=0)
+
+
+def add_many(s: Session, items: dict[str, tuple[str, str]], *, now: datetime) -> int:
+    """Add ``{email: (reason, detail)}`` under the precedence rule, one statement per CHUNK; the
+    entries written (new, or replaced by a stronger reason). Raises ValueError for an unknown reason."""
+    rows: dict[str, dict] = {}
+    for email, (reason, detail) in sorted(items.items()):
+        if reason not in RANK:
+            raise ValueError(f"not a suppression reason: {reason!r} (one of {', '.join(REASONS)})")
+        email = email.strip().lower()
+        if email in rows and not stronger(reason, rows[email]["reason"]):
+            continue
+        rows[email] = {"email": email, "reason": reason, "detail": detail[:MAX_DETAIL], "created_at": now}
+    written = 0
+    values = list(rows.values())
+    for i in range(0, len(values), CHUNK):
+        stmt = _insert(s)(_TABLE).values(values[i : i + CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["email"],
+            set_={"reason": stmt.excluded.reason, "detail": stmt.excluded.detail, "created_at": now},
+            where=_rank(_TABLE.c.reason) < _rank(stmt.excluded.reason),
+        )
+        written += len(s.execute(stmt.returning(_TABLE.c.id)).all())
+    return written
+
+
+def add(s: Session, email: str, reason: str, *, detail: str = "", now: datetime) -> bool:
+    """Suppress ``email`` for ``reason`` under the precedence rule; True when the entry was written."""
+    return add_many(s, {email: (reason, detail)}, now=now) == 1
+
+
+def remove(s: Session, email: str) -> str | None:
+    """Take ``email`` off the list; the reason it had, or None when it was not there."""
+    stmt = delete(_TABLE).where(_TABLE.c.email == email.strip().lower()).returning(_TABLE.c.reason)
+    return s.execute(stmt).scalar()
+
+
+def lookup(s: Session, email: str) -> Suppression | None:
+    """The entry of ``email``, or None."""
+    return s.execute(select(Suppression).where(Suppression.email == email.strip().lower())).scalar()
+
+
+def reasons(s: Session, emails: Iterable[str]) -> dict[str, str]:
+    """{email: reason} of the suppressed among ``emails`` (lowercased), in one statement."""
+    wanted = sorted({e.lower() for e in emails})
+    return dict(s.connection().execute(_REASONS_OF, {"emails": wanted}).all()) if wanted else {}
