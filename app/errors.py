@@ -26,6 +26,7 @@ Exception
  +-- Raced                         app.inbound.process: another worker moved the rows first
  +-- TooLarge                      app.web.common: a request body past its limit
  +-- Refused                       app.web.hooks.inbound: a webhook refused (status, reason)
+ +-- ApiError                      app.web.api.base: a JSON API request refused (status, reason)
 """
 
 from __future__ import annotations
