@@ -1,5 +1,7 @@
 """Every URL of the web app, in one table."""
 
+from functools import partial
+
 from starlette.routing import Route
 
 from app.web.api import inbound as api_inbound
@@ -56,11 +58,10 @@ routes = [
     Route("/api/entries/{entry_id:int}", api_teams.entry_patch, methods=["PATCH"]),
     Route("/api/entries/{entry_id:int}", api_teams.entry_delete, methods=["DELETE"]),
     Route("/api/events", api_teams.events),
-    Route("/inbound/raw", inbound.raw, methods=["POST"]),
-    Route("/inbound/mailgun/mime", inbound.mailgun_mime, methods=["POST"]),  # Mailgun posts raw MIME here
-    Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
-    Route("/events/sendgrid", events.sendgrid, methods=["POST"]),  # SendGrid's Event Webhook
-    Route("/events/ses", events.ses, methods=["POST"]),  # SES notifications through SNS
+    Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),  # raw, sendgrid, mailgun, ...
+    # Mailgun posts raw MIME (body-mime) to route URLs ending in mime: the same intake
+    Route("/inbound/mailgun/mime", partial(inbound.intake, name="mailgun"), methods=["POST"]),
+    Route("/events/{provider:str}", events.webhook, methods=["POST"]),  # sendgrid, ses
     Route("/api/inbound", api_inbound.list_inbound),
     Route("/api/inbound/{id:str}", api_inbound.get_inbound),
     Route("/api/messages", api_sends.create, methods=["POST"]),
