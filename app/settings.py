@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from parsers.providers import PROVIDERS
+from parsers.providers.sendgrid import ecdsa_public_key
+
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: templates/ lives here
 
 
@@ -109,6 +112,23 @@ class Settings:
     def mail_dir(self) -> Path:
         return self.var_dir / "mail"
 
+    def secret_for(self, provider: str) -> str | tuple[str, ...]:
+        """The secret authenticating ``provider``'s inbound webhook (its ``setting``); empty when unset."""
+        return self._named(PROVIDERS[provider].setting, "")
+
+    def event_secret_for(self, provider: str) -> str | tuple[str, ...]:
+        """The secret authenticating ``provider``'s event webhook (``event_setting``); empty when unset."""
+        return self._named(PROVIDERS[provider].event_setting, "")
+
+    def max_age_for(self, provider: str, *, events: bool = False) -> int:
+        """How old (or how far ahead) ``provider``'s signed timestamps may be; 0 when it signs none."""
+        p = PROVIDERS[provider]
+        return self._named(p.event_max_age_setting if events else p.max_age_setting, 0)
+
+    def _named(self, setting: str, unset):
+        # a setting's field is its name in lower case (SES_TOPIC_ARNS -> ses_topic_arns)
+        return getattr(self, setting.lower()) if setting else unset
+
 
 def _dev_secret(var_dir: Path, name: str) -> str:
     """A random secret generated once and kept in ``var/`` (development only)."""
@@ -146,8 +166,6 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
         raise SettingsError("SES_VERIFY_SIGNATURES cannot be off in production")
     sg_key = e("SENDGRID_EVENT_PUBLIC_KEY", "").strip()
     if sg_key:
-        from app.inbound.webhook_auth import ecdsa_public_key
-
         try:
             ecdsa_public_key(sg_key)
         except ValueError as exc:

@@ -19,8 +19,8 @@ from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
 
-from parsers.events import DeliveryEvent
 from parsers.message import InboundEmail, addresses, message_ids
+from parsers.providers.events import DeliveryEvent
 
 MAX_PARTS = 200  # parts of a report looked at; a DSN has three
 MAX_RECIPIENTS = 100

@@ -1,14 +1,17 @@
-"""Amazon SNS message authentication: signature versions 1 and 2, pinned certificate hosts and topics.
+"""Amazon SNS message authentication: signature versions 1 and 2, pinned certificate hosts, and
+the subscription handshake; the one provider check that does I/O.
 
 The signing certificate is fetched over HTTPS, and only from a URL whose host matches
-SNS_CERT_HOSTS; a SubscriptionConfirmation is confirmed only for an allowed topic and
-only after its signature verified. No request ever goes to any other host.
+SNS_CERT_HOSTS; a SubscriptionConfirmation is confirmed only for a pinned topic (the
+provider's ``verify`` checked the pin before) and only after its signature verified. No
+request ever goes to any other host.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import ssl
 import threading
@@ -20,8 +23,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from app.inbound.webhook_auth import AuthError
 from app.settings import Settings
+from parsers.providers import AuthError, Forbidden
+
+log = logging.getLogger("donebox.inbound")
 
 FETCH_TIMEOUT_S = 5.0
 MAX_CERT_BYTES = 64 * 1024
@@ -136,15 +141,6 @@ def verify(doc: dict, settings: Settings) -> None:
         raise AuthError("SNS signature does not verify") from None
 
 
-def topic_allowed(doc: dict, settings: Settings, arns: tuple[str, ...] | None = None) -> bool:
-    """True when the message's TopicArn is pinned in ``arns`` (default SES_TOPIC_ARNS), or, in
-    development only, when none is pinned."""
-    arns = settings.ses_topic_arns if arns is None else arns
-    if not arns:
-        return not settings.production
-    return doc.get("TopicArn") in arns
-
-
 def confirm_subscription(doc: dict, settings: Settings) -> None:
     """Visit the SubscribeURL of a verified confirmation for an allowed topic; raises AuthError."""
     url = str(doc.get("SubscribeURL", ""))
@@ -154,3 +150,22 @@ def confirm_subscription(doc: dict, settings: Settings) -> None:
         _get(url, settings, 64 * 1024)
     except OSError as e:
         raise CertUnavailable(f"confirming the subscription failed: {type(e).__name__}") from None
+
+
+def preflight(doc: dict, settings: Settings, *, pinned: bool, setting: str) -> dict | None:
+    """Check an SNS message's signature (unless SES_VERIFY_SIGNATURES is off) and answer the
+    subscription handshake: the JSON to answer with when the message carries no notification,
+    else None. ``pinned``: ``setting`` pins topics. Raises AuthError, Forbidden or CertUnavailable."""
+    if settings.ses_verify_signatures:
+        verify(doc, settings)
+    kind = doc.get("Type")
+    if kind == "SubscriptionConfirmation":
+        if not (settings.ses_verify_signatures and pinned):
+            raise Forbidden(f"not confirmed: confirming needs {setting} and SES_VERIFY_SIGNATURES on")
+        confirm_subscription(doc, settings)
+        log.info("confirmed the SNS subscription to %s", doc.get("TopicArn"))
+        return {"confirmed": True}
+    if kind == "UnsubscribeConfirmation":
+        log.warning("SNS says %s was unsubscribed", doc.get("TopicArn"))
+        return {"unsubscribed": True}
+    return None

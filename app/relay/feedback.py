@@ -1,6 +1,6 @@
 """Delivery feedback applied: provider webhooks and bounce mail -> message state, suppressions, events.
 
-The one place that decides what a ``DeliveryEvent`` (parsers/events) does: ``EFFECTS``
+The one place that decides what a ``DeliveryEvent`` (parsers/providers/events.py) does: ``EFFECTS``
 maps our event kinds to a state (through app.relay.outbox's compare-and-set, so a late event
 never moves a message backwards) and a suppression. ``apply_events`` applies a batch in
 one transaction with a fixed number of statements:
@@ -28,8 +28,8 @@ from app.models import MessageEvent, OutboundMessage
 from app.relay import outbox, suppressions
 from app.relay.tracking import is_machine
 from parsers.dsn import delivery_events, parse_report
-from parsers.events import DeliveryEvent
 from parsers.message import InboundEmail
+from parsers.providers.events import DeliveryEvent
 
 log = logging.getLogger("donebox.events")
 

@@ -1,5 +1,7 @@
 """Every URL of the web app, in one table."""
 
+from functools import partial
+
 from starlette.routing import Route
 
 from app.web.api import entries as api_entries
@@ -65,11 +67,10 @@ routes = [
     Route("/api/messages/{id:int}", api_messages.cancel, methods=["DELETE"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
     Route("/api/batches/{batch_id:str}", api_messages.cancel_batch, methods=["DELETE"]),
-    Route("/inbound/raw", inbound.raw, methods=["POST"]),
-    Route("/inbound/mailgun/mime", inbound.mailgun_mime, methods=["POST"]),  # Mailgun posts raw MIME here
-    Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),
-    Route("/events/sendgrid", events.sendgrid, methods=["POST"]),  # SendGrid's Event Webhook
-    Route("/events/ses", events.ses, methods=["POST"]),  # SES notifications through SNS
+    Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),  # raw, sendgrid, mailgun, ...
+    # Mailgun posts raw MIME (body-mime) to route URLs ending in mime: the same intake
+    Route("/inbound/mailgun/mime", partial(inbound.intake, name="mailgun"), methods=["POST"]),
+    Route("/events/{provider:str}", events.webhook, methods=["POST"]),  # sendgrid, ses
     Route("/dev/inbox", dev.inbox),
     Route(
         "/dev/inbound/{provider:str}/parse-only", inbound.parse_only, methods=["POST"]

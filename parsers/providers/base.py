@@ -1,24 +1,58 @@
-"""The provider adapter contract: a request payload in, dedupe keys and one ``InboundEmail`` out.
+"""The provider contract: prove a request came from the provider, then turn its payload into
+dedupe keys, one ``InboundEmail`` and ``DeliveryEvent``s.
 
-An adapter is pure: it never verifies signatures (that needs secrets and the
-clock, see app/webhooks.py), never touches the network or the database. ``keys``
-is cheap (it runs inside the webhook, before the 2xx); ``parse`` is the full
+A provider is pure: ``verify`` gets the secret and the time as arguments, nothing touches
+the network or the database (Amazon SNS's certificate fetch lives in app/inbound/sns.py).
+``keys`` is cheap (it runs inside the webhook, before the 2xx); ``parse`` is the full
 normalization (it runs in the process_inbound job, on the stored payload).
+
+Exceptions::
+
+    AuthError          the request is not proven to come from the provider (401)
+    +-- Forbidden      it is proven, but from a source nobody pinned (an SNS topic) (403)
+    PayloadError       the body is not in the provider's documented format (400)
+    EventError         the body is not in the provider's event format (400; events.py)
+    NoWebhook          the provider has no such webhook (404)
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from email.header import decode_header, make_header
 from email.parser import HeaderParser
 from email.policy import compat32
 from functools import cached_property
 
 from parsers.message import InboundEmail, addresses, headers_digest, message_ids
+from parsers.providers.events import DeliveryEvent
 from parsers.providers.form import Form, parse_form
+
+Headers = Mapping[str, str]  # request headers; names are looked up lower-case
+BASIC_CHALLENGE = 'Basic realm="donebox inbound"'
+
+
+class AuthError(Exception):
+    """Raised when a request is not proven to come from the provider; the text says why."""
+
+    status = 401
+
+
+class Forbidden(AuthError):
+    """Raised when a proven request comes from a source that is not pinned (an SNS topic)."""
+
+    status = 403
+
+
+class NoWebhook(LookupError):
+    """Raised when a provider has no webhook of the kind asked for (the endpoint answers 404)."""
 
 
 class PayloadError(ValueError):
@@ -68,9 +102,39 @@ class Payload:
 
 
 class Provider:
-    """One inbound provider: its name in URLs and how its payloads map to our vocabulary."""
+    """One provider: its name in URLs, how it proves a request, how its payloads map to ours.
 
-    name = ""
+    The class attributes say what differs between providers, so the endpoints name none.
+    """
+
+    name = ""  # in URLs (/inbound/{name}, /events/{name}) and in InboundMessage.provider
+    webhook = True  # posts to /inbound/{name}; False: parse-only (the IMAP poller)
+    setting = ""  # the setting holding the inbound webhook's secret (Settings.secret_for)
+    max_age_setting = ""  # the setting bounding a signed timestamp's age, when the proof has one
+    event_setting = ""  # the setting holding the event webhook's secret; "" = no /events/{name}
+    event_max_age_setting = ""  # the same bound for the event webhook
+    content_types: tuple[str, ...] = ()  # media types /inbound/{name} takes (others: 415); () = any
+    body_signed = False  # the proof covers the body; False: verify reads headers only, before the body
+    challenge = ""  # the WWW-Authenticate of a 401 (HTTP Basic providers)
+    via_sns = False  # requests are Amazon SNS messages: their signature and handshake are checked too
+    open_in_development = True  # development accepts requests, loudly, while the setting is unset
+    stores_payload = True  # keep the request body next to the raw MIME (False: it is the raw MIME)
+    created_status = 200  # the answer to a new message; a duplicate is always 200
+
+    def verify(self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300) -> None:
+        """Prove an inbound request with ``secret``; raises AuthError (or PayloadError for an
+        unreadable body). Fails closed: a provider that does not say how is refused."""
+        raise AuthError(f"{self.name} requests cannot be verified")
+
+    def verify_events(
+        self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300
+    ) -> None:
+        """Prove an event webhook request with ``secret``; raises AuthError or NoWebhook."""
+        raise NoWebhook(f"{self.name} has no event webhook")
+
+    def replay_token(self, payload: Payload) -> str:
+        """The one-time token of a verified request, to be remembered with the message; '' if none."""
+        return ""
 
     def keys(self, payload: Payload) -> Keys:
         """Dedupe keys and raw MIME of a payload; raises PayloadError when it is not this provider's."""
@@ -79,6 +143,44 @@ class Provider:
     def parse(self, payload: Payload) -> InboundEmail:
         """The normalized email of a payload that ``keys`` accepted; never raises on odd mail."""
         raise NotImplementedError
+
+    def parse_events(self, payload: Payload) -> list[DeliveryEvent]:
+        """Every event of a verified event webhook body; EventError when malformed, NoWebhook when
+        the provider has no event webhook."""
+        raise NoWebhook(f"{self.name} has no event webhook")
+
+
+def check_basic(headers: Headers, expected: str) -> None:
+    """HTTP Basic credentials must equal ``expected`` (``user:password``); raises AuthError."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic" or not value.strip():
+        raise AuthError("missing HTTP Basic credentials (put user:password in the webhook URL)")
+    try:
+        given = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise AuthError("malformed HTTP Basic credentials") from None
+    if not hmac.compare_digest(given, expected.encode()):
+        raise AuthError("wrong HTTP Basic credentials")
+
+
+def check_bearer(headers: Headers, expected: str) -> None:
+    """``Authorization: Bearer <expected>``; raises AuthError."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected.encode()):
+        raise AuthError("missing or wrong bearer token")
+
+
+def unix_time(value: str, what: str) -> int:
+    """A signed Unix timestamp in seconds; raises AuthError("malformed <what>") when it is not one."""
+    if not value.isdigit() or len(value) > 12:
+        raise AuthError(f"malformed {what}")
+    return int(value)
+
+
+def check_fresh(timestamp: int, *, now: datetime, max_age_s: int, what: str) -> None:
+    """A signed timestamp within ``max_age_s`` of ``now`` (either way); raises AuthError."""
+    if abs(now.timestamp() - timestamp) > max_age_s:
+        raise AuthError(f"stale {what} (more than {max_age_s} s from now)")
 
 
 def json_field(value, what: str, default):

@@ -1,19 +1,23 @@
-"""Postmark inbound webhook: one JSON document; ``RawEmail`` (when enabled) is preferred."""
+"""Postmark inbound webhook: one JSON document, HTTP Basic; ``RawEmail`` (when enabled) is preferred."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from dataclasses import replace
+from datetime import datetime
 
 from parsers.message import Attachment, InboundEmail, auth_verdicts, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
 from parsers.providers.base import (
+    BASIC_CHALLENGE,
+    Headers,
     Keys,
     Payload,
     PayloadError,
     Provider,
     address_list,
+    check_basic,
     decode_words,
     sha256,
     threading_fields,
@@ -36,6 +40,11 @@ class Postmark(Provider):
     """Postmark's inbound JSON; ``MessageID`` is Postmark's own id and the dedupe key."""
 
     name = "postmark"
+    setting = "POSTMARK_INBOUND_AUTH"
+    challenge = BASIC_CHALLENGE
+
+    def verify(self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300) -> None:
+        check_basic(headers, secret)
 
     def _doc(self, payload: Payload) -> dict:
         doc = payload.json

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from parsers.message import InboundEmail, looks_like_message, parse_mime, raw_envelope_to, raw_message_id
-from parsers.providers.base import Keys, Payload, PayloadError, Provider
+from parsers.providers.base import Headers, Keys, Payload, PayloadError, Provider, check_bearer
 
 
 class Raw(Provider):
-    """A whole message as ``message/rfc822`` bytes."""
+    """A whole message as ``message/rfc822`` bytes, with a bearer token."""
 
     name = "raw"
+    setting = "INBOUND_RAW_TOKEN"
+    content_types = ("message/rfc822",)
+    open_in_development = False  # development generates a token, so unset means misconfigured
+    stores_payload = False
+    created_status = 202
+
+    def verify(self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300) -> None:
+        check_bearer(headers, secret)
 
     def keys(self, payload: Payload) -> Keys:
         why = looks_like_message(payload.body)
@@ -29,3 +39,5 @@ class Imap(Raw):
     """A message fetched from an IMAP mailbox (same payload as raw)."""
 
     name = "imap"
+    webhook = False
+    setting = ""

@@ -1,9 +1,26 @@
-"""SendGrid Inbound Parse: multipart form, raw mode (``email``) or parsed mode (fields + charsets)."""
+"""SendGrid: Inbound Parse (a multipart form, raw mode ``email`` or parsed mode with charsets),
+authenticated by HTTP Basic; the Event Webhook (a JSON array), signed with ECDSA.
+
+The Event Webhook is signed with ECDSA (P-256, SHA-256) over the timestamp header followed by
+the raw body; its public key (base64 DER, from SendGrid's settings) is SENDGRID_EVENT_PUBLIC_KEY.
+Our outbox id comes back as the top-level custom arg ``donebox_id``; ``sg_message_id`` is the
+X-Message-Id we stored plus a ``.filter...``/``.recvd...`` suffix.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import json
 import re
 from dataclasses import replace
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from parsers.message import (
     Attachment,
@@ -16,18 +33,82 @@ from parsers.message import (
 )
 from parsers.message import raw_message_id as mime_message_id
 from parsers.providers.base import (
+    BASIC_CHALLENGE,
+    AuthError,
+    Headers,
     Keys,
     Payload,
     PayloadError,
     Provider,
     address_list,
+    check_basic,
+    check_fresh,
     first,
     header_block,
     json_field,
     sha256,
     threading_fields,
+    unix_time,
     verdict,
 )
+from parsers.providers.events import DeliveryEvent, EventError, bounded
+
+SIGNATURE = "x-twilio-email-event-webhook-signature"  # the Event Webhook's headers
+TIMESTAMP = "x-twilio-email-event-webhook-timestamp"
+# SendGrid event -> ours; a bounce's ``type`` refines it (below). Unknown events are skipped.
+EVENTS = {
+    "processed": "processed",
+    "delivered": "delivered",
+    "deferred": "deferred",
+    "bounce": "bounce",
+    "dropped": "dropped",
+    "spamreport": "complaint",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+    "open": "open",
+    "click": "click",
+}
+# a bounce event's ``type``: "bounce" is a hard bounce; "blocked" is SendGrid's soft bounce
+BOUNCE_TYPES = {"bounce": "bounce", "blocked": "soft_bounce", "expired": "soft_bounce"}
+# a dropped event's ``reason`` (lower-cased) -> cause; SendGrid drops mail to addresses it suppresses
+DROP_REASONS = {
+    "bounced address": "bounce",
+    "invalid": "invalid",
+    "invalid address": "invalid",
+    "spam reporting address": "complaint",
+    "unsubscribed address": "unsubscribe",
+}
+MAX_EVENTS = 50_000  # a batch is at most ~768 KB (a few thousand events); more is not SendGrid
+
+
+def provider_id(sg_message_id: str) -> str:
+    """The X-Message-Id part of an ``sg_message_id`` (``<id>.filter...`` or ``<id>.recvd-...``)."""
+    return sg_message_id.split(".", 1)[0]
+
+
+def _time(value) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _outbound_id(value) -> int | None:
+    value = bounded(value, 20)
+    return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
+
+
+def _event_id(item: dict) -> str:
+    given = bounded(item.get("sg_event_id"), 200)
+    if given:
+        return "sendgrid:" + given
+    # no id (old accounts, dropped events): the event's own content names it, so a retried
+    # batch still dedupes
+    digest = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
+    return "sendgrid:sha256:" + digest[:40]
+
 
 _DKIM_RESULT = re.compile(r":\s*([a-z]+)", re.IGNORECASE)
 
@@ -38,10 +119,55 @@ def dkim_verdict(value: str) -> str:
     return "pass" if "pass" in results else (results[0] if results else "")
 
 
+@lru_cache(maxsize=4)
+def ecdsa_public_key(value: str) -> ec.EllipticCurvePublicKey:
+    """A P-256 public key from base64 DER (as SendGrid shows it) or PEM; ValueError when it is not one."""
+    value = value.strip()
+    try:
+        if value.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(value.encode())
+        else:
+            key = serialization.load_der_public_key(base64.b64decode("".join(value.split()), validate=True))
+    except (binascii.Error, ValueError, TypeError) as e:
+        raise ValueError(f"not a public key: {e}") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ValueError("not an ECDSA P-256 public key")
+    return key
+
+
 class SendGrid(Provider):
-    """SendGrid's Inbound Parse webhook (both of its modes)."""
+    """SendGrid's Inbound Parse webhook (both of its modes) and its Signed Event Webhook."""
 
     name = "sendgrid"
+    setting = "SENDGRID_INBOUND_AUTH"
+    event_setting = "SENDGRID_EVENT_PUBLIC_KEY"
+    event_max_age_setting = "SENDGRID_EVENT_MAX_AGE_S"
+    challenge = BASIC_CHALLENGE
+
+    def verify(self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300) -> None:
+        check_basic(headers, secret)
+
+    def verify_events(
+        self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300
+    ) -> None:
+        """ECDSA over timestamp + body, and a fresh timestamp. A replay inside the window is
+        harmless: every event is recorded once (by its event id)."""
+        signature, timestamp = headers.get(SIGNATURE, ""), headers.get(TIMESTAMP, "")
+        if not (signature and timestamp):
+            raise AuthError(
+                "missing X-Twilio-Email-Event-Webhook-Signature or -Timestamp "
+                "(turn on the Signed Event Webhook)"
+            )
+        ts = unix_time(timestamp, "X-Twilio-Email-Event-Webhook-Timestamp")
+        try:
+            sig = base64.b64decode(signature.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise AuthError("malformed X-Twilio-Email-Event-Webhook-Signature") from None
+        try:
+            ecdsa_public_key(secret).verify(sig, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            raise AuthError("SendGrid event signature does not verify") from None
+        check_fresh(ts, now=now, max_age_s=max_age_s, what="SendGrid event timestamp")
 
     def _envelope_to(self, payload: Payload) -> tuple[str, ...]:
         envelope = json_field(payload.form.get("envelope"), "envelope", {})
@@ -127,3 +253,60 @@ class SendGrid(Provider):
             notes=tuple(notes),
             **threading_fields(headers),
         )
+
+    def parse_events(self, payload: Payload) -> list[DeliveryEvent]:
+        """Every event of the batch we have a kind for; EventError when the body is malformed."""
+        try:
+            items = json.loads(payload.body)
+        except (ValueError, RecursionError) as e:
+            raise EventError(f"the body is not JSON: {str(e)[:200]}") from None
+        if not isinstance(items, list):
+            raise EventError("the body is JSON but not an array of events")
+        if len(items) > MAX_EVENTS:
+            raise EventError(f"more than {MAX_EVENTS} events in one request")
+        out = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise EventError(f"event {i} is not an object")
+            name = item.get("event")
+            if not isinstance(name, str):
+                raise EventError(f"event {i} has no 'event' name")
+            kind = EVENTS.get(name)
+            if kind is None:
+                continue  # processed by SendGrid but nothing we act on (group_resubscribe, account events)
+            cause = ""
+            if kind == "bounce":
+                kind = BOUNCE_TYPES.get(bounded(item.get("type")).lower(), "bounce")
+            elif kind == "dropped":
+                cause = DROP_REASONS.get(bounded(item.get("reason")).strip().lower(), "other")
+            detail = {
+                k: bounded(item.get(v), 2000)
+                for k, v in (
+                    ("reason", "reason"),
+                    ("status", "status"),
+                    ("response", "response"),
+                    ("type", "type"),
+                    ("classification", "bounce_classification"),
+                    ("url", "url"),
+                    ("user_agent", "useragent"),
+                    ("ip", "ip"),
+                )
+                if item.get(v) not in (None, "")
+            }
+            if item.get("sg_machine_open") is True:
+                detail["machine_open"] = True
+            out.append(
+                DeliveryEvent(
+                    source="sendgrid",
+                    kind=kind,
+                    event_id=_event_id(item),
+                    recipient=bounded(item.get("email"), 320).strip().lower(),
+                    outbound_id=_outbound_id(item.get("donebox_id")),
+                    provider_id=provider_id(bounded(item.get("sg_message_id"), 300)),
+                    at=_time(item.get("timestamp")),
+                    cause=cause,
+                    detail=detail,
+                    raw=item,
+                )
+            )
+        return out

@@ -1,7 +1,11 @@
-"""Amazon SES receipt rules with an SNS action: an SNS ``Notification`` whose Message is SES's JSON.
+"""Amazon SES through SNS: receipt rules (inbound mail) and notifications (delivery events).
 
-SNS carries at most 150 KB and the mail sits in ``content`` (``BASE64`` or ``UTF8``
-encoding, as the rule's action says). The SNS signature is verified in app/sns.py.
+Both arrive as SNS messages whose ``Message`` is SES's JSON; only SNS topics pinned in a
+setting are accepted (``verify``), and the SNS signature and subscription handshake are
+checked by app/inbound/sns.py (it fetches the signing certificate). Inbound: SNS carries at
+most 150 KB and the mail sits in ``content`` (``BASE64`` or ``UTF8`` encoding, as the rule's
+action says). Events: the SNS MessageId names the notification (SNS keeps it across
+retries), so it is the dedupe key; a notification about several recipients gives one event each.
 """
 
 from __future__ import annotations
@@ -10,9 +14,65 @@ import base64
 import binascii
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
 
-from parsers.message import InboundEmail, parse_mime, raw_message_id
-from parsers.providers.base import Keys, Payload, PayloadError, Provider, sha256, verdict
+from parsers.message import InboundEmail, message_ids, parse_mime, raw_message_id
+from parsers.providers.base import (
+    Forbidden,
+    Headers,
+    Keys,
+    Payload,
+    PayloadError,
+    Provider,
+    sha256,
+    verdict,
+)
+from parsers.providers.events import DeliveryEvent, EventError, bounded
+
+# SES notificationType / eventType -> (ours, the object holding details, its recipients list)
+TYPES = {
+    "Bounce": ("bounce", "bounce", "bouncedRecipients"),
+    "Complaint": ("complaint", "complaint", "complainedRecipients"),
+    "Delivery": ("delivered", "delivery", "recipients"),
+    "Send": ("processed", "send", None),
+    "Reject": ("dropped", "reject", None),
+    "DeliveryDelay": ("deferred", "deliveryDelay", "delayedRecipients"),
+    "Open": ("open", "open", None),
+    "Click": ("click", "click", None),
+}
+# bounce.bounceType -> ours: only Permanent is final (Undetermined: SES could not tell)
+BOUNCE_TYPES = {"Permanent": "bounce", "Transient": "soft_bounce", "Undetermined": "soft_bounce"}
+
+
+def _time(value) -> datetime | None:
+    try:
+        t = datetime.fromisoformat(bounded(value, 40).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _our_ids(mail: dict) -> tuple[str, ...]:
+    """Message-IDs the mail had when we handed it over (SES sets its own when it sends)."""
+    found = []
+    common = mail.get("commonHeaders")
+    if isinstance(common, dict):
+        found += message_ids(bounded(common.get("messageId")))
+    headers = mail.get("headers")
+    if isinstance(headers, list):
+        for h in headers:
+            if isinstance(h, dict) and bounded(h.get("name")).lower() == "message-id":
+                found += message_ids(bounded(h.get("value")))
+    return tuple(dict.fromkeys(found))
+
+
+def _address(value) -> str:
+    if isinstance(value, dict):
+        value = value.get("emailAddress")
+    addr = bounded(value, 320).strip()
+    if "<" in addr and addr.endswith(">"):  # "Name <addr>" as SES sometimes reports it
+        addr = addr.rsplit("<", 1)[1][:-1]
+    return addr.lower()
 
 
 def _dict(value) -> dict:
@@ -46,10 +106,30 @@ def content_bytes(doc: dict) -> bytes | None:
     return content.encode("utf-8", "surrogatepass")
 
 
+def pinned(body: bytes, arns: tuple[str, ...], setting: str) -> None:
+    """The SNS message's TopicArn must be one of ``arns``; raises Forbidden (PayloadError when the
+    body is not an SNS message)."""
+    topic = Payload(body).json.get("TopicArn")
+    if not isinstance(topic, str) or topic not in arns:
+        raise Forbidden(f"SNS topic {str(topic)[:200]!r} is not in {setting}")
+
+
 class SES(Provider):
-    """SES inbound through SNS; ``mail.messageId`` is SES's id and the dedupe key."""
+    """SES through SNS; for inbound mail ``mail.messageId`` is SES's id and the dedupe key."""
 
     name = "ses"
+    setting = "SES_TOPIC_ARNS"
+    event_setting = "SES_EVENT_TOPIC_ARNS"
+    body_signed = True
+    via_sns = True
+
+    def verify(self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300) -> None:
+        pinned(body, secret, self.setting)
+
+    def verify_events(
+        self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300
+    ) -> None:
+        pinned(body, secret, self.event_setting)
 
     def keys(self, payload: Payload) -> Keys:
         doc = ses_notification(payload.json)
@@ -85,3 +165,69 @@ class SES(Provider):
             )
         email = parse_mime(keys.raw_mime, provider=self.name, provider_id=keys.provider_id)
         return replace(email, envelope_to=keys.envelope_to or email.envelope_to, **verdicts)
+
+    def parse_events(self, payload: Payload) -> list[DeliveryEvent]:
+        """The events of one SNS Notification from SES; EventError when it is not one or its Message
+        is malformed."""
+        envelope = payload.json
+        if envelope.get("Type") != "Notification":
+            raise EventError("not an SNS Notification")
+        sns_id = bounded(envelope.get("MessageId"), 200)
+        if not sns_id:
+            raise EventError("the SNS notification has no MessageId")
+        try:
+            doc = json.loads(bounded(envelope.get("Message"), 10_000_000))
+        except (ValueError, RecursionError) as e:
+            raise EventError(f"the SNS Message is not JSON: {str(e)[:200]}") from None
+        if not isinstance(doc, dict):
+            raise EventError("the SNS Message is not a JSON object")
+        name = bounded(doc.get("notificationType") or doc.get("eventType"), 100)
+        if not name:
+            raise EventError("the SES notification has neither notificationType nor eventType")
+        if name not in TYPES:
+            return []  # e.g. AmazonSnsSubscriptionSucceeded, Rendering Failure: nothing to apply
+        kind, key, rcpt_key = TYPES[name]
+        mail = doc.get("mail") if isinstance(doc.get("mail"), dict) else {}
+        info = doc.get(key) if isinstance(doc.get(key), dict) else {}
+        if kind == "bounce":
+            kind = BOUNCE_TYPES.get(bounded(info.get("bounceType")), "soft_bounce")
+        if kind == "complaint" and bounded(info.get("complaintFeedbackType")).lower() == "not-spam":
+            return []  # the recipient said it is NOT spam
+        recipients = info.get(rcpt_key) if rcpt_key else None
+        if not isinstance(recipients, list) or not recipients:
+            recipients = mail.get("destination") if isinstance(mail.get("destination"), list) else [""]
+        common = {
+            "source": "ses",
+            "kind": kind,
+            "provider_id": bounded(mail.get("messageId"), 255),
+            "message_ids": _our_ids(mail),
+            "at": _time(info.get("timestamp") or mail.get("timestamp")),
+            "cause": "other" if kind == "dropped" else "",
+        }
+        base = {
+            k: bounded(info.get(v), 2000)
+            for k, v in (
+                ("type", "bounceType"),
+                ("subtype", "bounceSubType"),
+                ("feedback_type", "complaintFeedbackType"),
+                ("reason", "reason"),
+                ("url", "link"),
+                ("user_agent", "userAgent"),
+                ("ip", "ipAddress"),
+                ("response", "smtpResponse"),
+            )
+            if info.get(v) not in (None, "")
+        }
+        raw = {"type": name, key: info, "mail": {"messageId": mail.get("messageId")}}
+        out = []
+        for i, r in enumerate(recipients[:1000]):
+            detail = dict(base)
+            if isinstance(r, dict):
+                for k, v in (("status", "status"), ("diagnostic", "diagnosticCode"), ("action", "action")):
+                    if r.get(v) not in (None, ""):
+                        detail[k] = bounded(r.get(v), 2000)
+            event_id = f"ses:{sns_id}" if i == 0 else f"ses:{sns_id}/{i}"
+            out.append(
+                DeliveryEvent(event_id=event_id, recipient=_address(r), detail=detail, raw=raw, **common)
+            )
+        return out

@@ -14,8 +14,8 @@ from app.models import MessageEvent, OutboundMessage, Suppression
 from app.relay import feedback as events
 from app.relay import outbox, suppressions
 from parsers.dsn import parse_report
-from parsers.events import DeliveryEvent
 from parsers.message import parse_mime
+from parsers.providers.events import DeliveryEvent
 from tests.conftest import FIXED_NOW
 
 NOW = FIXED_NOW

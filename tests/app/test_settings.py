@@ -3,6 +3,7 @@ import re
 import pytest
 
 from app.settings import SettingsError, load
+from parsers.providers import PROVIDERS
 
 
 def test_development_generates_a_secret_once_and_keeps_it(tmp_path):
@@ -60,3 +61,30 @@ def test_every_setting_is_in_the_readme_configuration_tables():
     names = set(re.findall(r"# ([A-Z][A-Z0-9_]{2,}):", source))
     assert len(names) > 40
     assert {n for n in names if f"| `{n}` |" not in readme} == set()
+
+
+def test_each_provider_secret_is_the_setting_its_class_names(tmp_path):
+    s = load(
+        {
+            "VAR_DIR": str(tmp_path),
+            "SENDGRID_INBOUND_AUTH": "sg:pw",
+            "POSTMARK_INBOUND_AUTH": "pm:pw",
+            "MAILGUN_SIGNING_KEY": "key-1",
+            "MAILGUN_MAX_AGE_S": "120",
+            "SES_TOPIC_ARNS": "arn:a,arn:b",
+            "SES_EVENT_TOPIC_ARNS": "arn:e",
+            "INBOUND_RAW_TOKEN": "tok",
+            "SENDGRID_EVENT_MAX_AGE_S": "60",
+        }
+    )
+    assert {n: s.secret_for(n) for n in PROVIDERS} == {
+        "sendgrid": "sg:pw",
+        "postmark": "pm:pw",
+        "mailgun": "key-1",
+        "ses": ("arn:a", "arn:b"),
+        "raw": "tok",
+        "imap": "",
+    }
+    assert s.event_secret_for("ses") == ("arn:e",) and s.event_secret_for("postmark") == ""
+    assert s.max_age_for("mailgun") == 120 and s.max_age_for("sendgrid", events=True) == 60
+    assert s.max_age_for("postmark") == 0

@@ -1,12 +1,11 @@
-"""Provider event adapters: SendGrid's Event Webhook and SES notifications -> DeliveryEvents."""
+"""Providers' ``parse_events``: SendGrid's Event Webhook and SES notifications -> DeliveryEvents."""
 
 import json
 from pathlib import Path
 
 import pytest
 
-from parsers.events import EventError, ses
-from parsers.events import sendgrid as sg
+from parsers.providers import PROVIDERS, EventError, NoWebhook, Payload
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -23,8 +22,17 @@ def ses_envelope(name: str, message_id: str = "<m1@mail.test>", sns_id: str = "s
     return {"Type": "Notification", "MessageId": sns_id, "Message": message, "TopicArn": "arn:x"}
 
 
+def sg_events(body: bytes | str) -> list:
+    raw = body.encode() if isinstance(body, str) else body
+    return PROVIDERS["sendgrid"].parse_events(Payload(raw, "application/json"))
+
+
+def ses_events(envelope: dict) -> list:
+    return PROVIDERS["ses"].parse_events(Payload(json.dumps(envelope).encode(), "text/plain"))
+
+
 def test_sendgrid_events_map_to_our_kinds_with_ids_and_provider_id():
-    events = sg.parse(sendgrid_batch())
+    events = sg_events(sendgrid_batch())
     assert [(e.kind, e.outbound_id, e.recipient) for e in events] == [
         ("processed", 1, "ada@example.com"),
         ("delivered", 1, "ada@example.com"),
@@ -51,7 +59,7 @@ def test_sendgrid_events_map_to_our_kinds_with_ids_and_provider_id():
 )
 def test_a_dropped_event_says_why(reason, cause):
     body = json.dumps([{"event": "dropped", "email": "a@b.example", "reason": reason, "sg_event_id": "d1"}])
-    (e,) = sg.parse(body.encode())
+    (e,) = sg_events(body.encode())
     assert (e.kind, e.cause) == ("dropped", cause)
 
 
@@ -65,7 +73,7 @@ def test_engagement_and_unsubscribes_and_spam_reports_are_ours_too():
             {"event": "group_resubscribe", "email": "a@b.example"},  # nothing we act on
         ]
     ).encode()
-    events = sg.parse(body)
+    events = sg_events(body)
     assert [e.kind for e in events] == ["open", "click", "complaint", "unsubscribe"]
     assert events[0].detail == {"user_agent": "Mozilla/5.0", "machine_open": True}
     assert events[1].detail["url"] == "https://x.example/"
@@ -73,7 +81,7 @@ def test_engagement_and_unsubscribes_and_spam_reports_are_ours_too():
 
 def test_an_event_without_an_id_is_named_by_its_content_so_a_retry_dedupes():
     body = json.dumps([{"event": "dropped", "email": "a@b.example", "reason": "Invalid", "timestamp": 1}])
-    first, again = sg.parse(body.encode()), sg.parse(body.encode())
+    first, again = sg_events(body.encode()), sg_events(body.encode())
     assert first[0].event_id == again[0].event_id and first[0].event_id.startswith("sendgrid:sha256:")
 
 
@@ -88,12 +96,12 @@ def test_an_event_without_an_id_is_named_by_its_content_so_a_retry_dedupes():
 )
 def test_a_malformed_sendgrid_body_is_an_event_error(body, why):
     with pytest.raises(EventError, match=why):
-        sg.parse(body)
+        sg_events(body)
 
 
 def test_a_donebox_id_that_is_not_an_id_is_ignored():
     body = json.dumps([{"event": "delivered", "donebox_id": "1; drop table", "sg_message_id": "abc.filter1"}])
-    (e,) = sg.parse(body.encode())
+    (e,) = sg_events(body.encode())
     assert e.outbound_id is None and e.provider_id == "abc"
 
 
@@ -107,7 +115,7 @@ def test_a_donebox_id_that_is_not_an_id_is_ignored():
     ],
 )
 def test_ses_notifications_map_to_our_kinds(name, kind):
-    (e,) = ses.parse(ses_envelope(name))
+    (e,) = ses_events(ses_envelope(name))
     assert (e.source, e.kind, e.event_id, e.recipient) == ("ses", kind, "ses:sns-1", "bob@example.com")
     assert e.message_ids == ("<m1@mail.test>",)
     assert e.provider_id.startswith("0100018bf5a19f80")
@@ -115,7 +123,7 @@ def test_ses_notifications_map_to_our_kinds(name, kind):
 
 
 def test_a_permanent_ses_bounce_keeps_status_and_diagnostic():
-    (e,) = ses.parse(ses_envelope("bounce_permanent.json"))
+    (e,) = ses_events(ses_envelope("bounce_permanent.json"))
     assert e.detail["status"] == "5.1.1" and e.detail["diagnostic"] == "smtp; 550 5.1.1 user unknown"
     assert e.detail["type"] == "Permanent" and e.raw["bounce"]["bounceSubType"] == "General"
 
@@ -125,7 +133,7 @@ def test_an_ses_notification_about_several_recipients_gives_one_event_each():
     doc = json.loads(env["Message"])
     doc["bounce"]["bouncedRecipients"].append({"emailAddress": "Zoe <zoe@example.com>", "status": "5.1.1"})
     env["Message"] = json.dumps(doc)
-    assert [(e.event_id, e.recipient) for e in ses.parse(env)] == [
+    assert [(e.event_id, e.recipient) for e in ses_events(env)] == [
         ("ses:sns-1", "bob@example.com"),
         ("ses:sns-1/1", "zoe@example.com"),
     ]
@@ -135,9 +143,9 @@ def test_event_publishing_uses_event_type_and_other_notifications_give_nothing()
     env = ses_envelope("delivery.json")
     doc = json.loads(env["Message"])
     doc["eventType"] = doc.pop("notificationType")
-    assert [e.kind for e in ses.parse(dict(env, Message=json.dumps(doc)))] == ["delivered"]
+    assert [e.kind for e in ses_events(dict(env, Message=json.dumps(doc)))] == ["delivered"]
     other = {"notificationType": "AmazonSnsSubscriptionSucceeded", "message": "You have subscribed"}
-    assert ses.parse(dict(env, Message=json.dumps(other))) == []
+    assert ses_events(dict(env, Message=json.dumps(other))) == []
 
 
 @pytest.mark.parametrize(
@@ -146,4 +154,16 @@ def test_event_publishing_uses_event_type_and_other_notifications_give_nothing()
 )
 def test_a_malformed_ses_message_is_an_event_error(message, why):
     with pytest.raises(EventError, match=why):
-        ses.parse({"Type": "Notification", "MessageId": "x", "Message": message})
+        ses_events({"Type": "Notification", "MessageId": "x", "Message": message})
+
+
+def test_an_sns_message_that_is_not_a_notification_is_an_event_error():
+    with pytest.raises(EventError, match="not an SNS Notification"):
+        ses_events({"Type": "SubscriptionConfirmation", "MessageId": "x", "Message": "{}"})
+
+
+@pytest.mark.parametrize("name", ["postmark", "mailgun", "raw", "imap"])
+def test_a_provider_without_an_event_webhook_says_so(name):
+    assert PROVIDERS[name].event_setting == ""
+    with pytest.raises(NoWebhook, match="no event webhook"):
+        PROVIDERS[name].parse_events(Payload(b"[]", "application/json"))

@@ -1,9 +1,10 @@
 """Provider event webhooks: verify, parse, apply in one transaction, answer with the counts.
 
-``POST /events/sendgrid`` (SendGrid's signed Event Webhook) and ``POST /events/ses`` (SES
-notifications through SNS). A body that is not the provider's format is 400 and writes
-nothing; our own fault (the database, a certificate host) is 503 so the provider retries;
-a retried batch records nothing twice (events are unique by the provider's event id).
+``POST /events/{provider}`` for every provider with an event webhook (its class names the
+setting that proves it, ``event_setting``); any other name is 404. A body that is not the
+provider's format is 400 and writes nothing; our own fault (the database, a certificate
+host) is 503 so the provider retries; a retried batch records nothing twice (events are
+unique by the provider's event id).
 """
 
 from __future__ import annotations
@@ -14,19 +15,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app.db import session
-from app.inbound.webhook_auth import check_sendgrid
 from app.models import utcnow
 from app.relay import feedback as domain
-from app.web.common import TooLarge, in_thread, read_limited
-from app.web.hooks.inbound import Refused, answer, sns_preflight
-from parsers.events import DeliveryEvent, EventError
-from parsers.events import sendgrid as sendgrid_events
-from parsers.events import ses as ses_events
-from parsers.providers import Payload, PayloadError
+from app.web.common import in_thread
+from app.web.hooks.webhooks import answer, authenticate, provider_for, read_body, sns_preflight, unconfigured
+from parsers.providers import DeliveryEvent, Payload
 
 log = logging.getLogger("donebox.events")
-SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
-TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
 def _apply(events: list[DeliveryEvent]) -> dict:
@@ -34,61 +29,25 @@ def _apply(events: list[DeliveryEvent]) -> dict:
         return domain.apply_events(s, events, now=utcnow()).as_dict()
 
 
-def _unconfigured(name: str, setting: str, production: bool) -> None:
-    if production:
-        raise Refused(404, f"the {name} event endpoint is not configured ({setting})")
-    log.warning(
-        "!!! %s event webhook has no %s: accepting UNAUTHENTICATED requests (development only; "
-        "production refuses them with 404) !!!",
-        name,
-        setting,
-    )
-
-
-async def _body(request: Request, settings) -> bytes:
-    try:
-        return await read_limited(request, settings.max_inbound_bytes)
-    except TooLarge:
-        raise Refused(413, f"body larger than {settings.max_inbound_bytes} bytes") from None
-
-
-async def _sendgrid(request: Request) -> JSONResponse:
+async def _events(request: Request, name: str) -> JSONResponse:
     settings = request.app.state.settings
-    key = settings.sendgrid_event_public_key
-    if not key:
-        _unconfigured("sendgrid", "SENDGRID_EVENT_PUBLIC_KEY", settings.production)
-    body = await _body(request, settings)
-    if key:
-        check_sendgrid(
-            body,
-            request.headers.get(SIGNATURE, ""),
-            request.headers.get(TIMESTAMP, ""),
-            public_key=key,
-            max_age_s=settings.sendgrid_event_max_age_s,
-            now=utcnow(),
-        )
-    return JSONResponse(await in_thread(_apply, sendgrid_events.parse(body)))
+    provider = provider_for(name, events=True)
+    secret = settings.event_secret_for(name)
+    if not secret:
+        unconfigured(provider, provider.event_setting, "event", settings, log)
+    payload = Payload(await read_body(request, settings, "body"), request.headers.get("content-type", ""))
+    if secret:
+        max_age_s = settings.max_age_for(name, events=True)
+        authenticate(provider, provider.verify_events, request, payload.body, secret, max_age_s)
+    if provider.via_sns:
+        early = await sns_preflight(payload, settings, pinned=bool(secret), setting=provider.event_setting)
+        if early is not None:
+            return early
+    return JSONResponse(await in_thread(_apply, provider.parse_events(payload)))
 
 
-async def _ses(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
-    arns = settings.ses_event_topic_arns
-    if not arns:
-        _unconfigured("ses", "SES_EVENT_TOPIC_ARNS", settings.production)
-    payload = Payload(await _body(request, settings), request.headers.get("content-type", ""))
-    early = await sns_preflight(payload, settings, arns, "SES_EVENT_TOPIC_ARNS")
-    if early is not None:
-        return early
-    if payload.json.get("Type") != "Notification":
-        raise Refused(400, "not an SNS Notification")
-    return JSONResponse(await in_thread(_apply, ses_events.parse(payload.json)))
-
-
-async def sendgrid(request: Request) -> JSONResponse:
-    """POST /events/sendgrid: SendGrid's Event Webhook (a JSON array, ECDSA-signed)."""
-    return await answer(_sendgrid(request), "sendgrid events", (EventError, PayloadError))
-
-
-async def ses(request: Request) -> JSONResponse:
-    """POST /events/ses: SES bounce, complaint and delivery notifications through SNS."""
-    return await answer(_ses(request), "ses events", (EventError, PayloadError))
+async def webhook(request: Request) -> JSONResponse:
+    """POST /events/{provider}: a provider's delivery events; an unknown provider, or one without
+    an event webhook, is 404."""
+    name = request.path_params["provider"]
+    return await answer(_events(request, name), f"{name[:40]} events")

@@ -1,8 +1,10 @@
 """Inbound endpoints: authenticate, limit, store, commit, enqueue the id, answer.
 
-Status codes follow each provider's retry rules (docs/inbound.md): anything that is our
-transient fault answers 503, which every provider retries; 2xx only once the message is
-committed. Mailgun and Postmark treat anything but 200 as a failure, so success is 200.
+``POST /inbound/{provider}`` for every provider with a webhook; what differs between them is
+said by the provider's class (parsers/providers), so nothing here names one. Anything that
+is our transient fault answers 503, which every provider retries; 2xx only once the message
+is committed. Success is 200 (some providers take anything else as a failure) unless the
+provider's ``created_status`` says otherwise for a new message.
 """
 
 from __future__ import annotations
@@ -16,32 +18,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app.db import session
-from app.inbound import group_commit, sns
-from app.inbound.accept import Replayed, accept, dedupe_key, forget_tokens, remember_token
-from app.inbound.webhook_auth import (
-    WEBHOOKS,
-    AuthError,
-    check_basic,
-    check_bearer,
-    check_mailgun,
-    secret_of,
-    warn_unconfigured,
-)
+from app.inbound import group_commit
+from app.inbound.accept import accept, dedupe_key, forget_tokens, remember_token
 from app.models import utcnow
-from app.web.common import TooLarge, error, in_thread, read_limited
+from app.web.common import error, in_thread
+from app.web.hooks.webhooks import (
+    Refused,
+    answer,
+    authenticate,
+    provider_for,
+    read_body,
+    sns_preflight,
+    unconfigured,
+)
 from jobs.enqueue import enqueue_processing
-from parsers.providers import PROVIDERS, Keys, Payload, PayloadError
+from parsers.providers import PROVIDERS, Keys, Payload, PayloadError, Provider
 
 log = logging.getLogger("donebox.inbound")
-BASIC = ("sendgrid", "postmark")  # providers authenticated by Basic credentials in the URL
-
-
-class Refused(Exception):
-    """Raised to answer a client error: ``status`` and the reason."""
-
-    def __init__(self, status: int, reason: str, headers: dict | None = None):
-        super().__init__(reason)
-        self.status, self.reason, self.headers = status, reason, headers
+warnings = logging.getLogger("donebox.webhooks")
 
 
 def store(name: str, keys: Keys, payload: Payload | None, token: str = "", token_max_age_s: int = 0):
@@ -63,80 +57,38 @@ def store(name: str, keys: Keys, payload: Payload | None, token: str = "", token
         )
 
 
-async def _authenticate_headers(request: Request, name: str, settings) -> None:
-    secret = secret_of(name, settings)
+async def _verified(request: Request, provider: Provider, settings) -> tuple[Payload, str]:
+    """The request's payload once proven (headers before the body is read, when the proof is in
+    them), and the secret that proved it ('' in development without one)."""
+    secret = settings.secret_for(provider.name)
+    max_age_s = settings.max_age_for(provider.name)
     if not secret:
-        if settings.production or name == "raw":
-            raise Refused(404, f"the {name} inbound endpoint is not configured")
-        warn_unconfigured(name)
-        return
-    auth = request.headers.get("authorization", "")
-    try:
-        if name in BASIC:
-            check_basic(auth, secret)
-        elif name == "raw":
-            check_bearer(auth, secret)
-    except AuthError as e:
-        headers = {"WWW-Authenticate": 'Basic realm="donebox inbound"'} if name in BASIC else None
-        raise Refused(401, str(e), headers) from None
-
-
-async def sns_preflight(
-    payload: Payload, settings, arns: tuple[str, ...] | None = None, setting: str = "SES_TOPIC_ARNS"
-) -> JSONResponse | None:
-    """Pinned topic (``arns``, default SES_TOPIC_ARNS), SNS signature, subscription handshake; a
-    response when the request carries no notification."""
-    doc = payload.json
-    arns = settings.ses_topic_arns if arns is None else arns
-    if not sns.topic_allowed(doc, settings, arns):
-        raise Refused(403, f"SNS topic {str(doc.get('TopicArn'))[:200]!r} is not in {setting}")
-    if settings.ses_verify_signatures:
-        await in_thread(sns.verify, doc, settings)
-    kind = doc.get("Type")
-    if kind == "SubscriptionConfirmation":
-        if not (settings.ses_verify_signatures and arns):
-            raise Refused(403, f"not confirmed: confirming needs {setting} and SES_VERIFY_SIGNATURES on")
-        await in_thread(sns.confirm_subscription, doc, settings)
-        log.info("confirmed the SNS subscription to %s", doc.get("TopicArn"))
-        return JSONResponse({"confirmed": True})
-    if kind == "UnsubscribeConfirmation":
-        log.warning("SNS says %s was unsubscribed", doc.get("TopicArn"))
-        return JSONResponse({"unsubscribed": True})
-    return None
+        unconfigured(provider, provider.setting, "inbound", settings, warnings)
+    elif not provider.body_signed:
+        authenticate(provider, provider.verify, request, b"", secret, max_age_s)
+    ctype = request.headers.get("content-type", "")
+    if provider.content_types and ctype.split(";")[0].strip().lower() not in provider.content_types:
+        raise Refused(415, f"Content-Type must be {' or '.join(provider.content_types)}")
+    body = await read_body(request, settings, "message")
+    if secret and provider.body_signed:
+        authenticate(provider, provider.verify, request, body, secret, max_age_s)
+    return Payload(body, ctype), secret
 
 
 async def _intake(request: Request, name: str) -> JSONResponse:
     settings = request.app.state.settings
-    await _authenticate_headers(request, name, settings)
-    ctype = request.headers.get("content-type", "")
-    if name == "raw" and ctype.split(";")[0].strip().lower() != "message/rfc822":
-        raise Refused(415, "Content-Type must be message/rfc822")
-    try:
-        body = await read_limited(request, settings.max_inbound_bytes)
-    except TooLarge:
-        raise Refused(413, f"message larger than {settings.max_inbound_bytes} bytes") from None
-    payload = Payload(body, ctype)
-    token = ""
-    if name == "mailgun" and settings.mailgun_signing_key:
-        form = payload.form
-        check_mailgun(
-            form.text("timestamp"),
-            form.text("token"),
-            form.text("signature"),
-            key=settings.mailgun_signing_key,
-            max_age_s=settings.mailgun_max_age_s,
-            now=utcnow(),
-        )
-        token = form.text("token")
-    if name == "ses":
-        early = await sns_preflight(payload, settings)
+    provider = provider_for(name)
+    payload, secret = await _verified(request, provider, settings)
+    if provider.via_sns:
+        early = await sns_preflight(payload, settings, pinned=bool(secret), setting=provider.setting)
         if early is not None:
             return early
-    keys = PROVIDERS[name].keys(payload)
-    stored_payload = None if name == "raw" else payload
+    keys = provider.keys(payload)
+    token = provider.replay_token(payload) if secret else ""
+    stored_payload = payload if provider.stores_payload else None
     if token:  # the token is recorded in the message's own transaction
         new_id, duplicate = await in_thread(
-            store, name, keys, stored_payload, token, settings.mailgun_max_age_s
+            store, name, keys, stored_payload, token, settings.max_age_for(name)
         )
     else:  # committed together with whatever else this process is accepting right now
         future = group_commit.writer(enqueue_processing).submit(
@@ -147,58 +99,25 @@ async def _intake(request: Request, name: str) -> JSONResponse:
             stored_payload.content_type if stored_payload is not None else "",
         )
         new_id, duplicate = await asyncio.wrap_future(future)
-        return _accepted(name, new_id, duplicate)  # the writer enqueued it
+        return _accepted(provider, new_id, duplicate)  # the writer enqueued it
     if not duplicate:
         enqueue_processing(new_id)
-    return _accepted(name, new_id, duplicate)
+    return _accepted(provider, new_id, duplicate)
 
 
-def _accepted(name: str, new_id: int, duplicate: bool) -> JSONResponse:
-    status = (200 if duplicate else 202) if name == "raw" else 200
+def _accepted(provider: Provider, new_id: int, duplicate: bool) -> JSONResponse:
+    status = 200 if duplicate else provider.created_status
     return JSONResponse({"id": new_id, "duplicate": duplicate}, status_code=status)
 
 
-async def answer(work, what: str, bad_input: tuple[type[Exception], ...] = (PayloadError,)) -> JSONResponse:
-    """Await a provider webhook's handler, mapping every failure to a status its provider handles
-    right: 4xx with the reason for what it should not send again, 503 (retried) for our faults."""
-    try:
-        return await work
-    except Refused as e:
-        return JSONResponse({"error": e.reason}, status_code=e.status, headers=e.headers)
-    except Replayed:
-        return error(401, "this webhook token was already used (replay)")
-    except AuthError as e:
-        return error(401, str(e))
-    except bad_input as e:
-        return error(400, str(e))
-    except sns.CertUnavailable as e:
-        return error(503, f"{e}; retry later")
-    except Exception:  # noqa: BLE001 - our fault, maybe transient: 503 makes every provider retry
-        log.exception("%s failed; answered 503 so the provider retries", what)
-        return error(503, "temporary failure: nothing was stored, retry later")
-
-
 async def intake(request: Request, name: str) -> JSONResponse:
-    """Run one intake, mapping every failure to a status the provider handles right."""
-    return await answer(_intake(request, name), f"inbound {name} intake")
-
-
-async def raw(request: Request) -> JSONResponse:
-    """POST /inbound/raw: one RFC 5322 message as ``message/rfc822``, bearer token."""
-    return await intake(request, "raw")
+    """Run one intake for provider ``name``, mapping every failure to a status it handles right."""
+    return await answer(_intake(request, name), f"inbound {name[:40]} intake")
 
 
 async def webhook(request: Request) -> JSONResponse:
-    """POST /inbound/{provider}: a provider's inbound-parse webhook; an unknown provider is 404."""
-    name = request.path_params["provider"]
-    if name not in WEBHOOKS:
-        return error(404, f"no inbound provider called {name[:40]!r} (known: {', '.join(WEBHOOKS)})")
-    return await intake(request, name)
-
-
-async def mailgun_mime(request: Request) -> JSONResponse:
-    """POST /inbound/mailgun/mime: Mailgun sends ``body-mime`` (raw MIME) to route URLs ending in mime."""
-    return await intake(request, "mailgun")
+    """POST /inbound/{provider}: a provider's inbound webhook; an unknown provider is 404."""
+    return await intake(request, request.path_params["provider"])
 
 
 async def parse_only(request: Request) -> JSONResponse:
@@ -206,16 +125,14 @@ async def parse_only(request: Request) -> JSONResponse:
     the real endpoint but store nothing; the benchmark's ceiling of the web stack."""
     settings = request.app.state.settings
     name = request.path_params["provider"]
-    if settings.production or name not in PROVIDERS:
+    provider = PROVIDERS.get(name)
+    if settings.production or provider is None or not provider.webhook:
         return error(404, "not found")
     try:
-        await _authenticate_headers(request, name, settings)
-        body = await read_limited(request, settings.max_inbound_bytes)
-        keys = PROVIDERS[name].keys(Payload(body, request.headers.get("content-type", "")))
+        payload, _ = await _verified(request, provider, settings)
+        keys = provider.keys(payload)
     except Refused as e:
         return JSONResponse({"error": e.reason}, status_code=e.status, headers=e.headers)
-    except TooLarge:
-        return error(413, "too large")
     except PayloadError as e:
         return error(400, str(e))
     return JSONResponse({"id": 0, "duplicate": False, "key": dedupe_key(name, keys)})

@@ -1,9 +1,9 @@
-"""Delivery feedback from providers, normalized: one ``DeliveryEvent`` vocabulary for every source.
+"""Delivery feedback, normalized: one ``DeliveryEvent`` vocabulary for every source.
 
-Adapters are pure (no clock, database or network; signatures are checked before, in
-app/webhooks.py and app/sns.py): a provider's payload in, a list of DeliveryEvents out,
-each carrying the untouched provider record next to the normalized fields. What an event
-does to a message (state, suppression) is decided in one place, ``app.relay.feedback.EFFECTS``.
+A provider's ``parse_events`` (and parsers/dsn.py for bounce mail) turns a payload,
+verified before, into DeliveryEvents, each carrying the untouched provider record next to
+the normalized fields. What an event does to a message (state, suppression) is decided in
+one place, ``app.relay.feedback.EFFECTS``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class DeliveryEvent:
     raw: dict = field(default_factory=dict, repr=False)  # the provider's record, untouched
 
 
-def text(value, limit: int = 1000) -> str:
+def bounded(value, limit: int = 1000) -> str:
     """A payload value as bounded text ('' for None and containers)."""
     if value is None or isinstance(value, (dict, list)):
         return ""
