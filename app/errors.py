@@ -17,7 +17,9 @@ Exception
  |    +-- ScheduleError            app.checkins.times: a schedule field with the reason
  |    +-- EntryError               app.checkins.entries: an entry that cannot be stored
  |    +-- PayloadError             parsers.providers.base: a webhook payload that cannot be read
- |    +-- EventError               parsers.events: an event payload that cannot be read
+ |    +-- EventError               parsers.providers.events: an event payload that cannot be read
+ +-- LookupError
+ |    +-- NoWebhook                parsers.providers.base: a provider without that webhook (404)
  +-- RuntimeError
  |    +-- SettingsError            app.settings: the environment cannot make working settings
  +-- SubmissionRefused             app.relay.submission: a submitted message not stored (the SMTP reply)
@@ -25,7 +27,9 @@ Exception
  +-- CertUnavailable               app.inbound.sns: SNS's signing certificate cannot be fetched
  +-- Raced                         app.inbound.process: another worker moved the rows first
  +-- TooLarge                      app.web.common: a request body past its limit
- +-- Refused                       app.web.hooks.inbound: a webhook refused (status, reason)
+ +-- AuthError                     parsers.providers.base: a webhook not proven to be the provider's (401)
+ |    +-- Forbidden                parsers.providers.base: proven, but not allowed (an unpinned topic, 403)
+ +-- Refused                       app.web.hooks.webhooks: a webhook refused (status, reason)
  +-- ApiError                      app.web.api.base: a JSON API request refused (status, reason)
 """
 
