@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from copy import deepcopy
 
+from app.models import ROLES
+from parsers.entries import KINDS
+
 
 def _obj(required: list[str], **props) -> dict:
     return {"type": "object", "required": required, "properties": props}
@@ -19,6 +22,7 @@ DT = {"type": "string", "format": "date-time"}
 NDT = {"type": "string", "format": "date-time", "nullable": True}
 DAY = {"type": "string", "format": "date"}
 STRS = {"type": "array", "items": S}
+KIND = {"type": "string", "enum": list(KINDS)}
 
 
 def ref(name: str) -> dict:
@@ -47,7 +51,7 @@ SCHEMAS = {
         team_id=INT,
         email=S,
         name=S,
-        role={"type": "string", "enum": ["admin", "member", "observer"]},
+        role={"type": "string", "enum": list(ROLES)},
         timezone=NS,
         active=B,
     ),
@@ -58,7 +62,7 @@ SCHEMAS = {
         member_id=INT,
         day=DAY,
         text=S,
-        kind={"type": "string", "enum": ["done", "goal", "blocker"]},
+        kind=KIND,
         tags=STRS,
         mentions=STRS,
         inbound_id=NI,
@@ -68,13 +72,13 @@ SCHEMAS = {
         ["member_id", "text"],
         member_id=INT,
         text={"type": "string", "minLength": 1},
-        kind={"type": "string", "enum": ["done", "goal", "blocker"]},
+        kind=KIND,
         day=DAY,
     ),
     "EntryPatch": _obj(
         [],
         text={"type": "string", "minLength": 1},
-        kind={"type": "string", "enum": ["done", "goal", "blocker"]},
+        kind=KIND,
     ),
     "Event": _obj(
         ["id", "message_id", "kind", "from_state", "detail", "created_at"],
