@@ -11,10 +11,12 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.checkins.digests import daily_context, weekly_context
 from app.checkins.reply_tokens import reply_address
 from app.checkins.times import local_date, local_midnight_after
 from app.models import Entry, Member, OutboundMessage, Team, TeamSettings
 from app.relay import outbox
+from app.relay.render import environment
 from app.settings import Settings
 
 REMINDER_SUBJECT = "What did you get done today?"
@@ -118,13 +120,6 @@ def digest_now(s: Session, *, now: datetime, settings: Settings, day: date | Non
     return ids
 
 
-def schedule_member(member: Member, team: Team, now: datetime) -> None:
-    """Set a new member's next reminder and digest times (no pauses yet); see app.checkins.schedules."""
-    from app.checkins.schedules import next_times
-
-    member.next_reminder_at, member.next_digest_at = next_times(member, team, now)
-
-
 # ---------------------------------------------------------------- contexts for rendering
 
 
@@ -144,8 +139,6 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
 
 def reminder_text(member: Member, team: Team, day: date, settings: Settings) -> str:
     """The text part of ``member``'s reminder of ``day``: what a reply quotes back to us."""
-    from app.relay.render import environment
-
     return (
         environment()
         .get_template("email/reminder.txt")
@@ -172,8 +165,6 @@ def team_day(s: Session, team_id: int, day: date) -> tuple[list[tuple[Member, li
 
 
 def _builders() -> dict:
-    from app.checkins.digests import daily_context, weekly_context
-
     # nothing per recipient in a digest: the relay renders a team's digest once per batch
     daily_context.shared = weekly_context.shared = True
     return {"reminder": reminder_context, "digest": daily_context, "weekly": weekly_context}
