@@ -5,13 +5,12 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
+from app.db import normalize_url
 from app.settings import ROOT
 
 
 def config(url: str) -> Config:
     """An Alembic config for ``url`` using app/migrations (no alembic.ini needed)."""
-    from app.db import normalize_url
-
     cfg = Config()
     cfg.set_main_option("script_location", str(ROOT / "app" / "migrations"))
     cfg.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))

@@ -52,6 +52,9 @@ class Team(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
+ROLES = ("admin", "member", "observer")  # a member's role in a team, most rights first
+
+
 class Member(SQLModel, table=True):
     """A person in a team; ``timezone`` None means the team's."""
 

@@ -177,7 +177,7 @@ def sent():
 @pytest.fixture
 def team(db):
     """A team of three (one observer) with schedules, committed."""
-    from app.checkins.outgoing import schedule_member
+    from app.checkins.schedules import schedule_member
     from app.db import session
     from app.models import Member, Team
 

@@ -16,14 +16,13 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 from sqlmodel import Session
 
-from app.models import Member, SigninToken, Team, User
+from app.models import ROLES, Member, SigninToken, Team, User
 from app.relay import outbox
 from app.settings import Settings
 
 SIGNIN_TTL = timedelta(minutes=15)
 SIGNIN_MAX_OPEN = 5  # unused links per address within SIGNIN_TTL; more requests send nothing
-ROLES = ("admin", "member", "observer")
-RANK = {"observer": 0, "member": 1, "admin": 2}
+RANK = {role: len(ROLES) - i for i, role in enumerate(ROLES)}  # admin > member > observer
 
 
 def normalize_email(value: str) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.checkins.outgoing import schedule_member
+from app.checkins.schedules import schedule_member
 from app.models import Member, Team
 
 DEMO_MEMBERS = (

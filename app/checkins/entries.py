@@ -1,30 +1,50 @@
-"""Entries written from the web or the API, search over them, and "on this day"."""
+"""Entries: the one writer of the Entry table (from the web, the API and processed replies), search
+over them, and "on this day"."""
 
 from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import func, literal, literal_column, select, text
 from sqlmodel import Session
 
 from app.models import Entry, Member
-from parsers.entries import split_entries, tags_and_mentions
+from parsers.entries import KINDS, EntryDraft, split_entries, tags_and_mentions
 
-KINDS = ("done", "goal", "blocker")
-MAX_TEXT = 2000
+MAX_TEXT = 2000  # for text a person types; a reply is stored as it was written
+MAX_WORDS = 1000  # Entry.tags and Entry.mentions
 _WORD = re.compile(r"\w+")
+
+
+def _joined(words: Iterable[str]) -> str:
+    """Space-separated, whole words only, as many as fit in MAX_WORDS characters."""
+    out: list[str] = []
+    size = -1
+    for word in words:
+        size += len(word) + 1
+        if size > MAX_WORDS:
+            break
+        out.append(word)
+    return " ".join(out)
 
 
 def tags_of(value: str) -> str:
     """'#a text @b #c' -> 'a c': the email path's tag rules (parsers.entries), space-separated."""
-    return " ".join(tags_and_mentions(value)[0])[:1000]
+    return _joined(tags_and_mentions(value)[0])
 
 
 def mentions_of(value: str) -> str:
     """The @mentions of a text by the email path's rules, space-separated like ``tags_of``."""
-    return " ".join(tags_and_mentions(value)[1])[:1000]
+    return _joined(tags_and_mentions(value)[1])
+
+
+def _storable(value: str) -> str:
+    # PostgreSQL refuses NUL characters in text, and hostile mail has them
+    return value.replace("\x00", "\ufffd")
 
 
 class EntryError(ValueError):
@@ -43,23 +63,40 @@ def clean(value: str, kind: str) -> tuple[str, str]:
     return value, kind
 
 
+def _row(line: str, kind: str, *, team_id: int, member_id: int, day: date, inbound_id, now) -> dict:
+    line = _storable(line)
+    return {
+        "team_id": team_id,
+        "member_id": member_id,
+        "day": day,
+        "text": line,
+        "kind": kind,
+        "tags": tags_of(line),
+        "mentions": mentions_of(line),
+        "inbound_id": inbound_id,
+        "created_at": now,
+    }
+
+
 def add(s: Session, member: Member, day: date, value: str, kind: str, *, now: datetime) -> list[Entry]:
-    """Store the entries of ``value`` (one per line) for ``member`` on ``day``."""
-    lines = [d.text for d in split_entries(value or "")]
-    if not lines:
+    """Store the entries of ``value`` (one per line, split as a reply is) for ``member`` on ``day``;
+    ``kind`` is theirs unless a line sets its own with a prefix such as "Blocked:"."""
+    drafts = split_entries(value or "")
+    if not drafts:
         raise EntryError("the entry is empty")
     out = []
-    for line in lines:
-        line, kind = clean(line, kind)
+    for draft in drafts:
+        line, line_kind = clean(draft.text, kind if draft.kind == "done" else draft.kind)
         e = Entry(
-            team_id=member.team_id,
-            member_id=member.id,
-            day=day,
-            text=line,
-            kind=kind,
-            tags=tags_of(line),
-            mentions=mentions_of(line),
-            created_at=now,
+            **_row(
+                line,
+                line_kind,
+                team_id=member.team_id,
+                member_id=member.id,
+                day=day,
+                inbound_id=None,
+                now=now,
+            )
         )
         s.add(e)
         out.append(e)
@@ -67,9 +104,41 @@ def add(s: Session, member: Member, day: date, value: str, kind: str, *, now: da
     return out
 
 
+class Reply(NamedTuple):
+    """The entry drafts of one processed reply and whose they are: what ``add_many`` stores."""
+
+    team_id: int
+    member_id: int
+    day: date
+    inbound_id: int | None
+    drafts: Sequence[EntryDraft]
+
+
+def add_many(s: Session, replies: Iterable[Reply], *, now: datetime) -> int:
+    """Store the drafts of every reply (kinds as the reply set them, text as written) in one
+    executemany INSERT, which the driver sends as multi-row INSERTs; the number of entries."""
+    rows = [
+        _row(
+            d.text,
+            d.kind,
+            team_id=r.team_id,
+            member_id=r.member_id,
+            day=r.day,
+            inbound_id=r.inbound_id,
+            now=now,
+        )
+        for r in replies
+        for d in r.drafts
+    ]
+    if rows:
+        s.connection().execute(Entry.__table__.insert(), rows)
+    return len(rows)
+
+
 def update(s: Session, entry: Entry, value: str, kind: str) -> Entry:
     """Change an entry's text and kind (tags and mentions follow the text)."""
-    entry.text, entry.kind = clean(value, kind)
+    cleaned, entry.kind = clean(value, kind)
+    entry.text = _storable(cleaned)
     entry.tags, entry.mentions = tags_of(entry.text), mentions_of(entry.text)
     s.add(entry)
     s.flush()

@@ -119,13 +119,6 @@ def digest_now(s: Session, *, now: datetime, settings: Settings, day: date | Non
     return ids
 
 
-def schedule_member(member: Member, team: Team, now: datetime) -> None:
-    """Set a new member's next reminder and digest times (no pauses yet); see app.checkins.schedules."""
-    from app.checkins.schedules import next_times
-
-    member.next_reminder_at, member.next_digest_at = next_times(member, team, now)
-
-
 # ---------------------------------------------------------------- contexts for rendering
 
 

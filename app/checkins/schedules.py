@@ -1,8 +1,8 @@
 """Members' schedules: team defaults, validation, pauses, and ``next_*_at`` recomputed at once.
 
 Every change that can move a member's next reminder or digest (time zone, time,
-weekdays, role, a pause, the team's defaults) goes through a function here, and
-that function recomputes ``next_reminder_at`` / ``next_digest_at`` in the same
+weekdays, a pause, the team's defaults; a role through ``teams.set_role``) goes
+through a function here, and that function recomputes ``next_reminder_at`` / ``next_digest_at`` in the same
 transaction: the web and API layers call these, never set the columns themselves.
 """
 
@@ -43,7 +43,6 @@ TEAM_FIELDS = {
     "digest_time": check_time,
     "digest_workdays": check_weekdays,
 }
-ROLES = ("admin", "member", "observer")
 
 
 class Effective(NamedTuple):
@@ -97,6 +96,11 @@ def next_times(
     return reminder, digest
 
 
+def schedule_member(member: Member, team: Team, now: datetime) -> None:
+    """Set a new member's next reminder and digest times (a new member has no pauses)."""
+    member.next_reminder_at, member.next_digest_at = next_times(member, team, now)
+
+
 def reschedule(s: Session, member: Member, *, now: datetime, team: Team | None = None) -> Member:
     """Recompute the member's ``next_reminder_at`` and ``next_digest_at`` from now on."""
     team = team or s.get(Team, member.team_id)
@@ -108,7 +112,9 @@ def reschedule(s: Session, member: Member, *, now: datetime, team: Team | None =
     return member
 
 
-def _validated(changes: dict, fields: dict, *, nullable: bool) -> dict:
+def validated(changes: dict, fields: dict, *, nullable: bool) -> dict:
+    """``changes`` checked against ``fields`` (name -> validator) and made canonical; raises
+    ScheduleError naming the field, or for an empty value unless ``nullable`` (None = the default)."""
     out = {}
     for name, value in changes.items():
         if name not in fields:
@@ -132,7 +138,7 @@ def update_member_schedule(s: Session, member_id: int, *, now: datetime, **chang
 
     Raises ScheduleError naming the field and the reason; nothing is changed then.
     """
-    values = _validated(changes, MEMBER_FIELDS, nullable=True)
+    values = validated(changes, MEMBER_FIELDS, nullable=True)
     member = s.get(Member, member_id)
     if member is None:
         raise ScheduleError(f"no member {member_id}")
@@ -141,20 +147,9 @@ def update_member_schedule(s: Session, member_id: int, *, now: datetime, **chang
     return reschedule(s, member, now=now)
 
 
-def set_role(s: Session, member_id: int, role: str, *, now: datetime) -> Member:
-    """Make a member an admin, member or observer (observers are never asked); reschedules."""
-    if role not in ROLES:
-        raise ScheduleError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    member = s.get(Member, member_id)
-    if member is None:
-        raise ScheduleError(f"no member {member_id}")
-    member.role = role
-    return reschedule(s, member, now=now)
-
-
 def update_team_schedule(s: Session, team_id: int, *, now: datetime, **changes) -> Team:
     """Validate and apply the team's defaults, then reschedule every member of the team."""
-    values = _validated(changes, TEAM_FIELDS, nullable=False)
+    values = validated(changes, TEAM_FIELDS, nullable=False)
     team = s.get(Team, team_id)
     if team is None:
         raise ScheduleError(f"no team {team_id}")
@@ -163,31 +158,6 @@ def update_team_schedule(s: Session, team_id: int, *, now: datetime, **changes) 
     s.add(team)
     for member in s.execute(select(Member).where(Member.team_id == team_id)).scalars():
         reschedule(s, member, now=now, team=team)
-    return team
-
-
-def set_digest_options(
-    s: Session, team_id: int, *, skip_empty: bool | None = None, weekly_day: int | None = None
-) -> Team:
-    """Set whether empty digests are skipped and the weekly digest's weekday (0 = none).
-
-    The weekly digest goes out with the daily digest of that weekday, so it must be a digest weekday.
-    """
-    team = s.get(Team, team_id)
-    if team is None:
-        raise ScheduleError(f"no team {team_id}")
-    if skip_empty is not None:
-        if not isinstance(skip_empty, bool):
-            raise ScheduleError("skip_empty_digests must be true or false")
-        team.skip_empty_digests = skip_empty
-    if weekly_day is not None:
-        if not isinstance(weekly_day, int) or isinstance(weekly_day, bool) or not 0 <= weekly_day <= 7:
-            raise ScheduleError("weekly_digest_day must be 0 (none) or an ISO weekday 1-7")
-        if weekly_day and str(weekly_day) not in (team.digest_workdays or team.workdays):
-            raise ScheduleError(f"weekly_digest_day {weekly_day} is not one of the digest weekdays")
-        team.weekly_digest_day = weekly_day
-    s.add(team)
-    s.flush()
     return team
 
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, select, update
 from sqlmodel import Session
 
+from app.checkins import entries
 from app.checkins.outgoing import reminder_text
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
@@ -27,9 +28,6 @@ from parsers.entries import split_entries
 from parsers.message import InboundEmail, parse_mime
 from parsers.providers import PROVIDERS, Payload
 from parsers.reply import extract_reply
-
-log = logging.getLogger("donebox.inbound")
-
 
 log = logging.getLogger("donebox.inbound")
 
@@ -133,8 +131,9 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
 
     The rows are read (and, on PostgreSQL, locked) in one query, their senders in at most
     three, their new states written by one UPDATE per outcome and their entries by one
-    multi-row INSERT. A message whose parsing or extraction raises is stored ``failed`` with
-    the reason and the others go on; a database error fails the whole call (nothing is kept).
+    INSERT (``entries.add_many``). A message whose parsing or extraction raises is stored
+    ``failed`` with the reason and the others go on; a database error fails the whole call
+    (nothing is kept).
     """
     table = InboundMessage.__table__
     wanted = sorted(set(inbound_ids))
@@ -162,7 +161,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
             changes.append({"id": row.id, "state": "failed", "error": _why(e), "processed_at": now})
     senders = find_senders(s, [email for _, email in parsed], settings)
     reminders: dict = {}
-    entries = []
+    replies: list[entries.Reply] = []
     for iid, email in parsed:
         try:
             # List-Unsubscribe mailto requests, and bounces and complaints about our mail (which
@@ -178,23 +177,9 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
         changes.append({"id": iid, "state": state, **values})
         if made is not None:
             member, team, day, drafts = made
-            entries += [
-                {
-                    "team_id": team.id,
-                    "member_id": member.id,
-                    "day": day,
-                    "text": text(draft.text),
-                    "kind": draft.kind,
-                    "tags": " ".join(draft.tags),
-                    "mentions": " ".join(draft.mentions),
-                    "inbound_id": iid,
-                    "created_at": now,
-                }
-                for draft in drafts
-            ]
+            replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
     _set_states(s, changes)
-    if entries:
-        s.connection().execute(Entry.__table__.insert(), entries)
+    entries.add_many(s, replies, now=now)
     return states
 
 

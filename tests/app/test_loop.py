@@ -6,7 +6,8 @@ from email import message_from_bytes, policy
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from app.checkins.outgoing import digest_now, remind_now, schedule_member
+from app.checkins.outgoing import digest_now, remind_now
+from app.checkins.schedules import schedule_member
 from app.db import session
 from app.models import Entry, InboundMessage, Member, Team
 from app.settings import get_settings

@@ -5,14 +5,8 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlalchemy import select
 
-from app.checkins.schedules import (
-    add_pause,
-    remove_pause,
-    set_digest_options,
-    set_role,
-    update_member_schedule,
-    update_team_schedule,
-)
+from app.checkins.schedules import add_pause, remove_pause, update_member_schedule, update_team_schedule
+from app.checkins.teams import TeamError, set_role, update_team
 from app.checkins.times import ScheduleError
 from app.db import session
 from app.models import Member, Team
@@ -68,7 +62,7 @@ def test_observers_are_never_asked_but_get_digests(team):
     with session() as s:
         set_role(s, olga.id, "member", now=FIXED_NOW)
     assert member(team, "olga@example.com").next_reminder_at == datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
-    with pytest.raises(ScheduleError, match="role"):
+    with pytest.raises(TeamError, match="role"):
         with session() as s:
             set_role(s, olga.id, "boss", now=FIXED_NOW)
 
@@ -96,7 +90,7 @@ def test_team_defaults_are_stored_on_the_team(team):
 
 def test_digest_options_are_validated(team):
     with session() as s:
-        set_digest_options(s, team.id, skip_empty=True, weekly_day=1)
+        update_team(s, team.id, now=FIXED_NOW, skip_empty=True, weekly_day=1)
     with session() as s:
         t = s.get(Team, team.id)
         assert (t.skip_empty_digests, t.weekly_digest_day) == (True, 1)
@@ -106,4 +100,4 @@ def test_digest_options_are_validated(team):
     ):
         with pytest.raises(ScheduleError, match=reason):
             with session() as s:
-                set_digest_options(s, team.id, **kwargs)
+                update_team(s, team.id, now=FIXED_NOW, **kwargs)

@@ -34,7 +34,7 @@ def test_reminder_reply_and_digest_on_worker_processes_and_postgresql(
     from tests.conftest import reset_caches
 
     reset_caches()
-    from app.checkins.outgoing import schedule_member
+    from app.checkins.schedules import schedule_member
     from app.db import session
     from app.models import InboundMessage, Member, Team, utcnow
 

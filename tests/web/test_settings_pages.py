@@ -1,5 +1,11 @@
+import pytest
+from markupsafe import escape
 from sqlalchemy import select
 
+from app.checkins import teams
+from app.checkins.schedules import schedule_member, update_team_schedule
+from app.checkins.teams import TeamError
+from app.checkins.times import ScheduleError
 from app.db import session
 from app.models import ApiToken, Member, OutboundMessage, Suppression, Team, TeamSettings, utcnow
 from app.relay import suppressions
@@ -224,3 +230,100 @@ def test_a_member_sets_their_own_reminder_time_days_and_a_vacation(client, team,
     assert member("bob@example.com").next_reminder_at.date() <= start + timedelta(days=7)
     assert post(client, url, {"reminder_time": ""}).status_code == 303  # back to the team's time
     assert member("bob@example.com").reminder_time is None
+
+
+TEAM_FORM = {
+    "name": "Rocket",
+    "timezone": "America/New_York",
+    "reminder_time": "18:30",
+    "digest_time": "09:15",
+    "day1": "1",
+    "day3": "1",
+    "day6": "1",
+}
+
+
+def twin_team(team_id: int) -> int:
+    """A second team with the same schedule and members as ``team_id``, scheduled now."""
+    with session() as s:
+        t = s.get(Team, team_id)
+        twin = Team(name="Twin", timezone=t.timezone, reminder_time=t.reminder_time, workdays=t.workdays)
+        s.add(twin)
+        s.flush()
+        for m in s.execute(select(Member).where(Member.team_id == team_id)).scalars():
+            copy = Member(team_id=twin.id, email=m.email, name=m.name, role=m.role)
+            schedule_member(copy, twin, utcnow())
+            s.add(copy)
+        return twin.id
+
+
+def next_times_by_email(team_id: int) -> dict[str, tuple]:
+    with session() as s:
+        rows = s.execute(
+            select(Member.email, Member.next_reminder_at, Member.next_digest_at).where(
+                Member.team_id == team_id
+            )
+        ).all()
+    return {email: (r, d) for email, r, d in rows}
+
+
+def test_saving_team_settings_on_the_page_reschedules_exactly_as_the_domain_does(client, team, sent):
+    twin = twin_team(team.id)
+    sign_in(client, sent, "ada@example.com")
+    before = utcnow()
+    assert post(client, f"/teams/{team.id}/settings", TEAM_FORM).status_code == 303
+    after = utcnow()
+    by_page = next_times_by_email(team.id)
+    schedule = {k: TEAM_FORM[k] for k in ("timezone", "reminder_time", "digest_time")}
+    by_domain = []
+    for now in (before, after):  # the page read its own clock between the two
+        with session() as s:
+            update_team_schedule(s, twin, now=now, workdays="136", **schedule)
+        by_domain.append(next_times_by_email(twin))
+    assert by_page in by_domain
+    assert by_page["bob@example.com"] != by_page["olga@example.com"]  # olga observes: no reminder
+    assert by_page["olga@example.com"][0] is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"reminder_time": "25:00"},
+        {"digest_time": "soon"},
+        {"timezone": "Mars/Olympus"},
+        {"day1": "", "day3": "", "day6": ""},
+        {"name": " "},
+        {"reply_domain": "not a domain"},
+    ],
+)
+def test_a_refused_team_setting_shows_the_domains_reason(client, team, sent, bad):
+    form = {**TEAM_FORM, **bad}
+    with pytest.raises((ScheduleError, TeamError)) as refused:
+        with session() as s:
+            teams.update_team(
+                s,
+                team.id,
+                now=utcnow(),
+                name=form["name"],
+                reply_domain=form.get("reply_domain", ""),
+                timezone=form["timezone"],
+                reminder_time=form["reminder_time"],
+                digest_time=form["digest_time"],
+                workdays="".join(d for d in "1234567" if form.get(f"day{d}")),
+            )
+    sign_in(client, sent, "ada@example.com")
+    r = post(client, f"/teams/{team.id}/settings", form)
+    assert r.status_code == 400 and str(escape(str(refused.value))) in r.text
+    with session() as s:
+        assert s.get(Team, team.id).timezone == "Europe/Berlin"
+
+
+def test_a_role_changed_on_the_page_reschedules_the_member(client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    bob = member("bob@example.com")
+    assert bob.next_reminder_at is not None
+    url = f"/teams/{team.id}/settings/members/{bob.id}/role"
+    assert post(client, url, {"role": "observer"}).status_code == 303
+    assert member("bob@example.com").next_reminder_at is None  # observers are never asked
+    assert post(client, url, {"role": "member"}).status_code == 303
+    assert member("bob@example.com").next_reminder_at is not None

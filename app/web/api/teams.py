@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.checkins.schedules import ROLES
-from app.models import ApiToken, Member, Team
+from app.models import ROLES, ApiToken, Member, Team
 from app.web.api.base import ApiError, api
 from app.web.api.shapes import BOOL, INT, STR, Field, Shape, listing, nullable, one_of
 from app.web.common import id_in_range

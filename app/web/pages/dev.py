@@ -5,21 +5,29 @@ from __future__ import annotations
 import mailbox
 import re
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
+from email.utils import make_msgid
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse
 
+from app.checkins.outgoing import digest_now, remind_now
+from app.db import session
+from app.inbound.accept import accept, dedupe_key
+from app.models import utcnow
+from app.relay.transports.maildir import MaildirTransport
+from app.settings import get_settings
 from app.web.common import in_thread
 from app.web.pages.framework import check_csrf, render
 from jobs.enqueue import enqueue_deliveries, enqueue_processing
+from parsers.message import raw_message_id
+from parsers.providers.base import Keys
 
 _KEY = re.compile(r"^[A-Za-z0-9._,:=-]{1,200}$")
 
 
 def _box(request: Request) -> mailbox.Maildir:
-    from app.relay.transports.maildir import MaildirTransport
-
     return MaildirTransport(request.app.state.settings.mail_dir)._box  # creates the folders if needed
 
 
@@ -89,9 +97,6 @@ async def message(request: Request):
 
 def _reply_bytes(original: bytes, text: str) -> bytes:
     """The reply a mail client would send: new text on top, the original quoted under it."""
-    from email.message import EmailMessage
-    from email.utils import make_msgid
-
     msg = _parse(original)
     body = msg.get_body(("plain",))
     quoted = "\n".join("> " + line for line in (body.get_content() if body else "").splitlines())
@@ -106,12 +111,6 @@ def _reply_bytes(original: bytes, text: str) -> bytes:
 
 
 def _store_reply(request: Request, key: str, text: str) -> int | None:
-    from app.db import session
-    from app.inbound.accept import accept, dedupe_key
-    from app.models import utcnow
-    from parsers.message import raw_message_id
-    from parsers.providers.base import Keys
-
     try:
         original = _box(request).get_bytes(key)
     except KeyError:
@@ -130,8 +129,6 @@ def _store_reply(request: Request, key: str, text: str) -> int | None:
 
 async def reply(request: Request):
     """POST /dev/inbox/{key}/reply: answer a delivered reminder as its recipient would."""
-    from starlette.responses import RedirectResponse
-
     key = request.path_params["key"]
     if request.app.state.settings.production or not _KEY.match(key):
         return HTMLResponse("Not found", status_code=404)
@@ -148,11 +145,6 @@ async def reply(request: Request):
 
 
 def _send_now(what: str) -> int:
-    from app.checkins.outgoing import digest_now, remind_now
-    from app.db import session
-    from app.models import utcnow
-    from app.settings import get_settings
-
     make = {"remind": remind_now, "digest": digest_now}[what]
     with session() as s:
         ids = make(s, now=utcnow(), settings=get_settings())
@@ -162,8 +154,6 @@ def _send_now(what: str) -> int:
 
 async def send_now(request: Request):
     """POST /dev/remind and /dev/digest: today's reminders or digests at once (each once a day)."""
-    from starlette.responses import RedirectResponse
-
     if request.app.state.settings.production:
         return HTMLResponse("Not found", status_code=404)
     check_csrf(request, (await request.form()).get("csrf"))

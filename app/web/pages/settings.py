@@ -2,85 +2,59 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import date
 from functools import cache
 from zoneinfo import available_timezones
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from app.accounts.users import ROLES, normalize_email
-from app.checkins.outgoing import schedule_member
-from app.checkins.schedules import add_pause, effective, remove_pause, reschedule, update_member_schedule
-from app.checkins.times import ScheduleError, local_date, parse_hhmm
-from app.models import ApiToken, Member, MemberPause, Suppression, Team, TeamSettings, utcnow
+from app.accounts.users import normalize_email
+from app.checkins import teams
+from app.checkins.schedules import add_pause, effective, remove_pause, update_member_schedule
+from app.checkins.teams import TeamError
+from app.checkins.times import ScheduleError, local_date
+from app.models import ROLES, ApiToken, Member, MemberPause, Suppression, utcnow
 from app.relay import outbox, suppressions
 from app.relay.api_tokens import create_token
 from app.web.pages.framework import Ctx, back, page, render
 
-_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 DAYS = (("1", "Mon"), ("2", "Tue"), ("3", "Wed"), ("4", "Thu"), ("5", "Fri"), ("6", "Sat"), ("7", "Sun"))
+REFUSED = (ScheduleError, TeamError)  # the check-in domain's reasons, shown as 400s
 
 
 @cache
 def timezones() -> list[str]:
-    """Every IANA zone name this system knows, sorted."""
+    """Every IANA zone name this system knows, sorted (the pickers' list)."""
     return sorted(available_timezones())
-
-
-def _tz(value: str) -> str:
-    if value not in set(timezones()):
-        raise HTTPException(400, f"Unknown time zone {value[:64]!r}.")
-    return value
-
-
-def _hhmm(value: str, what: str) -> str:
-    try:
-        t = parse_hhmm(value or "")
-    except ValueError:
-        raise HTTPException(400, f"{what} must be HH:MM.") from None
-    return f"{t.hour:02d}:{t.minute:02d}"
-
-
-def team_settings(s, team_id: int) -> TeamSettings:
-    """The team's options row (defaults when the team has none yet)."""
-    return s.get(TeamSettings, team_id) or TeamSettings(team_id=team_id)
-
-
-def _reschedule(s, team: Team) -> None:
-    now = utcnow()
-    for m in s.execute(select(Member).where(Member.team_id == team.id, Member.active)).scalars():
-        reschedule(s, m, now=now, team=team)  # their own times and pauses kept
 
 
 @page("admin")
 def team_form(request: Request, ctx: Ctx):
     """GET/POST /teams/{tid}/settings: name, default schedule, digest options, tracking, reply domain."""
-    opts = team_settings(ctx.s, ctx.team.id)
     if request.method == "POST":
-        f, t = ctx.form, ctx.team
-        name = " ".join(f.get("name", "").split())
-        if not name or len(name) > 200:
-            raise HTTPException(400, "The team needs a name of at most 200 characters.")
-        workdays = "".join(d for d, _ in DAYS if f.get(f"day{d}"))
-        if not workdays:
-            raise HTTPException(400, "Pick at least one workday.")
-        domain = f.get("reply_domain", "").strip().lower()
-        if domain and not _HOST.match(domain):
-            raise HTTPException(400, f"{domain[:100]!r} is not a domain name.")
-        t.name, t.timezone, t.workdays = name, _tz(f.get("timezone", "")), workdays
-        t.reminder_time = _hhmm(f.get("reminder_time"), "The reminder time")
-        t.digest_time = _hhmm(f.get("digest_time"), "The digest time")
-        opts.digest_enabled = bool(f.get("digest_enabled"))
-        opts.digest_include_quiet = bool(f.get("digest_include_quiet"))
-        opts.tracking = bool(f.get("tracking"))
-        opts.reply_domain = domain
-        ctx.s.add_all([t, opts])
-        _reschedule(ctx.s, t)
-        return back(f"/teams/{t.id}/settings", "Team settings saved.", request)
+        f = ctx.form
+        try:
+            teams.update_team(
+                ctx.s,
+                ctx.team.id,
+                now=utcnow(),
+                name=f.get("name", ""),
+                timezone=f.get("timezone", ""),
+                reminder_time=f.get("reminder_time", ""),
+                digest_time=f.get("digest_time", ""),
+                workdays="".join(d for d, _ in DAYS if f.get(f"day{d}")),
+                digest_enabled=bool(f.get("digest_enabled")),
+                digest_include_quiet=bool(f.get("digest_include_quiet")),
+                tracking=bool(f.get("tracking")),
+                reply_domain=f.get("reply_domain", ""),
+            )
+        except REFUSED as e:
+            raise HTTPException(400, f"Not saved: {e}.") from None
+        return back(f"/teams/{ctx.team.id}/settings", "Team settings saved.", request)
+    opts = teams.options(ctx.s, ctx.team.id)
     return render(request, ctx, "settings_team.html", {"opts": opts, "zones": timezones(), "days": DAYS})
 
 
@@ -109,23 +83,14 @@ def invite(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/members: add a member by email and send them an invitation."""
     f, settings = ctx.form, request.app.state.settings
     email = normalize_email(f.get("email", ""))
-    role = f.get("role", "member")
-    name = " ".join(f.get("name", "").split())[:200]
     if not email:
         raise HTTPException(400, "That is not an email address.")
-    if role not in ROLES:
-        raise HTTPException(400, f"The role must be one of {', '.join(ROLES)}.")
     now = utcnow()
-    m = ctx.s.execute(
-        select(Member).where(Member.team_id == ctx.team.id, func.lower(Member.email) == email)
-    ).scalar()
-    if m is not None and m.active:
-        raise HTTPException(400, f"{email} is already in the team.")
-    m = m or Member(team_id=ctx.team.id, email=email, created_at=now)
-    m.name, m.role, m.active = name or m.name, role, True
-    schedule_member(m, ctx.team, now)
-    ctx.s.add(m)
-    ctx.s.flush()
+    try:
+        name = " ".join(f.get("name", "").split())[:200]
+        m = teams.add_member(ctx.s, ctx.team, email, name=name, role=f.get("role", "member"), now=now)
+    except REFUSED as e:
+        raise HTTPException(400, f"Not invited: {e}.") from None
     mid, _ = outbox.create(
         ctx.s,
         now=now,
@@ -155,24 +120,15 @@ def _team_member(ctx: Ctx, mid: int) -> Member:
     return m
 
 
-def _other_admins(ctx: Ctx, m: Member) -> int:
-    stmt = select(func.count()).where(
-        Member.team_id == ctx.team.id, Member.role == "admin", Member.active, Member.id != m.id
-    )
-    return ctx.s.execute(stmt).scalar()
-
-
 @page("admin")
 def member_role(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/members/{mid}/role: change a member's role (a team keeps one admin)."""
     m = _team_member(ctx, request.path_params["mid"])
     role = ctx.form.get("role", "")
-    if role not in ROLES:
-        raise HTTPException(400, f"The role must be one of {', '.join(ROLES)}.")
-    if m.role == "admin" and role != "admin" and not _other_admins(ctx, m):
-        raise HTTPException(400, "A team keeps at least one admin: make someone else admin first.")
-    m.role = role
-    ctx.s.add(m)
+    try:
+        teams.set_role(ctx.s, m.id, role, now=utcnow())
+    except REFUSED as e:
+        raise HTTPException(400, f"Not changed: {e}.") from None
     return back(f"/teams/{ctx.team.id}/settings/members", f"{m.email} is now {role}.", request)
 
 
@@ -180,11 +136,10 @@ def member_role(request: Request, ctx: Ctx):
 def member_remove(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/members/{mid}/remove: remove from the team (their entries stay)."""
     m = _team_member(ctx, request.path_params["mid"])
-    if m.role == "admin" and not _other_admins(ctx, m):
-        raise HTTPException(400, "A team keeps at least one admin: make someone else admin first.")
-    m.active = False
-    m.next_reminder_at = m.next_digest_at = None
-    ctx.s.add(m)
+    try:
+        teams.remove_member(ctx.s, m.id)
+    except REFUSED as e:
+        raise HTTPException(400, f"Not removed: {e}.") from None
     return back(f"/teams/{ctx.team.id}/settings/members", f"Removed {m.email}.", request)
 
 
@@ -245,7 +200,7 @@ def my_schedule(request: Request, ctx: Ctx):
             "zones": timezones(),
             "suppression": sup,
             "days": dict(DAYS),
-            "opts": team_settings(ctx.s, ctx.team.id),
+            "opts": teams.options(ctx.s, ctx.team.id),
             "eff": effective(m, ctx.team),
             "pauses": list(pauses),
         },
@@ -303,13 +258,14 @@ def token_revoke(request: Request, ctx: Ctx):
 @page("operator")
 def team_create(request: Request, ctx: Ctx):
     """POST /teams: an operator creates a team and becomes its admin."""
-    name = " ".join(ctx.form.get("name", "").split())
-    if not name or len(name) > 200:
-        raise HTTPException(400, "The team needs a name of at most 200 characters.")
-    t = Team(name=name, timezone=_tz(ctx.form.get("timezone", "UTC") or "UTC"))
-    ctx.s.add(t)
-    ctx.s.flush()
-    m = Member(team_id=t.id, email=ctx.user.email, role="admin")
-    schedule_member(m, t, utcnow())
-    ctx.s.add(m)
-    return back(f"/teams/{t.id}/settings/members", f"Created {name}: invite its members.", request)
+    try:
+        t = teams.create_team(
+            ctx.s,
+            ctx.form.get("name", ""),
+            ctx.form.get("timezone", "UTC") or "UTC",
+            admin_email=ctx.user.email,
+            now=utcnow(),
+        )
+    except REFUSED as e:
+        raise HTTPException(400, f"Not created: {e}.") from None
+    return back(f"/teams/{t.id}/settings/members", f"Created {t.name}: invite its members.", request)

@@ -13,8 +13,9 @@ from app.accounts.users import memberships
 from app.checkins import entries
 from app.checkins.outgoing import team_day
 from app.checkins.times import local_date
-from app.models import Entry, Member, utcnow
+from app.models import Entry, Member, Team, utcnow
 from app.web.pages.framework import Ctx, back, page, render
+from parsers.entries import KINDS
 
 
 def today(ctx: Ctx) -> date:
@@ -40,8 +41,6 @@ def home(request: Request, ctx: Ctx):
         return RedirectResponse(f"/teams/{mine[0][1].id}", status_code=303)
     teams = [t for _, t in mine]
     if ctx.user.is_operator:
-        from app.models import Team
-
         teams = list(ctx.s.execute(select(Team).order_by(Team.name)).scalars())
     return render(request, ctx, "teams.html", {"teams": teams})
 
@@ -65,7 +64,7 @@ def day(request: Request, ctx: Ctx):
             "groups": groups,
             "quiet": quiet,
             "past": past,
-            "kinds": entries.KINDS,
+            "kinds": KINDS,
         },
     )
 
@@ -135,11 +134,9 @@ def entry_edit(request: Request, ctx: Ctx):
         try:
             entries.update(ctx.s, e, ctx.form.get("text", ""), ctx.form.get("kind", e.kind))
         except entries.EntryError as err:
-            return render(
-                request, ctx, "entry_edit.html", {"e": e, "kinds": entries.KINDS, "error": str(err)}, 400
-            )
+            return render(request, ctx, "entry_edit.html", {"e": e, "kinds": KINDS, "error": str(err)}, 400)
         return back(f"/teams/{ctx.team.id}?day={e.day.isoformat()}", "Entry saved.", request)
-    return render(request, ctx, "entry_edit.html", {"e": e, "kinds": entries.KINDS})
+    return render(request, ctx, "entry_edit.html", {"e": e, "kinds": KINDS})
 
 
 @page("member")

@@ -1,0 +1,201 @@
+"""Teams and their members: the one place that decides a team's name, options and membership.
+
+The web pages, the API and the CLI call these; schedule defaults go through
+``schedules.update_team_schedule`` so members' next times are recomputed at once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from app.checkins.schedules import (
+    TEAM_FIELDS,
+    ScheduleError,
+    reschedule,
+    schedule_member,
+    update_team_schedule,
+    validated,
+)
+from app.checkins.times import check_timezone
+from app.models import ROLES, Member, Team, TeamSettings
+
+MAX_NAME = 200
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+class TeamError(ValueError):
+    """Raised with a reason a person can act on when a team or membership change is refused."""
+
+
+def clean_name(value: str) -> str:
+    """The team name with its whitespace collapsed; raises TeamError when empty or too long."""
+    name = " ".join((value or "").split())
+    if not name or len(name) > MAX_NAME:
+        raise TeamError(f"the team needs a name of at most {MAX_NAME} characters")
+    return name
+
+
+def clean_reply_domain(value: str) -> str:
+    """A host name in lower case, or '' for the instance's REPLY_DOMAIN; raises TeamError."""
+    domain = (value or "").strip().lower()
+    if domain and not _HOST.match(domain):
+        raise TeamError(f"{domain[:100]!r} is not a domain name")
+    return domain
+
+
+def options(s: Session, team_id: int) -> TeamSettings:
+    """The team's options row (defaults, not yet added, when the team has none)."""
+    return s.get(TeamSettings, team_id) or TeamSettings(team_id=team_id)
+
+
+def _weekly_day(value: int, digest_days: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 7:
+        raise ScheduleError("weekly_digest_day must be 0 (none) or an ISO weekday 1-7")
+    if value and str(value) not in digest_days:
+        raise ScheduleError(f"weekly_digest_day {value} is not one of the digest weekdays")
+    return value
+
+
+def update_team(
+    s: Session,
+    team_id: int,
+    *,
+    now: datetime,
+    name: str | None = None,
+    reply_domain: str | None = None,
+    digest_enabled: bool | None = None,
+    digest_include_quiet: bool | None = None,
+    tracking: bool | None = None,
+    skip_empty: bool | None = None,
+    weekly_day: int | None = None,
+    **schedule,
+) -> Team:
+    """Change a team's name, options and schedule defaults (``schedules.TEAM_FIELDS``); None leaves
+    a value as it is.
+
+    Every value is checked first: a TeamError or ScheduleError names the reason and nothing is
+    changed then. Schedule changes reschedule every member. The weekly digest goes out with the
+    daily digest of its weekday, so it must be a digest weekday.
+    """
+    team = s.get(Team, team_id)
+    if team is None:
+        raise TeamError(f"no team {team_id}")
+    name = None if name is None else clean_name(name)
+    domain = None if reply_domain is None else clean_reply_domain(reply_domain)
+    given = {
+        "digest_enabled": digest_enabled,
+        "digest_include_quiet": digest_include_quiet,
+        "tracking": tracking,
+    }
+    flags = {key: value for key, value in given.items() if value is not None}
+    for key, value in flags.items():
+        if not isinstance(value, bool):
+            raise TeamError(f"{key} must be true or false")
+    if skip_empty is not None and not isinstance(skip_empty, bool):
+        raise ScheduleError("skip_empty_digests must be true or false")
+    days = validated(schedule, TEAM_FIELDS, nullable=False)
+    if weekly_day is not None:
+        digest_days = days.get("digest_workdays", team.digest_workdays) or days.get("workdays", team.workdays)
+        _weekly_day(weekly_day, digest_days)
+
+    if name is not None:
+        team.name = name
+    if skip_empty is not None:
+        team.skip_empty_digests = skip_empty
+    if weekly_day is not None:
+        team.weekly_digest_day = weekly_day
+    s.add(team)
+    if days:
+        update_team_schedule(s, team_id, now=now, **days)
+    if domain is not None or flags:
+        opts = options(s, team_id)
+        for key, value in flags.items():
+            setattr(opts, key, value)
+        if domain is not None:
+            opts.reply_domain = domain
+        s.add(opts)
+    s.flush()
+    return team
+
+
+def create_team(s: Session, name: str, timezone: str, *, admin_email: str, now: datetime) -> Team:
+    """A new team with the team's defaults and ``admin_email`` as its first member and admin."""
+    team = Team(name=clean_name(name), timezone=check_timezone(timezone or "UTC"), created_at=now)
+    s.add(team)
+    s.flush()
+    admin = Member(team_id=team.id, email=admin_email, role="admin", created_at=now)
+    schedule_member(admin, team, now)
+    s.add(admin)
+    s.flush()
+    return team
+
+
+def _check_role(role: str) -> str:
+    if role not in ROLES:
+        raise TeamError(f"the role must be one of {', '.join(ROLES)}, not {role[:32]!r}")
+    return role
+
+
+def add_member(s: Session, team: Team, email: str, *, name: str, role: str, now: datetime) -> Member:
+    """Add ``email`` (already normalized) to the team, or bring a removed member back; scheduled at once.
+
+    Raises TeamError for an unknown role or someone already in the team.
+    """
+    _check_role(role)
+    member = s.execute(
+        select(Member).where(Member.team_id == team.id, func.lower(Member.email) == email)
+    ).scalar()
+    if member is not None and member.active:
+        raise TeamError(f"{email} is already in the team")
+    member = member or Member(team_id=team.id, email=email, created_at=now)
+    member.name, member.role, member.active = name or member.name, role, True
+    schedule_member(member, team, now)
+    s.add(member)
+    s.flush()
+    return member
+
+
+def _keeps_an_admin(s: Session, member: Member) -> None:
+    others = s.execute(
+        select(func.count()).where(
+            Member.team_id == member.team_id, Member.role == "admin", Member.active, Member.id != member.id
+        )
+    ).scalar()
+    if not others:
+        raise TeamError("a team keeps at least one admin: make someone else admin first")
+
+
+def set_role(s: Session, member_id: int, role: str, *, now: datetime) -> Member:
+    """Make a member an admin, member or observer (observers are never asked); reschedules.
+
+    Raises TeamError for an unknown role, and when the team would be left without an admin.
+    """
+    _check_role(role)
+    member = s.get(Member, member_id)
+    if member is None:
+        raise TeamError(f"no member {member_id}")
+    if member.role == "admin" and role != "admin" and member.active:
+        _keeps_an_admin(s, member)
+    member.role = role
+    return reschedule(s, member, now=now)
+
+
+def remove_member(s: Session, member_id: int) -> Member:
+    """Take a member out of the team (their entries stay); nothing is sent to them any more.
+
+    Raises TeamError when they are the team's last admin.
+    """
+    member = s.get(Member, member_id)
+    if member is None:
+        raise TeamError(f"no member {member_id}")
+    if member.role == "admin":
+        _keeps_an_admin(s, member)
+    member.active = False
+    member.next_reminder_at = member.next_digest_at = None
+    s.add(member)
+    s.flush()
+    return member
