@@ -16,6 +16,7 @@ Exception
  +-- ValueError
  |    +-- ScheduleError            app.checkins.times: a schedule field with the reason
  |    +-- EntryError               app.checkins.entries: an entry that cannot be stored
+ |    +-- TeamError                app.checkins.teams: a team change refused, with the reason
  |    +-- PayloadError             parsers.providers.base: a webhook payload that cannot be read
  |    +-- EventError               parsers.providers.events: an event payload that cannot be read
  +-- LookupError
