@@ -81,7 +81,7 @@ class Dovecot:
         self.imaps_port = _free_port() if tls else 0
         ssl = "ssl = no"
         if tls:  # a certificate for "localhost" from a CA of our own (ca.pem, for IMAP_CA_FILE)
-            from tests.web.sns_fake import tls_files
+            from tests.app.web.sns_fake import tls_files
 
             cert, key, self.ca_file = tls_files(tmp)
             ssl = f"ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}"

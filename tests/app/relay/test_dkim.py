@@ -113,7 +113,7 @@ def test_keygen_prints_the_record_and_the_pipeline_signs_with_it(team, capsys, m
     from app.cli import main
     from app.relay.pipeline import deliver
     from app.relay.transports.memory import MemoryTransport
-    from tests.app.test_pipeline import reminder_for
+    from tests.app.relay.test_pipeline import reminder_for
 
     assert main(["dkim", "keygen", "mail.test"]) == 0
     assert main(["dkim", "keygen", "mail.test", "--type", "ed25519"]) == 0
@@ -141,7 +141,7 @@ def test_a_routed_digest_over_starttls_arrives_signed_tracked_and_verifiable(tea
     from app.relay.transports import close_all
     from app.relay.transports.memory import MemoryTransport
     from app.settings import get_settings
-    from tests.app.relay import smtp_server
+    from tests.app.relay.transports import smtp_server
 
     _, txt = dkim.generate(get_settings().dkim_dir, "mail.test", "sel")
     cert = smtp_server.make_cert(tmp_path)

@@ -12,7 +12,7 @@ from app.relay.routing import Breaker, RelayConfig, SenderInfo, TeamPlan, candid
 from app.relay.transports import close_all
 from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
-from tests.app.relay import smtp_server
+from tests.app.relay.transports import smtp_server
 from tests.conftest import FIXED_NOW
 
 
@@ -142,7 +142,7 @@ def row(mid):
 
 
 def test_a_sender_that_is_down_fails_over_to_the_next_in_the_same_attempt(team, servers):
-    from tests.app.relay.smtp_server import free_port
+    from tests.app.relay.transports.smtp_server import free_port
 
     add_senders(
         team, [("down", f"smtp://127.0.0.1:{free_port()}?tls=none&timeout=2"), ("up", smtp_url(servers[0]))]
@@ -182,7 +182,7 @@ def test_a_route_overrides_the_team_list(team, servers):
 
 
 def test_when_every_sender_is_down_the_message_is_deferred_not_lost(team):
-    from tests.app.relay.smtp_server import free_port
+    from tests.app.relay.transports.smtp_server import free_port
 
     add_senders(team, [("down", f"smtp://127.0.0.1:{free_port()}?tls=none&timeout=2")])
     mid = message_to(team, "a@example.com")

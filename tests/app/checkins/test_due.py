@@ -1,0 +1,297 @@
+"""The tick at scale: batches, SKIP LOCKED, concurrent scheduler processes, late policy, pauses."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import func, insert, select, text, update
+
+from app.checkins import due
+from app.db import get_engine, session
+from app.models import Entry, Member, MemberPause, OutboundMessage, Team
+from app.settings import ROOT, get_settings
+from jobs.scheduler import tick
+from tests.conftest import FIXED_NOW
+
+ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC", "Pacific/Chatham")
+AT = FIXED_NOW.replace(hour=16, minute=0)  # every member of the population below is due here
+
+
+def population(n_teams: int, per_team: int) -> int:
+    """n_teams x per_team members over several zones, all with a reminder due at AT; returns the count."""
+    with session() as s:
+        teams = [
+            Team(name=f"T{i}", timezone=ZONES[i % len(ZONES)], workdays="1234567") for i in range(n_teams)
+        ]
+        s.add_all(teams)
+        s.flush()
+        rows = [
+            {
+                "team_id": t.id,
+                "email": f"m{j}@t{t.id}.example",
+                "name": f"M{j}",
+                "role": "member",
+                "active": True,
+                "next_reminder_at": AT,
+                "next_digest_at": AT + timedelta(days=7),
+                "created_at": FIXED_NOW,
+            }
+            for t in teams
+            for j in range(per_team)
+        ]
+        s.execute(insert(Member.__table__), rows)
+    return len(rows)
+
+
+def counts() -> tuple[int, int]:
+    with session() as s:
+        total = s.execute(select(func.count()).select_from(OutboundMessage)).scalar()
+        keys = s.execute(select(func.count(func.distinct(OutboundMessage.idempotency_key)))).scalar()
+    return total, keys
+
+
+def enqueued_ids(redis_url: str) -> list[int]:
+    """Every outbox id in every message waiting on the Redis broker."""
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    ids: list[int] = []
+    for key in r.scan_iter("donebox:*.msgs"):
+        for raw in r.hvals(key):
+            arg = json.loads(raw)["args"][0]
+            ids += arg if isinstance(arg, list) else [arg]
+    return ids
+
+
+def test_batches_smaller_than_the_due_set_handle_everyone(db, env):
+    env.setenv("SCHEDULE_BATCH", "7")
+    get_settings.cache_clear()
+    n = population(3, 10)
+    result = tick(now=AT, settings=get_settings())
+    assert len(result["created"]) == n == counts()[0]
+    with session() as s:
+        assert s.execute(select(func.min(Member.next_reminder_at))).scalar() > AT
+
+
+def test_two_scheduler_processes_on_postgresql_create_and_enqueue_each_reminder_once(env, pg_url, redis_url):
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    n = population(40, 100)
+    proc_env = {
+        **os.environ,
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": redis_url,
+        "SCHEDULE_BATCH": "50",
+        "PYTHONPATH": str(ROOT),
+    }
+    start_at = time.time() + 4  # both have imported everything by then and start together
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.jobs.scheduler_proc", str(start_at), AT.isoformat()],
+            env=proc_env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in outs]
+    created = [int(out.strip().rsplit("created=", 1)[1]) for out, _ in outs]
+    assert sum(created) == n  # each reminder created by exactly one of the two
+    assert counts() == (n, n)
+    ids = enqueued_ids(redis_url)
+    assert len(ids) == len(set(ids)) == n  # and enqueued exactly once
+    with session() as s:
+        assert s.execute(select(func.count()).where(Member.next_reminder_at <= AT)).scalar() == 0
+
+
+def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_once(env, pg_url):
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    n = population(30, 40)
+    enqueued: list[tuple[str, list[int]]] = []
+    created = due.run(
+        now=AT,
+        settings=get_settings(),
+        enqueue=lambda ids: enqueued.append((threading.current_thread().name, ids)),
+        batch=25,
+        workers=3,
+    )
+    ids = [i for _, batch in enqueued for i in batch]
+    assert len(created) == len(ids) == len(set(ids)) == n == counts()[0] == counts()[1]
+    assert len({name for name, _ in enqueued}) == 3  # every worker thread ran batches
+    with session() as s:
+        assert s.execute(select(func.count()).where(Member.next_reminder_at <= AT)).scalar() == 0
+
+
+def test_sqlite_runs_one_batch_at_a_time_whatever_the_setting(env, sqlite_url):
+    env.setenv("DATABASE_URL", sqlite_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    n = population(2, 10)
+    names = set()
+    due.run(
+        now=AT,
+        settings=get_settings(),
+        enqueue=lambda ids: names.add(threading.current_thread().name),
+        batch=3,
+        workers=4,
+    )
+    assert names == {threading.current_thread().name} and counts()[0] == n
+
+
+def test_skip_locked_leaves_a_member_another_scheduler_holds_and_does_not_wait(env, pg_url):
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    population(1, 10)
+    engine = get_engine()
+    holder = engine.connect()
+    tx = holder.begin()
+    held = holder.execute(text("SELECT id FROM member ORDER BY id LIMIT 3 FOR UPDATE")).scalars().all()
+    try:
+        done = threading.Event()
+        result = {}
+
+        def run():
+            result.update(tick(now=AT, settings=get_settings()))
+            done.set()
+
+        threading.Thread(target=run, daemon=True).start()
+        assert done.wait(30), "the tick waited on a locked member instead of skipping it"
+        assert len(result["created"]) == 7
+    finally:
+        tx.rollback()
+        holder.close()
+    assert len(tick(now=AT, settings=get_settings())["created"]) == 3  # the next tick takes the rest
+    with session() as s:
+        keys = s.execute(select(OutboundMessage.member_id)).scalars().all()
+    assert sorted(keys) == sorted(set(keys)) and set(held) <= set(keys)
+
+
+def test_a_late_digest_is_still_sent_but_a_late_reminder_is_not(team, sent):
+    at = FIXED_NOW.replace(day=24, hour=20)  # Tuesday: digest (07:00 UTC) 13 hours late, reminder 4 hours
+    created = tick(now=at, settings=get_settings())["created"]
+    with session() as s:
+        kinds = sorted(
+            s.execute(select(OutboundMessage.kind).where(OutboundMessage.id.in_(created))).scalars()
+        )
+    assert kinds == ["digest"] * 3
+
+
+def test_a_paused_member_gets_nothing_on_paused_days_and_resumes_after(team, sent):
+    with session() as s:
+        bob = s.execute(select(Member).where(Member.email == "bob@example.com")).scalar_one()
+        # written behind the scheduler's back: the tick itself must respect it
+        s.add(MemberPause(member_id=bob.id, first_day=date(2026, 11, 23), last_day=date(2026, 11, 24)))
+    at = FIXED_NOW.replace(hour=16, minute=0, second=5)
+    tick(now=at, settings=get_settings())
+    with session() as s:
+        to = sorted(s.execute(select(OutboundMessage.to_addr)).scalars())
+        bob = s.get(Member, bob.id)
+    assert to == ["ada@example.com"]
+    assert bob.next_reminder_at == FIXED_NOW.replace(day=25, hour=16, minute=0)
+
+
+def test_a_team_that_skips_empty_digests_gets_none_for_a_silent_day(team, sent):
+    with session() as s:
+        s.execute(update(Team).where(Team.id == team.id).values(skip_empty_digests=True))
+    at = FIXED_NOW.replace(day=24, hour=7, minute=0, second=1)
+    assert tick(now=at, settings=get_settings())["created"] == []
+    with session() as s:
+        ada = s.execute(select(Member).where(Member.email == "ada@example.com")).scalar_one()
+        assert ada.next_digest_at == FIXED_NOW.replace(day=25, hour=7, minute=0)
+        s.add(Entry(team_id=team.id, member_id=ada.id, day=date(2026, 11, 24), text="Shipped"))
+    at = FIXED_NOW.replace(day=25, hour=7, minute=0, second=1)
+    assert len(tick(now=at, settings=get_settings())["created"]) == 3
+
+
+def test_an_inactive_member_is_dropped_from_the_schedule(team, sent):
+    with session() as s:
+        s.execute(update(Member).where(Member.email == "bob@example.com").values(active=False))
+    tick(now=FIXED_NOW.replace(hour=16, minute=0, second=5), settings=get_settings())
+    with session() as s:
+        bob = s.execute(select(Member).where(Member.email == "bob@example.com")).scalar_one()
+        assert s.execute(select(OutboundMessage.to_addr)).scalars().all() == ["ada@example.com"]
+    assert bob.next_reminder_at is None
+
+
+@pytest.mark.parametrize("batch", [1, 1000])
+def test_a_second_run_at_the_same_instant_creates_nothing(team, sent, batch):
+    at = FIXED_NOW.replace(hour=16, minute=0, second=5)
+    first = due.run(now=at, settings=get_settings(), enqueue=lambda ids: None, batch=batch)
+    with session() as s:  # as if another scheduler had not yet seen the advanced schedule
+        s.execute(update(Member).values(next_reminder_at=at))
+    again = due.run(now=at, settings=get_settings(), enqueue=lambda ids: None, batch=batch)
+    assert len(first) == 2 and again == [] and counts() == (2, 2)
+
+
+def test_due_scheduled_messages_are_released_in_batches_and_enqueued_once(db, env):
+    from app.relay import outbox
+
+    env.setenv("SCHEDULE_BATCH", "10")
+    get_settings.cache_clear()
+    with session() as s:
+        for i in range(25):
+            outbox.create(
+                s,
+                now=FIXED_NOW,
+                idempotency_key=f"api:test:{i}",
+                kind="api",
+                to_addr=f"u{i}@example.com",
+                template="api",
+                context={"text": "x", "html": ""},
+                message_id=f"<{i}@test>",
+                state="scheduled",
+                send_at=FIXED_NOW + timedelta(minutes=i % 2),  # the odd ones are not due yet
+            )
+    batches = []
+    from jobs.scheduler import release_scheduled
+
+    got = release_scheduled(now=FIXED_NOW, settings=get_settings(), enqueue=batches.append)
+    assert len(got) == 13 == len(set(got)) and [len(b) for b in batches] == [10, 3]
+    assert release_scheduled(now=FIXED_NOW, settings=get_settings(), enqueue=batches.append) == []
+    assert len(release_scheduled(now=AT, settings=get_settings(), enqueue=batches.append)) == 12
+
+
+def test_a_batch_starts_at_the_last_due_time_taken_and_the_next_tick_takes_what_lies_before(db, env):
+    with session() as s:
+        t = Team(name="T", timezone="UTC", workdays="1234567")
+        s.add(t)
+        s.flush()
+        for i in range(6):
+            s.add(
+                Member(team_id=t.id, email=f"m{i}@t.example", next_reminder_at=AT - timedelta(minutes=6 - i))
+            )
+        team_id = t.id
+    settings = get_settings()
+    with session() as s:
+        ids, handled, since = due.run_batch(s, due.REMINDER, now=AT, settings=settings, batch=3, teams={})
+    assert handled == 3 and since == AT - timedelta(minutes=4)
+    with session() as s:  # due before `since`: as if another batch had skipped it and rolled back
+        s.add(Member(team_id=team_id, email="late@t.example", next_reminder_at=AT - timedelta(minutes=30)))
+    with session() as s:
+        _, handled, since = due.run_batch(
+            s, due.REMINDER, now=AT, settings=settings, batch=3, teams={}, since=since
+        )
+    assert handled == 3 and since == AT - timedelta(minutes=1)
+    created = due.run(now=AT, settings=settings, enqueue=lambda ids: None)  # the next tick
+    with session() as s:
+        assert [s.get(OutboundMessage, i).to_addr for i in created] == ["late@t.example"]

@@ -1,0 +1,184 @@
+"""process_many: a batch of stored messages processed in one transaction, as process_inbound_batch does."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from sqlalchemy import event, select
+
+import app.inbound.process
+from app.checkins.reply_tokens import reply_address
+from app.db import get_engine, session
+from app.inbound.accept import accept
+from app.inbound.process import _set_states, extract_reply, process_many
+from app.models import Entry, InboundMessage, Member, OutboundMessage
+from app.settings import get_settings
+from jobs.actors import process_inbound_batch
+from tests.app.checkins.test_loop import make_team
+from tests.conftest import FIXED_NOW
+
+DAY = date(2026, 11, 23)
+SENT_DAY = date(2026, 11, 20)
+
+
+def mail(n: int, to: str, body: str, extra: str = "", sender: str = "Ada <ada@example.com>") -> bytes:
+    return (
+        f"From: {sender}\r\nTo: {to}\r\nSubject: Re: What did you get done today?\r\n"
+        f"Message-ID: <batch-{n}@example.com>\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\r\n"
+        f"{body}\r\n"
+    ).encode()
+
+
+def store(raw: bytes, key: str) -> int:
+    with session() as s:
+        return accept(s, provider="raw", raw=raw, key=key, now=FIXED_NOW)[0]
+
+
+def sent_to(member_id: int, message_id: str) -> None:
+    """A reminder we sent to ``member_id`` for SENT_DAY, with ``message_id``."""
+    with session() as s:
+        member = s.get(Member, member_id)
+        s.add(
+            OutboundMessage(
+                idempotency_key=f"reminder:{member_id}:{SENT_DAY}",
+                kind="reminder",
+                team_id=member.team_id,
+                member_id=member_id,
+                to_addr=member.email,
+                subject="What did you get done today?",
+                template="reminder",
+                context=json.dumps({"day": SENT_DAY.isoformat()}),
+                message_id=message_id,
+            )
+        )
+
+
+def rows(ids: list[int]) -> dict[int, tuple]:
+    with session() as s:
+        found = s.execute(
+            select(InboundMessage.id, InboundMessage.state, InboundMessage.member_id, InboundMessage.day)
+            .where(InboundMessage.id.in_(ids))
+            .order_by(InboundMessage.id)
+        ).all()
+        return {iid: (state, member, day) for iid, state, member, day in found}
+
+
+def entry_texts(iid: int) -> list[str]:
+    with session() as s:
+        return list(s.execute(select(Entry.text).where(Entry.inbound_id == iid).order_by(Entry.id)).scalars())
+
+
+def mixed_batch() -> tuple[int, int, dict[str, int]]:
+    """Ada, Bob, and one stored message per way a reply can end; (ada, bob, ids by name)."""
+    ada = make_team()
+    with session() as s:
+        bob = s.execute(select(Member.id).where(Member.email == "bob@example.com")).scalar_one()
+    secret = get_settings().secret_key
+    token = reply_address(secret, "reply.test", ada, DAY)
+    sent_to(bob, "<reminder-bob@mail.test>")
+    auth = "Authentication-Results: mx.reply.test; spf=pass smtp.mailfrom=ada@example.com\r\n"
+    ids = {
+        "token": store(mail(1, token, "- Shipped the export #billing"), "k1"),
+        "in_reply_to": store(
+            mail(
+                2,
+                "team@reply.test",
+                "- Reviewed the importer",
+                "In-Reply-To: <reminder-bob@mail.test>\r\n",
+                "Bob <bob@example.com>",
+            ),
+            "k2",
+        ),
+        "from": store(mail(3, "team@reply.test", "- Paired with @bob", auth), "k3"),
+        "unverified": store(mail(4, "team@reply.test", "- Forged it"), "k4"),
+        "ignored": store(mail(5, token, "I am away", "Auto-Submitted: auto-replied\r\n"), "k5"),
+        "bad_token": store(mail(6, "reply+1-20261123-aaaaaaaaaaaaaaaa@reply.test", "- x"), "k6"),
+        "second_token": store(mail(7, token, "- Wrote the docs\r\n- Fixed the build"), "k7"),
+    }
+    return ada, bob, ids
+
+
+def test_a_batch_ends_each_message_as_processing_it_alone_would(db):
+    ada, bob, ids = mixed_batch()
+    with session() as s:
+        states = process_many(s, [*ids.values(), 987654], now=FIXED_NOW, settings=get_settings())
+    assert states[987654] == "missing"
+    found = rows(list(ids.values()))
+    assert found[ids["token"]] == ("processed", ada, DAY)
+    assert found[ids["in_reply_to"]] == ("processed", bob, SENT_DAY)
+    assert found[ids["from"]] == ("processed", ada, FIXED_NOW.date())
+    assert found[ids["unverified"]][:2] == ("unverified", None)
+    assert found[ids["ignored"]][0] == "ignored"
+    assert found[ids["bad_token"]][0] == "unverified"
+    assert found[ids["second_token"]] == ("processed", ada, DAY)
+    assert {name: states[iid] for name, iid in ids.items()} == {
+        name: found[iid][0] for name, iid in ids.items()
+    }
+    assert entry_texts(ids["token"]) == ["Shipped the export #billing"]
+    assert entry_texts(ids["second_token"]) == ["Wrote the docs", "Fixed the build"]
+    assert entry_texts(ids["unverified"]) == []
+    with session() as s:  # run again: nothing changes, nothing is added twice
+        again = process_many(s, list(ids.values()), now=FIXED_NOW, settings=get_settings())
+    assert again == {iid: found[iid][0] for iid in ids.values()}
+    assert entry_texts(ids["second_token"]) == ["Wrote the docs", "Fixed the build"]
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_size(db):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+
+    def statements(n: int, first: int) -> int:
+        ids = [store(mail(i, token, f"- Thing {i}"), f"s{i}") for i in range(first, first + n)]
+        count = [0]
+
+        def counter(*_):
+            count[0] += 1
+
+        event.listen(get_engine(), "before_cursor_execute", counter)
+        try:
+            with session() as s:
+                states = process_many(s, ids, now=FIXED_NOW, settings=get_settings())
+        finally:
+            event.remove(get_engine(), "before_cursor_execute", counter)
+        assert set(states.values()) == {"processed"}
+        return count[0]
+
+    assert statements(2, 0) == statements(40, 100) <= 5  # rows, senders, states, entries (+ BEGIN)
+
+
+def test_a_message_that_cannot_be_processed_fails_alone_with_the_reason(db, monkeypatch):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    real = extract_reply
+
+    def picky(email, **kw):
+        if "boom" in (email.text or ""):
+            raise ValueError("cannot read this reply")
+        return real(email, **kw)
+
+    monkeypatch.setattr(app.inbound.process, "extract_reply", picky)
+    ids = [store(mail(i, token, body), f"f{i}") for i, body in enumerate(["- One", "- boom", "- Two"])]
+    process_inbound_batch.fn(ids)
+    assert [v[0] for v in rows(ids).values()] == ["processed", "failed", "processed"]
+    with session() as s:
+        failed = s.get(InboundMessage, ids[1])
+    assert failed.error == "ValueError: cannot read this reply"
+    assert entry_texts(ids[0]) == ["One"] and entry_texts(ids[1]) == []
+
+
+def test_when_the_batch_transaction_fails_each_message_is_processed_on_its_own(db, monkeypatch):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    real = _set_states
+
+    def no_batches(s, changes):
+        if len(changes) > 1:
+            raise RuntimeError("the batch statement failed")
+        return real(s, changes)
+
+    monkeypatch.setattr(app.inbound.process, "_set_states", no_batches)
+    ids = [store(mail(i, token, f"- Thing {i}"), f"b{i}") for i in range(3)]
+    process_inbound_batch.fn(ids)
+    assert [v[0] for v in rows(ids).values()] == ["processed"] * 3
+    assert [entry_texts(i) for i in ids] == [["Thing 0"], ["Thing 1"], ["Thing 2"]]

@@ -1,0 +1,236 @@
+"""SMTP submission (`donebox smtp`): AUTH with an API token, one outbox row per recipient, clear refusals."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import ssl
+from datetime import timedelta
+from email import policy
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from app.db import session
+from app.models import ApiToken, OutboundMessage, Team, utcnow
+from app.relay import sends
+from app.relay.api_tokens import create_token
+from app.relay.submission import make_server, tls_context
+from app.settings import SettingsError, get_settings, load
+from tests.app.web.sns_fake import tls_files
+from tests.e2e.conftest import free_port
+
+
+class Listener(Controller):
+    """aiosmtpd's Controller running our protocol factory on a free loopback port."""
+
+    def __init__(self, settings, enqueue, context=None):
+        self._factory = make_server(settings, enqueue=enqueue, context=context)
+        super().__init__(handler=None, hostname="127.0.0.1", port=free_port())
+
+    def factory(self):
+        return self._factory()
+
+
+@pytest.fixture
+def token(db):
+    with session() as s:
+        return create_token(s, "app", now=utcnow())
+
+
+@pytest.fixture
+def listener(db, env):
+    enqueued: list[int] = []
+    srv = Listener(get_settings(), enqueued.extend)
+    srv.start()
+    srv.enqueued = enqueued
+    yield srv
+    srv.stop()
+
+
+def client(srv, token: str | None = None, host: str = "127.0.0.1") -> smtplib.SMTP:
+    c = smtplib.SMTP(host, srv.port, timeout=10)
+    c.ehlo("app.example")
+    if token:
+        c.login("app", token)
+    return c
+
+
+def message(subject="Your invoice", text="Hello,\nhere it is.\n", html=None, **headers) -> EmailMessage:
+    m = EmailMessage()
+    m["From"] = "billing@app.example"
+    m["To"] = "someone@example.org"
+    m["Subject"] = subject
+    for name, value in headers.items():
+        m[name.replace("_", "-")] = value
+    m.set_content(text)
+    if html:
+        m.add_alternative(html, subtype="html")
+    return m
+
+
+def rows() -> list[OutboundMessage]:
+    with session() as s:
+        return list(s.execute(select(OutboundMessage).order_by(OutboundMessage.id)).scalars())
+
+
+def test_a_submitted_message_becomes_one_queued_row_per_recipient_and_is_enqueued(listener, token):
+    with client(listener, token) as c:
+        refused = c.send_message(
+            message(html="<p>Hello, <b>here</b> it is.</p>"), to_addrs=["a@example.org", "b@example.net"]
+        )
+    assert refused == {}
+    got = rows()
+    assert [r.to_addr for r in got] == ["a@example.org", "b@example.net"]
+    assert {r.state for r in got} == {"queued"} and {r.kind for r in got} == {"api"}
+    assert {r.subject for r in got} == {"Your invoice"}
+    context = json.loads(got[0].context)
+    assert context["text"].strip() == "Hello,\nhere it is." and "<b>here</b>" in context["html"]
+    assert listener.enqueued == [r.id for r in got]
+
+
+def test_the_reply_names_the_stored_ids(listener, token):
+    with client(listener, token) as c:
+        c.mail("billing@app.example")
+        c.rcpt("a@example.org")
+        code, reply = c.data(message().as_bytes(policy=policy.SMTP))
+    assert code == 250 and reply.decode().endswith(f"Queued as {rows()[0].id}")
+
+
+def test_mail_without_auth_is_refused_and_a_wrong_token_does_not_authenticate(listener, token):
+    with client(listener) as c:
+        code, reply = c.mail("billing@app.example")
+        assert code == 530 and b"Authentication required" in reply
+        with pytest.raises(smtplib.SMTPAuthenticationError) as e:
+            c.login("app", "dbx_not-a-token")
+        assert e.value.smtp_code == 535
+    assert rows() == []
+
+
+def test_a_revoked_token_stops_authenticating(listener, token):
+    with session() as s:
+        row = s.execute(select(ApiToken)).scalar_one()
+        row.revoked_at = utcnow()
+    with client(listener) as c, pytest.raises(smtplib.SMTPAuthenticationError):
+        c.login("someone", token)
+
+
+def test_a_bad_recipient_is_refused_at_rcpt_and_the_others_are_sent(listener, token):
+    with client(listener, token) as c:
+        c.mail("billing@app.example")
+        assert c.rcpt("not an address")[0] == 550
+        assert c.rcpt("ok@example.org")[0] == 250
+        assert c.data(message().as_bytes(policy=policy.SMTP))[0] == 250
+    assert [r.to_addr for r in rows()] == ["ok@example.org"]
+
+
+def test_attachments_are_refused_with_the_reason_and_nothing_is_stored(listener, token):
+    m = message()
+    m.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="invoice.pdf")
+    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+        c.send_message(m, to_addrs=["a@example.org"])
+    assert e.value.smtp_code == 554 and b"invoice.pdf" in e.value.smtp_error
+    assert rows() == []
+
+
+def test_one_refused_field_stores_none_of_the_recipients(listener, token):
+    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+        c.send_message(message(X_Donebox_Send_At="tomorrow"), to_addrs=["a@example.org", "b@example.org"])
+    assert e.value.smtp_code == 554 and b"send_at" in e.value.smtp_error
+    assert rows() == []
+
+
+def test_headers_schedule_and_key_the_send_and_a_resubmission_creates_nothing(listener, token):
+    when = (utcnow() + timedelta(days=1)).replace(microsecond=0)
+    m = message(
+        X_Donebox_Send_At=when.isoformat(), X_Donebox_Idempotency_Key="inv-42", X_Donebox_Batch_Id="b1"
+    )
+    for _ in range(2):
+        with client(listener, token) as c:
+            c.send_message(m, to_addrs=["a@example.org", "b@example.org"])
+    got = rows()
+    assert len(got) == 2 and {r.state for r in got} == {"scheduled"} and {r.batch_id for r in got} == {"b1"}
+    assert {r.send_at for r in got} == {when}
+    assert sorted(r.idempotency_key for r in got) == [
+        "api:all:inv-42:a@example.org",
+        "api:all:inv-42:b@example.org",
+    ]
+    assert listener.enqueued == []  # scheduled: the tick queues them when they fall due
+
+
+def test_a_team_token_cannot_send_for_another_team(listener, db):
+    with session() as s:
+        mine, other = Team(name="Mine", created_at=utcnow()), Team(name="Other", created_at=utcnow())
+        s.add_all([mine, other])
+        s.flush()
+        tok = create_token(s, "team app", now=utcnow(), team_id=mine.id)
+        other_id = other.id
+    with client(listener, tok) as c, pytest.raises(smtplib.SMTPDataError) as e:
+        c.send_message(message(X_Donebox_Team_Id=str(other_id)), to_addrs=["a@example.org"])
+    assert e.value.smtp_code == 550 and b"own team" in e.value.smtp_error
+    with client(listener, tok) as c:
+        c.send_message(message(), to_addrs=["a@example.org"])
+    assert [r.team_id for r in rows()] == [mine.id]
+
+
+def test_a_database_fault_answers_451_so_the_client_retries(listener, token, monkeypatch):
+    def down(*args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("the database went away"))
+
+    monkeypatch.setattr(sends, "create", down)
+    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+        c.send_message(message(), to_addrs=["a@example.org"])
+    assert e.value.smtp_code == 451
+
+
+def test_a_message_over_the_size_limit_is_refused(db, env, token):
+    env.setenv("SUBMISSION_MAX_BYTES", "2000")
+    get_settings.cache_clear()
+    srv = Listener(get_settings(), lambda ids: None)
+    srv.start()
+    try:
+        big = message(text=("y" * 70 + "\n") * 60)
+        with client(srv, token) as c, pytest.raises(smtplib.SMTPSenderRefused) as e:
+            c.send_message(big, to_addrs=["a@example.org"])  # declares SIZE: refused at MAIL
+        assert e.value.smtp_code == 552
+        with client(srv, token) as c:  # a client that does not declare it is refused after DATA
+            c.mail("billing@app.example")
+            c.rcpt("a@example.org")
+            assert c.data(big.as_bytes(policy=policy.SMTP))[0] == 552
+    finally:
+        srv.stop()
+    with session() as s:
+        assert s.execute(select(func.count()).select_from(OutboundMessage)).scalar() == 0
+
+
+def test_with_a_certificate_starttls_is_required_before_auth(db, env, token, tmp_path):
+    cert, key, ca = tls_files(tmp_path)
+    env.setenv("SUBMISSION_TLS_CERT", str(cert))
+    env.setenv("SUBMISSION_TLS_KEY", str(key))
+    get_settings.cache_clear()
+    srv = Listener(get_settings(), lambda ids: None, context=tls_context(get_settings()))
+    srv.start()
+    try:
+        with client(srv, host="localhost") as c:  # the name the certificate is for
+            assert c.docmd("AUTH", "PLAIN AGFwcABzZWNyZXQ=")[0] == 530  # must STARTTLS first
+            c.starttls(context=ssl.create_default_context(cafile=str(ca)))
+            c.ehlo("app.example")
+            c.login("app", token)
+            c.send_message(message(), to_addrs=["a@example.org"])
+    finally:
+        srv.stop()
+    assert [r.to_addr for r in rows()] == ["a@example.org"]
+
+
+def test_the_listener_refuses_to_run_without_tls_where_that_would_expose_tokens(tmp_path):
+    base = {"SECRET_KEY": "s" * 32, "VAR_DIR": str(tmp_path)}
+    with pytest.raises(SettingsError, match="production needs SUBMISSION_TLS_CERT"):
+        tls_context(load({**base, "DONEBOX_ENV": "production"}))
+    with pytest.raises(SettingsError, match="loopback only"):
+        tls_context(load({**base, "SUBMISSION_HOST": "0.0.0.0"}))
+    with pytest.raises(SettingsError, match="go together"):
+        tls_context(load({**base, "SUBMISSION_TLS_CERT": "/x.pem"}))
+    assert tls_context(load({**base, "SUBMISSION_HOST": "localhost"})) is None

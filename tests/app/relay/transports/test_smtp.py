@@ -1,0 +1,181 @@
+import threading
+from email.parser import BytesParser
+from email.policy import default
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.errors import PermanentSendError, TransientSendError
+from app.relay.render import build_message
+from app.relay.transports.base import Outgoing
+from app.relay.transports.smtp import SMTPConfig, SMTPTransport, smtp_data
+from tests.app.relay.transports import smtp_server
+from tests.conftest import FIXED_NOW
+
+
+def outgoing(to="ada@example.com", text="Hello", raw: bytes | None = None) -> Outgoing:
+    built, parts = build_message(
+        from_addr="donebox@mail.test",
+        from_name="donebox",
+        to=to,
+        subject="Hi",
+        text=text,
+        html="<p>x</p>",
+        message_id="<m1@mail.test>",
+        date=FIXED_NOW,
+    )
+    return Outgoing("donebox@mail.test", to, raw if raw is not None else built, parts, 1)
+
+
+@pytest.fixture
+def server():
+    c = smtp_server.start()
+    yield c
+    if c._thread is not None:  # a test may have stopped it already
+        c.stop()
+
+
+@pytest.fixture
+def cert(tmp_path):
+    return smtp_server.make_cert(tmp_path)
+
+
+def url(c, query="tls=none", auth=""):
+    return f"smtp://{auth}{c.hostname}:{c.port}?{query}"
+
+
+def test_messages_go_through_one_pooled_connection(server):
+    t = SMTPTransport(url(server, "tls=none&pool=1"))
+    for i in range(5):
+        r = t.send(outgoing(to=f"user{i}@example.com"))
+        assert r.transport == "smtp" and "queued as ABC123" in r.detail
+    t.close()
+    assert [e.rcpt_tos for e in server.handler.envelopes] == [[f"user{i}@example.com"] for i in range(5)]
+    assert len(server.handler.sessions) == 1
+
+
+def test_threads_share_a_pool_of_several_connections(server):
+    t = SMTPTransport(url(server, "tls=none&pool=3"))
+    threads = [threading.Thread(target=t.send, args=(outgoing(to=f"u{i}@example.com"),)) for i in range(12)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    t.close()
+    assert len(server.handler.envelopes) == 12
+    assert 1 <= len(server.handler.sessions) <= 3
+
+
+def test_starttls_with_auth(cert):
+    c = smtp_server.start(tls="starttls", cert=cert, users={"app": "s3cret"})
+    try:
+        t = SMTPTransport(url(c, f"tls=starttls&ca={cert[0]}", auth="app:s3cret@"))
+        t.send(outgoing())
+        t.close()
+        assert len(c.handler.envelopes) == 1
+        bad = SMTPTransport(url(c, f"tls=starttls&ca={cert[0]}", auth="app:wrong@"))
+        with pytest.raises(PermanentSendError) as e:
+            bad.send(outgoing())
+        assert e.value.smtp_code == 535 and e.value.connection
+    finally:
+        c.stop()
+
+
+def test_implicit_tls_checks_the_certificate(cert):
+    c = smtp_server.start(tls="implicit", cert=cert)
+    try:
+        t = SMTPTransport(url(c, f"tls=implicit&ca={cert[0]}"))
+        t.send(outgoing())
+        t.close()
+        assert len(c.handler.envelopes) == 1
+        untrusted = SMTPTransport(url(c, "tls=implicit&timeout=5"))
+        with pytest.raises(TransientSendError) as e:
+            untrusted.send(outgoing())
+        assert e.value.connection
+    finally:
+        c.stop()
+
+
+@pytest.mark.parametrize(
+    "local, exc, check",
+    [
+        ("later", TransientSendError, lambda e: not e.block and e.retry_in_s == 60),
+        ("greylist", TransientSendError, lambda e: e.block),
+        ("nouser", PermanentSendError, lambda e: e.bounce and e.enhanced == "5.1.1" and not e.block),
+        ("blocked", PermanentSendError, lambda e: e.block and not e.bounce and e.smtp_code == 550),
+    ],
+)
+def test_replies_map_by_enhanced_status_code(server, local, exc, check):
+    t = SMTPTransport(url(server))
+    with pytest.raises(exc) as e:
+        t.send(outgoing(to=f"{local}@example.com"))
+    assert check(e.value)
+    t.send(outgoing())  # the connection is still usable after a refused recipient
+    t.close()
+    assert len(server.handler.sessions) == 1
+
+
+def test_a_refused_data_is_permanent(server):
+    server.handler.data_reply = "554 5.6.0 content rejected"
+    with pytest.raises(PermanentSendError) as e:
+        SMTPTransport(url(server)).send(outgoing())
+    assert e.value.enhanced == "5.6.0"
+
+
+def test_a_server_that_is_down_is_a_connection_failure():
+    port = smtp_server.free_port()
+    with pytest.raises(TransientSendError) as e:
+        SMTPTransport(f"smtp://127.0.0.1:{port}?tls=none&timeout=2").send(outgoing())
+    assert e.value.connection
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced(server):
+    t = SMTPTransport(url(server, "tls=none&pool=1"))
+    t.send(outgoing())
+    server.stop()
+    again = smtp_server.start(port=server.port, handler=server.handler)  # same port, old connection gone
+    try:
+        t.send(outgoing(to="bob@example.com"))
+        assert [e.rcpt_tos for e in server.handler.envelopes][-1] == ["bob@example.com"]
+        t.close()
+    finally:
+        again.stop()
+
+
+def test_dots_and_bare_line_endings_cannot_smuggle_a_second_message(server):
+    evil = (
+        b"From: a@mail.test\r\nTo: ada@example.com\r\nSubject: x\r\n\r\n"
+        b"line\n.\nMAIL FROM:<x@evil>\r\n.\r\nRCPT TO:<victim@example.com>\r\n\r.\r"
+        b"\r\n.\r\nDATA\r\n..\r\nend"
+    )
+    t = SMTPTransport(url(server))
+    t.send(outgoing(raw=evil))
+    t.close()
+    (env,) = server.handler.envelopes
+    assert env.rcpt_tos == ["ada@example.com"]
+    content = env.original_content
+    assert content == smtp_data(evil)
+    assert b"MAIL FROM:<x@evil>" in content and content.endswith(b"end\r\n")
+
+
+@given(st.binary(max_size=300))
+def test_smtp_data_never_has_a_bare_cr_or_lf(raw):
+    data = smtp_data(raw)
+    assert data.count(b"\r") == data.count(b"\n") == data.count(b"\r\n") and data.endswith(b"\r\n")
+
+
+def test_an_unusable_url_is_a_clear_error():
+    with pytest.raises(ValueError, match="tls must be"):
+        SMTPConfig.from_url("smtp://h?tls=maybe")
+    c = SMTPConfig.from_url("smtp://us%40er:p%3Ass@relay.example.com?tls=implicit")
+    assert (c.username, c.password, c.port) == ("us@er", "p:ss", 465)
+
+
+def test_the_message_arrives_byte_for_byte(server):
+    o = outgoing(text="Grüße\n.\n..\nend")
+    SMTPTransport(url(server)).send(o)
+    (env,) = server.handler.envelopes
+    assert env.original_content == o.raw
+    got = BytesParser(policy=default).parsebytes(env.original_content)
+    assert got.get_body(("plain",)).get_content().replace("\r\n", "\n").startswith("Grüße\n.\n..\nend")
