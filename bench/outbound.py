@@ -124,6 +124,7 @@ def profile(team_id: int, n: int) -> tuple[dict[str, float], int]:
     """(milliseconds per message in each pipeline step, bytes of a message): one thread, this process,
     batches of CLAIM_BATCH as the workers claim them (``claim`` is the batch's claim and suppression
     check, divided among its messages)."""
+    import app.checkins.outgoing  # noqa: F401 - registers the digest's render context, as jobs.actors does
     from app.relay import outbox, pipeline
 
     timings: dict[str, float] = {}
