@@ -143,6 +143,58 @@ def _dev_secret(var_dir: Path, name: str) -> str:
     return value
 
 
+SECRET_MIN_CHARS = 32  # SECRET_KEY in production
+TOKEN_MIN_CHARS = 16  # every other shared secret in production (tokens, Basic-auth passwords)
+
+
+def weakness(value: str, *, min_chars: int) -> str | None:
+    """Why ``value`` is too weak to be a production secret, or None.
+
+    It must be at least ``min_chars`` long with no blank space at either end, use at least two
+    classes of character (lower case, upper case, digits, others) and at least ``min_chars // 4``
+    distinct characters (``openssl rand -hex 32`` and ``secrets.token_urlsafe(32)`` both pass;
+    16 spaces, ``x`` or one letter repeated do not).
+    """
+    if not value.strip():
+        return "is blank"
+    if value != value.strip():
+        return "starts or ends with blank space"
+    if len(value) < min_chars:
+        return f"is {len(value)} characters, needs at least {min_chars}"
+    classes = sum(
+        (
+            any(c.islower() for c in value),
+            any(c.isupper() for c in value),
+            any(c.isdigit() for c in value),
+            any(not c.isalnum() for c in value),
+        )
+    )
+    if classes < 2:
+        return "uses one class of character (mix letters, digits or symbols)"
+    if len(set(value)) < min_chars // 4:
+        return f"has {len(set(value))} distinct characters, needs at least {min_chars // 4}"
+    return None
+
+
+def _check_production_secrets(e) -> None:
+    """Refuse weak shared secrets in production, naming the setting and the reason in one line."""
+    checks = [("SECRET_KEY", e("SECRET_KEY", ""), SECRET_MIN_CHARS)]
+    for name in ("INBOUND_RAW_TOKEN", "MAILGUN_SIGNING_KEY"):
+        if e(name, ""):
+            checks.append((name, e(name), TOKEN_MIN_CHARS))
+    for name in ("SENDGRID_INBOUND_AUTH", "POSTMARK_INBOUND_AUTH"):
+        if e(name, ""):
+            user, _, password = e(name).partition(":")
+            if not user.strip():
+                raise SettingsError(f"{name}: the user part is blank (user:password)")
+            checks.append((f"{name} password", password, TOKEN_MIN_CHARS))
+    for name, value, min_chars in checks:
+        why = weakness(value, min_chars=min_chars)
+        if why:
+            hint = " (try: openssl rand -hex 32)" if name == "SECRET_KEY" else ""
+            raise SettingsError(f"production refuses {name}: it {why}{hint}")
+
+
 def load(environ: dict | os._Environ = os.environ) -> Settings:
     """Build Settings from an environment mapping; raises SettingsError when unusable."""
     e = environ.get
@@ -153,8 +205,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
     secret = e("SECRET_KEY", "")
     raw_token = e("INBOUND_RAW_TOKEN", "")
     if env == "production":
-        if len(secret) < 16:
-            raise SettingsError("production needs SECRET_KEY (at least 16 characters)")
+        _check_production_secrets(e)
     else:
         secret = secret or _dev_secret(var_dir, "secret_key")
         raw_token = raw_token or _dev_secret(var_dir, "inbound_raw_token")

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 BIN = Path(sys.executable).parent
 AUTH = "bench:bench-password"
-SECRET = "bench-secret-key-0123456789"
+SECRET = "bench-secret-key-0123456789-abcdefXYZ"
 PG_ADMIN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 BOUNDARY = "xYzZY"

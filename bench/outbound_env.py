@@ -80,7 +80,7 @@ def setup_environment(var: Path) -> str:
     redis.Redis.from_url(REDIS).flushdb()
     os.environ.update(
         DONEBOX_ENV="development",
-        SECRET_KEY="bench-secret-key-0123456789",
+        SECRET_KEY="bench-secret-key-0123456789-abcdefXYZ",
         INBOUND_RAW_TOKEN="bench",
         DATABASE_URL=url,
         REDIS_URL=REDIS,

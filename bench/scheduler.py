@@ -201,7 +201,7 @@ def enqueued_ids() -> list[int]:
 def run_schedulers(url: str, now: datetime, processes: int, batch: int) -> dict:
     """Start ``processes`` scheduler processes together; wall seconds from the common start."""
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS, "SCHEDULE_BATCH": str(batch)}
-    env.update(SECRET_KEY="bench-secret-key-0123456789", VAR_DIR="/tmp/donebox-bench-var")
+    env.update(SECRET_KEY="bench-secret-key-0123456789-abcdefXYZ", VAR_DIR="/tmp/donebox-bench-var")
     env.update(DONEBOX_ENV="development", MAIL_TRANSPORT="memory", PYTHONPATH=str(ROOT))
     start_at = time.time() + 3.0  # every process has imported donebox by then
     procs = [
@@ -407,7 +407,7 @@ def main() -> int:
     members = args.members or (50_000 if args.quick else 1_000_000)
     every = 10  # a tenth of the population falls due in the same minute
     os.environ.update(
-        REDIS_URL=REDIS, SECRET_KEY="bench-secret-key-0123456789", VAR_DIR="/tmp/donebox-bench-var"
+        REDIS_URL=REDIS, SECRET_KEY="bench-secret-key-0123456789-abcdefXYZ", VAR_DIR="/tmp/donebox-bench-var"
     )
     from app.migrate import upgrade
 

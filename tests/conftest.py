@@ -21,7 +21,7 @@ FIXED_NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
 
 TEST_ENV = {
     "DONEBOX_ENV": "development",
-    "SECRET_KEY": "test-secret-key-0123456789",
+    "SECRET_KEY": "test-secret-key-0123456789-abcdefXYZ",
     "INBOUND_RAW_TOKEN": "test-inbound-token",
     "MAIL_TRANSPORT": "memory",
     "REPLY_DOMAIN": "reply.test",

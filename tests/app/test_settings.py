@@ -1,8 +1,9 @@
 import re
+import secrets
 
 import pytest
 
-from app.settings import SettingsError, load
+from app.settings import SettingsError, load, weakness
 from parsers.providers import PROVIDERS
 
 
@@ -20,7 +21,7 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
 
 
 def test_production_does_not_invent_an_inbound_token(tmp_path):
-    s = load({"DONEBOX_ENV": "production", "SECRET_KEY": "x" * 32, "VAR_DIR": str(tmp_path)})
+    s = load({"DONEBOX_ENV": "production", "SECRET_KEY": PROD["SECRET_KEY"], "VAR_DIR": str(tmp_path)})
     assert s.inbound_raw_token == ""
     assert not (tmp_path / "secret_key").exists()
 
@@ -88,3 +89,65 @@ def test_each_provider_secret_is_the_setting_its_class_names(tmp_path):
     assert s.event_secret_for("ses") == ("arn:e",) and s.event_secret_for("postmark") == ""
     assert s.max_age_for("mailgun") == 120 and s.max_age_for("sendgrid", events=True) == 60
     assert s.max_age_for("postmark") == 0
+
+
+PROD = {"DONEBOX_ENV": "production", "SECRET_KEY": "c0ffee-Strong-Key-0123456789-abcdXYZ"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("SECRET_KEY", " " * 16, "is blank"),
+        ("SECRET_KEY", " " * 40, "is blank"),
+        ("SECRET_KEY", "x" * 40, "one class"),
+        ("SECRET_KEY", "ab12" * 10, "distinct"),
+        ("SECRET_KEY", "short-Key-1", "needs at least 32"),
+        ("SECRET_KEY", " " + "0123456789abcdef" * 2, "blank space"),
+        ("INBOUND_RAW_TOKEN", "x", "needs at least 16"),
+        ("MAILGUN_SIGNING_KEY", "aaaaaaaaaaaaaaaaaaaa", "one class"),
+        ("SENDGRID_INBOUND_AUTH", ":", "user part is blank"),
+        ("SENDGRID_INBOUND_AUTH", "user:", "password"),
+        ("POSTMARK_INBOUND_AUTH", "user:hunter2", "needs at least 16"),
+        ("POSTMARK_INBOUND_AUTH", "   :0123456789abcdef", "user part is blank"),
+    ],
+)
+def test_production_refuses_a_weak_secret_with_a_one_line_reason(tmp_path, name, value, reason):
+    with pytest.raises(SettingsError, match=reason) as raised:
+        load({**PROD, name: value, "VAR_DIR": str(tmp_path)})
+    message = str(raised.value)
+    assert name in message and "\n" not in message
+    secret = value.partition(":")[2] if name.endswith("_AUTH") else value
+    assert len(secret.strip()) < 4 or secret not in message  # the secret is not echoed
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        secrets.token_hex(32),
+        secrets.token_urlsafe(32),
+        "correct-Horse-battery-staple-2026-x",
+    ],
+)
+def test_production_accepts_generated_secrets(tmp_path, value):
+    s = load(
+        {
+            **PROD,
+            "SECRET_KEY": value,
+            "INBOUND_RAW_TOKEN": secrets.token_hex(16),
+            "SENDGRID_INBOUND_AUTH": "sendgrid:" + secrets.token_urlsafe(18),
+            "VAR_DIR": str(tmp_path),
+        }
+    )
+    assert s.secret_key == value
+
+
+def test_every_hex_key_of_openssl_rand_hex_32_passes():
+    # 64 hex digits often miss one of the 16: the distinct-character rule must not refuse them
+    assert all(weakness(secrets.token_hex(32), min_chars=32) is None for _ in range(2000))
+    assert weakness("0123456789abcdef" * 2, min_chars=32) is None
+
+
+def test_development_keeps_accepting_any_secret(tmp_path):
+    assert (
+        load({"SECRET_KEY": "x", "INBOUND_RAW_TOKEN": "y", "VAR_DIR": str(tmp_path)}).inbound_raw_token == "y"
+    )

@@ -85,7 +85,7 @@ def test_reminder_reply_and_digest_on_worker_processes_and_postgresql(
     wait_until(processed, 30, "the reply to be processed by the worker")
 
     token = token_from_address(ada["Reply-To"], "reply.test")
-    _member_id, today = verify_reply_token("test-secret-key-0123456789", token)
+    _member_id, today = verify_reply_token("test-secret-key-0123456789-abcdefXYZ", token)
     done = procs.run(["digest", "--now", "--day", today.isoformat()], env_vars)
     assert done.returncode == 0 and "2 digests enqueued" in done.stdout, done.stderr
 

@@ -47,7 +47,7 @@ def entries(iid: int) -> list[str]:
 
 
 def with_token(p: Payload, member_id: int) -> Payload:
-    real = reply_address("test-secret-key-0123456789", "reply.test", member_id, DAY)
+    real = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", member_id, DAY)
     return Payload(p.body.replace(TO.encode(), real.encode()), p.content_type)
 
 
@@ -62,7 +62,7 @@ def test_a_postmark_mailbox_hash_identifies_the_member(db):
     ada = make_team()
     doc = json.loads((FIXTURES / "postmark/inbound.json").read_text())
     hook = "451d9b70cf9364d23ff6f9d51d870251569e+{h}@inbound.postmarkapp.com"
-    token = reply_token("test-secret-key-0123456789", ada, DAY)
+    token = reply_token("test-secret-key-0123456789-abcdefXYZ", ada, DAY)
     doc.update(
         To=hook.format(h=token),
         ToFull=[{"Email": hook.format(h=token), "Name": "", "MailboxHash": token}],
@@ -129,7 +129,7 @@ def test_an_unauthenticated_from_is_stored_as_unverified_and_makes_no_entries(db
 def test_auto_replies_make_no_entries(db, header):
     ada = make_team()
     raw = (FIXTURES / "raw/windows-1252.eml").read_bytes()
-    real = reply_address("test-secret-key-0123456789", "reply.test", ada, DAY).encode()
+    real = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", ada, DAY).encode()
     raw = raw.replace(TO.encode(), real).replace(b"MIME-Version", header.encode() + b"\r\nMIME-Version")
     row = accept_and_process("raw", Payload(raw, "message/rfc822"))
     assert row.state == "ignored" and entries(row.id) == []
@@ -137,7 +137,7 @@ def test_auto_replies_make_no_entries(db, header):
 
 def test_a_delivery_status_notification_makes_no_entries(db):
     ada = make_team()
-    real = reply_address("test-secret-key-0123456789", "reply.test", ada, DAY)
+    real = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", ada, DAY)
     dsn = (
         f"From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\nTo: {real}\r\n"
         "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn1@mx.example.com>\r\n"
@@ -171,7 +171,7 @@ def test_limits_hit_while_parsing_are_recorded_on_the_row(db):
 
 def test_nul_characters_from_hostile_mail_are_stored_on_every_database(db):
     ada = make_team()
-    real = reply_address("test-secret-key-0123456789", "reply.test", ada, DAY)
+    real = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", ada, DAY)
     raw = (
         f"From: A\x00da <ada@example.com>\r\nTo: {real}\r\nSubject: Re: x\x00y\r\nMessage-ID: <nul\x00@x>\r\n"
         "Content-Type: text/plain; charset=utf-8\r\n\r\nShipped\x00 it\r\n"

@@ -226,7 +226,7 @@ def test_with_a_certificate_starttls_is_required_before_auth(db, env, token, tmp
 
 
 def test_the_listener_refuses_to_run_without_tls_where_that_would_expose_tokens(tmp_path):
-    base = {"SECRET_KEY": "s" * 32, "VAR_DIR": str(tmp_path)}
+    base = {"SECRET_KEY": "submission-Secret-key-0123456789abcdef", "VAR_DIR": str(tmp_path)}
     with pytest.raises(SettingsError, match="production needs SUBMISSION_TLS_CERT"):
         tls_context(load({**base, "DONEBOX_ENV": "production"}))
     with pytest.raises(SettingsError, match="loopback only"):

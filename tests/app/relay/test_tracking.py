@@ -3,7 +3,7 @@ import pytest
 from app.relay import tracking
 from app.relay.tracking import _rewrite, add_tracking, make_token, verify_token
 
-SECRET = "test-secret-key-0123456789"
+SECRET = "test-secret-key-0123456789-abcdefXYZ"
 BASE = "https://donebox.test"
 
 PAGES = [

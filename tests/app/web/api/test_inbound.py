@@ -61,7 +61,7 @@ def two_teams() -> tuple[int, int, int]:
             a.id,
             b.id,
             ada.id,
-            reply_address("test-secret-key-0123456789", "reply.test", ada.id, FIXED_NOW.date()),
+            reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", ada.id, FIXED_NOW.date()),
         )
 
 

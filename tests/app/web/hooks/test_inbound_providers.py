@@ -19,8 +19,8 @@ from app.models import InboundMessage, WebhookToken
 from tests.conftest import reset_caches
 from tests.parsers.test_providers import FIXTURES, payload
 
-SG_AUTH = "sgparse:s3cret-sendgrid"
-PM_AUTH = "pmhook:s3cret-postmark"
+SG_AUTH = "sgparse:s3cret-sendgrid-parse"
+PM_AUTH = "pmhook:s3cret-postmark-hook"
 MG_KEY = "key-mailgun-signing-0123456789"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:donebox-inbound"
 

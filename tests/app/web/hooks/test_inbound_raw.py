@@ -111,7 +111,10 @@ def test_a_failed_processing_keeps_the_message_with_its_error_and_it_can_be_repr
 
     member_id = make_team()
     to = reply_address(
-        "test-secret-key-0123456789", "reply.test", member_id, __import__("datetime").date(2026, 11, 23)
+        "test-secret-key-0123456789-abcdefXYZ",
+        "reply.test",
+        member_id,
+        __import__("datetime").date(2026, 11, 23),
     )
     mail = MAIL.replace(b"reply+1-20261123-aaaaaaaaaaaaaaaa@reply.test", to.encode())
     iid = client.post("/inbound/raw", content=mail, headers=AUTH).json()["id"]

@@ -132,7 +132,7 @@ def reply(base: str, email: str, body: str, subject: str, msgid: str) -> int:
         mid = s.execute(select(Member.id).where(Member.email == email)).scalar_one()
     m = EmailMessage()
     m["From"], m["Subject"], m["Message-ID"] = email, subject, msgid
-    m["To"] = reply_address("test-secret-key-0123456789", "reply.test", mid, date.today())
+    m["To"] = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", mid, date.today())
     m.set_content(body)
     m.add_alternative(f"<p>{body}</p>", subtype="html")
     req = urllib.request.Request(

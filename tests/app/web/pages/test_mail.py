@@ -30,7 +30,9 @@ def remind_everyone():
 
 
 def reply(client, email, body, subject="Re: What did you get done today?", msgid="<r1@example.com>"):
-    to = reply_address("test-secret-key-0123456789", "reply.test", member_id(email), date(2026, 11, 23))
+    to = reply_address(
+        "test-secret-key-0123456789-abcdefXYZ", "reply.test", member_id(email), date(2026, 11, 23)
+    )
     raw = (
         f"From: {email}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {msgid}\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"

@@ -33,7 +33,7 @@ def hostile_world(client, team_id: int) -> list[int]:
         bob.name = PAYLOADS[1]
         s.get(Team, team_id).name = "Rocket " + PAYLOADS[0]
         bob_id = bob.id
-    to = reply_address("test-secret-key-0123456789", "reply.test", bob_id, date.today())
+    to = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", bob_id, date.today())
     ids = []
     body = "\n".join(PAYLOADS) + "\n"
     for i, subject in enumerate(PAYLOADS):
