@@ -244,7 +244,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     held = _held(s, claimed)
     for iid in attempts:
         states[iid] = held.get(iid, "missing")
-    lost = {iid for iid, state in held.items() if state != "mine"}
+    lost = {iid for iid in attempts if held.get(iid) != "mine"}
     if lost:
         log.warning("inbound %s: the claim ran out and the row moved on; nothing written", sorted(lost))
     changes = [{**c, "attempts": attempts[c["id"]]} for c in changes if c["id"] not in lost]
@@ -274,6 +274,8 @@ def retry_or_quarantine(
     claim, so this ends at the quarantine)."""
     t = InboundMessage.__table__
     c = s.connection()
+    # a row another job claimed meanwhile (a duplicate broker message) is taken back too: that
+    # job's outcome then finds the claim gone and writes nothing, and the retry does the work
     mine = and_(t.c.id.in_(inbound_ids), t.c.state == "processing")
     if alone:
         c.execute(
