@@ -178,12 +178,13 @@ def cmd_inbound(args) -> int:
     from jobs.broker import drain, is_embedded
     from jobs.enqueue import enqueue_processing
 
-    if args.id is None and not args.failed:
-        print("give an inbound message ID or --failed", file=sys.stderr)
+    wanted = [state for state, on in (("failed", args.failed), ("quarantined", args.quarantined)) if on]
+    if args.id is None and not wanted:
+        print("give an inbound message ID, --failed or --quarantined", file=sys.stderr)
         return 2
     with session() as s:
-        if args.failed:
-            ids = list(s.execute(select(InboundMessage.id).where(InboundMessage.state == "failed")).scalars())
+        if wanted:
+            ids = list(s.execute(select(InboundMessage.id).where(InboundMessage.state.in_(wanted))).scalars())
         else:
             ids = [args.id]
         moved = reset_for_reprocess(s, ids)
@@ -348,6 +349,9 @@ def parser() -> argparse.ArgumentParser:
     rp = isub.add_parser("reprocess", help="process stored inbound messages again")
     rp.add_argument("id", nargs="?", type=int, help="an inbound message id")
     rp.add_argument("--failed", action="store_true", help="every message whose processing failed")
+    rp.add_argument(
+        "--quarantined", action="store_true", help="every message quarantined (its processing never finished)"
+    )
     rp.set_defaults(fn=cmd_inbound)
     sp = sub.add_parser("api-token", help="API tokens")
     tsub = sp.add_subparsers(dest="token_command", required=True)

@@ -64,11 +64,23 @@ def get_engine() -> Engine:
 
 @contextmanager
 def session() -> Iterator[Session]:
-    """A session on the process's engine that commits on success and rolls back on error."""
+    """A session on the process's engine that commits on success and rolls back on error.
+
+    Interrupted by anything but an ordinary error (a job's time limit raised in its thread, a
+    KeyboardInterrupt), possibly halfway through a driver call, its connection is closed and
+    discarded (invalidated), never rolled back and returned to the pool in an unknown state.
+    """
     with Session(get_engine(), expire_on_commit=False) as s:
         try:
             yield s
             s.commit()
+        except Exception:
+            try:
+                s.rollback()
+            except BaseException:
+                s.invalidate()
+                raise
+            raise
         except BaseException:
-            s.rollback()
+            s.invalidate()
             raise

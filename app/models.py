@@ -115,6 +115,9 @@ class InboundMessage(SQLModel, table=True):
     payload: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     payload_type: str = Field(default="", max_length=255)  # the payload's Content-Type
     notes: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # parse limits hit
+    attempts: int = 0  # claims so far (app.inbound.process); INBOUND_MAX_ATTEMPTS unfinished -> quarantined
+    # processing: until when the claiming worker holds it; received: when the sweeper enqueues it again
+    lease_until: datetime | None = _ts()
 
 
 _SCHEDULED = text("state = 'scheduled'")

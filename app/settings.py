@@ -56,6 +56,10 @@ class Settings:
     max_inbound_bytes: int = 30 * 1024 * 1024  # MAX_INBOUND_BYTES: larger inbound requests get 413
     lease_s: int = 300  # LEASE_S: how long a claimed message or job may run before it is swept
     tick_s: float = 5.0  # TICK_S: seconds between scheduler ticks
+    inbound_job_time_limit_s: int = (
+        60  # INBOUND_JOB_TIME_LIMIT_S: an inbound job running longer is interrupted
+    )
+    inbound_max_attempts: int = 3  # INBOUND_MAX_ATTEMPTS: unfinished processing attempts before quarantine
     reminder_late_s: int = 3 * 3600  # REMINDER_LATE_S: a reminder later than this (downtime) is skipped
     api_max_bytes: int = 2 * 1024 * 1024  # API_MAX_BYTES: larger POST /api/messages bodies get 413
     api_max_schedule_s: int = 366 * 86400  # API_MAX_SCHEDULE_S: how far ahead send_at may be
@@ -240,6 +244,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             max_inbound_bytes=int(e("MAX_INBOUND_BYTES", str(30 * 1024 * 1024))),
             lease_s=int(e("LEASE_S", "300")),
             tick_s=float(e("TICK_S", "5")),
+            inbound_job_time_limit_s=max(1, int(e("INBOUND_JOB_TIME_LIMIT_S", "60"))),
+            inbound_max_attempts=max(1, int(e("INBOUND_MAX_ATTEMPTS", "3"))),
             reminder_late_s=int(e("REMINDER_LATE_S", str(3 * 3600))),
             api_max_bytes=int(e("API_MAX_BYTES", str(2 * 1024 * 1024))),
             api_max_schedule_s=int(e("API_MAX_SCHEDULE_S", str(366 * 86400))),

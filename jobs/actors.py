@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 import dramatiq
+from dramatiq.middleware import TimeLimitExceeded
 from sqlalchemy import select
 
 import app.checkins.outgoing  # noqa: F401 - registers how reminders and digests render (app.relay.render)
 import jobs.broker  # noqa: F401 - sets the broker before the actors below are declared
 from app.db import session
-from app.inbound.process import fail, process, process_many
+from app.inbound.process import process_many, retry_or_quarantine
 from app.models import OutboundMessage, utcnow
 from app.relay.fair import fair_queue
 from app.relay.pipeline import CLAIM_BATCH, deliver_many
@@ -20,32 +21,45 @@ from app.settings import get_settings
 log = logging.getLogger("donebox.jobs")
 
 
-@dramatiq.actor(max_retries=0, queue_name="inbound")
+INBOUND_TIME_LIMIT_MS = get_settings().inbound_job_time_limit_s * 1000  # read when the actors are declared
+
+
+@dramatiq.actor(max_retries=0, queue_name="inbound", time_limit=INBOUND_TIME_LIMIT_MS)
 def process_inbound(inbound_id: int) -> None:
-    """Process one stored inbound message; a failure is stored on the row, never raised away."""
-    settings = get_settings()
-    try:
-        with session() as s:
-            state = process(s, inbound_id, now=utcnow(), settings=settings)
-        log.info("inbound %s: %s", inbound_id, state)
-    except Exception as e:  # noqa: BLE001 - recorded on the row for `donebox inbound reprocess`
-        log.exception("inbound %s failed", inbound_id)
-        with session() as s:
-            fail(s, inbound_id, f"{type(e).__name__}: {e}", now=utcnow())
+    """Process one stored inbound message; a time-out or crash is retried up to INBOUND_MAX_ATTEMPTS
+    claims, then the message is quarantined (never raised away, never re-queued forever)."""
+    _process([inbound_id])
 
 
-@dramatiq.actor(max_retries=0, queue_name="inbound")
+@dramatiq.actor(max_retries=0, queue_name="inbound", time_limit=INBOUND_TIME_LIMIT_MS)
 def process_inbound_batch(inbound_ids: list[int]) -> None:
-    """Process several stored inbound messages (one broker message per committed group) in one
-    transaction; when that fails, each message on its own, so one cannot fail the others."""
+    """Process several stored inbound messages (one broker message per committed group) together;
+    when the job runs out of time or crashes, each unfinished one is sent again in a job of its
+    own, so the one that blows up fails (and is quarantined) alone."""
+    _process(inbound_ids)
+
+
+def _process(inbound_ids: list[int]) -> None:
     settings = get_settings()
     try:
         with session() as s:
             states = process_many(s, inbound_ids, now=utcnow(), settings=settings)
-    except Exception:  # noqa: BLE001 - nothing was kept: each runs (and fails) alone below
-        log.exception("inbound batch %s failed; processing its messages one by one", inbound_ids)
-        for iid in inbound_ids:
-            process_inbound.fn(iid)
+    except (Exception, TimeLimitExceeded) as e:  # noqa: BLE001 - the rows keep it; others interrupt
+        if isinstance(e, TimeLimitExceeded):
+            why = f"the job ran out of time ({settings.inbound_job_time_limit_s} s, INBOUND_JOB_TIME_LIMIT_S)"
+        else:
+            why = f"{type(e).__name__}: {e}"
+        log.warning("inbound %s: %s", inbound_ids, why, exc_info=not isinstance(e, TimeLimitExceeded))
+        try:
+            with session() as s:
+                again = retry_or_quarantine(
+                    s, inbound_ids, why, now=utcnow(), settings=settings, alone=len(inbound_ids) == 1
+                )
+        except Exception:  # noqa: BLE001 - the claims expire and the sweeper takes them back
+            log.exception("inbound %s: could not release the claims; the sweeper will", inbound_ids)
+            return
+        for iid in again:
+            process_inbound.send(iid)
         return
     for iid, state in states.items():
         log.info("inbound %s: %s", iid, state)

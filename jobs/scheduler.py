@@ -6,11 +6,10 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-
 from app.checkins import due
 from app.db import session
-from app.models import InboundMessage, utcnow
+from app.inbound.process import sweep as inbound_sweep
+from app.models import utcnow
 from app.relay import outbox
 from app.relay.retention import purge
 from app.settings import Settings
@@ -27,19 +26,12 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)
-        # inbound rows committed but never processed (their broker message was lost)
-        stuck = list(
-            s.execute(
-                select(InboundMessage.id)
-                .where(
-                    InboundMessage.state == "received",
-                    InboundMessage.received_at < now - timedelta(seconds=settings.lease_s),
-                )
-                .limit(1000)
-            ).scalars()
-        )
+        # inbound rows never claimed (their broker message was lost) or whose claim expired
+        fresh, tried = inbound_sweep(s, now=now, settings=settings)
     enqueue_deliveries(swept)
-    enqueue_processing(stuck)
+    enqueue_processing(fresh)
+    for iid in tried:  # one per job: a message that failed before fails alone
+        enqueue_processing(iid)
     purged = 0
     last = _last_purge.get(settings.database_url)
     if last is None or now - last >= RETENTION_EVERY:
@@ -49,7 +41,7 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     return {
         "created": created,
         "swept": released + swept,
-        "inbound": stuck,
+        "inbound": fresh + tried,
         "purged": [purged] if purged else [],
     }
 

@@ -5,7 +5,7 @@ webhook tokens (Mailgun's) are remembered in the message's own transaction, so a
 replay is refused. The states an inbound message goes through are owned by
 app/inbound/process.py:
 
-    received -> processed | ignored | unverified | failed ;  failed | processed -> received (reprocess)
+    received -> processing -> processed | ignored | unverified | failed | quarantined (or back to received)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def text(value: str) -> str:
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
-STATES = ("received", "processed", "ignored", "unverified", "failed")
+STATES = ("received", "processing", "processed", "ignored", "unverified", "failed", "quarantined")
 
 
 class Replayed(Exception):

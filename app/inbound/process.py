@@ -4,15 +4,23 @@ Parse (the provider's adapter on the stored payload, or the raw MIME), apply bou
 complaint and unsubscribe reports, identify the member, extract the reply and hand the
 entries to the check-in domain. Inbound ``state`` is written only here:
 
-    received -> processed | ignored | unverified | failed ;  failed | processed -> received (reprocess)
+    received -> processing (claimed: attempts + 1, a lease) -> processed | ignored | unverified | failed
+    processing -> received (its job ran out of time or crashed, or its lease expired: tried again, alone)
+    processing -> quarantined (INBOUND_MAX_ATTEMPTS claims never finished: not tried again by itself)
+    processed | ignored | unverified | failed | quarantined -> received (reprocess by hand: attempts reset)
+
+The expensive work (parsing, reply extraction) runs outside any transaction, between short
+ones: claim, look up senders and apply reports, write outcomes. An outcome is written only
+while the claim is still the worker's own (compare-and-set on state and attempts), so a worker
+that lost its lease cannot overwrite another's result.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
 from app.checkins import entries
@@ -24,12 +32,16 @@ from app.inbound.identify import Senders, find_senders, identify, is_automatic
 from app.models import Entry, InboundMessage
 from app.relay import feedback, tracking
 from app.settings import Settings
+from parsers.dsn import parse_report
 from parsers.entries import split_entries
 from parsers.message import InboundEmail, parse_mime
 from parsers.providers import PROVIDERS, Payload
 from parsers.reply import extract_reply
 
 log = logging.getLogger("donebox.inbound")
+FINAL = ("processed", "ignored", "unverified", "failed", "quarantined")  # what reprocessing starts again
+QUARANTINED_NOTE = "not parsed: quarantined (its processing never finished); reprocess it by hand"
+SWEEP_LIMIT = 1000  # rows the sweeper takes per tick and kind
 
 
 def _set_state(s: Session, inbound_id: int, state: str, expected: tuple[str, ...], **values) -> bool:
@@ -43,11 +55,12 @@ def _set_state(s: Session, inbound_id: int, state: str, expected: tuple[str, ...
 
 
 class Raced(Exception):
-    """Raised when a row left ``received`` under a locked batch (it cannot): nothing is kept."""
+    """Raised when a claim checked under lock changed before its outcome was written (it cannot)."""
 
 
 def _set_states(s: Session, changes: list[dict]) -> None:
-    """Move rows from received to their new state: one executemany UPDATE per set of columns."""
+    """Move claimed rows from processing to their new state: one executemany UPDATE per set of
+    columns, each row's a compare-and-set on its claim (state and attempts)."""
     table = InboundMessage.__table__
     groups: dict[tuple[str, ...], list[dict]] = {}
     for change in changes:
@@ -55,12 +68,51 @@ def _set_states(s: Session, changes: list[dict]) -> None:
     for columns, rows in groups.items():
         stmt = (
             update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.state == "received")
-            .values({c: bindparam(f"b_{c}") for c in columns if c != "id"})
+            .where(
+                table.c.id == bindparam("b_id"),
+                table.c.state == "processing",
+                table.c.attempts == bindparam("b_attempts"),
+            )
+            .values({c: bindparam(f"b_{c}") for c in columns if c not in ("id", "attempts")})
         )
         params = [{f"b_{c}": row[c] for c in columns} for row in rows]
         if s.connection().execute(stmt, params).rowcount != len(rows):
             raise Raced([row["id"] for row in rows])
+
+
+def processing_lease(settings: Settings) -> timedelta:
+    """How long a claim holds: the job's time limit plus LEASE_S, so a live job is never swept."""
+    return timedelta(seconds=settings.inbound_job_time_limit_s + settings.lease_s)
+
+
+def claim(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settings) -> list:
+    """Claim the received messages among ``inbound_ids`` in one statement: processing, attempts
+    + 1, a lease; rows claimed by another worker are skipped (SKIP LOCKED on PostgreSQL, the
+    compare-and-set on state everywhere). The claimed rows with what parsing needs, by id."""
+    t = InboundMessage.__table__
+    free = select(t.c.id).where(t.c.id.in_(inbound_ids), t.c.state == "received")
+    stmt = (
+        update(t)
+        .where(t.c.id.in_(free.with_for_update(skip_locked=True)), t.c.state == "received")
+        .values(state="processing", attempts=t.c.attempts + 1, lease_until=now + processing_lease(settings))
+        .returning(t.c.id, t.c.provider, t.c.raw, t.c.payload, t.c.payload_type, t.c.attempts)
+    )
+    return sorted(s.connection().execute(stmt).all(), key=lambda row: row.id)
+
+
+def _held(s: Session, claimed: list) -> dict[int, str]:
+    """The claimed rows still held by this claim (locked until commit), and the state of the rest."""
+    t = InboundMessage.__table__
+    found = s.connection().execute(
+        select(t.c.id, t.c.state, t.c.attempts)
+        .where(t.c.id.in_([row.id for row in claimed]))
+        .with_for_update()  # SQLite: the session's BEGIN IMMEDIATE already holds the write lock
+    )
+    mine = {row.id: row.attempts for row in claimed}
+    return {
+        row.id: "mine" if row.state == "processing" and row.attempts == mine[row.id] else row.state
+        for row in found
+    }
 
 
 def unsubscribe_request(s: Session, email: InboundEmail, settings: Settings, now: datetime) -> str:
@@ -127,59 +179,78 @@ def _outcome(
 
 
 def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settings) -> dict[int, str]:
-    """Turn received messages into entries in one transaction; their new states by id (idempotent).
+    """Turn received messages into entries; their new states by id (idempotent). Commits ``s``
+    between its steps; the caller's commit ends the last one.
 
-    The rows are read (and, on PostgreSQL, locked) in one query, their senders in at most
-    three, their new states written by one UPDATE per outcome and their entries by one
-    INSERT (``entries.add_many``). A message whose parsing or extraction raises is stored
-    ``failed`` with the reason and the others go on; a database error fails the whole call
-    (nothing is kept).
+    1. claim the received rows (one statement) and commit: the lease is the lock;
+    2. parse each message, and any bounce or complaint report in it, outside any transaction;
+    3. look up the senders (at most three queries) and apply the reports, and commit;
+    4. identify and extract each reply (``_outcome``), outside any transaction;
+    5. check the claims are still ours (one query, locking the rows), then write the new states
+       (one UPDATE per outcome, compare-and-set on the claim) and the entries (one INSERT).
+
+    A message whose parsing or extraction raises is stored ``failed`` with the reason and the
+    others go on; a database error, or the job's time limit, fails the whole call (the claims
+    stay, for ``retry_or_quarantine`` or the sweeper). A claim lost meanwhile (the lease ran
+    out and another worker claimed the row) writes nothing: its row's state is returned.
     """
-    table = InboundMessage.__table__
     wanted = sorted(set(inbound_ids))
-    rows = s.execute(
-        select(
-            table.c.id, table.c.provider, table.c.raw, table.c.payload, table.c.payload_type, table.c.state
-        )
-        .where(table.c.id.in_(wanted))
-        .order_by(table.c.id)
-        .with_for_update()  # SQLite: the session's BEGIN IMMEDIATE already holds the write lock
-    ).all()
     states = dict.fromkeys(wanted, "missing")
-    raws = {row.id: row.raw or b"" for row in rows}
-    parsed: list[tuple[int, InboundEmail]] = []
+    claimed = claim(s, wanted, now=now, settings=settings)
+    if len(claimed) < len(wanted):
+        t = InboundMessage.__table__
+        others = set(wanted) - {row.id for row in claimed}
+        states.update(s.connection().execute(select(t.c.id, t.c.state).where(t.c.id.in_(others))).all())
+    s.commit()
+    if not claimed:
+        return states
+    attempts = {row.id: row.attempts for row in claimed}
+    parsed: list[tuple[int, InboundEmail, object]] = []
     changes: list[dict] = []
-    for row in rows:
-        if row.state != "received":
-            states[row.id] = row.state
-            continue
+    for row in claimed:
         try:
-            parsed.append((row.id, load_email(row)))
+            email = load_email(row)
+            parsed.append((row.id, email, parse_report(email, row.raw or b"")))
         except Exception as e:  # noqa: BLE001 - recorded on the row for `donebox inbound reprocess`
             log.exception("inbound %s failed", row.id)
-            states[row.id] = "failed"
             changes.append({"id": row.id, "state": "failed", "error": _why(e), "processed_at": now})
-    senders = find_senders(s, [email for _, email in parsed], settings)
-    reminders: dict = {}
-    replies: list[entries.Reply] = []
-    for iid, email in parsed:
+    senders = find_senders(s, [email for _, email, _ in parsed], settings) if parsed else None
+    reports: dict[int, str] = {}
+    for iid, email, report in parsed:
         try:
             # List-Unsubscribe mailto requests, and bounces and complaints about our mail (which
-            # move it and suppress the address), make no entries
-            report = unsubscribe_request(s, email, settings, now) or feedback.record_report(
-                s, email, raws[iid], ref=f"inbound:{iid}", now=now
+            # move it and suppress the address), make no entries; applying them twice adds nothing
+            reports[iid] = unsubscribe_request(s, email, settings, now) or feedback.apply_report(
+                s, report, ref=f"inbound:{iid}", now=now
             )
-            state, values, made = _outcome(email, senders, settings, now, reminders, report)
+        except Exception as e:  # noqa: BLE001 - as above
+            log.exception("inbound %s failed", iid)
+            changes.append({"id": iid, "state": "failed", "error": _why(e), "processed_at": now})
+    s.commit()
+    reminders: dict = {}
+    replies: list[entries.Reply] = []
+    for iid, email, _ in parsed:
+        if iid not in reports:
+            continue
+        try:
+            state, values, made = _outcome(email, senders, settings, now, reminders, reports[iid])
         except Exception as e:  # noqa: BLE001 - as above
             log.exception("inbound %s failed", iid)
             state, values, made = "failed", {"error": _why(e), "processed_at": now}, None
-        states[iid] = state
         changes.append({"id": iid, "state": state, **values})
         if made is not None:
             member, team, day, drafts = made
             replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
+    held = _held(s, claimed)
+    for iid in attempts:
+        states[iid] = held.get(iid, "missing")
+    lost = {iid for iid in attempts if held.get(iid) != "mine"}
+    if lost:
+        log.warning("inbound %s: the claim ran out and the row moved on; nothing written", sorted(lost))
+    changes = [{**c, "attempts": attempts[c["id"]]} for c in changes if c["id"] not in lost]
     _set_states(s, changes)
-    entries.add_many(s, replies, now=now)
+    entries.add_many(s, [r for r in replies if r.inbound_id not in lost], now=now)
+    states.update((c["id"], c["state"]) for c in changes)
     return states
 
 
@@ -192,17 +263,91 @@ def process(s: Session, inbound_id: int, *, now: datetime, settings: Settings) -
     return process_many(s, [inbound_id], now=now, settings=settings)[inbound_id]
 
 
-def fail(s: Session, inbound_id: int, error: str, *, now: datetime) -> None:
-    """Record that processing failed; the raw message stays, ready for reprocessing."""
-    _set_state(s, inbound_id, "failed", ("received",), error=text(error)[:4000], processed_at=now)
+def retry_or_quarantine(
+    s: Session, inbound_ids: list[int], why: str, *, now: datetime, settings: Settings, alone: bool
+) -> list[int]:
+    """After a job on ``inbound_ids`` ran out of time or crashed: its messages still processing
+    go back to received, to be tried again each on its own; a message that was ``alone`` in its
+    job and has had INBOUND_MAX_ATTEMPTS claims is quarantined with ``why`` instead. Returns the
+    ids to enqueue again, one job each: every unfinished one after a batch (so the one that
+    blows up fails alone), and after a single job only a claimed one (each retry is a new
+    claim, so this ends at the quarantine)."""
+    t = InboundMessage.__table__
+    c = s.connection()
+    # a row another job claimed meanwhile (a duplicate broker message) is taken back too: that
+    # job's outcome then finds the claim gone and writes nothing, and the retry does the work
+    mine = and_(t.c.id.in_(inbound_ids), t.c.state == "processing")
+    if alone:
+        c.execute(
+            update(t)
+            .where(mine, t.c.attempts >= settings.inbound_max_attempts)
+            .values(
+                state="quarantined",
+                lease_until=None,
+                processed_at=now,
+                error=text(f"quarantined after {settings.inbound_max_attempts} attempts: {why}")[:4000],
+            )
+        )
+    back = (
+        update(t).where(mine).values(state="received", lease_until=now + timedelta(seconds=settings.lease_s))
+    )
+    moved = [row.id for row in c.execute(back.returning(t.c.id))]
+    if alone:
+        return sorted(moved)
+    still = c.execute(select(t.c.id).where(t.c.id.in_(inbound_ids), t.c.state == "received")).scalars()
+    return sorted(still)
+
+
+def sweep(s: Session, *, now: datetime, settings: Settings) -> tuple[list[int], list[int]]:
+    """Repair what lost broker messages and dead workers left: (fresh ids, ids tried before).
+
+    - processing past its lease (the worker died or hung): quarantined after INBOUND_MAX_ATTEMPTS
+      claims, else back to received;
+    - received and not claimed within LEASE_S of arriving, or of being enqueued again: enqueued
+      again, its ``lease_until`` moved on so the next tick does not enqueue it once more.
+    Rows tried before are returned apart: they go one per job, so a poisoned one fails alone.
+    """
+    t = InboundMessage.__table__
+    c = s.connection()
+    lease_s = timedelta(seconds=settings.lease_s)
+    expired = select(t.c.id).where(t.c.state == "processing", t.c.lease_until < now).limit(SWEEP_LIMIT)
+    ids = list(c.execute(expired).scalars())
+    if ids:
+        stale = and_(t.c.id.in_(ids), t.c.state == "processing", t.c.lease_until < now)
+        why = "the worker did not finish within its lease (it died, or hung where it cannot be interrupted)"
+        c.execute(
+            update(t)
+            .where(stale, t.c.attempts >= settings.inbound_max_attempts)
+            .values(
+                state="quarantined",
+                lease_until=None,
+                processed_at=now,
+                error=f"quarantined after {settings.inbound_max_attempts} attempts: {why}",
+            )
+        )
+        c.execute(update(t).where(stale).values(state="received", lease_until=now))
+    due = or_(t.c.lease_until <= now, and_(t.c.lease_until.is_(None), t.c.received_at < now - lease_s))
+    rows = c.execute(
+        select(t.c.id, t.c.attempts).where(t.c.state == "received", due).order_by(t.c.id).limit(SWEEP_LIMIT)
+    ).all()
+    if rows:
+        c.execute(update(t).where(t.c.id.in_([r.id for r in rows])).values(lease_until=now + lease_s))
+    return [r.id for r in rows if not r.attempts], [r.id for r in rows if r.attempts]
+
+
+def quarantined(s: Session) -> int:
+    """How many messages are quarantined (for /healthz and the inbound page)."""
+    t = InboundMessage.__table__
+    return s.connection().execute(select(func.count()).where(t.c.state == "quarantined")).scalar_one()
 
 
 def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
-    """Put messages back to received (dropping the entries they made); the ids that moved."""
+    """Put finished or quarantined messages back to received with no attempts, dropping the
+    entries they made; the ids that moved."""
     moved = []
     for iid in inbound_ids:
         s.execute(delete(Entry).where(Entry.inbound_id == iid))
-        if _set_state(s, iid, "received", ("failed", "processed", "unverified", "ignored"), error=""):
+        if _set_state(s, iid, "received", FINAL, error="", attempts=0, lease_until=None):
             moved.append(iid)
     return moved
 

@@ -27,7 +27,7 @@ from sqlmodel import Session
 from app.models import MessageEvent, OutboundMessage
 from app.relay import outbox, suppressions
 from app.relay.tracking import is_machine
-from parsers.dsn import delivery_events, parse_report
+from parsers.dsn import Report, delivery_events, parse_report
 from parsers.message import InboundEmail
 from parsers.providers.events import DeliveryEvent
 
@@ -235,7 +235,12 @@ def record_report(s: Session, email: InboundEmail, raw: bytes = b"", *, ref: str
     Returns '' for any other mail. ``ref`` names the inbound message (``inbound:<id>``), so
     processing it again records nothing twice.
     """
-    report = parse_report(email, raw)
+    return apply_report(s, parse_report(email, raw), ref=ref, now=now)
+
+
+def apply_report(s: Session, report: Report | None, *, ref: str, now: datetime) -> str:
+    """Apply a report already parsed (``parsers.dsn.parse_report``, outside any transaction) and
+    say what it was; '' for None. Idempotent by ``ref``, as ``record_report``."""
     if report is None:
         return ""
     events = delivery_events(report, ref)

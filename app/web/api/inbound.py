@@ -10,7 +10,7 @@ from typing import NamedTuple
 from sqlalchemy import select
 
 from app.inbound.accept import STATES
-from app.inbound.process import load_email
+from app.inbound.process import QUARANTINED_NOTE, load_email
 from app.models import Entry, InboundMessage, Member
 from app.web.api.base import ApiError, ChoiceQuery, IntQuery, api
 from app.web.api.shapes import (
@@ -115,6 +115,8 @@ def _visible(s, token, row: InboundMessage) -> bool:
 
 def stored(s, row: InboundMessage) -> Stored:
     """``row`` with its email normalized again (or a note saying why it cannot be) and its entries."""
+    if row.state == "quarantined":  # its processing never finished: parsing it here could hang the web
+        return Stored(row, InboundEmail(notes=(QUARANTINED_NOTE,)), [])
     try:
         email = load_email(row)
     except Exception as e:  # noqa: BLE001 - a stored payload our adapters can no longer read

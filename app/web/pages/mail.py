@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from app.accounts.users import normalize_email
-from app.inbound.process import reset_for_reprocess
+from app.inbound.accept import STATES as STATES_IN
+from app.inbound.process import QUARANTINED_NOTE, quarantined, reset_for_reprocess
 from app.models import (
     Entry,
     InboundMessage,
@@ -32,12 +33,12 @@ from app.relay.admin import masked
 from app.relay.render import render_message
 from app.web.pages.framework import Ctx, back, page, render
 from app.web.security import SANDBOX_CSP
-from parsers.message import parse_mime
+from parsers.message import InboundEmail, parse_mime
 
 PAGE_ROWS = 200
 RAW_SHOWN = 256 * 1024
 STATES = tuple(outbox.TRANSITIONS)
-INBOUND_STATES = ("received", "processed", "ignored", "unverified", "failed")
+INBOUND_STATES = STATES_IN
 
 
 def _day(value: str | None, end: bool = False) -> datetime | None:
@@ -191,7 +192,13 @@ def inbound_list(request: Request, ctx: Ctx):
         request,
         ctx,
         "mail_inbound.html",
-        {"rows": rows, "q": q, "states": INBOUND_STATES, "limit": PAGE_ROWS},
+        {
+            "rows": rows,
+            "q": q,
+            "states": INBOUND_STATES,
+            "limit": PAGE_ROWS,
+            "quarantined": quarantined(ctx.s) if ctx.admin_team_ids() is None else None,
+        },
     )
 
 
@@ -208,7 +215,12 @@ def inbound_one(request: Request, ctx: Ctx):
     row = _inbound(ctx, request.path_params["iid"])
     made = list(ctx.s.execute(select(Entry).where(Entry.inbound_id == row.id).order_by(Entry.id)).scalars())
     raw = row.raw[:RAW_SHOWN].decode("utf-8", errors="replace")
-    email = parse_mime(row.raw, provider=row.provider)
+    # a quarantined message's processing never finished: parsing it here could hang the web
+    email = (
+        InboundEmail(notes=(QUARANTINED_NOTE,))
+        if row.state == "quarantined"
+        else parse_mime(row.raw, provider=row.provider)
+    )
     member = ctx.s.get(Member, row.member_id) if row.member_id else None
     return render(
         request,
@@ -230,6 +242,8 @@ def inbound_one(request: Request, ctx: Ctx):
 def inbound_html(request: Request, ctx: Ctx):
     """GET /mail/inbound/{iid}/html: the message's HTML part, sanitized and sandboxed."""
     row = _inbound(ctx, request.path_params["iid"])
+    if row.state == "quarantined":
+        return sandboxed("")
     return sandboxed(parse_mime(row.raw, provider=row.provider).html or "")
 
 

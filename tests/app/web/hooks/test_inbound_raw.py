@@ -129,7 +129,7 @@ def test_a_failed_processing_keeps_the_message_with_its_error_and_it_can_be_repr
 
 
 def test_healthz_answers_when_the_database_does(client):
-    assert client.get("/healthz").json() == {"ok": True, "database": "ok"}
+    assert client.get("/healthz").json() == {"ok": True, "database": "ok", "inbound_quarantined": 0}
 
 
 def test_a_running_app_keeps_its_startup_objects_out_of_the_collectors_way_until_it_stops(db):

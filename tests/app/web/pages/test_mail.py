@@ -1,7 +1,7 @@
 from datetime import date
 
 from markupsafe import escape
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.checkins.reply_tokens import reply_address
 from app.db import session
@@ -196,3 +196,32 @@ def test_an_operator_sees_senders_with_secrets_masked_their_last_hour_and_routes
     assert "hunter2" not in page and "SG.secret-key" not in page
     assert "smtp://relay:***@smtp.example.com:587" in page
     assert f"sent {len(ids)}" in page and "*.gov" in page
+
+
+def _state(iid):
+    with session() as s:
+        return s.get(InboundMessage, iid).state
+
+
+def test_quarantined_messages_show_on_healthz_and_the_inbound_page_unparsed(client, team, sent):
+    from app.accounts.users import make_operator
+    from tests.app.inbound.test_process_batch import mail, store
+
+    iid = store(mail(1, "team@reply.test", "- x"), "page")
+    with session() as s:
+        s.execute(update(InboundMessage).values(state="quarantined", attempts=3, error="quarantined after 3"))
+        make_operator(s, "ada@example.com", now=utcnow())
+    assert client.get("/healthz").json() == {"ok": True, "database": "ok", "inbound_quarantined": 1}
+    sign_in(client, sent, "ada@example.com")
+    page = client.get("/mail/inbound").text
+    assert 'id="quarantined"' in page and "1 message is quarantined" in page
+    assert f'href="/mail/inbound/{iid}"' in client.get("/mail/inbound?state=quarantined").text
+    assert f'href="/mail/inbound/{iid}"' not in client.get("/mail/inbound?state=processed").text
+    one = client.get(f"/mail/inbound/{iid}").text
+    assert "not parsed: quarantined" in one and 'id="reprocess"' in one
+    assert post(client, f"/mail/inbound/{iid}/reprocess").status_code == 303
+    drain()
+    assert _state(iid) == "unverified"
+    assert client.get("/healthz").json()["inbound_quarantined"] == 0
+    with session() as s:
+        assert s.execute(select(Entry)).first() is None
