@@ -214,7 +214,8 @@ def my_subscription(request: Request, ctx: Ctx):
         raise HTTPException(403, "Only members of the team have a subscription in it.")
     email = ctx.member.email
     if ctx.form.get("action") == "unsubscribe":
-        suppressions.add(ctx.s, email, "unsubscribe", detail="from the settings page", now=utcnow())
+        detail = "from the settings page"
+        suppressions.add(ctx.s, email, "unsubscribe", detail=detail, team_id=ctx.team.id, now=utcnow())
         msg = "You will get no more email from donebox."
     else:
         sup = suppressions.lookup(ctx.s, email)
