@@ -179,7 +179,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
             member, team, day, drafts = made
             replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
     _set_states(s, changes)
-    entries.add_many(s, replies, now=now)
+    entries.add_many(s, replies, now=now, settings=settings)
     return states
 
 
