@@ -291,6 +291,29 @@ def cmd_admin(args) -> int:
     print(f"{email} is an instance operator; sign in at {get_settings().base_url}/signin")
 
 
+def cmd_suppression(args) -> int:
+    from app.db import session
+    from app.relay import suppressions
+
+    with session() as s:
+        if args.suppression_command == "show":
+            entry = suppressions.lookup(s, args.email)
+            if entry is None:
+                print(f"{args.email} is not suppressed")
+                return 1
+            owner = f"team {entry.team_id}" if entry.team_id else "instance-wide"
+            print(
+                f"{entry.email}: {entry.reason} ({owner}) since {entry.created_at:%Y-%m-%d}: {entry.detail}"
+            )
+            return 0
+        reason = suppressions.remove(s, args.email)  # the operator's lift: any reason, any team
+    if reason is None:
+        print(f"{args.email} is not suppressed", file=sys.stderr)
+        return 1
+    print(f"{args.email} is no longer suppressed (it was: {reason})")
+    return 0
+
+
 def cmd_dkim_keygen(args) -> int:
     from app.relay.dkim import generate
     from app.relay.render import ascii_address
@@ -364,6 +387,12 @@ def parser() -> argparse.ArgumentParser:
     ap = asub.add_parser("create", help="make EMAIL an instance operator (creates the user)")
     ap.add_argument("email")
     ap.set_defaults(fn=cmd_admin)
+    sp = sub.add_parser("suppression", help="the suppression list (operators lift any entry here)")
+    ssub = sp.add_subparsers(dest="suppression_command", required=True)
+    for name, text in (("show", "show why EMAIL is suppressed"), ("remove", "send to EMAIL again")):
+        xp = ssub.add_parser(name, help=text)
+        xp.add_argument("email")
+        xp.set_defaults(fn=cmd_suppression)
     sp = sub.add_parser("dkim", help="DKIM signing keys")
     dsub = sp.add_subparsers(dest="dkim_command", required=True)
     kp = dsub.add_parser("keygen", help="write a signing key for DOMAIN and print its DNS TXT record")

@@ -122,6 +122,8 @@ class InboundMessage(SQLModel, table=True):
 
 _SCHEDULED = text("state = 'scheduled'")
 _BATCHED = text("batch_id IS NOT NULL")
+_ASKED = text("kind IN ('invite', 'signin')")  # mail a person's action makes (app.relay.quotas)
+_ACTED = text("actor IS NOT NULL")
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -132,6 +134,9 @@ class OutboundMessage(SQLModel, table=True):
         # partial: most rows are never scheduled or batched, and skip these indexes on insert
         Index("ix_outbound_scheduled", "send_at", postgresql_where=_SCHEDULED, sqlite_where=_SCHEDULED),
         Index("ix_outbound_batch", "batch_id", postgresql_where=_BATCHED, sqlite_where=_BATCHED),
+        # the per-recipient and per-actor quotas count the last hour of user-made mail (migration 0011)
+        Index("ix_outbound_asked", "to_addr", "created_at", postgresql_where=_ASKED, sqlite_where=_ASKED),
+        Index("ix_outbound_actor", "actor", "created_at", postgresql_where=_ACTED, sqlite_where=_ACTED),
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
@@ -159,6 +164,9 @@ class OutboundMessage(SQLModel, table=True):
     provider_response: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     links: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # JSON: tracked URLs
     purged_at: datetime | None = _ts()  # content and provider response removed (RETENTION_DAYS)
+    actor: str | None = Field(
+        default=None, max_length=320
+    )  # who asked for it (a user's email); None: no person
 
 
 class MessageEvent(SQLModel, table=True):
@@ -181,6 +189,8 @@ class Suppression(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True)
     reason: str = Field(max_length=32)  # bounce | complaint | unsubscribe | manual
+    # the team whose mail caused it (or whose admin added it); None: instance-wide, an operator's to lift
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 

@@ -107,6 +107,17 @@ class Settings:
     submission_tls_key: str = field(default="", repr=False)  # SUBMISSION_TLS_KEY: PEM private key
     submission_max_bytes: int = 10 * 1024 * 1024  # SUBMISSION_MAX_BYTES: larger messages get 552
     send_slots: int = 1  # SEND_SLOTS: messages a worker process may have sent and not yet recorded
+    max_entries_per_reply: int = (
+        50  # MAX_ENTRIES_PER_REPLY: entries one reply (or one form) makes; more are cut
+    )
+    max_entry_chars: int = 2000  # MAX_ENTRY_CHARS: a longer entry from a reply is cut, marked "… (cut)"
+    digest_entries_per_member: int = (
+        30  # DIGEST_ENTRIES_PER_MEMBER: a digest lists this many, then "and N more"
+    )
+    invites_per_hour_per_admin: int = 20  # INVITES_PER_HOUR_PER_ADMIN: invitations one user sends an hour
+    mails_per_hour_per_recipient: int = (
+        5  # MAILS_PER_HOUR_PER_RECIPIENT: invitations and sign-in links an hour
+    )
 
     @property
     def production(self) -> bool:
@@ -281,6 +292,11 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             submission_tls_cert=e("SUBMISSION_TLS_CERT", ""),
             submission_tls_key=e("SUBMISSION_TLS_KEY", ""),
             submission_max_bytes=int(e("SUBMISSION_MAX_BYTES", str(10 * 1024 * 1024))),
+            max_entries_per_reply=max(1, int(e("MAX_ENTRIES_PER_REPLY", "50"))),
+            max_entry_chars=max(100, int(e("MAX_ENTRY_CHARS", "2000"))),
+            digest_entries_per_member=max(1, int(e("DIGEST_ENTRIES_PER_MEMBER", "30"))),
+            invites_per_hour_per_admin=max(1, int(e("INVITES_PER_HOUR_PER_ADMIN", "20"))),
+            mails_per_hour_per_recipient=max(1, int(e("MAILS_PER_HOUR_PER_RECIPIENT", "5"))),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

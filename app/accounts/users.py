@@ -17,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from app.models import ROLES, Member, SigninToken, Team, User
-from app.relay import outbox
+from app.relay import outbox, quotas
 from app.settings import Settings
 
 SIGNIN_TTL = timedelta(minutes=15)
@@ -61,8 +61,8 @@ def is_empty(s: Session) -> bool:
 
 
 def request_signin(s: Session, email: str, *, now: datetime, settings: Settings) -> int | None:
-    """Store a sign-in nonce and queue its email; the outbox id, or None (unknown address, or
-    SIGNIN_MAX_OPEN links still open)."""
+    """Store a sign-in nonce and queue its email; the outbox id, or None (unknown address,
+    SIGNIN_MAX_OPEN links still open, or MAILS_PER_HOUR_PER_RECIPIENT reached: app.relay.quotas)."""
     if not may_sign_in(s, email):
         return None
     open_links = s.execute(
@@ -73,6 +73,9 @@ def request_signin(s: Session, email: str, *, now: datetime, settings: Settings)
         )
     ).scalar()
     if open_links >= SIGNIN_MAX_OPEN:  # someone is flooding this address: the links already sent still work
+        return None
+    # the same answer as for an unknown address: a refusal in words would tell who is a user
+    if quotas.refusal(s, "signin", email, now=now, settings=settings):
         return None
     nonce = secrets.token_urlsafe(24)
     token = SigninToken(email=email, nonce_sha256=_sha(nonce), expires_at=now + SIGNIN_TTL, created_at=now)

@@ -1,7 +1,9 @@
 """What a digest says: the team's entries of a day (or a week) grouped by member, and who was silent.
 
 Context builders the relay renders digests with (app.checkins.outgoing registers them); entries
-are text and the templates autoescape them, so what a member wrote can never become markup.
+are text and the templates autoescape them, so what a member wrote can never become markup. A
+digest's size is bounded whatever the day holds: DIGEST_ENTRIES_PER_MEMBER entries (and as many
+blockers) a member, each at most MAX_ENTRY_CHARS, then "and N more".
 """
 
 from __future__ import annotations
@@ -9,28 +11,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.checkins.entries import Shown, first_per_member
 from app.checkins.schedules import effective
 from app.models import Entry, Member, MemberPause, OutboundMessage, Team, TeamSettings
+from app.settings import Settings
 
 WEEK_DAYS = 7
 
 
 @dataclass
 class Group:
-    """One member's entries in a digest, goals and blockers counted."""
+    """One member's entries in a digest (the first ones), their blockers, and how many are left out."""
 
     member: Member
-    entries: list[Entry] = field(default_factory=list)
+    entries: list[Shown] = field(default_factory=list)
+    blockers: list[Shown] = field(default_factory=list)
+    total: int = 0
+    blocker_total: int = 0
 
     @property
-    def blockers(self) -> list[Entry]:
-        return [e for e in self.entries if e.kind == "blocker"]
+    def more(self) -> int:
+        """Entries the digest does not list ("and N more")."""
+        return self.total - len(self.entries)
 
     @property
-    def goals(self) -> list[Entry]:
+    def goals(self) -> list[Shown]:
         return [e for e in self.entries if e.kind == "goal"]
 
 
@@ -53,18 +61,22 @@ def _away(s: Session, member_ids: list[int], first: date, last: date) -> set[int
     return set(rows.scalars())
 
 
-def summarize(s: Session, team: Team, first: date, last: date) -> dict:
-    """Entries of days first..last grouped by member; who was away; who was asked and did not answer."""
+def summarize(s: Session, team: Team, first: date, last: date, settings: Settings) -> dict:
+    """Entries of days first..last grouped by member (bounded: DIGEST_ENTRIES_PER_MEMBER each); who
+    was away; who was asked and did not answer."""
     members = _members(s, team.id)
-    entries = s.execute(
-        select(Entry)
-        .where(Entry.team_id == team.id, Entry.day >= first, Entry.day <= last)
-        .order_by(Entry.day, Entry.id)
-    ).scalars()
+    shelves = first_per_member(
+        s,
+        team.id,
+        first,
+        last,
+        per_member=settings.digest_entries_per_member,
+        chars=settings.max_entry_chars,
+    )
     groups = {m.id: Group(m) for m in members}
-    for e in entries:
-        if e.member_id in groups:
-            groups[e.member_id].entries.append(e)
+    for mid, shelf in shelves.items():
+        if mid in groups:
+            groups[mid] = Group(groups[mid].member, *shelf)
     away = _away(s, [m.id for m in members], first, last)
     span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
@@ -79,7 +91,8 @@ def summarize(s: Session, team: Team, first: date, last: date) -> dict:
         "last": last,
         "groups": written,
         "blockers": [(g.member, e) for g in written for e in g.blockers],
-        "entry_count": sum(len(g.entries) for g in written),
+        "blocker_count": sum(g.blocker_total for g in written),
+        "entry_count": sum(g.total for g in written),
         "away": [m for m in members if m.id in away and not groups[m.id].entries],
         "quiet": [m for m in members if not groups[m.id].entries and m.id not in away and was_asked(m)],
     }
@@ -89,7 +102,7 @@ def daily_context(s: Session, msg: OutboundMessage, stored: dict, settings) -> d
     """Context of ``templates/email/digest``: the covered day of the message's team."""
     team = s.get(Team, msg.team_id)
     day = date.fromisoformat(stored["day"])
-    ctx = summarize(s, team, day, day)
+    ctx = summarize(s, team, day, day, settings)
     opts = s.get(TeamSettings, team.id)
     if opts is not None and not opts.digest_include_quiet:
         ctx["quiet"] = []
@@ -104,13 +117,17 @@ def weekly_context(s: Session, msg: OutboundMessage, stored: dict, settings) -> 
     """Context of ``templates/email/weekly``: the seven days ending on the stored ``last`` day."""
     team = s.get(Team, msg.team_id)
     last = date.fromisoformat(stored["last"])
-    ctx = summarize(s, team, last - timedelta(days=WEEK_DAYS - 1), last)
-    days: dict[date, int] = {}
-    for g in ctx["groups"]:
-        for e in g.entries:
-            days[e.day] = days.get(e.day, 0) + 1
+    first = last - timedelta(days=WEEK_DAYS - 1)
+    ctx = summarize(s, team, first, last, settings)
+    written = [g.member.id for g in ctx["groups"]]
+    days = s.execute(
+        select(Entry.day, func.count())
+        .where(Entry.team_id == team.id, Entry.day >= first, Entry.day <= last, Entry.member_id.in_(written))
+        .group_by(Entry.day)
+        .order_by(Entry.day)
+    ).all()
     return ctx | {
-        "per_day": sorted(days.items()),
+        "per_day": [(d, n) for d, n in days],
         "base_url": settings.base_url,
         "_headers": {"Auto-Submitted": "auto-generated", "X-Donebox-Kind": "weekly"},
     }

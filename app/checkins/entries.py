@@ -1,5 +1,13 @@
 """Entries: the one writer of the Entry table (from the web, the API and processed replies), search
-over them, and "on this day"."""
+over them, "on this day", and the bounded reads pages and digests show.
+
+What one reply or post creates is bounded (settings): at most MAX_ENTRIES_PER_REPLY entries (a
+reply's further lines are dropped and a note says so on its inbound message; a form or API post
+with more is refused) and MAX_ENTRY_CHARS characters an entry (a reply's longer line is cut and
+ends in CUT). What a page or digest reads is bounded too (``first_per_member``): the first entries
+of each member, their text cut at the same length (older rows predate the limits), and the count
+of the rest.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +17,19 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import func, literal, literal_column, select, text
+from sqlalchemy import Text, bindparam, case, func, literal, literal_column, select, text
 from sqlmodel import Session
 
-from app.models import Entry, Member
+from app.models import Entry, InboundMessage, Member
+from app.settings import Settings
 from parsers.entries import KINDS, EntryDraft, split_entries, tags_and_mentions
 
-MAX_TEXT = 2000  # for text a person types; a reply is stored as it was written
+MAX_TEXT = 2000  # for text a person types (refused beyond); a reply is cut at MAX_ENTRY_CHARS
 MAX_WORDS = 1000  # Entry.tags and Entry.mentions
+CUT = "… (cut)"  # ends an entry cut at MAX_ENTRY_CHARS
+MAX_NOTES = 4000  # InboundMessage.notes, as app.inbound.process bounds it
 _WORD = re.compile(r"\w+")
+_DEFAULTS = Settings()
 
 
 def _joined(words: Iterable[str]) -> str:
@@ -78,12 +90,30 @@ def _row(line: str, kind: str, *, team_id: int, member_id: int, day: date, inbou
     }
 
 
-def add(s: Session, member: Member, day: date, value: str, kind: str, *, now: datetime) -> list[Entry]:
+def cut(value: str, limit: int) -> str:
+    """``value`` if it has at most ``limit`` characters, else its start ending in CUT (``limit`` in all)."""
+    return value if len(value) <= limit else value[: max(0, limit - len(CUT))].rstrip() + CUT
+
+
+def add(
+    s: Session,
+    member: Member,
+    day: date,
+    value: str,
+    kind: str,
+    *,
+    now: datetime,
+    settings: Settings | None = None,
+) -> list[Entry]:
     """Store the entries of ``value`` (one per line, split as a reply is) for ``member`` on ``day``;
-    ``kind`` is theirs unless a line sets its own with a prefix such as "Blocked:"."""
+    ``kind`` is theirs unless a line sets its own with a prefix such as "Blocked:". Raises
+    EntryError past MAX_ENTRIES_PER_REPLY entries (a person can shorten the text and retry)."""
     drafts = split_entries(value or "")
     if not drafts:
         raise EntryError("the entry is empty")
+    most = (settings or _DEFAULTS).max_entries_per_reply
+    if len(drafts) > most:
+        raise EntryError(f"at most {most} entries at once, not {len(drafts)}")
     out = []
     for draft in drafts:
         line, line_kind = clean(draft.text, kind if draft.kind == "done" else draft.kind)
@@ -114,24 +144,66 @@ class Reply(NamedTuple):
     drafts: Sequence[EntryDraft]
 
 
-def add_many(s: Session, replies: Iterable[Reply], *, now: datetime) -> int:
-    """Store the drafts of every reply (kinds as the reply set them, text as written) in one
-    executemany INSERT, which the driver sends as multi-row INSERTs; the number of entries."""
-    rows = [
-        _row(
-            d.text,
-            d.kind,
-            team_id=r.team_id,
-            member_id=r.member_id,
-            day=r.day,
-            inbound_id=r.inbound_id,
-            now=now,
+_TABLE_IN = InboundMessage.__table__
+_NOTE = bindparam("note", type_=Text())
+_ADD_NOTE = (
+    _TABLE_IN.update()
+    .where(_TABLE_IN.c.id == bindparam("iid"))
+    .values(
+        notes=func.substr(
+            case(
+                (_TABLE_IN.c.notes == literal("", Text()), _NOTE),
+                else_=_TABLE_IN.c.notes + literal("\n", Text()) + _NOTE,
+            ),
+            1,
+            MAX_NOTES,
         )
-        for r in replies
-        for d in r.drafts
-    ]
+    )
+)
+
+
+def _bounded(r: Reply, most: int, chars: int) -> tuple[list[tuple[str, str]], str]:
+    """(text, kind) of the drafts of ``r`` within the limits, and a note of what was cut ('' if nothing)."""
+    kept = [(cut(d.text, chars), d.kind) for d in r.drafts[:most]]
+    notes = []
+    if len(r.drafts) > most:
+        notes.append(
+            f"entries cut: the reply made {len(r.drafts)} entries, the first {most} are stored "
+            "(MAX_ENTRIES_PER_REPLY)"
+        )
+    long = sum(1 for d in r.drafts[:most] if len(d.text) > chars)
+    if long:
+        notes.append(f"{long} entr{'y' if long == 1 else 'ies'} cut at {chars} characters (MAX_ENTRY_CHARS)")
+    return kept, "; ".join(notes)
+
+
+def add_many(s: Session, replies: Iterable[Reply], *, now: datetime, settings: Settings | None = None) -> int:
+    """Store the drafts of every reply (kinds as the reply set them, text as written, within
+    MAX_ENTRIES_PER_REPLY and MAX_ENTRY_CHARS) in one executemany INSERT, which the driver sends as
+    multi-row INSERTs; the number of entries. A reply that was cut gets a note on its inbound
+    message (one more executemany UPDATE, only when something was cut)."""
+    settings = settings or _DEFAULTS
+    rows, notes = [], []
+    for r in replies:
+        kept, note = _bounded(r, settings.max_entries_per_reply, settings.max_entry_chars)
+        if note and r.inbound_id is not None:
+            notes.append({"iid": r.inbound_id, "note": note})
+        rows += [
+            _row(
+                line,
+                kind,
+                team_id=r.team_id,
+                member_id=r.member_id,
+                day=r.day,
+                inbound_id=r.inbound_id,
+                now=now,
+            )
+            for line, kind in kept
+        ]
     if rows:
         s.connection().execute(Entry.__table__.insert(), rows)
+    if notes:
+        s.connection().execute(_ADD_NOTE, notes)
     return len(rows)
 
 
@@ -195,8 +267,11 @@ def month_ago(day: date, months: int = 1) -> date:
     return date(y, m + 1, min(day.day, calendar.monthrange(y, m + 1)[1]))
 
 
-def on_this_day(s: Session, member_id: int, today: date) -> list[tuple[str, date, list[Entry]]]:
-    """What the member did a week, a month and a year ago: (label, day, entries), empty days left out."""
+def on_this_day(
+    s: Session, member_id: int, today: date, *, per_day: int = 20, chars: int = 2000
+) -> list[tuple[str, date, list[Shown]]]:
+    """What the member did a week, a month and a year ago: (label, day, the first ``per_day``
+    entries, text cut at ``chars``), empty days left out."""
     out = []
     for label, day in (
         ("A week ago", today - timedelta(days=7)),
@@ -204,9 +279,82 @@ def on_this_day(s: Session, member_id: int, today: date) -> list[tuple[str, date
         ("A year ago", month_ago(today, 12)),
     ):
         rows = s.execute(
-            select(Entry).where(Entry.member_id == member_id, Entry.day == day).order_by(Entry.id)
-        ).scalars()
-        rows = list(rows)
+            select(
+                Entry.id,
+                Entry.team_id,
+                Entry.member_id,
+                Entry.day,
+                Entry.kind,
+                func.substr(Entry.text, 1, chars + 1),
+            )
+            .where(Entry.member_id == member_id, Entry.day == day)
+            .order_by(Entry.id)
+            .limit(per_day)
+        ).all()
         if rows:
-            out.append((label, day, rows))
+            out.append((label, day, [Shown(*r[:5], cut(r[5], chars)) for r in rows]))
+    return out
+
+
+class Shown(NamedTuple):
+    """An entry as a page or a digest shows it: its text cut at MAX_ENTRY_CHARS."""
+
+    id: int
+    team_id: int
+    member_id: int
+    day: date
+    kind: str
+    text: str
+
+
+class Shelf(NamedTuple):
+    """One member's entries of a span as shown: the first ones, the blockers, and the counts."""
+
+    entries: list[Shown]  # the first ``per_member``, in order of day and id
+    blockers: list[Shown]  # the first ``per_member`` blockers, in order (maybe beyond ``entries``)
+    total: int  # every entry of the member in the span
+    blocker_total: int
+
+    @property
+    def more(self) -> int:
+        """Entries not in ``entries``."""
+        return self.total - len(self.entries)
+
+
+def first_per_member(
+    s: Session, team_id: int, first: date, last: date, *, per_member: int, chars: int
+) -> dict[int, Shelf]:
+    """{member id: Shelf} of the team's entries of days first..last, in one query however many there
+    are: at most ``per_member`` entries and ``per_member`` blockers a member, text cut at ``chars``."""
+    in_order = (Entry.day, Entry.id)
+    is_blocker = case((Entry.kind == "blocker", 1), else_=0)
+    ranked = (
+        select(
+            Entry.id,
+            Entry.team_id,
+            Entry.member_id,
+            Entry.day,
+            Entry.kind,
+            func.substr(Entry.text, 1, chars + 1).label("text"),
+            func.row_number().over(partition_by=Entry.member_id, order_by=in_order).label("n"),
+            func.row_number().over(partition_by=(Entry.member_id, is_blocker), order_by=in_order).label("nb"),
+            func.count().over(partition_by=Entry.member_id).label("total"),
+            func.sum(is_blocker).over(partition_by=Entry.member_id).label("blocker_total"),
+        )
+        .where(Entry.team_id == team_id, Entry.day >= first, Entry.day <= last)
+        .subquery()
+    )
+    rows = s.execute(
+        select(ranked)
+        .where((ranked.c.n <= per_member) | ((ranked.c.kind == "blocker") & (ranked.c.nb <= per_member)))
+        .order_by(ranked.c.member_id, ranked.c.n)
+    ).all()
+    out: dict[int, Shelf] = {}
+    for r in rows:
+        shelf = out.setdefault(r.member_id, Shelf([], [], r.total, int(r.blocker_total or 0)))
+        shown = Shown(r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars))
+        if r.n <= per_member:
+            shelf.entries.append(shown)
+        if r.kind == "blocker" and r.nb <= per_member:
+            shelf.blockers.append(shown)
     return out

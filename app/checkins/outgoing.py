@@ -12,13 +12,15 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.checkins.digests import daily_context, weekly_context
+from app.checkins.entries import Shelf, first_per_member
 from app.checkins.reply_tokens import reply_address
 from app.checkins.times import local_date, local_midnight_after
-from app.models import Entry, Member, OutboundMessage, Team, TeamSettings
+from app.models import Member, OutboundMessage, Team, TeamSettings
 from app.relay import outbox, render
 from app.settings import Settings
 
 REMINDER_SUBJECT = "What did you get done today?"
+PAGE_ENTRIES_PER_MEMBER = 100  # the team page lists this many of a member's day, then "and N more"
 
 
 def member_tz(member: Member, team: Team) -> str:
@@ -145,19 +147,17 @@ def reminder_text(member: Member, team: Team, day: date, settings: Settings) -> 
     )
 
 
-def team_day(s: Session, team_id: int, day: date) -> tuple[list[tuple[Member, list[Entry]]], list[Member]]:
-    """The team's entries of ``day`` grouped by member, and the members who wrote none."""
+def team_day(
+    s: Session, team_id: int, day: date, *, per_member: int = PAGE_ENTRIES_PER_MEMBER, chars: int = 2000
+) -> tuple[list[tuple[Member, Shelf]], list[Member]]:
+    """The team's entries of ``day`` by member (the first ``per_member`` each, text cut at ``chars``,
+    and how many more), and the members who wrote none."""
     members = list(
         s.execute(
             select(Member).where(Member.team_id == team_id, Member.active).order_by(Member.name)
         ).scalars()
     )
-    entries = s.execute(
-        select(Entry).where(Entry.team_id == team_id, Entry.day == day).order_by(Entry.member_id, Entry.id)
-    ).scalars()
-    by_member: dict[int, list[Entry]] = {}
-    for e in entries:
-        by_member.setdefault(e.member_id, []).append(e)
+    by_member = first_per_member(s, team_id, day, day, per_member=per_member, chars=chars)
     groups = [(m, by_member[m.id]) for m in members if m.id in by_member]
     quiet = [m for m in members if m.id not in by_member and m.role != "observer"]
     return groups, quiet

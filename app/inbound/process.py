@@ -249,7 +249,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
         log.warning("inbound %s: the claim ran out and the row moved on; nothing written", sorted(lost))
     changes = [{**c, "attempts": attempts[c["id"]]} for c in changes if c["id"] not in lost]
     _set_states(s, changes)
-    entries.add_many(s, [r for r in replies if r.inbound_id not in lost], now=now)
+    entries.add_many(s, [r for r in replies if r.inbound_id not in lost], now=now, settings=settings)
     states.update((c["id"], c["state"]) for c in changes)
     return states
 

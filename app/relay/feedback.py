@@ -96,19 +96,19 @@ def _known_ids(s: Session, event_ids: list[str]) -> set[str]:
 
 
 def _messages(s: Session, column, values: Iterable) -> dict:
-    """{value of ``column``: (id, to_addr)} for the messages whose ``column`` is in ``values``."""
+    """{value of ``column``: (id, to_addr, team_id)} for the messages whose ``column`` is in ``values``."""
     M = OutboundMessage
     values = sorted({v for v in values if v})
     out: dict = {}
     for part in _chunks(values):
-        rows = s.execute(select(column, M.id, M.to_addr).where(column.in_(part)).order_by(M.id))
-        for key, mid, to in rows:
-            out.setdefault(key, (mid, to))
+        rows = s.execute(select(column, M.id, M.to_addr, M.team_id).where(column.in_(part)).order_by(M.id))
+        for key, mid, to, team_id in rows:
+            out.setdefault(key, (mid, to, team_id))
     return out
 
 
-def _match(s: Session, events: list[DeliveryEvent]) -> list[tuple[int, str] | None]:
-    """Each event's message (id, to_addr): by our id, then our Message-ID, then the provider's id."""
+def _match(s: Session, events: list[DeliveryEvent]) -> list[tuple[int, str, int | None] | None]:
+    """Each event's message (id, to_addr, team_id): by our id, then our Message-ID, then the provider's id."""
     M = OutboundMessage
     by_id = _messages(s, M.id, (e.outbound_id for e in events))
     by_msgid = _messages(s, M.message_id, (i for e in events for i in e.message_ids))
@@ -174,13 +174,13 @@ def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> C
     moves: dict[str, dict[int, dict]] = {state: {} for state in ORDER}
     expected = {state: () for state in ORDER}
     plain: list[tuple[int, DeliveryEvent, str]] = []  # (message, event, note): events that move nothing
-    to_suppress: dict[str, tuple[str, str]] = {}  # {address: (reason, detail)} of the batch
+    to_suppress: dict[str, tuple] = {}  # {address: (reason, detail, team_id)} of the batch
     for e, found in zip(fresh, matched, strict=True):
         if found is None:
             counts.unknown += 1
             counts.unknown_refs.append(e.event_id)
             continue
-        mid, to_addr = found
+        mid, to_addr, team_id = found
         to_addr = to_addr.lower()
         if e.recipient and e.recipient != to_addr:
             plain.append((mid, e, f"the recipient is not the message's ({to_addr}): nothing changed"))
@@ -192,12 +192,16 @@ def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> C
         else:
             plain.append((mid, e, ""))
         reason = _suppression(e)
-        if reason and suppressions.stronger(reason, to_suppress.get(to_addr, ("",))[0]):
+        earlier = to_suppress.get(to_addr, ("", "", team_id))
+        if reason and reason == earlier[0] and team_id != earlier[2]:  # two teams' mail: instance-wide
+            to_suppress[to_addr] = (reason, earlier[1], None)
+        elif reason and suppressions.stronger(reason, earlier[0]):
             status = e.detail.get("status", "")
             why = e.detail.get("diagnostic") or e.detail.get("reason") or e.detail.get("response") or ""
             to_suppress[to_addr] = (
                 reason,
                 f"{e.source} {e.kind} {status} {why}".strip() + f" (message {mid})",
+                team_id,
             )
     for state in ORDER:
         pending = moves[state]

@@ -301,7 +301,8 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
             values["next_attempt_at"] = retry_at
     moved = outbox.finish(s, m.id, state, now=d.now, error=error, **values)
     if moved and state == "bounced":  # the receiving server refused the address itself
-        suppressions.add(s, m.to_addr, "bounce", detail=f"{error[:500]} (message {m.id})", now=d.now)
+        detail = f"{error[:500]} (message {m.id})"
+        suppressions.add(s, m.to_addr, "bounce", detail=detail, team_id=m.team_id, now=d.now)
     return state
 
 

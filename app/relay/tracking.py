@@ -205,6 +205,8 @@ def unsubscribe(s: Session, message_id: int, *, now: datetime, user_agent: str, 
     m = s.get(OutboundMessage, message_id)
     if m is None:
         return None
-    suppressions.add(s, m.to_addr, "unsubscribe", detail=f"message {m.id} via {via}", now=now)
+    suppressions.add(
+        s, m.to_addr, "unsubscribe", detail=f"message {m.id} via {via}", team_id=m.team_id, now=now
+    )
     record_hit(s, m.id, "unsubscribe", now=now, user_agent=user_agent, via=via)
     return m.to_addr

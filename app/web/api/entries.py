@@ -90,7 +90,9 @@ def entry_create(request, s, token, body):
         raise ApiError(400, "member_id is not an active member of this team")
     day = got.get("day") or utcnow().date()
     try:
-        made = entries.add(s, m, day, got["text"], got["kind"], now=utcnow())
+        made = entries.add(
+            s, m, day, got["text"], got["kind"], now=utcnow(), settings=request.app.state.settings
+        )
     except entries.EntryError as e:
         raise ApiError(400, str(e)) from None
     return JSONResponse(ENTRY_LIST.dump({"entries": made}), status_code=201)

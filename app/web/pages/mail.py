@@ -233,6 +233,8 @@ def inbound_one(request: Request, ctx: Ctx):
             "raw_cut": len(row.raw) > RAW_SHOWN,
             "has_html": bool(email.html),
             "notes": email.notes,
+            # what processing noted beyond the parse, such as entries cut (MAX_ENTRIES_PER_REPLY)
+            "stored_notes": [n for n in row.notes.splitlines() if n and n not in email.notes],
             "sender": member,
         },
     )
@@ -272,7 +274,8 @@ def suppressions(request: Request, ctx: Ctx):
     if q:
         stmt = stmt.where(Suppression.email.contains(q[:320], autoescape=True))
     rows = list(ctx.s.execute(stmt.limit(PAGE_ROWS)).scalars())
-    return render(request, ctx, "mail_suppressions.html", {"rows": rows, "q": q})
+    refused = {r.id: suppression_list.refusal(r, teams) for r in rows}
+    return render(request, ctx, "mail_suppressions.html", {"rows": rows, "q": q, "refused": refused})
 
 
 def _may_touch(ctx: Ctx, email: str) -> bool:
@@ -280,6 +283,16 @@ def _may_touch(ctx: Ctx, email: str) -> bool:
     if teams is None:
         return True
     return ctx.s.execute(_team_emails(teams).where(func.lower(Member.email) == email)).first() is not None
+
+
+def _owning_team(ctx: Ctx, email: str) -> int | None:
+    """The team an admin's manual entry belongs to: their first team with this member; an operator's
+    entry belongs to no team (instance-wide)."""
+    teams = ctx.admin_team_ids()
+    if teams is None:
+        return None
+    stmt = select(Member.team_id).where(Member.team_id.in_(teams), func.lower(Member.email) == email)
+    return ctx.s.execute(stmt.order_by(Member.team_id).limit(1)).scalar()
 
 
 @page("mail")
@@ -291,7 +304,8 @@ def suppression_add(request: Request, ctx: Ctx):
     if not _may_touch(ctx, email):
         raise HTTPException(403, "Team admins suppress only their members' addresses.")
     detail = ctx.form.get("detail", "") or f"added by {ctx.user.email}"
-    if not suppression_list.add(ctx.s, email, "manual", detail=detail, now=utcnow()):
+    team_id = _owning_team(ctx, email)
+    if not suppression_list.add(ctx.s, email, "manual", detail=detail, team_id=team_id, now=utcnow()):
         raise HTTPException(400, f"{email} is already suppressed.")
     return back("/mail/suppressions", f"{email} is suppressed.", request)
 
@@ -302,6 +316,9 @@ def suppression_remove(request: Request, ctx: Ctx):
     sup = ctx.s.get(Suppression, request.path_params["sid"])
     if sup is None or not _may_touch(ctx, sup.email):
         raise HTTPException(404, "No such suppression.")
+    why = suppression_list.refusal(sup, ctx.admin_team_ids())
+    if why:
+        raise HTTPException(403, f"Not removed: {why}.")
     suppression_list.remove(ctx.s, sup.email)
     return back("/mail/suppressions", f"{sup.email} is no longer suppressed.", request)
 

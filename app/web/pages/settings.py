@@ -17,7 +17,7 @@ from app.checkins.schedules import add_pause, effective, remove_pause, update_me
 from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError, local_date
 from app.models import ROLES, ApiToken, Member, MemberPause, Suppression, utcnow
-from app.relay import outbox, suppressions
+from app.relay import outbox, quotas, suppressions
 from app.relay.api_tokens import create_token
 from app.web.pages.framework import Ctx, back, page, render
 
@@ -86,6 +86,9 @@ def invite(request: Request, ctx: Ctx):
     if not email:
         raise HTTPException(400, "That is not an email address.")
     now = utcnow()
+    why = quotas.refusal(ctx.s, "invite", email, actor=ctx.user.email, now=now, settings=settings)
+    if why:
+        raise HTTPException(429, f"Not invited: {why}.", headers={"Retry-After": "3600"})
     try:
         name = " ".join(f.get("name", "").split())[:200]
         m = teams.add_member(ctx.s, ctx.team, email, name=name, role=f.get("role", "member"), now=now)
@@ -96,6 +99,7 @@ def invite(request: Request, ctx: Ctx):
         now=now,
         idempotency_key=f"invite:{m.id}:{uuid.uuid4().hex}",
         kind="invite",
+        actor=ctx.user.email,
         team_id=ctx.team.id,
         member_id=m.id,
         to_addr=email,
@@ -214,7 +218,8 @@ def my_subscription(request: Request, ctx: Ctx):
         raise HTTPException(403, "Only members of the team have a subscription in it.")
     email = ctx.member.email
     if ctx.form.get("action") == "unsubscribe":
-        suppressions.add(ctx.s, email, "unsubscribe", detail="from the settings page", now=utcnow())
+        detail = "from the settings page"
+        suppressions.add(ctx.s, email, "unsubscribe", detail=detail, team_id=ctx.team.id, now=utcnow())
         msg = "You will get no more email from donebox."
     else:
         sup = suppressions.lookup(ctx.s, email)

@@ -47,7 +47,8 @@ async def signin_request(request: Request):
     mid = await in_thread(_request, email, request.app.state.settings)
     if mid is not None:
         enqueue_deliveries([mid])
-    return render(request, None, "signin_sent.html", {"email": email})
+    per_hour = request.app.state.settings.mails_per_hour_per_recipient
+    return render(request, None, "signin_sent.html", {"email": email, "per_hour": per_hour})
 
 
 async def signin_link(request: Request):

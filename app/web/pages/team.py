@@ -50,8 +50,9 @@ def day(request: Request, ctx: Ctx):
     """GET /teams/{tid}: the entries of a day (default today) by member, and "on this day"."""
     now_day = today(ctx)
     d = _day_param(request.query_params.get("day"), now_day)
-    groups, quiet = team_day(ctx.s, ctx.team.id, d)
-    past = entries.on_this_day(ctx.s, ctx.member.id, d) if ctx.member else []
+    chars = request.app.state.settings.max_entry_chars
+    groups, quiet = team_day(ctx.s, ctx.team.id, d, chars=chars)
+    past = entries.on_this_day(ctx.s, ctx.member.id, d, chars=chars) if ctx.member else []
     return render(
         request,
         ctx,
@@ -110,7 +111,13 @@ def entry_add(request: Request, ctx: Ctx):
         raise HTTPException(400, "Entries are for today or a past day.")
     try:
         made = entries.add(
-            ctx.s, ctx.member, d, ctx.form.get("text", ""), ctx.form.get("kind", "done"), now=utcnow()
+            ctx.s,
+            ctx.member,
+            d,
+            ctx.form.get("text", ""),
+            ctx.form.get("kind", "done"),
+            now=utcnow(),
+            settings=request.app.state.settings,
         )
     except entries.EntryError as e:
         raise HTTPException(400, f"Not saved: {e}.") from None

@@ -118,3 +118,62 @@ def test_nothing_but_the_suppressions_module_writes_the_list():
         if WRITES.search(line)
     ]
     assert offenders == [], "write the suppression list through app.relay.suppressions"
+
+
+def owner(email: str = "x@example.com") -> tuple[str, int | None]:
+    with session() as s:
+        e = suppressions.lookup(s, email)
+        return e.reason, e.team_id
+
+
+def test_an_entry_records_whose_mail_caused_it_and_two_teams_make_it_instance_wide(team):
+    from app.models import Team
+
+    with session() as s:
+        other = Team(name="Other")
+        s.add(other)
+        s.flush()
+        other = other.id
+        assert suppressions.add(s, "x@example.com", "unsubscribe", team_id=team.id, now=NOW)
+    assert owner() == ("unsubscribe", team.id)
+    with session() as s:  # a stronger reason brings its own team
+        assert suppressions.add(s, "x@example.com", "complaint", team_id=other, now=NOW)
+    assert owner() == ("complaint", other)
+    with session() as s:  # weaker: nothing changes
+        assert not suppressions.add(s, "x@example.com", "bounce", team_id=team.id, now=NOW)
+    assert owner() == ("complaint", other)
+    with session() as s:  # the same reason from the other team: the entry is no single team's
+        assert suppressions.add(s, "x@example.com", "complaint", team_id=team.id, now=NOW)
+        assert not suppressions.add(s, "x@example.com", "complaint", team_id=other, now=NOW)
+    assert owner() == ("complaint", None)
+    with session() as s:
+        entry = suppressions.lookup(s, "x@example.com")
+        assert "only an operator" in suppressions.refusal(entry, [team.id, other])
+        assert suppressions.refusal(entry, None) == ""
+        assert suppressions.add(s, "y@example.com", "bounce", team_id=team.id, now=NOW)
+        mine = suppressions.lookup(s, "y@example.com")
+        assert suppressions.refusal(mine, [team.id]) == ""
+        assert "another team" in suppressions.refusal(mine, [other])
+
+
+def test_a_bounce_at_send_time_and_an_unsubscribe_link_record_the_messages_team(team):
+    from app.checkins.outgoing import create_reminder
+    from app.errors import PermanentSendError
+    from app.models import Member
+    from app.relay import tracking
+    from app.relay.pipeline import deliver
+    from app.settings import get_settings
+    from tests.app.relay.test_pipeline import Failing
+
+    with session() as s:
+        bob = s.execute(select(Member).where(Member.email == "bob@example.com")).scalar_one()
+        ada = s.execute(select(Member).where(Member.email == "ada@example.com")).scalar_one()
+        mid, _ = create_reminder(s, bob, team, NOW.date(), now=NOW, settings=get_settings())
+        other, _ = create_reminder(s, ada, team, NOW.date(), now=NOW, settings=get_settings())
+        tracking.unsubscribe(s, other, now=NOW, user_agent="test", via="link")
+    assert (
+        deliver(mid, transport=Failing(PermanentSendError("550 5.1.1 no such user", smtp_code=550)), now=NOW)
+        == "bounced"
+    )
+    assert owner("bob@example.com") == ("bounce", team.id)
+    assert owner("ada@example.com") == ("unsubscribe", team.id)

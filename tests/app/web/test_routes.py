@@ -138,7 +138,7 @@ def _world(team_id: int):
             message_id="<x@t>",
         )
         s.add(Member(team_id=team_id, email="dan@example.com", name="Dan", role="member"))
-        s.add(Suppression(email="dan@example.com", reason="manual"))
+        s.add(Suppression(email="dan@example.com", reason="manual", team_id=team_id))  # our team's entry
         create_token(s, "t", now=now, team_id=team_id)
         s.flush()
         ids = {
