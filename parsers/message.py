@@ -20,6 +20,8 @@ from flanker import mime
 from flanker.mime.message.errors import DecodingError
 from selectolax.lexbor import LexborHTMLParser
 
+from parsers.html_bounds import bound_html
+
 MAX_DEPTH = 50  # MIME nesting deeper than this is not walked
 MAX_PARTS = 1000  # parts past this many are not read
 
@@ -31,6 +33,7 @@ _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z
 _BLOCK_TAGS = frozenset(
     "p div br li tr h1 h2 h3 h4 h5 h6 blockquote pre table ul ol hr section article header footer".split()
 )
+_CRUDE_TAG = re.compile(r"<[^<>]*>")  # no "<" inside, so an unclosed one costs no rescan
 _SKIP_TAGS = frozenset(("style", "script", "head", "title", "template"))
 # Authentication-Results / Received-SPF method verdicts: "spf=pass", "dkim=fail (...)", "Received-SPF: Pass"
 _AR_METHOD = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
@@ -140,12 +143,19 @@ def looks_like_message(raw: bytes) -> str | None:
     return None
 
 
-def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML body: block elements become line breaks, scripts vanish."""
+def html_to_text(html: str, notes: list[str] | None = None) -> str:
+    """Readable plain text of an HTML body: block elements become line breaks, scripts vanish.
+
+    The markup is first held to the budgets of ``parsers.limits``; what was cut is appended to
+    ``notes`` when given.
+    """
+    bounded = bound_html(html)
+    if notes is not None:
+        notes.extend(bounded.notes)
     try:
-        tree = LexborHTMLParser(html)
+        tree = LexborHTMLParser(bounded.html)
     except Exception:  # noqa: BLE001 - hostile markup: fall back to crude tag stripping
-        return re.sub(r"<[^>]*>", "", html)
+        return _CRUDE_TAG.sub("", bounded.html)
     for node in tree.css(",".join(_SKIP_TAGS)):
         node.decompose()
     out: list[str] = []
@@ -317,7 +327,7 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
 
     text_from_html = text is None and html is not None
     if text_from_html:
-        text = html_to_text(html)
+        text = html_to_text(html, notes)
         notes.append("HTML-only mail: text derived from the HTML")
     from_pairs = addresses(hval("From"))
     from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
