@@ -143,6 +143,16 @@ class _Stack:
             self.depth -= weight
             self.push(_AFE, weight)
 
+    def close_reopened(self) -> None:
+        """An end tag for a formatting element that is waiting to re-open, or was re-opened in a bundle."""
+        bundle = self.last(_AFE)
+        if self.pending:
+            self.pending -= 1
+            self.depth -= 1
+        elif bundle > self.top(self.specials) and self.items[bundle][1] > 0:
+            self.items[bundle] = (_AFE, self.items[bundle][1] - 1)
+            self.depth -= 1
+
     def close_p(self) -> None:
         p = self.last("p")
         if p > max(self.last_marker(), self.last("button")):
@@ -191,13 +201,15 @@ def _end(stack: _Stack, name: str) -> None:
         return
     pos = stack.last(name)
     if pos < 0:
-        if name in FORMATTING and stack.pending:
-            stack.pending -= 1  # it leaves the list of elements to re-open
-            stack.depth -= 1
+        if name in FORMATTING:
+            stack.close_reopened()
         return
     if name == "li" and pos < max(stack.last("ul"), stack.last("ol")):
         return  # not in list-item scope
-    if name in SPECIAL:
+    if name == "table" or name in TABLE_PARTS:
+        if pos >= stack.last("table"):  # table scope: only a table (or template) stops the look
+            stack.pop_to(pos, explicit=True)
+    elif name in SPECIAL:
         if pos >= stack.last_marker():
             stack.pop_to(pos, explicit=True)
     elif pos > stack.top(stack.specials):

@@ -23,5 +23,4 @@ MAX_MIME_DEPTH = 50  # multipart / message nesting walked
 MAX_MIME_BOUNDARY_LINES = 5000  # boundary lines the fallback splitter follows (parts of all levels)
 
 # Plain text (reply extraction)
-MAX_TEXT_CHARS = 1_000_000  # characters of a body that reply extraction reads; the rest is kept as is
-MAX_TEXT_LINES = 5000  # lines searched for quotes and signatures
+MAX_TEXT_CHARS = 1_000_000  # characters of a body that reply extraction reads; the rest is cut (noted)
