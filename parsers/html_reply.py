@@ -14,6 +14,7 @@ import re
 from selectolax.lexbor import LexborHTMLParser
 
 from parsers import quotes
+from parsers.html_bounds import bound_html
 
 MAX_NODES = 50_000  # nodes past this many are not rendered (a reply sits at the top)
 
@@ -96,8 +97,9 @@ class _Lines:
 
 def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     """Render ``html`` to (lines, kind per line: None|"quote"|"header"|"cut", notes)."""
-    notes: list[str] = []
-    tree = LexborHTMLParser(html)
+    bounded = bound_html(html)
+    notes: list[str] = list(bounded.notes)
+    tree = LexborHTMLParser(bounded.html)
     root = tree.body or tree.root
     if root is None:
         return [], [], notes

@@ -20,17 +20,24 @@ from flanker import mime
 from flanker.mime.message.errors import DecodingError
 from selectolax.lexbor import LexborHTMLParser
 
-MAX_DEPTH = 50  # MIME nesting deeper than this is not walked
-MAX_PARTS = 1000  # parts past this many are not read
+from parsers import limits
+from parsers.html_bounds import bound_html
+from parsers.mime_fallback import split_mime
+
+MAX_DEPTH = limits.MAX_MIME_DEPTH  # MIME nesting deeper than this is not walked
+MAX_PARTS = limits.MAX_MIME_PARTS  # parts past this many are not read
 
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 # A bare addr-spec of dot-atoms ("reply+token@reply.example.com", an envelope recipient): what
 # getaddresses makes of it is the address itself, so it is taken as is, at a tenth of the cost.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+# Any addr-spec inside a list the general parser cannot read (a last resort, no display names).
+_ADDR_SPEC = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _BLOCK_TAGS = frozenset(
     "p div br li tr h1 h2 h3 h4 h5 h6 blockquote pre table ul ol hr section article header footer".split()
 )
+_CRUDE_TAG = re.compile(r"<[^<>]*>")  # no "<" inside, so an unclosed one costs no rescan
 _SKIP_TAGS = frozenset(("style", "script", "head", "title", "template"))
 # Authentication-Results / Received-SPF method verdicts: "spf=pass", "dkim=fail (...)", "Received-SPF: Pass"
 _AR_METHOD = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
@@ -85,8 +92,12 @@ def addresses(value: str) -> list[tuple[str, str]]:
     plain = (value or "").strip()
     if _PLAIN_ADDRESS.fullmatch(plain):
         return [("", plain.lower())]
+    try:
+        pairs = getaddresses([value or ""])
+    except (RecursionError, ValueError, IndexError):  # the stdlib recurses per comma in some lists
+        pairs = [("", m.group(0)) for m in _ADDR_SPEC.finditer(value or "")]
     out = []
-    for name, addr in getaddresses([value or ""]):
+    for name, addr in pairs:
         if "@" in addr:
             out.append((name.strip(), addr.strip().lower()))
     return out
@@ -140,12 +151,19 @@ def looks_like_message(raw: bytes) -> str | None:
     return None
 
 
-def html_to_text(html: str) -> str:
-    """Readable plain text of an HTML body: block elements become line breaks, scripts vanish."""
+def html_to_text(html: str, notes: list[str] | None = None) -> str:
+    """Readable plain text of an HTML body: block elements become line breaks, scripts vanish.
+
+    The markup is first held to the budgets of ``parsers.limits``; what was cut is appended to
+    ``notes`` when given.
+    """
+    bounded = bound_html(html)
+    if notes is not None:
+        notes.extend(bounded.notes)
     try:
-        tree = LexborHTMLParser(html)
+        tree = LexborHTMLParser(bounded.html)
     except Exception:  # noqa: BLE001 - hostile markup: fall back to crude tag stripping
-        return re.sub(r"<[^>]*>", "", html)
+        return _CRUDE_TAG.sub("", bounded.html)
     for node in tree.css(",".join(_SKIP_TAGS)):
         node.decompose()
     out: list[str] = []
@@ -277,23 +295,19 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
     """Parse raw message bytes; never raises, records what went wrong in ``notes``."""
     notes: list[str] = []
     try:
-        root = mime.from_string(raw)
-    except Exception as e:  # noqa: BLE001 - hostile input, record and degrade
-        notes.append(f"MIME parse failed: {type(e).__name__}")
-        text = raw.decode("utf-8", "replace")
-        return InboundEmail(text=text, provider=provider, provider_id=provider_id, notes=tuple(notes))
+        headers, text, html, attachments = _read_flanker(raw, notes)
+    except Exception as e:  # noqa: BLE001 - flanker raises many kinds on hostile input: read it as far as is safe
+        notes = [f"MIME parse failed ({type(e).__name__}): read as far as is safe"]
+        return _parse_fallback(raw, notes, provider, provider_id)
+    return _build(headers, text, html, attachments, notes, provider, provider_id)
 
+
+def _read_flanker(raw: bytes, notes: list[str]):
+    """(headers, text, html, attachments) as flanker reads ``raw``; raises what flanker raises."""
+    root = mime.from_string(raw)
     headers = []
     for k, v in root.headers.iteritems():
         headers.append((str(k), _header_text(v)))
-    get = root.headers.get
-
-    def hval(name: str) -> str:
-        v = get(name)
-        if v is None:
-            return ""
-        return v if isinstance(v, str) else str(v)
-
     text = html = None
     attachments = []
     for part, depth in _walk(root, notes):
@@ -314,10 +328,36 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
                 content = b""
                 notes.append(f"undecodable attachment {name!r}")
             attachments.append(Attachment(name, str(ctype), len(content), content))
+    return headers, text, html, attachments
+
+
+def _parse_fallback(raw: bytes, notes: list[str], provider: str, provider_id: str) -> InboundEmail:
+    """The message as ``parsers.mime_fallback`` reads it: top-level headers and the parts it reached."""
+    found = split_mime(raw)
+    notes.extend(found.notes)
+    text = html = None
+    attachments = []
+    for leaf in found.leaves:
+        is_body = leaf.disposition != "attachment" and not (leaf.filename and leaf.depth > 0)
+        if is_body and leaf.content_type == "text/plain" and text is None:
+            text = decode_text(leaf.payload, leaf.charset, notes)
+        elif is_body and leaf.content_type == "text/html" and html is None:
+            html = decode_text(leaf.payload, leaf.charset, notes, "html")
+        elif leaf.disposition == "attachment" or leaf.filename or not leaf.content_type.startswith("text/"):
+            attachments.append(Attachment(leaf.filename, leaf.content_type, len(leaf.payload), leaf.payload))
+    return _build(found.headers, text, html, attachments, notes, provider, provider_id)
+
+
+def _build(headers, text, html, attachments, notes, provider, provider_id) -> InboundEmail:
+    """The ``InboundEmail`` of decoded headers and bodies; text is derived from HTML-only mail."""
+
+    def hval(name: str) -> str:
+        low = name.lower()
+        return next((v for k, v in headers if k.lower() == low), "")
 
     text_from_html = text is None and html is not None
     if text_from_html:
-        text = html_to_text(html)
+        text = html_to_text(html, notes)
         notes.append("HTML-only mail: text derived from the HTML")
     from_pairs = addresses(hval("From"))
     from_name, from_addr = from_pairs[0] if from_pairs else ("", "")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from parsers import limits
 from parsers.html_reply import html_lines
 from parsers.message import parse_mime
 from parsers.signature import split_signature
@@ -119,6 +120,10 @@ def _one_pass(lines, kinds, known_quotes, strip_signature):
 def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[str, ...] = ()) -> Reply:
     """Extract the sender's new text from ``message``; never raises."""
     text, html, notes = _body_of(message)
+    if text and len(text) > limits.MAX_TEXT_CHARS:
+        # each pass below is linear, but several of them over megabytes of "> " lines add up
+        text = text[: limits.MAX_TEXT_CHARS]
+        notes += (f"text longer than {limits.MAX_TEXT_CHARS} characters: the rest was not read",)
     from_html = not (text and text.strip()) and bool(html and html.strip())
     if from_html:
         lines, kinds, html_notes = html_lines(html)

@@ -5,6 +5,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
+from parsers.limits import MAX_TEXT_CHARS
 from parsers.message import InboundEmail
 from parsers.reply import Reply, extract_reply, extract_reply_text
 
@@ -363,3 +364,10 @@ def test_html_only_mail_is_cut_on_its_html_structure_not_on_the_text_derived_fro
     reply = extract_reply(email)
     assert reply.from_html and reply.text == "Shipped the importer"
     assert "What did you get done today?" in reply.quoted
+
+
+def test_megabytes_of_one_line_or_of_quote_lines_are_cut_to_the_text_budget_and_noted():
+    for text in ("a" * 7_000_000, "Shipped it\n\n" + "> quoted\n" * 2_000_000):
+        reply = extract_reply(text)
+        assert len(reply.text) <= MAX_TEXT_CHARS and any("text longer than" in n for n in reply.notes)
+    assert extract_reply("Shipped it\n\n" + "> quoted\n" * 2_000).text == "Shipped it"
