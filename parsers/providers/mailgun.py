@@ -100,7 +100,7 @@ class Mailgun(Provider):
         html = form.text("body-html") if "body-html" in form else None
         derived = bool(not text and html)
         if derived:
-            text = html_to_text(html)
+            text = html_to_text(html, notes)
             notes.append("HTML-only mail: text derived from the HTML")
         attachments = tuple(
             Attachment(

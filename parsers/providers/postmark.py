@@ -91,7 +91,7 @@ class Postmark(Provider):
         html = _s(doc.get("HtmlBody")) or None
         derived = bool(text is None and html is not None)
         if derived:
-            text = html_to_text(html)
+            text = html_to_text(html, notes)
             notes.append("HTML-only mail: text derived from the HTML")
         attachments = []
         items = doc.get("Attachments") if isinstance(doc.get("Attachments"), list) else []

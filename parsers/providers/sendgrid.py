@@ -219,7 +219,7 @@ class SendGrid(Provider):
         html = field("html") if "html" in form else None
         derived = bool(text is None and html is not None)
         if derived:
-            text = html_to_text(html)
+            text = html_to_text(html, notes)
             notes.append("HTML-only mail: text derived from the HTML")
         info = json_field(form.get("attachment-info"), "attachment-info", {})
         attachments = []

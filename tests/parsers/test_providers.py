@@ -1,5 +1,6 @@
 """Provider adapters on payloads in their documented formats (tests/fixtures/<provider>/)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -181,3 +182,37 @@ def test_a_content_disposition_is_read_as_the_general_parser_reads_it(name, file
     raw = value.encode("latin-1")
     params = parse_options_header(raw)[1]
     assert disposition(raw) == (params.get(b"name"), params.get(b"filename"))
+
+
+def _form(fields: dict[str, str], boundary: str = "xYzZY") -> bytes:
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+        for k, v in fields.items()
+    ]
+    return ("".join(parts) + f"--{boundary}--\r\n").encode()
+
+
+DEEP_HTML = "<div>" * 2000 + "Shipped it" + "</div>" * 2000
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "mailgun", "postmark"])
+def test_an_html_only_body_past_the_budgets_is_cut_and_the_cut_is_noted(provider):
+    sender, subject = "Ada <ada@example.com>", "Re: today"
+    if provider == "sendgrid":
+        fields = {"from": sender, "to": TO, "subject": subject, "html": DEEP_HTML, "headers": ""}
+        p = Payload(_form(fields), CTYPES["multipart"].format(b="xYzZY"))
+    elif provider == "mailgun":
+        fields = {"sender": "ada@example.com", "from": sender, "recipient": TO, "subject": subject}
+        p = Payload(_form({**fields, "body-html": DEEP_HTML}), CTYPES["multipart"].format(b="xYzZY"))
+    else:
+        doc = {
+            "MessageID": "m-1",
+            "From": "ada@example.com",
+            "To": TO,
+            "Subject": subject,
+            "HtmlBody": DEEP_HTML,
+        }
+        p = Payload(json.dumps(doc).encode(), CTYPES["json"])
+    email = PROVIDERS[provider].parse(p)
+    assert email.text.strip() == "Shipped it"
+    assert any("nested deeper" in n for n in email.notes), email.notes
