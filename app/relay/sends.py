@@ -23,6 +23,7 @@ from app.models import ApiToken, OutboundMessage, Team
 from app.relay import outbox
 from app.relay.render import TEMPLATES, render_parts
 from app.settings import Settings
+from parsers.html_bounds import bound_html
 from parsers.message import html_to_text
 
 ADDRESS = re.compile(
@@ -102,6 +103,12 @@ def _content(body: dict) -> tuple[str, dict]:
         raise RequestError("context goes with template")
     if not text and not html:
         raise RequestError("give text, html, or both (or a template)")
+    if html is not None:
+        # CSS inlining and tracking parse it in a worker; past the budgets that parse would be
+        # quadratic (or overflow css-inline's stack): refuse at the door, with the reason
+        cuts = bound_html(html).notes
+        if cuts:
+            raise RequestError(f"html is past what donebox will parse: {'; '.join(cuts)}")
     if text is None:
         text = html_to_text(html)
     return "api", {"text": text, "html": html or ""}

@@ -215,3 +215,18 @@ def test_a_layout_template_cannot_be_sent_as_a_message(db, env):
                 headers={"Authorization": f"Bearer {token}"},
             )
             assert r.status_code == 400 and "unknown template" in r.json()["error"]
+
+
+def test_html_past_the_parsing_budgets_is_refused_at_the_door_with_the_reason(client, token, sent):
+    # 20,000 nested elements overflow css-inline's stack in a worker: refused before it is queued
+    deep = "<div>" * 20000 + "x" + "</div>" * 20000
+    r = post(client, token, to="ann@example.com", subject="Deep", html=deep)
+    assert r.status_code == 400 and "nested deeper than 512" in r.json()["error"]
+    with session() as s:
+        assert s.scalar(select(func.count()).select_from(OutboundMessage)) == 0
+    ok = post(
+        client, token, to="ann@example.com", subject="Nested", html="<div>" * 100 + "y" + "</div>" * 100
+    )
+    assert ok.status_code == 202
+    drain()
+    assert len(sent) == 1 and "y" in sent[0].get_body(("html",)).get_content()
