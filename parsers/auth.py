@@ -2,19 +2,29 @@
 
 Pure and lenient: a header that does not follow the grammar gives what could be read and a
 note, never an exception. Comments ``(...)`` (nested, with ``\\`` escapes) and quoted strings
-are understood; sizes are bounded (``MAX_HEADER_CHARS`` per field, ``MAX_RESULTS`` per field,
-``MAX_HEADERS`` fields of each kind per message). Which of these headers to believe is not
-decided here: that is app/inbound/authentication.py.
+are understood. Sizes are bounded: ``MAX_HEADER_CHARS``, ``MAX_TOKENS`` and ``MAX_RESULTS`` per
+field; ``MAX_HEADERS`` fields of each kind and ``MAX_TOTAL_CHARS`` per message. Scanning is done
+by regular expressions, linear in what is read. Which of these headers to believe is not decided
+here: that is app/inbound/authentication.py.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_HEADER_CHARS = 16_384  # a field longer than this is read up to here
 MAX_RESULTS = 64  # method results read from one Authentication-Results field
 MAX_HEADERS = 50  # Authentication-Results (and Received-SPF) fields read from one message
-_SPECIALS = frozenset(';="()')
+MAX_TOKENS = 2000  # tokens read from one field (64 results of a dozen tokens fit well)
+MAX_TOTAL_CHARS = 65_536  # characters of such fields read from one message, all fields together
+_TOKEN = re.compile(
+    r'(?P<space>\s+)|(?P<semi>;)|(?P<eq>=)|"(?P<quoted>(?:[^"\\]|\\.)*)(?P<closed>"?)'
+    r'|(?P<open>\()|(?P<close>\))|(?P<word>[^\s;="()]+)',
+    re.DOTALL,
+)
+_COMMENT = re.compile(r"\\.|[()]", re.DOTALL)
+_ESCAPE = re.compile(r"\\(.)", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -48,52 +58,46 @@ def domain_of(value: str) -> str:
     return value.rsplit("@", 1)[-1].strip().rstrip(".").lower()
 
 
+def _comment_end(value: str, start: int, notes: list[str]) -> int:
+    """The index just past the comment opening at ``start`` (nested, ``\\`` escapes), or the end."""
+    depth = 1
+    for m in _COMMENT.finditer(value, start + 1):
+        if m.group() == "(":
+            depth += 1
+        elif m.group() == ")":
+            depth -= 1
+            if not depth:
+                return m.end()
+    notes.append("unclosed comment")
+    return len(value)
+
+
 def _lex(value: str, notes: list[str]) -> list[tuple[str, str]]:
-    """Tokens of a header value: ("word"|"quoted", text), (";", ";") and ("=", "="); comments dropped."""
+    """Tokens of a header value: ("word"|"quoted", text), (";", ";") and ("=", "="); comments dropped.
+    At most MAX_TOKENS; the scanning itself is regular expressions, linear in the (cut) value."""
     if len(value) > MAX_HEADER_CHARS:
         notes.append(f"header longer than {MAX_HEADER_CHARS} characters: the rest was not read")
         value = value[:MAX_HEADER_CHARS]
     tokens: list[tuple[str, str]] = []
     i, n = 0, len(value)
     while i < n:
-        c = value[i]
-        if c.isspace():
-            i += 1
-        elif c == "(":
-            depth, i = 1, i + 1
-            while i < n and depth:
-                if value[i] == "\\":
-                    i += 1
-                elif value[i] == "(":
-                    depth += 1
-                elif value[i] == ")":
-                    depth -= 1
-                i += 1
-            if depth:
-                notes.append("unclosed comment")
-        elif c == ")":
-            notes.append("stray ')'")
-            i += 1
-        elif c == '"':
-            out, i = [], i + 1
-            while i < n and value[i] != '"':
-                if value[i] == "\\" and i + 1 < n:
-                    i += 1
-                out.append(value[i])
-                i += 1
-            if i >= n:
+        if len(tokens) >= MAX_TOKENS:
+            notes.append(f"more than {MAX_TOKENS} tokens: the rest was not read")
+            break
+        m = _TOKEN.match(value, i)
+        kind = m.lastgroup
+        if kind == "open":
+            i = _comment_end(value, i, notes)
+            continue
+        i = m.end()
+        if m.group("quoted") is not None:  # lastgroup is "closed" here
+            if not m.group("closed"):
                 notes.append("unclosed quoted string")
-            tokens.append(("quoted", "".join(out)))
-            i += 1
-        elif c in ";=":
-            tokens.append((c, c))
-            i += 1
-        else:
-            j = i
-            while j < n and value[j] not in _SPECIALS and not value[j].isspace():
-                j += 1
-            tokens.append(("word", value[i:j]))
-            i = j
+            tokens.append(("quoted", _ESCAPE.sub(r"\1", m.group("quoted"))))
+        elif kind in ("word", "semi", "eq"):
+            tokens.append(("word" if kind == "word" else m.group(), m.group()))
+        elif kind == "close":
+            notes.append("stray ')'")
     return tokens
 
 
@@ -184,6 +188,7 @@ def authentication_headers(headers) -> tuple[list[AuthResults], list[MethodResul
     spf: list[MethodResult] = []
     notes: list[str] = []
     counts = {"authentication-results": 0, "received-spf": 0}
+    budget = MAX_TOTAL_CHARS
     for name, value in headers:
         low = str(name).strip().lower()
         if low not in counts:
@@ -191,14 +196,19 @@ def authentication_headers(headers) -> tuple[list[AuthResults], list[MethodResul
         counts[low] += 1
         if counts[low] > MAX_HEADERS:
             continue
+        if budget <= 0:
+            notes.append(f"more than {MAX_TOTAL_CHARS} characters of such headers: the rest were not read")
+            break
+        value = str(value)[: min(budget, MAX_HEADER_CHARS)]
+        budget -= max(len(value), 1)
         if low == "authentication-results":
-            found = parse_authentication_results(str(value))
+            found = parse_authentication_results(value)
             if found is None:
                 notes.append("an Authentication-Results header without an authserv-id was ignored")
             else:
                 results.append(found)
         else:
-            received = parse_received_spf(str(value))
+            received = parse_received_spf(value)
             if received is not None:
                 spf.append(received)
     for low, count in counts.items():

@@ -9,6 +9,8 @@ from parsers.auth import (
     MAX_HEADER_CHARS,
     MAX_HEADERS,
     MAX_RESULTS,
+    MAX_TOKENS,
+    MAX_TOTAL_CHARS,
     authentication_headers,
     domain_of,
     parse_authentication_results,
@@ -96,6 +98,15 @@ def test_a_field_with_too_many_results_or_characters_is_cut():
     assert len(ar.results) == MAX_RESULTS and any("more than" in n for n in ar.notes)
     long = parse_authentication_results("mx.example; dkim=pass reason=" + '"' + "x" * (2 * MAX_HEADER_CHARS))
     assert long is not None and any("longer than" in n for n in long.notes)
+
+
+def test_tokens_per_field_and_characters_per_message_are_bounded():
+    ar = parse_authentication_results("mx.example; " + "a=b " * MAX_TOKENS)
+    assert any(f"more than {MAX_TOKENS} tokens" in n for n in ar.notes)
+    field = "mx.example; dkim=pass reason=" + "x" * (MAX_HEADER_CHARS - 40)
+    results, _, notes = authentication_headers([("Authentication-Results", field)] * MAX_HEADERS)
+    assert len(results) == MAX_TOTAL_CHARS // len(field) + 1  # the last one read in part
+    assert any(f"more than {MAX_TOTAL_CHARS} characters" in n for n in notes)
 
 
 _PIECES = st.sampled_from(
