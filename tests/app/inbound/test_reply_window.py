@@ -16,6 +16,7 @@ from app.settings import get_settings
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
 from tests.app.web.conftest import AUTH
+from tests.conftest import FIXED_NOW
 
 DAY = date(2026, 11, 20)  # a Friday: every run of this test is after that day's local midnight
 
@@ -114,3 +115,16 @@ def test_in_reply_to_our_reminder_counts_within_the_window_and_not_after(db):
         row = s.get(InboundMessage, stale)
         assert row.error == "In-Reply-To our message: reply address for 2026-11-19 expired after 30 days"
     assert entries() == [(day, "Did it")]
+
+
+def test_a_reply_address_for_a_day_that_has_not_come_is_refused(db):
+    ada = make_team()
+    later = FIXED_NOW.date() + timedelta(days=5)  # only someone holding SECRET_KEY could make this
+    with session() as s:
+        iid, _ = accept(
+            s, provider="raw", raw=reply(ada, later, "- Tomorrow's work", 9), key="k9", now=FIXED_NOW
+        )
+    with session() as s:
+        assert process(s, iid, now=FIXED_NOW, settings=get_settings()) == "unverified"
+        assert s.get(InboundMessage, iid).error == f"reply address for {later} is for a day that has not come"
+    assert entries() == []
