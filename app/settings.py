@@ -50,6 +50,8 @@ class Settings:
     secret_key: str = field(default="", repr=False)  # SECRET_KEY: signs reply addresses and links
     base_url: str = "http://127.0.0.1:8000"  # BASE_URL: where users reach the web app
     reply_domain: str = "reply.localhost"  # REPLY_DOMAIN: domain of reply+<token>@ addresses
+    reply_window_days: int = 30  # REPLY_WINDOW_DAYS: a reply address works this many days after its day
+    authserv_ids: tuple[str, ...] = ()  # AUTHSERV_IDS: hosts whose Authentication-Results are believed
     mail_from: str = "donebox@localhost"  # MAIL_FROM: sender address of reminders and digests
     mail_transport: str = "maildir"  # MAIL_TRANSPORT: maildir | memory
     inbound_raw_token: str = field(default="", repr=False)  # INBOUND_RAW_TOKEN: bearer for /inbound/raw
@@ -236,6 +238,12 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             ecdsa_public_key(sg_key)
         except ValueError as exc:
             raise SettingsError(f"SENDGRID_EVENT_PUBLIC_KEY: {exc}") from None
+    window = e("REPLY_WINDOW_DAYS", "30").strip()
+    if not window.isdigit() or not 1 <= int(window) <= 3660:
+        raise SettingsError(
+            f"REPLY_WINDOW_DAYS must be a whole number of days from 1 to 3660, not {window!r}"
+        )
+    window = int(window)
     transport = e("MAIL_TRANSPORT", "maildir")
     if transport not in ("maildir", "memory"):
         raise SettingsError(f"MAIL_TRANSPORT must be maildir or memory, not {transport!r}")
@@ -249,6 +257,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             secret_key=secret,
             base_url=e("BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             reply_domain=e("REPLY_DOMAIN", "reply.localhost"),
+            reply_window_days=window,
+            authserv_ids=tuple(a.lower() for a in _csv(e("AUTHSERV_IDS", ""))),
             mail_from=e("MAIL_FROM", "donebox@localhost"),
             mail_transport=transport,
             inbound_raw_token=raw_token,

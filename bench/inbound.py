@@ -257,7 +257,7 @@ def prepare(env: dict) -> str:
     """Migrate, create a team with one member; the member's reply address."""
     subprocess.run([str(BIN / "donebox"), "migrate"], env=env, check=True, capture_output=True)
     code = f"""
-from datetime import date
+from datetime import UTC, datetime
 from app.db import session
 from app.models import Member, Team
 from app.checkins.reply_tokens import reply_address
@@ -268,7 +268,8 @@ with session() as s:
     m = Member(team_id=t.id, email="ada@example.com", name="Ada")
     s.add(m)
     s.flush()
-    print(reply_address({SECRET!r}, "reply.bench", m.id, date(2026, 11, 23)))
+    # today's: a reply address works for REPLY_WINDOW_DAYS after its day
+    print(reply_address({SECRET!r}, "reply.bench", m.id, datetime.now(UTC).date()))
 """
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True, cwd=ROOT

@@ -39,8 +39,6 @@ _BLOCK_TAGS = frozenset(
 )
 _CRUDE_TAG = re.compile(r"<[^<>]*>")  # no "<" inside, so an unclosed one costs no rescan
 _SKIP_TAGS = frozenset(("style", "script", "head", "title", "template"))
-# Authentication-Results / Received-SPF method verdicts: "spf=pass", "dkim=fail (...)", "Received-SPF: Pass"
-_AR_METHOD = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -72,9 +70,13 @@ class InboundEmail:
     text_from_html: bool = False  # ``text`` was derived from ``html`` (the mail had no text part)
     attachments: tuple[Attachment, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
-    spf: str = ""  # provider verdict: pass | fail | softfail | neutral | none | ""
+    # the provider's own verdicts (never headers inside the message): pass | fail | softfail | neutral
+    # | none | ""; which headers to believe is app/inbound/authentication.py's decision
+    spf: str = ""
     dkim: str = ""
     dmarc: str = ""
+    envelope_from: str = ""  # SMTP MAIL FROM as the provider reports it: the address SPF checked
+    dkim_domains: tuple[str, ...] = ()  # domains whose DKIM signature passed, when the provider names them
     provider: str = ""
     provider_id: str = ""
     envelope_to: tuple[str, ...] = ()
@@ -199,23 +201,6 @@ def decode_text(data: bytes, charset: str, notes: list[str], what: str = "text")
         return text
     notes.append(f"{what} is not valid {name}: undecodable bytes replaced")
     return data.decode("utf-8", "replace")
-
-
-def auth_verdicts(headers) -> tuple[str, str, str]:
-    """(spf, dkim, dmarc) from the topmost Authentication-Results (and Received-SPF) header.
-
-    Only the first of each is read: the receiving server adds its own on top, anything
-    below it came with the mail and may be forged.
-    """
-    found: dict[str, str] = {}
-    ar = next((v for k, v in headers if k.lower() == "authentication-results"), "")
-    for method, verdict in _AR_METHOD.findall(ar):
-        found.setdefault(method.lower(), verdict.lower())
-    if "spf" not in found:
-        rspf = next((v for k, v in headers if k.lower() == "received-spf"), "").strip()
-        if rspf:
-            found["spf"] = rspf.split(None, 1)[0].lower()
-    return found.get("spf", ""), found.get("dkim", ""), found.get("dmarc", "")
 
 
 def parse_date(value: str, notes: list[str]) -> datetime | None:
@@ -361,7 +346,6 @@ def _build(headers, text, html, attachments, notes, provider, provider_id) -> In
         notes.append("HTML-only mail: text derived from the HTML")
     from_pairs = addresses(hval("From"))
     from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
-    spf, dkim, dmarc = auth_verdicts(headers)
     return InboundEmail(
         from_addr=from_addr,
         from_name=from_name,
@@ -378,9 +362,6 @@ def _build(headers, text, html, attachments, notes, provider, provider_id) -> In
         html=html,
         attachments=tuple(attachments),
         headers=tuple(headers),
-        spf=spf,
-        dkim=dkim,
-        dmarc=dmarc,
         provider=provider,
         provider_id=provider_id,
         envelope_to=tuple(a for _, a in addresses(hval("Delivered-To") + "," + hval("X-Original-To"))),

@@ -2,6 +2,9 @@
 
 Also what is no person's reply at all (auto-replies, bounces). ``find_senders`` reads
 what a whole batch needs in at most three queries; ``identify`` decides for one message.
+A reply address or a reply to our Message-ID counts only while its member is on the team,
+and (with a day) until REPLY_WINDOW_DAYS after that day; whether a From is authenticated is
+app/inbound/authentication.py's decision.
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlmodel import Session
 
 from app.checkins.reply_tokens import token_from_address, verify_reply_token
+from app.checkins.times import local_date
+from app.inbound.authentication import authenticate_sender
 from app.models import Member, OutboundMessage, Team
 from app.settings import Settings
 from parsers.message import InboundEmail
@@ -56,9 +61,10 @@ def _tokens(email: InboundEmail, settings: Settings):
         yield email.mailbox_hash, "MailboxHash"
 
 
-def authenticated_sender(email: InboundEmail) -> bool:
-    """True when SPF or DKIM passed, by the provider's verdict or the Authentication-Results header."""
-    return "pass" in (email.spf, email.dkim)
+def authenticated_sender(email: InboundEmail, authserv_ids: tuple[str, ...] = ()) -> bool:
+    """True when a trusted, aligned SPF, DKIM or DMARC pass vouches for From and nothing failed
+    (app.inbound.authentication); ``authserv_ids`` are the hosts whose headers are believed."""
+    return authenticate_sender(email, authserv_ids).authenticated
 
 
 @dataclass
@@ -118,9 +124,9 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
         email.from_addr
         for email in emails
         if email.from_addr
-        and authenticated_sender(email)
         and _first_token(email, settings) is None
         and not any(ref in found.sent for ref in _refs(email))
+        and authenticated_sender(email, settings.authserv_ids)  # the costliest test last
     }
     for chunk in _chunks(sorted(senders)):
         active = pair.where(Member.email.in_(chunk), Member.active.is_(True)).order_by(Member.id)
@@ -134,12 +140,30 @@ def _chunks(values: list, size: int = 500):
         yield values[i : i + size]
 
 
-def identify(email: InboundEmail, senders: Senders, settings: Settings):
+def stale(member: Member, team: Team, day: date | None, settings: Settings, now: datetime) -> str:
+    """Why a reply to ``member``'s reminder of ``day`` no longer counts, or '' when it does:
+    the member left the team, or the day is more than REPLY_WINDOW_DAYS behind their today."""
+    if not member.active:
+        return f"member {member.id} is no longer on the team"
+    if day is None:
+        return ""
+    today = local_date(now, member.timezone or team.timezone)
+    window = settings.reply_window_days
+    if (today - day).days > window:
+        return f"reply address for {day.isoformat()} expired after {window} days"
+    if day > today + timedelta(days=1):  # no reminder of ours is for a later day
+        return f"reply address for {day.isoformat()} is for a day that has not come"
+    return ""
+
+
+def identify(email: InboundEmail, senders: Senders, settings: Settings, *, now: datetime):
     """(member, team, day or None, how) for a reply, or (None, None, None, why-not).
 
     In order: the signed reply+token address (envelope recipient, To, Cc, Postmark's
     MailboxHash), In-Reply-To/References naming a Message-ID we sent, then From, but
-    only when SPF or DKIM passed. ``senders`` comes from ``find_senders``.
+    only when it is authenticated (app.inbound.authentication). The first two count only
+    while the member is on the team and within REPLY_WINDOW_DAYS of their day (``now``
+    decides). ``senders`` comes from ``find_senders``.
     """
     first = _first_token(email, settings)
     if first is not None:
@@ -148,23 +172,32 @@ def identify(email: InboundEmail, senders: Senders, settings: Settings):
         if found is None:
             return None, None, None, f"bad reply token in {addr}"
         if found[0] not in senders.members:
-            return None, None, None, "reply token names no member"
-        return *senders.members[found[0]], found[1], "reply token"
+            return None, None, None, "reply token names no member (member no longer on the team)"
+        member, team = senders.members[found[0]]
+        why = stale(member, team, found[1], settings, now)
+        if why:
+            return None, None, None, why
+        return member, team, found[1], "reply token"
     for ref in _refs(email):
         if ref in senders.sent:
-            return *senders.sent[ref], "In-Reply-To"
+            member, team, day = senders.sent[ref]
+            why = stale(member, team, day, settings, now)
+            if why:
+                return None, None, None, f"In-Reply-To our message: {why}"
+            return member, team, day, "In-Reply-To"
     if not email.from_addr:
         return None, None, None, "no reply token, no known In-Reply-To and no From address"
-    if not authenticated_sender(email):
+    verdict = authenticate_sender(email, settings.authserv_ids)
+    if not verdict.authenticated:
         return (
             None,
             None,
             None,
-            "no reply token or known In-Reply-To, and From is not authenticated (no SPF/DKIM pass)",
+            f"no reply token or known In-Reply-To, and From is not authenticated: {verdict.why}",
         )
     members = senders.by_email.get(email.from_addr, [])
     if len(members) == 1:
-        return *members[0], None, "From with SPF/DKIM pass"
+        return *members[0], None, f"From authenticated by {verdict.why}"
     if members:
         return None, None, None, f"From {email.from_addr} is a member of several teams: cannot tell which"
     return None, None, None, f"From {email.from_addr} (authenticated) is no member"

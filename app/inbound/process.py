@@ -156,7 +156,7 @@ def _outcome(
     why = report or is_automatic(email)
     if why:
         return "ignored", {**base, "error": text(why)[:4000]}, None
-    member, team, day, how = identify(email, senders, settings)
+    member, team, day, how = identify(email, senders, settings, now=now)
     if member is None:
         return "unverified", {**base, "error": text(how)[:4000]}, None
     day = day or local_date(now, member.timezone or team.timezone)

@@ -33,6 +33,22 @@ from parsers.providers.base import (
 )
 
 
+def _verdict(headers, name: str) -> str:
+    """Mailgun's verdict header ``name``; when the mail brought its own copies and they disagree
+    with Mailgun's, none is believed."""
+    found = {verdict(v) for k, v in headers if k.lower() == name.lower()}
+    return found.pop() if len(found) == 1 else ""
+
+
+def _verdicts(headers, form) -> dict:
+    """Mailgun's SPF and DKIM verdicts and the envelope sender (``sender``) SPF was about."""
+    return {
+        "spf": _verdict(headers, "X-Mailgun-Spf"),
+        "dkim": _verdict(headers, "X-Mailgun-Dkim-Check-Result"),
+        "envelope_from": form.text("sender").strip().lower()[:320],
+    }
+
+
 def _headers(payload: Payload) -> tuple[tuple[str, str], ...]:
     pairs = json_field(payload.form.get("message-headers"), "message-headers", [])
     return tuple(
@@ -87,10 +103,7 @@ class Mailgun(Provider):
         if raw is not None:
             email = parse_mime(raw, provider=self.name)
             return replace(
-                email,
-                envelope_to=envelope_to or email.envelope_to,
-                spf=verdict(email.header("X-Mailgun-Spf")) or email.spf,
-                dkim=verdict(email.header("X-Mailgun-Dkim-Check-Result")) or email.dkim,
+                email, envelope_to=envelope_to or email.envelope_to, **_verdicts(email.headers, form)
             )
         notes: list[str] = []
         headers = _headers(payload)
@@ -122,10 +135,9 @@ class Mailgun(Provider):
             html=html,
             attachments=attachments,
             headers=headers,
-            spf=verdict(first(headers, "X-Mailgun-Spf")),
-            dkim=verdict(first(headers, "X-Mailgun-Dkim-Check-Result")),
             provider=self.name,
             envelope_to=envelope_to,
             notes=tuple(notes),
+            **_verdicts(headers, form),
             **threading_fields(headers),
         )

@@ -1,4 +1,9 @@
-"""Postmark inbound webhook: one JSON document, HTTP Basic; ``RawEmail`` (when enabled) is preferred."""
+"""Postmark inbound webhook: one JSON document, HTTP Basic; ``RawEmail`` (when enabled) is preferred.
+
+Postmark's document has no verdict fields: its SPF result is a Received-SPF header among the
+mail's own headers, where a sender can write one too, so it is no provider verdict here
+(docs/inbound.md, "Who wrote it").
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import binascii
 from dataclasses import replace
 from datetime import datetime
 
-from parsers.message import Attachment, InboundEmail, auth_verdicts, html_to_text, parse_date, parse_mime
+from parsers.message import Attachment, InboundEmail, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
 from parsers.providers.base import (
     BASIC_CHALLENGE,
@@ -75,7 +80,6 @@ class Postmark(Provider):
     def parse(self, payload: Payload) -> InboundEmail:
         doc = self._doc(payload)
         headers = self._headers(doc)
-        spf, dkim, dmarc = auth_verdicts(headers)
         common = {
             "provider": self.name,
             "provider_id": _s(doc.get("MessageID"))[:200],
@@ -84,7 +88,7 @@ class Postmark(Provider):
         }
         if _s(doc.get("RawEmail")):
             email = parse_mime(doc["RawEmail"].encode("utf-8", "surrogatepass"), provider=self.name)
-            return replace(email, spf=email.spf or spf, dkim=email.dkim or dkim, **common)
+            return replace(email, **common)
         notes: list[str] = []
         sender = doc.get("FromFull") if isinstance(doc.get("FromFull"), dict) else {}
         text = _s(doc.get("TextBody")) or None
@@ -125,9 +129,6 @@ class Postmark(Provider):
             html=html,
             attachments=tuple(attachments),
             headers=headers,
-            spf=spf,
-            dkim=dkim,
-            dmarc=dmarc,
             notes=tuple(notes),
             **threading_fields(headers),
             **common,

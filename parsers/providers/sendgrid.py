@@ -113,10 +113,19 @@ def _event_id(item: dict) -> str:
 _DKIM_RESULT = re.compile(r":\s*([a-z]+)", re.IGNORECASE)
 
 
+_DKIM_PAIR = re.compile(r"@([^\s:{},@]+)\s*:\s*([a-z]+)", re.IGNORECASE)
+
+
 def dkim_verdict(value: str) -> str:
     """``{@example.com : pass, @other.org : fail}`` -> pass when any signature passed."""
     results = [r.lower() for r in _DKIM_RESULT.findall(value or "")]
     return "pass" if "pass" in results else (results[0] if results else "")
+
+
+def dkim_pass_domains(value: str) -> tuple[str, ...]:
+    """``{@example.com : pass, @other.org : fail}`` -> ("example.com",): the domains that passed."""
+    found = (d.lower().rstrip(".") for d, r in _DKIM_PAIR.findall(value or "") if r.lower() == "pass")
+    return tuple(dict.fromkeys(found))
 
 
 @lru_cache(maxsize=4)
@@ -174,6 +183,18 @@ class SendGrid(Provider):
         to = envelope.get("to") or []
         return tuple(a for t in to if isinstance(t, str) for _, a in addresses(t))
 
+    def _verdicts(self, payload: Payload) -> dict:
+        """SendGrid's own SPF and DKIM verdicts (both modes send them) and what they were about."""
+        form = payload.form
+        envelope = json_field(form.get("envelope"), "envelope", {})
+        sender = envelope.get("from") if isinstance(envelope.get("from"), str) else ""
+        return {
+            "spf": verdict(form.text("SPF")),
+            "dkim": dkim_verdict(form.text("dkim")),
+            "envelope_from": sender.strip().lower()[:320],
+            "dkim_domains": dkim_pass_domains(form.text("dkim")),
+        }
+
     def keys(self, payload: Payload) -> Keys:
         form = payload.form
         raw = form.get("email")
@@ -190,18 +211,12 @@ class SendGrid(Provider):
 
     def parse(self, payload: Payload) -> InboundEmail:
         form = payload.form
-        spf = verdict(form.text("SPF"))
-        dkim = dkim_verdict(form.text("dkim"))
+        verdicts = self._verdicts(payload)
         envelope_to = self._envelope_to(payload)
         raw = form.get("email")
         if raw is not None:
             email = parse_mime(raw, provider=self.name)
-            return replace(
-                email,
-                envelope_to=envelope_to or email.envelope_to,
-                spf=spf or email.spf,
-                dkim=dkim or email.dkim,
-            )
+            return replace(email, envelope_to=envelope_to or email.envelope_to, **verdicts)
         notes: list[str] = []
         charsets = json_field(form.get("charsets"), "charsets", {})
 
@@ -246,11 +261,10 @@ class SendGrid(Provider):
             html=html,
             attachments=tuple(attachments),
             headers=headers,
-            spf=spf,
-            dkim=dkim,
             provider=self.name,
             envelope_to=envelope_to,
             notes=tuple(notes),
+            **verdicts,
             **threading_fields(headers),
         )
 

@@ -155,6 +155,8 @@ class SES(Provider):
             k: verdict(str(_dict(receipt.get(f"{k}Verdict")).get("status", "")))
             for k in ("spf", "dkim", "dmarc")
         }
+        source = _dict(doc.get("mail")).get("source")
+        verdicts["envelope_from"] = source.strip().lower()[:320] if isinstance(source, str) else ""
         if keys.raw_mime is None:
             return InboundEmail(
                 provider=self.name,

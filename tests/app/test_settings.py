@@ -39,6 +39,7 @@ def test_defaults_are_the_embedded_ones(tmp_path):
     assert s.database_url == f"sqlite:///{tmp_path / 'donebox.db'}"
     assert s.redis_url == "" and s.mail_transport == "maildir"
     assert s.max_inbound_bytes == 30 * 1024 * 1024
+    assert s.reply_window_days == 30 and s.authserv_ids == ()  # no Authentication-Results believed
 
 
 @pytest.mark.parametrize(
@@ -47,11 +48,19 @@ def test_defaults_are_the_embedded_ones(tmp_path):
         ({"DONEBOX_ENV": "staging"}, "DONEBOX_ENV"),
         ({"MAIL_TRANSPORT": "pigeon"}, "MAIL_TRANSPORT"),
         ({"MAX_INBOUND_BYTES": "lots"}, "not a number"),
+        ({"REPLY_WINDOW_DAYS": "0"}, "REPLY_WINDOW_DAYS"),
+        ({"REPLY_WINDOW_DAYS": "-3"}, "REPLY_WINDOW_DAYS"),
+        ({"REPLY_WINDOW_DAYS": "a month"}, "REPLY_WINDOW_DAYS"),
     ],
 )
 def test_unusable_settings_are_refused_with_the_reason(tmp_path, env, message):
     with pytest.raises(SettingsError, match=message):
         load({"VAR_DIR": str(tmp_path), **env})
+
+
+def test_authserv_ids_are_a_lower_case_list(tmp_path):
+    s = load({"VAR_DIR": str(tmp_path), "AUTHSERV_IDS": " MX.Example.com, ,mx2.example.com "})
+    assert s.authserv_ids == ("mx.example.com", "mx2.example.com")
 
 
 def test_every_setting_is_in_the_readme_configuration_tables():

@@ -1,6 +1,8 @@
 """The reply window: a reply to day D's reminder counts for D, even after midnight; replies add up."""
 
-from datetime import UTC, date, datetime
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
 from starlette.testclient import TestClient
@@ -9,11 +11,12 @@ from app.checkins.reply_tokens import reply_address
 from app.db import session
 from app.inbound.accept import accept
 from app.inbound.process import process
-from app.models import Entry, InboundMessage, Member
+from app.models import Entry, InboundMessage, Member, OutboundMessage
 from app.settings import get_settings
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
 from tests.app.web.conftest import AUTH
+from tests.conftest import FIXED_NOW
 
 DAY = date(2026, 11, 20)  # a Friday: every run of this test is after that day's local midnight
 
@@ -74,3 +77,54 @@ def test_a_duplicate_delivery_of_the_same_reply_does_not_add_twice(db, sent):
     assert entries() == [(DAY, "One thing")]
     with session() as s:
         assert s.get(Member, ada).name == "Ada"
+
+
+def a_reply_to_our_reminder(member_id: int, day: date) -> int:
+    """A reminder we sent ``member_id`` for ``day``, and a reply naming it only by In-Reply-To."""
+    with session() as s:
+        s.add(
+            OutboundMessage(
+                idempotency_key=f"reminder:{member_id}:{day}",
+                kind="reminder",
+                state="sent",
+                to_addr="ada@example.com",
+                member_id=member_id,
+                message_id=f"<reminder-{day}@mail.test>",
+                context=json.dumps({"day": day.isoformat()}),
+            )
+        )
+    mail = (
+        f"From: Ada <ada@example.com>\r\nTo: team@reply.test\r\nSubject: Re: today\r\n"
+        f"In-Reply-To: <reminder-{day}@mail.test>\r\nMessage-ID: <irt-{day}@example.com>\r\n\r\n- Did it\r\n"
+    ).encode()
+    with session() as s:
+        iid, _ = accept(s, provider="raw", raw=mail, key=f"irt-{day}", now=datetime.now(UTC))
+    return iid
+
+
+def test_in_reply_to_our_reminder_counts_within_the_window_and_not_after(db):
+    ada = make_team()
+    day = date(2026, 11, 20)
+    fresh, stale = a_reply_to_our_reminder(ada, day), a_reply_to_our_reminder(ada, day - timedelta(days=1))
+    thirty_days_on = datetime.combine(day + timedelta(days=30), time(12), UTC)
+    settings = replace(get_settings(), reply_window_days=30)
+    with session() as s:
+        assert process(s, fresh, now=thirty_days_on, settings=settings) == "processed"
+    with session() as s:
+        assert process(s, stale, now=thirty_days_on, settings=settings) == "unverified"
+        row = s.get(InboundMessage, stale)
+        assert row.error == "In-Reply-To our message: reply address for 2026-11-19 expired after 30 days"
+    assert entries() == [(day, "Did it")]
+
+
+def test_a_reply_address_for_a_day_that_has_not_come_is_refused(db):
+    ada = make_team()
+    later = FIXED_NOW.date() + timedelta(days=5)  # only someone holding SECRET_KEY could make this
+    with session() as s:
+        iid, _ = accept(
+            s, provider="raw", raw=reply(ada, later, "- Tomorrow's work", 9), key="k9", now=FIXED_NOW
+        )
+    with session() as s:
+        assert process(s, iid, now=FIXED_NOW, settings=get_settings()) == "unverified"
+        assert s.get(InboundMessage, iid).error == f"reply address for {later} is for a day that has not come"
+    assert entries() == []
