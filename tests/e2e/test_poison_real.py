@@ -78,7 +78,8 @@ def test_a_poisoned_message_is_quarantined_while_other_mail_keeps_flowing(
         s.flush()
         today = utcnow().date()
         to = {
-            m.email: reply_address("test-secret-key-0123456789", "reply.test", m.id, today) for m in members
+            m.email: reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", m.id, today)
+            for m in members
         }
         api_token = create_token(s, "e2e", now=utcnow())
     reset_caches()  # the processes own the database from here (SQLite: no connection of ours stays open)

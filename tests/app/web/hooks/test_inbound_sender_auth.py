@@ -20,7 +20,7 @@ from tests.app.web.hooks import test_inbound_providers as providers
 from tests.app.web.hooks.test_inbound_providers import PM_AUTH, SG_AUTH, basic
 from tests.fixtures.make_fixtures import multipart
 
-SECRET = "test-secret-key-0123456789"
+SECRET = "test-secret-key-0123456789-abcdefXYZ"
 TRUSTED = "mx.donebox.test"  # the operator's receiving host, named in AUTHSERV_IDS
 FORGED = "Authentication-Results: mx.forged.example; spf=pass smtp.mailfrom=ada@example.com; " + (
     "dkim=pass header.d=example.com; dmarc=pass header.from=example.com"
