@@ -172,14 +172,29 @@ def test_form_max_bytes_sets_the_form_limit(env, team, sent):
         assert [e.text for e in s.execute(select(Entry)).scalars()] == ["shipped"]
 
 
-def test_a_form_with_a_file_is_refused_and_nothing_is_spooled(client, team, sent):
+def test_a_multipart_form_is_read_from_memory_and_a_file_in_it_is_refused(client, team, sent):
     sign_in(client, sent, "bob@example.com")
+    boundary = "b0undary"
+    fields = {"csrf": csrf_of(client, "/"), "text": "multipart works"}
+    body = "".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+        for k, v in fields.items()
+    )
+    r = client.post(
+        f"/teams/{team.id}/entries",
+        content=f"{body}--{boundary}--\r\n".encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
     r = client.post(
         f"/teams/{team.id}/entries",
         data={"csrf": csrf_of(client, "/"), "text": "x"},
         files={"upload": ("a.bin", b"z" * 1000)},
     )
     assert r.status_code == 400
+    with session() as s:
+        assert [e.text for e in s.execute(select(Entry)).scalars()] == ["multipart works"]
 
 
 def test_an_inbound_webhook_with_a_wrong_secret_is_refused_with_nothing_read(app, team):
