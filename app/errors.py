@@ -19,6 +19,7 @@ Exception
  |    +-- TeamError                app.checkins.teams: a team change refused, with the reason
  |    +-- PayloadError             parsers.providers.base: a webhook payload that cannot be read
  |    +-- EventError               parsers.providers.events: an event payload that cannot be read
+ |    +-- BadInput                 app.web.common: a request value refused (status 400/404/422, reason)
  +-- LookupError
  |    +-- NoWebhook                parsers.providers.base: a provider without that webhook (404)
  +-- RuntimeError

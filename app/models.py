@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 
 from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint, text
@@ -11,6 +12,27 @@ from sqlmodel import Field, SQLModel
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: PostgreSQL refuses a query with a larger one
+
+
+def id_in_range(value: int) -> bool:
+    """True when ``value`` can be a row id (so a lookup beyond the range is a 404, not a 500)."""
+    return 1 <= value <= MAX_ID
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def bad_text(value: str) -> str | None:
+    """Why ``value`` cannot be stored in a text column (PostgreSQL refuses NUL; a lone surrogate
+    is not encodable), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _SURROGATE.search(value):
+        return "contains a lone surrogate (not valid Unicode)"
+    return None
 
 
 class UTCDateTime(TypeDecorator):

@@ -63,7 +63,8 @@ class Settings:
     )
     inbound_max_attempts: int = 3  # INBOUND_MAX_ATTEMPTS: unfinished processing attempts before quarantine
     reminder_late_s: int = 3 * 3600  # REMINDER_LATE_S: a reminder later than this (downtime) is skipped
-    api_max_bytes: int = 2 * 1024 * 1024  # API_MAX_BYTES: larger POST /api/messages bodies get 413
+    api_max_bytes: int = 1024 * 1024  # API_MAX_BYTES: larger /api/ JSON bodies get 413
+    form_max_bytes: int = 1024 * 1024  # FORM_MAX_BYTES: larger web form bodies get 413
     api_max_schedule_s: int = 366 * 86400  # API_MAX_SCHEDULE_S: how far ahead send_at may be
     schedule_batch: int = 2000  # SCHEDULE_BATCH: due members per scheduler transaction (and per INSERT)
     schedule_workers: int = 2  # SCHEDULE_WORKERS: batches one scheduler runs at once (PostgreSQL only)
@@ -268,7 +269,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             inbound_job_time_limit_s=max(1, int(e("INBOUND_JOB_TIME_LIMIT_S", "60"))),
             inbound_max_attempts=max(1, int(e("INBOUND_MAX_ATTEMPTS", "3"))),
             reminder_late_s=int(e("REMINDER_LATE_S", str(3 * 3600))),
-            api_max_bytes=int(e("API_MAX_BYTES", str(2 * 1024 * 1024))),
+            api_max_bytes=int(e("API_MAX_BYTES", str(1024 * 1024))),
+            form_max_bytes=int(e("FORM_MAX_BYTES", str(1024 * 1024))),
             api_max_schedule_s=int(e("API_MAX_SCHEDULE_S", str(366 * 86400))),
             schedule_batch=max(1, int(e("SCHEDULE_BATCH", "2000"))),
             schedule_workers=max(1, int(e("SCHEDULE_WORKERS", "2"))),

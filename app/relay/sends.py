@@ -13,13 +13,13 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlmodel import Session
 
 from app.errors import RenderError, RequestError
-from app.models import ApiToken, OutboundMessage, Team
+from app.models import MAX_ID, ApiToken, OutboundMessage, Team, bad_text, id_in_range
 from app.relay import outbox
 from app.relay.render import TEMPLATES, render_parts
 from app.settings import Settings
@@ -34,6 +34,7 @@ _BATCH = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _TEMPLATE = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")  # a leading "_" marks a layout, not a message
 INTERNAL_TEMPLATES = frozenset({"reminder", "digest", "weekly"})  # they need the check-in domain's context
 MAX_SUBJECT = 998  # RFC 5322 line length
+EARLIEST_SEND_AT = datetime(2000, 1, 1, tzinfo=UTC)  # before this a send_at is a mistake, not "now"
 FIELDS = frozenset({"to", "subject", "text", "html", "template", "context", "send_at", "idempotency_key"})
 FIELDS |= {"batch_id", "team_id"}
 
@@ -59,6 +60,9 @@ def _string(body: dict, name: str, *, required: bool = False, limit: int = 1_000
         raise RequestError(f"{name} must be a string")
     if len(value) > limit:
         raise RequestError(f"{name} is longer than {limit} characters")
+    why = bad_text(value)
+    if why:
+        raise RequestError(f"{name} {why}", 422)
     return value
 
 
@@ -73,6 +77,12 @@ def _send_at(value, now: datetime, max_ahead_s: int) -> datetime | None:
         raise RequestError(f"send_at is not an ISO 8601 date-time: {value[:60]!r}") from None
     if when.tzinfo is None:
         raise RequestError("send_at needs a UTC offset (e.g. +01:00 or Z): a local time is ambiguous")
+    try:
+        when = when.astimezone(UTC)
+    except OverflowError:  # year 1 at +14:00 is before the first representable instant
+        raise RequestError(f"send_at is out of range: {value[:60]!r}", 422) from None
+    if when < EARLIEST_SEND_AT:
+        raise RequestError(f"send_at is before {EARLIEST_SEND_AT:%Y-%m-%d}: {value[:60]!r}", 422)
     if when - now > timedelta(seconds=max_ahead_s):
         raise RequestError(f"send_at is more than {max_ahead_s // 86400} days ahead")
     return when
@@ -120,6 +130,8 @@ def _team_id(s: Session, body: dict, token: ApiToken) -> int | None:
         return token.team_id
     if not isinstance(team_id, int) or isinstance(team_id, bool):
         raise RequestError("team_id must be an integer")
+    if not id_in_range(team_id):
+        raise RequestError(f"team_id must be from 1 to {MAX_ID}", 422)
     if token.team_id is not None and team_id != token.team_id:
         raise RequestError("this token may only send for its own team", 403)
     if s.get(Team, team_id) is None:

@@ -6,8 +6,10 @@ message as to any SMTP server. Each envelope recipient becomes one outbox row
 built by ``app.relay.sends.create``, the code behind ``POST /api/messages``: the same
 validation, the same limits, the same templates, tracking, DKIM and routing.
 All rows of a message are committed in one transaction before the ``250`` reply,
-so a ``250`` means stored; a refusal is a 5xx with the reason and stores nothing;
-a fault of ours is a ``451`` the client retries.
+so a ``250`` means stored; a refusal is a 5xx with the reason and stores nothing
+(the same message would be refused again: a field out of range, text that cannot be
+stored, a message that cannot be parsed); only a fault of ours (the database) is a
+``451`` the client retries.
 
 What is taken from the message: the Subject, the text and HTML parts, and
 optional ``X-Donebox-*`` headers for what the JSON API takes as fields
@@ -110,7 +112,10 @@ def _lines(text: str) -> str:
 
 def message_fields(raw: bytes) -> dict:
     """The send request a submitted message stands for, without ``to``; raises SubmissionRefused."""
-    email = parse_mime(raw)
+    try:
+        email = parse_mime(raw)
+    except Exception as e:  # noqa: BLE001 - the same bytes fail the same way: permanent, not 451
+        raise SubmissionRefused(f"554 5.6.0 The message cannot be parsed ({type(e).__name__})") from None
     if email.attachments:
         names = ", ".join(a.filename or a.content_type for a in email.attachments[:3])
         raise SubmissionRefused(

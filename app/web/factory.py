@@ -15,6 +15,7 @@ from app.settings import get_settings
 from app.web.pages.signin import http_error
 from app.web.routes import routes
 from app.web.security import SecurityHeaders
+from app.web.unread import CloseUnreadBodies
 from jobs.broker import start_embedded_workers
 
 SESSION_MAX_AGE_S = 14 * 24 * 3600
@@ -39,6 +40,7 @@ def create_app() -> Starlette:
     """Build the ASGI app: routes from app.web.routes, sessions, security headers, jobs broker ready."""
     settings = get_settings()
     middleware = [
+        Middleware(CloseUnreadBodies),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,

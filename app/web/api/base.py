@@ -9,7 +9,6 @@ team's settings reaches that team only; one made with ``donebox api-token create
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,7 +18,19 @@ from starlette.responses import JSONResponse, Response
 from app.db import session
 from app.models import ApiToken
 from app.relay.api_tokens import bearer, check_token
-from app.web.common import MAX_ID, TooLarge, api_token, error, in_thread, no_api_token, read_limited
+from app.web.common import (
+    MAX_ID,
+    BadInput,
+    TooLarge,
+    api_token,
+    check_url,
+    error,
+    in_thread,
+    load_json,
+    no_api_token,
+    parse_day,
+    read_limited,
+)
 
 
 class ApiError(Exception):
@@ -39,7 +50,8 @@ def unauthorized() -> JSONResponse:
 
 
 async def json_body(request: Request, max_bytes: int) -> dict:
-    """The request's JSON object, read up to ``max_bytes``; ApiError 415, 413 or 400 with the reason."""
+    """The request's JSON object, read up to ``max_bytes``: ApiError 415, 413 or 400 with the reason,
+    422 naming a field whose text cannot be stored (common.load_json)."""
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
         raise ApiError(415, "Content-Type must be application/json")
     try:
@@ -47,9 +59,9 @@ async def json_body(request: Request, max_bytes: int) -> dict:
     except TooLarge:
         raise ApiError(413, f"body larger than {max_bytes} bytes") from None
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ApiError(400, f"the body is not valid JSON: {e}") from None
+        data = load_json(raw)
+    except BadInput as e:
+        raise ApiError(e.status, e.reason) from None
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object")
     return data
@@ -70,13 +82,14 @@ def api(*, body: bool = False, max_bytes: int | None = None):
                 return unauthorized()
             token, data = None, {}
             try:
+                check_url(request)
                 if body:
                     token = await in_thread(api_token, request)
                     if token is None:
                         return unauthorized()
                     data = await json_body(request, max_bytes or request.app.state.settings.api_max_bytes)
                 result = await in_thread(_in_session, handler, request, token or raw_token, data)
-            except ApiError as e:
+            except (ApiError, BadInput) as e:
                 return error(e.status, e.reason)
             if result is _NO_TOKEN:
                 return unauthorized()
@@ -169,9 +182,9 @@ class DateQuery:
         if value is None:
             return None
         try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise ApiError(400, f"{self.name} must be YYYY-MM-DD") from None
+            return parse_day(value, self.name)
+        except BadInput as e:
+            raise ApiError(e.status, e.reason) from None
 
     def parameter(self) -> dict:
         """The OpenAPI parameter object."""

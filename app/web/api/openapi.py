@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from app.web.api import entries, events, inbound, messages, teams
 from app.web.api.shapes import ERROR, Shape, ref
+from app.web.common import MAX_ID
 
 SHAPES: tuple[Shape, ...] = (
     ERROR,
@@ -58,12 +59,13 @@ ERRORS = {
     "404": "not found (or not in the token's reach)",
     "413": "body too large",
     "415": "not JSON",
+    "422": "a value out of range, or text that cannot be stored (a NUL, a lone surrogate), named",
 }
 
 
 def _op(summary: str, ok: dict, *, params=(), body: Shape | None = None, found: bool = False) -> dict:
     """One operation: its summary, ``ok`` answers, parameters, body and the errors it can give."""
-    codes = ["400", "401"] + (["404"] if found else []) + (["413", "415"] if body else [])
+    codes = ["400", "401"] + (["404"] if found else []) + (["413", "415"] if body else []) + ["422"]
     responses = {code: _resp(ERRORS[code], ERROR) for code in codes}
     responses.update(ok)
     op = {"summary": summary, "parameters": list(params), "responses": responses}
@@ -79,7 +81,7 @@ def _path(name: str, schema: dict | None = None) -> dict:
         "name": name,
         "in": "path",
         "required": True,
-        "schema": {"type": "integer", "minimum": 1},
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
         "example": 1,
     }
 

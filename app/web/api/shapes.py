@@ -14,6 +14,7 @@ from operator import attrgetter
 from typing import Any
 
 from app.web.api.base import ApiError
+from app.web.common import BadInput, parse_day
 
 
 def _same(value):
@@ -62,7 +63,7 @@ OBJECT = Type({"type": "object"}, load=_object, what="a JSON object")
 DAY = Type(
     {"type": "string", "format": "date"},
     dump=date.isoformat,
-    load=lambda v: date.fromisoformat(_string(v)),
+    load=lambda v: parse_day(_string(v), "the date"),
     what="a date, YYYY-MM-DD",
 )
 DATE_TIME = Type({"type": "string", "format": "date-time"}, dump=_iso, load=_string, what="a date-time")
@@ -145,6 +146,9 @@ class Shape:
                 continue
             try:
                 out[f.name] = f.type.load(body[f.name])
+            except BadInput as e:  # 422: the value's form is right, its range is not
+                reason = f"{f.name}: {e.reason}" if e.status == 422 else f"{f.name} must be {f.type.what}"
+                raise ApiError(e.status, reason) from None
             except (TypeError, ValueError):
                 raise ApiError(400, f"{f.name} must be {f.type.what}") from None
         return out

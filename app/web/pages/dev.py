@@ -19,7 +19,7 @@ from app.models import utcnow
 from app.relay.transports.maildir import MaildirTransport
 from app.settings import get_settings
 from app.web.common import in_thread
-from app.web.pages.framework import check_csrf, render
+from app.web.pages.framework import posted_form, render
 from jobs.enqueue import enqueue_deliveries, enqueue_processing
 from parsers.message import raw_message_id
 from parsers.providers.base import Keys
@@ -132,8 +132,7 @@ async def reply(request: Request):
     key = request.path_params["key"]
     if request.app.state.settings.production or not _KEY.match(key):
         return HTMLResponse("Not found", status_code=404)
-    form = await request.form()
-    check_csrf(request, form.get("csrf"))
+    form = await posted_form(request)
     text = str(form.get("text", "")).strip()
     if not text or len(text) > 100_000:
         return HTMLResponse("Write a reply (at most 100,000 characters)", status_code=400)
@@ -156,6 +155,6 @@ async def send_now(request: Request):
     """POST /dev/remind and /dev/digest: today's reminders or digests at once (each once a day)."""
     if request.app.state.settings.production:
         return HTMLResponse("Not found", status_code=404)
-    check_csrf(request, (await request.form()).get("csrf"))
+    await posted_form(request)
     await in_thread(_send_now, request.url.path.rsplit("/", 1)[-1])
     return RedirectResponse("/dev/inbox", status_code=303)

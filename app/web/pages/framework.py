@@ -1,7 +1,8 @@
 """Who is asking, and may they: sessions, CSRF, roles per team, and the ``page`` decorator.
 
 Every HTML endpoint is wrapped in ``page(need=...)``. It sends a signed-out visitor
-to /signin, checks the CSRF token of every POST, opens one database session, and
+to /signin before anything of a POST's body is read, reads the form with a limit
+(FORM_MAX_BYTES), checks its CSRF token, opens one database session, and
 resolves the ``tid`` path parameter to a team the user belongs to (operators: any
 team). A team the user is not in answers 404, as if it did not exist; a role that
 is too low answers 403. The handler itself is sync and runs in the thread pool.
@@ -19,7 +20,7 @@ import hmac
 import logging
 import secrets
 from dataclasses import dataclass, field
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from sqlmodel import Session
 from starlette.exceptions import HTTPException
@@ -30,7 +31,7 @@ import app.web.pages.present  # noqa: F401 - registers the entry_html filter
 from app.accounts.users import RANK, membership, memberships
 from app.db import session
 from app.models import Member, Team, User
-from app.web.common import in_thread, templates
+from app.web.common import BadInput, TooLarge, check_fields, check_url, in_thread, read_limited, templates
 from jobs.enqueue import enqueue_deliveries, enqueue_processing
 
 log = logging.getLogger("donebox.web")
@@ -51,6 +52,66 @@ def check_csrf(request: Request, given) -> None:
         raise HTTPException(
             403, "The form expired or did not come from this site: reload the page and retry."
         )
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+MAX_FIELDS = 1000
+
+
+def refused(e: BadInput) -> HTTPException:
+    """The page's error for a value common.py refused: its status, its reason as a sentence."""
+    return HTTPException(e.status, e.reason[0].upper() + e.reason[1:] + ".")
+
+
+async def read_form(request: Request, limit: int) -> dict[str, str]:
+    """The POSTed form as text fields, its body read only up to ``limit`` bytes (HTTPException 413
+    past it, 400 for a file or a malformed body, 422 naming a field holding a NUL); a body that is
+    not a form is left unread and gives {}."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in FORM_TYPES:
+        return {}
+    try:
+        body = await read_limited(request, limit)
+    except TooLarge:
+        raise HTTPException(413, f"The form is larger than {limit} bytes.") from None
+    if ctype == FORM_TYPES[0]:
+        try:
+            fields = dict(
+                parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+            )
+        except ValueError as e:
+            raise HTTPException(400, f"The form cannot be read: {e}.") from None
+    else:  # parsed from the bytes already read: nothing reaches a temporary file
+
+        async def replay():
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form = await Request(request.scope, replay).form(
+            max_files=0, max_fields=MAX_FIELDS, max_part_size=limit
+        )
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        await form.close()
+    try:
+        check_fields(fields)
+    except BadInput as e:
+        raise refused(e) from None
+    return fields
+
+
+async def posted_form(request: Request) -> dict[str, str]:
+    """A POST's form once its CSRF token checks out; the body is read only when the session holds
+    a token (a visitor who never loaded a form of ours gets 403 with nothing read)."""
+    if not request.session.get("csrf"):
+        check_csrf(request, None)
+    form = await read_form(request, request.app.state.settings.form_max_bytes)
+    check_csrf(request, form.pop("csrf", None))
+    return form
+
+
+def _live_user(uid, epoch) -> bool:
+    with session() as s:
+        user = s.get(User, uid) if isinstance(uid, int) else None
+        return user is not None and user.session_epoch == epoch
 
 
 @dataclass
@@ -88,14 +149,20 @@ def page(need: str | None = "observer"):
     def wrap(handler):
         @functools.wraps(handler)
         async def endpoint(request: Request):
-            form = {}
-            if request.method == "POST":
-                form = dict(await request.form())
-                check_csrf(request, form.pop("csrf", None))
             uid = request.session.get("uid")
             signin = RedirectResponse(f"/signin?next={quote(request.url.path)}", status_code=303)
             if uid is None:
                 return signin
+            try:
+                check_url(request)
+            except BadInput as e:
+                raise refused(e) from None
+            form = {}
+            if request.method == "POST":  # the session is proven before a byte of the body is read
+                if not await in_thread(_live_user, uid, request.session.get("epoch")):
+                    request.session.clear()
+                    return signin
+                form = await posted_form(request)
 
             def run():
                 with session() as s:

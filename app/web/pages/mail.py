@@ -4,7 +4,7 @@ reprocessing, the suppression list. A team admin sees only their teams' mail; an
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import nh3
 from sqlalchemy import func, select
@@ -31,7 +31,8 @@ from app.relay import outbox
 from app.relay import suppressions as suppression_list  # the page below is named suppressions
 from app.relay.admin import masked
 from app.relay.render import render_message
-from app.web.pages.framework import Ctx, back, page, render
+from app.web.common import BadInput, parse_day
+from app.web.pages.framework import Ctx, back, page, refused, render
 from app.web.security import SANDBOX_CSP
 from parsers.message import InboundEmail, parse_mime
 
@@ -45,9 +46,9 @@ def _day(value: str | None, end: bool = False) -> datetime | None:
     if not value:
         return None
     try:
-        d = date.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(400, "Dates must be YYYY-MM-DD.") from None
+        d = parse_day(value, "a date")
+    except BadInput as e:
+        raise refused(e) from None
     return datetime.combine(d + timedelta(days=1) if end else d, time(0), tzinfo=UTC)
 
 
@@ -209,18 +210,25 @@ def _inbound(ctx: Ctx, iid: int) -> InboundMessage:
     return row
 
 
+def _parsed(row: InboundMessage) -> InboundEmail:
+    """The stored message parsed for display; when the parser gives up (an address-parser bomb in a
+    header, say), an empty email whose note says so, and the page shows the raw text. A quarantined
+    message's processing never finished: parsing it here could hang the web, so it is not parsed."""
+    if row.state == "quarantined":
+        return InboundEmail(notes=(QUARANTINED_NOTE,))
+    try:
+        return parse_mime(row.raw, provider=row.provider)
+    except Exception as e:  # noqa: BLE001 - hostile bytes must not take the page down
+        return InboundEmail(notes=(f"the message cannot be parsed ({type(e).__name__}): shown raw only",))
+
+
 @page("mail")
 def inbound_one(request: Request, ctx: Ctx):
     """GET /mail/inbound/{iid}: the raw message, what was extracted, what was cut, the entries made."""
     row = _inbound(ctx, request.path_params["iid"])
     made = list(ctx.s.execute(select(Entry).where(Entry.inbound_id == row.id).order_by(Entry.id)).scalars())
     raw = row.raw[:RAW_SHOWN].decode("utf-8", errors="replace")
-    # a quarantined message's processing never finished: parsing it here could hang the web
-    email = (
-        InboundEmail(notes=(QUARANTINED_NOTE,))
-        if row.state == "quarantined"
-        else parse_mime(row.raw, provider=row.provider)
-    )
+    email = _parsed(row)
     member = ctx.s.get(Member, row.member_id) if row.member_id else None
     return render(
         request,
@@ -244,9 +252,7 @@ def inbound_one(request: Request, ctx: Ctx):
 def inbound_html(request: Request, ctx: Ctx):
     """GET /mail/inbound/{iid}/html: the message's HTML part, sanitized and sandboxed."""
     row = _inbound(ctx, request.path_params["iid"])
-    if row.state == "quarantined":
-        return sandboxed("")
-    return sandboxed(parse_mime(row.raw, provider=row.provider).html or "")
+    return sandboxed(_parsed(row).html or "")
 
 
 @page("mail")

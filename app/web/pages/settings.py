@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from functools import cache
 from zoneinfo import available_timezones
 
@@ -19,7 +18,8 @@ from app.checkins.times import ScheduleError, local_date
 from app.models import ROLES, ApiToken, Member, MemberPause, Suppression, utcnow
 from app.relay import outbox, quotas, suppressions
 from app.relay.api_tokens import create_token
-from app.web.pages.framework import Ctx, back, page, render
+from app.web.common import BadInput, parse_day, parse_id
+from app.web.pages.framework import Ctx, back, page, refused, render
 
 DAYS = (("1", "Mon"), ("2", "Tue"), ("3", "Wed"), ("4", "Thu"), ("5", "Fri"), ("6", "Sat"), ("7", "Sun"))
 REFUSED = (ScheduleError, TeamError)  # the check-in domain's reasons, shown as 400s
@@ -158,13 +158,14 @@ def my_schedule(request: Request, ctx: Ctx):
         try:
             if action == "pause":
                 first, last = (
-                    date.fromisoformat(f.get("first_day", "")),
-                    date.fromisoformat(f.get("last_day", "")),
+                    parse_day(f.get("first_day", ""), "first day"),
+                    parse_day(f.get("last_day", ""), "last day"),
                 )
                 add_pause(ctx.s, m.id, first, last, now=now)
                 msg = f"You are paused from {first} to {last}."
             elif action == "unpause":
-                pause = ctx.s.get(MemberPause, int(f.get("pause_id", "0") or 0))
+                pause_id = parse_id(f.get("pause_id", ""))
+                pause = ctx.s.get(MemberPause, pause_id) if pause_id else None
                 if pause is None or pause.member_id != m.id:
                     raise HTTPException(404, "No such pause.")
                 remove_pause(ctx.s, pause.id, now=now)
@@ -185,6 +186,8 @@ def my_schedule(request: Request, ctx: Ctx):
                     digest_days=days["dday"],
                 )
                 msg = "Your schedule is saved."
+        except BadInput as e:
+            raise refused(e) from None
         except (ScheduleError, ValueError) as e:
             raise HTTPException(400, f"Not saved: {e}") from None
         return back(f"/teams/{ctx.team.id}/settings/me", msg, request)

@@ -13,7 +13,7 @@ from app.accounts import users
 from app.db import session
 from app.models import User, utcnow
 from app.web.common import in_thread
-from app.web.pages.framework import check_csrf, csrf_token, render
+from app.web.pages.framework import csrf_token, posted_form, render
 from jobs.enqueue import enqueue_deliveries
 
 log = logging.getLogger("donebox.web")
@@ -38,8 +38,7 @@ def _request(email: str, settings) -> int | None:
 
 async def signin_request(request: Request):
     """POST /signin: email a sign-in link (the same answer whether or not the address is known)."""
-    form = await request.form()
-    check_csrf(request, form.get("csrf"))
+    form = await posted_form(request)
     email = users.normalize_email(form.get("email", ""))
     if not email:
         return render(request, None, "signin.html", {"error": "That is not an email address."}, status=400)
@@ -64,8 +63,7 @@ def _consume(token: str, settings):
 
 async def signin_consume(request: Request):
     """POST /signin/{token}: use the link once; a fresh session on success."""
-    form = await request.form()
-    check_csrf(request, form.get("csrf"))
+    await posted_form(request)
     found = await in_thread(_consume, request.path_params["token"][:500], request.app.state.settings)
     if found is None:
         return render(
@@ -89,8 +87,7 @@ def _end_sessions(uid: int) -> None:
 
 async def signout(request: Request):
     """POST /signout: end every session of the user (a copied cookie stops working too)."""
-    form = await request.form()
-    check_csrf(request, form.get("csrf"))
+    await posted_form(request)
     uid = request.session.get("uid")
     if uid is not None:
         await in_thread(_end_sessions, uid)

@@ -14,7 +14,8 @@ from app.checkins import entries
 from app.checkins.outgoing import team_day
 from app.checkins.times import local_date
 from app.models import Entry, Member, Team, utcnow
-from app.web.pages.framework import Ctx, back, page, render
+from app.web.common import BadInput, parse_day
+from app.web.pages.framework import Ctx, back, page, refused, render
 from parsers.entries import KINDS
 
 
@@ -28,9 +29,9 @@ def _day_param(value: str | None, default: date) -> date:
     if not value:
         return default
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(400, "day must be YYYY-MM-DD") from None
+        return parse_day(value)
+    except BadInput as e:
+        raise refused(e) from None
 
 
 @page(need=None)

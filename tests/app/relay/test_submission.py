@@ -186,6 +186,25 @@ def test_a_database_fault_answers_451_so_the_client_retries(listener, token, mon
     assert e.value.smtp_code == 451
 
 
+PERMANENT = {  # refused the same way however often it is sent: 5xx, never 451
+    "a NUL in the subject": (b"Subject: a\x00b\r\n", b"subject contains a NUL"),
+    "send_at in year 1 at +14:00": (b"X-Donebox-Send-At: 0001-01-01T00:00:00+14:00\r\n", b"send_at"),
+    "a team id past 32 bits": (b"X-Donebox-Team-Id: 99999999999\r\n", b"team_id"),
+    "an address-parser bomb in From": (b"From: " + b"(\r\n " * 3000 + b"\r\n", b"cannot be parsed"),
+}
+
+
+@pytest.mark.parametrize("case", PERMANENT)
+def test_a_permanent_refusal_is_a_5xx_with_the_reason_and_stores_nothing(listener, token, case):
+    header, reason = PERMANENT[case]
+    raw = b"To: someone@example.org\r\nSubject: s\r\n" if b"Subject" not in header else b""
+    raw = header + raw + b"\r\nHello\r\n"
+    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+        c.sendmail("billing@app.example", ["a@example.org"], raw)
+    assert e.value.smtp_code == 554 and reason in e.value.smtp_error
+    assert rows() == []
+
+
 def test_a_message_over_the_size_limit_is_refused(db, env, token):
     env.setenv("SUBMISSION_MAX_BYTES", "2000")
     get_settings.cache_clear()
