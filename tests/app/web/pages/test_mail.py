@@ -225,3 +225,22 @@ def test_quarantined_messages_show_on_healthz_and_the_inbound_page_unparsed(clie
     assert client.get("/healthz").json()["inbound_quarantined"] == 0
     with session() as s:
         assert s.execute(select(Entry)).first() is None
+
+
+def test_a_deeply_nested_inbound_html_part_is_shown_within_the_parsing_budgets(client, team, sent):
+    # nh3 builds its tree in time quadratic in nesting (100,000 nested divs took 29 s): the page
+    # holds the markup to the budgets first, so hostile HTML cannot tie up a web worker
+    deep = "<div>" * 100_000 + "Shipped it" + "</div>" * 100_000
+    to = reply_address(
+        "test-secret-key-0123456789-abcdefXYZ", "reply.test", member_id("bob@example.com"), date(2026, 11, 23)
+    )
+    raw = (
+        f"From: bob@example.com\r\nTo: {to}\r\nSubject: deep\r\nMessage-ID: <deep@x>\r\n"
+        "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + deep + "\r\n"
+    ).encode()
+    iid = client.post("/inbound/raw", content=raw, headers=AUTH).json()["id"]
+    drain()
+    sign_in(client, sent, "ada@example.com")
+    html = client.get(f"/mail/inbound/{iid}/html")
+    assert html.status_code == 200 and "Shipped it" in html.text
+    assert html.text.count("<div>") <= 1024
