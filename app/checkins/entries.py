@@ -279,14 +279,7 @@ def on_this_day(
         ("A year ago", month_ago(today, 12)),
     ):
         rows = s.execute(
-            select(
-                Entry.id,
-                Entry.team_id,
-                Entry.member_id,
-                Entry.day,
-                Entry.kind,
-                func.substr(Entry.text, 1, chars + 1),
-            )
+            select(*_shown_columns(chars))
             .where(Entry.member_id == member_id, Entry.day == day)
             .order_by(Entry.id)
             .limit(per_day)
@@ -294,6 +287,18 @@ def on_this_day(
         if rows:
             out.append((label, day, [Shown(*r[:5], cut(r[5], chars)) for r in rows]))
     return out
+
+
+def _shown_columns(chars: int) -> tuple:
+    """The columns of a Shown, the text read one character past ``chars`` (so ``cut`` can tell)."""
+    return (
+        Entry.id,
+        Entry.team_id,
+        Entry.member_id,
+        Entry.day,
+        Entry.kind,
+        func.substr(Entry.text, 1, chars + 1).label("text"),
+    )
 
 
 class Shown(NamedTuple):
@@ -330,12 +335,7 @@ def first_per_member(
     is_blocker = case((Entry.kind == "blocker", 1), else_=0)
     ranked = (
         select(
-            Entry.id,
-            Entry.team_id,
-            Entry.member_id,
-            Entry.day,
-            Entry.kind,
-            func.substr(Entry.text, 1, chars + 1).label("text"),
+            *_shown_columns(chars),
             func.row_number().over(partition_by=Entry.member_id, order_by=in_order).label("n"),
             func.row_number().over(partition_by=(Entry.member_id, is_blocker), order_by=in_order).label("nb"),
             func.count().over(partition_by=Entry.member_id).label("total"),

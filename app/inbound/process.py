@@ -278,16 +278,7 @@ def retry_or_quarantine(
     # job's outcome then finds the claim gone and writes nothing, and the retry does the work
     mine = and_(t.c.id.in_(inbound_ids), t.c.state == "processing")
     if alone:
-        c.execute(
-            update(t)
-            .where(mine, t.c.attempts >= settings.inbound_max_attempts)
-            .values(
-                state="quarantined",
-                lease_until=None,
-                processed_at=now,
-                error=text(f"quarantined after {settings.inbound_max_attempts} attempts: {why}")[:4000],
-            )
-        )
+        _quarantine_spent(c, mine, why, now=now, settings=settings)
     back = (
         update(t).where(mine).values(state="received", lease_until=now + timedelta(seconds=settings.lease_s))
     )
@@ -296,6 +287,21 @@ def retry_or_quarantine(
         return sorted(moved)
     still = c.execute(select(t.c.id).where(t.c.id.in_(inbound_ids), t.c.state == "received")).scalars()
     return sorted(still)
+
+
+def _quarantine_spent(c, rows, why: str, *, now: datetime, settings: Settings) -> None:
+    """Quarantine those of ``rows`` that have had their INBOUND_MAX_ATTEMPTS claims, with ``why``."""
+    t = InboundMessage.__table__
+    c.execute(
+        update(t)
+        .where(rows, t.c.attempts >= settings.inbound_max_attempts)
+        .values(
+            state="quarantined",
+            lease_until=None,
+            processed_at=now,
+            error=text(f"quarantined after {settings.inbound_max_attempts} attempts: {why}")[:4000],
+        )
+    )
 
 
 def sweep(s: Session, *, now: datetime, settings: Settings) -> tuple[list[int], list[int]]:
@@ -315,16 +321,7 @@ def sweep(s: Session, *, now: datetime, settings: Settings) -> tuple[list[int], 
     if ids:
         stale = and_(t.c.id.in_(ids), t.c.state == "processing", t.c.lease_until < now)
         why = "the worker did not finish within its lease (it died, or hung where it cannot be interrupted)"
-        c.execute(
-            update(t)
-            .where(stale, t.c.attempts >= settings.inbound_max_attempts)
-            .values(
-                state="quarantined",
-                lease_until=None,
-                processed_at=now,
-                error=f"quarantined after {settings.inbound_max_attempts} attempts: {why}",
-            )
-        )
+        _quarantine_spent(c, stale, why, now=now, settings=settings)
         c.execute(update(t).where(stale).values(state="received", lease_until=now))
     due = or_(t.c.lease_until <= now, and_(t.c.lease_until.is_(None), t.c.received_at < now - lease_s))
     rows = c.execute(
