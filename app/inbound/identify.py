@@ -165,6 +165,8 @@ def identify(email: InboundEmail, senders: Senders, settings: Settings, *, now: 
     while the member is on the team and within REPLY_WINDOW_DAYS of their day (``now``
     decides). ``senders`` comes from ``find_senders``.
     """
+    if not email.from_addr:  # it is mail, stored and shown; but no reply without a sender counts
+        return None, None, None, "the mail has no From address: stored, not attributed to anyone"
     first = _first_token(email, settings)
     if first is not None:
         token, addr = first
@@ -185,8 +187,6 @@ def identify(email: InboundEmail, senders: Senders, settings: Settings, *, now: 
             if why:
                 return None, None, None, f"In-Reply-To our message: {why}"
             return member, team, day, "In-Reply-To"
-    if not email.from_addr:
-        return None, None, None, "no reply token, no known In-Reply-To and no From address"
     verdict = authenticate_sender(email, settings.authserv_ids)
     if not verdict.authenticated:
         return (

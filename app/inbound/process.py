@@ -355,4 +355,6 @@ def load_email(row) -> InboundEmail:
     provider = PROVIDERS.get(row.provider)
     if row.payload is not None and provider is not None:
         return provider.parse(Payload(row.payload, row.payload_type))
+    if provider is not None and not provider.stores_payload:  # raw, imap: the payload is the message
+        return provider.parse(Payload(row.raw, "message/rfc822"))
     return parse_mime(row.raw, provider=row.provider)

@@ -62,6 +62,7 @@ class Mailgun(Provider):
     """Mailgun's route POSTs: every field is UTF-8, the signature fields sit among them."""
 
     name = "mailgun"
+    content_types = ("multipart/form-data", "application/x-www-form-urlencoded")
     setting = "MAILGUN_SIGNING_KEY"
     max_age_setting = "MAILGUN_MAX_AGE_S"
     body_signed = True

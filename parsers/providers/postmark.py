@@ -45,6 +45,7 @@ class Postmark(Provider):
     """Postmark's inbound JSON; ``MessageID`` is Postmark's own id and the dedupe key."""
 
     name = "postmark"
+    content_types = ("application/json",)
     setting = "POSTMARK_INBOUND_AUTH"
     challenge = BASIC_CHALLENGE
 

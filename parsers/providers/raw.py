@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from parsers.message import InboundEmail, looks_like_message, parse_mime, raw_envelope_to, raw_message_id
@@ -22,9 +23,10 @@ class Raw(Provider):
         check_bearer(headers, secret)
 
     def keys(self, payload: Payload) -> Keys:
-        why = looks_like_message(payload.body)
-        if why:
-            raise PayloadError(f"not an RFC 5322 message: {why}")
+        if not payload.body.strip():
+            raise PayloadError("not an RFC 5322 message: empty body")
+        # anything else is stored: a message without From, or that does not start with a header
+        # field, is mail we mark (parse_mime notes it), not mail we refuse
         return Keys(
             message_id=raw_message_id(payload.body),
             envelope_to=raw_envelope_to(payload.body),
@@ -32,7 +34,9 @@ class Raw(Provider):
         )
 
     def parse(self, payload: Payload) -> InboundEmail:
-        return parse_mime(payload.body, provider=self.name)
+        email = parse_mime(payload.body, provider=self.name)
+        why = looks_like_message(payload.body)
+        return replace(email, notes=(*email.notes, f"not a well-formed message: {why}")) if why else email
 
 
 class Imap(Raw):

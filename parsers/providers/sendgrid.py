@@ -148,6 +148,7 @@ class SendGrid(Provider):
     """SendGrid's Inbound Parse webhook (both of its modes) and its Signed Event Webhook."""
 
     name = "sendgrid"
+    content_types = ("multipart/form-data", "application/x-www-form-urlencoded")
     setting = "SENDGRID_INBOUND_AUTH"
     event_setting = "SENDGRID_EVENT_PUBLIC_KEY"
     event_max_age_setting = "SENDGRID_EVENT_MAX_AGE_S"

@@ -153,7 +153,7 @@ def test_an_ses_subscription_confirmation_carries_no_mail():
         ("postmark", b"{nope", "application/json", "not JSON"),
         ("postmark", b"{}", "application/json", "not a Postmark"),
         ("ses", b'{"Type": "Notification", "Message": "x"}', "text/plain", "SES"),
-        ("raw", b"hello", "message/rfc822", "RFC 5322"),
+        ("raw", b" \r\n", "message/rfc822", "empty body"),
     ],
 )
 def test_payloads_in_the_wrong_format_are_refused_with_the_reason(provider, body, ctype, reason):
@@ -217,3 +217,15 @@ def test_an_html_only_body_past_the_budgets_is_cut_and_the_cut_is_noted(provider
     email = PROVIDERS[provider].parse(p)
     assert email.text.strip() == "Shipped it"
     assert any("nested deeper" in n for n in email.notes), email.notes
+
+
+def test_raw_mail_without_a_from_or_headers_is_read_and_noted_not_refused():
+    raw = PROVIDERS["raw"]
+    for body, note in (
+        (b"Subject: hi\r\n\r\nno sender", "no From header"),
+        (b"hello there\r\n", "header field"),
+    ):
+        p = Payload(body, "message/rfc822")
+        raw.keys(p)  # does not raise: it is stored
+        email = raw.parse(p)
+        assert email.from_addr == "" and any(note in n for n in email.notes), email.notes

@@ -10,6 +10,7 @@ provider's ``created_status`` says otherwise for a new message.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 from datetime import timedelta
@@ -36,6 +37,11 @@ from parsers.providers import PROVIDERS, Keys, Payload, PayloadError, Provider
 
 log = logging.getLogger("donebox.inbound")
 warnings = logging.getLogger("donebox.webhooks")
+
+
+def unreadable_keys(payload: Payload) -> Keys:
+    """Dedupe keys of a payload its provider cannot read: the hash of its bytes."""
+    return Keys(provider_id=f"unreadable:{hashlib.sha256(payload.body).hexdigest()}", header_hash="-")
 
 
 def store(name: str, keys: Keys, payload: Payload | None, token: str = "", token_max_age_s: int = 0):
@@ -83,9 +89,18 @@ async def _intake(request: Request, name: str) -> JSONResponse:
         early = await sns_preflight(payload, settings, pinned=bool(secret), setting=provider.setting)
         if early is not None:
             return early
-    keys = provider.keys(payload)
-    token = provider.replay_token(payload) if secret else ""
     stored_payload = payload if provider.stores_payload else None
+    try:
+        keys = provider.keys(payload)
+    except PayloadError as e:
+        if not payload.body.strip():
+            raise  # nothing to store: 400
+        # proven, within the size limit and of the right media type: it is mail we cannot read
+        # yet. Stored whole under a key of its bytes (a retry is a duplicate), processing marks
+        # it failed with the reason, and a fixed parser can reprocess it: no provider drops it
+        log.warning("inbound %s: stored a payload it cannot read: %s", name, e)
+        keys, stored_payload = unreadable_keys(payload), payload
+    token = provider.replay_token(payload) if secret else ""
     if token:  # the token is recorded in the message's own transaction
         new_id, duplicate = await in_thread(
             store, name, keys, stored_payload, token, settings.max_age_for(name)

@@ -15,7 +15,7 @@ from app.inbound.accept import accept
 from app.inbound.process import _set_states, extract_reply, process_many
 from app.models import Entry, InboundMessage, Member, OutboundMessage
 from app.settings import get_settings
-from jobs.actors import process_inbound_batch
+from jobs.actors import process_inbound, process_inbound_batch
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
 from tests.conftest import FIXED_NOW
@@ -183,8 +183,16 @@ def test_when_the_batch_transaction_fails_each_message_is_processed_in_a_job_of_
 
     monkeypatch.setattr(app.inbound.process, "_set_states", no_batches)
     ids = [store(mail(i, token, f"- Thing {i}"), f"b{i}") for i in range(3)]
+    sent_alone: list[int] = []
+    send = process_inbound.send
+    # held back until checked: the embedded broker's workers would otherwise start them at once
+    monkeypatch.setattr(process_inbound, "send", sent_alone.append)
     process_inbound_batch.fn(ids)
-    assert [v[0] for v in rows(ids).values()] == ["received"] * 3  # released, one job each sent
+    assert [v[0] for v in rows(ids).values()] == ["received"] * 3  # released
+    assert sent_alone == ids  # one job each
+    monkeypatch.setattr(process_inbound, "send", send)
+    for iid in sent_alone:
+        send(iid)
     drain()
     assert [v[0] for v in rows(ids).values()] == ["processed"] * 3
     assert [entry_texts(i) for i in ids] == [["Thing 0"], ["Thing 1"], ["Thing 2"]]

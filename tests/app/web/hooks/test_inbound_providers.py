@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 
 from app.db import session
 from app.models import InboundMessage, WebhookToken
+from jobs.broker import drain
 from tests.conftest import reset_caches
 from tests.parsers.test_providers import FIXTURES, payload
 
@@ -198,14 +199,45 @@ def test_postmark_documents_are_stored_and_retries_deduplicated_by_message_id(cl
     "provider, body, ctype, auth",
     [
         ("sendgrid", b"not a form", "text/plain", basic(SG_AUTH)),
-        ("postmark", b"{broken", "application/json", basic(PM_AUTH)),
-        ("postmark", b'{"Hello": 1}', "application/json", basic(PM_AUTH)),
+        ("mailgun", b'{"a": 1}', "application/json", {}),
+        ("postmark", b"From: a@example.com", "text/plain", basic(PM_AUTH)),
     ],
 )
-def test_a_malformed_payload_is_400_with_the_reason(client, provider, body, ctype, auth):
+def test_a_payload_of_the_wrong_media_type_is_415_and_stores_nothing(client, provider, body, ctype, auth):
     r = client.post(f"/inbound/{provider}", content=body, headers={"Content-Type": ctype, **auth})
-    assert r.status_code == 400 and r.json()["error"]
+    assert r.status_code == 415 and "Content-Type must be" in r.json()["error"]
     assert stored() == 0
+
+
+@pytest.mark.parametrize(
+    "provider, body, ctype, auth, reason",
+    [
+        ("sendgrid", b"--x\r\nbroken", "multipart/form-data; boundary=x", basic(SG_AUTH), "holds no message"),
+        ("postmark", b"{broken", "application/json", basic(PM_AUTH), "not JSON"),
+        ("postmark", b'{"Hello": 1}', "application/json", basic(PM_AUTH), "not a Postmark inbound document"),
+    ],
+)
+def test_a_proven_payload_that_cannot_be_read_is_stored_failed_with_the_reason(
+    client, provider, body, ctype, auth, reason
+):
+    # SendGrid drops a 4xx at once and Postmark stops on some: mail is never refused for its content
+    def post_it():
+        return client.post(f"/inbound/{provider}", content=body, headers={"Content-Type": ctype, **auth})
+
+    first = post_it()
+    assert first.status_code == 200 and first.json()["duplicate"] is False
+    assert post_it().json() == {"id": first.json()["id"], "duplicate": True}  # a retry stores nothing new
+    drain()
+    with session() as s:
+        row = s.get(InboundMessage, first.json()["id"])
+        assert row.state == "failed" and reason in row.error and row.payload == body
+
+
+def test_an_empty_body_is_400(client):
+    r = client.post(
+        "/inbound/postmark", content=b"  ", headers={"Content-Type": "application/json", **basic(PM_AUTH)}
+    )
+    assert r.status_code == 400 and stored() == 0
 
 
 def test_a_multipart_body_over_the_limit_is_413_without_being_read_whole(configure):

@@ -1,7 +1,7 @@
 from sqlalchemy import func, select
 
 from app.db import session
-from app.models import InboundMessage
+from app.models import Entry, InboundMessage
 from jobs.broker import drain
 from tests.app.web.conftest import AUTH
 
@@ -51,15 +51,26 @@ def test_a_missing_or_wrong_token_is_401_and_stores_nothing(client):
     assert stored() == 0
 
 
-def test_a_body_that_is_not_a_message_is_400_with_the_reason(client):
-    for body, reason in (
-        (b"", "empty"),
-        (b"hello there\r\n", "header"),
-        (b"Subject: hi\r\n\r\nno sender", "From"),
+def test_an_empty_body_is_400_with_the_reason(client):
+    r = client.post("/inbound/raw", content=b"", headers=AUTH)
+    assert r.status_code == 400 and "empty" in r.json()["error"]
+    assert stored() == 0
+
+
+def test_mail_without_a_from_is_stored_unverified_with_a_note_and_makes_no_entries(client):
+    # a provider would retry a 400 for days or drop it: it is mail, so it is kept and marked
+    for body, note, state in (
+        (b"Subject: hi\r\nMessage-ID: <nofrom@x>\r\n\r\nShipped it", "no From header", "unverified"),
+        (b"hello there\r\n", "header field", "failed"),  # no header at all: kept, nothing to identify
     ):
         r = client.post("/inbound/raw", content=body, headers=AUTH)
-        assert r.status_code == 400 and reason in r.json()["error"]
-    assert stored() == 0
+        assert r.status_code == 202, r.text
+        drain()
+        with session() as s:
+            row = s.get(InboundMessage, r.json()["id"])
+            assert row.state == state and ("no From address" in row.error or note in row.error)
+            assert note in row.notes and row.raw == body
+            assert s.scalar(select(func.count()).select_from(Entry)) == 0
 
 
 def test_a_wrong_content_type_is_415(client):
