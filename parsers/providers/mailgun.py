@@ -36,7 +36,7 @@ from parsers.providers.base import (
     unix_time,
     verdict,
 )
-from parsers.providers.events import DeliveryEvent, EventError, bounded
+from parsers.providers.events import DeliveryEvent, EventError, bounded, clean
 
 # Mailgun event -> ours; ``failed`` is refined by severity and reason (below). Others are skipped.
 EVENTS = {
@@ -125,7 +125,7 @@ def _mailgun_event(data: dict) -> DeliveryEvent | None:
     client = data.get("client-info") if isinstance(data.get("client-info"), dict) else {}
     message = data.get("message") if isinstance(data.get("message"), dict) else {}
     headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
-    mid = bounded(headers.get("message-id"), 900).strip().strip("<>").replace("\x00", "")
+    mid = clean(bounded(headers.get("message-id"), 900).strip().strip("<>"))
     detail = {
         k: bounded(v, 2000)
         for k, v in (
@@ -150,8 +150,8 @@ def _mailgun_event(data: dict) -> DeliveryEvent | None:
     return DeliveryEvent(
         source="mailgun",
         kind=kind,
-        event_id=event_id.replace("\x00", ""),  # a database text column takes no NUL
-        recipient=bounded(data.get("recipient"), 320).strip().lower().replace("\x00", ""),
+        event_id=clean(event_id),
+        recipient=clean(bounded(data.get("recipient"), 320).strip().lower()),
         outbound_id=_our_id(data.get("user-variables")),
         message_ids=(f"<{mid}>",) if mid and " " not in mid else (),
         at=_event_time(stamp),  # NaN and infinities (JSON allows them here) are no time
@@ -199,14 +199,15 @@ class Mailgun(Provider):
         if not (timestamp and token and given[0]):
             raise AuthError("missing Mailgun signature fields (timestamp, token, signature)")
         ts = unix_time(timestamp, "Mailgun timestamp")
-        expected = hmac.new(secret.encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+        signed = (timestamp + token).encode("utf-8", "surrogatepass")  # hostile JSON may hold lone surrogates
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
         if not any(g and hmac.compare_digest(expected.encode(), g.encode()) for g in given):
             raise AuthError("wrong Mailgun signature")
         check_fresh(ts, now=now, max_age_s=max_age_s, what="Mailgun timestamp")
 
     def event_replay_token(self, payload: Payload) -> str:
         sig = payload.json.get("signature")
-        return bounded(sig.get("token"), 255).replace("\x00", "") if isinstance(sig, dict) else ""
+        return clean(bounded(sig.get("token"), 255)) if isinstance(sig, dict) else ""
 
     def parse_events(self, payload: Payload) -> list[DeliveryEvent]:
         """The one event of a webhook request (``event-data``); EventError when it is not one."""

@@ -35,7 +35,7 @@ from parsers.providers.base import (
     sha256,
     threading_fields,
 )
-from parsers.providers.events import DeliveryEvent, EventError, bounded
+from parsers.providers.events import DeliveryEvent, EventError, bounded, clean
 
 # a Bounce record's ``Type`` -> (ours, cause); None: nothing we act on. Unknown types count as
 # soft bounces: no proof the address is bad.
@@ -154,7 +154,7 @@ class Postmark(Provider):
             return []
         kind, cause = found
         record = bounded(doc.get("RecordType"), 40)
-        recipient = bounded(doc.get("Recipient") or doc.get("Email"), 320).strip().lower().replace("\x00", "")
+        recipient = clean(bounded(doc.get("Recipient") or doc.get("Email"), 320).strip().lower())
         when = next(
             (doc[k] for k in ("DeliveredAt", "BouncedAt", "ReceivedAt", "ChangedAt") if k in doc), None
         )
@@ -174,10 +174,10 @@ class Postmark(Provider):
         event = DeliveryEvent(
             source="postmark",
             kind=kind,
-            event_id=_event_id(doc, record, recipient).replace("\x00", ""),  # no NUL in a text column
+            event_id=clean(_event_id(doc, record, recipient)),
             recipient=recipient,
             outbound_id=_our_id(doc.get("Metadata")),
-            provider_id=bounded(doc.get("MessageID"), 255).replace("\x00", ""),
+            provider_id=clean(bounded(doc.get("MessageID"), 255)),
             at=_event_time(when),
             cause=cause,
             detail=detail,

@@ -165,6 +165,12 @@ def test_a_body_signature_copied_onto_other_event_data_still_verifies_which_is_w
     PROVIDERS["mailgun"].verify_events({}, forged, KEY, now=NOW)  # the endpoint refuses it by its token
 
 
+def test_a_signature_object_with_lone_surrogates_is_refused_not_a_crash():
+    body = json.dumps({"signature": {"timestamp": "1", "token": "\ud800", "signature": "ab"}}).encode()
+    with pytest.raises(AuthError, match="wrong Mailgun signature"):
+        PROVIDERS["mailgun"].verify_events({}, body, KEY, now=NOW)
+
+
 def test_a_subaccount_event_verifies_with_the_primary_accounts_key():
     doc = json.loads(mailgun_body(mailgun_data("delivered.json"), key="key-subaccount"))
     sig = doc["signature"]
@@ -309,4 +315,7 @@ def test_any_json_gives_events_or_an_event_error_never_anything_else(doc, name):
         except EventError:
             continue
         for e in events:
-            assert "\x00" not in e.event_id and (e.at is None or e.at.tzinfo is not None)
+            for text in (e.event_id, e.recipient, e.provider_id, *e.message_ids):
+                assert "\x00" not in text
+                text.encode("utf-8")  # no lone surrogate: a database takes it
+            assert e.at is None or e.at.tzinfo is not None

@@ -171,3 +171,11 @@ def test_no_key_is_404_in_production(configure, env):  # noqa: F811
     c = configure(MAILGUN_SIGNING_KEY=None)
     r = post(c, signed("delivered.json", "<x@mail.test>"))
     assert r.status_code == 404 and "MAILGUN_SIGNING_KEY" in r.json()["error"]
+
+
+def test_a_signed_event_with_nul_and_lone_surrogates_is_answered_not_a_crash(client):
+    message()
+    data = {**mailgun_data("failed_permanent.json"), "id": "x\x00y", "recipient": "bob\x00@example.com"}
+    data["message"]["headers"]["message-id"] = "a\ud800b@mail.test"
+    r = post(client, mailgun_body(data, key=MG_KEY, ts=int(time.time())))
+    assert r.status_code == 200 and r.json()["unknown"] == 1 and suppressed() == {}
