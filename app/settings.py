@@ -83,6 +83,7 @@ class Settings:
         300  # SENDGRID_EVENT_MAX_AGE_S: older (or further ahead) timestamps are refused
     )
     ses_event_topic_arns: tuple[str, ...] = ()  # SES_EVENT_TOPIC_ARNS: SNS topics allowed to post /events/ses
+    postmark_event_auth: str = field(default="", repr=False)  # POSTMARK_EVENT_AUTH: user:password (Basic)
     ses_verify_signatures: bool = (
         True  # SES_VERIFY_SIGNATURES: verify SNS signatures (never off in production)
     )
@@ -161,6 +162,8 @@ def _dev_secret(var_dir: Path, name: str) -> str:
     return value
 
 
+# the settings holding HTTP Basic credentials, user:password
+BASIC_AUTH_SETTINGS = ("SENDGRID_INBOUND_AUTH", "POSTMARK_INBOUND_AUTH", "POSTMARK_EVENT_AUTH")
 SECRET_MIN_CHARS = 32  # SECRET_KEY in production
 TOKEN_MIN_CHARS = 16  # every other shared secret in production (tokens, Basic-auth passwords)
 
@@ -200,7 +203,7 @@ def _check_production_secrets(e) -> None:
     for name in ("INBOUND_RAW_TOKEN", "MAILGUN_SIGNING_KEY"):
         if e(name, ""):
             checks.append((name, e(name), TOKEN_MIN_CHARS))
-    for name in ("SENDGRID_INBOUND_AUTH", "POSTMARK_INBOUND_AUTH"):
+    for name in BASIC_AUTH_SETTINGS:
         if e(name, ""):
             user, _, password = e(name).partition(":")
             if not user.strip():
@@ -227,7 +230,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
     else:
         secret = secret or _dev_secret(var_dir, "secret_key")
         raw_token = raw_token or _dev_secret(var_dir, "inbound_raw_token")
-    for name in ("SENDGRID_INBOUND_AUTH", "POSTMARK_INBOUND_AUTH"):
+    for name in BASIC_AUTH_SETTINGS:
         if e(name) and ":" not in e(name):
             raise SettingsError(f"{name} must be user:password")
     verify_sns = _flag("SES_VERIFY_SIGNATURES", e("SES_VERIFY_SIGNATURES", "true"))
@@ -283,6 +286,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             sendgrid_event_public_key=sg_key,
             sendgrid_event_max_age_s=int(e("SENDGRID_EVENT_MAX_AGE_S", "300")),
             ses_event_topic_arns=_csv(e("SES_EVENT_TOPIC_ARNS", "")),
+            postmark_event_auth=e("POSTMARK_EVENT_AUTH", ""),
             ses_verify_signatures=verify_sns,
             sns_cert_hosts=_csv(e("SNS_CERT_HOSTS", "")) or SNS_CERT_HOSTS,
             sns_ca_file=e("SNS_CA_FILE", ""),

@@ -95,6 +95,12 @@ def _known_ids(s: Session, event_ids: list[str]) -> set[str]:
     return found
 
 
+def all_recorded(s: Session, events: list[DeliveryEvent]) -> bool:
+    """Whether every event of ``events`` was recorded before (a provider's retry of a request)."""
+    ids = list({e.event_id for e in events})
+    return len(_known_ids(s, ids)) == len(ids)
+
+
 def _messages(s: Session, column, values: Iterable) -> dict:
     """{value of ``column``: (id, to_addr, team_id)} for the messages whose ``column`` is in ``values``."""
     M = OutboundMessage

@@ -136,6 +136,10 @@ class Provider:
         """The one-time token of a verified request, to be remembered with the message; '' if none."""
         return ""
 
+    def event_replay_token(self, payload: Payload) -> str:
+        """The one-time token of a verified event request, remembered with its events; '' if none."""
+        return ""
+
     def keys(self, payload: Payload) -> Keys:
         """Dedupe keys and raw MIME of a payload; raises PayloadError when it is not this provider's."""
         raise NotImplementedError

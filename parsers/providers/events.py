@@ -54,3 +54,8 @@ def bounded(value, limit: int = 1000) -> str:
     if value is None or isinstance(value, (dict, list)):
         return ""
     return str(value)[:limit]
+
+
+def clean(value: str) -> str:
+    """Text a database column and an SQL comparison take: no NUL, no lone surrogate (as '?')."""
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")

@@ -1,16 +1,21 @@
-"""Mailgun routes (forward / store-and-notify): parsed fields, or ``body-mime`` when the URL ends in mime.
+"""Mailgun routes (forward / store-and-notify): parsed fields, or ``body-mime`` when the URL ends in mime;
+and Mailgun's event webhooks (one JSON document per event).
 
-Every POST is signed: ``signature`` = HMAC-SHA256(signing key, ``timestamp`` + ``token``). A
-token is good once; the endpoint remembers it in the message's own transaction
-(app.inbound.accept), which is how a replay is refused.
+Every POST is signed: ``signature`` = HMAC-SHA256(signing key, ``timestamp`` + ``token``), as
+form fields for routes and as the ``signature`` object of the JSON body for events. The
+signature does not cover the body, so a token is good once: the endpoints remember it in the
+same transaction as what the request stored (app.inbound.accept.remember_token), which is how
+a replay is refused. Events name our message by its Message-ID (``message.headers.message-id``,
+which Mailgun keeps from what we hand it) or by the ``donebox_id`` user variable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from parsers.message import Attachment, InboundEmail, addresses, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
@@ -31,6 +36,28 @@ from parsers.providers.base import (
     unix_time,
     verdict,
 )
+from parsers.providers.events import DeliveryEvent, EventError, bounded, clean
+
+# Mailgun event -> ours; ``failed`` is refined by severity and reason (below). Others are skipped.
+EVENTS = {
+    "accepted": "processed",
+    "delivered": "delivered",
+    "failed": "bounce",
+    "rejected": "dropped",
+    "complained": "complaint",
+    "unsubscribed": "unsubscribe",
+    "opened": "open",
+    "clicked": "click",
+}
+# a permanent failure's ``reason``: Mailgun did not send to an address on its own lists (dropped,
+# with the list as the cause), or gave up for a reason that says nothing about the address
+FAILED_REASONS = {
+    "suppress-bounce": ("dropped", "bounce"),
+    "suppress-complaint": ("dropped", "complaint"),
+    "suppress-unsubscribe": ("dropped", "unsubscribe"),
+    "old": ("soft_bounce", ""),  # temporary failures retried until Mailgun gave up
+    "espblock": ("soft_bounce", ""),  # the receiving provider blocked the sender, not the address
+}
 
 
 def _verdict(headers, name: str) -> str:
@@ -58,6 +85,82 @@ def _headers(payload: Payload) -> tuple[tuple[str, str], ...]:
     )
 
 
+def _signature(doc: dict) -> dict:
+    sig = doc.get("signature")
+    if not isinstance(sig, dict):
+        raise AuthError("missing the Mailgun 'signature' object (timestamp, token, signature)")
+    return sig
+
+
+def _event_time(value) -> datetime | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def _our_id(variables) -> int | None:
+    value = bounded(variables.get("donebox_id"), 20) if isinstance(variables, dict) else ""
+    return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
+
+
+def _mailgun_event(data: dict) -> DeliveryEvent | None:
+    name = data.get("event")
+    if not isinstance(name, str):
+        raise EventError("the event has no 'event' name")
+    kind, cause = EVENTS.get(name), ""
+    if kind is None:
+        return None  # stored, list_member_uploaded ...: nothing we act on
+    reason = bounded(data.get("reason"), 100).lower()
+    if name == "failed":
+        if bounded(data.get("severity"), 20).lower() == "temporary":
+            kind = "deferred"
+        else:
+            kind, cause = FAILED_REASONS.get(reason, ("bounce", ""))
+    elif kind == "dropped":
+        cause = "other"
+    status = data.get("delivery-status") if isinstance(data.get("delivery-status"), dict) else {}
+    client = data.get("client-info") if isinstance(data.get("client-info"), dict) else {}
+    message = data.get("message") if isinstance(data.get("message"), dict) else {}
+    headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
+    mid = clean(bounded(headers.get("message-id"), 900).strip().strip("<>"))
+    detail = {
+        k: bounded(v, 2000)
+        for k, v in (
+            ("severity", data.get("severity")),
+            ("reason", data.get("reason")),
+            ("status", status.get("code")),
+            ("response", status.get("message") or status.get("description")),
+            ("url", data.get("url")),
+            ("user_agent", client.get("user-agent")),
+            ("ip", data.get("ip")),
+        )
+        if bounded(v, 2000)
+    }
+    given = bounded(data.get("id"), 200)
+    stamp = data.get("timestamp")
+    if given:  # Mailgun's ids are unique within a day: with the time they are unique
+        at = _event_time(stamp)
+        event_id = f"mailgun:{given}:{int(at.timestamp()) if at is not None else ''}"
+    else:
+        digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+        event_id = "mailgun:sha256:" + digest[:40]
+    return DeliveryEvent(
+        source="mailgun",
+        kind=kind,
+        event_id=clean(event_id),
+        recipient=clean(bounded(data.get("recipient"), 320).strip().lower()),
+        outbound_id=_our_id(data.get("user-variables")),
+        message_ids=(f"<{mid}>",) if mid and " " not in mid else (),
+        at=_event_time(stamp),  # NaN and infinities (JSON allows them here) are no time
+        cause=cause,
+        detail=detail,
+        raw=data,
+    )
+
+
 class Mailgun(Provider):
     """Mailgun's route POSTs: every field is UTF-8, the signature fields sit among them."""
 
@@ -65,6 +168,8 @@ class Mailgun(Provider):
     content_types = ("multipart/form-data", "application/x-www-form-urlencoded")
     setting = "MAILGUN_SIGNING_KEY"
     max_age_setting = "MAILGUN_MAX_AGE_S"
+    event_setting = "MAILGUN_SIGNING_KEY"  # one signing key for routes and event webhooks
+    event_max_age_setting = "MAILGUN_MAX_AGE_S"
     body_signed = True
 
     def verify(self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300) -> None:
@@ -82,6 +187,40 @@ class Mailgun(Provider):
 
     def replay_token(self, payload: Payload) -> str:
         return payload.form.text("token")
+
+    def verify_events(
+        self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300
+    ) -> None:
+        """The body's ``signature`` object: HMAC-SHA256(secret, timestamp + token), or the same as
+        ``parent-signature`` (a subaccount's event, proven with the primary account's key), and a
+        fresh timestamp; replays are caught when the token is stored (``event_replay_token``)."""
+        sig = _signature(Payload(body).json)
+        timestamp, token = bounded(sig.get("timestamp"), 20), bounded(sig.get("token"), 300)
+        given = [bounded(sig.get(k), 200).strip().lower() for k in ("signature", "parent-signature")]
+        if not (timestamp and token and given[0]):
+            raise AuthError("missing Mailgun signature fields (timestamp, token, signature)")
+        ts = unix_time(timestamp, "Mailgun timestamp")
+        signed = (timestamp + token).encode("utf-8", "surrogatepass")  # hostile JSON may hold lone surrogates
+        expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+        if not any(g and hmac.compare_digest(expected.encode(), g.encode()) for g in given):
+            raise AuthError("wrong Mailgun signature")
+        check_fresh(ts, now=now, max_age_s=max_age_s, what="Mailgun timestamp")
+
+    def event_replay_token(self, payload: Payload) -> str:
+        sig = payload.json.get("signature")
+        return clean(bounded(sig.get("token"), 255)) if isinstance(sig, dict) else ""
+
+    def parse_events(self, payload: Payload) -> list[DeliveryEvent]:
+        """The one event of a webhook request (``event-data``); EventError when it is not one."""
+        try:
+            doc = payload.json
+        except PayloadError as e:
+            raise EventError(str(e)) from None
+        data = doc.get("event-data")
+        if not isinstance(data, dict):
+            raise EventError("no 'event-data' object (Mailgun's legacy webhooks are not supported)")
+        event = _mailgun_event(data)
+        return [event] if event is not None else []
 
     def keys(self, payload: Payload) -> Keys:
         form = payload.form

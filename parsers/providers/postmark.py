@@ -1,4 +1,10 @@
 """Postmark inbound webhook: one JSON document, HTTP Basic; ``RawEmail`` (when enabled) is preferred.
+Postmark's webhooks (delivery, bounce, spam complaint, open, click, subscription change): one JSON
+document per event, HTTP Basic with POSTMARK_EVENT_AUTH.
+
+Postmark's events do not carry the Message-ID header; they carry Postmark's ``MessageID`` and
+the ``Metadata`` the message was sent with: the SMTP transport adds ``X-PM-Metadata-donebox_id``
+when it hands a message to Postmark, and it comes back as ``Metadata.donebox_id``.
 
 Postmark's document has no verdict fields: its SPF result is a Received-SPF header among the
 mail's own headers, where a sender can write one too, so it is no provider verdict here
@@ -9,8 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from parsers.message import Attachment, InboundEmail, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
@@ -27,6 +35,32 @@ from parsers.providers.base import (
     sha256,
     threading_fields,
 )
+from parsers.providers.events import DeliveryEvent, EventError, bounded, clean
+
+# a Bounce record's ``Type`` -> (ours, cause); None: nothing we act on. Unknown types count as
+# soft bounces: no proof the address is bad.
+BOUNCE_TYPES: dict[str, tuple[str, str] | None] = {
+    "HardBounce": ("bounce", ""),
+    "BadEmailAddress": ("bounce", ""),
+    "SpamComplaint": ("complaint", ""),
+    "Unsubscribe": ("unsubscribe", ""),
+    "Transient": ("deferred", ""),  # delayed; Postmark keeps trying
+    "SoftBounce": ("soft_bounce", ""),
+    "DnsError": ("soft_bounce", ""),
+    "Blocked": ("soft_bounce", ""),
+    "SpamNotification": ("soft_bounce", ""),  # a spam filter refused it: the address is fine
+    "VirusNotification": ("soft_bounce", ""),
+    "DMARCPolicy": ("soft_bounce", ""),
+    "ManuallyDeactivated": ("dropped", "other"),
+    "TemplateRenderingFailed": ("dropped", "other"),
+    "AutoResponder": None,
+    "AddressChange": None,
+    "Subscribe": None,
+    "OpenRelayTest": None,
+    "ChallengeVerification": None,
+    "InboundError": None,
+    "Unconfirmed": None,
+}
 
 
 def _s(value) -> str:
@@ -41,16 +75,116 @@ def _full(value) -> tuple[str, ...]:
     )
 
 
+def _event_time(value) -> datetime | None:
+    text = bounded(value, 40).replace("Z", "+00:00")
+    if "." in text:  # .NET writes seven fractional digits; Python takes at most six
+        head, _, rest = text.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[: min(digits, 6)]}{rest[digits:]}"
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _our_id(metadata) -> int | None:
+    value = bounded(metadata.get("donebox_id"), 20) if isinstance(metadata, dict) else ""
+    return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
+
+
+def _kind(doc: dict) -> tuple[str, str] | None:
+    """(ours, cause) of one webhook record; None for what we do not act on."""
+    record = bounded(doc.get("RecordType"), 40)
+    if record == "Delivery":
+        return "delivered", ""
+    if record == "SpamComplaint":
+        return "complaint", ""
+    if record in ("Open", "Click"):
+        return record.lower(), ""
+    if record == "Bounce":
+        return BOUNCE_TYPES.get(bounded(doc.get("Type"), 60), ("soft_bounce", ""))
+    if record == "SubscriptionChange":
+        # a recipient's (or the account's) manual suppression; suppressions for bounces and
+        # complaints arrive as their own records, and a reactivation is not ours to follow
+        manual = bounded(doc.get("SuppressionReason"), 40) == "ManualSuppression"
+        return ("unsubscribe", "") if doc.get("SuppressSending") is True and manual else None
+    if not record:
+        raise EventError("not a Postmark webhook record (no RecordType)")
+    return None
+
+
+def _event_id(doc: dict, record: str, recipient: str) -> str:
+    given = bounded(doc.get("ID"), 40)
+    if record in ("Bounce", "SpamComplaint") and given:
+        return f"postmark:{record.lower()}:{given}"
+    if record == "Delivery" and bounded(doc.get("MessageID"), 200):
+        return f"postmark:delivery:{bounded(doc.get('MessageID'), 200)}:{recipient}"
+    # opens, clicks, subscription changes have no id: the record names itself, so a retry dedupes
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    return f"postmark:{record.lower()}:sha256:{digest[:40]}"
+
+
 class Postmark(Provider):
     """Postmark's inbound JSON; ``MessageID`` is Postmark's own id and the dedupe key."""
 
     name = "postmark"
     content_types = ("application/json",)
     setting = "POSTMARK_INBOUND_AUTH"
+    event_setting = "POSTMARK_EVENT_AUTH"
     challenge = BASIC_CHALLENGE
 
     def verify(self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300) -> None:
         check_basic(headers, secret)
+
+    def verify_events(
+        self, headers: Headers, body: bytes, secret, *, now: datetime, max_age_s: int = 300
+    ) -> None:
+        """HTTP Basic (user:password in the webhook URL). A replay is harmless: every event is
+        recorded once (by its event id)."""
+        check_basic(headers, secret)
+
+    def parse_events(self, payload: Payload) -> list[DeliveryEvent]:
+        """The one event of a webhook request; EventError when it is not a Postmark record."""
+        try:
+            doc = payload.json
+        except PayloadError as e:
+            raise EventError(str(e)) from None
+        found = _kind(doc)
+        if found is None:
+            return []
+        kind, cause = found
+        record = bounded(doc.get("RecordType"), 40)
+        recipient = clean(bounded(doc.get("Recipient") or doc.get("Email"), 320).strip().lower())
+        when = next(
+            (doc[k] for k in ("DeliveredAt", "BouncedAt", "ReceivedAt", "ChangedAt") if k in doc), None
+        )
+        detail = {
+            k: bounded(v, 2000)
+            for k, v in (
+                ("type", doc.get("Type")),
+                ("reason", doc.get("Description") or doc.get("SuppressionReason")),
+                ("response", doc.get("Details")),
+                ("url", doc.get("OriginalLink")),
+                ("user_agent", doc.get("UserAgent")),
+                ("tag", doc.get("Tag")),
+            )
+            if bounded(v, 2000)
+        }
+        raw = {k: v for k, v in doc.items() if k != "Content"}  # a bounce's full message: not kept
+        event = DeliveryEvent(
+            source="postmark",
+            kind=kind,
+            event_id=clean(_event_id(doc, record, recipient)),
+            recipient=recipient,
+            outbound_id=_our_id(doc.get("Metadata")),
+            provider_id=clean(bounded(doc.get("MessageID"), 255)),
+            at=_event_time(when),
+            cause=cause,
+            detail=detail,
+            raw=raw,
+        )
+        return [event]
 
     def _doc(self, payload: Payload) -> dict:
         doc = payload.json

@@ -118,6 +118,7 @@ PROD = {"DONEBOX_ENV": "production", "SECRET_KEY": "c0ffee-Strong-Key-0123456789
         ("SENDGRID_INBOUND_AUTH", "user:", "password"),
         ("POSTMARK_INBOUND_AUTH", "user:hunter2", "needs at least 16"),
         ("POSTMARK_INBOUND_AUTH", "   :0123456789abcdef", "user part is blank"),
+        ("POSTMARK_EVENT_AUTH", "events:short", "needs at least 16"),
     ],
 )
 def test_production_refuses_a_weak_secret_with_a_one_line_reason(tmp_path, name, value, reason):

@@ -64,8 +64,16 @@ def sendgrid_events(_secret: str, ts: str = TS, body: bytes = b"[]") -> tuple[di
     }, body
 
 
+def mailgun_events(key: str, ts: str = TS, token: str = "e" * 50) -> tuple[dict, bytes]:
+    sig = hmac.new(key.encode(), (ts + token).encode(), hashlib.sha256).hexdigest()
+    body = {"signature": {"timestamp": ts, "token": token, "signature": sig}, "event-data": {}}
+    return {"content-type": "application/json"}, json.dumps(body).encode()
+
+
 EVENTS = {
     "sendgrid": (public(KEY), public(OTHER), sendgrid_events),
+    "mailgun": ("key-right", "key-wrong", mailgun_events),
+    "postmark": ("pm:events", "pm:wrong", basic),
     "ses": (("arn:aws:sns:us-east-1:1:events",), ("arn:aws:sns:us-east-1:1:inbound",), sns),
 }
 

@@ -11,7 +11,11 @@ What goes into DATA is the message with every line ending made CRLF (no bare CR
 or LF can reach the server, so no SMTP smuggling) and, by aiosmtplib, every line
 starting with "." doubled.
 
-URL: ``smtp://user:password@host:port?tls=starttls|implicit|none&timeout=30&pool=4&ca=/path.pem&verify=1``
+A relay run by a provider whose events donebox reads (Postmark, Mailgun) gets our outbox id in
+the header that provider turns into event metadata and strips (``PROVIDER_TAGS``), so its
+events find the message; the provider is known by the host, or named with ``tag=``.
+
+URL: ``smtp://user:password@host:port?tls=starttls|implicit|none&timeout=30&pool=4&ca=/path.pem&verify=1&tag=``
 """
 
 from __future__ import annotations
@@ -31,6 +35,25 @@ from app.relay.transports.base import Outgoing, SendResult
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
 _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
+# provider -> (the domain of its SMTP hosts, the header it reads our outbox id from). Postmark turns
+# X-PM-Metadata-<key> into the events' Metadata; Mailgun, X-Mailgun-Variables into user-variables.
+PROVIDER_TAGS = {
+    "postmark": ("postmarkapp.com", "X-PM-Metadata-donebox_id: {id}"),
+    "mailgun": ("mailgun.org", 'X-Mailgun-Variables: {{"donebox_id": "{id}"}}'),
+}
+
+
+def provider_tag(tag: str, outbound_id: int) -> bytes:
+    """The header line (CRLF) that carries ``outbound_id`` to provider ``tag``; b"" for none."""
+    if tag not in PROVIDER_TAGS or not outbound_id:
+        return b""
+    return PROVIDER_TAGS[tag][1].format(id=int(outbound_id)).encode() + b"\r\n"
+
+
+def tag_for_host(host: str) -> str:
+    """The provider whose SMTP host ``host`` is (by domain), or ''."""
+    host = host.lower().rstrip(".")
+    return next((name for name, (domain, _) in PROVIDER_TAGS.items() if host.endswith("." + domain)), "")
 
 
 def smtp_data(raw: bytes) -> bytes:
@@ -53,6 +76,7 @@ class SMTPConfig:
     pool: int = 4
     ca_file: str = ""
     verify: bool = True
+    tag: str = ""  # a provider of PROVIDER_TAGS: our outbox id goes in its header
 
     @classmethod
     def from_url(cls, url: str) -> SMTPConfig:
@@ -64,6 +88,9 @@ class SMTPConfig:
         tls = q.get("tls", "starttls")
         if tls not in DEFAULT_PORTS:
             raise ValueError(f"tls must be starttls, implicit or none, not {tls!r}")
+        tag = q.get("tag", tag_for_host(u.hostname))
+        if tag not in ("", "none", *PROVIDER_TAGS):
+            raise ValueError(f"tag must be {', '.join(PROVIDER_TAGS)} or none, not {tag!r}")
         return cls(
             host=u.hostname,
             port=u.port or DEFAULT_PORTS[tls],
@@ -74,6 +101,7 @@ class SMTPConfig:
             pool=max(1, int(q.get("pool", "4"))),
             ca_file=q.get("ca", ""),
             verify=q.get("verify", "1") not in ("0", "false", "no"),
+            tag="" if tag == "none" else tag,
         )
 
     def tls_context(self) -> ssl.SSLContext | None:
@@ -134,7 +162,7 @@ class _Pool:
         return client
 
     async def send(self, message: Outgoing) -> SendResult:
-        data = smtp_data(message.raw)
+        data = smtp_data(provider_tag(self.config.tag, message.outbound_id) + message.raw)
         async with self.slots:
             for attempt in (1, 2):
                 reused = bool(self.idle)

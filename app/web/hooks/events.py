@@ -10,11 +10,14 @@ unique by the provider's event id).
 from __future__ import annotations
 
 import logging
+import random
+from datetime import timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app.db import session
+from app.inbound.accept import Replayed, forget_tokens, remember_token
 from app.models import utcnow
 from app.relay import feedback as domain
 from app.web.common import in_thread
@@ -24,9 +27,18 @@ from parsers.providers import DeliveryEvent, Payload
 log = logging.getLogger("donebox.events")
 
 
-def _apply(events: list[DeliveryEvent]) -> dict:
+def _apply(events: list[DeliveryEvent], name: str = "", token: str = "", token_max_age_s: int = 0) -> dict:
+    now = utcnow()
     with session() as s:
-        return domain.apply_events(s, events, now=utcnow()).as_dict()
+        if token:
+            try:
+                remember_token(s, name, token, now=now)
+            except Replayed:
+                if not domain.all_recorded(s, events):
+                    raise
+            if random.random() < 0.01:  # now and then, drop tokens whose timestamps are stale anyway
+                forget_tokens(s, before=now - timedelta(seconds=2 * token_max_age_s))
+        return domain.apply_events(s, events, now=now).as_dict()
 
 
 async def _events(request: Request, name: str) -> JSONResponse:
@@ -43,7 +55,10 @@ async def _events(request: Request, name: str) -> JSONResponse:
         early = await sns_preflight(payload, settings, pinned=bool(secret), setting=provider.event_setting)
         if early is not None:
             return early
-    return JSONResponse(await in_thread(_apply, provider.parse_events(payload)))
+    events = provider.parse_events(payload)
+    token = provider.event_replay_token(payload) if secret else ""
+    max_age_s = settings.max_age_for(name, events=True)
+    return JSONResponse(await in_thread(_apply, events, name, token, max_age_s))
 
 
 async def webhook(request: Request) -> JSONResponse:

@@ -179,3 +179,35 @@ def test_the_message_arrives_byte_for_byte(server):
     assert env.original_content == o.raw
     got = BytesParser(policy=default).parsebytes(env.original_content)
     assert got.get_body(("plain",)).get_content().replace("\r\n", "\n").startswith("Grüße\n.\n..\nend")
+
+
+@pytest.mark.parametrize(
+    ("tag", "header", "value"),
+    [
+        ("postmark", "X-PM-Metadata-donebox_id", "1"),
+        ("mailgun", "X-Mailgun-Variables", '{"donebox_id": "1"}'),
+    ],
+)
+def test_a_provider_relay_gets_our_outbox_id_in_the_header_its_events_echo(server, tag, header, value):
+    o = outgoing()
+    t = SMTPTransport(url(server, f"tls=none&tag={tag}"))
+    t.send(o)
+    t.close()
+    (env,) = server.handler.envelopes
+    got = BytesParser(policy=default).parsebytes(env.original_content)
+    assert got[header] == value and got["Message-ID"] == "<m1@mail.test>"
+    assert env.original_content.endswith(o.raw)  # our (signed) bytes follow, untouched
+
+
+def test_the_provider_is_known_by_its_smtp_host_and_others_get_no_tag(server):
+    assert SMTPConfig.from_url("smtp://u:p@smtp.postmarkapp.com").tag == "postmark"
+    assert SMTPConfig.from_url("smtp://u:p@smtp.eu.mailgun.org").tag == "mailgun"
+    assert SMTPConfig.from_url("smtp://u:p@smtp.postmarkapp.com?tag=none").tag == ""
+    assert SMTPConfig.from_url("smtp://u:p@postmarkapp.com.evil.test").tag == ""
+    with pytest.raises(ValueError, match="tag must be"):
+        SMTPConfig.from_url("smtp://h?tag=acme")
+    o = outgoing()
+    t = SMTPTransport(url(server))
+    t.send(o)
+    t.close()
+    assert server.handler.envelopes[0].original_content == o.raw
