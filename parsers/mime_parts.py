@@ -1,0 +1,196 @@
+"""One MIME leaf as its sender wrote it: bytes, charset, filename, disposition, Content-ID.
+
+flanker (parsers.message) and the fallback splitter (parsers.mime_fallback) find the parts;
+this reads each one with the stdlib ``email`` package (compat32: it records defects instead
+of raising), which decodes RFC 2231 parameters (charset, language, continuations) and works on
+the part's own bytes, so an 8-bit part is decoded with the charset *it* declares. Text is
+decoded by a fallback chain that says in a note what it did. Pure, never raises.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import quopri
+import re
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.header import decode_header, make_header
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+from charset_normalizer import from_bytes
+
+# A declared charset that fails strictly is retried with the superset senders really meant.
+_SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "us-ascii": "utf-8",
+    "ascii": "utf-8",
+    "iso-8859-1": "windows-1252",
+    "latin-1": "windows-1252",
+    "euc-kr": "cp949",
+    "ks_c_5601-1987": "cp949",
+    "shift_jis": "cp932",
+    "big5": "big5hkscs",
+    "iso-2022-jp": "iso2022_jp_ext",
+}
+_DETECT_MIN = 8  # non-ASCII bytes below which a detector's guess is no better than windows-1252
+_DETECT_BYTES = 65536  # bytes a detector reads
+_BLANK = re.compile(rb"\r?\n\r?\n")
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """One non-multipart part: its type, charset, filename, disposition, decoded bytes and depth."""
+
+    content_type: str
+    charset: str
+    filename: str
+    disposition: str
+    payload: bytes = field(repr=False)
+    depth: int = 0
+    content_id: str = ""
+    subject: str = ""  # of an enclosed message (message/rfc822): its fallback filename
+
+
+def header_text(value) -> str:
+    """A header value with RFC 2047 words decoded; undecodable words are kept as written."""
+    try:
+        return str(make_header(decode_header(str(value))))
+    except Exception:  # noqa: BLE001 - hostile encoded words, unknown charsets
+        return str(value)
+
+
+def _canonical(name: str) -> str | None:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def decode_bytes(data: bytes, charset: str, notes: list[str], what: str = "text") -> str:
+    """``data`` decoded with its declared charset, else by a fallback chain that is noted.
+
+    The chain: the declared charset, strictly; the superset senders mean by it (gb2312 is
+    gb18030 in practice, us-ascii is often UTF-8, iso-8859-1 is windows-1252); UTF-8; a
+    detected charset (charset-normalizer, when there are enough 8-bit bytes to tell);
+    windows-1252; Latin-1, which decodes anything.
+    """
+    declared = (charset or "").strip().strip('"').strip("'").lower()
+    name = _canonical(declared) if declared else None
+    if declared and name is None:
+        notes.append(f"unknown charset {declared[:40]!r} in {what}")
+    if name is not None:
+        try:
+            return data.decode(name)
+        except UnicodeDecodeError:
+            pass
+    elif not _NON_ASCII.search(data):
+        return data.decode("ascii")
+    tried = [c for c in (_SUPERSETS.get(declared), "utf-8") if c and _canonical(c) != name]
+    why = f"{what} is not valid {declared}" if name else f"{what} declares no known charset"
+    for candidate in tried:
+        try:
+            text = data.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        notes.append(f"{why}: read as {candidate}")
+        return text
+    if len(_NON_ASCII.findall(data[:_DETECT_BYTES])) >= _DETECT_MIN:
+        guess = _detect(data[:_DETECT_BYTES])
+        if guess is not None:
+            text = data.decode(guess, "replace")
+            notes.append(f"{why}: read as {guess} (detected)")
+            return text
+    for candidate in ("windows-1252", "latin-1"):
+        try:
+            text = data.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        notes.append(f"{why}: read as {candidate}")
+        return text
+    return data.decode("latin-1")  # pragma: no cover - latin-1 decodes every byte
+
+
+def _detect(sample: bytes) -> str | None:
+    try:
+        best = from_bytes(sample).best()
+    except Exception:  # noqa: BLE001 - a detector's failure is no reason to lose the text
+        return None
+    return _canonical(best.encoding) if best is not None else None
+
+
+def fix_text(value: str, notes: list[str] | None = None, what: str = "header") -> str:
+    """A header or filename with raw 8-bit bytes (held as surrogates) decoded: UTF-8, else windows-1252."""
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value
+    raw = value.encode("utf-8", "surrogateescape")
+    for candidate in ("utf-8", "windows-1252", "latin-1"):
+        try:
+            text = raw.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        if notes is not None and candidate != "utf-8":
+            notes.append(f"raw 8-bit bytes in a {what}: read as {candidate}")
+        return text
+    return raw.decode("latin-1")  # pragma: no cover - latin-1 decodes every byte
+
+
+def normalize_line_endings(raw: bytes, notes: list[str]) -> bytes:
+    """A message whose lines end in a bare CR (old Mac mail) with CRLF endings instead; others as given."""
+    first = re.search(rb"[\r\n]", raw[:65536])
+    if first is None or raw[first.start() : first.start() + 2] in (b"\r\n",) or raw[first.start()] == 0x0A:
+        return raw
+    notes.append("bare-CR line endings: read as CRLF")
+    return re.sub(rb"\r(?!\n)", b"\r\n", raw)
+
+
+def _body_bytes(entity: bytes) -> bytes:
+    parts = _BLANK.split(entity, maxsplit=1)
+    return parts[1] if len(parts) == 2 else b""
+
+
+def _transfer_decoded(body: bytes, cte: str) -> bytes:
+    cte = cte.strip().lower()
+    try:
+        if cte == "base64":
+            return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==", validate=False)
+        if cte == "quoted-printable":
+            return quopri.decodestring(body)
+    except (binascii.Error, ValueError):
+        pass
+    return body
+
+
+def _subject_of(inner: bytes) -> str:
+    try:
+        head = BytesHeaderParser(policy=compat32).parsebytes(_BLANK.split(inner, maxsplit=1)[0] + b"\n\n")
+        return fix_text(header_text(head.get("Subject", "") or "")).strip()
+    except Exception:  # noqa: BLE001 - header parsing of hostile bytes
+        return ""
+
+
+def read_leaf(entity: bytes, depth: int, notes: list[str]) -> Leaf:
+    """The part whose bytes (headers and body) are ``entity``; one bad part is noted, never raised."""
+    try:
+        msg = message_from_bytes(entity, policy=compat32)
+        ctype, charset = msg.get_content_type(), msg.get_content_charset() or ""
+        filename = msg.get_filename() or ""
+        disposition = (msg.get_content_disposition() or "").lower()
+        content_id = str(msg.get("Content-ID", "") or "").strip().strip("<>").strip()
+        if ctype.startswith("message/"):  # the stdlib parses these into sub-messages: keep the bytes
+            payload = _transfer_decoded(_body_bytes(entity), str(msg.get("Content-Transfer-Encoding", "")))
+            subject = _subject_of(payload) if ctype in ("message/rfc822", "message/news") else ""
+        else:
+            payload, subject = msg.get_payload(decode=True), ""
+    except Exception as e:  # noqa: BLE001 - one bad leaf is noted, the rest still count
+        notes.append(f"undecodable part: {type(e).__name__}")
+        return Leaf("application/octet-stream", "", "", "attachment", entity, depth)
+    if not isinstance(payload, bytes):
+        payload = b""
+    if filename:
+        filename = fix_text(header_text(filename), notes, "filename").strip()
+    return Leaf(ctype, charset, filename, disposition, payload, depth, fix_text(content_id), subject)
