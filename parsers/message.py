@@ -201,21 +201,25 @@ def parse_date(value: str, notes: list[str]) -> datetime | None:
 
 
 def _walk(root, notes: list[str]):
-    """Yield ``(part, depth)`` depth-first, bounded in depth and count; enclosed messages are leaves."""
-    stack = [(root, 0)]
+    """Yield ``(part, depth, in a digest)`` depth-first, bounded in depth and count.
+
+    An enclosed message is a leaf: it is an attachment, never walked into.
+    """
+    stack = [(root, 0, False)]
     seen = 0
     while stack:
-        part, depth = stack.pop()
+        part, depth, in_digest = stack.pop()
         seen += 1
         if seen > MAX_PARTS:
             notes.append(f"more than {MAX_PARTS} MIME parts: the rest were not read")
             return
-        yield part, depth
+        yield part, depth, in_digest
         if part.content_type.is_multipart():
             if depth >= MAX_DEPTH:
                 notes.append(f"MIME nesting deeper than {MAX_DEPTH}: not walked further")
                 continue
-            stack.extend((p, depth + 1) for p in reversed(part.parts))
+            digest = part.content_type.sub == "digest"
+            stack.extend((p, depth + 1, digest) for p in reversed(part.parts))
 
 
 def _header_text(value) -> str:
@@ -257,11 +261,11 @@ def _read_flanker(raw: bytes, notes: list[str]):
     for k, v in root.headers.iteritems():
         headers.append((str(k), _header_text(v)))
     leaves = []
-    for part, depth in _walk(root, notes):
+    for part, depth, in_digest in _walk(root, notes):
         if part.content_type.is_multipart():
             continue
-        entity = part._container.read_message()
-        leaves.append(read_leaf(entity.encode("utf-8", "surrogateescape"), depth, notes))
+        entity = part._container.read_message().encode("utf-8", "surrogateescape")
+        leaves.append(read_leaf(entity, depth, notes, "message/rfc822" if in_digest else "text/plain"))
     return (headers, *_bodies(leaves, notes))
 
 

@@ -88,24 +88,30 @@ def split_mime(raw: bytes) -> Fallback:
     msg, _ = _entity(raw)
     if msg is not None:
         out.headers = [(str(k), header_text(v)) for k, v in msg.items()]
-    stack = [(raw, 0)]
+    stack = [(raw, 0, "text/plain")]
     seen = 0
     while stack:
-        entity, depth = stack.pop()
+        entity, depth, default_type = stack.pop()
         seen += 1
         if seen > limits.MAX_MIME_PARTS:
             out.notes.append(f"more than {limits.MAX_MIME_PARTS} MIME parts: the rest were not read")
             break
         msg, body = _entity(entity)
-        ctype = msg.get_content_type() if msg is not None else "text/plain"
+        if msg is not None:
+            msg.set_default_type(default_type)
+        ctype = msg.get_content_type() if msg is not None else default_type
         if ctype.startswith("multipart/"):  # an enclosed message (message/rfc822) is a leaf: an attachment
             if depth >= limits.MAX_MIME_DEPTH:
                 out.notes.append(f"MIME nesting deeper than {limits.MAX_MIME_DEPTH}: not walked further")
                 continue
+            if not body.strip():
+                out.notes.append("an empty multipart: nothing in it to read")
+                continue
             boundary = _boundary(msg, body, out.notes)
             if boundary is not None:
-                stack.extend((p, depth + 1) for p in reversed(_split(body, boundary)))
+                inner = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
+                stack.extend((p, depth + 1, inner) for p in reversed(_split(body, boundary)))
                 continue
             entity = b"Content-Type: text/plain\r\n\r\n" + body
-        out.leaves.append(read_leaf(entity, depth, out.notes))
+        out.leaves.append(read_leaf(entity, depth, out.notes, default_type))
     return out

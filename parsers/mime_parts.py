@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.header import decode_header, make_header
+from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
@@ -38,6 +39,13 @@ _SUPERSETS = {
 }
 _DETECT_MIN = 8  # non-ASCII bytes below which a detector's guess is no better than windows-1252
 _DETECT_BYTES = 65536  # bytes a detector reads
+# Latin-script single-byte guesses a detector makes on mostly-ASCII text: windows-1252 (what
+# such mail is, in practice) is preferred to them when it decodes the bytes.
+_SINGLE_BYTE_LATIN = frozenset(
+    "cp1250 cp1252 cp1254 cp1257 cp1258 latin_1 iso8859_2 iso8859_3 iso8859_4 iso8859_9 iso8859_10 "
+    "iso8859_13 iso8859_14 iso8859_15 iso8859_16 mac_roman mac_latin2 mac_iceland mac_turkish".split()
+)
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_:.-]{1,40})""", re.I)
 _BLANK = re.compile(rb"\r?\n\r?\n")
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 
@@ -99,9 +107,24 @@ def decode_bytes(data: bytes, charset: str, notes: list[str], what: str = "text"
             continue
         notes.append(f"{why}: read as {candidate}")
         return text
+    meta = _META_CHARSET.search(data[:4096]) if what == "html" else None
+    named = _canonical(meta.group(1).decode("ascii").lower()) if meta else None
+    if named and named != name:
+        try:
+            text = data.decode(named)
+        except UnicodeDecodeError:
+            pass
+        else:
+            notes.append(f"{why}: read as {named} (the HTML's meta charset)")
+            return text
+    utf8 = data.decode("utf-8", "replace")
+    bad = utf8.count("\ufffd")
+    if len(re.findall(r"[^\x00-\x7f\ufffd]", utf8)) >= 4 * bad:  # UTF-8 with a few broken bytes
+        notes.append(f"{why}: read as utf-8, {bad} undecodable byte sequence(s) replaced")
+        return utf8
     if len(_NON_ASCII.findall(data[:_DETECT_BYTES])) >= _DETECT_MIN:
         guess = _detect(data[:_DETECT_BYTES])
-        if guess is not None:
+        if guess is not None and not (guess in _SINGLE_BYTE_LATIN and _decodes(data, "cp1252")):
             text = data.decode(guess, "replace")
             notes.append(f"{why}: read as {guess} (detected)")
             return text
@@ -113,6 +136,14 @@ def decode_bytes(data: bytes, charset: str, notes: list[str], what: str = "text"
         notes.append(f"{why}: read as {candidate}")
         return text
     return data.decode("latin-1")  # pragma: no cover - latin-1 decodes every byte
+
+
+def _decodes(data: bytes, charset: str) -> bool:
+    try:
+        data.decode(charset)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _detect(sample: bytes) -> str | None:
@@ -149,6 +180,8 @@ def normalize_line_endings(raw: bytes, notes: list[str]) -> bytes:
 
 
 def _body_bytes(entity: bytes) -> bytes:
+    if entity.startswith((b"\n", b"\r\n")):  # no headers at all (a digest's enclosed message)
+        return entity[1:] if entity.startswith(b"\n") else entity[2:]
     parts = _BLANK.split(entity, maxsplit=1)
     return parts[1] if len(parts) == 2 else b""
 
@@ -173,12 +206,27 @@ def _subject_of(inner: bytes) -> str:
         return ""
 
 
-def read_leaf(entity: bytes, depth: int, notes: list[str]) -> Leaf:
-    """The part whose bytes (headers and body) are ``entity``; one bad part is noted, never raised."""
+def _filename(msg) -> str:
+    """RFC 2231 (charset, language, continuations) and RFC 2047 decoded; raw 8-bit bytes as UTF-8."""
+    raw = [(k, v) for k, v in msg.raw_items() if k.lower() in ("content-type", "content-disposition")]
+    if any(isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v) for _, v in raw):
+        clean = Message()  # the stdlib reads surrogates in a parameter as U+FFFD: give it text
+        for k, v in raw:
+            clean[k] = fix_text(str(v))
+        msg = clean
+    return msg.get_filename() or ""
+
+
+def read_leaf(entity: bytes, depth: int, notes: list[str], default_type: str = "text/plain") -> Leaf:
+    """The part whose bytes (headers and body) are ``entity``; one bad part is noted, never raised.
+
+    ``default_type`` is the type of a part with no Content-Type (message/rfc822 in a multipart/digest).
+    """
     try:
         msg = message_from_bytes(entity, policy=compat32)
+        msg.set_default_type(default_type)
         ctype, charset = msg.get_content_type(), msg.get_content_charset() or ""
-        filename = msg.get_filename() or ""
+        filename = _filename(msg)
         disposition = (msg.get_content_disposition() or "").lower()
         content_id = str(msg.get("Content-ID", "") or "").strip().strip("<>").strip()
         if ctype.startswith("message/"):  # the stdlib parses these into sub-messages: keep the bytes
