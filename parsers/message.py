@@ -21,7 +21,13 @@ from selectolax.lexbor import LexborHTMLParser
 from parsers import limits
 from parsers.html_bounds import bound_html
 from parsers.mime_fallback import split_mime
-from parsers.mime_parts import decode_bytes, fix_text, normalize_line_endings, read_leaf
+from parsers.mime_parts import (
+    decode_bytes,
+    fix_text,
+    normalize_line_endings,
+    read_leaf,
+    strip_transport_padding,
+)
 
 MAX_DEPTH = limits.MAX_MIME_DEPTH  # MIME nesting deeper than this is not walked
 MAX_PARTS = limits.MAX_MIME_PARTS  # parts past this many are not read
@@ -256,7 +262,7 @@ def _read_flanker(raw: bytes, notes: list[str]):
     decodes the whole message with one guessed charset). Undecodable bytes stay as surrogates,
     so every part maps back to exactly the bytes it was sent as.
     """
-    root = mime.from_string(raw.decode("utf-8", "surrogateescape"))
+    root = mime.from_string(strip_transport_padding(raw).decode("utf-8", "surrogateescape"))
     headers = []
     for k, v in root.headers.iteritems():
         headers.append((str(k), _header_text(v)))
@@ -264,7 +270,13 @@ def _read_flanker(raw: bytes, notes: list[str]):
     for part, depth, in_digest in _walk(root, notes):
         if part.content_type.is_multipart():
             continue
-        entity = part._container.read_message().encode("utf-8", "surrogateescape")
+        container = part._container
+        if part is root:  # flanker cuts a single-part body at a boundary-like line; the body is all of it
+            entity = raw
+        elif container.end < container.start:  # an empty part between two delimiter lines
+            continue
+        else:
+            entity = container.read_message().encode("utf-8", "surrogateescape")
         leaves.append(read_leaf(entity, depth, notes, "message/rfc822" if in_digest else "text/plain"))
     return (headers, *_bodies(leaves, notes))
 

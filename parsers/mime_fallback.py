@@ -18,7 +18,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from parsers import limits
-from parsers.mime_parts import Leaf, header_text, read_leaf
+from parsers.mime_parts import Leaf, fix_text, header_text, read_leaf
 
 __all__ = ["Fallback", "Leaf", "header_text", "split_mime"]
 
@@ -87,7 +87,7 @@ def split_mime(raw: bytes) -> Fallback:
     out = Fallback()
     msg, _ = _entity(raw)
     if msg is not None:
-        out.headers = [(str(k), header_text(v)) for k, v in msg.items()]
+        out.headers = [(str(k), header_text(fix_text(str(v)))) for k, v in msg.raw_items()]
     stack = [(raw, 0, "text/plain")]
     seen = 0
     while stack:

@@ -46,6 +46,8 @@ _SINGLE_BYTE_LATIN = frozenset(
     "iso8859_13 iso8859_14 iso8859_15 iso8859_16 mac_roman mac_latin2 mac_iceland mac_turkish".split()
 )
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_:.-]{1,40})""", re.I)
+_PADDED = re.compile(rb"(?m)^(--[^\r\n]{1,74}?)[ \t]+(?=\r?$)")
+_BOUNDARY = re.compile(rb'(?i)boundary\s*=\s*("[^"\r\n]{1,72}"|[^\s;]{1,72})')
 _BLANK = re.compile(rb"\r?\n\r?\n")
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 
@@ -179,6 +181,22 @@ def normalize_line_endings(raw: bytes, notes: list[str]) -> bytes:
     return re.sub(rb"\r(?!\n)", b"\r\n", raw)
 
 
+def strip_transport_padding(raw: bytes) -> bytes:
+    """Delimiter lines with trailing white space (RFC 2046 transport padding) without it.
+
+    flanker does not see a padded delimiter line as one, so a part would run on into the next.
+    """
+    padded = _PADDED.findall(raw)
+    if not padded:
+        return raw
+    boundaries = {b.strip(b'"') for b in _BOUNDARY.findall(raw)}
+    return _PADDED.sub(lambda m: m.group(1) if _is_delimiter(m.group(1), boundaries) else m.group(0), raw)
+
+
+def _is_delimiter(line: bytes, boundaries: set[bytes]) -> bool:
+    return line[2:] in boundaries or (line.endswith(b"--") and line[2:-2] in boundaries)
+
+
 def _body_bytes(entity: bytes) -> bytes:
     if entity.startswith((b"\n", b"\r\n")):  # no headers at all (a digest's enclosed message)
         return entity[1:] if entity.startswith(b"\n") else entity[2:]
@@ -201,7 +219,8 @@ def _transfer_decoded(body: bytes, cte: str) -> bytes:
 def _subject_of(inner: bytes) -> str:
     try:
         head = BytesHeaderParser(policy=compat32).parsebytes(_BLANK.split(inner, maxsplit=1)[0] + b"\n\n")
-        return fix_text(header_text(head.get("Subject", "") or "")).strip()
+        subject = next((str(v) for k, v in head.raw_items() if k.lower() == "subject"), "")
+        return re.sub(r"\r?\n(?=[ \t])", "", header_text(fix_text(subject))).strip()
     except Exception:  # noqa: BLE001 - header parsing of hostile bytes
         return ""
 
