@@ -288,8 +288,12 @@ def _bodies(leaves, notes: list[str]):
     attachment is inline (an image the HTML shows by ``cid:``)."""
     text = html = None
     attachments = []
+    shown = None  # the first named text/plain shown inline: the body of a mail that has no other
     for leaf in leaves:
-        is_body = leaf.disposition != "attachment" and not (leaf.filename and leaf.depth > 0)
+        named_inline = bool(leaf.filename) and leaf.disposition == "inline" and leaf.depth > 0
+        is_body = leaf.disposition != "attachment" and not named_inline
+        if named_inline and leaf.content_type == "text/plain" and shown is None:
+            shown = (len(attachments), leaf)
         if is_body and leaf.content_type == "text/plain" and text is None:
             text = decode_text(leaf.payload, leaf.charset, notes)
         elif is_body and leaf.content_type == "text/html" and html is None:
@@ -309,6 +313,11 @@ def _bodies(leaves, notes: list[str]):
                     content_id=leaf.content_id if inline else "",
                 )
             )
+    if text is None and html is None and shown is not None:
+        index, leaf = shown
+        del attachments[index]
+        text = decode_text(leaf.payload, leaf.charset, notes)
+        notes.append("the only text is a named part shown inline: read as the body")
     return text, html, attachments
 
 
