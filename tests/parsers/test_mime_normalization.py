@@ -158,9 +158,12 @@ def test_cr_lf_and_crlf_line_endings_all_parse_to_the_same_mail():
 
 
 RELATED = multipart(
-    b'Content-Type: multipart/related; boundary=r\r\n\r\n--r\r\nContent-Type: text/html\r\n\r\n<img src="cid:logo@x">'
-    b"\r\n--r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\nContent-Disposition: inline\r\n\r\nPNG\r\n--r--",
-    b"Content-Type: application/pdf; name=a.pdf\r\nContent-ID: <pdf@x>\r\nContent-Disposition: attachment\r\n\r\nPDF",
+    b"Content-Type: multipart/related; boundary=r\r\n\r\n"
+    b'--r\r\nContent-Type: text/html\r\n\r\n<img src="cid:logo@x">\r\n'
+    b"--r\r\nContent-Type: image/png\r\nContent-ID: <logo@x>\r\n"
+    b"Content-Disposition: inline\r\n\r\nPNG\r\n--r--",
+    b"Content-Type: application/pdf; name=a.pdf\r\nContent-ID: <pdf@x>\r\n"
+    b"Content-Disposition: attachment\r\n\r\nPDF",
 )
 
 
@@ -181,8 +184,8 @@ def test_existing_callers_build_attachments_as_before():
 def test_the_parts_of_a_digest_are_enclosed_messages():
     raw = (
         b"From: a@example.com\r\nContent-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n"
-        b"From: b@example.com\r\nSubject: one\r\n\r\nfirst\r\n--d\r\n\r\nFrom: c@example.com\r\nSubject: two\r\n\r\n"
-        b"second\r\n--d--\r\n"
+        b"From: b@example.com\r\nSubject: one\r\n\r\nfirst\r\n--d\r\n\r\n"
+        b"From: c@example.com\r\nSubject: two\r\n\r\nsecond\r\n--d--\r\n"
     )
     email = parse_mime(raw)
     assert email.text is None
