@@ -15,7 +15,6 @@ import codecs
 import quopri
 import re
 from dataclasses import dataclass, field
-from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -48,6 +47,7 @@ _SINGLE_BYTE_LATIN = frozenset(
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_:.-]{1,40})""", re.I)
 _PADDED = re.compile(rb"(?m)^(--[^\r\n]{1,74}?)[ \t]+(?=\r?$)")
 _BOUNDARY = re.compile(rb'(?i)boundary\s*=\s*("[^"\r\n]{1,72}"|[^\s;]{1,72})')
+_SURROGATE = re.compile("[\udc80-\udcff]")  # a raw 8-bit byte held by the surrogateescape handler
 _BLANK = re.compile(rb"\r?\n\r?\n")
 _NON_ASCII = re.compile(rb"[\x80-\xff]")
 
@@ -158,7 +158,7 @@ def _detect(sample: bytes) -> str | None:
 
 def fix_text(value: str, notes: list[str] | None = None, what: str = "header") -> str:
     """A header or filename with raw 8-bit bytes (held as surrogates) decoded: UTF-8, else windows-1252."""
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+    if not _SURROGATE.search(value):
         return value
     raw = value.encode("utf-8", "surrogateescape")
     for candidate in ("utf-8", "windows-1252", "latin-1"):
@@ -186,8 +186,7 @@ def strip_transport_padding(raw: bytes) -> bytes:
 
     flanker does not see a padded delimiter line as one, so a part would run on into the next.
     """
-    padded = _PADDED.findall(raw)
-    if not padded:
+    if not _PADDED.search(raw):
         return raw
     boundaries = {b.strip(b'"') for b in _BOUNDARY.findall(raw)}
     return _PADDED.sub(lambda m: m.group(1) if _is_delimiter(m.group(1), boundaries) else m.group(0), raw)
@@ -197,11 +196,22 @@ def _is_delimiter(line: bytes, boundaries: set[bytes]) -> bool:
     return line[2:] in boundaries or (line.endswith(b"--") and line[2:-2] in boundaries)
 
 
-def _body_bytes(entity: bytes) -> bytes:
+def _split_entity(entity: bytes) -> tuple[bytes, bytes]:
+    """(header block with its blank line, body) of one entity."""
     if entity.startswith((b"\n", b"\r\n")):  # no headers at all (a digest's enclosed message)
-        return entity[1:] if entity.startswith(b"\n") else entity[2:]
-    parts = _BLANK.split(entity, maxsplit=1)
-    return parts[1] if len(parts) == 2 else b""
+        return b"", entity[1:] if entity.startswith(b"\n") else entity[2:]
+    m = _BLANK.search(entity)
+    return (entity[: m.end()], entity[m.end() :]) if m else (entity.rstrip(b"\r\n") + b"\n\n", b"")
+
+
+def _entity_message(entity: bytes):
+    """The stdlib's Message of ``entity``: headers parsed, the body set unparsed (it is never walked)."""
+    head, body = _split_entity(entity)
+    msg = BytesHeaderParser(policy=compat32).parsebytes(head)
+    leftover = msg.get_payload()  # lines after a line that is no header: the body starts there
+    if isinstance(leftover, str) and leftover:
+        body = leftover.encode("ascii", "surrogateescape") + body
+    return msg, body
 
 
 def _transfer_decoded(body: bytes, cte: str) -> bytes:
@@ -228,7 +238,7 @@ def _subject_of(inner: bytes) -> str:
 def _filename(msg) -> str:
     """RFC 2231 (charset, language, continuations) and RFC 2047 decoded; raw 8-bit bytes as UTF-8."""
     raw = [(k, v) for k, v in msg.raw_items() if k.lower() in ("content-type", "content-disposition")]
-    if any(isinstance(v, str) and any("\udc80" <= ch <= "\udcff" for ch in v) for _, v in raw):
+    if any(isinstance(v, str) and _SURROGATE.search(v) for _, v in raw):
         clean = Message()  # the stdlib reads surrogates in a parameter as U+FFFD: give it text
         for k, v in raw:
             clean[k] = fix_text(str(v))
@@ -242,16 +252,17 @@ def read_leaf(entity: bytes, depth: int, notes: list[str], default_type: str = "
     ``default_type`` is the type of a part with no Content-Type (message/rfc822 in a multipart/digest).
     """
     try:
-        msg = message_from_bytes(entity, policy=compat32)
+        msg, body = _entity_message(entity)
         msg.set_default_type(default_type)
         ctype, charset = msg.get_content_type(), msg.get_content_charset() or ""
         filename = _filename(msg)
         disposition = (msg.get_content_disposition() or "").lower()
         content_id = str(msg.get("Content-ID", "") or "").strip().strip("<>").strip()
         if ctype.startswith("message/"):  # the stdlib parses these into sub-messages: keep the bytes
-            payload = _transfer_decoded(_body_bytes(entity), str(msg.get("Content-Transfer-Encoding", "")))
+            payload = _transfer_decoded(body, str(msg.get("Content-Transfer-Encoding", "")))
             subject = _subject_of(payload) if ctype in ("message/rfc822", "message/news") else ""
-        else:
+        else:  # transfer decoding (base64, quoted-printable, uuencode) as the stdlib does it
+            msg.set_payload(body.decode("ascii", "surrogateescape"))
             payload, subject = msg.get_payload(decode=True), ""
     except Exception as e:  # noqa: BLE001 - one bad leaf is noted, the rest still count
         notes.append(f"undecodable part: {type(e).__name__}")
