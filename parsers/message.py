@@ -24,7 +24,7 @@ from parsers.mime_fallback import split_mime
 from parsers.mime_parts import (
     decode_bytes,
     fix_text,
-    normalize_line_endings,
+    normalize_raw,
     read_leaf,
     strip_transport_padding,
 )
@@ -239,13 +239,13 @@ def _header_text(value) -> str:
         base = str(value)
     if not params:
         return fix_text(str(base))
-    return fix_text(str(base)) + "".join(f'; {k}="{v}"' for k, v in params.items())
+    return fix_text(str(base) + "".join(f'; {k}="{v}"' for k, v in params.items()))
 
 
 def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> InboundEmail:
     """Parse raw message bytes; never raises, records what went wrong in ``notes``."""
     notes: list[str] = []
-    raw = normalize_line_endings(raw, notes)
+    raw = normalize_raw(raw, notes)
     prelude = list(notes)
     try:
         headers, text, html, attachments = _read_flanker(raw, notes)

@@ -172,8 +172,14 @@ def fix_text(value: str, notes: list[str] | None = None, what: str = "header") -
     return raw.decode("latin-1")  # pragma: no cover - latin-1 decodes every byte
 
 
-def normalize_line_endings(raw: bytes, notes: list[str]) -> bytes:
-    """A message whose lines end in a bare CR (old Mac mail) with CRLF endings instead; others as given."""
+def normalize_raw(raw: bytes, notes: list[str]) -> bytes:
+    """A message whose lines end in a bare CR (old Mac mail) with CRLF endings instead; others as given.
+
+    A UTF-8 byte-order mark before the first header is dropped (noted): no header parser reads past it.
+    """
+    if raw.startswith(codecs.BOM_UTF8):
+        notes.append("a UTF-8 byte-order mark before the headers: dropped")
+        raw = raw[len(codecs.BOM_UTF8) :]
     first = re.search(rb"[\r\n]", raw[:65536])
     if first is None or raw[first.start() : first.start() + 2] in (b"\r\n",) or raw[first.start()] == 0x0A:
         return raw
@@ -201,16 +207,18 @@ def _split_entity(entity: bytes) -> tuple[bytes, bytes]:
     if entity.startswith((b"\n", b"\r\n")):  # no headers at all (a digest's enclosed message)
         return b"", entity[1:] if entity.startswith(b"\n") else entity[2:]
     m = _BLANK.search(entity)
-    return (entity[: m.end()], entity[m.end() :]) if m else (entity.rstrip(b"\r\n") + b"\n\n", b"")
+    return (entity[: m.end()], entity[m.end() :]) if m else (entity, b"")
 
 
 def _entity_message(entity: bytes):
     """The stdlib's Message of ``entity``: headers parsed, the body set unparsed (it is never walked)."""
     head, body = _split_entity(entity)
     msg = BytesHeaderParser(policy=compat32).parsebytes(head)
-    leftover = msg.get_payload()  # lines after a line that is no header: the body starts there
+    # lines after a line that is no header: the body starts there (the raw payload: get_payload()
+    # would decode its 8-bit bytes with the part's charset)
+    leftover = msg._payload
     if isinstance(leftover, str) and leftover:
-        body = leftover.encode("ascii", "surrogateescape") + body
+        body = leftover.encode("utf-8", "surrogateescape") + body
     return msg, body
 
 

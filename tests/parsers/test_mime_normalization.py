@@ -206,3 +206,17 @@ def test_a_part_the_stdlib_would_read_as_the_whole_rest_of_the_message_is_read_a
     raw = multipart(b"Content-Type: text/x-one\r\n\r\nBlah").replace(b"--b--", b"--b\r\n--b\r\n--b--")
     email = parse_mime(raw)
     assert email.text is None and "--b" not in repr(email.attachments)
+
+
+def test_a_byte_order_mark_before_the_headers_is_dropped_and_noted():
+    email = parse_mime(b"\xef\xbb\xbfFrom: a@example.com\r\nSubject: s\r\n\r\nhello\r\n")
+    assert (email.from_addr, email.subject, email.text.strip()) == ("a@example.com", "s", "hello")
+    assert any("byte-order mark" in n for n in email.notes)
+
+
+def test_a_part_whose_body_follows_its_headers_without_a_blank_line_keeps_its_bytes():
+    raw = multipart(
+        b"Content-Type: text/plain\r\n\r\nbody", b"Content-Type: image/jpeg; name=a.jpg\r\nBINARY\xff\xd8"
+    )
+    (att,) = parse_mime(raw).attachments
+    assert (att.filename, att.content) == ("a.jpg", b"BINARY\xff\xd8")
