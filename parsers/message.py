@@ -7,7 +7,6 @@ network or the database.
 
 from __future__ import annotations
 
-import codecs
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -17,12 +16,18 @@ from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
 
 from flanker import mime
-from flanker.mime.message.errors import DecodingError
 from selectolax.lexbor import LexborHTMLParser
 
 from parsers import limits
 from parsers.html_bounds import bound_html
 from parsers.mime_fallback import split_mime
+from parsers.mime_parts import (
+    decode_bytes,
+    fix_text,
+    normalize_raw,
+    read_leaf,
+    strip_transport_padding,
+)
 
 MAX_DEPTH = limits.MAX_MIME_DEPTH  # MIME nesting deeper than this is not walked
 MAX_PARTS = limits.MAX_MIME_PARTS  # parts past this many are not read
@@ -49,6 +54,8 @@ class Attachment:
     content_type: str
     size: int
     content: bytes = field(repr=False)
+    inline: bool = False  # shown inside the HTML (Content-ID, not disposition attachment): no attachment
+    content_id: str = ""  # without angle brackets, as ``cid:`` URLs name it
 
 
 @dataclass(frozen=True)
@@ -182,25 +189,7 @@ def html_to_text(html: str, notes: list[str] | None = None) -> str:
 
 def decode_text(data: bytes, charset: str, notes: list[str], what: str = "text") -> str:
     """``data`` decoded with its declared charset; an unknown or wrong charset is noted, never raised."""
-    name = (charset or "utf-8").strip().strip('"').lower() or "utf-8"
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        notes.append(f"unknown charset {name[:40]!r} in {what}: read as UTF-8")
-        name = "utf-8"
-    try:
-        return data.decode(name)
-    except UnicodeDecodeError:
-        pass
-    for fallback in ("utf-8", "windows-1252"):
-        try:
-            text = data.decode(fallback)
-        except UnicodeDecodeError:
-            continue
-        notes.append(f"{what} is not valid {name}: read as {fallback}")
-        return text
-    notes.append(f"{what} is not valid {name}: undecodable bytes replaced")
-    return data.decode("utf-8", "replace")
+    return decode_bytes(data, charset, notes, what)
 
 
 def parse_date(value: str, notes: list[str]) -> datetime | None:
@@ -217,120 +206,126 @@ def parse_date(value: str, notes: list[str]) -> datetime | None:
     return d.astimezone(UTC)
 
 
-def _text_of(part, notes: list[str]) -> str:
-    charset = part.content_type.get_charset()
-    try:
-        codecs.lookup(charset or "ascii")
-    except LookupError:
-        notes.append(f"unknown charset {charset[:40]!r} in {part.content_type}: decoded leniently")
-    try:
-        body = part.body
-    except (DecodingError, LookupError, ValueError, UnicodeError) as e:
-        notes.append(f"undecodable {part.content_type}: {type(e).__name__}")
-        payload = part._container.read_body() if hasattr(part, "_container") else b""
-        if isinstance(payload, bytes):
-            return payload.decode("utf-8", "replace")
-        return str(payload or "")
-    if isinstance(body, bytes):
-        return body.decode("utf-8", "replace")
-    return body or ""
-
-
 def _walk(root, notes: list[str]):
-    """Yield ``(part, depth)`` depth-first, bounded in depth and count."""
-    stack = [(root, 0)]
+    """Yield ``(part, depth, in a digest)`` depth-first, bounded in depth and count.
+
+    An enclosed message is a leaf: it is an attachment, never walked into.
+    """
+    stack = [(root, 0, False)]
     seen = 0
     while stack:
-        part, depth = stack.pop()
+        part, depth, in_digest = stack.pop()
         seen += 1
         if seen > MAX_PARTS:
             notes.append(f"more than {MAX_PARTS} MIME parts: the rest were not read")
             return
-        yield part, depth
+        yield part, depth, in_digest
         if part.content_type.is_multipart():
             if depth >= MAX_DEPTH:
                 notes.append(f"MIME nesting deeper than {MAX_DEPTH}: not walked further")
                 continue
-            stack.extend((p, depth + 1) for p in reversed(part.parts))
-        elif part.content_type.is_message_container() and depth < MAX_DEPTH:
-            try:
-                inner = part.enclosed
-            except Exception:  # noqa: BLE001 - flanker raises many kinds on hostile input
-                notes.append("unreadable enclosed message")
-                continue
-            if inner is not None:
-                stack.append((inner, depth + 1))
+            digest = part.content_type.sub == "digest"
+            stack.extend((p, depth + 1, digest) for p in reversed(part.parts))
 
 
 def _header_text(value) -> str:
     """A flanker header value as text, parameters included (flanker's str() drops them)."""
     if isinstance(value, str):
-        return value
+        return fix_text(value)
     params = getattr(value, "params", None)
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], dict):
         base, params = value[0], value[1]
     else:
         base = str(value)
     if not params:
-        return str(base)
-    return str(base) + "".join(f'; {k}="{v}"' for k, v in params.items())
+        return fix_text(str(base))
+    return fix_text(str(base) + "".join(f'; {k}="{v}"' for k, v in params.items()))
 
 
 def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> InboundEmail:
     """Parse raw message bytes; never raises, records what went wrong in ``notes``."""
     notes: list[str] = []
+    raw = normalize_raw(raw, notes)
+    prelude = list(notes)
     try:
         headers, text, html, attachments = _read_flanker(raw, notes)
     except Exception as e:  # noqa: BLE001 - flanker raises many kinds on hostile input: read it as far as is safe
-        notes = [f"MIME parse failed ({type(e).__name__}): read as far as is safe"]
+        notes = prelude + [f"MIME parse failed ({type(e).__name__}): read as far as is safe"]
         return _parse_fallback(raw, notes, provider, provider_id)
     return _build(headers, text, html, attachments, notes, provider, provider_id)
 
 
 def _read_flanker(raw: bytes, notes: list[str]):
-    """(headers, text, html, attachments) as flanker reads ``raw``; raises what flanker raises."""
-    root = mime.from_string(raw)
+    """(headers, text, html, attachments) as flanker reads ``raw``; raises what flanker raises.
+
+    flanker finds the parts; each is read from its own bytes by ``parsers.mime_parts`` (flanker
+    decodes the whole message with one guessed charset). Undecodable bytes stay as surrogates,
+    so every part maps back to exactly the bytes it was sent as.
+    """
+    root = mime.from_string(strip_transport_padding(raw).decode("utf-8", "surrogateescape"))
     headers = []
     for k, v in root.headers.iteritems():
         headers.append((str(k), _header_text(v)))
+    leaves = []
+    for part, depth, in_digest in _walk(root, notes):
+        if part.content_type.is_multipart():
+            continue
+        container = part._container
+        if part is root:  # flanker cuts a single-part body at a boundary-like line; the body is all of it
+            entity = raw
+        elif container.end < container.start:  # an empty part between two delimiter lines
+            continue
+        else:
+            entity = container.read_message().encode("utf-8", "surrogateescape")
+        leaves.append(read_leaf(entity, depth, notes, "message/rfc822" if in_digest else "text/plain"))
+    return (headers, *_bodies(leaves, notes))
+
+
+def _bodies(leaves, notes: list[str]):
+    """(text, html, attachments) of a message's leaves in order: the first text/plain and
+    text/html that are not attachments are its bodies; an enclosed message is an attachment
+    named after its subject when it has no name; a part with a Content-ID that is not an
+    attachment is inline (an image the HTML shows by ``cid:``)."""
     text = html = None
     attachments = []
-    for part, depth in _walk(root, notes):
-        ctype = part.content_type
-        if ctype.is_multipart() or ctype.is_message_container():
-            continue
-        disposition = (part.content_disposition[0] or "").lower() if part.content_disposition else ""
-        name = part.detected_file_name or ""
-        is_body = disposition != "attachment" and not (name and disposition == "inline" and depth > 0)
-        if is_body and ctype.main == "text" and ctype.sub == "plain" and text is None:
-            text = _text_of(part, notes)
-        elif is_body and ctype.main == "text" and ctype.sub == "html" and html is None:
-            html = _text_of(part, notes)
-        elif disposition == "attachment" or name or ctype.main not in ("text", "multipart"):
-            try:
-                content = part.body if isinstance(part.body, bytes) else str(part.body).encode()
-            except Exception:  # noqa: BLE001
-                content = b""
-                notes.append(f"undecodable attachment {name!r}")
-            attachments.append(Attachment(name, str(ctype), len(content), content))
-    return headers, text, html, attachments
+    shown = None  # the first named text/plain shown inline: the body of a mail that has no other
+    for leaf in leaves:
+        named_inline = bool(leaf.filename) and leaf.disposition == "inline" and leaf.depth > 0
+        is_body = leaf.disposition != "attachment" and not named_inline
+        if named_inline and leaf.content_type == "text/plain" and shown is None:
+            shown = (len(attachments), leaf)
+        if is_body and leaf.content_type == "text/plain" and text is None:
+            text = decode_text(leaf.payload, leaf.charset, notes)
+        elif is_body and leaf.content_type == "text/html" and html is None:
+            html = decode_text(leaf.payload, leaf.charset, notes, "html")
+        elif leaf.content_type in ("message/rfc822", "message/news"):
+            name = leaf.filename or f"{leaf.subject or 'message'}.eml"
+            attachments.append(Attachment(name, leaf.content_type, len(leaf.payload), leaf.payload))
+        elif leaf.disposition == "attachment" or leaf.filename or not leaf.content_type.startswith("text/"):
+            inline = bool(leaf.content_id) and leaf.disposition in ("", "inline")
+            attachments.append(
+                Attachment(
+                    leaf.filename,
+                    leaf.content_type,
+                    len(leaf.payload),
+                    leaf.payload,
+                    inline=inline,
+                    content_id=leaf.content_id if inline else "",
+                )
+            )
+    if text is None and html is None and shown is not None:
+        index, leaf = shown
+        del attachments[index]
+        text = decode_text(leaf.payload, leaf.charset, notes)
+        notes.append("the only text is a named part shown inline: read as the body")
+    return text, html, attachments
 
 
 def _parse_fallback(raw: bytes, notes: list[str], provider: str, provider_id: str) -> InboundEmail:
     """The message as ``parsers.mime_fallback`` reads it: top-level headers and the parts it reached."""
     found = split_mime(raw)
     notes.extend(found.notes)
-    text = html = None
-    attachments = []
-    for leaf in found.leaves:
-        is_body = leaf.disposition != "attachment" and not (leaf.filename and leaf.depth > 0)
-        if is_body and leaf.content_type == "text/plain" and text is None:
-            text = decode_text(leaf.payload, leaf.charset, notes)
-        elif is_body and leaf.content_type == "text/html" and html is None:
-            html = decode_text(leaf.payload, leaf.charset, notes, "html")
-        elif leaf.disposition == "attachment" or leaf.filename or not leaf.content_type.startswith("text/"):
-            attachments.append(Attachment(leaf.filename, leaf.content_type, len(leaf.payload), leaf.payload))
-    return _build(found.headers, text, html, attachments, notes, provider, provider_id)
+    return _build(found.headers, *_bodies(found.leaves, notes), notes, provider, provider_id)
 
 
 def _build(headers, text, html, attachments, notes, provider, provider_id) -> InboundEmail:

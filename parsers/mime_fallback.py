@@ -7,35 +7,24 @@ parts in order, splitting each multipart on its boundary lines (guessing the
 boundary from the first ``--`` line when it is missing or wrong), with an
 explicit stack, so no depth exhausts Python's, and within the budgets of
 ``parsers.limits``. Leaves are decoded by the stdlib ``email`` package one at
-a time (compat32: it records defects instead of raising). Pure, never raises.
+a time (parsers.mime_parts); an enclosed message is one leaf, not walked into. Pure, never raises.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from parsers import limits
+from parsers.mime_parts import Leaf, fix_text, header_text, read_leaf
+
+__all__ = ["Fallback", "Leaf", "header_text", "split_mime"]
 
 _BLANK = re.compile(rb"\r?\n\r?\n")
 # The first delimiter-looking line of a body: "--" and up to 70 characters (RFC 2046).
 _GUESS = re.compile(rb"^--([^\r\n]{1,70}?)[ \t]*\r?$", re.M)
-
-
-@dataclass(frozen=True)
-class Leaf:
-    """One non-multipart part: its type, charset, filename, disposition, decoded bytes and depth."""
-
-    content_type: str
-    charset: str
-    filename: str
-    disposition: str
-    payload: bytes = field(repr=False)
-    depth: int = 0
 
 
 @dataclass
@@ -45,14 +34,6 @@ class Fallback:
     headers: list[tuple[str, str]] = field(default_factory=list)
     leaves: list[Leaf] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def header_text(value) -> str:
-    """A header value with RFC 2047 words decoded; undecodable words are kept as written."""
-    try:
-        return str(make_header(decode_header(str(value))))
-    except Exception:  # noqa: BLE001 - hostile encoded words, unknown charsets
-        return str(value)
 
 
 def _entity(raw: bytes):
@@ -101,48 +82,36 @@ def _split(body: bytes, boundary: bytes) -> list[bytes]:
     return parts
 
 
-def _leaf(raw: bytes, depth: int, notes: list[str]) -> Leaf:
-    try:
-        msg = message_from_bytes(raw, policy=compat32)
-        payload = msg.get_payload(decode=True)
-        filename = msg.get_filename() or ""
-        disposition = (msg.get_content_disposition() or "").lower()
-        ctype, charset = msg.get_content_type(), msg.get_content_charset() or ""
-    except Exception as e:  # noqa: BLE001 - one bad leaf is noted, the rest still count
-        notes.append(f"undecodable part: {type(e).__name__}")
-        return Leaf("application/octet-stream", "", "", "attachment", raw, depth)
-    if not isinstance(payload, bytes):
-        payload = b""
-    return Leaf(ctype, charset, header_text(filename) if filename else "", disposition, payload, depth)
-
-
 def split_mime(raw: bytes) -> Fallback:
     """Read ``raw`` as far as is safe within the budgets; never raises."""
     out = Fallback()
     msg, _ = _entity(raw)
     if msg is not None:
-        out.headers = [(str(k), header_text(v)) for k, v in msg.items()]
-    stack = [(raw, 0)]
+        out.headers = [(str(k), header_text(fix_text(str(v)))) for k, v in msg.raw_items()]
+    stack = [(raw, 0, "text/plain")]
     seen = 0
     while stack:
-        entity, depth = stack.pop()
+        entity, depth, default_type = stack.pop()
         seen += 1
         if seen > limits.MAX_MIME_PARTS:
             out.notes.append(f"more than {limits.MAX_MIME_PARTS} MIME parts: the rest were not read")
             break
         msg, body = _entity(entity)
-        ctype = msg.get_content_type() if msg is not None else "text/plain"
-        if ctype.startswith("multipart/") or ctype == "message/rfc822":
+        if msg is not None:
+            msg.set_default_type(default_type)
+        ctype = msg.get_content_type() if msg is not None else default_type
+        if ctype.startswith("multipart/"):  # an enclosed message (message/rfc822) is a leaf: an attachment
             if depth >= limits.MAX_MIME_DEPTH:
                 out.notes.append(f"MIME nesting deeper than {limits.MAX_MIME_DEPTH}: not walked further")
                 continue
-            if ctype == "message/rfc822":
-                stack.append((body, depth + 1))
+            if not body.strip():
+                out.notes.append("an empty multipart: nothing in it to read")
                 continue
             boundary = _boundary(msg, body, out.notes)
             if boundary is not None:
-                stack.extend((p, depth + 1) for p in reversed(_split(body, boundary)))
+                inner = "message/rfc822" if ctype == "multipart/digest" else "text/plain"
+                stack.extend((p, depth + 1, inner) for p in reversed(_split(body, boundary)))
                 continue
             entity = b"Content-Type: text/plain\r\n\r\n" + body
-        out.leaves.append(_leaf(entity, depth, out.notes))
+        out.leaves.append(read_leaf(entity, depth, out.notes, default_type))
     return out
