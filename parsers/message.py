@@ -21,6 +21,7 @@ from flanker.mime.message.errors import DecodingError
 from selectolax.lexbor import LexborHTMLParser
 
 from parsers import limits
+from parsers.filenames import safe_filename
 from parsers.html_bounds import bound_html
 from parsers.mime_fallback import split_mime
 
@@ -43,12 +44,22 @@ _SKIP_TAGS = frozenset(("style", "script", "head", "title", "template"))
 
 @dataclass(frozen=True)
 class Attachment:
-    """One attached file: name, declared type, size in bytes and the content."""
+    """One attached file: name, declared type, size in bytes and the content.
+
+    ``filename`` is always safe to store and show (``parsers.filenames.safe_filename`` of the
+    name given); ``raw_filename`` keeps the name as the sender wrote it.
+    """
 
     filename: str
     content_type: str
     size: int
     content: bytes = field(repr=False)
+    raw_filename: str = ""  # as received; '' when constructed: the ``filename`` given
+
+    def __post_init__(self):
+        raw = self.raw_filename or self.filename or ""
+        object.__setattr__(self, "raw_filename", raw)
+        object.__setattr__(self, "filename", safe_filename(self.filename or raw, self.content_type))
 
 
 @dataclass(frozen=True)
