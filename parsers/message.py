@@ -100,11 +100,23 @@ class InboundEmail:
         return next((v for k, v in self.headers if k.lower() == low), "")
 
 
+def address_key(addr: str) -> str:
+    """What identifies the mailbox ``addr``: the one rule wherever donebox decides who is who.
+
+    Addresses are kept as received (RFC 5321: the local part is the receiving host's to
+    interpret); they are compared by this key. Domains are case-insensitive (RFC 5321 2.4); our
+    own rule folds the local part too: no mail system we deliver to tells ``Ada`` from ``ada``,
+    and members' addresses are stored folded (app.accounts.users.normalize_email).
+    """
+    return (addr or "").strip().lower()
+
+
 def addresses(value: str) -> list[tuple[str, str]]:
-    """Parse an address-list header into ``(name, addr)`` pairs, lower-cased addresses."""
+    """Parse an address-list header into ``(name, addr)`` pairs, addresses as received (compare
+    them by ``address_key``)."""
     plain = (value or "").strip()
     if _PLAIN_ADDRESS.fullmatch(plain):
-        return [("", plain.lower())]
+        return [("", plain)]
     try:
         pairs = getaddresses([value or ""])
     except (RecursionError, ValueError, IndexError):  # the stdlib recurses per comma in some lists
@@ -112,7 +124,7 @@ def addresses(value: str) -> list[tuple[str, str]]:
     out = []
     for name, addr in pairs:
         if "@" in addr:
-            out.append((name.strip(), addr.strip().lower()))
+            out.append((name.strip(), addr.strip()))
     return out
 
 
