@@ -19,7 +19,7 @@ from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
 
-from parsers.message import InboundEmail, addresses, message_ids
+from parsers.message import InboundEmail, address_key, addresses, message_ids
 from parsers.providers.events import DeliveryEvent
 
 MAX_PARTS = 200  # parts of a report looked at; a DSN has three
@@ -231,7 +231,7 @@ def _header(headers, name: str) -> str:
 
 
 def _text_recipients(text: str, failed_header: str) -> list[str]:
-    found = [a for _, a in addresses(failed_header)]
+    found = [address_key(a) for _, a in addresses(failed_header)]
     if not found:
         found = [m.lower() for m in _QMAIL_RCPT.findall(text)]
     if not found and "following address" in text.lower():  # Exim: "The following address(es) failed:"
@@ -241,7 +241,7 @@ def _text_recipients(text: str, failed_header: str) -> list[str]:
 
 def _from_daemon(headers) -> bool:
     sender = addresses(_header(headers, "From"))
-    return bool(sender) and sender[0][1].startswith(_DAEMONS)
+    return bool(sender) and address_key(sender[0][1]).startswith(_DAEMONS)
 
 
 def _text_report(headers, texts: list[str], original: str, notes: list[str]) -> Report | None:
@@ -282,7 +282,7 @@ def might_be_report(email: InboundEmail) -> bool:
     return (
         "multipart/report" in ctype
         or any(a.content_type.startswith(_REPORT_PARTS) for a in email.attachments)
-        or email.from_addr.startswith(_DAEMONS)
+        or address_key(email.from_addr).startswith(_DAEMONS)
         or bool(email.header("X-Failed-Recipients"))
     )
 

@@ -19,6 +19,7 @@ from flanker import mime
 from selectolax.lexbor import LexborHTMLParser
 
 from parsers import limits
+from parsers.filenames import safe_filename
 from parsers.html_bounds import bound_html
 from parsers.mime_fallback import split_mime
 from parsers.mime_parts import (
@@ -48,7 +49,11 @@ _SKIP_TAGS = frozenset(("style", "script", "head", "title", "template"))
 
 @dataclass(frozen=True)
 class Attachment:
-    """One attached file: name, declared type, size in bytes and the content."""
+    """One attached file: name, declared type, size in bytes and the content.
+
+    ``filename`` is always safe to store and show (``parsers.filenames.safe_filename`` of the
+    name given); ``raw_filename`` keeps the name as the sender wrote it.
+    """
 
     filename: str
     content_type: str
@@ -56,6 +61,12 @@ class Attachment:
     content: bytes = field(repr=False)
     inline: bool = False  # shown inside the HTML (Content-ID, not disposition attachment): no attachment
     content_id: str = ""  # without angle brackets, as ``cid:`` URLs name it
+    raw_filename: str = ""  # as received; '' when constructed: the ``filename`` given
+
+    def __post_init__(self):
+        raw = self.raw_filename or self.filename or ""
+        object.__setattr__(self, "raw_filename", raw)
+        object.__setattr__(self, "filename", safe_filename(self.filename or raw, self.content_type))
 
 
 @dataclass(frozen=True)
@@ -96,11 +107,23 @@ class InboundEmail:
         return next((v for k, v in self.headers if k.lower() == low), "")
 
 
+def address_key(addr: str) -> str:
+    """What identifies the mailbox ``addr``: the one rule wherever donebox decides who is who.
+
+    Addresses are kept as received (RFC 5321: the local part is the receiving host's to
+    interpret); they are compared by this key. Domains are case-insensitive (RFC 5321 2.4); our
+    own rule folds the local part too: no mail system we deliver to tells ``Ada`` from ``ada``,
+    and members' addresses are stored folded (app.accounts.users.normalize_email).
+    """
+    return (addr or "").strip().lower()
+
+
 def addresses(value: str) -> list[tuple[str, str]]:
-    """Parse an address-list header into ``(name, addr)`` pairs, lower-cased addresses."""
+    """Parse an address-list header into ``(name, addr)`` pairs, addresses as received (compare
+    them by ``address_key``)."""
     plain = (value or "").strip()
     if _PLAIN_ADDRESS.fullmatch(plain):
-        return [("", plain.lower())]
+        return [("", plain)]
     try:
         pairs = getaddresses([value or ""])
     except (RecursionError, ValueError, IndexError):  # the stdlib recurses per comma in some lists
@@ -108,7 +131,7 @@ def addresses(value: str) -> list[tuple[str, str]]:
     out = []
     for name, addr in pairs:
         if "@" in addr:
-            out.append((name.strip(), addr.strip().lower()))
+            out.append((name.strip(), addr.strip()))
     return out
 
 

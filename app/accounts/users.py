@@ -19,6 +19,7 @@ from sqlmodel import Session
 from app.models import ROLES, Member, SigninToken, Team, User
 from app.relay import outbox, quotas
 from app.settings import Settings
+from parsers.message import address_key
 
 SIGNIN_TTL = timedelta(minutes=15)
 SIGNIN_MAX_OPEN = 5  # unused links per address within SIGNIN_TTL; more requests send nothing
@@ -26,8 +27,9 @@ RANK = {role: len(ROLES) - i for i, role in enumerate(ROLES)}  # admin > member 
 
 
 def normalize_email(value: str) -> str:
-    """Lower-cased, stripped; '' when it does not look like an address."""
-    email = (value or "").strip().lower()
+    """The address's identity key (parsers.message.address_key: stripped, case folded); '' when it
+    does not look like an address. Members and users are stored by it."""
+    email = address_key(value)
     local, at, domain = email.partition("@")
     if not at or not local or "." not in domain or len(email) > 320 or any(c in email for c in " <>\r\n,;"):
         return ""

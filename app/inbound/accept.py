@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from app.models import InboundMessage, WebhookToken
-from parsers.message import headers_digest
+from parsers.message import address_key, headers_digest
 from parsers.providers import Keys
 
 
@@ -40,7 +40,7 @@ def dedupe_key(provider: str, keys: Keys) -> str:
     if keys.provider_id:
         return text(f"{provider}:{keys.provider_id}")[:512]
     if keys.message_id:
-        rcpt = keys.envelope_to[0] if keys.envelope_to else ""
+        rcpt = address_key(keys.envelope_to[0]) if keys.envelope_to else ""  # one key whatever the case
         return text(f"msgid:{keys.message_id}|{rcpt}")[:512]
     return f"sha256:{keys.header_hash or headers_digest(b'')}"
 

@@ -22,7 +22,7 @@ from app.checkins.times import local_date
 from app.inbound.authentication import authenticate_sender
 from app.models import Member, OutboundMessage, Team
 from app.settings import Settings
-from parsers.message import InboundEmail
+from parsers.message import InboundEmail, address_key
 
 _AUTO_SUBJECT = re.compile(
     r"^\s*(out of (the )?office|auto(matic)?[ -]?reply|autoreply|abwesenheit|absence|"
@@ -45,7 +45,7 @@ def is_automatic(email: InboundEmail) -> str:
         a.content_type.startswith("message/delivery-status") for a in email.attachments
     ):
         return "delivery status notification"
-    if email.from_addr.startswith(("mailer-daemon@", "postmaster@")):
+    if address_key(email.from_addr).startswith(("mailer-daemon@", "postmaster@")):
         return "bounce from " + email.from_addr
     if _AUTO_SUBJECT.search(email.subject):
         return "auto-reply subject"
@@ -73,7 +73,7 @@ class Senders:
 
     ``members``: (member, team) by member id, for reply tokens; ``sent``: our Message-IDs with
     their member, team and reminder day; ``by_email``: active members by address, for an
-    authenticated From.
+    authenticated From, keyed by ``address_key`` (members' addresses are stored folded).
     """
 
     members: dict[int, tuple[Member, Team]] = field(default_factory=dict)
@@ -121,7 +121,7 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
         for message_id, context, member, team in s.execute(sent).all():
             found.sent.setdefault(message_id, (member, team, _day_of(context)))
     senders = {
-        email.from_addr
+        address_key(email.from_addr)
         for email in emails
         if email.from_addr
         and _first_token(email, settings) is None
@@ -131,7 +131,7 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
     for chunk in _chunks(sorted(senders)):
         active = pair.where(Member.email.in_(chunk), Member.active.is_(True)).order_by(Member.id)
         for member, team in s.execute(active).all():
-            found.by_email.setdefault(member.email, []).append((member, team))
+            found.by_email.setdefault(address_key(member.email), []).append((member, team))
     return found
 
 
@@ -195,7 +195,7 @@ def identify(email: InboundEmail, senders: Senders, settings: Settings, *, now: 
             None,
             f"no reply token or known In-Reply-To, and From is not authenticated: {verdict.why}",
         )
-    members = senders.by_email.get(email.from_addr, [])
+    members = senders.by_email.get(address_key(email.from_addr), [])
     if len(members) == 1:
         return *members[0], None, f"From authenticated by {verdict.why}"
     if members:

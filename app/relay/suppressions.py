@@ -32,6 +32,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.models import Suppression
+from parsers.message import address_key
 
 REASONS = ("manual", "complaint", "bounce", "unsubscribe")  # strongest first
 RANK = {reason: len(REASONS) - i for i, reason in enumerate(REASONS)}
@@ -99,7 +100,7 @@ def add_many(s: Session, items: dict[str, tuple], *, now: datetime) -> int:
     for email, (reason, detail, *team) in sorted(items.items()):
         if reason not in RANK:
             raise ValueError(f"not a suppression reason: {reason!r} (one of {', '.join(REASONS)})")
-        email, team_id = email.strip().lower(), team[0] if team else None
+        email, team_id = address_key(email), team[0] if team else None
         if email in rows:
             old = rows[email]
             if reason == old["reason"] and team_id != old["team_id"]:
@@ -148,16 +149,16 @@ def add(
 
 def remove(s: Session, email: str) -> str | None:
     """Take ``email`` off the list; the reason it had, or None when it was not there."""
-    stmt = delete(_TABLE).where(_TABLE.c.email == email.strip().lower()).returning(_TABLE.c.reason)
+    stmt = delete(_TABLE).where(_TABLE.c.email == address_key(email)).returning(_TABLE.c.reason)
     return s.execute(stmt).scalar()
 
 
 def lookup(s: Session, email: str) -> Suppression | None:
     """The entry of ``email``, or None."""
-    return s.execute(select(Suppression).where(Suppression.email == email.strip().lower())).scalar()
+    return s.execute(select(Suppression).where(Suppression.email == address_key(email))).scalar()
 
 
 def reasons(s: Session, emails: Iterable[str]) -> dict[str, str]:
-    """{email: reason} of the suppressed among ``emails`` (lowercased), in one statement."""
-    wanted = sorted({e.lower() for e in emails})
+    """{email: reason} of the suppressed among ``emails`` (by ``address_key``), in one statement."""
+    wanted = sorted({address_key(e) for e in emails})
     return dict(s.connection().execute(_REASONS_OF, {"emails": wanted}).all()) if wanted else {}

@@ -65,7 +65,7 @@ class Keys:
 
     provider_id: str = ""  # the provider's own id of this mail, stable across its retries
     message_id: str = ""  # the Message-ID header, ``<...>``
-    envelope_to: tuple[str, ...] = ()  # SMTP RCPT TO addresses, lower-case
+    envelope_to: tuple[str, ...] = ()  # SMTP RCPT TO addresses, as received
     raw_mime: bytes | None = None  # the whole RFC 5322 message, when the payload carries it
     header_hash: str = ""  # sha256 of the mail's header block as the provider gave it
 
@@ -230,8 +230,30 @@ def threading_fields(headers) -> dict:
 
 
 def address_list(value: str) -> tuple[str, ...]:
-    """Lower-case addresses of an address-list value."""
+    """The addresses of an address-list value, as received."""
     return tuple(a for _, a in addresses(value))
+
+
+def sender(*values: str) -> tuple[str, str]:
+    """(display name, address) of the first value holding an address (``Name <addr>``,
+    ``"Name" <addr>`` or a bare address), or ('', '')."""
+    for value in values:
+        pairs = addresses(value)
+        if pairs:
+            return pairs[0]
+    return "", ""
+
+
+def form_digest(form: Form, skip: tuple[str, ...] = ()) -> str:
+    """sha256 of a form's field names and contents (not its boundary), ``skip`` left out: the
+    dedupe key of a post that carries no header block, stable across the provider's retries."""
+    h = hashlib.sha256()
+    for part in form.parts:
+        if part.name not in skip:
+            for chunk in (part.name.encode("utf-8", "surrogatepass"), part.content):
+                h.update(len(chunk).to_bytes(8, "big"))
+                h.update(chunk)
+    return h.hexdigest()
 
 
 def verdict(value: str) -> str:

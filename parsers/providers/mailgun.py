@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from parsers.message import Attachment, InboundEmail, addresses, html_to_text, parse_date, parse_mime
+from parsers.message import Attachment, InboundEmail, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
 from parsers.providers.base import (
     AuthError,
@@ -30,7 +31,9 @@ from parsers.providers.base import (
     check_fresh,
     decode_words,
     first,
+    form_digest,
     json_field,
+    sender,
     sha256,
     threading_fields,
     unix_time,
@@ -59,6 +62,13 @@ FAILED_REASONS = {
     "espblock": ("soft_bounce", ""),  # the receiving provider blocked the sender, not the address
 }
 
+# Mailgun's own fields are lower-case (recipient, body-plain, ...); the mail's headers it posts
+# as fields too keep their capitals (To, Cc, Message-Id, X-Mailgun-Spf, ...)
+_HEADER_FIELD = re.compile(r"[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
+# any of these makes a post a parsed-mode route post (every one of them is optional)
+PARSED_FIELDS = ("message-headers", "body-plain", "body-html", "stripped-text", "from", "sender", "recipient")
+SIGNATURE_FIELDS = ("timestamp", "token", "signature")  # new on every retry: not part of the mail
+
 
 def _verdict(headers, name: str) -> str:
     """Mailgun's verdict header ``name``; when the mail brought its own copies and they disagree
@@ -76,13 +86,30 @@ def _verdicts(headers, form) -> dict:
     }
 
 
-def _headers(payload: Payload) -> tuple[tuple[str, str], ...]:
-    pairs = json_field(payload.form.get("message-headers"), "message-headers", [])
-    return tuple(
+def _json_pairs(value: bytes | None) -> list[tuple[str, str]]:
+    """The (name, decoded value) pairs of a ``message-headers`` field; [] when it holds none."""
+    pairs = json_field(value, "message-headers", [])
+    return [
         (p[0], decode_words(p[1]))
         for p in pairs
         if isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p)
-    )
+    ]
+
+
+def _headers(payload: Payload) -> tuple[tuple[str, str], ...]:
+    """The mail's headers: ``message-headers`` (a JSON list of pairs), completed by the header
+    fields Mailgun also posts one by one (``To``, ``Message-Id``, ...), so a missing or malformed
+    ``message-headers`` loses nothing those fields carry."""
+    found = _json_pairs(payload.form.get("message-headers"))
+    named = {k.lower() for k, _ in found}
+    for part in payload.form.parts:
+        low = part.name.lower()
+        # Mailgun's verdicts are believed only where every copy can be compared (_verdict)
+        if low in named or low.startswith("x-mailgun-"):
+            continue
+        if part.filename is None and _HEADER_FIELD.fullmatch(part.name):
+            found.append((part.name, decode_words(part.content.decode("utf-8", "replace"))))
+    return tuple(found)
 
 
 def _signature(doc: dict) -> dict:
@@ -228,12 +255,16 @@ class Mailgun(Provider):
         raw = form.get("body-mime")
         if raw is not None:
             return Keys(message_id=mime_message_id(raw), envelope_to=envelope_to, raw_mime=raw)
-        if "message-headers" not in form and "body-plain" not in form:
-            raise PayloadError("neither 'body-mime' nor 'message-headers'/'body-plain' in the form")
+        if not any(name in form for name in PARSED_FIELDS):
+            raise PayloadError(
+                "neither 'body-mime' nor any of 'message-headers', 'body-plain', 'body-html',"
+                " 'stripped-text', 'from', 'sender', 'recipient' in the form"
+            )
+        headers = form.get("message-headers")
         return Keys(
             message_id=threading_fields(_headers(payload))["message_id"],
             envelope_to=envelope_to,
-            header_hash=sha256(form.get("message-headers") or b""),
+            header_hash=sha256(headers) if headers else form_digest(form, SIGNATURE_FIELDS),
         )
 
     def parse(self, payload: Payload) -> InboundEmail:
@@ -247,8 +278,10 @@ class Mailgun(Provider):
             )
         notes: list[str] = []
         headers = _headers(payload)
-        from_pairs = addresses(form.text("from") or first(headers, "From"))
-        from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
+        given = form.get("message-headers")
+        if given is not None and not _json_pairs(given):
+            notes.append("message-headers is not a JSON list of pairs: the posted header fields were read")
+        from_name, from_addr = sender(form.text("from"), first(headers, "From"))
         text = form.text("body-plain") if "body-plain" in form else None
         html = form.text("body-html") if "body-html" in form else None
         derived = bool(not text and html)

@@ -32,6 +32,8 @@ from parsers.providers.base import (
     address_list,
     check_basic,
     decode_words,
+    first,
+    sender,
     sha256,
     threading_fields,
 )
@@ -68,10 +70,11 @@ def _s(value) -> str:
 
 
 def _full(value) -> tuple[str, ...]:
+    """The addresses of a ``ToFull``/``CcFull`` list, as received."""
     if not isinstance(value, list):
         return ()
     return tuple(
-        _s(v.get("Email")).strip().lower() for v in value if isinstance(v, dict) and "@" in _s(v.get("Email"))
+        _s(v.get("Email")).strip() for v in value if isinstance(v, dict) and "@" in _s(v.get("Email"))
     )
 
 
@@ -123,6 +126,13 @@ def _event_id(doc: dict, record: str, recipient: str) -> str:
     # opens, clicks, subscription changes have no id: the record names itself, so a retry dedupes
     digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
     return f"postmark:{record.lower()}:sha256:{digest[:40]}"
+
+
+# The inbound document's fields, all optional: a JSON object with none of them is no Postmark post.
+FIELDS = frozenset(
+    "From FromName FromFull To ToFull Cc CcFull Bcc BccFull OriginalRecipient ReplyTo Subject Date"
+    " MessageID MailboxHash TextBody HtmlBody StrippedTextReply Tag Headers Attachments RawEmail".split()
+)
 
 
 class Postmark(Provider):
@@ -188,9 +198,9 @@ class Postmark(Provider):
 
     def _doc(self, payload: Payload) -> dict:
         doc = payload.json
-        if not any(k in doc for k in ("MessageID", "FromFull", "RawEmail", "Headers")):
+        if FIELDS.isdisjoint(doc):
             raise PayloadError(
-                "not a Postmark inbound document (no MessageID, FromFull, Headers or RawEmail)"
+                "not a Postmark inbound document (none of its fields: From, To, Subject, MessageID, ...)"
             )
         return doc
 
@@ -209,7 +219,9 @@ class Postmark(Provider):
         doc = self._doc(payload)
         raw = _s(doc.get("RawEmail")).encode("utf-8", "surrogatepass") or None
         mid = mime_message_id(raw) if raw else threading_fields(self._headers(doc))["message_id"]
-        hh = "" if raw else sha256(repr(self._headers(doc)))
+        headers = self._headers(doc)
+        # no header list either: the document itself names the mail (a retry posts the same JSON)
+        hh = "" if raw else sha256(repr(headers)) if headers else sha256(payload.body)
         return Keys(_s(doc.get("MessageID"))[:200], mid, self._envelope_to(doc), raw, hh)
 
     def parse(self, payload: Payload) -> InboundEmail:
@@ -225,7 +237,7 @@ class Postmark(Provider):
             email = parse_mime(doc["RawEmail"].encode("utf-8", "surrogatepass"), provider=self.name)
             return replace(email, **common)
         notes: list[str] = []
-        sender = doc.get("FromFull") if isinstance(doc.get("FromFull"), dict) else {}
+        sender_full = doc.get("FromFull") if isinstance(doc.get("FromFull"), dict) else {}
         text = _s(doc.get("TextBody")) or None
         html = _s(doc.get("HtmlBody")) or None
         derived = bool(text is None and html is not None)
@@ -250,15 +262,22 @@ class Postmark(Provider):
                     content,
                 )
             )
-        from_addr = _s(sender.get("Email")).strip().lower() or _s(doc.get("From")).strip().lower()
+        # FromFull in today's documents; older ones have only From, as '"Name" <addr>' or bare
+        parsed_name, parsed_addr = sender(_s(doc.get("From")), first(headers, "From"))
+        from_addr = _s(sender_full.get("Email")).strip() if "@" in _s(sender_full.get("Email")) else ""
+        from_name = _s(sender_full.get("Name")) if from_addr else ""
+
+        def field(name: str, header: str) -> str:  # the document's field, else the header's copy
+            return _s(doc.get(name)) or first(headers, header)
+
         return InboundEmail(
-            from_addr=from_addr,
-            from_name=_s(sender.get("Name")) or _s(doc.get("FromName")),
-            to=_full(doc.get("ToFull")) or address_list(_s(doc.get("To"))),
-            cc=_full(doc.get("CcFull")) or address_list(_s(doc.get("Cc"))),
-            reply_to=address_list(_s(doc.get("ReplyTo"))),
-            subject=_s(doc.get("Subject")),
-            date=parse_date(_s(doc.get("Date")), notes),
+            from_addr=from_addr or parsed_addr,
+            from_name=from_name or _s(doc.get("FromName")) or parsed_name,
+            to=_full(doc.get("ToFull")) or address_list(field("To", "To")),
+            cc=_full(doc.get("CcFull")) or address_list(field("Cc", "Cc")),
+            reply_to=address_list(field("ReplyTo", "Reply-To")),
+            subject=field("Subject", "Subject"),
+            date=parse_date(field("Date", "Date"), notes),
             text=text,
             text_from_html=derived,
             html=html,

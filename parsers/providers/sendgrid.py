@@ -44,8 +44,10 @@ from parsers.providers.base import (
     check_basic,
     check_fresh,
     first,
+    form_digest,
     header_block,
     json_field,
+    sender,
     sha256,
     threading_fields,
     unix_time,
@@ -78,6 +80,8 @@ DROP_REASONS = {
     "spam reporting address": "complaint",
     "unsubscribed address": "unsubscribe",
 }
+# the parsed mode's fields, any of which makes a post a parsed-mode mail (all are optional)
+PARSED_FIELDS = ("headers", "from", "to", "cc", "subject", "text", "html", "envelope")
 MAX_EVENTS = 50_000  # a batch is at most ~768 KB (a few thousand events); more is not SendGrid
 
 
@@ -201,13 +205,17 @@ class SendGrid(Provider):
         raw = form.get("email")
         if raw is not None:
             return Keys(message_id=mime_message_id(raw), envelope_to=self._envelope_to(payload), raw_mime=raw)
-        if "headers" not in form and "from" not in form:
-            raise PayloadError("neither an 'email' field (raw mode) nor 'headers'/'from' (parsed mode)")
+        if not any(name in form for name in PARSED_FIELDS):
+            raise PayloadError(
+                "neither an 'email' field (raw mode) nor any of 'headers', 'from', 'to', 'subject',"
+                " 'text', 'html', 'envelope' (parsed mode)"
+            )
         headers = header_block(form.text("headers"))
         return Keys(
             message_id=threading_fields(headers)["message_id"],
             envelope_to=self._envelope_to(payload),
-            header_hash=sha256(form.get("headers") or b""),
+            # no header block: the whole form names the mail (a retry posts the same fields)
+            header_hash=sha256(form.get("headers")) if form.get("headers") else form_digest(form),
         )
 
     def parse(self, payload: Payload) -> InboundEmail:
@@ -229,8 +237,9 @@ class SendGrid(Provider):
             return decode_text(value, charset, notes, name)
 
         headers = header_block(field("headers"))
-        from_pairs = addresses(field("from"))
-        from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
+        # a form field missing or holding no address: the header block's copy (SendGrid sends
+        # no 'cc' field for some accounts, though the Cc is in 'headers')
+        from_name, from_addr = sender(field("from"), first(headers, "From"))
         text = field("text") if "text" in form else None
         html = field("html") if "html" in form else None
         derived = bool(text is None and html is not None)
@@ -252,8 +261,8 @@ class SendGrid(Provider):
         return InboundEmail(
             from_addr=from_addr,
             from_name=from_name,
-            to=address_list(field("to")),
-            cc=address_list(field("cc")),
+            to=address_list(field("to")) or address_list(first(headers, "To")),
+            cc=address_list(field("cc")) or address_list(first(headers, "Cc")),
             reply_to=address_list(first(headers, "Reply-To")),
             subject=field("subject") if "subject" in form else first(headers, "Subject"),
             date=parse_date(first(headers, "Date"), notes),

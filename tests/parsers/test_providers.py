@@ -114,7 +114,7 @@ def test_postmark_json_is_normalized_with_its_mailbox_hash_and_no_verdict_of_its
     assert keys.provider_id == "22c74902-a0c1-4511-804f-341342852c90"
     assert keys.message_id == "<CAPostmark01@mail.example.com>"
     assert email.mailbox_hash == "1-20261123-aaaaaaaaaaaaaaaa"
-    assert email.cc == ("sample.cc@emaildomain.com",) and email.to == (TO,)
+    assert email.cc == ("sample.cc@emailDomain.com",) and email.to == (TO,)
     # Postmark's JSON has no verdict fields: its headers are the mail's, forgeable by the sender
     assert (email.spf, email.dkim, email.dmarc) == ("", "", "")
     assert [(a.filename, a.size) for a in email.attachments] == [("myimage.png", 13)]

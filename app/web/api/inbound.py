@@ -31,7 +31,12 @@ from parsers.message import InboundEmail
 STATE = one_of(STR, STATES)
 ATTACHMENT = Shape(
     "Attachment",
-    (Field("filename", STR), Field("content_type", STR), Field("size", INT, description="bytes")),
+    (
+        Field("filename", STR, description="safe to store and show: no path, no control characters"),
+        Field("raw_filename", STR, description="the name as the sender wrote it"),
+        Field("content_type", STR),
+        Field("size", INT, description="bytes"),
+    ),
 )
 INBOUND_ENTRY = Shape(
     "InboundEntry",

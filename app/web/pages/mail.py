@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse
 
 from app.accounts.users import normalize_email
 from app.inbound.accept import STATES as STATES_IN
-from app.inbound.process import QUARANTINED_NOTE, quarantined, reset_for_reprocess
+from app.inbound.process import QUARANTINED_NOTE, load_email, quarantined, reset_for_reprocess
 from app.models import (
     Entry,
     InboundMessage,
@@ -35,7 +35,7 @@ from app.web.common import BadInput, parse_day
 from app.web.pages.framework import Ctx, back, page, refused, render
 from app.web.security import SANDBOX_CSP
 from parsers.html_bounds import bound_html
-from parsers.message import InboundEmail, parse_mime
+from parsers.message import InboundEmail
 
 PAGE_ROWS = 200
 RAW_SHOWN = 256 * 1024
@@ -220,7 +220,7 @@ def _parsed(row: InboundMessage) -> InboundEmail:
     if row.state == "quarantined":
         return InboundEmail(notes=(QUARANTINED_NOTE,))
     try:
-        return parse_mime(row.raw, provider=row.provider)
+        return load_email(row)  # the provider's payload when stored (parsed-mode posts have no raw)
     except Exception as e:  # noqa: BLE001 - hostile bytes must not take the page down
         return InboundEmail(notes=(f"the message cannot be parsed ({type(e).__name__}): shown raw only",))
 
@@ -244,6 +244,7 @@ def inbound_one(request: Request, ctx: Ctx):
             "raw_cut": len(row.raw) > RAW_SHOWN,
             "has_html": bool(email.html),
             "notes": email.notes,
+            "attachments": email.attachments,
             # what processing noted beyond the parse, such as entries cut (MAX_ENTRIES_PER_REPLY)
             "stored_notes": [n for n in row.notes.splitlines() if n and n not in email.notes],
             "sender": member,

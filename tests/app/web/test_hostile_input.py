@@ -371,7 +371,7 @@ def test_the_inbound_pages_of_an_address_parser_bomb_show_the_raw_text(client, t
 
 
 def test_a_message_the_parser_gives_up_on_is_shown_raw_with_a_note(client, team, sent, monkeypatch):
-    # parse_mime never raises on the corpus or the fuzzers; should a new shape make it, the page
+    # the parser never raises on the corpus or the fuzzers; should a new shape make it, the page
     # shows the stored bytes with a note rather than a 500
     from app.accounts.users import make_operator
     from app.inbound.accept import accept
@@ -382,10 +382,10 @@ def test_a_message_the_parser_gives_up_on_is_shown_raw_with_a_note(client, team,
         iid, _ = accept(s, provider="raw", raw=b"Subject: hi\r\n\r\nthe body\r\n", key="k", now=utcnow())
         make_operator(s, "ada@example.com", now=utcnow())
 
-    def gives_up(raw, provider=""):
+    def gives_up(row):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(mail, "parse_mime", gives_up)
+    monkeypatch.setattr(mail, "load_email", gives_up)
     sign_in(client, sent, "ada@example.com")
     r = client.get(f"/mail/inbound/{iid}")
     assert r.status_code == 200 and "cannot be parsed" in r.text and "the body" in r.text

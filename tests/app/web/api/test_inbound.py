@@ -74,8 +74,13 @@ def test_a_processed_message_reads_back_with_every_documented_field(client):
     assert FIELDS <= set(doc)
     assert doc["state"] == "processed" and doc["member_id"] == ada and doc["from"] == "ada@example.com"
     assert doc["attachments"] == [
-        {"filename": "report.pdf", "content_type": "application/pdf", "size": 45},
-        {"filename": "notes.txt", "content_type": "text/plain", "size": 12},
+        {
+            "filename": "report.pdf",
+            "raw_filename": "report.pdf",
+            "content_type": "application/pdf",
+            "size": 45,
+        },
+        {"filename": "notes.txt", "raw_filename": "notes.txt", "content_type": "text/plain", "size": 12},
     ]
     assert (
         doc["reply_text"] == "See the report attached."
