@@ -28,8 +28,6 @@ _SUPERSETS = {
     "gbk": "gb18030",
     "us-ascii": "utf-8",
     "ascii": "utf-8",
-    "iso-8859-1": "windows-1252",
-    "latin-1": "windows-1252",
     "euc-kr": "cp949",
     "ks_c_5601-1987": "cp949",
     "shift_jis": "cp932",
@@ -85,7 +83,7 @@ def decode_bytes(data: bytes, charset: str, notes: list[str], what: str = "text"
     """``data`` decoded with its declared charset, else by a fallback chain that is noted.
 
     The chain: the declared charset, strictly; the superset senders mean by it (gb2312 is
-    gb18030 in practice, us-ascii is often UTF-8, iso-8859-1 is windows-1252); UTF-8; a
+    gb18030 in practice, us-ascii is often UTF-8); UTF-8; a
     detected charset (charset-normalizer, when there are enough 8-bit bytes to tell);
     windows-1252; Latin-1, which decodes anything.
     """
