@@ -83,7 +83,7 @@ def read(raw: bytes) -> dict:
     }
 
 
-def donebox(email) -> dict:
+def donebox(email) -> dict:  # names as received (raw_filename): the safe name is for storage
     """The same fields of a parsed ``InboundEmail`` (text derived from HTML is no text part)."""
     return {
         "subject": email.subject.strip(),
@@ -93,7 +93,7 @@ def donebox(email) -> dict:
         "text": None if email.text_from_html else norm_text(email.text),
         "html": norm_text(email.html),
         "attachments": tuple(
-            (a.filename, None if a.content_type.startswith("message/") else a.size)
+            (a.raw_filename, None if a.content_type.startswith("message/") else a.size)
             for a in email.attachments
             if not a.inline
         ),
