@@ -9,7 +9,7 @@ one place, ``app.relay.feedback.EFFECTS``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 # our vocabulary ("theirs -> ours" happens in each adapter):
 #   processed    the provider accepted the message for delivery
@@ -59,3 +59,19 @@ def bounded(value, limit: int = 1000) -> str:
 def clean(value: str) -> str:
     """Text a database column and an SQL comparison take: no NUL, no lone surrogate (as '?')."""
     return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
+def epoch_time(value) -> datetime | None:
+    """A Unix timestamp in a payload as aware UTC; None for anything else (NaN, infinities, text)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def our_id(carrier, key: str = "donebox_id") -> int | None:
+    """Our outbox id as a provider hands it back under ``key`` of a payload object; None if none."""
+    text = bounded(carrier.get(key), 20) if isinstance(carrier, dict) else ""
+    return int(text) if text.isdigit() and 0 < int(text) < 2**31 else None

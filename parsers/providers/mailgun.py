@@ -16,7 +16,7 @@ import hmac
 import json
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from parsers.message import Attachment, InboundEmail, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
@@ -39,7 +39,7 @@ from parsers.providers.base import (
     unix_time,
     verdict,
 )
-from parsers.providers.events import DeliveryEvent, EventError, bounded, clean
+from parsers.providers.events import DeliveryEvent, EventError, bounded, clean, epoch_time, our_id
 
 # Mailgun event -> ours; ``failed`` is refined by severity and reason (below). Others are skipped.
 EVENTS = {
@@ -119,20 +119,6 @@ def _signature(doc: dict) -> dict:
     return sig
 
 
-def _event_time(value) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _our_id(variables) -> int | None:
-    value = bounded(variables.get("donebox_id"), 20) if isinstance(variables, dict) else ""
-    return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
-
-
 def _mailgun_event(data: dict) -> DeliveryEvent | None:
     name = data.get("event")
     if not isinstance(name, str):
@@ -169,7 +155,7 @@ def _mailgun_event(data: dict) -> DeliveryEvent | None:
     given = bounded(data.get("id"), 200)
     stamp = data.get("timestamp")
     if given:  # Mailgun's ids are unique within a day: with the time they are unique
-        at = _event_time(stamp)
+        at = epoch_time(stamp)
         event_id = f"mailgun:{given}:{int(at.timestamp()) if at is not None else ''}"
     else:
         digest = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
@@ -179,9 +165,9 @@ def _mailgun_event(data: dict) -> DeliveryEvent | None:
         kind=kind,
         event_id=clean(event_id),
         recipient=clean(bounded(data.get("recipient"), 320).strip().lower()),
-        outbound_id=_our_id(data.get("user-variables")),
+        outbound_id=our_id(data.get("user-variables")),
         message_ids=(f"<{mid}>",) if mid and " " not in mid else (),
-        at=_event_time(stamp),  # NaN and infinities (JSON allows them here) are no time
+        at=epoch_time(stamp),  # NaN and infinities (JSON allows them here) are no time
         cause=cause,
         detail=detail,
         raw=data,

@@ -37,7 +37,7 @@ from parsers.providers.base import (
     sha256,
     threading_fields,
 )
-from parsers.providers.events import DeliveryEvent, EventError, bounded, clean
+from parsers.providers.events import DeliveryEvent, EventError, bounded, clean, our_id
 
 # a Bounce record's ``Type`` -> (ours, cause); None: nothing we act on. Unknown types count as
 # soft bounces: no proof the address is bad.
@@ -89,11 +89,6 @@ def _event_time(value) -> datetime | None:
     except ValueError:
         return None
     return t.astimezone(UTC) if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def _our_id(metadata) -> int | None:
-    value = bounded(metadata.get("donebox_id"), 20) if isinstance(metadata, dict) else ""
-    return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
 
 
 def _kind(doc: dict) -> tuple[str, str] | None:
@@ -187,7 +182,7 @@ class Postmark(Provider):
             kind=kind,
             event_id=clean(_event_id(doc, record, recipient)),
             recipient=recipient,
-            outbound_id=_our_id(doc.get("Metadata")),
+            outbound_id=our_id(doc.get("Metadata")),
             provider_id=clean(bounded(doc.get("MessageID"), 255)),
             at=_event_time(when),
             cause=cause,

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature
@@ -53,7 +53,7 @@ from parsers.providers.base import (
     unix_time,
     verdict,
 )
-from parsers.providers.events import DeliveryEvent, EventError, bounded
+from parsers.providers.events import DeliveryEvent, EventError, bounded, epoch_time, our_id
 
 SIGNATURE = "x-twilio-email-event-webhook-signature"  # the Event Webhook's headers
 TIMESTAMP = "x-twilio-email-event-webhook-timestamp"
@@ -88,20 +88,6 @@ MAX_EVENTS = 50_000  # a batch is at most ~768 KB (a few thousand events); more 
 def provider_id(sg_message_id: str) -> str:
     """The X-Message-Id part of an ``sg_message_id`` (``<id>.filter...`` or ``<id>.recvd-...``)."""
     return sg_message_id.split(".", 1)[0]
-
-
-def _time(value) -> datetime | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def _outbound_id(value) -> int | None:
-    value = bounded(value, 20)
-    return int(value) if value.isdigit() and 0 < int(value) < 2**31 else None
 
 
 def _event_id(item: dict) -> str:
@@ -325,9 +311,9 @@ class SendGrid(Provider):
                     kind=kind,
                     event_id=_event_id(item),
                     recipient=bounded(item.get("email"), 320).strip().lower(),
-                    outbound_id=_outbound_id(item.get("donebox_id")),
+                    outbound_id=our_id(item),
                     provider_id=provider_id(bounded(item.get("sg_message_id"), 300)),
-                    at=_time(item.get("timestamp")),
+                    at=epoch_time(item.get("timestamp")),
                     cause=cause,
                     detail=detail,
                     raw=item,
