@@ -79,6 +79,18 @@ def _canonical(name: str) -> str | None:
         return None
 
 
+def _first_decoding(data: bytes, candidates, notes: list[str], why: str) -> str | None:
+    """``data`` decoded by the first of ``candidates`` that takes it (noted with ``why``), or None."""
+    for candidate in candidates:
+        try:
+            text = data.decode(candidate)
+        except UnicodeDecodeError:
+            continue
+        notes.append(f"{why}: read as {candidate}")
+        return text
+    return None
+
+
 def decode_bytes(data: bytes, charset: str, notes: list[str], what: str = "text") -> str:
     """``data`` decoded with its declared charset, else by a fallback chain that is noted.
 
@@ -100,12 +112,8 @@ def decode_bytes(data: bytes, charset: str, notes: list[str], what: str = "text"
         return data.decode("ascii")
     tried = [c for c in (_SUPERSETS.get(declared), "utf-8") if c and _canonical(c) != name]
     why = f"{what} is not valid {declared}" if name else f"{what} declares no known charset"
-    for candidate in tried:
-        try:
-            text = data.decode(candidate)
-        except UnicodeDecodeError:
-            continue
-        notes.append(f"{why}: read as {candidate}")
+    text = _first_decoding(data, tried, notes, why)
+    if text is not None:
         return text
     meta = _META_CHARSET.search(data[:4096]) if what == "html" else None
     named = _canonical(meta.group(1).decode("ascii").lower()) if meta else None
@@ -128,14 +136,7 @@ def decode_bytes(data: bytes, charset: str, notes: list[str], what: str = "text"
             text = data.decode(guess, "replace")
             notes.append(f"{why}: read as {guess} (detected)")
             return text
-    for candidate in ("windows-1252", "latin-1"):
-        try:
-            text = data.decode(candidate)
-        except UnicodeDecodeError:
-            continue
-        notes.append(f"{why}: read as {candidate}")
-        return text
-    return data.decode("latin-1")  # pragma: no cover - latin-1 decodes every byte
+    return _first_decoding(data, ("windows-1252", "latin-1"), notes, why)  # latin-1 decodes every byte
 
 
 def _decodes(data: bytes, charset: str) -> bool:
