@@ -39,8 +39,11 @@ _EXTENSIONS = {
 
 
 def _clean_char(c: str) -> str:
-    if unicodedata.category(c) in _HOSTILE_CATEGORIES:
+    category = unicodedata.category(c)
+    if category in _HOSTILE_CATEGORIES:
         return "_"
+    if category == "Zs" and c != " ":  # no-break and other spaces look like one and are one here
+        return " "
     return c
 
 

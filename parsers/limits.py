@@ -18,6 +18,7 @@ MAX_HTML_ATTRIBUTES = 64  # attributes of one tag; lexbor's duplicate check is q
 MAX_HTML_OPTIONS = 256  # select/option/optgroup/datalist tags: lexbor re-scans a select's options per option
 
 # MIME (parsers.message, parsers.mime_fallback)
+MAX_ADDRESS_CHARS = 200_000  # characters of one address-list header read; the rest is not
 MAX_MIME_PARTS = 1000  # parts walked; past it the rest are not read
 MAX_MIME_DEPTH = 50  # multipart / message nesting walked
 MAX_MIME_BOUNDARY_LINES = 5000  # boundary lines the fallback splitter follows (parts of all levels)

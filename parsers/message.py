@@ -25,6 +25,7 @@ from parsers.mime_fallback import split_mime
 from parsers.mime_parts import (
     decode_bytes,
     fix_text,
+    header_text,
     normalize_raw,
     read_leaf,
     strip_transport_padding,
@@ -120,19 +121,84 @@ def address_key(addr: str) -> str:
 
 def addresses(value: str) -> list[tuple[str, str]]:
     """Parse an address-list header into ``(name, addr)`` pairs, addresses as received (compare
-    them by ``address_key``)."""
+    them by ``address_key``).
+
+    Lenient where real mail is wrong, one element (between top-level commas) at a time: a
+    display name that is itself an address (``eve@example.com <frank@example.com>``, also
+    after RFC 2047 decoding) names the bracketed address only; ``Big Bug bb@bug.com`` is the
+    name ``Big Bug`` and ``bb@bug.com``; two addresses separated by a space are two; what has
+    no local part or no domain (``<Undisclosed-Recipient:@host;>``) is no address. Encoded
+    words in display names are decoded.
+    """
     plain = (value or "").strip()
     if _PLAIN_ADDRESS.fullmatch(plain):
         return [("", plain)]
-    try:
-        pairs = getaddresses([value or ""])
-    except (RecursionError, ValueError, IndexError):  # the stdlib recurses per comma in some lists
-        pairs = [("", m.group(0)) for m in _ADDR_SPEC.finditer(value or "")]
     out = []
-    for name, addr in pairs:
-        if "@" in addr:
-            out.append((name.strip(), addr.strip()))
+    for element in _elements(plain[: limits.MAX_ADDRESS_CHARS]):
+        out += _element_addresses(element)
     return out
+
+
+def _elements(value: str) -> list[str]:
+    """``value`` split at commas outside quotes, comments and angle brackets; group names
+    (``team: a@x, b@y;``) dropped."""
+    out, start, quoted, depth, angle, i = [], 0, False, 0, False, 0
+    n = len(value)
+    while i < n:
+        c = value[i]
+        if c == "\\" and (quoted or depth):
+            i += 2
+            continue
+        if quoted:
+            quoted = c != '"'
+        elif depth:
+            depth += {"(": 1, ")": -1}.get(c, 0)
+        elif c == '"':
+            quoted = True
+        elif c == "(":
+            depth = 1
+        elif c == "<":
+            angle = True
+        elif c == ">":
+            angle = False
+        elif not angle and c in ",;":
+            out.append(value[start:i])
+            start = i + 1
+        elif not angle and c == ":" and "@" not in value[start:i] and "<" not in value[start:i]:
+            start = i + 1  # a group's display name
+        i += 1
+    out.append(value[start:])
+    return [e.strip() for e in out if e.strip()]
+
+
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")  # an RFC 5322 comment (not nested)
+_BRACKETED = re.compile(r"(.*?)\s*<([^<>]*)>\s*(\(.*\))?", re.S)
+_VALID = re.compile(r'(?:"[^"\r\n]*"|[^\s@<>()",;:"]+)@[^\s@<>()",;:]+')
+
+
+def _element_addresses(element: str) -> list[tuple[str, str]]:
+    bracketed = _BRACKETED.fullmatch(element)
+    if bracketed:  # name <addr>: whatever the name looks like, the address is the bracketed one
+        addr = _COMMENT.sub("", bracketed.group(2)).rsplit(":", 1)[-1]  # an obsolete route @a,@b:addr
+        addr = "".join(addr.split())
+        name = bracketed.group(1).strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = name[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        else:
+            name = " ".join(_COMMENT.sub(" ", name).split())
+        return [(header_text(name) if "=?" in name else name, addr)] if _VALID.fullmatch(addr) else []
+    try:
+        pairs = getaddresses([element])
+    except (RecursionError, ValueError, IndexError):  # the stdlib recurses per comma in some lists
+        pairs = []
+    if len(pairs) == 1 and _VALID.fullmatch(pairs[0][1].strip()):
+        name = pairs[0][0].strip()
+        return [(header_text(name) if "=?" in name else name, pairs[0][1].strip())]
+    words = element.split()
+    specs = [w for w in words if _ADDR_SPEC.fullmatch(w)]
+    if len(specs) == 1:  # Big Bug bb@bug.com
+        return [(" ".join(w for w in words if w is not specs[0]), specs[0])]
+    return [("", a) for a in specs]
 
 
 def message_ids(value: str) -> tuple[str, ...]:
@@ -275,7 +341,7 @@ def parse_mime(raw: bytes, *, provider: str = "", provider_id: str = "") -> Inbo
     except Exception as e:  # noqa: BLE001 - flanker raises many kinds on hostile input: read it as far as is safe
         notes = prelude + [f"MIME parse failed ({type(e).__name__}): read as far as is safe"]
         return _parse_fallback(raw, notes, provider, provider_id)
-    return _build(headers, text, html, attachments, notes, provider, provider_id)
+    return _build(headers, text, html, attachments, notes, provider, provider_id, _head(raw))
 
 
 def _read_flanker(raw: bytes, notes: list[str]):
@@ -348,28 +414,38 @@ def _parse_fallback(raw: bytes, notes: list[str], provider: str, provider_id: st
     """The message as ``parsers.mime_fallback`` reads it: top-level headers and the parts it reached."""
     found = split_mime(raw)
     notes.extend(found.notes)
-    return _build(found.headers, *_bodies(found.leaves, notes), notes, provider, provider_id)
+    return _build(found.headers, *_bodies(found.leaves, notes), notes, provider, provider_id, _head(raw))
 
 
-def _build(headers, text, html, attachments, notes, provider, provider_id) -> InboundEmail:
-    """The ``InboundEmail`` of decoded headers and bodies; text is derived from HTML-only mail."""
+def _build(headers, text, html, attachments, notes, provider, provider_id, head=None) -> InboundEmail:
+    """The ``InboundEmail`` of decoded headers and bodies; text is derived from HTML-only mail.
+
+    Address lists are read from the header as written (``head``, the raw header block) when it
+    is ASCII, so an encoded display name cannot turn into list syntax once decoded (a comma,
+    an address); 8-bit headers are read decoded."""
 
     def hval(name: str) -> str:
         low = name.lower()
         return next((v for k, v in headers if k.lower() == low), "")
 
+    def aval(name: str) -> str:
+        written = head.get(name) if head is not None else None
+        if not isinstance(written, str) or not written.isascii():
+            return hval(name)
+        return written.replace("\r", "").replace("\n", "")
+
     text_from_html = text is None and html is not None
     if text_from_html:
         text = html_to_text(html, notes)
         notes.append("HTML-only mail: text derived from the HTML")
-    from_pairs = addresses(hval("From"))
+    from_pairs = addresses(aval("From"))
     from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
     return InboundEmail(
         from_addr=from_addr,
         from_name=from_name,
-        to=tuple(a for _, a in addresses(hval("To"))),
-        cc=tuple(a for _, a in addresses(hval("Cc"))),
-        reply_to=tuple(a for _, a in addresses(hval("Reply-To"))),
+        to=tuple(a for _, a in addresses(aval("To"))),
+        cc=tuple(a for _, a in addresses(aval("Cc"))),
+        reply_to=tuple(a for _, a in addresses(aval("Reply-To"))),
         subject=hval("Subject"),
         date=parse_date(hval("Date"), notes),
         message_id=(message_ids(hval("Message-ID")) or ("",))[0],

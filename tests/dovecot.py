@@ -126,7 +126,11 @@ class Dovecot:
     def append(self, folder: str, raw: bytes) -> None:
         with self.client() as c:
             if not c.folder_exists(folder):
-                c.create_folder(folder)
+                try:
+                    c.create_folder(folder)
+                except IMAPClient.Error as e:  # the poller created it meanwhile
+                    if "ALREADYEXISTS" not in str(e).upper():
+                        raise
             c.append(folder, raw)
 
     def uids(self, folder: str) -> list[int]:

@@ -84,7 +84,11 @@ def connect(box: Mailbox, settings: Settings) -> IMAPClient:
         client.starttls(ctx)
     client.login(box.user, box.password)
     if box.after == "move" and not client.folder_exists(box.done):
-        client.create_folder(box.done)
+        try:
+            client.create_folder(box.done)
+        except IMAPClient.Error as e:  # another poller (or a client) created it meanwhile
+            if "ALREADYEXISTS" not in str(e).upper():
+                raise
     return client
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from parsers.filenames import MAX_BYTES, safe_filename
@@ -51,6 +51,7 @@ def test_a_500_character_name_is_cut_to_255_bytes_and_keeps_its_extension():
 
 
 @given(st.text(max_size=400), st.sampled_from(["", "application/pdf", "text/plain"]))
+@example("0\xa00", "")  # a no-break space
 def test_every_safe_name_is_short_plain_and_its_own_safe_name(raw, ctype):
     safe = safe_filename(raw, ctype)
     assert safe and len(safe.encode("utf-8")) <= MAX_BYTES

@@ -177,8 +177,8 @@ def test_a_team_admin_runs_the_team_in_the_browser(live, browser_page, team):
     )
     reply(base, "bob@example.com", "Fixed the digest layout\nPaired with @ada", "Re: today", "<b2@t>")
 
-    def arrived():
-        page.goto(f"{base}/teams/{tid}")
+    def arrived():  # the replies' day: Ada's own today is already tomorrow in Tokyo after 15:00 UTC
+        page.goto(f"{base}/teams/{tid}?day={date.today().isoformat()}")
         return page.locator("text=Shipped the").count() and page.locator("text=Fixed the digest").count()
 
     until(arrived, "the replies on the team's day")
