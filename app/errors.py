@@ -13,6 +13,9 @@ Exception
  |    |    +-- UnregisteredKind    no context builder for a message's kind (the process lacks a package)
  |    +-- RequestError             a send or cancel request the relay refuses (``status``: HTTP's)
  |    +-- TransitionError          a state change app.relay.outbox's TRANSITIONS does not allow
+ |    +-- FetchError               a stored message's content could not be fetched (app.inbound.s3)
+ |         +-- TransientFetchError try again later: connection refused, timeouts, 5xx, throttling
+ |         +-- PermanentFetchError no retry will fix it: no such bucket or key, access denied, not configured
  +-- ValueError
  |    +-- ScheduleError            app.checkins.times: a schedule field with the reason
  |    +-- EntryError               app.checkins.entries: an entry that cannot be stored
@@ -112,3 +115,16 @@ class RequestError(DoneboxError, ValueError):
 
 class TransitionError(DoneboxError, ValueError):
     """Raised when code asks for a state change that app.relay.outbox's TRANSITIONS does not allow."""
+
+
+class FetchError(DoneboxError):
+    """Raised when the content of a stored message, kept elsewhere by its provider (an SES S3
+    action's object), cannot be fetched; the text names where it is and why."""
+
+
+class TransientFetchError(FetchError):
+    """Raised for a fetch worth trying again later: the endpoint unreachable, a timeout, a 5xx."""
+
+
+class PermanentFetchError(FetchError):
+    """Raised for a fetch no retry will fix: no such bucket or key, access denied, S3 not configured."""

@@ -89,6 +89,11 @@ class Settings:
     )
     sns_cert_hosts: tuple[str, ...] = SNS_CERT_HOSTS  # SNS_CERT_HOSTS: host[:port] patterns, * = one label
     sns_ca_file: str = ""  # SNS_CA_FILE: CA bundle for fetching SNS certificates (default: the system's)
+    ses_s3_region: str = ""  # SES_S3_REGION: region of the bucket SES S3 actions write to; unset: not fetched
+    ses_s3_endpoint_url: str = ""  # SES_S3_ENDPOINT_URL: another S3 endpoint (default: AWS's for the region)
+    aws_access_key_id: str = field(default="", repr=False)  # AWS_ACCESS_KEY_ID: unset: boto3's default chain
+    aws_secret_access_key: str = field(default="", repr=False)  # AWS_SECRET_ACCESS_KEY: with the key id
+    aws_session_token: str = field(default="", repr=False)  # AWS_SESSION_TOKEN: with temporary credentials
     imap_mailboxes: tuple[str, ...] = field(default=(), repr=False)  # IMAP_MAILBOXES: comma-separated URLs
     imap_poll_s: float = 60.0  # IMAP_POLL_S: seconds between polls when the server has no IDLE
     imap_idle_s: float = 300.0  # IMAP_IDLE_S: an IDLE is renewed after this many seconds
@@ -248,6 +253,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             f"REPLY_WINDOW_DAYS must be a whole number of days from 1 to 3660, not {window!r}"
         )
     window = int(window)
+    if bool(e("AWS_ACCESS_KEY_ID")) != bool(e("AWS_SECRET_ACCESS_KEY")):
+        raise SettingsError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither")
     transport = e("MAIL_TRANSPORT", "maildir")
     if transport not in ("maildir", "memory"):
         raise SettingsError(f"MAIL_TRANSPORT must be maildir or memory, not {transport!r}")
@@ -290,6 +297,11 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             ses_verify_signatures=verify_sns,
             sns_cert_hosts=_csv(e("SNS_CERT_HOSTS", "")) or SNS_CERT_HOSTS,
             sns_ca_file=e("SNS_CA_FILE", ""),
+            ses_s3_region=e("SES_S3_REGION", "").strip(),
+            ses_s3_endpoint_url=e("SES_S3_ENDPOINT_URL", "").strip(),
+            aws_access_key_id=e("AWS_ACCESS_KEY_ID", ""),
+            aws_secret_access_key=e("AWS_SECRET_ACCESS_KEY", ""),
+            aws_session_token=e("AWS_SESSION_TOKEN", ""),
             imap_mailboxes=_csv(e("IMAP_MAILBOXES", "")),
             imap_poll_s=float(e("IMAP_POLL_S", "60")),
             imap_idle_s=float(e("IMAP_IDLE_S", "300")),

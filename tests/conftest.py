@@ -32,6 +32,14 @@ TEST_ENV = {
     "REPLY_WINDOW_DAYS": "3660",
 }
 
+S3_SETTINGS = (
+    "SES_S3_REGION",
+    "SES_S3_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
+
 
 def need(component: str, reason: str):
     """Fail in CI, skip elsewhere: a component a test needs is not there."""
@@ -62,7 +70,13 @@ def reset_caches() -> None:
 
     # cached config, queued ids, shared renders of another test's database, SNS keys fetched
     # from another test's certificate server
-    for name in ("app.relay.routing", "app.relay.fair", "app.relay.pipeline", "app.inbound.sns"):
+    for name in (
+        "app.relay.routing",
+        "app.relay.fair",
+        "app.relay.pipeline",
+        "app.inbound.sns",
+        "app.inbound.s3",
+    ):
         if name in sys.modules:
             sys.modules[name].reset()
 
@@ -73,7 +87,7 @@ def env(tmp_path, monkeypatch):
     for k, v in TEST_ENV.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
-    for k in ("REDIS_URL", "RABBITMQ_URL", "DATABASE_URL"):
+    for k in ("REDIS_URL", "RABBITMQ_URL", "DATABASE_URL", *S3_SETTINGS):
         monkeypatch.delenv(k, raising=False)
     reset_caches()
     yield monkeypatch
@@ -198,3 +212,54 @@ def team(db):
             s.add(m)
         s.flush()
         return t
+
+
+class LocalS3:
+    """A local S3 speaking the real protocol over HTTP (moto's server mode) and a boto3 client on it."""
+
+    region = "us-east-1"
+    settings = {"SES_S3_REGION": region, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+    def __init__(self):
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        self.settings = {**self.settings, "SES_S3_ENDPOINT_URL": self.url}
+        import boto3
+
+        session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+        self.client = session.client("s3", region_name=self.region, endpoint_url=self.url)
+
+    def reset(self) -> None:
+        """Forget every bucket and object (moto's own reset endpoint)."""
+        import urllib.request
+
+        urllib.request.urlopen(
+            urllib.request.Request(self.url + "/moto-api/reset", method="POST"), timeout=10
+        )
+
+    def put(self, bucket: str, key: str, body: bytes) -> None:
+        """Store ``body`` at bucket/key, creating the bucket when needed."""
+        if bucket not in {b["Name"] for b in self.client.list_buckets().get("Buckets", [])}:
+            self.client.create_bucket(Bucket=bucket)
+        self.client.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+@pytest.fixture(scope="session")
+def _s3_server():
+    server = LocalS3()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture
+def local_s3(_s3_server, env):
+    """The local S3, emptied, with donebox's settings pointing at it (SES_S3_*, AWS_* keys)."""
+    _s3_server.reset()
+    for k, v in _s3_server.settings.items():
+        env.setenv(k, v)
+    reset_caches()
+    return _s3_server

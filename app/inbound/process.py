@@ -8,6 +8,8 @@ entries to the check-in domain. Inbound ``state`` is written only here:
     processing -> received (its job ran out of time or crashed, or its lease expired: tried again, alone)
     processing -> quarantined (INBOUND_MAX_ATTEMPTS claims never finished: not tried again by itself)
     processed | ignored | unverified | failed | quarantined -> received (reprocess by hand: attempts reset)
+    processing -> received (its content, kept in S3 by the provider, could not be fetched: retried at
+                  lease_until) | failed (could not be fetched, and no retry will fix it)
 
 The expensive work (parsing, reply extraction) runs outside any transaction, between short
 ones: claim, look up senders and apply reports, write outcomes. An outcome is written only
@@ -27,6 +29,8 @@ from app.checkins import entries
 from app.checkins.outgoing import reminder_text
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
+from app.errors import FetchError, TransientFetchError
+from app.inbound import s3
 from app.inbound.accept import text
 from app.inbound.identify import Senders, find_senders, identify, is_automatic
 from app.models import Entry, InboundMessage
@@ -35,7 +39,7 @@ from app.settings import Settings
 from parsers.dsn import parse_report
 from parsers.entries import split_entries
 from parsers.message import InboundEmail, parse_mime
-from parsers.providers import PROVIDERS, Payload
+from parsers.providers import PROVIDERS, Payload, S3Object
 from parsers.reply import extract_reply
 
 log = logging.getLogger("donebox.inbound")
@@ -207,10 +211,19 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     attempts = {row.id: row.attempts for row in claimed}
     parsed: list[tuple[int, InboundEmail, object]] = []
     changes: list[dict] = []
+    fetched: dict[int, bytes] = {}  # content fetched from where the provider kept it: stored as raw
     for row in claimed:
         try:
-            email = load_email(row)
-            parsed.append((row.id, email, parse_report(email, row.raw or b"")))
+            raw = row.raw or b""
+            where = stored_elsewhere(row)
+            if where is not None:
+                try:
+                    raw = fetched[row.id] = s3.fetch(where, settings)
+                except FetchError as e:
+                    changes.append(_unfetched(row, load_email(row), e, now=now, settings=settings))
+                    continue
+            email = load_email(row, raw)
+            parsed.append((row.id, email, parse_report(email, raw)))
         except Exception as e:  # noqa: BLE001 - recorded on the row for `donebox inbound reprocess`
             log.exception("inbound %s failed", row.id)
             changes.append({"id": row.id, "state": "failed", "error": _why(e), "processed_at": now})
@@ -247,11 +260,52 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     lost = {iid for iid in attempts if held.get(iid) != "mine"}
     if lost:
         log.warning("inbound %s: the claim ran out and the row moved on; nothing written", sorted(lost))
-    changes = [{**c, "attempts": attempts[c["id"]]} for c in changes if c["id"] not in lost]
+    changes = [
+        {**c, "attempts": attempts[c["id"]], **({"raw": fetched[c["id"]]} if c["id"] in fetched else {})}
+        for c in changes
+        if c["id"] not in lost
+    ]
     _set_states(s, changes)
     entries.add_many(s, [r for r in replies if r.inbound_id not in lost], now=now, settings=settings)
     states.update((c["id"], c["state"]) for c in changes)
     return states
+
+
+def stored_elsewhere(row) -> S3Object | None:
+    """Where the provider kept the content of a stored message whose payload carries only a
+    summary and whose raw is still empty (an SES S3 action's mail not fetched yet); else None."""
+    provider = PROVIDERS.get(row.provider)
+    if row.raw or row.payload is None or provider is None:
+        return None
+    return provider.s3_object(Payload(row.payload, row.payload_type))
+
+
+def _unfetched(row, email: InboundEmail, e: FetchError, *, now: datetime, settings: Settings) -> dict:
+    """The change for a claimed message whose content could not be fetched: its summary's From,
+    subject and Message-ID and the error; back to received, due again after a wait that grows
+    with each attempt, while the fault is transient and attempts remain; else failed. No
+    entries: a summary holds no reply."""
+    base = {
+        "id": row.id,
+        "message_id": text(email.message_id)[:1000],
+        "from_addr": text(email.from_addr)[:320],
+        "subject": text(email.subject),
+        "notes": text("\n".join(email.notes))[:4000],
+        "processed_at": now,
+    }
+    tries = f"attempt {row.attempts} of {settings.inbound_max_attempts}"
+    if isinstance(e, TransientFetchError) and row.attempts < settings.inbound_max_attempts:
+        wait_s = settings.lease_s * row.attempts
+        log.warning("inbound %s: %s; trying again in %s s", row.id, e, wait_s)
+        return {
+            **base,
+            "state": "received",
+            "lease_until": now + timedelta(seconds=wait_s),  # the sweeper enqueues it then
+            "error": text(f"{e} ({tries}; trying again in {wait_s} s)")[:4000],
+        }
+    log.warning("inbound %s: %s", row.id, e)
+    gave_up = f" ({tries}: given up)" if isinstance(e, TransientFetchError) else ""
+    return {**base, "state": "failed", "error": text(f"{e}{gave_up}")[:4000]}
 
 
 def _why(e: BaseException) -> str:
@@ -349,12 +403,14 @@ def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
     return moved
 
 
-def load_email(row) -> InboundEmail:
+def load_email(row, raw: bytes | None = None) -> InboundEmail:
     """The normalized email of a stored message (an InboundMessage or a row with its provider,
-    payload, payload_type and raw): its provider's adapter on the stored payload, or the raw MIME."""
+    payload, payload_type and raw): its provider's adapter on the stored payload (and the raw
+    beside it), or the raw MIME. ``raw``: instead of the row's (content fetched just now)."""
+    raw = row.raw if raw is None else raw
     provider = PROVIDERS.get(row.provider)
     if row.payload is not None and provider is not None:
-        return provider.parse(Payload(row.payload, row.payload_type))
+        return provider.parse_stored(Payload(row.payload, row.payload_type), raw or b"")
     if provider is not None and not provider.stores_payload:  # raw, imap: the payload is the message
-        return provider.parse(Payload(row.raw, "message/rfc822"))
-    return parse_mime(row.raw, provider=row.provider)
+        return provider.parse(Payload(raw, "message/rfc822"))
+    return parse_mime(raw, provider=row.provider)

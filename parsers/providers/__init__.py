@@ -12,6 +12,7 @@ from parsers.providers.base import (
     Payload,
     PayloadError,
     Provider,
+    S3Object,
 )
 from parsers.providers.events import DeliveryEvent, EventError
 from parsers.providers.mailgun import Mailgun
@@ -35,4 +36,5 @@ __all__ = [
     "Payload",
     "PayloadError",
     "Provider",
+    "S3Object",
 ]

@@ -74,6 +74,17 @@ class Keys:
             object.__setattr__(self, "header_hash", headers_digest(self.raw_mime))
 
 
+@dataclass(frozen=True)
+class S3Object:
+    """Where a provider stored a mail its payload does not carry: an Amazon S3 bucket and key."""
+
+    bucket: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
 class Payload:
     """A request body and its Content-Type, with the form or JSON parsed once on demand."""
 
@@ -147,6 +158,16 @@ class Provider:
     def parse(self, payload: Payload) -> InboundEmail:
         """The normalized email of a payload that ``keys`` accepted; never raises on odd mail."""
         raise NotImplementedError
+
+    def parse_stored(self, payload: Payload, raw: bytes) -> InboundEmail:
+        """The normalized email of a stored payload and the raw MIME stored beside it (b'' when
+        there is none, or none yet); providers whose payload carries the mail ignore ``raw``."""
+        return self.parse(payload)
+
+    def s3_object(self, payload: Payload) -> S3Object | None:
+        """Where the provider put the mail when the payload carries only a summary of it (an SES
+        receipt rule's S3 action): app.inbound.s3 fetches it before processing. None otherwise."""
+        return None
 
     def parse_events(self, payload: Payload) -> list[DeliveryEvent]:
         """Every event of a verified event webhook body; EventError when malformed, NoWebhook when

@@ -4,8 +4,11 @@ Both arrive as SNS messages whose ``Message`` is SES's JSON; only SNS topics pin
 setting are accepted (``verify``), and the SNS signature and subscription handshake are
 checked by app/inbound/sns.py (it fetches the signing certificate). Inbound: SNS carries at
 most 150 KB and the mail sits in ``content`` (``BASE64`` or ``UTF8`` encoding, as the rule's
-action says). Events: the SNS MessageId names the notification (SNS keeps it across
-retries), so it is the dedupe key; a notification about several recipients gives one event each.
+action says). A receipt rule with an S3 action stores the mail in a bucket and notifies without
+``content``: ``s3_object`` names the object (app/inbound/s3.py fetches it into the stored raw),
+and until then ``parse`` gives a summary from ``mail.commonHeaders`` and ``mail.headers``.
+Events: the SNS MessageId names the notification (SNS keeps it across retries), so it is the
+dedupe key; a notification about several recipients gives one event each.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from parsers.message import InboundEmail, message_ids, parse_mime, raw_message_id
+from parsers.message import InboundEmail, addresses, message_ids, parse_date, parse_mime, raw_message_id
 from parsers.providers.base import (
     Forbidden,
     Headers,
@@ -24,7 +27,11 @@ from parsers.providers.base import (
     Payload,
     PayloadError,
     Provider,
+    S3Object,
+    decode_words,
+    first,
     sha256,
+    threading_fields,
     verdict,
 )
 from parsers.providers.events import DeliveryEvent, EventError, bounded
@@ -40,6 +47,8 @@ TYPES = {
     "Open": ("open", "open", None),
     "Click": ("click", "click", None),
 }
+MAX_HEADERS = 1000  # mail.headers entries a summary keeps (SES truncates long header blocks itself)
+MAX_HEADER_CHARS = 10_000  # characters kept of one header value in a summary
 # bounce.bounceType -> ours: only Permanent is final (Undetermined: SES could not tell)
 BOUNCE_TYPES = {"Permanent": "bounce", "Transient": "soft_bounce", "Undetermined": "soft_bounce"}
 
@@ -106,6 +115,64 @@ def content_bytes(doc: dict) -> bytes | None:
     return content.encode("utf-8", "surrogatepass")
 
 
+def s3_location(doc: dict) -> S3Object | None:
+    """The bucket and key of a notification from a receipt rule's S3 action (the mail is there, not
+    in ``content``); None for other actions. A missing name is '' (the fetch refuses it)."""
+    action = _dict(_dict(doc.get("receipt")).get("action"))
+    if action.get("type") != "S3":
+        return None
+    return S3Object(bounded(action.get("bucketName"), 255).strip(), bounded(action.get("objectKey"), 1024))
+
+
+def summary(doc: dict, *, provider_id: str, where: S3Object | None) -> InboundEmail:
+    """The mail as far as the notification tells it without ``content``: the headers SES lists in
+    ``mail.headers`` (values as received) and the decoded ``mail.commonHeaders``, no body."""
+    mail = _dict(doc.get("mail"))
+    common = _dict(mail.get("commonHeaders"))
+    listed = mail.get("headers") if isinstance(mail.get("headers"), list) else []
+    headers = tuple(
+        (bounded(h.get("name"), 200), decode_words(bounded(h.get("value"), MAX_HEADER_CHARS)))
+        for h in listed[:MAX_HEADERS]
+        if isinstance(h, dict) and bounded(h.get("name"), 200)
+    )
+
+    def common_list(name: str, header: str) -> str:
+        value = common.get(name)
+        if isinstance(value, list):
+            return ", ".join(bounded(v, MAX_HEADER_CHARS) for v in value[:100] if isinstance(v, str))
+        return bounded(value, MAX_HEADER_CHARS) or first(headers, header)
+
+    notes = []
+    if where is None:
+        notes.append("no content: the receipt rule's action is neither SNS nor S3")
+    elif where.bucket and where.key:
+        notes.append(f"content in S3 at {where}, not fetched yet: this is the notification's summary")
+    else:
+        notes.append("content in S3, but the notification names no bucket or object key")
+    if mail.get("headersTruncated") is True:
+        notes.append("SES truncated the header list")
+    from_pairs = addresses(common_list("from", "From"))
+    from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
+    threading = threading_fields(headers)
+    mid = message_ids(bounded(common.get("messageId"), 1000))
+    return InboundEmail(
+        from_addr=from_addr,
+        from_name=decode_words(from_name),
+        to=tuple(a for _, a in addresses(common_list("to", "To"))),
+        cc=tuple(a for _, a in addresses(common_list("cc", "Cc"))),
+        reply_to=tuple(a for _, a in addresses(common_list("replyTo", "Reply-To"))),
+        subject=common_list("subject", "Subject"),
+        date=parse_date(common_list("date", "Date"), notes),
+        message_id=mid[0] if mid else threading["message_id"],
+        in_reply_to=threading["in_reply_to"],
+        references=threading["references"],
+        headers=headers,
+        provider="ses",
+        provider_id=provider_id,
+        notes=tuple(notes),
+    )
+
+
 def pinned(body: bytes, arns: tuple[str, ...], setting: str) -> None:
     """The SNS message's TopicArn must be one of ``arns``; raises Forbidden (PayloadError when the
     body is not an SNS message)."""
@@ -147,7 +214,19 @@ class SES(Provider):
             header_hash="" if raw else sha256(repr(mail.get("headers"))),
         )
 
+    def s3_object(self, payload: Payload) -> S3Object | None:
+        try:
+            doc = ses_notification(payload.json)
+        except PayloadError:
+            return None
+        return None if content_bytes(doc) is not None else s3_location(doc)
+
     def parse(self, payload: Payload) -> InboundEmail:
+        return self.parse_stored(payload, b"")
+
+    def parse_stored(self, payload: Payload, raw: bytes) -> InboundEmail:
+        """The notification's mail: ``content``, else ``raw`` (the S3 object once fetched into the
+        stored raw), else the summary of its headers."""
         keys = self.keys(payload)
         doc = ses_notification(payload.json)
         receipt = _dict(doc.get("receipt"))
@@ -157,15 +236,11 @@ class SES(Provider):
         }
         source = _dict(doc.get("mail")).get("source")
         verdicts["envelope_from"] = source.strip().lower()[:320] if isinstance(source, str) else ""
-        if keys.raw_mime is None:
-            return InboundEmail(
-                provider=self.name,
-                provider_id=keys.provider_id,
-                envelope_to=keys.envelope_to,
-                notes=("no content: the receipt rule's action is not SNS (S3 actions are not supported)",),
-                **verdicts,
-            )
-        email = parse_mime(keys.raw_mime, provider=self.name, provider_id=keys.provider_id)
+        mime = keys.raw_mime if keys.raw_mime is not None else raw
+        if not mime:
+            email = summary(doc, provider_id=keys.provider_id, where=s3_location(doc))
+            return replace(email, envelope_to=keys.envelope_to, **verdicts)
+        email = parse_mime(mime, provider=self.name, provider_id=keys.provider_id)
         return replace(email, envelope_to=keys.envelope_to or email.envelope_to, **verdicts)
 
     def parse_events(self, payload: Payload) -> list[DeliveryEvent]:

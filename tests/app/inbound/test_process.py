@@ -152,14 +152,15 @@ def test_a_delivery_status_notification_makes_no_entries(db):
     assert row.state == "ignored" and "delivery status" in row.error
 
 
-def test_an_ses_notification_without_content_fails_with_the_reason(db):
+def test_an_ses_s3_action_without_s3_settings_fails_with_the_reason_and_keeps_the_summary(db):
     env = json.loads((FIXTURES / "ses/notification_base64.json").read_text())
     msg = json.loads(env["Message"])
     del msg["content"]
     msg["receipt"]["action"] = {"type": "S3", "bucketName": "b", "objectKey": "k"}
     env["Message"] = json.dumps(msg)
     row = accept_and_process("ses", Payload(json.dumps(env).encode(), "text/plain"))
-    assert row.state == "failed" and "S3" in row.error
+    assert row.state == "failed" and "s3://b/k: S3 is not configured" in row.error
+    assert row.from_addr == "ada@example.com" and row.subject == "Re: Übersicht ✅"
 
 
 def test_limits_hit_while_parsing_are_recorded_on_the_row(db):

@@ -74,10 +74,10 @@ def test_parsing_and_extraction_run_outside_any_transaction_or_lock(db, monkeypa
     real_load, real_extract = app.inbound.process.load_email, app.inbound.process.extract_reply
     seen = []
 
-    def load(r):
+    def load(r, *raw):
         write_elsewhere(r.id)  # fails (locked) if the claim's transaction were still open
         seen.append("parse")
-        return real_load(r)
+        return real_load(r, *raw)
 
     def extract(email, **kw):
         write_elsewhere(ids[0])
@@ -98,13 +98,13 @@ def test_a_worker_whose_claim_was_taken_over_writes_nothing(db, monkeypatch):
     real = app.inbound.process.load_email
     later = FIXED_NOW + processing_lease(settings) + timedelta(seconds=1)
 
-    def slow(r):
+    def slow(r, *raw):
         if r.attempts == 1:  # the first worker stalls: its lease runs out, a second one does the work
             with session() as s:
                 assert sweep(s, now=later, settings=settings) == ([], [iid])
             with session() as s:
                 assert process_many(s, [iid], now=later, settings=settings) == {iid: "processed"}
-        return real(r)
+        return real(r, *raw)
 
     monkeypatch.setattr(app.inbound.process, "load_email", slow)
     with session() as s:
@@ -121,8 +121,8 @@ def stalling_parser(monkeypatch):
     real = app.inbound.process.load_email
     calls = []
 
-    def load(r):
-        email = real(r)
+    def load(r, *raw):
+        email = real(r, *raw)
         if POISON in (email.text or ""):
             calls.append(("stall", r.id))
             deadline = time.monotonic() + 60  # far past the limit; bounded so a broken test ends
