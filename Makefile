@@ -6,7 +6,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PORT ?= 8000
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ lint: $(STAMP_TEST)
 format: $(STAMP_TEST)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# the README's and docs/web.md's pictures, taken by the browser test that walks every page
+SHOTS := var/screenshots
+DESKTOP_SHOTS := team-day search-results my-schedule team-settings members message-timeline inbound-message dev-inbox
+screenshots: $(STAMP_TEST)
+	DONEBOX_SCREENSHOTS=$(SHOTS) $(BIN)/pytest -q -p no:cacheprovider tests/app/web/pages/test_phone.py
+	for n in $(DESKTOP_SHOTS); do cp $(SHOTS)/1280/$$n.png docs/screenshots/$${n%-results}.png; done
+	for n in team-day team-settings email-digest email-digest-dark; do cp $(SHOTS)/390/$$n.png docs/screenshots/phone-$$n.png; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

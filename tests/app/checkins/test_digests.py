@@ -76,7 +76,11 @@ def test_the_digest_html_is_self_contained_escaped_and_inlined(team, sent):
     rest = html.replace(pixel.group(0), "")
     assert "<link" not in rest and "src=" not in rest and "@import" not in rest
     assert 'style="' in html and "#cf222e" in html  # CSS inlined for Gmail and Outlook
-    assert 'role="presentation"' in html and 'width="600"' in html  # table layout for Outlook
+    assert 'role="presentation"' in html  # table layout for Outlook
+    # fluid up to 600 px (Outlook for Windows, which ignores max-width, gets a 600 px table of its own)
+    card = re.search(r'<table class="card"[^>]*>', html).group(0)
+    assert 'width="100%"' in card and "max-width: 600px" in card and "<!--[if mso]>" in html
+    assert "@media (prefers-color-scheme: dark)" in html  # the dark colours outlive the inliner
 
 
 def test_the_weekly_digest_goes_out_with_the_daily_one_on_the_teams_weekly_day(team, sent):
