@@ -209,7 +209,7 @@ class SES(Provider):
         return Keys(
             provider_id=str(mail.get("messageId") or "")[:200],
             message_id=mid,
-            envelope_to=tuple(str(r).strip().lower() for r in recipients if isinstance(r, str) and "@" in r),
+            envelope_to=tuple(str(r).strip() for r in recipients if isinstance(r, str) and "@" in r),
             raw_mime=raw,
             header_hash="" if raw else sha256(repr(mail.get("headers"))),
         )

@@ -108,3 +108,9 @@ def test_a_hostile_notification_never_raises(change):
     email = SES.parse(with_message(change))
     assert email.provider == "ses" and len(email.headers) <= 1000
     assert all(len(value) <= 10_000 for _, value in email.headers)
+
+
+def test_envelope_recipients_keep_their_case():
+    mixed = with_message(lambda doc: doc["receipt"].update(recipients=["Reply+Ada@Reply.Example.COM"]))
+    assert SES.keys(mixed).envelope_to == ("Reply+Ada@Reply.Example.COM",)
+    assert SES.parse(mixed).envelope_to == ("Reply+Ada@Reply.Example.COM",)
