@@ -25,6 +25,17 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def _refuse_without_sender() -> int:
+    """2, with one line on stderr, when no mail could leave this server (production with no sender)."""
+    from app.relay.routing import missing_sender
+
+    why = missing_sender(get_settings())
+    if why:
+        print(f"donebox: {why}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _serve(host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
@@ -50,6 +61,8 @@ def cmd_run(args) -> int:
 
     settings = get_settings()
     _migrate()
+    if refused := _refuse_without_sender():
+        return refused
     if not args.no_demo:
         with session() as s:
             if ensure_demo(s, now=utcnow()):
@@ -70,6 +83,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_web(args) -> int:
+    if refused := _refuse_without_sender():
+        return refused
     _serve(args.host, args.port, args.workers)
     return 0
 
@@ -83,6 +98,8 @@ def cmd_worker(args) -> int:
             file=sys.stderr,
         )
         return 2
+    if refused := _refuse_without_sender():
+        return refused
     argv = [
         sys.executable,
         "-m",
