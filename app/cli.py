@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
@@ -349,6 +350,7 @@ def cmd_dkim_keygen(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="donebox", description="Team check-ins by email, with a relay core.")
+    p.add_argument("--version", action="version", version=f"donebox {importlib.metadata.version('donebox')}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def web_opts(sp):
