@@ -1,4 +1,5 @@
-# donebox: `make run` starts everything on the embedded default; `make test` runs the whole suite.
+# donebox: `make run` starts everything on the embedded default; `make test` runs the whole suite
+# (with CI=true it first installs and starts every service the tests use: `make services`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +7,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PORT ?= 8000
 
-.PHONY: run test lint format bench clean screenshots
+.PHONY: run test services lint format bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +23,12 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 run: $(STAMP_RUN)
 	$(BIN)/donebox run --port $(PORT)
 
-test: $(STAMP_TEST)
+# PostgreSQL, Redis, RabbitMQ, Chromium, Dovecot: installed and started when missing (apt-get)
+services:
+	.ci/services
+
+# under CI=true a missing service fails its tests, so they are provisioned first
+test: $(STAMP_TEST) $(if $(filter true,$(CI)),services)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest $(PYTEST_ARGS)

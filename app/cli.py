@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import os
 import sys
@@ -22,6 +23,17 @@ def _migrate(_args=None) -> None:
 def cmd_migrate(args) -> int:
     _migrate()
     print("database is at the newest schema")
+    return 0
+
+
+def _refuse_without_sender() -> int:
+    """2, with one line on stderr, when no mail could leave this server (production with no sender)."""
+    from app.relay.routing import missing_sender
+
+    why = missing_sender(get_settings())
+    if why:
+        print(f"donebox: {why}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -50,6 +62,8 @@ def cmd_run(args) -> int:
 
     settings = get_settings()
     _migrate()
+    if refused := _refuse_without_sender():
+        return refused
     if not args.no_demo:
         with session() as s:
             if ensure_demo(s, now=utcnow()):
@@ -70,6 +84,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_web(args) -> int:
+    if refused := _refuse_without_sender():
+        return refused
     _serve(args.host, args.port, args.workers)
     return 0
 
@@ -83,6 +99,8 @@ def cmd_worker(args) -> int:
             file=sys.stderr,
         )
         return 2
+    if refused := _refuse_without_sender():
+        return refused
     argv = [
         sys.executable,
         "-m",
@@ -332,6 +350,7 @@ def cmd_dkim_keygen(args) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="donebox", description="Team check-ins by email, with a relay core.")
+    p.add_argument("--version", action="version", version=f"donebox {importlib.metadata.version('donebox')}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def web_opts(sp):

@@ -53,7 +53,7 @@ class Settings:
     reply_window_days: int = 30  # REPLY_WINDOW_DAYS: a reply address works this many days after its day
     authserv_ids: tuple[str, ...] = ()  # AUTHSERV_IDS: hosts whose Authentication-Results are believed
     mail_from: str = "donebox@localhost"  # MAIL_FROM: sender address of reminders and digests
-    mail_transport: str = "maildir"  # MAIL_TRANSPORT: maildir | memory
+    mail_transport: str = "maildir"  # MAIL_TRANSPORT: maildir | memory | none (production's default)
     inbound_raw_token: str = field(default="", repr=False)  # INBOUND_RAW_TOKEN: bearer for /inbound/raw
     max_inbound_bytes: int = 30 * 1024 * 1024  # MAX_INBOUND_BYTES: larger inbound requests get 413
     lease_s: int = 300  # LEASE_S: how long a claimed message or job may run before it is swept
@@ -255,9 +255,11 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
     window = int(window)
     if bool(e("AWS_ACCESS_KEY_ID")) != bool(e("AWS_SECRET_ACCESS_KEY")):
         raise SettingsError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither")
-    transport = e("MAIL_TRANSPORT", "maildir")
-    if transport not in ("maildir", "memory"):
-        raise SettingsError(f"MAIL_TRANSPORT must be maildir or memory, not {transport!r}")
+    # what carries mail while no sender is configured; production has nothing unless asked for, so
+    # mail never lands on the server's disk marked "sent" by default
+    transport = e("MAIL_TRANSPORT", "none" if env == "production" else "maildir")
+    if transport not in ("maildir", "memory", "none"):
+        raise SettingsError(f"MAIL_TRANSPORT must be maildir, memory or none, not {transport!r}")
     try:
         return Settings(
             env=env,

@@ -66,7 +66,7 @@ def _free_port() -> int:
 def available() -> str | None:
     """Why Dovecot cannot be started here, or None."""
     if not shutil.which("dovecot"):
-        return "the dovecot binary is missing (apt-get install dovecot-imapd)"
+        return "the dovecot binary is missing (`make services` installs dovecot-imapd)"
     if os.geteuid() != 0:
         return "starting Dovecot needs root"
     return None

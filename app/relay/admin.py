@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import re
 import sys
+from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import delete, select
 
 from app.db import session
-from app.models import Route, Sender, Team, TeamRelay
-from app.relay.routing import STRATEGIES, names
-from app.relay.transports import transport_for
-from app.settings import get_settings
+from app.errors import PermanentSendError, RenderError, TransientSendError
+from app.models import Route, Sender, Team, TeamRelay, utcnow
+from app.relay.dkim import key_store, sign_raw
+from app.relay.outbox import new_message_id
+from app.relay.render import ascii_address, build_message
+from app.relay.routing import NO_SENDER, STRATEGIES, candidates, load_config, names
+from app.relay.transports import Outgoing, close_all, get_transport, transport_for
+from app.settings import Settings, get_settings
 
 
 def masked(url: str) -> str:
@@ -63,6 +68,54 @@ def cmd_sender_remove(args) -> int:
     with session() as s:
         gone = s.execute(delete(Sender).where(Sender.name == args.name)).rowcount
     return 0 if gone else _fail(f"no sender named {args.name!r}")
+
+
+def sample_message(settings: Settings, to: str, now: datetime) -> Outgoing:
+    """A short message to ``to`` from MAIL_FROM, built and DKIM-signed as the pipeline builds mail."""
+    domain = ascii_address(settings.mail_from).rpartition("@")[2]
+    text = f"This is a test message from donebox at {settings.base_url}, sent by `donebox sender test`."
+    raw, parts = build_message(
+        from_addr=settings.mail_from,
+        from_name="donebox",
+        to=to,
+        subject="donebox sender test",
+        text=text,
+        html=f"<p>{text}</p>",
+        message_id=new_message_id(domain),
+        date=now,
+    )
+    raw = sign_raw(raw, key_store(settings.dkim_dir).keys(domain), now=int(now.timestamp()))
+    return Outgoing(ascii_address(settings.mail_from), ascii_address(to), raw, parts)
+
+
+def cmd_sender_test(args) -> int:
+    """Send one message through a sender now, bypassing the outbox, and print the server's answer."""
+    settings = get_settings()
+    config = load_config()
+    if args.sender:
+        if args.sender not in config.senders:
+            return _fail(f"no sender named {args.sender!r}")
+        name = args.sender
+    else:  # the one routing would pick first for this address, for a message of no team
+        listed, _ = candidates(config, None, args.address.rpartition("@")[2])
+        name = listed[0] if listed else ""
+    try:
+        transport = transport_for(config.senders[name].url, settings) if name else get_transport(settings)
+        message = sample_message(settings, args.address, utcnow())
+    except (ValueError, RenderError) as e:
+        return _fail(str(e))
+    if transport is None:
+        return _fail(NO_SENDER)
+    label = f"sender {name}" if name else f"MAIL_TRANSPORT={settings.mail_transport} (no sender configured)"
+    try:
+        result = transport.send(message)
+    except (TransientSendError, PermanentSendError) as e:
+        return _fail(f"{label} refused the message: {e}")
+    finally:
+        close_all()
+    answer = result.detail or "accepted"
+    print(f"{label}: {answer}" + (f" (id {result.provider_id})" if result.provider_id else ""))
+    return 0
 
 
 def _unknown(s, listed: tuple[str, ...]) -> list[str]:
@@ -137,6 +190,12 @@ def add_parsers(sub) -> None:
     p.add_argument("--disabled", action="store_true")
     p.set_defaults(fn=cmd_sender_add)
     ss.add_parser("list", help="list senders (secrets masked)").set_defaults(fn=cmd_sender_list)
+    p = ss.add_parser(
+        "test", help="send a test message to ADDRESS now, not through the outbox; print the server's answer"
+    )
+    p.add_argument("address")
+    p.add_argument("--sender", help="the sender to use (default: the one routing picks for ADDRESS)")
+    p.set_defaults(fn=cmd_sender_test)
     p = ss.add_parser("remove")
     p.add_argument("name")
     p.set_defaults(fn=cmd_sender_remove)

@@ -55,7 +55,7 @@ class Delivery:
 
     message: Row  # the claimed OutboundMessage row (read-only)
     settings: Settings
-    transport: object
+    transport: object  # MAIL_TRANSPORT's, used while no Sender is configured; None: none
     now: datetime
     context: dict = field(default_factory=dict)
     text: str = ""
@@ -224,6 +224,8 @@ def transmit(d: Delivery) -> Outcome:
     )
     config = routing.config_cache(d.settings).get()
     if not config.senders:  # nothing configured: MAIL_TRANSPORT, the embedded default
+        if d.transport is None:  # MAIL_TRANSPORT=none (production): wait for a sender, never pretend
+            return Outcome("deferred", routing.NO_SENDER, retry_in_s=d.settings.breaker_cooldown_s)
         try:
             d.result = _send(d, d.transport, outgoing)
         except (TransientSendError, PermanentSendError) as e:
@@ -333,7 +335,8 @@ def deliver_many(
     message is sent. A message whose lease is half gone before its turn (a slow sender or a rate
     limit held the batch up) is not started: it is deferred, due at once, so no sweeper retries
     it while this worker still sends it. ``transport`` carries the
-    messages when no Sender is configured (MAIL_TRANSPORT's); ``now`` fixes the clock (tests).
+    messages when no Sender is configured (MAIL_TRANSPORT's; None: they are deferred until one is);
+    ``now`` fixes the clock (tests).
     """
     settings = settings or get_settings()
     states = dict.fromkeys(message_ids, "not-claimed")

@@ -25,11 +25,17 @@ import time
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import session
 from app.models import Route, Sender, TeamRelay
 
 STRATEGIES = ("spread", "failover")
+NO_SENDER = (
+    "no sender is configured, so no mail would leave this server; add one with "
+    "`donebox sender add NAME smtp://USER:PASSWORD@HOST:587` and try it with `donebox sender test ADDRESS` "
+    "(or set MAIL_TRANSPORT=maildir to keep mail in VAR_DIR/mail on purpose)"
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +92,26 @@ def load_config() -> RelayConfig:
             for r in s.execute(select(Route).order_by(Route.id)).scalars()
         )
     return RelayConfig(senders, teams, routes)
+
+
+def missing_sender(settings) -> str:
+    """Why no mail could leave this server, or '' when it can.
+
+    It can when MAIL_TRANSPORT carries mail (maildir or memory, set on purpose in production) or
+    an enabled Sender row exists; with MAIL_TRANSPORT ``none`` (production's default) and no enabled
+    sender, the answer is NO_SENDER: `donebox web|worker|run` refuse to start on it.
+    """
+    if settings.mail_transport != "none":
+        return ""
+    try:
+        config = load_config()
+    except SQLAlchemyError as e:
+        return f"cannot read the senders ({type(e).__name__}): run `donebox migrate` first"
+    if any(s.enabled for s in config.senders.values()):
+        return ""
+    if config.senders:
+        return "every sender is disabled: " + NO_SENDER.replace("no sender is configured, so ", "")
+    return NO_SENDER
 
 
 class ConfigCache:

@@ -78,3 +78,16 @@ def test_an_api_token_is_printed_once_and_stored_hashed(db, capsys):
         row = s.execute(select(ApiToken)).scalar_one()
         assert token not in row.token_sha256 and check_token(s, token).name == "ci"
         assert check_token(s, token + "x") is None
+
+
+def test_version_prints_the_installed_package_version():
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--version"], capture_output=True, text=True, check=True
+    )
+    declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert out.stdout.strip() == f"donebox {importlib.metadata.version('donebox')}"
+    assert importlib.metadata.version("donebox") == declared["project"]["version"]

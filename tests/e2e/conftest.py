@@ -86,6 +86,15 @@ class Procs:
     def logs(self) -> str:
         return "\n".join(f"--- {p.args}\n{log.read_text(errors='replace')[-3000:]}" for p, log in self.procs)
 
+    def stop_one(self, p: subprocess.Popen) -> int:
+        """SIGTERM ``p``'s process group and wait for it; its exit code."""
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            return p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            return p.wait()
+
     def stop(self) -> None:
         for p, _ in self.procs:
             if p.poll() is None:

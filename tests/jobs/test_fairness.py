@@ -7,7 +7,6 @@ from app.models import Member, Team
 from app.relay import outbox
 from app.relay.fair import MemoryFairQueue, RedisFairQueue
 from app.relay.pipeline import CLAIM_BATCH
-from app.settings import get_settings
 from tests.conftest import FIXED_NOW
 
 
@@ -48,23 +47,34 @@ def reminders(team_id: int, member_ids: list[int], n: int, tag: str) -> list[int
 
 
 def test_a_small_team_is_served_between_a_big_teams_messages(db, sent):
-    from jobs.broker import drain
+    from jobs.broker import drain, start_embedded_workers
     from jobs.enqueue import enqueue_deliveries
 
     big_team, *big_members = make_team("big", 5)
     small_team, *small_members = make_team("small", 2)
     big = reminders(big_team, big_members, 400, "big")
     small = reminders(small_team, small_members, 10, "small")
-    enqueue_deliveries(big)  # the flood is in the queue first...
-    enqueue_deliveries(small)  # ...then the small team's ten
+    worker = start_embedded_workers()
+    # both are queued before any worker moves (how far this thread got before the workers
+    # emptied the flood would otherwise decide the order): the flood first, then the ten
+    worker.pause()
+    try:
+        enqueue_deliveries(big)
+        enqueue_deliveries(small)
+    finally:
+        worker.resume()
     drain(timeout_s=300)
     order = [m["Subject"] for m in sent]
-    assert len(order) == 410
-    positions = [i for i, subject in enumerate(order) if subject.startswith("small")]
-    # FIFO would put them after position 400; here at most one claimed batch per worker thread is
-    # ahead of them, and they alternate with the big team's
-    ahead = get_settings().worker_threads * CLAIM_BATCH
-    assert len(positions) == 10 and max(positions) < ahead + 2 * 10
+    assert len(order) == 410 and sorted(order) == sorted(
+        [f"big {i}" for i in range(400)] + [f"small {i}" for i in range(10)]
+    )
+    last_small = max(i for i, subject in enumerate(order) if subject.startswith("small"))
+    big_before = sum(1 for subject in order[:last_small] if subject.startswith("big"))
+    # FIFO would send all 400 first. Here each worker thread may have one claimed batch of the
+    # flood in hand when the ten are sorted in, then the teams alternate: the small team's last
+    # message goes out before the big team's K-th
+    k = len(worker.workers) * CLAIM_BATCH + len(small)
+    assert big_before < k, order[: last_small + 1]
     with session() as s:
         from app.models import OutboundMessage
 

@@ -78,8 +78,11 @@ def _maildir(path: Path) -> MaildirTransport:
         return _MAILDIRS[path]
 
 
-def get_transport(settings) -> Transport:
-    """The process's transport for MAIL_TRANSPORT."""
+def get_transport(settings) -> Transport | None:
+    """The process's transport for MAIL_TRANSPORT (what carries mail while no sender is configured);
+    None for ``none``, production's default: there mail leaves only through a configured sender."""
+    if settings.mail_transport == "none":
+        return None
     if settings.mail_transport == "memory":
         return _MEMORY
     return _maildir(Path(settings.mail_dir))

@@ -90,4 +90,9 @@ class SendGridTransport:
         body = r.body.decode("utf-8", "replace") if isinstance(r.body, bytes) else str(r.body or "")
         provider_id = r.headers.get("X-Message-Id", "") if r.headers else ""
         response = json.dumps({"status": r.status_code, "x_message_id": provider_id, "body": body})
-        return SendResult(self.name, provider_id=provider_id, detail=f"{r.status_code}", response=response)
+        return SendResult(
+            self.name,
+            provider_id=provider_id,
+            detail=f"{r.status_code} {body[:200]}".strip(),
+            response=response,
+        )

@@ -192,7 +192,8 @@ class _Pool:
                         f"connection to {self.config.host} broke: {e}", connection=True
                     ) from e
                 self.idle.append(client)
-                return SendResult("smtp", provider_id=message.parts.message_id, detail=reply)
+                # aiosmtplib returns only the text: DATA succeeded, so the code was 250
+                return SendResult("smtp", provider_id=message.parts.message_id, detail=f"250 {reply}")
         raise AssertionError("unreachable")
 
     async def close(self) -> None:

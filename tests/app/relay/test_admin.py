@@ -1,6 +1,13 @@
+import pytest
+from sqlalchemy import func, select
+
 from app.cli import main
+from app.db import session
+from app.models import OutboundMessage
 from app.relay.admin import masked
 from app.relay.routing import load_config
+from tests.app.relay.transports import smtp_server
+from tests.conftest import reset_caches
 
 
 def test_senders_routes_and_team_settings_from_the_command_line(team, capsys):
@@ -31,3 +38,48 @@ def test_masked_hides_passwords_and_keys():
     assert masked("smtp://user:p@ss@host:25") == "smtp://user:***@host:25"
     assert masked("sendgrid://SG.abc@api.sendgrid.com") == "sendgrid://***@api.sendgrid.com"
     assert masked("maildir:") == "maildir:"
+
+
+@pytest.fixture
+def smtp():
+    c = smtp_server.start()
+    yield c
+    c.stop()
+
+
+def outbox_rows() -> int:
+    with session() as s:
+        return s.execute(select(func.count()).select_from(OutboundMessage)).scalar()
+
+
+def test_sender_test_sends_through_the_sender_and_prints_the_servers_250(db, smtp, capsys):
+    assert main(["sender", "add", "relay", f"smtp://{smtp.hostname}:{smtp.port}?tls=none"]) == 0
+    capsys.readouterr()
+    assert main(["sender", "test", "ops@example.com"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sender relay: 250 2.0.0 Ok: queued as ABC123")
+    [envelope] = smtp.handler.envelopes
+    assert envelope.rcpt_tos == ["ops@example.com"] and envelope.mail_from == "donebox@mail.test"
+    assert b"Subject: donebox sender test" in envelope.content
+    assert outbox_rows() == 0  # straight through the transport, not the outbox
+
+
+def test_sender_test_prints_a_refusal_and_exits_1(db, smtp, capsys):
+    assert main(["sender", "add", "relay", f"smtp://{smtp.hostname}:{smtp.port}?tls=none"]) == 0
+    assert main(["sender", "add", "other", "maildir:", "--disabled"]) == 0
+    capsys.readouterr()
+    assert main(["sender", "test", "nouser@example.com", "--sender", "relay"]) == 1
+    assert "sender relay refused the message: 550 5.1.1 no such user (at rcpt)" in capsys.readouterr().err
+    smtp.handler.data_reply = "550 5.7.1 message content rejected"
+    assert main(["sender", "test", "ops@example.com"]) == 1
+    assert "550 5.7.1 message content rejected (at data)" in capsys.readouterr().err
+    assert main(["sender", "test", "ops@example.com", "--sender", "nope"]) == 1
+    assert "no sender named 'nope'" in capsys.readouterr().err
+    assert smtp.handler.envelopes == []
+
+
+def test_sender_test_with_nothing_configured_says_what_to_run(db, env, capsys):
+    env.setenv("MAIL_TRANSPORT", "none")
+    reset_caches()
+    assert main(["sender", "test", "ops@example.com"]) == 1
+    assert "donebox sender add" in capsys.readouterr().err

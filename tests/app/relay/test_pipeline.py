@@ -370,3 +370,15 @@ def test_a_message_whose_lease_is_half_gone_before_its_turn_is_given_back_not_se
     assert [m["To"] for m in t.sent] == ["a@example.com"]
     r = row(second)
     assert r.next_attempt_at <= r.updated_at and "lease" in r.error  # due at once: the sweeper requeues it
+
+
+def test_with_no_sender_and_no_mail_transport_a_message_waits_deferred_never_pretends_sent(team):
+    from app.relay.routing import NO_SENDER
+    from app.relay.transports import get_transport
+    from app.settings import load
+
+    settings = load({"DONEBOX_ENV": "production", "SECRET_KEY": "0123456789abcdef" * 4})
+    assert settings.mail_transport == "none" and get_transport(settings) is None
+    mid = reminder_for()
+    assert deliver(mid, transport=None, now=NOW) == "deferred"
+    assert row(mid).state == "deferred" and row(mid).error == NO_SENDER and row(mid).sent_at is None

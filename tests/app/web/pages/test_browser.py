@@ -67,7 +67,7 @@ def live(db, env, team):
 @pytest.fixture
 def browser_page():
     if not Path(CHROMIUM).exists():
-        need("chromium", f"no browser at {CHROMIUM} (apt-get install chromium)")
+        need("chromium", f"no browser at {CHROMIUM} (`make services` installs chromium)")
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
