@@ -3,7 +3,6 @@
 import html
 import http.cookiejar
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,10 +49,8 @@ def test_donebox_run_serves_the_demo_loop_in_the_browser_pages(tmp_path, procs):
     env.pop("SECRET_KEY")
     port = free_port()
     b = Browser(f"http://127.0.0.1:{port}")
-    started = time.monotonic()
     procs.start(["run", "--port", str(port)], env)
     wait_until(lambda: b.get("/healthz")[0] == 200, 60, "donebox run to serve")
-    assert time.monotonic() - started < 60
 
     def inbox_keys(subject: str):
         status, body = b.get("/dev/inbox")

@@ -354,15 +354,18 @@ def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slo
 
 
 def test_a_message_whose_lease_is_half_gone_before_its_turn_is_given_back_not_sent(team, monkeypatch):
-    import time
+    """The pipeline's clock is the test's: the slow sender moves it 1.1 s on, past half of a 2 s lease."""
+    import app.relay.pipeline as pipeline
 
     monkeypatch.setenv("LEASE_S", "2")
     get_settings.cache_clear()
     first, second = api_message(team, "a@example.com", "a"), api_message(team, "b@example.com", "b")
+    clock = [pipeline.utcnow()]
+    monkeypatch.setattr(pipeline, "utcnow", lambda: clock[0])
 
     class Slow(MemoryTransport):
         def send(self, message):
-            time.sleep(1.1)
+            clock[0] += timedelta(seconds=1.1)
             return super().send(message)
 
     t = Slow()
