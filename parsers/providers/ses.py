@@ -24,6 +24,7 @@ from parsers.providers.base import (
     Payload,
     PayloadError,
     Provider,
+    content_fingerprint,
     sha256,
     verdict,
 )
@@ -145,6 +146,12 @@ class SES(Provider):
             envelope_to=tuple(str(r).strip().lower() for r in recipients if isinstance(r, str) and "@" in r),
             raw_mime=raw,
             header_hash="" if raw else sha256(repr(mail.get("headers"))),
+            # no content (not an SNS action): what SES says of the mail, not the notification's JSON
+            fingerprint=""
+            if raw
+            else content_fingerprint(
+                (k, json.dumps(common.get(k), sort_keys=True)) for k in ("from", "to", "cc", "subject")
+            ),
         )
 
     def parse(self, payload: Payload) -> InboundEmail:

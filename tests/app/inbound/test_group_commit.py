@@ -41,7 +41,7 @@ def test_one_bad_row_fails_alone_and_its_group_is_committed(db, monkeypatch):
     real = app.inbound.group_commit.accept_many
 
     def picky(s, items, **kw):
-        if any(key == "bad" for _, _, key, _, _ in items):
+        if any(i.key == "bad" for i in items):
             raise ValueError("this row cannot be stored")
         return real(s, items, **kw)
 
