@@ -1,7 +1,18 @@
 """Durable acceptance of inbound mail: stored raw under a dedupe key and committed before the 2xx.
 
-A second copy of the same mail is reported as a duplicate and stores nothing. Signed
-webhook tokens (Mailgun's) are remembered in the message's own transaction, so a
+The dedupe key is the provider's id of the mail where it has one, else its Message-ID +
+envelope recipient, else a hash of its header block. A copy under a known key is a duplicate
+(answered as such, nothing stored) when it is the same mail: the key is a provider's id (the
+provider says so), or its content fingerprint (``Keys.fingerprint``: the raw MIME without
+trace fields, or the parsed fields, never the form or JSON carrying them, so a retry with a
+new boundary or signature matches) is the stored one's. Another mail under a Message-ID or
+header-hash key (a client reusing a Message-ID, a resend with edits, a hostile sender) is
+stored under ``other_key`` and linked to the first (``same_message_id_as``) with a note;
+its own retries are its duplicates. Nothing is lost. Processing (app/inbound/process.py)
+links mail stored under provider ids by ``message_key`` and makes no entries twice for the
+same content delivered again.
+
+Signed webhook tokens (Mailgun's) are remembered in the message's own transaction, so a
 replay is refused. The states an inbound message goes through are owned by
 app/inbound/process.py:
 
