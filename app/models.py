@@ -140,6 +140,14 @@ class InboundMessage(SQLModel, table=True):
     attempts: int = 0  # claims so far (app.inbound.process); INBOUND_MAX_ATTEMPTS unfinished -> quarantined
     # processing: until when the claiming worker holds it; received: when the sweeper enqueues it again
     lease_until: datetime | None = _ts()
+    # sha256 of the mail's content (parsers Keys.fingerprint): a copy with a known dedupe key and
+    # the same fingerprint is a retry; another fingerprint is another mail, stored ('' before 0012)
+    fingerprint: str = Field(default="", max_length=64)
+    # Message-ID + envelope recipient (app.inbound.accept.message_key); None without a Message-ID
+    message_key: str | None = Field(default=None, max_length=512, index=True)
+    # the first message stored with the same message_key, when this one is not it (not a foreign
+    # key: retention deletes rows in any order)
+    same_message_id_as: int | None = None
 
 
 _SCHEDULED = text("state = 'scheduled'")

@@ -212,6 +212,41 @@ def headers_digest(raw: bytes) -> str:
     return hashlib.sha256(head).hexdigest()
 
 
+# Header fields a receiving server adds on each delivery (trace fields, RFC 5321 4.4, and the
+# verdicts and stamps providers write beside them): left out of the content fingerprint, so the
+# same mail handed over twice (an MTA retry reaching a provider again) fingerprints the same.
+TRACE_FIELDS = frozenset(
+    b"received return-path delivered-to x-original-to envelope-to x-envelope-from x-envelope-to"
+    b" received-spf authentication-results arc-seal arc-message-signature arc-authentication-results"
+    b" x-received x-forwarded-to x-forwarded-for".split()
+)
+TRACE_PREFIXES = (b"x-ses-", b"x-mailgun-", b"x-spam-", b"x-gm-", b"x-google-")  # provider stamps
+_FIRST_FIELD = re.compile(rb"^[!-9;-~]+[ \t]*:", re.MULTILINE)  # a header line: name, colon
+
+
+def mime_fingerprint(raw: bytes) -> str:
+    """sha256 of a message's content: from its first header line on (an mbox ``From`` line or
+    blank lines before it are left out), line endings as LF, trace fields (``TRACE_FIELDS``)
+    left out, trailing newlines ignored. Equal for a provider's retries and for one mail
+    delivered twice; different when any other header or the body differs."""
+    text = raw.replace(b"\r\n", b"\n")
+    first = _FIRST_FIELD.search(text, 0, 65536)
+    if first is not None:
+        text = text[first.start() :]
+    head, sep, body = text.partition(b"\n\n")
+    h = hashlib.sha256()
+    keep = True
+    for line in head.split(b"\n"):
+        if line[:1] not in (b" ", b"\t"):  # a new field (else a continuation of the last one)
+            name = line.split(b":", 1)[0].strip().lower()
+            keep = name not in TRACE_FIELDS and not name.startswith(TRACE_PREFIXES)
+        if keep:
+            h.update(line + b"\n")
+    h.update(sep)
+    h.update(body.rstrip(b"\n"))
+    return h.hexdigest()
+
+
 def _head(raw: bytes):
     head = re.split(rb"\r?\n\r?\n", raw[:262144], maxsplit=1)[0] + b"\n\n"
     try:

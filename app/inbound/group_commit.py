@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection, Engine
 
 from app.db import get_engine
-from app.inbound.accept import accept_many
+from app.inbound.accept import Item, accept_many
 from app.models import utcnow
 
 log = logging.getLogger("donebox.group_commit")
@@ -40,11 +40,7 @@ MAX_GROUP = 128  # messages per transaction at most: one INSERT statement (inser
 class Pending:
     """One message waiting for its group's commit."""
 
-    provider: str
-    raw: bytes
-    key: str
-    payload: bytes | None
-    payload_type: str
+    item: Item
     future: Future
 
 
@@ -59,10 +55,11 @@ class GroupWriter:
         self._thread = threading.Thread(target=self._run, name="inbound group commit", daemon=True)
         self._thread.start()
 
-    def submit(self, provider: str, raw: bytes, key: str, payload: bytes | None, payload_type: str) -> Future:
-        """Queue one message; the Future resolves once it is committed (or raises what failed)."""
+    def submit(self, *item) -> Future:
+        """Queue one message (an ``accept.Item`` or its fields); the Future resolves to (id,
+        duplicate) once it is committed (or raises what failed)."""
         fut: Future = Future()
-        self._queue.put(Pending(provider, raw, key, payload, payload_type, fut))
+        self._queue.put(Pending(item[0] if len(item) == 1 else Item(*item), fut))
         return fut
 
     def _run(self) -> None:
@@ -99,9 +96,7 @@ class GroupWriter:
         conn = self._connection()
         try:
             with conn.begin():  # SQLite: BEGIN IMMEDIATE ... COMMIT; PostgreSQL: autocommit, no round trip
-                return accept_many(
-                    conn, [(p.provider, p.raw, p.key, p.payload, p.payload_type) for p in group], now=utcnow()
-                )
+                return accept_many(conn, [p.item for p in group], now=utcnow())
         except Exception:
             self._close()  # the next attempt starts on a fresh connection
             raise

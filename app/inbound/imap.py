@@ -22,7 +22,7 @@ from imapclient import IMAPClient
 from sqlalchemy import select
 
 from app.db import session
-from app.inbound.accept import accept, dedupe_key
+from app.inbound.accept import accept_many, item
 from app.models import ImapCursor, utcnow
 from app.settings import Settings, SettingsError
 from parsers.providers import PROVIDERS, Keys, Payload, PayloadError
@@ -111,7 +111,7 @@ def store_message(box: Mailbox, uid: int, uidvalidity: int, raw: bytes) -> tuple
         except PayloadError as e:  # stored all the same (keyed by its header hash): nothing is dropped
             log.warning("%s UID %s does not look like a message (%s); stored anyway", box.key, uid, e)
             keys = Keys(raw_mime=raw)
-        return accept(s, provider="imap", raw=raw, key=dedupe_key("imap", keys), now=utcnow())
+        return accept_many(s.connection(), [item("imap", keys)], now=utcnow())[0]
 
 
 def finish(client: IMAPClient, box: Mailbox, uids: list[int]) -> None:

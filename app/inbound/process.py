@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
@@ -99,7 +100,16 @@ def claim(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settin
         update(t)
         .where(t.c.id.in_(free.with_for_update(skip_locked=True)), t.c.state == "received")
         .values(state="processing", attempts=t.c.attempts + 1, lease_until=now + processing_lease(settings))
-        .returning(t.c.id, t.c.provider, t.c.raw, t.c.payload, t.c.payload_type, t.c.attempts)
+        .returning(
+            t.c.id,
+            t.c.provider,
+            t.c.raw,
+            t.c.payload,
+            t.c.payload_type,
+            t.c.attempts,
+            t.c.message_key,
+            t.c.fingerprint,
+        )  # fmt: skip
     )
     return sorted(s.connection().execute(stmt).all(), key=lambda row: row.id)
 
@@ -117,6 +127,46 @@ def _held(s: Session, claimed: list) -> dict[int, str]:
         row.id: "mine" if row.state == "processing" and row.attempts == mine[row.id] else row.state
         for row in found
     }
+
+
+class Copy(NamedTuple):
+    """An earlier message with a claimed row's Message-ID and envelope recipient."""
+
+    first: int  # the first message stored with them
+    same: int | None  # the first with the same content too: this row is a second delivery of it
+
+    def note(self) -> str:
+        """What the row's notes say about it."""
+        if self.same is not None:
+            return f"same Message-ID and content as inbound message {self.same}: a second delivery"
+        return f"same Message-ID as inbound message {self.first}, different content"
+
+
+def earlier_copies(s: Session, rows: list) -> dict[int, Copy]:
+    """The claimed rows whose Message-ID and envelope recipient (``message_key``) an earlier
+    message has, by id; one indexed query for the batch. A row whose fingerprint is unknown (''
+    before migration 0012) is never a second delivery."""
+    wanted = {row.message_key for row in rows if row.message_key}
+    if not wanted:
+        return {}
+    t = InboundMessage.__table__
+    firsts: dict[tuple[str, str], int] = {
+        (key, fp): first
+        for key, fp, first in s.connection().execute(
+            select(t.c.message_key, t.c.fingerprint, func.min(t.c.id))
+            .where(t.c.message_key.in_(wanted))
+            .group_by(t.c.message_key, t.c.fingerprint)
+        )
+    }
+    oldest: dict[str, int] = {}  # the first of each message_key, whatever its content
+    for (key, _), first in firsts.items():
+        oldest[key] = min(first, oldest.get(key, first))
+    out = {}
+    for row in rows:
+        if row.message_key and oldest[row.message_key] < row.id:
+            same = firsts.get((row.message_key, row.fingerprint)) if row.fingerprint else None
+            out[row.id] = Copy(oldest[row.message_key], same if same is not None and same < row.id else None)
+    return out
 
 
 def unsubscribe_request(s: Session, email: InboundEmail, settings: Settings, now: datetime) -> str:
@@ -228,8 +278,13 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
             log.exception("inbound %s failed", row.id)
             changes.append({"id": row.id, "state": "failed", "error": _why(e), "processed_at": now})
     senders = find_senders(s, [email for _, email, _ in parsed], settings) if parsed else None
+    copies = earlier_copies(s, claimed)
     reports: dict[int, str] = {}
     for iid, email, report in parsed:
+        copy = copies.get(iid)
+        if copy is not None and copy.same is not None:  # the mail again: no reports, no entries twice
+            changes.append({"id": iid, "state": "ignored", **_copy_values(email, copy, now)})
+            continue
         try:
             # List-Unsubscribe mailto requests, and bounces and complaints about our mail (which
             # move it and suppress the address), make no entries; applying them twice adds nothing
@@ -250,6 +305,11 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
         except Exception as e:  # noqa: BLE001 - as above
             log.exception("inbound %s failed", iid)
             state, values, made = "failed", {"error": _why(e), "processed_at": now}, None
+        if iid in copies:  # a reused Message-ID with other content: another mail, processed as any
+            values["same_message_id_as"] = copies[iid].first
+            values["notes"] = text("\n".join(n for n in (copies[iid].note(), values.get("notes", "")) if n))[
+                :4000
+            ]
         changes.append({"id": iid, "state": state, **values})
         if made is not None:
             member, team, day, drafts = made
@@ -306,6 +366,19 @@ def _unfetched(row, email: InboundEmail, e: FetchError, *, now: datetime, settin
     log.warning("inbound %s: %s", row.id, e)
     gave_up = f" ({tries}: given up)" if isinstance(e, TransientFetchError) else ""
     return {**base, "state": "failed", "error": text(f"{e}{gave_up}")[:4000]}
+
+
+def _copy_values(email: InboundEmail, copy: Copy, now: datetime) -> dict:
+    """The row values of a second delivery (``ignored``): what it is, and which message it repeats."""
+    return {
+        "processed_at": now,
+        "message_id": text(email.message_id)[:1000],
+        "from_addr": text(email.from_addr)[:320],
+        "subject": text(email.subject),
+        "notes": text("\n".join((copy.note(), *email.notes)))[:4000],
+        "error": copy.note(),
+        "same_message_id_as": copy.first,
+    }
 
 
 def _why(e: BaseException) -> str:

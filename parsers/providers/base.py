@@ -31,7 +31,7 @@ from email.parser import HeaderParser
 from email.policy import compat32
 from functools import cached_property
 
-from parsers.message import InboundEmail, addresses, headers_digest, message_ids
+from parsers.message import InboundEmail, addresses, headers_digest, message_ids, mime_fingerprint
 from parsers.providers.events import DeliveryEvent
 from parsers.providers.form import Form, parse_form
 
@@ -68,10 +68,16 @@ class Keys:
     envelope_to: tuple[str, ...] = ()  # SMTP RCPT TO addresses, as received
     raw_mime: bytes | None = None  # the whole RFC 5322 message, when the payload carries it
     header_hash: str = ""  # sha256 of the mail's header block as the provider gave it
+    # sha256 of the mail's content, equal across the provider's retries (not of the form or JSON
+    # carrying it, whose boundaries, signatures and tokens change): mime_fingerprint of the raw
+    # MIME, else content_fingerprint of the parsed fields; tells a retry from a reused Message-ID
+    fingerprint: str = ""
 
     def __post_init__(self):
         if not self.header_hash and self.raw_mime is not None:
             object.__setattr__(self, "header_hash", headers_digest(self.raw_mime))
+        if not self.fingerprint and self.raw_mime is not None:
+            object.__setattr__(self, "fingerprint", mime_fingerprint(self.raw_mime))
 
 
 @dataclass(frozen=True)
@@ -275,6 +281,29 @@ def form_digest(form: Form, skip: tuple[str, ...] = ()) -> str:
                 h.update(len(chunk).to_bytes(8, "big"))
                 h.update(chunk)
     return h.hexdigest()
+
+
+def content_fingerprint(fields) -> str:
+    """sha256 of a parsed-mode mail's content: (name, value) pairs, a value text, bytes or None
+    (absent). Providers pass from, to, cc, subject, text, html and each attachment's name, size
+    and bytes, never the form or JSON around them, so a retry fingerprints the same."""
+    h = hashlib.sha256()
+    for name, value in fields:
+        if value is None:
+            continue
+        raw = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+        for chunk in (name.encode(), raw):
+            h.update(len(chunk).to_bytes(8, "big"))
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def attachment_fields(parts) -> list[tuple[str, str | bytes]]:
+    """The content_fingerprint pairs of attachments given as (name, bytes)."""
+    out: list[tuple[str, str | bytes]] = []
+    for name, content in parts:
+        out += [("attachment", name), ("size", str(len(content))), ("bytes", content)]
+    return out
 
 
 def verdict(value: str) -> str:

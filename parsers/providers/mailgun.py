@@ -28,7 +28,9 @@ from parsers.providers.base import (
     PayloadError,
     Provider,
     address_list,
+    attachment_fields,
     check_fresh,
+    content_fingerprint,
     decode_words,
     first,
     form_digest,
@@ -68,6 +70,15 @@ _HEADER_FIELD = re.compile(r"[A-Z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*")
 # any of these makes a post a parsed-mode route post (every one of them is optional)
 PARSED_FIELDS = ("message-headers", "body-plain", "body-html", "stripped-text", "from", "sender", "recipient")
 SIGNATURE_FIELDS = ("timestamp", "token", "signature")  # new on every retry: not part of the mail
+# the fields holding the mail's content (ours <- Mailgun's), what a parsed post's fingerprint covers
+CONTENT_FIELDS = (
+    ("from", "from"),
+    ("to", "To"),
+    ("cc", "Cc"),
+    ("subject", "subject"),
+    ("text", "body-plain"),
+    ("html", "body-html"),
+)
 
 
 def _verdict(headers, name: str) -> str:
@@ -251,6 +262,17 @@ class Mailgun(Provider):
             message_id=threading_fields(_headers(payload))["message_id"],
             envelope_to=envelope_to,
             header_hash=sha256(headers) if headers else form_digest(form, SIGNATURE_FIELDS),
+            # the mail's fields, not the form: a retry has new signature fields and boundary
+            fingerprint=content_fingerprint(
+                [
+                    *((name, form.get(field)) for name, field in CONTENT_FIELDS),
+                    *attachment_fields(
+                        (p.filename or p.name, p.content)
+                        for p in form.files()
+                        if p.name.startswith("attachment")
+                    ),
+                ]
+            ),
         )
 
     def parse(self, payload: Payload) -> InboundEmail:

@@ -30,7 +30,9 @@ from parsers.providers.base import (
     PayloadError,
     Provider,
     address_list,
+    attachment_fields,
     check_basic,
+    content_fingerprint,
     decode_words,
     first,
     sender,
@@ -217,7 +219,32 @@ class Postmark(Provider):
         headers = self._headers(doc)
         # no header list either: the document itself names the mail (a retry posts the same JSON)
         hh = "" if raw else sha256(repr(headers)) if headers else sha256(payload.body)
-        return Keys(_s(doc.get("MessageID"))[:200], mid, self._envelope_to(doc), raw, hh)
+        fp = "" if raw else self._fingerprint(doc)  # with RawEmail: the raw MIME's (Keys)
+        return Keys(_s(doc.get("MessageID"))[:200], mid, self._envelope_to(doc), raw, hh, fp)
+
+    def _fingerprint(self, doc: dict) -> str:
+        """content_fingerprint of the document's mail fields (attachments decoded), not of its JSON."""
+        sender_full = doc.get("FromFull") if isinstance(doc.get("FromFull"), dict) else {}
+        items = doc.get("Attachments") if isinstance(doc.get("Attachments"), list) else []
+        files = []
+        for a in items:
+            if isinstance(a, dict):
+                try:
+                    content = base64.b64decode(_s(a.get("Content")), validate=False)
+                except (binascii.Error, ValueError):
+                    content = _s(a.get("Content")).encode()
+                files.append((_s(a.get("Name")), content))
+        return content_fingerprint(
+            [
+                ("from", _s(sender_full.get("Email")) or _s(doc.get("From"))),
+                ("to", _s(doc.get("To"))),
+                ("cc", _s(doc.get("Cc"))),
+                ("subject", _s(doc.get("Subject"))),
+                ("text", _s(doc.get("TextBody"))),
+                ("html", _s(doc.get("HtmlBody"))),
+                *attachment_fields(files),
+            ]
+        )
 
     def parse(self, payload: Payload) -> InboundEmail:
         doc = self._doc(payload)

@@ -41,8 +41,10 @@ from parsers.providers.base import (
     PayloadError,
     Provider,
     address_list,
+    attachment_fields,
     check_basic,
     check_fresh,
+    content_fingerprint,
     first,
     form_digest,
     header_block,
@@ -202,6 +204,13 @@ class SendGrid(Provider):
             envelope_to=self._envelope_to(payload),
             # no header block: the whole form names the mail (a retry posts the same fields)
             header_hash=sha256(form.get("headers")) if form.get("headers") else form_digest(form),
+            # the mail's fields as SendGrid decoded them, not the form (a retry has a new boundary)
+            fingerprint=content_fingerprint(
+                [
+                    *((name, form.get(name)) for name in ("from", "to", "cc", "subject", "text", "html")),
+                    *attachment_fields((p.filename or p.name, p.content) for p in form.files()),
+                ]
+            ),
         )
 
     def parse(self, payload: Payload) -> InboundEmail:

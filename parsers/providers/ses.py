@@ -28,6 +28,7 @@ from parsers.providers.base import (
     PayloadError,
     Provider,
     S3Object,
+    content_fingerprint,
     decode_words,
     first,
     sha256,
@@ -212,6 +213,12 @@ class SES(Provider):
             envelope_to=tuple(str(r).strip() for r in recipients if isinstance(r, str) and "@" in r),
             raw_mime=raw,
             header_hash="" if raw else sha256(repr(mail.get("headers"))),
+            # no content (not an SNS action): what SES says of the mail, not the notification's JSON
+            fingerprint=""
+            if raw
+            else content_fingerprint(
+                (k, json.dumps(common.get(k), sort_keys=True)) for k in ("from", "to", "cc", "subject")
+            ),
         )
 
     def s3_object(self, payload: Payload) -> S3Object | None:

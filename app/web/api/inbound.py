@@ -42,6 +42,10 @@ INBOUND_ENTRY = Shape(
     "InboundEntry",
     (Field("id", INT), Field("day", DAY), Field("kind", STR), Field("text", STR)),
 )
+SAME_MESSAGE_ID_AS = (
+    "the first inbound message with the same Message-ID and envelope recipient, when this one is"
+    " another mail reusing it or a second delivery (see notes); null otherwise"
+)
 INBOUND_SUMMARY = Shape(
     "InboundSummary",
     (
@@ -53,6 +57,7 @@ INBOUND_SUMMARY = Shape(
         Field("subject", STR),
         Field("member_id", nullable(INT), description="who wrote it, once identified"),
         Field("received_at", nullable(DATE_TIME)),
+        Field("same_message_id_as", nullable(INT), description=SAME_MESSAGE_ID_AS),
     ),
 )
 INBOUND_PAGE = Shape(
@@ -100,6 +105,7 @@ INBOUND = Shape(
         Field("notes", STRINGS, _notes, description="what parsing and processing noticed"),
         Field("member_id", nullable(INT), "row.member_id"),
         Field("received_at", nullable(DATE_TIME), "row.received_at"),
+        Field("same_message_id_as", nullable(INT), "row.same_message_id_as", description=SAME_MESSAGE_ID_AS),
         Field("entries", many(INBOUND_ENTRY), "entries", description="the entries it made"),
     ),
 )

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse
 
 from app.db import session
 from app.inbound import group_commit
-from app.inbound.accept import accept, dedupe_key, forget_tokens, remember_token
+from app.inbound.accept import accept_many, dedupe_key, forget_tokens, item, remember_token
 from app.models import utcnow
 from app.web.common import error, in_thread
 from app.web.hooks.webhooks import (
@@ -52,15 +52,10 @@ def store(name: str, keys: Keys, payload: Payload | None, token: str = "", token
             remember_token(s, name, token, now=now)
             if random.random() < 0.01:  # now and then, drop tokens whose timestamps are stale anyway
                 forget_tokens(s, before=now - timedelta(seconds=2 * token_max_age_s))
-        return accept(
-            s,
-            provider=name,
-            raw=keys.raw_mime or b"",
-            key=dedupe_key(name, keys),
-            now=now,
-            payload=payload.body if payload is not None else None,
-            payload_type=payload.content_type if payload is not None else "",
+        one = (
+            item(name, keys, payload.body, payload.content_type) if payload is not None else item(name, keys)
         )
+        return accept_many(s.connection(), [one], now=now)[0]
 
 
 async def _verified(request: Request, provider: Provider, settings) -> tuple[Payload, str]:
@@ -106,13 +101,12 @@ async def _intake(request: Request, name: str) -> JSONResponse:
             store, name, keys, stored_payload, token, settings.max_age_for(name)
         )
     else:  # committed together with whatever else this process is accepting right now
-        future = group_commit.writer(enqueue_processing).submit(
-            name,
-            keys.raw_mime or b"",
-            dedupe_key(name, keys),
-            stored_payload.body if stored_payload is not None else None,
-            stored_payload.content_type if stored_payload is not None else "",
+        one = (
+            item(name, keys, stored_payload.body, stored_payload.content_type)
+            if stored_payload is not None
+            else item(name, keys)
         )
+        future = group_commit.writer(enqueue_processing).submit(one)
         new_id, duplicate = await asyncio.wrap_future(future)
         return _accepted(provider, new_id, duplicate)  # the writer enqueued it
     if not duplicate:

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 
 from app.checkins.outgoing import digest_now, remind_now
 from app.db import session
-from app.inbound.accept import accept, dedupe_key
+from app.inbound.accept import accept_many, item
 from app.models import utcnow
 from app.relay.transports.maildir import MaildirTransport
 from app.settings import get_settings
@@ -117,13 +117,8 @@ def _store_reply(request: Request, key: str, text: str) -> int | None:
         return None
     raw = _reply_bytes(original, text)
     with session() as s:
-        iid, _ = accept(
-            s,
-            provider="dev",
-            raw=raw,
-            key=dedupe_key("dev", Keys(message_id=raw_message_id(raw), raw_mime=raw)),
-            now=utcnow(),
-        )
+        keys = Keys(message_id=raw_message_id(raw), raw_mime=raw)
+        iid, _ = accept_many(s.connection(), [item("dev", keys)], now=utcnow())[0]
     return iid
 
 

@@ -7,9 +7,11 @@ from concurrent.futures import wait
 
 from sqlalchemy import func, select
 
-from app.db import session
+from app.db import get_engine, session
 from app.inbound import group_commit
-from app.models import InboundMessage
+from app.inbound.accept import Item, accept_many, item
+from app.models import InboundMessage, utcnow
+from parsers.providers import Keys
 
 
 def count() -> int:
@@ -41,7 +43,7 @@ def test_one_bad_row_fails_alone_and_its_group_is_committed(db, monkeypatch):
     real = app.inbound.group_commit.accept_many
 
     def picky(s, items, **kw):
-        if any(key == "bad" for _, _, key, _, _ in items):
+        if any(i.key == "bad" for i in items):
             raise ValueError("this row cannot be stored")
         return real(s, items, **kw)
 
@@ -93,3 +95,50 @@ def test_a_group_is_one_insert_statement_and_on_postgresql_commits_by_itself(db)
         assert statements == inserts
     else:  # SQLite takes its write lock first
         assert set(statements) - set(inserts) == {"BEGIN IMMEDIATE"}
+
+
+def mail(body: str, message_id: str = "<reused@example.com>") -> Item:
+    """An Item as the raw webhook makes it."""
+    raw = f"From: a@example.com\r\nMessage-ID: {message_id}\r\n\r\n{body}\r\n".encode()
+    return item("raw", Keys(message_id=message_id, envelope_to=("team@reply.test",), raw_mime=raw))
+
+
+def rows() -> list[tuple]:
+    with session() as s:
+        t = InboundMessage.__table__
+        return s.execute(select(t.c.id, t.c.same_message_id_as, t.c.notes).order_by(t.c.id)).all()
+
+
+def test_within_one_group_a_reused_message_id_with_other_content_is_stored_and_retries_are_not(db):
+    a, b = mail("first body"), mail("second body")
+    with get_engine().begin() as conn:  # one accept_many: one group, whatever the writer's timing
+        results = accept_many(conn, [a, b, a, b], now=utcnow())
+    (one, new_one), (two, new_two) = results[:2]
+    assert (new_one, new_two) == (False, False) and one != two
+    assert results[2:] == [(one, True), (two, True)]
+    assert rows() == [
+        (one, None, ""),
+        (two, one, f"same Message-ID as inbound message {one}, different content"),
+    ]
+
+
+def test_across_groups_the_writer_links_a_reused_message_id_and_dedupes_each_retry(db):
+    handed_over: list[int] = []
+    w = group_commit.GroupWriter(handed_over.extend)
+    one, _ = w.submit(mail("first body")).result(timeout=30)
+    two, dup = w.submit(mail("second body")).result(timeout=30)
+    assert dup is False and two != one
+    assert w.submit(mail("second body")).result(timeout=30) == (two, True)
+    assert w.submit(mail("first body")).result(timeout=30) == (one, True)
+    three, dup = w.submit(mail("third body")).result(timeout=30)
+    assert dup is False and [r[1] for r in rows()] == [None, one, one]
+    assert handed_over == [one, two, three]
+
+
+def test_a_copy_whose_content_is_unknown_stays_a_duplicate(db):
+    first = mail("first body")
+    with get_engine().begin() as conn:
+        (one, _), again = accept_many(
+            conn, [first, first._replace(raw=b"other", fingerprint="")], now=utcnow()
+        )
+    assert again == (one, True) and len(rows()) == 1

@@ -253,3 +253,27 @@ def test_tls_and_starttls_mailboxes_are_read_with_the_servers_certificate_verifi
     finally:
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_copy_is_stored_once_and_a_reused_message_id_with_another_body_is_kept_and_linked(db, env, dovecot):
+    from app.inbound.imap import connect, parse_mailbox, poll_once
+
+    first = mail(20)
+    dovecot.append(FOLDER, first)
+    dovecot.append(
+        FOLDER, b"Received: from relay2.example.net by mx; Mon, 23 Nov 2026 17:00:09 +0000\r\n" + first
+    )
+    dovecot.append(FOLDER, first.replace(b"Did thing 20.", b"Did another thing."))
+    box = parse_mailbox(dovecot.url(FOLDER), production=False)
+    client = connect(box, get_settings())
+    jobs: list = []
+    try:
+        poll_once(client, box, jobs.append)
+    finally:
+        client.logout()
+    with session() as s:
+        found = s.execute(
+            select(InboundMessage.id, InboundMessage.same_message_id_as).order_by(InboundMessage.id)
+        )
+        (one, none), (two, linked) = found.all()
+    assert none is None and linked == one and jobs == [[one, two]]
