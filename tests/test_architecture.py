@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import logging
 from pathlib import Path
 
 from importlinter.cli import lint_imports
@@ -12,7 +13,15 @@ PACKAGES = ("app", "parsers", "jobs")
 
 
 def test_the_import_contracts_in_pyproject_hold():
-    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0
+    # lint_imports configures logging with dictConfig, which disables every logger that exists;
+    # they are enabled again so later tests still see what donebox logs
+    loggers = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)]
+    enabled = [lg for lg in loggers if not lg.disabled]
+    try:
+        assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True, no_logo=True) == 0
+    finally:
+        for lg in enabled:
+            lg.disabled = False
 
 
 def _function_level_imports() -> list[str]:
