@@ -32,7 +32,7 @@ DOWNLOAD_CSP = "default-src 'none'; sandbox"
 # and everything else, those included, is served as application/octet-stream: saved, never run.
 SERVED_AS_IS = frozenset(
     """image/png image/jpeg image/gif image/webp image/avif image/bmp application/pdf application/zip
-    text/plain text/csv text/calendar message/rfc822 audio/mpeg audio/ogg video/mp4
+    text/plain text/csv text/calendar audio/mpeg audio/ogg video/mp4
     application/msword application/vnd.ms-excel application/vnd.ms-powerpoint
     application/vnd.openxmlformats-officedocument.wordprocessingml.document
     application/vnd.openxmlformats-officedocument.spreadsheetml.sheet

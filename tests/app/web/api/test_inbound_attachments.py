@@ -178,7 +178,8 @@ def test_the_reason_says_how_many_files_the_message_has(client, mail):  # noqa: 
 @pytest.mark.parametrize(
     "declared",
     ["text/html", "TEXT/HTML; charset=utf-8", "image/svg+xml", "application/xhtml+xml", "text/xml",
-     "application/xml", "application/javascript", "text/javascript", "application/x-unknown", "", "junk"],
+     "application/xml", "application/javascript", "text/javascript", "message/rfc822", "multipart/related",
+     "application/x-unknown", "", "junk"],
 )  # fmt: skip
 def test_script_capable_or_unknown_types_are_served_as_octet_stream(declared):
     assert served_type(declared) == "application/octet-stream"
