@@ -87,6 +87,9 @@ class InboundEmail:
     text: str | None = None
     html: str | None = None
     text_from_html: bool = False  # ``text`` was derived from ``html`` (the mail had no text part)
+    # every file part in MIME order, inline parts (``Attachment.inline``) among them: a part's
+    # position here is its index (GET /api/inbound/{id}/attachments/{index}); ``attached`` and
+    # ``inline_parts`` tell the two kinds apart
     attachments: tuple[Attachment, ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     # the provider's own verdicts (never headers inside the message): pass | fail | softfail | neutral
@@ -101,6 +104,16 @@ class InboundEmail:
     envelope_to: tuple[str, ...] = ()
     mailbox_hash: str = ""  # the +hash of the recipient address, as a provider reports it (Postmark)
     notes: tuple[str, ...] = ()
+
+    @property
+    def attached(self) -> tuple[Attachment, ...]:
+        """The attachments proper: the file parts that are not inline parts."""
+        return tuple(a for a in self.attachments if not a.inline)
+
+    @property
+    def inline_parts(self) -> tuple[Attachment, ...]:
+        """The parts shown inside the HTML by ``cid:`` (a Content-ID, no attachment disposition)."""
+        return tuple(a for a in self.attachments if a.inline)
 
     def header(self, name: str) -> str:
         """The first header called ``name`` (case-insensitive), or ''."""

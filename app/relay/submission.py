@@ -16,7 +16,9 @@ optional ``X-Donebox-*`` headers for what the JSON API takes as fields
 (``X-Donebox-Send-At``, ``X-Donebox-Idempotency-Key``, ``X-Donebox-Batch-Id``,
 ``X-Donebox-Team-Id``). The From and every other header are not sent on: mail
 goes out from ``MAIL_FROM`` with our own Message-ID, as API sends do.
-Attachments are refused (the relay does not carry them).
+Attachments are refused (the relay does not carry them), and so are inline parts (images the
+HTML shows by ``cid:``), each with its own reason: an inline part is never called or counted an
+attachment.
 
 TLS: with ``SUBMISSION_TLS_CERT`` and ``SUBMISSION_TLS_KEY`` the listener offers
 STARTTLS and requires it before AUTH and MAIL. Without them it is for loopback
@@ -116,10 +118,15 @@ def message_fields(raw: bytes) -> dict:
         email = parse_mime(raw)
     except Exception as e:  # noqa: BLE001 - the same bytes fail the same way: permanent, not 451
         raise SubmissionRefused(f"554 5.6.0 The message cannot be parsed ({type(e).__name__})") from None
-    if email.attachments:
-        names = ", ".join(a.filename or a.content_type for a in email.attachments[:3])
+    if email.attached:  # attachments proper: an inline image is not one, and is not named as one
+        names = ", ".join(a.filename for a in email.attached[:3])
         raise SubmissionRefused(
             f"554 5.6.1 Attachments are not carried by this relay ({names}): link to them instead"
+        )
+    if email.inline_parts:  # the relay sends text and HTML only: the HTML's cid: images would arrive broken
+        cids = ", ".join(f"cid:{a.content_id}" for a in email.inline_parts[:3])
+        raise SubmissionRefused(
+            f"554 5.6.1 Inline images are not carried by this relay ({cids}): link to hosted images instead"
         )
     body: dict = {"subject": email.subject}
     if email.html:
@@ -247,6 +254,7 @@ def make_server(
             handler,
             hostname=settings.mail_from.rsplit("@", 1)[-1],
             ident="donebox submission",
+            # the whole message's size: inline parts count here, as every byte of the message does
             data_size_limit=settings.submission_max_bytes,
             enable_SMTPUTF8=True,
             tls_context=context,

@@ -62,6 +62,7 @@ routes = [
     Route("/api/events", api_events.events),
     Route("/api/inbound", api_inbound.list_inbound),
     Route("/api/inbound/{id:str}", api_inbound.get_inbound),
+    Route("/api/inbound/{id:str}/attachments/{index:str}", api_inbound.get_attachment),
     Route("/api/messages", api_messages.create, methods=["POST"]),
     Route("/api/messages", api_messages.list_messages, methods=["GET"]),
     Route("/api/messages/{id:int}", api_messages.cancel, methods=["DELETE"]),

@@ -1,6 +1,12 @@
-"""GET /api/inbound?state= and /api/inbound/{id}: stored inbound mail, normalized, by API token.
+"""GET /api/inbound?state=, /api/inbound/{id} and its files: stored inbound mail, normalized, by API token.
 
-A token limited to a team sees only messages attributed to a member of that team.
+A token limited to a team sees only messages attributed to a member of that team; a message
+outside its reach is a 404, files included.
+
+A message's files are its attachments and its inline parts (images its HTML shows by ``cid:``),
+listed apart. They share one index space: a file's ``index`` is its position among all the
+message's file parts in MIME order (``InboundEmail.attachments``), so attachments may be numbered
+0, 2 and an inline part 1; GET /api/inbound/{id}/attachments/{index} serves either kind.
 """
 
 from __future__ import annotations
@@ -26,16 +32,31 @@ from app.web.api.shapes import (
     one_of,
 )
 from app.web.common import id_in_range
-from parsers.message import InboundEmail
+from app.web.security import download
+from parsers import limits
+from parsers.message import Attachment, InboundEmail
 
 STATE = one_of(STR, STATES)
-ATTACHMENT = Shape(
-    "Attachment",
+_INDEX = Field(
+    "index", INT, description="its number in GET /api/inbound/{id}/attachments/{index} (shared with inline)"
+)
+_FILE_FIELDS = (
+    Field(
+        "filename", STR, "file.filename", description="safe to store and show: no path, no control characters"
+    ),
+    Field("raw_filename", STR, "file.raw_filename", description="the name as the sender wrote it"),
+    Field("content_type", STR, "file.content_type", description="as declared by the sender"),
+    Field("size", INT, "file.size", description="bytes"),
+)
+ATTACHMENT = Shape("Attachment", (_INDEX, *_FILE_FIELDS))
+INLINE_PART = Shape(
+    "InlinePart",
     (
-        Field("filename", STR, description="safe to store and show: no path, no control characters"),
-        Field("raw_filename", STR, description="the name as the sender wrote it"),
-        Field("content_type", STR),
-        Field("size", INT, description="bytes"),
+        _INDEX,
+        Field(
+            "content_id", STR, "file.content_id", description="without angle brackets, as cid: URLs name it"
+        ),
+        *_FILE_FIELDS,
     ),
 )
 INBOUND_ENTRY = Shape(
@@ -69,6 +90,18 @@ INBOUND_PAGE = Shape(
 )
 
 
+class FilePart(NamedTuple):
+    """One file of a message with its index (see the module docstring)."""
+
+    index: int
+    file: Attachment
+
+
+def files(email: InboundEmail, inline: bool) -> list[FilePart]:
+    """The message's attachments (``inline`` False) or inline parts, each with its index."""
+    return [FilePart(i, a) for i, a in enumerate(email.attachments) if a.inline == inline]
+
+
 class Stored(NamedTuple):
     """What GET /api/inbound/{id} shows: the row, its normalized email and the entries it made."""
 
@@ -97,7 +130,18 @@ INBOUND = Shape(
         Field("text", nullable(STR), "email.text"),
         Field("html", nullable(STR), "email.html"),
         Field("reply_text", STR, "row.reply_text", description="the reply, without quote and signature"),
-        Field("attachments", many(ATTACHMENT), "email.attachments"),
+        Field(
+            "attachments",
+            many(ATTACHMENT),
+            lambda st: files(st.email, inline=False),
+            description="attached files; inline parts are not among them",
+        ),
+        Field(
+            "inline",
+            many(INLINE_PART),
+            lambda st: files(st.email, inline=True),
+            description="parts the HTML shows by cid: (a Content-ID and no attachment disposition)",
+        ),
         Field("spf", STR, "email.spf"),
         Field("dkim", STR, "email.dkim"),
         Field("state", STATE, "row.state"),
@@ -110,6 +154,7 @@ INBOUND = Shape(
     ),
 )
 
+MAX_INDEX = limits.MAX_MIME_PARTS  # no message has more file parts than the parser reads parts
 STATE_Q = ChoiceQuery("state", STATES, "only messages in this state")
 LIMIT_Q = IntQuery("limit", 50, high=200)
 BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")
@@ -124,21 +169,24 @@ def _visible(s, token, row: InboundMessage) -> bool:
     return member is not None and member.team_id == token.team_id
 
 
+def email_of(row: InboundMessage) -> InboundEmail:
+    """``row``'s email normalized again, or one with a note saying why it cannot be."""
+    if row.state == "quarantined":  # its processing never finished: parsing it here could hang the web
+        return InboundEmail(notes=(QUARANTINED_NOTE,))
+    try:
+        return load_email(row)
+    except Exception as e:  # noqa: BLE001 - a stored payload our adapters can no longer read
+        return InboundEmail(notes=(f"cannot normalize the stored payload: {type(e).__name__}",))
+
+
 def stored(s, row: InboundMessage) -> Stored:
     """``row`` with its email normalized again (or a note saying why it cannot be) and its entries."""
-    if row.state == "quarantined":  # its processing never finished: parsing it here could hang the web
-        return Stored(row, InboundEmail(notes=(QUARANTINED_NOTE,)), [])
-    try:
-        email = load_email(row)
-    except Exception as e:  # noqa: BLE001 - a stored payload our adapters can no longer read
-        email = InboundEmail(notes=(f"cannot normalize the stored payload: {type(e).__name__}",))
     entries = s.execute(select(Entry).where(Entry.inbound_id == row.id).order_by(Entry.id)).scalars()
-    return Stored(row, email, list(entries))
+    return Stored(row, email_of(row), list(entries))
 
 
-@api()
-def get_inbound(request, s, token, body):
-    """GET /api/inbound/{id}: one message, normalized, with its reply text and entries."""
+def _row(request, s, token) -> InboundMessage:
+    """The message the path names, if the token may see it; else ApiError 404 (whether it exists or not)."""
     try:
         inbound_id = int(request.path_params["id"])
     except ValueError:
@@ -146,7 +194,35 @@ def get_inbound(request, s, token, body):
     row = s.get(InboundMessage, inbound_id) if id_in_range(inbound_id) else None
     if row is None or not _visible(s, token, row):
         raise ApiError(404, "no such inbound message")
-    return INBOUND.dump(stored(s, row))
+    return row
+
+
+@api()
+def get_inbound(request, s, token, body):
+    """GET /api/inbound/{id}: one message, normalized, with its reply text and entries."""
+    return INBOUND.dump(stored(s, _row(request, s, token)))
+
+
+@api()
+def get_attachment(request, s, token, body):
+    """GET /api/inbound/{id}/attachments/{index}: one attachment's or inline part's bytes, as a download.
+
+    Served by app.web.security.download: under its safe name, as application/octet-stream unless
+    its type is one browsers cannot run, with nosniff and a sandbox policy.
+    """
+    row = _row(request, s, token)
+    value = request.path_params["index"]
+    if not (value.isascii() and value.isdigit() and len(value) <= 9 and int(value) <= MAX_INDEX):
+        raise ApiError(404, f"no such attachment: the index is a whole number from 0 to {MAX_INDEX}")
+    email = email_of(row)
+    index, count = int(value), len(email.attachments)
+    if index >= count:
+        why = f"the message has {count} file part(s), numbered from 0" if count else "the message has none"
+        if row.state == "quarantined":
+            why = "the message is quarantined: it is not parsed until reprocessed"
+        raise ApiError(404, f"no such attachment: {why}")
+    part = email.attachments[index]
+    return download(part.content, part.filename, part.content_type)
 
 
 @api()

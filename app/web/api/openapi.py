@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app.web.api import entries, events, inbound, messages, teams
+from app.web.api.inbound import MAX_INDEX
 from app.web.api.shapes import ERROR, Shape, ref
 from app.web.common import MAX_ID
+from app.web.security import DOWNLOAD_TYPES
 
 SHAPES: tuple[Shape, ...] = (
     ERROR,
@@ -33,6 +35,7 @@ SHAPES: tuple[Shape, ...] = (
     inbound.INBOUND_SUMMARY,
     inbound.INBOUND_PAGE,
     inbound.ATTACHMENT,
+    inbound.INLINE_PART,
     inbound.INBOUND_ENTRY,
     inbound.INBOUND,
     messages.TIMELINE_EVENT,
@@ -60,6 +63,20 @@ ERRORS = {
     "413": "body too large",
     "415": "not JSON",
     "422": "a value out of range, or text that cannot be stored (a NUL, a lone surrogate), named",
+}
+
+
+# a file's bytes: answered under every type app.web.security.download may give it
+FILE = {
+    "description": "the file's bytes as a download (attachment disposition, nosniff, a sandbox policy)",
+    "headers": {
+        "Content-Disposition": {
+            "required": True,
+            "description": "attachment, with the safe name as filename (ASCII) and filename* (UTF-8)",
+            "schema": {"type": "string"},
+        }
+    },
+    "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(DOWNLOAD_TYPES)},
 }
 
 
@@ -150,6 +167,15 @@ PATHS = {
             "One received message: normalized, its reply text and the entries it made",
             {"200": _resp("the message", inbound.INBOUND)},
             params=[_path("id")],
+            found=True,
+        )
+    },
+    "/api/inbound/{id}/attachments/{index}": {
+        "get": _op(
+            "One attachment or inline part of a received message, by its index (attachments and inline"
+            " parts share one index space)",
+            {"200": FILE},
+            params=[_path("id"), _path("index", {"type": "integer", "minimum": 0, "maximum": MAX_INDEX})],
             found=True,
         )
     },

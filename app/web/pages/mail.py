@@ -244,7 +244,8 @@ def inbound_one(request: Request, ctx: Ctx):
             "raw_cut": len(row.raw) > RAW_SHOWN,
             "has_html": bool(email.html),
             "notes": email.notes,
-            "attachments": email.attachments,
+            "attachments": email.attached,
+            "inline_parts": email.inline_parts,  # images the HTML shows by cid:, apart from attachments
             # what processing noted beyond the parse, such as entries cut (MAX_ENTRIES_PER_REPLY)
             "stored_notes": [n for n in row.notes.splitlines() if n and n not in email.notes],
             "sender": member,

@@ -136,6 +136,34 @@ def test_attachments_are_refused_with_the_reason_and_nothing_is_stored(listener,
     assert rows() == []
 
 
+def related(m: EmailMessage) -> EmailMessage:
+    """``m`` with an HTML body showing an inline image by cid:."""
+    m.add_alternative('<p>Invoice <img src="cid:logo.1@app.example"></p>', subtype="html")
+    m.get_payload()[1].add_related(
+        b"\x89PNG\r\n", maintype="image", subtype="png", cid="<logo.1@app.example>"
+    )
+    return m
+
+
+def test_an_inline_image_is_not_counted_or_named_as_an_attachment(listener, token):
+    m = related(message())
+    m.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="invoice.pdf")
+    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+        c.send_message(m, to_addrs=["a@example.org"])
+    assert e.value.smtp_code == 554 and b"(invoice.pdf)" in e.value.smtp_error
+    assert b"png" not in e.value.smtp_error.lower()
+    assert rows() == []
+
+
+def test_inline_images_alone_are_refused_for_what_they_are(listener, token):
+    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+        c.send_message(related(message()), to_addrs=["a@example.org"])
+    assert e.value.smtp_code == 554
+    assert b"Inline images" in e.value.smtp_error and b"cid:logo.1@app.example" in e.value.smtp_error
+    assert b"Attachments" not in e.value.smtp_error
+    assert rows() == []
+
+
 def test_one_refused_field_stores_none_of_the_recipients(listener, token):
     with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
         c.send_message(message(X_Donebox_Send_At="tomorrow"), to_addrs=["a@example.org", "b@example.org"])

@@ -111,6 +111,7 @@ def _path(path: str, w: dict, **override) -> str:
         "token_id": w["token_id"],
         "id": w["iid"] if path.startswith("/api/inbound/") else w["mid_msg"],
         "batch_id": "b1",
+        "index": 0,
         "provider": "sendgrid",
         "token": "x",
         "key": "x",

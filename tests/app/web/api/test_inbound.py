@@ -16,7 +16,7 @@ from tests.parsers.test_providers import payload
 
 FIELDS = {
     "id", "provider", "message_id", "from", "from_name", "to", "cc", "subject", "date", "text", "html",
-    "reply_text", "attachments", "spf", "dkim", "state", "error", "member_id", "entries",
+    "reply_text", "attachments", "inline", "spf", "dkim", "state", "error", "member_id", "entries",
 }  # fmt: skip
 
 
@@ -75,13 +75,21 @@ def test_a_processed_message_reads_back_with_every_documented_field(client):
     assert doc["state"] == "processed" and doc["member_id"] == ada and doc["from"] == "ada@example.com"
     assert doc["attachments"] == [
         {
+            "index": 0,
             "filename": "report.pdf",
             "raw_filename": "report.pdf",
             "content_type": "application/pdf",
             "size": 45,
         },
-        {"filename": "notes.txt", "raw_filename": "notes.txt", "content_type": "text/plain", "size": 12},
+        {
+            "index": 1,
+            "filename": "notes.txt",
+            "raw_filename": "notes.txt",
+            "content_type": "text/plain",
+            "size": 12,
+        },
     ]
+    assert doc["inline"] == []
     assert (
         doc["reply_text"] == "See the report attached."
         and doc["entries"][0]["text"] == "See the report attached."

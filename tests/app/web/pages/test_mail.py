@@ -119,6 +119,22 @@ def test_the_inbound_log_shows_raw_extracted_and_cut_and_reprocess_works(client,
     assert row.state == "processed" and again == ["Shipped the thing"]
 
 
+def test_the_inbound_page_shows_inline_parts_apart_from_attachments(client, team, sent):
+    from tests.app.web.api.test_inbound_attachments import files_mail
+
+    to = reply_address(
+        "test-secret-key-0123456789-abcdefXYZ", "reply.test", member_id("ada@example.com"), date(2026, 11, 23)
+    )
+    iid = client.post("/inbound/raw", content=files_mail(to), headers=AUTH).json()["id"]
+    drain()
+    sign_in(client, sent, "ada@example.com")
+    page = client.get(f"/mail/inbound/{iid}").text
+    attached = page.split('<ul class="attachments">')[1].split("</ul>")[0]
+    inline = page.split('<ul class="inline-parts">')[1].split("</ul>")[0]
+    assert "report.pdf" in attached and "attachment.png" not in attached
+    assert "attachment.png" in inline and "cid:chart.1@example.com" in inline and "report.pdf" not in inline
+
+
 def test_an_admin_does_not_see_other_teams_inbound(client, team, sent):
     other_team()
     iid = reply(client, "zed@other.example", "zed's secret")
