@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -197,6 +197,16 @@ class OutboundMessage(SQLModel, table=True):
     actor: str | None = Field(
         default=None, max_length=320
     )  # who asked for it (a user's email); None: no person
+
+
+class OutboundContent(SQLModel, table=True):
+    """The exact bytes a transport was handed for a message, zlib-compressed; written with the
+    outcome (app.relay.outbox.finish), deleted by retention (the message's ``purged_at``)."""
+
+    # the message's id; not a foreign key, as MessageEvent's: written only with the message's own
+    # outcome, and messages are never deleted (migration 0012)
+    message_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    raw_zlib: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class MessageEvent(SQLModel, table=True):

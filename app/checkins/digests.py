@@ -14,8 +14,8 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.checkins.asked import not_heard_from
 from app.checkins.entries import Shown, first_per_member
-from app.checkins.schedules import effective
 from app.models import Entry, Member, MemberPause, OutboundMessage, Team, TeamSettings
 from app.settings import Settings
 
@@ -63,7 +63,7 @@ def _away(s: Session, member_ids: list[int], first: date, last: date) -> set[int
 
 def summarize(s: Session, team: Team, first: date, last: date, settings: Settings) -> dict:
     """Entries of days first..last grouped by member (bounded: DIGEST_ENTRIES_PER_MEMBER each); who
-    was away; who was asked and did not answer."""
+    was away; who was asked and did not answer (app.checkins.asked: a reminder reached them)."""
     members = _members(s, team.id)
     shelves = first_per_member(
         s,
@@ -78,13 +78,9 @@ def summarize(s: Session, team: Team, first: date, last: date, settings: Setting
         if mid in groups:
             groups[mid] = Group(groups[mid].member, *shelf)
     away = _away(s, [m.id for m in members], first, last)
-    span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-
-    def was_asked(m: Member) -> bool:
-        sched = effective(m, team)
-        return sched.asked and any(str(d.isoweekday()) in sched.reminder_days for d in span)
-
     written = [g for g in groups.values() if g.entries]
+    present = [m for m in members if m.id not in away]  # the away are listed as such
+    quiet = not_heard_from(s, present, first, last, wrote=[g.member.id for g in written])
     return {
         "team": team,
         "first": first,
@@ -94,7 +90,7 @@ def summarize(s: Session, team: Team, first: date, last: date, settings: Setting
         "blocker_count": sum(g.blocker_total for g in written),
         "entry_count": sum(g.total for g in written),
         "away": [m for m in members if m.id in away and not groups[m.id].entries],
-        "quiet": [m for m in members if not groups[m.id].entries and m.id not in away and was_asked(m)],
+        "quiet": quiet,
     }
 
 

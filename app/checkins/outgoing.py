@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.checkins.asked import checkin_key, not_heard_from
 from app.checkins.digests import daily_context, weekly_context
 from app.checkins.entries import Shelf, first_per_member
 from app.checkins.reply_tokens import reply_address
@@ -49,7 +50,7 @@ def checkin_row(
     else:
         subject, expires = f"What {team.name} got done on {day:%A, %d %B}", None
     return {
-        "idempotency_key": f"{kind}:{member.id}:{iso}",
+        "idempotency_key": checkin_key(kind, member.id, day),
         "kind": kind,
         "team_id": team.id,
         "member_id": member.id,
@@ -151,7 +152,7 @@ def team_day(
     s: Session, team_id: int, day: date, *, per_member: int = PAGE_ENTRIES_PER_MEMBER, chars: int = 2000
 ) -> tuple[list[tuple[Member, Shelf]], list[Member]]:
     """The team's entries of ``day`` by member (the first ``per_member`` each, text cut at ``chars``,
-    and how many more), and the members who wrote none."""
+    and how many more), and the members asked that day who wrote none (app.checkins.asked)."""
     members = list(
         s.execute(
             select(Member).where(Member.team_id == team_id, Member.active).order_by(Member.name)
@@ -159,8 +160,7 @@ def team_day(
     )
     by_member = first_per_member(s, team_id, day, day, per_member=per_member, chars=chars)
     groups = [(m, by_member[m.id]) for m in members if m.id in by_member]
-    quiet = [m for m in members if m.id not in by_member and m.role != "observer"]
-    return groups, quiet
+    return groups, not_heard_from(s, members, day, day, wrote=by_member)
 
 
 # how the relay makes these messages' context at send time; a digest says nothing per recipient,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -19,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.errors import TransitionError
-from app.models import MessageEvent, OutboundMessage
+from app.models import MessageEvent, OutboundContent, OutboundMessage
 
 # state -> the states it may move to (DESIGN.md). Final states map to nothing.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -36,6 +37,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "suppressed": frozenset(),
 }
 PRE_SEND = ("scheduled", "queued", "deferred")
+# kept bytes: level 1 compresses a 12.5 kB digest to ~2.3 kB, within 2% of level 6, in 60% of its time
+CONTENT_ZLIB_LEVEL = 1
 
 
 def new_message_id(domain: str) -> str:
@@ -333,6 +336,10 @@ _PG_FINISH = text(
             next_attempt_at = COALESCE(CAST(:next_attempt_at AS timestamptz), next_attempt_at)
         WHERE id = :id AND state = 'sending'
         RETURNING id
+    ), content AS (
+        INSERT INTO outboundcontent (message_id, raw_zlib)
+        SELECT id, CAST(:raw_zlib AS bytea) FROM done WHERE CAST(:raw_zlib AS bytea) IS NOT NULL
+        ON CONFLICT (message_id) DO UPDATE SET raw_zlib = EXCLUDED.raw_zlib
     )
     INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
     SELECT id, :to, 'sending', :error, :now FROM done
@@ -341,21 +348,32 @@ _PG_FINISH = text(
 _FINISH_VALUES = ("sender", "links", "sent_at", "provider_id", "provider_response", "next_attempt_at")
 
 
-def finish(session: Session, message_id: int, to: str, *, now: datetime, error: str = "", **values) -> bool:
+def finish(
+    session: Session,
+    message_id: int,
+    to: str,
+    *,
+    now: datetime,
+    error: str = "",
+    raw: bytes | None = None,
+    **values,
+) -> bool:
     """Record how the attempt on a ``sending`` message ended (sent, deferred, failed, bounced,
     suppressed): ``error`` and ``values`` (columns of _FINISH_VALUES) on the row, the lease
-    dropped, an event appended. True when this call moved it. PostgreSQL: one statement."""
+    dropped, an event appended, and ``raw`` (the bytes the transport was handed, if given) kept
+    compressed in OutboundContent, replacing an earlier attempt's. True when this call moved it.
+    PostgreSQL: one statement."""
     if to not in TRANSITIONS["sending"]:
         raise TransitionError(f"sending -> {to} is not allowed")
     unknown = set(values) - set(_FINISH_VALUES)
     if unknown:
         raise ValueError(f"finish cannot set {sorted(unknown)}")
+    packed = None if raw is None else zlib.compress(raw, CONTENT_ZLIB_LEVEL)
     if session.get_bind().dialect.name == "postgresql":
-        params = (
-            dict.fromkeys(_FINISH_VALUES) | values | {"id": message_id, "to": to, "now": now, "error": error}
-        )
+        params = dict.fromkeys(_FINISH_VALUES) | values
+        params |= {"id": message_id, "to": to, "now": now, "error": error, "raw_zlib": packed}
         return session.connection().execute(_PG_FINISH, params).first() is not None
-    return transition(
+    moved = transition(
         session,
         message_id,
         to,
@@ -364,6 +382,19 @@ def finish(session: Session, message_id: int, to: str, *, now: datetime, error: 
         detail=error,
         values={"error": error, "lease_until": None, **values},
     )
+    if moved and packed is not None:
+        stmt = sqlite_insert(OutboundContent.__table__).values(message_id=message_id, raw_zlib=packed)
+        session.execute(stmt.on_conflict_do_update(index_elements=["message_id"], set_={"raw_zlib": packed}))
+    return moved
+
+
+def content(session: Session, message_id: int) -> bytes | None:
+    """The bytes the message was handed to its transport as (its final attempt), or None: never
+    handed, sent before they were kept (migration 0012), or purged (its ``purged_at``)."""
+    packed = session.execute(
+        select(OutboundContent.raw_zlib).where(OutboundContent.message_id == message_id)
+    ).scalar()
+    return None if packed is None else zlib.decompress(packed)
 
 
 def sweep(session: Session, *, now: datetime, lease_s: int, limit: int = 1000) -> list[int]:

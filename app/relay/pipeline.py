@@ -68,8 +68,11 @@ class Delivery:
     result: SendResult | None = None
     suppressed: str = ""  # the suppression list's reason for the recipient, read when it was claimed
     slot: threading.BoundedSemaphore | None = None  # the send slot it holds (sent, not yet recorded)
+    handed: bytes | None = None  # the bytes last handed to a transport's send (kept with the outcome)
 
 
+# whose bytes are never kept: a sign-in link is a credential until it expires
+UNKEPT_KINDS = frozenset({"signin"})
 UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
 
 
@@ -197,6 +200,7 @@ def _send(d: Delivery, transport, outgoing: Outgoing) -> SendResult:
     commits) when it is accepted; a failure gives it back at once."""
     slot = slots.send_slots(d.settings)
     slot.acquire()
+    d.handed = outgoing.raw
     try:
         result = transport.send(outgoing)
     except BaseException:
@@ -301,7 +305,10 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
             error = f"gave up: {outcome.detail}"
         else:
             values["next_attempt_at"] = retry_at
-    moved = outbox.finish(s, m.id, state, now=d.now, error=error, **values)
+    # the bytes a transport was handed are kept once the attempt is final (a deferred message is
+    # built again, with a new Date and signature, on its next attempt); never a sign-in link
+    raw = d.handed if state != "deferred" and m.kind not in UNKEPT_KINDS else None
+    moved = outbox.finish(s, m.id, state, now=d.now, error=error, raw=raw, **values)
     if moved and state == "bounced":  # the receiving server refused the address itself
         detail = f"{error[:500]} (message {m.id})"
         suppressions.add(s, m.to_addr, "bounce", detail=detail, team_id=m.team_id, now=d.now)

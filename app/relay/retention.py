@@ -1,4 +1,5 @@
-"""Retention: after RETENTION_DAYS, a message's content and raw provider response are purged.
+"""Retention: after RETENTION_DAYS, a message's content, the bytes it was sent as
+(OutboundContent) and its raw provider response are purged; ``purged_at`` says when.
 
 Metadata (addresses, subject, states, times, sender, provider id) and the event
 timeline stay. Only messages that will not be sent again are purged.
@@ -8,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlmodel import Session
 
-from app.models import OutboundMessage
+from app.models import OutboundContent, OutboundMessage
 
 DONE = ("sent", "delivered", "bounced", "complained", "failed", "cancelled", "suppressed")
 
@@ -33,6 +34,11 @@ def purge(s: Session, *, now: datetime, days: int, limit: int = 5000) -> int:
             update(M)
             .where(M.id.in_(ids), M.purged_at.is_(None))
             .values(context="{}", provider_response="", links="", purged_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        s.execute(
+            delete(OutboundContent)
+            .where(OutboundContent.message_id.in_(ids))
             .execution_options(synchronize_session=False)
         )
     return len(ids)

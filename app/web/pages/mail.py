@@ -4,7 +4,11 @@ reprocessing, the suppression list. A team admin sees only their teams' mail; an
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as email_policy
 
 import nh3
 from sqlalchemy import func, select
@@ -101,9 +105,7 @@ def _outbound(ctx: Ctx, mid: int) -> OutboundMessage:
 
 
 def _render(ctx: Ctx, m: OutboundMessage, settings) -> tuple[str, str, str]:
-    """(text, html, error) of the message as the relay renders it now; sign-in links are never shown."""
-    if m.kind == "signin":
-        return "(sign-in links are not shown here)", "", ""
+    """(text, html, error) of the message as the relay would render it now."""
     try:
         _, text, html = render_message(ctx.s, m, settings)
     except Exception as e:  # noqa: BLE001 - shown to the operator, as the relay would record it
@@ -111,24 +113,67 @@ def _render(ctx: Ctx, m: OutboundMessage, settings) -> tuple[str, str, str]:
     return text, html, ""
 
 
+KEPT_SINCE = "0012_sent_content"  # the migration since which the bytes of sent mail are kept
+
+
+@dataclass
+class Content:
+    """What the message page shows as the message's content, and what it is (``note``)."""
+
+    note: str = ""
+    text: str = ""
+    html: str = ""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    error: str = ""
+    kept: bool = False  # the bytes a transport received, not a rendering
+    preview: bool = False  # rendered now, for a message not sent yet
+
+
+def _part(msg: EmailMessage, kind: str) -> str:
+    body = msg.get_body((kind,))
+    return "" if body is None else body.get_content().replace("\r\n", "\n")
+
+
+def _content(ctx: Ctx, m: OutboundMessage, settings) -> Content:
+    """The message as its transport received it, parsed from the kept bytes and never rendered
+    again; a preview for a message not sent yet; otherwise why there is nothing to show."""
+    if m.kind == "signin":
+        return Content(note="Sign-in links are not shown here (nor kept).")
+    raw = outbox.content(ctx.s, m.id)
+    if raw is not None:
+        msg = BytesParser(policy=email_policy).parsebytes(raw)
+        headers = [(k, str(v)) for k, v in msg.items()]
+        when = f" at {m.sent_at:%Y-%m-%d %H:%M:%S} UTC" if m.sent_at else ""
+        note = f"As handed to the transport{when}: {len(raw)} bytes."
+        return Content(note, _part(msg, "plain"), _part(msg, "html"), headers, kept=True)
+    if m.purged_at is not None:
+        return Content(note=f"The content was purged on {m.purged_at:%Y-%m-%d} (RETENTION_DAYS).")
+    if m.state in outbox.PRE_SEND or m.state == "sending":
+        text, html, err = _render(ctx, m, settings)
+        note = "Preview: will be rendered when sent, with the data of that moment."
+        return Content(note, text, html, error=err, preview=True)
+    if m.state in ("failed", "cancelled", "suppressed"):
+        return Content(
+            note=f"No content kept: no transport received this message (or it was {m.state} before "
+            f"donebox kept sent mail, migration {KEPT_SINCE})."
+        )
+    return Content(
+        note=f"Content not kept: this message was sent before donebox kept the bytes of sent mail "
+        f"(migration {KEPT_SINCE})."
+    )
+
+
 @page("mail")
 def outbound_one(request: Request, ctx: Ctx):
-    """GET /mail/outbound/{mid}: one message, its timeline of events and its rendered text."""
+    """GET /mail/outbound/{mid}: one message, its timeline of events and its content as sent."""
     m = _outbound(ctx, request.path_params["mid"])
-    text, html, err = _render(ctx, m, request.app.state.settings)
+    content = _content(ctx, m, request.app.state.settings)
     team = ctx.s.get(Team, m.team_id) if m.team_id else None
     return render(
         request,
         ctx,
         "mail_outbound_one.html",
-        {
-            "m": m,
-            "events": outbox.events(ctx.s, m.id),
-            "text": text,
-            "has_html": bool(html),
-            "error": err,
-            "msg_team": team,
-        },
+        {"m": m, "events": outbox.events(ctx.s, m.id), "content": content, "msg_team": team},
     )
 
 
@@ -153,15 +198,22 @@ def _style_filter(element: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def sandboxed(html: str) -> HTMLResponse:
+def sandboxed(html: str, *, dead_links: str = "") -> HTMLResponse:
     """Mail HTML for an iframe: held to the parsing budgets (nh3's tree building is quadratic in
     nesting: 100,000 nested elements took 29 s), sanitized with nh3, served under a no-script
-    sandbox policy."""
+    sandbox policy. Links and images starting with ``dead_links`` lose their target (our tracked links and
+    open pixel: looking at the page must not count as the recipient's click or open)."""
+
+    def keep(element: str, attribute: str, value: str) -> str | None:
+        if dead_links and attribute in ("href", "src") and value.startswith(dead_links):
+            return None
+        return _style_filter(element, attribute, value)
+
     clean = nh3.clean(
         bound_html(html).html,
         attributes=_ATTRIBUTES,
         filter_style_properties=_STYLE_PROPERTIES,
-        attribute_filter=_style_filter,
+        attribute_filter=keep,
         url_schemes={"http", "https", "mailto"},
     )
     return HTMLResponse(clean, headers={"Content-Security-Policy": SANDBOX_CSP})
@@ -169,10 +221,10 @@ def sandboxed(html: str) -> HTMLResponse:
 
 @page("mail")
 def outbound_html(request: Request, ctx: Ctx):
-    """GET /mail/outbound/{mid}/html: the rendered HTML part, sandboxed."""
+    """GET /mail/outbound/{mid}/html: the HTML part as sent (or the preview), sandboxed."""
     m = _outbound(ctx, request.path_params["mid"])
-    _, html, _ = _render(ctx, m, request.app.state.settings)
-    return sandboxed(html)
+    settings = request.app.state.settings
+    return sandboxed(_content(ctx, m, settings).html, dead_links=f"{settings.base_url}/t/")
 
 
 @page("mail")

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse
 
 from app.accounts.users import memberships
 from app.checkins import entries
+from app.checkins.asked import day_status
 from app.checkins.outgoing import team_day
 from app.checkins.times import local_date
 from app.models import Entry, Member, Team, utcnow
@@ -53,6 +54,7 @@ def day(request: Request, ctx: Ctx):
     d = _day_param(request.query_params.get("day"), now_day)
     chars = request.app.state.settings.max_entry_chars
     groups, quiet = team_day(ctx.s, ctx.team.id, d, chars=chars)
+    status = day_status(ctx.team, d, now_day)  # "before" the team or "future": nobody was asked
     past = entries.on_this_day(ctx.s, ctx.member.id, d, chars=chars) if ctx.member else []
     return render(
         request,
@@ -65,6 +67,7 @@ def day(request: Request, ctx: Ctx):
             "next": d + timedelta(days=1) if d < now_day else None,
             "groups": groups,
             "quiet": quiet,
+            "status": status,
             "past": past,
             "kinds": KINDS,
         },

@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from sqlalchemy import select, update
 
 from app.checkins.due import run
+from app.checkins.teams import add_member
 from app.db import session
 from app.models import Entry, Member, MemberPause, Team
 from app.settings import get_settings
@@ -25,8 +26,15 @@ TUESDAY_8_BERLIN = FIXED_NOW.replace(day=24, hour=7, minute=0, second=1)
 MONDAY = date(2026, 11, 23)
 
 
-def setup_day(team) -> None:
-    """Monday: Ada writes three entries (one hostile), Bob nothing, Carl is on vacation."""
+MONDAY_REMINDERS = FIXED_NOW.replace(hour=16, minute=0, second=1)  # 17:00 Berlin
+
+
+def setup_day(team, sent) -> None:
+    """Monday: Ada and Bob are reminded, Ada writes three entries (one hostile), Bob nothing, Carl
+    is on vacation."""
+    tick(now=MONDAY_REMINDERS, settings=get_settings())
+    drain()
+    sent.clear()
     with session() as s:
         ada = s.execute(select(Member).where(Member.email == "ada@example.com")).scalar_one()
         carl = Member(team_id=team.id, email="carl@example.com", name="Carl", created_at=FIXED_NOW)
@@ -48,7 +56,7 @@ def bodies(msg) -> tuple[str, str]:
 
 
 def test_the_daily_digest_groups_the_previous_workday_and_names_who_did_not_answer(team, sent):
-    setup_day(team)
+    setup_day(team, sent)
     created = tick(now=TUESDAY_8_BERLIN, settings=get_settings())["created"]
     assert len(created) == 4  # Ada, Bob, Carl, and Olga the observer
     drain()
@@ -65,7 +73,7 @@ def test_the_daily_digest_groups_the_previous_workday_and_names_who_did_not_answ
 
 
 def test_the_digest_html_is_self_contained_escaped_and_inlined(team, sent):
-    setup_day(team)
+    setup_day(team, sent)
     tick(now=TUESDAY_8_BERLIN, settings=get_settings())
     drain()
     _, html = bodies(sent[0])
@@ -84,7 +92,7 @@ def test_the_digest_html_is_self_contained_escaped_and_inlined(team, sent):
 
 
 def test_the_weekly_digest_goes_out_with_the_daily_one_on_the_teams_weekly_day(team, sent):
-    setup_day(team)
+    setup_day(team, sent)
     with session() as s:
         s.execute(update(Team).where(Team.id == team.id).values(weekly_digest_day=2))  # Tuesday
     created = tick(now=TUESDAY_8_BERLIN, settings=get_settings())["created"]
@@ -102,7 +110,7 @@ def test_the_weekly_digest_goes_out_with_the_daily_one_on_the_teams_weekly_day(t
 
 
 def test_a_team_without_a_weekly_day_gets_no_weekly_digest(team, sent):
-    setup_day(team)
+    setup_day(team, sent)
     tick(now=TUESDAY_8_BERLIN, settings=get_settings())
     drain()
     assert all(m["X-Donebox-Kind"] == "digest" for m in sent)
@@ -114,3 +122,21 @@ def test_observers_get_the_digest_but_never_a_reminder(team, sent):
     drain()
     olga = sorted(m["X-Donebox-Kind"] for m in sent if m["To"] == "olga@example.com")
     assert olga == ["digest"]
+
+
+def test_the_digest_names_only_members_whose_reminder_of_the_day_reached_them(team, sent):
+    setup_day(team, sent)
+    with session() as s:  # Dan joins an hour after Monday's reminders went out
+        add_member(
+            s,
+            s.get(Team, team.id),
+            "dan@example.com",
+            name="Dan",
+            role="member",
+            now=MONDAY_REMINDERS + timedelta(hours=1),
+        )
+    tick(now=TUESDAY_8_BERLIN, settings=get_settings())
+    drain()
+    text, html = bodies(next(m for m in sent if m["To"] == "olga@example.com"))
+    line = next(x for x in text.splitlines() if x.startswith("No reply from"))
+    assert line == "No reply from: Bob"  # not Dan: he was not asked on Monday

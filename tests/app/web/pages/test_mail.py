@@ -188,7 +188,7 @@ def test_the_log_shows_a_message_as_the_relay_renders_and_sends_it(client, team,
     mail = next(x for x in sent if x["To"] == "bob@example.com" and x["Subject"] == m.subject)
     assert mail.get_body(("plain",)).get_content().replace("\r\n", "\n") == text.replace("\r\n", "\n")
     page = client.get(f"/mail/outbound/{m.id}").text
-    assert f"<h1>{escape(m.subject)}</h1>" in page and f"<pre>{escape(text)}</pre>" in page
+    assert f"<h1>{escape(m.subject)}</h1>" in page and f'<pre id="text">{escape(text)}</pre>' in page
     shown = client.get(f"/mail/outbound/{m.id}/html").text
     assert "Reply to this email" in shown and "Reply to this email" in html
 

@@ -1,0 +1,68 @@
+"""Who was asked on a day, and so who can be "not heard from": the outbox says.
+
+A member is silent on a day only if that day's reminder went out to them: its outbox row
+(``reminder:<member>:<day>``) was handed to a transport and accepted (sent, then maybe delivered
+or complained about). The outbox is the record of what happened; the schedule arithmetic
+(app/checkins/times.py) only says what the schedule is *now*, and would be wrong about the
+past whenever it differs from what was: a member invited after the day's reminder time, a
+pause ended early (its row is deleted), changed weekdays, time zone or reminder time, a
+reminder skipped as too late (REMINDER_LATE_S) or one that never got through. A day before
+the team existed or still to come has no reminders, so nobody is listed; ``day_status`` says
+why for the team page.
+
+The team page's "Not heard from" and the digests' "No reply from" both use ``not_heard_from``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.checkins.times import local_date
+from app.models import Member, OutboundMessage, Team
+
+# states of a reminder that reached its member's mail server (bounced: it did not; queued,
+# deferred or sending: not yet; failed, cancelled, suppressed: never)
+REACHED = ("sent", "delivered", "complained")
+KEYS_PER_QUERY = 5000  # idempotency keys in one IN list (SQLite's bound-parameter limit is 32766)
+
+
+def checkin_key(kind: str, member_id: int, day: date) -> str:
+    """The outbox idempotency key of a member's reminder or digest of ``day``."""
+    return f"{kind}:{member_id}:{day.isoformat()}"
+
+
+def asked(s: Session, member_ids: Iterable[int], first: date, last: date) -> set[int]:
+    """The members among ``member_ids`` whose reminder of a day in first..last reached them."""
+    span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    keys = [checkin_key("reminder", mid, d) for mid in member_ids for d in span]
+    found: set[int] = set()
+    M = OutboundMessage
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        stmt = select(M.member_id).where(
+            M.idempotency_key.in_(keys[i : i + KEYS_PER_QUERY]), M.state.in_(REACHED)
+        )
+        found.update(s.execute(stmt).scalars())
+    return found
+
+
+def not_heard_from(
+    s: Session, members: list[Member], first: date, last: date, *, wrote: Iterable[int]
+) -> list[Member]:
+    """``members`` (in their order) who were asked on a day of first..last and wrote nothing then."""
+    silent = set(m.id for m in members) - set(wrote)
+    reached = asked(s, silent, first, last) if silent else set()
+    return [m for m in members if m.id in reached]
+
+
+def day_status(team: Team, day: date, today: date) -> str:
+    """Why nobody can have been asked on ``day``: 'before' the team's first local day, 'future'
+    after ``today``; '' otherwise."""
+    if day < local_date(team.created_at, team.timezone):
+        return "before"
+    if day > today:
+        return "future"
+    return ""
