@@ -113,7 +113,7 @@ def _render(ctx: Ctx, m: OutboundMessage, settings) -> tuple[str, str, str]:
     return text, html, ""
 
 
-KEPT_SINCE = "0012_sent_content"  # the migration since which the bytes of sent mail are kept
+KEPT_SINCE = "0013_sent_content"  # the migration since which the bytes of sent mail are kept
 
 
 @dataclass

@@ -5,7 +5,7 @@ transport received them, DKIM-Signature included, zlib-compressed. The message p
 instead of rendering the template again with today's data; retention deletes them. Messages sent
 before this migration have no row, and the page says so.
 
-Revision ID: 0012_sent_content
+Revision ID: 0013_sent_content
 Revises: 0011_user_limits
 Create Date: 2026-12-04 15:00:00
 """
@@ -13,7 +13,7 @@ Create Date: 2026-12-04 15:00:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012_sent_content'
+revision = '0013_sent_content'
 down_revision = '0011_user_limits'
 branch_labels = None
 depends_on = None
