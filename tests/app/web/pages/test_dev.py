@@ -48,7 +48,7 @@ def test_a_reminder_answered_from_the_dev_inbox_becomes_entries_and_needs_the_fo
         keys = re.findall(r'href="/dev/inbox/([^"]+)">What did you get done today\?', page)
         assert len(keys) == 2  # Ada and Bob; the observer is never asked
         ada = next(k for k in keys if "ada@example.com" in c.get(f"/dev/inbox/{k}").text)
-        assert c.post(f"/dev/inbox/{ada}/reply", data={"csrf": csrf, "text": ""}).status_code == 400
+        assert c.post(f"/dev/inbox/{ada}/reply", data={"csrf": csrf, "text": ""}).status_code == 422
         r = c.post(f"/dev/inbox/{ada}/reply", data={"csrf": csrf, "text": "- Wrote the dev form test"})
         assert r.status_code == 200
         drain()
