@@ -245,10 +245,13 @@ def my_schedule(request: Request, ctx: Ctx):
 @page("observer")
 def unpause(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/me/pauses/{pause_id}/remove: end a pause (reminders come again)."""
+    pause = ctx.s.get(MemberPause, request.path_params["pause_id"])
+    owner = ctx.s.get(Member, pause.member_id) if pause else None
+    if owner is None or owner.team_id != ctx.team.id:
+        raise HTTPException(404, "No such pause.")
     if ctx.member is None:
         raise HTTPException(403, "Only members of the team have a schedule in it.")
-    pause = ctx.s.get(MemberPause, request.path_params["pause_id"])
-    if pause is None or pause.member_id != ctx.member.id:
+    if owner.id != ctx.member.id:
         raise HTTPException(404, "No such pause.")
     confirm(
         ctx,
