@@ -36,6 +36,8 @@ Exception
  |    +-- Forbidden                parsers.providers.base: proven, but not allowed (an unpinned topic, 403)
  +-- Refused                       app.web.hooks.webhooks: a webhook refused (status, reason)
  +-- ApiError                      app.web.api.base: a JSON API request refused (status, reason)
+ +-- FormError                     app.web.pages.framework: a page's form refused (field -> reason, 422)
+ +-- Unconfirmed                   app.web.pages.framework: a destructive POST without confirm=yes
 """
 
 from __future__ import annotations

@@ -121,15 +121,15 @@ def validated(changes: dict, fields: dict, *, nullable: bool) -> dict:
             raise ScheduleError(f"unknown schedule field {name!r}; known: {', '.join(fields)}")
         if value is None or value == "":
             if not nullable:
-                raise ScheduleError(f"{name} is required")
+                raise ScheduleError(f"{name} is required", name)
             out[name] = None
             continue
         if not isinstance(value, str):
-            raise ScheduleError(f"{name} must be a string, not {type(value).__name__}")
+            raise ScheduleError(f"{name} must be a string, not {type(value).__name__}", name)
         try:
             out[name] = fields[name](value)
         except ScheduleError as e:
-            raise ScheduleError(f"{name}: {e}") from None
+            raise ScheduleError(f"{name}: {e}", name) from None
     return out
 
 
@@ -164,9 +164,9 @@ def update_team_schedule(s: Session, team_id: int, *, now: datetime, **changes) 
 def add_pause(s: Session, member_id: int, first_day: date, last_day: date, *, now: datetime) -> MemberPause:
     """Pause a member on local days first_day..last_day (inclusive); reschedules at once."""
     if last_day < first_day:
-        raise ScheduleError(f"a pause ends ({last_day}) before it starts ({first_day})")
+        raise ScheduleError(f"a pause ends ({last_day}) before it starts ({first_day})", "last_day")
     if (last_day - first_day).days >= MAX_PAUSE_DAYS:
-        raise ScheduleError(f"a pause may last at most {MAX_PAUSE_DAYS} days")
+        raise ScheduleError(f"a pause may last at most {MAX_PAUSE_DAYS} days", "last_day")
     member = s.get(Member, member_id)
     if member is None:
         raise ScheduleError(f"no member {member_id}")

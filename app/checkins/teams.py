@@ -28,14 +28,19 @@ _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{
 
 
 class TeamError(ValueError):
-    """Raised with a reason a person can act on when a team or membership change is refused."""
+    """Raised with a reason a person can act on when a team or membership change is refused;
+    ``field`` names the value it concerns (name, reply_domain, role, email), '' when none."""
+
+    def __init__(self, reason: str, field: str = ""):
+        super().__init__(reason)
+        self.field = field
 
 
 def clean_name(value: str) -> str:
     """The team name with its whitespace collapsed; raises TeamError when empty or too long."""
     name = " ".join((value or "").split())
     if not name or len(name) > MAX_NAME:
-        raise TeamError(f"the team needs a name of at most {MAX_NAME} characters")
+        raise TeamError(f"the team needs a name of at most {MAX_NAME} characters", "name")
     return name
 
 
@@ -43,7 +48,7 @@ def clean_reply_domain(value: str) -> str:
     """A host name in lower case, or '' for the instance's REPLY_DOMAIN; raises TeamError."""
     domain = (value or "").strip().lower()
     if domain and not _HOST.match(domain):
-        raise TeamError(f"{domain[:100]!r} is not a domain name")
+        raise TeamError(f"{domain[:100]!r} is not a domain name", "reply_domain")
     return domain
 
 
@@ -136,7 +141,7 @@ def create_team(s: Session, name: str, timezone: str, *, admin_email: str, now: 
 
 def _check_role(role: str) -> str:
     if role not in ROLES:
-        raise TeamError(f"the role must be one of {', '.join(ROLES)}, not {role[:32]!r}")
+        raise TeamError(f"the role must be one of {', '.join(ROLES)}, not {role[:32]!r}", "role")
     return role
 
 
@@ -150,7 +155,7 @@ def add_member(s: Session, team: Team, email: str, *, name: str, role: str, now:
         select(Member).where(Member.team_id == team.id, func.lower(Member.email) == email)
     ).scalar()
     if member is not None and member.active:
-        raise TeamError(f"{email} is already in the team")
+        raise TeamError(f"{email} is already in the team", "email")
     member = member or Member(team_id=team.id, email=email, created_at=now)
     member.name, member.role, member.active = name or member.name, role, True
     schedule_member(member, team, now)
@@ -166,7 +171,7 @@ def _keeps_an_admin(s: Session, member: Member) -> None:
         )
     ).scalar()
     if not others:
-        raise TeamError("a team keeps at least one admin: make someone else admin first")
+        raise TeamError("a team keeps at least one admin: make someone else admin first", "role")
 
 
 def set_role(s: Session, member_id: int, role: str, *, now: datetime) -> Member:

@@ -26,7 +26,12 @@ def zone(name: str) -> ZoneInfo:
 
 
 class ScheduleError(ValueError):
-    """Raised for a time zone, time of day or weekday set donebox cannot use; the text says why."""
+    """Raised for a time zone, time of day or weekday set donebox cannot use; the text says why,
+    ``field`` names the schedule field (or pause day) it concerns, '' when none."""
+
+    def __init__(self, reason: str, field: str = ""):
+        super().__init__(reason)
+        self.field = field
 
 
 @dataclass(frozen=True)

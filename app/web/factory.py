@@ -12,7 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from app.relay.transports import close_all
 from app.settings import get_settings
-from app.web.pages.signin import http_error
+from app.web.pages.signin import http_error, server_error
 from app.web.routes import routes
 from app.web.security import SecurityHeaders
 from app.web.unread import CloseUnreadBodies
@@ -55,7 +55,7 @@ def create_app() -> Starlette:
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_error, Exception: server_error},
     )
     app.state.settings = settings
     return app

@@ -37,6 +37,7 @@ routes = [
     Route(T + "/settings/members/{mid:int}/remove", settings.member_remove, methods=["POST"]),
     Route(T + "/settings/me", settings.my_schedule, methods=["GET", "POST"]),
     Route(T + "/settings/me/mail", settings.my_subscription, methods=["POST"]),
+    Route(T + "/settings/me/pauses/{pause_id:int}/remove", settings.unpause, methods=["POST"]),
     Route(T + "/settings/tokens", settings.tokens, methods=["GET", "POST"]),
     Route(T + "/settings/tokens/{token_id:int}/revoke", settings.token_revoke, methods=["POST"]),
     Route("/mail/outbound", mail.outbound_list),

@@ -67,8 +67,24 @@ async def click(request: Request) -> Response:
     record = request.method == "GET"
     url = await in_thread(_record_click, token, _ua(request), record) if token else None
     if url is None:
-        return Response("This link is not valid.", status_code=404, media_type="text/plain")
+        return _page(request, 404, heading="This link is not valid", why=BAD_LINK)
     return RedirectResponse(url, status_code=302, headers=NO_STORE)
+
+
+BAD_LINK = (
+    "The link is damaged (a mail program may have cut or changed it) or was not made by this donebox. "
+    "Open it again from the email, or copy the whole address."
+)
+BAD_UNSUBSCRIBE = (
+    "This unsubscribe link is damaged (a mail program may have cut or changed it), was not made by "
+    "this donebox, or its message no longer exists. Use the link of a more recent email, or sign in "
+    "and unsubscribe on your schedule page."
+)
+
+
+def _page(request: Request, status: int, **data) -> Response:
+    """A person's answer as a page like the app's (no session is read: these links work signed out)."""
+    return templates.TemplateResponse(request, "unsubscribe.html", data, status_code=status)
 
 
 def _unsubscribe(token: tracking.Token, ua: str, via: str) -> str | None:
@@ -81,21 +97,16 @@ async def unsubscribe(request: Request) -> Response:
     (RFC 8058), its body read only once the token is proven."""
     token = _verified(request, "u")
     if token is None:
-        return Response("This unsubscribe link is not valid.", status_code=404, media_type="text/plain")
+        return _page(request, 404, heading="This unsubscribe link is not valid", why=BAD_UNSUBSCRIBE)
     if request.method != "POST":  # link scanners GET and HEAD everything: asking is all they may do
-        return templates.TemplateResponse(
-            request, "unsubscribe.html", {"done": False, "action": request.url.path}
-        )
+        return _page(request, 200, done=False, action=request.url.path)
     try:  # "List-Unsubscribe=One-Click" from a mail provider, or our own form
         body = await read_limited(request, ONE_CLICK_MAX_BYTES)
     except TooLarge:
-        return Response(
-            f"An unsubscribe request is at most {ONE_CLICK_MAX_BYTES} bytes.",
-            status_code=413,
-            media_type="text/plain",
-        )
+        why = f"An unsubscribe request is at most {ONE_CLICK_MAX_BYTES} bytes: nothing was changed."
+        return _page(request, 413, heading="Not unsubscribed", why=why)
     via = "one-click" if b"List-Unsubscribe=One-Click" in body[:1000] else "web"
     addr = await in_thread(_unsubscribe, token, _ua(request), via)
     if addr is None:
-        return Response("This unsubscribe link is not valid.", status_code=404, media_type="text/plain")
-    return templates.TemplateResponse(request, "unsubscribe.html", {"done": True, "address": addr})
+        return _page(request, 404, heading="This unsubscribe link is not valid", why=BAD_UNSUBSCRIBE)
+    return _page(request, 200, done=True, address=addr)

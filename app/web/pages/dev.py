@@ -9,8 +9,8 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import make_msgid
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse
 
 from app.checkins.outgoing import digest_now, remind_now
 from app.db import session
@@ -19,7 +19,7 @@ from app.models import utcnow
 from app.relay.transports.maildir import MaildirTransport
 from app.settings import get_settings
 from app.web.common import in_thread
-from app.web.pages.framework import posted_form, render
+from app.web.pages.framework import back, posted_form, render_page
 from jobs.enqueue import enqueue_deliveries, enqueue_processing
 from parsers.message import raw_message_id
 from parsers.providers.base import Keys
@@ -58,12 +58,15 @@ def _list(request: Request) -> list[dict]:
     return rows
 
 
+NOT_FOUND = "The development pages exist only outside production."
+
+
 async def inbox(request: Request):
     """GET /dev/inbox: the maildir, newest first."""
     if request.app.state.settings.production:
-        return HTMLResponse("Not found", status_code=404)
+        raise HTTPException(404, NOT_FOUND)
     rows = await in_thread(_list, request)
-    return render(request, None, "inbox.html", {"messages": rows})
+    return await render_page(request, "inbox.html", {"messages": rows})
 
 
 def _one(request: Request, key: str):
@@ -84,15 +87,24 @@ def _one(request: Request, key: str):
     }
 
 
-async def message(request: Request):
-    """GET /dev/inbox/{key}: one message's headers, text and HTML (sandboxed)."""
+def _message_key(request: Request) -> str:
     key = request.path_params["key"]
-    if request.app.state.settings.production or not _KEY.match(key):
-        return HTMLResponse("Not found", status_code=404)
+    if request.app.state.settings.production:
+        raise HTTPException(404, NOT_FOUND)
+    if not _KEY.match(key):
+        raise HTTPException(404, "No such message in the development inbox.")
+    return key
+
+
+async def message(request: Request, errors: dict | None = None, values: dict | None = None):
+    """GET /dev/inbox/{key}: one message's headers, text and HTML (sandboxed)."""
+    key = _message_key(request)
     data = await in_thread(_one, request, key)
     if data is None:
-        return HTMLResponse("No such message", status_code=404)
-    return render(request, None, "inbox_message.html", data)
+        raise HTTPException(404, "No such message in the development inbox.")
+    status = 422 if errors else 200
+    data.update(errors=errors or {}, values=values or {})
+    return await render_page(request, "inbox_message.html", data, status=status)
 
 
 def _reply_bytes(original: bytes, text: str) -> bytes:
@@ -122,23 +134,28 @@ def _store_reply(request: Request, key: str, text: str) -> int | None:
     return iid
 
 
+REPLY_MAX_CHARS = 100_000
+
+
 async def reply(request: Request):
-    """POST /dev/inbox/{key}/reply: answer a delivered reminder as its recipient would."""
-    key = request.path_params["key"]
-    if request.app.state.settings.production or not _KEY.match(key):
-        return HTMLResponse("Not found", status_code=404)
+    """POST /dev/inbox/{key}/reply: answer a delivered reminder as its recipient would; back on the
+    message's page with a word (the dev inbox needs no sign-in, so no page that does)."""
+    key = _message_key(request)
     form = await posted_form(request)
     text = str(form.get("text", "")).strip()
-    if not text or len(text) > 100_000:
-        return HTMLResponse("Write a reply (at most 100,000 characters)", status_code=400)
+    if text.strip("- \n") == "" or len(text) > REPLY_MAX_CHARS:
+        why = f"Write a reply: one thing per line, at most {REPLY_MAX_CHARS:,} characters."
+        return await message(request, errors={"text": why}, values=form)
     iid = await in_thread(_store_reply, request, key, text)
     if iid is None:
-        return HTMLResponse("No such message", status_code=404)
+        raise HTTPException(404, "No such message in the development inbox.")
     enqueue_processing(iid)
-    return RedirectResponse("/", status_code=303)
+    done = f"Reply sent (inbound message {iid}): processed in a moment, its entries show on the team's page."
+    return back(f"/dev/inbox/{key}", done, request)
 
 
 def _send_now(what: str) -> int:
+    """Make today's reminders or digests not made yet; their number."""
     make = {"remind": remind_now, "digest": digest_now}[what]
     with session() as s:
         ids = make(s, now=utcnow(), settings=get_settings())
@@ -147,9 +164,17 @@ def _send_now(what: str) -> int:
 
 
 async def send_now(request: Request):
-    """POST /dev/remind and /dev/digest: today's reminders or digests at once (each once a day)."""
+    """POST /dev/remind and /dev/digest: today's reminders or digests at once (each once a day);
+    back on the inbox with how many were queued."""
     if request.app.state.settings.production:
-        return HTMLResponse("Not found", status_code=404)
+        raise HTTPException(404, NOT_FOUND)
     await posted_form(request)
-    await in_thread(_send_now, request.url.path.rsplit("/", 1)[-1])
-    return RedirectResponse("/dev/inbox", status_code=303)
+    what = request.url.path.rsplit("/", 1)[-1]
+    n = await in_thread(_send_now, what)
+    noun = {"remind": "reminder", "digest": "digest"}[what]
+    if n:
+        plural = "s" if n != 1 else ""
+        done = f"Queued {n} {noun}{plural}: they show up here once delivered (reload in a moment)."
+    else:
+        done = f"No {noun} to send: today's were sent already, or nobody is due one today."
+    return back("/dev/inbox", done, request)

@@ -36,7 +36,7 @@ from app.relay import suppressions as suppression_list  # the page below is name
 from app.relay.admin import masked
 from app.relay.render import render_message
 from app.web.common import BadInput, parse_day
-from app.web.pages.framework import Ctx, back, page, refused, render
+from app.web.pages.framework import Ctx, FormError, back, confirm, page, refused, render
 from app.web.security import SANDBOX_CSP
 from parsers.html_bounds import bound_html
 from parsers.message import InboundEmail
@@ -280,6 +280,10 @@ def _parsed(row: InboundMessage) -> InboundEmail:
 @page("mail")
 def inbound_one(request: Request, ctx: Ctx):
     """GET /mail/inbound/{iid}: the raw message, what was extracted, what was cut, the entries made."""
+    return _inbound_page(request, ctx)
+
+
+def _inbound_page(request: Request, ctx: Ctx):
     row = _inbound(ctx, request.path_params["iid"])
     made = list(ctx.s.execute(select(Entry).where(Entry.inbound_id == row.id).order_by(Entry.id)).scalars())
     raw = row.raw[:RAW_SHOWN].decode("utf-8", errors="replace")
@@ -312,14 +316,18 @@ def inbound_html(request: Request, ctx: Ctx):
     return sandboxed(_parsed(row).html or "")
 
 
-@page("mail")
+@page("mail", form=_inbound_page)
 def inbound_reprocess(request: Request, ctx: Ctx):
     """POST /mail/inbound/{iid}/reprocess: drop its entries and process the stored message again."""
     row = _inbound(ctx, request.path_params["iid"])
+    confirm(
+        ctx, "Reprocess this message? The entries it made are deleted and made again from the stored mail."
+    )
     if not reset_for_reprocess(ctx.s, [row.id]):
-        raise HTTPException(400, f"A message in state {row.state} cannot be reprocessed now.")
+        raise FormError({"reprocess": f"A message in state {row.state} cannot be reprocessed now."}, 409)
     request.state.after_commit_inbound = [row.id]
-    return back(f"/mail/inbound/{row.id}", "Reprocessing: reload in a moment.", request)
+    msg = "Reprocessing: its entries were dropped and are made again in a moment (reload to see them)."
+    return back(f"/mail/inbound/{row.id}", msg, request)
 
 
 def _team_emails(teams: list[int]):
@@ -329,6 +337,10 @@ def _team_emails(teams: list[int]):
 @page("mail")
 def suppressions(request: Request, ctx: Ctx):
     """GET /mail/suppressions: addresses donebox does not send to (team admins: their members')."""
+    return _suppressions_page(request, ctx)
+
+
+def _suppressions_page(request: Request, ctx: Ctx):
     stmt = select(Suppression).order_by(Suppression.id.desc())
     teams = ctx.admin_team_ids()
     if teams is not None:
@@ -358,18 +370,18 @@ def _owning_team(ctx: Ctx, email: str) -> int | None:
     return ctx.s.execute(stmt.order_by(Member.team_id).limit(1)).scalar()
 
 
-@page("mail")
+@page("mail", form=_suppressions_page)
 def suppression_add(request: Request, ctx: Ctx):
     """POST /mail/suppressions: stop sending to an address."""
     email = normalize_email(ctx.form.get("email", ""))
     if not email:
-        raise HTTPException(400, "That is not an email address.")
+        raise FormError({"email": "That is not an email address."})
     if not _may_touch(ctx, email):
-        raise HTTPException(403, "Team admins suppress only their members' addresses.")
+        raise FormError({"email": "Team admins suppress only their members' addresses."}, 403)
     detail = ctx.form.get("detail", "") or f"added by {ctx.user.email}"
     team_id = _owning_team(ctx, email)
     if not suppression_list.add(ctx.s, email, "manual", detail=detail, team_id=team_id, now=utcnow()):
-        raise HTTPException(400, f"{email} is already suppressed.")
+        raise FormError({"email": f"{email} is already suppressed."})
     return back("/mail/suppressions", f"{email} is suppressed.", request)
 
 
@@ -382,6 +394,7 @@ def suppression_remove(request: Request, ctx: Ctx):
     why = suppression_list.refusal(sup, ctx.admin_team_ids())
     if why:
         raise HTTPException(403, f"Not removed: {why}.")
+    confirm(ctx, f"Remove {sup.email} from the suppression list? donebox sends to the address again.")
     suppression_list.remove(ctx.s, sup.email)
     return back("/mail/suppressions", f"{sup.email} is no longer suppressed.", request)
 

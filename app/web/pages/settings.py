@@ -15,14 +15,14 @@ from app.checkins import teams
 from app.checkins.schedules import add_pause, effective, remove_pause, update_member_schedule
 from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError, local_date
-from app.models import ROLES, ApiToken, Member, MemberPause, Suppression, utcnow
+from app.models import ROLES, ApiToken, Member, MemberPause, Suppression, Team, utcnow
 from app.relay import outbox, quotas, suppressions
 from app.relay.api_tokens import create_token
-from app.web.common import BadInput, parse_day, parse_id
-from app.web.pages.framework import Ctx, back, page, refused, render
+from app.web.common import BadInput, parse_day
+from app.web.pages.framework import Ctx, FormError, back, confirm, page, render, sentence
 
 DAYS = (("1", "Mon"), ("2", "Tue"), ("3", "Wed"), ("4", "Thu"), ("5", "Fri"), ("6", "Sat"), ("7", "Sun"))
-REFUSED = (ScheduleError, TeamError)  # the check-in domain's reasons, shown as 400s
+REFUSED = (ScheduleError, TeamError)  # the check-in domain's reasons, shown beside their field
 
 
 @cache
@@ -31,7 +31,12 @@ def timezones() -> list[str]:
     return sorted(available_timezones())
 
 
-@page("admin")
+def _team_page(request: Request, ctx: Ctx):
+    opts = teams.options(ctx.s, ctx.team.id)
+    return render(request, ctx, "settings_team.html", {"opts": opts, "zones": timezones(), "days": DAYS})
+
+
+@page("admin", form=_team_page)
 def team_form(request: Request, ctx: Ctx):
     """GET/POST /teams/{tid}/settings: name, default schedule, digest options, tracking, reply domain."""
     if request.method == "POST":
@@ -52,10 +57,9 @@ def team_form(request: Request, ctx: Ctx):
                 reply_domain=f.get("reply_domain", ""),
             )
         except REFUSED as e:
-            raise HTTPException(400, f"Not saved: {e}.") from None
+            raise FormError.of(e, "form") from None
         return back(f"/teams/{ctx.team.id}/settings", "Team settings saved.", request)
-    opts = teams.options(ctx.s, ctx.team.id)
-    return render(request, ctx, "settings_team.html", {"opts": opts, "zones": timezones(), "days": DAYS})
+    return _team_page(request, ctx)
 
 
 def _members(ctx: Ctx) -> list[Member]:
@@ -63,9 +67,7 @@ def _members(ctx: Ctx) -> list[Member]:
     return list(ctx.s.execute(stmt).scalars())
 
 
-@page("admin")
-def members(request: Request, ctx: Ctx):
-    """GET /teams/{tid}/settings/members: who is in the team, with roles and mail state."""
+def _members_page(request: Request, ctx: Ctx):
     rows = _members(ctx)
     emails = [m.email.lower() for m in rows]
     suppressed = dict(
@@ -79,21 +81,27 @@ def members(request: Request, ctx: Ctx):
 
 
 @page("admin")
+def members(request: Request, ctx: Ctx):
+    """GET /teams/{tid}/settings/members: who is in the team, with roles and mail state."""
+    return _members_page(request, ctx)
+
+
+@page("admin", form=_members_page)
 def invite(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/members: add a member by email and send them an invitation."""
     f, settings = ctx.form, request.app.state.settings
     email = normalize_email(f.get("email", ""))
     if not email:
-        raise HTTPException(400, "That is not an email address.")
+        raise FormError({"email": "That is not an email address."})
     now = utcnow()
     why = quotas.refusal(ctx.s, "invite", email, actor=ctx.user.email, now=now, settings=settings)
     if why:
-        raise HTTPException(429, f"Not invited: {why}.", headers={"Retry-After": "3600"})
+        raise FormError({"email": f"Not invited: {why}."}, 429, {"Retry-After": "3600"})
     try:
         name = " ".join(f.get("name", "").split())[:200]
         m = teams.add_member(ctx.s, ctx.team, email, name=name, role=f.get("role", "member"), now=now)
     except REFUSED as e:
-        raise HTTPException(400, f"Not invited: {e}.") from None
+        raise FormError.of(e, "email") from None
     mid, _ = outbox.create(
         ctx.s,
         now=now,
@@ -124,7 +132,7 @@ def _team_member(ctx: Ctx, mid: int) -> Member:
     return m
 
 
-@page("admin")
+@page("admin", form=_members_page)
 def member_role(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/members/{mid}/role: change a member's role (a team keeps one admin)."""
     m = _team_member(ctx, request.path_params["mid"])
@@ -132,65 +140,27 @@ def member_role(request: Request, ctx: Ctx):
     try:
         teams.set_role(ctx.s, m.id, role, now=utcnow())
     except REFUSED as e:
-        raise HTTPException(400, f"Not changed: {e}.") from None
+        raise FormError.of(e, at=f"role-{m.id}") from None
     return back(f"/teams/{ctx.team.id}/settings/members", f"{m.email} is now {role}.", request)
 
 
-@page("admin")
+@page("admin", form=_members_page)
 def member_remove(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/members/{mid}/remove: remove from the team (their entries stay)."""
     m = _team_member(ctx, request.path_params["mid"])
     try:
         teams.remove_member(ctx.s, m.id)
     except REFUSED as e:
-        raise HTTPException(400, f"Not removed: {e}.") from None
+        raise FormError.of(e, at=f"remove-{m.id}", before="not removed: ") from None
+    # asked after the refusals (the last admin is refused at once); unconfirmed, this is rolled back
+    confirm(ctx, f"Remove {m.email} from {ctx.team.name}? Their entries stay.")
     return back(f"/teams/{ctx.team.id}/settings/members", f"Removed {m.email}.", request)
 
 
-@page("observer")
-def my_schedule(request: Request, ctx: Ctx):
-    """GET/POST /teams/{tid}/settings/me: one's own schedule (blank = the team's), pauses, mail state."""
+def _schedule_page(request: Request, ctx: Ctx):
     if ctx.member is None:
         raise HTTPException(403, "Only members of the team have a schedule in it.")
-    m, f, now = ctx.member, ctx.form, utcnow()
-    if request.method == "POST":
-        action = f.get("action", "save")
-        try:
-            if action == "pause":
-                first, last = (
-                    parse_day(f.get("first_day", ""), "first day"),
-                    parse_day(f.get("last_day", ""), "last day"),
-                )
-                add_pause(ctx.s, m.id, first, last, now=now)
-                msg = f"You are paused from {first} to {last}."
-            elif action == "unpause":
-                pause_id = parse_id(f.get("pause_id", ""))
-                pause = ctx.s.get(MemberPause, pause_id) if pause_id else None
-                if pause is None or pause.member_id != m.id:
-                    raise HTTPException(404, "No such pause.")
-                remove_pause(ctx.s, pause.id, now=now)
-                msg = "The pause is removed."
-            else:
-                # no day ticked means the team's days; an empty time means the team's time
-                days = {
-                    k: "".join(d for d in "1234567" if f.get(f"{k}_{d}")) or None for k in ("rday", "dday")
-                }
-                update_member_schedule(
-                    ctx.s,
-                    m.id,
-                    now=now,
-                    timezone=f.get("timezone") or None,
-                    reminder_time=f.get("reminder_time") or None,
-                    reminder_days=days["rday"],
-                    digest_time=f.get("digest_time") or None,
-                    digest_days=days["dday"],
-                )
-                msg = "Your schedule is saved."
-        except BadInput as e:
-            raise refused(e) from None
-        except (ScheduleError, ValueError) as e:
-            raise HTTPException(400, f"Not saved: {e}") from None
-        return back(f"/teams/{ctx.team.id}/settings/me", msg, request)
+    m, now = ctx.member, utcnow()
     sup = ctx.s.execute(select(Suppression).where(Suppression.email == m.email.lower())).scalar()
     pauses = ctx.s.execute(
         select(MemberPause)
@@ -214,21 +184,99 @@ def my_schedule(request: Request, ctx: Ctx):
     )
 
 
+def _pause(ctx: Ctx, now) -> str:
+    f, first, last = ctx.form, None, None
+    errors = {}
+    for name, label in (("first_day", "first day"), ("last_day", "last day")):
+        try:
+            day = parse_day(f.get(name, ""), label)
+        except BadInput as e:
+            errors[name] = sentence(e.reason)
+            continue
+        first, last = (day, last) if name == "first_day" else (first, day)
+    if errors:
+        raise FormError(errors)
+    try:
+        add_pause(ctx.s, ctx.member.id, first, last, now=now)
+    except ScheduleError as e:
+        raise FormError.of(e, "last_day") from None
+    return f"You are paused from {first} to {last}."
+
+
+def _save_schedule(ctx: Ctx, now) -> str:
+    f = ctx.form
+    # no day ticked means the team's days; an empty time means the team's time
+    days = {k: "".join(d for d in "1234567" if f.get(f"{k}_{d}")) or None for k in ("rday", "dday")}
+    try:
+        update_member_schedule(
+            ctx.s,
+            ctx.member.id,
+            now=now,
+            timezone=f.get("timezone") or None,
+            reminder_time=f.get("reminder_time") or None,
+            reminder_days=days["rday"],
+            digest_time=f.get("digest_time") or None,
+            digest_days=days["dday"],
+        )
+    except ScheduleError as e:
+        raise FormError.of(e, "schedule", at=SCHEDULE_IDS.get(getattr(e, "field", ""), "")) from None
+    return "Your schedule is saved."
+
+
+SCHEDULE_IDS = {"reminder_days": "rday", "digest_days": "dday"}  # field -> the id the page shows it under
+
+
+@page("observer", form=_schedule_page)
+def my_schedule(request: Request, ctx: Ctx):
+    """GET/POST /teams/{tid}/settings/me: one's own schedule (blank = the team's), pauses, mail state."""
+    if request.method != "POST":
+        return _schedule_page(request, ctx)
+    if ctx.member is None:
+        raise HTTPException(403, "Only members of the team have a schedule in it.")
+    if ctx.form.get("action") == "pause":
+        msg = _pause(ctx, utcnow())
+    elif ctx.form.get("action") == "unpause":
+        raise HTTPException(400, "Remove a pause with its own button.")
+    else:
+        msg = _save_schedule(ctx, utcnow())
+    return back(f"/teams/{ctx.team.id}/settings/me", msg, request)
+
+
 @page("observer")
+def unpause(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/settings/me/pauses/{pause_id}/remove: end a pause (reminders come again)."""
+    pause = ctx.s.get(MemberPause, request.path_params["pause_id"])
+    owner = ctx.s.get(Member, pause.member_id) if pause else None
+    if owner is None or owner.team_id != ctx.team.id:
+        raise HTTPException(404, "No such pause.")
+    if ctx.member is None:
+        raise HTTPException(403, "Only members of the team have a schedule in it.")
+    if owner.id != ctx.member.id:
+        raise HTTPException(404, "No such pause.")
+    confirm(
+        ctx,
+        f"Remove the pause from {pause.first_day} to {pause.last_day}? You are asked on those days again.",
+    )
+    remove_pause(ctx.s, pause.id, now=utcnow())
+    return back(f"/teams/{ctx.team.id}/settings/me", "The pause is removed.", request)
+
+
+@page("observer", form=_schedule_page)
 def my_subscription(request: Request, ctx: Ctx):
     """POST /teams/{tid}/settings/me/mail: unsubscribe from (or back to) donebox's emails."""
     if ctx.member is None:
         raise HTTPException(403, "Only members of the team have a subscription in it.")
     email = ctx.member.email
     if ctx.form.get("action") == "unsubscribe":
+        confirm(ctx, f"Stop every donebox email to {email}?")
         detail = "from the settings page"
         suppressions.add(ctx.s, email, "unsubscribe", detail=detail, team_id=ctx.team.id, now=utcnow())
         msg = "You will get no more email from donebox."
     else:
         sup = suppressions.lookup(ctx.s, email)
         if sup is not None and not suppressions.recipient_may_lift(sup.reason):
-            raise HTTPException(
-                400, f"Your address is suppressed because of a {sup.reason}: ask an operator."
+            raise FormError(
+                {"mail": f"Your address is suppressed because of a {sup.reason}: ask an operator."}
             )
         if sup is not None:
             suppressions.remove(ctx.s, email)
@@ -236,19 +284,24 @@ def my_subscription(request: Request, ctx: Ctx):
     return back(f"/teams/{ctx.team.id}/settings/me", msg, request)
 
 
-@page("admin")
-def tokens(request: Request, ctx: Ctx):
-    """GET/POST /teams/{tid}/settings/tokens: the team's API tokens; POST creates one, shown once."""
-    new = ""
-    if request.method == "POST":
-        name = " ".join(ctx.form.get("name", "").split())[:200]
-        if not name:
-            raise HTTPException(400, "Give the token a name (what it is for).")
-        new = create_token(ctx.s, name, now=utcnow(), team_id=ctx.team.id)
+def _tokens_page(request: Request, ctx: Ctx, new: str = ""):
     rows = ctx.s.execute(
         select(ApiToken).where(ApiToken.team_id == ctx.team.id).order_by(ApiToken.id.desc())
     ).scalars()
     return render(request, ctx, "settings_tokens.html", {"tokens": list(rows), "new": new})
+
+
+@page("admin", form=_tokens_page)
+def tokens(request: Request, ctx: Ctx):
+    """GET/POST /teams/{tid}/settings/tokens: the team's API tokens; POST creates one, shown once
+    (on this answer, not after a redirect: the secret never goes into the session cookie)."""
+    if request.method != "POST":
+        return _tokens_page(request, ctx)
+    name = " ".join(ctx.form.get("name", "").split())[:200]
+    if not name:
+        raise FormError({"name": "Give the token a name (what it is for)."})
+    new = create_token(ctx.s, name, now=utcnow(), team_id=ctx.team.id)
+    return _tokens_page(request, ctx, new)
 
 
 @page("admin")
@@ -257,13 +310,19 @@ def token_revoke(request: Request, ctx: Ctx):
     t = ctx.s.get(ApiToken, request.path_params["token_id"])
     if t is None or t.team_id != ctx.team.id:
         raise HTTPException(404, "No such token.")
+    confirm(ctx, f"Revoke the token {t.name!r}? Applications using it stop working at once.")
     if t.revoked_at is None:
         t.revoked_at = utcnow()
         ctx.s.add(t)
     return back(f"/teams/{ctx.team.id}/settings/tokens", f"Token {t.name!r} revoked.", request)
 
 
-@page("operator")
+def _teams_page(request: Request, ctx: Ctx):
+    rows = ctx.s.execute(select(Team).order_by(Team.name)).scalars()
+    return render(request, ctx, "teams.html", {"teams": list(rows)})
+
+
+@page("operator", form=_teams_page)
 def team_create(request: Request, ctx: Ctx):
     """POST /teams: an operator creates a team and becomes its admin."""
     try:
@@ -275,5 +334,5 @@ def team_create(request: Request, ctx: Ctx):
             now=utcnow(),
         )
     except REFUSED as e:
-        raise HTTPException(400, f"Not created: {e}.") from None
+        raise FormError.of(e, "name") from None
     return back(f"/teams/{t.id}/settings/members", f"Created {t.name}: invite its members.", request)

@@ -13,7 +13,7 @@ from app.accounts import users
 from app.db import session
 from app.models import User, utcnow
 from app.web.common import in_thread
-from app.web.pages.framework import csrf_token, posted_form, render
+from app.web.pages.framework import csrf_token, posted_form, render, render_page
 from jobs.enqueue import enqueue_deliveries
 
 log = logging.getLogger("donebox.web")
@@ -41,7 +41,12 @@ async def signin_request(request: Request):
     form = await posted_form(request)
     email = users.normalize_email(form.get("email", ""))
     if not email:
-        return render(request, None, "signin.html", {"error": "That is not an email address."}, status=400)
+        data = {
+            "errors": {"email": "That is not an email address."},
+            "values": form,
+            "next": form.get("next"),
+        }
+        return render(request, None, "signin.html", data, status=422)
     request.session["next"] = _safe_next(form.get("next"))
     mid = await in_thread(_request, email, request.app.state.settings)
     if mid is not None:
@@ -66,13 +71,8 @@ async def signin_consume(request: Request):
     await posted_form(request)
     found = await in_thread(_consume, request.path_params["token"][:500], request.app.state.settings)
     if found is None:
-        return render(
-            request,
-            None,
-            "error.html",
-            {"message": "This sign-in link is invalid, already used or expired. Ask for a new one."},
-            status=400,
-        )
+        why = "This sign-in link is invalid, already used or expired. Ask for a new one."
+        return render(request, None, "error.html", {"message": why, "heading": "Link not valid"}, status=400)
     nxt = request.session.get("next", "/")
     request.session.clear()  # a new session: nothing from before sign-in carries over
     request.session["uid"], request.session["epoch"] = found
@@ -95,8 +95,34 @@ async def signout(request: Request):
     return RedirectResponse("/signin", status_code=303)
 
 
+TITLES = {
+    400: "That did not work",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    413: "Too large",
+    422: "That did not work",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+
 async def http_error(request: Request, exc: HTTPException):
-    """HTTPException -> a JSON error under /api/, an HTML page elsewhere."""
+    """HTTPException -> a JSON error under /api/, an HTML page elsewhere (with the signed-in header
+    when the session is a live one)."""
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
-    return render(request, None, "error.html", {"message": exc.detail}, status=exc.status_code)
+    data = {"message": exc.detail, "status": exc.status_code, "heading": TITLES.get(exc.status_code, "Sorry")}
+    response = await render_page(request, "error.html", data, status=exc.status_code)
+    response.headers.update(exc.headers or {})
+    return response
+
+
+async def server_error(request: Request, exc: Exception):
+    """An unexpected exception -> 500, as JSON under /api/ and as the app's error page elsewhere
+    (Starlette logs the exception and re-raises it after this answer)."""
+    message = "Something went wrong on our side; it is logged. Try again in a moment."
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=500)
+    data = {"message": message, "status": 500, "heading": TITLES[500]}
+    return await render_page(request, "error.html", data, status=500)

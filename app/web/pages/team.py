@@ -16,7 +16,7 @@ from app.checkins.outgoing import team_day
 from app.checkins.times import local_date
 from app.models import Entry, Member, Team, utcnow
 from app.web.common import BadInput, parse_day
-from app.web.pages.framework import Ctx, back, page, refused, render
+from app.web.pages.framework import Ctx, FormError, back, confirm, page, refused, render
 from parsers.entries import KINDS
 
 
@@ -50,8 +50,16 @@ def home(request: Request, ctx: Ctx):
 @page("observer")
 def day(request: Request, ctx: Ctx):
     """GET /teams/{tid}: the entries of a day (default today) by member, and "on this day"."""
+    return _day_page(request, ctx, request.query_params.get("day"))
+
+
+def _add_page(request: Request, ctx: Ctx):
+    return _day_page(request, ctx, ctx.form.get("day"))
+
+
+def _day_page(request: Request, ctx: Ctx, day_param: str | None):
     now_day = today(ctx)
-    d = _day_param(request.query_params.get("day"), now_day)
+    d = _day_param(day_param, now_day)
     chars = request.app.state.settings.max_entry_chars
     groups, quiet = team_day(ctx.s, ctx.team.id, d, chars=chars)
     status = day_status(ctx.team, d, now_day)  # "before" the team or "future": nobody was asked
@@ -105,14 +113,14 @@ def member_history(request: Request, ctx: Ctx):
     return render(request, ctx, "member_history.html", {"subject": m, "days": days})
 
 
-@page("member")
+@page("member", form=_add_page)
 def entry_add(request: Request, ctx: Ctx):
     """POST /teams/{tid}/entries: add entries (one per line) for oneself."""
     if ctx.member is None:
         raise HTTPException(403, "Only members of the team write entries in it.")
     d = _day_param(ctx.form.get("day"), today(ctx))
     if d > today(ctx):
-        raise HTTPException(400, "Entries are for today or a past day.")
+        raise FormError({"text": "Entries are for today or a past day."})
     try:
         made = entries.add(
             ctx.s,
@@ -124,8 +132,9 @@ def entry_add(request: Request, ctx: Ctx):
             settings=request.app.state.settings,
         )
     except entries.EntryError as e:
-        raise HTTPException(400, f"Not saved: {e}.") from None
-    return back(f"/teams/{ctx.team.id}?day={d.isoformat()}", f"Added {len(made)} entries.", request)
+        raise FormError.of(e, "text", before="not saved: ") from None
+    added = f"Added {len(made)} entries." if len(made) != 1 else "Added 1 entry."
+    return back(f"/teams/{ctx.team.id}?day={d.isoformat()}", added, request)
 
 
 def _own_entry(ctx: Ctx, eid: int) -> Entry:
@@ -137,22 +146,28 @@ def _own_entry(ctx: Ctx, eid: int) -> Entry:
     return e
 
 
-@page("member")
+def _edit_page(request: Request, ctx: Ctx):
+    e = _own_entry(ctx, request.path_params["eid"])
+    return render(request, ctx, "entry_edit.html", {"e": e, "kinds": KINDS})
+
+
+@page("member", form=_edit_page)
 def entry_edit(request: Request, ctx: Ctx):
     """GET/POST /teams/{tid}/entries/{eid}/edit: change one's own entry."""
+    if request.method != "POST":
+        return _edit_page(request, ctx)
     e = _own_entry(ctx, request.path_params["eid"])
-    if request.method == "POST":
-        try:
-            entries.update(ctx.s, e, ctx.form.get("text", ""), ctx.form.get("kind", e.kind))
-        except entries.EntryError as err:
-            return render(request, ctx, "entry_edit.html", {"e": e, "kinds": KINDS, "error": str(err)}, 400)
-        return back(f"/teams/{ctx.team.id}?day={e.day.isoformat()}", "Entry saved.", request)
-    return render(request, ctx, "entry_edit.html", {"e": e, "kinds": KINDS})
+    try:
+        entries.update(ctx.s, e, ctx.form.get("text", ""), ctx.form.get("kind", e.kind))
+    except entries.EntryError as err:
+        raise FormError.of(err, "text", before="not saved: ") from None
+    return back(f"/teams/{ctx.team.id}?day={e.day.isoformat()}", "Entry saved.", request)
 
 
 @page("member")
 def entry_delete(request: Request, ctx: Ctx):
-    """POST /teams/{tid}/entries/{eid}/delete: delete one's own entry."""
+    """POST /teams/{tid}/entries/{eid}/delete: delete one's own entry (once confirmed)."""
     e = _own_entry(ctx, request.path_params["eid"])
+    confirm(ctx, f"Delete the entry {e.text[:80]!r} of {e.day.isoformat()}? It cannot be undone.")
     ctx.s.delete(e)
     return back(f"/teams/{ctx.team.id}?day={e.day.isoformat()}", "Entry deleted.", request)

@@ -301,8 +301,7 @@ def test_ids_of_2_to_the_31_and_more_are_404_in_paths_and_422_in_bodies(client, 
     for url in (f"/teams/{2**31}", f"/teams/{team.id}/members/{2**63}", f"/mail/inbound/{2**31}"):
         assert client.get(url).status_code == 404, url
     r = client.post(
-        f"/teams/{team.id}/settings/me",
-        data={"csrf": csrf_of(client, "/"), "action": "unpause", "pause_id": str(2**63)},
+        f"/teams/{team.id}/settings/me/pauses/{2**63}/remove", data={"csrf": csrf_of(client, "/")}
     )
     assert r.status_code == 404
 

@@ -109,6 +109,7 @@ def _path(path: str, w: dict, **override) -> str:
         "iid": w["iid"],
         "sid": w["sid"],
         "token_id": w["token_id"],
+        "pause_id": w["pauses"]["ada@example.com"],
         "id": w["iid"] if path.startswith("/api/inbound/") else w["mid_msg"],
         "batch_id": "b1",
         "index": 0,

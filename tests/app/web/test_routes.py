@@ -5,12 +5,23 @@ or listed in PUBLIC with the test that covers it; a new route that is neither fa
 """
 
 import re
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from app.db import session
-from app.models import ApiToken, Entry, InboundMessage, Member, OutboundMessage, Suppression, Team, utcnow
+from app.models import (
+    ApiToken,
+    Entry,
+    InboundMessage,
+    Member,
+    MemberPause,
+    OutboundMessage,
+    Suppression,
+    Team,
+    utcnow,
+)
 
 # route families other parts of donebox own and test: the JSON API (bearer tokens, test_api), inbound
 # webhooks (provider secrets) and tracking links (signed tokens)
@@ -38,7 +49,7 @@ EMAIL = {
 }
 RANK = {"observer": 0, "member": 1, "admin": 2}
 OWN_ENTRY = ("/entries", "/entries/{eid}/edit", "/entries/{eid}/delete")
-OWN_MEMBER = ("/settings/me", "/settings/me/mail")
+OWN_MEMBER = ("/settings/me", "/settings/me/mail", "/settings/me/pauses/{pause_id}/remove")
 
 
 def other_team() -> int:
@@ -89,8 +100,8 @@ def expected(method: str, path: str, need, role: str, foreign: bool) -> str:
         if rank < RANK[need]:
             return 403
         # the objects in paths (members, entries, tokens) are our team's; the outsider's entry is theirs
-        theirs = role == "outsider" and "{eid}" in path
-        if foreign and not theirs and any(p in path for p in ("{mid}", "{eid}", "{token_id}")):
+        theirs = role == "outsider" and ("{eid}" in path or "{pause_id}" in path)
+        if foreign and not theirs and any(p in path for p in ("{mid}", "{eid}", "{token_id}", "{pause_id}")):
             return 404
         if role == "operator" and (path.endswith(OWN_ENTRY) or path.endswith(OWN_MEMBER)):
             return 403  # an operator visiting a team has no entries or schedule in it
@@ -119,6 +130,12 @@ def _world(team_id: int):
         make_operator(s, "root@example.com", now=now)
         members = {m.email: m for m in s.execute(select(Member)).scalars()}
         eids = {e: add(s, members[e], now.date(), f"entry of {e}", "done", now=now)[0].id for e in members}
+        later = now.date() + timedelta(days=30)
+        pauses = {
+            e: MemberPause(member_id=m.id, first_day=later, last_day=later, created_at=now)
+            for e, m in members.items()
+        }
+        s.add_all(pauses.values())
         iid, _ = accept(s, provider="raw", raw=b"From: bob@example.com\r\n\r\nhi", key="k1", now=now)
         s.get(InboundMessage, iid).member_id = members["bob@example.com"].id
         s.get(InboundMessage, iid).state = "processed"
@@ -147,6 +164,7 @@ def _world(team_id: int):
             "sid": s.execute(select(Suppression.id)).scalar(),
             "token_id": s.execute(select(ApiToken.id)).scalar(),
             "bob": members["bob@example.com"].id,
+            "pauses": {e: pause.id for e, pause in pauses.items()},
         }
     return foreign, eids, ids
 
@@ -162,6 +180,7 @@ def _url(path: str, tid: int, role: str, eids: dict, ids: dict) -> str:
         .replace("{iid}", str(ids["iid"]))
         .replace("{sid}", str(ids["sid"]))
         .replace("{token_id}", str(ids["token_id"]))
+        .replace("{pause_id}", str(ids["pauses"].get(EMAIL.get(role, ""), ids["pauses"]["bob@example.com"])))
     )
 
 

@@ -206,7 +206,8 @@ def test_a_team_admin_runs_the_team_in_the_browser(live, browser_page, team):
     page.goto(f"{base}/mail/inbound")
     shot(page, "inbound")
     page.click(f"a[href='/mail/inbound/{iid}'] >> nth=0")
-    page.click("#reprocess")
+    page.click("#reprocess summary")  # a destructive action asks first
+    page.click("#reprocess button:has-text('Yes, reprocess')")
     page.wait_for_selector("text=Reprocessing")
 
     def processed():

@@ -43,6 +43,6 @@ def test_the_entry_form_refuses_too_many_lines_with_a_reason(client, team, sent)
     sign_in(client, sent, "bob@example.com")
     text = "\n".join(f"- item {i}" for i in range(51))
     r = post(client, f"/teams/{team.id}/entries", {"text": text, "day": DAY.isoformat()})
-    assert r.status_code == 400 and "at most 50 entries at once" in r.text
+    assert r.status_code == 422 and "at most 50 entries at once" in r.text
     with session() as s:
         assert s.execute(select(Entry)).first() is None

@@ -111,7 +111,7 @@ def test_the_inbound_log_shows_raw_extracted_and_cut_and_reprocess_works(client,
         first = list(s.execute(select(Entry).where(Entry.inbound_id == iid)).scalars())
         first[0].text = "changed by hand"  # reprocessing rebuilds the entries from the stored message
     assert len(first) == 1
-    assert post(client, f"/mail/inbound/{iid}/reprocess").status_code == 303
+    assert post(client, f"/mail/inbound/{iid}/reprocess", {"confirm": "yes"}).status_code == 303
     drain()
     with session() as s:
         row = s.get(InboundMessage, iid)
@@ -148,15 +148,19 @@ def test_the_suppression_list_adds_and_removes(client, team, sent):
     assert (
         post(client, "/mail/suppressions", {"email": "bob@example.com", "detail": "asked"}).status_code == 303
     )
-    assert post(client, "/mail/suppressions", {"email": "bob@example.com"}).status_code == 400
-    assert post(client, "/mail/suppressions", {"email": "nope"}).status_code == 400
+    assert post(client, "/mail/suppressions", {"email": "bob@example.com"}).status_code == 422
+    assert post(client, "/mail/suppressions", {"email": "nope"}).status_code == 422
     # a team admin suppresses only their members' addresses
     assert post(client, "/mail/suppressions", {"email": "someone@else.example"}).status_code == 403
     page = client.get("/mail/suppressions").text
     assert "bob@example.com" in page and "asked" in page
     with session() as s:
         sid = s.execute(select(Suppression.id)).scalar()
-    assert post(client, f"/mail/suppressions/{sid}/remove").status_code == 303
+    asked = post(client, f"/mail/suppressions/{sid}/remove")  # a destructive action asks first
+    assert asked.status_code == 200 and "Are you sure?" in asked.text and 'name="confirm"' in asked.text
+    with session() as s:
+        assert s.execute(select(Suppression)).first() is not None
+    assert post(client, f"/mail/suppressions/{sid}/remove", {"confirm": "yes"}).status_code == 303
     with session() as s:
         assert s.execute(select(Suppression)).first() is None
 
@@ -172,7 +176,7 @@ def test_an_operator_suppression_replaces_an_unsubscribe_and_nothing_replaces_it
         sup = suppressions.lookup(s, "bob@example.com")
         assert (sup.reason, sup.detail) == ("manual", "asked")
         assert not suppressions.add(s, "bob@example.com", "complaint", now=utcnow())
-    assert post(client, "/mail/suppressions", {"email": "bob@example.com"}).status_code == 400
+    assert post(client, "/mail/suppressions", {"email": "bob@example.com"}).status_code == 422
 
 
 def test_the_log_shows_a_message_as_the_relay_renders_and_sends_it(client, team, sent):
@@ -235,7 +239,7 @@ def test_quarantined_messages_show_on_healthz_and_the_inbound_page_unparsed(clie
     assert f'href="/mail/inbound/{iid}"' not in client.get("/mail/inbound?state=processed").text
     one = client.get(f"/mail/inbound/{iid}").text
     assert "not parsed: quarantined" in one and 'id="reprocess"' in one
-    assert post(client, f"/mail/inbound/{iid}/reprocess").status_code == 303
+    assert post(client, f"/mail/inbound/{iid}/reprocess", {"confirm": "yes"}).status_code == 303
     drain()
     assert _state(iid) == "unverified"
     assert client.get("/healthz").json()["inbound_quarantined"] == 0

@@ -64,7 +64,7 @@ def test_bad_team_settings_are_refused_with_a_reason_and_change_nothing(client, 
         ({"reply_domain": "not a domain"}, "domain"),
     ):
         r = post(client, f"/teams/{team.id}/settings", {**good, **bad})
-        assert r.status_code == 400 and reason in r.text, (bad, r.text)
+        assert r.status_code == 422 and reason in r.text, (bad, r.text)
     with session() as s:
         assert s.get(Team, team.id).name == "Rocket"
 
@@ -85,7 +85,7 @@ def test_an_admin_invites_a_member_who_gets_an_email_and_can_sign_in(client, tea
         ).scalar() == ("invite")
     assert member("cy@example.com").next_reminder_at is not None
     again = post(client, f"/teams/{team.id}/settings/members", {"email": "cy@example.com"})
-    assert again.status_code == 400 and "already" in again.text
+    assert again.status_code == 422 and "already" in again.text
     client.cookies.clear()
     sign_in(client, sent, "cy@example.com")
     assert "Rocket" in client.get(f"/teams/{team.id}").text
@@ -96,12 +96,15 @@ def test_roles_change_and_a_team_keeps_one_admin(client, team, sent):
     ada, bob = member("ada@example.com"), member("bob@example.com")
     base = f"/teams/{team.id}/settings/members"
     r = post(client, f"{base}/{ada.id}/role", {"role": "member"})
-    assert r.status_code == 400 and "at least one admin" in r.text
-    assert post(client, f"{base}/{ada.id}/remove").status_code == 400
-    assert post(client, f"{base}/{bob.id}/role", {"role": "boss"}).status_code == 400
+    assert r.status_code == 422 and "at least one admin" in r.text
+    last = post(client, f"{base}/{ada.id}/remove", {"confirm": "yes"})
+    assert last.status_code == 422 and "at least one admin" in last.text
+    assert post(client, f"{base}/{bob.id}/role", {"role": "boss"}).status_code == 422
     assert post(client, f"{base}/{bob.id}/role", {"role": "observer"}).status_code == 303
     assert member("bob@example.com").role == "observer"
-    assert post(client, f"{base}/{bob.id}/remove").status_code == 303
+    assert post(client, f"{base}/{bob.id}/remove").status_code == 200  # asked, not removed
+    assert member("bob@example.com").active is True
+    assert post(client, f"{base}/{bob.id}/remove", {"confirm": "yes"}).status_code == 303
     assert member("bob@example.com").active is False
     client.cookies.clear()
     sign_in(client, sent, "ada@example.com")  # ada is still fine; bob is gone
@@ -121,7 +124,7 @@ def test_a_member_sets_their_own_time_zone(client, team, sent):
     assert post(client, f"/teams/{team.id}/settings/me", {"timezone": "Asia/Tokyo"}).status_code == 303
     bob = member("bob@example.com")
     assert bob.timezone == "Asia/Tokyo" and bob.next_reminder_at != before
-    assert post(client, f"/teams/{team.id}/settings/me", {"timezone": "Nowhere/Else"}).status_code == 400
+    assert post(client, f"/teams/{team.id}/settings/me", {"timezone": "Nowhere/Else"}).status_code == 422
     assert post(client, f"/teams/{team.id}/settings/me", {"timezone": ""}).status_code == 303
     assert member("bob@example.com").timezone is None
     assert "Asia/Tokyo" in client.get(f"/teams/{team.id}/settings/me").text  # the picker lists every zone
@@ -130,7 +133,7 @@ def test_a_member_sets_their_own_time_zone(client, team, sent):
 def test_a_member_unsubscribes_and_resubscribes(client, team, sent):
     sign_in(client, sent, "bob@example.com")
     url = f"/teams/{team.id}/settings/me/mail"
-    assert post(client, url, {"action": "unsubscribe"}).status_code == 303
+    assert post(client, url, {"action": "unsubscribe", "confirm": "yes"}).status_code == 303
     with session() as s:
         assert s.execute(
             select(Suppression.reason).where(Suppression.email == "bob@example.com")
@@ -146,18 +149,18 @@ def test_a_bounce_suppression_is_not_lifted_by_the_member(client, team, sent):
     with session() as s:
         suppressions.add(s, "bob@example.com", "bounce", now=utcnow())
     r = post(client, f"/teams/{team.id}/settings/me/mail", {"action": "resubscribe"})
-    assert r.status_code == 400 and "bounce" in r.text
+    assert r.status_code == 422 and "bounce" in r.text
 
 
 def test_a_members_unsubscribe_goes_on_the_list_and_never_replaces_a_stronger_reason(client, team, sent):
     sign_in(client, sent, "bob@example.com")
     url = f"/teams/{team.id}/settings/me/mail"
-    assert post(client, url, {"action": "unsubscribe"}).status_code == 303
+    assert post(client, url, {"action": "unsubscribe", "confirm": "yes"}).status_code == 303
     with session() as s:
         sup = suppressions.lookup(s, "bob@example.com")
         assert (sup.reason, sup.detail) == ("unsubscribe", "from the settings page")
         suppressions.add(s, "bob@example.com", "complaint", detail="arf", now=utcnow())
-    assert post(client, url, {"action": "unsubscribe"}).status_code == 303
+    assert post(client, url, {"action": "unsubscribe", "confirm": "yes"}).status_code == 303
     with session() as s:
         sup = suppressions.lookup(s, "bob@example.com")
     assert (sup.reason, sup.detail) == ("complaint", "arf")
@@ -172,7 +175,9 @@ def test_an_admin_creates_and_revokes_api_tokens(client, team, sent):
     assert client.get("/api/teams", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     with session() as s:
         tid = s.execute(select(ApiToken.id)).scalar()
-    assert post(client, f"/teams/{team.id}/settings/tokens/{tid}/revoke").status_code == 303
+    assert (
+        post(client, f"/teams/{team.id}/settings/tokens/{tid}/revoke", {"confirm": "yes"}).status_code == 303
+    )
     assert client.get("/api/teams", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert token not in client.get(f"/teams/{team.id}/settings/tokens").text
 
@@ -204,7 +209,7 @@ def test_a_member_sets_their_own_reminder_time_days_and_a_vacation(client, team,
         "09:30 3",
     )
     bad = post(client, url, {"reminder_time": "25:00"})
-    assert bad.status_code == 400 and "reminder_time" in bad.text
+    assert bad.status_code == 422 and "HH:MM" in bad.text
     assert member("bob@example.com").reminder_time == "09:30"  # nothing changed
 
     start = datetime.now(ZoneInfo("Europe/Berlin")).date()  # from today, in the team's zone
@@ -223,10 +228,10 @@ def test_a_member_sets_their_own_reminder_time_days_and_a_vacation(client, team,
     reversed_pause = post(
         client, url, {"action": "pause", "first_day": "2027-01-10", "last_day": "2027-01-01"}
     )
-    assert reversed_pause.status_code == 400
+    assert reversed_pause.status_code == 422
     with session() as s:
         pause_id = s.execute(select(MemberPause.id)).scalar_one()
-    assert post(client, url, {"action": "unpause", "pause_id": str(pause_id)}).status_code == 303
+    assert post(client, f"{url}/pauses/{pause_id}/remove", {"confirm": "yes"}).status_code == 303
     assert member("bob@example.com").next_reminder_at.date() <= start + timedelta(days=7)
     assert post(client, url, {"reminder_time": ""}).status_code == 303  # back to the team's time
     assert member("bob@example.com").reminder_time is None
@@ -313,7 +318,9 @@ def test_a_refused_team_setting_shows_the_domains_reason(client, team, sent, bad
             )
     sign_in(client, sent, "ada@example.com")
     r = post(client, f"/teams/{team.id}/settings", form)
-    assert r.status_code == 400 and str(escape(str(refused.value))) in r.text
+    field = refused.value.field or "form"
+    reason = str(refused.value).removeprefix(f"{field}: ")  # shown beside the field, capitalized
+    assert r.status_code == 422 and f'id="{field}-error"' in r.text and str(escape(reason[1:])) in r.text
     with session() as s:
         assert s.get(Team, team.id).timezone == "Europe/Berlin"
 

@@ -53,9 +53,10 @@ def test_an_unknown_address_gets_the_same_answer_and_no_email(client, team, sent
     assert not [m for m in sent if m["To"] == "stranger@example.com"]
 
 
-def test_a_bad_address_is_a_400_with_the_reason(client, team):
+def test_a_bad_address_is_a_422_with_the_reason_beside_the_field_and_the_input_kept(client, team):
     r = post(client, "/signin", {"email": "not an address"})
-    assert r.status_code == 400 and "not an email address" in r.text
+    assert r.status_code == 422 and "not an email address" in r.text
+    assert 'value="not an address" aria-invalid="true" aria-describedby="email-error"' in r.text
 
 
 def test_the_first_user_on_an_empty_instance_becomes_operator(client, sent):

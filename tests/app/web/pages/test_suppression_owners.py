@@ -72,7 +72,7 @@ def test_another_teams_admin_cannot_lift_a_complaint_and_the_team_still_does_not
 def test_a_teams_admin_lifts_what_their_own_teams_mail_caused(client, team, sent):
     complained(team.id)
     sign_in(client, sent, "ada@example.com")
-    assert post(client, f"/mail/suppressions/{entry().id}/remove").status_code == 303
+    assert post(client, f"/mail/suppressions/{entry().id}/remove", {"confirm": "yes"}).status_code == 303
     assert entry() is None
     remind_everyone()
     assert sent_to(sent, "bob@example.com")

@@ -88,10 +88,10 @@ def test_a_member_adds_an_entry_from_the_web(client, team, sent):
 def test_an_empty_or_future_entry_is_refused_with_a_reason(client, team, sent):
     sign_in(client, sent, "bob@example.com")
     r = post(client, f"/teams/{team.id}/entries", {"text": "  "})
-    assert r.status_code == 400 and "empty" in r.text
+    assert r.status_code == 422 and "empty" in r.text
     future = (today() + timedelta(days=2)).isoformat()
-    assert post(client, f"/teams/{team.id}/entries", {"text": "x", "day": future}).status_code == 400
-    assert post(client, f"/teams/{team.id}/entries", {"text": "x", "kind": "boast"}).status_code == 400
+    assert post(client, f"/teams/{team.id}/entries", {"text": "x", "day": future}).status_code == 422
+    assert post(client, f"/teams/{team.id}/entries", {"text": "x", "kind": "boast"}).status_code == 422
 
 
 def test_an_observer_cannot_add_entries(client, team, sent):
@@ -112,7 +112,7 @@ def test_a_member_edits_and_deletes_their_own_entry_but_not_others(client, team,
     assert client.get(f"{base}/{theirs}/edit").status_code == 403
     assert post(client, f"{base}/{theirs}/edit", {"text": "hijack"}).status_code == 403
     assert post(client, f"{base}/{theirs}/delete").status_code == 403
-    assert post(client, f"{base}/{mine}/delete").status_code == 303
+    assert post(client, f"{base}/{mine}/delete", {"confirm": "yes"}).status_code == 303
     with session() as s:
         assert s.get(Entry, mine) is None and s.get(Entry, theirs).text == "ada's entry"
 
