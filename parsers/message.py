@@ -155,33 +155,26 @@ def addresses(value: str) -> list[tuple[str, str]]:
 def _elements(value: str) -> list[str]:
     """``value`` split at commas outside quotes, comments and angle brackets; group names
     (``team: a@x, b@y;``) dropped."""
-    out, start, quoted, depth, angle, i = [], 0, False, 0, False, 0
-    n = len(value)
-    while i < n:
-        c = value[i]
-        if c == "\\" and (quoted or depth):
-            i += 2
-            continue
-        if quoted:
-            quoted = c != '"'
-        elif depth:
-            depth += {"(": 1, ")": -1}.get(c, 0)
-        elif c == '"':
-            quoted = True
-        elif c == "(":
-            depth = 1
-        elif c == "<":
-            angle = True
-        elif c == ">":
-            angle = False
-        elif not angle and c in ",;":
-            out.append(value[start:i])
-            start = i + 1
-        elif not angle and c == ":" and "@" not in value[start:i] and "<" not in value[start:i]:
-            start = i + 1  # a group's display name
-        i += 1
-    out.append(value[start:])
+    out, current = [], []
+    for m in _LIST_TOKEN.finditer(value):
+        token = m.group(0)
+        if token in (",", ";"):
+            out.append("".join(current))
+            current = []
+        elif token == ":" and not any("@" in t or "<" in t for t in current):
+            current = []  # a group's display name
+        else:
+            current.append(token)
+    out.append("".join(current))
     return [e.strip() for e in out if e.strip()]
+
+
+# one token of an address list: a quoted string, a comment (one level of nesting), an angle
+# address, a separator, or a run of anything else; unclosed ones run to the end
+_LIST_TOKEN = re.compile(
+    r'"(?:[^"\\]|\\.)*(?:"|$)|\((?:[^()\\]|\\.|\((?:[^()\\]|\\.)*\))*(?:\)|$)|<[^<>]*(?:>|$)|[,;:]|[^",;:(<]+|[(<]',
+    re.S,
+)
 
 
 _COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")  # an RFC 5322 comment (not nested)

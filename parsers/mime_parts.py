@@ -43,7 +43,8 @@ _SINGLE_BYTE_LATIN = frozenset(
     "iso8859_13 iso8859_14 iso8859_15 iso8859_16 mac_roman mac_latin2 mac_iceland mac_turkish".split()
 )
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_:.-]{1,40})""", re.I)
-_PADDED = re.compile(rb"(?m)^(--[^\r\n]{1,74}?)[ \t]+(?=\r?$)")
+# after a newline: a literal prefix the regex engine can scan for (a delimiter line never opens the message)
+_PADDED = re.compile(rb"\n(--[^\r\n]{1,74}?)[ \t]+(?=\r?\n|\r?\Z)")
 _BOUNDARY = re.compile(rb'(?i)boundary\s*=\s*("[^"\r\n]{1,72}"|[^\s;]{1,72})')
 _SURROGATE = re.compile("[\udc80-\udcff]")  # a raw 8-bit byte held by the surrogateescape handler
 _BLANK = re.compile(rb"\r?\n\r?\n")
@@ -194,7 +195,9 @@ def strip_transport_padding(raw: bytes) -> bytes:
     if not _PADDED.search(raw):
         return raw
     boundaries = {b.strip(b'"') for b in _BOUNDARY.findall(raw)}
-    return _PADDED.sub(lambda m: m.group(1) if _is_delimiter(m.group(1), boundaries) else m.group(0), raw)
+    return _PADDED.sub(
+        lambda m: b"\n" + m.group(1) if _is_delimiter(m.group(1), boundaries) else m.group(0), raw
+    )
 
 
 def _is_delimiter(line: bytes, boundaries: set[bytes]) -> bool:
