@@ -31,7 +31,8 @@ live = browser.live  # the app on uvicorn in a thread, mail to the dev inbox
 # what every page must satisfy: no sideways scroll, no button without a readable label inside the page
 CHECK = """() => {
   const iw = window.innerWidth;
-  const shown = (e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden";
+  const shown = (e) => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== "hidden"
+    && (!e.checkVisibility || e.checkVisibility());  // not inside a closed <details>
   const label = (e) => (e.innerText || e.value || "").trim() || (e.getAttribute("aria-label") || "").trim();
   const scrolls = (e) => {  // inside a container that scrolls sideways by itself (a wide table)
     for (let p = e.parentElement; p && p !== document.body; p = p.parentElement)
@@ -105,6 +106,15 @@ def check(page, width: int, name: str) -> list[str]:
     folder = SHOTS / str(width)
     folder.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+    # then every confirmation opened: its "Yes, ..." button must fit too
+    opened = page.evaluate(
+        "() => { const d = document.querySelectorAll('details:not([open])');"
+        " d.forEach((e) => { e.open = true; }); return d.length; }"
+    )
+    if opened:
+        more = page.evaluate(CHECK)
+        found["bad"] += [f"(confirmations open) {b}" for b in more["bad"]]
+        found["scrollWidth"] = max(found["scrollWidth"], more["scrollWidth"])
     problems = [f"{name} at {width}: {b}" for b in found["bad"]]
     if found["scrollWidth"] > found["innerWidth"]:
         problems.append(f"{name} at {width}: {found['scrollWidth']} px wide in {found['innerWidth']}")
