@@ -33,10 +33,15 @@ def timezones() -> list[str]:
 
 @page("admin")
 def team_form(request: Request, ctx: Ctx):
-    """GET/POST /teams/{tid}/settings: name, default schedule, digest options, tracking, reply domain."""
+    """GET/POST /teams/{tid}/settings: name, default schedule, digest options (weekdays, weekly day,
+    skip empty days), tracking, reply domain; every field of the form is saved through update_team."""
+    settings = request.app.state.settings
     if request.method == "POST":
         f = ctx.form
+        weekly = f.get("weekly_day", "0").strip()
         try:
+            if not (weekly.isascii() and weekly.isdigit() and len(weekly) == 1):
+                raise ScheduleError("weekly_digest_day must be 0 (none) or an ISO weekday 1-7")
             teams.update_team(
                 ctx.s,
                 ctx.team.id,
@@ -46,16 +51,25 @@ def team_form(request: Request, ctx: Ctx):
                 reminder_time=f.get("reminder_time", ""),
                 digest_time=f.get("digest_time", ""),
                 workdays="".join(d for d, _ in DAYS if f.get(f"day{d}")),
+                digest_workdays="".join(d for d, _ in DAYS if f.get(f"dday{d}")),
                 digest_enabled=bool(f.get("digest_enabled")),
                 digest_include_quiet=bool(f.get("digest_include_quiet")),
+                skip_empty=bool(f.get("skip_empty")),
+                weekly_day=int(weekly),
                 tracking=bool(f.get("tracking")),
                 reply_domain=f.get("reply_domain", ""),
+                settings=settings,
             )
         except REFUSED as e:
             raise HTTPException(400, f"Not saved: {e}.") from None
         return back(f"/teams/{ctx.team.id}/settings", "Team settings saved.", request)
     opts = teams.options(ctx.s, ctx.team.id)
-    return render(request, ctx, "settings_team.html", {"opts": opts, "zones": timezones(), "days": DAYS})
+    return render(
+        request,
+        ctx,
+        "settings_team.html",
+        {"opts": opts, "zones": timezones(), "days": DAYS, "reply_domains": settings.reply_domains},
+    )
 
 
 def _members(ctx: Ctx) -> list[Member]:
