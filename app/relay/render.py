@@ -145,7 +145,9 @@ def render_message(s: Session, message, settings: Settings) -> tuple[dict, str, 
     stored = json.loads(message.context or "{}")
     context = registered(message.kind).builder(s, message, stored, settings)
     # whether to track is the producer's decision, stored in the row; a builder cannot change it
-    context["_track"] = stored.get("_track") is True
+    context.pop("_track", None)
+    if stored.get("_track") is True:
+        context["_track"] = True
     text, html = render_parts(message.template, context)
     return context, text, html
 
