@@ -295,6 +295,50 @@ def cmd_api_token(args) -> int:
     return 0
 
 
+# --option -> update_team's keyword; on/off options become booleans
+TEAM_OPTIONS = {
+    "name": "name",
+    "timezone": "timezone",
+    "reminder_time": "reminder_time",
+    "digest_time": "digest_time",
+    "workdays": "workdays",
+    "digest_days": "digest_workdays",
+    "digest": "digest_enabled",
+    "digest_include_quiet": "digest_include_quiet",
+    "skip_empty": "skip_empty",
+    "weekly_day": "weekly_day",
+    "tracking": "tracking",
+    "reply_domain": "reply_domain",
+}
+
+
+def cmd_team_settings(args) -> int:
+    from app.checkins import teams
+    from app.checkins.times import ScheduleError
+    from app.db import session
+    from app.models import Team, utcnow
+
+    changes = {}
+    for option, keyword in TEAM_OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:
+            changes[keyword] = {"on": True, "off": False}.get(value, value)
+    try:
+        with session() as s:
+            if s.get(Team, args.team) is None:
+                print(f"no team {args.team}", file=sys.stderr)
+                return 2
+            if changes:
+                teams.update_team(s, args.team, now=utcnow(), settings=get_settings(), **changes)
+            current = teams.current(s, args.team)
+    except (teams.TeamError, ScheduleError) as e:
+        print(f"not saved: {e}", file=sys.stderr)
+        return 2
+    for key, value in current.items():
+        print(f"{key}={('on' if value else 'off') if isinstance(value, bool) else value}")
+    return 0
+
+
 def cmd_admin(args) -> int:
     from app.accounts.users import make_operator, normalize_email
     from app.db import session
@@ -401,6 +445,22 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("name", help="what the token is for")
     cp.add_argument("--team", type=int, help="limit the token to one team id")
     cp.set_defaults(fn=cmd_api_token)
+    sp = sub.add_parser("team-settings", help="show or change a team's settings (as its settings page does)")
+    sp.add_argument("team", type=int)
+    for option in ("name", "timezone", "reminder_time", "digest_time"):
+        sp.add_argument(f"--{option.replace('_', '-')}")
+    sp.add_argument("--workdays", help="ISO weekdays asked on, e.g. 12345 (1 = Monday)")
+    sp.add_argument("--digest-days", help="ISO weekdays the digest goes out on")
+    onoff = ("on", "off")
+    sp.add_argument("--digest", choices=onoff, help="send the daily digest at all")
+    sp.add_argument("--digest-include-quiet", choices=onoff, help="list the members who wrote nothing")
+    sp.add_argument("--skip-empty", choices=onoff, help="no digest for a day (or week) nobody wrote in")
+    sp.add_argument("--weekly-day", type=int, help="ISO weekday of the weekly digest (a digest day); 0: none")
+    sp.add_argument(
+        "--tracking", choices=onoff, help="open pixel and rewritten links in reminders and digests"
+    )
+    sp.add_argument("--reply-domain", help="REPLY_DOMAIN ('') or one of INBOUND_DOMAINS")
+    sp.set_defaults(fn=cmd_team_settings)
     sp = sub.add_parser("admin", help="instance operators")
     asub = sp.add_subparsers(dest="admin_command", required=True)
     ap = asub.add_parser("create", help="make EMAIL an instance operator (creates the user)")

@@ -275,8 +275,11 @@ class TeamSettings(SQLModel, table=True):
     team_id: int = Field(foreign_key="team.id", primary_key=True)
     digest_enabled: bool = True  # send the morning digest at all
     digest_include_quiet: bool = True  # list members who wrote nothing
-    tracking: bool = False  # open pixel and click tracking in reminders and digests
-    reply_domain: str = Field(default="", max_length=253)  # '' means REPLY_DOMAIN
+    # open pixel and rewritten links in the team's reminders and digests; off unless an admin turns it
+    # on (the one switch: the check-in producers stamp it on each outbox row, the relay obeys the row)
+    tracking: bool = False
+    # the domain of the team's reply+ addresses: '' means REPLY_DOMAIN; else one of INBOUND_DOMAINS
+    reply_domain: str = Field(default="", max_length=253)
 
 
 class WebhookToken(SQLModel, table=True):
@@ -323,13 +326,11 @@ class Sender(SQLModel, table=True):
 
 
 class TeamRelay(SQLModel, table=True):
-    """How a team's mail leaves: its senders in order, the strategy, and tracking per kind."""
+    """How a team's mail leaves: its senders in order and the strategy (tracking is TeamSettings')."""
 
     team_id: int = Field(foreign_key="team.id", primary_key=True)
     senders: str = Field(default="", max_length=1000)  # sender names, comma-separated, in order
     strategy: str = Field(default="spread", max_length=16)  # spread | failover
-    track_digests: bool = True
-    track_reminders: bool = False
 
 
 class Route(SQLModel, table=True):

@@ -50,6 +50,8 @@ class Settings:
     secret_key: str = field(default="", repr=False)  # SECRET_KEY: signs reply addresses and links
     base_url: str = "http://127.0.0.1:8000"  # BASE_URL: where users reach the web app
     reply_domain: str = "reply.localhost"  # REPLY_DOMAIN: domain of reply+<token>@ addresses
+    # INBOUND_DOMAINS: further domains whose reply+ mail reaches the inbound path; teams may pick one
+    inbound_domains: tuple[str, ...] = ()
     reply_window_days: int = 30  # REPLY_WINDOW_DAYS: a reply address works this many days after its day
     authserv_ids: tuple[str, ...] = ()  # AUTHSERV_IDS: hosts whose Authentication-Results are believed
     mail_from: str = "donebox@localhost"  # MAIL_FROM: sender address of reminders and digests
@@ -131,6 +133,11 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def reply_domains(self) -> tuple[str, ...]:
+        """The domains whose reply+ addresses inbound accepts: REPLY_DOMAIN, then INBOUND_DOMAINS."""
+        return (self.reply_domain.lower(), *self.inbound_domains)
 
     @property
     def mail_dir(self) -> Path:
@@ -270,6 +277,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             secret_key=secret,
             base_url=e("BASE_URL", "http://127.0.0.1:8000").rstrip("/"),
             reply_domain=e("REPLY_DOMAIN", "reply.localhost"),
+            inbound_domains=tuple(d.lower() for d in _csv(e("INBOUND_DOMAINS", ""))),
             reply_window_days=window,
             authserv_ids=tuple(a.lower() for a in _csv(e("AUTHSERV_IDS", ""))),
             mail_from=e("MAIL_FROM", "donebox@localhost"),

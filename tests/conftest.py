@@ -25,6 +25,7 @@ TEST_ENV = {
     "INBOUND_RAW_TOKEN": "test-inbound-token",
     "MAIL_TRANSPORT": "memory",
     "REPLY_DOMAIN": "reply.test",
+    "INBOUND_DOMAINS": "in.example.com",  # a second domain teams may pick for their reply addresses
     "MAIL_FROM": "donebox@mail.test",
     "BASE_URL": "http://donebox.test",
     # tests answer reminders of FIXED_NOW's day with workers on the real clock: a window of ten

@@ -142,14 +142,15 @@ def _any_pauses(s: Session, now: datetime) -> bool:
     return s.execute(select(MemberPause.id).where(MemberPause.last_day >= since).limit(1)).first() is not None
 
 
-def _digests_off(s: Session, team_ids: set[int]) -> set[int]:
-    """The teams among ``team_ids`` that turned their morning digest off (team settings)."""
+def _options(s: Session, team_ids: set[int]) -> dict[int, tuple[bool, bool]]:
+    """(digest_enabled, tracking) of the teams among ``team_ids`` that have a settings row (the
+    others have the defaults: digest on, tracking off)."""
     if not team_ids:
-        return set()
-    stmt = select(TeamSettings.team_id).where(
-        TeamSettings.team_id.in_(team_ids), TeamSettings.digest_enabled.is_(False)
+        return {}
+    stmt = select(TeamSettings.team_id, TeamSettings.digest_enabled, TeamSettings.tracking).where(
+        TeamSettings.team_id.in_(team_ids)
     )
-    return set(s.execute(stmt).scalars())
+    return {t: (on, track) for t, on, track in s.execute(stmt)}
 
 
 def run_batch(
@@ -208,18 +209,26 @@ def run_batch(
         if fire:
             plans.append((r, team, tz, covered, day))
     new_rows = []
+    opts = _options(s, {p[1].id for p in plans})
+    tracked = {t for t, (_, track) in opts.items() if track}
     if kind is DIGEST:
-        off = _digests_off(s, {p[1].id for p in plans})
-        plans = [p for p in plans if p[1].id not in off]
+        plans = [p for p in plans if opts.get(p[1].id, (True, False))[0]]
         skippable = {(t.id, d) for _, t, _, d, _ in plans if t.skip_empty_digests}
         empty = skippable - _nonempty_days(s, skippable)
-        new_rows += _weekly_rows(s, plans, domain)
+        new_rows += _weekly_rows(s, plans, domain, tracked)
         plans = [p for p in plans if (p[1].id, p[3]) not in empty]
     # Message-IDs: one random part per batch and the row's own key, unique without a uuid per row
     nonce = uuid.uuid4().hex[:16]
     new_rows += [
         checkin_row(
-            kind.name, r, team, tz, covered, f"<{nonce}.{kind.name[0]}{r.id}@{domain}>", midnight=_midnight
+            kind.name,
+            r,
+            team,
+            tz,
+            covered,
+            f"<{nonce}.{kind.name[0]}{r.id}@{domain}>",
+            track=team.id in tracked,
+            midnight=_midnight,
         )
         for r, team, tz, covered, _ in plans
     ]
@@ -228,8 +237,9 @@ def run_batch(
     return ids, len(rows), getattr(rows[-1], kind.column)
 
 
-def _weekly_rows(s: Session, plans: list, domain: str) -> list[dict]:
-    """Weekly digests riding on the daily digest of the team's weekly day (the 7 days before it)."""
+def _weekly_rows(s: Session, plans: list, domain: str, tracked: set[int]) -> list[dict]:
+    """Weekly digests riding on the daily digest of the team's weekly day (the 7 days before it);
+    ``tracked``: the teams whose mail is tracked."""
     rows, skip_checks = [], {}
     for r, team, _tz, _covered, day in plans:
         if team.weekly_digest_day != day.isoweekday():
@@ -254,7 +264,9 @@ def _weekly_rows(s: Session, plans: list, domain: str) -> list[dict]:
                 "to_addr": r.email,
                 "subject": f"{team.name}: the week to {last:%A, %d %B}",
                 "template": "weekly",
-                "context": json.dumps({"last": last.isoformat()}),
+                "context": json.dumps(
+                    {"last": last.isoformat(), **({"_track": True} if team.id in tracked else {})}
+                ),
                 "message_id": f"<{uuid.uuid4().hex}@{domain}>",
                 "expires_at": None,
             }

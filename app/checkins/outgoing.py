@@ -14,7 +14,7 @@ from sqlmodel import Session
 from app.checkins.asked import checkin_key, not_heard_from
 from app.checkins.digests import daily_context, weekly_context
 from app.checkins.entries import Shelf, first_per_member
-from app.checkins.reply_tokens import reply_address
+from app.checkins.reply_tokens import reply_address, team_reply_domain
 from app.checkins.times import local_date, local_midnight_after
 from app.models import Member, OutboundMessage, Team, TeamSettings
 from app.relay import outbox, render
@@ -40,10 +40,15 @@ def checkin_row(
     day: date,
     message_id: str,
     *,
+    track: bool = False,
     midnight=local_midnight_after,
 ) -> dict:
     """The outbox row of a reminder or digest for ``member`` on ``day``: one shape for the
-    scheduler's bulk tick and the by-hand commands (``member`` needs ``id`` and ``email``)."""
+    scheduler's bulk tick and the by-hand commands (``member`` needs ``id`` and ``email``).
+
+    ``track`` is the team's tracking setting now: stored in the row's context as ``_track``, the
+    relay's one question (it never reads check-in settings), so a message is tracked as its team
+    said when it was made."""
     iso = day.isoformat()
     if kind == "reminder":
         subject, expires = REMINDER_SUBJECT, midnight(day, tz)  # worthless once its day is over
@@ -57,7 +62,7 @@ def checkin_row(
         "to_addr": member.email,
         "subject": subject,
         "template": kind,
-        "context": f'{{"day": "{iso}"}}',
+        "context": f'{{"day": "{iso}", "_track": true}}' if track else f'{{"day": "{iso}"}}',
         "message_id": message_id,
         "expires_at": expires,
     }
@@ -67,7 +72,13 @@ def _create(
     kind: str, s: Session, member: Member, team: Team, day: date, *, now: datetime, settings: Settings
 ):
     row = checkin_row(
-        kind, member, team, member_tz(member, team), day, outbox.new_message_id(_domain(settings))
+        kind,
+        member,
+        team,
+        member_tz(member, team),
+        day,
+        outbox.new_message_id(_domain(settings)),
+        track=tracking_on(s, team.id),
     )
     return outbox.create(s, now=now, lease_until=now + timedelta(seconds=settings.lease_s), **row)
 
@@ -103,6 +114,12 @@ def remind_now(s: Session, *, now: datetime, settings: Settings) -> list[int]:
     return ids
 
 
+def tracking_on(s: Session, team_id: int) -> bool:
+    """The team's tracking setting (off for a team that never set it)."""
+    opts = s.get(TeamSettings, team_id)
+    return opts is not None and opts.tracking
+
+
 def digests_on(s: Session, team_id: int) -> bool:
     """False when the team turned its morning digest off (team settings)."""
     opts = s.get(TeamSettings, team_id)
@@ -129,7 +146,9 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
     member = s.get(Member, msg.member_id)
     team = s.get(Team, msg.team_id)
     day = date.fromisoformat(stored["day"])
-    reply_to = reply_address(settings.secret_key, settings.reply_domain, member.id, day)
+    opts = s.get(TeamSettings, team.id)
+    domain = team_reply_domain(opts.reply_domain if opts else "", settings.reply_domains)
+    reply_to = reply_address(settings.secret_key, domain, member.id, day)
     return {
         "member": member,
         "team": team,

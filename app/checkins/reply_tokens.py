@@ -1,4 +1,4 @@
-"""Signed tokens: the per-member reply address ``reply+<token>@REPLY_DOMAIN``.
+"""Signed tokens: the per-member reply address ``reply+<token>@REPLY_DOMAIN`` (or the team's domain).
 
 The token binds a member and a day with an HMAC over SECRET_KEY, so a reply
 can be attributed without trusting the From header, and a reply to day D's
@@ -50,10 +50,18 @@ def verify_reply_token(secret: str, token: str) -> tuple[int, date] | None:
     return int(member), day
 
 
-def token_from_address(address: str, domain: str, tag: str = "reply") -> str | None:
+def token_from_address(address: str, domain: str | tuple[str, ...], tag: str = "reply") -> str | None:
     """The token part of ``<tag>+<token>@domain`` (``reply+``, or ``unsubscribe+`` for the
-    List-Unsubscribe mailto), or None for any other address."""
+    List-Unsubscribe mailto), or None for any other address; ``domain`` may be several (lower case)."""
     m = _ADDRESS.match(address.strip())
-    if not m or m.group(1).lower() != tag or m.group(3).lower() != domain.lower():
+    domains = (domain.lower(),) if isinstance(domain, str) else domain
+    if not m or m.group(1).lower() != tag or m.group(3).lower() not in domains:
         return None
     return m.group(2)
+
+
+def team_reply_domain(chosen: str, accepted: tuple[str, ...]) -> str:
+    """The domain of a team's reply addresses: its ``chosen`` one while inbound still accepts it
+    (``accepted``: Settings.reply_domains, REPLY_DOMAIN first), else REPLY_DOMAIN, so no reminder
+    ever asks for a reply that inbound would not attribute."""
+    return chosen if chosen and chosen.lower() in accepted else accepted[0]

@@ -22,6 +22,7 @@ from app.checkins.schedules import (
 )
 from app.checkins.times import check_timezone
 from app.models import ROLES, Member, Team, TeamSettings
+from app.settings import Settings, get_settings
 
 MAX_NAME = 200
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -44,11 +45,20 @@ def clean_name(value: str) -> str:
     return name
 
 
-def clean_reply_domain(value: str) -> str:
-    """A host name in lower case, or '' for the instance's REPLY_DOMAIN; raises TeamError."""
+def clean_reply_domain(value: str, accepted: tuple[str, ...]) -> str:
+    """A host name in lower case, or '' for the instance's REPLY_DOMAIN; raises TeamError for
+    anything else and for a domain outside ``accepted`` (Settings.reply_domains): replies to it
+    would never reach this instance's inbound path."""
     domain = (value or "").strip().lower()
     if domain and not _HOST.match(domain):
         raise TeamError(f"{domain[:100]!r} is not a domain name", "reply_domain")
+    if domain and domain not in accepted:
+        raise TeamError(
+            f"this instance receives replies only for {', '.join(accepted)} (REPLY_DOMAIN and "
+            f"INBOUND_DOMAINS), not {domain}: an operator adds a domain to INBOUND_DOMAINS once its "
+            "mail reaches the inbound path",
+            "reply_domain",
+        )
     return domain
 
 
@@ -77,20 +87,24 @@ def update_team(
     tracking: bool | None = None,
     skip_empty: bool | None = None,
     weekly_day: int | None = None,
+    settings: Settings | None = None,
     **schedule,
 ) -> Team:
     """Change a team's name, options and schedule defaults (``schedules.TEAM_FIELDS``); None leaves
-    a value as it is.
+    a value as it is. The settings page, ``PATCH /api/teams/{id}/settings`` and ``donebox
+    team-settings`` all change a team through here.
 
     Every value is checked first: a TeamError or ScheduleError names the reason and nothing is
     changed then. Schedule changes reschedule every member. The weekly digest goes out with the
-    daily digest of its weekday, so it must be a digest weekday.
+    daily digest of its weekday, so it must be a digest weekday. A reply domain must be one the
+    instance receives mail for (``settings``: the instance's, by default the process's).
     """
     team = s.get(Team, team_id)
     if team is None:
         raise TeamError(f"no team {team_id}")
     name = None if name is None else clean_name(name)
-    domain = None if reply_domain is None else clean_reply_domain(reply_domain)
+    accepted = (settings or get_settings()).reply_domains
+    domain = None if reply_domain is None else clean_reply_domain(reply_domain, accepted)
     given = {
         "digest_enabled": digest_enabled,
         "digest_include_quiet": digest_include_quiet,
@@ -103,9 +117,10 @@ def update_team(
     if skip_empty is not None and not isinstance(skip_empty, bool):
         raise ScheduleError("skip_empty_digests must be true or false")
     days = validated(schedule, TEAM_FIELDS, nullable=False)
-    if weekly_day is not None:
+    if weekly_day is not None or days.keys() & {"digest_workdays", "workdays"}:
+        # the weekly day, new or kept, must stay one of the digest weekdays, new or kept
         digest_days = days.get("digest_workdays", team.digest_workdays) or days.get("workdays", team.workdays)
-        _weekly_day(weekly_day, digest_days)
+        _weekly_day(team.weekly_digest_day if weekly_day is None else weekly_day, digest_days)
 
     if name is not None:
         team.name = name
@@ -125,6 +140,26 @@ def update_team(
         s.add(opts)
     s.flush()
     return team
+
+
+def current(s: Session, team_id: int) -> dict:
+    """Every setting ``update_team`` changes, as it stands (the API's and the CLI's view), keyed by
+    the names ``update_team`` takes."""
+    team, opts = s.get(Team, team_id), options(s, team_id)
+    return {
+        "name": team.name,
+        "timezone": team.timezone,
+        "reminder_time": team.reminder_time,
+        "digest_time": team.digest_time,
+        "workdays": team.workdays,
+        "digest_workdays": team.digest_workdays,
+        "digest_enabled": opts.digest_enabled,
+        "digest_include_quiet": opts.digest_include_quiet,
+        "skip_empty": team.skip_empty_digests,
+        "weekly_day": team.weekly_digest_day,
+        "tracking": opts.tracking,
+        "reply_domain": opts.reply_domain,
+    }
 
 
 def create_team(s: Session, name: str, timezone: str, *, admin_email: str, now: datetime) -> Team:

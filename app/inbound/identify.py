@@ -54,7 +54,7 @@ def is_automatic(email: InboundEmail) -> str:
 
 def _tokens(email: InboundEmail, settings: Settings):
     for addr in (*email.envelope_to, *email.to, *email.cc):
-        token = token_from_address(addr, settings.reply_domain)
+        token = token_from_address(addr, settings.reply_domains)  # REPLY_DOMAIN or INBOUND_DOMAINS
         if token is not None:
             yield token, addr
     if email.mailbox_hash:

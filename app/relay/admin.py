@@ -161,16 +161,8 @@ def cmd_team_relay(args) -> int:
             row.senders = ",".join(listed)
         if args.strategy:
             row.strategy = args.strategy
-        if args.track_digests:
-            row.track_digests = args.track_digests == "on"
-        if args.track_reminders:
-            row.track_reminders = args.track_reminders == "on"
         s.add(row)
-        print(
-            f"team {args.team}: senders={row.senders or '(all)'} strategy={row.strategy} "
-            f"track_digests={'on' if row.track_digests else 'off'} "
-            f"track_reminders={'on' if row.track_reminders else 'off'}"
-        )
+        print(f"team {args.team}: senders={row.senders or '(all)'} strategy={row.strategy}")
     return 0
 
 
@@ -212,10 +204,9 @@ def add_parsers(sub) -> None:
     p.add_argument("id", type=int)
     p.set_defaults(fn=cmd_route_remove)
 
-    p = sub.add_parser("team-relay", help="a team's senders, strategy and tracking")
+    # tracking is a team setting (donebox team-settings --tracking), not the relay's
+    p = sub.add_parser("team-relay", help="a team's senders and strategy")
     p.add_argument("team", type=int)
     p.add_argument("--senders", help="sender names, comma-separated, in order ('' = every sender)")
     p.add_argument("--strategy", choices=STRATEGIES)
-    p.add_argument("--track-digests", choices=("on", "off"))
-    p.add_argument("--track-reminders", choices=("on", "off"))
     p.set_defaults(fn=cmd_team_relay)

@@ -146,15 +146,19 @@ def render_body(d: Delivery) -> Outcome | None:
     return None
 
 
+LIST_KINDS = ("digest", "reminder")  # recurring mail: always List-Unsubscribe, tracked or not
+
+
 def add_tracking(d: Delivery) -> Outcome | None:
+    """The open pixel and rewritten links when the message's producer said so (``_track`` in the
+    stored context, decided when the row was made: the check-in producers stamp the team's
+    setting), and List-Unsubscribe on recurring and tracked mail."""
     m, st = d.message, d.settings
-    plan = routing.config_cache(st).get().team(m.team_id)
-    wanted = {"digest": plan.track_digests, "reminder": plan.track_reminders}
-    if wanted.get(m.kind, bool(d.context.get("_track"))):
+    if d.context.get("_track") is True:
         d.html, d.links = tracking.add_tracking(
             d.html, base_url=st.base_url, secret=st.secret_key, message_id=m.id
         )
-    if m.kind in wanted or d.links:
+    if m.kind in LIST_KINDS or d.links:
         d.headers.update(
             tracking.unsubscribe_headers(
                 base_url=st.base_url, secret=st.secret_key, reply_domain=st.reply_domain, message_id=m.id

@@ -142,7 +142,12 @@ def render_message(s: Session, message, settings: Settings) -> tuple[dict, str, 
     Raises UnregisteredKind for a kind nothing registered, RenderError when the template fails;
     whatever its builder raises goes through.
     """
-    context = registered(message.kind).builder(s, message, json.loads(message.context or "{}"), settings)
+    stored = json.loads(message.context or "{}")
+    context = registered(message.kind).builder(s, message, stored, settings)
+    # whether to track is the producer's decision, stored in the row; a builder cannot change it
+    context.pop("_track", None)
+    if stored.get("_track") is True:
+        context["_track"] = True
     text, html = render_parts(message.template, context)
     return context, text, html
 

@@ -51,12 +51,10 @@ class SenderInfo:
 
 @dataclass(frozen=True)
 class TeamPlan:
-    """A TeamRelay row, frozen: the team's senders in order, strategy and tracking switches."""
+    """A TeamRelay row, frozen: the team's senders in order and strategy."""
 
     senders: tuple[str, ...] = ()
     strategy: str = "spread"
-    track_digests: bool = True
-    track_reminders: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,8 +82,7 @@ def load_config() -> RelayConfig:
             for r in s.execute(select(Sender)).scalars()
         }
         teams = {
-            r.team_id: TeamPlan(names(r.senders), r.strategy, r.track_digests, r.track_reminders)
-            for r in s.execute(select(TeamRelay)).scalars()
+            r.team_id: TeamPlan(names(r.senders), r.strategy) for r in s.execute(select(TeamRelay)).scalars()
         }
         routes = tuple(
             (r.team_id, r.domain.strip().lower(), names(r.senders))

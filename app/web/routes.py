@@ -55,6 +55,8 @@ routes = [
     Route("/api/teams", api_teams.teams),
     Route("/api/teams/{team_id:int}", api_teams.team),
     Route("/api/teams/{team_id:int}/members", api_teams.members),
+    Route("/api/teams/{team_id:int}/settings", api_teams.settings_get),
+    Route("/api/teams/{team_id:int}/settings", api_teams.settings_patch, methods=["PATCH"]),
     Route("/api/teams/{team_id:int}/entries", api_entries.entry_list),
     Route("/api/teams/{team_id:int}/entries", api_entries.entry_create, methods=["POST"]),
     Route("/api/entries/{entry_id:int}", api_entries.entry_get),

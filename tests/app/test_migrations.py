@@ -30,3 +30,38 @@ def _differences(url: str) -> list:
 def test_the_migrated_schema_matches_the_models(request, database):
     url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
     assert _differences(url) == []
+
+
+def test_the_tracking_migration_keeps_a_team_tracked_only_where_admin_and_relay_both_said_yes(tmp_path):
+    from alembic import command
+
+    from app.migrate import config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    for revision in ("0006", "0007", "0010_inbound_quarantine", "0011_user_limits"):  # every head but 0012
+        command.upgrade(config(url), revision)
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        for tid in (1, 2, 3):
+            conn.exec_driver_sql(
+                "INSERT INTO team (id, name, timezone, reminder_time, digest_time, workdays) "
+                f"VALUES ({tid}, 't{tid}', 'UTC', '17:00', '08:00', '12345')"
+            )
+        # 1: admin said yes, relay had digests on; 2: admin said yes, relay said no to both; 3: admin no
+        for tid, tracking in ((1, 1), (2, 1), (3, 0)):
+            conn.exec_driver_sql(
+                "INSERT INTO teamsettings (team_id, digest_enabled, digest_include_quiet, tracking, "
+                f"reply_domain) VALUES ({tid}, 1, 1, {tracking}, '')"
+            )
+        for tid, digests in ((1, 1), (2, 0), (3, 1)):
+            conn.exec_driver_sql(
+                "INSERT INTO teamrelay (team_id, senders, strategy, track_digests, track_reminders) "
+                f"VALUES ({tid}, '', 'spread', {digests}, 0)"
+            )
+    upgrade(url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT team_id, tracking FROM teamsettings ORDER BY team_id").all()
+        columns = [r[1] for r in conn.exec_driver_sql("PRAGMA table_info(teamrelay)")]
+    engine.dispose()
+    assert [(t, bool(on)) for t, on in rows] == [(1, True), (2, False), (3, False)]
+    assert "track_digests" not in columns and "track_reminders" not in columns

@@ -26,6 +26,8 @@ SHAPES: tuple[Shape, ...] = (
     teams.TEAM_LIST,
     teams.MEMBER,
     teams.MEMBER_LIST,
+    teams.TEAM_SETTINGS,
+    teams.TEAM_SETTINGS_PATCH,
     entries.ENTRY,
     entries.ENTRY_LIST,
     entries.ENTRY_CREATE,
@@ -119,6 +121,21 @@ PATHS = {
             params=[_path("team_id")],
             found=True,
         )
+    },
+    "/api/teams/{team_id}/settings": {
+        "get": _op(
+            "The team's settings",
+            {"200": _resp("the settings", teams.TEAM_SETTINGS)},
+            params=[_path("team_id")],
+            found=True,
+        ),
+        "patch": _op(
+            "Change the given settings (as the team settings page does); 400 names a refused one",
+            {"200": _resp("the settings now", teams.TEAM_SETTINGS)},
+            params=[_path("team_id")],
+            body=teams.TEAM_SETTINGS_PATCH,
+            found=True,
+        ),
     },
     "/api/teams/{team_id}/entries": {
         "get": _op(

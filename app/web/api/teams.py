@@ -1,10 +1,14 @@
-"""GET /api/teams, /api/teams/{team_id} and /api/teams/{team_id}/members, by API token."""
+"""GET /api/teams, /api/teams/{team_id} and /api/teams/{team_id}/members, and a team's settings
+(GET and PATCH /api/teams/{team_id}/settings, through app.checkins.teams.update_team), by API token."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.models import ROLES, ApiToken, Member, Team
+from app.checkins import teams as team_domain
+from app.checkins.teams import TeamError
+from app.checkins.times import ScheduleError
+from app.models import ROLES, ApiToken, Member, Team, utcnow
 from app.web.api.base import ApiError, api
 from app.web.api.shapes import BOOL, INT, STR, Field, Shape, listing, nullable, one_of
 from app.web.common import id_in_range
@@ -32,6 +36,39 @@ MEMBER = Shape(
         Field("active", BOOL, description="false once removed from the team"),
     ),
 )
+# (JSON name, update_team's keyword, type, description): each setting written once, for both shapes
+_SETTINGS = (
+    ("name", "name", STR, ""),
+    ("timezone", "timezone", STR, "IANA time zone of the team's times"),
+    ("reminder_time", "reminder_time", STR, "local HH:MM of the evening question"),
+    ("digest_time", "digest_time", STR, "local HH:MM of the morning digest"),
+    ("workdays", "workdays", STR, "ISO weekdays asked on, e.g. 12345 (1 = Monday)"),
+    ("digest_workdays", "digest_workdays", STR, "ISO weekdays the digest goes out on"),
+    ("digest_enabled", "digest_enabled", BOOL, "send the daily digest at all"),
+    ("digest_include_quiet", "digest_include_quiet", BOOL, "list the members who wrote nothing"),
+    ("skip_empty_digests", "skip_empty", BOOL, "no digest (daily or weekly) for a span nobody wrote in"),
+    (
+        "weekly_digest_day",
+        "weekly_day",
+        INT,
+        "ISO weekday (one of digest_workdays) the weekly digest goes out with the daily one; 0: none",
+    ),
+    ("tracking", "tracking", BOOL, "open pixel and rewritten links in reminders and digests"),
+    (
+        "reply_domain",
+        "reply_domain",
+        STR,
+        "domain of the reply+ addresses: '' for REPLY_DOMAIN, or one of INBOUND_DOMAINS",
+    ),
+)
+TEAM_SETTINGS = Shape(
+    "TeamSettings", tuple(Field(name, kind, src=key, description=d) for name, key, kind, d in _SETTINGS)
+)
+TEAM_SETTINGS_PATCH = Shape(
+    "TeamSettingsPatch",
+    tuple(Field(name, kind, required=False, description=d) for name, _, kind, d in _SETTINGS),
+)
+_KEYWORD = {name: key for name, key, _, _ in _SETTINGS}
 TEAM_LIST = listing("TeamList", "teams", TEAM)
 MEMBER_LIST = listing("MemberList", "members", MEMBER)
 
@@ -65,3 +102,32 @@ def members(request, s, token, body):
     t = find_team(s, token, request.path_params["team_id"])
     rows = s.execute(select(Member).where(Member.team_id == t.id).order_by(Member.id)).scalars()
     return MEMBER_LIST.dump({"members": rows})
+
+
+@api()
+def settings_get(request, s, token, body):
+    """GET /api/teams/{team_id}/settings: every setting of the team."""
+    t = find_team(s, token, request.path_params["team_id"])
+    return TEAM_SETTINGS.dump(team_domain.current(s, t.id))
+
+
+@api(body=True, max_bytes=16 * 1024)
+def settings_patch(request, s, token, body):
+    """PATCH /api/teams/{team_id}/settings {...}: change the given settings (the page's and the CLI's
+    update_team); 400 with the reason, and nothing changed, when one is refused."""
+    t = find_team(s, token, request.path_params["team_id"])
+    unknown = sorted(set(body) - _KEYWORD.keys())
+    if unknown:
+        raise ApiError(400, f"unknown settings: {', '.join(unknown)[:200]}")
+    got = TEAM_SETTINGS_PATCH.load(body)
+    try:
+        team_domain.update_team(
+            s,
+            t.id,
+            now=utcnow(),
+            settings=request.app.state.settings,
+            **{_KEYWORD[name]: value for name, value in got.items()},
+        )
+    except (TeamError, ScheduleError) as e:
+        raise ApiError(400, str(e)) from None
+    return TEAM_SETTINGS.dump(team_domain.current(s, t.id))

@@ -33,15 +33,30 @@ def timezones() -> list[str]:
 
 def _team_page(request: Request, ctx: Ctx):
     opts = teams.options(ctx.s, ctx.team.id)
-    return render(request, ctx, "settings_team.html", {"opts": opts, "zones": timezones(), "days": DAYS})
+    return render(
+        request,
+        ctx,
+        "settings_team.html",
+        {
+            "opts": opts,
+            "zones": timezones(),
+            "days": DAYS,
+            "reply_domains": request.app.state.settings.reply_domains,
+        },
+    )
 
 
 @page("admin", form=_team_page)
 def team_form(request: Request, ctx: Ctx):
-    """GET/POST /teams/{tid}/settings: name, default schedule, digest options, tracking, reply domain."""
+    """GET/POST /teams/{tid}/settings: name, default schedule, digest options (weekdays, weekly day,
+    skip empty days), tracking, reply domain; every field of the form is saved through update_team."""
+    settings = request.app.state.settings
     if request.method == "POST":
         f = ctx.form
+        weekly = f.get("weekly_day", "0").strip()
         try:
+            if not (weekly.isascii() and weekly.isdigit() and len(weekly) == 1):
+                raise ScheduleError("weekly_digest_day must be 0 (none) or an ISO weekday 1-7", "weekly_day")
             teams.update_team(
                 ctx.s,
                 ctx.team.id,
@@ -51,10 +66,14 @@ def team_form(request: Request, ctx: Ctx):
                 reminder_time=f.get("reminder_time", ""),
                 digest_time=f.get("digest_time", ""),
                 workdays="".join(d for d, _ in DAYS if f.get(f"day{d}")),
+                digest_workdays="".join(d for d, _ in DAYS if f.get(f"dday{d}")),
                 digest_enabled=bool(f.get("digest_enabled")),
                 digest_include_quiet=bool(f.get("digest_include_quiet")),
+                skip_empty=bool(f.get("skip_empty")),
+                weekly_day=int(weekly),
                 tracking=bool(f.get("tracking")),
                 reply_domain=f.get("reply_domain", ""),
+                settings=settings,
             )
         except REFUSED as e:
             raise FormError.of(e, "form") from None

@@ -43,7 +43,7 @@ def test_the_weekly_day_is_checked_against_the_new_digest_days(team):
 def test_options_are_stored_and_read_back(team):
     with session() as s:
         teams.update_team(
-            s, team.id, now=FIXED_NOW, tracking=True, digest_enabled=False, reply_domain="In.Ex.org"
+            s, team.id, now=FIXED_NOW, tracking=True, digest_enabled=False, reply_domain="In.Example.com"
         )
     with session() as s:
         o = teams.options(s, team.id)
@@ -51,8 +51,16 @@ def test_options_are_stored_and_read_back(team):
             True,
             False,
             True,
-            "in.ex.org",
+            "in.example.com",
         )
+
+
+def test_a_reply_domain_the_instance_does_not_receive_mail_for_is_refused(team):
+    with session() as s:
+        with pytest.raises(TeamError, match="receives replies only for reply.test, in.example.com"):
+            teams.update_team(s, team.id, now=FIXED_NOW, reply_domain="elsewhere.example.org")
+        teams.update_team(s, team.id, now=FIXED_NOW, reply_domain="Reply.Test")  # REPLY_DOMAIN itself
+        assert teams.options(s, team.id).reply_domain == "reply.test"
 
 
 def test_a_team_keeps_one_admin_and_members_come_back(team):

@@ -22,7 +22,6 @@ def test_senders_routes_and_team_settings_from_the_command_line(team, capsys):
     assert main(["route", "add", "*.gov", "sg"]) == 0
     assert main(["route", "add", "hotmail.com", "nope"]) == 1
     assert main(["team-relay", str(team.id), "--senders", "sg,relay", "--strategy", "failover"]) == 0
-    assert main(["team-relay", str(team.id), "--track-digests", "off"]) == 0
     assert main(["sender", "list"]) == 0
     out, err = capsys.readouterr()
     assert "secret" not in out and "SG.key" not in out and "***" in out
@@ -31,7 +30,7 @@ def test_senders_routes_and_team_settings_from_the_command_line(team, capsys):
     assert cfg.senders["relay"].weight == 3 and cfg.senders["sg"].rate_per_s == 50
     assert cfg.routes == ((None, "*.gov", ("sg",)),)
     plan = cfg.team(team.id)
-    assert plan.senders == ("sg", "relay") and plan.strategy == "failover" and not plan.track_digests
+    assert plan.senders == ("sg", "relay") and plan.strategy == "failover"
 
 
 def test_masked_hides_passwords_and_keys():

@@ -135,6 +135,7 @@ def test_a_routed_digest_over_starttls_arrives_signed_tracked_and_verifiable(tea
     from sqlalchemy import select
 
     from app.checkins.outgoing import create_digest
+    from app.checkins.teams import update_team
     from app.db import session
     from app.models import Member, Sender, Team
     from app.relay.pipeline import deliver
@@ -150,6 +151,9 @@ def test_a_routed_digest_over_starttls_arrives_signed_tracked_and_verifiable(tea
         with session() as s:
             s.add(Sender(name="tls", url=f"smtp://relay:pw@127.0.0.1:{c.port}?tls=starttls&ca={cert[0]}"))
             ada = s.execute(select(Member).where(Member.email == "ada@example.com")).scalar_one()
+            update_team(
+                s, team.id, now=FIXED_NOW, tracking=True
+            )  # tracking is the team's choice, off by default
             mid, _ = create_digest(
                 s, ada, s.get(Team, team.id), date(2026, 11, 20), now=FIXED_NOW, settings=get_settings()
             )

@@ -4,6 +4,7 @@ from datetime import date
 
 from sqlalchemy import select
 
+from app.checkins import teams
 from app.checkins.outgoing import create_digest
 from app.db import session
 from app.models import (
@@ -14,9 +15,8 @@ from app.models import (
     OutboundMessage,
     Suppression,
     Team,
-    TeamRelay,
 )
-from app.relay import routing, suppressions
+from app.relay import suppressions
 from app.relay.pipeline import deliver
 from app.relay.tracking import make_token
 from app.relay.transports.memory import MemoryTransport
@@ -29,10 +29,12 @@ BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15"
 GMAIL_PROXY = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
 
 
-def send_digest(with_link: str = "https://example.org/docs?a=1&b=2"):
+def send_digest(with_link: str = "https://example.org/docs?a=1&b=2", *, tracked: bool = True):
+    """Ada's digest of a day she wrote ``with_link``, made after the team set tracking to ``tracked``."""
     with session() as s:
         ada = s.execute(select(Member).where(Member.email == "ada@example.com")).scalar_one()
         team = s.get(Team, ada.team_id)
+        teams.update_team(s, team.id, now=FIXED_NOW, tracking=tracked)
         s.add(Entry(team_id=team.id, member_id=ada.id, day=date(2026, 11, 23), text=f"Wrote {with_link}"))
         mid, _ = create_digest(s, ada, team, date(2026, 11, 23), now=FIXED_NOW, settings=get_settings())
     t = MemoryTransport()
@@ -131,12 +133,11 @@ def test_reminders_are_not_tracked_unless_the_team_says_so(client, team):
     html = t.sent[0].get_body(("html",)).get_content()
     assert "/t/o/" not in html and "/t/c/" not in html and t.sent[0]["List-Unsubscribe"]
     with session() as s:
-        s.add(TeamRelay(team_id=team.id, track_reminders=True, track_digests=False))
-    routing.reset()
+        teams.update_team(s, team.id, now=FIXED_NOW, tracking=True)
     deliver(reminder_for("bob@example.com"), transport=t, now=FIXED_NOW)
     assert "/t/o/" in t.sent[1].get_body(("html",)).get_content()
-    _, digest = send_digest()
-    assert "/t/o/" not in digest.get_body(("html",)).get_content()
+    _, digest = send_digest(tracked=False)
+    assert "/t/o/" not in digest.get_body(("html",)).get_content() and digest["List-Unsubscribe"]
 
 
 def test_mail_to_the_list_unsubscribe_mailto_address_unsubscribes(client, team):

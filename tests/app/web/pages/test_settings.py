@@ -27,6 +27,8 @@ def test_an_admin_changes_the_team_settings_and_schedules_follow(client, team, s
         "digest_time": "09:15",
         "day1": "1",
         "day3": "1",
+        "dday1": "1",
+        "dday3": "1",
         "digest_include_quiet": "1",
         "tracking": "1",
         "reply_domain": "In.Example.com",
@@ -54,7 +56,14 @@ def test_an_admin_changes_the_team_settings_and_schedules_follow(client, team, s
 
 def test_bad_team_settings_are_refused_with_a_reason_and_change_nothing(client, team, sent):
     sign_in(client, sent, "ada@example.com")
-    good = {"name": "R", "timezone": "UTC", "reminder_time": "17:00", "digest_time": "08:00", "day1": "1"}
+    good = {
+        "name": "R",
+        "timezone": "UTC",
+        "reminder_time": "17:00",
+        "digest_time": "08:00",
+        "day1": "1",
+        "dday1": "1",
+    }
     for bad, reason in (
         ({"name": ""}, "name"),
         ({"timezone": "Mars/Olympus"}, "time zone"),
@@ -62,6 +71,10 @@ def test_bad_team_settings_are_refused_with_a_reason_and_change_nothing(client, 
         ({"digest_time": "soon"}, "HH:MM"),
         ({"day1": ""}, "workday"),
         ({"reply_domain": "not a domain"}, "domain"),
+        ({"reply_domain": "mail.elsewhere.org"}, "receives replies only for reply.test, in.example.com"),
+        ({"dday1": ""}, "digest_workdays"),
+        ({"weekly_day": "2"}, "not one of the digest weekdays"),
+        ({"weekly_day": "x"}, "weekly_digest_day must be 0"),
     ):
         r = post(client, f"/teams/{team.id}/settings", {**good, **bad})
         assert r.status_code == 422 and reason in r.text, (bad, r.text)
@@ -245,6 +258,7 @@ TEAM_FORM = {
     "day1": "1",
     "day3": "1",
     "day6": "1",
+    **{f"dday{d}": "1" for d in "12345"},
 }
 
 
