@@ -1,5 +1,6 @@
 """Digests: the team's previous working day grouped by member, blockers marked, the silent named."""
 
+import re
 from datetime import date, timedelta
 
 from sqlalchemy import select, update
