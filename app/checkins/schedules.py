@@ -112,6 +112,13 @@ def reschedule(s: Session, member: Member, *, now: datetime, team: Team | None =
     return member
 
 
+# what an empty day set means to the person who left every box unticked
+_REQUIRED = {
+    "workdays": "tick at least one workday (workdays is required)",
+    "digest_workdays": "tick at least one digest day (digest_workdays is required)",
+}
+
+
 def validated(changes: dict, fields: dict, *, nullable: bool) -> dict:
     """``changes`` checked against ``fields`` (name -> validator) and made canonical; raises
     ScheduleError naming the field, or for an empty value unless ``nullable`` (None = the default)."""
@@ -121,7 +128,7 @@ def validated(changes: dict, fields: dict, *, nullable: bool) -> dict:
             raise ScheduleError(f"unknown schedule field {name!r}; known: {', '.join(fields)}")
         if value is None or value == "":
             if not nullable:
-                raise ScheduleError(f"{name} is required", name)
+                raise ScheduleError(_REQUIRED.get(name, f"{name} is required"), name)
             out[name] = None
             continue
         if not isinstance(value, str):

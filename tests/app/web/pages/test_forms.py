@@ -62,6 +62,7 @@ def team_bad_time(tid):
         "reminder_time": "25:00",
         "digest_time": "07:45",
         "day2": "1",
+        "dday2": "1",
     }
     return f"/teams/{tid}/settings", form, "reminder_time", "HH:MM", ['value="Renamed"', 'value="07:45"']
 
@@ -73,9 +74,24 @@ def team_bad_domain(tid):
         "reminder_time": "17:00",
         "digest_time": "07:45",
         "day2": "1",
+        "dday2": "1",
     }
     form["reply_domain"] = "not a domain"
     return f"/teams/{tid}/settings", form, "reply_domain", "not a domain name", ['value="Renamed"']
+
+
+def team_no_digest_days(tid):
+    form = {
+        "name": "Renamed",
+        "timezone": "UTC",
+        "reminder_time": "17:00",
+        "digest_time": "07:45",
+        "day2": "1",
+        "weekly_day": "0",
+        "skip_empty": "1",
+    }
+    kept = ['value="Renamed"', 'name="skip_empty" value="1" checked']
+    return f"/teams/{tid}/settings", form, "digest_workdays", "Tick at least one digest day", kept
 
 
 def schedule_bad_time(tid):
@@ -130,6 +146,7 @@ FORMS = {
         demote_last_admin,
         team_bad_time,
         team_bad_domain,
+        team_no_digest_days,
         unnamed_token,
         bad_suppression,
     ],
@@ -215,6 +232,7 @@ def save_team(client, tid):
         "reminder_time": "17:00",
         "digest_time": "08:00",
         "day1": "1",
+        "dday1": "1",
     }
     return post(client, f"/teams/{tid}/settings", form), "Team settings saved."
 

@@ -74,7 +74,7 @@ def test_bad_team_settings_are_refused_with_a_reason_and_change_nothing(client, 
         ({"reply_domain": "mail.elsewhere.org"}, "receives replies only for reply.test, in.example.com"),
         ({"dday1": ""}, "digest_workdays"),
         ({"weekly_day": "2"}, "not one of the digest weekdays"),
-        ({"weekly_day": "x"}, "weekly_digest_day must be 0"),
+        ({"weekly_day": "x"}, "eekly_digest_day must be 0"),
     ):
         r = post(client, f"/teams/{team.id}/settings", {**good, **bad})
         assert r.status_code == 422 and reason in r.text, (bad, r.text)

@@ -137,7 +137,7 @@ def test_the_reply_domain_set_on_the_page_is_where_replies_go_and_replies_to_it_
 def test_a_reply_domain_the_instance_does_not_receive_is_refused_on_the_page(client, team, sent):
     sign_in(client, sent, "ada@example.com")
     r = post(client, f"/teams/{team.id}/settings", {**FORM, "reply_domain": "mail.elsewhere.org"})
-    assert r.status_code == 400 and "receives replies only for reply.test, in.example.com" in r.text
+    assert r.status_code == 422 and "receives replies only for reply.test, in.example.com" in r.text
     with session() as s:
         assert teams.options(s, team.id).reply_domain == ""
 
