@@ -21,6 +21,7 @@ from selectolax.lexbor import LexborHTMLParser
 from parsers import limits
 from parsers.filenames import safe_filename
 from parsers.html_bounds import bound_html
+from parsers.inline import cid_references, inline_cid
 from parsers.mime_fallback import split_mime
 from parsers.mime_parts import (
     decode_bytes,
@@ -60,7 +61,7 @@ class Attachment:
     content_type: str
     size: int
     content: bytes = field(repr=False)
-    inline: bool = False  # shown inside the HTML (Content-ID, not disposition attachment): no attachment
+    inline: bool = False  # shown inside the HTML by cid: (parsers.inline decides): no attachment
     content_id: str = ""  # without angle brackets, as ``cid:`` URLs name it
     raw_filename: str = ""  # as received; '' when constructed: the ``filename`` given
 
@@ -112,7 +113,7 @@ class InboundEmail:
 
     @property
     def inline_parts(self) -> tuple[Attachment, ...]:
-        """The parts shown inside the HTML by ``cid:`` (a Content-ID, no attachment disposition)."""
+        """The parts shown inside the HTML by ``cid:`` (``parsers.inline`` decides which)."""
         return tuple(a for a in self.attachments if a.inline)
 
     def header(self, name: str) -> str:
@@ -414,40 +415,35 @@ def _read_flanker(raw: bytes, notes: list[str]):
 def _bodies(leaves, notes: list[str]):
     """(text, html, attachments) of a message's leaves in order: the first text/plain and
     text/html that are not attachments are its bodies; an enclosed message is an attachment
-    named after its subject when it has no name; a part with a Content-ID that is not an
-    attachment is inline (an image the HTML shows by ``cid:``)."""
+    named after its subject when it has no name; which parts are inline parts (images the HTML
+    shows by ``cid:``) is ``parsers.inline``'s rule."""
     text = html = None
-    attachments = []
+    files = []  # (filename, type, payload, Content-ID, disposition) of each file part, in order
     shown = None  # the first named text/plain shown inline: the body of a mail that has no other
     for leaf in leaves:
         named_inline = bool(leaf.filename) and leaf.disposition == "inline" and leaf.depth > 0
         is_body = leaf.disposition != "attachment" and not named_inline
         if named_inline and leaf.content_type == "text/plain" and shown is None:
-            shown = (len(attachments), leaf)
+            shown = (len(files), leaf)
         if is_body and leaf.content_type == "text/plain" and text is None:
             text = decode_text(leaf.payload, leaf.charset, notes)
         elif is_body and leaf.content_type == "text/html" and html is None:
             html = decode_text(leaf.payload, leaf.charset, notes, "html")
         elif leaf.content_type in ("message/rfc822", "message/news"):
             name = leaf.filename or f"{leaf.subject or 'message'}.eml"
-            attachments.append(Attachment(name, leaf.content_type, len(leaf.payload), leaf.payload))
+            files.append((name, leaf.content_type, leaf.payload, "", ""))
         elif leaf.disposition == "attachment" or leaf.filename or not leaf.content_type.startswith("text/"):
-            inline = bool(leaf.content_id) and leaf.disposition in ("", "inline")
-            attachments.append(
-                Attachment(
-                    leaf.filename,
-                    leaf.content_type,
-                    len(leaf.payload),
-                    leaf.payload,
-                    inline=inline,
-                    content_id=leaf.content_id if inline else "",
-                )
-            )
+            files.append((leaf.filename, leaf.content_type, leaf.payload, leaf.content_id, leaf.disposition))
     if text is None and html is None and shown is not None:
         index, leaf = shown
-        del attachments[index]
+        del files[index]
         text = decode_text(leaf.payload, leaf.charset, notes)
         notes.append("the only text is a named part shown inline: read as the body")
+    shows = cid_references(html)
+    attachments = []
+    for name, ctype, payload, cid, disposition in files:
+        cid = inline_cid(cid, shows, disposition)
+        attachments.append(Attachment(name, ctype, len(payload), payload, inline=bool(cid), content_id=cid))
     return text, html, attachments
 
 

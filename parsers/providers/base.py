@@ -31,6 +31,7 @@ from email.parser import HeaderParser
 from email.policy import compat32
 from functools import cached_property
 
+from parsers.inline import content_id
 from parsers.message import InboundEmail, addresses, headers_digest, message_ids, mime_fingerprint
 from parsers.providers.events import DeliveryEvent
 from parsers.providers.form import Form, parse_form
@@ -214,15 +215,29 @@ def check_fresh(timestamp: int, *, now: datetime, max_age_s: int, what: str) -> 
         raise AuthError(f"stale {what} (more than {max_age_s} s from now)")
 
 
-def json_field(value, what: str, default):
-    """A JSON-encoded form field, or ``default`` (and no error) when it is missing or malformed."""
+def json_field(value, what: str, default, notes: list[str] | None = None):
+    """A JSON-encoded form field, or ``default`` (and no error) when it is missing or malformed;
+    a malformed one is noted in ``notes`` when given."""
     if not value:
         return default
     try:
         parsed = json.loads(value)
     except (ValueError, RecursionError):
-        return default
-    return parsed if isinstance(parsed, type(default)) else default
+        parsed = None
+    if isinstance(parsed, type(default)):
+        return parsed
+    if notes is not None:
+        kind = {dict: "object", list: "array"}.get(type(default), type(default).__name__)
+        notes.append(f"{what} is not a JSON {kind}: ignored")
+    return default
+
+
+def content_id_map(value, what: str, notes: list[str]) -> dict[str, str]:
+    """A JSON object mapping Content-IDs to attachment field names (SendGrid's ``content-ids``,
+    Mailgun's ``content-id-map``), read the other way: field name -> Content-ID; {} and a note
+    when it is malformed."""
+    given = json_field(value, what, {}, notes)
+    return {f: content_id(c) for c, f in given.items() if isinstance(f, str) and content_id(c)}
 
 
 def decode_words(value: str) -> str:

@@ -18,6 +18,7 @@ import re
 from dataclasses import replace
 from datetime import datetime
 
+from parsers.inline import cid_references, inline_cid
 from parsers.message import Attachment, InboundEmail, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
 from parsers.providers.base import (
@@ -31,6 +32,7 @@ from parsers.providers.base import (
     attachment_fields,
     check_fresh,
     content_fingerprint,
+    content_id_map,
     decode_words,
     first,
     form_digest,
@@ -296,13 +298,23 @@ class Mailgun(Provider):
         if derived:
             text = html_to_text(html, notes)
             notes.append("HTML-only mail: text derived from the HTML")
-        attachments = tuple(
-            Attachment(
-                p.filename or "", p.content_type or "application/octet-stream", len(p.content), p.content
+        cids = content_id_map(form.get("content-id-map"), "content-id-map", notes)
+        shows = cid_references(html)
+        attachments = []
+        for p in form.files():
+            if not p.name.startswith("attachment"):
+                continue
+            cid = inline_cid(cids.get(p.name, ""), shows)
+            attachments.append(
+                Attachment(
+                    p.filename or "",
+                    p.content_type or "application/octet-stream",
+                    len(p.content),
+                    p.content,
+                    inline=bool(cid),
+                    content_id=cid,
+                )
             )
-            for p in form.files()
-            if p.name.startswith("attachment")
-        )
         return InboundEmail(
             from_addr=from_addr,
             from_name=from_name,
@@ -314,7 +326,7 @@ class Mailgun(Provider):
             text=text,
             text_from_html=derived,
             html=html,
-            attachments=attachments,
+            attachments=tuple(attachments),
             headers=headers,
             provider=self.name,
             envelope_to=envelope_to,

@@ -20,6 +20,7 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from parsers.inline import cid_references, inline_cid
 from parsers.message import Attachment, InboundEmail, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
 from parsers.providers.base import (
@@ -267,6 +268,7 @@ class Postmark(Provider):
             text = html_to_text(html, notes)
             notes.append("HTML-only mail: text derived from the HTML")
         attachments = []
+        shows = cid_references(html)
         items = doc.get("Attachments") if isinstance(doc.get("Attachments"), list) else []
         for a in items:
             if not isinstance(a, dict):
@@ -276,12 +278,15 @@ class Postmark(Provider):
             except (binascii.Error, ValueError):
                 content = b""
                 notes.append(f"attachment {_s(a.get('Name'))!r} is not valid base64")
+            cid = inline_cid(_s(a.get("ContentID")), shows)
             attachments.append(
                 Attachment(
                     _s(a.get("Name")),
                     _s(a.get("ContentType")) or "application/octet-stream",
                     len(content),
                     content,
+                    inline=bool(cid),
+                    content_id=cid,
                 )
             )
         # FromFull in today's documents; older ones have only From, as '"Name" <addr>' or bare

@@ -22,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from parsers.inline import cid_references, content_id, inline_cid
 from parsers.message import (
     Attachment,
     InboundEmail,
@@ -45,6 +46,7 @@ from parsers.providers.base import (
     check_basic,
     check_fresh,
     content_fingerprint,
+    content_id_map,
     first,
     form_digest,
     header_block,
@@ -241,16 +243,21 @@ class SendGrid(Provider):
         if derived:
             text = html_to_text(html, notes)
             notes.append("HTML-only mail: text derived from the HTML")
-        info = json_field(form.get("attachment-info"), "attachment-info", {})
+        info = json_field(form.get("attachment-info"), "attachment-info", {}, notes)
+        cids = content_id_map(form.get("content-ids"), "content-ids", notes)
+        shows = cid_references(html)
         attachments = []
         for part in form.files():
             meta = info.get(part.name) if isinstance(info.get(part.name), dict) else {}
+            cid = inline_cid(cids.get(part.name) or content_id(meta.get("content-id")), shows)
             attachments.append(
                 Attachment(
                     str(meta.get("filename") or part.filename or ""),
                     str(meta.get("type") or part.content_type or "application/octet-stream"),
                     len(part.content),
                     part.content,
+                    inline=bool(cid),
+                    content_id=cid,
                 )
             )
         return InboundEmail(

@@ -3,7 +3,8 @@
 The reference for tests/parsers/test_mime_differential.py. Bodies are ``get_body()``'s choice;
 attachments are the leaves (enclosed messages not walked into) that are not a body, by the
 same rule donebox uses (disposition attachment, a filename, or not text), so what is compared
-is how each part is *read*: its name, its size, its text.
+is how each part is *read*: its name, its size, its text. A part with a Content-ID that the
+HTML body names by ``cid:`` (and no attachment disposition) is inline, no attachment.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def read(raw: bytes) -> dict:
     msg = BytesParser(policy=policy.default).parsebytes(raw)
     plain, html = msg.get_body(("plain",)), msg.get_body(("html",))
     attachments, inline = [], []
+    shown = (_content(html) or "").lower()  # an inline part is one the HTML shows by cid:
     for part in _leaves(msg):
         if part is plain or part is html or part is msg and part.get_content_maintype() == "text":
             continue
@@ -67,7 +69,12 @@ def read(raw: bytes) -> dict:
         if not (disposition == "attachment" or part.get_filename() or not ctype.startswith("text/")):
             continue
         cid = str(part["content-id"] or "").strip().strip("<>").strip()
-        if cid and disposition in ("", "inline") and not ctype.startswith("message/"):
+        if (
+            cid
+            and disposition in ("", "inline")
+            and f"cid:{cid.lower()}" in shown
+            and not ctype.startswith("message/")
+        ):
             inline.append(cid)
         else:
             attachments.append(_attachment(part))
