@@ -20,17 +20,22 @@ def reboundary(p: Payload, new: str = "RetryBoundary7f3a") -> Payload:
     return Payload(p.body.replace(old.encode(), new.encode()), p.content_type.replace(old, new))
 
 
-def resign(p: Payload, ts: str = "1799999999", token: str = "f" * 50, sig: str = "a" * 64) -> Payload:
-    """A Mailgun retry: new timestamp, token and signature fields (and, for a form, a new boundary)."""
+def with_fields(p: Payload, fields: dict[str, str]) -> Payload:
+    """``p`` with the values of these form fields replaced (urlencoded or multipart)."""
     body = p.body
-    for name, value in (("timestamp", ts), ("token", token), ("signature", sig)):
+    for name, value in fields.items():
         if p.content_type.startswith("application/x-www-form-urlencoded"):
             body = re.sub(rf"(^|&){name}=[^&]*".encode(), rf"\g<1>{name}={value}".encode(), body)
         else:
             body = re.sub(
                 rf'(name="{name}"\r\n\r\n)[^\r]*'.encode(), lambda m, v=value: m.group(1) + v.encode(), body
             )
-    again = Payload(body, p.content_type)
+    return Payload(body, p.content_type)
+
+
+def resign(p: Payload, ts: str = "1799999999", token: str = "f" * 50, sig: str = "a" * 64) -> Payload:
+    """A Mailgun retry: new timestamp, token and signature fields (and, for a form, a new boundary)."""
+    again = with_fields(p, {"timestamp": ts, "token": token, "signature": sig})
     return reboundary(again) if "boundary=" in p.content_type else again
 
 

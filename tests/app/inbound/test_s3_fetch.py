@@ -94,54 +94,46 @@ def test_a_failed_fetch_can_be_reprocessed_once_s3_answers(db, unreachable, env)
     assert "not fetched yet" not in done.notes
 
 
-class _Unavailable(BaseHTTPRequestHandler):
-    """An S3 endpoint that answers every request 503 ServiceUnavailable, as S3 does when overloaded."""
+def _s3_error(status: int, code: str, message: str) -> type[BaseHTTPRequestHandler]:
+    """An S3 endpoint that answers every GET with this error, in S3's XML."""
+    body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
 
-    def do_GET(self):
-        body = b"<Error><Code>ServiceUnavailable</Code><Message>Reduce your request rate.</Message></Error>"
-        self.send_response(503)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-def test_a_5xx_from_s3_is_retried_not_failed(db, local_s3, env):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        env.setenv("SES_S3_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
-        reset_caches()
-        stored = run(store())
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert stored.state == "received" and "ServiceUnavailable (HTTP 503)" in stored.error
-
-
-def test_access_denied_is_permanent(db, local_s3, env):
-    # moto does not check credentials; an endpoint answering 403 AccessDenied stands in for S3
-    class Denied(_Unavailable):
+    class Answer(BaseHTTPRequestHandler):
         def do_GET(self):
-            body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
-            self.send_response(403)
+            self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Denied)
+        def log_message(self, *args):
+            pass
+
+    return Answer
+
+
+def _stored_against(handler: type[BaseHTTPRequestHandler], env):
+    """The S3 notification stored and processed while S3 is the local ``handler``."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         env.setenv("SES_S3_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
         reset_caches()
-        stored = run(store())
+        return run(store())
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_5xx_from_s3_is_retried_not_failed(db, local_s3, env):
+    # as S3 answers when overloaded
+    stored = _stored_against(_s3_error(503, "ServiceUnavailable", "Reduce your request rate."), env)
+    assert stored.state == "received" and "ServiceUnavailable (HTTP 503)" in stored.error
+
+
+def test_access_denied_is_permanent(db, local_s3, env):
+    # moto does not check credentials; an endpoint answering 403 AccessDenied stands in for S3
+    stored = _stored_against(_s3_error(403, "AccessDenied", "Access Denied"), env)
     assert stored.state == "failed" and "AccessDenied (HTTP 403)" in stored.error and KEY in stored.error
 
 

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import itertools
 import json
-import re
 import time
 
 import pytest
@@ -27,7 +26,7 @@ from tests.app.web.hooks.test_inbound_providers import (  # noqa: F401 - configu
     stored,
 )
 from tests.app.web.hooks.test_inbound_ses import SNS_HEADERS
-from tests.parsers.test_fingerprints import CASES, postmark, reboundary, ses
+from tests.parsers.test_fingerprints import CASES, postmark, reboundary, ses, with_fields
 
 _tokens = itertools.count()
 
@@ -40,15 +39,7 @@ def mailgun_signed(p: Payload) -> Payload:
         hashlib.sha256(f"{time.time_ns()}-{next(_tokens)}".encode()).hexdigest(),
     )
     sig = hmac.new(MG_KEY.encode(), (ts + token).encode(), hashlib.sha256).hexdigest()
-    body = p.body
-    for name, value in (("timestamp", ts), ("token", token), ("signature", sig)):
-        if p.content_type.startswith("application/x-www-form-urlencoded"):
-            body = re.sub(rf"(^|&){name}=[^&]*".encode(), rf"\g<1>{name}={value}".encode(), body)
-        else:
-            body = re.sub(
-                rf'(name="{name}"\r\n\r\n)[^\r]*'.encode(), lambda m, v=value: m.group(1) + v.encode(), body
-            )
-    signed = Payload(body, p.content_type)
+    signed = with_fields(p, {"timestamp": ts, "token": token, "signature": sig})
     return reboundary(signed, f"B{next(_tokens)}x") if "boundary=" in p.content_type else signed
 
 

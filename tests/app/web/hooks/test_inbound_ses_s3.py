@@ -8,14 +8,12 @@ import json
 from datetime import date
 
 import pytest
-from sqlalchemy import select
 
 from app.checkins.reply_tokens import reply_address
 from app.cli import main
-from app.db import session
-from app.models import Entry, InboundMessage
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
+from tests.app.inbound.test_copies import entries, row
 from tests.app.web.api.test_inbound import token
 from tests.app.web.hooks.test_inbound_providers import configure  # noqa: F401 - fixture
 from tests.app.web.hooks.test_inbound_ses import SNS_HEADERS
@@ -41,16 +39,6 @@ def post(client, fake_sns, to: str) -> int:
     assert r.status_code == 200 and r.json()["duplicate"] is False
     drain()
     return r.json()["id"]
-
-
-def row(iid: int) -> InboundMessage:
-    with session() as s:
-        return s.get(InboundMessage, iid)
-
-
-def entries(iid: int) -> list[str]:
-    with session() as s:
-        return list(s.execute(select(Entry.text).where(Entry.inbound_id == iid).order_by(Entry.id)).scalars())
 
 
 @pytest.fixture
