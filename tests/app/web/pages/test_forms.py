@@ -370,3 +370,18 @@ def test_destructive_buttons_are_secondary_and_ask_in_place(client, team, sent):
     assert '<details class="confirm"><summary class="danger">delete</summary>' in page
     assert 'name="confirm" value="yes"' in page and '<button class="danger">Yes, delete</button>' in page
     assert "<script" not in page
+
+
+def test_every_confirmation_form_carries_the_pages_csrf_token(client, team, sent):
+    """The browser posts what the page holds: an empty token in a confirmation is a refused action."""
+    sign_in(client, sent, "ada@example.com")
+    bobs_entry()
+    pages = [f"/teams/{team.id}", f"/teams/{team.id}/settings/members", "/mail/suppressions"]
+    checked = 0
+    for path in pages:
+        page = client.get(path).text
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        for form in re.findall(r'<details class="confirm">.*?</details>', page, re.S):
+            assert token and f'name="csrf" value="{token.group(1)}"' in form, (path, form)
+            checked += 1
+    assert checked >= 2

@@ -7,6 +7,7 @@ from email.policy import default
 from markupsafe import escape
 from sqlalchemy import delete, select
 
+from app.checkins import teams
 from app.checkins.outgoing import create_digest
 from app.db import session
 from app.models import Entry, Member, OutboundContent, OutboundMessage, Team
@@ -32,9 +33,13 @@ def add_blocker(team, text: str) -> None:
 
 
 def sent_digest(team) -> tuple[int, MemoryTransport]:
-    """Monday's digest with one blocker, signed (DKIM on for mail.test), sent through a memory transport."""
+    """Monday's digest with one blocker, signed (DKIM on for mail.test), tracked, sent through a
+    memory transport."""
     dkim.generate(get_settings().dkim_dir, "mail.test", "sel")
     add_blocker(team, "Waiting on the bank")
+    with session() as s:
+        teams.update_team(s, team.id, now=FIXED_NOW, tracking=True)
+        s.commit()
     with session() as s:
         mid, _ = create_digest(s, ada(), s.get(Team, team.id), MONDAY, now=FIXED_NOW, settings=get_settings())
     t = MemoryTransport()
@@ -98,11 +103,11 @@ def test_after_retention_the_page_says_the_content_was_purged(client, team, sent
 
 def test_a_message_sent_before_content_was_kept_says_so_instead_of_rendering(client, team, sent):
     mid, _ = sent_digest(team)
-    with session() as s:  # as a message sent before migration 0012 left it
+    with session() as s:  # as a message sent before migration 0013 left it
         s.execute(delete(OutboundContent).where(OutboundContent.message_id == mid))
     sign_in(client, sent, "ada@example.com")
     page = client.get(f"/mail/outbound/{mid}").text
-    assert "Content not kept: this message was sent before donebox kept" in page and "0012" in page
+    assert "Content not kept: this message was sent before donebox kept" in page and "0013" in page
     assert "BLOCKERS" not in page and "<iframe" not in page
     assert client.get(f"/mail/outbound/{mid}/html").text == ""
 
