@@ -34,10 +34,10 @@ def _flag(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, not {value!r}")
 
 
-def _at_least(low: int, name: str, value: str) -> int:
-    """``value`` as a whole number of at least ``low``; SettingsError naming ``name`` otherwise."""
-    if not (value.strip().isdigit() and int(value) >= low):
-        raise SettingsError(f"{name} must be a whole number of at least {low}, not {value!r}")
+def _whole(name: str, value: str, low: int, high: int) -> int:
+    """``value`` as a whole number from ``low`` to ``high``; SettingsError naming ``name`` otherwise."""
+    if not (value.strip().isdigit() and low <= int(value) <= high):
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
     return int(value)
 
 
@@ -302,12 +302,12 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             api_max_bytes=int(e("API_MAX_BYTES", str(1024 * 1024))),
             form_max_bytes=int(e("FORM_MAX_BYTES", str(1024 * 1024))),
             api_max_schedule_s=int(e("API_MAX_SCHEDULE_S", str(366 * 86400))),
-            soft_bounce_limit=_at_least(1, "SOFT_BOUNCE_LIMIT", e("SOFT_BOUNCE_LIMIT", "3")),
-            soft_bounce_window_days=_at_least(
-                1, "SOFT_BOUNCE_WINDOW_DAYS", e("SOFT_BOUNCE_WINDOW_DAYS", "7")
+            soft_bounce_limit=_whole("SOFT_BOUNCE_LIMIT", e("SOFT_BOUNCE_LIMIT", "3"), 1, 1000),
+            soft_bounce_window_days=_whole(
+                "SOFT_BOUNCE_WINDOW_DAYS", e("SOFT_BOUNCE_WINDOW_DAYS", "7"), 1, 3660
             ),
-            soft_bounce_suppress_days=_at_least(
-                1, "SOFT_BOUNCE_SUPPRESS_DAYS", e("SOFT_BOUNCE_SUPPRESS_DAYS", "7")
+            soft_bounce_suppress_days=_whole(
+                "SOFT_BOUNCE_SUPPRESS_DAYS", e("SOFT_BOUNCE_SUPPRESS_DAYS", "7"), 1, 3660
             ),
             schedule_batch=max(1, int(e("SCHEDULE_BATCH", "2000"))),
             schedule_workers=max(1, int(e("SCHEDULE_WORKERS", "2"))),
