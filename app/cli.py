@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import threading
+from pathlib import Path
 
 from app.settings import SettingsError, get_settings
 
@@ -355,25 +356,90 @@ def cmd_admin(args) -> int:
 
 def cmd_suppression(args) -> int:
     from app.db import session
+    from app.errors import RequestError
+    from app.models import Team, utcnow
     from app.relay import suppressions
 
-    with session() as s:
-        if args.suppression_command == "show":
-            entry = suppressions.lookup(s, args.email)
-            if entry is None:
-                print(f"{args.email} is not suppressed")
-                return 1
-            owner = f"team {entry.team_id}" if entry.team_id else "instance-wide"
-            print(
-                f"{entry.email}: {entry.reason} ({owner}) since {entry.created_at:%Y-%m-%d}: {entry.detail}"
-            )
-            return 0
-        reason = suppressions.remove(s, args.email)  # the operator's lift: any reason, any team
+    now, cmd = utcnow(), args.suppression_command
+    try:
+        if cmd == "import":
+            text = Path(args.file).read_text(encoding="utf-8-sig")
+        with session() as s:
+            if getattr(args, "team", None) is not None and s.get(Team, args.team) is None:
+                raise RequestError(f"--team: no team {args.team}")
+            if cmd == "show":
+                entry = suppressions.lookup(s, args.email)
+                if entry is None:
+                    print(f"{args.email} is not suppressed")
+                    return 1
+                print(_suppression_line(entry, now))
+                return 0
+            if cmd == "list":
+                rows = suppressions.page(
+                    s, team_ids=None, team_id=args.team, reason=args.reason, q=args.q or "", limit=args.limit
+                )
+                for entry in rows:
+                    print(_suppression_line(entry, now))
+                return 0
+            if cmd == "add":
+                expires_at = (
+                    suppressions.parse_time(args.expires_at, "--expires-at") if args.expires_at else None
+                )
+                entry = suppressions.add_checked(
+                    s,
+                    args.email,
+                    args.reason,
+                    admin_team_ids=None,
+                    team_id=args.team,
+                    expires_at=expires_at,
+                    detail=args.detail or "added by an operator (donebox suppression add)",
+                    now=now,
+                )
+                print(f"suppressed: {_suppression_line(entry, now)}")
+                return 0
+            if cmd == "import":
+                result = suppressions.import_csv(
+                    s,
+                    text,
+                    admin_team_ids=None,
+                    team_id=args.team,
+                    detail=f"imported from {args.file}",
+                    now=now,
+                )
+                for error in result.errors:
+                    print(error, file=sys.stderr)
+                more = f", {result.more_errors} more bad line(s)" if result.more_errors else ""
+                print(
+                    f"{result.imported} imported, {result.unchanged} unchanged, "
+                    f"{len(result.errors)} bad line(s){more}"
+                )
+                return 1 if result.errors else 0
+            if cmd == "export":
+                text = suppressions.export_csv(
+                    s, team_ids=None if args.team is None else [args.team], now=now
+                )
+                if args.file and args.file != "-":
+                    Path(args.file).write_text(text, encoding="utf-8")
+                else:
+                    sys.stdout.write(text)
+                return 0
+            reason = suppressions.remove(s, args.email)  # the operator's lift: any reason, any team
+    except (RequestError, OSError, UnicodeDecodeError) as e:
+        print(f"donebox suppression {cmd}: {e}", file=sys.stderr)
+        return 2
     if reason is None:
         print(f"{args.email} is not suppressed", file=sys.stderr)
         return 1
     print(f"{args.email} is no longer suppressed (it was: {reason})")
     return 0
+
+
+def _suppression_line(entry, now) -> str:
+    owner = f"team {entry.team_id}" if entry.team_id else "instance-wide"
+    until = ""
+    if entry.expires_at is not None:
+        until = f" until {entry.expires_at:%Y-%m-%d %H:%M}" + ("" if entry.expires_at > now else " (expired)")
+    return f"{entry.email}: {entry.reason} ({owner}) since {entry.created_at:%Y-%m-%d}{until}: {entry.detail}"
 
 
 def cmd_dkim_keygen(args) -> int:
@@ -472,6 +538,36 @@ def parser() -> argparse.ArgumentParser:
         xp = ssub.add_parser(name, help=text)
         xp.add_argument("email")
         xp.set_defaults(fn=cmd_suppression)
+    reasons = (
+        "manual",
+        "complaint",
+        "bounce",
+        "unsubscribe",
+        "soft_bounce",
+    )  # app.relay.suppressions.REASONS
+    xp = ssub.add_parser("list", help="entries, newest first")
+    xp.add_argument("--team", type=int, help="only this team's entries")
+    xp.add_argument("--reason", choices=reasons)
+    xp.add_argument("--q", help="only addresses containing this")
+    xp.add_argument("--limit", type=int, default=100)
+    xp.set_defaults(fn=cmd_suppression)
+    xp = ssub.add_parser("add", help="suppress EMAIL (an operator's entry: instance-wide unless --team)")
+    xp.add_argument("email")
+    xp.add_argument("--reason", choices=reasons, default="manual")
+    xp.add_argument("--expires-at", help="ISO 8601 date-time (no offset: UTC); default: never")
+    xp.add_argument("--team", type=int, help="whose entry it is")
+    xp.add_argument("--detail", help="a note for people")
+    xp.set_defaults(fn=cmd_suppression)
+    xp = ssub.add_parser("import", help="add CSV lines address[,reason[,expires_at]] from FILE")
+    xp.add_argument("file")
+    xp.add_argument("--team", type=int, help="whose entries they are (default: instance-wide)")
+    xp.set_defaults(fn=cmd_suppression)
+    xp = ssub.add_parser(
+        "export", help="write the entries that suppress now as CSV to FILE (default: stdout)"
+    )
+    xp.add_argument("file", nargs="?")
+    xp.add_argument("--team", type=int, help="only this team's entries")
+    xp.set_defaults(fn=cmd_suppression)
     sp = sub.add_parser("dkim", help="DKIM signing keys")
     dsub = sp.add_subparsers(dest="dkim_command", required=True)
     kp = dsub.add_parser("keygen", help="write a signing key for DOMAIN and print its DNS TXT record")

@@ -233,6 +233,11 @@ class Suppression(SQLModel, table=True):
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    expires_at: datetime | None = _ts()  # None: for good; past it the entry no longer suppresses
+    # what caused it: the event's kind and provider id ('' when none) and the message it was about
+    event_kind: str = Field(default="", max_length=32)
+    event_id: str = Field(default="", max_length=255)
+    message_id: int | None = None
 
 
 class ApiToken(SQLModel, table=True):

@@ -34,6 +34,13 @@ def _flag(name: str, value: str) -> bool:
     raise SettingsError(f"{name} must be true or false, not {value!r}")
 
 
+def _whole(name: str, value: str, low: int, high: int) -> int:
+    """``value`` as a whole number from ``low`` to ``high``; SettingsError naming ``name`` otherwise."""
+    if not (value.strip().isdigit() and low <= int(value) <= high):
+        raise SettingsError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+    return int(value)
+
+
 class SettingsError(RuntimeError):
     """Raised when the environment describes a configuration donebox refuses to run with."""
 
@@ -68,6 +75,9 @@ class Settings:
     api_max_bytes: int = 1024 * 1024  # API_MAX_BYTES: larger /api/ JSON bodies get 413
     form_max_bytes: int = 1024 * 1024  # FORM_MAX_BYTES: larger web form bodies get 413
     api_max_schedule_s: int = 366 * 86400  # API_MAX_SCHEDULE_S: how far ahead send_at may be
+    soft_bounce_limit: int = 3  # SOFT_BOUNCE_LIMIT: this many soft bounces of an address within ...
+    soft_bounce_window_days: int = 7  # SOFT_BOUNCE_WINDOW_DAYS: ... this many days suppress it ...
+    soft_bounce_suppress_days: int = 7  # SOFT_BOUNCE_SUPPRESS_DAYS: ... for this many days
     schedule_batch: int = 2000  # SCHEDULE_BATCH: due members per scheduler transaction (and per INSERT)
     schedule_workers: int = 2  # SCHEDULE_WORKERS: batches one scheduler runs at once (PostgreSQL only)
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
@@ -292,6 +302,13 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             api_max_bytes=int(e("API_MAX_BYTES", str(1024 * 1024))),
             form_max_bytes=int(e("FORM_MAX_BYTES", str(1024 * 1024))),
             api_max_schedule_s=int(e("API_MAX_SCHEDULE_S", str(366 * 86400))),
+            soft_bounce_limit=_whole("SOFT_BOUNCE_LIMIT", e("SOFT_BOUNCE_LIMIT", "3"), 1, 1000),
+            soft_bounce_window_days=_whole(
+                "SOFT_BOUNCE_WINDOW_DAYS", e("SOFT_BOUNCE_WINDOW_DAYS", "7"), 1, 3660
+            ),
+            soft_bounce_suppress_days=_whole(
+                "SOFT_BOUNCE_SUPPRESS_DAYS", e("SOFT_BOUNCE_SUPPRESS_DAYS", "7"), 1, 3660
+            ),
             schedule_batch=max(1, int(e("SCHEDULE_BATCH", "2000"))),
             schedule_workers=max(1, int(e("SCHEDULE_WORKERS", "2"))),
             worker_threads=int(e("WORKER_THREADS", "4")),

@@ -133,6 +133,16 @@ def address_key(addr: str) -> str:
     return (addr or "").strip().lower()
 
 
+def mailbox_key(value: str) -> str:
+    """``value``'s ``address_key`` when it looks like one mailbox (local@domain.tld, at most 320
+    characters, no spaces, brackets or separators); '' otherwise."""
+    key = address_key(value)
+    local, at, domain = key.partition("@")
+    if not at or not local or "." not in domain or len(key) > 320 or any(c in key for c in " <>\r\n,;"):
+        return ""
+    return key
+
+
 def addresses(value: str) -> list[tuple[str, str]]:
     """Parse an address-list header into ``(name, addr)`` pairs, addresses as received (compare
     them by ``address_key``).

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from app.models import ROLES, Member, SigninToken, Team, User
 from app.relay import outbox, quotas
 from app.settings import Settings
-from parsers.message import address_key
+from parsers.message import mailbox_key
 
 SIGNIN_TTL = timedelta(minutes=15)
 SIGNIN_MAX_OPEN = 5  # unused links per address within SIGNIN_TTL; more requests send nothing
@@ -29,11 +29,7 @@ RANK = {role: len(ROLES) - i for i, role in enumerate(ROLES)}  # admin > member 
 def normalize_email(value: str) -> str:
     """The address's identity key (parsers.message.address_key: stripped, case folded); '' when it
     does not look like an address. Members and users are stored by it."""
-    email = address_key(value)
-    local, at, domain = email.partition("@")
-    if not at or not local or "." not in domain or len(email) > 320 or any(c in email for c in " <>\r\n,;"):
-        return ""
-    return email
+    return mailbox_key(value)
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:

@@ -9,6 +9,10 @@ one transaction with a fixed number of statements:
     find each event's message (our id, our Message-ID, the provider's id)
     move messages, by target state, in the order states follow each other
     insert the remaining events, and the suppressions (through app.relay.suppressions)
+
+Soft bounces suppress nothing one by one: an address with SOFT_BOUNCE_LIMIT of them recorded
+within SOFT_BOUNCE_WINDOW_DAYS (since its last soft-bounce entry, if any) is suppressed for
+SOFT_BOUNCE_SUPPRESS_DAYS (``soft_bounced``).
 """
 
 from __future__ import annotations
@@ -17,16 +21,17 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
-from app.models import MessageEvent, OutboundMessage
+from app.models import MessageEvent, OutboundMessage, Suppression
 from app.relay import outbox, suppressions
 from app.relay.tracking import is_machine
+from app.settings import Settings, get_settings
 from parsers.dsn import Report, delivery_events, parse_report
 from parsers.message import InboundEmail
 from parsers.providers.events import DeliveryEvent
@@ -159,7 +164,34 @@ def _insert(s: Session):
     return pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
-def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> Counts:
+def soft_bounced(s: Session, addresses: Iterable[str], *, now: datetime, settings: Settings) -> list[str]:
+    """Those of ``addresses`` (address keys) with SOFT_BOUNCE_LIMIT soft bounces recorded within
+    the window, counting only those after the address's last soft-bounce entry; one statement."""
+    wanted = sorted(set(addresses))
+    if not wanted:
+        return []
+    to = func.lower(OutboundMessage.to_addr)
+    earlier = (Suppression.email == to) & (Suppression.reason == "soft_bounce")
+    stmt = (
+        select(to)
+        .select_from(MessageEvent)
+        .join(OutboundMessage, OutboundMessage.id == MessageEvent.message_id)
+        .outerjoin(Suppression, earlier)
+        .where(
+            MessageEvent.kind == "soft_bounce",
+            MessageEvent.created_at >= now - timedelta(days=settings.soft_bounce_window_days),
+            to.in_(wanted),
+            or_(Suppression.id.is_(None), MessageEvent.created_at > Suppression.created_at),
+        )
+        .group_by(to)
+        .having(func.count() >= settings.soft_bounce_limit)
+    )
+    return sorted(s.execute(stmt).scalars())
+
+
+def apply_events(
+    s: Session, events: list[DeliveryEvent], *, now: datetime, settings: Settings | None = None
+) -> Counts:
     """Apply a batch of events in the caller's transaction (see the module docstring); the counts.
 
     An event about no message of ours is counted (``unknown``) and logged, not an error; one whose
@@ -180,7 +212,8 @@ def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> C
     moves: dict[str, dict[int, dict]] = {state: {} for state in ORDER}
     expected = {state: () for state in ORDER}
     plain: list[tuple[int, DeliveryEvent, str]] = []  # (message, event, note): events that move nothing
-    to_suppress: dict[str, tuple] = {}  # {address: (reason, detail, team_id)} of the batch
+    to_suppress: dict[str, suppressions.Item] = {}  # {address: entry} of the batch
+    soft: dict[str, suppressions.Item] = {}  # {address: the entry its last soft bounce would make}
     for e, found in zip(fresh, matched, strict=True):
         if found is None:
             counts.unknown += 1
@@ -198,17 +231,16 @@ def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> C
         else:
             plain.append((mid, e, ""))
         reason = _suppression(e)
-        earlier = to_suppress.get(to_addr, ("", "", team_id))
-        if reason and reason == earlier[0] and team_id != earlier[2]:  # two teams' mail: instance-wide
-            to_suppress[to_addr] = (reason, earlier[1], None)
-        elif reason and suppressions.stronger(reason, earlier[0]):
-            status = e.detail.get("status", "")
-            why = e.detail.get("diagnostic") or e.detail.get("reason") or e.detail.get("response") or ""
-            to_suppress[to_addr] = (
-                reason,
-                f"{e.source} {e.kind} {status} {why}".strip() + f" (message {mid})",
-                team_id,
-            )
+        earlier = to_suppress.get(to_addr, suppressions.Item("", "", team_id))
+        status = e.detail.get("status", "")
+        why = e.detail.get("diagnostic") or e.detail.get("reason") or e.detail.get("response") or ""
+        detail = f"{e.source} {e.kind} {status} {why}".strip() + f" (message {mid})"
+        if reason and reason == earlier.reason and team_id != earlier.team_id:  # two teams' mail
+            to_suppress[to_addr] = earlier._replace(team_id=None)
+        elif reason and suppressions.stronger(reason, earlier.reason):
+            to_suppress[to_addr] = suppressions.Item(reason, detail, team_id, None, e.kind, e.event_id, mid)
+        if e.kind == "soft_bounce":
+            soft[to_addr] = suppressions.Item("soft_bounce", detail, team_id, None, e.kind, e.event_id, mid)
     for state in ORDER:
         pending = moves[state]
         if not pending:
@@ -233,6 +265,14 @@ def apply_events(s: Session, events: list[DeliveryEvent], *, now: datetime) -> C
         stmt = _insert(s)(MessageEvent.__table__).on_conflict_do_nothing(index_elements=["provider_event_id"])
         s.execute(stmt, rows)
     counts.applied = len(fresh) - counts.unknown
+    settings = settings or get_settings()
+    until = now + timedelta(days=settings.soft_bounce_suppress_days)
+    for addr in soft_bounced(s, soft, now=now, settings=settings):
+        if addr not in to_suppress:
+            item = soft[addr]
+            limit, days = settings.soft_bounce_limit, settings.soft_bounce_window_days
+            detail = f"{limit} soft bounces within {days} days, the last: {item.detail}"
+            to_suppress[addr] = item._replace(detail=detail, expires_at=until)
     counts.suppressed = suppressions.add_many(s, to_suppress, now=now)
     if counts.unknown:
         log.info("%d event(s) about no message of ours, e.g. %s", counts.unknown, counts.unknown_refs[:3])

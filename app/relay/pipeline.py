@@ -315,7 +315,16 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
     moved = outbox.finish(s, m.id, state, now=d.now, error=error, raw=raw, **values)
     if moved and state == "bounced":  # the receiving server refused the address itself
         detail = f"{error[:500]} (message {m.id})"
-        suppressions.add(s, m.to_addr, "bounce", detail=detail, team_id=m.team_id, now=d.now)
+        suppressions.add(
+            s,
+            m.to_addr,
+            "bounce",
+            detail=detail,
+            team_id=m.team_id,
+            event_kind="bounced",
+            message_id=m.id,
+            now=d.now,
+        )
     return state
 
 
@@ -331,8 +340,8 @@ def attempt(d: Delivery) -> Outcome:
     raise AssertionError("transmit always ends the steps")
 
 
-def _suppressions(s: Session, messages: list[Row]) -> dict[str, str]:
-    return suppressions.reasons(s, (m.to_addr for m in messages))
+def _suppressions(s: Session, messages: list[Row], now: datetime) -> dict[str, str]:
+    return suppressions.reasons(s, (m.to_addr for m in messages), now=now)
 
 
 def deliver_many(
@@ -375,7 +384,7 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
     margin = timedelta(seconds=settings.lease_s / 2)
     with Session(bind=conn, expire_on_commit=False) as s:
         messages = outbox.claim_many(s, message_ids, now=now or utcnow(), lease_s=settings.lease_s)
-        suppressed = _suppressions(s, messages)
+        suppressed = _suppressions(s, messages, now or utcnow())
         s.commit()
         for m in messages:
             d = Delivery(

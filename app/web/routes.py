@@ -9,6 +9,7 @@ from app.web.api import events as api_events
 from app.web.api import inbound as api_inbound
 from app.web.api import messages as api_messages
 from app.web.api import openapi as api_openapi
+from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.hooks import events, inbound, tracking
 from app.web.pages import dev, health, mail, settings, signin, team
@@ -71,6 +72,11 @@ routes = [
     Route("/api/messages/{id:int}", api_messages.cancel, methods=["DELETE"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
     Route("/api/batches/{batch_id:str}", api_messages.cancel_batch, methods=["DELETE"]),
+    Route("/api/suppressions", api_suppressions.list_suppressions),
+    Route("/api/suppressions", api_suppressions.add_suppression, methods=["POST"]),
+    Route("/api/suppressions/import", api_suppressions.import_suppressions, methods=["POST"]),
+    Route("/api/suppressions/export", api_suppressions.export_suppressions),
+    Route("/api/suppressions/{address:str}", api_suppressions.remove_suppression, methods=["DELETE"]),
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),  # raw, sendgrid, mailgun, ...
     # Mailgun posts raw MIME (body-mime) to route URLs ending in mime: the same intake
     Route("/inbound/mailgun/mime", partial(inbound.intake, name="mailgun"), methods=["POST"]),

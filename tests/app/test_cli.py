@@ -15,6 +15,11 @@ SUBCOMMANDS = [
     ["digest"],
     ["inbound", "reprocess"],
     ["api-token", "create"],
+    ["suppression", "list"],
+    ["suppression", "add"],
+    ["suppression", "remove"],
+    ["suppression", "import"],
+    ["suppression", "export"],
 ]
 
 
@@ -91,3 +96,45 @@ def test_version_prints_the_installed_package_version():
     declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert out.stdout.strip() == f"donebox {importlib.metadata.version('donebox')}"
     assert importlib.metadata.version("donebox") == declared["project"]["version"]
+
+
+def test_the_suppression_commands_add_list_export_remove_and_import(db, capsys, tmp_path):
+    from app.db import session
+    from app.relay import suppressions
+
+    assert main(["suppression", "add", "Ada@Example.com", "--reason", "bounce"]) == 0
+    assert "ada@example.com: bounce (instance-wide)" in capsys.readouterr().out
+    assert main(["suppression", "add", "bob@example.com", "--expires-at", "2999-01-01T00:00:00"]) == 0
+    assert main(["suppression", "add", "bob@example.com"]) == 2
+    assert main(["suppression", "add", "nobody", "--team", "1"]) == 2
+    assert main(["suppression", "add", "nobody"]) == 2
+    err = capsys.readouterr().err
+    assert "already suppressed" in err and "--team: no team 1" in err and "address: not an email" in err
+    assert main(["suppression", "list", "--reason", "manual"]) == 0
+    out = capsys.readouterr().out
+    assert "bob@example.com: manual (instance-wide)" in out and "until 2999-01-01 00:00" in out
+    assert "ada@" not in out
+    exported = tmp_path / "out.csv"
+    assert main(["suppression", "export", str(exported)]) == 0
+    assert exported.read_text().splitlines() == [
+        "address,reason,expires_at",
+        "ada@example.com,bounce,",
+        "bob@example.com,manual,2999-01-01T00:00:00+00:00",
+    ]
+    assert main(["suppression", "remove", "ada@example.com"]) == 0
+    assert main(["suppression", "remove", "bob@example.com"]) == 0
+    assert main(["suppression", "remove", "bob@example.com"]) == 1
+    exported.write_text(exported.read_text() + "bad line\n")
+    assert main(["suppression", "import", str(exported)]) == 1  # a bad line: reported, the rest imported
+    captured = capsys.readouterr()
+    assert "line 4: address: not an email address" in captured.err
+    assert "2 imported, 0 unchanged, 1 bad line(s)" in captured.out
+    with session() as s:
+        assert suppressions.lookup(s, "ada@example.com").reason == "bounce"
+        assert suppressions.lookup(s, "bob@example.com").expires_at is not None
+    assert main(["suppression", "export"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "ada@example.com,bounce,",
+        "bob@example.com,manual,2999-01-01T00:00:00+00:00",
+    ]
+    assert main(["suppression", "import", str(tmp_path / "missing.csv")]) == 2

@@ -40,6 +40,7 @@ def test_defaults_are_the_embedded_ones(tmp_path):
     assert s.redis_url == "" and s.mail_transport == "maildir"
     assert s.max_inbound_bytes == 30 * 1024 * 1024
     assert s.reply_window_days == 30 and s.authserv_ids == ()  # no Authentication-Results believed
+    assert (s.soft_bounce_limit, s.soft_bounce_window_days, s.soft_bounce_suppress_days) == (3, 7, 7)
 
 
 @pytest.mark.parametrize(
@@ -51,6 +52,11 @@ def test_defaults_are_the_embedded_ones(tmp_path):
         ({"REPLY_WINDOW_DAYS": "0"}, "REPLY_WINDOW_DAYS"),
         ({"REPLY_WINDOW_DAYS": "-3"}, "REPLY_WINDOW_DAYS"),
         ({"REPLY_WINDOW_DAYS": "a month"}, "REPLY_WINDOW_DAYS"),
+        ({"SOFT_BOUNCE_LIMIT": "0"}, "SOFT_BOUNCE_LIMIT"),
+        ({"SOFT_BOUNCE_LIMIT": "three"}, "SOFT_BOUNCE_LIMIT"),
+        ({"SOFT_BOUNCE_WINDOW_DAYS": "-1"}, "SOFT_BOUNCE_WINDOW_DAYS"),
+        ({"SOFT_BOUNCE_SUPPRESS_DAYS": "0"}, "SOFT_BOUNCE_SUPPRESS_DAYS"),
+        ({"SOFT_BOUNCE_SUPPRESS_DAYS": "99999"}, "SOFT_BOUNCE_SUPPRESS_DAYS"),
     ],
 )
 def test_unusable_settings_are_refused_with_the_reason(tmp_path, env, message):

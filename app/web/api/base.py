@@ -67,12 +67,22 @@ async def json_body(request: Request, max_bytes: int) -> dict:
     return data
 
 
-def api(*, body: bool = False, max_bytes: int | None = None):
+async def raw_body(request: Request, media_type: str, max_bytes: int) -> bytes:
+    """The request's body of ``media_type``, read up to ``max_bytes``: ApiError 415 or 413."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != media_type:
+        raise ApiError(415, f"Content-Type must be {media_type}")
+    try:
+        return await read_limited(request, max_bytes)
+    except TooLarge:
+        raise ApiError(413, f"body larger than {max_bytes} bytes") from None
+
+
+def api(*, body: bool = False, max_bytes: int | None = None, media_type: str = "application/json"):
     """Wrap a sync ``handler(request, s, token, body)`` as an /api/ endpoint (see the module docstring).
 
-    With ``body``, the token is checked before the JSON body is read (at most ``max_bytes``,
-    by default the API_MAX_BYTES setting); without it ``body`` is ``{}`` and the token is
-    checked in the handler's own session.
+    With ``body``, the token is checked before the body is read (at most ``max_bytes``, by
+    default the API_MAX_BYTES setting): a JSON object, or the bytes of another ``media_type``.
+    Without it ``body`` is ``{}`` and the token is checked in the handler's own session.
     """
 
     def wrap(handler):
@@ -87,7 +97,11 @@ def api(*, body: bool = False, max_bytes: int | None = None):
                     token = await in_thread(api_token, request)
                     if token is None:
                         return unauthorized()
-                    data = await json_body(request, max_bytes or request.app.state.settings.api_max_bytes)
+                    limit = max_bytes or request.app.state.settings.api_max_bytes
+                    if media_type == "application/json":
+                        data = await json_body(request, limit)
+                    else:
+                        data = await raw_body(request, media_type, limit)
                 result = await in_thread(_in_session, handler, request, token or raw_token, data)
             except (ApiError, BadInput) as e:
                 return error(e.status, e.reason)
@@ -106,7 +120,7 @@ def api(*, body: bool = False, max_bytes: int | None = None):
 _NO_TOKEN = object()
 
 
-def _in_session(handler, request: Request, token: ApiToken | str, body: dict):
+def _in_session(handler, request: Request, token: ApiToken | str, body: dict | bytes):
     """The handler's answer inside one session; _NO_TOKEN when ``token`` is a raw token that is not live."""
     with session() as s:
         if isinstance(token, str):

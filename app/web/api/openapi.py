@@ -14,7 +14,7 @@ from copy import deepcopy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.web.api import entries, events, inbound, messages, teams
+from app.web.api import entries, events, inbound, messages, suppressions, teams
 from app.web.api.inbound import MAX_INDEX
 from app.web.api.shapes import ERROR, Shape, ref
 from app.web.common import MAX_ID
@@ -47,6 +47,11 @@ SHAPES: tuple[Shape, ...] = (
     messages.SEND_ACCEPTED,
     messages.CANCELLED,
     messages.BATCH_CANCELLED,
+    suppressions.SUPPRESSION,
+    suppressions.SUPPRESSION_PAGE,
+    suppressions.SUPPRESSION_ADD,
+    suppressions.SUPPRESSION_REMOVED,
+    suppressions.IMPORTED,
 )
 SCHEMAS = {shape.name: shape.schema() for shape in SHAPES}
 
@@ -91,6 +96,25 @@ def _op(summary: str, ok: dict, *, params=(), body: Shape | None = None, found: 
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body.name)}}}
     return op
+
+
+def _csv_op(summary: str, ok: dict, codes: list[str], *, body: bool = False) -> dict:
+    """An operation whose request (``body``) or answer is text/csv."""
+    op = {"summary": summary, "parameters": [], "responses": {c: _resp(ERRORS[c], ERROR) for c in codes}}
+    op["responses"].update(ok)
+    if body:
+        csv = {
+            "schema": {"type": "string"},
+            "example": "address,reason,expires_at\nada@example.com,manual,\n",
+        }
+        op["requestBody"] = {"required": True, "content": {"text/csv": csv}}
+    return op
+
+
+CSV_FILE = {
+    "description": "address,reason,expires_at lines with a header, as import reads them",
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+}
 
 
 def _path(name: str, schema: dict | None = None) -> dict:
@@ -231,6 +255,49 @@ PATHS = {
             "Cancel every still-scheduled message of a batch",
             {"200": _resp("counts", messages.BATCH_CANCELLED)},
             params=[_path("batch_id", {"type": "string"})],
+            found=True,
+        )
+    },
+    "/api/suppressions": {
+        "get": _op(
+            "The suppression list in the token's reach, newest first, one page (next: before=next_before)",
+            {"200": _resp("entries", suppressions.SUPPRESSION_PAGE)},
+            params=_q(
+                suppressions.TEAM_Q,
+                suppressions.REASON_Q,
+                suppressions.WORDS_Q,
+                suppressions.LIMIT_Q,
+                suppressions.BEFORE_Q,
+            ),
+            found=True,
+        ),
+        "post": _op(
+            "Suppress an address (the token's team's entry); errors name the field",
+            {
+                "201": _resp("the entry", suppressions.SUPPRESSION),
+                "409": _resp("already suppressed, or another team's or an instance-wide entry", ERROR),
+            },
+            body=suppressions.SUPPRESSION_ADD,
+            found=True,
+        ),
+    },
+    "/api/suppressions/import": {
+        "post": _csv_op(
+            "Import CSV lines address[,reason[,expires_at]]: good lines imported, bad ones reported by"
+            " number; 400 only when no line is good",
+            {"200": _resp("what was imported", suppressions.IMPORTED)},
+            ["400", "401", "413", "415"],
+            body=True,
+        )
+    },
+    "/api/suppressions/export": {
+        "get": _csv_op("The entries in reach that suppress now, as CSV", {"200": CSV_FILE}, ["400", "401"])
+    },
+    "/api/suppressions/{address}": {
+        "delete": _op(
+            "Take an address off the list (its entry must be in the token's reach)",
+            {"200": _resp("removed", suppressions.SUPPRESSION_REMOVED)},
+            params=[_path("address", {"type": "string"})],
             found=True,
         )
     },

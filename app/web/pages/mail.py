@@ -350,7 +350,8 @@ def _suppressions_page(request: Request, ctx: Ctx):
         stmt = stmt.where(Suppression.email.contains(q[:320], autoescape=True))
     rows = list(ctx.s.execute(stmt.limit(PAGE_ROWS)).scalars())
     refused = {r.id: suppression_list.refusal(r, teams) for r in rows}
-    return render(request, ctx, "mail_suppressions.html", {"rows": rows, "q": q, "refused": refused})
+    context = {"rows": rows, "q": q, "refused": refused, "now": utcnow()}
+    return render(request, ctx, "mail_suppressions.html", context)
 
 
 def _may_touch(ctx: Ctx, email: str) -> bool:

@@ -21,9 +21,9 @@ def listed() -> dict[str, str]:
         return dict(s.execute(select(Suppression.email, Suppression.reason)).all())
 
 
-def test_the_reasons_are_ordered_manual_complaint_bounce_unsubscribe():
-    assert suppressions.REASONS == ("manual", "complaint", "bounce", "unsubscribe")
-    assert [suppressions.RANK[r] for r in suppressions.REASONS] == [4, 3, 2, 1]
+def test_the_reasons_are_ordered_manual_complaint_bounce_unsubscribe_soft_bounce():
+    assert suppressions.REASONS == ("manual", "complaint", "bounce", "unsubscribe", "soft_bounce")
+    assert [suppressions.RANK[r] for r in suppressions.REASONS] == [5, 4, 3, 2, 1]
 
 
 @pytest.mark.parametrize(("old", "new"), list(itertools.product(suppressions.REASONS, repeat=2)))
@@ -75,11 +75,11 @@ def test_reasons_reads_the_list_for_many_addresses_at_once(db):
     with session() as s:
         suppressions.add_many(s, {"a@x.test": ("bounce", ""), "b@x.test": ("unsubscribe", "")}, now=NOW)
     with session() as s:
-        assert suppressions.reasons(s, ["A@x.test", "b@x.test", "c@x.test"]) == {
+        assert suppressions.reasons(s, ["A@x.test", "b@x.test", "c@x.test"], now=NOW) == {
             "a@x.test": "bounce",
             "b@x.test": "unsubscribe",
         }
-        assert suppressions.reasons(s, []) == {}
+        assert suppressions.reasons(s, [], now=NOW) == {}
 
 
 @pytest.mark.parametrize(
