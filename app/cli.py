@@ -288,10 +288,16 @@ def cmd_smtp(args) -> int:
 def cmd_api_token(args) -> int:
     from app.db import session
     from app.models import utcnow
-    from app.relay.api_tokens import create_token
+    from app.relay.api_tokens import SCOPES, create_token, scopes_of, unknown_scopes
 
+    if unknown_scopes(args.scopes) or not scopes_of(args.scopes):
+        print(
+            f"donebox: --scopes takes one or more of {', '.join(SCOPES)}, not {args.scopes!r}",
+            file=sys.stderr,
+        )
+        return 2
     with session() as s:
-        token = create_token(s, args.name, now=utcnow(), team_id=args.team)
+        token = create_token(s, args.name, now=utcnow(), team_id=args.team, scopes=scopes_of(args.scopes))
     print(token)
     return 0
 
@@ -510,6 +516,12 @@ def parser() -> argparse.ArgumentParser:
     cp = tsub.add_parser("create", help="create a token and print it (shown once)")
     cp.add_argument("name", help="what the token is for")
     cp.add_argument("--team", type=int, help="limit the token to one team id")
+    cp.add_argument(
+        "--scopes",
+        default="send,read,manage",
+        help="what it may do, comma-separated: send (mail), read (GETs), manage (settings, entries); "
+        "default: all three",
+    )
     cp.set_defaults(fn=cmd_api_token)
     sp = sub.add_parser("team-settings", help="show or change a team's settings (as its settings page does)")
     sp.add_argument("team", type=int)

@@ -12,6 +12,7 @@ Exception
  |    +-- RenderError              a template or its context cannot make a valid message
  |    |    +-- UnregisteredKind    no context builder for a message's kind (the process lacks a package)
  |    +-- RequestError             a send or cancel request the relay refuses (``status``: HTTP's)
+ |    |    +-- QuotaExceeded        the team's hourly or daily quota is full (429, retry_after_s)
  |    +-- TransitionError          a state change app.relay.outbox's TRANSITIONS does not allow
  |    +-- FetchError               a stored message's content could not be fetched (app.inbound.s3)
  |         +-- TransientFetchError try again later: connection refused, timeouts, 5xx, throttling
@@ -113,6 +114,15 @@ class RequestError(DoneboxError, ValueError):
     def __init__(self, reason: str, status: int = 400):
         super().__init__(reason)
         self.status = status
+
+
+class QuotaExceeded(RequestError):
+    """Raised when a send would take a team past its hourly or daily quota (app.relay.quotas);
+    ``retry_after_s`` is how long until enough of the window frees, None if it never will."""
+
+    def __init__(self, reason: str, retry_after_s: int | None):
+        super().__init__(reason, 429)
+        self.retry_after_s = retry_after_s
 
 
 class TransitionError(DoneboxError, ValueError):

@@ -154,6 +154,7 @@ _SCHEDULED = text("state = 'scheduled'")
 _BATCHED = text("batch_id IS NOT NULL")
 _ASKED = text("kind IN ('invite', 'signin')")  # mail a person's action makes (app.relay.quotas)
 _ACTED = text("actor IS NOT NULL")
+_API = text("kind = 'api'")  # mail applications send (API, SMTP): the team quotas count it
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -167,6 +168,8 @@ class OutboundMessage(SQLModel, table=True):
         # the per-recipient and per-actor quotas count the last hour of user-made mail (migration 0011)
         Index("ix_outbound_asked", "to_addr", "created_at", postgresql_where=_ASKED, sqlite_where=_ASKED),
         Index("ix_outbound_actor", "actor", "created_at", postgresql_where=_ACTED, sqlite_where=_ACTED),
+        # the per-team quotas count the last day of application mail (migration 0016)
+        Index("ix_outbound_api", "team_id", "created_at", postgresql_where=_API, sqlite_where=_API),
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
@@ -247,6 +250,8 @@ class ApiToken(SQLModel, table=True):
     name: str = Field(max_length=200)
     token_sha256: str = Field(max_length=64, unique=True)
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
+    # what it may do, space-separated: send, read, manage (app.relay.api_tokens.SCOPES)
+    scopes: str = Field(default="send read manage", max_length=64)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     revoked_at: datetime | None = _ts()
 
@@ -336,6 +341,10 @@ class TeamRelay(SQLModel, table=True):
     team_id: int = Field(foreign_key="team.id", primary_key=True)
     senders: str = Field(default="", max_length=1000)  # sender names, comma-separated, in order
     strategy: str = Field(default="spread", max_length=16)  # spread | failover
+    # application mail (API, SMTP) the team may submit per hour and per day: None = TEAM_QUOTA_HOUR
+    # / TEAM_QUOTA_DAY, 0 = unlimited (app.relay.quotas.team_limits)
+    quota_hour: int | None = None
+    quota_day: int | None = None
 
 
 class Route(SQLModel, table=True):

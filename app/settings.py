@@ -139,6 +139,10 @@ class Settings:
     mails_per_hour_per_recipient: int = (
         5  # MAILS_PER_HOUR_PER_RECIPIENT: invitations and sign-in links an hour
     )
+    team_quota_hour: int = (
+        0  # TEAM_QUOTA_HOUR: application mail (API, SMTP) a team submits an hour; 0 = no limit
+    )
+    team_quota_day: int = 0  # TEAM_QUOTA_DAY: the same in 24 hours; 0 = no limit
 
     @property
     def production(self) -> bool:
@@ -352,6 +356,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             digest_entries_per_member=max(1, int(e("DIGEST_ENTRIES_PER_MEMBER", "30"))),
             invites_per_hour_per_admin=max(1, int(e("INVITES_PER_HOUR_PER_ADMIN", "20"))),
             mails_per_hour_per_recipient=max(1, int(e("MAILS_PER_HOUR_PER_RECIPIENT", "5"))),
+            team_quota_hour=max(0, int(e("TEAM_QUOTA_HOUR", "0"))),
+            team_quota_day=max(0, int(e("TEAM_QUOTA_DAY", "0"))),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

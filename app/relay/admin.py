@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import sys
 from datetime import datetime
@@ -161,9 +162,33 @@ def cmd_team_relay(args) -> int:
             row.senders = ",".join(listed)
         if args.strategy:
             row.strategy = args.strategy
+        if args.quota_hour is not _UNSET:
+            row.quota_hour = args.quota_hour
+        if args.quota_day is not _UNSET:
+            row.quota_day = args.quota_day
         s.add(row)
-        print(f"team {args.team}: senders={row.senders or '(all)'} strategy={row.strategy}")
+        hour, day = (_quota(q) for q in (row.quota_hour, row.quota_day))
+        print(
+            f"team {args.team}: senders={row.senders or '(all)'} strategy={row.strategy} "
+            f"quota-hour={hour} quota-day={day}"
+        )
     return 0
+
+
+_UNSET = object()  # an option not given (None is 'default')
+
+
+def _quota(value: int | None) -> str:
+    return "default" if value is None else str(value or "unlimited")
+
+
+def quota_arg(text: str) -> int | None:
+    """A --quota-* value: a count (0 = no limit) or 'default' (the TEAM_QUOTA_* setting) as None."""
+    if text.strip().lower() == "default":
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) > 10**9:
+        raise argparse.ArgumentTypeError(f"a number of messages (0 = no limit) or 'default', not {text!r}")
+    return int(text)
 
 
 def add_parsers(sub) -> None:
@@ -209,4 +234,12 @@ def add_parsers(sub) -> None:
     p.add_argument("team", type=int)
     p.add_argument("--senders", help="sender names, comma-separated, in order ('' = every sender)")
     p.add_argument("--strategy", choices=STRATEGIES)
+    for window, setting in (("hour", "TEAM_QUOTA_HOUR"), ("day", "TEAM_QUOTA_DAY")):
+        p.add_argument(
+            f"--quota-{window}",
+            type=quota_arg,
+            default=_UNSET,
+            help=f"application mail (API, SMTP) the team may submit per {window}: N, 0 = no limit, "
+            f"'default' = {setting}",
+        )
     p.set_defaults(fn=cmd_team_relay)

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from app.errors import RenderError, RequestError
 from app.models import MAX_ID, ApiToken, OutboundMessage, Team, bad_text, id_in_range
-from app.relay import outbox
+from app.relay import outbox, quotas
 from app.relay.render import TEMPLATES, render_parts
 from app.settings import Settings
 from parsers.html_bounds import bound_html
@@ -48,6 +48,7 @@ class Accepted:
     duplicate: bool
     send_at: datetime | None
     batch_id: str | None
+    team_id: int | None = None  # whose quota it counts against (not answered)
 
 
 def _string(body: dict, name: str, *, required: bool = False, limit: int = 1_000_000) -> str | None:
@@ -180,7 +181,18 @@ def create(s: Session, body, token: ApiToken, *, now: datetime, settings: Settin
         lease_until=None if later else now + timedelta(seconds=settings.lease_s),
     )
     row = s.get(OutboundMessage, mid)
-    return Accepted(mid, row.state, not created, row.send_at, row.batch_id)
+    return Accepted(mid, row.state, not created, row.send_at, row.batch_id, row.team_id)
+
+
+def check_quotas(s: Session, accepted: list[Accepted], *, now: datetime, settings: Settings) -> None:
+    """Raise QuotaExceeded when the rows just made for one submission (``accepted``, all created at
+    ``now`` in this transaction) take a team past its quota; the caller's rollback undoes them all."""
+    teams: dict[int | None, int] = {}
+    for a in accepted:
+        if not a.duplicate:
+            teams[a.team_id] = teams.get(a.team_id, 0) + 1
+    for team_id, new in teams.items():
+        quotas.check_team(s, team_id, new, now=now, settings=settings)
 
 
 def _visible(token: ApiToken):

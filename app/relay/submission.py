@@ -1,7 +1,8 @@
 """SMTP submission into the outbox (``donebox smtp``): applications that speak SMTP send through the relay.
 
 A client authenticates with ``AUTH PLAIN`` or ``AUTH LOGIN``, any user name and an
-API token as the password (``donebox api-token create NAME``), then submits a
+API token with the ``send`` scope as the password (``donebox api-token create NAME``; a token
+without it is refused at AUTH with 535 naming the scope), then submits a
 message as to any SMTP server. Each envelope recipient becomes one outbox row
 built by ``app.relay.sends.create``, the code behind ``POST /api/messages``: the same
 validation, the same limits, the same templates, tracking, DKIM and routing.
@@ -9,7 +10,9 @@ All rows of a message are committed in one transaction before the ``250`` reply,
 so a ``250`` means stored; a refusal is a 5xx with the reason and stores nothing
 (the same message would be refused again: a field out of range, text that cannot be
 stored, a message that cannot be parsed); only a fault of ours (the database) is a
-``451`` the client retries.
+``451`` the client retries. A message that would take the team past its hourly or daily
+quota (app.relay.quotas) is a ``452 4.5.3`` with the reason and stores nothing, for any of its
+recipients; one with more recipients than the quota at all is a ``552 5.5.3``.
 
 What is taken from the message: the Subject, the text and HTML parts, and
 optional ``X-Donebox-*`` headers for what the JSON API takes as fields
@@ -39,10 +42,10 @@ from dataclasses import dataclass
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from app.db import session
-from app.errors import RequestError
+from app.errors import QuotaExceeded, RequestError
 from app.models import ApiToken, utcnow
 from app.relay import sends
-from app.relay.api_tokens import check_token
+from app.relay.api_tokens import check_token, has_scope, missing_scope
 from app.settings import Settings, SettingsError
 from parsers.message import parse_mime
 
@@ -71,39 +74,43 @@ class SubmissionRefused(Exception):
 
 
 class Authenticator:
-    """aiosmtpd's authenticator: the password is an API token; answers from a short cache."""
+    """aiosmtpd's authenticator: the password is an API token with the ``send`` scope; answers from
+    a short cache."""
 
     def __init__(self) -> None:
-        self._cache: dict[bytes, tuple[float, int | None]] = {}
+        self._cache: dict[bytes, tuple[float, int | None, bool]] = {}
 
-    def token_id(self, password: bytes) -> int | None:
+    def token_id(self, password: bytes) -> tuple[int | None, bool]:
+        """(the live token's id or None, whether it may send)."""
         hit = self._cache.get(password)
         if hit and time.monotonic() - hit[0] < TOKEN_TTL_S:
-            return hit[1]
+            return hit[1], hit[2]
         try:
             token = password.decode("utf-8")
         except UnicodeDecodeError:
-            return None
+            return None, False
         with session() as s:
             row = check_token(s, token)
-            found = row.id if row is not None else None
+            found = (row.id, has_scope(row, "send")) if row is not None else (None, False)
         if len(self._cache) > 1000:
             self._cache.clear()
-        self._cache[password] = (time.monotonic(), found)
+        self._cache[password] = (time.monotonic(), *found)
         return found
 
     def __call__(self, server, sess: Session, envelope: Envelope, mechanism: str, auth_data) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         try:
-            token_id = self.token_id(auth_data.password)
+            token_id, may_send = self.token_id(auth_data.password)
         except Exception:  # noqa: BLE001 - the database is down: say so, keep the session
             log.exception("checking an API token failed")
             return AuthResult(
-                success=False, handled=True, message="454 4.7.0 Temporary authentication failure"
+                success=False, handled=False, message="454 4.7.0 Temporary authentication failure"
             )
         if token_id is None:
             return AuthResult(success=False, handled=False)
+        if not may_send:
+            return AuthResult(success=False, handled=False, message=f"535 5.7.8 {missing_scope('send')}")
         return AuthResult(success=True, auth_data=token_id)
 
 
@@ -169,6 +176,12 @@ def store(token_id: int, rcpts: list[str], fields: dict, settings: Settings) -> 
             except RequestError as e:  # the session rolls back every row of this message
                 code = "550 5.7.1" if e.status == 403 else "554 5.6.0"
                 raise SubmissionRefused(f"{code} {'<' + rcpt + '>: ' if len(rcpts) > 1 else ''}{e}") from None
+        try:
+            sends.check_quotas(s, accepted, now=now, settings=settings)
+        except QuotaExceeded as e:  # every recipient or none: the rows roll back
+            if e.retry_after_s is None:  # more recipients than the quota: never fits as it is
+                raise SubmissionRefused(f"552 5.5.3 {e}") from None
+            raise SubmissionRefused(f"452 4.5.3 {e}") from None
     return Submitted(
         tuple(a.id for a in accepted),
         tuple(a.id for a in accepted if a.state == "queued" and not a.duplicate),

@@ -85,6 +85,21 @@ def test_an_api_token_is_printed_once_and_stored_hashed(db, capsys):
         assert check_token(s, token + "x") is None
 
 
+def test_an_api_token_gets_the_scopes_asked_for_and_unknown_ones_are_refused(db, capsys):
+    from sqlalchemy import select
+
+    from app.db import session
+    from app.models import ApiToken
+
+    assert main(["api-token", "create", "reporting", "--scopes", "read"]) == 0
+    assert main(["api-token", "create", "mailer", "--scopes", "send,read"]) == 0
+    assert main(["api-token", "create", "bad", "--scopes", "send,admin"]) == 2
+    assert "--scopes takes one or more of send, read, manage" in capsys.readouterr().err
+    with session() as s:
+        got = dict(s.execute(select(ApiToken.name, ApiToken.scopes)).all())
+    assert got == {"reporting": "read", "mailer": "send read"}
+
+
 def test_version_prints_the_installed_package_version():
     import importlib.metadata
     import tomllib

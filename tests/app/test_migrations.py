@@ -1,5 +1,7 @@
 """The migrations build the schema the models describe, on both databases."""
 
+import uuid
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -65,3 +67,48 @@ def test_the_tracking_migration_keeps_a_team_tracked_only_where_admin_and_relay_
     engine.dispose()
     assert [(t, bool(on)) for t, on in rows] == [(1, True), (2, False), (3, False)]
     assert "track_digests" not in columns and "track_reminders" not in columns
+
+
+@pytest.fixture
+def fresh_pg():
+    """An empty PostgreSQL database of its own (the session's shared one stays at the newest schema)."""
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    name = f"donebox_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_scopes_migration_gives_existing_tokens_every_scope_and_teams_no_quota_of_their_own(
+    request, tmp_path, database
+):
+    from alembic import command
+
+    from app.migrate import config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if database == "sqlite" else request.getfixturevalue("fresh_pg")
+    upgrade(url)
+    command.downgrade(config(url), "0014_team_tracking")  # this branch only: the others stay
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO team (id, name, timezone, reminder_time, digest_time, workdays) "
+            "VALUES (1, 't1', 'UTC', '17:00', '08:00', '12345')"
+        )
+        conn.exec_driver_sql("INSERT INTO teamrelay (team_id, senders, strategy) VALUES (1, '', 'spread')")
+        conn.exec_driver_sql(
+            "INSERT INTO apitoken (name, token_sha256, created_at) VALUES ('old', 'abc', CURRENT_TIMESTAMP)"
+        )
+    upgrade(url)
+    with engine.connect() as conn:
+        scopes = conn.exec_driver_sql("SELECT scopes FROM apitoken").scalar_one()
+        quotas = conn.exec_driver_sql("SELECT quota_hour, quota_day FROM teamrelay").one()
+    engine.dispose()
+    assert scopes == "send read manage" and tuple(quotas) == (None, None)
+    assert _differences(url) == []

@@ -41,3 +41,23 @@ def test_a_message_submitted_to_donebox_smtp_is_delivered(tmp_path, procs):
     got = delivered[0]
     assert got["To"] == "customer@example.org" and str(got["Subject"]) == "Invoice 42 — paid"
     assert "Thank you, your invoice is paid." in got.get_body(("plain",)).get_content()
+
+
+def test_donebox_smtp_refuses_a_token_without_the_send_scope(tmp_path, procs):
+    port = free_port()
+    env = base_env(tmp_path, SUBMISSION_PORT=str(port))
+    assert procs.run(["migrate"], env).returncode == 0
+    made = procs.run(["api-token", "create", "dashboard", "--scopes", "read"], env)
+    assert made.returncode == 0, made.stderr
+    procs.start(["smtp"], env)
+
+    def connect():
+        try:
+            return smtplib.SMTP("127.0.0.1", port, timeout=5)
+        except ConnectionRefusedError:
+            return None
+
+    c = wait_until(connect, 60, "donebox smtp listening")
+    with c, pytest.raises(smtplib.SMTPAuthenticationError) as e:
+        c.login("dashboard", made.stdout.strip())
+    assert e.value.smtp_code == 535 and b"'send' scope" in e.value.smtp_error

@@ -5,6 +5,9 @@ thread pool inside one database session (committed when it returns, rolled back 
 raises) and answers a dict (200 JSON), a Response, or raises ApiError. A token made in a
 team's settings reaches that team only; one made with ``donebox api-token create`` (no
 --team) reaches every team. Anything outside the token's reach is a 404, as if it did not exist.
+Each endpoint names the scope it needs (``api(scope=...)``, by default ``manage``, the most a
+token can be given: an endpoint that forgets to say is closed to the narrower tokens); a token
+without it is a 403 naming the scope, before the body is read.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.db import session
 from app.models import ApiToken
-from app.relay.api_tokens import bearer, check_token
+from app.relay.api_tokens import SCOPES, bearer, check_token, has_scope, missing_scope
 from app.web.common import (
     MAX_ID,
     BadInput,
@@ -34,12 +37,14 @@ from app.web.common import (
 
 
 class ApiError(Exception):
-    """Raised by an endpoint to answer ``status`` with the JSON error ``{"error": reason}``."""
+    """Raised by an endpoint to answer ``status`` with the JSON error ``{"error": reason}`` (and
+    ``headers``, e.g. a 429's Retry-After)."""
 
-    def __init__(self, status: int, reason: str):
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = headers or {}
 
 
 def unauthorized() -> JSONResponse:
@@ -77,13 +82,22 @@ async def raw_body(request: Request, media_type: str, max_bytes: int) -> bytes:
         raise ApiError(413, f"body larger than {max_bytes} bytes") from None
 
 
-def api(*, body: bool = False, max_bytes: int | None = None, media_type: str = "application/json"):
+def api(
+    *,
+    scope: str = "manage",
+    body: bool = False,
+    max_bytes: int | None = None,
+    media_type: str = "application/json",
+):
     """Wrap a sync ``handler(request, s, token, body)`` as an /api/ endpoint (see the module docstring).
 
-    With ``body``, the token is checked before the body is read (at most ``max_bytes``, by
-    default the API_MAX_BYTES setting): a JSON object, or the bytes of another ``media_type``.
-    Without it ``body`` is ``{}`` and the token is checked in the handler's own session.
+    The token must carry ``scope`` (send, read or manage). With ``body``, the token is checked
+    before the body is read (at most ``max_bytes``, by default the API_MAX_BYTES setting): a JSON
+    object, or the bytes of another ``media_type``. Without it ``body`` is ``{}`` and the token is
+    checked in the handler's own session.
     """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
 
     def wrap(handler):
         async def endpoint(request: Request) -> Response:
@@ -97,18 +111,25 @@ def api(*, body: bool = False, max_bytes: int | None = None, media_type: str = "
                     token = await in_thread(api_token, request)
                     if token is None:
                         return unauthorized()
+                    if not has_scope(token, scope):
+                        return error(403, missing_scope(scope))
                     limit = max_bytes or request.app.state.settings.api_max_bytes
                     if media_type == "application/json":
                         data = await json_body(request, limit)
                     else:
                         data = await raw_body(request, media_type, limit)
-                result = await in_thread(_in_session, handler, request, token or raw_token, data)
-            except (ApiError, BadInput) as e:
+                result = await in_thread(_in_session, handler, request, token or raw_token, data, scope)
+            except ApiError as e:
+                response = error(e.status, e.reason)
+                response.headers.update(e.headers)
+                return response
+            except BadInput as e:
                 return error(e.status, e.reason)
             if result is _NO_TOKEN:
                 return unauthorized()
             return result if isinstance(result, Response) else JSONResponse(result)
 
+        endpoint.scope = scope  # the OpenAPI document says it (app.web.api.openapi)
         endpoint.__doc__ = handler.__doc__
         endpoint.__name__ = handler.__name__
         endpoint.__qualname__ = handler.__qualname__
@@ -120,13 +141,16 @@ def api(*, body: bool = False, max_bytes: int | None = None, media_type: str = "
 _NO_TOKEN = object()
 
 
-def _in_session(handler, request: Request, token: ApiToken | str, body: dict | bytes):
-    """The handler's answer inside one session; _NO_TOKEN when ``token`` is a raw token that is not live."""
+def _in_session(handler, request: Request, token: ApiToken | str, body: dict | bytes, scope: str):
+    """The handler's answer inside one session; _NO_TOKEN when ``token`` is a raw token that is not
+    live; ApiError 403 when it lacks ``scope``."""
     with session() as s:
         if isinstance(token, str):
             token = check_token(s, token)
             if token is None:
                 return _NO_TOKEN
+            if not has_scope(token, scope):
+                raise ApiError(403, missing_scope(scope))
         return handler(request, s, token, body)
 
 

@@ -64,7 +64,7 @@ def find_entry(s, token: ApiToken, entry_id: int) -> Entry:
     return e
 
 
-@api()
+@api(scope="read")
 def entry_list(request, s, token, body):
     """GET /api/teams/{team_id}/entries?day=&member_id=&q=&limit=: the team's entries, newest first."""
     t = find_team(s, token, request.path_params["team_id"])
@@ -80,7 +80,7 @@ def entry_list(request, s, token, body):
     return ENTRY_LIST.dump({"entries": rows})
 
 
-@api(body=True, max_bytes=MAX_BODY)
+@api(scope="manage", body=True, max_bytes=MAX_BODY)
 def entry_create(request, s, token, body):
     """POST /api/teams/{team_id}/entries {member_id, text, kind?, day?}: 201 with the entries made."""
     t = find_team(s, token, request.path_params["team_id"])
@@ -98,13 +98,13 @@ def entry_create(request, s, token, body):
     return JSONResponse(ENTRY_LIST.dump({"entries": made}), status_code=201)
 
 
-@api()
+@api(scope="read")
 def entry_get(request, s, token, body):
     """GET /api/entries/{entry_id}: one entry."""
     return ENTRY.dump(find_entry(s, token, request.path_params["entry_id"]))
 
 
-@api(body=True, max_bytes=MAX_BODY)
+@api(scope="manage", body=True, max_bytes=MAX_BODY)
 def entry_patch(request, s, token, body):
     """PATCH /api/entries/{entry_id} {text?, kind?}: change an entry."""
     e = find_entry(s, token, request.path_params["entry_id"])
@@ -116,7 +116,7 @@ def entry_patch(request, s, token, body):
     return ENTRY.dump(e)
 
 
-@api()
+@api(scope="manage")
 def entry_delete(request, s, token, body):
     """DELETE /api/entries/{entry_id}: 204."""
     s.delete(find_entry(s, token, request.path_params["entry_id"]))

@@ -26,7 +26,7 @@ AFTER_Q = IntQuery("after_id", low=0, description="only events after this id")
 LIMIT_Q = IntQuery("limit", 100, most=500, description="at most 500")
 
 
-@api()
+@api(scope="read")
 def events(request, s, token, body):
     """GET /api/events?message_id=&after_id=&limit=: message events in id order (poll with after_id)."""
     stmt = select(MessageEvent).join(OutboundMessage, OutboundMessage.id == MessageEvent.message_id)

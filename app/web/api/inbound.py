@@ -197,13 +197,13 @@ def _row(request, s, token) -> InboundMessage:
     return row
 
 
-@api()
+@api(scope="read")
 def get_inbound(request, s, token, body):
     """GET /api/inbound/{id}: one message, normalized, with its reply text and entries."""
     return INBOUND.dump(stored(s, _row(request, s, token)))
 
 
-@api()
+@api(scope="read")
 def get_attachment(request, s, token, body):
     """GET /api/inbound/{id}/attachments/{index}: one attachment's or inline part's bytes, as a download.
 
@@ -225,7 +225,7 @@ def get_attachment(request, s, token, body):
     return download(part.content, part.filename, part.content_type)
 
 
-@api()
+@api(scope="read")
 def list_inbound(request, s, token, body):
     """GET /api/inbound?state=failed&limit=50&before=ID: newest first, one page."""
     state, limit, before = STATE_Q.read(request), LIMIT_Q.read(request), BEFORE_Q.read(request)

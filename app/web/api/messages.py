@@ -12,7 +12,7 @@ import json
 from sqlalchemy import select
 from starlette.responses import JSONResponse
 
-from app.errors import RequestError
+from app.errors import QuotaExceeded, RequestError
 from app.models import MessageEvent, OutboundMessage, utcnow
 from app.relay import sends
 from app.relay.outbox import TRANSITIONS
@@ -126,11 +126,17 @@ LIMIT_Q = IntQuery("limit", 50, high=500)
 BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")
 
 
-@api(body=True)
+@api(scope="send", body=True)
 def create(request, s, token, body):
-    """POST /api/messages: send now or at ``send_at``; 202 (200 when the idempotency key is known)."""
+    """POST /api/messages: send now or at ``send_at``; 202 (200 when the idempotency key is known);
+    429 with Retry-After when the team's quota is full (nothing stored)."""
+    now, settings = utcnow(), request.app.state.settings
     try:
-        accepted = sends.create(s, body, token, now=utcnow(), settings=request.app.state.settings)
+        accepted = sends.create(s, body, token, now=now, settings=settings)
+        sends.check_quotas(s, [accepted], now=now, settings=settings)
+    except QuotaExceeded as e:  # raised out of the session: the row just made rolls back
+        headers = {"Retry-After": str(e.retry_after_s)} if e.retry_after_s else {}
+        raise ApiError(429, str(e), headers) from None
     except RequestError as e:
         raise ApiError(e.status, str(e)) from None
     s.commit()  # a worker must find the row its id names
@@ -139,7 +145,7 @@ def create(request, s, token, body):
     return JSONResponse(SEND_ACCEPTED.dump(accepted), status_code=200 if accepted.duplicate else 202)
 
 
-@api()
+@api(scope="send")
 def cancel(request, s, token, body):
     """DELETE /api/messages/{id}: cancel a message that is still scheduled (409 once queued)."""
     message_id = request.path_params["id"]
@@ -152,7 +158,7 @@ def cancel(request, s, token, body):
     return CANCELLED.dump({"id": message_id, "state": state})
 
 
-@api()
+@api(scope="send")
 def cancel_batch(request, s, token, body):
     """DELETE /api/batches/{batch_id}: cancel every message of the batch that is still scheduled."""
     try:
@@ -162,7 +168,7 @@ def cancel_batch(request, s, token, body):
     return BATCH_CANCELLED.dump(result)
 
 
-@api()
+@api(scope="read")
 def list_messages(request, s, token, body):
     """GET /api/messages?state=&limit=&before=: newest first; ``next_before`` pages on."""
     M = OutboundMessage
@@ -178,7 +184,7 @@ def list_messages(request, s, token, body):
     return MESSAGE_PAGE.dump({"messages": rows, "next_before": rows[-1].id if len(rows) == limit else None})
 
 
-@api()
+@api(scope="read")
 def get_message(request, s, token, body):
     """GET /api/messages/{id}: the message and its events timeline, oldest first."""
     raw = request.path_params["id"]

@@ -66,6 +66,7 @@ def _resp(desc: str, shape: Shape | None = None) -> dict:
 ERRORS = {
     "400": "bad input, with the reason",
     "401": "no valid bearer token",
+    "403": "the token lacks the operation's scope",
     "404": "not found (or not in the token's reach)",
     "413": "body too large",
     "415": "not JSON",
@@ -87,20 +88,37 @@ FILE = {
 }
 
 
-def _op(summary: str, ok: dict, *, params=(), body: Shape | None = None, found: bool = False) -> dict:
-    """One operation: its summary, ``ok`` answers, parameters, body and the errors it can give."""
-    codes = ["400", "401"] + (["404"] if found else []) + (["413", "415"] if body else []) + ["422"]
+def _op(
+    endpoint, summary: str, ok: dict, *, params=(), body: Shape | None = None, found: bool = False
+) -> dict:
+    """One operation of ``endpoint``: its summary, the scope its token needs (``x-scopes``, and in
+    words in the description), ``ok`` answers, parameters, body and the errors it can give."""
+    codes = ["400", "401", "403"] + (["404"] if found else []) + (["413", "415"] if body else []) + ["422"]
     responses = {code: _resp(ERRORS[code], ERROR) for code in codes}
+    responses["403"] = _resp(f"the token lacks the {endpoint.scope} scope", ERROR)
     responses.update(ok)
-    op = {"summary": summary, "parameters": list(params), "responses": responses}
+    op = {
+        "summary": summary,
+        "description": f"Needs a token with the `{endpoint.scope}` scope.",
+        "x-scopes": [endpoint.scope],
+        "parameters": list(params),
+        "responses": responses,
+    }
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": ref(body.name)}}}
     return op
 
 
-def _csv_op(summary: str, ok: dict, codes: list[str], *, body: bool = False) -> dict:
-    """An operation whose request (``body``) or answer is text/csv."""
-    op = {"summary": summary, "parameters": [], "responses": {c: _resp(ERRORS[c], ERROR) for c in codes}}
+def _csv_op(endpoint, summary: str, ok: dict, codes: list[str], *, body: bool = False) -> dict:
+    """An operation of ``endpoint`` whose request (``body``) or answer is text/csv."""
+    op = {
+        "summary": summary,
+        "description": f"Needs a token with the `{endpoint.scope}` scope.",
+        "x-scopes": [endpoint.scope],
+        "parameters": [],
+        "responses": {c: _resp(ERRORS[c], ERROR) for c in codes},
+    }
+    op["responses"]["403"] = _resp(f"the token lacks the {endpoint.scope} scope", ERROR)
     op["responses"].update(ok)
     if body:
         csv = {
@@ -134,12 +152,21 @@ def _q(*queries) -> list[dict]:
 
 
 PATHS = {
-    "/api/teams": {"get": _op("The teams the token reaches", {"200": _resp("teams", teams.TEAM_LIST)})},
+    "/api/teams": {
+        "get": _op(teams.teams, "The teams the token reaches", {"200": _resp("teams", teams.TEAM_LIST)})
+    },
     "/api/teams/{team_id}": {
-        "get": _op("One team", {"200": _resp("the team", teams.TEAM)}, params=[_path("team_id")], found=True)
+        "get": _op(
+            teams.team,
+            "One team",
+            {"200": _resp("the team", teams.TEAM)},
+            params=[_path("team_id")],
+            found=True,
+        )
     },
     "/api/teams/{team_id}/members": {
         "get": _op(
+            teams.members,
             "The team's members",
             {"200": _resp("members", teams.MEMBER_LIST)},
             params=[_path("team_id")],
@@ -148,12 +175,14 @@ PATHS = {
     },
     "/api/teams/{team_id}/settings": {
         "get": _op(
+            teams.settings_get,
             "The team's settings",
             {"200": _resp("the settings", teams.TEAM_SETTINGS)},
             params=[_path("team_id")],
             found=True,
         ),
         "patch": _op(
+            teams.settings_patch,
             "Change the given settings (as the team settings page does); 400 names a refused one",
             {"200": _resp("the settings now", teams.TEAM_SETTINGS)},
             params=[_path("team_id")],
@@ -163,12 +192,14 @@ PATHS = {
     },
     "/api/teams/{team_id}/entries": {
         "get": _op(
+            entries.entry_list,
             "The team's entries, newest first",
             {"200": _resp("entries", entries.ENTRY_LIST)},
             params=[_path("team_id"), *_q(entries.DAY_Q, entries.MEMBER_Q, entries.WORDS_Q, entries.LIMIT_Q)],
             found=True,
         ),
         "post": _op(
+            entries.entry_create,
             "Add entries (one per line of text) for a member",
             {"201": _resp("the entries made", entries.ENTRY_LIST)},
             params=[_path("team_id")],
@@ -178,19 +209,31 @@ PATHS = {
     },
     "/api/entries/{entry_id}": {
         "get": _op(
-            "One entry", {"200": _resp("the entry", entries.ENTRY)}, params=[_path("entry_id")], found=True
+            entries.entry_get,
+            "One entry",
+            {"200": _resp("the entry", entries.ENTRY)},
+            params=[_path("entry_id")],
+            found=True,
         ),
         "patch": _op(
+            entries.entry_patch,
             "Change an entry's text or kind",
             {"200": _resp("the entry", entries.ENTRY)},
             params=[_path("entry_id")],
             body=entries.ENTRY_PATCH,
             found=True,
         ),
-        "delete": _op("Delete an entry", {"204": _resp("deleted")}, params=[_path("entry_id")], found=True),
+        "delete": _op(
+            entries.entry_delete,
+            "Delete an entry",
+            {"204": _resp("deleted")},
+            params=[_path("entry_id")],
+            found=True,
+        ),
     },
     "/api/events": {
         "get": _op(
+            events.events,
             "Message events in id order; poll with after_id",
             {"200": _resp("events", events.EVENT_LIST)},
             params=_q(events.MESSAGE_Q, events.AFTER_Q, events.LIMIT_Q),
@@ -198,6 +241,7 @@ PATHS = {
     },
     "/api/inbound": {
         "get": _op(
+            inbound.list_inbound,
             "Received mail, newest first, one page (next page: before=next_before)",
             {"200": _resp("inbound messages", inbound.INBOUND_PAGE)},
             params=_q(inbound.STATE_Q, inbound.LIMIT_Q, inbound.BEFORE_Q),
@@ -205,6 +249,7 @@ PATHS = {
     },
     "/api/inbound/{id}": {
         "get": _op(
+            inbound.get_inbound,
             "One received message: normalized, its reply text and the entries it made",
             {"200": _resp("the message", inbound.INBOUND)},
             params=[_path("id")],
@@ -213,6 +258,7 @@ PATHS = {
     },
     "/api/inbound/{id}/attachments/{index}": {
         "get": _op(
+            inbound.get_attachment,
             "One attachment or inline part of a received message, by its index (attachments and inline"
             " parts share one index space)",
             {"200": FILE},
@@ -222,28 +268,42 @@ PATHS = {
     },
     "/api/messages": {
         "get": _op(
+            messages.list_messages,
             "Outbound messages, newest first, one page (next page: before=next_before)",
             {"200": _resp("messages", messages.MESSAGE_PAGE)},
             params=_q(messages.STATE_Q, messages.LIMIT_Q, messages.BEFORE_Q),
         ),
         "post": _op(
+            messages.create,
             "Send a message (or schedule it with send_at); idempotent by idempotency_key",
             {
                 "202": _resp("accepted", messages.SEND_ACCEPTED),
                 "200": _resp("already accepted (same idempotency_key)", messages.SEND_ACCEPTED),
-                "403": _resp("the token may not send for that team", ERROR),
+                "403": _resp("the token lacks the send scope, or may not send for that team", ERROR),
+                "429": {
+                    **_resp("the team's hourly or daily quota is full: nothing was stored", ERROR),
+                    "headers": {
+                        "Retry-After": {
+                            "required": True,
+                            "description": "seconds until enough of the quota's window frees",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    },
+                },
             },
             body=messages.MESSAGE_SEND,
         ),
     },
     "/api/messages/{id}": {
         "get": _op(
+            messages.get_message,
             "One message with its events timeline, oldest first",
             {"200": _resp("the message", messages.MESSAGE)},
             params=[_path("id")],
             found=True,
         ),
         "delete": _op(
+            messages.cancel,
             "Cancel a message that is still scheduled",
             {"200": _resp("cancelled", messages.CANCELLED), "409": _resp("already queued or sent", ERROR)},
             params=[_path("id")],
@@ -252,6 +312,7 @@ PATHS = {
     },
     "/api/batches/{batch_id}": {
         "delete": _op(
+            messages.cancel_batch,
             "Cancel every still-scheduled message of a batch",
             {"200": _resp("counts", messages.BATCH_CANCELLED)},
             params=[_path("batch_id", {"type": "string"})],
@@ -260,6 +321,7 @@ PATHS = {
     },
     "/api/suppressions": {
         "get": _op(
+            suppressions.list_suppressions,
             "The suppression list in the token's reach, newest first, one page (next: before=next_before)",
             {"200": _resp("entries", suppressions.SUPPRESSION_PAGE)},
             params=_q(
@@ -272,6 +334,7 @@ PATHS = {
             found=True,
         ),
         "post": _op(
+            suppressions.add_suppression,
             "Suppress an address (the token's team's entry); errors name the field",
             {
                 "201": _resp("the entry", suppressions.SUPPRESSION),
@@ -283,6 +346,7 @@ PATHS = {
     },
     "/api/suppressions/import": {
         "post": _csv_op(
+            suppressions.import_suppressions,
             "Import CSV lines address[,reason[,expires_at]]: good lines imported, bad ones reported by"
             " number; 400 only when no line is good",
             {"200": _resp("what was imported", suppressions.IMPORTED)},
@@ -291,10 +355,16 @@ PATHS = {
         )
     },
     "/api/suppressions/export": {
-        "get": _csv_op("The entries in reach that suppress now, as CSV", {"200": CSV_FILE}, ["400", "401"])
+        "get": _csv_op(
+            suppressions.export_suppressions,
+            "The entries in reach that suppress now, as CSV",
+            {"200": CSV_FILE},
+            ["400", "401"],
+        )
     },
     "/api/suppressions/{address}": {
         "delete": _op(
+            suppressions.remove_suppression,
             "Take an address off the list (its entry must be in the token's reach)",
             {"200": _resp("removed", suppressions.SUPPRESSION_REMOVED)},
             params=[_path("address", {"type": "string"})],

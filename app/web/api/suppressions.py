@@ -97,7 +97,7 @@ def _team(s, token, team_id: int | None) -> int | None:
     return team_id
 
 
-@api()
+@api(scope="read")
 def list_suppressions(request, s, token, body):
     """GET /api/suppressions?team_id=&reason=&q=&before=&limit=: newest first, one page."""
     team_id, limit = TEAM_Q.read(request), LIMIT_Q.read(request)
@@ -168,7 +168,7 @@ def import_suppressions(request, s, token, body):
     return IMPORTED.dump(result)
 
 
-@api()
+@api(scope="read")
 def export_suppressions(request, s, token, body):
     """GET /api/suppressions/export: the entries in reach that suppress now, as CSV import reads."""
     text = suppressions.export_csv(s, team_ids=_teams(token), now=utcnow())

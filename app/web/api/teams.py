@@ -81,7 +81,7 @@ def find_team(s, token: ApiToken, team_id: int) -> Team:
     return team
 
 
-@api()
+@api(scope="read")
 def teams(request, s, token, body):
     """GET /api/teams: the teams the token reaches."""
     stmt = select(Team).order_by(Team.id)
@@ -90,13 +90,13 @@ def teams(request, s, token, body):
     return TEAM_LIST.dump({"teams": s.execute(stmt).scalars()})
 
 
-@api()
+@api(scope="read")
 def team(request, s, token, body):
     """GET /api/teams/{team_id}: one team."""
     return TEAM.dump(find_team(s, token, request.path_params["team_id"]))
 
 
-@api()
+@api(scope="read")
 def members(request, s, token, body):
     """GET /api/teams/{team_id}/members: the team's members (removed ones with active=false)."""
     t = find_team(s, token, request.path_params["team_id"])
@@ -104,14 +104,14 @@ def members(request, s, token, body):
     return MEMBER_LIST.dump({"members": rows})
 
 
-@api()
+@api(scope="read")
 def settings_get(request, s, token, body):
     """GET /api/teams/{team_id}/settings: every setting of the team."""
     t = find_team(s, token, request.path_params["team_id"])
     return TEAM_SETTINGS.dump(team_domain.current(s, t.id))
 
 
-@api(body=True, max_bytes=16 * 1024)
+@api(scope="manage", body=True, max_bytes=16 * 1024)
 def settings_patch(request, s, token, body):
     """PATCH /api/teams/{team_id}/settings {...}: change the given settings (the page's and the CLI's
     update_team); 400 with the reason, and nothing changed, when one is refused."""

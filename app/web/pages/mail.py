@@ -11,7 +11,7 @@ from email.parser import BytesParser
 from email.policy import default as email_policy
 
 import nh3
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -31,7 +31,7 @@ from app.models import (
     TeamRelay,
     utcnow,
 )
-from app.relay import outbox
+from app.relay import outbox, quotas
 from app.relay import suppressions as suppression_list  # the page below is named suppressions
 from app.relay.admin import masked
 from app.relay.render import render_message
@@ -93,8 +93,31 @@ def outbound_list(request: Request, ctx: Ctx):
         request,
         ctx,
         "mail_outbound.html",
-        {"rows": rows, "q": q, "states": STATES, "kinds": list(kinds), "limit": PAGE_ROWS},
+        {
+            "rows": rows,
+            "q": q,
+            "states": STATES,
+            "kinds": list(kinds),
+            "limit": PAGE_ROWS,
+            "quotas": _quotas(ctx, request.app.state.settings),
+        },
     )
+
+
+QUOTA_TEAMS = 50  # an operator sees the quotas of this many teams (those sending or with their own)
+
+
+def _quotas(ctx: Ctx, settings) -> list[tuple[Team, quotas.TeamUsage]]:
+    """Each team's application mail against its quotas: the admin's teams; for an operator, the
+    teams that sent some in the last 24 hours or have quotas of their own."""
+    now, team_ids = utcnow(), ctx.admin_team_ids()
+    if team_ids is None:
+        own = select(TeamRelay.team_id).where(
+            or_(TeamRelay.quota_hour.is_not(None), TeamRelay.quota_day.is_not(None))
+        )
+        team_ids = sorted(set(quotas.teams_sending(ctx.s, now=now)) | set(ctx.s.execute(own).scalars()))
+    shown = ctx.s.execute(select(Team).where(Team.id.in_(team_ids[:QUOTA_TEAMS])).order_by(Team.name))
+    return [(t, quotas.team_usage(ctx.s, t.id, now=now, settings=settings)) for t in shown.scalars()]
 
 
 def _outbound(ctx: Ctx, mid: int) -> OutboundMessage:

@@ -17,7 +17,7 @@ from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError, local_date
 from app.models import ROLES, ApiToken, Member, MemberPause, Suppression, Team, utcnow
 from app.relay import outbox, quotas, suppressions
-from app.relay.api_tokens import create_token
+from app.relay.api_tokens import SCOPES, create_token
 from app.web.common import BadInput, parse_day
 from app.web.pages.framework import Ctx, FormError, back, confirm, page, render, sentence
 
@@ -307,7 +307,21 @@ def _tokens_page(request: Request, ctx: Ctx, new: str = ""):
     rows = ctx.s.execute(
         select(ApiToken).where(ApiToken.team_id == ctx.team.id).order_by(ApiToken.id.desc())
     ).scalars()
-    return render(request, ctx, "settings_tokens.html", {"tokens": list(rows), "new": new})
+    return render(
+        request,
+        ctx,
+        "settings_tokens.html",
+        {"tokens": list(rows), "new": new, "scopes": SCOPE_WORDS, "ticked": NEW_TOKEN_SCOPES},
+    )
+
+
+# what each scope lets a token do, as the tokens page says it
+SCOPE_WORDS = {
+    "send": "send mail (POST /api/messages, cancelling, SMTP submission)",
+    "read": "read the team's data and mail (every GET)",
+    "manage": "change settings and entries",
+}
+NEW_TOKEN_SCOPES = ("send", "read")  # ticked on a fresh form: manage only when asked for
 
 
 @page("admin", form=_tokens_page)
@@ -319,7 +333,10 @@ def tokens(request: Request, ctx: Ctx):
     name = " ".join(ctx.form.get("name", "").split())[:200]
     if not name:
         raise FormError({"name": "Give the token a name (what it is for)."})
-    new = create_token(ctx.s, name, now=utcnow(), team_id=ctx.team.id)
+    scopes = tuple(scope for scope in SCOPES if ctx.form.get(f"scope_{scope}"))
+    if not scopes:
+        raise FormError({"scope": "Tick at least one scope: what the token may do."})
+    new = create_token(ctx.s, name, now=utcnow(), team_id=ctx.team.id, scopes=scopes)
     return _tokens_page(request, ctx, new)
 
 

@@ -3,7 +3,7 @@ from sqlalchemy import func, select
 
 from app.cli import main
 from app.db import session
-from app.models import OutboundMessage
+from app.models import OutboundMessage, TeamRelay
 from app.relay.admin import masked
 from app.relay.routing import load_config
 from tests.app.relay.transports import smtp_server
@@ -31,6 +31,22 @@ def test_senders_routes_and_team_settings_from_the_command_line(team, capsys):
     assert cfg.routes == ((None, "*.gov", ("sg",)),)
     plan = cfg.team(team.id)
     assert plan.senders == ("sg", "relay") and plan.strategy == "failover"
+
+
+def test_team_relay_sets_the_team_quotas_and_default_gives_them_back_to_the_settings(team, capsys):
+    assert main(["team-relay", str(team.id), "--quota-hour", "5", "--quota-day", "0"]) == 0
+    assert "quota-hour=5 quota-day=unlimited" in capsys.readouterr().out
+    with session() as s:
+        row = s.get(TeamRelay, team.id)
+        assert (row.quota_hour, row.quota_day) == (5, 0)
+    assert main(["team-relay", str(team.id), "--quota-hour", "default"]) == 0
+    assert "quota-hour=default quota-day=unlimited" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["team-relay", str(team.id), "--quota-day", "-1"])
+    assert "a number of messages (0 = no limit) or 'default'" in capsys.readouterr().err
+    with session() as s:
+        row = s.get(TeamRelay, team.id)
+        assert (row.quota_hour, row.quota_day) == (None, 0)
 
 
 def test_masked_hides_passwords_and_keys():

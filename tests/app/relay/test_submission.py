@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from app.db import session
-from app.models import ApiToken, OutboundMessage, Team, utcnow
+from app.models import ApiToken, OutboundMessage, Team, TeamRelay, utcnow
 from app.relay import sends
 from app.relay.api_tokens import create_token
 from app.relay.submission import make_server, tls_context
@@ -288,3 +288,50 @@ def test_the_listener_refuses_to_run_without_tls_where_that_would_expose_tokens(
     with pytest.raises(SettingsError, match="go together"):
         tls_context(load({**base, "SUBMISSION_TLS_CERT": "/x.pem"}))
     assert tls_context(load({**base, "SUBMISSION_HOST": "localhost"})) is None
+
+
+def test_a_token_without_the_send_scope_is_refused_at_auth_naming_it(listener, db):
+    with session() as s:
+        reader = create_token(s, "dashboard", now=utcnow(), scopes=("read", "manage"))
+    with client(listener) as c, pytest.raises(smtplib.SMTPAuthenticationError) as e:
+        c.login("dashboard", reader)
+    assert e.value.smtp_code == 535 and b"'send' scope" in e.value.smtp_error
+    assert rows() == []
+
+
+@pytest.fixture
+def team_token(db):
+    """A token of a team whose quota is 5 messages an hour: (team id, token)."""
+    with session() as s:
+        team = Team(name="Quota", created_at=utcnow())
+        s.add(team)
+        s.flush()
+        s.add(TeamRelay(team_id=team.id, quota_hour=5))
+        return team.id, create_token(s, "team app", now=utcnow(), team_id=team.id, scopes=("send",))
+
+
+def test_the_sixth_message_of_the_hour_gets_452_and_nothing_is_queued(listener, team_token):
+    team_id, tok = team_token
+    with client(listener, tok) as c:
+        for n in range(5):
+            c.send_message(message(subject=f"n{n}"), to_addrs=[f"c{n}@example.org"])
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            c.send_message(message(subject="n6"), to_addrs=["c6@example.org"])
+    assert e.value.smtp_code == 452 and b"5 of its 5 messages in the last hour" in e.value.smtp_error
+    assert len(rows()) == 5 and len(listener.enqueued) == 5
+
+
+def test_a_message_whose_recipients_do_not_all_fit_the_quota_stores_none_of_them(listener, team_token):
+    team_id, tok = team_token
+    with client(listener, tok) as c:
+        c.send_message(message(), to_addrs=["a@example.org", "b@example.org"])
+        with pytest.raises(smtplib.SMTPDataError) as e:  # 3 more where 3 remain would fit; 4 do not
+            c.send_message(message(), to_addrs=[f"r{n}@example.org" for n in range(4)])
+        assert e.value.smtp_code == 452 and b"4 more messages do not fit" in e.value.smtp_error
+        assert len(rows()) == 2
+        c.send_message(message(), to_addrs=[f"r{n}@example.org" for n in range(3)])
+        assert len(rows()) == 5
+        with pytest.raises(smtplib.SMTPDataError) as e:  # more recipients than the quota: never fits
+            c.send_message(message(), to_addrs=[f"x{n}@example.org" for n in range(6)])
+        assert e.value.smtp_code == 552
+    assert len(rows()) == 5

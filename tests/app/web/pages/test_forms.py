@@ -300,7 +300,7 @@ def test_a_members_own_actions_say_what_they_did(client, team, sent):
 
 def test_a_new_token_is_shown_once_with_the_word_that_it_was_created(client, team, sent):
     sign_in(client, sent, "ada@example.com")
-    r = post(client, f"/teams/{team.id}/settings/tokens", {"name": "ci"})
+    r = post(client, f"/teams/{team.id}/settings/tokens", {"name": "ci", "scope_send": "1"})
     assert r.status_code == 200 and "Token created" in r.text and 'id="new-token">dbx_' in r.text
     assert "Token created" not in client.get(f"/teams/{team.id}/settings/tokens").text
 

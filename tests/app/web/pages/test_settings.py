@@ -181,7 +181,7 @@ def test_a_members_unsubscribe_goes_on_the_list_and_never_replaces_a_stronger_re
 
 def test_an_admin_creates_and_revokes_api_tokens(client, team, sent):
     sign_in(client, sent, "ada@example.com")
-    r = post(client, f"/teams/{team.id}/settings/tokens", {"name": "CI"})
+    r = post(client, f"/teams/{team.id}/settings/tokens", {"name": "CI", "scope_read": "1"})
     assert r.status_code == 200
     token = r.text.split('<code id="new-token">')[1].split("<")[0]
     assert token.startswith("dbx_")
@@ -193,6 +193,21 @@ def test_an_admin_creates_and_revokes_api_tokens(client, team, sent):
     )
     assert client.get("/api/teams", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     assert token not in client.get(f"/teams/{team.id}/settings/tokens").text
+
+
+def test_a_token_made_on_the_page_has_the_scopes_ticked_and_none_ticked_is_refused(client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    page = client.get(f"/teams/{team.id}/settings/tokens").text
+    assert 'name="scope_send" value="1" checked' in page and 'name="scope_manage" value="1">' in page
+    r = post(client, f"/teams/{team.id}/settings/tokens", {"name": "none"})
+    assert r.status_code == 422 and "Tick at least one scope" in r.text
+    r = post(client, f"/teams/{team.id}/settings/tokens", {"name": "mailer", "scope_send": "1"})
+    token = r.text.split('<code id="new-token">')[1].split("<")[0]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/teams", headers=headers).status_code == 403
+    with session() as s:
+        assert s.execute(select(ApiToken.scopes).where(ApiToken.name == "mailer")).scalar_one() == "send"
+    assert '<td class="scopes">send</td>' in client.get(f"/teams/{team.id}/settings/tokens").text
 
 
 def test_an_operator_creates_a_team_and_becomes_its_admin(client, sent):
