@@ -43,6 +43,8 @@ routes = [
     Route("/mail/outbound", mail.outbound_list),
     Route("/mail/outbound/{mid:int}", mail.outbound_one),
     Route("/mail/outbound/{mid:int}/html", mail.outbound_html),
+    Route("/mail/outbound/{mid:int}/redrive", mail.outbound_redrive, methods=["POST"]),
+    Route("/mail/outbound/redrive", mail.outbound_redrive_all, methods=["POST"]),
     Route("/mail/inbound", mail.inbound_list),
     Route("/mail/inbound/{iid:int}", mail.inbound_one),
     Route("/mail/inbound/{iid:int}/html", mail.inbound_html),
@@ -68,7 +70,9 @@ routes = [
     Route("/api/inbound/{id:str}/attachments/{index:str}", api_inbound.get_attachment),
     Route("/api/messages", api_messages.create, methods=["POST"]),
     Route("/api/messages", api_messages.list_messages, methods=["GET"]),
+    Route("/api/messages/redrive", api_messages.redrive_many, methods=["POST"]),
     Route("/api/messages/{id:int}", api_messages.cancel, methods=["DELETE"]),
+    Route("/api/messages/{id:int}/redrive", api_messages.redrive_one, methods=["POST"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
     Route("/api/batches/{batch_id:str}", api_messages.cancel_batch, methods=["DELETE"]),
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),  # raw, sendgrid, mailgun, ...

@@ -47,6 +47,10 @@ SHAPES: tuple[Shape, ...] = (
     messages.SEND_ACCEPTED,
     messages.CANCELLED,
     messages.BATCH_CANCELLED,
+    messages.REDRIVE_FILTER,
+    messages.SKIPPED,
+    messages.REDRIVEN,
+    messages.REQUEUED,
 )
 SCHEMAS = {shape.name: shape.schema() for shape in SHAPES}
 
@@ -225,6 +229,24 @@ PATHS = {
             params=[_path("id")],
             found=True,
         ),
+    },
+    "/api/messages/{id}/redrive": {
+        "post": _op(
+            "Send a failed, deferred or suppressed message again (attempts reset, due now)",
+            {
+                "200": _resp("queued again", messages.REQUEUED),
+                "409": _resp("not sent again: its state, expiry or a suppressed recipient", ERROR),
+            },
+            params=[_path("id")],
+            found=True,
+        )
+    },
+    "/api/messages/redrive": {
+        "post": _op(
+            "Send again every failed, deferred or suppressed message the filter matches",
+            {"200": _resp("counts, and why messages were skipped", messages.REDRIVEN)},
+            body=messages.REDRIVE_FILTER,
+        )
     },
     "/api/batches/{batch_id}": {
         "delete": _op(
