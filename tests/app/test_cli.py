@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     ["digest"],
     ["inbound", "reprocess"],
     ["api-token", "create"],
+    ["redrive"],
 ]
 
 
@@ -91,3 +92,27 @@ def test_version_prints_the_installed_package_version():
     declared = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert out.stdout.strip() == f"donebox {importlib.metadata.version('donebox')}"
     assert importlib.metadata.version("donebox") == declared["project"]["version"]
+
+
+def test_redrive_sends_failed_messages_again_and_says_why_a_sent_one_is_not(db, sent, capsys):
+    from app.models import utcnow
+    from app.relay.pipeline import deliver_many
+    from app.relay.transports.memory import MemoryTransport
+    from tests.app.relay.test_redrive import fail, make, states
+
+    failed = make(3, prefix="f") + make(1, prefix="g", domain="other.test")
+    fail(failed)
+    [done] = make(1, prefix="s")
+    deliver_many([done], transport=MemoryTransport(), now=utcnow())
+    assert main(["redrive", "--domain", "example.com", "--dry-run"]) == 0
+    assert "3 messages would be sent again (dry run), 0 skipped" in capsys.readouterr().out
+    assert states(failed) == {"failed": 4}
+    assert main(["redrive", "--state", "failed", "--domain", "example.com", "--since", "2000-01-01"]) == 0
+    assert "3 messages sent again, 0 skipped" in capsys.readouterr().out
+    assert states(failed[:3]) == {"sent": 3} and len(sent) == 3  # the embedded workers sent them
+    assert main(["redrive", "--id", str(done)]) == 1
+    out = capsys.readouterr()
+    assert f"message {done} not sent again: it is sent" in out.err and "0 messages sent again" in out.out
+    assert main(["redrive", "--state", "sent"]) == 2
+    assert "state must be one of" in capsys.readouterr().err
+    assert main(["redrive", "--until", "soon"]) == 2
