@@ -24,7 +24,7 @@ from sqlalchemy import and_, func, select, true
 from sqlmodel import Session
 
 from app.errors import RequestError
-from app.models import OutboundMessage
+from app.models import MAX_ID, OutboundMessage, bad_text, id_in_range
 from app.relay import outbox, suppressions
 from parsers.message import address_key
 
@@ -58,6 +58,16 @@ class Filter:
             )
         if self.time_field not in TIME_FIELDS:
             raise RequestError(f"time must be one of {', '.join(TIME_FIELDS)}")
+        if self.team_id is not None and not id_in_range(self.team_id):
+            raise RequestError(f"team_id must be an integer from 1 to {MAX_ID}")
+        if not all(id_in_range(i) for i in self.ids):
+            raise RequestError(f"ids must be integers from 1 to {MAX_ID}")
+        for name, value, most in (("sender", self.sender, 64), ("domain", self.domain, 255)):
+            if len(value) > most:
+                raise RequestError(f"{name} is longer than {most} characters")
+            why = bad_text(value)
+            if why:
+                raise RequestError(f"{name} {why}", 422)
         for when in (self.since, self.until):
             if when is not None and when.tzinfo is None:
                 raise RequestError("since and until need a UTC offset")

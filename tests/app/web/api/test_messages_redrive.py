@@ -89,6 +89,8 @@ def test_bad_redrive_filters_get_the_reason(client):
         ({"time": "sent"}, 400, "time must be one of created, updated"),
         ({"dry_run": "yes"}, 400, "dry_run must be true or false"),
         ({"team_id": "1"}, 400, "team_id must be an integer"),
+        ({"team_id": 2**63}, 400, "team_id must be an integer from 1 to"),
+        ({"domain": "x" * 300}, 400, "domain is longer than 255 characters"),
     ]:
         r = client.post("/api/messages/redrive", json=body, headers=h)
         assert (r.status_code, words in r.json()["error"]) == (status, True), (body, r.text)
