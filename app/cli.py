@@ -219,6 +219,69 @@ def cmd_inbound(args) -> int:
     return 0
 
 
+def _instant(value: str | None, name: str, *, end: bool = False):
+    """A --since/--until value: YYYY-MM-DD (a UTC day; --until includes it) or an ISO date-time
+    (UTC when it has no offset). ValueError with the reason."""
+    from datetime import UTC, date, datetime, time, timedelta
+
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value) + timedelta(days=1 if end else 0)
+            return datetime.combine(day, time(0), tzinfo=UTC)
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{name} must be YYYY-MM-DD or an ISO date-time, not {value!r}") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def cmd_redrive(args) -> int:
+    from app.db import session
+    from app.errors import RequestError
+    from app.models import utcnow
+    from app.relay.redrive import REDRIVABLE, Filter, redrive
+    from jobs.broker import drain, is_embedded
+    from jobs.enqueue import enqueue_deliveries
+
+    try:
+        flt = Filter(
+            ids=tuple(args.id or ()),
+            team_id=args.team,
+            sender=args.sender or "",
+            states=tuple(args.state or REDRIVABLE),
+            domain=args.domain or "",
+            since=_instant(args.since, "--since"),
+            until=_instant(args.until, "--until", end=True),
+            time_field="updated" if args.updated else "created",
+        )
+    except (RequestError, ValueError) as e:
+        print(f"donebox: {e}", file=sys.stderr)
+        return 2
+    with session() as s:
+        result = redrive(
+            s,
+            flt,
+            actor="the command line (donebox redrive)",
+            now=utcnow(),
+            lease_s=get_settings().lease_s,
+            dry_run=args.dry_run,
+            after_batch=enqueue_deliveries,
+        )
+    if result.redriven and not args.dry_run and is_embedded():
+        drain()
+    for mid in result.not_found:
+        print(f"message {mid}: not found", file=sys.stderr)
+    shown = sorted(result.skipped.items())
+    for mid, why in shown if args.id else shown[:20]:
+        print(f"message {mid} not sent again: {why}", file=sys.stderr)
+    if len(shown) > 20 and not args.id:
+        print(f"... and {len(shown) - 20} more skipped", file=sys.stderr)
+    verb = "would be sent again (dry run)" if args.dry_run else "sent again"
+    print(f"{len(result.redriven)} messages {verb}, {len(result.skipped)} skipped")
+    return 1 if args.id and (result.not_found or result.skipped) else 0
+
+
 def cmd_imap(args) -> int:
     import signal
 
@@ -511,6 +574,21 @@ def parser() -> argparse.ArgumentParser:
         "--quarantined", action="store_true", help="every message quarantined (its processing never finished)"
     )
     rp.set_defaults(fn=cmd_inbound)
+    sp = sub.add_parser("redrive", help="send failed, deferred or suppressed messages again")
+    sp.add_argument("--id", type=int, action="append", help="a message id (repeatable)")
+    sp.add_argument("--team", type=int, help="only this team's messages")
+    sp.add_argument(
+        "--state", action="append", help="failed, deferred or suppressed (repeatable; default: all)"
+    )
+    sp.add_argument("--domain", help="only recipients in this domain")
+    sp.add_argument("--sender", help="only messages whose last attempt went through this sender")
+    sp.add_argument("--since", help="created on or after (YYYY-MM-DD or an ISO date-time, UTC)")
+    sp.add_argument("--until", help="created before (a YYYY-MM-DD day is included)")
+    sp.add_argument(
+        "--updated", action="store_true", help="--since/--until bound the last change, not creation"
+    )
+    sp.add_argument("--dry-run", action="store_true", help="count only; nothing is sent")
+    sp.set_defaults(fn=cmd_redrive)
     sp = sub.add_parser("api-token", help="API tokens")
     tsub = sp.add_subparsers(dest="token_command", required=True)
     cp = tsub.add_parser("create", help="create a token and print it (shown once)")

@@ -108,7 +108,7 @@ class UnregisteredKind(RenderError):
 
 
 class RequestError(DoneboxError, ValueError):
-    """Raised for a send or cancel request the relay refuses; ``status`` is the HTTP status, the
+    """Raised for a send, cancel or redrive request the relay refuses; ``status`` is the HTTP status, the
     text the reason."""
 
     def __init__(self, reason: str, status: int = 400):

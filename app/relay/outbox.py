@@ -32,9 +32,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "delivered": frozenset({"bounced", "complained"}),
     "bounced": frozenset(),
     "complained": frozenset(),
-    "failed": frozenset(),
+    "failed": frozenset({"queued"}),  # redrive only (app.relay.redrive)
     "cancelled": frozenset(),
-    "suppressed": frozenset(),
+    "suppressed": frozenset({"queued"}),  # redrive only, once the address is off the list
 }
 PRE_SEND = ("scheduled", "queued", "deferred")
 # kept bytes: level 1 compresses a 12.5 kB digest to ~2.3 kB, within 2% of level 6, in 60% of its time
@@ -265,6 +265,51 @@ def transition_many(
         rows = [
             {"detail": "", "provider_event_id": None, **events[mid]}
             | {"message_id": mid, "kind": to, "from_state": old, "created_at": now}
+            for mid, old in sorted(moved.items())
+        ]
+        session.execute(insert(MessageEvent.__table__), rows)
+    return moved
+
+
+def requeue_many(
+    session: Session, ids: list[int], *, expected: Iterable[str], now: datetime, lease_s: int, detail: str
+) -> dict[int, str]:
+    """Send each message of ``ids`` that is in ``expected`` again: -> queued with its attempts and
+    error reset, due now, a fresh lease; {id: the state it left}. One compare-and-set UPDATE per
+    expected state, so two redrives of the same ids move each message once; an event each."""
+    expected = tuple(expected)
+    for state in expected:
+        if "queued" not in TRANSITIONS[state]:
+            raise TransitionError(f"{state} -> queued is not allowed")
+    M = OutboundMessage
+    values = {
+        "state": "queued",
+        "attempts": 0,
+        "error": "",
+        "next_attempt_at": now,
+        "lease_until": now + timedelta(seconds=lease_s),
+        "updated_at": now,
+    }
+    moved: dict[int, str] = {}
+    pg = session.get_bind().dialect.name == "postgresql"
+    for state in expected:
+        pending = sorted(set(ids) - set(moved))
+        if not pending:
+            break
+        if pg:
+            # rows locked in id order, and a row another redrive holds is skipped, not waited for:
+            # two redrives of overlapping sets never deadlock, and the CAS moves each row once
+            pick = select(M.id).where(M.id.in_(pending), M.state == state).order_by(M.id)
+            picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+            cond = and_(M.id == picked.c.id, M.state == state)
+        else:
+            cond = and_(M.id.in_(pending), M.state == state)
+        stmt = update(M).where(cond).values(**values).returning(M.id)
+        for mid in session.execute(stmt.execution_options(synchronize_session=False)).scalars():
+            moved[mid] = state
+    if moved:
+        rows = [
+            {"message_id": mid, "kind": "queued", "from_state": old, "detail": detail, "created_at": now}
             for mid, old in sorted(moved.items())
         ]
         session.execute(insert(MessageEvent.__table__), rows)

@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     ["suppression", "remove"],
     ["suppression", "import"],
     ["suppression", "export"],
+    ["redrive"],
 ]
 
 
@@ -153,3 +154,27 @@ def test_the_suppression_commands_add_list_export_remove_and_import(db, capsys, 
         "bob@example.com,manual,2999-01-01T00:00:00+00:00",
     ]
     assert main(["suppression", "import", str(tmp_path / "missing.csv")]) == 2
+
+
+def test_redrive_sends_failed_messages_again_and_says_why_a_sent_one_is_not(db, sent, capsys):
+    from app.models import utcnow
+    from app.relay.pipeline import deliver_many
+    from app.relay.transports.memory import MemoryTransport
+    from tests.app.relay.test_redrive import fail, make, states
+
+    failed = make(3, prefix="f") + make(1, prefix="g", domain="other.test")
+    fail(failed)
+    [done] = make(1, prefix="s")
+    deliver_many([done], transport=MemoryTransport(), now=utcnow())
+    assert main(["redrive", "--domain", "example.com", "--dry-run"]) == 0
+    assert "3 messages would be sent again (dry run), 0 skipped" in capsys.readouterr().out
+    assert states(failed) == {"failed": 4}
+    assert main(["redrive", "--state", "failed", "--domain", "example.com", "--since", "2000-01-01"]) == 0
+    assert "3 messages sent again, 0 skipped" in capsys.readouterr().out
+    assert states(failed[:3]) == {"sent": 3} and len(sent) == 3  # the embedded workers sent them
+    assert main(["redrive", "--id", str(done)]) == 1
+    out = capsys.readouterr()
+    assert f"message {done} not sent again: it is sent" in out.err and "0 messages sent again" in out.out
+    assert main(["redrive", "--state", "sent"]) == 2
+    assert "state must be one of" in capsys.readouterr().err
+    assert main(["redrive", "--until", "soon"]) == 2

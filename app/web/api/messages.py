@@ -1,4 +1,5 @@
-"""Outbound messages by API token: send, list, read one with its events, cancel one or a batch.
+"""Outbound messages by API token: send, list, read one with its events, cancel one or a batch,
+send failed, deferred or suppressed ones again (redrive: app.relay.redrive).
 
 Thin endpoints over app.relay.sends and the outbox: a send is stored and committed, then
 what is due now is enqueued. A token bound to a team sees and cancels only that team's
@@ -8,12 +9,14 @@ messages; any other id is a 404.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from starlette.responses import JSONResponse
 
 from app.errors import QuotaExceeded, RequestError
 from app.models import MessageEvent, OutboundMessage, utcnow
+from app.relay import redrive as redrives
 from app.relay import sends
 from app.relay.outbox import TRANSITIONS
 from app.web.api.base import ApiError, ChoiceQuery, IntQuery, api
@@ -121,6 +124,36 @@ BATCH_CANCELLED = Shape(
     ),
 )
 
+REDRIVE_FILTER = Shape(
+    "RedriveFilter",
+    (
+        Field(
+            "ids",
+            Type({"type": "array", "items": {"type": "integer"}, "maxItems": redrives.BATCH}),
+            required=False,
+        ),
+        Field("team_id", INT, required=False),
+        Field("sender", STR, required=False, description="the sender that transmitted the last attempt"),
+        Field("state", one_of(STR, redrives.REDRIVABLE), required=False, description="default: any of them"),
+        Field("domain", STR, required=False, description="the recipient's domain"),
+        Field("since", DATE_TIME, required=False, description="with a UTC offset; inclusive"),
+        Field("until", DATE_TIME, required=False, description="with a UTC offset; exclusive"),
+        Field("time", one_of(STR, redrives.TIME_FIELDS), required=False, default="created"),
+        Field("dry_run", BOOL, required=False, description="count only; nothing is sent"),
+    ),
+)
+SKIPPED = Shape("Skipped", (Field("id", INT), Field("reason", STR)))
+REDRIVEN = Shape(
+    "Redriven",
+    (
+        Field("redriven", INT, description="messages queued again (or that would be, in a dry run)"),
+        Field("skipped", INT, description="matched but left alone (still suppressed, expired, ...)"),
+        Field("skipped_examples", many(SKIPPED), description=f"the first {redrives.BATCH // 5} skipped"),
+        Field("dry_run", BOOL),
+    ),
+)
+REQUEUED = Shape("Requeued", (Field("id", INT), Field("state", STR)))
+
 STATE_Q = ChoiceQuery("state", tuple(TRANSITIONS), "only messages in this state")
 LIMIT_Q = IntQuery("limit", 50, high=500)
 BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")
@@ -195,3 +228,96 @@ def get_message(request, s, token, body):
         raise ApiError(404, f"no message {raw}")
     events = s.execute(select(MessageEvent).where(MessageEvent.message_id == m.id).order_by(MessageEvent.id))
     return MESSAGE.dump(m, events=events.scalars().all())
+
+
+def _instant(name: str, value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ApiError(400, f"{name} is not an ISO 8601 date-time: {value[:60]!r}") from None
+    if when.tzinfo is None:
+        raise ApiError(400, f"{name} needs a UTC offset (e.g. +01:00 or Z)")
+    return when.astimezone(UTC)
+
+
+def _scope(token) -> tuple[int, ...] | None:
+    return None if token.team_id is None else (token.team_id,)
+
+
+def _actor(token) -> str:
+    return f"API token {token.name!r} (#{token.id})"
+
+
+@api(scope="send")
+def redrive_one(request, s, token, body):
+    """POST /api/messages/{id}/redrive: send a failed, deferred or suppressed message again
+    (409 with the reason when it is in another state, expired, or its recipient still suppressed)."""
+    mid = request.path_params["id"]
+    if not id_in_range(mid):
+        raise ApiError(404, f"no message {mid}")
+    flt = redrives.Filter(ids=(mid,), scope=_scope(token))
+    result = redrives.redrive(
+        s,
+        flt,
+        actor=_actor(token),
+        now=utcnow(),
+        lease_s=request.app.state.settings.lease_s,
+        after_batch=enqueue_deliveries,
+    )
+    if result.not_found:
+        raise ApiError(404, f"no message {mid}")
+    if mid in result.skipped:
+        raise ApiError(409, f"message {mid} was not sent again: {result.skipped[mid]}")
+    return REQUEUED.dump({"id": mid, "state": "queued"})
+
+
+@api(scope="send", body=True)
+def redrive_many(request, s, token, body):
+    """POST /api/messages/redrive: send again every failed, deferred or suppressed message the
+    filter in the body matches (in batches); counts, and why the skipped ones were left."""
+    unknown = sorted(set(body) - set(REDRIVE_FILTER.by_name))
+    if unknown:  # a misspelt criterion must not widen the redrive to everything
+        raise ApiError(400, f"unknown filter field: {', '.join(unknown)}")
+    got = REDRIVE_FILTER.load(body)
+    ids = got.get("ids", [])
+    if not isinstance(ids, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and id_in_range(i) for i in ids
+    ):
+        raise ApiError(400, "ids must be message ids (positive integers)")
+    dry_run = got.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise ApiError(400, "dry_run must be true or false")
+    try:
+        flt = redrives.Filter(
+            ids=tuple(ids),
+            team_id=got.get("team_id"),
+            sender=got.get("sender", ""),
+            states=(got["state"],) if "state" in got else redrives.REDRIVABLE,
+            domain=got.get("domain", ""),
+            since=_instant("since", got.get("since")),
+            until=_instant("until", got.get("until")),
+            time_field=got["time"],
+            scope=_scope(token),
+        )
+    except RequestError as e:
+        raise ApiError(e.status, str(e)) from None
+    result = redrives.redrive(
+        s,
+        flt,
+        actor=_actor(token),
+        now=utcnow(),
+        lease_s=request.app.state.settings.lease_s,
+        dry_run=dry_run,
+        after_batch=enqueue_deliveries,
+    )
+    examples = [{"id": i, "reason": why} for i, why in sorted(result.skipped.items())[: redrives.BATCH // 5]]
+    return REDRIVEN.dump(
+        {
+            "redriven": len(result.redriven),
+            "skipped": len(result.skipped),
+            "skipped_examples": examples,
+            "dry_run": dry_run,
+        }
+    )

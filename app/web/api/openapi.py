@@ -52,6 +52,10 @@ SHAPES: tuple[Shape, ...] = (
     suppressions.SUPPRESSION_ADD,
     suppressions.SUPPRESSION_REMOVED,
     suppressions.IMPORTED,
+    messages.REDRIVE_FILTER,
+    messages.SKIPPED,
+    messages.REDRIVEN,
+    messages.REQUEUED,
 )
 SCHEMAS = {shape.name: shape.schema() for shape in SHAPES}
 
@@ -309,6 +313,26 @@ PATHS = {
             params=[_path("id")],
             found=True,
         ),
+    },
+    "/api/messages/{id}/redrive": {
+        "post": _op(
+            messages.redrive_one,
+            "Send a failed, deferred or suppressed message again (attempts reset, due now)",
+            {
+                "200": _resp("queued again", messages.REQUEUED),
+                "409": _resp("not sent again: its state, expiry or a suppressed recipient", ERROR),
+            },
+            params=[_path("id")],
+            found=True,
+        )
+    },
+    "/api/messages/redrive": {
+        "post": _op(
+            messages.redrive_many,
+            "Send again every failed, deferred or suppressed message the filter matches",
+            {"200": _resp("counts, and why messages were skipped", messages.REDRIVEN)},
+            body=messages.REDRIVE_FILTER,
+        )
     },
     "/api/batches/{batch_id}": {
         "delete": _op(

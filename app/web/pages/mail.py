@@ -1,5 +1,6 @@
-"""Mail operations for operators and team admins: outbound log and timelines, inbound log and
-reprocessing, the suppression list. A team admin sees only their teams' mail; an operator sees all.
+"""Mail operations for operators and team admins: outbound log and timelines, sending again
+(app.relay.redrive), inbound log and reprocessing, the suppression list. A team admin sees only
+their teams' mail; an operator sees all.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from app.models import (
     utcnow,
 )
 from app.relay import outbox, quotas
+from app.relay import redrive as redrives
 from app.relay import suppressions as suppression_list  # the page below is named suppressions
 from app.relay.admin import masked
 from app.relay.render import render_message
@@ -74,6 +76,10 @@ def _inbound_scope(ctx: Ctx, stmt):
 @page("mail")
 def outbound_list(request: Request, ctx: Ctx):
     """GET /mail/outbound?state=&kind=&to=&since=&until=: the outbox, newest first."""
+    return _outbound_list_page(request, ctx)
+
+
+def _outbound_list_page(request: Request, ctx: Ctx):
     q = request.query_params
     M = OutboundMessage
     stmt = _outbound_scope(ctx, select(M))
@@ -89,6 +95,10 @@ def outbound_list(request: Request, ctx: Ctx):
         stmt = stmt.where(M.created_at < until)
     rows = list(ctx.s.execute(stmt.order_by(M.id.desc()).limit(PAGE_ROWS)).scalars())
     kinds = ctx.s.execute(_outbound_scope(ctx, select(M.kind).distinct()).order_by(M.kind)).scalars()
+    teams = ctx.admin_team_ids()
+    team_rows = select(Team.id, Team.name).order_by(Team.name)
+    if teams is not None:
+        team_rows = team_rows.where(Team.id.in_(teams))
     return render(
         request,
         ctx,
@@ -100,6 +110,9 @@ def outbound_list(request: Request, ctx: Ctx):
             "kinds": list(kinds),
             "limit": PAGE_ROWS,
             "quotas": _quotas(ctx, request.app.state.settings),
+            "redrivable": redrives.REDRIVABLE,
+            "teams": ctx.s.execute(team_rows).all(),
+            "redrive": ctx.form,  # the "Send all again" form's values, when it was refused
         },
     )
 
@@ -118,6 +131,76 @@ def _quotas(ctx: Ctx, settings) -> list[tuple[Team, quotas.TeamUsage]]:
         team_ids = sorted(set(quotas.teams_sending(ctx.s, now=now)) | set(ctx.s.execute(own).scalars()))
     shown = ctx.s.execute(select(Team).where(Team.id.in_(team_ids[:QUOTA_TEAMS])).order_by(Team.name))
     return [(t, quotas.team_usage(ctx.s, t.id, now=now, settings=settings)) for t in shown.scalars()]
+
+
+def _scope(ctx: Ctx) -> tuple[int, ...] | None:
+    teams = ctx.admin_team_ids()
+    return None if teams is None else tuple(teams)
+
+
+def _redrive_filter(ctx: Ctx) -> redrives.Filter:
+    """The "Send all again" form's filter (refused with the reason on the list page)."""
+    f = ctx.form
+    state, team = f.get("state", ""), f.get("team", "")
+    if state and state not in redrives.REDRIVABLE:
+        raise FormError({"redrive": f"Only {', '.join(redrives.REDRIVABLE)} messages are sent again."})
+    if team and not (team.isascii() and team.isdigit() and len(team) <= 9):
+        raise FormError({"redrive": "That is not a team."})
+    return redrives.Filter(
+        team_id=int(team) if team else None,
+        sender=f.get("sender", "").strip()[:64],
+        states=(state,) if state else redrives.REDRIVABLE,
+        domain=f.get("domain", "")[:255],
+        since=_day(f.get("since")),
+        until=_day(f.get("until"), end=True),
+        scope=_scope(ctx),
+    )
+
+
+def _redrive(request: Request, ctx: Ctx, flt: redrives.Filter, *, dry_run: bool = False) -> redrives.Result:
+    settings = request.app.state.settings
+    now = utcnow()
+    ids: list[int] = []
+    result = redrives.redrive(
+        ctx.s,
+        flt,
+        actor=ctx.user.email,
+        now=now,
+        lease_s=settings.lease_s,
+        dry_run=dry_run,
+        after_batch=ids.extend,
+    )
+    request.state.after_commit = ids  # committed batch by batch: delivered once the handler returns
+    return result
+
+
+@page("mail", form=_outbound_list_page)
+def outbound_redrive_all(request: Request, ctx: Ctx):
+    """POST /mail/outbound/redrive: send again every failed, deferred or suppressed message the
+    form's filter matches (after a confirmation that says how many)."""
+    flt = _redrive_filter(ctx)
+    preview = _redrive(request, ctx, flt, dry_run=True)
+    if not preview.redriven:
+        why = (
+            f" ({len(preview.skipped)} skipped: {next(iter(preview.skipped.values()))})"
+            if preview.skipped
+            else ""
+        )
+        raise FormError({"redrive": f"No message to send again matches{why}."})
+    skipped = (
+        f", and skip {len(preview.skipped)} (recipient still suppressed or expired)"
+        if preview.skipped
+        else ""
+    )
+    confirm(
+        ctx,
+        f"Send {len(preview.redriven)} messages again{skipped}? They go out as soon as a worker takes them.",
+    )
+    result = _redrive(request, ctx, flt)
+    msg = f"{len(result.redriven)} messages are being sent again"
+    if result.skipped:
+        msg += f"; {len(result.skipped)} skipped (for example: {next(iter(result.skipped.values()))})"
+    return back("/mail/outbound", msg + ".", request)
 
 
 def _outbound(ctx: Ctx, mid: int) -> OutboundMessage:
@@ -189,6 +272,10 @@ def _content(ctx: Ctx, m: OutboundMessage, settings) -> Content:
 @page("mail")
 def outbound_one(request: Request, ctx: Ctx):
     """GET /mail/outbound/{mid}: one message, its timeline of events and its content as sent."""
+    return _outbound_page(request, ctx)
+
+
+def _outbound_page(request: Request, ctx: Ctx):
     m = _outbound(ctx, request.path_params["mid"])
     content = _content(ctx, m, request.app.state.settings)
     team = ctx.s.get(Team, m.team_id) if m.team_id else None
@@ -196,8 +283,25 @@ def outbound_one(request: Request, ctx: Ctx):
         request,
         ctx,
         "mail_outbound_one.html",
-        {"m": m, "events": outbox.events(ctx.s, m.id), "content": content, "msg_team": team},
+        {
+            "m": m,
+            "events": outbox.events(ctx.s, m.id),
+            "content": content,
+            "msg_team": team,
+            "redrivable": m.state in redrives.REDRIVABLE,
+        },
     )
+
+
+@page("mail", form=_outbound_page)
+def outbound_redrive(request: Request, ctx: Ctx):
+    """POST /mail/outbound/{mid}/redrive: send a failed, deferred or suppressed message again."""
+    m = _outbound(ctx, request.path_params["mid"])
+    confirm(ctx, f"Send this message to {m.to_addr} again? Its attempts start over.")
+    result = _redrive(request, ctx, redrives.Filter(ids=(m.id,), scope=_scope(ctx)))
+    if m.id in result.skipped:
+        raise FormError({"redrive": f"Not sent again: {result.skipped[m.id]}."}, 409)
+    return back(f"/mail/outbound/{m.id}", "Queued again: it is sent in a moment (reload to see it).", request)
 
 
 # inline styles kept so mail looks like mail: layout and text properties only, and no value that
