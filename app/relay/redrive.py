@@ -139,7 +139,7 @@ def redrive(
         if not rows:
             break
         last = rows[-1].id
-        reasons = suppressions.reasons(s, (r.to_addr for r in rows))
+        reasons = suppressions.reasons(s, (r.to_addr for r in rows), now=now)
         go = []
         for r in rows:
             why = _why_not(r, reasons, now)
