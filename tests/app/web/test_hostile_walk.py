@@ -113,6 +113,7 @@ def _path(path: str, w: dict, **override) -> str:
         "id": w["iid"] if path.startswith("/api/inbound/") else w["mid_msg"],
         "batch_id": "b1",
         "index": 0,
+        "address": "gone@example.com",
         "provider": "sendgrid",
         "token": "x",
         "key": "x",
