@@ -63,9 +63,8 @@ def count(model) -> int:
         return s.execute(select(func.count()).select_from(model)).scalar()
 
 
-def test_a_permanent_failure_bounces_the_message_and_suppresses_the_address(client):
-    mid, msgid = message()
-    r = post(client, signed("failed_permanent.json", msgid))
+def assert_bounced(r, mid: int) -> None:
+    """One event applied: the message bounced and its recipient bob@example.com suppressed."""
     assert r.status_code == 200, r.text
     assert r.json() == {
         "received": 1,
@@ -76,6 +75,12 @@ def test_a_permanent_failure_bounces_the_message_and_suppresses_the_address(clie
         "unknown": 0,
     }
     assert state(mid) == "bounced" and suppressed() == {"bob@example.com": "bounce"}
+
+
+def test_a_permanent_failure_bounces_the_message_and_suppresses_the_address(client):
+    mid, msgid = message()
+    r = post(client, signed("failed_permanent.json", msgid))
+    assert_bounced(r, mid)
     ((kind, detail),) = timeline(mid)
     assert kind == "bounced" and detail["source"] == "mailgun" and detail["status"] == "550"
 

@@ -9,7 +9,14 @@ import json
 import pytest
 
 from app.models import Suppression
-from tests.app.web.hooks.test_events_mailgun import count, message, state, suppressed, timeline
+from tests.app.web.hooks.test_events_mailgun import (
+    assert_bounced,
+    count,
+    message,
+    state,
+    suppressed,
+    timeline,
+)
 from tests.app.web.hooks.test_inbound_providers import PM_AUTH, configure  # noqa: F401 - fixture
 from tests.parsers.test_events_mailgun_postmark import postmark_body
 
@@ -33,16 +40,7 @@ def post(client, body: bytes, auth: str = EVENT_AUTH):
 def test_a_hard_bounce_bounces_the_message_and_suppresses_the_address(client):
     mid, _ = message()
     r = post(client, postmark_body("bounce_hard.json", str(mid)))
-    assert r.status_code == 200, r.text
-    assert r.json() == {
-        "received": 1,
-        "applied": 1,
-        "moved": 1,
-        "suppressed": 1,
-        "duplicates": 0,
-        "unknown": 0,
-    }
-    assert state(mid) == "bounced" and suppressed() == {"bob@example.com": "bounce"}
+    assert_bounced(r, mid)
     ((_, detail),) = timeline(mid)
     assert detail["source"] == "postmark" and "550 5.1.1" in detail["response"]
 

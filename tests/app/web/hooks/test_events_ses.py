@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import session
-from app.models import MessageEvent, OutboundMessage, Suppression
+from app.models import MessageEvent
 from tests.app.relay.test_feedback import sent
+from tests.app.web.hooks.test_events_mailgun import state, suppressed
 from tests.app.web.hooks.test_inbound_providers import configure  # noqa: F401 - fixture
 from tests.app.web.sns_fake import rsa_key
 from tests.parsers.test_events import ses_envelope
@@ -33,16 +34,6 @@ def notification(name: str, sns_id: str = "5e0d1f7a-0000-4000-8000-000000000001"
 
 def send(client, doc: dict):
     return client.post("/events/ses", content=json.dumps(doc).encode(), headers=SNS_HEADERS)
-
-
-def state(mid: int) -> str:
-    with session() as s:
-        return s.get(OutboundMessage, mid).state
-
-
-def suppressed() -> dict[str, str]:
-    with session() as s:
-        return dict(s.execute(select(Suppression.email, Suppression.reason)).all())
 
 
 def recorded() -> int:
