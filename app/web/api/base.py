@@ -249,3 +249,6 @@ class TextQuery:
 def _parameter(name: str, schema: dict, description: str) -> dict:
     out = {"name": name, "in": "query", "required": False, "schema": schema}
     return {**out, "description": description} if description else out
+
+
+BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from app.inbound.accept import STATES
 from app.inbound.process import QUARANTINED_NOTE, load_email
 from app.models import Entry, InboundMessage, Member
-from app.web.api.base import ApiError, ChoiceQuery, IntQuery, api
+from app.web.api.base import BEFORE_Q, ApiError, ChoiceQuery, IntQuery, api
 from app.web.api.shapes import (
     DATE_TIME,
     DAY,
@@ -28,8 +28,10 @@ from app.web.api.shapes import (
     Field,
     Shape,
     many,
+    next_before,
     nullable,
     one_of,
+    paged,
 )
 from app.web.common import id_in_range
 from app.web.security import download
@@ -81,13 +83,7 @@ INBOUND_SUMMARY = Shape(
         Field("same_message_id_as", nullable(INT), description=SAME_MESSAGE_ID_AS),
     ),
 )
-INBOUND_PAGE = Shape(
-    "InboundPage",
-    (
-        Field("items", many(INBOUND_SUMMARY)),
-        Field("next_before", nullable(INT), description="the next page's before=; null on the last page"),
-    ),
-)
+INBOUND_PAGE = paged("InboundPage", "items", INBOUND_SUMMARY)
 
 
 class FilePart(NamedTuple):
@@ -157,7 +153,6 @@ INBOUND = Shape(
 MAX_INDEX = limits.MAX_MIME_PARTS  # no message has more file parts than the parser reads parts
 STATE_Q = ChoiceQuery("state", STATES, "only messages in this state")
 LIMIT_Q = IntQuery("limit", 50, high=200)
-BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")
 
 
 def _visible(s, token, row: InboundMessage) -> bool:
@@ -237,4 +232,4 @@ def list_inbound(request, s, token, body):
     if token.team_id is not None:
         q = q.where(InboundMessage.member_id.in_(select(Member.id).where(Member.team_id == token.team_id)))
     rows = s.execute(q).scalars().all()
-    return INBOUND_PAGE.dump({"items": rows, "next_before": rows[-1].id if len(rows) == limit else None})
+    return INBOUND_PAGE.dump({"items": rows, "next_before": next_before(rows, limit)})

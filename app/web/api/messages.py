@@ -19,7 +19,7 @@ from app.models import MessageEvent, OutboundMessage, utcnow
 from app.relay import redrive as redrives
 from app.relay import sends
 from app.relay.outbox import TRANSITIONS
-from app.web.api.base import ApiError, ChoiceQuery, IntQuery, api
+from app.web.api.base import BEFORE_Q, ApiError, ChoiceQuery, IntQuery, api
 from app.web.api.shapes import (
     BLANK_IS_NULL,
     BOOL,
@@ -31,8 +31,10 @@ from app.web.api.shapes import (
     Shape,
     Type,
     many,
+    next_before,
     nullable,
     one_of,
+    paged,
 )
 from app.web.common import id_in_range
 from jobs.enqueue import enqueue_deliveries
@@ -80,13 +82,7 @@ MESSAGE = Shape(
         Field("events", many(TIMELINE_EVENT), required=False, description="GET /api/messages/{id} only"),
     ),
 )
-MESSAGE_PAGE = Shape(
-    "MessagePage",
-    (
-        Field("messages", many(MESSAGE)),
-        Field("next_before", nullable(INT), description="the next page's before=; null on the last page"),
-    ),
-)
+MESSAGE_PAGE = paged("MessagePage", "messages", MESSAGE)
 # validated by app.relay.sends.create (its FIELDS; tests hold the two together)
 MESSAGE_SEND = Shape(
     "MessageSend",
@@ -156,7 +152,6 @@ REQUEUED = Shape("Requeued", (Field("id", INT), Field("state", STR)))
 
 STATE_Q = ChoiceQuery("state", tuple(TRANSITIONS), "only messages in this state")
 LIMIT_Q = IntQuery("limit", 50, high=500)
-BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")
 
 
 @api(scope="send", body=True)
@@ -214,7 +209,7 @@ def list_messages(request, s, token, body):
     if before is not None:
         stmt = stmt.where(M.id < before)
     rows = s.execute(stmt).scalars().all()
-    return MESSAGE_PAGE.dump({"messages": rows, "next_before": rows[-1].id if len(rows) == limit else None})
+    return MESSAGE_PAGE.dump({"messages": rows, "next_before": next_before(rows, limit)})
 
 
 @api(scope="read")

@@ -180,4 +180,17 @@ def listing(name: str, key: str, shape: Shape) -> Shape:
     return Shape(name, (Field(key, many(shape)),))
 
 
+def paged(name: str, key: str, shape: Shape) -> Shape:
+    """``{key: [shape, ...], next_before}``: one page of a list, newest first, paged by id."""
+    next_before = Field(
+        "next_before", nullable(INT), description="the next page's before=; null on the last page"
+    )
+    return Shape(name, (Field(key, many(shape)), next_before))
+
+
+def next_before(rows: list, limit: int) -> int | None:
+    """The ``before=`` of the page after ``rows`` (a full page of ``limit``), or None on the last."""
+    return rows[-1].id if len(rows) == limit else None
+
+
 ERROR = Shape("Error", (Field("error", STR, description="the reason, for a person to act on"),))

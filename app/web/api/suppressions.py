@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from app.errors import RequestError
 from app.models import Team, utcnow
 from app.relay import suppressions
-from app.web.api.base import ApiError, ChoiceQuery, IntQuery, TextQuery, api
+from app.web.api.base import BEFORE_Q, ApiError, ChoiceQuery, IntQuery, TextQuery, api
 from app.web.api.shapes import (
     BLANK_IS_NULL,
     BOOL,
@@ -24,9 +24,10 @@ from app.web.api.shapes import (
     STRINGS,
     Field,
     Shape,
-    many,
+    next_before,
     nullable,
     one_of,
+    paged,
 )
 
 REASON = one_of(STR, suppressions.REASONS)
@@ -46,13 +47,7 @@ SUPPRESSION = Shape(
         Field("message_id", nullable(INT), description="the outbound message the event was about"),
     ),
 )
-SUPPRESSION_PAGE = Shape(
-    "SuppressionPage",
-    (
-        Field("items", many(SUPPRESSION)),
-        Field("next_before", nullable(INT), description="the next page's before=; null on the last page"),
-    ),
-)
+SUPPRESSION_PAGE = paged("SuppressionPage", "items", SUPPRESSION)
 SUPPRESSION_ADD = Shape(
     "SuppressionAdd",
     (
@@ -80,7 +75,6 @@ TEAM_Q = IntQuery("team_id", description="only this team's entries")
 REASON_Q = ChoiceQuery("reason", suppressions.REASONS, "only entries of this reason")
 WORDS_Q = TextQuery("q", 320, "only addresses containing this")
 LIMIT_Q = IntQuery("limit", 50, high=500)
-BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")
 
 
 def _teams(token) -> list[int] | None:
@@ -112,7 +106,7 @@ def list_suppressions(request, s, token, body):
         before=BEFORE_Q.read(request),
         limit=limit,
     )
-    return SUPPRESSION_PAGE.dump({"items": rows, "next_before": rows[-1].id if len(rows) == limit else None})
+    return SUPPRESSION_PAGE.dump({"items": rows, "next_before": next_before(rows, limit)})
 
 
 @api(body=True)
