@@ -11,13 +11,8 @@ from tests.e2e.test_loop_real import maildir_messages
 pytestmark = pytest.mark.e2e
 
 
-def test_a_message_submitted_to_donebox_smtp_is_delivered(tmp_path, procs):
-    port = free_port()
-    env = base_env(tmp_path, SUBMISSION_PORT=str(port))
-    assert procs.run(["migrate"], env).returncode == 0
-    made = procs.run(["api-token", "create", "billing"], env)
-    assert made.returncode == 0, made.stderr
-    token = made.stdout.strip()
+def start_smtp(procs, env: dict, port: int) -> smtplib.SMTP:
+    """``donebox smtp`` started, and a client connected to it once it listens."""
     procs.start(["smtp"], env)
 
     def connect():
@@ -26,7 +21,17 @@ def test_a_message_submitted_to_donebox_smtp_is_delivered(tmp_path, procs):
         except ConnectionRefusedError:
             return None
 
-    c = wait_until(connect, 60, "donebox smtp listening")
+    return wait_until(connect, 60, "donebox smtp listening")
+
+
+def test_a_message_submitted_to_donebox_smtp_is_delivered(tmp_path, procs):
+    port = free_port()
+    env = base_env(tmp_path, SUBMISSION_PORT=str(port))
+    assert procs.run(["migrate"], env).returncode == 0
+    made = procs.run(["api-token", "create", "billing"], env)
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    c = start_smtp(procs, env, port)
     m = EmailMessage()
     m["From"] = "billing@app.example"
     m["Subject"] = "Invoice 42 — paid"
@@ -49,15 +54,7 @@ def test_donebox_smtp_refuses_a_token_without_the_send_scope(tmp_path, procs):
     assert procs.run(["migrate"], env).returncode == 0
     made = procs.run(["api-token", "create", "dashboard", "--scopes", "read"], env)
     assert made.returncode == 0, made.stderr
-    procs.start(["smtp"], env)
-
-    def connect():
-        try:
-            return smtplib.SMTP("127.0.0.1", port, timeout=5)
-        except ConnectionRefusedError:
-            return None
-
-    c = wait_until(connect, 60, "donebox smtp listening")
+    c = start_smtp(procs, env, port)
     with c, pytest.raises(smtplib.SMTPAuthenticationError) as e:
         c.login("dashboard", made.stdout.strip())
     assert e.value.smtp_code == 535 and b"'send' scope" in e.value.smtp_error
