@@ -162,10 +162,16 @@ def flash(request: Request, message: str) -> None:
     request.session["flash"] = message
 
 
-def _live_user(uid, epoch) -> bool:
+def _session_user(s: Session, request: Request) -> User | None:
+    """The user this session signed in, or None: nobody, gone, or signed out since it began."""
+    uid = request.session.get("uid")
+    user = s.get(User, uid) if isinstance(uid, int) else None
+    return user if user is not None and user.session_epoch == request.session.get("epoch") else None
+
+
+def _live_user(request: Request) -> bool:
     with session() as s:
-        user = s.get(User, uid) if isinstance(uid, int) else None
-        return user is not None and user.session_epoch == epoch
+        return _session_user(s, request) is not None
 
 
 @dataclass
@@ -240,15 +246,15 @@ def page(need: str | None = "observer", *, form: Callable | None = None):
                 raise refused(e) from None
             form_data = {}
             if request.method == "POST":  # the session is proven before a byte of the body is read
-                if not await in_thread(_live_user, uid, request.session.get("epoch")):
+                if not await in_thread(_live_user, request):
                     request.session.clear()
                     return signin
                 form_data = await posted_form(request)
 
             def run():
                 with session() as s:
-                    user = s.get(User, uid)
-                    if user is None or user.session_epoch != request.session.get("epoch"):
+                    user = _session_user(s, request)
+                    if user is None:
                         return None  # gone, or signed out since this session began
                     ctx = Ctx(s=s, user=user, form=form_data)
                     tid = request.path_params.get("tid")
@@ -314,11 +320,8 @@ def back(url: str, message: str = "", request: Request | None = None) -> Redirec
 
 
 def _signed_in_ctx(request: Request, s: Session) -> Ctx | None:
-    uid = request.session.get("uid")
-    user = s.get(User, uid) if isinstance(uid, int) else None
-    if user is None or user.session_epoch != request.session.get("epoch"):
-        return None
-    return Ctx(s=s, user=user)
+    user = _session_user(s, request)
+    return None if user is None else Ctx(s=s, user=user)
 
 
 def render_for_session(request: Request, name: str, data: dict | None = None, status: int = 200) -> Response:
