@@ -200,6 +200,10 @@ class OutboundMessage(SQLModel, table=True):
     actor: str | None = Field(
         default=None, max_length=320
     )  # who asked for it (a user's email); None: no person
+    # a message an application composed (the full send API, SMTP submission): its bytes, stored once
+    # for all its recipients (OutboundBody; app.relay.composed); None: rendered from template/context
+    body_id: int | None = Field(default=None, index=True)
+    from_addr: str = Field(default="", max_length=320)  # the application's From; "": MAIL_FROM
 
 
 class OutboundContent(SQLModel, table=True):
@@ -210,6 +214,29 @@ class OutboundContent(SQLModel, table=True):
     # outcome, and messages are never deleted (migration 0012)
     message_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     raw_zlib: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class OutboundBody(SQLModel, table=True):
+    """A message as an application composed it, zlib-compressed, stored once for all its recipients
+    (app.relay.composed); the relay adds only what it owns when it sends each recipient's copy."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    raw_zlib: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int = 0  # bytes before compression
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class SendingDomain(SQLModel, table=True):
+    """A domain applications may send From (app.relay.domains): its DNS records and their verdicts."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(max_length=253, unique=True)  # lower-case, IDNA (A-labels)
+    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)  # None: every team
+    return_path_host: str = Field(default="", max_length=253)  # the VERP envelope sender's domain
+    checks: str = Field(default="{}", sa_column=Column(Text, nullable=False, default="{}"))  # JSON verdicts
+    verified_at: datetime | None = _ts()  # every required record found at the last check
+    checked_at: datetime | None = _ts()
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
 class MessageEvent(SQLModel, table=True):
