@@ -33,12 +33,7 @@ from sqlmodel import Session
 from app.models import InboundMessage, WebhookToken
 from parsers.message import address_key, headers_digest
 from parsers.providers import Keys
-
-
-def text(value: str) -> str:
-    """Text a database column can hold: PostgreSQL refuses NUL characters, hostile mail has them."""
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
-
+from parsers.storable import storable as text  # what mail carried, kept storable
 
 STATES = ("received", "processing", "processed", "ignored", "unverified", "failed", "quarantined")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from parsers.storable import storable
+
 # our vocabulary ("theirs -> ours" happens in each adapter):
 #   processed    the provider accepted the message for delivery
 #   delivered    the recipient's server accepted it
@@ -57,8 +59,8 @@ def bounded(value, limit: int = 1000) -> str:
 
 
 def clean(value: str) -> str:
-    """Text a database column and an SQL comparison take: no NUL, no lone surrogate (as '?')."""
-    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+    """Text a database column and an SQL comparison take: no NUL (dropped), no lone surrogate."""
+    return storable(value, nul="")
 
 
 def epoch_time(value) -> datetime | None:
