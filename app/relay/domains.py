@@ -178,7 +178,7 @@ def records(s: Session, row: SendingDomain, settings: Settings) -> list[Record]:
 def normalized(domain: str) -> str:
     """``domain`` lower-case IDNA; RequestError naming the field when it is not a domain."""
     try:
-        d = domain_of(f"x@{domain.strip().rstrip('.')}")
+        d = ascii_address(f"x@{domain.strip().rstrip('.')}").rpartition("@")[2]
     except RenderError as e:
         raise RequestError(f"domain: {e}") from None
     if "." not in d or len(d) > 253 or not _LABELS.match(d):

@@ -216,3 +216,62 @@ def test_another_teams_domain_is_refused_and_a_verified_one_of_every_team_allowe
         )
         assert domains.check_from(s, b, "app@shared.example", production()) is None
         assert domains.check_from(s, b, "donebox@mail.test", production()) is None  # MAIL_FROM's own
+
+
+# ---------------------------------------------------------------- donebox domain
+
+
+def test_the_cli_adds_prints_the_records_verifies_and_lists(db, local_dns, capsys):
+    from app.cli import main
+
+    a, _ = two_teams()
+    assert main(["domain", "add", "example.org", "--team", str(a)]) == 0
+    out = capsys.readouterr().out
+    assert "publish these DNS records, then: donebox domain verify example.org" in out
+    for line in (
+        'donebox-rsa._domainkey.example.org. IN TXT "v=DKIM1; k=rsa; p=',
+        'donebox-ed25519._domainkey.example.org. IN TXT "v=DKIM1; k=ed25519; p=',
+        'example.org. IN TXT "v=spf1 include:_spf.mail.test ~all"',
+        '_dmarc.example.org. IN TXT "v=DMARC1; p=none; rua=mailto:dmarc@reply.test"',
+        "bounces.example.org. IN CNAME reply.test.",
+    ):
+        assert line in out
+    with session() as s:
+        did = s.execute(select(SendingDomain.id)).scalar_one()
+    publish(local_dns, did, skip=("dmarc",))
+    assert main(["domain", "verify", "example.org"]) == 1
+    out = capsys.readouterr().out
+    assert "dmarc [missing: no v=DMARC1 record]" in out and out.endswith("example.org: not verified: dmarc\n")
+    assert main(["domain", "list"]) == 0
+    assert capsys.readouterr().out == f"example.org (team {a}): not verified; missing: dmarc\n"
+    publish(local_dns, did)
+    assert main(["domain", "verify", "example.org"]) == 0
+    assert capsys.readouterr().out.endswith("example.org: verified\n")
+    assert main(["domain", "list", "--team", str(a)]) == 0
+    assert capsys.readouterr().out == f"example.org (team {a}): verified 2026-12-04\n".replace(
+        "2026-12-04", f"{_verified_at(did):%Y-%m-%d}"
+    )
+    assert main(["domain", "remove", "example.org"]) == 0
+    assert main(["domain", "list"]) == 0
+    assert "removed, with its keys" in capsys.readouterr().out
+
+
+def _verified_at(domain_id: int):
+    with session() as s:
+        return s.get(SendingDomain, domain_id).verified_at
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["domain", "add", "example.org", "--team", "999"], "donebox: domain add: --team: no team 999"),
+        (["domain", "add", "exa mple.org"], "donebox: domain add: domain: "),
+        (["domain", "verify", "nowhere.example"], "domain: nowhere.example is not a sending domain"),
+        (["domain", "remove", "x-.example"], "domain: 'x-.example' is not a domain name"),
+    ],
+)
+def test_the_cli_names_the_field_it_refuses(db, capsys, argv, message):
+    from app.cli import main
+
+    assert main(argv) == 1
+    assert message in capsys.readouterr().err
