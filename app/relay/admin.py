@@ -204,7 +204,7 @@ def print_records(s, row: SendingDomain, settings: Settings) -> None:
 
 def _domain(s, name: str) -> SendingDomain:
     d = domains.normalized(name)
-    row = s.execute(select(SendingDomain).where(SendingDomain.domain == d)).scalar()
+    row = domains.named(s, d)
     if row is None:
         raise RequestError(f"domain: {d} is not a sending domain (donebox domain add {d})", status=404)
     return row

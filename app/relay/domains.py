@@ -52,6 +52,11 @@ def find(s: Session, domain: str, team_id: int | None) -> SendingDomain | None:
     return s.exec(select(SendingDomain).where(SendingDomain.domain == domain, cond)).first()
 
 
+def named(s: Session, domain: str) -> SendingDomain | None:
+    """The SendingDomain row of ``domain`` (lower-case IDNA), whoever's it is."""
+    return s.exec(select(SendingDomain).where(SendingDomain.domain == domain)).first()
+
+
 def check_from(s: Session, team_id: int | None, address: str, settings: Settings) -> str | None:
     """Why ``address`` may not be the From of a team's message, or None when it may."""
     try:
@@ -114,7 +119,7 @@ class DomainCache:
         found = list(dkim.key_store(settings.dkim_dir).keys(domain))
         with session() as s:
             rows = s.exec(select(DkimKey).where(DkimKey.domain == domain).order_by(DkimKey.selector)).all()
-            row = s.exec(select(SendingDomain).where(SendingDomain.domain == domain)).first()
+            row = named(s, domain)
         found += [_key(r) for r in rows if r.selector not in {k.selector for k in found}]
         own = domain == domain_of(settings.mail_from) or row is None or not row.return_path_host
         signing = Signing(found, settings.return_path if own else row.return_path_host)
@@ -192,7 +197,7 @@ def add(s: Session, domain: str, team_id: int | None, settings: Settings, *, now
     d = normalized(domain)
     if d == domain_of(settings.mail_from):
         raise RequestError(f"domain: {d} is MAIL_FROM's domain, always allowed (its keys: donebox dkim)")
-    if s.exec(select(SendingDomain).where(SendingDomain.domain == d)).first() is not None:
+    if named(s, d) is not None:
         raise RequestError(f"domain: {d} is a sending domain already", status=409)
     row = SendingDomain(domain=d, team_id=team_id, return_path_host=f"bounces.{d}", created_at=now)
     s.add(row)

@@ -4,6 +4,7 @@ from functools import partial
 
 from starlette.routing import Route
 
+from app.web.api import domains as api_domains
 from app.web.api import entries as api_entries
 from app.web.api import events as api_events
 from app.web.api import inbound as api_inbound
@@ -76,6 +77,10 @@ routes = [
     Route("/api/messages/{id:int}/redrive", api_messages.redrive_one, methods=["POST"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
     Route("/api/batches/{batch_id:str}", api_messages.cancel_batch, methods=["DELETE"]),
+    Route("/api/domains", api_domains.list_domains),
+    Route("/api/domains", api_domains.add_domain, methods=["POST"]),
+    Route("/api/domains/{domain:str}/verify", api_domains.verify_domain, methods=["POST"]),
+    Route("/api/domains/{domain:str}", api_domains.remove_domain, methods=["DELETE"]),
     Route("/api/suppressions", api_suppressions.list_suppressions),
     Route("/api/suppressions", api_suppressions.add_suppression, methods=["POST"]),
     Route("/api/suppressions/import", api_suppressions.import_suppressions, methods=["POST"]),
