@@ -20,7 +20,7 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from email.utils import parseaddr
 
@@ -239,6 +239,28 @@ def missing(row: SendingDomain) -> list[str]:
     """The record keys the last verification did not find as they should be (all of them when never
     verified)."""
     return [k for k, v in checks_of(row).items() if v.get("status") != "ok"]
+
+
+def described(s: Session, row: SendingDomain, settings: Settings) -> dict:
+    """A domain as the API and the domains page show it: its records, each with its last verdict
+    (``unchecked`` before the first verification), and the keys of those not found as they should be."""
+    checks = checks_of(row)
+    rows = []
+    for r in records(s, row, settings):
+        verdict = checks.get(r.key, {})
+        status, found = verdict.get("status", "unchecked"), verdict.get("found", [])
+        rows.append({**asdict(r), "status": status, "detail": verdict.get("detail", ""), "found": found})
+    return {
+        "id": row.id,
+        "domain": row.domain,
+        "team_id": row.team_id,
+        "return_path_host": row.return_path_host,
+        "verified": row.verified_at is not None,
+        "verified_at": row.verified_at,
+        "checked_at": row.checked_at,
+        "missing": [r["key"] for r in rows if r["status"] != "ok"],
+        "records": rows,
+    }
 
 
 def verify(s: Session, row: SendingDomain, settings: Settings, *, now: datetime) -> dict:

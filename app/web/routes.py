@@ -13,7 +13,7 @@ from app.web.api import openapi as api_openapi
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.hooks import events, inbound, tracking
-from app.web.pages import dev, health, mail, settings, signin, team
+from app.web.pages import dev, domains, health, mail, settings, signin, team
 
 T = "/teams/{tid:int}"
 
@@ -53,6 +53,10 @@ routes = [
     Route("/mail/inbound/{iid:int}/reprocess", mail.inbound_reprocess, methods=["POST"]),
     Route("/mail/suppressions", mail.suppressions),
     Route("/mail/senders", mail.senders),
+    Route("/mail/domains", domains.domain_list),
+    Route("/mail/domains", domains.domain_add, methods=["POST"]),
+    Route("/mail/domains/{did:int}/verify", domains.domain_verify, methods=["POST"]),
+    Route("/mail/domains/{did:int}/remove", domains.domain_remove, methods=["POST"]),
     Route("/mail/suppressions", mail.suppression_add, methods=["POST"]),
     Route("/mail/suppressions/{sid:int}/remove", mail.suppression_remove, methods=["POST"]),
     Route("/api/openapi.json", api_openapi.openapi),

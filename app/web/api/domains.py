@@ -60,36 +60,6 @@ DOMAIN_ADD = Shape(
 REMOVED = Shape("SendingDomainRemoved", (Field("domain", STR),))
 
 
-def view(s, row: SendingDomain, settings) -> dict:
-    """A domain as the API (and the page) shows it: its records with their last verdicts."""
-    checks = domains.checks_of(row)
-    records = []
-    for r in domains.records(s, row, settings):
-        verdict = checks.get(r.key, {})
-        records.append(
-            {
-                "key": r.key,
-                "type": r.type,
-                "name": r.name,
-                "value": r.value,
-                "status": verdict.get("status", "unchecked"),
-                "detail": verdict.get("detail", ""),
-                "found": verdict.get("found", []),
-            }
-        )
-    return {
-        "id": row.id,
-        "domain": row.domain,
-        "team_id": row.team_id,
-        "return_path_host": row.return_path_host,
-        "verified": row.verified_at is not None,
-        "verified_at": row.verified_at,
-        "checked_at": row.checked_at,
-        "missing": [r["key"] for r in records if r["status"] != "ok"],
-        "records": records,
-    }
-
-
 def _row(s, token, name: str, *, own: bool = False) -> SendingDomain:
     """The domain ``name`` in the token's reach (``own``: its team's, not every team's); ApiError 404."""
     try:
@@ -108,7 +78,7 @@ def list_domains(request, s, token, body):
     """GET /api/domains: the sending domains in the token's reach, with their records."""
     settings = request.app.state.settings
     rows = domains.listed(s, token.team_id)
-    return DOMAIN_LIST.dump({"items": [view(s, r, settings) for r in rows]})
+    return DOMAIN_LIST.dump({"items": [domains.described(s, r, settings) for r in rows]})
 
 
 @api(body=True, max_bytes=4096)
@@ -125,7 +95,7 @@ def add_domain(request, s, token, body):
         row = domains.add(s, data["domain"], team_id, settings, now=utcnow())
     except RequestError as e:
         raise ApiError(e.status, str(e)) from None
-    return JSONResponse(DOMAIN.dump(view(s, row, settings)), status_code=201)
+    return JSONResponse(DOMAIN.dump(domains.described(s, row, settings)), status_code=201)
 
 
 @api()
@@ -134,7 +104,7 @@ def verify_domain(request, s, token, body):
     settings = request.app.state.settings
     row = _row(s, token, request.path_params["domain"])
     domains.verify(s, row, settings, now=utcnow())
-    return DOMAIN.dump(view(s, row, settings))
+    return DOMAIN.dump(domains.described(s, row, settings))
 
 
 @api()
