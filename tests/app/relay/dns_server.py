@@ -2,7 +2,8 @@
 
 It answers from ``records``, a dict the test changes as it goes: ``{(name, type): [value, ...]}``
 with names without the final dot, types TXT, CNAME or MX ("10 mx.example.net"). A name it does
-not hold is NXDOMAIN; a CNAME is followed within the dict, as a resolver's answer would be.
+not hold is NXDOMAIN, one in ``failing`` SERVFAIL; a CNAME is followed within the dict, as a
+resolver's answer would be.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Records(BaseResolver):
 
     def __init__(self):
         self.records: dict[tuple[str, str], list[str]] = {}
+        self.failing: set[str] = set()  # names answered SERVFAIL
         self.questions: list[tuple[str, str]] = []
 
     def resolve(self, request, handler):
@@ -38,6 +40,9 @@ class Records(BaseResolver):
         name = str(request.q.qname).rstrip(".").lower()
         rtype = QTYPE[request.q.qtype]
         self.questions.append((name, rtype))
+        if name in self.failing:
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
         for _ in range(8):  # follow CNAMEs held here
             cname = self.records.get((name, "CNAME"))
             if not cname or rtype == "CNAME":
