@@ -1,9 +1,9 @@
-"""/api/domains: sending domains by API token (scope manage): list, add, verify, remove.
+"""/api/domains: sending domains by API token: list (scope read); add, verify, remove (scope manage).
 
 Thin endpoints over app.relay.domains. A token made in a team's settings sees its team's domains
 and those of every team, adds domains for its team, and verifies or removes its team's; a domain of
 another team is a 404 to it. A token of every team (``donebox api-token create``) reaches every
-domain and may give ``team_id`` (null: every team may send from it).
+domain and may give ``team_id`` (left out: every team may send from it).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from app.models import SendingDomain, Team, utcnow
 from app.relay import domains
 from app.web.api.base import ApiError, api
 from app.web.api.shapes import BOOL, DATE_TIME, INT, STR, STRINGS, Field, Shape, listing, many, nullable
+from app.web.common import id_in_range
 
 RECORD = Shape(
     "DomainRecord",
@@ -73,7 +74,7 @@ def _row(s, token, name: str, *, own: bool = False) -> SendingDomain:
     return row
 
 
-@api()
+@api(scope="read")
 def list_domains(request, s, token, body):
     """GET /api/domains: the sending domains in the token's reach, with their records."""
     settings = request.app.state.settings
@@ -88,7 +89,8 @@ def add_domain(request, s, token, body):
     team_id = token.team_id
     if "team_id" in data:
         given = data["team_id"]
-        if (token.team_id is not None and given != token.team_id) or s.get(Team, given) is None:
+        mine = token.team_id is None or given == token.team_id
+        if not (mine and id_in_range(given)) or s.get(Team, given) is None:
             raise ApiError(404, f"team_id: no team {given}")
         team_id = given
     try:

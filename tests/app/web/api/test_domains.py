@@ -59,6 +59,7 @@ def test_errors_name_the_field(client, team):
         ({"domain": "not a domain"}, 400, "domain: "),
         ({"domain": "mail.test"}, 400, "domain: mail.test is MAIL_FROM's domain"),
         ({"domain": "example.org", "team_id": 99999}, 404, "team_id: no team 99999"),
+        ({"domain": "example.org", "team_id": 2**40}, 404, f"team_id: no team {2**40}"),
     ]
     for body, status, reason in cases:
         r = client.post("/api/domains", json=body, headers=h)
@@ -93,10 +94,18 @@ def test_a_teams_token_reaches_its_own_and_every_teams_domains_only(client, team
     assert len(client.get("/api/domains", headers=admin).json()["items"]) == 2
 
 
-def test_the_domains_endpoints_need_the_manage_scope(client, team):
+def test_changing_domains_needs_the_manage_scope_and_listing_them_read(client, team):
     with session() as s:
         raw = create_token(s, "sender", now=FIXED_NOW, team_id=team.id, scopes=("send", "read"))
+        sender = create_token(s, "send only", now=FIXED_NOW, team_id=team.id, scopes=("send",))
     h = {"Authorization": f"Bearer {raw}"}
     r = client.post("/api/domains", json={"domain": "example.org"}, headers=h)
     assert r.status_code == 403 and "manage" in r.json()["error"]
-    assert client.get("/api/domains", headers=h).status_code == 403
+    assert (
+        client.post("/api/domains", json={"domain": "example.org"}, headers=token(team.id)).status_code == 201
+    )
+    for method, path in (("POST", "/api/domains/example.org/verify"), ("DELETE", "/api/domains/example.org")):
+        r = client.request(method, path, headers=h)
+        assert r.status_code == 403 and "manage" in r.json()["error"]
+    assert [d["domain"] for d in client.get("/api/domains", headers=h).json()["items"]] == ["example.org"]
+    assert client.get("/api/domains", headers={"Authorization": f"Bearer {sender}"}).status_code == 403
