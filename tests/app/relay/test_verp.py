@@ -205,3 +205,34 @@ def test_an_unknown_sending_domain_row_is_never_needed_for_mail_from(db):
         assert s.execute(select(SendingDomain)).first() is None
     signing = domains.signing.get("mail.test", get_settings())
     assert signing.return_path_host == "reply.test" and signing.keys == []
+
+
+def test_a_bounce_posted_to_the_inbound_webhook_finds_its_message_by_the_verp_address(db, sink):
+    from starlette.testclient import TestClient
+
+    from app.web.factory import create_app
+    from jobs.broker import drain
+    from tests.app.web.conftest import AUTH
+
+    mid = send_from(sink, "")
+    envelope = sink.handler.envelopes[0].mail_from
+    with TestClient(create_app()) as client:
+        r = client.post("/inbound/raw", content=dsn_to(envelope), headers=AUTH)
+        assert r.status_code == 202
+        drain()
+    assert state(mid) == "bounced" and suppressed() == ["ada@example.com"]
+    with session() as s:
+        assert s.get(InboundMessage, r.json()["id"]).state == "ignored"
+
+
+def test_a_plain_text_bounce_naming_no_recipient_finds_both_by_the_verp_address(db, sink):
+    mid = send_from(sink, "")
+    envelope = sink.handler.envelopes[0].mail_from
+    text = (
+        f"From: MAILER-DAEMON@mx.example.net\r\nTo: {envelope}\r\nSubject: failure notice\r\n\r\n"
+        "Sorry, we were unable to deliver your message. This is a permanent error.\r\n"
+        "550 5.1.1 mailbox unavailable\r\n"
+    ).encode()
+    row = accept_and_process("raw", Payload(text, "message/rfc822"))
+    assert row.state == "ignored" and state(mid) == "bounced"
+    assert suppressed() == ["ada@example.com"]
