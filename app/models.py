@@ -227,6 +227,18 @@ class SendingDomain(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
+class DkimKey(SQLModel, table=True):
+    """A domain's DKIM signing key (PKCS#8 PEM), in the database so every worker of a fleet signs with
+    it (app.relay.domains, cached per process); ``donebox domain add`` makes an RSA and an Ed25519 one."""
+
+    __table_args__ = (UniqueConstraint("domain", "selector"),)
+    id: int | None = Field(default=None, primary_key=True)
+    domain: str = Field(max_length=253, index=True)  # lower-case, IDNA, as SendingDomain.domain
+    selector: str = Field(max_length=63)  # <selector>._domainkey.<domain>
+    private_pem: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
 class MessageEvent(SQLModel, table=True):
     """Append-only log: every state change and every tracking or provider event of a message."""
 

@@ -41,6 +41,22 @@ def _whole(name: str, value: str, low: int, high: int) -> int:
     return int(value)
 
 
+def _nameservers(value: str) -> tuple[tuple[str, int], ...]:
+    """DNS_NAMESERVERS: host[:port] or [v6]:port items, comma-separated; SettingsError naming the item."""
+    out = []
+    for item in _csv(value):
+        host, port = item, "53"
+        if item.startswith("["):
+            host, _, rest = item[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else "53"
+        elif item.count(":") == 1:
+            host, port = item.split(":")
+        if not host or not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise SettingsError(f"DNS_NAMESERVERS: {item!r} is not host:port")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
 class SettingsError(RuntimeError):
     """Raised when the environment describes a configuration donebox refuses to run with."""
 
@@ -116,6 +132,11 @@ class Settings:
     relay_config_ttl_s: float = (
         10.0  # RELAY_CONFIG_TTL_S: senders/routes/team relay settings cache, per process
     )
+    # DNS_NAMESERVERS: host:port resolvers `donebox domain verify` asks (comma-separated); unset: the system's
+    dns_nameservers: tuple[tuple[str, int], ...] = ()
+    spf_include: str = ""  # SPF_INCLUDE: what sending domains' SPF includes; unset: _spf.<MAIL_FROM's domain>
+    # RETURN_PATH_DOMAIN: the domain of MAIL_FROM's bounces+<token>@ envelope sender; unset: REPLY_DOMAIN
+    return_path_domain: str = ""
     breaker_failures: int = 3  # BREAKER_FAILURES: consecutive sender failures (or domain blocks) that open it
     breaker_cooldown_s: float = 60.0  # BREAKER_COOLDOWN_S: how long an open circuit waits before one probe
     retention_days: int = 45  # RETENTION_DAYS: message content and provider responses are purged after this
@@ -152,6 +173,16 @@ class Settings:
     def reply_domains(self) -> tuple[str, ...]:
         """The domains whose reply+ addresses inbound accepts: REPLY_DOMAIN, then INBOUND_DOMAINS."""
         return (self.reply_domain.lower(), *self.inbound_domains)
+
+    @property
+    def return_path(self) -> str:
+        """The host of MAIL_FROM's VERP envelope senders (RETURN_PATH_DOMAIN, else REPLY_DOMAIN)."""
+        return (self.return_path_domain or self.reply_domain).lower()
+
+    @property
+    def spf_host(self) -> str:
+        """The host a sending domain's SPF record includes (SPF_INCLUDE, else _spf.<MAIL_FROM's domain>)."""
+        return (self.spf_include or "_spf." + self.mail_from.rpartition("@")[2]).lower()
 
     @property
     def mail_dir(self) -> Path:
@@ -341,6 +372,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             imap_ca_file=e("IMAP_CA_FILE", ""),
             dkim_dir=Path(e("DKIM_DIR", str(var_dir / "dkim"))).resolve(),
             relay_config_ttl_s=float(e("RELAY_CONFIG_TTL_S", "10")),
+            dns_nameservers=_nameservers(e("DNS_NAMESERVERS", "")),
+            spf_include=e("SPF_INCLUDE", "").strip(),
+            return_path_domain=e("RETURN_PATH_DOMAIN", "").strip(),
             breaker_failures=int(e("BREAKER_FAILURES", "3")),
             breaker_cooldown_s=float(e("BREAKER_COOLDOWN_S", "60")),
             rate_max_wait_s=float(e("RATE_MAX_WAIT_S", "5")),

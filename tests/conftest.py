@@ -75,6 +75,7 @@ def reset_caches() -> None:
         "app.relay.routing",
         "app.relay.fair",
         "app.relay.pipeline",
+        "app.relay.domains",
         "app.inbound.sns",
         "app.inbound.s3",
     ):
@@ -163,6 +164,19 @@ def db(request, env):
     engine = get_engine()
     _truncate(engine)
     yield engine
+
+
+@pytest.fixture
+def local_dns(env):
+    """A local authoritative DNS server (dnslib, UDP and TCP on loopback) that DNS_NAMESERVERS points
+    at; the test fills ``.records``."""
+    from tests.app.relay.dns_server import LocalDNS
+
+    server = LocalDNS()
+    env.setenv("DNS_NAMESERVERS", server.nameserver)
+    reset_caches()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

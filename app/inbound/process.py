@@ -289,7 +289,12 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
             # List-Unsubscribe mailto requests, and bounces and complaints about our mail (which
             # move it and suppress the address), make no entries; applying them twice adds nothing
             reports[iid] = unsubscribe_request(s, email, settings, now) or feedback.apply_report(
-                s, report, ref=f"inbound:{iid}", now=now
+                s,
+                report,
+                ref=f"inbound:{iid}",
+                now=now,
+                to=(*email.envelope_to, *email.to),  # a bounce to our VERP return path names its message
+                secret=settings.secret_key,
             )
         except Exception as e:  # noqa: BLE001 - as above
             log.exception("inbound %s failed", iid)

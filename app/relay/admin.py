@@ -1,4 +1,4 @@
-"""Operator commands for the relay: ``donebox sender|route|team-relay|dkim``; registered by app.cli."""
+"""Operator commands for the relay: ``donebox sender|route|team-relay|domain``; registered by app.cli."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import delete, select
 
 from app.db import session
-from app.errors import PermanentSendError, RenderError, TransientSendError
-from app.models import Route, Sender, Team, TeamRelay, utcnow
+from app.errors import PermanentSendError, RenderError, RequestError, TransientSendError
+from app.models import Route, Sender, SendingDomain, Team, TeamRelay, utcnow
+from app.relay import domains
 from app.relay.dkim import key_store, sign_raw
 from app.relay.outbox import new_message_id
 from app.relay.render import ascii_address, build_message
@@ -191,6 +192,63 @@ def quota_arg(text: str) -> int | None:
     return int(text)
 
 
+def print_records(s, row: SendingDomain, settings: Settings) -> None:
+    """The records ``row`` must publish, as zone file lines, with the last verdict of each."""
+    checks = domains.checks_of(row)
+    for r in domains.records(s, row, settings):
+        verdict = checks.get(r.key, {})
+        status = verdict.get("status", "not checked")
+        why = f": {verdict['detail']}" if verdict.get("detail") else ""
+        print(f"{r.key} [{status}{why}]\n  {r.zone_line()}")
+
+
+def _domain(s, name: str) -> SendingDomain:
+    d = domains.normalized(name)
+    row = domains.named(s, d)
+    if row is None:
+        raise RequestError(f"domain: {d} is not a sending domain (donebox domain add {d})", status=404)
+    return row
+
+
+def cmd_domain(args) -> int:
+    settings, now, cmd = get_settings(), utcnow(), args.domain_command
+    try:
+        with session() as s:
+            if cmd == "list":
+                for row in domains.listed(s, args.team):
+                    owner = f"team {row.team_id}" if row.team_id else "every team"
+                    state = f"verified {row.verified_at:%Y-%m-%d}" if row.verified_at else "not verified"
+                    missing = ", ".join(domains.missing(row)) if row.checked_at else "never checked"
+                    print(f"{row.domain} ({owner}): {state}" + (f"; missing: {missing}" if missing else ""))
+                return 0
+            if cmd == "add":
+                if args.team is not None and s.get(Team, args.team) is None:
+                    raise RequestError(f"--team: no team {args.team}")
+                row = domains.add(s, args.domain, args.team, settings, now=now)
+                print(
+                    f"sending domain {row.domain} added; publish these DNS records, then: "
+                    f"donebox domain verify {row.domain}"
+                )
+                print_records(s, row, settings)
+                return 0
+            row = _domain(s, args.domain)
+            if cmd == "remove":
+                domains.remove(s, row)
+                print(f"sending domain {row.domain} removed, with its keys")
+                return 0
+            if cmd == "verify":
+                domains.verify(s, row, settings, now=now)
+            print_records(s, row, settings)
+            verified = row.verified_at is not None
+            print(
+                f"{row.domain}: "
+                + ("verified" if verified else "not verified: " + ", ".join(domains.missing(row)))
+            )
+            return 0 if verified or cmd == "records" else 1
+    except RequestError as e:
+        return _fail(f"domain {cmd}: {e}")
+
+
 def add_parsers(sub) -> None:
     """Add the relay's subcommands to the ``donebox`` parser."""
     sp = sub.add_parser("sender", help="senders: the ways out (SMTP, SendGrid, maildir)")
@@ -243,3 +301,24 @@ def add_parsers(sub) -> None:
             f"'default' = {setting}",
         )
     p.set_defaults(fn=cmd_team_relay)
+
+    sp = sub.add_parser("domain", help="sending domains: their DKIM keys and DNS records")
+    ds = sp.add_subparsers(dest="domain_command", required=True)
+    p = ds.add_parser(
+        "add", help="make DOMAIN a sending domain (RSA and Ed25519 keys); print its DNS records"
+    )
+    p.add_argument("domain")
+    p.add_argument("--team", type=int, help="only this team may send from it (default: every team)")
+    p.set_defaults(fn=cmd_domain)
+    p = ds.add_parser("verify", help="look up DOMAIN's records (DNS_NAMESERVERS) and record the verdicts")
+    p.add_argument("domain")
+    p.set_defaults(fn=cmd_domain)
+    p = ds.add_parser("records", help="print DOMAIN's records and their last verdicts")
+    p.add_argument("domain")
+    p.set_defaults(fn=cmd_domain)
+    p = ds.add_parser("list", help="sending domains and what they miss")
+    p.add_argument("--team", type=int, help="those this team may use")
+    p.set_defaults(fn=cmd_domain)
+    p = ds.add_parser("remove", help="delete DOMAIN and its keys")
+    p.add_argument("domain")
+    p.set_defaults(fn=cmd_domain)

@@ -5,8 +5,8 @@ expensive step of a send). ``sign_raw`` follows dkimpy's own ``DKIM.sign`` tag f
 tag (same fields, same folding, same header hashing) and only swaps the private
 key operation for OpenSSL's, so its output is byte-identical to dkimpy's
 (tests/app/relay/test_dkim.py proves it). Keys live in ``DKIM_DIR/<domain>/<selector>.pem``
-(PKCS#8, RSA or Ed25519); every key of the From domain signs, so a domain with both
-kinds gets both signatures (RFC 8463).
+(PKCS#8, RSA or Ed25519) and, for sending domains, in the database (app.relay.domains); every
+key of the From domain signs, so a domain with both kinds gets both signatures (RFC 8463).
 """
 
 from __future__ import annotations
@@ -147,12 +147,7 @@ def key_store(folder: Path) -> KeyStore:
 
 def generate(folder: Path, domain: str, selector: str, kind: str = "rsa") -> tuple[Path, str]:
     """Write a new key to ``folder/<domain>/<selector>.pem``; returns (path, DNS TXT record value)."""
-    if kind == "rsa":
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    elif kind == "ed25519":
-        private = ed25519.Ed25519PrivateKey.generate()
-    else:
-        raise ValueError(f"key type must be rsa or ed25519, not {kind!r}")
+    private = new_private_key(kind)
     path = Path(folder) / domain / f"{selector}.pem"
     if path.exists():
         raise FileExistsError(f"{path} exists: pick another selector")
@@ -163,6 +158,15 @@ def generate(folder: Path, domain: str, selector: str, kind: str = "rsa") -> tup
     path.touch(mode=0o600)
     path.write_bytes(pem)
     return path, txt_record(private)
+
+
+def new_private_key(kind: str) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
+    """A new signing key: ``rsa`` (2048 bits) or ``ed25519``; ValueError for another kind."""
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"key type must be rsa or ed25519, not {kind!r}")
 
 
 def txt_record(private: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select
@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.models import MessageEvent, OutboundMessage, Suppression
-from app.relay import outbox, suppressions
+from app.relay import outbox, suppressions, verp
 from app.relay.tracking import is_machine
 from app.settings import Settings, get_settings
 from parsers.dsn import Report, delivery_events, parse_report
@@ -279,24 +279,49 @@ def apply_events(
     return counts
 
 
-def record_report(s: Session, email: InboundEmail, raw: bytes = b"", *, ref: str, now: datetime) -> str:
+def record_report(
+    s: Session, email: InboundEmail, raw: bytes = b"", *, ref: str, now: datetime, secret: str = ""
+) -> str:
     """For inbound mail: when it is a bounce or complaint report, apply it and say what it was.
 
     Returns '' for any other mail. ``ref`` names the inbound message (``inbound:<id>``), so
-    processing it again records nothing twice.
+    processing it again records nothing twice. With ``secret`` (SECRET_KEY), a VERP address among
+    the mail's recipients names the message the report is about.
     """
-    return apply_report(s, parse_report(email, raw), ref=ref, now=now)
+    to = (*email.envelope_to, *email.to) if secret else ()
+    return apply_report(s, parse_report(email, raw), ref=ref, now=now, to=to, secret=secret)
 
 
-def apply_report(s: Session, report: Report | None, *, ref: str, now: datetime) -> str:
+def apply_report(
+    s: Session,
+    report: Report | None,
+    *,
+    ref: str,
+    now: datetime,
+    to: Iterable[str] = (),
+    secret: str = "",
+) -> str:
     """Apply a report already parsed (``parsers.dsn.parse_report``, outside any transaction) and
-    say what it was; '' for None. Idempotent by ``ref``, as ``record_report``."""
+    say what it was; '' for None. Idempotent by ``ref``, as ``record_report``.
+
+    A ``bounces+<token>@`` address among ``to`` (the mail's recipients) whose token checks under
+    ``secret`` names the message, before any Message-ID the report quotes; a token that does not
+    check is ignored, and said in the answer."""
     if report is None:
         return ""
     events = delivery_events(report, ref)
+    outbound_id, note = verp.message_of(to, secret) if secret else (None, "")
+    if outbound_id is not None:
+        events = [replace(e, outbound_id=outbound_id) for e in events]
+    elif note:
+        log.info("report %s: %s", ref, note)
+    note = f"; {note}" if note else ""
     counts = apply_events(s, events, now=now)
     kinds = ", ".join(sorted({e.kind for e in events})) or "no recipient named"
     label = {"dsn": "delivery status notification", "arf": "complaint report"}.get(report.kind, "bounce")
     if counts.unknown == len(events) and events:
-        return f"{label} ({kinds}) about no message of ours ({report.original_message_id or 'no Message-ID'})"
-    return f"{label} ({kinds}): {counts.applied} event(s) recorded, {counts.moved} message(s) moved"
+        return (
+            f"{label} ({kinds}) about no message of ours ({report.original_message_id or 'no Message-ID'})"
+            + note
+        )
+    return f"{label} ({kinds}): {counts.applied} event(s) recorded, {counts.moved} message(s) moved" + note

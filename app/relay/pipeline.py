@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email.utils import parseaddr
 
 from sqlalchemy import Row
 from sqlmodel import Session
@@ -27,8 +28,8 @@ from sqlmodel import Session
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError, UnregisteredKind
 from app.models import utcnow
-from app.relay import limits, outbox, render, routing, slots, suppressions, tracking
-from app.relay.dkim import key_store, sign_raw
+from app.relay import domains, limits, outbox, render, routing, slots, suppressions, tracking
+from app.relay.dkim import sign_raw
 from app.relay.render import Parts, ascii_address, build_message
 from app.relay.transports import transport_for
 from app.relay.transports.base import Outgoing, SendResult
@@ -170,10 +171,11 @@ def add_tracking(d: Delivery) -> Outcome | None:
 def build(d: Delivery) -> Outcome | None:
     """The MIME message, built and serialized once; every later step works on these bytes."""
     m = d.message
+    name, addr = parseaddr(m.from_addr) if m.from_addr else ("donebox", d.settings.mail_from)
     try:
         d.raw, d.parts = build_message(
-            from_addr=d.settings.mail_from,
-            from_name="donebox",
+            from_addr=addr or m.from_addr,
+            from_name=name,
             to=m.to_addr,
             subject=m.subject,
             text=d.text,
@@ -188,8 +190,10 @@ def build(d: Delivery) -> Outcome | None:
 
 
 def sign(d: Delivery) -> Outcome | None:
-    domain = ascii_address(d.settings.mail_from).rpartition("@")[2]
-    d.raw = sign_raw(d.raw, key_store(d.settings.dkim_dir).keys(domain), now=int(d.now.timestamp()))
+    """A DKIM signature per key of the From domain (the message's ``from_addr``, or MAIL_FROM's)."""
+    domain = domains.domain_of(d.message.from_addr or d.settings.mail_from)
+    keys = domains.signing.get(domain, d.settings).keys
+    d.raw = sign_raw(d.raw, keys, now=int(d.now.timestamp()))
     return None
 
 
@@ -221,10 +225,11 @@ def _release_slot(d: Delivery) -> None:
 
 
 def transmit(d: Delivery) -> Outcome:
-    """Hand the message to the default transport, or to routed senders with failover between them."""
+    """Hand the message to the default transport, or to routed senders with failover between them.
+    The envelope sender is the message's VERP address (app.relay.verp), so a bounce finds it."""
     m = d.message
     outgoing = Outgoing(
-        mail_from=ascii_address(d.settings.mail_from),
+        mail_from=domains.envelope_sender(m.from_addr, m.id, d.settings),
         rcpt_to=ascii_address(m.to_addr),
         raw=d.raw,
         parts=d.parts,

@@ -4,6 +4,7 @@ from functools import partial
 
 from starlette.routing import Route
 
+from app.web.api import domains as api_domains
 from app.web.api import entries as api_entries
 from app.web.api import events as api_events
 from app.web.api import inbound as api_inbound
@@ -12,7 +13,7 @@ from app.web.api import openapi as api_openapi
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.hooks import events, inbound, tracking
-from app.web.pages import dev, health, mail, settings, signin, team
+from app.web.pages import dev, domains, health, mail, settings, signin, team
 
 T = "/teams/{tid:int}"
 
@@ -52,6 +53,10 @@ routes = [
     Route("/mail/inbound/{iid:int}/reprocess", mail.inbound_reprocess, methods=["POST"]),
     Route("/mail/suppressions", mail.suppressions),
     Route("/mail/senders", mail.senders),
+    Route("/mail/domains", domains.domain_list),
+    Route("/mail/domains", domains.domain_add, methods=["POST"]),
+    Route("/mail/domains/{did:int}/verify", domains.domain_verify, methods=["POST"]),
+    Route("/mail/domains/{did:int}/remove", domains.domain_remove, methods=["POST"]),
     Route("/mail/suppressions", mail.suppression_add, methods=["POST"]),
     Route("/mail/suppressions/{sid:int}/remove", mail.suppression_remove, methods=["POST"]),
     Route("/api/openapi.json", api_openapi.openapi),
@@ -76,6 +81,10 @@ routes = [
     Route("/api/messages/{id:int}/redrive", api_messages.redrive_one, methods=["POST"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
     Route("/api/batches/{batch_id:str}", api_messages.cancel_batch, methods=["DELETE"]),
+    Route("/api/domains", api_domains.list_domains),
+    Route("/api/domains", api_domains.add_domain, methods=["POST"]),
+    Route("/api/domains/{domain:str}/verify", api_domains.verify_domain, methods=["POST"]),
+    Route("/api/domains/{domain:str}", api_domains.remove_domain, methods=["DELETE"]),
     Route("/api/suppressions", api_suppressions.list_suppressions),
     Route("/api/suppressions", api_suppressions.add_suppression, methods=["POST"]),
     Route("/api/suppressions/import", api_suppressions.import_suppressions, methods=["POST"]),

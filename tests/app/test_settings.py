@@ -167,3 +167,20 @@ def test_development_keeps_accepting_any_secret(tmp_path):
     assert (
         load({"SECRET_KEY": "x", "INBOUND_RAW_TOKEN": "y", "VAR_DIR": str(tmp_path)}).inbound_raw_token == "y"
     )
+
+
+def test_dns_nameservers_are_host_port_pairs_and_a_bad_one_is_named(tmp_path):
+    s = load({"VAR_DIR": str(tmp_path), "DNS_NAMESERVERS": "127.0.0.1:5353, 10.0.0.2,[::1]:53"})
+    assert s.dns_nameservers == (("127.0.0.1", 5353), ("10.0.0.2", 53), ("::1", 53))
+    assert load({"VAR_DIR": str(tmp_path)}).dns_nameservers == ()
+    with pytest.raises(SettingsError, match="DNS_NAMESERVERS: '127.0.0.1:99999' is not host:port"):
+        load({"VAR_DIR": str(tmp_path), "DNS_NAMESERVERS": "127.0.0.1:99999"})
+
+
+def test_the_return_path_domain_and_spf_include_default_from_other_settings(tmp_path):
+    s = load({"VAR_DIR": str(tmp_path), "REPLY_DOMAIN": "Reply.Example.com", "MAIL_FROM": "d@example.com"})
+    assert (s.return_path, s.spf_host) == ("reply.example.com", "_spf.example.com")
+    s = load(
+        {"VAR_DIR": str(tmp_path), "RETURN_PATH_DOMAIN": "rp.example.com", "SPF_INCLUDE": "spf.mx.example"}
+    )
+    assert (s.return_path, s.spf_host) == ("rp.example.com", "spf.mx.example")

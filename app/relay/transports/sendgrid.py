@@ -39,7 +39,8 @@ def payload(message: Outgoing) -> dict:
                 "custom_args": {"donebox_id": str(message.outbound_id)},
             }
         ],
-        "from": {"email": message.mail_from, **({"name": p.from_name} if p.from_name else {})},
+        # the From of the message: SendGrid's own return path carries its bounces, not our VERP sender
+        "from": {"email": p.from_addr or message.mail_from, **({"name": p.from_name} if p.from_name else {})},
         "subject": p.subject,
         "content": [{"type": "text/plain", "value": p.text}, {"type": "text/html", "value": p.html}],
         "headers": {k: v for k, v in headers.items() if k.lower() not in RESERVED},

@@ -14,7 +14,7 @@ from copy import deepcopy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.web.api import entries, events, inbound, messages, suppressions, teams
+from app.web.api import domains, entries, events, inbound, messages, suppressions, teams
 from app.web.api.inbound import MAX_INDEX
 from app.web.api.shapes import ERROR, Shape, ref
 from app.web.common import MAX_ID
@@ -52,6 +52,11 @@ SHAPES: tuple[Shape, ...] = (
     suppressions.SUPPRESSION_ADD,
     suppressions.SUPPRESSION_REMOVED,
     suppressions.IMPORTED,
+    domains.RECORD,
+    domains.DOMAIN,
+    domains.DOMAIN_LIST,
+    domains.DOMAIN_ADD,
+    domains.REMOVED,
     messages.REDRIVE_FILTER,
     messages.SKIPPED,
     messages.REDRIVEN,
@@ -340,6 +345,44 @@ PATHS = {
             "Cancel every still-scheduled message of a batch",
             {"200": _resp("counts", messages.BATCH_CANCELLED)},
             params=[_path("batch_id", {"type": "string"})],
+            found=True,
+        )
+    },
+    "/api/domains": {
+        "get": _op(
+            domains.list_domains,
+            "The sending domains in the token's reach, with the DNS records each must publish and their"
+            " last verdicts",
+            {"200": _resp("domains", domains.DOMAIN_LIST)},
+        ),
+        "post": _op(
+            domains.add_domain,
+            "Add a sending domain: its DKIM keys (RSA-2048 and Ed25519) are made; publish the records it"
+            " answers, then verify; errors name the field",
+            {
+                "201": _resp("the domain and its records", domains.DOMAIN),
+                "409": _resp("already a sending domain", ERROR),
+            },
+            body=domains.DOMAIN_ADD,
+            found=True,
+        ),
+    },
+    "/api/domains/{domain}/verify": {
+        "post": _op(
+            domains.verify_domain,
+            "Look the domain's records up in DNS now and record the verdict per record; verified when all"
+            " are found",
+            {"200": _resp("the domain with the verdicts", domains.DOMAIN)},
+            params=[_path("domain", {"type": "string"})],
+            found=True,
+        )
+    },
+    "/api/domains/{domain}": {
+        "delete": _op(
+            domains.remove_domain,
+            "Remove a sending domain of the token's team, with its keys",
+            {"200": _resp("removed", domains.REMOVED)},
+            params=[_path("domain", {"type": "string"})],
             found=True,
         )
     },

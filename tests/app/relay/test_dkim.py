@@ -4,7 +4,7 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.relay import dkim
+from app.relay import dkim, verp
 from app.relay.render import build_message
 from tests.conftest import FIXED_NOW
 
@@ -163,7 +163,8 @@ def test_a_routed_digest_over_starttls_arrives_signed_tracked_and_verifiable(tea
         c.stop()
     (env,) = c.handler.envelopes
     raw = env.original_content
-    assert env.mail_from == "donebox@mail.test" and env.rcpt_tos == ["ada@example.com"]
+    assert env.mail_from == verp.address(mid, "reply.test", get_settings().secret_key)  # VERP
+    assert env.rcpt_tos == ["ada@example.com"]
     assert b"/t/o/" in raw and b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
     monkeypatch.setattr(dkimpy.time, "time", lambda: NOW_TS + 60)
     assert verify_all(raw, {"sel._domainkey.mail.test.": txt.encode()}) == [True]

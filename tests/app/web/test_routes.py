@@ -18,6 +18,7 @@ from app.models import (
     Member,
     MemberPause,
     OutboundMessage,
+    SendingDomain,
     Suppression,
     Team,
     utcnow,
@@ -157,11 +158,13 @@ def _world(team_id: int):
         s.add(Member(team_id=team_id, email="dan@example.com", name="Dan", role="member"))
         s.add(Suppression(email="dan@example.com", reason="manual", team_id=team_id))  # our team's entry
         create_token(s, "t", now=now, team_id=team_id)
+        s.add(SendingDomain(domain="example.org", team_id=team_id, return_path_host="bounces.example.org"))
         s.flush()
         ids = {
             "mid_msg": mid,
             "iid": iid,
             "sid": s.execute(select(Suppression.id)).scalar(),
+            "did": s.execute(select(SendingDomain.id)).scalar(),
             "token_id": s.execute(select(ApiToken.id)).scalar(),
             "bob": members["bob@example.com"].id,
             "pauses": {e: pause.id for e, pause in pauses.items()},
@@ -179,13 +182,14 @@ def _url(path: str, tid: int, role: str, eids: dict, ids: dict) -> str:
         .replace("{eid}", str(own))
         .replace("{iid}", str(ids["iid"]))
         .replace("{sid}", str(ids["sid"]))
+        .replace("{did}", str(ids["did"]))
         .replace("{token_id}", str(ids["token_id"]))
         .replace("{pause_id}", str(ids["pauses"].get(EMAIL.get(role, ""), ids["pauses"]["bob@example.com"])))
     )
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_page_route_answers_each_role_as_the_table_says(client, team, sent, role):
+def test_every_page_route_answers_each_role_as_the_table_says(local_dns, client, team, sent, role):
     from tests.app.web.conftest import csrf_of, sign_in
 
     foreign, eids, ids = _world(team.id)
