@@ -75,6 +75,7 @@ def reset_caches() -> None:
         "app.relay.routing",
         "app.relay.fair",
         "app.relay.pipeline",
+        "app.relay.passthrough",
         "app.inbound.sns",
         "app.inbound.s3",
     ):
