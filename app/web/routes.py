@@ -9,6 +9,7 @@ from app.web.api import events as api_events
 from app.web.api import inbound as api_inbound
 from app.web.api import messages as api_messages
 from app.web.api import openapi as api_openapi
+from app.web.api import passthrough as api_passthrough
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.hooks import events, inbound, tracking
@@ -52,6 +53,7 @@ routes = [
     Route("/mail/inbound/{iid:int}/reprocess", mail.inbound_reprocess, methods=["POST"]),
     Route("/mail/suppressions", mail.suppressions),
     Route("/mail/senders", mail.senders),
+    Route("/mail/senders/pass-through", mail.pass_through, methods=["POST"]),
     Route("/mail/suppressions", mail.suppression_add, methods=["POST"]),
     Route("/mail/suppressions/{sid:int}/remove", mail.suppression_remove, methods=["POST"]),
     Route("/api/openapi.json", api_openapi.openapi),
@@ -76,6 +78,8 @@ routes = [
     Route("/api/messages/{id:int}/redrive", api_messages.redrive_one, methods=["POST"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
     Route("/api/batches/{batch_id:str}", api_messages.cancel_batch, methods=["DELETE"]),
+    Route("/api/relay/pass-through", api_passthrough.get_pass_through),
+    Route("/api/relay/pass-through", api_passthrough.put_pass_through, methods=["PUT"]),
     Route("/api/suppressions", api_suppressions.list_suppressions),
     Route("/api/suppressions", api_suppressions.add_suppression, methods=["POST"]),
     Route("/api/suppressions/import", api_suppressions.import_suppressions, methods=["POST"]),
