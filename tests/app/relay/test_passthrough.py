@@ -261,3 +261,23 @@ def test_the_oldest_waiting_look_up_reads_the_due_index(db):
     with engine.connect() as conn:
         plan = " ".join(str(r) for r in conn.exec_driver_sql(explain + statement, parameters).all())
     assert plan.count("ix_outbound_due") == 2, plan
+
+
+def test_two_schedulers_ticking_at_once_count_one_switch(db):
+    import threading
+
+    api_row("old", batch_id="nl-1")
+    settings, results = get_settings(), []
+    barrier = threading.Barrier(2)
+
+    def run():
+        barrier.wait()
+        results.append(tick(now=NOW + timedelta(minutes=6), settings=settings)["pass_through"])
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [[], ["on"]]
+    assert (state().active, state().switched_on) == (True, 1)
