@@ -362,6 +362,23 @@ class Sender(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
+class PassThrough(SQLModel, table=True):
+    """The relay's pass-through mode, one row (id 1) every worker of a fleet reads: written by the
+    scheduler's tick and the operator (app.relay.passthrough)."""
+
+    id: int = Field(default=1, primary_key=True)
+    mode: str = Field(default="auto", max_length=8)  # auto | on | off (the operator's choice)
+    active: bool = False  # bulk mail goes out untracked now
+    changed_at: datetime | None = _ts()  # when ``active`` last changed
+    oldest_wait_s: int | None = None  # the oldest due message's wait at the last evaluation; None: none
+    threshold_s: int = 0  # PASS_THROUGH_AFTER_S of the last evaluation
+    evaluated_at: datetime | None = _ts()
+    switched_on: int = 0  # times it went from inactive to active
+    passed: int = 0  # messages sent untracked because of it
+    mode_by: str = Field(default="", max_length=320)  # who set the mode (an operator, a token, the CLI)
+    mode_at: datetime | None = _ts()
+
+
 class TeamRelay(SQLModel, table=True):
     """How a team's mail leaves: its senders in order and the strategy (tracking is TeamSettings')."""
 

@@ -164,6 +164,8 @@ class Settings:
         0  # TEAM_QUOTA_HOUR: application mail (API, SMTP) a team submits an hour; 0 = no limit
     )
     team_quota_day: int = 0  # TEAM_QUOTA_DAY: the same in 24 hours; 0 = no limit
+    # PASS_THROUGH_AFTER_S: bulk mail goes out untracked once the oldest due message waited this long
+    pass_through_after_s: int = 300  # (0 = never by itself; app.relay.passthrough)
 
     @property
     def production(self) -> bool:
@@ -392,6 +394,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             mails_per_hour_per_recipient=max(1, int(e("MAILS_PER_HOUR_PER_RECIPIENT", "5"))),
             team_quota_hour=max(0, int(e("TEAM_QUOTA_HOUR", "0"))),
             team_quota_day=max(0, int(e("TEAM_QUOTA_DAY", "0"))),
+            pass_through_after_s=_whole(
+                "PASS_THROUGH_AFTER_S", e("PASS_THROUGH_AFTER_S", "300"), 0, 7 * 86400
+            ),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

@@ -1,4 +1,5 @@
-"""The scheduler tick: due reminders and digests, then the sweeper. Safe to run in several processes."""
+"""The scheduler tick: due reminders and digests, the sweeper, pass-through. Safe to run in several
+processes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from app.checkins import due
 from app.db import session
 from app.inbound.process import sweep as inbound_sweep
 from app.models import utcnow
-from app.relay import outbox
+from app.relay import outbox, passthrough
 from app.relay.retention import purge
 from app.settings import Settings
 from jobs.enqueue import enqueue_deliveries, enqueue_processing
@@ -28,6 +29,10 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)
         # inbound rows never claimed (their broker message was lost) or whose claim expired
         fresh, tried = inbound_sweep(s, now=now, settings=settings)
+    with session() as s:  # after the sweep: the queue as the workers see it now
+        switched = passthrough.evaluate(s, now=now, settings=settings)
+    if switched:
+        log.warning("pass-through switched %s (donebox pass-through status)", switched)
     enqueue_deliveries(swept)
     enqueue_processing(fresh)
     for iid in tried:  # one per job: a message that failed before fails alone
@@ -43,6 +48,7 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
         "swept": released + swept,
         "inbound": fresh + tried,
         "purged": [purged] if purged else [],
+        "pass_through": [switched] if switched else [],
     }
 
 

@@ -76,6 +76,7 @@ def reset_caches() -> None:
         "app.relay.fair",
         "app.relay.pipeline",
         "app.relay.domains",
+        "app.relay.passthrough",
         "app.inbound.sns",
         "app.inbound.s3",
     ):

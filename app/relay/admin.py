@@ -1,4 +1,5 @@
-"""Operator commands for the relay: ``donebox sender|route|team-relay|domain``; registered by app.cli."""
+"""Operator commands for the relay: ``donebox sender|route|team-relay|domain|pass-through``; registered
+by app.cli."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import delete, select
 from app.db import session
 from app.errors import PermanentSendError, RenderError, RequestError, TransientSendError
 from app.models import Route, Sender, SendingDomain, Team, TeamRelay, utcnow
-from app.relay import domains
+from app.relay import domains, passthrough
 from app.relay.dkim import key_store, sign_raw
 from app.relay.outbox import new_message_id
 from app.relay.render import ascii_address, build_message
@@ -179,6 +180,20 @@ def cmd_team_relay(args) -> int:
 _UNSET = object()  # an option not given (None is 'default')
 
 
+def cmd_pass_through(args) -> int:
+    """Show pass-through's state, or set its mode (on, off, auto) and show the state it gives."""
+    settings = get_settings()
+    with session() as s:
+        if args.mode == "status":
+            row = passthrough.current(s)
+        else:
+            row = passthrough.set_mode(
+                s, args.mode, by="donebox pass-through", now=utcnow(), settings=settings
+            )
+        print("\n".join(passthrough.describe(row, settings)))
+    return 0
+
+
 def _quota(value: int | None) -> str:
     return "default" if value is None else str(value or "unlimited")
 
@@ -322,3 +337,12 @@ def add_parsers(sub) -> None:
     p = ds.add_parser("remove", help="delete DOMAIN and its keys")
     p.add_argument("domain")
     p.set_defaults(fn=cmd_domain)
+    p = sub.add_parser(
+        "pass-through", help="bulk mail untracked while the queue is behind: on, off, auto or status"
+    )
+    p.add_argument(
+        "mode",
+        choices=("on", "off", "auto", "status"),
+        help="on/off: the operator decides; auto: by the oldest waiting message (PASS_THROUGH_AFTER_S)",
+    )
+    p.set_defaults(fn=cmd_pass_through)

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, and_, insert, or_, select, text, update
+from sqlalchemy import Row, and_, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -55,6 +55,8 @@ def create(session: Session, *, now: datetime, **fields) -> tuple[int, bool]:
     fields.setdefault("state", "queued")
     if fields["state"] not in ("scheduled", "queued"):
         raise TransitionError(f"a message starts scheduled or queued, not {fields['state']}")
+    if fields["state"] == "queued":  # due now: how long it waits is read from here (oldest_due)
+        fields.setdefault("next_attempt_at", now)
     if isinstance(fields.get("context"), dict):
         fields["context"] = json.dumps(fields["context"], sort_keys=True)
     fields.update(created_at=now, updated_at=now)
@@ -92,8 +94,8 @@ _PG_RECORD = ", ".join(f"{c} {t}" for c, t in zip(_BULK_COLUMNS, _PG_TYPES, stri
 _PG_CREATE_MANY = text(
     f"""WITH ins AS (
         INSERT INTO outboundmessage ({", ".join(_BULK_COLUMNS)}, state, attempts, error,
-            lease_until, created_at, updated_at)
-        SELECT u.*, 'queued', 0, '', :lease_until, :now, :now
+            lease_until, next_attempt_at, created_at, updated_at)
+        SELECT u.*, 'queued', 0, '', :lease_until, :now, :now, :now
         FROM json_to_recordset(CAST(:rows AS json)) AS u({_PG_RECORD})
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id
@@ -133,7 +135,13 @@ def create_many(session: Session, rows: list[dict], *, now: datetime, lease_unti
         params = {"rows": json.dumps(rows, default=_json_default), "now": now, "lease_until": lease_until}
         return list(session.connection().execute(_PG_CREATE_MANY, params).scalars())
     table = OutboundMessage.__table__
-    extra = {"state": "queued", "attempts": 0, "error": "", "lease_until": lease_until}
+    extra = {
+        "state": "queued",
+        "attempts": 0,
+        "error": "",
+        "lease_until": lease_until,
+        "next_attempt_at": now,
+    }
     ids = []
     for i in range(0, len(rows), SQLITE_CHUNK):
         chunk = [{**r, **extra, "created_at": now, "updated_at": now} for r in rows[i : i + SQLITE_CHUNK]]
@@ -170,6 +178,7 @@ def release_due(session: Session, *, now: datetime, lease_s: int, limit: int = 5
     M = OutboundMessage
     pick = select(M.id).where(M.state == "scheduled", M.send_at <= now).order_by(M.send_at).limit(limit)
     values = {"state": "queued", "updated_at": now, "lease_until": now + timedelta(seconds=lease_s)}
+    values["next_attempt_at"] = M.send_at  # due since its time came, however late the release
     if session.get_bind().dialect.name == "postgresql":
         # a materialized CTE: as an IN (subquery) the planner may run LIMIT ... FOR UPDATE more than once
         picked = pick.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
@@ -324,7 +333,7 @@ _PG_CLAIM = text(
         ORDER BY id FOR UPDATE SKIP LOCKED
     ), claimed AS (
         UPDATE outboundmessage m SET state = 'sending', updated_at = :now, lease_until = :lease_until,
-            attempts = m.attempts + 1
+            attempts = m.attempts + 1, next_attempt_at = NULL
         FROM picked WHERE m.id = picked.id AND m.state = 'queued'
         RETURNING {", ".join(f"m.{c.name}" for c in _CLAIM_COLUMNS)}
     ), ev AS (
@@ -355,7 +364,13 @@ def claim_many(session: Session, message_ids: list[int], *, now: datetime, lease
     stmt = (
         update(M)
         .where(M.c.id.in_(ids), M.c.state == "queued")
-        .values(state="sending", updated_at=now, lease_until=lease_until, attempts=M.c.attempts + 1)
+        .values(
+            state="sending",
+            updated_at=now,
+            lease_until=lease_until,
+            attempts=M.c.attempts + 1,
+            next_attempt_at=None,
+        )
         .returning(*_CLAIM_COLUMNS)
     )
     claimed = sorted(conn.execute(stmt).all(), key=lambda r: r.id)
@@ -486,6 +501,22 @@ def sweep(session: Session, *, now: datetime, lease_s: int, limit: int = 1000) -
     if stale:
         session.execute(update(M).where(M.id.in_(stale)).values(lease_until=now + lease))
     return due + stale
+
+
+def oldest_due(session: Session, *, now: datetime) -> datetime | None:
+    """Since when the message waiting longest to be sent has been due, or None when none waits: a
+    queued row (its ``next_attempt_at`` is when it became due: created, released at its send_at,
+    redriven, or deferred until then) or a deferred one whose retry time has come. Scheduled rows
+    and retries still ahead do not wait. Two look-ups, each the first entry of a range of
+    ix_outbound_due (state, next_attempt_at), however long the queue."""
+    M = OutboundMessage
+
+    def first(state: str):
+        cond = and_(M.state == state, M.next_attempt_at <= now)
+        return select(func.min(M.next_attempt_at)).where(cond).scalar_subquery()
+
+    times = [t for t in session.execute(select(first("queued"), first("deferred"))).one() if t is not None]
+    return min(times) if times else None
 
 
 def events(session: Session, message_id: int) -> list[MessageEvent]:

@@ -28,7 +28,7 @@ from sqlmodel import Session
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError, UnregisteredKind
 from app.models import utcnow
-from app.relay import domains, limits, outbox, render, routing, slots, suppressions, tracking
+from app.relay import domains, limits, outbox, passthrough, render, routing, slots, suppressions, tracking
 from app.relay.dkim import sign_raw
 from app.relay.render import Parts, ascii_address, build_message
 from app.relay.transports import transport_for
@@ -70,6 +70,7 @@ class Delivery:
     suppressed: str = ""  # the suppression list's reason for the recipient, read when it was claimed
     slot: threading.BoundedSemaphore | None = None  # the send slot it holds (sent, not yet recorded)
     handed: bytes | None = None  # the bytes last handed to a transport's send (kept with the outcome)
+    passed_through: bool = False  # its tracking was skipped: pass-through (noted with the outcome)
 
 
 # whose bytes are never kept: a sign-in link is a credential until it expires
@@ -150,16 +151,26 @@ def render_body(d: Delivery) -> Outcome | None:
 LIST_KINDS = ("digest", "reminder")  # recurring mail: always List-Unsubscribe, tracked or not
 
 
+def tracks(d: Delivery, asked: bool) -> bool:
+    """Whether this attempt adds tracking its producer ``asked`` for: not while pass-through skips
+    it for bulk mail, which is then marked on ``d`` (``record`` notes it on the timeline)."""
+    if asked and passthrough.skips_tracking(d.message, d.settings):
+        d.passed_through = True
+        return False
+    return asked
+
+
 def add_tracking(d: Delivery) -> Outcome | None:
     """The open pixel and rewritten links when the message's producer said so (``_track`` in the
     stored context, decided when the row was made: the check-in producers stamp the team's
-    setting), and List-Unsubscribe on recurring and tracked mail."""
+    setting) and pass-through does not skip them, and List-Unsubscribe on recurring and tracked
+    mail (kept when pass-through skipped the tracking)."""
     m, st = d.message, d.settings
-    if d.context.get("_track") is True:
+    if tracks(d, d.context.get("_track") is True):
         d.html, d.links = tracking.add_tracking(
             d.html, base_url=st.base_url, secret=st.secret_key, message_id=m.id
         )
-    if m.kind in LIST_KINDS or d.links:
+    if m.kind in LIST_KINDS or d.links or d.passed_through:
         d.headers.update(
             tracking.unsubscribe_headers(
                 base_url=st.base_url, secret=st.secret_key, reply_domain=st.reply_domain, message_id=m.id
@@ -317,6 +328,8 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
     # the bytes a transport was handed are kept once the attempt is final (a deferred message is
     # built again, with a new Date and signature, on its next attempt); never a sign-in link
     raw = d.handed if state != "deferred" and m.kind not in UNKEPT_KINDS else None
+    if d.passed_through and state == "sent":  # on the timeline before the outcome it explains
+        passthrough.note(s, m.id, now=d.now)
     moved = outbox.finish(s, m.id, state, now=d.now, error=error, raw=raw, **values)
     if moved and state == "bounced":  # the receiving server refused the address itself
         detail = f"{error[:500]} (message {m.id})"
@@ -391,6 +404,7 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
         messages = outbox.claim_many(s, message_ids, now=now or utcnow(), lease_s=settings.lease_s)
         suppressed = _suppressions(s, messages, now or utcnow())
         s.commit()
+        passed = 0  # messages of the batch sent without their tracking (pass-through)
         for m in messages:
             d = Delivery(
                 message=m,
@@ -416,6 +430,10 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
                 s.commit()
             finally:
                 _release_slot(d)
+            passed += d.passed_through and states[m.id] == "sent"
+        if passed:
+            passthrough.count_passed(s, passed)
+            s.commit()
 
 
 def deliver(

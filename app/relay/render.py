@@ -115,7 +115,7 @@ class Registered:
 
 def stored_context(s: Session, message, stored: dict, settings: Settings) -> dict:
     """The context stored in the row, as it is: for kinds queued with their whole context."""
-    return stored
+    return dict(stored)  # a copy: render_message reads ``_track`` from ``stored`` after the builder
 
 
 # kind -> how its context is made. The kinds below carry their whole context in the row (API and SMTP

@@ -10,6 +10,7 @@ from app.web.api import events as api_events
 from app.web.api import inbound as api_inbound
 from app.web.api import messages as api_messages
 from app.web.api import openapi as api_openapi
+from app.web.api import passthrough as api_passthrough
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.hooks import events, inbound, tracking
@@ -57,6 +58,7 @@ routes = [
     Route("/mail/domains", domains.domain_add, methods=["POST"]),
     Route("/mail/domains/{did:int}/verify", domains.domain_verify, methods=["POST"]),
     Route("/mail/domains/{did:int}/remove", domains.domain_remove, methods=["POST"]),
+    Route("/mail/senders/pass-through", mail.pass_through, methods=["POST"]),
     Route("/mail/suppressions", mail.suppression_add, methods=["POST"]),
     Route("/mail/suppressions/{sid:int}/remove", mail.suppression_remove, methods=["POST"]),
     Route("/api/openapi.json", api_openapi.openapi),
@@ -85,6 +87,8 @@ routes = [
     Route("/api/domains", api_domains.add_domain, methods=["POST"]),
     Route("/api/domains/{domain:str}/verify", api_domains.verify_domain, methods=["POST"]),
     Route("/api/domains/{domain:str}", api_domains.remove_domain, methods=["DELETE"]),
+    Route("/api/relay/pass-through", api_passthrough.get_pass_through),
+    Route("/api/relay/pass-through", api_passthrough.put_pass_through, methods=["PUT"]),
     Route("/api/suppressions", api_suppressions.list_suppressions),
     Route("/api/suppressions", api_suppressions.add_suppression, methods=["POST"]),
     Route("/api/suppressions/import", api_suppressions.import_suppressions, methods=["POST"]),

@@ -57,6 +57,8 @@ def test_defaults_are_the_embedded_ones(tmp_path):
         ({"SOFT_BOUNCE_WINDOW_DAYS": "-1"}, "SOFT_BOUNCE_WINDOW_DAYS"),
         ({"SOFT_BOUNCE_SUPPRESS_DAYS": "0"}, "SOFT_BOUNCE_SUPPRESS_DAYS"),
         ({"SOFT_BOUNCE_SUPPRESS_DAYS": "99999"}, "SOFT_BOUNCE_SUPPRESS_DAYS"),
+        ({"PASS_THROUGH_AFTER_S": "five minutes"}, "PASS_THROUGH_AFTER_S must be a whole number"),
+        ({"PASS_THROUGH_AFTER_S": "-1"}, "PASS_THROUGH_AFTER_S"),
     ],
 )
 def test_unusable_settings_are_refused_with_the_reason(tmp_path, env, message):

@@ -14,7 +14,7 @@ from copy import deepcopy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.web.api import domains, entries, events, inbound, messages, suppressions, teams
+from app.web.api import domains, entries, events, inbound, messages, passthrough, suppressions, teams
 from app.web.api.inbound import MAX_INDEX
 from app.web.api.shapes import ERROR, Shape, ref
 from app.web.common import MAX_ID
@@ -61,6 +61,8 @@ SHAPES: tuple[Shape, ...] = (
     messages.SKIPPED,
     messages.REDRIVEN,
     messages.REQUEUED,
+    passthrough.PASS_THROUGH,
+    passthrough.PASS_THROUGH_SET,
 )
 SCHEMAS = {shape.name: shape.schema() for shape in SHAPES}
 
@@ -385,6 +387,24 @@ PATHS = {
             params=[_path("domain", {"type": "string"})],
             found=True,
         )
+    },
+    "/api/relay/pass-through": {
+        "get": _op(
+            passthrough.get_pass_through,
+            "Pass-through: whether bulk mail goes out untracked now, the queue's wait, the counts",
+            {"200": _resp("the state", passthrough.PASS_THROUGH)},
+        ),
+        "put": _op(
+            passthrough.put_pass_through,
+            "Set pass-through's mode (on, off, or auto: by the oldest waiting message), applied at once",
+            {
+                "200": _resp("the state it gives", passthrough.PASS_THROUGH),
+                "403": _resp(
+                    "the token lacks the manage scope, or is one team's (the mode is the instance's)", ERROR
+                ),
+            },
+            body=passthrough.PASS_THROUGH_SET,
+        ),
     },
     "/api/suppressions": {
         "get": _op(

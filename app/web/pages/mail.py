@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from app.accounts.users import normalize_email
+from app.errors import RequestError
 from app.inbound.accept import STATES as STATES_IN
 from app.inbound.process import QUARANTINED_NOTE, load_email, quarantined, reset_for_reprocess
 from app.models import (
@@ -32,7 +33,7 @@ from app.models import (
     TeamRelay,
     utcnow,
 )
-from app.relay import outbox, quotas
+from app.relay import outbox, passthrough, quotas
 from app.relay import redrive as redrives
 from app.relay import suppressions as suppression_list  # the page below is named suppressions
 from app.relay.admin import masked
@@ -529,7 +530,12 @@ def suppression_remove(request: Request, ctx: Ctx):
 
 @page("operator")
 def senders(request: Request, ctx: Ctx):
-    """GET /mail/senders: senders (secrets masked), their last hour from the outbox, routes, team relays."""
+    """GET /mail/senders: pass-through, senders (secrets masked), their last hour from the outbox,
+    routes, team relays."""
+    return _senders_page(request, ctx)
+
+
+def _senders_page(request: Request, ctx: Ctx):
     since = utcnow() - timedelta(hours=1)
     outcomes: dict[str, dict[str, int]] = {}
     for name, state, n in ctx.s.execute(
@@ -557,6 +563,8 @@ def senders(request: Request, ctx: Ctx):
         for snd in ctx.s.execute(select(Sender).order_by(Sender.name)).scalars()
     ]
     teams = {t.id: t.name for t in ctx.s.execute(select(Team)).scalars()}
+    state = passthrough.current(ctx.s)
+    threshold = passthrough.threshold_of(state, request.app.state.settings)
     return render(
         request,
         ctx,
@@ -566,5 +574,26 @@ def senders(request: Request, ctx: Ctx):
             "routes": list(ctx.s.execute(select(Route).order_by(Route.domain)).scalars()),
             "relays": list(ctx.s.execute(select(TeamRelay)).scalars()),
             "team_names": teams,
+            "pt": state,
+            "pt_threshold": threshold,
+            "pt_off_below": int(threshold * passthrough.OFF_FRACTION),
+            "pt_modes": passthrough.MODES,
         },
     )
+
+
+@page("operator", form=_senders_page)
+def pass_through(request: Request, ctx: Ctx):
+    """POST /mail/senders/pass-through: the operator sets pass-through's mode (auto, on, off)."""
+    try:
+        row = passthrough.set_mode(
+            ctx.s,
+            ctx.form.get("mode", ""),
+            by=ctx.user.email,
+            now=utcnow(),
+            settings=request.app.state.settings,
+        )
+    except RequestError as e:
+        raise FormError.of(e, at="mode") from None
+    said = "active: bulk mail goes out untracked" if row.active else "not active: mail is tracked as asked"
+    return back("/mail/senders", f"Pass-through is {row.mode}, {said}.", request)

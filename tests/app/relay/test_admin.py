@@ -98,3 +98,26 @@ def test_sender_test_with_nothing_configured_says_what_to_run(db, env, capsys):
     reset_caches()
     assert main(["sender", "test", "ops@example.com"]) == 1
     assert "donebox sender add" in capsys.readouterr().err
+
+
+def test_pass_through_is_switched_and_shown_from_the_command_line(db, capsys):
+    from tests.app.relay.test_passthrough import NOW, api_row, kinds, send
+
+    assert main(["pass-through", "status"]) == 0
+    out = capsys.readouterr().out
+    assert "mode: auto\nactive: no\n" in out and "threshold (PASS_THROUGH_AFTER_S): 300 s" in out
+    assert main(["pass-through", "on"]) == 0
+    out = capsys.readouterr().out
+    assert "mode: on (set by donebox pass-through at " in out and "active: yes, since " in out
+    assert "switched on: 1 time(s); passed through: 0 message(s)" in out
+    bulk = api_row("bulk", batch_id="nl-1")
+    assert send([bulk], NOW)[0] == {bulk: "sent"} and "pass_through" in kinds(bulk)
+    assert main(["pass-through", "status"]) == 0
+    assert "passed through: 1 message(s)" in capsys.readouterr().out
+    assert main(["pass-through", "off"]) == 0
+    assert "mode: off" in capsys.readouterr().out
+    tracked = api_row("tracked", batch_id="nl-1")
+    assert send([tracked], NOW)[0] == {tracked: "sent"} and "pass_through" not in kinds(tracked)
+    with pytest.raises(SystemExit):
+        main(["pass-through", "sometimes"])
+    assert "invalid choice: 'sometimes'" in capsys.readouterr().err

@@ -264,3 +264,43 @@ def test_a_deeply_nested_inbound_html_part_is_shown_within_the_parsing_budgets(c
     html = client.get(f"/mail/inbound/{iid}/html")
     assert html.status_code == 200 and "Shipped it" in html.text
     assert html.text.count("<div>") <= 1024
+
+
+def test_the_senders_page_shows_pass_through_and_an_operator_switches_it(client, team, sent):
+    from app.accounts.users import make_operator
+    from app.relay import passthrough
+    from tests.app.relay.test_passthrough import NOW, api_row, kinds, send
+
+    sign_in(client, sent, "ada@example.com")
+    client.get("/")  # the session's CSRF token
+    assert post(client, "/mail/senders/pass-through", {"mode": "on"}).status_code == 403
+    with session() as s:
+        make_operator(s, "ada@example.com", now=utcnow())
+        passthrough.evaluate(s, now=utcnow(), settings=get_settings())
+    page = client.get("/mail/senders").text
+    assert '<h2 id="pass-through">Pass-through</h2>' in page
+    assert (
+        "<tr><th>Mode</th><td>auto</td></tr>" in page
+        and '<span class="state" id="pass-through-active">no</span>' in page
+    )
+    assert "nothing waiting" in page and "300 s, off again below 150 s" in page
+    assert post(client, "/mail/senders/pass-through", {"mode": "on"}).status_code == 303
+    r = client.get("/mail/senders")
+    assert "Pass-through is on, active: bulk mail goes out untracked." in r.text
+    assert (
+        "(set by ada@example.com, " in r.text
+        and 'id="pass-through-active">yes</span> <span class="muted">since ' in r.text
+    )
+    assert "switched on 1 time(s), 0 message(s) passed through" in r.text
+    bulk = api_row("bulk", at=NOW, batch_id="nl-1")
+    assert send([bulk], NOW)[0] == {bulk: "sent"}
+    page = client.get(f"/mail/outbound/{bulk}").text  # the message's own page says it went untracked
+    assert '<td class="state">pass_through</td>' in page and "sent without open and click tracking" in page
+    r = post(client, "/mail/senders/pass-through", {"mode": "sometimes"})
+    assert r.status_code == 422 and "Mode must be one of auto, on, off" in r.text
+    assert "switched on 1 time(s), 1 message(s) passed through" in r.text
+    assert post(client, "/mail/senders/pass-through", {"mode": "auto"}).status_code == 303
+    r = client.get("/mail/senders")
+    assert "Pass-through is auto, not active: mail is tracked as asked." in r.text
+    later = api_row("later", at=NOW, batch_id="nl-1")
+    assert send([later], NOW)[0] == {later: "sent"} and "pass_through" not in kinds(later)

@@ -152,7 +152,8 @@ def chromium():
 
 
 def fill_the_team(page, base: str, tid: int) -> None:
-    """Entries (today by mail, a week ago by hand), reminders and digests out, a token, a suppression."""
+    """Entries (today by mail, a week ago by hand), reminders and digests out, a token, a suppression,
+    pass-through switched on by the operator."""
     browser.reply(
         base,
         "ada@example.com",
@@ -190,6 +191,9 @@ def fill_the_team(page, base: str, tid: int) -> None:
     page.fill("input[name=email]", "a.rather.long.address.for.a.phone@subdomain.example.com")
     page.fill("input[name=detail]", "asked by phone")
     page.click("button:has-text('Suppress')")
+    page.goto(f"{base}/mail/senders")  # pass-through on: the senders page shows its longest state
+    page.select_option("select[name=mode]", "on")
+    page.click("button:has-text('Set')")
 
 
 def test_every_page_fits_a_phone_and_a_desktop(live, chromium, team):
