@@ -124,6 +124,7 @@ def start(
         hostname="127.0.0.1",
         port=port or free_port(),
         ssl_context=context if tls == "implicit" else None,
+        enable_SMTPUTF8=True,
         **kwargs,
     )
     controller.start()
