@@ -163,6 +163,11 @@ class _Pool:
         )
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # its extensions decide MAIL FROM's parameters (8BITMIME)
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except aiosmtplib.SMTPAuthenticationError as e:
             raise PermanentSendError(
                 f"{e.code} AUTH refused: {e.message}", smtp_code=e.code, connection=True

@@ -28,9 +28,10 @@ from tests.e2e.conftest import free_port
 class Listener(Controller):
     """aiosmtpd's Controller running our protocol factory on a free loopback port."""
 
-    def __init__(self, settings, enqueue, context=None):
-        self._factory = make_server(settings, enqueue=enqueue, context=context)
-        super().__init__(handler=None, hostname="127.0.0.1", port=free_port())
+    def __init__(self, settings, enqueue, context=None, implicit_tls=False):
+        self._factory = make_server(settings, enqueue=enqueue, context=context, implicit_tls=implicit_tls)
+        tls = context if implicit_tls else None
+        super().__init__(handler=None, hostname="127.0.0.1", port=free_port(), ssl_context=tls)
 
     def factory(self):
         return self._factory()
