@@ -32,7 +32,7 @@ from app.models import (
     TeamRelay,
     utcnow,
 )
-from app.relay import outbox, quotas
+from app.relay import composed, outbox, quotas
 from app.relay import redrive as redrives
 from app.relay import suppressions as suppression_list  # the page below is named suppressions
 from app.relay.admin import masked
@@ -254,6 +254,14 @@ def _content(ctx: Ctx, m: OutboundMessage, settings) -> Content:
         return Content(note, _part(msg, "plain"), _part(msg, "html"), headers, kept=True)
     if m.purged_at is not None:
         return Content(note=f"The content was purged on {m.purged_at:%Y-%m-%d} (RETENTION_DAYS).")
+    if m.body_id is not None and (m.state in outbox.PRE_SEND or m.state == "sending"):
+        body = composed.load(ctx.s, m.body_id)
+        if body is None:
+            return Content(note="The message's stored body is gone (RETENTION_DAYS): it cannot be sent.")
+        msg = BytesParser(policy=email_policy).parsebytes(body)
+        note = "Preview: as the application composed it; tracking and missing headers are added when sent."
+        headers = [(k, str(v)) for k, v in msg.items()]
+        return Content(note, _part(msg, "plain"), _part(msg, "html"), headers, preview=True)
     if m.state in outbox.PRE_SEND or m.state == "sending":
         text, html, err = _render(ctx, m, settings)
         note = "Preview: will be rendered when sent, with the data of that moment."
