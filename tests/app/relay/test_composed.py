@@ -160,3 +160,24 @@ def test_retention_purges_a_body_once_no_unsent_message_needs_it(db):
         purge(s, now=later + timedelta(days=1), days=45)
     with session() as s:
         assert s.execute(select(OutboundBody)).first() is None
+
+
+def test_a_single_part_html_message_is_tracked_in_place_with_its_other_headers_as_they_were(db):
+    raw = (
+        b"From: billing@app.example\r\nTo: c@example.org\r\nSubject: one part\r\nX-Folded: a\r\n b\r\n"
+        b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+        b'<p><a href="https://one.example/">one</a></p>\r\n'
+    )
+    (mid,) = composed_rows(raw, ["c@example.org"], track=True)
+    t = MemoryTransport()
+    deliver(mid, transport=t, now=NOW)
+    sent = t.outgoing[0].raw
+    head = b"From: billing@app.example\r\nTo: c@example.org\r\nSubject: one part\r\nX-Folded: a\r\n b\r\n"
+    assert (
+        head + b"Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+        in sent
+    )
+    assert b"7bit" not in sent
+    (html,) = payloads(sent, "text/html")
+    assert b"/t/c/" in html and b"/t/o/" in html and b"https://one.example/" not in html
+    assert json.loads(row(mid).links) == ["https://one.example/"]

@@ -224,6 +224,7 @@ def test_headers_schedule_and_key_the_send_and_a_resubmission_creates_nothing(li
         "api:all:inv-42:b@example.org",
     ]
     assert listener.enqueued == []  # scheduled: the tick queues them when they fall due
+    assert len(bodies()) == 1  # the resubmission's copy of the message is not kept
 
 
 def test_a_team_token_cannot_send_for_another_team(listener, db):
