@@ -46,7 +46,7 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -132,6 +132,8 @@ def message_fields(raw: bytes) -> dict:
         raise SubmissionRefused(f"554 5.6.0 The message cannot be parsed ({type(e).__name__})") from None
     if not email.from_addr:
         raise SubmissionRefused("554 5.6.0 The message has no From address")
+    if len(email.from_addr) > 320:
+        raise SubmissionRefused("554 5.6.0 The From address is longer than 320 characters")
     if "message-id" in composed.header_names(raw) and not email.message_id:
         raise SubmissionRefused("554 5.6.0 The Message-ID header is not of the form <id@domain>")
     if len(email.message_id) > 255:
@@ -160,10 +162,19 @@ def message_fields(raw: bytes) -> dict:
 UNSTORED = frozenset({"bcc", *HEADER_FIELDS})
 
 
-def _options(s, fields: dict, token: ApiToken, now, settings: Settings) -> dict:
-    """The rows' team, schedule and batch from the X-Donebox-* fields; raises RequestError as the
-    JSON API does for the same fields."""
-    # the JSON API's own checks of these fields, so both ways in refuse the same values
+@dataclass(frozen=True)
+class Options:
+    """What the X-Donebox-* headers ask of a message's rows."""
+
+    team_id: int | None
+    send_at: datetime | None
+    key: str | None
+    batch_id: str | None
+
+
+def _options(s, fields: dict, token: ApiToken, now: datetime, settings: Settings) -> Options:
+    """The rows' team, schedule, key and batch; raises RequestError for the same values the JSON
+    API refuses (its own checks of these fields)."""
     send_at = sends._send_at(fields.get("send_at"), now, settings.api_max_schedule_s)
     key = sends._string(fields, "idempotency_key", limit=200)
     if key is not None and not sends._KEY.match(key):
@@ -171,7 +182,7 @@ def _options(s, fields: dict, token: ApiToken, now, settings: Settings) -> dict:
     batch_id = sends._string(fields, "batch_id", limit=200)
     if batch_id is not None and not sends._BATCH.match(batch_id):
         raise RequestError("batch_id must be 1-200 of A-Z a-z 0-9 . _ : -")
-    return {"send_at": send_at, "key": key, "batch_id": batch_id, "team_id": sends._team_id(s, fields, token)}
+    return Options(sends._team_id(s, fields, token), send_at, key, batch_id)
 
 
 def _tracks(s, team_id: int | None) -> bool:
@@ -191,11 +202,8 @@ def store(token_id: int, rcpts: list[str], raw: bytes, fields: dict, settings: S
             opts = _options(s, fields, token, now, settings)
         except RequestError as e:
             raise SubmissionRefused(f"{'550 5.7.1' if e.status == 403 else '554 5.6.0'} {e}") from None
-        team_id, key, later = (
-            opts["team_id"],
-            opts["key"],
-            opts["send_at"] is not None and opts["send_at"] > now,
-        )
+        team_id, key = opts.team_id, opts.key
+        later = opts.send_at is not None and opts.send_at > now
         why = domains.check_from(s, team_id, fields["from"], settings)
         if why:
             raise SubmissionRefused(f"550 5.7.1 From <{fields['from'][:100]}>: {why}")
@@ -217,16 +225,14 @@ def store(token_id: int, rcpts: list[str], raw: bytes, fields: dict, settings: S
                 context=context,
                 message_id=message_id,
                 state="scheduled" if later else "queued",
-                send_at=opts["send_at"],
-                batch_id=opts["batch_id"],
+                send_at=opts.send_at,
+                batch_id=opts.batch_id,
                 lease_until=None if later else now + timedelta(seconds=settings.lease_s),
                 body_id=body_id,
                 from_addr=fields["from"],
             )
             state = "scheduled" if later else "queued"
-            accepted.append(
-                sends.Accepted(mid, state, not created, opts["send_at"], opts["batch_id"], team_id)
-            )
+            accepted.append(sends.Accepted(mid, state, not created, opts.send_at, opts.batch_id, team_id))
         if all(a.duplicate for a in accepted):  # a resubmission: the rows that exist keep their body
             s.delete(s.get(OutboundBody, body_id))
         try:
