@@ -22,8 +22,6 @@ import zlib
 from collections.abc import Callable
 from datetime import datetime
 from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 
 from sqlmodel import Session
 
@@ -96,24 +94,51 @@ def header_names(raw: bytes) -> set[str]:
     return {field_name(f) for f in fields(split(raw)[0])}
 
 
+_MIME_FIELDS = frozenset({"content-type", "content-disposition", "content-transfer-encoding"})
+_HEAD_END = re.compile(rb"\n\r?\n")
+_UNFOLD = re.compile(rb"\r?\n(?=[ \t])")
+
+
 def _headers(head: bytes) -> Message:
-    return BytesHeaderParser(policy=compat32).parsebytes(head)
+    """The MIME fields of a header block, parsed (the others are not read)."""
+    msg = Message()  # compat32: values as written, parameters read by get_param/get_boundary
+    for f in fields(head):
+        name, _, value = f.partition(b":")
+        if name.strip().lower().decode("latin-1") in _MIME_FIELDS:
+            msg[name.strip().decode("latin-1")] = _UNFOLD.sub(b" ", value).strip().decode("latin-1")
+    return msg
 
 
-def _part_spans(body: bytes, boundary: bytes) -> list[tuple[int, int]]:
-    """(start, end) in ``body`` of each body part between the boundary's delimiter lines."""
-    delimiter = re.compile(rb"(?m)^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$")
+def _body_at(raw: bytes, start: int, end: int) -> int:
+    """Where the body of the entity at raw[start:end] starts (``end`` when it has none)."""
+    if raw.startswith(b"\r\n", start):
+        return start + 2
+    if raw.startswith(b"\n", start):
+        return start + 1
+    m = _HEAD_END.search(raw, start, end)
+    return m.end() if m else end
+
+
+def _part_spans(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
+    """(start, end) in ``raw`` of each body part between the boundary's delimiter lines within
+    raw[start:end]; the line break before a delimiter belongs to the delimiter."""
+    marker = b"--" + boundary
     spans: list[tuple[int, int]] = []
-    start = None
-    for m in delimiter.finditer(body):
-        if start is not None:
-            end = m.start()
-            end -= 2 if body[end - 2 : end] == b"\r\n" else 1 if body[end - 1 : end] == b"\n" else 0
-            spans.append((start, max(start, end)))
-        if m.group(1):  # the close delimiter: what follows is the epilogue
-            break
-        nl = body.find(b"\n", m.end())
-        start = len(body) if nl < 0 else nl + 1
+    part = None
+    i = raw.find(marker, start, end)
+    while i >= 0:
+        eol = raw.find(b"\n", i, end)
+        line_end = end if eol < 0 else eol
+        rest = raw[i + len(marker) : line_end].rstrip(b"\r")
+        close = rest.startswith(b"--")
+        if (i == start or raw[i - 1] == 10) and not (rest[2:] if close else rest).strip(b" \t"):
+            if part is not None:
+                cut = i - (2 if raw[i - 2 : i] == b"\r\n" else 1)
+                spans.append((part, max(part, cut)))
+            if close:  # what follows is the epilogue
+                break
+            part = line_end if eol < 0 else eol + 1
+        i = raw.find(marker, i + len(marker), end)
     return spans
 
 
@@ -123,16 +148,15 @@ def html_parts(raw: bytes) -> list[tuple[int, int]]:
     found: list[tuple[int, int]] = []
 
     def walk(start: int, end: int, depth: int) -> None:
-        head, sep, _ = split(raw[start:end])
-        msg = _headers(head)
+        body_at = _body_at(raw, start, end)
+        msg = _headers(raw[start:body_at])
         ctype = msg.get_content_type()
         if ctype.startswith("multipart/"):
             boundary = msg.get_boundary()
             if not boundary or depth >= MAX_DEPTH:
                 return
-            body_at = start + len(head) + len(sep)
-            for a, b in _part_spans(raw[body_at:end], boundary.encode("latin-1", "replace")):
-                walk(body_at + a, body_at + b, depth + 1)
+            for a, b in _part_spans(raw, body_at, end, boundary.encode("latin-1", "replace")):
+                walk(a, b, depth + 1)
         elif ctype == "text/html" and msg.get_content_disposition() != "attachment":
             found.append((start, end))
 
