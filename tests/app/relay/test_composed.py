@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from app.db import session
@@ -181,3 +183,25 @@ def test_a_single_part_html_message_is_tracked_in_place_with_its_other_headers_a
     (html,) = payloads(sent, "text/html")
     assert b"/t/c/" in html and b"/t/o/" in html and b"https://one.example/" not in html
     assert json.loads(row(mid).links) == ["https://one.example/"]
+
+
+MIXED = (
+    b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+    b"--b1\r\nContent-Type: text/html\r\n\r\n<p>a</p>\r\n"
+    b"--b1x\r\nnot a delimiter: another boundary's prefix\r\n"
+    b" --b1 not at the start of a line\r\n"
+    b"--b1\r\nContent-Type: message/rfc822\r\n\r\nContent-Type: text/html\r\n\r\n<p>attached mail</p>\r\n"
+    b"--b1--\r\n"
+)
+
+
+def test_only_html_leaves_are_found_not_attached_messages_nor_lookalike_delimiters():
+    marked = composed.edit_html(MIXED, lambda html: html.replace("<p>", "<p class=x>"))
+    assert marked.count(b"class=3Dx") == 1 and b"<p>attached mail</p>" in marked
+    assert b"--b1x\r\nnot a delimiter" in marked and b" --b1 not at the start of a line" in marked
+
+
+@given(st.binary(max_size=400) | st.sampled_from([MIXED, MIXED[:-8], MIXED.replace(b'"b1"', b"")]))
+def test_reading_any_bytes_never_raises_and_an_unchanged_html_leaves_them_as_they_were(raw):
+    assert composed.edit_html(raw, lambda html: None) == raw
+    composed.edit_html(raw, lambda html: html + "<img>")
