@@ -3,6 +3,7 @@ row per recipient, clear refusals."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import smtplib
 import ssl
@@ -19,7 +20,7 @@ from app.db import session
 from app.models import ApiToken, OutboundBody, OutboundMessage, SendingDomain, Team, TeamRelay, utcnow
 from app.relay import composed, outbox
 from app.relay.api_tokens import create_token
-from app.relay.submission import make_server, tls_context
+from app.relay.submission import make_server, serve, tls_context
 from app.settings import SettingsError, get_settings, load
 from tests.app.web.sns_fake import tls_files
 from tests.e2e.conftest import free_port
@@ -327,6 +328,8 @@ def test_the_listener_refuses_to_run_without_tls_where_that_would_expose_tokens(
     with pytest.raises(SettingsError, match="go together"):
         tls_context(load({**base, "SUBMISSION_TLS_CERT": "/x.pem"}))
     assert tls_context(load({**base, "SUBMISSION_HOST": "localhost"})) is None
+    with pytest.raises(SettingsError, match="SUBMISSION_TLS_PORT needs SUBMISSION_TLS_CERT"):
+        asyncio.run(serve(load({**base, "SUBMISSION_TLS_PORT": "4650"}), lambda ids: None))
 
 
 def test_a_token_without_the_send_scope_is_refused_at_auth_naming_it(listener, db):
