@@ -79,6 +79,9 @@ class Delivery:
 
 # whose bytes are never kept: a sign-in link is a credential until it expires
 UNKEPT_KINDS = frozenset({"signin"})
+# a composed message's copies are kept up to this size: past it, each recipient's copy (attachments
+# and all) would multiply the stored body by the recipients; its OutboundBody shows what was sent
+COMPOSED_KEPT_MAX_BYTES = 256 * 1024
 UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
 
 
@@ -396,6 +399,8 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
     # the bytes a transport was handed are kept once the attempt is final (a deferred message is
     # built again, with a new Date and signature, on its next attempt); never a sign-in link
     raw = d.handed if state != "deferred" and m.kind not in UNKEPT_KINDS else None
+    if raw is not None and m.body_id is not None and len(raw) > COMPOSED_KEPT_MAX_BYTES:
+        raw = None
     moved = outbox.finish(s, m.id, state, now=d.now, error=error, raw=raw, **values)
     if moved and state == "bounced":  # the receiving server refused the address itself
         detail = f"{error[:500]} (message {m.id})"

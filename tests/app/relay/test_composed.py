@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.db import session
 from app.models import OutboundBody, OutboundMessage
 from app.relay import composed, outbox
-from app.relay.pipeline import deliver, deliver_many
+from app.relay.pipeline import COMPOSED_KEPT_MAX_BYTES, deliver, deliver_many
 from app.relay.retention import purge
 from app.relay.tracking import verify_token
 from app.relay.transports.memory import MemoryTransport
@@ -205,3 +205,19 @@ def test_only_html_leaves_are_found_not_attached_messages_nor_lookalike_delimite
 def test_reading_any_bytes_never_raises_and_an_unchanged_html_leaves_them_as_they_were(raw):
     assert composed.edit_html(raw, lambda html: None) == raw
     composed.edit_html(raw, lambda html: html + "<img>")
+
+
+def test_a_small_composed_copy_is_kept_as_sent_and_a_large_one_is_not_multiplied_per_recipient(db):
+    small = as_bytes(invoice())
+    m = invoice()
+    m.add_attachment(b"\x00" * (COMPOSED_KEPT_MAX_BYTES + 1), maintype="application", subtype="octet-stream")
+    large = as_bytes(m)
+    (kept,) = composed_rows(small, ["a@example.org"])
+    both = composed_rows(large, ["b@example.org", "c@example.org"])
+    t = MemoryTransport()
+    deliver_many([kept, *both], transport=t, now=NOW)
+    body_id = row(both[0]).body_id
+    with session() as s:
+        assert outbox.content(s, kept) == t.outgoing[0].raw
+        assert [outbox.content(s, mid) for mid in both] == [None, None]
+        assert composed.load(s, body_id) == large  # what they were sent from stays

@@ -151,5 +151,9 @@ def test_a_composed_message_not_sent_yet_is_previewed_as_the_application_compose
     sign_in(client, sent, "ada@example.com")
     page = client.get(f"/mail/outbound/{mid}")
     assert page.status_code == 200
-    assert "as the application composed it" in page.text and "Your invoice is attached." in page.text
+    assert "Preview: as the application composed it" in page.text and "Your invoice is attached." in page.text
     assert "inv-42" in page.text
+    with session() as s:
+        outbox.transition(s, mid, "cancelled", expected="queued", now=FIXED_NOW, detail="test")
+    page = client.get(f"/mail/outbound/{mid}").text
+    assert "Not sent (cancelled); as the application composed it" in page and "inv-42" in page
