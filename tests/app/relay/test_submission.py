@@ -4,6 +4,7 @@ row per recipient, clear refusals."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import smtplib
 import ssl
@@ -200,6 +201,30 @@ def test_a_from_domain_the_team_may_not_send_from_gets_550_with_the_reason_and_n
         assert e.value.smtp_code == 550
         assert f"{domain} is not a sending domain of this team".encode() in e.value.smtp_error
     assert rows() == [] and bodies() == []
+
+
+def test_an_unverified_sending_domain_gets_550_in_production_and_is_allowed_in_development(db, token):
+    with session() as s:
+        s.add(SendingDomain(domain="new.example"))
+    m = message()
+    m.replace_header("From", "billing@new.example")
+    production = Listener(dataclasses.replace(get_settings(), env="production"), lambda ids: None)
+    production.start()
+    try:
+        with client(production, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+            c.send_message(m, to_addrs=["a@example.org"])
+    finally:
+        production.stop()
+    assert e.value.smtp_code == 550 and b"new.example is not verified yet" in e.value.smtp_error
+    assert rows() == [] and bodies() == []
+    development = Listener(get_settings(), lambda ids: None)
+    development.start()
+    try:
+        with client(development, token) as c:
+            assert c.send_message(m, to_addrs=["a@example.org"]) == {}
+    finally:
+        development.stop()
+    assert [r.from_addr for r in rows()] == ["billing@new.example"]
 
 
 def test_one_refused_field_stores_none_of_the_recipients(listener, token):
