@@ -79,9 +79,11 @@ class Delivery:
 
 # whose bytes are never kept: a sign-in link is a credential until it expires
 UNKEPT_KINDS = frozenset({"signin"})
-# a composed message's copies are kept up to this size: past it, each recipient's copy (attachments
-# and all) would multiply the stored body by the recipients; its OutboundBody shows what was sent
-COMPOSED_KEPT_MAX_BYTES = 256 * 1024
+# a composed message's copies are kept up to this size (text and HTML mail): past it, each
+# recipient's copy (attachments and all) would multiply the stored body by the recipients, and
+# compressing it would be most of the message's cost (a 140 KB message: 2 to 4 times slower, measured);
+# its OutboundBody shows what was sent
+COMPOSED_KEPT_MAX_BYTES = 64 * 1024
 UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
 
 
