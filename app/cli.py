@@ -339,7 +339,9 @@ def cmd_smtp(args) -> int:
         return 2
     except OSError as e:
         print(
-            f"donebox smtp cannot listen on {settings.submission_host}:{settings.submission_port}: {e}",
+            f"donebox smtp cannot listen on {settings.submission_host}:{settings.submission_port}"
+            + (f" and :{settings.submission_tls_port}" if settings.submission_tls_port else "")
+            + f": {e}",
             file=sys.stderr,
         )
         return 2

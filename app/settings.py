@@ -148,6 +148,7 @@ class Settings:
     )
     submission_tls_key: str = field(default="", repr=False)  # SUBMISSION_TLS_KEY: PEM private key
     submission_max_bytes: int = 10 * 1024 * 1024  # SUBMISSION_MAX_BYTES: larger messages get 552
+    submission_tls_port: int = 0  # SUBMISSION_TLS_PORT: implicit TLS (465 style) too, same cert; 0: none
     send_slots: int = 1  # SEND_SLOTS: messages a worker process may have sent and not yet recorded
     max_entries_per_reply: int = (
         50  # MAX_ENTRIES_PER_REPLY: entries one reply (or one form) makes; more are cut
@@ -387,6 +388,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             submission_tls_cert=e("SUBMISSION_TLS_CERT", ""),
             submission_tls_key=e("SUBMISSION_TLS_KEY", ""),
             submission_max_bytes=int(e("SUBMISSION_MAX_BYTES", str(10 * 1024 * 1024))),
+            submission_tls_port=int(e("SUBMISSION_TLS_PORT", "0")),
             max_entries_per_reply=max(1, int(e("MAX_ENTRIES_PER_REPLY", "50"))),
             max_entry_chars=max(100, int(e("MAX_ENTRY_CHARS", "2000"))),
             digest_entries_per_member=max(1, int(e("DIGEST_ENTRIES_PER_MEMBER", "30"))),

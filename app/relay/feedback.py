@@ -106,15 +106,19 @@ def all_recorded(s: Session, events: list[DeliveryEvent]) -> bool:
     return len(_known_ids(s, ids)) == len(ids)
 
 
-def _messages(s: Session, column, values: Iterable) -> dict:
-    """{value of ``column``: (id, to_addr, team_id)} for the messages whose ``column`` is in ``values``."""
+def _messages(s: Session, column, values: Iterable, *, every: bool = False) -> dict:
+    """{value of ``column``: (id, to_addr, team_id)} for the messages whose ``column`` is in
+    ``values`` (the first by id; ``every``: a list of all of them, in id order)."""
     M = OutboundMessage
     values = sorted({v for v in values if v})
     out: dict = {}
     for part in _chunks(values):
         rows = s.execute(select(column, M.id, M.to_addr, M.team_id).where(column.in_(part)).order_by(M.id))
         for key, mid, to, team_id in rows:
-            out.setdefault(key, (mid, to, team_id))
+            if every:
+                out.setdefault(key, []).append((mid, to, team_id))
+            else:
+                out.setdefault(key, (mid, to, team_id))
     return out
 
 
@@ -122,15 +126,23 @@ def _match(s: Session, events: list[DeliveryEvent]) -> list[tuple[int, str, int 
     """Each event's message (id, to_addr, team_id): by our id, then our Message-ID, then the provider's id."""
     M = OutboundMessage
     by_id = _messages(s, M.id, (e.outbound_id for e in events))
-    by_msgid = _messages(s, M.message_id, (i for e in events for i in e.message_ids))
+    by_msgid = _messages(s, M.message_id, (i for e in events for i in e.message_ids), every=True)
     rest = [e.provider_id for e in events if e.outbound_id not in by_id and e.provider_id]
     by_provider = _messages(s, M.provider_id, rest)
     out = []
     for e in events:
         found = by_id.get(e.outbound_id)
-        found = found or next((by_msgid[i] for i in e.message_ids if i in by_msgid), None)
+        found = found or next(
+            (_recipients(by_msgid[i], e.recipient) for i in e.message_ids if i in by_msgid), None
+        )
         out.append(found or by_provider.get(e.provider_id))
     return out
+
+
+def _recipients(rows: list[tuple[int, str, int | None]], recipient: str) -> tuple[int, str, int | None]:
+    """Of the messages sharing one Message-ID (a composed message's recipients), the one to
+    ``recipient``; the first when none is."""
+    return next((r for r in rows if r[1].lower() == recipient), rows[0])
 
 
 def _detail(e: DeliveryEvent, mismatch: str = "") -> str:

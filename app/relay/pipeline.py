@@ -1,5 +1,9 @@
 """``deliver_many(ids)``: the relay as a list of named steps.
 
+STEPS send a message the relay renders (a template and its context); COMPOSED_STEPS send a
+message an application composed (``body_id``: the full send API, SMTP submission) from its stored
+bytes, adding only what the relay owns.
+
 A batch of messages is claimed in one statement, and the suppression list read
 for their recipients right after; then, one message after another, each step takes the
 Delivery and either returns None (go on) or an Outcome that ends the attempt
@@ -20,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email.utils import parseaddr
+from email.utils import format_datetime, parseaddr
 
 from sqlalchemy import Row
 from sqlmodel import Session
@@ -28,12 +32,24 @@ from sqlmodel import Session
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError, UnregisteredKind
 from app.models import utcnow
-from app.relay import domains, limits, outbox, passthrough, render, routing, slots, suppressions, tracking
+from app.relay import (
+    composed,
+    domains,
+    limits,
+    outbox,
+    passthrough,
+    render,
+    routing,
+    slots,
+    suppressions,
+    tracking,
+)
 from app.relay.dkim import sign_raw
 from app.relay.render import Parts, ascii_address, build_message
 from app.relay.transports import transport_for
 from app.relay.transports.base import Outgoing, SendResult
 from app.settings import Settings, get_settings
+from parsers.html_bounds import bound_html
 
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
 MAX_BACKOFF_S = 6 * 3600
@@ -75,6 +91,11 @@ class Delivery:
 
 # whose bytes are never kept: a sign-in link is a credential until it expires
 UNKEPT_KINDS = frozenset({"signin"})
+# a composed message's copies are kept up to this size (text and HTML mail): past it, each
+# recipient's copy (attachments and all) would multiply the stored body by the recipients, and
+# compressing it would be most of the message's cost (a 140 KB message: 2 to 4 times slower, measured);
+# its OutboundBody shows what was sent
+COMPOSED_KEPT_MAX_BYTES = 64 * 1024
 UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
 
 
@@ -200,6 +221,74 @@ def build(d: Delivery) -> Outcome | None:
     return None
 
 
+# ---------------------------------------------------------------- composed messages
+
+BODY_GONE = "its body is gone (purged after RETENTION_DAYS): it can no longer be sent"
+RELAY_OWNED = frozenset({"bcc"})  # never sent on: who else got it is the sender's secret
+
+
+def load_body(d: Delivery) -> Outcome | None:
+    """The composed message's stored bytes (app.relay.composed), without any Bcc header."""
+    m = d.message
+    with session() as s:
+        raw = composed.load(s, m.body_id)
+    if raw is None:
+        return Outcome("failed", f"message {m.id}: {BODY_GONE}")
+    d.context = json.loads(m.context or "{}")
+    d.raw = composed.without(raw, RELAY_OWNED)
+    return None
+
+
+def track_html_parts(d: Delivery) -> Outcome | None:
+    """The open pixel and rewritten links in each HTML part when ``_track`` (the team's setting,
+    stamped when the row was made) and pass-through does not skip them (``tracks``); the links
+    recorded in order across parts. HTML past what donebox will parse is sent untracked."""
+    if not tracks(d, d.context.get("_track") is True):
+        return None
+    st, links = d.settings, d.links
+
+    def track(html: str) -> str | None:
+        if bound_html(html).notes:
+            return None
+        tracked, found = tracking.add_tracking(
+            html, base_url=st.base_url, secret=st.secret_key, message_id=d.message.id, first_link=len(links)
+        )
+        links.extend(found)
+        return tracked
+
+    d.raw = composed.edit_html(d.raw, track)
+    return None
+
+
+def add_relay_headers(d: Delivery) -> Outcome | None:
+    """What the relay owns on top of the application's headers: our Message-ID and a Date when the
+    message has none, List-Unsubscribe when it is tracked (and has none of its own)."""
+    m, st = d.message, d.settings
+    present = composed.header_names(d.raw)
+    headers: list[tuple[str, str]] = []
+    if "message-id" not in present:
+        headers.append(("Message-ID", m.message_id))
+    if "date" not in present:
+        headers.append(("Date", format_datetime(d.now)))
+    if d.context.get("_track") is True and "list-unsubscribe" not in present:
+        headers += tracking.unsubscribe_headers(
+            base_url=st.base_url, secret=st.secret_key, reply_domain=st.reply_domain, message_id=m.id
+        ).items()
+    d.raw = composed.add_headers(d.raw, headers)
+    d.parts = Parts(
+        from_addr=m.from_addr or st.mail_from,
+        from_name="",
+        to=m.to_addr,
+        to_name="",
+        subject=m.subject,
+        text="",
+        html="",
+        message_id=m.message_id,
+        composed=True,
+    )
+    return None
+
+
 def sign(d: Delivery) -> Outcome | None:
     """A DKIM signature per key of the From domain (the message's ``from_addr``, or MAIL_FROM's)."""
     domain = domains.domain_of(d.message.from_addr or d.settings.mail_from)
@@ -241,7 +330,7 @@ def transmit(d: Delivery) -> Outcome:
     m = d.message
     outgoing = Outgoing(
         mail_from=domains.envelope_sender(m.from_addr, m.id, d.settings),
-        rcpt_to=ascii_address(m.to_addr),
+        rcpt_to=ascii_address(m.to_addr, utf8_local=m.body_id is not None),  # SMTPUTF8 when composed
         raw=d.raw,
         parts=d.parts,
         outbound_id=m.id,
@@ -287,11 +376,21 @@ def transmit(d: Delivery) -> Outcome:
     return Outcome("deferred", f"{d.sender}: {last}", retry_in_s=getattr(last, "retry_in_s", 60.0))
 
 
-STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (
+Step = Callable[[Delivery], Outcome | None]
+STEPS: tuple[Step, ...] = (
     skip_if_suppressed,
     render_body,
     add_tracking,
     build,
+    sign,
+    transmit,
+)
+# a composed message (body_id): its bytes as the application gave them, plus what the relay owns
+COMPOSED_STEPS: tuple[Step, ...] = (
+    skip_if_suppressed,
+    load_body,
+    track_html_parts,
+    add_relay_headers,
     sign,
     transmit,
 )
@@ -330,6 +429,8 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
     raw = d.handed if state != "deferred" and m.kind not in UNKEPT_KINDS else None
     if d.passed_through and state == "sent":  # on the timeline before the outcome it explains
         passthrough.note(s, m.id, now=d.now)
+    if raw is not None and m.body_id is not None and len(raw) > COMPOSED_KEPT_MAX_BYTES:
+        raw = None
     moved = outbox.finish(s, m.id, state, now=d.now, error=error, raw=raw, **values)
     if moved and state == "bounced":  # the receiving server refused the address itself
         detail = f"{error[:500]} (message {m.id})"
@@ -347,8 +448,9 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
 
 
 def attempt(d: Delivery) -> Outcome:
-    """Run STEPS on one claimed message until one of them ends the attempt."""
-    for step in STEPS:
+    """Run STEPS (COMPOSED_STEPS for a composed message) on one claimed message until one of them
+    ends the attempt."""
+    for step in COMPOSED_STEPS if d.message.body_id is not None else STEPS:
         try:
             outcome = step(d)
         except Exception as e:  # noqa: BLE001 - an unexpected failure is recorded, never lost

@@ -70,13 +70,14 @@ def _safe_header(value: str) -> str:
     return value
 
 
-def ascii_address(addr: str) -> str:
-    """``local@domain`` with the domain in IDNA (punycode); RenderError when that is impossible."""
+def ascii_address(addr: str, *, utf8_local: bool = False) -> str:
+    """``local@domain`` with the domain in IDNA (punycode); RenderError when that is impossible.
+    ``utf8_local``: a non-ASCII local part is kept (an envelope address sent with SMTPUTF8)."""
     addr = _safe_header(addr.strip())
     local, at, domain = addr.rpartition("@")
     if not at or not local or not domain:
         raise RenderError(f"not an email address: {addr!r}")
-    if not local.isascii():
+    if not local.isascii() and not utf8_local:
         raise RenderError(f"a non-ASCII local part needs SMTPUTF8, which donebox does not send: {addr!r}")
     try:
         domain = (
@@ -168,6 +169,7 @@ class Parts:
     html: str
     message_id: str
     headers: dict[str, str] = field(default_factory=dict)
+    composed: bool = False  # the bytes are an application's composed message, which these parts do not hold
 
 
 def _unstructured(name: str, value: str) -> str:

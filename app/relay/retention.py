@@ -2,23 +2,26 @@
 (OutboundContent) and its raw provider response are purged; ``purged_at`` says when.
 
 Metadata (addresses, subject, states, times, sender, provider id) and the event
-timeline stay. Only messages that will not be sent again are purged.
+timeline stay. Only messages that will not be sent again are purged. A composed message's
+body (OutboundBody, shared by its recipients' rows) goes once it is older than RETENTION_DAYS
+and none of its rows may still be sent.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import and_, delete, exists, select, update
 from sqlmodel import Session
 
-from app.models import OutboundContent, OutboundMessage
+from app.models import OutboundBody, OutboundContent, OutboundMessage
 
 DONE = ("sent", "delivered", "bounced", "complained", "failed", "cancelled", "suppressed")
 
 
 def purge(s: Session, *, now: datetime, days: int, limit: int = 5000) -> int:
-    """Purge up to ``limit`` messages older than ``days``; returns how many were purged."""
+    """Purge up to ``limit`` messages older than ``days`` (and up to ``limit`` composed bodies no
+    message needs any more); returns how many messages were purged."""
     M = OutboundMessage
     cutoff = now - timedelta(days=days)
     ids = list(
@@ -41,4 +44,18 @@ def purge(s: Session, *, now: datetime, days: int, limit: int = 5000) -> int:
             .where(OutboundContent.message_id.in_(ids))
             .execution_options(synchronize_session=False)
         )
+    purge_bodies(s, cutoff=cutoff, limit=limit)
+    return len(ids)
+
+
+def purge_bodies(s: Session, *, cutoff: datetime, limit: int = 5000) -> int:
+    """Delete up to ``limit`` composed bodies stored before ``cutoff`` whose messages are all done;
+    returns how many."""
+    M, B = OutboundMessage, OutboundBody
+    unsent = exists().where(M.body_id == B.id, M.state.not_in(DONE))
+    ids = list(
+        s.execute(select(B.id).where(B.created_at < cutoff, ~unsent).order_by(B.id).limit(limit)).scalars()
+    )
+    if ids:
+        s.execute(delete(B).where(B.id.in_(ids)).execution_options(synchronize_session=False))
     return len(ids)

@@ -2,49 +2,58 @@
 
 A client authenticates with ``AUTH PLAIN`` or ``AUTH LOGIN``, any user name and an
 API token with the ``send`` scope as the password (``donebox api-token create NAME``; a token
-without it is refused at AUTH with 535 naming the scope), then submits a
-message as to any SMTP server. Each envelope recipient becomes one outbox row
-built by ``app.relay.sends.create``, the code behind ``POST /api/messages``: the same
-validation, the same limits, the same templates, tracking, DKIM and routing.
-All rows of a message are committed in one transaction before the ``250`` reply,
-so a ``250`` means stored; a refusal is a 5xx with the reason and stores nothing
-(the same message would be refused again: a field out of range, text that cannot be
-stored, a message that cannot be parsed); only a fault of ours (the database) is a
-``451`` the client retries. A message that would take the team past its hourly or daily
-quota (app.relay.quotas) is a ``452 4.5.3`` with the reason and stores nothing, for any of its
+without it is refused at AUTH with 535 naming the scope), then submits any message as to any
+SMTP server. The message is kept as the application composed it: its MIME structure,
+attachments, inline images, From, Reply-To, Cc and every other header. It is stored once
+(app.relay.composed, an OutboundBody) without any Bcc header and without the ``X-Donebox-*``
+headers, and each envelope recipient becomes one outbox row naming it (kind ``api``,
+``from_addr`` the From's address, the message's own Message-ID or a new one, ``_track`` the
+team's tracking setting). The relay adds only what it owns when it sends a copy
+(app.relay.pipeline COMPOSED_STEPS): tracking in the HTML parts and List-Unsubscribe when the
+team tracks its mail, our Message-ID only when the message has none, the DKIM signature.
+
+The From's domain must be one the authenticated token's team may send from
+(app.relay.domains.check_from: MAIL_FROM's domain, or a verified sending domain of the team);
+otherwise ``550 5.7.1`` with the reason. All rows of a message are committed in one transaction
+before the ``250`` reply, so a ``250`` means stored; a refusal is a 5xx with the reason and stores
+nothing (the same message would be refused again: a field out of range, text that cannot be
+stored, a message that cannot be parsed); only a fault of ours (the database) is a ``451`` the
+client retries. A message that would take the team past its hourly or daily quota
+(app.relay.quotas) is a ``452 4.5.3`` with the reason and stores nothing, for any of its
 recipients; one with more recipients than the quota at all is a ``552 5.5.3``.
 
-What is taken from the message: the Subject, the text and HTML parts, and
-optional ``X-Donebox-*`` headers for what the JSON API takes as fields
+Optional ``X-Donebox-*`` headers carry what the JSON API takes as fields
 (``X-Donebox-Send-At``, ``X-Donebox-Idempotency-Key``, ``X-Donebox-Batch-Id``,
-``X-Donebox-Team-Id``). The From and every other header are not sent on: mail
-goes out from ``MAIL_FROM`` with our own Message-ID, as API sends do.
-Attachments are refused (the relay does not carry them), and so are inline parts (images the
-HTML shows by ``cid:``), each with its own reason: an inline part is never called or counted an
-attachment.
+``X-Donebox-Team-Id``). EHLO advertises ``SIZE`` (SUBMISSION_MAX_BYTES; larger messages get 552),
+``8BITMIME`` (8-bit bodies are kept as they are) and ``SMTPUTF8`` (a recipient with a UTF-8 local
+part is accepted when MAIL FROM declared SMTPUTF8, and delivered with it).
 
 TLS: with ``SUBMISSION_TLS_CERT`` and ``SUBMISSION_TLS_KEY`` the listener offers
-STARTTLS and requires it before AUTH and MAIL. Without them it is for loopback
-in development only; in production it refuses to start.
+STARTTLS and requires it before AUTH and MAIL, and with ``SUBMISSION_TLS_PORT`` it also listens
+with implicit TLS (465 style) on that port. Without them it is for loopback in development only;
+in production it refuses to start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import ssl
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from app.db import session
 from app.errors import QuotaExceeded, RequestError
-from app.models import ApiToken, utcnow
-from app.relay import sends
+from app.models import ApiToken, OutboundBody, TeamSettings, bad_text, utcnow
+from app.relay import composed, domains, outbox, sends
 from app.relay.api_tokens import check_token, has_scope, missing_scope
 from app.settings import Settings, SettingsError
 from parsers.message import parse_mime
@@ -114,34 +123,25 @@ class Authenticator:
         return AuthResult(success=True, auth_data=token_id)
 
 
-def _lines(text: str) -> str:
-    """SMTP's CRLF line ends as the templates' LF (the MIME builder writes CRLF again)."""
-    return text.replace("\r\n", "\n")
-
-
 def message_fields(raw: bytes) -> dict:
-    """The send request a submitted message stands for, without ``to``; raises SubmissionRefused."""
+    """What the stored rows take from a submitted message (From address, Subject, Message-ID) and
+    the options of its ``X-Donebox-*`` headers; raises SubmissionRefused."""
     try:
         email = parse_mime(raw)
     except Exception as e:  # noqa: BLE001 - the same bytes fail the same way: permanent, not 451
         raise SubmissionRefused(f"554 5.6.0 The message cannot be parsed ({type(e).__name__})") from None
-    if email.attached:  # attachments proper: an inline image is not one, and is not named as one
-        names = ", ".join(a.filename for a in email.attached[:3])
-        raise SubmissionRefused(
-            f"554 5.6.1 Attachments are not carried by this relay ({names}): link to them instead"
-        )
-    if email.inline_parts:  # the relay sends text and HTML only: the HTML's cid: images would arrive broken
-        cids = ", ".join(f"cid:{a.content_id}" for a in email.inline_parts[:3])
-        raise SubmissionRefused(
-            f"554 5.6.1 Inline images are not carried by this relay ({cids}): link to hosted images instead"
-        )
-    body: dict = {"subject": email.subject}
-    if email.html:
-        body["html"] = _lines(email.html)
-    if email.text and not email.text_from_html:
-        body["text"] = _lines(email.text)
-    if "html" not in body and "text" not in body:
-        raise SubmissionRefused("554 5.6.0 The message has no text or HTML body")
+    if not email.from_addr:
+        raise SubmissionRefused("554 5.6.0 The message has no From address")
+    if len(email.from_addr) > 320:
+        raise SubmissionRefused("554 5.6.0 The From address is longer than 320 characters")
+    if "message-id" in composed.header_names(raw) and not email.message_id:
+        raise SubmissionRefused("554 5.6.0 The Message-ID header is not of the form <id@domain>")
+    if len(email.message_id) > 255:
+        raise SubmissionRefused("554 5.6.0 The Message-ID is longer than 255 characters")
+    why = bad_text(email.subject)
+    if why:
+        raise SubmissionRefused(f"554 5.6.0 subject {why}")
+    fields: dict = {"from": email.from_addr, "subject": email.subject, "message_id": email.message_id}
     for name, value in email.headers:
         field = HEADER_FIELDS.get(name.lower())
         if field is None:
@@ -152,30 +152,89 @@ def message_fields(raw: bytes) -> dict:
                 raise SubmissionRefused(
                     f"554 5.6.0 X-Donebox-Team-Id must be a team's number, not {value[:40]!r}"
                 )
-            body[field] = int(value)
+            fields[field] = int(value)
         else:
-            body[field] = value
-    return body
+            fields[field] = value
+    return fields
 
 
-def store(token_id: int, rcpts: list[str], fields: dict, settings: Settings) -> Submitted:
-    """One outbox row per recipient, all in one transaction; raises SubmissionRefused (nothing stored)."""
-    key = fields.get("idempotency_key")
+# never stored: Bcc (who else got it is the sender's secret) and our own instructions
+UNSTORED = frozenset({"bcc", *HEADER_FIELDS})
+
+
+@dataclass(frozen=True)
+class Options:
+    """What the X-Donebox-* headers ask of a message's rows."""
+
+    team_id: int | None
+    send_at: datetime | None
+    key: str | None
+    batch_id: str | None
+
+
+def _options(s, fields: dict, token: ApiToken, now: datetime, settings: Settings) -> Options:
+    """The rows' team, schedule, key and batch; raises RequestError for the same values the JSON
+    API refuses (its own checks of these fields)."""
+    send_at = sends._send_at(fields.get("send_at"), now, settings.api_max_schedule_s)
+    key = sends._string(fields, "idempotency_key", limit=200)
+    if key is not None and not sends._KEY.match(key):
+        raise RequestError("idempotency_key must be 1-200 printable ASCII characters without spaces")
+    batch_id = sends._string(fields, "batch_id", limit=200)
+    if batch_id is not None and not sends._BATCH.match(batch_id):
+        raise RequestError("batch_id must be 1-200 of A-Z a-z 0-9 . _ : -")
+    return Options(sends._team_id(s, fields, token), send_at, key, batch_id)
+
+
+def _tracks(s, team_id: int | None) -> bool:
+    row = s.get(TeamSettings, team_id) if team_id is not None else None
+    return bool(row and row.tracking)
+
+
+def store(token_id: int, rcpts: list[str], raw: bytes, fields: dict, settings: Settings) -> Submitted:
+    """The message stored once and one outbox row per recipient, all in one transaction; raises
+    SubmissionRefused (nothing stored)."""
     now = utcnow()
     with session() as s:
         token = s.get(ApiToken, token_id)
         if token is None or token.revoked_at is not None:
             raise SubmissionRefused("535 5.7.8 The API token was revoked")
+        try:
+            opts = _options(s, fields, token, now, settings)
+        except RequestError as e:
+            raise SubmissionRefused(f"{'550 5.7.1' if e.status == 403 else '554 5.6.0'} {e}") from None
+        team_id, key = opts.team_id, opts.key
+        later = opts.send_at is not None and opts.send_at > now
+        why = domains.check_from(s, team_id, fields["from"], settings)
+        if why:
+            raise SubmissionRefused(f"550 5.7.1 From <{fields['from'][:100]}>: {why}")
+        body_id = composed.store(s, composed.without(raw, UNSTORED), now=now)
+        message_id = fields["message_id"] or outbox.new_message_id(settings.mail_from.rsplit("@", 1)[-1])
+        scope = f"t{token.team_id}" if token.team_id is not None else "all"
+        context = json.dumps({"_track": _tracks(s, team_id)})
         accepted = []
         for rcpt in rcpts:
-            body = {**fields, "to": rcpt}
-            if key is not None and len(rcpts) > 1:
-                body["idempotency_key"] = f"{key}:{rcpt.lower()}"[:200]
-            try:
-                accepted.append(sends.create(s, body, token, now=now, settings=settings))
-            except RequestError as e:  # the session rolls back every row of this message
-                code = "550 5.7.1" if e.status == 403 else "554 5.6.0"
-                raise SubmissionRefused(f"{code} {'<' + rcpt + '>: ' if len(rcpts) > 1 else ''}{e}") from None
+            rcpt_key = f"{key}:{rcpt.lower()}"[:200] if key is not None and len(rcpts) > 1 else key
+            mid, created = outbox.create(
+                s,
+                now=now,
+                idempotency_key=f"api:{scope}:{rcpt_key}" if key else f"api:{uuid.uuid4().hex}",
+                kind="api",
+                team_id=team_id,
+                to_addr=rcpt,
+                subject=fields["subject"],
+                context=context,
+                message_id=message_id,
+                state="scheduled" if later else "queued",
+                send_at=opts.send_at,
+                batch_id=opts.batch_id,
+                lease_until=None if later else now + timedelta(seconds=settings.lease_s),
+                body_id=body_id,
+                from_addr=fields["from"],
+            )
+            state = "scheduled" if later else "queued"
+            accepted.append(sends.Accepted(mid, state, not created, opts.send_at, opts.batch_id, team_id))
+        if all(a.duplicate for a in accepted):  # a resubmission: the rows that exist keep their body
+            s.delete(s.get(OutboundBody, body_id))
         try:
             sends.check_quotas(s, accepted, now=now, settings=settings)
         except QuotaExceeded as e:  # every recipient or none: the rows roll back
@@ -200,6 +259,8 @@ class Handler:
             return f"452 4.5.3 At most {MAX_RECIPIENTS} recipients per message"
         if not sends.ADDRESS.match(address):
             return f"550 5.1.3 <{address[:100]}> is not an address donebox can send to"
+        if not address.isascii() and not envelope.smtp_utf8:
+            return f"553 5.6.7 <{address[:100]}> needs SMTPUTF8: declare it at MAIL FROM"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -208,7 +269,8 @@ class Handler:
         raw = envelope.original_content or envelope.content or b""
         try:
             fields = await asyncio.to_thread(message_fields, raw)
-            done = await asyncio.to_thread(store, token_id, list(envelope.rcpt_tos), fields, self.settings)
+            rcpts = list(envelope.rcpt_tos)
+            done = await asyncio.to_thread(store, token_id, rcpts, raw, fields, self.settings)
         except SubmissionRefused as e:
             return str(e)
         except Exception:  # noqa: BLE001 - nothing was committed; the client keeps the mail and retries
@@ -251,14 +313,22 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def make_server(
-    settings: Settings, *, enqueue: Callable[[list[int]], None], context: ssl.SSLContext | None = None
+    settings: Settings,
+    *,
+    enqueue: Callable[[list[int]], None],
+    context: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
 ):
-    """A factory of SMTP protocol instances for ``loop.create_server`` (or aiosmtpd's Controller)."""
+    """A factory of SMTP protocol instances for ``loop.create_server`` (or aiosmtpd's Controller).
+    ``implicit_tls``: the listener's sockets are TLS from the start (``ssl=context`` at
+    create_server), so STARTTLS is neither offered nor required."""
     handler, authenticator = Handler(settings, enqueue), Authenticator()
+    starttls = None if implicit_tls else context
 
     def factory() -> SMTP:
         with warnings.catch_warnings():
-            # without TLS we listen on loopback in development only (tls_context enforces it)
+            # without TLS we listen on loopback in development only (tls_context enforces it); with
+            # implicit TLS every byte is encrypted before AUTH, which aiosmtpd cannot see
             warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
             return _smtp()
 
@@ -270,10 +340,10 @@ def make_server(
             # the whole message's size: inline parts count here, as every byte of the message does
             data_size_limit=settings.submission_max_bytes,
             enable_SMTPUTF8=True,
-            tls_context=context,
-            require_starttls=context is not None,
+            tls_context=starttls,
+            require_starttls=starttls is not None,
             auth_required=True,
-            auth_require_tls=context is not None,
+            auth_require_tls=starttls is not None,
             authenticator=authenticator,
             timeout=60,
         )
@@ -284,16 +354,32 @@ def make_server(
 async def serve(
     settings: Settings, enqueue: Callable[[list[int]], None], stop: asyncio.Event | None = None
 ) -> None:
-    """Listen on SUBMISSION_HOST:SUBMISSION_PORT until ``stop`` is set (or forever); ``enqueue``
-    takes the ids of committed messages."""
+    """Listen on SUBMISSION_HOST:SUBMISSION_PORT (STARTTLS) and, when set, SUBMISSION_TLS_PORT
+    (implicit TLS) until ``stop`` is set (or forever); ``enqueue`` takes the ids of committed
+    messages. Raises SettingsError for an implicit TLS port without a certificate."""
     context = tls_context(settings)
+    if settings.submission_tls_port and context is None:
+        raise SettingsError("SUBMISSION_TLS_PORT needs SUBMISSION_TLS_CERT and SUBMISSION_TLS_KEY")
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        make_server(settings, enqueue=enqueue, context=context),
-        settings.submission_host,
-        settings.submission_port,
-    )
+    host = settings.submission_host
+    servers = [
+        await loop.create_server(
+            make_server(settings, enqueue=enqueue, context=context), host, settings.submission_port
+        )
+    ]
     tls = "STARTTLS required" if context else "no TLS: loopback, development"
-    print(f"SMTP submission on {settings.submission_host}:{settings.submission_port} ({tls})", flush=True)
-    async with server:
-        await (stop.wait() if stop else server.serve_forever())
+    print(f"SMTP submission on {host}:{settings.submission_port} ({tls})", flush=True)
+    if settings.submission_tls_port:
+        factory = make_server(settings, enqueue=enqueue, context=context, implicit_tls=True)
+        servers.append(await loop.create_server(factory, host, settings.submission_tls_port, ssl=context))
+        print(f"SMTP submission on {host}:{settings.submission_tls_port} (implicit TLS)", flush=True)
+    try:
+        if stop:
+            await stop.wait()
+        else:
+            await asyncio.gather(*(srv.serve_forever() for srv in servers))
+    finally:
+        for srv in servers:
+            srv.close()
+        for srv in servers:
+            await srv.wait_closed()

@@ -162,12 +162,17 @@ def _plan(html: str, base_url: str) -> _Plan:
     return plan
 
 
-def add_tracking(html: str, *, base_url: str, secret: str, message_id: int) -> tuple[str, list[str]]:
-    """(html with http(s) links rewritten and an open pixel added, the original URLs in link order)."""
+def add_tracking(
+    html: str, *, base_url: str, secret: str, message_id: int, first_link: int = 0
+) -> tuple[str, list[str]]:
+    """(html with http(s) links rewritten and an open pixel added, the original URLs in link order).
+
+    ``first_link`` is the index of its first link among the message's recorded links (a composed
+    message may have more than one HTML part, their links recorded one after another)."""
     plan = _plan(html, base_url)
     out = [plan.texts[0]]
     for (kind, index), text in zip(plan.tokens, plan.texts[1:], strict=True):
-        out.append(make_token(secret, message_id, kind, index))
+        out.append(make_token(secret, message_id, kind, None if index is None else index + first_link))
         out.append(text)
     return "".join(out), list(plan.links)
 

@@ -31,6 +31,11 @@ TIMEOUT_S = 30.0
 def payload(message: Outgoing) -> dict:
     """The v3 /mail/send body for ``message``."""
     p = message.parts
+    if p.composed:  # its attachments and structure are in the bytes, which this API does not take
+        raise PermanentSendError(
+            "a composed message (attachments, its own MIME) cannot go through SendGrid's JSON API: "
+            "route it through an SMTP sender"
+        )
     headers = {"Message-ID": p.message_id, **p.headers}
     body = {
         "personalizations": [

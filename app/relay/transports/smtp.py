@@ -9,7 +9,8 @@ blocks of the sender, which routing's circuit breaker counts.
 
 What goes into DATA is the message with every line ending made CRLF (no bare CR
 or LF can reach the server, so no SMTP smuggling) and, by aiosmtplib, every line
-starting with "." doubled.
+starting with "." doubled. An address with a UTF-8 local part goes with ``SMTPUTF8`` (a server
+without it refuses the message for good), 8-bit data with ``BODY=8BITMIME`` where the server has it.
 
 A relay run by a provider whose events donebox reads (Postmark, Mailgun) gets our outbox id in
 the header that provider turns into event metadata and strips (``PROVIDER_TAGS``), so its
@@ -54,6 +55,17 @@ def tag_for_host(host: str) -> str:
     """The provider whose SMTP host ``host`` is (by domain), or ''."""
     host = host.lower().rstrip(".")
     return next((name for name, (domain, _) in PROVIDER_TAGS.items() if host.endswith("." + domain)), "")
+
+
+def mail_options(message: Outgoing, data: bytes, client: aiosmtplib.SMTP) -> list[str]:
+    """The MAIL FROM parameters ``message`` needs: SMTPUTF8 for a UTF-8 address, BODY=8BITMIME for
+    8-bit data when the server said (at EHLO) it takes it."""
+    options = []
+    if not (message.mail_from + message.rcpt_to).isascii():
+        options.append("SMTPUTF8")
+    if not data.isascii() and client.supports_extension("8bitmime"):
+        options.append("BODY=8BITMIME")
+    return options
 
 
 def smtp_data(raw: bytes) -> bytes:
@@ -151,6 +163,11 @@ class _Pool:
         )
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # its extensions decide MAIL FROM's parameters (8BITMIME)
+                try:
+                    await client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await client.helo()
         except aiosmtplib.SMTPAuthenticationError as e:
             raise PermanentSendError(
                 f"{e.code} AUTH refused: {e.message}", smtp_code=e.code, connection=True
@@ -168,7 +185,13 @@ class _Pool:
                 reused = bool(self.idle)
                 client = self.idle.pop() if reused else await self._connect()
                 try:
-                    _, reply = await client.sendmail(message.mail_from, [message.rcpt_to], data)
+                    options = mail_options(message, data, client)
+                    _, reply = await client.sendmail(
+                        message.mail_from, [message.rcpt_to], data, mail_options=options
+                    )
+                except aiosmtplib.SMTPNotSupported as e:  # the server lacks SMTPUTF8: any retry would too
+                    self.idle.append(client)
+                    raise PermanentSendError(f"{self.config.host}: {e}", enhanced="5.6.7") from e
                 except aiosmtplib.SMTPRecipientsRefused as e:
                     self.idle.append(client)
                     r = e.recipients[0]

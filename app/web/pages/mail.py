@@ -33,7 +33,7 @@ from app.models import (
     TeamRelay,
     utcnow,
 )
-from app.relay import outbox, passthrough, quotas
+from app.relay import composed, outbox, passthrough, quotas
 from app.relay import redrive as redrives
 from app.relay import suppressions as suppression_list  # the page below is named suppressions
 from app.relay.admin import masked
@@ -255,6 +255,8 @@ def _content(ctx: Ctx, m: OutboundMessage, settings) -> Content:
         return Content(note, _part(msg, "plain"), _part(msg, "html"), headers, kept=True)
     if m.purged_at is not None:
         return Content(note=f"The content was purged on {m.purged_at:%Y-%m-%d} (RETENTION_DAYS).")
+    if m.body_id is not None:  # composed: its stored body, when no copy was kept
+        return _composed(ctx, m)
     if m.state in outbox.PRE_SEND or m.state == "sending":
         text, html, err = _render(ctx, m, settings)
         note = "Preview: will be rendered when sent, with the data of that moment."
@@ -268,6 +270,27 @@ def _content(ctx: Ctx, m: OutboundMessage, settings) -> Content:
         note=f"Content not kept: this message was sent before donebox kept the bytes of sent mail "
         f"(migration {KEPT_SINCE})."
     )
+
+
+def _composed(ctx: Ctx, m: OutboundMessage) -> Content:
+    """A composed message's stored body: its preview, or (a copy too large to keep per recipient)
+    what was sent less the tracking and headers the relay added."""
+    body = composed.load(ctx.s, m.body_id)
+    if body is None:
+        return Content(note="The message's stored body is gone (RETENTION_DAYS).")
+    msg = BytesParser(policy=email_policy).parsebytes(body)
+    headers = [(k, str(v)) for k, v in msg.items()]
+    pending = m.state in outbox.PRE_SEND or m.state == "sending"
+    if pending:
+        note = "Preview: as the application composed it; tracking and missing headers are added when sent."
+    elif m.sent_at is not None:
+        note = (
+            f"As the application composed it ({len(body)} bytes; copies this large are not kept per "
+            "recipient): the copy sent also had the relay's tracking and headers."
+        )
+    else:
+        note = f"Not sent ({m.state}); as the application composed it."
+    return Content(note, _part(msg, "plain"), _part(msg, "html"), headers, preview=pending)
 
 
 @page("mail")

@@ -175,6 +175,13 @@ def test_messages_are_found_by_our_id_then_message_id_then_provider_id(db):
     assert counts.moved == 3 and {state(a), state(b), state(c)} == {"delivered"}
 
 
+def test_recipients_of_one_composed_message_sharing_its_message_id_are_told_apart_by_recipient(db):
+    first = sent("c1", to="ann@example.com", message_id="<inv-42@app.example>")
+    second = sent("c2", to="bob@example.com", message_id="<inv-42@app.example>")
+    apply(ev("bounce", "b1", recipient="bob@example.com", message_ids=("<inv-42@app.example>",)))
+    assert (state(first), state(second)) == ("sent", "bounced")
+
+
 def test_an_event_about_another_recipient_changes_nothing(db):
     mid = sent()
     apply(ev("bounce", "e1", mid, recipient="mallory@example.com"))

@@ -1,7 +1,10 @@
-"""SMTP submission (`donebox smtp`): AUTH with an API token, one outbox row per recipient, clear refusals."""
+"""SMTP submission (`donebox smtp`): AUTH with an API token, the message stored as composed, one outbox
+row per recipient, clear refusals."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import smtplib
 import ssl
@@ -15,10 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from app.db import session
-from app.models import ApiToken, OutboundMessage, Team, TeamRelay, utcnow
-from app.relay import sends
+from app.models import ApiToken, OutboundBody, OutboundMessage, SendingDomain, Team, TeamRelay, utcnow
+from app.relay import composed, outbox
 from app.relay.api_tokens import create_token
-from app.relay.submission import make_server, tls_context
+from app.relay.submission import make_server, serve, tls_context
 from app.settings import SettingsError, get_settings, load
 from tests.app.web.sns_fake import tls_files
 from tests.e2e.conftest import free_port
@@ -27,12 +30,23 @@ from tests.e2e.conftest import free_port
 class Listener(Controller):
     """aiosmtpd's Controller running our protocol factory on a free loopback port."""
 
-    def __init__(self, settings, enqueue, context=None):
-        self._factory = make_server(settings, enqueue=enqueue, context=context)
-        super().__init__(handler=None, hostname="127.0.0.1", port=free_port())
+    def __init__(self, settings, enqueue, context=None, implicit_tls=False):
+        self._factory = make_server(settings, enqueue=enqueue, context=context, implicit_tls=implicit_tls)
+        tls = context if implicit_tls else None
+        super().__init__(handler=None, hostname="127.0.0.1", port=free_port(), ssl_context=tls)
 
     def factory(self):
         return self._factory()
+
+
+@pytest.fixture(autouse=True)
+def app_domain(request):
+    """app.example, the applications' From domain in these tests, verified for every team."""
+    if "db" not in request.fixturenames:
+        return
+    request.getfixturevalue("db")
+    with session() as s:
+        s.add(SendingDomain(domain="app.example", verified_at=utcnow()))
 
 
 @pytest.fixture
@@ -77,6 +91,14 @@ def rows() -> list[OutboundMessage]:
         return list(s.execute(select(OutboundMessage).order_by(OutboundMessage.id)).scalars())
 
 
+def bodies() -> list[bytes]:
+    with session() as s:
+        return [
+            composed.load(s, b)
+            for b in s.execute(select(OutboundBody.id).order_by(OutboundBody.id)).scalars()
+        ]
+
+
 def test_a_submitted_message_becomes_one_queued_row_per_recipient_and_is_enqueued(listener, token):
     with client(listener, token) as c:
         refused = c.send_message(
@@ -86,9 +108,13 @@ def test_a_submitted_message_becomes_one_queued_row_per_recipient_and_is_enqueue
     got = rows()
     assert [r.to_addr for r in got] == ["a@example.org", "b@example.net"]
     assert {r.state for r in got} == {"queued"} and {r.kind for r in got} == {"api"}
-    assert {r.subject for r in got} == {"Your invoice"}
-    context = json.loads(got[0].context)
-    assert context["text"].strip() == "Hello,\nhere it is." and "<b>here</b>" in context["html"]
+    assert {r.subject for r in got} == {"Your invoice"} and {r.from_addr for r in got} == {
+        "billing@app.example"
+    }
+    assert len({r.body_id for r in got}) == 1 and len({r.message_id for r in got}) == 1
+    assert json.loads(got[0].context) == {"_track": False}
+    (body,) = bodies()
+    assert b"<p>Hello, <b>here</b> it is.</p>" in body and b"Subject: Your invoice\r\n" in body
     assert listener.enqueued == [r.id for r in got]
 
 
@@ -127,15 +153,6 @@ def test_a_bad_recipient_is_refused_at_rcpt_and_the_others_are_sent(listener, to
     assert [r.to_addr for r in rows()] == ["ok@example.org"]
 
 
-def test_attachments_are_refused_with_the_reason_and_nothing_is_stored(listener, token):
-    m = message()
-    m.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="invoice.pdf")
-    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
-        c.send_message(m, to_addrs=["a@example.org"])
-    assert e.value.smtp_code == 554 and b"invoice.pdf" in e.value.smtp_error
-    assert rows() == []
-
-
 def related(m: EmailMessage) -> EmailMessage:
     """``m`` with an HTML body showing an inline image by cid:."""
     m.add_alternative('<p>Invoice <img src="cid:logo.1@app.example"></p>', subtype="html")
@@ -145,23 +162,69 @@ def related(m: EmailMessage) -> EmailMessage:
     return m
 
 
-def test_an_inline_image_is_not_counted_or_named_as_an_attachment(listener, token):
-    m = related(message())
+def test_attachments_inline_images_and_headers_are_stored_as_submitted_without_bcc(listener, token):
+    m = related(message(Reply_To="help@app.example", Cc="boss@example.org", X_Invoice="42"))
     m.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="invoice.pdf")
-    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
-        c.send_message(m, to_addrs=["a@example.org"])
-    assert e.value.smtp_code == 554 and b"(invoice.pdf)" in e.value.smtp_error
-    assert b"png" not in e.value.smtp_error.lower()
-    assert rows() == []
+    stored = m.as_bytes(policy=policy.SMTP)
+    head, body = stored.split(b"\r\n\r\n", 1)
+    raw = head + b"\r\nBcc: audit@example.net\r\nX-Donebox-Batch-Id: b7\r\n\r\n" + body
+    with client(listener, token) as c:
+        assert c.sendmail("billing@app.example", ["a@example.org", "audit@example.net"], raw) == {}
+    assert bodies() == [stored]
+    assert [r.to_addr for r in rows()] == ["a@example.org", "audit@example.net"]
+    assert {r.batch_id for r in rows()} == {"b7"}
 
 
-def test_inline_images_alone_are_refused_for_what_they_are(listener, token):
-    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
-        c.send_message(related(message()), to_addrs=["a@example.org"])
-    assert e.value.smtp_code == 554
-    assert b"Inline images" in e.value.smtp_error and b"cid:logo.1@app.example" in e.value.smtp_error
-    assert b"Attachments" not in e.value.smtp_error
-    assert rows() == []
+def test_the_messages_own_message_id_is_the_rows_and_a_new_one_is_made_when_it_has_none(listener, token):
+    with client(listener, token) as c:
+        c.send_message(message(Message_ID="<inv-42@app.example>"), to_addrs=["a@example.org"])
+        c.send_message(message(), to_addrs=["b@example.org"])
+    own, made = rows()
+    assert own.message_id == "<inv-42@app.example>"
+    assert made.message_id.endswith("@mail.test>") and b"Message-ID" not in bodies()[1]
+
+
+def test_a_from_domain_the_team_may_not_send_from_gets_550_with_the_reason_and_nothing_is_stored(
+    listener, db
+):
+    with session() as s:
+        mine, other = Team(name="Mine", created_at=utcnow()), Team(name="Other", created_at=utcnow())
+        s.add_all([mine, other])
+        s.flush()
+        s.add(SendingDomain(domain="theirs.example", team_id=other.id, verified_at=utcnow()))
+        tok = create_token(s, "team app", now=utcnow(), team_id=mine.id)
+    for domain in ("elsewhere.example", "theirs.example"):
+        m = message()
+        m.replace_header("From", f"Billing <billing@{domain}>")
+        with client(listener, tok) as c, pytest.raises(smtplib.SMTPDataError) as e:
+            c.send_message(m, to_addrs=["a@example.org"])
+        assert e.value.smtp_code == 550
+        assert f"{domain} is not a sending domain of this team".encode() in e.value.smtp_error
+    assert rows() == [] and bodies() == []
+
+
+def test_an_unverified_sending_domain_gets_550_in_production_and_is_allowed_in_development(db, token):
+    with session() as s:
+        s.add(SendingDomain(domain="new.example"))
+    m = message()
+    m.replace_header("From", "billing@new.example")
+    production = Listener(dataclasses.replace(get_settings(), env="production"), lambda ids: None)
+    production.start()
+    try:
+        with client(production, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+            c.send_message(m, to_addrs=["a@example.org"])
+    finally:
+        production.stop()
+    assert e.value.smtp_code == 550 and b"new.example is not verified yet" in e.value.smtp_error
+    assert rows() == [] and bodies() == []
+    development = Listener(get_settings(), lambda ids: None)
+    development.start()
+    try:
+        with client(development, token) as c:
+            assert c.send_message(m, to_addrs=["a@example.org"]) == {}
+    finally:
+        development.stop()
+    assert [r.from_addr for r in rows()] == ["billing@new.example"]
 
 
 def test_one_refused_field_stores_none_of_the_recipients(listener, token):
@@ -187,6 +250,7 @@ def test_headers_schedule_and_key_the_send_and_a_resubmission_creates_nothing(li
         "api:all:inv-42:b@example.org",
     ]
     assert listener.enqueued == []  # scheduled: the tick queues them when they fall due
+    assert len(bodies()) == 1  # the resubmission's copy of the message is not kept
 
 
 def test_a_team_token_cannot_send_for_another_team(listener, db):
@@ -208,7 +272,7 @@ def test_a_database_fault_answers_451_so_the_client_retries(listener, token, mon
     def down(*args, **kwargs):
         raise OperationalError("INSERT", {}, Exception("the database went away"))
 
-    monkeypatch.setattr(sends, "create", down)
+    monkeypatch.setattr(outbox, "create", down)
     with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
         c.send_message(message(), to_addrs=["a@example.org"])
     assert e.value.smtp_code == 451
@@ -225,19 +289,20 @@ PERMANENT = {  # refused the same way however often it is sent: 5xx, never 451
 def test_a_permanent_refusal_is_a_5xx_with_the_reason_and_stores_nothing(listener, token, case):
     header, reason = PERMANENT[case]
     raw = b"To: someone@example.org\r\nSubject: s\r\n" if b"Subject" not in header else b""
-    raw = header + raw + b"\r\nHello\r\n"
+    raw = b"From: billing@app.example\r\n" + header + raw + b"\r\nHello\r\n"
     with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
         c.sendmail("billing@app.example", ["a@example.org"], raw)
     assert e.value.smtp_code == 554 and reason in e.value.smtp_error
     assert rows() == []
 
 
-def test_an_address_parser_bomb_in_from_is_read_and_accepted(listener, token):
-    # the parser reads such a header by a plain scan (no recursion): nothing to refuse
+def test_an_address_parser_bomb_in_from_is_read_and_refused_as_no_from(listener, token):
+    # the parser reads such a header by a plain scan (no recursion): it names no address
     raw = b"From: " + b"(\r\n " * 3000 + b"\r\nTo: someone@example.org\r\nSubject: s\r\n\r\nHello\r\n"
-    with client(listener, token) as c:
-        assert c.sendmail("billing@app.example", ["a@example.org"], raw) == {}
-    assert [m.to_addr for m in rows()] == ["a@example.org"]
+    with client(listener, token) as c, pytest.raises(smtplib.SMTPDataError) as e:
+        c.sendmail("billing@app.example", ["a@example.org"], raw)
+    assert e.value.smtp_code == 554 and b"no From address" in e.value.smtp_error
+    assert rows() == []
 
 
 def test_a_message_over_the_size_limit_is_refused(db, env, token):
@@ -288,6 +353,8 @@ def test_the_listener_refuses_to_run_without_tls_where_that_would_expose_tokens(
     with pytest.raises(SettingsError, match="go together"):
         tls_context(load({**base, "SUBMISSION_TLS_CERT": "/x.pem"}))
     assert tls_context(load({**base, "SUBMISSION_HOST": "localhost"})) is None
+    with pytest.raises(SettingsError, match="SUBMISSION_TLS_PORT needs SUBMISSION_TLS_CERT"):
+        asyncio.run(serve(load({**base, "SUBMISSION_TLS_PORT": "4650"}), lambda ids: None))
 
 
 def test_a_token_without_the_send_scope_is_refused_at_auth_naming_it(listener, db):

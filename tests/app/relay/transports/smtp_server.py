@@ -105,6 +105,7 @@ def start(
     users: dict | None = None,
     port=0,
     handler=None,
+    smtputf8: bool = True,
 ):
     """A started Controller on 127.0.0.1 (a free port unless given); ``.handler`` is the Recorder."""
     handler = handler or Recorder()
@@ -124,6 +125,7 @@ def start(
         hostname="127.0.0.1",
         port=port or free_port(),
         ssl_context=context if tls == "implicit" else None,
+        enable_SMTPUTF8=smtputf8,
         **kwargs,
     )
     controller.start()

@@ -1,3 +1,5 @@
+import dataclasses
+
 import pytest
 
 from app.errors import PermanentSendError, TransientSendError
@@ -84,3 +86,11 @@ def test_the_pipeline_stores_the_provider_id_and_sends_our_id(team, v3):
     r = row(mid)
     assert (r.sender, r.provider_id) == ("sg", msg_id) and msg_id in r.provider_response
     assert mail["personalizations"][0]["custom_args"] == {"donebox_id": str(mid)}
+
+
+def test_a_composed_message_is_refused_for_good_rather_than_sent_without_its_parts(v3):
+    o = outgoing()
+    composed = dataclasses.replace(o, parts=dataclasses.replace(o.parts, composed=True))
+    with pytest.raises(PermanentSendError, match="route it through an SMTP sender"):
+        transport(v3).send(composed)
+    assert v3.accepted == []

@@ -1,3 +1,4 @@
+import dataclasses
 import threading
 from email.parser import BytesParser
 from email.policy import default
@@ -211,3 +212,22 @@ def test_the_provider_is_known_by_its_smtp_host_and_others_get_no_tag(server):
     t.send(o)
     t.close()
     assert server.handler.envelopes[0].original_content == o.raw
+
+
+def test_a_utf8_address_goes_with_smtputf8_and_a_server_without_it_refuses_it_for_good():
+    utf8 = smtp_server.start()
+    ascii_only = smtp_server.start(smtputf8=False)
+    to_jorg = dataclasses.replace(outgoing(), rcpt_to="jörg@example.com")
+    try:
+        t = SMTPTransport(url(utf8))
+        t.send(to_jorg)
+        (envelope,) = utf8.handler.envelopes
+        assert envelope.rcpt_tos == ["jörg@example.com"] and "SMTPUTF8" in envelope.mail_options
+        t.close()
+        t = SMTPTransport(url(ascii_only))
+        with pytest.raises(PermanentSendError, match="SMTPUTF8"):
+            t.send(to_jorg)
+        t.close()
+    finally:
+        utf8.stop()
+        ascii_only.stop()

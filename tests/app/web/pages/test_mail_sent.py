@@ -11,7 +11,7 @@ from app.checkins import teams
 from app.checkins.outgoing import create_digest
 from app.db import session
 from app.models import Entry, Member, OutboundContent, OutboundMessage, Team
-from app.relay import dkim, outbox, render
+from app.relay import composed, dkim, outbox, render
 from app.relay.pipeline import deliver
 from app.relay.retention import purge
 from app.relay.transports.memory import MemoryTransport
@@ -127,3 +127,33 @@ def test_a_sign_in_link_is_never_kept(client, team, sent):
     with session() as s:
         signin = s.execute(select(OutboundMessage).where(OutboundMessage.kind == "signin")).scalar_one()
         assert signin.state == "sent" and s.get(OutboundContent, signin.id) is None
+
+
+def test_a_composed_message_not_sent_yet_is_previewed_as_the_application_composed_it(client, team, sent):
+    raw = (
+        b"From: Billing <billing@app.example>\r\nTo: ada@example.com\r\nSubject: Invoice 42\r\n"
+        b"X-App-Ref: inv-42\r\n\r\nYour invoice is attached.\r\n"
+    )
+    with session() as s:
+        body_id = composed.store(s, raw)
+        mid, _ = outbox.create(
+            s,
+            now=FIXED_NOW,
+            idempotency_key="api:composed-preview",
+            kind="api",
+            team_id=team.id,
+            to_addr="ada@example.com",
+            subject="Invoice 42",
+            message_id=outbox.new_message_id("mail.test"),
+            body_id=body_id,
+            from_addr="billing@app.example",
+        )
+    sign_in(client, sent, "ada@example.com")
+    page = client.get(f"/mail/outbound/{mid}")
+    assert page.status_code == 200
+    assert "Preview: as the application composed it" in page.text and "Your invoice is attached." in page.text
+    assert "inv-42" in page.text
+    with session() as s:
+        outbox.transition(s, mid, "cancelled", expected="queued", now=FIXED_NOW, detail="test")
+    page = client.get(f"/mail/outbound/{mid}").text
+    assert "Not sent (cancelled); as the application composed it" in page and "inv-42" in page
