@@ -281,3 +281,42 @@ def test_two_schedulers_ticking_at_once_count_one_switch(db):
         t.join()
     assert sorted(results) == [[], ["on"]]
     assert (state().active, state().switched_on) == (True, 1)
+
+
+def test_a_composed_batch_message_goes_out_untracked_with_its_parts_intact_while_on(db):
+    """The composed path (SMTP, the full API) asks pass-through too: bulk is untracked and said so."""
+    import json
+
+    from app.relay import composed
+    from tests.app.relay.composed_samples import INVOICE_LINK, as_bytes, invoice, payloads, tiny_pdf
+
+    with session() as s:
+        passthrough.set_mode(s, "on", by="ops@example.com", now=NOW, settings=get_settings())
+        body_id = composed.store(s, as_bytes(invoice()), now=NOW)
+        ids = [
+            outbox.create(
+                s,
+                now=NOW,
+                idempotency_key=f"api:{body_id}:{to}",
+                kind="api",
+                to_addr=to,
+                subject="Invoice 42",
+                context=json.dumps({"_track": True}),
+                message_id=outbox.new_message_id("mail.test"),
+                body_id=body_id,
+                from_addr="billing@app.example",
+                batch_id=batch,
+                lease_until=NOW + LEASE,
+            )[0]
+            for to, batch in (("bulk@example.com", "nl-9"), ("single@example.com", None))
+        ]
+    t = MemoryTransport()
+    assert set(deliver_many(ids, transport=t, now=NOW).values()) == {"sent"}
+    assert len(t.sent) == 2
+    bulk, single = ids
+    assert kinds(bulk)[-2:] == ["pass_through", "sent"] and "pass_through" not in kinds(single)
+    with session() as s:
+        sent = {mid: outbox.content(s, mid) for mid in ids}
+    assert b"/t/o/" not in sent[bulk] and INVOICE_LINK.encode() in sent[bulk]
+    assert b"/t/o/" in sent[single]
+    assert payloads(sent[bulk], "application/pdf") == [tiny_pdf()]
