@@ -90,6 +90,7 @@ def test_export_streams_csv_json_and_ndjson_of_the_span(client, world):
     r = client.get(f"{base}?from={FIRST}&to={FIRST}", headers=h)
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
+    assert "content-length" not in r.headers  # streamed: the length is not known before the end
     assert r.headers["content-disposition"] == (
         f'attachment; filename="donebox-team-{world["team"]}-2026-11-02-2026-11-02.csv"'
     )
