@@ -83,7 +83,11 @@ PARTICIPATION = Shape(
         Field("from", DAY, "first"),
         Field("to", DAY, "last"),
         Field("team", nested(PARTICIPATION_FIGURES)),
-        Field("members", many(PARTICIPATION_MEMBER), description="by name; a member sees them all here"),
+        Field(
+            "members",
+            many(PARTICIPATION_MEMBER),
+            description="every member counted, by name (a token reads the whole team)",
+        ),
         Field("days", many(PARTICIPATION_DAY), description="the team, day by day"),
     ),
 )
