@@ -78,7 +78,8 @@ def chart(days: list[DayTotal]) -> Chart:
         high = max(counted, key=lambda p: p.answer_rate)
         total = sum(p.answered for p in counted) / sum(p.asked for p in counted)
         summary = (
-            f"Answer rate per {per}, {len(counted)} {per}s with members asked: {_percent(total)} overall,"
+            f"Answer rate per {per}, {len(counted)} {per}{'' if len(counted) == 1 else 's'} with members"
+            f" asked: {_percent(total)} overall,"
             f" lowest {_percent(low.answer_rate)} ({low.day.strftime('%d %b')}),"
             f" highest {_percent(high.answer_rate)} ({high.day.strftime('%d %b')})."
         )
