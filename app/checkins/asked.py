@@ -10,13 +10,14 @@ reminder skipped as too late (REMINDER_LATE_S) or one that never got through. A 
 the team existed or still to come has no reminders, so nobody is listed; ``day_status`` says
 why for the team page.
 
-The team page's "Not heard from" and the digests' "No reply from" both use ``not_heard_from``.
+The team page's "Not heard from" and the digests' "No reply from" both use ``not_heard_from``; the
+participation figures (app/checkins/participation.py) count the days asked with ``reached``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -35,18 +36,28 @@ def checkin_key(kind: str, member_id: int, day: date) -> str:
     return f"{kind}:{member_id}:{day.isoformat()}"
 
 
+def reached(
+    s: Session, member_ids: Iterable[int], first: date, last: date
+) -> dict[tuple[int, date], datetime]:
+    """{(member id, day): when the reminder was sent} for each reminder of a day in first..last that
+    reached one of ``member_ids``: one statement per KEYS_PER_QUERY (member, day) pairs."""
+    span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    keys = {checkin_key("reminder", mid, d): (mid, d) for mid in member_ids for d in span}
+    found: dict[tuple[int, date], datetime] = {}
+    M = OutboundMessage
+    listed = list(keys)
+    for i in range(0, len(listed), KEYS_PER_QUERY):
+        stmt = select(M.idempotency_key, M.sent_at, M.created_at).where(
+            M.idempotency_key.in_(listed[i : i + KEYS_PER_QUERY]), M.state.in_(REACHED)
+        )
+        for key, sent_at, created_at in s.execute(stmt):
+            found[keys[key]] = sent_at or created_at  # sent_at is set on every reached row; guard old ones
+    return found
+
+
 def asked(s: Session, member_ids: Iterable[int], first: date, last: date) -> set[int]:
     """The members among ``member_ids`` whose reminder of a day in first..last reached them."""
-    span = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    keys = [checkin_key("reminder", mid, d) for mid in member_ids for d in span]
-    found: set[int] = set()
-    M = OutboundMessage
-    for i in range(0, len(keys), KEYS_PER_QUERY):
-        stmt = select(M.member_id).where(
-            M.idempotency_key.in_(keys[i : i + KEYS_PER_QUERY]), M.state.in_(REACHED)
-        )
-        found.update(s.execute(stmt).scalars())
-    return found
+    return {mid for mid, _ in reached(s, member_ids, first, last)}
 
 
 def not_heard_from(

@@ -7,7 +7,7 @@ from datetime import date
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.templating import Jinja2Templates
 
 from app.db import session
@@ -21,6 +21,13 @@ templates = Jinja2Templates(directory=str(TEMPLATES / "web"))
 def error(status: int, reason: str) -> JSONResponse:
     """A JSON error with the reason a client can act on."""
     return JSONResponse({"error": reason}, status_code=status)
+
+
+def download(chunks, media_type: str, filename: str) -> StreamingResponse:
+    """A download of ``chunks`` (an iterator of bytes, produced while the client reads), named
+    ``filename`` (ASCII, no quote) and kept out of caches."""
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
 
 
 def no_api_token() -> JSONResponse:

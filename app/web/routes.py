@@ -11,10 +11,11 @@ from app.web.api import inbound as api_inbound
 from app.web.api import messages as api_messages
 from app.web.api import openapi as api_openapi
 from app.web.api import passthrough as api_passthrough
+from app.web.api import reports as api_reports
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.hooks import events, inbound, tracking
-from app.web.pages import dev, domains, health, mail, settings, signin, team
+from app.web.pages import dev, domains, health, mail, participation, settings, signin, team
 
 T = "/teams/{tid:int}"
 
@@ -29,6 +30,8 @@ routes = [
     Route(T, team.day),
     Route(T + "/search", team.search),
     Route(T + "/members/{mid:int}", team.member_history),
+    Route(T + "/participation", participation.participation_page),
+    Route(T + "/export", participation.export_download),
     Route(T + "/entries", team.entry_add, methods=["POST"]),
     Route(T + "/entries/{eid:int}/edit", team.entry_edit, methods=["GET", "POST"]),
     Route(T + "/entries/{eid:int}/delete", team.entry_delete, methods=["POST"]),
@@ -69,6 +72,8 @@ routes = [
     Route("/api/teams/{team_id:int}/settings", api_teams.settings_patch, methods=["PATCH"]),
     Route("/api/teams/{team_id:int}/entries", api_entries.entry_list),
     Route("/api/teams/{team_id:int}/entries", api_entries.entry_create, methods=["POST"]),
+    Route("/api/teams/{team_id:int}/participation", api_reports.participation_get),
+    Route("/api/teams/{team_id:int}/export", api_reports.export_get),
     Route("/api/entries/{entry_id:int}", api_entries.entry_get),
     Route("/api/entries/{entry_id:int}", api_entries.entry_patch, methods=["PATCH"]),
     Route("/api/entries/{entry_id:int}", api_entries.entry_delete, methods=["DELETE"]),

@@ -14,7 +14,7 @@ from copy import deepcopy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.web.api import domains, entries, events, inbound, messages, passthrough, suppressions, teams
+from app.web.api import domains, entries, events, inbound, messages, passthrough, reports, suppressions, teams
 from app.web.api.inbound import MAX_INDEX
 from app.web.api.shapes import ERROR, Shape, ref
 from app.web.common import MAX_ID
@@ -32,6 +32,10 @@ SHAPES: tuple[Shape, ...] = (
     entries.ENTRY_LIST,
     entries.ENTRY_CREATE,
     entries.ENTRY_PATCH,
+    reports.PARTICIPATION_FIGURES,
+    reports.PARTICIPATION_MEMBER,
+    reports.PARTICIPATION_DAY,
+    reports.PARTICIPATION,
     events.EVENT,
     events.EVENT_LIST,
     inbound.INBOUND_SUMMARY,
@@ -140,6 +144,22 @@ def _csv_op(endpoint, summary: str, ok: dict, codes: list[str], *, body: bool = 
     return op
 
 
+EXPORT_FILE = {
+    "description": "the entries as a download, streamed: CSV with a header line (cells that would start a"
+    " formula get a leading '), one JSON array, or one JSON object a line",
+    "headers": {
+        "Content-Disposition": {
+            "required": True,
+            "description": "attachment; filename=donebox-team-<id>-<from>-<to>.<format>",
+            "schema": {"type": "string"},
+        }
+    },
+    "content": {
+        "text/csv": {"schema": {"type": "string"}},
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+        "application/x-ndjson": {"schema": {"type": "string"}},
+    },
+}
 CSV_FILE = {
     "description": "address,reason,expires_at lines with a header, as import reads them",
     "content": {"text/csv": {"schema": {"type": "string"}}},
@@ -217,6 +237,25 @@ PATHS = {
             body=entries.ENTRY_CREATE,
             found=True,
         ),
+    },
+    "/api/teams/{team_id}/participation": {
+        "get": _op(
+            reports.participation_get,
+            "Days asked and answered, streaks and reply times of each member and the team over a span"
+            " (default the last 30 days; at most 366: 422 beyond, naming the span)",
+            {"200": _resp("the participation", reports.PARTICIPATION)},
+            params=[_path("team_id"), *_q(reports.FROM_Q, reports.TO_Q)],
+            found=True,
+        )
+    },
+    "/api/teams/{team_id}/export": {
+        "get": _op(
+            reports.export_get,
+            "The team's entries of a span as CSV, JSON or NDJSON, streamed (any size)",
+            {"200": EXPORT_FILE},
+            params=[_path("team_id"), *_q(reports.FORMAT_Q, reports.EXPORT_FROM_Q, reports.EXPORT_TO_Q)],
+            found=True,
+        )
     },
     "/api/entries/{entry_id}": {
         "get": _op(

@@ -59,6 +59,7 @@ class Type:
 INT = Type({"type": "integer"}, load=_integer, what="an integer")
 STR = Type({"type": "string"}, load=_string, what="a string")
 BOOL = Type({"type": "boolean"})
+NUMBER = Type({"type": "number"}, dump=float)
 OBJECT = Type({"type": "object"}, load=_object, what="a JSON object")
 DAY = Type(
     {"type": "string", "format": "date"},
@@ -173,6 +174,11 @@ class Shape:
 def many(shape: Shape) -> Type:
     """An array of ``shape`` objects (by reference in the document)."""
     return Type({"type": "array", "items": ref(shape.name)}, dump=lambda rows: [shape.dump(r) for r in rows])
+
+
+def nested(shape: Shape) -> Type:
+    """One ``shape`` object inside another (by reference in the document)."""
+    return Type(ref(shape.name), dump=shape.dump)
 
 
 def listing(name: str, key: str, shape: Shape) -> Shape:

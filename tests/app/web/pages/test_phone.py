@@ -56,6 +56,7 @@ NAMES = {
     "/teams/N": "team-day",
     "/teams/N?day": "team-past-day",
     "/teams/N/search": "search",
+    "/teams/N/participation": "participation",
     "/teams/N/search?q": "search-results",
     "/teams/N/search?tag": "search-tag",
     "/teams/N/search?mention": "search-mention",
