@@ -41,10 +41,12 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     free_port,
     make_digests,
     make_team,
+    process_cpu_s,
     set_sender,
     setup_environment,
     smtp_sink,
     wait_all,
+    wait_port,
 )
 
 # Worker threads per `donebox worker` process. With one send slot per process, two threads are
@@ -221,13 +223,195 @@ def kill_test(workers: Workers, team_id: int, n: int, kills: int, var: Path) -> 
     return lost, dups, done_kills
 
 
+# ---------------------------------------------------------------- submitted with an attachment
+
+ATTACH_BYTES = 100 * 1024
+CLIENTS = 4  # concurrent API clients / SMTP connections
+
+
+def _attachment() -> bytes:
+    """100 KB that look like a PDF and do not compress (random bytes inside a PDF frame)."""
+    head = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\nstream\n"
+    tail = b"\nendstream\n%%EOF\n"
+    return head + os.urandom(ATTACH_BYTES - len(head) - len(tail)) + tail
+
+
+def _front(args: list[str], log: Path, port: int) -> subprocess.Popen:
+    out = open(log, "ab")  # noqa: SIM115 - kept open for the process's lifetime
+    p = subprocess.Popen(
+        [str(Path(sys.executable).parent / "donebox"), *args],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_port(port, 30)
+    return p
+
+
+def _stop(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(p.pid, signal.SIGKILL)
+
+
+def _group_cpu(p: subprocess.Popen) -> float:
+    """CPU seconds of a front process and its children (its own process group)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.getpgid(int(pid)) == p.pid:
+                    total += process_cpu_s(pid)
+            except OSError:
+                continue
+    return total
+
+
+def _sent_in_batch(batch: str) -> int:
+    from sqlalchemy import func, select
+
+    from app.db import session
+    from app.models import OutboundMessage as M
+
+    with session() as s:
+        return s.execute(select(func.count()).where(M.batch_id == batch, M.state == "sent")).scalar_one()
+
+
+def _wait_batch(batch: str, n: int, timeout_s: float) -> None:
+    t0 = time.monotonic()
+    while _sent_in_batch(batch) < n:
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"{batch}: {_sent_in_batch(batch)} of {n} sent after {timeout_s}s")
+        time.sleep(0.1)
+
+
+def _api_send(port: int, token: str, n: int, batch: str, pdf: bytes) -> None:
+    import base64
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    content = base64.b64encode(pdf).decode()
+
+    def one(i: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        body = json.dumps(
+            {
+                "from": {"email": "invoices@bench.example", "name": "Bench Billing"},
+                "to": f"customer{i}@example.com",
+                "cc": "accounts@example.com" if i % 10 == 0 else [],
+                "reply_to": "help@bench.example",
+                "subject": f"Invoice {i}",
+                "text": f"Your invoice {i} is attached.",
+                "html": f"<p>Your invoice <b>{i}</b> is attached. <a href='https://example.org/i/{i}'>View</a></p>",
+                "attachments": [
+                    {"filename": f"invoice-{i}.pdf", "content_type": "application/pdf", "content": content}
+                ],
+                "headers": {"X-Invoice": str(i)},
+                "batch_id": batch,
+                "idempotency_key": f"{batch}-{i}",
+            }
+        )
+        conn.request(
+            "POST",
+            "/api/messages",
+            body,
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        r = conn.getresponse()
+        text = r.read()
+        conn.close()
+        if r.status >= 300:
+            raise RuntimeError(f"POST /api/messages: {r.status} {text[:300]!r}")
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        list(pool.map(one, range(n)))
+
+
+def _smtp_send(port: int, token: str, n: int, batch: str, pdf: bytes) -> None:
+    import asyncio
+    from email.message import EmailMessage
+
+    import aiosmtplib
+
+    def message(i: int) -> EmailMessage:
+        m = EmailMessage()
+        m["From"] = "Bench Billing <invoices@bench.example>"
+        m["To"] = f"customer{i}@example.com"
+        m["Reply-To"] = "help@bench.example"
+        m["Subject"] = f"Invoice {i}"
+        m["X-Invoice"] = str(i)
+        m["X-Donebox-Batch-Id"] = batch
+        m.set_content(f"Your invoice {i} is attached.")
+        m.add_alternative(
+            f"<p>Your invoice <b>{i}</b>. <a href='https://example.org/i/{i}'>View</a></p>", subtype="html"
+        )
+        m.add_attachment(pdf, maintype="application", subtype="pdf", filename=f"invoice-{i}.pdf")
+        return m
+
+    async def client(ids: list[int]) -> None:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=60)
+        await smtp.connect()
+        await smtp.login("bench", token)
+        for i in ids:
+            await smtp.send_message(message(i))
+        await smtp.quit()
+
+    async def main() -> None:
+        await asyncio.gather(*(client(list(range(k, n, CLIENTS))) for k in range(CLIENTS)))
+
+    asyncio.run(main())
+
+
+def submitted(workers: Workers, sink, url: str, team: int, n: int, var: Path) -> dict[str, float]:
+    """The API-submitted and the SMTP-submitted case: ``n`` messages with a 100 KB PDF each, from a
+    verified sending domain, to the sink through the same workers as the digest case."""
+    from app.db import session
+    from app.models import TeamSettings, utcnow
+    from app.relay.api_tokens import create_token
+
+    with session() as s:
+        token = create_token(s, "bench", now=utcnow(), team_id=team, scopes=("send",))
+        s.merge(TeamSettings(team_id=team, tracking=True))  # tracked, as the digests are
+    pdf = _attachment()
+    web_port, smtp_port = free_port(), free_port()
+    os.environ["SUBMISSION_PORT"] = str(smtp_port)
+    web = _front(["web", "--port", str(web_port)], var / "web.log", web_port)
+    smtp = _front(["smtp"], var / "smtp.log", smtp_port)
+    figures: dict[str, float] = {}
+    try:
+        for case, front, send, port in (
+            ("api", web, _api_send, web_port),
+            ("smtp", smtp, _smtp_send, smtp_port),
+        ):
+            send(port, token, 10, f"{case}-warm", pdf)
+            _wait_batch(f"{case}-warm", 10, 120)
+            cpu0, f0 = cpu_seconds(workers, sink, url), _group_cpu(front)
+            t0 = time.monotonic()
+            send(port, token, n, f"{case}-att", pdf)
+            t_accept = time.monotonic() - t0
+            _wait_batch(f"{case}-att", n, 1800)
+            t_all = time.monotonic() - t0
+            cpu1, f1 = cpu_seconds(workers, sink, url), _group_cpu(front)
+            figures[f"{case}_attach_accepted_per_s"] = round(n / t_accept, 1)
+            figures[f"{case}_attach_msgs_per_s"] = round(n / t_all, 1)
+            figures[f"{case}_attach_cpu_ms_per_msg_front"] = round((f1 - f0) * 1000 / n, 3)
+            for k in ("workers", "postgres"):
+                figures[f"{case}_attach_cpu_ms_per_msg_{k}"] = round((cpu1[k] - cpu0[k]) * 1000 / n, 3)
+    finally:
+        _stop(web)
+        _stop(smtp)
+    return figures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small numbers, under a minute")
     args = ap.parse_args()
     q = args.quick
-    n_e2e, n_naive, n_big, n_kill, kills, n_profile = (
-        (1500, 150, 2000, 600, 1, 150) if q else (20000, 1000, 50000, 20000, 10, 1000)
+    n_e2e, n_naive, n_big, n_kill, kills, n_profile, n_sub = (
+        (1500, 150, 2000, 600, 1, 150, 100) if q else (20000, 1000, 50000, 20000, 10, 1000, 2000)
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up below on `timeout`
     ensure_postfix_tools()
@@ -286,6 +470,7 @@ def main() -> None:
             figures["small_team_max_latency_s"] = round((done_at[-1] - t_small).total_seconds(), 2)
             figures["big_batch_left_when_small_done"] = len(big_left)
             wait_all("big", n_big, 3600)
+            figures.update(submitted(workers, sink, url, team, n_sub, var))
             workers.stop()
             figures.update({f"profile_ms_{k}": round(v, 3) for k, v in prof.items()})
         lost, dups, done = kill_test(workers, team, n_kill, kills, var)

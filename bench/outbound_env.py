@@ -239,7 +239,7 @@ class Workers:
         self.procs = []
 
 
-def _cpu_s(pid: int | str) -> float:
+def process_cpu_s(pid: int | str) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:  # gone, or not Linux
@@ -265,18 +265,18 @@ def cpu_seconds(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[s
     the bench database, the Redis server (shared with anything else using it) and the SMTP sink."""
     db = db_url.rsplit("/", 1)[1]
     groups = {os.getpgid(p.pid) for p in workers.procs if p.poll() is None}
-    out = {"workers": 0.0, "postgres": 0.0, "redis": 0.0, "sink": _cpu_s(sink.pid)}
+    out = {"workers": 0.0, "postgres": 0.0, "redis": 0.0, "sink": process_cpu_s(sink.pid)}
     for pid, cmd in _procs().items():
         try:
             if os.getpgid(int(pid)) in groups:
-                out["workers"] += _cpu_s(pid)
+                out["workers"] += process_cpu_s(pid)
                 continue
         except OSError:
             continue
         if cmd.startswith("postgres:") and f" {db} " in cmd:
-            out["postgres"] += _cpu_s(pid)
+            out["postgres"] += process_cpu_s(pid)
         elif "redis-server" in cmd:
-            out["redis"] += _cpu_s(pid)
+            out["redis"] += process_cpu_s(pid)
     return out
 
 
