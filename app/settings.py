@@ -143,6 +143,12 @@ class Settings:
         0  # TEAM_QUOTA_HOUR: application mail (API, SMTP) a team submits an hour; 0 = no limit
     )
     team_quota_day: int = 0  # TEAM_QUOTA_DAY: the same in 24 hours; 0 = no limit
+    webhook_timeout_s: float = (
+        10.0  # WEBHOOK_TIMEOUT_S: an outgoing webhook POST waits this long for an answer
+    )
+    webhook_retry_hours: int = 24  # WEBHOOK_RETRY_HOURS: a delivery not accepted within this is given up
+    # WEBHOOK_ALLOW_PRIVATE: endpoints on loopback or private addresses (and http:// in production)
+    webhook_allow_private: bool = False
 
     @property
     def production(self) -> bool:
@@ -358,6 +364,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             mails_per_hour_per_recipient=max(1, int(e("MAILS_PER_HOUR_PER_RECIPIENT", "5"))),
             team_quota_hour=max(0, int(e("TEAM_QUOTA_HOUR", "0"))),
             team_quota_day=max(0, int(e("TEAM_QUOTA_DAY", "0"))),
+            webhook_timeout_s=max(0.5, float(e("WEBHOOK_TIMEOUT_S", "10"))),
+            webhook_retry_hours=_whole("WEBHOOK_RETRY_HOURS", e("WEBHOOK_RETRY_HOURS", "24"), 1, 720),
+            webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE", e("WEBHOOK_ALLOW_PRIVATE", "false")),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

@@ -10,10 +10,10 @@ from app.checkins import due
 from app.db import session
 from app.inbound.process import sweep as inbound_sweep
 from app.models import utcnow
-from app.relay import outbox
+from app.relay import outbox, webhooks
 from app.relay.retention import purge
 from app.settings import Settings
-from jobs.enqueue import enqueue_deliveries, enqueue_processing
+from jobs.enqueue import enqueue_deliveries, enqueue_processing, enqueue_webhooks
 
 log = logging.getLogger("donebox.scheduler")
 RETENTION_EVERY = timedelta(hours=1)  # how often a scheduler purges old message content
@@ -28,7 +28,9 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)
         # inbound rows never claimed (their broker message was lost) or whose claim expired
         fresh, tried = inbound_sweep(s, now=now, settings=settings)
+        hooks = webhooks.due(s, now=now)  # webhook deliveries due (new, or their backoff over)
     enqueue_deliveries(swept)
+    enqueue_webhooks(hooks)
     enqueue_processing(fresh)
     for iid in tried:  # one per job: a message that failed before fails alone
         enqueue_processing(iid)
@@ -42,6 +44,7 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
         "created": created,
         "swept": released + swept,
         "inbound": fresh + tried,
+        "webhooks": hooks,
         "purged": [purged] if purged else [],
     }
 
