@@ -11,6 +11,7 @@ from app.web.api import messages as api_messages
 from app.web.api import openapi as api_openapi
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
+from app.web.api import webhooks as api_webhooks
 from app.web.hooks import events, inbound, tracking
 from app.web.pages import dev, health, mail, settings, signin, team
 
@@ -81,6 +82,9 @@ routes = [
     Route("/api/suppressions/import", api_suppressions.import_suppressions, methods=["POST"]),
     Route("/api/suppressions/export", api_suppressions.export_suppressions),
     Route("/api/suppressions/{address:str}", api_suppressions.remove_suppression, methods=["DELETE"]),
+    Route("/api/webhooks", api_webhooks.list_webhooks),
+    Route("/api/webhooks", api_webhooks.add_webhook, methods=["POST"]),
+    Route("/api/webhooks/{endpoint_id:int}", api_webhooks.remove_webhook, methods=["DELETE"]),
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),  # raw, sendgrid, mailgun, ...
     # Mailgun posts raw MIME (body-mime) to route URLs ending in mime: the same intake
     Route("/inbound/mailgun/mime", partial(inbound.intake, name="mailgun"), methods=["POST"]),
