@@ -13,7 +13,7 @@ from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.api import webhooks as api_webhooks
 from app.web.hooks import events, inbound, tracking
-from app.web.pages import dev, health, mail, settings, signin, team
+from app.web.pages import dev, health, mail, settings, signin, team, webhooks
 
 T = "/teams/{tid:int}"
 
@@ -42,6 +42,9 @@ routes = [
     Route(T + "/settings/me/pauses/{pause_id:int}/remove", settings.unpause, methods=["POST"]),
     Route(T + "/settings/tokens", settings.tokens, methods=["GET", "POST"]),
     Route(T + "/settings/tokens/{token_id:int}/revoke", settings.token_revoke, methods=["POST"]),
+    Route(T + "/settings/webhooks", webhooks.endpoints, methods=["GET", "POST"]),
+    Route(T + "/settings/webhooks/{eid:int}/remove", webhooks.endpoint_remove, methods=["POST"]),
+    Route(T + "/settings/webhooks/deliveries/{did:int}/replay", webhooks.delivery_replay, methods=["POST"]),
     Route("/mail/outbound", mail.outbound_list),
     Route("/mail/outbound/{mid:int}", mail.outbound_one),
     Route("/mail/outbound/{mid:int}/html", mail.outbound_html),
