@@ -39,6 +39,7 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     if last is None or now - last >= RETENTION_EVERY:
         with session() as s:
             purged = purge(s, now=now, days=settings.retention_days)
+            webhooks.purge(s, now=now, days=settings.retention_days)  # their log, as long as the mail's
         _last_purge[settings.database_url] = now
     return {
         "created": created,

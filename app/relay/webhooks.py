@@ -514,3 +514,21 @@ def attempts(s: Session, delivery_ids: list[int]) -> dict[int, list[WebhookAttem
         for a in s.execute(stmt).scalars():
             out[a.delivery_id].append(a)
     return out
+
+
+def purge(s: Session, *, now: datetime, days: int, limit: int = 5000) -> int:
+    """Delete up to ``limit`` finished deliveries (delivered, failed) older than ``days``
+    (RETENTION_DAYS) with their attempts; how many. Pending ones stay until they finish."""
+    D = WebhookDelivery
+    ids = list(
+        s.execute(
+            select(D.id)
+            .where(D.created_at < now - timedelta(days=days), D.state != "pending")
+            .order_by(D.id)
+            .limit(limit)
+        ).scalars()
+    )
+    if ids:
+        s.execute(delete(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)))
+        s.execute(delete(D).where(D.id.in_(ids)))
+    return len(ids)

@@ -315,3 +315,19 @@ def test_the_scheduler_tick_finds_due_deliveries_and_a_job_posts_them(team, rece
     assert result["webhooks"] == [rows()[0].id]
     drain()
     assert rows()[0].state == "delivered" and len(receiver.received) == 1
+
+
+def test_retention_deletes_finished_deliveries_and_their_attempts_not_pending_ones(team, receiver):
+    endpoint(receiver, team.id, ["sent"])
+    send(message(team.id, "a"))
+    run(NOW)  # delivered
+    receiver.stop()
+    send(message(team.id, "b"))
+    run(NOW)  # pending, one attempt logged
+    later = NOW + timedelta(days=get_settings().retention_days + 1)
+    with session() as s:
+        assert webhooks.purge(s, now=later, days=get_settings().retention_days) == 1
+    [left] = rows()
+    assert left.state == "pending" and len(attempts(left.id)) == 1
+    with session() as s:
+        assert s.execute(select(func.count()).select_from(WebhookAttempt)).scalar() == 1
