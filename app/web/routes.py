@@ -43,7 +43,7 @@ routes = [
     Route(T + "/settings/tokens", settings.tokens, methods=["GET", "POST"]),
     Route(T + "/settings/tokens/{token_id:int}/revoke", settings.token_revoke, methods=["POST"]),
     Route(T + "/settings/webhooks", webhooks.endpoints, methods=["GET", "POST"]),
-    Route(T + "/settings/webhooks/{eid:int}/remove", webhooks.endpoint_remove, methods=["POST"]),
+    Route(T + "/settings/webhooks/{webhook_id:int}/remove", webhooks.endpoint_remove, methods=["POST"]),
     Route(T + "/settings/webhooks/deliveries/{did:int}/replay", webhooks.delivery_replay, methods=["POST"]),
     Route("/mail/outbound", mail.outbound_list),
     Route("/mail/outbound/{mid:int}", mail.outbound_one),

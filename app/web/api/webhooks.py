@@ -1,4 +1,5 @@
-"""/api/webhooks: a team's webhook endpoints by API token (``manage`` scope): list, add, remove.
+"""/api/webhooks: a team's webhook endpoints by API token: list (``read`` scope), add and remove
+(``manage``).
 
 Thin endpoints over app.relay.webhooks. A team's token reaches its own team's endpoints; a token
 of every team gives ``team_id``. The secret is in the answer to the POST that creates an endpoint,
@@ -61,7 +62,7 @@ def _team(s, token, team_id: int | None) -> int:
     return team_id
 
 
-@api()
+@api(scope="read")
 def list_webhooks(request, s, token, body):
     """GET /api/webhooks?team_id=: the endpoints in the token's reach (without their secrets)."""
     team_id = TEAM_Q.read(request)

@@ -74,8 +74,8 @@ def endpoints(request: Request, ctx: Ctx):
 
 @page("admin")
 def endpoint_remove(request: Request, ctx: Ctx):
-    """POST /teams/{tid}/settings/webhooks/{eid}/remove: no more POSTs to it (asks first)."""
-    e = ctx.s.get(WebhookEndpoint, request.path_params["eid"])
+    """POST /teams/{tid}/settings/webhooks/{webhook_id}/remove: no more POSTs to it (asks first)."""
+    e = ctx.s.get(WebhookEndpoint, request.path_params["webhook_id"])
     if e is None or e.team_id != ctx.team.id:
         raise HTTPException(404, "No such webhook endpoint.")
     confirm(ctx, f"Remove the endpoint {e.url}? Its deliveries not made yet are given up.")

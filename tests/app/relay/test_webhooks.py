@@ -152,6 +152,17 @@ def test_a_receiver_that_keeps_refusing_is_given_up_after_24_hours_and_a_replay_
     assert len(bodies) == 1  # every attempt and the replay sent the same event
 
 
+def test_a_redirect_is_not_followed_but_logged_and_retried(team, receiver):
+    endpoint(receiver, team.id, ["sent"])
+    send(message(team.id))
+    receiver.status = 302
+    [d] = rows()
+    assert run(NOW) == {d.id: "pending"}
+    [a] = attempts(d.id)
+    assert a.status == 302 and "a redirect (to http://127.0.0.2:9/elsewhere) is not followed" in a.error
+    assert len(receiver.received) == 1  # one POST, to the endpoint only
+
+
 def test_only_the_kinds_an_endpoint_asked_for_are_sent(team, receiver):
     endpoint(receiver, team.id, ["deferred", "opened"])
     mid = message(team.id)

@@ -48,6 +48,8 @@ class Receiver:
                 status = receiver.status if ok else 401
                 answer = b'{"ok": true}' if status < 300 else b"receiver says no " * 100
                 self.send_response(status)
+                if 300 <= status < 400:  # elsewhere: a webhook must not follow it
+                    self.send_header("Location", "http://127.0.0.2:9/elsewhere")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)

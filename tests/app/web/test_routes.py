@@ -20,6 +20,8 @@ from app.models import (
     OutboundMessage,
     Suppression,
     Team,
+    WebhookDelivery,
+    WebhookEndpoint,
     utcnow,
 )
 
@@ -101,7 +103,13 @@ def expected(method: str, path: str, need, role: str, foreign: bool) -> str:
             return 403
         # the objects in paths (members, entries, tokens) are our team's; the outsider's entry is theirs
         theirs = role == "outsider" and ("{eid}" in path or "{pause_id}" in path)
-        if foreign and not theirs and any(p in path for p in ("{mid}", "{eid}", "{token_id}", "{pause_id}")):
+        if (
+            foreign
+            and not theirs
+            and any(
+                p in path for p in ("{mid}", "{eid}", "{token_id}", "{pause_id}", "{webhook_id}", "{did}")
+            )
+        ):
             return 404
         if role == "operator" and (path.endswith(OWN_ENTRY) or path.endswith(OWN_MEMBER)):
             return 403  # an operator visiting a team has no entries or schedule in it
@@ -157,12 +165,23 @@ def _world(team_id: int):
         s.add(Member(team_id=team_id, email="dan@example.com", name="Dan", role="member"))
         s.add(Suppression(email="dan@example.com", reason="manual", team_id=team_id))  # our team's entry
         create_token(s, "t", now=now, team_id=team_id)
+        hook = WebhookEndpoint(
+            team_id=team_id, url="https://hooks.example.org/x", secret="whsec_x", kinds="sent"
+        )
+        s.add(hook)
+        s.flush()
+        delivery = WebhookDelivery(
+            endpoint_id=hook.id, team_id=team_id, kind="sent", payload="{}", state="failed"
+        )
+        s.add(delivery)
         s.flush()
         ids = {
             "mid_msg": mid,
             "iid": iid,
             "sid": s.execute(select(Suppression.id)).scalar(),
             "token_id": s.execute(select(ApiToken.id)).scalar(),
+            "webhook_id": hook.id,
+            "did": delivery.id,
             "bob": members["bob@example.com"].id,
             "pauses": {e: pause.id for e, pause in pauses.items()},
         }
@@ -180,6 +199,8 @@ def _url(path: str, tid: int, role: str, eids: dict, ids: dict) -> str:
         .replace("{iid}", str(ids["iid"]))
         .replace("{sid}", str(ids["sid"]))
         .replace("{token_id}", str(ids["token_id"]))
+        .replace("{webhook_id}", str(ids["webhook_id"]))
+        .replace("{did}", str(ids["did"]))
         .replace("{pause_id}", str(ids["pauses"].get(EMAIL.get(role, ""), ids["pauses"]["bob@example.com"])))
     )
 

@@ -60,7 +60,7 @@ def test_refused_fields_are_named(client, team):
     assert refused({"url": "http://127.0.0.1:9/x", "kinds": "sent"})[0] == 422
 
 
-def test_a_team_token_reaches_only_its_team_and_needs_the_manage_scope(allow_loopback, client, team):
+def test_a_team_token_reaches_only_its_team_and_changes_need_the_manage_scope(allow_loopback, client, team):
     with session() as s:
         other = Team(name="Other")
         s.add(other)
@@ -76,5 +76,7 @@ def test_a_team_token_reaches_only_its_team_and_needs_the_manage_scope(allow_loo
     assert client.post("/api/webhooks", json=body, headers=token()).json()["error"].startswith("team_id")
     with session() as s:
         raw = api_tokens.create_token(s, "reader", now=FIXED_NOW, team_id=team.id, scopes=("read",))
-    r = client.get("/api/webhooks", headers={"Authorization": f"Bearer {raw}"})
+    reader = {"Authorization": f"Bearer {raw}"}
+    assert client.get("/api/webhooks", headers=reader).status_code == 200  # listing shows no secret
+    r = client.post("/api/webhooks", json=body, headers=reader)
     assert r.status_code == 403 and "manage" in r.json()["error"]
