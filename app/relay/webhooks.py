@@ -1,39 +1,27 @@
-"""Signed outgoing webhooks: a team's endpoints, the deliveries owed to them, and their POSTs.
+"""Signed outgoing webhooks: a team's endpoints and the deliveries their events owe them.
 
 A delivery is a row written by ``emit`` / ``emit_messages`` in the transaction of the event's
 cause (a message's state change or tracking hit, an inbound reply processed, an entry stored), so
 a crash between the cause and the POST loses nothing; a team with no endpoint that wants the kind
 gets no row (one indexed lookup, nothing written). The scheduler's tick finds due deliveries
-(``due``) and jobs POST them (``deliver_many``), never the request that caused the event.
-
-Each POST carries ``Donebox-Signature: t=<unix>,v1=<hex>``: HMAC-SHA256 with the endpoint's
-secret over ``"<t>." + body`` (docs/relay.md shows how to verify it). A non-2xx answer, a time-out
-or a refused connection is retried with backoff (BACKOFF_S doubling to BACKOFF_MAX_S) until
-WEBHOOK_RETRY_HOURS after the event, then the delivery is ``failed``; ``replay`` queues it again.
-Every attempt is a WebhookAttempt row (status, latency, response excerpt, error).
+(``due``) and jobs POST them (app.relay.webhook_delivery), never the request that caused the event.
+``replay`` queues any delivery again; ``deliveries`` and ``attempts`` are what the page shows.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import json
 import logging
 import secrets
 import socket
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlmodel import Session
 
-from app.db import session as db_session
 from app.errors import RequestError
 from app.models import OutboundMessage, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.settings import Settings, get_settings
@@ -54,22 +42,13 @@ KINDS = (
 )
 # MessageEvent kind -> the webhook kind it is (states keep their names; hits get past tenses)
 FROM_EVENT = {k: k for k in KINDS[:5]} | {"open": "opened", "click": "clicked", "unsubscribe": "unsubscribed"}
-HEADER = "Donebox-Signature"
 MAX_ENDPOINTS = 10  # per team
-BACKOFF_S = 30  # the wait after the first failed attempt; doubled after each further one ...
-BACKOFF_MAX_S = 3600  # ... up to this
-RESPONSE_CHARS = 500  # of each answer, kept on its attempt
-CLAIM_S = 120  # a claimed delivery is another job's again after this (the worker died)
 DUE_BATCH = 500  # deliveries the sweeper hands out per tick
 
 
 def like(kind: str) -> str:
     """The LIKE pattern that finds ``kind`` in an endpoint's space-separated ``kinds``."""
     return f"% {kind} %"
-
-
-def _wants(kind: str):
-    return (" " + WebhookEndpoint.kinds + " ").like(like(kind))
 
 
 # ---- endpoints ------------------------------------------------------------------------------
@@ -267,13 +246,13 @@ def emit(s: Session, kind: str, events: list[tuple[int, dict]], *, now: datetime
     rows = []
     for tid, data in events:
         for eid in to.get(tid, ()):
-            rows.append(_row(eid, tid, kind, now, window, payload=_body(kind, tid, now, data)))
+            rows.append(_row(eid, tid, kind, now, window, payload=body_of(kind, tid, now, data)))
     if rows:
         s.execute(insert(WebhookDelivery.__table__), rows)
     return len(rows)
 
 
-def _body(kind: str, team_id: int, now: datetime, data: dict) -> str:
+def body_of(kind: str, team_id: int, now: datetime, data: dict) -> str:
     event = {
         "kind": kind,
         "team_id": team_id,
@@ -308,65 +287,6 @@ def message_data(m: OutboundMessage, detail: str) -> dict:
     return data
 
 
-# ---- delivering: in jobs -----------------------------------------------------------------------
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The hex HMAC-SHA256 of ``"<timestamp>." + body`` with ``secret``."""
-    return hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
-def signature_header(secret: str, timestamp: int, body: bytes) -> str:
-    return f"t={timestamp},v1={sign(secret, timestamp, body)}"
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What one POST came to: the status (None: no HTTP answer), an excerpt, the error text."""
-
-    status: int | None
-    response: str = ""
-    error: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status is not None and 200 <= self.status < 300
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: PLR0913 - urllib's signature
-        return None  # the 3xx is the answer: a webhook never follows a redirect
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def post(url: str, body: bytes, headers: dict[str, str], *, timeout_s: float) -> Answer:
-    """POST ``body`` to ``url``; never raises, never follows a redirect."""
-    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    try:
-        with _OPENER.open(req, timeout=timeout_s) as resp:
-            return Answer(resp.status, _excerpt(resp.read(RESPONSE_CHARS * 4)))
-    except urllib.error.HTTPError as e:
-        text = _excerpt(e.read(RESPONSE_CHARS * 4) if e.fp else b"")
-        error = f"HTTP {e.code}"
-        if 300 <= e.code < 400:
-            error += f": a redirect (to {e.headers.get('Location', '?')}) is not followed"
-        return Answer(e.code, text, error)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        return Answer(None, "", f"{type(reason).__name__}: {reason}"[:RESPONSE_CHARS])
-
-
-def _excerpt(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace").replace("\x00", "")[:RESPONSE_CHARS]
-
-
-def backoff(attempts: int) -> timedelta:
-    """The wait after the ``attempts``-th failed attempt."""
-    return timedelta(seconds=min(BACKOFF_MAX_S, BACKOFF_S * 2 ** max(0, attempts - 1)))
-
-
 def due(s: Session, *, now: datetime, limit: int = DUE_BATCH) -> list[int]:
     """Ids of pending deliveries due now and held by no job (the sweeper enqueues them)."""
     D = WebhookDelivery
@@ -379,98 +299,6 @@ def due(s: Session, *, now: datetime, limit: int = DUE_BATCH) -> list[int]:
         .limit(limit)
     )
     return list(s.execute(stmt).scalars())
-
-
-def claim(s: Session, ids: list[int], *, now: datetime) -> list[int]:
-    """Take the due ones of ``ids`` for this job (compare-and-set on the lease); their ids."""
-    D = WebhookDelivery
-    cond = and_(
-        D.id.in_(ids),
-        D.state == "pending",
-        D.next_attempt_at <= now,
-        or_(D.lease_until.is_(None), D.lease_until < now),
-    )
-    stmt = (
-        update(D)
-        .where(cond)
-        .values(lease_until=now + timedelta(seconds=CLAIM_S))
-        .returning(D.id)
-        .execution_options(synchronize_session=False)
-    )
-    return sorted(s.execute(stmt).scalars())
-
-
-def deliver_many(
-    ids: list[int],
-    *,
-    now: datetime,
-    settings: Settings,
-    poster: Callable[..., Answer] = post,
-    clock: Callable[[], float] = time.time,
-) -> dict[int, str]:
-    """POST each due delivery of ``ids`` once; {id: its state after}. ``now`` schedules (backoff,
-    giving up); ``clock`` is the signature's timestamp, the time the receiver checks it against."""
-    with db_session() as s:
-        mine = claim(s, ids, now=now)
-    out = {}
-    for did in mine:
-        with db_session() as s:
-            out[did] = _attempt(s, did, now=now, settings=settings, poster=poster, clock=clock)
-    return out
-
-
-def _attempt(s: Session, did: int, *, now: datetime, settings: Settings, poster, clock) -> str:
-    d = s.get(WebhookDelivery, did)
-    endpoint = s.get(WebhookEndpoint, d.endpoint_id)
-    if endpoint is None:
-        d.state, d.last_error, d.lease_until = "failed", "the endpoint was removed", None
-        return d.state
-    if not d.payload:  # a message event: its body is built once, then every attempt sends it as is
-        m = s.get(OutboundMessage, d.message_id)
-        data = message_data(m, d.detail) if m is not None else {"message": {"id": d.message_id}}
-        d.payload = _body(d.kind, d.team_id, d.created_at, data)
-    body_doc = json.loads(d.payload)
-    body_doc["id"] = f"whd_{d.id}"
-    body = json.dumps(body_doc, sort_keys=True).encode()
-    stamp = int(clock())
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "donebox-webhooks",
-        HEADER: signature_header(endpoint.secret, stamp, body),
-    }
-    why = check_url(endpoint.url, settings)  # again now: the host may resolve elsewhere than before
-    started = time.perf_counter()
-    answer = (
-        Answer(None, "", f"refused: the url {why}")
-        if why
-        else poster(endpoint.url, body, headers, timeout_s=settings.webhook_timeout_s)
-    )
-    latency_ms = int((time.perf_counter() - started) * 1000)
-    error = answer.error or ("" if answer.ok else f"HTTP {answer.status}")
-    s.add(
-        WebhookAttempt(
-            delivery_id=d.id,
-            at=now,
-            status=answer.status,
-            latency_ms=latency_ms,
-            response=answer.response,
-            error=error,
-        )
-    )
-    d.attempts += 1
-    d.last_status = answer.status
-    d.last_error = error
-    d.lease_until = None
-    if answer.ok:
-        d.state, d.delivered_at = "delivered", now
-    else:
-        nxt = now + backoff(d.attempts)
-        if d.retry_until is not None and nxt > d.retry_until:
-            d.state = "failed"
-            log.warning("webhook delivery %s failed after %s attempts: %s", d.id, d.attempts, error)
-        else:
-            d.next_attempt_at = nxt
-    return d.state
 
 
 def replay(s: Session, team_id: int, delivery_id: int, *, now: datetime, settings: Settings) -> bool:

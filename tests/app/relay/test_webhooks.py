@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from app.db import session
 from app.errors import RequestError
 from app.models import Member, WebhookAttempt, WebhookDelivery
-from app.relay import outbox, tracking, webhooks
+from app.relay import outbox, tracking, webhook_delivery, webhooks
 from app.settings import get_settings, load
 from tests.app.relay.webhook_receiver import Receiver
 from tests.conftest import FIXED_NOW
@@ -65,7 +65,7 @@ def run(at) -> dict[int, str]:
     """What the tick and the jobs do at ``at``: the due deliveries, POSTed once each."""
     with session() as s:
         ids = webhooks.due(s, now=at)
-    return webhooks.deliver_many(ids, now=at, settings=get_settings())
+    return webhook_delivery.deliver_many(ids, now=at, settings=get_settings())
 
 
 def rows() -> list[WebhookDelivery]:
@@ -141,7 +141,10 @@ def test_a_receiver_that_keeps_refusing_is_given_up_after_24_hours_and_a_replay_
     log = attempts(d.id)
     assert len(log) == len(states) and {a.status for a in log} == {503}
     assert log[-1].at <= NOW + timedelta(hours=24) < log[-1].at + timedelta(hours=1)
-    assert log[0].response.startswith("receiver says no") and len(log[0].response) == webhooks.RESPONSE_CHARS
+    assert (
+        log[0].response.startswith("receiver says no")
+        and len(log[0].response) == webhook_delivery.RESPONSE_CHARS
+    )
     assert run(NOW + timedelta(days=3)) == {}  # failed stays failed
     receiver.status = 200
     later = NOW + timedelta(days=3)
