@@ -345,3 +345,17 @@ def test_retention_deletes_finished_deliveries_and_their_attempts_not_pending_on
     assert left.state == "pending" and len(attempts(left.id)) == 1
     with session() as s:
         assert s.execute(select(func.count()).select_from(WebhookAttempt)).scalar() == 1
+
+
+def test_a_delivery_whose_job_died_is_handed_out_again_once_its_claim_ends(team, receiver):
+    endpoint(receiver, team.id, ["sent"])
+    send(message(team.id))
+    [d] = rows()
+    with session() as s:  # a job claims it, then its worker is killed before the POST
+        assert webhook_delivery.claim(s, [d.id], now=NOW, lease_s=60) == [d.id]
+    with session() as s:
+        assert webhooks.due(s, now=NOW + timedelta(seconds=59)) == []
+        assert webhook_delivery.claim(s, [d.id], now=NOW + timedelta(seconds=59), lease_s=60) == []
+        assert webhooks.due(s, now=NOW + timedelta(seconds=61)) == [d.id]
+    assert run(NOW + timedelta(seconds=61)) == {d.id: "delivered"}
+    assert len(receiver.received) == 1
