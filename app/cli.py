@@ -505,6 +505,52 @@ def cmd_suppression(args) -> int:
     return 0
 
 
+def cmd_webhook(args) -> int:
+    from sqlalchemy import select
+
+    from app.db import session
+    from app.errors import RequestError
+    from app.models import Team, WebhookEndpoint, utcnow
+    from app.relay import webhooks
+
+    cmd = args.webhook_command
+    try:
+        with session() as s:
+            if getattr(args, "team", None) is not None and s.get(Team, args.team) is None:
+                raise RequestError(f"--team: no team {args.team}")
+            if cmd == "add":
+                e = webhooks.add(
+                    s,
+                    args.team,
+                    args.url,
+                    args.kinds,
+                    now=utcnow(),
+                    settings=get_settings(),
+                    description=args.description or "",
+                )
+                print(f"webhook {e.id} of team {e.team_id}: {e.url} ({e.kinds})")
+                print(f"secret (shown this once; it signs every POST): {e.secret}")
+                return 0
+            if cmd == "list":
+                rows = (
+                    webhooks.endpoints(s, args.team)
+                    if args.team is not None
+                    else list(s.execute(select(WebhookEndpoint).order_by(WebhookEndpoint.id)).scalars())
+                )
+                for e in rows:
+                    print(f"{e.id}\tteam {e.team_id}\t{e.url}\t{e.kinds}\t{e.description}")
+                return 0
+            e = s.get(WebhookEndpoint, args.id) if 0 < args.id < 2**31 else None
+            if e is None:
+                raise RequestError(f"no webhook endpoint {args.id}")
+            webhooks.remove(s, e.team_id, e.id, now=utcnow())
+            print(f"webhook {e.id} removed (its pending deliveries fail; the log stays)")
+            return 0
+    except RequestError as err:
+        print(f"donebox webhook {cmd}: {err}", file=sys.stderr)
+        return 2
+
+
 def _suppression_line(entry, now) -> str:
     owner = f"team {entry.team_id}" if entry.team_id else "instance-wide"
     until = ""
@@ -624,6 +670,25 @@ def parser() -> argparse.ArgumentParser:
     ap = asub.add_parser("create", help="make EMAIL an instance operator (creates the user)")
     ap.add_argument("email")
     ap.set_defaults(fn=cmd_admin)
+    sp = sub.add_parser("webhook", help="a team's signed outgoing webhooks (docs/relay.md)")
+    wsub = sp.add_subparsers(dest="webhook_command", required=True)
+    xp = wsub.add_parser("add", help="POST the team's events of KINDS to URL; prints the secret once")
+    xp.add_argument("--team", type=int, required=True)
+    xp.add_argument("url")
+    xp.add_argument(
+        "kinds",
+        nargs="+",
+        help="sent delivered deferred bounced complained opened clicked "
+        "unsubscribed inbound_received entry_created",
+    )
+    xp.add_argument("--description", help="a note for people")
+    xp.set_defaults(fn=cmd_webhook)
+    xp = wsub.add_parser("list", help="the endpoints (every team's unless --team)")
+    xp.add_argument("--team", type=int)
+    xp.set_defaults(fn=cmd_webhook)
+    xp = wsub.add_parser("remove", help="remove endpoint ID")
+    xp.add_argument("id", type=int)
+    xp.set_defaults(fn=cmd_webhook)
     sp = sub.add_parser("suppression", help="the suppression list (operators lift any entry here)")
     ssub = sp.add_subparsers(dest="suppression_command", required=True)
     for name, text in (("show", "show why EMAIL is suppressed"), ("remove", "send to EMAIL again")):

@@ -398,3 +398,60 @@ class Route(SQLModel, table=True):
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)  # None: every team
     domain: str = Field(max_length=255)
     senders: str = Field(max_length=1000)  # sender names, comma-separated, in order
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A URL of a team's that donebox POSTs signed events to (app.relay.webhooks)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    url: str = Field(max_length=2000)
+    # signs every POST (HMAC-SHA256); shown once, when the endpoint is created
+    secret: str = Field(max_length=100, repr=False)
+    kinds: str = Field(max_length=500)  # the event kinds it wants, space-separated (webhooks.KINDS)
+    description: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+_PENDING = text("state = 'pending'")
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event owed to one endpoint: written in the transaction of the event's cause, then POSTed
+    by jobs (app.relay.webhooks) until delivered or its retry_until passes (failed)."""
+
+    __table_args__ = (
+        # the sweeper finds due deliveries; delivered and failed rows stay out of this index
+        Index("ix_webhook_due", "next_attempt_at", postgresql_where=_PENDING, sqlite_where=_PENDING),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    # not a foreign key: removing an endpoint keeps its log until retention (webhooks.remove)
+    endpoint_id: int = Field(index=True)
+    team_id: int = Field(index=True)
+    kind: str = Field(max_length=32)  # one of webhooks.KINDS
+    message_id: int | None = None  # the outbound message of a message event
+    # the JSON body: built when the event is emitted (inbound, entries) or at the first attempt
+    # (message events, from the message row and ``detail``); every attempt and replay sends it as is
+    payload: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    state: str = Field(default="pending", max_length=16)  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    lease_until: datetime | None = _ts()  # a job holds it until then
+    retry_until: datetime | None = _ts()  # past it, a failed attempt gives up (WEBHOOK_RETRY_HOURS)
+    last_status: int | None = None  # the HTTP status of the last attempt
+    last_error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), index=True))
+    delivered_at: datetime | None = _ts()
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """Append-only log of the POSTs of a delivery: what came back and how long it took."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(index=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    status: int | None = None  # HTTP status; None: no response (connection refused, timeout)
+    latency_ms: int = 0
+    response: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # an excerpt
+    error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

@@ -167,6 +167,12 @@ class Settings:
     team_quota_day: int = 0  # TEAM_QUOTA_DAY: the same in 24 hours; 0 = no limit
     # PASS_THROUGH_AFTER_S: bulk mail goes out untracked once the oldest due message waited this long
     pass_through_after_s: int = 300  # (0 = never by itself; app.relay.passthrough)
+    webhook_timeout_s: float = (
+        10.0  # WEBHOOK_TIMEOUT_S: an outgoing webhook POST waits this long for an answer
+    )
+    webhook_retry_hours: int = 24  # WEBHOOK_RETRY_HOURS: a delivery not accepted within this is given up
+    # WEBHOOK_ALLOW_PRIVATE: endpoints on loopback or private addresses (and http:// in production)
+    webhook_allow_private: bool = False
 
     @property
     def production(self) -> bool:
@@ -399,6 +405,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             pass_through_after_s=_whole(
                 "PASS_THROUGH_AFTER_S", e("PASS_THROUGH_AFTER_S", "300"), 0, 7 * 86400
             ),
+            webhook_timeout_s=max(0.5, float(e("WEBHOOK_TIMEOUT_S", "10"))),
+            webhook_retry_hours=_whole("WEBHOOK_RETRY_HOURS", e("WEBHOOK_RETRY_HOURS", "24"), 1, 720),
+            webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE", e("WEBHOOK_ALLOW_PRIVATE", "false")),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

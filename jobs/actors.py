@@ -16,6 +16,7 @@ from app.models import OutboundMessage, utcnow
 from app.relay.fair import fair_queue
 from app.relay.pipeline import CLAIM_BATCH, deliver_many
 from app.relay.transports import get_transport
+from app.relay.webhook_delivery import deliver_many as deliver_webhooks_many
 from app.settings import get_settings
 
 log = logging.getLogger("donebox.jobs")
@@ -125,3 +126,11 @@ def deliver_fair(count: int) -> None:
             return
         _deliver(ids)
         count -= len(ids)
+
+
+@dramatiq.actor(max_retries=0, queue_name="webhooks")
+def deliver_webhooks(delivery_ids: list[int]) -> None:
+    """POST due webhook deliveries once each (app.relay.webhook_delivery); retries are the rows',
+    not Dramatiq's."""
+    states = deliver_webhooks_many(delivery_ids, now=utcnow(), settings=get_settings())
+    log.info("webhook deliveries (id: state) %s", states)

@@ -16,6 +16,7 @@ from jobs.actors import (
     SORT_IDS,
     deliver,
     deliver_batch,
+    deliver_webhooks,
     process_inbound,
     process_inbound_batch,
     sort_deliveries,
@@ -49,6 +50,20 @@ def enqueue_processing(inbound_ids: int | list[int]) -> None:
             process_inbound_batch.send(ids[i : i + INBOUND_IDS])
     except Exception:  # noqa: BLE001 - stored and committed already
         log.exception("inbound %s stored but not enqueued; the sweeper will", ids[:20])
+
+
+WEBHOOK_IDS = 20  # webhook deliveries per deliver_webhooks message (each POST waits on a stranger)
+
+
+def enqueue_webhooks(ids) -> None:
+    """Hand due webhook deliveries to the workers; a broker fault is logged (the next tick's sweeper
+    finds them again once their claim, if any, ends)."""
+    ids = list(ids)
+    try:
+        for i in range(0, len(ids), WEBHOOK_IDS):
+            deliver_webhooks.send(ids[i : i + WEBHOOK_IDS])
+    except Exception:  # noqa: BLE001 - the rows are committed
+        log.exception("webhook deliveries %s not enqueued; the sweeper will", ids[:20])
 
 
 def _deliveries(ids: list[int]) -> None:

@@ -11,10 +11,10 @@ from app.checkins import due
 from app.db import session
 from app.inbound.process import sweep as inbound_sweep
 from app.models import utcnow
-from app.relay import outbox, passthrough
+from app.relay import outbox, passthrough, webhooks
 from app.relay.retention import purge
 from app.settings import Settings
-from jobs.enqueue import enqueue_deliveries, enqueue_processing
+from jobs.enqueue import enqueue_deliveries, enqueue_processing, enqueue_webhooks
 
 log = logging.getLogger("donebox.scheduler")
 RETENTION_EVERY = timedelta(hours=1)  # how often a scheduler purges old message content
@@ -29,11 +29,13 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)
         # inbound rows never claimed (their broker message was lost) or whose claim expired
         fresh, tried = inbound_sweep(s, now=now, settings=settings)
+        hooks = webhooks.due(s, now=now)  # webhook deliveries due (new, or their backoff over)
     with session() as s:  # after the sweep: the queue as the workers see it now
         switched = passthrough.evaluate(s, now=now, settings=settings)
     if switched:
         log.warning("pass-through switched %s (donebox pass-through status)", switched)
     enqueue_deliveries(swept)
+    enqueue_webhooks(hooks)
     enqueue_processing(fresh)
     for iid in tried:  # one per job: a message that failed before fails alone
         enqueue_processing(iid)
@@ -42,11 +44,13 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     if last is None or now - last >= RETENTION_EVERY:
         with session() as s:
             purged = purge(s, now=now, days=settings.retention_days)
+            webhooks.purge(s, now=now, days=settings.retention_days)  # their log, as long as the mail's
         _last_purge[settings.database_url] = now
     return {
         "created": created,
         "swept": released + swept,
         "inbound": fresh + tried,
+        "webhooks": hooks,
         "purged": [purged] if purged else [],
         "pass_through": [switched] if switched else [],
     }

@@ -21,6 +21,7 @@ from sqlalchemy import Text, bindparam, case, func, literal, literal_column, sel
 from sqlmodel import Session
 
 from app.models import Entry, InboundMessage, Member
+from app.relay import webhooks
 from app.settings import Settings
 from parsers.entries import KINDS, EntryDraft, split_entries, tags_and_mentions
 
@@ -131,7 +132,25 @@ def add(
         s.add(e)
         out.append(e)
     s.flush()
+    webhooks.emit(s, "entry_created", [(e.team_id, created(e, member)) for e in out], now=now)
     return out
+
+
+def created(e: Entry, member: Member | None = None) -> dict:
+    """What an entry_created webhook says of an entry."""
+    entry = {
+        "id": e.id,
+        "member_id": e.member_id,
+        "day": e.day.isoformat(),
+        "kind": e.kind,
+        "text": e.text,
+        "tags": e.tags.split(),
+        "mentions": e.mentions.split(),
+        "inbound_id": e.inbound_id,
+    }
+    if member is not None:
+        entry["member"] = {"email": member.email, "name": member.name}
+    return {"entry": entry}
 
 
 class Reply(NamedTuple):
@@ -177,11 +196,19 @@ def _bounded(r: Reply, most: int, chars: int) -> tuple[list[tuple[str, str]], st
     return kept, "; ".join(notes)
 
 
-def add_many(s: Session, replies: Iterable[Reply], *, now: datetime, settings: Settings | None = None) -> int:
+def add_many(
+    s: Session,
+    replies: Iterable[Reply],
+    *,
+    now: datetime,
+    settings: Settings | None = None,
+    listening: dict[int, list[int]] | None = None,
+) -> int:
     """Store the drafts of every reply (kinds as the reply set them, text as written, within
     MAX_ENTRIES_PER_REPLY and MAX_ENTRY_CHARS) in one executemany INSERT, which the driver sends as
     multi-row INSERTs; the number of entries. A reply that was cut gets a note on its inbound
-    message (one more executemany UPDATE, only when something was cut)."""
+    message (one more executemany UPDATE, only when something was cut). The entry_created webhooks
+    are owed to ``listening`` ({team id: endpoint ids}; looked up when None)."""
     settings = settings or _DEFAULTS
     rows, notes = [], []
     for r in replies:
@@ -202,9 +229,29 @@ def add_many(s: Session, replies: Iterable[Reply], *, now: datetime, settings: S
         ]
     if rows:
         s.connection().execute(Entry.__table__.insert(), rows)
+        _emit_created(s, rows, now=now, to=listening)
     if notes:
         s.connection().execute(_ADD_NOTE, notes)
     return len(rows)
+
+
+def _emit_created(s: Session, rows: list[dict], *, now: datetime, to: dict[int, list[int]] | None) -> None:
+    """entry_created webhooks of the replies' new entries: read back (by their inbound messages)
+    only for teams with an endpoint that wants them (``to``: webhooks.listening's answer, if asked)."""
+    if to is None:
+        to = webhooks.listening(s, (r["team_id"] for r in rows), ["entry_created"])["entry_created"]
+    inbound_ids = sorted(
+        {r["inbound_id"] for r in rows if r["team_id"] in to and r["inbound_id"] is not None}
+    )
+    if not inbound_ids:
+        return
+    stmt = (
+        select(Entry, Member)
+        .join(Member, Member.id == Entry.member_id)
+        .where(Entry.inbound_id.in_(inbound_ids))
+    )
+    made = s.execute(stmt.order_by(Entry.id)).all()
+    webhooks.emit(s, "entry_created", [(e.team_id, created(e, m)) for e, m in made], now=now, to=to)
 
 
 def update(s: Session, entry: Entry, value: str, kind: str) -> Entry:

@@ -35,7 +35,7 @@ from app.inbound import s3
 from app.inbound.accept import text
 from app.inbound.identify import Senders, find_senders, identify, is_automatic
 from app.models import Entry, InboundMessage
-from app.relay import feedback, tracking
+from app.relay import feedback, tracking, webhooks
 from app.settings import Settings
 from parsers.dsn import parse_report
 from parsers.entries import split_entries
@@ -302,6 +302,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     s.commit()
     reminders: dict = {}
     replies: list[entries.Reply] = []
+    received: dict[int, tuple[int, dict]] = {}  # {inbound id: (team id, its inbound_received data)}
     for iid, email, _ in parsed:
         if iid not in reports:
             continue
@@ -319,6 +320,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
         if made is not None:
             member, team, day, drafts = made
             replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
+            received[iid] = (team.id, _received(iid, member, day, values, len(drafts)))
     held = _held(s, claimed)
     for iid in attempts:
         states[iid] = held.get(iid, "missing")
@@ -331,9 +333,28 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
         if c["id"] not in lost
     ]
     _set_states(s, changes)
-    entries.add_many(s, [r for r in replies if r.inbound_id not in lost], now=now, settings=settings)
+    kept = [r for r in replies if r.inbound_id not in lost]
+    # one lookup of the endpoints that want these events; nothing is written for teams with none
+    to = webhooks.listening(s, (r.team_id for r in kept), ("inbound_received", "entry_created"))
+    owed = [received[r.inbound_id] for r in kept]
+    webhooks.emit(s, "inbound_received", owed, now=now, to=to["inbound_received"])
+    entries.add_many(s, kept, now=now, settings=settings, listening=to["entry_created"])
     states.update((c["id"], c["state"]) for c in changes)
     return states
+
+
+def _received(iid: int, member, day, values: dict, drafts: int) -> dict:
+    """What an inbound_received webhook says of a processed reply."""
+    inbound = {
+        "id": iid,
+        "from": values.get("from_addr", ""),
+        "subject": values.get("subject", ""),
+        "message_id": values.get("message_id", ""),
+        "member": {"id": member.id, "email": member.email, "name": member.name},
+        "day": day.isoformat(),
+        "entries": drafts,
+    }
+    return {"inbound": inbound}
 
 
 def stored_elsewhere(row) -> S3Object | None:

@@ -29,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
 from app.models import MessageEvent, OutboundMessage, Suppression
-from app.relay import outbox, suppressions, verp
+from app.relay import outbox, suppressions, verp, webhooks
 from app.relay.tracking import is_machine
 from app.settings import Settings, get_settings
 from parsers.dsn import Report, delivery_events, parse_report
@@ -49,6 +49,11 @@ class Effect:
 
 
 DELIVERED = Effect("delivered", ("sent",))
+HIT_KINDS = (
+    "open",
+    "click",
+    "unsubscribe",
+)  # provider events that are webhooks as they are (webhooks.FROM_EVENT)
 EFFECTS: dict[str, Effect] = {
     "processed": Effect(),
     "delivered": DELIVERED,
@@ -253,12 +258,13 @@ def apply_events(
             to_suppress[to_addr] = suppressions.Item(reason, detail, team_id, None, e.kind, e.event_id, mid)
         if e.kind == "soft_bounce":
             soft[to_addr] = suppressions.Item("soft_bounce", detail, team_id, None, e.kind, e.event_id, mid)
+    hooks: list[tuple[int, str, str]] = []  # the webhooks owed, written in one go below
     for state in ORDER:
         pending = moves[state]
         if not pending:
             continue
         fields = {mid: {"detail": _detail(e), "provider_event_id": e.event_id} for mid, e in pending.items()}
-        moved = outbox.transition_many(s, state, fields, expected=expected[state], now=now)
+        moved = outbox.transition_many(s, state, fields, expected=expected[state], now=now, hooks=hooks)
         counts.moved += len(moved)
         # a late event (the message is past this state) is still recorded, as what it is
         plain += [(mid, e, "") for mid, e in pending.items() if mid not in moved]
@@ -276,6 +282,9 @@ def apply_events(
         ]
         stmt = _insert(s)(MessageEvent.__table__).on_conflict_do_nothing(index_elements=["provider_event_id"])
         s.execute(stmt, rows)
+        # engagement the provider tracked is an event of its own; a late state event is not again
+        hooks += [(r["message_id"], r["kind"], r["detail"]) for r in rows if r["kind"] in HIT_KINDS]
+    webhooks.emit_messages(s, hooks, now=now)
     counts.applied = len(fresh) - counts.unknown
     settings = settings or get_settings()
     until = now + timedelta(days=settings.soft_bounce_suppress_days)

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from app.errors import TransitionError
 from app.models import MessageEvent, OutboundContent, OutboundMessage
+from app.relay import webhooks
 
 # state -> the states it may move to (DESIGN.md). Final states map to nothing.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -239,17 +240,26 @@ def transition(
         return False
     session.add(MessageEvent(message_id=message_id, kind=to, from_state=old, detail=detail, created_at=now))
     session.flush()
+    webhooks.emit_messages(session, [(message_id, to, detail)], now=now)
     return True
 
 
 def transition_many(
-    session: Session, to: str, events: dict[int, dict], *, expected: Iterable[str], now: datetime
+    session: Session,
+    to: str,
+    events: dict[int, dict],
+    *,
+    expected: Iterable[str],
+    now: datetime,
+    hooks: list | None = None,
 ) -> dict[int, str]:
     """Move each message of ``events`` to ``to`` if it is in ``expected``; {id: the state it left}.
 
     One compare-and-set UPDATE per expected state, then one multi-row insert of the moved
     messages' events; ``events[id]`` holds the extra MessageEvent fields of that message
-    (``detail``, ``provider_event_id``). A message in any other state is left alone.
+    (``detail``, ``provider_event_id``). A message in any other state is left alone. The webhooks
+    the moves owe are written too, or appended to ``hooks`` for the caller to write in one go
+    (``webhooks.emit_messages``).
     """
     expected = tuple(expected)
     for state in expected:
@@ -277,6 +287,11 @@ def transition_many(
             for mid, old in sorted(moved.items())
         ]
         session.execute(insert(MessageEvent.__table__), rows)
+        owed = [(r["message_id"], to, r["detail"]) for r in rows]
+        if hooks is None:
+            webhooks.emit_messages(session, owed, now=now)
+        else:
+            hooks += owed
     return moved
 
 
@@ -395,11 +410,19 @@ _PG_FINISH = text(
             provider_response = COALESCE(CAST(:provider_response AS text), provider_response),
             next_attempt_at = COALESCE(CAST(:next_attempt_at AS timestamptz), next_attempt_at)
         WHERE id = :id AND state = 'sending'
-        RETURNING id
+        RETURNING id, team_id
     ), content AS (
         INSERT INTO outboundcontent (message_id, raw_zlib)
         SELECT id, CAST(:raw_zlib AS bytea) FROM done WHERE CAST(:raw_zlib AS bytea) IS NOT NULL
         ON CONFLICT (message_id) DO UPDATE SET raw_zlib = EXCLUDED.raw_zlib
+    ), hooks AS (
+        -- the webhooks owed (app.relay.webhooks.emit_messages): none unless the team has an
+        -- endpoint that wants this kind (:hook_like is NULL for a kind no endpoint can want)
+        INSERT INTO webhookdelivery (endpoint_id, team_id, kind, message_id, payload, detail, state,
+            attempts, next_attempt_at, retry_until, last_error, created_at)
+        SELECT e.id, e.team_id, :to, done.id, '', :error, 'pending', 0, :now, :hook_until, '', :now
+        FROM done JOIN webhookendpoint e ON e.team_id = done.team_id
+        WHERE (' ' || e.kinds || ' ') LIKE CAST(:hook_like AS text)
     )
     INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
     SELECT id, :to, 'sending', :error, :now FROM done
@@ -432,6 +455,8 @@ def finish(
     if session.get_bind().dialect.name == "postgresql":
         params = dict.fromkeys(_FINISH_VALUES) | values
         params |= {"id": message_id, "to": to, "now": now, "error": error, "raw_zlib": packed}
+        kind = webhooks.FROM_EVENT.get(to)
+        params |= {"hook_like": kind and webhooks.like(kind), "hook_until": now + webhooks.retry_window()}
         return session.connection().execute(_PG_FINISH, params).first() is not None
     moved = transition(
         session,

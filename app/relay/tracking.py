@@ -22,7 +22,7 @@ from selectolax.lexbor import LexborHTMLParser
 from sqlmodel import Session
 
 from app.models import MessageEvent, OutboundMessage
-from app.relay import suppressions
+from app.relay import suppressions, webhooks
 
 SIG_CHARS = 22  # ~128 bits of HMAC-SHA256, URL-safe base64
 _TOKEN = re.compile(rf"^(\d{{1,12}})\.([ocu])(\d{{0,4}})\.([A-Za-z0-9_-]{{{SIG_CHARS}}})$")
@@ -194,6 +194,7 @@ def record_hit(s: Session, message_id: int, kind: str, *, now: datetime, user_ag
     info = {"ua": (user_agent or "")[:500], "machine": is_machine(user_agent), **detail}
     s.add(MessageEvent(message_id=message_id, kind=kind, detail=json.dumps(info), created_at=now))
     s.flush()
+    webhooks.emit_messages(s, [(message_id, kind, json.dumps(info))], now=now)
 
 
 def click_target(s: Session, token: Token) -> str | None:

@@ -14,8 +14,9 @@ from app.web.api import passthrough as api_passthrough
 from app.web.api import reports as api_reports
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
+from app.web.api import webhooks as api_webhooks
 from app.web.hooks import events, inbound, tracking
-from app.web.pages import dev, domains, health, mail, participation, settings, signin, team
+from app.web.pages import dev, domains, health, mail, participation, settings, signin, team, webhooks
 
 T = "/teams/{tid:int}"
 
@@ -46,6 +47,13 @@ routes = [
     Route(T + "/settings/me/pauses/{pause_id:int}/remove", settings.unpause, methods=["POST"]),
     Route(T + "/settings/tokens", settings.tokens, methods=["GET", "POST"]),
     Route(T + "/settings/tokens/{token_id:int}/revoke", settings.token_revoke, methods=["POST"]),
+    Route(T + "/settings/webhooks", webhooks.endpoints, methods=["GET", "POST"]),
+    Route(T + "/settings/webhooks/{webhook_id:int}/remove", webhooks.endpoint_remove, methods=["POST"]),
+    Route(
+        T + "/settings/webhooks/deliveries/{delivery_id:int}/replay",
+        webhooks.delivery_replay,
+        methods=["POST"],
+    ),
     Route("/mail/outbound", mail.outbound_list),
     Route("/mail/outbound/{mid:int}", mail.outbound_one),
     Route("/mail/outbound/{mid:int}/html", mail.outbound_html),
@@ -99,6 +107,9 @@ routes = [
     Route("/api/suppressions/import", api_suppressions.import_suppressions, methods=["POST"]),
     Route("/api/suppressions/export", api_suppressions.export_suppressions),
     Route("/api/suppressions/{address:str}", api_suppressions.remove_suppression, methods=["DELETE"]),
+    Route("/api/webhooks", api_webhooks.list_webhooks),
+    Route("/api/webhooks", api_webhooks.add_webhook, methods=["POST"]),
+    Route("/api/webhooks/{endpoint_id:int}", api_webhooks.remove_webhook, methods=["DELETE"]),
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),  # raw, sendgrid, mailgun, ...
     # Mailgun posts raw MIME (body-mime) to route URLs ending in mime: the same intake
     Route("/inbound/mailgun/mime", partial(inbound.intake, name="mailgun"), methods=["POST"]),

@@ -21,6 +21,9 @@ SUBCOMMANDS = [
     ["suppression", "import"],
     ["suppression", "export"],
     ["redrive"],
+    ["webhook", "add"],
+    ["webhook", "list"],
+    ["webhook", "remove"],
 ]
 
 
@@ -178,3 +181,28 @@ def test_redrive_sends_failed_messages_again_and_says_why_a_sent_one_is_not(db, 
     assert main(["redrive", "--state", "sent"]) == 2
     assert "state must be one of" in capsys.readouterr().err
     assert main(["redrive", "--until", "soon"]) == 2
+
+
+def test_the_webhook_commands_add_print_the_secret_once_list_and_remove(team, env, capsys):
+    from app.settings import get_settings
+
+    env.setenv("WEBHOOK_ALLOW_PRIVATE", "true")
+    get_settings.cache_clear()
+    url = "http://127.0.0.1:9/hook"
+    assert main(["webhook", "add", "--team", str(team.id), url, "delivered", "bounced"]) == 0
+    out = capsys.readouterr().out
+    assert f"of team {team.id}: {url} (delivered bounced)" in out and "secret (shown this once" in out
+    secret = out.split("POST): ")[1].strip()
+    assert main(["webhook", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert url in listed and secret not in listed
+    eid = listed.split("\t")[0]
+    assert main(["webhook", "add", "--team", str(team.id), url, "teleported"]) == 2
+    assert main(["webhook", "add", "--team", "999", url, "sent"]) == 2
+    err = capsys.readouterr().err
+    assert "kinds: unknown teleported" in err and "--team: no team 999" in err
+    assert main(["webhook", "remove", eid]) == 0
+    assert main(["webhook", "remove", eid]) == 2
+    assert f"no webhook endpoint {eid}" in capsys.readouterr().err
+    assert main(["webhook", "list", "--team", str(team.id)]) == 0
+    assert capsys.readouterr().out == ""

@@ -14,7 +14,18 @@ from copy import deepcopy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.web.api import domains, entries, events, inbound, messages, passthrough, reports, suppressions, teams
+from app.web.api import (
+    domains,
+    entries,
+    events,
+    inbound,
+    messages,
+    passthrough,
+    reports,
+    suppressions,
+    teams,
+    webhooks,
+)
 from app.web.api.inbound import MAX_INDEX
 from app.web.api.shapes import ERROR, Shape, ref
 from app.web.common import MAX_ID
@@ -67,6 +78,11 @@ SHAPES: tuple[Shape, ...] = (
     messages.REQUEUED,
     passthrough.PASS_THROUGH,
     passthrough.PASS_THROUGH_SET,
+    webhooks.WEBHOOK,
+    webhooks.WEBHOOK_CREATED,
+    webhooks.WEBHOOK_LIST,
+    webhooks.WEBHOOK_ADD,
+    webhooks.WEBHOOK_REMOVED,
 )
 SCHEMAS = {shape.name: shape.schema() for shape in SHAPES}
 
@@ -494,6 +510,34 @@ PATHS = {
             "Take an address off the list (its entry must be in the token's reach)",
             {"200": _resp("removed", suppressions.SUPPRESSION_REMOVED)},
             params=[_path("address", {"type": "string"})],
+            found=True,
+        )
+    },
+    "/api/webhooks": {
+        "get": _op(
+            webhooks.list_webhooks,
+            "The webhook endpoints in the token's reach (never their secrets)",
+            {"200": _resp("endpoints", webhooks.WEBHOOK_LIST)},
+            params=_q(webhooks.TEAM_Q),
+            found=True,
+        ),
+        "post": _op(
+            webhooks.add_webhook,
+            "Add a webhook endpoint: signed POSTs of the kinds named; its secret is in this answer only",
+            {
+                "201": _resp("the endpoint and its secret", webhooks.WEBHOOK_CREATED),
+                "409": _resp("the team has the most endpoints it may have", ERROR),
+            },
+            body=webhooks.WEBHOOK_ADD,
+            found=True,
+        ),
+    },
+    "/api/webhooks/{endpoint_id}": {
+        "delete": _op(
+            webhooks.remove_webhook,
+            "Remove a webhook endpoint (its pending deliveries fail; their log stays)",
+            {"200": _resp("removed", webhooks.WEBHOOK_REMOVED)},
+            params=[_path("endpoint_id")],
             found=True,
         )
     },

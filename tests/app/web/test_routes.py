@@ -21,6 +21,8 @@ from app.models import (
     SendingDomain,
     Suppression,
     Team,
+    WebhookDelivery,
+    WebhookEndpoint,
     utcnow,
 )
 
@@ -102,7 +104,14 @@ def expected(method: str, path: str, need, role: str, foreign: bool) -> str:
             return 403
         # the objects in paths (members, entries, tokens) are our team's; the outsider's entry is theirs
         theirs = role == "outsider" and ("{eid}" in path or "{pause_id}" in path)
-        if foreign and not theirs and any(p in path for p in ("{mid}", "{eid}", "{token_id}", "{pause_id}")):
+        if (
+            foreign
+            and not theirs
+            and any(
+                p in path
+                for p in ("{mid}", "{eid}", "{token_id}", "{pause_id}", "{webhook_id}", "{delivery_id}")
+            )
+        ):
             return 404
         if role == "operator" and (path.endswith(OWN_ENTRY) or path.endswith(OWN_MEMBER)):
             return 403  # an operator visiting a team has no entries or schedule in it
@@ -159,6 +168,15 @@ def _world(team_id: int):
         s.add(Suppression(email="dan@example.com", reason="manual", team_id=team_id))  # our team's entry
         create_token(s, "t", now=now, team_id=team_id)
         s.add(SendingDomain(domain="example.org", team_id=team_id, return_path_host="bounces.example.org"))
+        hook = WebhookEndpoint(
+            team_id=team_id, url="https://hooks.example.org/x", secret="whsec_x", kinds="sent"
+        )
+        s.add(hook)
+        s.flush()
+        delivery = WebhookDelivery(
+            endpoint_id=hook.id, team_id=team_id, kind="sent", payload="{}", state="failed"
+        )
+        s.add(delivery)
         s.flush()
         ids = {
             "mid_msg": mid,
@@ -166,6 +184,8 @@ def _world(team_id: int):
             "sid": s.execute(select(Suppression.id)).scalar(),
             "did": s.execute(select(SendingDomain.id)).scalar(),
             "token_id": s.execute(select(ApiToken.id)).scalar(),
+            "webhook_id": hook.id,
+            "delivery_id": delivery.id,
             "bob": members["bob@example.com"].id,
             "pauses": {e: pause.id for e, pause in pauses.items()},
         }
@@ -184,6 +204,8 @@ def _url(path: str, tid: int, role: str, eids: dict, ids: dict) -> str:
         .replace("{sid}", str(ids["sid"]))
         .replace("{did}", str(ids["did"]))
         .replace("{token_id}", str(ids["token_id"]))
+        .replace("{webhook_id}", str(ids["webhook_id"]))
+        .replace("{delivery_id}", str(ids["delivery_id"]))
         .replace("{pause_id}", str(ids["pauses"].get(EMAIL.get(role, ""), ids["pauses"]["bob@example.com"])))
     )
 

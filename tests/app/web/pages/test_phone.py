@@ -66,6 +66,7 @@ NAMES = {
     "/teams/N/settings/me": "my-schedule",
     "/teams/N/settings/members": "members",
     "/teams/N/settings/tokens": "tokens",
+    "/teams/N/settings/webhooks": "webhooks",
     "/mail/outbound": "outbound",
     "/mail/outbound/N": "message-timeline",
     "/mail/inbound": "inbound",
@@ -197,6 +198,23 @@ def fill_the_team(page, base: str, tid: int) -> None:
     page.click("button:has-text('Set')")
 
 
+def add_a_webhook(tid: int) -> None:
+    """An endpoint with a long URL and a delivery with a refused attempt, for the webhooks page."""
+    from dataclasses import replace
+
+    from app.db import session
+    from app.models import WebhookAttempt, WebhookDelivery
+    from app.relay import webhooks
+    from app.settings import get_settings
+
+    allowed = replace(get_settings(), webhook_allow_private=True)  # the host need not resolve here
+    with session() as s:
+        webhooks.add(s, tid, LONG_URL, ["sent", "entry_created"], now=FIXED_NOW, settings=allowed)
+        webhooks.emit(s, "entry_created", [(tid, {"entry": {"text": "for the page"}})], now=FIXED_NOW)
+        did = s.execute(select(WebhookDelivery.id)).scalar_one()
+        s.add(WebhookAttempt(delivery_id=did, at=FIXED_NOW, status=500, latency_ms=12, response="no " * 200))
+
+
 def test_every_page_fits_a_phone_and_a_desktop(live, chromium, team):
     from app.accounts.users import make_operator
     from app.db import session
@@ -224,6 +242,7 @@ def test_every_page_fits_a_phone_and_a_desktop(live, chromium, team):
     fill_the_team(page, base, tid)
     with session() as s:
         eid = s.execute(select(Entry.id).order_by(Entry.id)).scalars().first()
+    add_a_webhook(tid)
     seeds = [
         "/",
         f"/teams/{tid}/search?q=digest",
