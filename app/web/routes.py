@@ -72,6 +72,7 @@ routes = [
     Route("/api/messages", api_messages.create, methods=["POST"]),
     Route("/api/messages", api_messages.list_messages, methods=["GET"]),
     Route("/api/messages/redrive", api_messages.redrive_many, methods=["POST"]),
+    Route("/api/messages/batch", api_messages.create_batch, methods=["POST"]),
     Route("/api/messages/{id:int}", api_messages.cancel, methods=["DELETE"]),
     Route("/api/messages/{id:int}/redrive", api_messages.redrive_one, methods=["POST"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),
