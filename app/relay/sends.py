@@ -416,7 +416,7 @@ def create_batch(
     if not isinstance(messages, list) or not messages:
         raise RequestError("messages must be a non-empty list of messages")
     if len(messages) > MAX_BATCH:
-        raise RequestError(f"messages has {len(messages)} messages, more than {MAX_BATCH}", 413)
+        raise RequestError(f"messages has {len(messages)} messages, more than {MAX_BATCH}")
     out: list[Accepted | RequestError] = []
     for i, message in enumerate(messages):
         try:

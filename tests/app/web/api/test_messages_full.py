@@ -400,3 +400,31 @@ def test_a_scheduled_composed_message_waits_with_all_its_rows(client, team, toke
     )
     assert r.status_code == 202 and r.json()["state"] == "scheduled"
     assert {(m.state, m.batch_id) for m in rows(r.json()["ids"])} == {("scheduled", "w1")}
+
+
+def test_the_openapi_document_lists_the_new_fields_and_the_batch_route(client):
+    doc = client.get("/api/openapi.json").json()
+    send = doc["components"]["schemas"]["MessageSend"]["properties"]
+    for name in (
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply_to",
+        "model",
+        "headers",
+        "attachments",
+        "tags",
+        "metadata",
+    ):
+        assert name in send, name
+    assert send["attachments"]["items"] == {"$ref": "#/components/schemas/AttachmentUpload"}
+    upload = doc["components"]["schemas"]["AttachmentUpload"]["properties"]
+    assert set(upload) == {"filename", "content_type", "content", "content_id"}
+    assert {"tags", "metadata", "from"} <= set(doc["components"]["schemas"]["Message"]["properties"])
+    assert "ids" in doc["components"]["schemas"]["SendAccepted"]["properties"]
+    post = doc["paths"]["/api/messages/batch"]["post"]
+    assert post["x-scopes"] == ["send"] and {"200", "202", "429"} <= set(post["responses"])
+    assert post["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/MessageBatch"
+    }
