@@ -164,21 +164,25 @@ def headers(value) -> dict[str, str]:
     return out
 
 
-def _base64(where: str, value, budget: int) -> bytes:
+def _base64(where: str, value, budget: int, limit: int) -> bytes:
     if not isinstance(value, str):
         raise RequestError(f"{where} must be a base64 string")
     compact = _BASE64_SPACE.sub("", value)
-    if len(compact) // 4 * 3 > budget:
-        raise RequestError(f"{where} takes the message past MAX_MESSAGE_BYTES", 413)
+    if len(compact) // 4 * 3 - 2 > budget:  # past it even with the most padding: not decoded at all
+        raise _too_large(where, limit)
     try:
         return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError):
         raise RequestError(f"{where} is not valid base64") from None
 
 
-def attachments(value, *, budget: int) -> list[Attachment]:
+def _too_large(where: str, limit: int) -> RequestError:
+    return RequestError(f"{where} takes the message past MAX_MESSAGE_BYTES ({limit} bytes)", 413)
+
+
+def attachments(value, *, budget: int, limit: int = 0) -> list[Attachment]:
     """The decoded attachments; ``budget`` is how many bytes they may take in all (RequestError 413
-    naming the first past it)."""
+    naming the first past it and ``limit``, the message's)."""
     if value is None:
         return []
     if not isinstance(value, list):
@@ -215,9 +219,9 @@ def attachments(value, *, budget: int) -> list[Attachment]:
             if cid in cids:
                 raise RequestError(f"{where}.content_id {cid!r} is given twice")
             cids.add(cid)
-        data = _base64(f"{where}.content", item["content"], budget)
+        data = _base64(f"{where}.content", item["content"], budget, limit)
         if len(data) > budget:
-            raise RequestError(f"{where}.content takes the message past MAX_MESSAGE_BYTES", 413)
+            raise _too_large(f"{where}.content", limit)
         budget -= len(data)
         out.append(Attachment(filename, maintype, subtype, data, cid))
     return out

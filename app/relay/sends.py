@@ -295,9 +295,9 @@ def prepare(s: Session, body, token: ApiToken, *, now: datetime, settings: Setti
         budget = settings.max_message_bytes - len(text.encode()) - len(html.encode())
         if budget < 0:
             raise RequestError(
-                f"text and html are larger than MAX_MESSAGE_BYTES ({settings.max_message_bytes})", 413
+                f"text and html are larger than MAX_MESSAGE_BYTES ({settings.max_message_bytes} bytes)", 413
             )
-        files = compose.attachments(body.get("attachments"), budget=budget)
+        files = compose.attachments(body.get("attachments"), budget=budget, limit=settings.max_message_bytes)
         parts = compose.Parts(
             sender=sender,
             to=to,

@@ -324,7 +324,12 @@ BAD = [
             ]
         },
         413,
-        "attachments[1].content takes the message past MAX_MESSAGE_BYTES",
+        "attachments[1].content takes the message past MAX_MESSAGE_BYTES (2048 bytes)",
+    ),
+    (
+        {"cc": "c@example.com", "text": "x" * 3000},
+        413,
+        "text and html are larger than MAX_MESSAGE_BYTES (2048 bytes)",
     ),
     ({"tags": "one"}, 400, "tags must be a list of at most 10 strings"),
     ({"tags": ["ok", ""]}, 400, "tags[1] must be 1-100 printable characters"),
@@ -369,7 +374,8 @@ def test_a_message_past_the_size_limit_is_413_naming_the_limit(client, team, tok
     )
     assert (
         r.status_code == 413
-        and "attachments[0].content takes the message past MAX_MESSAGE_BYTES" in r.json()["error"]
+        and "attachments[0].content takes the message past MAX_MESSAGE_BYTES (10485760 bytes)"
+        in r.json()["error"]
     )
     ok = b64(b"z" * (9 * 1024 * 1024))  # 12 MiB of base64: more than API_MAX_BYTES, within the route's limit
     r = post(
