@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import JSON, cast, func, select
 from sqlmodel import Session
 
 from app.errors import RenderError, RequestError
@@ -216,6 +216,17 @@ def labels(context: str) -> tuple[list[str], dict[str, str]]:
         return [], {}
     tags, metadata = stored.get("tags"), stored.get("metadata")
     return (tags if isinstance(tags, list) else []), (metadata if isinstance(metadata, dict) else {})
+
+
+def label_columns(dialect: str) -> tuple:
+    """SQL expressions of a row's tags and metadata (JSON, or its text on SQLite), read out of its
+    context by the database: a page of events need not fetch whole contexts (rendered ones hold
+    the content)."""
+    M = OutboundMessage
+    if dialect == "postgresql":
+        ctx = cast(M.context, JSON)
+        return ctx["tags"], ctx["metadata"]
+    return func.json_extract(M.context, "$.tags"), func.json_extract(M.context, "$.metadata")
 
 
 def _tracked(s: Session, team_id: int | None) -> bool:

@@ -434,3 +434,26 @@ def test_the_openapi_document_lists_the_new_fields_and_the_batch_route(client):
     assert post["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/MessageBatch"
     }
+
+
+def test_events_carry_the_message_tags_and_metadata(client, team, token):
+    meta = {"order": "A-17"}
+    composed_one = post(
+        client,
+        token,
+        to="ann@example.com",
+        bcc="b@example.com",
+        subject="S",
+        text="t",
+        tags=["x"],
+        metadata=meta,
+    )
+    rendered_one = post(client, token, to="cy@example.com", subject="S", text="t" * 5000, metadata={"k": "v"})
+    plain = post(client, token, to="dee@example.com", subject="S", text="t")
+    auth = {"Authorization": f"Bearer {token}"}
+    events = client.get("/api/events", headers=auth).json()["events"]
+    by_message = {e["message_id"]: (e["tags"], e["metadata"]) for e in events}
+    for mid in composed_one.json()["ids"]:
+        assert by_message[mid] == (["x"], meta)
+    assert by_message[rendered_one.json()["id"]] == ([], {"k": "v"})
+    assert by_message[plain.json()["id"]] == ([], {})
