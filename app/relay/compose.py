@@ -31,7 +31,7 @@ _FIELD_NAME = re.compile(r"^[\x21-\x39\x3b-\x7e]{1,76}$")  # RFC 5322 ftext: pri
 _TOKEN = r"[A-Za-z0-9!#$&^_.+-]{1,64}"
 _MEDIA_TYPE = re.compile(rf"^({_TOKEN})/({_TOKEN})$")
 _CONTENT_ID = re.compile(r"^[\x21-\x3b\x3d\x3f-\x7e]{1,200}$")  # printable ASCII without < and >
-_MESSAGE_ID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>$")
+_MESSAGE_ID = re.compile(r"^<[\x21-\x3b\x3d\x3f-\x7e]{1,250}@[\x21-\x3b\x3d\x3f-\x7e]{1,250}>$")  # 255 in all
 _BASE64_SPACE = re.compile(r"[\r\n\t ]")
 
 MAX_NAME = 200  # a display name's characters
@@ -158,7 +158,7 @@ def headers(value) -> dict[str, str]:
             raise RequestError(f"{where} is given twice (header names are case-insensitive)")
         seen.add(low)
         v = _text(where, v, MAX_HEADER_VALUE)
-        if low == "message-id" and not _MESSAGE_ID.match(v.strip()):
+        if low == "message-id" and not (_MESSAGE_ID.match(v.strip()) and len(v.strip()) <= 255):
             raise RequestError(f"{where} must be <id@domain> in printable ASCII")
         out[name] = v.strip() if low == "message-id" else v
     return out

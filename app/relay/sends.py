@@ -15,13 +15,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import JSON, cast, func, select
+from sqlalchemy import JSON, cast, delete, func, select
 from sqlmodel import Session
 
 from app.errors import RenderError, RequestError
 from app.models import (
     MAX_ID,
     ApiToken,
+    MessageEvent,
     OutboundBody,
     OutboundMessage,
     Team,
@@ -253,13 +254,13 @@ def _team_id(s: Session, body: dict, token: ApiToken) -> int | None:
 
 
 def _composed(body: dict) -> bool:
-    """Whether the request needs a composed message (rather than one rendered per recipient)."""
+    """Whether the request needs a composed message (rather than one rendered per recipient): a
+    field of COMPOSED_FIELDS, or a To header that is more than one bare address."""
     if any(body.get(name) is not None for name in COMPOSED_FIELDS):
         return True
     to = body.get("to")
-    return (
-        isinstance(to, dict) or (isinstance(to, list) and len(to) != 1) or (isinstance(to, str) and "<" in to)
-    )
+    items = to if isinstance(to, list) else [to]
+    return len(items) != 1 or isinstance(items[0], dict) or (isinstance(items[0], str) and "<" in items[0])
 
 
 def prepare(s: Session, body, token: ApiToken, *, now: datetime, settings: Settings) -> Prepared:
@@ -394,6 +395,7 @@ def store(s: Session, p: Prepared, *, now: datetime, settings: Settings) -> Acce
             from_addr=p.from_addr,
         )
         if not created:  # the same key stored at this moment by a concurrent request: its rows stand
+            s.execute(delete(MessageEvent).where(MessageEvent.message_id.in_(ids)))
             for made in ids:
                 s.delete(s.get(M, made))
             if body_id is not None:

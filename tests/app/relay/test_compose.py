@@ -7,7 +7,7 @@ import pytest
 
 from app.errors import RequestError
 from app.relay.compose import Attachment, Mailbox, Parts, attachments, build, headers, mailbox, mailboxes
-from app.relay.sends import _within
+from app.relay.sends import _composed, _within
 
 
 def parts(**given) -> Parts:
@@ -144,3 +144,20 @@ def test_attachments_decode_with_line_breaks_and_count_against_the_budget():
 )
 def test_a_batch_names_the_field_inside_its_message(reason, named):
     assert _within("messages[7]", reason) == named
+
+
+@pytest.mark.parametrize(
+    "body,composed",
+    [
+        ({"to": "ann@example.com"}, False),
+        ({"to": ["ann@example.com"]}, False),
+        ({"to": ["Ann <ann@example.com>"]}, True),
+        ({"to": {"email": "ann@example.com"}}, True),
+        ({"to": ["a@example.com", "b@example.com"]}, True),
+        ({"to": "ann@example.com", "headers": {"X-A": "b"}}, True),
+        ({"to": "ann@example.com", "bcc": "b@example.com"}, True),
+        ({"to": "ann@example.com", "tags": ["t"], "metadata": {"k": "v"}}, False),
+    ],
+)
+def test_only_what_a_rendered_message_cannot_say_makes_a_composed_one(body, composed):
+    assert _composed(body) is composed
