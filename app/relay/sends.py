@@ -1,10 +1,17 @@
-"""Sends through the relay by API: validate a request into an outbox row, schedule it, cancel it.
+"""Sends through the relay by API: check a request (``prepare``), store it as one outbox row per
+recipient (``store``), one request or a batch of them; schedule them, cancel them.
 
 A message with ``send_at`` in the future starts ``scheduled`` and the scheduler's
 tick moves it to ``queued`` in bulk when it falls due (``outbox.release_due``);
-until then ``cancel`` / ``cancel_batch`` can stop it. The content travels in the
-row's ``context`` JSON and is rendered by ``templates/email/api.{txt,html}`` (or
-the caller's chosen template), so nothing of the caller's ever becomes a header.
+until then ``cancel`` / ``cancel_batch`` can stop it.
+
+A message of only to/subject/text/html/template keeps its content in the row's ``context`` JSON and
+is rendered by ``templates/email/api.{txt,html}`` (or the caller's chosen template), so nothing of
+the caller's ever becomes a header. One that uses from, cc, bcc, reply_to, headers or attachments
+is **composed**: its parts checked and built into one message by app.relay.compose (the template
+rendered into it), stored once (app.relay.composed) and named by every recipient's row
+(``body_id``, ``from_addr``, ``_track`` from the team's tracking setting). Tags and metadata go in
+the context either way (app.relay.labels).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import JSON, cast, delete, func, select
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from app.errors import RenderError, RequestError
@@ -30,7 +37,7 @@ from app.models import (
     bad_text,
     id_in_range,
 )
-from app.relay import compose, composed, domains, outbox, quotas
+from app.relay import compose, composed, domains, labels, outbox, quotas
 from app.relay.render import TEMPLATES, render_parts
 from app.settings import Settings
 from parsers.html_bounds import bound_html
@@ -50,10 +57,6 @@ FIELDS |= {"tags", "metadata"}
 COMPOSED_FIELDS = ("from", "cc", "bcc", "reply_to", "headers", "attachments")
 MAX_RECIPIENTS = 50  # to, cc and bcc together: one row each
 MAX_BATCH = 500  # messages in one POST /api/messages/batch
-MAX_TAGS, MAX_TAG = 10, 100
-MAX_METADATA_KEYS, MAX_METADATA_VALUE, MAX_METADATA_CHARS = 50, 1000, 10_000
-LABELS = ("tags", "metadata")  # in the row's context, beside the template's variables
-_TAG = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ def _model(body: dict) -> dict | None:
         raise RequestError(f"{name} must be a JSON object")
     if any(not isinstance(k, str) or k.startswith("_") for k in value):
         raise RequestError(f"{name} keys must be strings not starting with '_' (reserved)")
-    for reserved in LABELS:
+    for reserved in labels.NAMES:
         if reserved in value:
             raise RequestError(f"{name}.{reserved} is reserved (the message's own {reserved} field)")
     return value
@@ -177,57 +180,6 @@ def _content(body: dict) -> tuple[str, dict]:
     if text is None:
         text = html_to_text(html)
     return "api", {"text": text, "html": html or ""}
-
-
-def _tags(value) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) > MAX_TAGS:
-        raise RequestError(f"tags must be a list of at most {MAX_TAGS} strings")
-    for i, tag in enumerate(value):
-        if not isinstance(tag, str) or not _TAG.match(tag):
-            raise RequestError(f"tags[{i}] must be 1-{MAX_TAG} printable characters")
-    return value
-
-
-def _metadata(value) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise RequestError('metadata must be a flat JSON object of "key": "string value"')
-    if len(value) > MAX_METADATA_KEYS:
-        raise RequestError(f"metadata has {len(value)} keys, more than {MAX_METADATA_KEYS}")
-    for key, v in value.items():
-        if not _TAG.match(key):
-            raise RequestError(f"metadata keys must be 1-{MAX_TAG} printable characters: {key[:80]!r}")
-        if not isinstance(v, str):
-            raise RequestError(f"metadata.{key} must be a string (metadata is flat)")
-        if len(v) > MAX_METADATA_VALUE:
-            raise RequestError(f"metadata.{key} is longer than {MAX_METADATA_VALUE} characters")
-    if len(json.dumps(value)) > MAX_METADATA_CHARS:
-        raise RequestError(f"metadata is larger than {MAX_METADATA_CHARS} characters as JSON")
-    return value
-
-
-def labels(context: str) -> tuple[list[str], dict[str, str]]:
-    """(tags, metadata) of a row's stored context (GET /api/messages, events)."""
-    try:
-        stored = json.loads(context or "{}")
-    except ValueError:
-        return [], {}
-    tags, metadata = stored.get("tags"), stored.get("metadata")
-    return (tags if isinstance(tags, list) else []), (metadata if isinstance(metadata, dict) else {})
-
-
-def label_columns(dialect: str) -> tuple:
-    """SQL expressions of a row's tags and metadata (JSON, or its text on SQLite), read out of its
-    context by the database: a page of events need not fetch whole contexts (rendered ones hold
-    the content)."""
-    M = OutboundMessage
-    if dialect == "postgresql":
-        ctx = cast(M.context, JSON)
-        return ctx["tags"], ctx["metadata"]
-    return func.json_extract(M.context, "$.tags"), func.json_extract(M.context, "$.metadata")
 
 
 def _tracked(s: Session, team_id: int | None) -> bool:
@@ -287,7 +239,7 @@ def prepare(s: Session, body, token: ApiToken, *, now: datetime, settings: Setti
     if "\r" in subject or "\n" in subject:
         raise RequestError("subject must be one line (no CR or LF)")
     template, context = _content(body)
-    tags, metadata = _tags(body.get("tags")), _metadata(body.get("metadata"))
+    tags, metadata = labels.tags(body.get("tags")), labels.metadata(body.get("metadata"))
     send_at = _send_at(body.get("send_at"), now, settings.api_max_schedule_s)
     key = _string(body, "idempotency_key", limit=200)
     if key is not None and not _KEY.match(key):

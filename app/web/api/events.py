@@ -7,7 +7,7 @@ import json
 from sqlalchemy import select
 
 from app.models import MessageEvent, OutboundMessage
-from app.relay.sends import label_columns
+from app.relay import labels
 from app.web.api.base import IntQuery, api
 from app.web.api.shapes import DATE_TIME, INT, STR, Field, Shape, Type, listing
 
@@ -51,7 +51,7 @@ LIMIT_Q = IntQuery("limit", 100, most=500, description="at most 500")
 def events(request, s, token, body):
     """GET /api/events?message_id=&after_id=&limit=: message events in id order (poll with after_id)."""
     E = MessageEvent
-    tags, metadata = label_columns(s.get_bind().dialect.name)
+    tags, metadata = labels.columns(s.get_bind().dialect.name)
     columns = (E.id, E.message_id, E.kind, E.from_state, E.detail, E.created_at)
     stmt = select(*columns, tags.label("tags"), metadata.label("metadata"))
     stmt = stmt.join(OutboundMessage, OutboundMessage.id == MessageEvent.message_id)

@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse
 
 from app.errors import QuotaExceeded, RequestError
 from app.models import MessageEvent, OutboundMessage, utcnow
+from app.relay import labels, sends
 from app.relay import redrive as redrives
-from app.relay import sends
 from app.relay.outbox import TRANSITIONS
 from app.web.api.base import BEFORE_Q, ApiError, ChoiceQuery, IntQuery, api
 from app.web.api.shapes import (
@@ -50,7 +50,7 @@ def _detail(value: str):
 
 
 TAGS = Type(
-    {"type": "array", "items": {"type": "string", "maxLength": sends.MAX_TAG}, "maxItems": sends.MAX_TAGS}
+    {"type": "array", "items": {"type": "string", "maxLength": labels.MAX_TAG}, "maxItems": labels.MAX_TAGS}
 )
 METADATA = Type({"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 50})
 
@@ -87,8 +87,8 @@ MESSAGE = Shape(
         Field("next_attempt_at", nullable(DATE_TIME)),
         Field("expires_at", nullable(DATE_TIME)),
         Field("purged", BOOL, lambda m: m.purged_at is not None, description="content removed (retention)"),
-        Field("tags", TAGS, lambda m: sends.labels(m.context)[0]),
-        Field("metadata", METADATA, lambda m: sends.labels(m.context)[1]),
+        Field("tags", TAGS, lambda m: labels.read(m.context)[0]),
+        Field("metadata", METADATA, lambda m: labels.read(m.context)[1]),
         Field("events", many(TIMELINE_EVENT), required=False, description="GET /api/messages/{id} only"),
     ),
 )
