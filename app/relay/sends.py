@@ -21,6 +21,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.errors import MessageError
 
 from sqlalchemy import delete, select
 from sqlmodel import Session
@@ -275,7 +276,7 @@ def prepare(s: Session, body, token: ApiToken, *, now: datetime, settings: Setti
         )
         try:
             raw = compose.build(parts)
-        except (ValueError, TypeError, IndexError) as e:  # what the email package refuses
+        except (ValueError, TypeError, IndexError, MessageError) as e:  # what the email package refuses
             raise RequestError(f"the message cannot be composed: {str(e)[:200]}") from None
         from_addr = sender.address if body.get("from") is not None else ""
         given = next((v for k, v in headers.items() if k.lower() == "message-id"), None)
