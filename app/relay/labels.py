@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 
 from sqlalchemy import JSON, cast, func
 
@@ -51,11 +52,14 @@ def metadata(value) -> dict[str, str] | None:
     return value
 
 
+@lru_cache(maxsize=16)  # a message's shape reads its tags and then its metadata: one parse
 def read(context: str) -> tuple[list[str], dict[str, str]]:
-    """(tags, metadata) of a row's stored context (GET /api/messages, events)."""
+    """(tags, metadata) of a row's stored context (GET /api/messages; events read ``columns``)."""
     try:
         stored = json.loads(context or "{}")
     except ValueError:
+        return [], {}
+    if not isinstance(stored, dict):
         return [], {}
     tags, metadata = stored.get("tags"), stored.get("metadata")
     return (tags if isinstance(tags, list) else []), (metadata if isinstance(metadata, dict) else {})
