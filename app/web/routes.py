@@ -9,6 +9,7 @@ from app.web.api import events as api_events
 from app.web.api import inbound as api_inbound
 from app.web.api import messages as api_messages
 from app.web.api import openapi as api_openapi
+from app.web.api import send as api_send
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.hooks import events, inbound, tracking
@@ -69,10 +70,10 @@ routes = [
     Route("/api/inbound", api_inbound.list_inbound),
     Route("/api/inbound/{id:str}", api_inbound.get_inbound),
     Route("/api/inbound/{id:str}/attachments/{index:str}", api_inbound.get_attachment),
-    Route("/api/messages", api_messages.create, methods=["POST"]),
+    Route("/api/messages", api_send.create, methods=["POST"]),
     Route("/api/messages", api_messages.list_messages, methods=["GET"]),
     Route("/api/messages/redrive", api_messages.redrive_many, methods=["POST"]),
-    Route("/api/messages/batch", api_messages.create_batch, methods=["POST"]),
+    Route("/api/messages/batch", api_send.create_batch, methods=["POST"]),
     Route("/api/messages/{id:int}", api_messages.cancel, methods=["DELETE"]),
     Route("/api/messages/{id:int}/redrive", api_messages.redrive_one, methods=["POST"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),

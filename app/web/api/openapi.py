@@ -14,7 +14,7 @@ from copy import deepcopy
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from app.web.api import entries, events, inbound, messages, suppressions, teams
+from app.web.api import entries, events, inbound, messages, send, suppressions, teams
 from app.web.api.inbound import MAX_INDEX
 from app.web.api.shapes import ERROR, Shape, ref
 from app.web.common import MAX_ID
@@ -43,13 +43,13 @@ SHAPES: tuple[Shape, ...] = (
     messages.TIMELINE_EVENT,
     messages.MESSAGE,
     messages.MESSAGE_PAGE,
-    messages.MAILBOX,
-    messages.ATTACHMENT,
-    messages.MESSAGE_SEND,
-    messages.SEND_ACCEPTED,
-    messages.BATCH_SEND,
-    messages.BATCH_RESULT,
-    messages.BATCH_ACCEPTED,
+    send.MAILBOX,
+    send.ATTACHMENT,
+    send.MESSAGE_SEND,
+    send.SEND_ACCEPTED,
+    send.BATCH_SEND,
+    send.BATCH_RESULT,
+    send.BATCH_ACCEPTED,
     messages.CANCELLED,
     messages.BATCH_CANCELLED,
     suppressions.SUPPRESSION,
@@ -295,30 +295,30 @@ PATHS = {
             params=_q(messages.STATE_Q, messages.LIMIT_Q, messages.BEFORE_Q),
         ),
         "post": _op(
-            messages.create,
+            send.create,
             "Send a message (or schedule it with send_at); idempotent by idempotency_key",
             {
-                "202": _resp("accepted", messages.SEND_ACCEPTED),
-                "200": _resp("already accepted (same idempotency_key)", messages.SEND_ACCEPTED),
+                "202": _resp("accepted", send.SEND_ACCEPTED),
+                "200": _resp("already accepted (same idempotency_key)", send.SEND_ACCEPTED),
                 "403": _resp("the token lacks the send scope, or may not send for that team", ERROR),
                 "413": _resp("body past its limit, or the message past MAX_MESSAGE_BYTES (named)", ERROR),
                 "429": QUOTA_FULL,
             },
-            body=messages.MESSAGE_SEND,
+            body=send.MESSAGE_SEND,
         ),
     },
     "/api/messages/batch": {
         "post": _op(
-            messages.create_batch,
+            send.create_batch,
             "Send up to 500 messages: each checked on its own (a refused one is named by its index),"
             " the good ones stored together; 202 when any new message was stored, else 200",
             {
-                "202": _resp("per message: its rows, or why it was refused", messages.BATCH_ACCEPTED),
-                "200": _resp("nothing new stored: every message refused or known", messages.BATCH_ACCEPTED),
+                "202": _resp("per message: its rows, or why it was refused", send.BATCH_ACCEPTED),
+                "200": _resp("nothing new stored: every message refused or known", send.BATCH_ACCEPTED),
                 "403": _resp("the token lacks the send scope", ERROR),
                 "429": QUOTA_FULL,
             },
-            body=messages.BATCH_SEND,
+            body=send.BATCH_SEND,
         )
     },
     "/api/messages/{id}": {
