@@ -357,7 +357,8 @@ def store(s: Session, p: Prepared, *, now: datetime, settings: Settings) -> Acce
             known = s.execute(select(M).where(M.idempotency_key.in_(keys)).order_by(M.id)).scalars().all()
             return _accepted(known, duplicate=True)
         ids.append(mid)
-    return _accepted([s.get(M, i) for i in ids], duplicate=False)
+    state = "scheduled" if later else "queued"
+    return Accepted(ids[0], state, False, p.send_at, p.batch_id, p.team_id, tuple(ids))
 
 
 def _accepted(rows: list, *, duplicate: bool) -> Accepted:
