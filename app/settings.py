@@ -89,6 +89,8 @@ class Settings:
     inbound_max_attempts: int = 3  # INBOUND_MAX_ATTEMPTS: unfinished processing attempts before quarantine
     reminder_late_s: int = 3 * 3600  # REMINDER_LATE_S: a reminder later than this (downtime) is skipped
     api_max_bytes: int = 1024 * 1024  # API_MAX_BYTES: larger /api/ JSON bodies get 413
+    # MAX_MESSAGE_BYTES: text, html and decoded attachments of one API message; larger get 413
+    max_message_bytes: int = 10 * 1024 * 1024
     form_max_bytes: int = 1024 * 1024  # FORM_MAX_BYTES: larger web form bodies get 413
     api_max_schedule_s: int = 366 * 86400  # API_MAX_SCHEDULE_S: how far ahead send_at may be
     soft_bounce_limit: int = 3  # SOFT_BOUNCE_LIMIT: this many soft bounces of an address within ...
@@ -177,6 +179,12 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def api_message_max_bytes(self) -> int:
+        """The body limit of POST /api/messages (and /batch): a MAX_MESSAGE_BYTES message in base64
+        (4/3 of it) with room for the rest of the JSON (API_MAX_BYTES)."""
+        return -(-self.max_message_bytes * 4 // 3) + self.api_max_bytes
 
     @property
     def reply_domains(self) -> tuple[str, ...]:
@@ -344,6 +352,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             inbound_max_attempts=max(1, int(e("INBOUND_MAX_ATTEMPTS", "3"))),
             reminder_late_s=int(e("REMINDER_LATE_S", str(3 * 3600))),
             api_max_bytes=int(e("API_MAX_BYTES", str(1024 * 1024))),
+            max_message_bytes=_whole(
+                "MAX_MESSAGE_BYTES", e("MAX_MESSAGE_BYTES", str(10 * 1024 * 1024)), 1024, 2**31
+            ),
             form_max_bytes=int(e("FORM_MAX_BYTES", str(1024 * 1024))),
             api_max_schedule_s=int(e("API_MAX_SCHEDULE_S", str(366 * 86400))),
             soft_bounce_limit=_whole("SOFT_BOUNCE_LIMIT", e("SOFT_BOUNCE_LIMIT", "3"), 1, 1000),

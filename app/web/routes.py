@@ -12,6 +12,7 @@ from app.web.api import messages as api_messages
 from app.web.api import openapi as api_openapi
 from app.web.api import passthrough as api_passthrough
 from app.web.api import reports as api_reports
+from app.web.api import send as api_send
 from app.web.api import suppressions as api_suppressions
 from app.web.api import teams as api_teams
 from app.web.api import webhooks as api_webhooks
@@ -89,9 +90,10 @@ routes = [
     Route("/api/inbound", api_inbound.list_inbound),
     Route("/api/inbound/{id:str}", api_inbound.get_inbound),
     Route("/api/inbound/{id:str}/attachments/{index:str}", api_inbound.get_attachment),
-    Route("/api/messages", api_messages.create, methods=["POST"]),
+    Route("/api/messages", api_send.create, methods=["POST"]),
     Route("/api/messages", api_messages.list_messages, methods=["GET"]),
     Route("/api/messages/redrive", api_messages.redrive_many, methods=["POST"]),
+    Route("/api/messages/batch", api_send.create_batch, methods=["POST"]),
     Route("/api/messages/{id:int}", api_messages.cancel, methods=["DELETE"]),
     Route("/api/messages/{id:int}/redrive", api_messages.redrive_one, methods=["POST"]),
     Route("/api/messages/{id:str}", api_messages.get_message, methods=["GET"]),

@@ -54,6 +54,7 @@ def test_defaults_are_the_embedded_ones(tmp_path):
         ({"REPLY_WINDOW_DAYS": "a month"}, "REPLY_WINDOW_DAYS"),
         ({"SOFT_BOUNCE_LIMIT": "0"}, "SOFT_BOUNCE_LIMIT"),
         ({"SOFT_BOUNCE_LIMIT": "three"}, "SOFT_BOUNCE_LIMIT"),
+        ({"MAX_MESSAGE_BYTES": "10"}, "MAX_MESSAGE_BYTES must be a whole number from 1024"),
         ({"SOFT_BOUNCE_WINDOW_DAYS": "-1"}, "SOFT_BOUNCE_WINDOW_DAYS"),
         ({"SOFT_BOUNCE_SUPPRESS_DAYS": "0"}, "SOFT_BOUNCE_SUPPRESS_DAYS"),
         ({"SOFT_BOUNCE_SUPPRESS_DAYS": "99999"}, "SOFT_BOUNCE_SUPPRESS_DAYS"),

@@ -88,7 +88,7 @@ def test_unauthenticated_and_oversized_bodies_are_answered_with_almost_nothing_r
         ("sign-in form, no session", "/signin", form, 403),
         ("inbound webhook, wrong secret", "/inbound/raw", {"Authorization": "Bearer wrong"}, 401),
         ("unsubscribe, forged token", "/t/u/1.u.AAAAAAAAAAAAAAAAAAAAAA", {}, 404),
-        ("API, past API_MAX_BYTES", "/api/messages", {"Authorization": f"Bearer {token}"}, 413),
+        ("API, past API_MAX_BYTES", "/api/suppressions", {"Authorization": f"Bearer {token}"}, 413),
     ]
     rss_before = proc_value(web.pid, "status", "VmRSS")
     report = []

@@ -12,6 +12,7 @@ without it is a 403 naming the scope, before the body is read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from app.db import session
 from app.models import ApiToken
 from app.relay.api_tokens import SCOPES, bearer, check_token, has_scope, missing_scope
+from app.settings import Settings
 from app.web.common import (
     MAX_ID,
     BadInput,
@@ -86,13 +88,14 @@ def api(
     *,
     scope: str = "manage",
     body: bool = False,
-    max_bytes: int | None = None,
+    max_bytes: int | Callable[[Settings], int] | None = None,
     media_type: str = "application/json",
 ):
     """Wrap a sync ``handler(request, s, token, body)`` as an /api/ endpoint (see the module docstring).
 
     The token must carry ``scope`` (send, read or manage). With ``body``, the token is checked
-    before the body is read (at most ``max_bytes``, by default the API_MAX_BYTES setting): a JSON
+    before the body is read (at most ``max_bytes``, a number or a function of the settings, by default
+    the API_MAX_BYTES setting): a JSON
     object, or the bytes of another ``media_type``. Without it ``body`` is ``{}`` and the token is
     checked in the handler's own session.
     """
@@ -113,7 +116,10 @@ def api(
                         return unauthorized()
                     if not has_scope(token, scope):
                         return error(403, missing_scope(scope))
-                    limit = max_bytes or request.app.state.settings.api_max_bytes
+                    settings = request.app.state.settings
+                    limit = (
+                        max_bytes(settings) if callable(max_bytes) else max_bytes
+                    ) or settings.api_max_bytes
                     if media_type == "application/json":
                         data = await json_body(request, limit)
                     else:

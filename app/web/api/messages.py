@@ -1,8 +1,8 @@
-"""Outbound messages by API token: send, list, read one with its events, cancel one or a batch,
-send failed, deferred or suppressed ones again (redrive: app.relay.redrive).
+"""Outbound messages by API token: list, read one with its events, cancel one or a batch,
+send failed, deferred or suppressed ones again (redrive: app.relay.redrive); sending them is
+app.web.api.send's.
 
-Thin endpoints over app.relay.sends and the outbox: a send is stored and committed, then
-what is due now is enqueued. A token bound to a team sees and cancels only that team's
+Thin endpoints over app.relay.sends and the outbox. A token bound to a team sees and cancels only that team's
 messages; any other id is a 404.
 """
 
@@ -12,12 +12,11 @@ import json
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from starlette.responses import JSONResponse
 
-from app.errors import QuotaExceeded, RequestError
+from app.errors import RequestError
 from app.models import MessageEvent, OutboundMessage, utcnow
+from app.relay import labels, sends
 from app.relay import redrive as redrives
-from app.relay import sends
 from app.relay.outbox import TRANSITIONS
 from app.web.api.base import BEFORE_Q, ApiError, ChoiceQuery, IntQuery, api
 from app.web.api.shapes import (
@@ -25,7 +24,6 @@ from app.web.api.shapes import (
     BOOL,
     DATE_TIME,
     INT,
-    OBJECT,
     STR,
     Field,
     Shape,
@@ -48,6 +46,14 @@ def _detail(value: str):
         return value
 
 
+TAGS = Type(
+    {"type": "array", "items": {"type": "string", "maxLength": labels.MAX_TAG}, "maxItems": labels.MAX_TAGS}
+)
+METADATA = Type(
+    {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": labels.MAX_METADATA_KEYS}
+)
+
+
 TIMELINE_EVENT = Shape(
     "TimelineEvent",
     (
@@ -65,6 +71,7 @@ MESSAGE = Shape(
         Field("kind", STR, description="reminder, digest, api, ..."),
         Field("team_id", nullable(INT)),
         Field("to", STR, "to_addr"),
+        Field("from", BLANK_IS_NULL, "from_addr", description="the application's From; null: MAIL_FROM"),
         Field("subject", STR),
         Field("message_id", STR, description="its Message-ID header"),
         Field("state", one_of(STR, TRANSITIONS)),
@@ -79,36 +86,12 @@ MESSAGE = Shape(
         Field("next_attempt_at", nullable(DATE_TIME)),
         Field("expires_at", nullable(DATE_TIME)),
         Field("purged", BOOL, lambda m: m.purged_at is not None, description="content removed (retention)"),
+        Field("tags", TAGS, lambda m: labels.read(m.context)[0]),
+        Field("metadata", METADATA, lambda m: labels.read(m.context)[1]),
         Field("events", many(TIMELINE_EVENT), required=False, description="GET /api/messages/{id} only"),
     ),
 )
 MESSAGE_PAGE = paged("MessagePage", "messages", MESSAGE)
-# validated by app.relay.sends.create (its FIELDS; tests hold the two together)
-MESSAGE_SEND = Shape(
-    "MessageSend",
-    (
-        Field("to", STR),
-        Field("subject", STR),
-        Field("text", STR, required=False),
-        Field("html", STR, required=False),
-        Field("template", STR, required=False, description="instead of text/html"),
-        Field("context", OBJECT, required=False, description="the template's variables"),
-        Field("send_at", DATE_TIME, required=False, description="with a UTC offset; default: now"),
-        Field("idempotency_key", STR, required=False),
-        Field("batch_id", STR, required=False),
-        Field("team_id", INT, required=False),
-    ),
-)
-SEND_ACCEPTED = Shape(
-    "SendAccepted",
-    (
-        Field("id", INT),
-        Field("state", one_of(STR, ("scheduled", "queued"))),
-        Field("send_at", nullable(DATE_TIME)),
-        Field("batch_id", nullable(STR)),
-        Field("duplicate", BOOL, description="the idempotency_key was known: nothing new was made"),
-    ),
-)
 CANCELLED = Shape("Cancelled", (Field("id", INT), Field("state", STR)))
 BATCH_CANCELLED = Shape(
     "BatchCancelled",
@@ -152,25 +135,6 @@ REQUEUED = Shape("Requeued", (Field("id", INT), Field("state", STR)))
 
 STATE_Q = ChoiceQuery("state", tuple(TRANSITIONS), "only messages in this state")
 LIMIT_Q = IntQuery("limit", 50, high=500)
-
-
-@api(scope="send", body=True)
-def create(request, s, token, body):
-    """POST /api/messages: send now or at ``send_at``; 202 (200 when the idempotency key is known);
-    429 with Retry-After when the team's quota is full (nothing stored)."""
-    now, settings = utcnow(), request.app.state.settings
-    try:
-        accepted = sends.create(s, body, token, now=now, settings=settings)
-        sends.check_quotas(s, [accepted], now=now, settings=settings)
-    except QuotaExceeded as e:  # raised out of the session: the row just made rolls back
-        headers = {"Retry-After": str(e.retry_after_s)} if e.retry_after_s else {}
-        raise ApiError(429, str(e), headers) from None
-    except RequestError as e:
-        raise ApiError(e.status, str(e)) from None
-    s.commit()  # a worker must find the row its id names
-    if accepted.state == "queued" and not accepted.duplicate:
-        enqueue_deliveries([accepted.id])
-    return JSONResponse(SEND_ACCEPTED.dump(accepted), status_code=200 if accepted.duplicate else 202)
 
 
 @api(scope="send")

@@ -22,6 +22,7 @@ from app.web.api import (
     messages,
     passthrough,
     reports,
+    send,
     suppressions,
     teams,
     webhooks,
@@ -58,8 +59,13 @@ SHAPES: tuple[Shape, ...] = (
     messages.TIMELINE_EVENT,
     messages.MESSAGE,
     messages.MESSAGE_PAGE,
-    messages.MESSAGE_SEND,
-    messages.SEND_ACCEPTED,
+    send.MAILBOX,
+    send.ATTACHMENT,
+    send.MESSAGE_SEND,
+    send.SEND_ACCEPTED,
+    send.BATCH_SEND,
+    send.BATCH_RESULT,
+    send.BATCH_ACCEPTED,
     messages.CANCELLED,
     messages.BATCH_CANCELLED,
     suppressions.SUPPRESSION,
@@ -179,6 +185,18 @@ EXPORT_FILE = {
 CSV_FILE = {
     "description": "address,reason,expires_at lines with a header, as import reads them",
     "content": {"text/csv": {"schema": {"type": "string"}}},
+}
+
+
+QUOTA_FULL = {
+    **_resp("the team's hourly or daily quota is full: nothing was stored", ERROR),
+    "headers": {
+        "Retry-After": {
+            "required": False,
+            "description": "seconds until enough of the quota's window frees (absent: it never will)",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
 }
 
 
@@ -340,25 +358,31 @@ PATHS = {
             params=_q(messages.STATE_Q, messages.LIMIT_Q, messages.BEFORE_Q),
         ),
         "post": _op(
-            messages.create,
+            send.create,
             "Send a message (or schedule it with send_at); idempotent by idempotency_key",
             {
-                "202": _resp("accepted", messages.SEND_ACCEPTED),
-                "200": _resp("already accepted (same idempotency_key)", messages.SEND_ACCEPTED),
+                "202": _resp("accepted", send.SEND_ACCEPTED),
+                "200": _resp("already accepted (same idempotency_key)", send.SEND_ACCEPTED),
                 "403": _resp("the token lacks the send scope, or may not send for that team", ERROR),
-                "429": {
-                    **_resp("the team's hourly or daily quota is full: nothing was stored", ERROR),
-                    "headers": {
-                        "Retry-After": {
-                            "required": True,
-                            "description": "seconds until enough of the quota's window frees",
-                            "schema": {"type": "integer", "minimum": 1},
-                        }
-                    },
-                },
+                "413": _resp("body past its limit, or the message past MAX_MESSAGE_BYTES (named)", ERROR),
+                "429": QUOTA_FULL,
             },
-            body=messages.MESSAGE_SEND,
+            body=send.MESSAGE_SEND,
         ),
+    },
+    "/api/messages/batch": {
+        "post": _op(
+            send.create_batch,
+            "Send up to 500 messages: each checked on its own (a refused one is named by its index),"
+            " the good ones stored together; 202 when any new message was stored, else 200",
+            {
+                "202": _resp("per message: its rows, or why it was refused", send.BATCH_ACCEPTED),
+                "200": _resp("nothing new stored: every message refused or known", send.BATCH_ACCEPTED),
+                "403": _resp("the token lacks the send scope", ERROR),
+                "429": QUOTA_FULL,
+            },
+            body=send.BATCH_SEND,
+        )
     },
     "/api/messages/{id}": {
         "get": _op(

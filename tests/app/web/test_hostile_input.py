@@ -101,21 +101,31 @@ def test_an_authenticated_api_body_past_its_limit_is_413_as_soon_as_it_passes(ap
     assert (status, up.taken, got["connection"]) == (413, 0, "close")
     up = Upload(100 * MB)
     status, _ = drive(app, "POST", "/api/messages", h, up, declare=False)  # no length: counted
+    limit = get_settings().api_message_max_bytes  # a MAX_MESSAGE_BYTES message in base64, and the rest
+    assert status == 413 and limit < up.taken <= limit + CHUNK
+    up = Upload(100 * MB)
+    status, _ = drive(app, "POST", "/api/suppressions", h, up, declare=False)  # any other route: 1 MiB
     assert status == 413 and get_settings().api_max_bytes < up.taken <= get_settings().api_max_bytes + CHUNK
 
 
-def test_api_max_bytes_sets_the_json_limit(env, team):
+def test_api_max_bytes_sets_the_json_limit_and_max_message_bytes_that_of_messages(env, team):
     env.setenv("API_MAX_BYTES", "1000")
+    env.setenv("MAX_MESSAGE_BYTES", "1500")  # messages: 4/3 of it (base64) + API_MAX_BYTES = 3000
     reset_caches()
     from starlette.testclient import TestClient
 
     from app.web.factory import create_app
 
     with TestClient(create_app()) as c:
-        body = {"to": "x@example.com", "subject": "s", "text": "t" * 2000}
-        r = c.post("/api/messages", json=body, headers=token_for())
+        body = {"address": "x" * 2000 + "@example.com"}
+        r = c.post("/api/suppressions", json=body, headers=token_for())
         assert r.status_code == 413 and "1000 bytes" in r.json()["error"]
-        r = c.post("/api/messages", json={**body, "text": "short"}, headers=token_for())
+        body = {"to": "x@example.com", "subject": "s", "text": "t" * 3000}
+        r = c.post("/api/messages", json=body, headers=token_for())
+        assert r.status_code == 413 and "3000 bytes" in r.json()["error"]
+        r = c.post("/api/messages/batch", json={"messages": [body]}, headers=token_for())
+        assert r.status_code == 413 and "3000 bytes" in r.json()["error"]
+        r = c.post("/api/messages", json={**body, "text": "t" * 1400}, headers=token_for())
         assert r.status_code == 202
 
 

@@ -50,9 +50,11 @@ API_BODIES = {
     "/api/teams/{team_id}/entries": lambda w: {"member_id": w["bob"], "text": "shipped"},
     "/api/entries/{entry_id}": lambda w: {"text": "changed"},
     "/api/messages": lambda w: {"to": "x@example.com", "subject": "s", "text": "t"},
+    "/api/messages/batch": lambda w: {"messages": [{"to": "x@example.com", "subject": "s", "text": "t"}]},
 }
 API_FIELDS = ("member_id", "text", "kind", "day", "to", "subject", "html", "template", "context")
-API_FIELDS += ("send_at", "idempotency_key", "batch_id", "team_id")
+API_FIELDS += ("send_at", "idempotency_key", "batch_id", "team_id", "from", "cc", "bcc", "reply_to")
+API_FIELDS += ("model", "headers", "attachments", "tags", "metadata", "messages")
 _GETS = re.compile(r'\.get\(\s*"(\w+)"')
 _ACTIONS = re.compile(r'action\s*==\s*"(\w+)"')
 _QUERY = re.compile(r"(\w+_Q)\.read")

@@ -165,7 +165,7 @@ BAD = [
     ({"to": "a@example.com", "subject": "s", "text": "x", "batch_id": "a/b"}, "batch_id"),
     ({"to": "a@example.com", "subject": "s", "text": "x", "team_id": "1"}, "team_id must be an integer"),
     ({"to": "a@example.com", "subject": "s", "text": "x", "team_id": 424242}, "no team"),
-    ({"to": "a@example.com", "subject": "s", "text": "x", "cc": "b@example.com"}, "unknown field"),
+    ({"to": "a@example.com", "subject": "s", "text": "x", "bcc_all": "b@example.com"}, "unknown field"),
 ]
 
 

@@ -8,8 +8,8 @@ from starlette.requests import Request
 
 from app.relay import sends
 from app.web.api.base import ApiError, ChoiceQuery, DateQuery, IntQuery
-from app.web.api.messages import MESSAGE_SEND
 from app.web.api.openapi import SCHEMAS, document
+from app.web.api.send import MESSAGE_SEND
 from app.web.api.shapes import DATE_TIME, DAY, INT, STR, Field, Shape, nullable
 
 POINT = Shape(
