@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.checkins.asked import checkin_key, not_heard_from
+from app.checkins.away import away_context
 from app.checkins.digests import daily_context, weekly_context
 from app.checkins.entries import Shelf, first_per_member
 from app.checkins.reply_tokens import reply_address, team_reply_domain
@@ -187,3 +188,4 @@ def team_day(
 render.register_context("reminder", reminder_context)
 render.register_context("digest", daily_context, shared=True)
 render.register_context("weekly", weekly_context, shared=True)
+render.register_context("away", away_context)  # app.checkins.away: an auto-reply made a pause

@@ -52,6 +52,22 @@ def is_automatic(email: InboundEmail) -> str:
     return ""
 
 
+_NOT_AUTO_REPLIES = (
+    "precedence: bulk",
+    "precedence: junk",
+    "precedence: list",
+    "delivery status",
+    "bounce from",
+)
+
+
+def is_auto_reply(why: str) -> bool:
+    """True when ``why`` (is_automatic's answer) is a person's auto-reply (out of office,
+    vacation), not a bounce, a list or bulk mail; it may say when they are back."""
+    low = why.lower()
+    return bool(low) and not low.startswith(_NOT_AUTO_REPLIES) and low != "auto-submitted: auto-generated"
+
+
 def _tokens(email: InboundEmail, settings: Settings):
     for addr in (*email.envelope_to, *email.to, *email.cc):
         token = token_from_address(addr, settings.reply_domains)  # REPLY_DOMAIN or INBOUND_DOMAINS
