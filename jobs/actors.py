@@ -41,7 +41,7 @@ def process_inbound_batch(inbound_ids: list[int]) -> None:
 
 def _process(inbound_ids: list[int]) -> None:
     settings = get_settings()
-    mail: list[int] = []  # queued by processing (an auto-reply's pause notice): enqueued after commit
+    mail: list[int] = []  # queued by processing (pause and comment notices): enqueued after commit
     try:
         with session() as s:
             states = process_many(s, inbound_ids, now=utcnow(), settings=settings, created_mail=mail)

@@ -15,7 +15,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.checkins.asked import not_heard_from
+from app.checkins.comments import written_on
 from app.checkins.entries import Shown, first_per_member
+from app.checkins.reply_tokens import team_reply_domain
 from app.models import Entry, Member, MemberPause, OutboundMessage, Team, TeamSettings
 from app.settings import Settings
 
@@ -108,6 +110,9 @@ def daily_context(s: Session, msg: OutboundMessage, stored: dict, settings) -> d
     return ctx | {
         "day": day,
         "base_url": settings.base_url,
+        "comments": written_on(s, team, day),  # replies to earlier digests, written on this day
+        # each reader's Reply-To is their own digest+ address (comments.digest_headers) on this domain
+        "_reply_domain": team_reply_domain(opts.reply_domain if opts else "", settings.reply_domains),
         "_headers": {"Auto-Submitted": "auto-generated", "X-Donebox-Kind": "digest"},
     }
 

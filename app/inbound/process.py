@@ -26,14 +26,14 @@ from typing import NamedTuple
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
-from app.checkins import away, entries
+from app.checkins import away, comments, entries
 from app.checkins.outgoing import reminder_text
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
 from app.errors import FetchError, TransientFetchError
 from app.inbound import s3
 from app.inbound.accept import text
-from app.inbound.identify import Senders, find_senders, identify, is_auto_reply, is_automatic
+from app.inbound.identify import Senders, find_senders, identify, identify_digest, is_auto_reply, is_automatic
 from app.models import Entry, InboundMessage
 from app.relay import feedback, tracking
 from app.settings import Settings
@@ -213,6 +213,9 @@ def _outcome(
         return "ignored", {**base, "error": text(why)[:4000]}, None
     if why:  # an out-of-office answering a reminder: a pause when it says when they are back
         return _auto_reply(email, senders, settings, now, why, base)
+    digest = identify_digest(email, senders, settings, now=now)
+    if digest is not None:  # a reply to a digest: a comment, no entries
+        return _digest_reply(email, digest, base)
     member, team, day, how = identify(email, senders, settings, now=now)
     if member is None:
         return "unverified", {**base, "error": text(how)[:4000]}, None
@@ -259,6 +262,41 @@ def _auto_reply(
     return "ignored", values, (Away(member, team, span) if span else None)
 
 
+class DigestReply(NamedTuple):
+    """A reply to a digest for the write step (app.checkins.comments)."""
+
+    member: object
+    team: object
+    day: object
+    body: str
+    text: str
+
+
+# lines of our digest a reply may quote without quote marks (templates/email/digest.txt)
+DIGEST_QUOTES = ("Reply to this email to comment: quote an entry to comment on it, or name a teammate.",)
+
+
+def _digest_reply(email: InboundEmail, found: tuple, base: dict):
+    """``processed`` with the reply's text kept apart from the quoted digest (parsers.reply), and
+    the comment to make; ``unverified`` when its digest+ address is bad or stale."""
+    member, team, day, how = found
+    if member is None:
+        return "unverified", {**base, "error": text(how)[:4000]}, None
+    reply = extract_reply(email, known_quotes=DIGEST_QUOTES)
+    note = f"a reply to the digest of {day.isoformat()} ({how}): a comment"
+    values = {
+        **base,
+        "member_id": member.id,
+        "day": day,
+        "error": "",
+        "notes": text("\n".join(n for n in (base["notes"], note) if n))[:4000],
+        "reply_text": text(reply.text),
+        "quoted_text": text(reply.quoted),
+        "signature_text": text(reply.signature),
+    }
+    return "processed", values, DigestReply(member, team, day, email.text or "", reply.text)
+
+
 def process_many(
     s: Session,
     inbound_ids: list[int],
@@ -269,8 +307,8 @@ def process_many(
 ) -> dict[int, str]:
     """Turn received messages into entries; their new states by id (idempotent). Commits ``s``
     between its steps; the caller's commit ends the last one. Mail it queued (an auto-reply's
-    pause notice) is appended to ``created_mail``, for the caller to enqueue after that commit
-    (unenqueued, the sweeper finds it after LEASE_S).
+    pause notice, a comment's notice) is appended to ``created_mail``, for the caller to enqueue
+    after that commit (unenqueued, the sweeper finds it after LEASE_S).
 
     1. claim the received rows (one statement) and commit: the lease is the lock;
     2. parse each message, and any bounce or complaint report in it, outside any transaction;
@@ -333,7 +371,7 @@ def process_many(
     s.commit()
     reminders: dict = {}
     replies: list[entries.Reply] = []
-    aways: list[tuple[int, Away]] = []
+    later: list[tuple[int, Away | DigestReply]] = []  # pauses and comments, made after the entries
     for iid, email, _ in parsed:
         if iid not in reports:
             continue
@@ -348,8 +386,8 @@ def process_many(
                 :4000
             ]
         changes.append({"id": iid, "state": state, **values})
-        if isinstance(made, Away):
-            aways.append((iid, made))
+        if isinstance(made, (Away, DigestReply)):
+            later.append((iid, made))
         elif made is not None:
             member, team, day, drafts = made
             replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
@@ -366,13 +404,27 @@ def process_many(
     ]
     _set_states(s, changes)
     entries.add_many(s, [r for r in replies if r.inbound_id not in lost], now=now, settings=settings)
-    for iid, a in aways:
-        if iid not in lost:
+    for iid, a in later:
+        if iid in lost:
+            continue
+        if isinstance(a, Away):
             mail = away.pause_for_auto_reply(
                 s, a.member, a.team, a.span, inbound_id=iid, now=now, settings=settings
             )
-            if mail is not None and created_mail is not None:
-                created_mail.append(mail)
+        else:
+            _, mail = comments.add_from_reply(
+                s,
+                a.member,
+                a.team,
+                a.day,
+                body=a.body,
+                reply=a.text,
+                inbound_id=iid,
+                now=now,
+                settings=settings,
+            )
+        if mail is not None and created_mail is not None:
+            created_mail.append(mail)
     states.update((c["id"], c["state"]) for c in changes)
     return states
 
@@ -515,6 +567,7 @@ def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
     """Put finished or quarantined messages back to received with no attempts, dropping the
     entries they made; the ids that moved."""
     moved = []
+    comments.forget(s, inbound_ids)
     for iid in inbound_ids:
         s.execute(delete(Entry).where(Entry.inbound_id == iid))
         if _set_state(s, iid, "received", FINAL, error="", attempts=0, lease_until=None):
