@@ -102,6 +102,24 @@ class Entry(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
+class Comment(SQLModel, table=True):
+    """A reply to a team's digest: on an entry it quoted, a member it named, or the day itself."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id")
+    day: date  # the digest's day (the entry's day when on an entry)
+    # not foreign keys: an entry may be deleted (a comment on it then shows on its day), and
+    # retention deletes inbound rows
+    entry_id: int | None = Field(default=None, index=True)
+    member_id: int | None = Field(default=None, foreign_key="member.id")  # the member it is about
+    author_id: int = Field(foreign_key="member.id")
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    inbound_id: int | None = Field(default=None, index=True)  # the reply it came from
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+    __table_args__ = (Index("ix_comment_team_day", "team_id", "day"),)
+
+
 class InboundMessage(SQLModel, table=True):
     """A received email exactly as it arrived, plus what processing made of it."""
 

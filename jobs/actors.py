@@ -42,9 +42,10 @@ def process_inbound_batch(inbound_ids: list[int]) -> None:
 
 def _process(inbound_ids: list[int]) -> None:
     settings = get_settings()
+    mail: list[int] = []  # queued by processing (pause and comment notices): enqueued after commit
     try:
         with session() as s:
-            states = process_many(s, inbound_ids, now=utcnow(), settings=settings)
+            states = process_many(s, inbound_ids, now=utcnow(), settings=settings, created_mail=mail)
     except (Exception, TimeLimitExceeded) as e:  # noqa: BLE001 - the rows keep it; others interrupt
         if isinstance(e, TimeLimitExceeded):
             why = f"the job ran out of time ({settings.inbound_job_time_limit_s} s, INBOUND_JOB_TIME_LIMIT_S)"
@@ -62,6 +63,10 @@ def _process(inbound_ids: list[int]) -> None:
         for iid in again:
             process_inbound.send(iid)
         return
+    if mail:
+        from jobs.enqueue import enqueue_deliveries  # jobs.enqueue imports these actors: a cycle
+
+        enqueue_deliveries(mail)
     for iid, state in states.items():
         log.info("inbound %s: %s", iid, state)
 

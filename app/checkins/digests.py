@@ -15,7 +15,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.checkins.asked import not_heard_from
+from app.checkins.comments import written_on
 from app.checkins.entries import Shown, first_per_member
+from app.checkins.reply_tokens import team_reply_domain
 from app.models import Entry, Member, MemberPause, OutboundMessage, Team, TeamSettings
 from app.settings import Settings
 
@@ -47,18 +49,20 @@ def _members(s: Session, team_id: int) -> list[Member]:
     return list(s.execute(stmt).scalars())
 
 
-def _away(s: Session, member_ids: list[int], first: date, last: date) -> set[int]:
-    """Members with a pause overlapping first..last."""
+def _away(s: Session, member_ids: list[int], first: date, last: date) -> dict[int, date]:
+    """Members with a pause overlapping first..last, and the last day of their latest such pause."""
     if not member_ids:
-        return set()
+        return {}
     rows = s.execute(
-        select(MemberPause.member_id).where(
+        select(MemberPause.member_id, func.max(MemberPause.last_day))
+        .where(
             MemberPause.member_id.in_(member_ids),
             MemberPause.first_day <= last,
             MemberPause.last_day >= first,
         )
+        .group_by(MemberPause.member_id)
     )
-    return set(rows.scalars())
+    return dict(rows.all())
 
 
 def summarize(s: Session, team: Team, first: date, last: date, settings: Settings) -> dict:
@@ -90,6 +94,7 @@ def summarize(s: Session, team: Team, first: date, last: date, settings: Setting
         "blocker_count": sum(g.blocker_total for g in written),
         "entry_count": sum(g.total for g in written),
         "away": [m for m in members if m.id in away and not groups[m.id].entries],
+        "away_until": away,  # member id -> the last day of their pause ("away until ...")
         "quiet": quiet,
     }
 
@@ -105,6 +110,9 @@ def daily_context(s: Session, msg: OutboundMessage, stored: dict, settings) -> d
     return ctx | {
         "day": day,
         "base_url": settings.base_url,
+        "comments": written_on(s, team, day),  # replies to earlier digests, written on this day
+        # each reader's Reply-To is their own digest+ address (comments.digest_headers) on this domain
+        "_reply_domain": team_reply_domain(opts.reply_domain if opts else "", settings.reply_domains),
         "_headers": {"Auto-Submitted": "auto-generated", "X-Donebox-Kind": "digest"},
     }
 

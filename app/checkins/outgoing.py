@@ -12,6 +12,8 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.checkins.asked import checkin_key, not_heard_from
+from app.checkins.away import away_context
+from app.checkins.comments import comment_context, digest_headers
 from app.checkins.digests import daily_context, weekly_context
 from app.checkins.entries import Shelf, first_per_member
 from app.checkins.reply_tokens import reply_address, team_reply_domain
@@ -185,5 +187,7 @@ def team_day(
 # how the relay makes these messages' context at send time; a digest says nothing per recipient,
 # so the relay renders a team's digest once per batch
 render.register_context("reminder", reminder_context)
-render.register_context("digest", daily_context, shared=True)
+render.register_context("digest", daily_context, shared=True, headers=digest_headers)
 render.register_context("weekly", weekly_context, shared=True)
+render.register_context("away", away_context)  # app.checkins.away: an auto-reply made a pause
+render.register_context("comment", comment_context)  # app.checkins.comments: a reply to a digest

@@ -1,4 +1,5 @@
-"""Signed tokens: the per-member reply address ``reply+<token>@REPLY_DOMAIN`` (or the team's domain).
+"""Signed tokens: the per-member reply address ``reply+<token>@REPLY_DOMAIN`` (or the team's domain),
+and a digest's ``digest+<token>@...`` (a reply to it is a comment, app.checkins.comments).
 
 The token binds a member and a day with an HMAC over SECRET_KEY, so a reply
 can be attributed without trusting the From header, and a reply to day D's
@@ -16,6 +17,7 @@ from datetime import date
 
 SIG_CHARS = 16  # 80 bits of HMAC-SHA256
 _TOKEN = re.compile(rf"^(\d{{1,12}})-(\d{{8}})-([a-z2-7]{{{SIG_CHARS}}})$")
+DIGEST = "digest:"  # what a digest reply token's signature covers before member and day
 _ADDRESS = re.compile(r"^([a-z]+)\+([^@]+)@(.+)$", re.IGNORECASE)
 
 
@@ -35,13 +37,30 @@ def reply_address(secret: str, domain: str, member_id: int, day: date) -> str:
     return f"reply+{reply_token(secret, member_id, day)}@{domain}"
 
 
-def verify_reply_token(secret: str, token: str) -> tuple[int, date] | None:
+def digest_reply_token(secret: str, member_id: int, day: date) -> str:
+    """The token for ``member_id`` answering the digest of ``day`` (their team's): signed over
+    another payload than a reminder's, so neither token stands for the other."""
+    payload = f"{member_id}-{day:%Y%m%d}"
+    return f"{payload}-{_sig(secret, DIGEST + payload)}"
+
+
+def digest_reply_address(secret: str, domain: str, member_id: int, day: date) -> str:
+    """The Reply-To address of ``member_id``'s digest of ``day``: ``digest+<token>@domain``."""
+    return f"digest+{digest_reply_token(secret, member_id, day)}@{domain}"
+
+
+def verify_digest_token(secret: str, token: str) -> tuple[int, date] | None:
+    """(member_id, day) of a digest reply token whose signature matches, else None."""
+    return verify_reply_token(secret, token, _prefix=DIGEST)
+
+
+def verify_reply_token(secret: str, token: str, _prefix: str = "") -> tuple[int, date] | None:
     """(member_id, day) when the token is well-formed and its signature matches, else None."""
     m = _TOKEN.match(token.strip().lower())
     if not m:
         return None
     member, ymd, sig = m.groups()
-    if not hmac.compare_digest(sig, _sig(secret, f"{member}-{ymd}")):
+    if not hmac.compare_digest(sig, _sig(secret, f"{_prefix}{member}-{ymd}")):
         return None
     try:
         day = date(int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]))

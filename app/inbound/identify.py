@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.checkins.reply_tokens import token_from_address, verify_reply_token
+from app.checkins.reply_tokens import token_from_address, verify_digest_token, verify_reply_token
 from app.checkins.times import local_date
 from app.inbound.authentication import authenticate_sender
 from app.models import Member, OutboundMessage, Team
@@ -52,6 +52,22 @@ def is_automatic(email: InboundEmail) -> str:
     return ""
 
 
+_NOT_AUTO_REPLIES = (
+    "precedence: bulk",
+    "precedence: junk",
+    "precedence: list",
+    "delivery status",
+    "bounce from",
+)
+
+
+def is_auto_reply(why: str) -> bool:
+    """True when ``why`` (is_automatic's answer) is a person's auto-reply (out of office,
+    vacation), not a bounce, a list or bulk mail; it may say when they are back."""
+    low = why.lower()
+    return bool(low) and not low.startswith(_NOT_AUTO_REPLIES) and low != "auto-submitted: auto-generated"
+
+
 def _tokens(email: InboundEmail, settings: Settings):
     for addr in (*email.envelope_to, *email.to, *email.cc):
         token = token_from_address(addr, settings.reply_domains)  # REPLY_DOMAIN or INBOUND_DOMAINS
@@ -79,10 +95,20 @@ class Senders:
     members: dict[int, tuple[Member, Team]] = field(default_factory=dict)
     sent: dict[str, tuple[Member, Team, date | None]] = field(default_factory=dict)
     by_email: dict[str, list[tuple[Member, Team]]] = field(default_factory=dict)
+    digests: set[str] = field(default_factory=set)  # those of ``sent`` that are digests
 
 
 def _first_token(email: InboundEmail, settings: Settings) -> tuple[str, str] | None:
     return next(_tokens(email, settings), None)
+
+
+def _digest_token(email: InboundEmail, settings: Settings) -> tuple[str, str] | None:
+    """The first ``digest+<token>`` recipient (a reply to a digest: a comment), and the address."""
+    for addr in (*email.envelope_to, *email.to, *email.cc):
+        token = token_from_address(addr, settings.reply_domains, tag="digest")
+        if token is not None:
+            return token, addr
+    return None
 
 
 def _refs(email: InboundEmail) -> list[str]:
@@ -99,8 +125,12 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
     found = Senders()
     member_ids, refs = set(), set()
     for email in emails:
-        first = _first_token(email, settings)
+        first = _first_token(email, settings) or _digest_token(email, settings)
         if first is not None:
+            digest = verify_digest_token(settings.secret_key, first[0])
+            if digest is not None:
+                member_ids.add(digest[0])
+                continue
             verified = verify_reply_token(settings.secret_key, first[0])
             if verified is not None:
                 member_ids.add(verified[0])
@@ -112,19 +142,22 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
             found.members[member.id] = (member, team)
     for chunk in _chunks(sorted(refs)):
         sent = (
-            select(OutboundMessage.message_id, OutboundMessage.context, Member, Team)
+            select(OutboundMessage.message_id, OutboundMessage.context, OutboundMessage.kind, Member, Team)
             .join(Member, Member.id == OutboundMessage.member_id)
             .join(Team, Team.id == Member.team_id)
             .where(OutboundMessage.message_id.in_(chunk))
             .order_by(OutboundMessage.id)
         )
-        for message_id, context, member, team in s.execute(sent).all():
+        for message_id, context, kind, member, team in s.execute(sent).all():
+            if message_id not in found.sent and kind == "digest":
+                found.digests.add(message_id)
             found.sent.setdefault(message_id, (member, team, _day_of(context)))
     senders = {
         address_key(email.from_addr)
         for email in emails
         if email.from_addr
         and _first_token(email, settings) is None
+        and _digest_token(email, settings) is None
         and not any(ref in found.sent for ref in _refs(email))
         and authenticated_sender(email, settings.authserv_ids)  # the costliest test last
     }
@@ -154,6 +187,37 @@ def stale(member: Member, team: Team, day: date | None, settings: Settings, now:
     if day > today + timedelta(days=1):  # no reminder of ours is for a later day
         return f"reply address for {day.isoformat()} is for a day that has not come"
     return ""
+
+
+def identify_digest(email: InboundEmail, senders: Senders, settings: Settings, *, now: datetime):
+    """For a reply to a digest: (member, team, day of the digest, how), or (None, None, None,
+    why-not) when its digest+ address is bad or stale; None when it is no reply to a digest.
+
+    Its signed ``digest+`` address first (the reader and the day), then In-Reply-To/References
+    naming a digest we sent; the same conditions as a reminder's reply (``stale``)."""
+    found = _digest_token(email, settings)
+    if found is not None:
+        token, addr = found
+        verified = verify_digest_token(settings.secret_key, token)
+        if verified is None:
+            return None, None, None, f"bad digest reply token in {addr}"
+        if verified[0] not in senders.members:
+            return None, None, None, "digest reply token names no member (member no longer on the team)"
+        member, team = senders.members[verified[0]]
+        why = stale(member, team, verified[1], settings, now)
+        return (None, None, None, why) if why else (member, team, verified[1], "digest reply token")
+    if _first_token(email, settings) is not None:
+        return None  # a reminder's reply address decides
+    for ref in _refs(email):
+        if ref in senders.sent:
+            if ref not in senders.digests:
+                return None  # a reply to a reminder
+            member, team, day = senders.sent[ref]
+            why = stale(member, team, day, settings, now) if day else "the digest names no day"
+            if why:
+                return None, None, None, f"In-Reply-To our digest: {why}"
+            return member, team, day, "In-Reply-To a digest"
+    return None
 
 
 def identify(email: InboundEmail, senders: Senders, settings: Settings, *, now: datetime):

@@ -26,17 +26,18 @@ from typing import NamedTuple
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
-from app.checkins import entries
+from app.checkins import away, comments, entries
 from app.checkins.outgoing import reminder_text
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
 from app.errors import FetchError, TransientFetchError
 from app.inbound import s3
 from app.inbound.accept import text
-from app.inbound.identify import Senders, find_senders, identify, is_automatic
+from app.inbound.identify import Senders, find_senders, identify, identify_digest, is_auto_reply, is_automatic
 from app.models import Entry, InboundMessage
 from app.relay import feedback, tracking, webhooks
 from app.settings import Settings
+from parsers.away import return_date
 from parsers.dsn import parse_report
 from parsers.entries import split_entries
 from parsers.message import InboundEmail, parse_mime
@@ -208,8 +209,13 @@ def _outcome(
         why = "; ".join(email.notes) or "the payload holds no message"
         return "failed", {**base, "error": text(why)[:4000]}, None
     why = report or is_automatic(email)
-    if why:
+    if why and (report or not is_auto_reply(why)):
         return "ignored", {**base, "error": text(why)[:4000]}, None
+    if why:  # an out-of-office answering a reminder: a pause when it says when they are back
+        return _auto_reply(email, senders, settings, now, why, base)
+    digest = identify_digest(email, senders, settings, now=now)
+    if digest is not None:  # a reply to a digest: a comment, no entries
+        return _digest_reply(email, digest, base)
     member, team, day, how = identify(email, senders, settings, now=now)
     if member is None:
         return "unverified", {**base, "error": text(how)[:4000]}, None
@@ -232,9 +238,77 @@ def _outcome(
     return "processed", values, (member, team, day, split_entries(reply.text))
 
 
-def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settings) -> dict[int, str]:
+class Away(NamedTuple):
+    """An auto-reply's pause for the write step (app.checkins.away)."""
+
+    member: object
+    team: object
+    span: tuple
+
+
+def _auto_reply(
+    email: InboundEmail, senders: Senders, settings: Settings, now: datetime, why: str, base: dict
+):
+    """``ignored`` (it is no entry), with what it said about its writer's return: the pause to
+    make when it names a member of ours and a day they are back (parsers.away), else a note."""
+    member, team, _day, how = identify(email, senders, settings, now=now)
+    if member is None:
+        return "ignored", {**base, "error": text(f"{why}; no pause: {how}")[:4000]}, None
+    today = local_date(now, member.timezone or team.timezone)
+    said = "\n".join((email.subject, extract_reply(email).text))
+    hints = tuple(h.strip() for h in email.header("Content-Language").split(",") if h.strip())
+    span = away.planned(member, team, return_date(said, today, hints), now)
+    values = {**base, "member_id": member.id, "error": text(f"{why}; {away.note(span)}")[:4000]}
+    return "ignored", values, (Away(member, team, span) if span else None)
+
+
+class DigestReply(NamedTuple):
+    """A reply to a digest for the write step (app.checkins.comments)."""
+
+    member: object
+    team: object
+    day: object
+    body: str
+    text: str
+
+
+# lines of our digest a reply may quote without quote marks (templates/email/digest.txt)
+DIGEST_QUOTES = ("Reply to this email to comment: quote an entry to comment on it, or name a teammate.",)
+
+
+def _digest_reply(email: InboundEmail, found: tuple, base: dict):
+    """``processed`` with the reply's text kept apart from the quoted digest (parsers.reply), and
+    the comment to make; ``unverified`` when its digest+ address is bad or stale."""
+    member, team, day, how = found
+    if member is None:
+        return "unverified", {**base, "error": text(how)[:4000]}, None
+    reply = extract_reply(email, known_quotes=DIGEST_QUOTES)
+    note = f"a reply to the digest of {day.isoformat()} ({how}): a comment"
+    values = {
+        **base,
+        "member_id": member.id,
+        "day": day,
+        "error": "",
+        "notes": text("\n".join(n for n in (base["notes"], note) if n))[:4000],
+        "reply_text": text(reply.text),
+        "quoted_text": text(reply.quoted),
+        "signature_text": text(reply.signature),
+    }
+    return "processed", values, DigestReply(member, team, day, email.text or "", reply.text)
+
+
+def process_many(
+    s: Session,
+    inbound_ids: list[int],
+    *,
+    now: datetime,
+    settings: Settings,
+    created_mail: list[int] | None = None,
+) -> dict[int, str]:
     """Turn received messages into entries; their new states by id (idempotent). Commits ``s``
-    between its steps; the caller's commit ends the last one.
+    between its steps; the caller's commit ends the last one. Mail it queued (an auto-reply's
+    pause notice, a comment's notice) is appended to ``created_mail``, for the caller to enqueue
+    after that commit (unenqueued, the sweeper finds it after LEASE_S).
 
     1. claim the received rows (one statement) and commit: the lease is the lock;
     2. parse each message, and any bounce or complaint report in it, outside any transaction;
@@ -303,6 +377,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     reminders: dict = {}
     replies: list[entries.Reply] = []
     received: dict[int, tuple[int, dict]] = {}  # {inbound id: (team id, its inbound_received data)}
+    later: list[tuple[int, Away | DigestReply]] = []  # pauses and comments, made after the entries
     for iid, email, _ in parsed:
         if iid not in reports:
             continue
@@ -317,7 +392,9 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
                 :4000
             ]
         changes.append({"id": iid, "state": state, **values})
-        if made is not None:
+        if isinstance(made, (Away, DigestReply)):
+            later.append((iid, made))
+        elif made is not None:
             member, team, day, drafts = made
             replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
             received[iid] = (team.id, _received(iid, member, day, values, len(drafts)))
@@ -339,6 +416,27 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     owed = [received[r.inbound_id] for r in kept]
     webhooks.emit(s, "inbound_received", owed, now=now, to=to["inbound_received"])
     entries.add_many(s, kept, now=now, settings=settings, listening=to["entry_created"])
+    for iid, a in later:
+        if iid in lost:
+            continue
+        if isinstance(a, Away):
+            mail = away.pause_for_auto_reply(
+                s, a.member, a.team, a.span, inbound_id=iid, now=now, settings=settings
+            )
+        else:
+            _, mail = comments.add_from_reply(
+                s,
+                a.member,
+                a.team,
+                a.day,
+                body=a.body,
+                reply=a.text,
+                inbound_id=iid,
+                now=now,
+                settings=settings,
+            )
+        if mail is not None and created_mail is not None:
+            created_mail.append(mail)
     states.update((c["id"], c["state"]) for c in changes)
     return states
 
@@ -495,6 +593,7 @@ def reset_for_reprocess(s: Session, inbound_ids: list[int]) -> list[int]:
     """Put finished or quarantined messages back to received with no attempts, dropping the
     entries they made; the ids that moved."""
     moved = []
+    comments.forget(s, inbound_ids)
     for iid in inbound_ids:
         s.execute(delete(Entry).where(Entry.inbound_id == iid))
         if _set_state(s, iid, "received", FINAL, error="", attempts=0, lease_until=None):

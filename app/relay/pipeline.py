@@ -166,6 +166,9 @@ def render_body(d: Delivery) -> Outcome | None:
     except RenderError as e:
         return Outcome("failed", str(e))
     d.headers = dict(d.context.get("_headers", {}))
+    own = render.registered(d.message.kind).headers
+    if own is not None:  # a shared render's per-recipient headers
+        d.headers.update(own(d.message, d.context, d.settings))
     return None
 
 

@@ -112,6 +112,9 @@ class Registered:
 
     builder: ContextBuilder
     shared: bool = False
+    # (message row, its context, settings) -> headers of this recipient's own (a shared digest's
+    # per-reader Reply-To): called for every message, after the render, with no database
+    headers: Callable[[object, dict, Settings], dict[str, str]] | None = None
 
 
 def stored_context(s: Session, message, stored: dict, settings: Settings) -> dict:
@@ -124,9 +127,10 @@ def stored_context(s: Session, message, stored: dict, settings: Settings) -> dic
 _CONTEXTS: dict[str, Registered] = {kind: Registered(stored_context) for kind in ("api", "signin", "invite")}
 
 
-def register_context(kind: str, builder: ContextBuilder, *, shared: bool = False) -> None:
-    """Make ``builder`` the maker of the context of messages of ``kind`` (a later call replaces it)."""
-    _CONTEXTS[kind] = Registered(builder, shared)
+def register_context(kind: str, builder: ContextBuilder, *, shared: bool = False, headers=None) -> None:
+    """Make ``builder`` the maker of the context of messages of ``kind`` (a later call replaces it);
+    ``headers``: what each recipient's message adds to the context's ``_headers`` (Registered)."""
+    _CONTEXTS[kind] = Registered(builder, shared, headers)
 
 
 def registered(kind: str) -> Registered:

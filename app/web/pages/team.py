@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from app.accounts.users import memberships
-from app.checkins import entries
+from app.checkins import comments, entries
 from app.checkins.asked import day_status
 from app.checkins.outgoing import team_day
 from app.checkins.times import local_date
@@ -78,6 +78,7 @@ def _day_page(request: Request, ctx: Ctx, day_param: str | None):
             "status": status,
             "past": past,
             "kinds": KINDS,
+            "comments": comments.of_day(ctx.s, ctx.team.id, d),  # replies to the day's digest
         },
     )
 

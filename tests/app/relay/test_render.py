@@ -187,6 +187,8 @@ def test_the_relay_alone_registers_no_check_in_kind_and_the_worker_registers_the
     assert worker == str(
         [
             ("api", False),
+            ("away", False),
+            ("comment", False),
             ("digest", True),
             ("invite", False),
             ("reminder", False),

@@ -153,6 +153,18 @@ def chromium():
         b.close()
 
 
+def add_comment(tid: int, text: str, created_at=None) -> None:
+    """Bob's comment on the team's first entry (what a reply to the digest quoting it makes)."""
+    from app.db import session
+    from app.models import Comment, Entry, Member
+
+    with session() as s:
+        entry = s.execute(select(Entry).where(Entry.team_id == tid).order_by(Entry.id)).scalars().first()
+        bob = s.execute(select(Member).where(Member.team_id == tid, Member.name == "Bob")).scalar_one()
+        extra = {"created_at": created_at} if created_at else {}
+        s.add(Comment(team_id=tid, day=entry.day, entry_id=entry.id, author_id=bob.id, text=text, **extra))
+
+
 def fill_the_team(page, base: str, tid: int) -> None:
     """Entries (today by mail, a week ago by hand), reminders and digests out, a token, a suppression,
     pass-through switched on by the operator."""
@@ -174,6 +186,7 @@ def fill_the_team(page, base: str, tid: int) -> None:
         lambda: page.goto(f"{base}/teams/{tid}") and page.locator("text=Fixed the digest width").count(),
         "the replies on the team's day",
     )
+    add_comment(tid, f"Great work, the write-up is at {LONG_URL}")  # a reply to the digest, on the day page
     week_ago = (date.today() - timedelta(days=7)).isoformat()
     page.goto(f"{base}/teams/{tid}?day={week_ago}")
     page.fill("textarea[name=text]", "Planned the #phone work with @bob")
@@ -280,6 +293,8 @@ def rendered(kind: str, team, settings) -> str:
                 [Reply(team.id, members[n].id, day, None, split_entries(t)) for n, t in texts.items()],
                 now=FIXED_NOW,
             )
+            s.commit()
+            add_comment(team.id, f"Nice, see {LONG_URL}", created_at=FIXED_NOW)  # the digest's comments
         make = outgoing.create_digest if kind == "digest" else outgoing.create_reminder
         mid, _ = make(s, members["Ada"], team, day, now=FIXED_NOW, settings=settings)
         _, _, html = render_message(s, s.get(OutboundMessage, mid), settings)
