@@ -143,6 +143,9 @@ class Settings:
         0  # TEAM_QUOTA_HOUR: application mail (API, SMTP) a team submits an hour; 0 = no limit
     )
     team_quota_day: int = 0  # TEAM_QUOTA_DAY: the same in 24 hours; 0 = no limit
+    chat_allow_local: bool = (
+        False  # CHAT_ALLOW_LOCAL: chat webhooks may be http:// on loopback (tests; never production)
+    )
 
     @property
     def production(self) -> bool:
@@ -274,6 +277,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             f"REPLY_WINDOW_DAYS must be a whole number of days from 1 to 3660, not {window!r}"
         )
     window = int(window)
+    chat_local = _flag("CHAT_ALLOW_LOCAL", e("CHAT_ALLOW_LOCAL", "false"))
+    if env == "production" and chat_local:
+        raise SettingsError("CHAT_ALLOW_LOCAL cannot be on in production: chat webhooks are https only there")
     if bool(e("AWS_ACCESS_KEY_ID")) != bool(e("AWS_SECRET_ACCESS_KEY")):
         raise SettingsError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither")
     # what carries mail while no sender is configured; production has nothing unless asked for, so
@@ -358,6 +364,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             mails_per_hour_per_recipient=max(1, int(e("MAILS_PER_HOUR_PER_RECIPIENT", "5"))),
             team_quota_hour=max(0, int(e("TEAM_QUOTA_HOUR", "0"))),
             team_quota_day=max(0, int(e("TEAM_QUOTA_DAY", "0"))),
+            chat_allow_local=chat_local,
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc
