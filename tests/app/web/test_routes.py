@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.db import session
 from app.models import (
     ApiToken,
+    ChatDestination,
     Entry,
     InboundMessage,
     Member,
@@ -101,7 +102,11 @@ def expected(method: str, path: str, need, role: str, foreign: bool) -> str:
             return 403
         # the objects in paths (members, entries, tokens) are our team's; the outsider's entry is theirs
         theirs = role == "outsider" and ("{eid}" in path or "{pause_id}" in path)
-        if foreign and not theirs and any(p in path for p in ("{mid}", "{eid}", "{token_id}", "{pause_id}")):
+        if (
+            foreign
+            and not theirs
+            and any(p in path for p in ("{mid}", "{eid}", "{token_id}", "{pause_id}", "{dest_id}"))
+        ):
             return 404
         if role == "operator" and (path.endswith(OWN_ENTRY) or path.endswith(OWN_MEMBER)):
             return 403  # an operator visiting a team has no entries or schedule in it
@@ -157,12 +162,16 @@ def _world(team_id: int):
         s.add(Member(team_id=team_id, email="dan@example.com", name="Dan", role="member"))
         s.add(Suppression(email="dan@example.com", reason="manual", team_id=team_id))  # our team's entry
         create_token(s, "t", now=now, team_id=team_id)
+        # a chat channel nobody listens on (the discard port): a test post to it is deferred
+        dest = ChatDestination(team_id=team_id, service="mattermost", url="http://127.0.0.1:9/hooks/x")
+        s.add(dest)
         s.flush()
         ids = {
             "mid_msg": mid,
             "iid": iid,
             "sid": s.execute(select(Suppression.id)).scalar(),
             "token_id": s.execute(select(ApiToken.id)).scalar(),
+            "dest_id": dest.id,
             "bob": members["bob@example.com"].id,
             "pauses": {e: pause.id for e, pause in pauses.items()},
         }
@@ -180,6 +189,7 @@ def _url(path: str, tid: int, role: str, eids: dict, ids: dict) -> str:
         .replace("{iid}", str(ids["iid"]))
         .replace("{sid}", str(ids["sid"]))
         .replace("{token_id}", str(ids["token_id"]))
+        .replace("{dest_id}", str(ids["dest_id"]))
         .replace("{pause_id}", str(ids["pauses"].get(EMAIL.get(role, ""), ids["pauses"]["bob@example.com"])))
     )
 
