@@ -426,7 +426,14 @@ def cmd_team_chat(args) -> int:
                 return 2
             if args.chat_command == "add":
                 dest = chat.add_destination(
-                    s, team.id, args.service, args.url, label=args.label, now=utcnow(), settings=settings
+                    s,
+                    team.id,
+                    args.service,
+                    args.url,
+                    label=args.label,
+                    blockers=args.blockers,
+                    now=utcnow(),
+                    settings=settings,
                 )
                 print(f"added {dest.id}")
             elif args.chat_command == "remove":
@@ -439,7 +446,8 @@ def cmd_team_chat(args) -> int:
                 )
             else:
                 for d in map(chat.describe, chat.destinations(s, team.id)):
-                    print(f"{d['id']}\t{d['service']}\t{d['url']}\t{d['label']}")
+                    blockers = "blockers" if d["blockers"] else "digest"
+                    print(f"{d['id']}\t{d['service']}\t{d['url']}\t{blockers}\t{d['label']}")
     except TeamError as e:
         print(f"not saved: {e}", file=sys.stderr)
         return 2
@@ -664,6 +672,7 @@ def parser() -> argparse.ArgumentParser:
     cp.add_argument("service", help="slack, teams, googlechat, mattermost or discord")
     cp.add_argument("url", help="the incoming webhook URL the service made (https)")
     cp.add_argument("--label", default="", help="what the team calls the channel, e.g. #standup")
+    cp.add_argument("--blockers", action="store_true", help="also post each new blocker as it is written")
     cp = csub.add_parser("remove", help="no more posts to channel ID")
     cp.add_argument("id", type=int)
     cp = csub.add_parser("test", help="a test post to channel ID, through the outbox")

@@ -316,6 +316,7 @@ class ChatDestination(SQLModel, table=True):
     service: str = Field(max_length=16)  # slack | teams | googlechat | mattermost | discord
     url: str = Field(sa_column=Column(Text, nullable=False))  # the webhook URL: shown masked
     label: str = Field(default="", max_length=200)  # what the team calls it ("#standup")
+    blockers: bool = False  # also post each new blocker entry, as it is written (app.checkins.chat)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 

@@ -18,13 +18,17 @@ from sqlmodel import Session
 
 from app.checkins.digests import summarize
 from app.checkins.teams import TeamError
-from app.models import ChatDestination, OutboundMessage, Team, TeamSettings
+from app.models import ChatDestination, Entry, Member, OutboundMessage, Team, TeamSettings
 from app.relay import chat, outbox
 from app.settings import Settings
 
 MAX_DESTINATIONS = 10  # a team's chat destinations
 MAX_LABEL = 200
 EXPIRES = timedelta(days=2)  # a digest post still undelivered after this is no longer news
+# each tick looks this far back for blocker entries not yet posted: an entry whose transaction
+# committed late is still found, and a row made already is skipped by its key
+BLOCKER_WINDOW = timedelta(minutes=15)
+BLOCKERS_PER_TICK = 500
 
 
 def destinations(s: Session, team_id: int) -> list[ChatDestination]:
@@ -34,7 +38,15 @@ def destinations(s: Session, team_id: int) -> list[ChatDestination]:
 
 
 def add_destination(
-    s: Session, team_id: int, service: str, url: str, *, label: str = "", now: datetime, settings: Settings
+    s: Session,
+    team_id: int,
+    service: str,
+    url: str,
+    *,
+    label: str = "",
+    blockers: bool = False,
+    now: datetime,
+    settings: Settings,
 ) -> ChatDestination:
     """A new destination for the team; TeamError naming the field (service, url, label) when refused:
     an unknown service, a URL that cannot be that service's webhook (app.relay.chat.check_url: https
@@ -51,7 +63,11 @@ def add_destination(
         raise TeamError(f"a label has at most {MAX_LABEL} characters", "label")
     if len(destinations(s, team_id)) >= MAX_DESTINATIONS:
         raise TeamError(f"a team has at most {MAX_DESTINATIONS} chat destinations: remove one first", "url")
-    dest = ChatDestination(team_id=team_id, service=service, url=url, label=label, created_at=now)
+    if not isinstance(blockers, bool):
+        raise TeamError("blockers must be true or false", "blockers")
+    dest = ChatDestination(
+        team_id=team_id, service=service, url=url, label=label, blockers=blockers, created_at=now
+    )
     s.add(dest)
     s.flush()
     return dest
@@ -76,6 +92,7 @@ def describe(dest: ChatDestination) -> dict:
         "service_label": chat.SERVICES[dest.service].label if dest.service in chat.SERVICES else dest.service,
         "label": dest.label,
         "url": chat.mask(dest.url),
+        "blockers": dest.blockers,
         "created_at": dest.created_at,
     }
 
@@ -209,3 +226,63 @@ def send_test_post(s: Session, team: Team, dest_id: int, *, now: datetime, setti
     )
     ids = outbox.create_many(s, [row], now=now, lease_until=now + timedelta(seconds=settings.lease_s))
     return ids[0]
+
+
+def blocker_rows(s: Session, *, now: datetime, settings: Settings) -> list[dict]:
+    """Outbox rows posting each blocker entry written in the last BLOCKER_WINDOW to the channels of
+    its team that asked for blockers (added before the entry was written); one per channel and
+    entry (key ``chat-blocker:<destination>:<entry>``), those made already left out."""
+    dests = list(s.execute(select(ChatDestination).where(ChatDestination.blockers)).scalars())
+    if not dests:
+        return []
+    stmt = (
+        select(Entry, Member)
+        .join(Member, Member.id == Entry.member_id)
+        .where(
+            Entry.kind == "blocker",
+            Entry.team_id.in_({d.team_id for d in dests}),
+            Entry.created_at > now - BLOCKER_WINDOW,
+            Entry.created_at <= now,
+        )
+        .order_by(Entry.id)
+        .limit(BLOCKERS_PER_TICK)
+    )
+    pairs = [
+        (d, e, m)
+        for e, m in s.execute(stmt)
+        for d in dests
+        if d.team_id == e.team_id and e.created_at >= d.created_at
+    ]
+    keys = {f"chat-blocker:{d.id}:{e.id}" for d, e, _ in pairs}
+    made = (
+        set()
+        if not keys
+        else set(
+            s.execute(
+                select(OutboundMessage.idempotency_key).where(OutboundMessage.idempotency_key.in_(keys))
+            ).scalars()
+        )
+    )
+    domain = settings.mail_from.rsplit("@", 1)[-1]
+    teams: dict[int, Team] = {}
+    rows = []
+    for d, e, m in pairs:
+        key = f"chat-blocker:{d.id}:{e.id}"
+        if key in made:
+            continue
+        team = teams.get(e.team_id) or teams.setdefault(e.team_id, s.get(Team, e.team_id))
+        post = chat.Post(
+            title=f"{_who(m)} is blocked",
+            url=day_url(settings, team.id, e.day),
+            intro=e.text[: settings.max_entry_chars],
+            footer=f"{team.name}, {e.day:%A, %d %B}",
+            link_text="Open the day in donebox",
+        )
+        rows.append(_row(d.id, team, key, f"{team.name}: a blocker", post, domain, now))
+    return rows
+
+
+def create_blocker_posts(s: Session, *, now: datetime, settings: Settings) -> list[int]:
+    """The rows of ``blocker_rows``, created; the new ids (the scheduler's tick enqueues them)."""
+    rows = blocker_rows(s, now=now, settings=settings)
+    return outbox.create_many(s, rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))

@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column('service', sa.String(length=16), nullable=False),
         sa.Column('url', sa.Text(), nullable=False),
         sa.Column('label', sa.String(length=200), nullable=False),
+        sa.Column('blockers', sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column('created_at', app.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(['team_id'], ['team.id']),
         sa.PrimaryKeyConstraint('id'),

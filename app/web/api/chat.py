@@ -11,7 +11,7 @@ from app.checkins.teams import TeamError
 from app.models import utcnow
 from app.relay.chat import SERVICES
 from app.web.api.base import ApiError, api
-from app.web.api.shapes import DATE_TIME, INT, STR, Field, Shape, listing, one_of
+from app.web.api.shapes import BOOL, DATE_TIME, INT, STR, Field, Shape, listing, one_of
 from app.web.api.teams import find_team
 from jobs.enqueue import enqueue_deliveries
 
@@ -22,6 +22,7 @@ CHAT_CHANNEL = Shape(
         Field("service", one_of(STR, tuple(SERVICES))),
         Field("label", STR, description="what the team calls the channel"),
         Field("url", STR, description="the webhook URL, masked: only its host and last four characters"),
+        Field("blockers", BOOL, description="each new blocker entry is posted too, as it is written"),
         Field("created_at", DATE_TIME),
     ),
 )
@@ -32,6 +33,7 @@ CHAT_CHANNEL_ADD = Shape(
         Field("service", one_of(STR, tuple(SERVICES))),
         Field("url", STR, description="the incoming webhook URL the service made (https, on its hosts)"),
         Field("label", STR, required=False, default="", description="e.g. #standup"),
+        Field("blockers", BOOL, required=False, description="also post each new blocker (default false)"),
     ),
 )
 TEST_POST = Shape("ChatTestPost", (Field("message_id", INT, description="the test post's outbox message"),))
@@ -57,6 +59,7 @@ def channel_add(request, s, token, body):
             got["service"],
             got["url"],
             label=got["label"],
+            blockers=got.get("blockers", False),
             now=utcnow(),
             settings=request.app.state.settings,
         )

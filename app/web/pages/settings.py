@@ -373,6 +373,7 @@ def chat_destinations(request: Request, ctx: Ctx):
             f.get("service", ""),
             f.get("url", ""),
             label=f.get("label", ""),
+            blockers=bool(f.get("blockers")),
             now=utcnow(),
             settings=request.app.state.settings,
         )

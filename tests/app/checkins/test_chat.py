@@ -11,7 +11,7 @@ from app.checkins import chat
 from app.checkins.outgoing import digest_now
 from app.checkins.teams import TeamError
 from app.db import session
-from app.models import Entry, Member, OutboundMessage, Team, TeamSettings
+from app.models import ChatDestination, Entry, Member, OutboundMessage, Team, TeamSettings
 from app.relay import chat as relay_chat
 from app.settings import get_settings
 from jobs.broker import drain
@@ -179,3 +179,53 @@ def test_destinations_are_listed_masked_and_removed_by_their_team_only(team, ser
             chat.remove_destination(s, other.id, dest.id)
         chat.remove_destination(s, team.id, dest.id)
         assert chat.destinations(s, team.id) == []
+
+
+def blocker(team_id: int, email: str, text: str, at) -> int:
+    with session() as s:
+        m = s.execute(select(Member).where(Member.email == email)).scalar_one()
+        e = Entry(team_id=team_id, member_id=m.id, day=MONDAY, text=text, kind="blocker", created_at=at)
+        s.add(e)
+        s.flush()
+        return e.id
+
+
+def test_each_new_blocker_is_posted_on_the_next_tick_to_the_channels_that_asked(team, sent, server):
+    at = FIXED_NOW.replace(hour=13)  # between the reminders and the digests: nothing else is due
+    asked = add(team.id, "slack", server.url("slack"))
+    with session() as s:
+        s.get(ChatDestination, asked.id).blockers = True
+    add(team.id, "discord", server.url("discord"))  # the digest only
+    before = blocker(team.id, "ada@example.com", "an old one", FIXED_NOW - timedelta(hours=1))
+    entry = blocker(team.id, "bob@example.com", "waiting on <!channel> the API key", at)
+    write(team.id, "ada@example.com", "not a blocker")
+
+    created = tick(now=at + timedelta(seconds=5), settings=get_settings())["created"]
+    drain()
+    (row,) = chat_rows()
+    assert row.id in created and row.idempotency_key == f"chat-blocker:{asked.id}:{entry}"
+    assert row.state == "sent" and before != entry
+    (hit,) = server.hits
+    blocks = hit.json["blocks"]
+    assert blocks[0]["text"]["text"] == "Bob is blocked"
+    assert blocks[1]["text"]["text"] == "waiting on &lt;!channel&gt; the API key"
+    url = next(b for b in blocks if b["type"] == "actions")["elements"][0]["url"]
+    assert url == f"http://donebox.test/teams/{team.id}?day=2026-11-23"
+
+    # the next ticks find it again within the window, and post nothing twice
+    tick(now=at + timedelta(seconds=10), settings=get_settings())
+    tick(now=at + timedelta(minutes=20), settings=get_settings())
+    drain()
+    assert len(chat_rows()) == 1 and len(server.hits) == 1
+
+
+def test_a_blocker_written_before_the_channel_was_added_is_not_posted(team, sent, server):
+    at = FIXED_NOW.replace(hour=13)
+    blocker(team.id, "bob@example.com", "stuck", at - timedelta(minutes=1))
+    with session() as s:
+        dest = chat.add_destination(
+            s, team.id, "slack", server.url("slack"), blockers=True, now=at, settings=get_settings()
+        )
+        assert chat.describe(dest)["blockers"] is True
+    tick(now=at + timedelta(seconds=5), settings=get_settings())
+    assert chat_rows() == []

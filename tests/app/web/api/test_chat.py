@@ -86,3 +86,17 @@ def test_another_teams_token_and_a_read_token_change_nothing(client, team):
         == 403
     )
     assert client.get(f"/api/teams/{team.id}/chat", headers=token_for(team.id)).json() == {"channels": []}
+
+
+def test_blockers_is_a_boolean_off_unless_asked_for(client, team):
+    h, url = token_for(team.id), "https://hooks.slack.com/services/T0/B0/x"
+    r = client.post(f"/api/teams/{team.id}/chat", json={"service": "slack", "url": url}, headers=h)
+    assert r.status_code == 201 and r.json()["blockers"] is False
+    r = client.post(
+        f"/api/teams/{team.id}/chat", json={"service": "slack", "url": url, "blockers": True}, headers=h
+    )
+    assert r.status_code == 201 and r.json()["blockers"] is True
+    r = client.post(
+        f"/api/teams/{team.id}/chat", json={"service": "slack", "url": url, "blockers": "yes"}, headers=h
+    )
+    assert r.status_code == 400 and "blockers" in r.json()["error"]

@@ -83,3 +83,12 @@ def test_a_member_cannot_see_or_change_the_chat_page(client, team, sent):
     assert r.status_code == 403
     with session() as s:
         assert s.execute(select(OutboundMessage).where(OutboundMessage.kind == "chat")).first() is None
+
+
+def test_a_channel_can_ask_for_each_new_blocker_too(client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    form = {"service": "slack", "url": "https://hooks.slack.com/services/T0/B0/abcd", "blockers": "1"}
+    assert post(client, f"/teams/{team.id}/settings/chat", form).status_code == 303
+    with session() as s:
+        assert s.execute(select(ChatDestination.blockers)).scalar_one() is True
+    assert "(and each new blocker)" in client.get(f"/teams/{team.id}/settings/chat").text
