@@ -43,7 +43,7 @@ format: $(STAMP_TEST)
 
 # the README's and docs/web.md's pictures, taken by the browser test that walks every page
 SHOTS := var/screenshots
-DESKTOP_SHOTS := team-day search-results my-schedule team-settings members message-timeline inbound-message dev-inbox
+DESKTOP_SHOTS := team-day search-results my-schedule team-settings members chat message-timeline inbound-message dev-inbox
 screenshots: $(STAMP_TEST)
 	DONEBOX_SCREENSHOTS=$(SHOTS) $(BIN)/pytest -q -p no:cacheprovider tests/app/web/pages/test_phone.py
 	for n in $(DESKTOP_SHOTS); do cp $(SHOTS)/1280/$$n.png docs/screenshots/$${n%-results}.png; done

@@ -411,6 +411,53 @@ def cmd_team_settings(args) -> int:
     return 0
 
 
+def cmd_team_chat(args) -> int:
+    from app.checkins import chat
+    from app.checkins.teams import TeamError
+    from app.db import session
+    from app.models import Team, utcnow
+    from jobs.enqueue import enqueue_deliveries
+
+    settings = get_settings()
+    queued = []
+    try:
+        with session() as s:
+            team = s.get(Team, args.team)
+            if team is None:
+                print(f"no team {args.team}", file=sys.stderr)
+                return 2
+            if args.chat_command == "add":
+                dest = chat.add_destination(
+                    s,
+                    team.id,
+                    args.service,
+                    args.url,
+                    label=args.label,
+                    blockers=args.blockers,
+                    now=utcnow(),
+                    settings=settings,
+                )
+                print(f"added {dest.id}")
+            elif args.chat_command == "remove":
+                chat.remove_destination(s, team.id, args.id)
+                print(f"removed {args.id}")
+            elif args.chat_command == "test":
+                queued.append(chat.send_test_post(s, team, args.id, now=utcnow(), settings=settings))
+                print(
+                    f"test post queued: message {queued[0]} ({settings.base_url}/mail/outbound/{queued[0]})"
+                )
+            else:
+                for d in map(chat.describe, chat.destinations(s, team.id)):
+                    blockers = "blockers" if d["blockers"] else "digest"
+                    print(f"{d['id']}\t{d['service']}\t{d['url']}\t{blockers}\t{d['label']}")
+    except TeamError as e:
+        print(f"not saved: {e}", file=sys.stderr)
+        return 2
+    if queued:
+        enqueue_deliveries(queued)
+    return 0
+
+
 def cmd_admin(args) -> int:
     from app.accounts.users import make_operator, normalize_email
     from app.db import session
@@ -665,6 +712,20 @@ def parser() -> argparse.ArgumentParser:
     )
     sp.add_argument("--reply-domain", help="REPLY_DOMAIN ('') or one of INBOUND_DOMAINS")
     sp.set_defaults(fn=cmd_team_settings)
+    sp = sub.add_parser("team-chat", help="the chat channels a team's digest is posted to (as its chat page)")
+    sp.add_argument("team", type=int)
+    csub = sp.add_subparsers(dest="chat_command", required=True)
+    csub.add_parser("list", help="the team's channels: id, service, masked webhook URL, label")
+    cp = csub.add_parser("add", help="post the team's digest to a channel's incoming webhook too")
+    cp.add_argument("service", help="slack, teams, googlechat, mattermost or discord")
+    cp.add_argument("url", help="the incoming webhook URL the service made (https)")
+    cp.add_argument("--label", default="", help="what the team calls the channel, e.g. #standup")
+    cp.add_argument("--blockers", action="store_true", help="also post each new blocker as it is written")
+    cp = csub.add_parser("remove", help="no more posts to channel ID")
+    cp.add_argument("id", type=int)
+    cp = csub.add_parser("test", help="a test post to channel ID, through the outbox")
+    cp.add_argument("id", type=int)
+    sp.set_defaults(fn=cmd_team_chat)
     sp = sub.add_parser("admin", help="instance operators")
     asub = sp.add_subparsers(dest="admin_command", required=True)
     ap = asub.add_parser("create", help="make EMAIL an instance operator (creates the user)")

@@ -179,7 +179,7 @@ class OutboundMessage(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
-    kind: str = Field(max_length=16)  # reminder | digest | api
+    kind: str = Field(max_length=16)  # reminder | digest | weekly | api | ... | chat
     team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
     member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
     to_addr: str = Field(max_length=320)
@@ -335,6 +335,19 @@ class TeamSettings(SQLModel, table=True):
     tracking: bool = False
     # the domain of the team's reply+ addresses: '' means REPLY_DOMAIN; else one of INBOUND_DOMAINS
     reply_domain: str = Field(default="", max_length=253)
+
+
+class ChatDestination(SQLModel, table=True):
+    """A chat channel a team's digest is posted to through an incoming webhook (app.relay.chat);
+    outbox rows name it ``chat:<id>`` in ``to_addr``, never by its URL, which is a secret."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    service: str = Field(max_length=16)  # slack | teams | googlechat | mattermost | discord
+    url: str = Field(sa_column=Column(Text, nullable=False))  # the webhook URL: shown masked
+    label: str = Field(default="", max_length=200)  # what the team calls it ("#standup")
+    blockers: bool = False  # also post each new blocker entry, as it is written (app.checkins.chat)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
 class WebhookToken(SQLModel, table=True):

@@ -175,6 +175,9 @@ class Settings:
     webhook_retry_hours: int = 24  # WEBHOOK_RETRY_HOURS: a delivery not accepted within this is given up
     # WEBHOOK_ALLOW_PRIVATE: endpoints on loopback or private addresses (and http:// in production)
     webhook_allow_private: bool = False
+    chat_allow_local: bool = (
+        False  # CHAT_ALLOW_LOCAL: chat webhooks may be http:// on loopback (tests; never production)
+    )
 
     @property
     def production(self) -> bool:
@@ -322,6 +325,9 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             f"REPLY_WINDOW_DAYS must be a whole number of days from 1 to 3660, not {window!r}"
         )
     window = int(window)
+    chat_local = _flag("CHAT_ALLOW_LOCAL", e("CHAT_ALLOW_LOCAL", "false"))
+    if env == "production" and chat_local:
+        raise SettingsError("CHAT_ALLOW_LOCAL cannot be on in production: chat webhooks are https only there")
     if bool(e("AWS_ACCESS_KEY_ID")) != bool(e("AWS_SECRET_ACCESS_KEY")):
         raise SettingsError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither")
     # what carries mail while no sender is configured; production has nothing unless asked for, so
@@ -419,6 +425,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             webhook_timeout_s=max(0.5, float(e("WEBHOOK_TIMEOUT_S", "10"))),
             webhook_retry_hours=_whole("WEBHOOK_RETRY_HOURS", e("WEBHOOK_RETRY_HOURS", "24"), 1, 720),
             webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE", e("WEBHOOK_ALLOW_PRIVATE", "false")),
+            chat_allow_local=chat_local,
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

@@ -7,7 +7,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from app.checkins import due
+from app.checkins import chat, due
 from app.db import session
 from app.inbound.process import sweep as inbound_sweep
 from app.models import utcnow
@@ -24,6 +24,10 @@ _last_purge: dict[str, datetime] = {}
 def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     """One pass: create what is due, repair what was lost, then enqueue it all (after commit)."""
     created = due.run(now=now, settings=settings, enqueue=enqueue_deliveries)
+    with session() as s:  # blockers posted to the chat channels that asked for them
+        posted = chat.create_blocker_posts(s, now=now, settings=settings)
+    enqueue_deliveries(posted)
+    created += posted
     released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)

@@ -23,6 +23,7 @@ from functools import lru_cache
 from sqlalchemy import bindparam, select, text, update
 from sqlmodel import Session
 
+from app.checkins import chat
 from app.checkins.outgoing import checkin_row
 from app.checkins.schedules import pauses_of
 from app.checkins.times import local_midnight_after, next_occurrence, paused_on, previous_workday, zone
@@ -217,6 +218,8 @@ def run_batch(
         empty = skippable - _nonempty_days(s, skippable)
         new_rows += _weekly_rows(s, plans, domain, tracked)
         plans = [p for p in plans if (p[1].id, p[3]) not in empty]
+        # the team's chat destinations get the digest of the day once, with its first member's digest
+        new_rows += chat.digest_rows(s, {(p[1].id, p[3]) for p in plans}, now=now, settings=settings)
     # Message-IDs: one random part per batch and the row's own key, unique without a uuid per row
     nonce = uuid.uuid4().hex[:16]
     new_rows += [

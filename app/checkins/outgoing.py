@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.checkins import chat
 from app.checkins.asked import checkin_key, not_heard_from
 from app.checkins.away import away_context
 from app.checkins.comments import comment_context, digest_headers
@@ -129,16 +130,18 @@ def digests_on(s: Session, team_id: int) -> bool:
 
 
 def digest_now(s: Session, *, now: datetime, settings: Settings, day: date | None = None) -> list[int]:
-    """Digests for every active member covering ``day`` (default: their local today); new ids."""
-    ids = []
+    """Digests for every active member covering ``day`` (default: their local today), and the posts
+    to their teams' chat destinations; new ids."""
+    ids, team_days = [], set()
     for member, team in _members(s):
         if not digests_on(s, team.id):
             continue
         d = day or local_date(now, member_tz(member, team))
         mid, created = create_digest(s, member, team, d, now=now, settings=settings)
+        team_days.add((team.id, d))
         if created:
             ids.append(mid)
-    return ids
+    return ids + chat.create_digest_posts(s, team_days, now=now, settings=settings)
 
 
 # ---------------------------------------------------------------- contexts for rendering

@@ -31,8 +31,9 @@ from sqlmodel import Session
 
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError, UnregisteredKind
-from app.models import utcnow
+from app.models import ChatDestination, utcnow
 from app.relay import (
+    chat,
     composed,
     domains,
     limits,
@@ -48,6 +49,7 @@ from app.relay.dkim import sign_raw
 from app.relay.render import Parts, ascii_address, build_message
 from app.relay.transports import transport_for
 from app.relay.transports.base import Outgoing, SendResult
+from app.relay.transports.webhook import Post, WebhookTransport
 from app.settings import Settings, get_settings
 from parsers.html_bounds import bound_html
 
@@ -306,7 +308,7 @@ def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
     return Outcome("bounced" if e.bounce else "failed", str(e))
 
 
-def _send(d: Delivery, transport, outgoing: Outgoing) -> SendResult:
+def _send(d: Delivery, transport, outgoing: Outgoing | Post) -> SendResult:
     """``transport.send`` in one of the process's send slots, which stays held (until record
     commits) when it is accepted; a failure gives it back at once."""
     slot = slots.send_slots(d.settings)
@@ -399,6 +401,43 @@ COMPOSED_STEPS: tuple[Step, ...] = (
 )
 
 
+chat_transport = WebhookTransport()  # the process's; tests may replace it (a shorter timeout)
+
+
+def post_chat(d: Delivery) -> Outcome:
+    """A chat post (app/relay/chat.py): the stored post in its destination's service's format, POSTed
+    to the destination's webhook. A destination removed since the row was made fails it."""
+    m = d.message
+    dest_id = chat.destination_id(m.to_addr)
+    with session() as s:
+        dest = s.get(ChatDestination, dest_id) if dest_id else None
+        if dest is not None:
+            s.expunge(dest)
+    if dest is None or dest.team_id != m.team_id:
+        return Outcome("failed", f"chat destination {m.to_addr} no longer exists")
+    try:
+        body = chat.payload(dest.service, chat.Post.from_json(m.context))
+    except ValueError as e:
+        return Outcome("failed", str(e))
+    try:
+        d.result = _send(d, chat_transport, Post(dest.url, body, m.id))
+    except (TransientSendError, PermanentSendError) as e:
+        return _outcome(e)
+    return Outcome("sent", f"{dest.service} {d.result.detail}")
+
+
+# a chat post is not mail: no suppression list, rendering, tracking, MIME or DKIM
+CHAT_STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (post_chat,)
+
+
+def steps_for(message) -> tuple[Callable[[Delivery], Outcome | None], ...]:
+    """The steps a message goes through: CHAT_STEPS for chat posts, COMPOSED_STEPS for a message an
+    application composed, else STEPS (rendered from its template)."""
+    if message.kind == chat.CHAT_KIND:
+        return CHAT_STEPS
+    return COMPOSED_STEPS if message.body_id is not None else STEPS
+
+
 def backoff_s(attempts: int, base_s: float) -> float:
     """Exponential backoff with full jitter, capped at MAX_BACKOFF_S."""
     return random.uniform(base_s, min(MAX_BACKOFF_S, base_s * 2 ** max(0, attempts - 1)) + base_s)
@@ -451,9 +490,8 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
 
 
 def attempt(d: Delivery) -> Outcome:
-    """Run STEPS (COMPOSED_STEPS for a composed message) on one claimed message until one of them
-    ends the attempt."""
-    for step in COMPOSED_STEPS if d.message.body_id is not None else STEPS:
+    """Run the message's steps (``steps_for`` it) until one of them ends the attempt."""
+    for step in steps_for(d.message):
         try:
             outcome = step(d)
         except Exception as e:  # noqa: BLE001 - an unexpected failure is recorded, never lost

@@ -4,6 +4,7 @@ from functools import partial
 
 from starlette.routing import Route
 
+from app.web.api import chat as api_chat
 from app.web.api import domains as api_domains
 from app.web.api import entries as api_entries
 from app.web.api import events as api_events
@@ -55,6 +56,9 @@ routes = [
         webhooks.delivery_replay,
         methods=["POST"],
     ),
+    Route(T + "/settings/chat", settings.chat_destinations, methods=["GET", "POST"]),
+    Route(T + "/settings/chat/{dest_id:int}/remove", settings.chat_remove, methods=["POST"]),
+    Route(T + "/settings/chat/{dest_id:int}/test", settings.chat_test, methods=["POST"]),
     Route("/mail/outbound", mail.outbound_list),
     Route("/mail/outbound/{mid:int}", mail.outbound_one),
     Route("/mail/outbound/{mid:int}/html", mail.outbound_html),
@@ -79,6 +83,10 @@ routes = [
     Route("/api/teams/{team_id:int}/members", api_teams.members),
     Route("/api/teams/{team_id:int}/settings", api_teams.settings_get),
     Route("/api/teams/{team_id:int}/settings", api_teams.settings_patch, methods=["PATCH"]),
+    Route("/api/teams/{team_id:int}/chat", api_chat.channels),
+    Route("/api/teams/{team_id:int}/chat", api_chat.channel_add, methods=["POST"]),
+    Route("/api/teams/{team_id:int}/chat/{channel_id:int}", api_chat.channel_remove, methods=["DELETE"]),
+    Route("/api/teams/{team_id:int}/chat/{channel_id:int}/test", api_chat.channel_test, methods=["POST"]),
     Route("/api/teams/{team_id:int}/entries", api_entries.entry_list),
     Route("/api/teams/{team_id:int}/entries", api_entries.entry_create, methods=["POST"]),
     Route("/api/teams/{team_id:int}/participation", api_reports.participation_get),

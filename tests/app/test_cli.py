@@ -24,6 +24,8 @@ SUBCOMMANDS = [
     ["webhook", "add"],
     ["webhook", "list"],
     ["webhook", "remove"],
+    ["team-chat", "1", "add"],
+    ["team-chat", "1", "test"],
 ]
 
 
@@ -206,3 +208,29 @@ def test_the_webhook_commands_add_print_the_secret_once_list_and_remove(team, en
     assert f"no webhook endpoint {eid}" in capsys.readouterr().err
     assert main(["webhook", "list", "--team", str(team.id)]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_team_chat_adds_lists_masked_tests_and_removes_a_channel(env, team, sent, capsys):
+    from app.settings import get_settings
+    from jobs.broker import drain
+    from tests.app.relay.transports.webhook_server import WebhookServer
+
+    env.setenv("CHAT_ALLOW_LOCAL", "true")
+    get_settings.cache_clear()
+    server = WebhookServer().start()
+    try:
+        assert main(["team-chat", str(team.id), "add", "mattermost", "https://10.1.2.3/hooks/x"]) == 2
+        assert "private address" in capsys.readouterr().err
+        url = server.url("mattermost")
+        assert main(["team-chat", str(team.id), "add", "mattermost", url, "--label", "#ops"]) == 0
+        dest = int(capsys.readouterr().out.split()[-1])
+        assert main(["team-chat", str(team.id), "list"]) == 0
+        listed = capsys.readouterr().out
+        assert f"{dest}\tmattermost\t" in listed and "#ops" in listed and url not in listed
+        assert main(["team-chat", str(team.id), "test", str(dest)]) == 0
+        drain()
+        assert "a test post for Rocket" in server.hits[0].json["text"]
+        assert main(["team-chat", str(team.id), "remove", str(dest)]) == 0
+        assert main(["team-chat", str(team.id), "remove", str(dest)]) == 2
+    finally:
+        server.stop()

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from app.web.api import (
+    chat,
     domains,
     entries,
     events,
@@ -40,6 +41,10 @@ SHAPES: tuple[Shape, ...] = (
     teams.MEMBER_LIST,
     teams.TEAM_SETTINGS,
     teams.TEAM_SETTINGS_PATCH,
+    chat.CHAT_CHANNEL,
+    chat.CHAT_CHANNEL_LIST,
+    chat.CHAT_CHANNEL_ADD,
+    chat.TEST_POST,
     entries.ENTRY,
     entries.ENTRY_LIST,
     entries.ENTRY_CREATE,
@@ -254,6 +259,41 @@ PATHS = {
             body=teams.TEAM_SETTINGS_PATCH,
             found=True,
         ),
+    },
+    "/api/teams/{team_id}/chat": {
+        "get": _op(
+            chat.channels,
+            "The chat channels the team's digest is posted to (webhook URLs masked)",
+            {"200": _resp("the channels", chat.CHAT_CHANNEL_LIST)},
+            params=[_path("team_id")],
+            found=True,
+        ),
+        "post": _op(
+            chat.channel_add,
+            "Post the team's digest to a channel's incoming webhook too; 400 names a refused field",
+            {"201": _resp("the channel", chat.CHAT_CHANNEL)},
+            params=[_path("team_id")],
+            body=chat.CHAT_CHANNEL_ADD,
+            found=True,
+        ),
+    },
+    "/api/teams/{team_id}/chat/{channel_id}": {
+        "delete": _op(
+            chat.channel_remove,
+            "No more posts to the channel",
+            {"204": _resp("removed")},
+            params=[_path("team_id"), _path("channel_id")],
+            found=True,
+        )
+    },
+    "/api/teams/{team_id}/chat/{channel_id}/test": {
+        "post": _op(
+            chat.channel_test,
+            "A test post to the channel, through the outbox",
+            {"202": _resp("the test post's message", chat.TEST_POST)},
+            params=[_path("team_id"), _path("channel_id")],
+            found=True,
+        )
     },
     "/api/teams/{team_id}/entries": {
         "get": _op(

@@ -5,6 +5,7 @@ their teams' mail; an operator sees all.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from email.message import EmailMessage
@@ -37,6 +38,7 @@ from app.relay import composed, outbox, passthrough, quotas
 from app.relay import redrive as redrives
 from app.relay import suppressions as suppression_list  # the page below is named suppressions
 from app.relay.admin import masked
+from app.relay.chat import CHAT_KIND
 from app.relay.render import render_message
 from app.web.common import BadInput, parse_day
 from app.web.pages.framework import Ctx, FormError, back, confirm, page, refused, render
@@ -241,12 +243,31 @@ def _part(msg: EmailMessage, kind: str) -> str:
     return "" if body is None else body.get_content().replace("\r\n", "\n")
 
 
+def _pretty(raw: bytes | str) -> str:
+    try:
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except ValueError:
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def _chat_content(m: OutboundMessage, raw: bytes | None) -> Content:
+    """A chat post: the JSON its webhook received, else the post as stored (its webhook URL, a
+    secret, is never shown: the row names its destination)."""
+    if raw is not None:
+        when = f" at {m.sent_at:%Y-%m-%d %H:%M:%S} UTC" if m.sent_at else ""
+        return Content(f"As POSTed to the webhook{when}: {len(raw)} bytes of JSON.", _pretty(raw), kept=True)
+    note = "The post as stored; it is formatted for the destination's service when sent."
+    return Content(note, _pretty(m.context), preview=m.state in outbox.PRE_SEND)
+
+
 def _content(ctx: Ctx, m: OutboundMessage, settings) -> Content:
     """The message as its transport received it, parsed from the kept bytes and never rendered
     again; a preview for a message not sent yet; otherwise why there is nothing to show."""
     if m.kind == "signin":
         return Content(note="Sign-in links are not shown here (nor kept).")
     raw = outbox.content(ctx.s, m.id)
+    if m.kind == CHAT_KIND and m.purged_at is None:
+        return _chat_content(m, raw)
     if raw is not None:
         msg = BytesParser(policy=email_policy).parsebytes(raw)
         headers = [(k, str(v)) for k, v in msg.items()]

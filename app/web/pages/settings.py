@@ -1,4 +1,4 @@
-"""Settings pages: the team, its members (invite, roles, remove), one's own schedule, API tokens."""
+"""Settings pages: the team, its members (invite, roles, remove), one's own schedule, API tokens, chat."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from app.accounts.users import normalize_email
-from app.checkins import teams
+from app.checkins import chat, teams
 from app.checkins.schedules import add_pause, effective, remove_pause, update_member_schedule
 from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError, local_date
 from app.models import ROLES, ApiToken, Member, MemberPause, Suppression, Team, utcnow
 from app.relay import outbox, quotas, suppressions
 from app.relay.api_tokens import SCOPES, create_token
+from app.relay.chat import SERVICES
 from app.web.common import BadInput, parse_day
 from app.web.pages.framework import Ctx, FormError, back, confirm, page, render, sentence
 
@@ -351,6 +352,65 @@ def token_revoke(request: Request, ctx: Ctx):
         t.revoked_at = utcnow()
         ctx.s.add(t)
     return back(f"/teams/{ctx.team.id}/settings/tokens", f"Token {t.name!r} revoked.", request)
+
+
+def _chat_page(request: Request, ctx: Ctx):
+    rows = [chat.describe(d) for d in chat.destinations(ctx.s, ctx.team.id)]
+    return render(request, ctx, "settings_chat.html", {"destinations": rows, "services": SERVICES})
+
+
+@page("admin", form=_chat_page)
+def chat_destinations(request: Request, ctx: Ctx):
+    """GET/POST /teams/{tid}/settings/chat: where the team's digest is posted (incoming webhooks of
+    Slack, Teams, Google Chat, Mattermost, Discord); POST adds one (app.checkins.chat)."""
+    if request.method != "POST":
+        return _chat_page(request, ctx)
+    f = ctx.form
+    try:
+        dest = chat.add_destination(
+            ctx.s,
+            ctx.team.id,
+            f.get("service", ""),
+            f.get("url", ""),
+            label=f.get("label", ""),
+            blockers=bool(f.get("blockers")),
+            now=utcnow(),
+            settings=request.app.state.settings,
+        )
+    except TeamError as e:
+        raise FormError.of(e, "url") from None
+    name = SERVICES[dest.service].label
+    return back(
+        f"/teams/{ctx.team.id}/settings/chat", f"{name} added: the next digest is posted there too.", request
+    )
+
+
+@page("admin")
+def chat_remove(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/settings/chat/{dest_id}/remove: no more posts there (unsent ones fail)."""
+    dest_id = request.path_params["dest_id"]
+    found = next((d for d in chat.destinations(ctx.s, ctx.team.id) if d.id == dest_id), None)
+    if found is None:
+        raise HTTPException(404, "No such chat destination.")
+    shown = chat.describe(found)
+    where = f"{shown['service_label']} {shown['label'] or shown['url']}"
+    confirm(ctx, f"Remove {where}? The digest is no longer posted there.")
+    chat.remove_destination(ctx.s, ctx.team.id, dest_id)
+    return back(f"/teams/{ctx.team.id}/settings/chat", f"{shown['service_label']} removed.", request)
+
+
+@page("admin")
+def chat_test(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/settings/chat/{dest_id}/test: a test post through the outbox, at once; its
+    outcome shows on the message's page."""
+    try:
+        mid = chat.send_test_post(
+            ctx.s, ctx.team, request.path_params["dest_id"], now=utcnow(), settings=request.app.state.settings
+        )
+    except TeamError:
+        raise HTTPException(404, "No such chat destination.") from None
+    request.state.after_commit = [mid]  # delivered once the handler's transaction commits
+    return back(f"/mail/outbound/{mid}", "Test post queued: its outcome shows below.", request)
 
 
 def _teams_page(request: Request, ctx: Ctx):

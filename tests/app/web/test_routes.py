@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.db import session
 from app.models import (
     ApiToken,
+    ChatDestination,
     Entry,
     InboundMessage,
     Member,
@@ -109,7 +110,15 @@ def expected(method: str, path: str, need, role: str, foreign: bool) -> str:
             and not theirs
             and any(
                 p in path
-                for p in ("{mid}", "{eid}", "{token_id}", "{pause_id}", "{webhook_id}", "{delivery_id}")
+                for p in (
+                    "{mid}",
+                    "{eid}",
+                    "{token_id}",
+                    "{pause_id}",
+                    "{webhook_id}",
+                    "{delivery_id}",
+                    "{dest_id}",
+                )
             )
         ):
             return 404
@@ -177,6 +186,9 @@ def _world(team_id: int):
             endpoint_id=hook.id, team_id=team_id, kind="sent", payload="{}", state="failed"
         )
         s.add(delivery)
+        # a chat channel nobody listens on (the discard port): a test post to it is deferred
+        dest = ChatDestination(team_id=team_id, service="mattermost", url="http://127.0.0.1:9/hooks/x")
+        s.add(dest)
         s.flush()
         ids = {
             "mid_msg": mid,
@@ -186,6 +198,7 @@ def _world(team_id: int):
             "token_id": s.execute(select(ApiToken.id)).scalar(),
             "webhook_id": hook.id,
             "delivery_id": delivery.id,
+            "dest_id": dest.id,
             "bob": members["bob@example.com"].id,
             "pauses": {e: pause.id for e, pause in pauses.items()},
         }
@@ -206,6 +219,7 @@ def _url(path: str, tid: int, role: str, eids: dict, ids: dict) -> str:
         .replace("{token_id}", str(ids["token_id"]))
         .replace("{webhook_id}", str(ids["webhook_id"]))
         .replace("{delivery_id}", str(ids["delivery_id"]))
+        .replace("{dest_id}", str(ids["dest_id"]))
         .replace("{pause_id}", str(ids["pauses"].get(EMAIL.get(role, ""), ids["pauses"]["bob@example.com"])))
     )
 

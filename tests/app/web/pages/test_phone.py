@@ -67,6 +67,7 @@ NAMES = {
     "/teams/N/settings/members": "members",
     "/teams/N/settings/tokens": "tokens",
     "/teams/N/settings/webhooks": "webhooks",
+    "/teams/N/settings/chat": "chat",
     "/mail/outbound": "outbound",
     "/mail/outbound/N": "message-timeline",
     "/mail/inbound": "inbound",
@@ -166,8 +167,8 @@ def add_comment(tid: int, text: str, created_at=None) -> None:
 
 
 def fill_the_team(page, base: str, tid: int) -> None:
-    """Entries (today by mail, a week ago by hand), reminders and digests out, a token, a suppression,
-    pass-through switched on by the operator."""
+    """Entries (today by mail, a week ago by hand), reminders and digests out, a token, a chat
+    channel, a suppression, pass-through switched on by the operator."""
     browser.reply(
         base,
         "ada@example.com",
@@ -202,6 +203,12 @@ def fill_the_team(page, base: str, tid: int) -> None:
     page.goto(f"{base}/teams/{tid}/settings/tokens")
     page.fill("input[name=name]", "the nightly export to the wiki")
     page.click("button:has-text('Create')")
+    page.goto(f"{base}/teams/{tid}/settings/chat")  # a long webhook URL, masked in the table
+    page.fill(
+        "input[name=url]", "https://hooks.slack.com/services/T0123456789/B0123456789/abcdefghijklmnopqrstuvwx"
+    )
+    page.fill("input[name=label]", "#rocket-standup-and-release-notes")
+    page.click("button:has-text('Add')")
     page.goto(f"{base}/mail/suppressions")
     page.fill("input[name=email]", "a.rather.long.address.for.a.phone@subdomain.example.com")
     page.fill("input[name=detail]", "asked by phone")
