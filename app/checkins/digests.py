@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.checkins import goals, questions
 from app.checkins.asked import not_heard_from
 from app.checkins.entries import Shown, first_per_member
 from app.models import Entry, Member, MemberPause, OutboundMessage, Team, TeamSettings
@@ -40,6 +41,10 @@ class Group:
     @property
     def goals(self) -> list[Shown]:
         return [e for e in self.entries if e.kind == "goal"]
+
+    def answering(self, question: int) -> list[Shown]:
+        """The listed entries answering the team's question ``question`` (from 0)."""
+        return [e for e in self.entries if e.question == question]
 
 
 def _members(s: Session, team_id: int) -> list[Member]:
@@ -102,7 +107,15 @@ def daily_context(s: Session, msg: OutboundMessage, stored: dict, settings) -> d
     opts = s.get(TeamSettings, team.id)
     if opts is not None and not opts.digest_include_quiet:
         ctx["quiet"] = []
+    asks = questions.of(opts)
+    carried = []  # goals set on earlier days and still open, by member
+    if questions.goal_question(asks) is not None:
+        members = _members(s, team.id)
+        still = goals.open_goals(s, [m.id for m in members], day)
+        carried = [(m, still[m.id]) for m in members if still.get(m.id)]
     return ctx | {
+        "questions": asks,
+        "carried": carried,
         "day": day,
         "base_url": settings.base_url,
         "_headers": {"Auto-Submitted": "auto-generated", "X-Donebox-Kind": "digest"},

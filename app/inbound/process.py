@@ -26,7 +26,8 @@ from typing import NamedTuple
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
-from app.checkins import entries
+from app.checkins import entries, goals
+from app.checkins import questions as asked
 from app.checkins.outgoing import reminder_text
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
@@ -38,7 +39,7 @@ from app.models import Entry, InboundMessage
 from app.relay import feedback, tracking
 from app.settings import Settings
 from parsers.dsn import parse_report
-from parsers.entries import split_entries
+from parsers.goals import GoalMarks, goal_marks
 from parsers.message import InboundEmail, parse_mime
 from parsers.providers import PROVIDERS, Payload, S3Object
 from parsers.reply import extract_reply
@@ -214,12 +215,21 @@ def _outcome(
     if member is None:
         return "unverified", {**base, "error": text(how)[:4000]}, None
     day = day or local_date(now, member.timezone or team.timezone)
+    questions = asked.of_text(senders.questions.get(team.id, ""))
     # our own reminder is known text: where the quote holds it, the cut is certain
     if (member.id, day) not in reminders:
         reminders[member.id, day] = tuple(
-            line for line in reminder_text(member, team, day, settings).splitlines() if line.strip()
+            line
+            for line in reminder_text(member, team, day, settings, questions=questions).splitlines()
+            # the questions are headings people keep in their answers: not where a quote begins
+            if line.strip() and (len(questions) == 1 or not any(q in line for q in questions))
         )
     reply = extract_reply(email, known_quotes=reminders[member.id, day])
+    # goals are listed (and closed by number) only where a question asks for them
+    carries = asked.goal_question(questions) is not None
+    marks = goal_marks(reply.text, goals.MAX_LISTED) if carries else GoalMarks((), reply.text)
+    drafts, notes = asked.drafts(marks.text, questions)
+    notes = [base["notes"], *notes, *marks.notes]
     values = {
         **base,
         "member_id": member.id,
@@ -228,8 +238,9 @@ def _outcome(
         "reply_text": text(reply.text),
         "quoted_text": text(reply.quoted),
         "signature_text": text(reply.signature),
+        "notes": text("\n".join(n for n in notes if n))[:4000],
     }
-    return "processed", values, (member, team, day, split_entries(reply.text))
+    return "processed", values, (member, team, day, drafts, marks.marks)
 
 
 def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settings) -> dict[int, str]:
@@ -297,6 +308,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     s.commit()
     reminders: dict = {}
     replies: list[entries.Reply] = []
+    marks: dict = {}  # (member id, day): [(goal number, action)] of the replies that close goals
     for iid, email, _ in parsed:
         if iid not in reports:
             continue
@@ -312,8 +324,10 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
             ]
         changes.append({"id": iid, "state": state, **values})
         if made is not None:
-            member, team, day, drafts = made
+            member, team, day, drafts, marked = made
             replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
+            if marked:
+                marks.setdefault((member.id, day), []).extend(marked)
     held = _held(s, claimed)
     for iid in attempts:
         states[iid] = held.get(iid, "missing")
@@ -327,6 +341,9 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     ]
     _set_states(s, changes)
     entries.add_many(s, [r for r in replies if r.inbound_id not in lost], now=now, settings=settings)
+    kept = {(r.member_id, r.day) for r in replies if r.inbound_id not in lost}
+    for note in goals.apply_marks(s, {k: v for k, v in marks.items() if k in kept}, now=now):
+        log.info("inbound goals: %s", note)
     states.update((c["id"], c["state"]) for c in changes)
     return states
 
