@@ -6,6 +6,7 @@ digest shows the sections and the goals still carried."""
 from datetime import date, timedelta
 from email import message_from_bytes, policy
 
+import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -61,6 +62,48 @@ def apple_plain(reminder, who: str, text: str) -> bytes:
         f"> On Nov 23, 2026, at 17:00, donebox <donebox@mail.test> wrote:\n>\n{quoted}\n"
     )
     return (_headers(reminder, who, "text/plain") + body.replace("\n", "\r\n")).encode()
+
+
+def gmail_html(reminder, who: str, text: str) -> bytes:
+    typed = "".join(f"<div>{line}</div>" if line else "<div><br></div>" for line in text.split("\n"))
+    quote = "".join(f"<div>{line or '<br>'}</div>" for line in _plain(reminder).splitlines())
+    body = (
+        f'<div dir="ltr">{typed}</div><br><div class="gmail_quote"><div dir="ltr" class="gmail_attr">On Tue, '
+        "Nov 24, 2026 at 5:00 PM donebox &lt;donebox@mail.test&gt; wrote:<br></div>"
+        '<blockquote class="gmail_quote" style="margin:0 0 0 .8ex;border-left:1px #ccc solid">'
+        f"{quote}</blockquote></div>"
+    )
+    return (_headers(reminder, who, "text/html") + body).encode()
+
+
+def outlook_plain(reminder, who: str, text: str) -> bytes:
+    body = (
+        f"{text}\n\n________________________________\nFrom: donebox <donebox@mail.test>\n"
+        f"Sent: Tuesday, November 24, 2026 5:00 PM\nTo: {who.title()}\nSubject: {reminder['Subject']}\n\n"
+        f"{_plain(reminder)}\n"
+    )
+    return (_headers(reminder, who, "text/plain") + body.replace("\n", "\r\n")).encode()
+
+
+def apple_html(reminder, who: str, text: str) -> bytes:
+    typed = "".join(f"<div>{line}</div>" if line else "<div><br></div>" for line in text.split("\n"))
+    quote = "".join(f"<div>{line or '<br>'}</div>" for line in _plain(reminder).splitlines())
+    body = (
+        f'<html><body style="word-wrap: break-word;">{typed}<div><br><blockquote type="cite"><div>On Nov 24, '
+        "2026, at 17:00, donebox &lt;donebox@mail.test&gt; wrote:</div><br>"
+        f"{quote}</blockquote></div></body></html>"
+    )
+    return (_headers(reminder, who, "text/html") + body).encode()
+
+
+CLIENTS = {
+    "gmail plain": gmail_plain,
+    "gmail html": gmail_html,
+    "outlook plain": outlook_plain,
+    "outlook html": outlook_html,
+    "apple plain": apple_plain,
+    "apple html": apple_html,
+}
 
 
 def remind(client, now) -> dict:
@@ -186,3 +229,30 @@ def test_a_team_with_the_default_question_gets_no_numbers_and_no_goals(db, sent)
     text = _plain(day2["ada"])
     assert "What did you get done today?\n\nReply to this email with a line for each thing you did." in text
     assert "goals" not in text and "1." not in text
+
+
+@pytest.mark.parametrize("shape", CLIENTS)
+def test_a_reply_in_each_clients_shape_lands_under_its_questions_and_closes_a_goal(db, sent, shape):
+    from app.web.factory import create_app
+
+    ada = make_team()
+    with session() as s:
+        team_id = s.get(Member, ada).team_id
+        teams.update_team(s, team_id, now=FIXED_NOW, questions="standup")
+        for text in ("Write the docs", "Call the bank"):
+            s.add(Entry(team_id=team_id, member_id=ada, day=DAY1, text=text, kind="goal", question=1))
+    answer = (
+        "done 2\n\n1. What did you get done today?\nWrote the docs\n\n2. What will you do next?\n"
+        "Plan the launch\n\n3. Is anything blocking you?\nThe bank is closed"
+    )
+    with TestClient(create_app()) as client:
+        client.sent = sent
+        reminder = remind(client, FIXED_NOW + timedelta(days=1))["ada"]
+        assert "1. Write the docs\n  2. Call the bank" in _plain(reminder)
+        post(client, CLIENTS[shape](reminder, "ada", answer))
+    assert entries_of(DAY2) == [
+        ("Wrote the docs", "done", 0, ""),
+        ("Plan the launch", "goal", 1, ""),
+        ("The bank is closed", "blocker", 2, ""),
+    ]
+    assert [e[3] for e in entries_of(DAY1)] == ["", "done"]
