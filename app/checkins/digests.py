@@ -42,9 +42,10 @@ class Group:
     def goals(self) -> list[Shown]:
         return [e for e in self.entries if e.kind == "goal"]
 
-    def answering(self, question: int) -> list[Shown]:
-        """The listed entries answering the team's question ``question`` (from 0)."""
-        return [e for e in self.entries if e.question == question]
+    def answering(self, question: int, last: bool = False) -> list[Shown]:
+        """The listed entries answering the team's question ``question`` (from 0); the ``last``
+        question also takes answers to questions the team no longer asks (it asked more then)."""
+        return [e for e in self.entries if e.question == question or (last and e.question > question)]
 
 
 def _members(s: Session, team_id: int) -> list[Member]:

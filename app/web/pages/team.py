@@ -135,7 +135,7 @@ def goal_close(request: Request, ctx: Ctx):
     """POST /teams/{tid}/goals/{eid}/close how=done|carried: close a goal (its author or an admin);
     carried makes it a goal of today again. No confirmation: closing a goal loses nothing."""
     e = ctx.s.get(Entry, request.path_params["eid"])
-    if e is None or e.team_id != ctx.team.id or e.kind != "goal":
+    if e is None or e.team_id != ctx.team.id:
         raise HTTPException(404, "No such goal.")
     if ctx.role != "admin" and (ctx.member is None or e.member_id != ctx.member.id):
         raise HTTPException(403, "Only the goal's author or an admin closes it.")
@@ -143,7 +143,10 @@ def goal_close(request: Request, ctx: Ctx):
     if how not in entries.GOAL_CLOSED:
         raise HTTPException(400, f"how must be one of {', '.join(entries.GOAL_CLOSED)}")
     tz = ctx.s.get(Member, e.member_id).timezone or ctx.team.timezone
-    entries.close_goal(ctx.s, e, how, day=local_date(utcnow(), tz), now=utcnow())
+    try:
+        entries.close_goal(ctx.s, e, how, day=local_date(utcnow(), tz), now=utcnow())
+    except entries.EntryError as err:
+        raise HTTPException(400, str(err)) from None
     target = ctx.form.get("back", "")
     if not target.startswith(f"/teams/{ctx.team.id}") or "//" in target:
         target = f"/teams/{ctx.team.id}/members/{e.member_id}"

@@ -256,3 +256,26 @@ def test_a_reply_in_each_clients_shape_lands_under_its_questions_and_closes_a_go
         ("The bank is closed", "blocker", 2, ""),
     ]
     assert [e[3] for e in entries_of(DAY1)] == ["", "done"]
+
+
+def test_the_digest_keeps_answers_to_questions_the_team_no_longer_asks(db, sent):
+    from jobs.enqueue import enqueue_deliveries
+
+    ada = make_team()
+    with session() as s:
+        team_id = s.get(Member, ada).team_id
+        teams.update_team(s, team_id, now=FIXED_NOW, questions="standup")
+        s.add(Entry(team_id=team_id, member_id=ada, day=DAY1, text="Shipped it", kind="done", question=0))
+        s.add(
+            Entry(
+                team_id=team_id, member_id=ada, day=DAY1, text="Waiting on legal", kind="blocker", question=2
+            )
+        )
+        teams.update_team(s, team_id, now=FIXED_NOW, questions=["What did you ship?", "What is in your way?"])
+    with session() as s:
+        ids = digest_now(s, now=FIXED_NOW, settings=get_settings(), day=DAY1)
+    enqueue_deliveries(ids)
+    drain()
+    text = next(m for m in sent if m["To"] == "bob@example.com").get_body(("plain",)).get_content()
+    assert text.index("What did you ship?") < text.index("Shipped it")
+    assert text.index("What is in your way?") < text.rindex("Waiting on legal")  # after the BLOCKERS box

@@ -80,4 +80,11 @@ def test_closing_a_goal_is_refused_without_csrf_by_another_member_or_with_a_bad_
     bad = post(client, url, {"how": "maybe"})
     assert bad.status_code == 400 and "how must be one of done, carried" in bad.text
     assert post(client, f"/teams/{team.id}/goals/999999/close", {"how": "done"}).status_code == 404
+    with session() as s:
+        done = Entry(team_id=team.id, member_id=s.get(Entry, goal).member_id, day=utcnow().date(), text="x")
+        s.add(done)
+        s.flush()
+        done_id = done.id
+    r = post(client, f"/teams/{team.id}/goals/{done_id}/close", {"how": "done"})
+    assert r.status_code == 400 and "is not a goal" in r.text
     assert closed(goal) == ("", None)
