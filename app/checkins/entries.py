@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from app.models import Entry, InboundMessage, Member
 from app.settings import Settings
+from parsers.answers import question_kind
 from parsers.entries import KINDS, EntryDraft, split_entries, tags_and_mentions
 
 MAX_TEXT = 2000  # for text a person types (refused beyond); a reply is cut at MAX_ENTRY_CHARS
@@ -110,10 +111,12 @@ def add(
     *,
     now: datetime,
     settings: Settings | None = None,
+    questions: Sequence[str] = (),
 ) -> list[Entry]:
     """Store the entries of ``value`` (one per line, split as a reply is) for ``member`` on ``day``;
-    ``kind`` is theirs unless a line sets its own with a prefix such as "Blocked:". Raises
-    EntryError past MAX_ENTRIES_PER_REPLY entries (a person can shorten the text and retry)."""
+    ``kind`` is theirs unless a line sets its own with a prefix such as "Blocked:". Each answers the
+    first of the team's ``questions`` of its kind (parsers.answers.question_kind), else the first.
+    Raises EntryError past MAX_ENTRIES_PER_REPLY entries (a person can shorten the text and retry)."""
     drafts = split_entries(value or "")
     if not drafts:
         raise EntryError("the entry is empty")
@@ -123,6 +126,7 @@ def add(
     out = []
     for draft in drafts:
         line, line_kind = clean(draft.text, kind if draft.kind == "done" else draft.kind)
+        kinds = [question_kind(q) for q in questions]
         e = Entry(
             **_row(
                 line,
@@ -132,6 +136,7 @@ def add(
                 day=day,
                 inbound_id=None,
                 now=now,
+                question=kinds.index(line_kind) if line_kind in kinds else 0,
             )
         )
         s.add(e)

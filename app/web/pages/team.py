@@ -171,6 +171,7 @@ def entry_add(request: Request, ctx: Ctx):
             ctx.form.get("kind", "done"),
             now=utcnow(),
             settings=request.app.state.settings,
+            questions=questions.of(teams_options(ctx.s, ctx.team.id)),
         )
     except entries.EntryError as e:
         raise FormError.of(e, "text", before="not saved: ") from None

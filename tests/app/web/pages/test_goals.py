@@ -88,3 +88,15 @@ def test_closing_a_goal_is_refused_without_csrf_by_another_member_or_with_a_bad_
     r = post(client, f"/teams/{team.id}/goals/{done_id}/close", {"how": "done"})
     assert r.status_code == 400 and "is not a goal" in r.text
     assert closed(goal) == ("", None)
+
+
+def test_a_goal_written_on_the_web_answers_the_teams_question_about_next(client, team, sent):
+    goals_of(team, "bob@example.com")  # the standup questions
+    sign_in(client, sent, "bob@example.com")
+    today = local_date(utcnow(), team.timezone).isoformat()
+    form = {"day": today, "text": "Ship 2.5\nBlocked: the release train", "kind": "goal"}
+    assert post(client, f"/teams/{team.id}/entries", form).status_code == 303
+    with session() as s:
+        rows = s.execute(select(Entry.text, Entry.kind, Entry.question).order_by(Entry.id)).all()
+    assert [tuple(r) for r in rows] == [("Ship 2.5", "goal", 1), ("the release train", "blocker", 2)]
+    assert "Ship 2.5" in client.get(f"/teams/{team.id}").text.split('id="open-goals"')[1]

@@ -4,12 +4,13 @@ judged by the reminder that goes out; 0 or 6 questions, or an over-long one, ref
 from email import message_from_bytes, policy
 
 import pytest
+from sqlalchemy import select
 
 from app.checkins import questions, teams
 from app.checkins.outgoing import remind_now
 from app.cli import main
 from app.db import session
-from app.models import utcnow
+from app.models import Member, utcnow
 from app.relay.api_tokens import create_token
 from app.settings import get_settings
 from jobs.broker import drain
@@ -85,6 +86,18 @@ def test_the_api_sets_and_refuses_questions_naming_the_field(client, team):
     assert asked(team.id) == ["What did you ship?", "What is next?"]
     spec = client.get("/api/openapi.json").json()["components"]["schemas"]["TeamSettingsPatch"]["properties"]
     assert spec["questions"]["type"] == "array"
+    # an entry made by the API answers the question of its kind, and says which
+    assert (
+        client.patch(url, json={"questions": list(questions.PRESETS["standup"])}, headers=auth).status_code
+        == 200
+    )
+    with session() as s:
+        bob = s.execute(select(Member.id).where(Member.email == "bob@example.com")).scalar_one()
+    body = {"member_id": bob, "text": "Ship 2.5", "kind": "goal"}
+    made = client.post(f"/api/teams/{team.id}/entries", json=body, headers=auth)
+    assert made.status_code == 201, made.text
+    (entry,) = made.json()["entries"]
+    assert (entry["kind"], entry["question"], entry["closed_as"], entry["closed_on"]) == ("goal", 1, "", None)
 
 
 def test_the_cli_sets_and_refuses_questions_naming_the_field(team, capsys):
