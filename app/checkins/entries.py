@@ -173,6 +173,13 @@ _ADD_NOTE = (
 )
 
 
+def add_notes(s: Session, notes: Iterable[tuple[int, str]]) -> None:
+    """Append each (inbound id, note) to that inbound message's notes (one executemany UPDATE)."""
+    rows = [{"iid": iid, "note": note} for iid, note in notes]
+    if rows:
+        s.connection().execute(_ADD_NOTE, rows)
+
+
 def _bounded(r: Reply, most: int, chars: int) -> tuple[list[tuple[str, str, int]], str]:
     """(text, kind, question) of the drafts of ``r`` within the limits, and a note of what was cut
     ('' if nothing)."""

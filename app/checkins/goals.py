@@ -77,16 +77,21 @@ def open_goals(s: Session, member_ids: Iterable[int], day: date) -> dict[int, li
     return out
 
 
-def apply_marks(s: Session, marked: dict[tuple[int, date], list[tuple[int, str]]], *, now) -> list[str]:
-    """Close the goals replies marked ({(member id, reply day): [(number, "done" | "carry")]}),
-    numbers as their reminders listed them; notes for numbers no listed goal has."""
+def apply_marks(s: Session, marked: list[tuple[int, int, date, tuple]], *, now) -> list[tuple[int, str]]:
+    """Close the goals replies marked ([(inbound id, member id, reply day, ((number, "done" | "carry"),
+    ...))]), numbers as their reminders listed them; (inbound id, note) for numbers no listed goal has."""
     notes = []
-    lists = listed_many(s, marked)
-    for (member_id, day), marks in marked.items():
+    lists = listed_many(s, [(member_id, day) for _, member_id, day, _ in marked])
+    for inbound_id, member_id, day, marks in marked:
         goals = lists[member_id, day]
         for number, action in marks:
             if number > len(goals):
-                notes.append(f"no goal {number}: the reminder of {day.isoformat()} listed {len(goals)}")
+                notes.append(
+                    (
+                        inbound_id,
+                        f"goal {number} not closed: the reminder of {day.isoformat()} listed {len(goals)}",
+                    )
+                )
                 continue
             close_goal(s, goals[number - 1], "done" if action == "done" else "carried", day=day, now=now)
     return notes

@@ -308,7 +308,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     s.commit()
     reminders: dict = {}
     replies: list[entries.Reply] = []
-    marks: dict = {}  # (member id, day): [(goal number, action)] of the replies that close goals
+    marks: list = []  # (inbound id, member id, day, ((goal number, action), ...)) of replies closing goals
     for iid, email, _ in parsed:
         if iid not in reports:
             continue
@@ -327,7 +327,7 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
             member, team, day, drafts, marked = made
             replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
             if marked:
-                marks.setdefault((member.id, day), []).extend(marked)
+                marks.append((iid, member.id, day, marked))
     held = _held(s, claimed)
     for iid in attempts:
         states[iid] = held.get(iid, "missing")
@@ -341,9 +341,8 @@ def process_many(s: Session, inbound_ids: list[int], *, now: datetime, settings:
     ]
     _set_states(s, changes)
     entries.add_many(s, [r for r in replies if r.inbound_id not in lost], now=now, settings=settings)
-    kept = {(r.member_id, r.day) for r in replies if r.inbound_id not in lost}
-    for note in goals.apply_marks(s, {k: v for k, v in marks.items() if k in kept}, now=now):
-        log.info("inbound goals: %s", note)
+    noted = goals.apply_marks(s, [m for m in marks if m[0] not in lost], now=now)
+    entries.add_notes(s, noted)
     states.update((c["id"], c["state"]) for c in changes)
     return states
 

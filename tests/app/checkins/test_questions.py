@@ -242,7 +242,7 @@ def test_a_reply_in_each_clients_shape_lands_under_its_questions_and_closes_a_go
         for text in ("Write the docs", "Call the bank"):
             s.add(Entry(team_id=team_id, member_id=ada, day=DAY1, text=text, kind="goal", question=1))
     answer = (
-        "done 2\n\n1. What did you get done today?\nWrote the docs\n\n2. What will you do next?\n"
+        "done 2\n✓ 7\n\n1. What did you get done today?\nWrote the docs\n\n2. What will you do next?\n"
         "Plan the launch\n\n3. Is anything blocking you?\nThe bank is closed"
     )
     with TestClient(create_app()) as client:
@@ -256,6 +256,9 @@ def test_a_reply_in_each_clients_shape_lands_under_its_questions_and_closes_a_go
         ("The bank is closed", "blocker", 2, ""),
     ]
     assert [e[3] for e in entries_of(DAY1)] == ["", "done"]
+    with session() as s:
+        notes = s.execute(select(InboundMessage.notes)).scalar_one()
+    assert "goal 7 not closed: the reminder of 2026-11-24 listed 2" in notes
 
 
 def test_the_digest_keeps_answers_to_questions_the_team_no_longer_asks(db, sent):
