@@ -395,6 +395,11 @@ def cmd_team_settings(args) -> int:
         value = getattr(args, option)
         if value is not None:
             changes[keyword] = {"on": True, "off": False}.get(value, value)
+    if args.question is not None and args.preset is not None:
+        print("not saved: give --question or --preset, not both", file=sys.stderr)
+        return 2
+    if args.question is not None or args.preset is not None:
+        changes["questions"] = args.question if args.question is not None else args.preset
     try:
         with session() as s:
             if s.get(Team, args.team) is None:
@@ -407,6 +412,10 @@ def cmd_team_settings(args) -> int:
         print(f"not saved: {e}", file=sys.stderr)
         return 2
     for key, value in current.items():
+        if isinstance(value, list):  # the questions, one a line, numbered
+            for i, item in enumerate(value, 1):
+                print(f"{key}.{i}={item}")
+            continue
         print(f"{key}={('on' if value else 'off') if isinstance(value, bool) else value}")
     return 0
 
@@ -711,6 +720,17 @@ def parser() -> argparse.ArgumentParser:
         "--tracking", choices=onoff, help="open pixel and rewritten links in reminders and digests"
     )
     sp.add_argument("--reply-domain", help="REPLY_DOMAIN ('') or one of INBOUND_DOMAINS")
+    sp.add_argument(
+        "--question",
+        action="append",
+        help="a question the reminder asks (repeat it for each, 1 to 5, in order; they replace the team's)",
+    )
+    sp.add_argument(
+        "--preset",
+        choices=("default", "standup", "weekly"),
+        help="questions of a preset: default (What did you get done today?), standup (Done / Next / "
+        "Blocked), weekly (weekly snippets)",
+    )
     sp.set_defaults(fn=cmd_team_settings)
     sp = sub.add_parser("team-chat", help="the chat channels a team's digest is posted to (as its chat page)")
     sp.add_argument("team", type=int)

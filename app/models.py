@@ -100,6 +100,9 @@ class Entry(SQLModel, table=True):
     mentions: str = Field(default="", max_length=1000)  # space-separated, without '@'
     inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    question: int = 0  # which of the team's questions it answers, from 0 (TeamSettings.questions)
+    closed_on: date | None = None  # a goal: the day it was closed (done or carried); None while open
+    closed_as: str = Field(default="", max_length=16)  # '' open | done | carried
 
 
 class Comment(SQLModel, table=True):
@@ -335,6 +338,8 @@ class TeamSettings(SQLModel, table=True):
     tracking: bool = False
     # the domain of the team's reply+ addresses: '' means REPLY_DOMAIN; else one of INBOUND_DOMAINS
     reply_domain: str = Field(default="", max_length=253)
+    # the questions a reminder asks, one a line (1-5); '' asks the one default question
+    questions: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
 
 
 class ChatDestination(SQLModel, table=True):

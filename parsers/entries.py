@@ -41,12 +41,14 @@ _SENTENCE_END = re.compile(r"[.!?:;]\s*$")
 
 @dataclass(frozen=True)
 class EntryDraft:
-    """One entry before it is stored: its text, kind ("done" | "goal" | "blocker"), tags and mentions."""
+    """One entry before it is stored: its text, kind ("done" | "goal" | "blocker"), tags, mentions and
+    the question it answers."""
 
     text: str
     kind: str = "done"  # done | goal | blocker
     tags: tuple[str, ...] = ()
     mentions: tuple[str, ...] = ()
+    question: int = 0  # which of the team's questions it answers (parsers.answers), from 0
 
 
 def _unique(items) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.checkins import goals, questions
 from app.checkins.asked import not_heard_from
 from app.checkins.comments import written_on
 from app.checkins.entries import Shown, first_per_member
@@ -42,6 +43,11 @@ class Group:
     @property
     def goals(self) -> list[Shown]:
         return [e for e in self.entries if e.kind == "goal"]
+
+    def answering(self, question: int, last: bool = False) -> list[Shown]:
+        """The listed entries answering the team's question ``question`` (from 0); the ``last``
+        question also takes answers to questions the team no longer asks (it asked more then)."""
+        return [e for e in self.entries if e.question == question or (last and e.question > question)]
 
 
 def _members(s: Session, team_id: int) -> list[Member]:
@@ -107,7 +113,15 @@ def daily_context(s: Session, msg: OutboundMessage, stored: dict, settings) -> d
     opts = s.get(TeamSettings, team.id)
     if opts is not None and not opts.digest_include_quiet:
         ctx["quiet"] = []
+    asks = questions.of(opts)
+    carried = []  # goals set on earlier days and still open, by member
+    if questions.goal_question(asks) is not None:
+        members = _members(s, team.id)
+        still = goals.open_goals(s, [m.id for m in members], day)
+        carried = [(m, still[m.id]) for m in members if still.get(m.id)]
     return ctx | {
+        "questions": asks,
+        "carried": carried,
         "day": day,
         "base_url": settings.base_url,
         "comments": written_on(s, team, day),  # replies to earlier digests, written on this day

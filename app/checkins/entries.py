@@ -23,11 +23,13 @@ from sqlmodel import Session
 from app.models import Entry, InboundMessage, Member
 from app.relay import webhooks
 from app.settings import Settings
+from parsers.answers import question_kind
 from parsers.entries import KINDS, EntryDraft, split_entries, tags_and_mentions
 
 MAX_TEXT = 2000  # for text a person types (refused beyond); a reply is cut at MAX_ENTRY_CHARS
 MAX_WORDS = 1000  # Entry.tags and Entry.mentions
 CUT = "… (cut)"  # ends an entry cut at MAX_ENTRY_CHARS
+GOAL_CLOSED = ("done", "carried")  # how a goal closes (Entry.closed_as; app.checkins.goals)
 MAX_NOTES = 4000  # InboundMessage.notes, as app.inbound.process bounds it
 _WORD = re.compile(r"\w+")
 _DEFAULTS = Settings()
@@ -76,7 +78,9 @@ def clean(value: str, kind: str) -> tuple[str, str]:
     return value, kind
 
 
-def _row(line: str, kind: str, *, team_id: int, member_id: int, day: date, inbound_id, now) -> dict:
+def _row(
+    line: str, kind: str, *, team_id: int, member_id: int, day: date, inbound_id, now, question=0
+) -> dict:
     line = _storable(line)
     return {
         "team_id": team_id,
@@ -88,6 +92,9 @@ def _row(line: str, kind: str, *, team_id: int, member_id: int, day: date, inbou
         "mentions": mentions_of(line),
         "inbound_id": inbound_id,
         "created_at": now,
+        "question": question,
+        "closed_on": None,
+        "closed_as": "",
     }
 
 
@@ -105,10 +112,12 @@ def add(
     *,
     now: datetime,
     settings: Settings | None = None,
+    questions: Sequence[str] = (),
 ) -> list[Entry]:
     """Store the entries of ``value`` (one per line, split as a reply is) for ``member`` on ``day``;
-    ``kind`` is theirs unless a line sets its own with a prefix such as "Blocked:". Raises
-    EntryError past MAX_ENTRIES_PER_REPLY entries (a person can shorten the text and retry)."""
+    ``kind`` is theirs unless a line sets its own with a prefix such as "Blocked:". Each answers the
+    first of the team's ``questions`` of its kind (parsers.answers.question_kind), else the first.
+    Raises EntryError past MAX_ENTRIES_PER_REPLY entries (a person can shorten the text and retry)."""
     drafts = split_entries(value or "")
     if not drafts:
         raise EntryError("the entry is empty")
@@ -118,6 +127,7 @@ def add(
     out = []
     for draft in drafts:
         line, line_kind = clean(draft.text, kind if draft.kind == "done" else draft.kind)
+        kinds = [question_kind(q) for q in questions]
         e = Entry(
             **_row(
                 line,
@@ -127,6 +137,7 @@ def add(
                 day=day,
                 inbound_id=None,
                 now=now,
+                question=kinds.index(line_kind) if line_kind in kinds else 0,
             )
         )
         s.add(e)
@@ -181,9 +192,17 @@ _ADD_NOTE = (
 )
 
 
-def _bounded(r: Reply, most: int, chars: int) -> tuple[list[tuple[str, str]], str]:
-    """(text, kind) of the drafts of ``r`` within the limits, and a note of what was cut ('' if nothing)."""
-    kept = [(cut(d.text, chars), d.kind) for d in r.drafts[:most]]
+def add_notes(s: Session, notes: Iterable[tuple[int, str]]) -> None:
+    """Append each (inbound id, note) to that inbound message's notes (one executemany UPDATE)."""
+    rows = [{"iid": iid, "note": note} for iid, note in notes]
+    if rows:
+        s.connection().execute(_ADD_NOTE, rows)
+
+
+def _bounded(r: Reply, most: int, chars: int) -> tuple[list[tuple[str, str, int]], str]:
+    """(text, kind, question) of the drafts of ``r`` within the limits, and a note of what was cut
+    ('' if nothing)."""
+    kept = [(cut(d.text, chars), d.kind, d.question) for d in r.drafts[:most]]
     notes = []
     if len(r.drafts) > most:
         notes.append(
@@ -224,8 +243,9 @@ def add_many(
                 day=r.day,
                 inbound_id=r.inbound_id,
                 now=now,
+                question=question,
             )
-            for line, kind in kept
+            for line, kind, question in kept
         ]
     if rows:
         s.connection().execute(Entry.__table__.insert(), rows)
@@ -262,6 +282,35 @@ def update(s: Session, entry: Entry, value: str, kind: str) -> Entry:
     s.add(entry)
     s.flush()
     return entry
+
+
+def close_goal(s: Session, goal: Entry, how: str, *, day: date, now) -> Entry | None:
+    """Close ``goal`` on ``day`` as done or carried (a goal already closed stays as it was); carrying
+    adds the same goal to ``day``, which is returned (else None)."""
+    if how not in GOAL_CLOSED:
+        raise EntryError(f"a goal closes as {' or '.join(GOAL_CLOSED)}, not {how[:32]!r}")
+    if goal.kind != "goal":
+        raise EntryError(f"entry {goal.id} is not a goal")
+    if goal.closed_on is not None:
+        return None
+    goal.closed_on, goal.closed_as = day, how
+    s.add(goal)
+    again = None
+    if how == "carried":
+        again = Entry(
+            team_id=goal.team_id,
+            member_id=goal.member_id,
+            day=day,
+            text=goal.text,
+            kind="goal",
+            tags=goal.tags,
+            mentions=goal.mentions,
+            question=goal.question,
+            created_at=now,
+        )
+        s.add(again)
+    s.flush()
+    return again
 
 
 def _has_word(column, word: str):
@@ -332,7 +381,7 @@ def on_this_day(
             .limit(per_day)
         ).all()
         if rows:
-            out.append((label, day, [Shown(*r[:5], cut(r[5], chars)) for r in rows]))
+            out.append((label, day, [Shown(*r[:5], cut(r[5], chars), r[6]) for r in rows]))
     return out
 
 
@@ -345,6 +394,7 @@ def _shown_columns(chars: int) -> tuple:
         Entry.day,
         Entry.kind,
         func.substr(Entry.text, 1, chars + 1).label("text"),
+        Entry.question,
     )
 
 
@@ -357,6 +407,7 @@ class Shown(NamedTuple):
     day: date
     kind: str
     text: str
+    question: int = 0  # which of the team's questions it answers
 
 
 class Shelf(NamedTuple):
@@ -399,7 +450,7 @@ def first_per_member(
     out: dict[int, Shelf] = {}
     for r in rows:
         shelf = out.setdefault(r.member_id, Shelf([], [], r.total, int(r.blocker_total or 0)))
-        shown = Shown(r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars))
+        shown = Shown(r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars), r.question)
         if r.n <= per_member:
             shelf.entries.append(shown)
         if r.kind == "blocker" and r.nb <= per_member:

@@ -11,12 +11,13 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.checkins import chat
+from app.checkins import chat, goals, questions
 from app.checkins.asked import checkin_key, not_heard_from
 from app.checkins.away import away_context
 from app.checkins.comments import comment_context, digest_headers
 from app.checkins.digests import daily_context, weekly_context
 from app.checkins.entries import Shelf, first_per_member
+from app.checkins.questions import DEFAULT as DEFAULT_QUESTION
 from app.checkins.reply_tokens import reply_address, team_reply_domain
 from app.checkins.times import local_date, local_midnight_after
 from app.models import Member, OutboundMessage, Team, TeamSettings
@@ -154,21 +155,35 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
     opts = s.get(TeamSettings, team.id)
     domain = team_reply_domain(opts.reply_domain if opts else "", settings.reply_domains)
     reply_to = reply_address(settings.secret_key, domain, member.id, day)
+    asks = questions.of(opts)
     return {
         "member": member,
         "team": team,
         "day": day,
+        "questions": asks,
+        # the goals a reply closes by number: listed only where a question asks for goals
+        "goals": goals.listed(s, member.id, day) if questions.goal_question(asks) is not None else [],
         "base_url": settings.base_url,
         "_headers": {"Reply-To": reply_to, "Auto-Submitted": "auto-generated", "X-Donebox-Kind": "reminder"},
     }
 
 
-def reminder_text(member: Member, team: Team, day: date, settings: Settings) -> str:
-    """The text part of ``member``'s reminder of ``day``: what a reply quotes back to us."""
+def reminder_text(
+    member: Member, team: Team, day: date, settings: Settings, *, questions: tuple[str, ...] = (), goals=()
+) -> str:
+    """The text part of ``member``'s reminder of ``day`` (asking ``questions``, listing ``goals``):
+    what a reply quotes back to us."""
     return (
         render.environment()
         .get_template("email/reminder.txt")
-        .render(member=member, team=team, day=day, base_url=settings.base_url)
+        .render(
+            member=member,
+            team=team,
+            day=day,
+            base_url=settings.base_url,
+            questions=questions or (DEFAULT_QUESTION,),
+            goals=list(goals),
+        )
     )
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.checkins import questions as asked_questions
 from app.checkins.schedules import (
     TEAM_FIELDS,
     ScheduleError,
@@ -87,6 +88,7 @@ def update_team(
     tracking: bool | None = None,
     skip_empty: bool | None = None,
     weekly_day: int | None = None,
+    questions: str | list[str] | None = None,
     settings: Settings | None = None,
     **schedule,
 ) -> Team:
@@ -97,7 +99,8 @@ def update_team(
     Every value is checked first: a TeamError or ScheduleError names the reason and nothing is
     changed then. Schedule changes reschedule every member. The weekly digest goes out with the
     daily digest of its weekday, so it must be a digest weekday. A reply domain must be one the
-    instance receives mail for (``settings``: the instance's, by default the process's).
+    instance receives mail for (``settings``: the instance's, by default the process's). The
+    questions (app.checkins.questions: a list, one a line, or a preset's name) are 1 to 5.
     """
     team = s.get(Team, team_id)
     if team is None:
@@ -105,6 +108,10 @@ def update_team(
     name = None if name is None else clean_name(name)
     accepted = (settings or get_settings()).reply_domains
     domain = None if reply_domain is None else clean_reply_domain(reply_domain, accepted)
+    try:
+        asked = None if questions is None else asked_questions.clean(questions)
+    except asked_questions.QuestionsError as e:
+        raise TeamError(str(e), "questions") from None
     given = {
         "digest_enabled": digest_enabled,
         "digest_include_quiet": digest_include_quiet,
@@ -131,8 +138,10 @@ def update_team(
     s.add(team)
     if days:
         update_team_schedule(s, team_id, now=now, **days)
-    if domain is not None or flags:
+    if domain is not None or flags or asked is not None:
         opts = options(s, team_id)
+        if asked is not None:
+            opts.questions = asked_questions.stored(asked)
         for key, value in flags.items():
             setattr(opts, key, value)
         if domain is not None:
@@ -159,6 +168,7 @@ def current(s: Session, team_id: int) -> dict:
         "weekly_day": team.weekly_digest_day,
         "tracking": opts.tracking,
         "reply_domain": opts.reply_domain,
+        "questions": list(asked_questions.of(opts)),
     }
 
 

@@ -14,13 +14,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.checkins.reply_tokens import token_from_address, verify_digest_token, verify_reply_token
 from app.checkins.times import local_date
 from app.inbound.authentication import authenticate_sender
-from app.models import Member, OutboundMessage, Team
+from app.models import Member, OutboundMessage, Team, TeamSettings
 from app.settings import Settings
 from parsers.message import InboundEmail, address_key
 
@@ -89,13 +89,17 @@ class Senders:
 
     ``members``: (member, team) by member id, for reply tokens; ``sent``: our Message-IDs with
     their member, team and reminder day; ``by_email``: active members by address, for an
-    authenticated From, keyed by ``address_key`` (members' addresses are stored folded).
+    authenticated From, keyed by ``address_key`` (members' addresses are stored folded);
+    ``questions``: each of those teams' questions as stored ('' for the default), read in the same queries.
     """
 
     members: dict[int, tuple[Member, Team]] = field(default_factory=dict)
     sent: dict[str, tuple[Member, Team, date | None]] = field(default_factory=dict)
     by_email: dict[str, list[tuple[Member, Team]]] = field(default_factory=dict)
     digests: set[str] = field(default_factory=set)  # those of ``sent`` that are digests
+    questions: dict[int, str] = field(
+        default_factory=dict
+    )  # TeamSettings.questions by team id, read alongside
 
 
 def _first_token(email: InboundEmail, settings: Settings) -> tuple[str, str] | None:
@@ -136,22 +140,32 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
                 member_ids.add(verified[0])
         else:
             refs.update(_refs(email))
-    pair = select(Member, Team).join(Team, Team.id == Member.team_id)
+    asks = func.coalesce(TeamSettings.questions, "")
+    pair = (
+        select(Member, Team, asks)
+        .join(Team, Team.id == Member.team_id)
+        .outerjoin(TeamSettings, TeamSettings.team_id == Team.id)
+    )
     for chunk in _chunks(sorted(member_ids)):
-        for member, team in s.execute(pair.where(Member.id.in_(chunk))).all():
+        for member, team, questions in s.execute(pair.where(Member.id.in_(chunk))).all():
             found.members[member.id] = (member, team)
+            found.questions[team.id] = questions
     for chunk in _chunks(sorted(refs)):
         sent = (
-            select(OutboundMessage.message_id, OutboundMessage.context, OutboundMessage.kind, Member, Team)
+            select(
+                OutboundMessage.message_id, OutboundMessage.context, OutboundMessage.kind, Member, Team, asks
+            )
             .join(Member, Member.id == OutboundMessage.member_id)
             .join(Team, Team.id == Member.team_id)
+            .outerjoin(TeamSettings, TeamSettings.team_id == Team.id)
             .where(OutboundMessage.message_id.in_(chunk))
             .order_by(OutboundMessage.id)
         )
-        for message_id, context, kind, member, team in s.execute(sent).all():
+        for message_id, context, kind, member, team, questions in s.execute(sent).all():
             if message_id not in found.sent and kind == "digest":
                 found.digests.add(message_id)
             found.sent.setdefault(message_id, (member, team, _day_of(context)))
+            found.questions[team.id] = questions
     senders = {
         address_key(email.from_addr)
         for email in emails
@@ -163,8 +177,9 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
     }
     for chunk in _chunks(sorted(senders)):
         active = pair.where(Member.email.in_(chunk), Member.active.is_(True)).order_by(Member.id)
-        for member, team in s.execute(active).all():
+        for member, team, questions in s.execute(active).all():
             found.by_email.setdefault(address_key(member.email), []).append((member, team))
+            found.questions[team.id] = questions
     return found
 
 

@@ -26,7 +26,8 @@ from typing import NamedTuple
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
-from app.checkins import away, comments, entries
+from app.checkins import away, comments, entries, goals
+from app.checkins import questions as asked
 from app.checkins.outgoing import reminder_text
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
@@ -39,7 +40,7 @@ from app.relay import feedback, tracking, webhooks
 from app.settings import Settings
 from parsers.away import return_date
 from parsers.dsn import parse_report
-from parsers.entries import split_entries
+from parsers.goals import GoalMarks, goal_marks
 from parsers.message import InboundEmail, parse_mime
 from parsers.providers import PROVIDERS, Payload, S3Object
 from parsers.reply import extract_reply
@@ -220,12 +221,21 @@ def _outcome(
     if member is None:
         return "unverified", {**base, "error": text(how)[:4000]}, None
     day = day or local_date(now, member.timezone or team.timezone)
+    questions = asked.of_text(senders.questions.get(team.id, ""))
     # our own reminder is known text: where the quote holds it, the cut is certain
     if (member.id, day) not in reminders:
         reminders[member.id, day] = tuple(
-            line for line in reminder_text(member, team, day, settings).splitlines() if line.strip()
+            line
+            for line in reminder_text(member, team, day, settings, questions=questions).splitlines()
+            # the questions are headings people keep in their answers: not where a quote begins
+            if line.strip() and (len(questions) == 1 or not any(q in line for q in questions))
         )
     reply = extract_reply(email, known_quotes=reminders[member.id, day])
+    # goals are listed (and closed by number) only where a question asks for them
+    carries = asked.goal_question(questions) is not None
+    marks = goal_marks(reply.text, goals.MAX_LISTED) if carries else GoalMarks((), reply.text)
+    drafts, notes = asked.drafts(marks.text, questions)
+    notes = [base["notes"], *notes, *marks.notes]
     values = {
         **base,
         "member_id": member.id,
@@ -234,8 +244,9 @@ def _outcome(
         "reply_text": text(reply.text),
         "quoted_text": text(reply.quoted),
         "signature_text": text(reply.signature),
+        "notes": text("\n".join(n for n in notes if n))[:4000],
     }
-    return "processed", values, (member, team, day, split_entries(reply.text))
+    return "processed", values, (member, team, day, drafts, marks.marks)
 
 
 class Away(NamedTuple):
@@ -378,6 +389,7 @@ def process_many(
     replies: list[entries.Reply] = []
     received: dict[int, tuple[int, dict]] = {}  # {inbound id: (team id, its inbound_received data)}
     later: list[tuple[int, Away | DigestReply]] = []  # pauses and comments, made after the entries
+    marks: list = []  # (inbound id, member id, day, ((goal number, action), ...)) of replies closing goals
     for iid, email, _ in parsed:
         if iid not in reports:
             continue
@@ -395,9 +407,11 @@ def process_many(
         if isinstance(made, (Away, DigestReply)):
             later.append((iid, made))
         elif made is not None:
-            member, team, day, drafts = made
+            member, team, day, drafts, marked = made
             replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
             received[iid] = (team.id, _received(iid, member, day, values, len(drafts)))
+            if marked:
+                marks.append((iid, member.id, day, marked))
     held = _held(s, claimed)
     for iid in attempts:
         states[iid] = held.get(iid, "missing")
@@ -416,6 +430,8 @@ def process_many(
     owed = [received[r.inbound_id] for r in kept]
     webhooks.emit(s, "inbound_received", owed, now=now, to=to["inbound_received"])
     entries.add_many(s, kept, now=now, settings=settings, listening=to["entry_created"])
+    noted = goals.apply_marks(s, [m for m in marks if m[0] not in lost], now=now)
+    entries.add_notes(s, noted)
     for iid, a in later:
         if iid in lost:
             continue

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from starlette.responses import JSONResponse, Response
 
-from app.checkins import entries
+from app.checkins import entries, questions, teams
 from app.models import ApiToken, Entry, Member, utcnow
 from app.web.api.base import ApiError, DateQuery, IntQuery, TextQuery, api
 from app.web.api.shapes import DATE_TIME, DAY, INT, STR, WORDS, Field, Shape, listing, nullable, one_of
@@ -33,6 +33,9 @@ ENTRY = Shape(
         Field("mentions", WORDS, description="the text's @mentions, without '@'"),
         Field("inbound_id", nullable(INT), description="the email it came from, if it came by email"),
         Field("created_at", DATE_TIME),
+        Field("question", INT, description="which of the team's questions it answers, from 0"),
+        Field("closed_on", nullable(DAY), description="a goal: the day it was closed; null while open"),
+        Field("closed_as", STR, description="a goal: '' while open, done or carried"),
     ),
 )
 ENTRY_LIST = listing("EntryList", "entries", ENTRY)
@@ -91,7 +94,14 @@ def entry_create(request, s, token, body):
     day = got.get("day") or utcnow().date()
     try:
         made = entries.add(
-            s, m, day, got["text"], got["kind"], now=utcnow(), settings=request.app.state.settings
+            s,
+            m,
+            day,
+            got["text"],
+            got["kind"],
+            now=utcnow(),
+            settings=request.app.state.settings,
+            questions=questions.of(teams.options(s, m.team_id)),
         )
     except entries.EntryError as e:
         raise ApiError(400, str(e)) from None

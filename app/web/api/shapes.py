@@ -68,7 +68,17 @@ DAY = Type(
     what="a date, YYYY-MM-DD",
 )
 DATE_TIME = Type({"type": "string", "format": "date-time"}, dump=_iso, load=_string, what="a date-time")
-STRINGS = Type({"type": "array", "items": {"type": "string"}}, dump=list)
+
+
+def _strings(value) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError("not a list of strings")
+    return value
+
+
+STRINGS = Type(
+    {"type": "array", "items": {"type": "string"}}, dump=list, load=_strings, what="a list of strings"
+)
 WORDS = Type({"type": "array", "items": {"type": "string"}}, dump=str.split)  # a space-separated column
 BLANK_IS_NULL = Type({"type": "string", "nullable": True}, dump=lambda v: v or None)  # '' columns
 

@@ -10,7 +10,7 @@ from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError
 from app.models import ROLES, ApiToken, Member, Team, utcnow
 from app.web.api.base import ApiError, api
-from app.web.api.shapes import BOOL, INT, STR, Field, Shape, listing, nullable, one_of
+from app.web.api.shapes import BOOL, INT, STR, STRINGS, Field, Shape, listing, nullable, one_of
 from app.web.common import id_in_range
 
 TEAM = Shape(
@@ -59,6 +59,13 @@ _SETTINGS = (
         "reply_domain",
         STR,
         "domain of the reply+ addresses: '' for REPLY_DOMAIN, or one of INBOUND_DOMAINS",
+    ),
+    (
+        "questions",
+        "questions",
+        STRINGS,
+        "the 1 to 5 questions a reminder asks, each at most 200 characters, each a section of the digest; "
+        'default ["What did you get done today?"]',
     ),
 )
 TEAM_SETTINGS = Shape(

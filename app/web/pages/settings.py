@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from app.accounts.users import normalize_email
-from app.checkins import chat, teams
+from app.checkins import chat, questions, teams
 from app.checkins.schedules import add_pause, effective, remove_pause, update_member_schedule
 from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError, local_date
@@ -43,6 +43,10 @@ def _team_page(request: Request, ctx: Ctx):
             "zones": timezones(),
             "days": DAYS,
             "reply_domains": request.app.state.settings.reply_domains,
+            "questions": "\n".join(questions.of(opts)),
+            "presets": questions.PRESETS,
+            "max_questions": questions.MAX_QUESTIONS,
+            "max_question_chars": questions.MAX_QUESTION_CHARS,
         },
     )
 
@@ -50,7 +54,8 @@ def _team_page(request: Request, ctx: Ctx):
 @page("admin", form=_team_page)
 def team_form(request: Request, ctx: Ctx):
     """GET/POST /teams/{tid}/settings: name, default schedule, digest options (weekdays, weekly day,
-    skip empty days), tracking, reply domain; every field of the form is saved through update_team."""
+    skip empty days), tracking, reply domain, questions; every field of the form is saved through
+    update_team."""
     settings = request.app.state.settings
     if request.method == "POST":
         f = ctx.form
@@ -74,6 +79,8 @@ def team_form(request: Request, ctx: Ctx):
                 weekly_day=int(weekly),
                 tracking=bool(f.get("tracking")),
                 reply_domain=f.get("reply_domain", ""),
+                # a preset picked replaces the questions typed; a form without the field keeps them
+                questions=f.get("preset") or (f.get("questions") if "questions" in f else None),
                 settings=settings,
             )
         except REFUSED as e:

@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from app.accounts.users import memberships
-from app.checkins import comments, entries
+from app.checkins import comments, entries, goals, questions
 from app.checkins.asked import day_status
 from app.checkins.outgoing import team_day
+from app.checkins.teams import options as teams_options
 from app.checkins.times import local_date
 from app.models import Entry, Member, Team, utcnow
 from app.web.common import BadInput, parse_day
@@ -64,6 +65,14 @@ def _day_page(request: Request, ctx: Ctx, day_param: str | None):
     groups, quiet = team_day(ctx.s, ctx.team.id, d, chars=chars)
     status = day_status(ctx.team, d, now_day)  # "before" the team or "future": nobody was asked
     past = entries.on_this_day(ctx.s, ctx.member.id, d, chars=chars) if ctx.member else []
+    carried = []  # goals set up to this day and still open, by member
+    if _carries_goals(ctx):
+        members = ctx.s.execute(
+            select(Member).where(Member.team_id == ctx.team.id, Member.active).order_by(Member.name)
+        ).scalars()
+        members = list(members)
+        still = goals.open_goals(ctx.s, [m.id for m in members], d + timedelta(days=1))
+        carried = [(m, still[m.id]) for m in members if still.get(m.id)]
     return render(
         request,
         ctx,
@@ -79,6 +88,7 @@ def _day_page(request: Request, ctx: Ctx, day_param: str | None):
             "past": past,
             "kinds": KINDS,
             "comments": comments.of_day(ctx.s, ctx.team.id, d),  # replies to the day's digest
+            "carried": carried,
         },
     )
 
@@ -111,7 +121,38 @@ def member_history(request: Request, ctx: Ctx):
     days: dict[date, list[Entry]] = {}
     for e in rows:
         days.setdefault(e.day, []).append(e)
-    return render(request, ctx, "member_history.html", {"subject": m, "days": days})
+    still = goals.open_goals(ctx.s, [m.id], today(ctx) + timedelta(days=1)) if _carries_goals(ctx) else {}
+    return render(
+        request, ctx, "member_history.html", {"subject": m, "days": days, "goals": still.get(m.id, [])}
+    )
+
+
+def _carries_goals(ctx: Ctx) -> bool:
+    return questions.goal_question(questions.of(teams_options(ctx.s, ctx.team.id))) is not None
+
+
+@page("member")
+def goal_close(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/goals/{eid}/close how=done|carried: close a goal (its author or an admin);
+    carried makes it a goal of today again. No confirmation: closing a goal loses nothing."""
+    e = ctx.s.get(Entry, request.path_params["eid"])
+    if e is None or e.team_id != ctx.team.id:
+        raise HTTPException(404, "No such goal.")
+    if ctx.role != "admin" and (ctx.member is None or e.member_id != ctx.member.id):
+        raise HTTPException(403, "Only the goal's author or an admin closes it.")
+    how = ctx.form.get("how", "")
+    if how not in entries.GOAL_CLOSED:
+        raise HTTPException(400, f"how must be one of {', '.join(entries.GOAL_CLOSED)}")
+    tz = ctx.s.get(Member, e.member_id).timezone or ctx.team.timezone
+    try:
+        entries.close_goal(ctx.s, e, how, day=local_date(utcnow(), tz), now=utcnow())
+    except entries.EntryError as err:
+        raise HTTPException(400, str(err)) from None
+    target = ctx.form.get("back", "")
+    if not target.startswith(f"/teams/{ctx.team.id}") or "//" in target:
+        target = f"/teams/{ctx.team.id}/members/{e.member_id}"
+    said = "Goal closed." if how == "done" else "Goal carried to today."
+    return back(target, said, request)
 
 
 @page("member", form=_add_page)
@@ -131,6 +172,7 @@ def entry_add(request: Request, ctx: Ctx):
             ctx.form.get("kind", "done"),
             now=utcnow(),
             settings=request.app.state.settings,
+            questions=questions.of(teams_options(ctx.s, ctx.team.id)),
         )
     except entries.EntryError as e:
         raise FormError.of(e, "text", before="not saved: ") from None

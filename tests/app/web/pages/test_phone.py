@@ -243,6 +243,7 @@ def test_every_page_fits_a_phone_and_a_desktop(live, chromium, team):
     base, tid = live, team.id
     with session() as s:
         make_operator(s, "ada@example.com", now=FIXED_NOW)  # the operator pages are in the walk
+        standup_with_goals(s, team, date.today())  # the questions on the settings page, open goals shown
     problems = []
 
     # signed out: the sign-in page and a page that does not exist
@@ -278,26 +279,53 @@ def test_every_page_fits_a_phone_and_a_desktop(live, chromium, team):
     assert problems == [], "\n".join(problems)
 
 
+def standup_with_goals(s, team, today: date) -> None:
+    """The team asks the standup questions, and Ada and Bob each left a goal open yesterday."""
+    from app.checkins import teams
+    from app.models import Entry, Member
+
+    teams.update_team(s, team.id, now=FIXED_NOW, questions="standup")
+    for m in s.execute(select(Member).where(Member.team_id == team.id, Member.role != "observer")).scalars():
+        text = f"Review the #phone layout with @bob, then read {LONG_URL}" if m.name == "Ada" else "Ship 2.4"
+        s.add(
+            Entry(
+                team_id=team.id,
+                member_id=m.id,
+                day=today - timedelta(days=1),
+                text=text,
+                kind="goal",
+                question=1,
+            )
+        )
+    s.flush()
+
+
 def rendered(kind: str, team, settings) -> str:
     """The HTML part of ``kind`` (reminder or digest) for Ada, made by the relay's renderer."""
-    from app.checkins import outgoing
+    from app.checkins import outgoing, questions
     from app.checkins.entries import Reply, add_many
     from app.db import session
     from app.models import Member, OutboundMessage
     from app.relay.render import render_message
-    from parsers.entries import split_entries
 
     day = FIXED_NOW.date()
+    kind, standup = kind.removesuffix("-standup"), kind.endswith("-standup")
     with session() as s:
         members = {m.name: m for m in s.execute(select(Member).where(Member.team_id == team.id)).scalars()}
+        if standup:
+            standup_with_goals(s, team, day)
         if kind == "digest":
             texts = {
                 "Ada": f"Shipped the #phone layout\nRead {LONG_URL}",
                 "Bob": "Fixed the digest width\nBlocked: waiting on the design review",
             }
+            asked = questions.PRESETS["standup" if standup else "default"]
             add_many(
                 s,
-                [Reply(team.id, members[n].id, day, None, split_entries(t)) for n, t in texts.items()],
+                [
+                    Reply(team.id, members[n].id, day, None, questions.drafts(t, asked)[0])
+                    for n, t in texts.items()
+                ],
                 now=FIXED_NOW,
             )
             s.commit()
@@ -324,7 +352,7 @@ def looks(page, html: str, dark: bool) -> dict:
     )
 
 
-@pytest.mark.parametrize("kind", ["digest", "reminder"])
+@pytest.mark.parametrize("kind", ["digest", "reminder", "digest-standup", "reminder-standup"])
 def test_the_checkin_emails_fit_a_phone_and_turn_dark(env, db, team, chromium, kind):
     from app.settings import get_settings
 

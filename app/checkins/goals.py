@@ -1,0 +1,97 @@
+"""Goals carried forward: what a member said they would do next, listed in the next reminders until
+they close it, by reply ("done 1", "2 -> tomorrow": parsers.goals) or on the web.
+
+A goal is an Entry of kind "goal" of a team whose questions include one about plans
+(app.checkins.questions.goal_question). The reminder of day D lists, numbered, the member's goals
+of the GOAL_WINDOW_DAYS before D that were open when D began (``listed``): the same list whenever
+it is read, so a reply's numbers name the goals its reminder showed. Closing records the day and
+how, done or carried (``entries.close_goal``, the one writer of entries); carrying a goal makes it
+a goal of the reply's day again, so it stays in the reminders from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, timedelta
+
+from sqlalchemy import or_, select
+from sqlmodel import Session
+
+from app.checkins.entries import close_goal
+from app.models import Entry
+
+GOAL_WINDOW_DAYS = 14
+MAX_LISTED = 10  # goals a reminder lists; a reply's numbers beyond are noted, not applied
+
+
+def _listed_query(member_ids: Iterable[int], first: date, last: date):
+    return (
+        select(Entry)
+        .where(
+            Entry.member_id.in_(list(member_ids)),
+            Entry.kind == "goal",
+            Entry.day >= first - timedelta(days=GOAL_WINDOW_DAYS),
+            Entry.day < last,
+            or_(Entry.closed_on.is_(None), Entry.closed_on >= first),
+        )
+        .order_by(Entry.member_id, Entry.day, Entry.id)
+    )
+
+
+def listed_many(s: Session, pairs: Iterable[tuple[int, date]]) -> dict[tuple[int, date], list[Entry]]:
+    """{(member id, day): the goals that member's reminder of that day lists} in one query."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    days = [d for _, d in pairs]
+    rows = list(s.execute(_listed_query({m for m, _ in pairs}, min(days), max(days))).scalars())
+    out = {}
+    for member_id, day in pairs:
+        goals = [
+            e
+            for e in rows
+            if e.member_id == member_id
+            and day - timedelta(days=GOAL_WINDOW_DAYS) <= e.day < day
+            and (e.closed_on is None or e.closed_on >= day)
+        ]
+        out[member_id, day] = goals[:MAX_LISTED]
+    return out
+
+
+def listed(s: Session, member_id: int, day: date) -> list[Entry]:
+    """The goals the member's reminder of ``day`` lists, numbered from 1 in this order."""
+    return listed_many(s, [(member_id, day)])[member_id, day]
+
+
+def open_goals(s: Session, member_ids: Iterable[int], day: date) -> dict[int, list[Entry]]:
+    """{member id: goals set before ``day`` (within GOAL_WINDOW_DAYS) and still open}: what the
+    member's page and the digest of ``day`` show as carried."""
+    ids = list(member_ids)
+    if not ids:
+        return {}
+    stmt = _listed_query(ids, day, day).where(Entry.closed_on.is_(None))
+    out: dict[int, list[Entry]] = {}
+    for e in s.execute(stmt).scalars():
+        if len(out.setdefault(e.member_id, [])) < MAX_LISTED:
+            out[e.member_id].append(e)
+    return out
+
+
+def apply_marks(s: Session, marked: list[tuple[int, int, date, tuple]], *, now) -> list[tuple[int, str]]:
+    """Close the goals replies marked ([(inbound id, member id, reply day, ((number, "done" | "carry"),
+    ...))]), numbers as their reminders listed them; (inbound id, note) for numbers no listed goal has."""
+    notes = []
+    lists = listed_many(s, [(member_id, day) for _, member_id, day, _ in marked])
+    for inbound_id, member_id, day, marks in marked:
+        goals = lists[member_id, day]
+        for number, action in marks:
+            if number > len(goals):
+                notes.append(
+                    (
+                        inbound_id,
+                        f"goal {number} not closed: the reminder of {day.isoformat()} listed {len(goals)}",
+                    )
+                )
+                continue
+            close_goal(s, goals[number - 1], "done" if action == "done" else "carried", day=day, now=now)
+    return notes
