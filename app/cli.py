@@ -379,6 +379,8 @@ TEAM_OPTIONS = {
     "weekly_day": "weekly_day",
     "tracking": "tracking",
     "reply_domain": "reply_domain",
+    "nudge_hours": "nudge_hours",
+    "nudge_cutoff": "nudge_cutoff",
 }
 
 
@@ -616,6 +618,10 @@ def parser() -> argparse.ArgumentParser:
         "--tracking", choices=onoff, help="open pixel and rewritten links in reminders and digests"
     )
     sp.add_argument("--reply-domain", help="REPLY_DOMAIN ('') or one of INBOUND_DOMAINS")
+    sp.add_argument(
+        "--nudge-hours", type=int, help="nudge who has not replied this many hours before the digest; 0: off"
+    )
+    sp.add_argument("--nudge-cutoff", help="local HH:MM: no nudge at or after it (default 21:00)")
     sp.set_defaults(fn=cmd_team_settings)
     sp = sub.add_parser("admin", help="instance operators")
     asub = sp.add_subparsers(dest="admin_command", required=True)

@@ -84,6 +84,8 @@ class Member(SQLModel, table=True):
     active: bool = True
     next_reminder_at: datetime | None = _ts(index=True)
     next_digest_at: datetime | None = _ts(index=True)
+    # the nudge of the last reminder, set when the reminder is made (app.checkins.due); None: none due
+    next_nudge_at: datetime | None = _ts(index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
@@ -305,6 +307,10 @@ class TeamSettings(SQLModel, table=True):
     tracking: bool = False
     # the domain of the team's reply+ addresses: '' means REPLY_DOMAIN; else one of INBOUND_DOMAINS
     reply_domain: str = Field(default="", max_length=253)
+    # nudges: a second reminder this many hours before the digest that covers the day, to members
+    # who have not replied; 0 is off. Never at or after ``nudge_cutoff`` (the member's local HH:MM).
+    nudge_hours: int = 0
+    nudge_cutoff: str = Field(default="21:00", max_length=5)
 
 
 class WebhookToken(SQLModel, table=True):

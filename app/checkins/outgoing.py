@@ -21,6 +21,7 @@ from app.relay import outbox, render
 from app.settings import Settings
 
 REMINDER_SUBJECT = "What did you get done today?"
+NUDGE_SUBJECT = "Still time: what did you get done today?"
 PAGE_ENTRIES_PER_MEMBER = 100  # the team page lists this many of a member's day, then "and N more"
 
 
@@ -43,7 +44,7 @@ def checkin_row(
     track: bool = False,
     midnight=local_midnight_after,
 ) -> dict:
-    """The outbox row of a reminder or digest for ``member`` on ``day``: one shape for the
+    """The outbox row of a reminder, nudge or digest for ``member`` on ``day``: one shape for the
     scheduler's bulk tick and the by-hand commands (``member`` needs ``id`` and ``email``).
 
     ``track`` is the team's tracking setting now: stored in the row's context as ``_track``, the
@@ -52,6 +53,8 @@ def checkin_row(
     iso = day.isoformat()
     if kind == "reminder":
         subject, expires = REMINDER_SUBJECT, midnight(day, tz)  # worthless once its day is over
+    elif kind == "nudge":
+        subject, expires = NUDGE_SUBJECT, midnight(day, tz)
     else:
         subject, expires = f"What {team.name} got done on {day:%A, %d %B}", None
     return {
@@ -154,7 +157,7 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
         "team": team,
         "day": day,
         "base_url": settings.base_url,
-        "_headers": {"Reply-To": reply_to, "Auto-Submitted": "auto-generated", "X-Donebox-Kind": "reminder"},
+        "_headers": {"Reply-To": reply_to, "Auto-Submitted": "auto-generated", "X-Donebox-Kind": msg.kind},
     }
 
 
@@ -185,5 +188,8 @@ def team_day(
 # how the relay makes these messages' context at send time; a digest says nothing per recipient,
 # so the relay renders a team's digest once per batch
 render.register_context("reminder", reminder_context)
+render.register_context(
+    "nudge", reminder_context
+)  # the same signed reply address: a reply counts for the day
 render.register_context("digest", daily_context, shared=True)
 render.register_context("weekly", weekly_context, shared=True)

@@ -146,7 +146,13 @@ def render_body(d: Delivery) -> Outcome | None:
     return None
 
 
-LIST_KINDS = ("digest", "reminder")  # recurring mail: always List-Unsubscribe, tracked or not
+LIST_KINDS = (
+    "digest",
+    "reminder",
+    "nudge",
+    "mention",
+    "blocker",
+)  # check-in mail: always List-Unsubscribe, tracked or not
 
 
 def add_tracking(d: Delivery) -> Outcome | None:

@@ -60,6 +60,13 @@ _SETTINGS = (
         STR,
         "domain of the reply+ addresses: '' for REPLY_DOMAIN, or one of INBOUND_DOMAINS",
     ),
+    (
+        "nudge_hours",
+        "nudge_hours",
+        INT,
+        "a second reminder to who has not replied, this many hours before the digest; 0: none",
+    ),
+    ("nudge_cutoff", "nudge_cutoff", STR, "local HH:MM: no nudge at or after it"),
 )
 TEAM_SETTINGS = Shape(
     "TeamSettings", tuple(Field(name, kind, src=key, description=d) for name, key, kind, d in _SETTINGS)

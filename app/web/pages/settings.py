@@ -54,9 +54,14 @@ def team_form(request: Request, ctx: Ctx):
     if request.method == "POST":
         f = ctx.form
         weekly = f.get("weekly_day", "0").strip()
+        nudge = f.get("nudge_hours", "0").strip() or "0"
         try:
             if not (weekly.isascii() and weekly.isdigit() and len(weekly) == 1):
                 raise ScheduleError("weekly_digest_day must be 0 (none) or an ISO weekday 1-7", "weekly_day")
+            if not (nudge.isascii() and nudge.isdigit() and len(nudge) <= 3):
+                raise teams.TeamError(
+                    "nudge_hours must be a whole number of hours, 0 for no nudges", "nudge_hours"
+                )
             teams.update_team(
                 ctx.s,
                 ctx.team.id,
@@ -73,6 +78,8 @@ def team_form(request: Request, ctx: Ctx):
                 weekly_day=int(weekly),
                 tracking=bool(f.get("tracking")),
                 reply_domain=f.get("reply_domain", ""),
+                nudge_hours=int(nudge),
+                nudge_cutoff=f.get("nudge_cutoff") or None,  # a form without it keeps the cut-off
                 settings=settings,
             )
         except REFUSED as e:
