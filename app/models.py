@@ -102,6 +102,9 @@ class Entry(SQLModel, table=True):
     mentions: str = Field(default="", max_length=1000)  # space-separated, without '@'
     inbound_id: int | None = Field(default=None, foreign_key="inboundmessage.id", index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+    # a blocker stays open until its author or an admin resolves it (by reply or on the web)
+    resolved_at: datetime | None = _ts()
+    resolved_by: int | None = None  # the member who resolved it
 
 
 class InboundMessage(SQLModel, table=True):
@@ -311,6 +314,26 @@ class TeamSettings(SQLModel, table=True):
     # who have not replied; 0 is off. Never at or after ``nudge_cutoff`` (the member's local HH:MM).
     nudge_hours: int = 0
     nudge_cutoff: str = Field(default="21:00", max_length=5)
+
+
+class Notice(SQLModel, table=True):
+    """Someone to tell about an entry: a member it @mentions, or an admin of the team of a blocker.
+
+    Written with the entry (app.checkins.entries, same transaction); the scheduler's tick makes one
+    outbox row per recipient, kind and ``hour`` once that hour is over (app.checkins.notices).
+    ``entry_id`` is not a foreign key: an entry deleted before the email goes is left out of it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # mention | blocker
+    member_id: int = Field(foreign_key="member.id")  # who is told
+    entry_id: int
+    hour: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))  # the UTC hour it was written in
+    # '' waiting | sent (outbox_id says which message) | paused | inactive
+    outcome: str = Field(default="", max_length=16)
+    outbox_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+    __table_args__ = (Index("ix_notice_waiting", "outcome", "hour"),)
 
 
 class WebhookToken(SQLModel, table=True):

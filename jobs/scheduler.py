@@ -1,4 +1,6 @@
-"""The scheduler tick: due reminders and digests, then the sweeper. Safe to run in several processes."""
+"""The scheduler tick: due reminders, digests and nudges, mentions and blockers, then the sweeper.
+
+Safe to run in several processes."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from app.checkins import due
+from app.checkins import due, notices
 from app.db import session
 from app.inbound.process import sweep as inbound_sweep
 from app.models import utcnow
@@ -23,6 +25,7 @@ _last_purge: dict[str, datetime] = {}
 def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     """One pass: create what is due, repair what was lost, then enqueue it all (after commit)."""
     created = due.run(now=now, settings=settings, enqueue=enqueue_deliveries)
+    created += notices.run(now=now, settings=settings, enqueue=enqueue_deliveries)
     released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from app.checkins.asked import checkin_key, not_heard_from
 from app.checkins.digests import daily_context, weekly_context
 from app.checkins.entries import Shelf, first_per_member
+from app.checkins.notices import still_blocked
 from app.checkins.reply_tokens import reply_address, team_reply_domain
 from app.checkins.times import local_date, local_midnight_after
 from app.models import Member, OutboundMessage, Team, TeamSettings
@@ -157,6 +158,8 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
         "team": team,
         "day": day,
         "base_url": settings.base_url,
+        # the member's blockers open for more than a day, as of when the reminder was made
+        "still_blocked": still_blocked(s, member.id, at=msg.created_at) if msg.kind == "reminder" else [],
         "_headers": {"Reply-To": reply_to, "Auto-Submitted": "auto-generated", "X-Donebox-Kind": msg.kind},
     }
 
@@ -166,7 +169,7 @@ def reminder_text(member: Member, team: Team, day: date, settings: Settings) -> 
     return (
         render.environment()
         .get_template("email/reminder.txt")
-        .render(member=member, team=team, day=day, base_url=settings.base_url)
+        .render(member=member, team=team, day=day, base_url=settings.base_url, still_blocked=())
     )
 
 

@@ -146,13 +146,8 @@ def render_body(d: Delivery) -> Outcome | None:
     return None
 
 
-LIST_KINDS = (
-    "digest",
-    "reminder",
-    "nudge",
-    "mention",
-    "blocker",
-)  # check-in mail: always List-Unsubscribe, tracked or not
+# check-in mail: always List-Unsubscribe, tracked or not
+LIST_KINDS = ("digest", "reminder", "nudge", "mention", "blocker")
 
 
 def add_tracking(d: Delivery) -> Outcome | None:
