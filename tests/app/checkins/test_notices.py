@@ -201,3 +201,41 @@ def test_nothing_is_recorded_for_plain_entries_and_a_blocker_of_an_admin_tells_t
     with session() as s:
         assert s.execute(select(Notice.kind, Notice.member_id)).all() == [("blocker", ids["Cleo"])]
         assert utcnow() > FIXED_NOW
+
+
+def test_the_pause_that_holds_a_mention_back_is_the_members_local_day_across_zones_and_dst(db, sent):
+    """Mentions are batched by UTC hour; whether the member is paused is asked of their own day when
+    the hour's email is made: Tokyo is already on the next day, New York's day of the March change
+    starts at 05:00 UTC and its hour after 02:00 does not exist."""
+    ids = crew()
+    with session() as s:
+        for name, tz in (("Bob", "Asia/Tokyo"), ("Carol", "America/New_York"), ("Dave", "America/New_York")):
+            s.get(Member, ids[name]).timezone = tz
+        s.flush()
+        add_pause(s, ids["Bob"], date(2026, 3, 8), date(2026, 3, 8), now=FIXED_NOW)  # Tokyo's Sunday
+        add_pause(s, ids["Carol"], date(2026, 3, 8), date(2026, 3, 8), now=FIXED_NOW)  # New York's Sunday
+        add_pause(s, ids["Dave"], date(2026, 3, 7), date(2026, 3, 7), now=FIXED_NOW)  # New York's Saturday
+    # Saturday 7 March 15:10 UTC: Sunday 00:10 in Tokyo, Saturday 10:10 in New York
+    write(ids, "Ada", "Thanks @bob.smith @carol @dave", utc(2026, 3, 7, 15, 10))
+    assert delivered(utc(2026, 3, 7, 16, 0)) == {"carol@example.com": [AnyText()]}
+    # Sunday 8 March 06:30 UTC: 01:30 EST; the email goes at 07:00 UTC, 03:00 EDT, still Sunday
+    write(ids, "Ada", "And @carol @dave again", utc(2026, 3, 8, 6, 30))
+    assert list(delivered(utc(2026, 3, 8, 7, 0))) == ["dave@example.com"]
+    with session() as s:
+        outcomes = sorted(s.execute(select(Notice.member_id, Notice.hour, Notice.outcome)).all())
+    assert outcomes == sorted(
+        [
+            (ids["Bob"], utc(2026, 3, 7, 15), "paused"),
+            (ids["Carol"], utc(2026, 3, 7, 15), "sent"),
+            (ids["Dave"], utc(2026, 3, 7, 15), "paused"),
+            (ids["Carol"], utc(2026, 3, 8, 6), "paused"),
+            (ids["Dave"], utc(2026, 3, 8, 6), "sent"),
+        ]
+    )
+
+
+class AnyText:
+    """Equal to any text (the body is checked in the other tests)."""
+
+    def __eq__(self, other):
+        return isinstance(other, str)
