@@ -328,7 +328,7 @@ class Notice(SQLModel, table=True):
     member_id: int = Field(foreign_key="member.id")  # who is told
     entry_id: int
     hour: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))  # the UTC hour it was written in
-    # '' waiting | sent (outbox_id says which message) | paused | inactive
+    # '' waiting | sent (outbox_id says which message) | paused | inactive | gone (entry deleted)
     outcome: str = Field(default="", max_length=16)
     outbox_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

@@ -13,11 +13,13 @@ LOCKED`` batches, and makes one outbox row per member, kind and hour (``mention:
 ``blocker:<member>:<hour>``, idempotent): an email lists every mention (or blocker) of that hour.
 Nothing is sent from a request or from reply processing. A member paused on their local day when
 the hour's email is made is not told (``paused``), nor one no longer active (``inactive``); an
-unsubscribed address is suppressed by the relay as any check-in mail is.
+unsubscribed address is suppressed by the relay as any check-in mail is. A notice whose entry was
+deleted before its hour's email is dropped (``gone``).
 
 **Open blockers.** A blocker stays open until its author or an admin resolves it: on the team's day
 page (``resolve``), or by a later reply with a line starting "unblocked" (``resolve_by_reply``:
-every open blocker of the author, since a reply cannot say which). A reminder lists its member's
+every open blocker of the author, since a reply cannot say which; an entry written on the web or
+through the API starting so does the same, as it goes through the same writer). A reminder lists its member's
 blockers open for more than ``STILL_BLOCKED_AFTER`` ("Still blocked: ...").
 """
 
@@ -166,7 +168,7 @@ def _subject(kind: str, team: Team, count: int) -> str:
 def run_batch(s: Session, *, now: datetime, settings: Settings, batch: int) -> tuple[list[int], int]:
     """One batch in the caller's transaction: (ids of new outbox rows, notices handled)."""
     stmt = (
-        select(Notice.id, Notice.kind, Notice.member_id, Notice.hour)
+        select(Notice.id, Notice.kind, Notice.member_id, Notice.hour, Notice.entry_id)
         .where(Notice.outcome == "", Notice.hour <= now - HOUR)
         .order_by(Notice.hour, Notice.id)
         .limit(batch)
@@ -185,11 +187,16 @@ def run_batch(s: Session, *, now: datetime, settings: Settings, batch: int) -> t
         ).all()
     }
     pauses = pauses_of(s, people, (now - timedelta(days=2)).date())
+    present = set(s.execute(select(Entry.id).where(Entry.id.in_({n.entry_id for n in notices}))).scalars())
     groups: dict[tuple[int, str, datetime], list[int]] = {}
+    outcomes: dict[int, str] = {}
     for n in notices:
-        groups.setdefault((n.member_id, n.kind, n.hour), []).append(n.id)
+        if n.entry_id in present:
+            groups.setdefault((n.member_id, n.kind, n.hour), []).append(n.id)
+        else:  # its entry was deleted before the hour's email
+            outcomes[n.id] = "gone"
     domain = settings.mail_from.rsplit("@", 1)[-1]
-    rows, outcomes = [], {}
+    rows = []
     for (mid, kind, hour), ids in groups.items():
         member, team = people[mid]
         tz = member.timezone or team.timezone
@@ -227,7 +234,7 @@ def run_batch(s: Session, *, now: datetime, settings: Settings, batch: int) -> t
         else {}
     )
     by_key = {(mid, kind, hour): made.get(f"{kind}:{mid}:{hour:%Y-%m-%dT%H}") for mid, kind, hour in groups}
-    changes = []
+    changes = [{"b_id": i, "b_outcome": o, "b_outbox": None} for i, o in outcomes.items() if o == "gone"]
     for key, ids in groups.items():
         changes += [{"b_id": i, "b_outcome": outcomes[i], "b_outbox": by_key[key]} for i in ids]
     table = Notice.__table__

@@ -239,3 +239,17 @@ class AnyText:
 
     def __eq__(self, other):
         return isinstance(other, str)
+
+
+def test_a_mention_deleted_before_its_hours_email_is_not_sent(db, sent):
+    ids = crew()
+    write(ids, "Ada", "Ask @carol", utc(2026, 11, 23, 10, 5))
+    write(ids, "Ada", "Ask @dave", utc(2026, 11, 23, 10, 6))
+    with session() as s:
+        s.delete(s.execute(select(Entry).where(Entry.text == "Ask @carol")).scalar_one())
+    assert list(delivered(utc(2026, 11, 23, 11, 0))) == ["dave@example.com"]
+    with session() as s:
+        assert dict(s.execute(select(Notice.member_id, Notice.outcome)).all()) == {
+            ids["Carol"]: "gone",
+            ids["Dave"]: "sent",
+        }
