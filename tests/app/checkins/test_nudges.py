@@ -78,6 +78,16 @@ def nudging_team(tz: str, hours: int = 12, cutoff: str = "21:00") -> Team:
         return t
 
 
+@pytest.fixture
+def held(monkeypatch):
+    """The tick's rows are not handed to the in-process workers (another test may have left them
+    running): ``run_day`` plays the transport, and a worker on the real clock would cancel these
+    reminders of past days as expired."""
+    import jobs.scheduler
+
+    monkeypatch.setattr(jobs.scheduler, "enqueue_deliveries", lambda ids: None)
+
+
 def start(at: datetime) -> None:
     """Every member's schedule as of ``at`` (the team was made long before)."""
     with session() as s:
@@ -131,7 +141,9 @@ def wrote_on(day: date) -> None:
         (date(2026, 10, 31), 13, [("quiet@example.com", utc(2026, 11, 1, 0, 0), "2026-10-31")]),  # 20:00 EDT
     ],
 )
-def test_the_tick_nudges_who_has_not_replied_once_across_dst_and_zones(db, sent, day, hours, expected_ny):
+def test_the_tick_nudges_who_has_not_replied_once_across_dst_and_zones(
+    db, sent, held, day, hours, expected_ny
+):
     nudging_team(NY, hours)
     first = datetime.combine(day, datetime.min.time(), tzinfo=UTC) - timedelta(hours=12)
     start(first)
@@ -159,7 +171,9 @@ def _ids(email: str) -> list[int]:
         return list(s.execute(select(Member.id).where(Member.email == email)).scalars())
 
 
-def test_no_nudge_in_a_pause_taken_after_the_reminder_nor_past_the_cutoff_when_the_tick_is_late(db, sent):
+def test_no_nudge_in_a_pause_taken_after_the_reminder_nor_past_the_cutoff_when_the_tick_is_late(
+    db, sent, held
+):
     t = nudging_team(TOKYO, 12)
     day = date(2026, 11, 23)  # reminder 08:00 UTC, nudge 11:00 UTC (20:00 JST)
     start(utc(2026, 11, 23, 0, 0))
@@ -190,7 +204,7 @@ def test_no_nudge_in_a_pause_taken_after_the_reminder_nor_past_the_cutoff_when_t
     assert again == {}
 
 
-def test_a_team_without_nudges_and_a_reminder_that_never_arrived_get_none(db, sent):
+def test_a_team_without_nudges_and_a_reminder_that_never_arrived_get_none(db, sent, held):
     t = nudging_team(TOKYO, 12)
     start(utc(2026, 11, 23, 0, 0))
     run_day(utc(2026, 11, 23, 8, 0), utc(2026, 11, 23, 8, 0))
