@@ -381,6 +381,8 @@ TEAM_OPTIONS = {
     "weekly_day": "weekly_day",
     "tracking": "tracking",
     "reply_domain": "reply_domain",
+    "nudge_hours": "nudge_hours",
+    "nudge_cutoff": "nudge_cutoff",
 }
 
 
@@ -731,6 +733,10 @@ def parser() -> argparse.ArgumentParser:
         help="questions of a preset: default (What did you get done today?), standup (Done / Next / "
         "Blocked), weekly (weekly snippets)",
     )
+    sp.add_argument(
+        "--nudge-hours", type=int, help="nudge who has not replied this many hours before the digest; 0: off"
+    )
+    sp.add_argument("--nudge-cutoff", help="local HH:MM: no nudge at or after it (default 21:00)")
     sp.set_defaults(fn=cmd_team_settings)
     sp = sub.add_parser("team-chat", help="the chat channels a team's digest is posted to (as its chat page)")
     sp.add_argument("team", type=int)

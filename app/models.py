@@ -84,6 +84,8 @@ class Member(SQLModel, table=True):
     active: bool = True
     next_reminder_at: datetime | None = _ts(index=True)
     next_digest_at: datetime | None = _ts(index=True)
+    # the nudge of the last reminder, set when the reminder is made (app.checkins.due); None: none due
+    next_nudge_at: datetime | None = _ts(index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
@@ -103,6 +105,9 @@ class Entry(SQLModel, table=True):
     question: int = 0  # which of the team's questions it answers, from 0 (TeamSettings.questions)
     closed_on: date | None = None  # a goal: the day it was closed (done or carried); None while open
     closed_as: str = Field(default="", max_length=16)  # '' open | done | carried
+    # a blocker stays open until its author or an admin resolves it (by reply or on the web)
+    resolved_at: datetime | None = _ts()
+    resolved_by: int | None = None  # the member who resolved it
 
 
 class Comment(SQLModel, table=True):
@@ -340,6 +345,10 @@ class TeamSettings(SQLModel, table=True):
     reply_domain: str = Field(default="", max_length=253)
     # the questions a reminder asks, one a line (1-5); '' asks the one default question
     questions: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    # nudges: a second reminder this many hours before the digest that covers the day, to members
+    # who have not replied; 0 is off. Never at or after ``nudge_cutoff`` (the member's local HH:MM).
+    nudge_hours: int = 0
+    nudge_cutoff: str = Field(default="21:00", max_length=5)
 
 
 class ChatDestination(SQLModel, table=True):
@@ -353,6 +362,26 @@ class ChatDestination(SQLModel, table=True):
     label: str = Field(default="", max_length=200)  # what the team calls it ("#standup")
     blockers: bool = False  # also post each new blocker entry, as it is written (app.checkins.chat)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+class Notice(SQLModel, table=True):
+    """Someone to tell about an entry: a member it @mentions, or an admin of the team of a blocker.
+
+    Written with the entry (app.checkins.entries, same transaction); the scheduler's tick makes one
+    outbox row per recipient, kind and ``hour`` once that hour is over (app.checkins.notices).
+    ``entry_id`` is not a foreign key: an entry deleted before the email goes is left out of it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # mention | blocker
+    member_id: int = Field(foreign_key="member.id")  # who is told
+    entry_id: int
+    hour: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))  # the UTC hour it was written in
+    # '' waiting | sent (outbox_id says which message) | paused | inactive | gone (entry deleted)
+    outcome: str = Field(default="", max_length=16)
+    outbox_id: int | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+    __table_args__ = (Index("ix_notice_waiting", "outcome", "hour"),)
 
 
 class WebhookToken(SQLModel, table=True):

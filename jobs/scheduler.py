@@ -1,5 +1,7 @@
-"""The scheduler tick: due reminders and digests, the sweeper, pass-through. Safe to run in several
-processes."""
+"""The scheduler tick: due reminders, digests and nudges, mentions and blockers, chat posts of
+blockers, then the sweeper and pass-through.
+
+Safe to run in several processes."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from app.checkins import chat, due
+from app.checkins import chat, due, notices
 from app.db import session
 from app.inbound.process import sweep as inbound_sweep
 from app.models import utcnow
@@ -28,6 +30,7 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
         posted = chat.create_blocker_posts(s, now=now, settings=settings)
     enqueue_deliveries(posted)
     created += posted
+    created += notices.run(now=now, settings=settings, enqueue=enqueue_deliveries)
     released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)

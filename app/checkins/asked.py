@@ -60,6 +60,20 @@ def asked(s: Session, member_ids: Iterable[int], first: date, last: date) -> set
     return {mid for mid, _ in reached(s, member_ids, first, last)}
 
 
+def reached_pairs(s: Session, pairs: Iterable[tuple[int, date]]) -> set[tuple[int, date]]:
+    """The (member, day) pairs among ``pairs`` whose reminder of that day reached the member."""
+    by_key = {checkin_key("reminder", mid, d): (mid, d) for mid, d in pairs}
+    keys = list(by_key)
+    found: set[tuple[int, date]] = set()
+    M = OutboundMessage
+    for i in range(0, len(keys), KEYS_PER_QUERY):
+        stmt = select(M.idempotency_key).where(
+            M.idempotency_key.in_(keys[i : i + KEYS_PER_QUERY]), M.state.in_(REACHED)
+        )
+        found.update(by_key[k] for k in s.execute(stmt).scalars())
+    return found
+
+
 def not_heard_from(
     s: Session, members: list[Member], first: date, last: date, *, wrote: Iterable[int]
 ) -> list[Member]:

@@ -24,9 +24,18 @@ from sqlalchemy import bindparam, select, text, update
 from sqlmodel import Session
 
 from app.checkins import chat
+from app.checkins.asked import reached_pairs
 from app.checkins.outgoing import checkin_row
 from app.checkins.schedules import pauses_of
-from app.checkins.times import local_midnight_after, next_occurrence, paused_on, previous_workday, zone
+from app.checkins.times import (
+    local_midnight_after,
+    next_occurrence,
+    nudge_instant,
+    parse_hhmm,
+    paused_on,
+    previous_workday,
+    zone,
+)
 from app.db import session
 from app.models import Entry, Member, MemberPause, Team, TeamSettings
 from app.relay import outbox
@@ -46,7 +55,8 @@ class Kind:
 
 REMINDER = Kind("reminder", "next_reminder_at")
 DIGEST = Kind("digest", "next_digest_at")
-KINDS = (REMINDER, DIGEST)
+NUDGE = Kind("nudge", "next_nudge_at")  # set by the day's reminder, not by the schedule
+KINDS = (REMINDER, DIGEST, NUDGE)
 
 _SELECT_COLUMNS = (
     Member.id,
@@ -154,6 +164,77 @@ def _options(s: Session, team_ids: set[int]) -> dict[int, tuple[bool, bool]]:
     return {t: (on, track) for t, on, track in s.execute(stmt)}
 
 
+def _nudging(s: Session, team_ids: set[int]) -> dict[int, tuple[int, str]]:
+    """(nudge_hours, nudge_cutoff) of the teams among ``team_ids`` that turned nudges on."""
+    if not team_ids:
+        return {}
+    stmt = select(TeamSettings.team_id, TeamSettings.nudge_hours, TeamSettings.nudge_cutoff).where(
+        TeamSettings.team_id.in_(team_ids), TeamSettings.nudge_hours > 0
+    )
+    return {t: (hours, cutoff) for t, hours, cutoff in s.execute(stmt)}
+
+
+def _nudge_times(
+    s: Session, plans: list, nudging: dict[int, tuple[int, str]]
+) -> list[tuple[int, datetime | None]]:
+    """next_nudge_at of the members whose reminder was just made, in teams that nudge (None: no
+    nudge that day: it would land after the cut-off or on another day)."""
+    changes = []
+    for r, team, tz, day, _ in plans:
+        if team.id not in nudging:
+            continue
+        hours, cutoff = nudging[team.id]
+        changes.append(
+            (
+                r.id,
+                nudge_instant(
+                    day,
+                    tz,
+                    reminder=r.next_reminder_at,  # the reminder just made was due then
+                    hours=hours,
+                    cutoff=cutoff,
+                    digest_time=r.digest_time or team.digest_time,
+                    digest_days=r.digest_days or team.digest_workdays or team.workdays,
+                ),
+            )
+        )
+    return changes
+
+
+def _nudge_plans(s: Session, rows, teams: dict[int, Team], now: datetime, late: timedelta) -> list:
+    """The nudges due among ``rows`` (members whose next_nudge_at came): active, asked, the team
+    still nudging, not late, not paused that day, before the cut-off and on the day itself, the
+    day's reminder reached them and they wrote nothing for it."""
+    nudging = _nudging(s, {r.team_id for r in rows})
+    candidates = []
+    for r in rows:
+        team = teams[r.team_id]
+        tz = r.timezone or team.timezone
+        if not (r.active and r.role != "observer" and team.id in nudging):
+            continue
+        due_at = r.next_nudge_at
+        local = now.astimezone(zone(tz))
+        day = _local_day(due_at, tz)
+        if now - due_at > late or local.date() != day or local.time() >= parse_hhmm(nudging[team.id][1]):
+            continue
+        candidates.append((r, team, tz, day, day))
+    if not candidates:
+        return []
+    pauses = pauses_of(s, [c[0].id for c in candidates], min(c[3] for c in candidates) - timedelta(days=1))
+    candidates = [c for c in candidates if not paused_on(c[3], pauses.get(c[0].id, ()))]
+    pairs = {(c[0].id, c[3]) for c in candidates}
+    if not pairs:
+        return []
+    stmt = (
+        select(Entry.member_id, Entry.day)
+        .where(Entry.member_id.in_({m for m, _ in pairs}), Entry.day.in_({d for _, d in pairs}))
+        .distinct()
+    )
+    wrote = {(m, d) for m, d in s.execute(stmt)}
+    asked = reached_pairs(s, pairs - wrote)
+    return [c for c in candidates if (c[0].id, c[3]) in asked]
+
+
 def run_batch(
     s: Session,
     kind: Kind,
@@ -186,7 +267,13 @@ def run_batch(
     late = timedelta(seconds=settings.reminder_late_s)
     domain = _domain(settings)
     plans, changes = [], []
-    for r in rows:
+    if kind is NUDGE:  # at most one a day: the reminder sets it, sending it clears it
+        plans = _nudge_plans(s, rows, teams, now, late)
+        rows_iter: list = []
+        changes = [(r.id, None) for r in rows]
+    else:
+        rows_iter = rows
+    for r in rows_iter:
         # the member's own settings where set, the team's otherwise (timetable.effective, inlined:
         # this loop runs for every due member)
         team = teams[r.team_id]
@@ -209,8 +296,10 @@ def run_batch(
         changes.append((r.id, next_occurrence(now, at, days, tz, mine) if wanted else None))
         if fire:
             plans.append((r, team, tz, covered, day))
-    new_rows = []
+    new_rows, nudges = [], []
     opts = _options(s, {p[1].id for p in plans})
+    if kind is REMINDER and plans:
+        nudges = _nudge_times(s, plans, _nudging(s, {p[1].id for p in plans}))
     tracked = {t for t, (_, track) in opts.items() if track}
     if kind is DIGEST:
         plans = [p for p in plans if opts.get(p[1].id, (True, False))[0]]
@@ -237,6 +326,8 @@ def run_batch(
     ]
     ids = outbox.create_many(s, new_rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))
     _update_next(s, kind, changes)
+    if nudges:
+        _update_next(s, NUDGE, nudges)
     return ids, len(rows), getattr(rows[-1], kind.column)
 
 

@@ -20,6 +20,7 @@ from typing import NamedTuple
 from sqlalchemy import Text, bindparam, case, func, literal, literal_column, select, text
 from sqlmodel import Session
 
+from app.checkins import notices
 from app.models import Entry, InboundMessage, Member
 from app.relay import webhooks
 from app.settings import Settings
@@ -125,6 +126,7 @@ def add(
     if len(drafts) > most:
         raise EntryError(f"at most {most} entries at once, not {len(drafts)}")
     out = []
+    notices.resolve_by_reply(s, member.id, [d.text for d in drafts], now=now)
     for draft in drafts:
         line, line_kind = clean(draft.text, kind if draft.kind == "done" else draft.kind)
         kinds = [question_kind(q) for q in questions]
@@ -144,6 +146,7 @@ def add(
         out.append(e)
     s.flush()
     webhooks.emit(s, "entry_created", [(e.team_id, created(e, member)) for e in out], now=now)
+    notices.record(s, out, now=now)
     return out
 
 
@@ -162,6 +165,21 @@ def created(e: Entry, member: Member | None = None) -> dict:
     if member is not None:
         entry["member"] = {"email": member.email, "name": member.name}
     return {"entry": entry}
+
+
+class _Written(NamedTuple):
+    """An entry row just inserted, as ``notices.record`` reads it."""
+
+    id: int
+    team_id: int
+    member_id: int
+    day: date
+    text: str
+    kind: str
+    tags: str
+    mentions: str
+    inbound_id: int | None
+    created_at: datetime
 
 
 class Reply(NamedTuple):
@@ -225,13 +243,16 @@ def add_many(
 ) -> int:
     """Store the drafts of every reply (kinds as the reply set them, text as written, within
     MAX_ENTRIES_PER_REPLY and MAX_ENTRY_CHARS) in one executemany INSERT, which the driver sends as
-    multi-row INSERTs; the number of entries. A reply that was cut gets a note on its inbound
+    multi-row INSERTs; the number of entries. A blocker or an @mention records who must hear of it
+    (app.checkins.notices) in the same transaction; a line starting "unblocked" resolves the
+    author's open blockers first. A reply that was cut gets a note on its inbound
     message (one more executemany UPDATE, only when something was cut). The entry_created webhooks
     are owed to ``listening`` ({team id: endpoint ids}; looked up when None)."""
     settings = settings or _DEFAULTS
     rows, notes = [], []
     for r in replies:
         kept, note = _bounded(r, settings.max_entries_per_reply, settings.max_entry_chars)
+        notices.resolve_by_reply(s, r.member_id, [line for line, _ in kept], now=now)
         if note and r.inbound_id is not None:
             notes.append({"iid": r.inbound_id, "note": note})
         rows += [
@@ -248,7 +269,16 @@ def add_many(
             for line, kind, question in kept
         ]
     if rows:
-        s.connection().execute(Entry.__table__.insert(), rows)
+        table = Entry.__table__
+        if any(r["kind"] == "blocker" or r["mentions"] for r in rows):
+            # someone must hear of these: their ids, for the notices written in this transaction
+            made = s.connection().execute(
+                table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
+            )
+            ids = made.scalars().all()
+            notices.record(s, [_Written(i, **r) for i, r in zip(ids, rows, strict=True)], now=now)
+        else:
+            s.connection().execute(table.insert(), rows)
         _emit_created(s, rows, now=now, to=listening)
     if notes:
         s.connection().execute(_ADD_NOTE, notes)

@@ -17,6 +17,7 @@ from app.checkins.away import away_context
 from app.checkins.comments import comment_context, digest_headers
 from app.checkins.digests import daily_context, weekly_context
 from app.checkins.entries import Shelf, first_per_member
+from app.checkins.notices import still_blocked
 from app.checkins.questions import DEFAULT as DEFAULT_QUESTION
 from app.checkins.reply_tokens import reply_address, team_reply_domain
 from app.checkins.times import local_date, local_midnight_after
@@ -25,6 +26,7 @@ from app.relay import outbox, render
 from app.settings import Settings
 
 REMINDER_SUBJECT = "What did you get done today?"
+NUDGE_SUBJECT = "Still time: what did you get done today?"
 PAGE_ENTRIES_PER_MEMBER = 100  # the team page lists this many of a member's day, then "and N more"
 
 
@@ -47,7 +49,7 @@ def checkin_row(
     track: bool = False,
     midnight=local_midnight_after,
 ) -> dict:
-    """The outbox row of a reminder or digest for ``member`` on ``day``: one shape for the
+    """The outbox row of a reminder, nudge or digest for ``member`` on ``day``: one shape for the
     scheduler's bulk tick and the by-hand commands (``member`` needs ``id`` and ``email``).
 
     ``track`` is the team's tracking setting now: stored in the row's context as ``_track``, the
@@ -56,6 +58,8 @@ def checkin_row(
     iso = day.isoformat()
     if kind == "reminder":
         subject, expires = REMINDER_SUBJECT, midnight(day, tz)  # worthless once its day is over
+    elif kind == "nudge":
+        subject, expires = NUDGE_SUBJECT, midnight(day, tz)
     else:
         subject, expires = f"What {team.name} got done on {day:%A, %d %B}", None
     return {
@@ -164,7 +168,9 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
         # the goals a reply closes by number: listed only where a question asks for goals
         "goals": goals.listed(s, member.id, day) if questions.goal_question(asks) is not None else [],
         "base_url": settings.base_url,
-        "_headers": {"Reply-To": reply_to, "Auto-Submitted": "auto-generated", "X-Donebox-Kind": "reminder"},
+        # the member's blockers open for more than a day, as of when the reminder was made
+        "still_blocked": still_blocked(s, member.id, at=msg.created_at) if msg.kind == "reminder" else [],
+        "_headers": {"Reply-To": reply_to, "Auto-Submitted": "auto-generated", "X-Donebox-Kind": msg.kind},
     }
 
 
@@ -183,6 +189,7 @@ def reminder_text(
             base_url=settings.base_url,
             questions=questions or (DEFAULT_QUESTION,),
             goals=list(goals),
+            still_blocked=(),
         )
     )
 
@@ -205,6 +212,7 @@ def team_day(
 # how the relay makes these messages' context at send time; a digest says nothing per recipient,
 # so the relay renders a team's digest once per batch
 render.register_context("reminder", reminder_context)
+render.register_context("nudge", reminder_context)  # the same signed reply address: a reply counts
 render.register_context("digest", daily_context, shared=True, headers=digest_headers)
 render.register_context("weekly", weekly_context, shared=True)
 render.register_context("away", away_context)  # app.checkins.away: an auto-reply made a pause

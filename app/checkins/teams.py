@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from app.checkins import questions as asked_questions
@@ -21,11 +21,12 @@ from app.checkins.schedules import (
     update_team_schedule,
     validated,
 )
-from app.checkins.times import check_timezone
+from app.checkins.times import check_time, check_timezone
 from app.models import ROLES, Member, Team, TeamSettings
 from app.settings import Settings, get_settings
 
 MAX_NAME = 200
+MAX_NUDGE_HOURS = 72  # before the digest covering the day; the nudge must still fall on that day
 _HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -76,6 +77,22 @@ def _weekly_day(value: int, digest_days: str) -> int:
     return value
 
 
+def _nudge_hours(value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_NUDGE_HOURS:
+        raise TeamError(
+            f"nudge_hours must be a whole number of hours from 0 (no nudges) to {MAX_NUDGE_HOURS}",
+            "nudge_hours",
+        )
+    return value
+
+
+def _nudge_cutoff(value: str) -> str:
+    try:
+        return check_time(value if isinstance(value, str) else "")
+    except ScheduleError as e:
+        raise TeamError(f"nudge_cutoff: {e}", "nudge_cutoff") from None
+
+
 def update_team(
     s: Session,
     team_id: int,
@@ -89,6 +106,8 @@ def update_team(
     skip_empty: bool | None = None,
     weekly_day: int | None = None,
     questions: str | list[str] | None = None,
+    nudge_hours: int | None = None,
+    nudge_cutoff: str | None = None,
     settings: Settings | None = None,
     **schedule,
 ) -> Team:
@@ -100,7 +119,10 @@ def update_team(
     changed then. Schedule changes reschedule every member. The weekly digest goes out with the
     daily digest of its weekday, so it must be a digest weekday. A reply domain must be one the
     instance receives mail for (``settings``: the instance's, by default the process's). The
-    questions (app.checkins.questions: a list, one a line, or a preset's name) are 1 to 5.
+    questions (app.checkins.questions: a list, one a line, or a preset's name) are 1 to 5. Nudges:
+    ``nudge_hours`` before the digest (0: off), never at or after ``nudge_cutoff`` (local HH:MM);
+    a change applies from the next reminder on (a nudge already set obeys the team at send time;
+    turning nudges off drops those at once).
     """
     team = s.get(Team, team_id)
     if team is None:
@@ -121,6 +143,11 @@ def update_team(
     for key, value in flags.items():
         if not isinstance(value, bool):
             raise TeamError(f"{key} must be true or false")
+    nudges = {}
+    if nudge_hours is not None:
+        nudges["nudge_hours"] = _nudge_hours(nudge_hours)
+    if nudge_cutoff is not None:
+        nudges["nudge_cutoff"] = _nudge_cutoff(nudge_cutoff)
     if skip_empty is not None and not isinstance(skip_empty, bool):
         raise ScheduleError("skip_empty_digests must be true or false")
     days = validated(schedule, TEAM_FIELDS, nullable=False)
@@ -138,15 +165,17 @@ def update_team(
     s.add(team)
     if days:
         update_team_schedule(s, team_id, now=now, **days)
-    if domain is not None or flags or asked is not None:
+    if domain is not None or flags or asked is not None or nudges:
         opts = options(s, team_id)
         if asked is not None:
             opts.questions = asked_questions.stored(asked)
-        for key, value in flags.items():
+        for key, value in {**flags, **nudges}.items():
             setattr(opts, key, value)
         if domain is not None:
             opts.reply_domain = domain
         s.add(opts)
+        if nudges.get("nudge_hours") == 0:  # off: the nudges already set by today's reminders go too
+            s.execute(update(Member).where(Member.team_id == team_id).values(next_nudge_at=None))
     s.flush()
     return team
 
@@ -169,6 +198,8 @@ def current(s: Session, team_id: int) -> dict:
         "tracking": opts.tracking,
         "reply_domain": opts.reply_domain,
         "questions": list(asked_questions.of(opts)),
+        "nudge_hours": opts.nudge_hours,
+        "nudge_cutoff": opts.nudge_cutoff,
     }
 
 

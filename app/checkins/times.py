@@ -159,3 +159,31 @@ def previous_workday(day: date, workdays: str) -> date:
 def local_midnight_after(day: date, tz_name: str) -> datetime:
     """The UTC instant when ``day`` ends in ``tz_name``."""
     return local_instant(day + timedelta(days=1), time(0, 0), zone(tz_name))
+
+
+def nudge_instant(
+    day: date,
+    tz_name: str,
+    *,
+    reminder: datetime,
+    hours: int,
+    cutoff: str,
+    digest_time: str,
+    digest_days: str,
+) -> datetime | None:
+    """When the nudge of ``day``'s reminder (sent at ``reminder``) goes, or None for no nudge that day.
+
+    ``hours`` real hours (not wall-clock hours: a DST change in between moves the local time) before
+    the first digest on a later local day (the digest that covers ``day``), if that instant is after
+    the reminder, still on ``day`` and before ``cutoff`` local time. A nudge that would land later
+    is not moved earlier: it is not sent (the day has no nudge)."""
+    if hours <= 0:
+        return None
+    tz = zone(tz_name)
+    end = local_instant(day + timedelta(days=1), time(0, 0), tz)
+    digest = _next_plain(end - timedelta(seconds=1), digest_time, digest_days, tz_name)
+    when = digest - timedelta(hours=hours)
+    local = when.astimezone(tz)
+    if when <= reminder or local.date() != day or local.time() >= parse_hhmm(cutoff):
+        return None
+    return when

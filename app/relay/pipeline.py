@@ -174,7 +174,8 @@ def render_body(d: Delivery) -> Outcome | None:
     return None
 
 
-LIST_KINDS = ("digest", "reminder")  # recurring mail: always List-Unsubscribe, tracked or not
+# check-in mail: always List-Unsubscribe, tracked or not
+LIST_KINDS = ("digest", "reminder", "nudge", "mention", "blocker")
 
 
 def tracks(d: Delivery, asked: bool) -> bool:

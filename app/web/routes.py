@@ -39,6 +39,7 @@ routes = [
     Route(T + "/entries/{eid:int}/edit", team.entry_edit, methods=["GET", "POST"]),
     Route(T + "/entries/{eid:int}/delete", team.entry_delete, methods=["POST"]),
     Route(T + "/goals/{eid:int}/close", team.goal_close, methods=["POST"]),
+    Route(T + "/entries/{eid:int}/resolve", team.blocker_resolve, methods=["POST"]),
     Route("/teams", settings.team_create, methods=["POST"]),
     Route(T + "/settings", settings.team_form, methods=["GET", "POST"]),
     Route(T + "/settings/members", settings.members),

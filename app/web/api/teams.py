@@ -67,6 +67,13 @@ _SETTINGS = (
         "the 1 to 5 questions a reminder asks, each at most 200 characters, each a section of the digest; "
         'default ["What did you get done today?"]',
     ),
+    (
+        "nudge_hours",
+        "nudge_hours",
+        INT,
+        "a second reminder to who has not replied, this many hours before the digest; 0: none",
+    ),
+    ("nudge_cutoff", "nudge_cutoff", STR, "local HH:MM: no nudge at or after it"),
 )
 TEAM_SETTINGS = Shape(
     "TeamSettings", tuple(Field(name, kind, src=key, description=d) for name, key, kind, d in _SETTINGS)

@@ -60,9 +60,14 @@ def team_form(request: Request, ctx: Ctx):
     if request.method == "POST":
         f = ctx.form
         weekly = f.get("weekly_day", "0").strip()
+        nudge = f.get("nudge_hours", "0").strip() or "0"
         try:
             if not (weekly.isascii() and weekly.isdigit() and len(weekly) == 1):
                 raise ScheduleError("weekly_digest_day must be 0 (none) or an ISO weekday 1-7", "weekly_day")
+            if not (nudge.isascii() and nudge.isdigit() and len(nudge) <= 3):
+                raise teams.TeamError(
+                    "nudge_hours must be a whole number of hours, 0 for no nudges", "nudge_hours"
+                )
             teams.update_team(
                 ctx.s,
                 ctx.team.id,
@@ -81,6 +86,8 @@ def team_form(request: Request, ctx: Ctx):
                 reply_domain=f.get("reply_domain", ""),
                 # a preset picked replaces the questions typed; a form without the field keeps them
                 questions=f.get("preset") or (f.get("questions") if "questions" in f else None),
+                nudge_hours=int(nudge),
+                nudge_cutoff=f.get("nudge_cutoff") or None,  # a form without it keeps the cut-off
                 settings=settings,
             )
         except REFUSED as e:

@@ -10,14 +10,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from app.accounts.users import memberships
-from app.checkins import comments, entries, goals, questions
+from app.checkins import comments, entries, goals, notices, questions
 from app.checkins.asked import day_status
 from app.checkins.outgoing import team_day
 from app.checkins.teams import options as teams_options
 from app.checkins.times import local_date
 from app.models import Entry, Member, Team, utcnow
 from app.web.common import BadInput, parse_day
-from app.web.pages.framework import Ctx, FormError, back, confirm, page, refused, render
+from app.web.pages.framework import Ctx, FormError, back, confirm, page, refused, render, sentence
 from parsers.entries import KINDS
 
 
@@ -89,8 +89,26 @@ def _day_page(request: Request, ctx: Ctx, day_param: str | None):
             "kinds": KINDS,
             "comments": comments.of_day(ctx.s, ctx.team.id, d),  # replies to the day's digest
             "carried": carried,
+            "blockers": notices.open_blockers(ctx.s, ctx.team.id),
         },
     )
+
+
+@page("member")
+def blocker_resolve(request: Request, ctx: Ctx):
+    """POST /teams/{tid}/entries/{eid}/resolve: mark an open blocker resolved (its author or an admin)."""
+    try:
+        e = notices.resolve(
+            ctx.s,
+            ctx.team.id,
+            request.path_params["eid"],
+            by=ctx.member.id if ctx.member else None,
+            admin=ctx.role == "admin",
+            now=utcnow(),
+        )
+    except notices.NoticeError as err:
+        raise HTTPException(403 if "only" in str(err) else 404, sentence(str(err))) from None
+    return back(f"/teams/{ctx.team.id}?day={e.day.isoformat()}", "Blocker resolved.", request)
 
 
 @page("observer")

@@ -363,3 +363,67 @@ def test_a_role_changed_on_the_page_reschedules_the_member(client, team, sent):
     assert member("bob@example.com").next_reminder_at is None  # observers are never asked
     assert post(client, url, {"role": "member"}).status_code == 303
     assert member("bob@example.com").next_reminder_at is not None
+
+
+def nudge_set_by_the_tick(team_id: int) -> dict[str, object]:
+    """Each member's next nudge after the reminder tick of Tuesday 24 November (the effect of the
+    team's nudge settings)."""
+    from datetime import UTC, datetime
+
+    from jobs.scheduler import tick
+
+    with session() as s:
+        t = s.get(Team, team_id)
+        for m in s.execute(select(Member).where(Member.team_id == team_id)).scalars():
+            schedule_member(m, t, datetime(2026, 11, 24, tzinfo=UTC))
+            s.add(m)
+    with session() as s:
+        at = s.execute(select(Member.next_reminder_at).where(Member.email == "bob@example.com")).scalar_one()
+    from app.settings import get_settings
+
+    tick(now=at, settings=get_settings())
+    with session() as s:
+        rows = s.execute(select(Member.email, Member.next_nudge_at).where(Member.team_id == team_id)).all()
+    return {email: when and when.isoformat() for email, when in rows}
+
+
+def test_nudges_set_on_the_page_the_api_and_the_command_line_make_the_tick_nudge(client, team, sent, capsys):
+    from app.cli import main
+    from tests.app.web.api.test_scopes import auth, make
+
+    sign_in(client, sent, "ada@example.com")
+    form = {**TEAM_FORM, "day2": "1", "dday6": "1", "nudge_hours": "14", "nudge_cutoff": "20:30"}
+    assert post(client, f"/teams/{team.id}/settings", form).status_code == 303
+    # New York: reminder 18:30, digest Wednesday 09:15; 14 hours before is 19:15 EST (00:15 UTC)
+    expected = "2026-11-25T00:15:00+00:00"
+    assert nudge_set_by_the_tick(team.id) == {
+        "ada@example.com": expected,
+        "bob@example.com": expected,
+        "olga@example.com": None,  # observers are never asked, so never nudged
+    }
+    # 12 hours before lands at 21:15, past the page's 20:30 cut-off: no nudge; the API moves it
+    r = client.patch(
+        f"/api/teams/{team.id}/settings",
+        json={"nudge_hours": 12, "nudge_cutoff": "22:00"},
+        headers=auth(make(team.id)),
+    )
+    assert r.status_code == 200 and (r.json()["nudge_hours"], r.json()["nudge_cutoff"]) == (12, "22:00")
+    assert nudge_set_by_the_tick(team.id)["bob@example.com"] == "2026-11-25T02:15:00+00:00"
+    for bad in ({"nudge_hours": -1}, {"nudge_hours": 100}, {"nudge_cutoff": "late"}, {"nudge_hours": "12"}):
+        r = client.patch(f"/api/teams/{team.id}/settings", json=bad, headers=auth(make(team.id)))
+        assert r.status_code == 400 and next(iter(bad)) in r.json()["error"], bad
+    assert main(["team-settings", str(team.id), "--nudge-hours", "0"]) == 0
+    assert "nudge_hours=0" in capsys.readouterr().out
+    assert nudge_set_by_the_tick(team.id)["bob@example.com"] is None
+    assert main(["team-settings", str(team.id), "--nudge-cutoff", "9pm"]) == 2
+    assert "nudge_cutoff" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [{"nudge_hours": "lots"}, {"nudge_hours": "99"}, {"nudge_cutoff": "25:00"}])
+def test_a_refused_nudge_setting_is_marked_on_the_page(client, team, sent, bad):
+    sign_in(client, sent, "ada@example.com")
+    r = post(client, f"/teams/{team.id}/settings", {**TEAM_FORM, **bad})
+    field = next(iter(bad))
+    assert r.status_code == 422 and f'id="{field}-error"' in r.text
+    with session() as s:
+        assert s.get(TeamSettings, team.id) is None
