@@ -180,6 +180,9 @@ class _Written(NamedTuple):
     mentions: str
     inbound_id: int | None
     created_at: datetime
+    question: int = 0
+    closed_on: date | None = None
+    closed_as: str = ""
 
 
 class Reply(NamedTuple):
@@ -252,7 +255,7 @@ def add_many(
     rows, notes = [], []
     for r in replies:
         kept, note = _bounded(r, settings.max_entries_per_reply, settings.max_entry_chars)
-        notices.resolve_by_reply(s, r.member_id, [line for line, _ in kept], now=now)
+        notices.resolve_by_reply(s, r.member_id, [line for line, *_ in kept], now=now)
         if note and r.inbound_id is not None:
             notes.append({"iid": r.inbound_id, "note": note})
         rows += [
