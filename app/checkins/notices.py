@@ -117,8 +117,10 @@ def resolve(s: Session, team_id: int, entry_id: int, *, by: int | None, admin: b
     operator), who must be its author or ``admin``; NoticeError when it is no blocker of the team or
     they may not. Resolving a resolved blocker changes nothing."""
     e = s.get(Entry, entry_id)
-    if e is None or e.team_id != team_id or e.kind != "blocker":
-        raise NoticeError("no such blocker in this team")
+    if e is None or e.team_id != team_id:
+        raise NoticeError("no such entry in this team")
+    if e.kind != "blocker":
+        raise NoticeError(f"entry {entry_id} is not a blocker: there is nothing to resolve")
     if not admin and (by is None or e.member_id != by):
         raise NoticeError("only its author or an admin resolves a blocker")
     if e.resolved_at is None:

@@ -107,7 +107,9 @@ def blocker_resolve(request: Request, ctx: Ctx):
             now=utcnow(),
         )
     except notices.NoticeError as err:
-        raise HTTPException(403 if "only" in str(err) else 404, sentence(str(err))) from None
+        why = str(err)
+        status = 403 if why.startswith("only") else 400 if "not a blocker" in why else 404
+        raise HTTPException(status, sentence(why)) from None
     return back(f"/teams/{ctx.team.id}?day={e.day.isoformat()}", "Blocker resolved.", request)
 
 

@@ -188,9 +188,12 @@ def test_the_relay_alone_registers_no_check_in_kind_and_the_worker_registers_the
         [
             ("api", False),
             ("away", False),
+            ("blocker", False),
             ("comment", False),
             ("digest", True),
             ("invite", False),
+            ("mention", False),
+            ("nudge", False),
             ("reminder", False),
             ("signin", False),
             ("weekly", True),

@@ -53,7 +53,8 @@ def test_an_open_blocker_is_resolved_on_the_day_page_by_its_author_or_an_admin_o
     assert post(client, f"/teams/{team.id}/entries/{adas}/resolve").status_code == 303
     assert 'id="open-blockers"' not in client.get(f"/teams/{team.id}").text
     done = write("ada@example.com", "shipped")
-    assert post(client, f"/teams/{team.id}/entries/{done}/resolve").status_code == 404  # no blocker
+    refused = post(client, f"/teams/{team.id}/entries/{done}/resolve")
+    assert refused.status_code == 400 and "is not a blocker" in refused.text
     assert post(client, f"/teams/{team.id}/entries/999999/resolve").status_code == 404
 
 
