@@ -21,6 +21,7 @@ Exception
  |    +-- ScheduleError            app.checkins.times: a schedule field with the reason
  |    +-- EntryError               app.checkins.entries: an entry that cannot be stored
  |    +-- TeamError                app.checkins.teams: a team change refused, with the reason
+ |    +-- SpanError                app.checkins.participation: a span of days refused (field, reason)
  |    +-- PayloadError             parsers.providers.base: a webhook payload that cannot be read
  |    +-- EventError               parsers.providers.events: an event payload that cannot be read
  |    +-- BadInput                 app.web.common: a request value refused (status 400/404/422, reason)
@@ -32,6 +33,7 @@ Exception
  +-- Replayed                      app.inbound.accept: a signed webhook token was used before
  +-- CertUnavailable               app.inbound.sns: SNS's signing certificate cannot be fetched
  +-- Raced                         app.inbound.process: another worker moved the rows first
+ +-- LookupFailed                  app.relay.dns_check: a DNS lookup got no answer (timeout, SERVFAIL)
  +-- TooLarge                      app.web.common: a request body past its limit
  +-- AuthError                     parsers.providers.base: a webhook not proven to be the provider's (401)
  |    +-- Forbidden                parsers.providers.base: proven, but not allowed (an unpinned topic, 403)

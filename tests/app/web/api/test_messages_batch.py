@@ -81,8 +81,8 @@ def test_a_bad_message_is_named_by_its_index_and_the_good_ones_are_stored(client
         raw = composed.load(s, s.get(OutboundMessage, results[3]["ids"][0]).body_id)
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert msg["Cc"] == "c@example.com" and msg["Bcc"] is None and b"b@example.com" not in raw
-    drain()  # the rendered one is delivered as before
-    assert [m["To"] for m in sent] == ["r0@example.com"]
+    drain()  # the rendered one as before, and the composed one's copy to each of its three recipients
+    assert sorted(m["To"] for m in sent) == ["r0@example.com"] + ["r3@example.com"] * 3
 
 
 def test_a_batch_in_which_nothing_is_good_is_a_200_with_the_reasons(client, team, token):
