@@ -22,6 +22,9 @@ Exception
  |    +-- EntryError               app.checkins.entries: an entry that cannot be stored
  |    +-- TeamError                app.checkins.teams: a team change refused, with the reason
  |    +-- SpanError                app.checkins.participation: a span of days refused (field, reason)
+ |    +-- QuestionsError           app.checkins.questions: a team's questions refused, with the reason
+ |    +-- NoticeError              app.checkins.notices: a blocker that cannot be resolved (by whom, which)
+ |    +-- ChatURLError             app.relay.chat: a chat webhook URL refused, with the reason
  |    +-- PayloadError             parsers.providers.base: a webhook payload that cannot be read
  |    +-- EventError               parsers.providers.events: an event payload that cannot be read
  |    +-- BadInput                 app.web.common: a request value refused (status 400/404/422, reason)
