@@ -115,6 +115,7 @@ def _path(path: str, w: dict, **override) -> str:
         "did": w["did"],
         "delivery_id": w["delivery_id"],
         "dest_id": w["dest_id"],
+        "channel_id": w["dest_id"],
         "endpoint_id": w["webhook_id"],
         "pause_id": w["pauses"]["ada@example.com"],
         "id": w["iid"] if path.startswith("/api/inbound/") else w["mid_msg"],
