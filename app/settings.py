@@ -184,6 +184,11 @@ class Settings:
         return self.env == "production"
 
     @property
+    def mail_domain(self) -> str:
+        """The domain of MAIL_FROM: the right-hand side of our Message-IDs."""
+        return self.mail_from.rsplit("@", 1)[-1]
+
+    @property
     def api_message_max_bytes(self) -> int:
         """The body limit of POST /api/messages (and /batch): a MAX_MESSAGE_BYTES message in base64
         (4/3 of it) with room for the rest of the JSON (API_MAX_BYTES)."""

@@ -89,7 +89,7 @@ def request_signin(s: Session, email: str, *, now: datetime, settings: Settings)
         subject="Your donebox sign-in link",
         template="signin",
         context={"link": link, "minutes": int(SIGNIN_TTL.total_seconds() // 60)},
-        message_id=outbox.new_message_id(settings.mail_from.rsplit("@", 1)[-1]),
+        message_id=outbox.new_message_id(settings.mail_domain),
     )
     return mid
 

@@ -77,7 +77,7 @@ def pause_for_auto_reply(
         subject=f"You are paused until {last:%A %d %B}",
         template="away",
         context={"pause_id": pause.id, "first": first.isoformat(), "last": last.isoformat()},
-        message_id=outbox.new_message_id(settings.mail_from.rsplit("@", 1)[-1]),
+        message_id=outbox.new_message_id(settings.mail_domain),
     )
     return mid if created else None
 

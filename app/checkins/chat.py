@@ -18,7 +18,7 @@ from sqlmodel import Session
 
 from app.checkins.digests import summarize
 from app.checkins.teams import TeamError
-from app.models import ChatDestination, Entry, Member, OutboundMessage, Team, TeamSettings
+from app.models import ChatDestination, Entry, Member, Team, TeamSettings
 from app.relay import chat, outbox
 from app.settings import Settings
 
@@ -153,7 +153,7 @@ def _row(
         "subject": subject,
         "template": "",
         "context": post.to_json(),
-        "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+        "message_id": outbox.new_message_id(domain),
         "expires_at": now + EXPIRES,
     }
 
@@ -172,16 +172,8 @@ def digest_rows(
     for dest_id, team_id in s.execute(stmt.order_by(ChatDestination.id)):
         by_team.setdefault(team_id, []).append(dest_id)
     wanted = {f"chat:{d}:{day.isoformat()}" for t, day in team_days for d in by_team.get(t, ())}
-    made = (
-        set()
-        if not wanted
-        else set(
-            s.execute(
-                select(OutboundMessage.idempotency_key).where(OutboundMessage.idempotency_key.in_(wanted))
-            ).scalars()
-        )
-    )
-    domain = settings.mail_from.rsplit("@", 1)[-1]
+    made = outbox.known_keys(s, wanted)
+    domain = settings.mail_domain
     rows = []
     for team_id, day in sorted(team_days):
         if all(f"chat:{d}:{day.isoformat()}" in made for d in by_team.get(team_id, ())):
@@ -221,7 +213,7 @@ def send_test_post(s: Session, team: Team, dest_id: int, *, now: datetime, setti
         f"chat-test:{dest.id}:{uuid.uuid4().hex}",
         "a test post",
         post,
-        settings.mail_from.rsplit("@", 1)[-1],
+        settings.mail_domain,
         now,
     )
     ids = outbox.create_many(s, [row], now=now, lease_until=now + timedelta(seconds=settings.lease_s))
@@ -254,16 +246,8 @@ def blocker_rows(s: Session, *, now: datetime, settings: Settings) -> list[dict]
         if d.team_id == e.team_id and e.created_at >= d.created_at
     ]
     keys = {f"chat-blocker:{d.id}:{e.id}" for d, e, _ in pairs}
-    made = (
-        set()
-        if not keys
-        else set(
-            s.execute(
-                select(OutboundMessage.idempotency_key).where(OutboundMessage.idempotency_key.in_(keys))
-            ).scalars()
-        )
-    )
-    domain = settings.mail_from.rsplit("@", 1)[-1]
+    made = outbox.known_keys(s, keys)
+    domain = settings.mail_domain
     teams: dict[int, Team] = {}
     rows = []
     for d, e, m in pairs:

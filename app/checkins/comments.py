@@ -115,7 +115,7 @@ def add_from_reply(
         subject=f"{_name(author)} commented on your {'entry' if entry_id else 'day'} of {day:%A %d %B}",
         template="comment",
         context={"comment_id": comment.id},
-        message_id=outbox.new_message_id(settings.mail_from.rsplit("@", 1)[-1]),
+        message_id=outbox.new_message_id(settings.mail_domain),
     )
     return what, (mid if created else None)
 

@@ -103,10 +103,6 @@ def _iso(when: datetime) -> str:
     return when.isoformat()
 
 
-def _domain(settings: Settings) -> str:
-    return settings.mail_from.rsplit("@", 1)[-1]
-
-
 def _nonempty_days(s: Session, pairs: set[tuple[int, date]]) -> set[tuple[int, date]]:
     """Which (team, day) pairs have at least one entry."""
     if not pairs:
@@ -265,7 +261,7 @@ def run_batch(
         since = min(_local_day(getattr(r, kind.column), "UTC") for r in rows) - timedelta(days=2)
         pauses = pauses_of(s, [r.id for r in rows], since)
     late = timedelta(seconds=settings.reminder_late_s)
-    domain = _domain(settings)
+    domain = settings.mail_domain
     plans, changes = [], []
     if kind is NUDGE:  # at most one a day: the reminder sets it, sending it clears it
         plans = _nudge_plans(s, rows, teams, now, late)

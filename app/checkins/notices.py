@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -197,7 +196,7 @@ def run_batch(s: Session, *, now: datetime, settings: Settings, batch: int) -> t
             groups.setdefault((n.member_id, n.kind, n.hour), []).append(n.id)
         else:  # its entry was deleted before the hour's email
             outcomes[n.id] = "gone"
-    domain = settings.mail_from.rsplit("@", 1)[-1]
+    domain = settings.mail_domain
     rows = []
     for (mid, kind, hour), ids in groups.items():
         member, team = people[mid]
@@ -219,7 +218,7 @@ def run_batch(s: Session, *, now: datetime, settings: Settings, batch: int) -> t
                 "subject": _subject(kind, team, len(ids)),
                 "template": kind,
                 "context": json.dumps({"hour": hour.isoformat()}),
-                "message_id": f"<{uuid.uuid4().hex}@{domain}>",
+                "message_id": outbox.new_message_id(domain),
                 "expires_at": None,
             }
         )

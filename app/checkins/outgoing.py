@@ -34,10 +34,6 @@ def member_tz(member: Member, team: Team) -> str:
     return member.timezone or team.timezone
 
 
-def _domain(settings: Settings) -> str:
-    return settings.mail_from.rsplit("@", 1)[-1]
-
-
 def checkin_row(
     kind: str,
     member: Member,
@@ -85,7 +81,7 @@ def _create(
         team,
         member_tz(member, team),
         day,
-        outbox.new_message_id(_domain(settings)),
+        outbox.new_message_id(settings.mail_domain),
         track=tracking_on(s, team.id),
     )
     return outbox.create(s, now=now, lease_until=now + timedelta(seconds=settings.lease_s), **row)

@@ -47,6 +47,15 @@ def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
+def known_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    """The idempotency keys among ``keys`` that a message already has (no statement for none)."""
+    keys = list(keys)
+    if not keys:
+        return set()
+    stmt = select(OutboundMessage.idempotency_key).where(OutboundMessage.idempotency_key.in_(keys))
+    return set(session.execute(stmt).scalars())
+
+
 def create(session: Session, *, now: datetime, **fields) -> tuple[int, bool]:
     """Insert a message unless its idempotency_key exists; returns (id, created).
 

@@ -252,7 +252,7 @@ def prepare(s: Session, body, token: ApiToken, *, now: datetime, settings: Setti
     team_id = _team_id(s, body, token)
     scope = f"t{token.team_id}" if token.team_id is not None else "all"
     extra = {k: v for k, v in (("tags", tags), ("metadata", metadata)) if v is not None}
-    message_id = outbox.new_message_id(settings.mail_from.rsplit("@", 1)[-1])
+    message_id = outbox.new_message_id(settings.mail_domain)
     raw, from_addr = None, ""
     if _composed(body):
         sender = _sender(s, body, team_id, settings)

@@ -208,7 +208,7 @@ def store(token_id: int, rcpts: list[str], raw: bytes, fields: dict, settings: S
         if why:
             raise SubmissionRefused(f"550 5.7.1 From <{fields['from'][:100]}>: {why}")
         body_id = composed.store(s, composed.without(raw, UNSTORED), now=now)
-        message_id = fields["message_id"] or outbox.new_message_id(settings.mail_from.rsplit("@", 1)[-1])
+        message_id = fields["message_id"] or outbox.new_message_id(settings.mail_domain)
         scope = f"t{token.team_id}" if token.team_id is not None else "all"
         context = json.dumps({"_track": _tracks(s, team_id)})
         accepted = []
@@ -335,7 +335,7 @@ def make_server(
     def _smtp() -> SMTP:
         return SMTP(
             handler,
-            hostname=settings.mail_from.rsplit("@", 1)[-1],
+            hostname=settings.mail_domain,
             ident="donebox submission",
             # the whole message's size: inline parts count here, as every byte of the message does
             data_size_limit=settings.submission_max_bytes,

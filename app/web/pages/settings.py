@@ -153,7 +153,7 @@ def invite(request: Request, ctx: Ctx):
             "name": m.name,
             "link": f"{settings.base_url}/signin",
         },
-        message_id=outbox.new_message_id(settings.mail_from.rsplit("@", 1)[-1]),
+        message_id=outbox.new_message_id(settings.mail_domain),
     )
     request.state.after_commit = [mid]
     return back(f"/teams/{ctx.team.id}/settings/members", f"Invited {email}.", request)
