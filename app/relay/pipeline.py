@@ -428,10 +428,10 @@ def post_chat(d: Delivery) -> Outcome:
 
 
 # a chat post is not mail: no suppression list, rendering, tracking, MIME or DKIM
-CHAT_STEPS: tuple[Callable[[Delivery], Outcome | None], ...] = (post_chat,)
+CHAT_STEPS: tuple[Step, ...] = (post_chat,)
 
 
-def steps_for(message) -> tuple[Callable[[Delivery], Outcome | None], ...]:
+def steps_for(message) -> tuple[Step, ...]:
     """The steps a message goes through: CHAT_STEPS for chat posts, COMPOSED_STEPS for a message an
     application composed, else STEPS (rendered from its template)."""
     if message.kind == chat.CHAT_KIND:
