@@ -1,12 +1,10 @@
 """`donebox smtp` as a process: an application submits by SMTP and the message is delivered."""
 
-import asyncio
 import mailbox
 import smtplib
 import ssl
 from email.message import EmailMessage
 
-import aiosmtplib
 import pytest
 
 from tests.app.relay.composed_samples import (
@@ -97,20 +95,15 @@ def test_any_message_submitted_over_implicit_tls_is_delivered_as_composed_withou
     raw = as_bytes(invoice(from_addr="billing@mail.test", bcc="auditor@example.net"))
     rcpts = ["customer@example.org", "accounts@example.org", "auditor@example.net"]
 
-    async def submit():
-        await aiosmtplib.send(
-            raw,
-            sender="billing@mail.test",
-            recipients=rcpts,
-            hostname="localhost",  # the name the certificate is for
-            port=tls_port,
-            use_tls=True,
-            tls_context=ssl.create_default_context(cafile=str(ca)),
-            username="billing",
-            password=made.stdout.strip(),
-        )
-
-    asyncio.run(submit())
+    # the stdlib client closes its TLS socket before returning, so no transport outlives the test
+    with smtplib.SMTP_SSL(
+        "localhost",  # the name the certificate is for
+        tls_port,
+        context=ssl.create_default_context(cafile=str(ca)),
+        timeout=30,
+    ) as c:
+        c.login("billing", made.stdout.strip())
+        c.sendmail("billing@mail.test", rcpts, raw)
     maildir = tmp_path / "var" / "mail"
     delivered = wait_until(lambda: (d := maildir_bytes(maildir)) and len(d) == 3 and d, 60, "three copies")
     for data in delivered:
