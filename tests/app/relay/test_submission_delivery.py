@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import smtplib
 import ssl
 
 import aiosmtplib
@@ -58,23 +59,24 @@ def team_token(tracking: bool) -> str:
         return create_token(s, "billing app", now=utcnow(), team_id=team.id)
 
 
-def submit(srv, token: str, raw: bytes, rcpts: list[str], host: str = "127.0.0.1", **kwargs) -> None:
-    """``raw`` sent by an aiosmtplib client authenticated with ``token``."""
-
-    async def go():
-        return await aiosmtplib.send(
-            raw,
-            sender="billing@app.example",
-            recipients=rcpts,
-            hostname=host,
-            port=srv.port,
-            username="app",
-            password=token,
-            start_tls=False,
-            **kwargs,
-        )
-
-    asyncio.run(go())
+def submit(
+    srv,
+    token: str,
+    raw: bytes,
+    rcpts: list[str],
+    host: str = "127.0.0.1",
+    tls_context: ssl.SSLContext | None = None,
+    mail_options: tuple[str, ...] = (),
+) -> None:
+    """``raw`` sent by a stdlib client authenticated with ``token``; over implicit TLS when a
+    ``tls_context`` is given. The client closes its socket before returning."""
+    if tls_context is None:
+        client = smtplib.SMTP(host, srv.port, timeout=30)
+    else:
+        client = smtplib.SMTP_SSL(host, srv.port, context=tls_context, timeout=30)
+    with client:
+        client.login("app", token)
+        client.sendmail("billing@app.example", rcpts, raw, mail_options=list(mail_options))
 
 
 def deliver_all(sink) -> dict[str, bytes]:
@@ -131,7 +133,7 @@ def test_an_8bit_utf8_body_and_an_smtputf8_recipient_are_accepted_and_delivered(
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
         "\r\nGrüße aus Köln, 直接.\r\n"
     ).encode()
-    submit(listener, team_token(False), raw, ["jörg@example.org"], mail_options=["BODY=8BITMIME", "SMTPUTF8"])
+    submit(listener, team_token(False), raw, ["jörg@example.org"], mail_options=("BODY=8BITMIME", "SMTPUTF8"))
     deliver_all(sink)
     (envelope,) = sink.handler.envelopes
     assert envelope.rcpt_tos == ["jörg@example.org"] and envelope.smtp_utf8
@@ -168,7 +170,6 @@ def test_implicit_tls_serves_submission_with_a_self_signed_certificate(db, env, 
             as_bytes(invoice()),
             ["customer@example.org"],
             host="localhost",  # the name the certificate is for
-            use_tls=True,
             tls_context=client_context,
         )
     finally:
