@@ -13,22 +13,23 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import String, cast, literal, select
 from sqlmodel import Session
 
 from app.checkins.digests import summarize
 from app.checkins.teams import TeamError
-from app.models import ChatDestination, Entry, Member, Team, TeamSettings
+from app.models import ChatDestination, Entry, Member, OutboundMessage, Team, TeamSettings
 from app.relay import chat, outbox
 from app.settings import Settings
 
 MAX_DESTINATIONS = 10  # a team's chat destinations
 MAX_LABEL = 200
 EXPIRES = timedelta(days=2)  # a digest post still undelivered after this is no longer news
-# each tick looks this far back for blocker entries not yet posted: an entry whose transaction
-# committed late is still found, and a row made already is skipped by its key
-BLOCKER_WINDOW = timedelta(minutes=15)
-BLOCKERS_PER_TICK = 500
+# each tick posts the blocker entries of this last span that have no post yet: one written while
+# no scheduler ran (a restart, an outage of up to this long) is posted by the next tick; an older
+# one is no longer news in a channel (the digest lists it)
+BLOCKER_WINDOW = timedelta(days=1)
+BLOCKERS_PER_TICK = 500  # (channel, blocker) posts a tick makes at most; the next tick goes on
 
 
 def destinations(s: Session, team_id: int) -> list[ChatDestination]:
@@ -220,40 +221,42 @@ def send_test_post(s: Session, team: Team, dest_id: int, *, now: datetime, setti
     return ids[0]
 
 
+def blocker_key(dest_id, entry_id):
+    """``chat-blocker:<destination>:<entry>``: the idempotency key of a blocker's post (ints, or
+    SQL columns, for which it is the same text built by the database)."""
+    if isinstance(dest_id, int):
+        return f"chat-blocker:{dest_id}:{entry_id}"
+    return literal("chat-blocker:") + cast(dest_id, String) + ":" + cast(entry_id, String)
+
+
 def blocker_rows(s: Session, *, now: datetime, settings: Settings) -> list[dict]:
     """Outbox rows posting each blocker entry written in the last BLOCKER_WINDOW to the channels of
     its team that asked for blockers (added before the entry was written); one per channel and
-    entry (key ``chat-blocker:<destination>:<entry>``), those made already left out."""
-    dests = list(s.execute(select(ChatDestination).where(ChatDestination.blockers)).scalars())
-    if not dests:
-        return []
+    entry (key ``blocker_key``). Only pairs without a post yet are read, oldest first and at most
+    BLOCKERS_PER_TICK, so a backlog drains over ticks and none is skipped."""
+    posted = select(OutboundMessage.id).where(
+        OutboundMessage.idempotency_key == blocker_key(ChatDestination.id, Entry.id)
+    )
     stmt = (
-        select(Entry, Member)
+        select(ChatDestination, Entry, Member)
+        .join(Entry, Entry.team_id == ChatDestination.team_id)
         .join(Member, Member.id == Entry.member_id)
         .where(
+            ChatDestination.blockers,
             Entry.kind == "blocker",
-            Entry.team_id.in_({d.team_id for d in dests}),
             Entry.created_at > now - BLOCKER_WINDOW,
             Entry.created_at <= now,
+            Entry.created_at >= ChatDestination.created_at,
+            ~posted.exists(),
         )
-        .order_by(Entry.id)
+        .order_by(Entry.id, ChatDestination.id)
         .limit(BLOCKERS_PER_TICK)
     )
-    pairs = [
-        (d, e, m)
-        for e, m in s.execute(stmt)
-        for d in dests
-        if d.team_id == e.team_id and e.created_at >= d.created_at
-    ]
-    keys = {f"chat-blocker:{d.id}:{e.id}" for d, e, _ in pairs}
-    made = outbox.known_keys(s, keys)
     domain = settings.mail_domain
     teams: dict[int, Team] = {}
     rows = []
-    for d, e, m in pairs:
-        key = f"chat-blocker:{d.id}:{e.id}"
-        if key in made:
-            continue
+    for d, e, m in s.execute(stmt):
+        key = blocker_key(d.id, e.id)
         team = teams.get(e.team_id) or teams.setdefault(e.team_id, s.get(Team, e.team_id))
         post = chat.Post(
             title=f"{_who(m)} is blocked",

@@ -229,3 +229,31 @@ def test_a_blocker_written_before_the_channel_was_added_is_not_posted(team, sent
         assert chat.describe(dest)["blockers"] is True
     tick(now=at + timedelta(seconds=5), settings=get_settings())
     assert chat_rows() == []
+
+
+def test_blockers_written_while_no_scheduler_ran_are_posted_by_the_next_tick(team, sent, server, monkeypatch):
+    """Three hours without a tick lose no blocker post; a backlog larger than a tick's share drains
+    over the next ticks, none skipped; a blocker older than BLOCKER_WINDOW is not posted."""
+    at = FIXED_NOW.replace(hour=13)
+    dest = add(team.id, "slack", server.url("slack"))
+    with session() as s:
+        s.get(ChatDestination, dest.id).blockers = True
+        s.get(ChatDestination, dest.id).created_at = at - timedelta(days=3)
+    stale = blocker(team.id, "ada@example.com", "stale", at - chat.BLOCKER_WINDOW - timedelta(minutes=1))
+    written = [blocker(team.id, "bob@example.com", f"stuck {i}", at + timedelta(minutes=i)) for i in range(3)]
+    monkeypatch.setattr(chat, "BLOCKERS_PER_TICK", 2)
+
+    later = at + timedelta(hours=3)  # the first tick after the outage
+    tick(now=later, settings=get_settings())
+    assert len(chat_rows()) == 2
+    tick(now=later + timedelta(seconds=5), settings=get_settings())
+    tick(now=later + timedelta(seconds=10), settings=get_settings())
+    drain()
+    keys = sorted(r.idempotency_key for r in chat_rows())
+    assert keys == sorted(f"chat-blocker:{dest.id}:{e}" for e in written)
+    assert f"chat-blocker:{dest.id}:{stale}" not in keys
+    assert sorted(h.json["blocks"][1]["text"]["text"] for h in server.hits) == [
+        "stuck 0",
+        "stuck 1",
+        "stuck 2",
+    ]
