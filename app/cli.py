@@ -383,6 +383,7 @@ TEAM_OPTIONS = {
     "reply_domain": "reply_domain",
     "nudge_hours": "nudge_hours",
     "nudge_cutoff": "nudge_cutoff",
+    "participation_summary": "participation_summary",
 }
 
 
@@ -737,6 +738,11 @@ def parser() -> argparse.ArgumentParser:
         "--nudge-hours", type=int, help="nudge who has not replied this many hours before the digest; 0: off"
     )
     sp.add_argument("--nudge-cutoff", help="local HH:MM: no nudge at or after it (default 21:00)")
+    sp.add_argument(
+        "--participation-summary",
+        choices=onoff,
+        help="each admin gets a weekly email of the team's participation (default off)",
+    )
     sp.set_defaults(fn=cmd_team_settings)
     sp = sub.add_parser("team-chat", help="the chat channels a team's digest is posted to (as its chat page)")
     sp.add_argument("team", type=int)

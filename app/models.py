@@ -349,6 +349,8 @@ class TeamSettings(SQLModel, table=True):
     # who have not replied; 0 is off. Never at or after ``nudge_cutoff`` (the member's local HH:MM).
     nudge_hours: int = 0
     nudge_cutoff: str = Field(default="21:00", max_length=5)
+    # the weekly participation summary to the team's admins (app.checkins.summary); off unless turned on
+    participation_summary: bool = False
 
 
 class ChatDestination(SQLModel, table=True):

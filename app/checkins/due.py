@@ -23,7 +23,7 @@ from functools import lru_cache
 from sqlalchemy import bindparam, select, text, update
 from sqlmodel import Session
 
-from app.checkins import chat
+from app.checkins import chat, summary
 from app.checkins.asked import reached_pairs
 from app.checkins.outgoing import checkin_row
 from app.checkins.schedules import pauses_of
@@ -149,15 +149,18 @@ def _any_pauses(s: Session, now: datetime) -> bool:
     return s.execute(select(MemberPause.id).where(MemberPause.last_day >= since).limit(1)).first() is not None
 
 
-def _options(s: Session, team_ids: set[int]) -> dict[int, tuple[bool, bool]]:
-    """(digest_enabled, tracking) of the teams among ``team_ids`` that have a settings row (the
-    others have the defaults: digest on, tracking off)."""
+def _options(s: Session, team_ids: set[int]) -> dict[int, tuple[bool, bool, bool]]:
+    """(digest_enabled, tracking, participation_summary) of the teams among ``team_ids`` that have a
+    settings row (the others have the defaults: digest on, tracking off, no summary)."""
     if not team_ids:
         return {}
-    stmt = select(TeamSettings.team_id, TeamSettings.digest_enabled, TeamSettings.tracking).where(
-        TeamSettings.team_id.in_(team_ids)
-    )
-    return {t: (on, track) for t, on, track in s.execute(stmt)}
+    stmt = select(
+        TeamSettings.team_id,
+        TeamSettings.digest_enabled,
+        TeamSettings.tracking,
+        TeamSettings.participation_summary,
+    ).where(TeamSettings.team_id.in_(team_ids))
+    return {t: (on, track, summarize) for t, on, track, summarize in s.execute(stmt)}
 
 
 def _nudging(s: Session, team_ids: set[int]) -> dict[int, tuple[int, str]]:
@@ -296,17 +299,20 @@ def run_batch(
     opts = _options(s, {p[1].id for p in plans})
     if kind is REMINDER and plans:
         nudges = _nudge_times(s, plans, _nudging(s, {p[1].id for p in plans}))
-    tracked = {t for t, (_, track) in opts.items() if track}
+    tracked = {t for t, (_, track, _) in opts.items() if track}
+    # Message-IDs: one random part per batch and the row's own key, unique without a uuid per row
+    nonce = uuid.uuid4().hex[:16]
     if kind is DIGEST:
-        plans = [p for p in plans if opts.get(p[1].id, (True, False))[0]]
+        # the admins' weekly participation summary rides on their digest, sent or not (summary.py)
+        summarizing = {t for t, (_, _, on) in opts.items() if on}
+        new_rows += summary.rows(plans, summarizing, domain, tracked, nonce)
+        plans = [p for p in plans if opts.get(p[1].id, (True, False, False))[0]]
         skippable = {(t.id, d) for _, t, _, d, _ in plans if t.skip_empty_digests}
         empty = skippable - _nonempty_days(s, skippable)
         new_rows += _weekly_rows(s, plans, domain, tracked)
         plans = [p for p in plans if (p[1].id, p[3]) not in empty]
         # the team's chat destinations get the digest of the day once, with its first member's digest
         new_rows += chat.digest_rows(s, {(p[1].id, p[3]) for p in plans}, now=now, settings=settings)
-    # Message-IDs: one random part per batch and the row's own key, unique without a uuid per row
-    nonce = uuid.uuid4().hex[:16]
     new_rows += [
         checkin_row(
             kind.name,

@@ -20,6 +20,7 @@ from app.checkins.entries import Shelf, first_per_member
 from app.checkins.notices import still_blocked
 from app.checkins.questions import DEFAULT as DEFAULT_QUESTION
 from app.checkins.reply_tokens import reply_address, team_reply_domain
+from app.checkins.summary import summary_context
 from app.checkins.times import local_date, local_midnight_after
 from app.models import Member, OutboundMessage, Team, TeamSettings
 from app.relay import outbox, render
@@ -213,3 +214,5 @@ render.register_context("digest", daily_context, shared=True, headers=digest_hea
 render.register_context("weekly", weekly_context, shared=True)
 render.register_context("away", away_context)  # app.checkins.away: an auto-reply made a pause
 render.register_context("comment", comment_context)  # app.checkins.comments: a reply to a digest
+# app.checkins.summary: the admins' weekly participation, the same for every admin of a team and week
+render.register_context("participation", summary_context, shared=True)

@@ -244,6 +244,22 @@ def report(s: Session, team: Team, first: date, last: date, *, now: datetime) ->
     return Report(first, last, rows, total, totals)
 
 
+def percent(rate: float | None) -> str:
+    """A rate as a whole percentage ('93%'); '-' for None."""
+    return "-" if rate is None else f"{round(rate * 100)}%"
+
+
+def duration(seconds: float | None) -> str:
+    """'2 h 5 min', '12 min', '40 s'; '-' for None."""
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    h, m = divmod(s // 60, 60)
+    return f"{h} h {m} min" if h else f"{m} min"
+
+
 def by_week(days: Sequence[DayTotal]) -> list[DayTotal]:
     """The day totals summed by ISO week (each dated by its Monday, or the span's first day)."""
     out: dict[date, list[int]] = {}

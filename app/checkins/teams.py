@@ -103,6 +103,7 @@ def update_team(
     digest_enabled: bool | None = None,
     digest_include_quiet: bool | None = None,
     tracking: bool | None = None,
+    participation_summary: bool | None = None,
     skip_empty: bool | None = None,
     weekly_day: int | None = None,
     questions: str | list[str] | None = None,
@@ -122,7 +123,8 @@ def update_team(
     questions (app.checkins.questions: a list, one a line, or a preset's name) are 1 to 5. Nudges:
     ``nudge_hours`` before the digest (0: off), never at or after ``nudge_cutoff`` (local HH:MM);
     a change applies from the next reminder on (a nudge already set obeys the team at send time;
-    turning nudges off drops those at once).
+    turning nudges off drops those at once). ``participation_summary``: each admin's weekly
+    participation email (app.checkins.summary), off by default.
     """
     team = s.get(Team, team_id)
     if team is None:
@@ -138,6 +140,7 @@ def update_team(
         "digest_enabled": digest_enabled,
         "digest_include_quiet": digest_include_quiet,
         "tracking": tracking,
+        "participation_summary": participation_summary,
     }
     flags = {key: value for key, value in given.items() if value is not None}
     for key, value in flags.items():
@@ -200,6 +203,7 @@ def current(s: Session, team_id: int) -> dict:
         "questions": list(asked_questions.of(opts)),
         "nudge_hours": opts.nudge_hours,
         "nudge_cutoff": opts.nudge_cutoff,
+        "participation_summary": opts.participation_summary,
     }
 
 

@@ -175,7 +175,7 @@ def render_body(d: Delivery) -> Outcome | None:
 
 
 # check-in mail: always List-Unsubscribe, tracked or not
-LIST_KINDS = ("digest", "reminder", "nudge", "mention", "blocker")
+LIST_KINDS = ("digest", "reminder", "nudge", "mention", "blocker", "participation")
 
 
 def tracks(d: Delivery, asked: bool) -> bool:

@@ -74,6 +74,12 @@ _SETTINGS = (
         "a second reminder to who has not replied, this many hours before the digest; 0: none",
     ),
     ("nudge_cutoff", "nudge_cutoff", STR, "local HH:MM: no nudge at or after it"),
+    (
+        "participation_summary",
+        "participation_summary",
+        BOOL,
+        "each admin gets a weekly email of the team's participation, with their first digest of the week",
+    ),
 )
 TEAM_SETTINGS = Shape(
     "TeamSettings", tuple(Field(name, kind, src=key, description=d) for name, key, kind, d in _SETTINGS)

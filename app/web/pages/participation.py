@@ -15,7 +15,8 @@ from starlette.requests import Request
 
 from app.checkins import export as exporting
 from app.checkins import participation
-from app.checkins.participation import DayTotal
+from app.checkins.participation import DayTotal, duration
+from app.checkins.participation import percent as _percent  # the email summary says them alike
 from app.models import utcnow
 from app.web.common import BadInput, download, parse_day
 from app.web.pages.framework import Ctx, page, refused, render
@@ -44,10 +45,6 @@ class Chart(NamedTuple):
     first_label: str
     last_label: str
     summary: str
-
-
-def _percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{round(rate * 100)}%"
 
 
 def chart(days: list[DayTotal]) -> Chart:
@@ -87,17 +84,6 @@ def chart(days: list[DayTotal]) -> Chart:
         summary = f"Answer rate per {per}: nobody was asked in this span."
     fmt = "%d %b"
     return Chart(bars, per, days[0].day.strftime(fmt), days[-1].day.strftime(fmt), summary)
-
-
-def duration(seconds: float | None) -> str:
-    """'2 h 5 min', '12 min', '40 s'; '-' for None."""
-    if seconds is None:
-        return "-"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    h, m = divmod(s // 60, 60)
-    return f"{h} h {m} min" if h else f"{m} min"
 
 
 def _dates(request: Request, errors: dict[str, str]) -> tuple[date | None, date | None]:

@@ -54,8 +54,8 @@ def _team_page(request: Request, ctx: Ctx):
 @page("admin", form=_team_page)
 def team_form(request: Request, ctx: Ctx):
     """GET/POST /teams/{tid}/settings: name, default schedule, digest options (weekdays, weekly day,
-    skip empty days), tracking, reply domain, questions; every field of the form is saved through
-    update_team."""
+    skip empty days), the admins' weekly participation summary, tracking, reply domain, questions;
+    every field of the form is saved through update_team."""
     settings = request.app.state.settings
     if request.method == "POST":
         f = ctx.form
@@ -83,6 +83,7 @@ def team_form(request: Request, ctx: Ctx):
                 skip_empty=bool(f.get("skip_empty")),
                 weekly_day=int(weekly),
                 tracking=bool(f.get("tracking")),
+                participation_summary=bool(f.get("participation_summary")),
                 reply_domain=f.get("reply_domain", ""),
                 # a preset picked replaces the questions typed; a form without the field keeps them
                 questions=f.get("preset") or (f.get("questions") if "questions" in f else None),

@@ -194,6 +194,7 @@ def test_the_relay_alone_registers_no_check_in_kind_and_the_worker_registers_the
             ("invite", False),
             ("mention", False),
             ("nudge", False),
+            ("participation", True),
             ("reminder", False),
             ("signin", False),
             ("weekly", True),

@@ -330,11 +330,12 @@ def standup_with_goals(s, team, today: date) -> None:
 
 
 def rendered(kind: str, team, settings) -> str:
-    """The HTML part of ``kind`` (reminder or digest) for Ada, made by the relay's renderer."""
-    from app.checkins import outgoing, questions
+    """The HTML part of ``kind`` (reminder, digest or participation) for Ada, made by the relay's renderer."""
+    from app.checkins import outgoing, questions, summary
     from app.checkins.entries import Reply, add_many
     from app.db import session
     from app.models import Member, OutboundMessage
+    from app.relay import outbox
     from app.relay.render import render_message
 
     day = FIXED_NOW.date()
@@ -359,8 +360,12 @@ def rendered(kind: str, team, settings) -> str:
             )
             s.commit()
             add_comment(team.id, f"Nice, see {LONG_URL}", created_at=FIXED_NOW)  # the digest's comments
-        make = outgoing.create_digest if kind == "digest" else outgoing.create_reminder
-        mid, _ = make(s, members["Ada"], team, day, now=FIXED_NOW, settings=settings)
+        if kind == "participation":  # Ada's weekly summary (app.checkins.summary), as the tick makes it
+            row = summary.rows([(members["Ada"], team, team.timezone, day, day)], {team.id}, "t", set(), "p")
+            mid, _ = outbox.create(s, now=FIXED_NOW, lease_until=FIXED_NOW, **row[0])
+        else:
+            make = outgoing.create_digest if kind == "digest" else outgoing.create_reminder
+            mid, _ = make(s, members["Ada"], team, day, now=FIXED_NOW, settings=settings)
         _, _, html = render_message(s, s.get(OutboundMessage, mid), settings)
     return html
 
@@ -381,7 +386,9 @@ def looks(page, html: str, dark: bool) -> dict:
     )
 
 
-@pytest.mark.parametrize("kind", ["digest", "reminder", "digest-standup", "reminder-standup"])
+@pytest.mark.parametrize(
+    "kind", ["digest", "reminder", "digest-standup", "reminder-standup", "participation"]
+)
 def test_the_checkin_emails_fit_a_phone_and_turn_dark(env, db, team, chromium, kind):
     from app.settings import get_settings
 
