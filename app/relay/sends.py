@@ -48,9 +48,12 @@ ADDRESS = compose.ADDRESS
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
 _BATCH = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
 _TEMPLATE = re.compile(r"^[a-z0-9][a-z0-9_]{0,63}$")  # a leading "_" marks a layout, not a message
-# they need the check-in domain's context
+# donebox's own mail (they need the check-in domain's context, and a sign-in or invite look-alike
+# with a caller's links is phishing): an API caller may not send them; tests/app/web/api check
+# that every template in templates/email is either one of these or "api"
 INTERNAL_TEMPLATES = frozenset(
-    {"reminder", "digest", "weekly", "nudge", "mention", "blocker", "participation"}
+    {"reminder", "digest", "weekly", "nudge", "mention", "blocker", "participation", "away", "comment"}
+    | {"signin", "invite"}
 )
 MAX_SUBJECT = 998  # RFC 5322 line length
 EARLIEST_SEND_AT = datetime(2000, 1, 1, tzinfo=UTC)  # before this a send_at is a mistake, not "now"

@@ -10,7 +10,7 @@ from app.db import session
 from app.models import OutboundMessage, Team, utcnow
 from app.relay.api_tokens import create_token
 from app.relay.outbox import events
-from app.settings import get_settings
+from app.settings import ROOT, get_settings
 from jobs.broker import drain
 from jobs.scheduler import tick
 
@@ -197,7 +197,7 @@ def test_no_token_bad_json_and_wrong_type_are_refused(client, token):
     assert client.delete("/api/batches/x").status_code == 401
 
 
-def test_a_layout_template_cannot_be_sent_as_a_message(db, env):
+def test_layouts_and_the_templates_of_donebox_own_mail_cannot_be_sent_through_the_api(db, env):
     from starlette.testclient import TestClient
 
     from app.db import session
@@ -208,7 +208,11 @@ def test_a_layout_template_cannot_be_sent_as_a_message(db, env):
     with session() as s:
         token = create_token(s, "layouts", now=utcnow())
     with TestClient(create_app()) as c:
-        for name in ("_card", "_report"):
+        # layouts, and every template of donebox's own mail: only "api" (and templates an operator
+        # adds) may be sent through the API
+        own = {p.stem for p in (ROOT / "templates" / "email").glob("*.txt")} - {"api"}
+        assert {"reminder", "signin", "away", "comment"} <= own
+        for name in ("_card", "_report", *sorted(own)):
             r = c.post(
                 "/api/messages",
                 json={"to": "x@example.com", "subject": "hi", "template": name},
