@@ -45,11 +45,12 @@ format: $(STAMP_TEST)
 
 # the README's and docs/web.md's pictures, taken by the browser test that walks every page
 SHOTS := var/screenshots
-DESKTOP_SHOTS := team-day search-results my-schedule team-settings members chat message-timeline inbound-message dev-inbox
+DESKTOP_SHOTS := team-day search-results my-schedule team-settings members chat chat-post participation message-timeline inbound-message dev-inbox
+PHONE_SHOTS := team-day team-settings participation email-digest email-digest-dark email-reminder-standup email-digest-standup
 screenshots: $(STAMP_TEST)
 	DONEBOX_SCREENSHOTS=$(SHOTS) $(BIN)/pytest -q -p no:cacheprovider tests/app/web/pages/test_phone.py
 	for n in $(DESKTOP_SHOTS); do cp $(SHOTS)/1280/$$n.png docs/screenshots/$${n%-results}.png; done
-	for n in team-day team-settings email-digest email-digest-dark; do cp $(SHOTS)/390/$$n.png docs/screenshots/phone-$$n.png; done
+	for n in $(PHONE_SHOTS); do cp $(SHOTS)/390/$$n.png docs/screenshots/phone-$$n.png; done
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

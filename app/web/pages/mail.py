@@ -38,7 +38,7 @@ from app.relay import composed, outbox, passthrough, quotas
 from app.relay import redrive as redrives
 from app.relay import suppressions as suppression_list  # the page below is named suppressions
 from app.relay.admin import masked
-from app.relay.chat import CHAT_KIND
+from app.relay.chat import CHAT_KIND, Post
 from app.relay.render import render_message
 from app.web.common import BadInput, parse_day
 from app.web.pages.framework import Ctx, FormError, back, confirm, page, refused, render
@@ -236,6 +236,7 @@ class Content:
     error: str = ""
     kept: bool = False  # the bytes a transport received, not a rendering
     preview: bool = False  # rendered now, for a message not sent yet
+    post: Post | None = None  # a chat post: what it says, shown as a chat shows it
 
 
 def _part(msg: EmailMessage, kind: str) -> str:
@@ -253,11 +254,16 @@ def _pretty(raw: bytes | str) -> str:
 def _chat_content(m: OutboundMessage, raw: bytes | None) -> Content:
     """A chat post: the JSON its webhook received, else the post as stored (its webhook URL, a
     secret, is never shown: the row names its destination)."""
+    try:
+        post = Post.from_json(m.context)
+    except ValueError:
+        post = None
     if raw is not None:
         when = f" at {m.sent_at:%Y-%m-%d %H:%M:%S} UTC" if m.sent_at else ""
-        return Content(f"As POSTed to the webhook{when}: {len(raw)} bytes of JSON.", _pretty(raw), kept=True)
+        note = f"As POSTed to the webhook{when}: {len(raw)} bytes of JSON."
+        return Content(note, _pretty(raw), kept=True, post=post)
     note = "The post as stored; it is formatted for the destination's service when sent."
-    return Content(note, _pretty(m.context), preview=m.state in outbox.PRE_SEND)
+    return Content(note, _pretty(m.context), preview=m.state in outbox.PRE_SEND, post=post)
 
 
 def _content(ctx: Ctx, m: OutboundMessage, settings) -> Content:

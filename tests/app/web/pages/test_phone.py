@@ -155,20 +155,23 @@ def chromium():
 
 
 def add_comment(tid: int, text: str, created_at=None) -> None:
-    """Bob's comment on the team's first entry (what a reply to the digest quoting it makes)."""
+    """Bob's comment on the first entry of the team's latest day (what a reply to the digest quoting
+    it makes)."""
     from app.db import session
     from app.models import Comment, Entry, Member
 
     with session() as s:
-        entry = s.execute(select(Entry).where(Entry.team_id == tid).order_by(Entry.id)).scalars().first()
+        latest = select(Entry).where(Entry.team_id == tid).order_by(Entry.day.desc(), Entry.id)
+        entry = s.execute(latest).scalars().first()
         bob = s.execute(select(Member).where(Member.team_id == tid, Member.name == "Bob")).scalar_one()
         extra = {"created_at": created_at} if created_at else {}
         s.add(Comment(team_id=tid, day=entry.day, entry_id=entry.id, author_id=bob.id, text=text, **extra))
 
 
-def fill_the_team(page, base: str, tid: int) -> None:
-    """Entries (today by mail, a week ago by hand), reminders and digests out, a token, a chat
-    channel, a suppression, pass-through switched on by the operator."""
+def fill_the_team(page, base: str, tid: int, chat_url: str) -> None:
+    """Entries (today by mail, a week ago by hand), reminders and digests out (the digest posted to
+    a chat channel at ``chat_url`` too), a token, a second chat channel, a suppression,
+    pass-through switched on by the operator."""
     browser.reply(
         base,
         "ada@example.com",
@@ -192,6 +195,10 @@ def fill_the_team(page, base: str, tid: int) -> None:
     page.goto(f"{base}/teams/{tid}?day={week_ago}")
     page.fill("textarea[name=text]", "Planned the #phone work with @bob")
     page.click("button:has-text('Add')")
+    page.goto(f"{base}/teams/{tid}/settings/chat")  # the channel the digest is posted to
+    page.fill("input[name=url]", chat_url)
+    page.fill("input[name=label]", "#rocket")
+    page.click("button:has-text('Add')")
     page.goto(f"{base}/dev/inbox")
     page.click("button:has-text('Send today\\'s reminders')")
     page.goto(f"{base}/dev/inbox")
@@ -203,7 +210,7 @@ def fill_the_team(page, base: str, tid: int) -> None:
     page.goto(f"{base}/teams/{tid}/settings/tokens")
     page.fill("input[name=name]", "the nightly export to the wiki")
     page.click("button:has-text('Create')")
-    page.goto(f"{base}/teams/{tid}/settings/chat")  # a long webhook URL, masked in the table
+    page.goto(f"{base}/teams/{tid}/settings/chat")  # a second one: a long webhook URL, masked
     page.fill(
         "input[name=url]", "https://hooks.slack.com/services/T0123456789/B0123456789/abcdefghijklmnopqrstuvwx"
     )
@@ -235,10 +242,22 @@ def add_a_webhook(tid: int) -> None:
         s.add(WebhookAttempt(delivery_id=did, at=FIXED_NOW, status=500, latency_ms=12, response="no " * 200))
 
 
-def test_every_page_fits_a_phone_and_a_desktop(live, chromium, team):
+@pytest.fixture
+def chat_server(env):
+    """A local server standing in for Slack's incoming webhook; loopback channels allowed (set before
+    ``live`` starts, which reads the settings once)."""
+    from tests.app.relay.transports.webhook_server import WebhookServer
+
+    env.setenv("CHAT_ALLOW_LOCAL", "true")
+    server = WebhookServer().start()
+    yield server
+    server.stop()
+
+
+def test_every_page_fits_a_phone_and_a_desktop(chat_server, live, chromium, team):
     from app.accounts.users import make_operator
     from app.db import session
-    from app.models import Entry
+    from app.models import Entry, OutboundMessage
 
     base, tid = live, team.id
     with session() as s:
@@ -260,9 +279,17 @@ def test_every_page_fits_a_phone_and_a_desktop(live, chromium, team):
     page = context.new_page()
     page.set_default_timeout(browser.WAIT_S * 1000)
     browser.sign_in(page, base, "ada@example.com")
-    fill_the_team(page, base, tid)
+    fill_the_team(page, base, tid, chat_server.url("slack"))
     with session() as s:
         eid = s.execute(select(Entry.id).order_by(Entry.id)).scalars().first()
+    posted = select(OutboundMessage.id).where(OutboundMessage.kind == "chat", OutboundMessage.state == "sent")
+    browser.until(lambda: chat_server.hits, "the digest's chat post at the local webhook")
+
+    def sent_post():
+        with session() as s:
+            return s.execute(posted).scalars().first()
+
+    chat_id = browser.until(sent_post, "the chat post sent")
     add_a_webhook(tid)
     seeds = [
         "/",
@@ -274,6 +301,8 @@ def test_every_page_fits_a_phone_and_a_desktop(live, chromium, team):
         page.set_viewport_size({"width": width, "height": height})
         reached, found = crawl(page, base, width, seeds)
         problems += found
+        page.goto(f"{base}/mail/outbound/{chat_id}")  # the digest as posted to chat
+        problems += check(page, width, "chat-post")
         assert MUST_REACH <= reached, f"not reached at {width}: {sorted(MUST_REACH - reached)}"
     context.close()
     assert problems == [], "\n".join(problems)

@@ -1,15 +1,22 @@
 """The team's chat page: add a channel's webhook (checked, shown masked), send a test post through
 the outbox to a local server standing in for the service, remove it; members cannot."""
 
+from datetime import date
+
 import pytest
 from sqlalchemy import select
 
+from app.checkins import questions
+from app.checkins.chat import create_digest_posts
+from app.checkins.entries import Reply, add_many
 from app.db import session
-from app.models import ChatDestination, OutboundMessage
+from app.models import ChatDestination, Member, OutboundMessage
 from app.settings import get_settings
 from jobs.broker import drain
+from jobs.enqueue import enqueue_deliveries
 from tests.app.relay.transports.webhook_server import WebhookServer
 from tests.app.web.conftest import post, sign_in
+from tests.conftest import FIXED_NOW
 
 
 @pytest.fixture
@@ -92,3 +99,28 @@ def test_a_channel_can_ask_for_each_new_blocker_too(client, team, sent):
     with session() as s:
         assert s.execute(select(ChatDestination.blockers)).scalar_one() is True
     assert "(and each new blocker)" in client.get(f"/teams/{team.id}/settings/chat").text
+
+
+def test_a_digest_posts_page_shows_the_post_as_a_chat_shows_it_escaped(server, client, team, sent):
+    sign_in(client, sent, "ada@example.com")
+    url = server.url("slack")
+    form = {"service": "slack", "url": url, "label": "#standup"}
+    assert post(client, f"/teams/{team.id}/settings/chat", form).status_code == 303
+    day = date(2026, 11, 23)
+    with session() as s:
+        bob = s.execute(select(Member).where(Member.name == "Bob")).scalar_one()
+        drafts = questions.drafts("Shipped <b>bold</b> things\nBlocked: the review", ("Done?",))[0]
+        add_many(s, [Reply(team.id, bob.id, day, None, drafts)], now=FIXED_NOW)
+        (mid,) = create_digest_posts(s, {(team.id, day)}, now=FIXED_NOW, settings=get_settings())
+        s.commit()
+    enqueue_deliveries([mid])  # what the scheduler's tick does with the rows it made
+    drain()
+    (hit,) = server.hits
+    assert hit.json["blocks"][0]["text"]["text"] == "What Rocket got done on Monday, 23 November"
+    page = client.get(f"/mail/outbound/{mid}").text
+    shown = page[page.index('id="post"') : page.index("</div>", page.index('id="post"'))]
+    assert "What Rocket got done on Monday, 23 November" in shown
+    assert "<strong>Bob</strong>" in shown and "Shipped &lt;b&gt;bold&lt;/b&gt; things" in shown
+    assert "<b>bold</b>" not in shown  # an entry's text never becomes markup on our page
+    assert f'href="http://donebox.test/teams/{team.id}?day=2026-11-23"' in shown
+    assert "As POSTed to the webhook" in page  # and the JSON as received, below
