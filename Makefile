@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PORT ?= 8000
+# the suite's processes (pytest-xdist); each has its own PostgreSQL and SQLite database and Redis db
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test services lint format bench clean screenshots
 
@@ -31,7 +33,7 @@ services:
 test: $(STAMP_TEST) $(if $(filter true,$(CI)),services)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check .

@@ -146,6 +146,7 @@ def test_production_refuses_a_weak_secret_with_a_one_line_reason(tmp_path, name,
         secrets.token_urlsafe(32),
         "correct-Horse-battery-staple-2026-x",
     ],
+    ids=["token_hex", "token_urlsafe", "passphrase"],  # the same ids in every xdist worker
 )
 def test_production_accepts_generated_secrets(tmp_path, value):
     s = load(
