@@ -344,14 +344,14 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
         raise SettingsError("CHAT_ALLOW_LOCAL cannot be on in production: chat webhooks are https only there")
     if bool(e("AWS_ACCESS_KEY_ID")) != bool(e("AWS_SECRET_ACCESS_KEY")):
         raise SettingsError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither")
-    # what carries mail while no sender is configured; production has nothing unless asked for, so
-    # mail never lands on the server's disk marked "sent" by default
     log_format = e("LOG_FORMAT", "auto").strip().lower() or "auto"
     if log_format not in LOG_FORMATS:
         raise SettingsError(f"LOG_FORMAT must be auto, json or text, not {e('LOG_FORMAT')!r}")
     log_level = e("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if log_level not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {e('LOG_LEVEL')!r}")
+    # what carries mail while no sender is configured; production has nothing unless asked for, so
+    # mail never lands on the server's disk marked "sent" by default
     transport = e("MAIL_TRANSPORT", "none" if env == "production" else "maildir")
     if transport not in ("maildir", "memory", "none"):
         raise SettingsError(f"MAIL_TRANSPORT must be maildir, memory or none, not {transport!r}")

@@ -3,6 +3,8 @@
 import io
 import json
 import logging
+import sys
+import threading
 
 import pytest
 
@@ -177,20 +179,40 @@ def test_an_unknown_log_format_or_level_is_refused_by_name(tmp_path, name, value
         settings(tmp_path, **{name: value})
 
 
-def test_other_handlers_see_the_record_as_it_was_logged(tmp_path, caplog):
+@pytest.fixture
+def restored():
+    """The root logger's level and handlers, and Python's hooks, as they were before the test."""
     root = logging.getLogger()
-    level = root.level
+    level, hooks = root.level, (sys.excepthook, threading.excepthook)
+    yield root
+    for h in [h for h in root.handlers if isinstance(h, logs.Handler)]:
+        root.removeHandler(h)
+    root.setLevel(level)
+    sys.excepthook, threading.excepthook = hooks
+    logging.captureWarnings(False)
+
+
+def test_other_handlers_see_the_record_as_it_was_logged(tmp_path, caplog, restored):
     logs.setup_logging(settings(tmp_path, LOG_LEVEL="DEBUG"))
     logs.setup_logging(settings(tmp_path))  # again: still one handler of ours
-    try:
-        assert sum(isinstance(h, logs.Handler) for h in root.handlers) == 1
-        assert root.level == logging.INFO
-        logging.getLogger("donebox.test_logs").warning("to %s", "ada@example.com")
-    finally:
-        for h in [h for h in root.handlers if isinstance(h, logs.Handler)]:
-            root.removeHandler(h)
-        root.setLevel(level)
+    assert sum(isinstance(h, logs.Handler) for h in restored.handlers) == 1
+    assert restored.level == logging.INFO
+    logging.getLogger("donebox.test_logs").warning("to %s", "ada@example.com")
     assert caplog.records[-1].getMessage() == "to ada@example.com"
+
+
+def test_an_exception_no_thread_caught_is_a_line_too(tmp_path, capsys, restored):
+    logs.setup_logging(settings(tmp_path))
+
+    def doomed():
+        raise ZeroDivisionError("for ada@example.com")
+
+    t = threading.Thread(target=doomed, name="doomed")
+    t.start()
+    t.join()
+    (line,) = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    assert line["level"] == "critical" and line["msg"] == "uncaught ZeroDivisionError in thread doomed"
+    assert "ZeroDivisionError: for a***@example.com" in line["exc"]
 
 
 def test_uvicorns_log_config_makes_the_same_handler(tmp_path):
