@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+from app.logs import setup_logging, uvicorn_config
 from app.settings import SettingsError, get_settings
 
 log = logging.getLogger("donebox")
@@ -49,8 +50,9 @@ def _serve(host: str, port: int, workers: int = 1) -> None:
         workers=workers,
         loop="uvloop",
         http="httptools",
-        log_level="info",
-        access_log=False,
+        log_config=uvicorn_config(get_settings()),  # each worker process logs as this one
+        log_level=get_settings().log_level.lower(),
+        access_log=False,  # app.web.request_ids logs each request, its path's tokens left out
     )
 
 
@@ -105,7 +107,7 @@ def cmd_worker(args) -> int:
     argv = [
         sys.executable,
         "-m",
-        "dramatiq",
+        "jobs.worker",  # Dramatiq's command line, logging as every donebox command
         "jobs.actors",
         "--processes",
         str(args.processes),
@@ -833,13 +835,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``donebox`` console script."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parser().parse_args(argv)
     try:
-        get_settings()
+        settings = get_settings()
     except SettingsError as e:
         print(f"donebox: {e}", file=sys.stderr)
         return 2
+    setup_logging(settings)
     return args.fn(args) or 0
 
 

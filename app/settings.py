@@ -66,6 +66,8 @@ class Settings:
     """donebox's configuration; secrets never appear in the repr."""
 
     env: str = "development"  # DONEBOX_ENV: development | production
+    log_format: str = "auto"  # LOG_FORMAT: auto (json in production, text otherwise) | json | text
+    log_level: str = "INFO"  # LOG_LEVEL: DEBUG | INFO | WARNING | ERROR
     var_dir: Path = ROOT / "var"  # VAR_DIR: SQLite file, dev secrets and the dev maildir
     database_url: str = ""  # DATABASE_URL: default sqlite:///var/donebox.db
     redis_url: str = ""  # REDIS_URL: Dramatiq on Redis; unset: in-memory broker, in-process workers
@@ -184,6 +186,11 @@ class Settings:
         return self.env == "production"
 
     @property
+    def log_json(self) -> bool:
+        """Whether log lines are JSON objects (LOG_FORMAT=json, or auto in production)."""
+        return self.log_format == "json" or (self.log_format == "auto" and self.production)
+
+    @property
     def mail_domain(self) -> str:
         """The domain of MAIL_FROM: the right-hand side of our Message-IDs."""
         return self.mail_from.rsplit("@", 1)[-1]
@@ -244,6 +251,8 @@ def _dev_secret(var_dir: Path, name: str) -> str:
     return value
 
 
+LOG_FORMATS = ("auto", "json", "text")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # the settings holding HTTP Basic credentials, user:password
 BASIC_AUTH_SETTINGS = ("SENDGRID_INBOUND_AUTH", "POSTMARK_INBOUND_AUTH", "POSTMARK_EVENT_AUTH")
 SECRET_MIN_CHARS = 32  # SECRET_KEY in production
@@ -335,6 +344,12 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
         raise SettingsError("CHAT_ALLOW_LOCAL cannot be on in production: chat webhooks are https only there")
     if bool(e("AWS_ACCESS_KEY_ID")) != bool(e("AWS_SECRET_ACCESS_KEY")):
         raise SettingsError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together: set both or neither")
+    log_format = e("LOG_FORMAT", "auto").strip().lower() or "auto"
+    if log_format not in LOG_FORMATS:
+        raise SettingsError(f"LOG_FORMAT must be auto, json or text, not {e('LOG_FORMAT')!r}")
+    log_level = e("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {e('LOG_LEVEL')!r}")
     # what carries mail while no sender is configured; production has nothing unless asked for, so
     # mail never lands on the server's disk marked "sent" by default
     transport = e("MAIL_TRANSPORT", "none" if env == "production" else "maildir")
@@ -343,6 +358,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
     try:
         return Settings(
             env=env,
+            log_format=log_format,
+            log_level=log_level,
             var_dir=var_dir,
             database_url=e("DATABASE_URL", "") or f"sqlite:///{var_dir / 'donebox.db'}",
             redis_url=e("REDIS_URL", ""),

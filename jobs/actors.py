@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 import app.checkins.outgoing  # noqa: F401 - registers how reminders and digests render (app.relay.render)
 import jobs.broker  # noqa: F401 - sets the broker before the actors below are declared
+from app import logs
 from app.db import session
 from app.inbound.process import process_many, retry_or_quarantine
 from app.models import OutboundMessage, utcnow
@@ -29,7 +30,8 @@ INBOUND_TIME_LIMIT_MS = get_settings().inbound_job_time_limit_s * 1000  # read w
 def process_inbound(inbound_id: int) -> None:
     """Process one stored inbound message; a time-out or crash is retried up to INBOUND_MAX_ATTEMPTS
     claims, then the message is quarantined (never raised away, never re-queued forever)."""
-    _process([inbound_id])
+    with logs.bound(inbound_id=inbound_id):
+        _process([inbound_id])
 
 
 @dramatiq.actor(max_retries=0, queue_name="inbound", time_limit=INBOUND_TIME_LIMIT_MS)
@@ -68,7 +70,8 @@ def _process(inbound_ids: list[int]) -> None:
 
         enqueue_deliveries(mail)
     for iid, state in states.items():
-        log.info("inbound %s: %s", iid, state)
+        with logs.bound(inbound_id=iid):
+            log.info("inbound %s: %s", iid, state)
 
 
 SORT_IDS = 1000  # ids per fair-queue sorting job
@@ -99,8 +102,7 @@ def sort_deliveries(message_ids: list[int]) -> None:
 
 def _deliver(message_ids: list[int]) -> None:
     settings = get_settings()
-    states = deliver_many(message_ids, transport=get_transport(settings), settings=settings)
-    log.info("messages (id: state) %s", states)  # one line per batch
+    deliver_many(message_ids, transport=get_transport(settings), settings=settings)  # a line per message
 
 
 @dramatiq.actor(max_retries=0, queue_name="outbound")

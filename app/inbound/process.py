@@ -26,6 +26,7 @@ from typing import NamedTuple
 from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlmodel import Session
 
+from app import logs
 from app.checkins import away, comments, entries, goals
 from app.checkins import questions as asked
 from app.checkins.outgoing import reminder_text
@@ -348,42 +349,44 @@ def process_many(
     changes: list[dict] = []
     fetched: dict[int, bytes] = {}  # content fetched from where the provider kept it: stored as raw
     for row in claimed:
-        try:
-            raw = row.raw or b""
-            where = stored_elsewhere(row)
-            if where is not None:
-                try:
-                    raw = fetched[row.id] = s3.fetch(where, settings)
-                except FetchError as e:
-                    changes.append(_unfetched(row, load_email(row), e, now=now, settings=settings))
-                    continue
-            email = load_email(row, raw)
-            parsed.append((row.id, email, parse_report(email, raw)))
-        except Exception as e:  # noqa: BLE001 - recorded on the row for `donebox inbound reprocess`
-            log.exception("inbound %s failed", row.id)
-            changes.append({"id": row.id, "state": "failed", "error": _why(e), "processed_at": now})
+        with logs.bound(inbound_id=row.id):
+            try:
+                raw = row.raw or b""
+                where = stored_elsewhere(row)
+                if where is not None:
+                    try:
+                        raw = fetched[row.id] = s3.fetch(where, settings)
+                    except FetchError as e:
+                        changes.append(_unfetched(row, load_email(row), e, now=now, settings=settings))
+                        continue
+                email = load_email(row, raw)
+                parsed.append((row.id, email, parse_report(email, raw)))
+            except Exception as e:  # noqa: BLE001 - recorded on the row for `donebox inbound reprocess`
+                log.exception("inbound %s failed", row.id)
+                changes.append({"id": row.id, "state": "failed", "error": _why(e), "processed_at": now})
     senders = find_senders(s, [email for _, email, _ in parsed], settings) if parsed else None
     copies = earlier_copies(s, claimed)
     reports: dict[int, str] = {}
     for iid, email, report in parsed:
-        copy = copies.get(iid)
-        if copy is not None and copy.same is not None:  # the mail again: no reports, no entries twice
-            changes.append({"id": iid, "state": "ignored", **_copy_values(email, copy, now)})
-            continue
-        try:
-            # List-Unsubscribe mailto requests, and bounces and complaints about our mail (which
-            # move it and suppress the address), make no entries; applying them twice adds nothing
-            reports[iid] = unsubscribe_request(s, email, settings, now) or feedback.apply_report(
-                s,
-                report,
-                ref=f"inbound:{iid}",
-                now=now,
-                to=(*email.envelope_to, *email.to),  # a bounce to our VERP return path names its message
-                secret=settings.secret_key,
-            )
-        except Exception as e:  # noqa: BLE001 - as above
-            log.exception("inbound %s failed", iid)
-            changes.append({"id": iid, "state": "failed", "error": _why(e), "processed_at": now})
+        with logs.bound(inbound_id=iid):
+            copy = copies.get(iid)
+            if copy is not None and copy.same is not None:  # the mail again: no reports, no entries twice
+                changes.append({"id": iid, "state": "ignored", **_copy_values(email, copy, now)})
+                continue
+            try:
+                # List-Unsubscribe mailto requests, and bounces and complaints about our mail (which
+                # move it and suppress the address), make no entries; applying them twice adds nothing
+                reports[iid] = unsubscribe_request(s, email, settings, now) or feedback.apply_report(
+                    s,
+                    report,
+                    ref=f"inbound:{iid}",
+                    now=now,
+                    to=(*email.envelope_to, *email.to),  # a bounce to our VERP return path names its message
+                    secret=settings.secret_key,
+                )
+            except Exception as e:  # noqa: BLE001 - as above
+                log.exception("inbound %s failed", iid)
+                changes.append({"id": iid, "state": "failed", "error": _why(e), "processed_at": now})
     s.commit()
     reminders: dict = {}
     replies: list[entries.Reply] = []
@@ -391,27 +394,28 @@ def process_many(
     later: list[tuple[int, Away | DigestReply]] = []  # pauses and comments, made after the entries
     marks: list = []  # (inbound id, member id, day, ((goal number, action), ...)) of replies closing goals
     for iid, email, _ in parsed:
-        if iid not in reports:
-            continue
-        try:
-            state, values, made = _outcome(email, senders, settings, now, reminders, reports[iid])
-        except Exception as e:  # noqa: BLE001 - as above
-            log.exception("inbound %s failed", iid)
-            state, values, made = "failed", {"error": _why(e), "processed_at": now}, None
-        if iid in copies:  # a reused Message-ID with other content: another mail, processed as any
-            values["same_message_id_as"] = copies[iid].first
-            values["notes"] = text("\n".join(n for n in (copies[iid].note(), values.get("notes", "")) if n))[
-                :4000
-            ]
-        changes.append({"id": iid, "state": state, **values})
-        if isinstance(made, (Away, DigestReply)):
-            later.append((iid, made))
-        elif made is not None:
-            member, team, day, drafts, marked = made
-            replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
-            received[iid] = (team.id, _received(iid, member, day, values, len(drafts)))
-            if marked:
-                marks.append((iid, member.id, day, marked))
+        with logs.bound(inbound_id=iid):
+            if iid not in reports:
+                continue
+            try:
+                state, values, made = _outcome(email, senders, settings, now, reminders, reports[iid])
+            except Exception as e:  # noqa: BLE001 - as above
+                log.exception("inbound %s failed", iid)
+                state, values, made = "failed", {"error": _why(e), "processed_at": now}, None
+            if iid in copies:  # a reused Message-ID with other content: another mail, processed as any
+                values["same_message_id_as"] = copies[iid].first
+                values["notes"] = text(
+                    "\n".join(n for n in (copies[iid].note(), values.get("notes", "")) if n)
+                )[:4000]
+            changes.append({"id": iid, "state": state, **values})
+            if isinstance(made, (Away, DigestReply)):
+                later.append((iid, made))
+            elif made is not None:
+                member, team, day, drafts, marked = made
+                replies.append(entries.Reply(team.id, member.id, day, iid, drafts))
+                received[iid] = (team.id, _received(iid, member, day, values, len(drafts)))
+                if marked:
+                    marks.append((iid, member.id, day, marked))
     held = _held(s, claimed)
     for iid in attempts:
         states[iid] = held.get(iid, "missing")

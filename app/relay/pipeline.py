@@ -18,6 +18,7 @@ given back once the outcome is committed: a kill -9 duplicates at most SEND_SLOT
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -29,6 +30,7 @@ from email.utils import format_datetime, parseaddr
 from sqlalchemy import Row
 from sqlmodel import Session
 
+from app import logs
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError, UnregisteredKind
 from app.models import ChatDestination, utcnow
@@ -52,6 +54,8 @@ from app.relay.transports.base import Outgoing, SendResult
 from app.relay.transports.webhook import Post, WebhookTransport
 from app.settings import Settings, get_settings
 from parsers.html_bounds import bound_html
+
+log = logging.getLogger("donebox.relay")
 
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
 MAX_BACKOFF_S = 6 * 3600
@@ -550,31 +554,36 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
         s.commit()
         passed = 0  # messages of the batch sent without their tracking (pass-through)
         for m in messages:
-            d = Delivery(
-                message=m,
-                settings=settings,
-                transport=transport,
-                now=now or utcnow(),
-                suppressed=suppressed.get(m.to_addr.lower(), ""),
-            )
-            if d.now > m.lease_until - margin:
-                outbox.finish(
-                    s,
-                    m.id,
-                    "deferred",
-                    now=d.now,
-                    error="lease half gone before its turn in the batch",
-                    next_attempt_at=d.now,
+            with logs.bound(message_id=m.id, team_id=m.team_id):
+                d = Delivery(
+                    message=m,
+                    settings=settings,
+                    transport=transport,
+                    now=now or utcnow(),
+                    suppressed=suppressed.get(m.to_addr.lower(), ""),
                 )
-                s.commit()
-                states[m.id] = "deferred"
-                continue
-            try:
-                states[m.id] = record(s, d, attempt(d))
-                s.commit()
-            finally:
-                _release_slot(d)
-            passed += d.passed_through and states[m.id] == "sent"
+                if d.now > m.lease_until - margin:
+                    outbox.finish(
+                        s,
+                        m.id,
+                        "deferred",
+                        now=d.now,
+                        error="lease half gone before its turn in the batch",
+                        next_attempt_at=d.now,
+                    )
+                    s.commit()
+                    states[m.id] = "deferred"
+                    log.info("message %s: deferred (lease half gone before its turn in the batch)", m.id)
+                    continue
+                try:
+                    outcome = attempt(d)
+                    states[m.id] = record(s, d, outcome)
+                    s.commit()
+                finally:
+                    _release_slot(d)
+                passed += d.passed_through and states[m.id] == "sent"
+                why = "" if states[m.id] == "sent" else f" ({outcome.detail[:300]})"
+                log.info("message %s: %s%s", m.id, states[m.id], why, extra={"kind": m.kind})
         if passed:
             passthrough.count_passed(s, passed)
             s.commit()

@@ -13,6 +13,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from app.relay.transports import close_all
 from app.settings import get_settings
 from app.web.pages.signin import http_error, server_error
+from app.web.request_ids import RequestIds
 from app.web.routes import routes
 from app.web.security import SecurityHeaders
 from app.web.unread import CloseUnreadBodies
@@ -40,6 +41,7 @@ def create_app() -> Starlette:
     """Build the ASGI app: routes from app.web.routes, sessions, security headers, jobs broker ready."""
     settings = get_settings()
     middleware = [
+        Middleware(RequestIds),
         Middleware(CloseUnreadBodies),
         Middleware(SecurityHeaders),
         Middleware(

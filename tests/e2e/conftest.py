@@ -59,14 +59,17 @@ class Procs:
         self.tmp = tmp
         self.procs: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(self, args: list[str], env: dict) -> subprocess.Popen:
+    def start(self, args: list[str], env: dict, *, stderr_apart: bool = False) -> subprocess.Popen:
+        """Start ``donebox ARGS``; its stdout and stderr in one log, or stderr in a file of its own
+        (``stderr_of``) when ``stderr_apart``."""
         log = self.tmp / f"proc-{len(self.procs)}.log"
-        with log.open("wb") as out:  # the child keeps its own copy of the descriptor
+        err = log.with_suffix(".err")
+        with log.open("wb") as out, err.open("wb") as errors:  # the child keeps its own copies
             p = subprocess.Popen(
                 DONEBOX + args,
                 env=env,
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=errors if stderr_apart else subprocess.STDOUT,
                 cwd=str(Path(__file__).resolve().parents[2]),
                 start_new_session=True,
             )
@@ -83,8 +86,15 @@ class Procs:
             cwd=str(Path(__file__).resolve().parents[2]),
         )
 
+    def stderr_of(self, p: subprocess.Popen) -> str:
+        """What ``p`` wrote on stderr, when it was started with ``stderr_apart``."""
+        return next(log for q, log in self.procs if q is p).with_suffix(".err").read_text(errors="replace")
+
     def logs(self) -> str:
-        return "\n".join(f"--- {p.args}\n{log.read_text(errors='replace')[-3000:]}" for p, log in self.procs)
+        def tail(path: Path) -> str:
+            return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+        return "\n".join(f"--- {p.args}\n{tail(log)}{tail(log.with_suffix('.err'))}" for p, log in self.procs)
 
     def stop_one(self, p: subprocess.Popen) -> int:
         """SIGTERM ``p``'s process group and wait for it; its exit code."""

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse
 
+from app import logs
 from app.accounts import users
 from app.db import session
 from app.models import User, utcnow
@@ -123,6 +124,10 @@ async def server_error(request: Request, exc: Exception):
     (Starlette logs the exception and re-raises it after this answer)."""
     message = "Something went wrong on our side; it is logged. Try again in a moment."
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": message}, status_code=500)
-    data = {"message": message, "status": 500, "heading": TITLES[500]}
-    return await render_page(request, "error.html", data, status=500)
+        response = JSONResponse({"error": message}, status_code=500)
+    else:
+        data = {"message": message, "status": 500, "heading": TITLES[500]}
+        response = await render_page(request, "error.html", data, status=500)
+    if rid := logs.current().get("request_id"):  # this answer leaves outside app.web.request_ids
+        response.headers["x-request-id"] = rid
+    return response

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from dataclasses import replace
 from datetime import date
 
 from sqlalchemy import event, select
 
 import app.inbound.process
+from app import logs
 from app.checkins.reply_tokens import reply_address
 from app.db import get_engine, session
 from app.inbound.accept import accept
@@ -170,6 +173,41 @@ def test_a_message_that_cannot_be_processed_fails_alone_with_the_reason(db, monk
         failed = s.get(InboundMessage, ids[1])
     assert failed.error == "ValueError: cannot read this reply"
     assert entry_texts(ids[0]) == ["One"] and entry_texts(ids[1]) == []
+
+
+def test_what_processing_logs_of_a_batch_carries_each_messages_inbound_id(db, monkeypatch):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    real = extract_reply
+
+    def picky(email, **kw):
+        if "boom" in (email.text or ""):
+            raise ValueError(f"cannot read the reply of {email.from_addr}")
+        return real(email, **kw)
+
+    monkeypatch.setattr(app.inbound.process, "extract_reply", picky)
+    ids = [store(mail(i, token, body), f"l{i}") for i, body in enumerate(["- One", "- boom"])]
+    out = io.StringIO()
+    h = logs.handler(get_settings())
+    h.setStream(out)
+    h.setFormatter(logs.JSONFormatter())
+    root = logging.getLogger()
+    root.addHandler(h)
+    level, root.level = root.level, logging.INFO
+    try:
+        process_inbound_batch.fn(ids)
+    finally:
+        root.removeHandler(h)
+        root.level = level
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    failed = next(x for x in lines if x["msg"] == f"inbound {ids[1]} failed")
+    assert (
+        failed["inbound_id"] == ids[1]
+        and "ValueError: cannot read the reply of a***@example.com" in failed["exc"]
+    )
+    states = {x["inbound_id"]: x["msg"] for x in lines if x["logger"] == "donebox.jobs"}
+    assert states == {ids[0]: f"inbound {ids[0]}: processed", ids[1]: f"inbound {ids[1]}: failed"}
+    assert "ada@example.com" not in out.getvalue()
 
 
 def test_when_the_batch_transaction_fails_each_message_is_processed_in_a_job_of_its_own(db, monkeypatch):

@@ -1,8 +1,12 @@
+import io
+import json
+import logging
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from app import logs
 from app.db import session
 from app.errors import PermanentSendError, TransientSendError
 from app.models import OutboundMessage, Suppression
@@ -387,3 +391,38 @@ def test_with_no_sender_and_no_mail_transport_a_message_waits_deferred_never_pre
     mid = reminder_for()
     assert deliver(mid, transport=None, now=NOW) == "deferred"
     assert row(mid).state == "deferred" and row(mid).error == NO_SENDER and row(mid).sent_at is None
+
+
+class Talkative(MemoryTransport):
+    """A memory transport that logs as it sends, as a real one might deep inside a step."""
+
+    def send(self, message):
+        logging.getLogger("donebox.test").info("handing over to ada@example.com")
+        return super().send(message)
+
+
+def test_what_a_delivery_logs_carries_the_message_and_team_ids(team):
+    out = io.StringIO()
+    h = logs.handler(get_settings())
+    h.setStream(out)
+    h.setFormatter(logs.JSONFormatter())
+    root = logging.getLogger()
+    root.addHandler(h)
+    level, root.level = root.level, logging.INFO
+    try:
+        mid = reminder_for()
+        assert deliver(mid, transport=Talkative(), now=NOW) == "sent"
+        assert deliver(
+            reminder_for("bob@example.com"), transport=Failing(TransientSendError("421 x")), now=NOW
+        )
+    finally:
+        root.removeHandler(h)
+        root.level = level
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    ours = [(x["msg"], x.get("message_id"), x.get("team_id")) for x in lines if "message_id" in x]
+    assert ours == [
+        ("handing over to a***@example.com", mid, team.id),
+        (f"message {mid}: sent", mid, team.id),
+        (f"message {mid + 1}: deferred (421 x)", mid + 1, team.id),
+    ]
+    assert logs.current() == {}  # nothing left bound after the batch
