@@ -10,9 +10,12 @@ import sys
 import threading
 from pathlib import Path
 
+from app.metrics import prepare as prepare_metrics
 from app.settings import SettingsError, get_settings
 
 log = logging.getLogger("donebox")
+# the commands whose processes (and their children) write metrics into METRICS_DIR for /metrics
+METERED = ("run", "web", "worker", "scheduler", "smtp", "imap")
 
 
 def _migrate(_args=None) -> None:
@@ -840,6 +843,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as e:
         print(f"donebox: {e}", file=sys.stderr)
         return 2
+    if args.command in METERED:  # before anything imports prometheus_client (app.metrics)
+        prepare_metrics(get_settings().metrics_dir)
     return args.fn(args) or 0
 
 
