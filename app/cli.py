@@ -834,17 +834,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _prepare_metrics(argv: list[str]) -> None:
+    """A METERED command's processes write metrics into METRICS_DIR: set up before anything imports
+    prometheus_client (building the parser does, through the relay's commands)."""
+    command = next((a for a in argv if not a.startswith("-")), "")
+    try:
+        if command in METERED:
+            prepare_metrics(get_settings().metrics_dir)
+    except SettingsError:
+        pass  # main reports it
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``donebox`` console script."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _prepare_metrics(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     try:
         get_settings()
     except SettingsError as e:
         print(f"donebox: {e}", file=sys.stderr)
         return 2
-    if args.command in METERED:  # before anything imports prometheus_client (app.metrics)
-        prepare_metrics(get_settings().metrics_dir)
     return args.fn(args) or 0
 
 

@@ -7,6 +7,7 @@ whichever process answers and whatever restarted.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from app.metrics import forget_dead
 from app.models import InboundMessage, OutboundMessage, WebhookDelivery
 from app.settings import Settings
 
+log = logging.getLogger("donebox.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the classic text format generate_latest writes
 OUTBOX_WAITING = ("scheduled", "queued", "sending", "deferred")  # states still ahead of a send
 INBOUND_WAITING = ("received", "processing", "quarantined")  # states awaiting work (or a person)
@@ -47,6 +49,24 @@ class DatabaseCollector:
         self.queue_depths = queue_depths
 
     def collect(self):
+        up = GaugeMetricFamily("donebox_database_up", "1 when the database gauges could be read, else 0")
+        try:
+            gauges = list(self._database())
+        except Exception:  # noqa: BLE001 - the scrape still reports every process's counters
+            log.warning("metrics: the database gauges could not be read", exc_info=True)
+            gauges = []
+        up.add_metric([], 1 if gauges else 0)
+        yield up
+        yield from gauges
+        if self.queue_depths is not None:
+            depth = GaugeMetricFamily(
+                "donebox_queue_messages", "Broker messages waiting in each job queue", labels=["queue"]
+            )
+            for queue, n in sorted(self.queue_depths().items()):
+                depth.add_metric([queue], n)
+            yield depth
+
+    def _database(self):
         outbox = GaugeMetricFamily(
             "donebox_outbox_messages",
             "Outbox messages not yet sent, by state and kind",
@@ -92,16 +112,7 @@ class DatabaseCollector:
         outbound_first = min((t for t in firsts[:2] if t is not None), default=None)
         for queue, first in (("outbound", outbound_first), ("inbound", firsts[2]), ("webhooks", firsts[3])):
             oldest.add_metric([queue], max(0.0, (self.now - first).total_seconds()) if first else 0.0)
-        yield outbox
-        yield inbound
-        yield oldest
-        if self.queue_depths is not None:
-            depth = GaugeMetricFamily(
-                "donebox_queue_messages", "Broker messages waiting in each job queue", labels=["queue"]
-            )
-            for queue, n in sorted(self.queue_depths().items()):
-                depth.add_metric([queue], n)
-            yield depth
+        return outbox, inbound, oldest
 
 
 def exposition(
