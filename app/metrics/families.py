@@ -6,7 +6,9 @@ and fixed outcome words; never an address, a domain or an id. docs/metrics.md li
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()  # no *_created series: multiprocess mode has none, so one process is like many
 
 # seconds: a local transport answers in milliseconds, a distant SMTP server in seconds
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
