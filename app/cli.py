@@ -11,9 +11,12 @@ import threading
 from pathlib import Path
 
 from app.logs import setup_logging, uvicorn_config
+from app.metrics import prepare as prepare_metrics
 from app.settings import SettingsError, get_settings
 
 log = logging.getLogger("donebox")
+# the commands whose processes (and their children) write metrics into METRICS_DIR for /metrics
+METERED = ("run", "web", "worker", "scheduler", "smtp", "imap")
 
 
 def _migrate(_args=None) -> None:
@@ -833,8 +836,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _prepare_metrics(argv: list[str]) -> None:
+    """A METERED command's processes write metrics into METRICS_DIR: set up before anything imports
+    prometheus_client (building the parser does, through the relay's commands)."""
+    command = next((a for a in argv if not a.startswith("-")), "")
+    try:
+        if command in METERED:
+            prepare_metrics(get_settings().metrics_dir)
+    except SettingsError:
+        pass  # main reports it
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``donebox`` console script."""
+    _prepare_metrics(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     try:
         settings = get_settings()

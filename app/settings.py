@@ -180,6 +180,8 @@ class Settings:
     chat_allow_local: bool = (
         False  # CHAT_ALLOW_LOCAL: chat webhooks may be http:// on loopback (tests; never production)
     )
+    metrics_token: str = field(default="", repr=False)  # METRICS_TOKEN: bearer for GET /metrics (production)
+    metrics_dir: Path = ROOT / "var" / "metrics"  # METRICS_DIR: every process's metric files (one host)
 
     @property
     def production(self) -> bool:
@@ -291,7 +293,7 @@ def weakness(value: str, *, min_chars: int) -> str | None:
 def _check_production_secrets(e) -> None:
     """Refuse weak shared secrets in production, naming the setting and the reason in one line."""
     checks = [("SECRET_KEY", e("SECRET_KEY", ""), SECRET_MIN_CHARS)]
-    for name in ("INBOUND_RAW_TOKEN", "MAILGUN_SIGNING_KEY"):
+    for name in ("INBOUND_RAW_TOKEN", "MAILGUN_SIGNING_KEY", "METRICS_TOKEN"):
         if e(name, ""):
             checks.append((name, e(name), TOKEN_MIN_CHARS))
     for name in BASIC_AUTH_SETTINGS:
@@ -448,6 +450,8 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             webhook_retry_hours=_whole("WEBHOOK_RETRY_HOURS", e("WEBHOOK_RETRY_HOURS", "24"), 1, 720),
             webhook_allow_private=_flag("WEBHOOK_ALLOW_PRIVATE", e("WEBHOOK_ALLOW_PRIVATE", "false")),
             chat_allow_local=chat_local,
+            metrics_token=e("METRICS_TOKEN", ""),
+            metrics_dir=Path(e("METRICS_DIR", str(var_dir / "metrics"))).resolve(),
         )
     except ValueError as exc:
         raise SettingsError(f"a numeric setting is not a number: {exc}") from exc

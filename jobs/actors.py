@@ -13,6 +13,7 @@ import jobs.broker  # noqa: F401 - sets the broker before the actors below are d
 from app import logs
 from app.db import session
 from app.inbound.process import process_many, retry_or_quarantine
+from app.metrics import families as metrics
 from app.models import OutboundMessage, utcnow
 from app.relay.fair import fair_queue
 from app.relay.pipeline import CLAIM_BATCH, deliver_many
@@ -53,6 +54,7 @@ def _process(inbound_ids: list[int]) -> None:
             why = f"the job ran out of time ({settings.inbound_job_time_limit_s} s, INBOUND_JOB_TIME_LIMIT_S)"
         else:
             why = f"{type(e).__name__}: {e}"
+        metrics.inbound_processed.labels("interrupted").inc(len(inbound_ids))
         log.warning("inbound %s: %s", inbound_ids, why, exc_info=not isinstance(e, TimeLimitExceeded))
         try:
             with session() as s:

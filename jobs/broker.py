@@ -67,3 +67,21 @@ def drain(timeout_s: float = 60.0) -> None:
 
 broker = make_broker(get_settings())
 dramatiq.set_broker(broker)
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in each declared queue of the process's broker (for /metrics); a broker
+    that cannot be asked right now gives {}."""
+    b = dramatiq.get_broker()
+    out: dict[str, int] = {}
+    try:
+        for queue in sorted(b.get_declared_queues()):
+            if is_embedded(b):
+                out[queue] = b.queues[queue].qsize()
+            elif hasattr(b, "get_queue_message_counts"):  # RabbitMQ: (ready, delayed, dead letters)
+                out[queue] = b.get_queue_message_counts(queue)[0]
+            else:  # Redis: the queue is a list named after it
+                out[queue] = b.client.llen(f"{b.namespace}:{queue}")
+    except Exception:  # noqa: BLE001 - a scrape reports what it can; the broker's health is elsewhere
+        return {}
+    return out

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 from app.checkins import chat, due, notices
 from app.db import session
 from app.inbound.process import sweep as inbound_sweep
+from app.metrics import families as metrics
 from app.models import utcnow
 from app.relay import outbox, passthrough, webhooks
 from app.relay.retention import purge
@@ -24,7 +26,16 @@ _last_purge: dict[str, datetime] = {}
 
 
 def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
-    """One pass: create what is due, repair what was lost, then enqueue it all (after commit)."""
+    """One pass: create what is due, repair what was lost, then enqueue it all (after commit);
+    its duration and the rows of each kind are counted (donebox_scheduler_*)."""
+    started = time.perf_counter()
+    result = _tick(now=now, settings=settings)
+    rows = {k: (sum(v) if k == "purged" else len(v)) for k, v in result.items() if k != "pass_through"}
+    metrics.ticked(time.perf_counter() - started, rows)
+    return result
+
+
+def _tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     created = due.run(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:  # blockers posted to the chat channels that asked for them
         posted = chat.create_blocker_posts(s, now=now, settings=settings)
@@ -85,5 +96,6 @@ def run_forever(settings: Settings, stop: threading.Event | None = None) -> None
             if any(result.values()):
                 log.info("tick: %s", {k: len(v) for k, v in result.items()})
         except Exception:  # noqa: BLE001 - the next tick tries again
+            metrics.scheduler_failures.inc()
             log.exception("scheduler tick failed")
         stop.wait(settings.tick_s)

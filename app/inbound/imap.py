@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from app.db import session
 from app.inbound.accept import accept_many, item
+from app.metrics import families as metrics
 from app.models import ImapCursor, utcnow
 from app.settings import Settings, SettingsError
 from parsers.providers import PROVIDERS, Keys, Payload, PayloadError
@@ -155,6 +156,7 @@ def poll_once(client: IMAPClient, box: Mailbox, enqueue=None) -> int:
             iid, duplicate = store_message(box, uid, uidvalidity, raw)
             if iid is None:
                 continue
+            metrics.accepted("imap", duplicate)
             if not duplicate:
                 stored += 1
                 fresh.append(iid)

@@ -20,6 +20,7 @@ that lost its lease cannot overwrite another's result.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
@@ -36,6 +37,7 @@ from app.errors import FetchError, TransientFetchError
 from app.inbound import s3
 from app.inbound.accept import text
 from app.inbound.identify import Senders, find_senders, identify, identify_digest, is_auto_reply, is_automatic
+from app.metrics import families as metrics
 from app.models import Entry, InboundMessage
 from app.relay import feedback, tracking, webhooks
 from app.settings import Settings
@@ -112,6 +114,7 @@ def claim(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settin
             t.c.attempts,
             t.c.message_key,
             t.c.fingerprint,
+            t.c.received_at,
         )  # fmt: skip
     )
     return sorted(s.connection().execute(stmt).all(), key=lambda row: row.id)
@@ -334,6 +337,7 @@ def process_many(
     stay, for ``retry_or_quarantine`` or the sweeper). A claim lost meanwhile (the lease ran
     out and another worker claimed the row) writes nothing: its row's state is returned.
     """
+    started = time.perf_counter()
     wanted = sorted(set(inbound_ids))
     states = dict.fromkeys(wanted, "missing")
     claimed = claim(s, wanted, now=now, settings=settings)
@@ -428,6 +432,12 @@ def process_many(
         if c["id"] not in lost
     ]
     _set_states(s, changes)
+    arrived = {row.id: row.received_at for row in claimed}
+    metrics.processed(
+        [c["state"] for c in changes],
+        [(now - arrived[c["id"]]).total_seconds() for c in changes if c["state"] != "received"],
+        time.perf_counter() - started,
+    )
     kept = [r for r in replies if r.inbound_id not in lost]
     # one lookup of the endpoints that want these events; nothing is written for teams with none
     to = webhooks.listening(s, (r.team_id for r in kept), ("inbound_received", "entry_created"))

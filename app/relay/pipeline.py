@@ -33,6 +33,7 @@ from sqlmodel import Session
 from app import logs
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError, UnregisteredKind
+from app.metrics import families as metrics
 from app.models import ChatDestination, utcnow
 from app.relay import (
     chat,
@@ -319,13 +320,25 @@ def _send(d: Delivery, transport, outgoing: Outgoing | Post) -> SendResult:
     slot = slots.send_slots(d.settings)
     slot.acquire()
     d.handed = outgoing.raw
+    # the sender label: a Sender row's name, "chat" for chat posts, "default" for MAIL_TRANSPORT
+    label = "chat" if isinstance(outgoing, Post) else d.sender or "default"
+    started = time.perf_counter()
     try:
         result = transport.send(outgoing)
-    except BaseException:
+    except BaseException as e:
         slot.release()
+        metrics.sent(label, _send_result(e), time.perf_counter() - started)
         raise
+    metrics.sent(label, "sent", time.perf_counter() - started)
     d.slot = slot
     return result
+
+
+def _send_result(e: BaseException) -> str:
+    """The ``result`` label of a send that raised."""
+    if isinstance(e, TransientSendError):
+        return "transient"
+    return "permanent" if isinstance(e, PermanentSendError) else "error"
 
 
 def _release_slot(d: Delivery) -> None:

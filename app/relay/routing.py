@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import session
+from app.metrics import families as metrics
 from app.models import Route, Sender, TeamRelay
 
 STRATEGIES = ("spread", "failover")
@@ -199,8 +200,10 @@ class Breaker:
 
     def success(self, sender: str, domain: str) -> None:
         with self._lock:
-            self._circuits.pop((sender, ""), None)
-            self._circuits.pop((sender, domain), None)
+            for key in ((sender, ""), (sender, domain)):
+                c = self._circuits.pop(key, None)
+                if c is not None and c.open_until:
+                    metrics.circuit(sender, _scope(key), opened=False)
 
     def failure(self, sender: str, domain: str, *, connection: bool, now: float | None = None) -> None:
         """Count a connection failure (the whole sender) or a block (only ``domain``)."""
@@ -210,7 +213,22 @@ class Breaker:
             c = self._circuits.setdefault(key, _Circuit())
             c.failures += 1
             if c.failures >= self.threshold:
+                if not c.open_until:
+                    metrics.circuit(sender, _scope(key), opened=True)
                 c.open_until = now + self.cooldown_s
+
+    def close_all(self) -> None:
+        """Forget every circuit (the gauge of open ones goes back down)."""
+        with self._lock:
+            for key, c in self._circuits.items():
+                if c.open_until:
+                    metrics.circuit(key[0], _scope(key), opened=False)
+            self._circuits.clear()
+
+
+def _scope(key: tuple[str, str]) -> str:
+    """The ``scope`` label of a circuit: the whole sender, or one recipient domain (never named)."""
+    return "domain" if key[1] else "sender"
 
 
 def pick(
@@ -262,4 +280,6 @@ def reset() -> None:
     """Forget cached configuration and circuit state (tests, and after editing senders in-process)."""
     with _lock:
         _caches.clear()
+        for b in _breakers.values():
+            b.close_all()
         _breakers.clear()

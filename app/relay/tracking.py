@@ -21,6 +21,7 @@ from datetime import datetime
 from selectolax.lexbor import LexborHTMLParser
 from sqlmodel import Session
 
+from app.metrics import families as metrics
 from app.models import MessageEvent, OutboundMessage
 from app.relay import suppressions, webhooks
 
@@ -192,6 +193,7 @@ def unsubscribe_headers(*, base_url: str, secret: str, reply_domain: str, messag
 def record_hit(s: Session, message_id: int, kind: str, *, now: datetime, user_agent: str, **detail) -> None:
     """Append an ``open``/``click``/``unsubscribe`` MessageEvent with the time and user agent."""
     info = {"ua": (user_agent or "")[:500], "machine": is_machine(user_agent), **detail}
+    metrics.hit(kind)
     s.add(MessageEvent(message_id=message_id, kind=kind, detail=json.dumps(info), created_at=now))
     s.flush()
     webhooks.emit_messages(s, [(message_id, kind, json.dumps(info))], now=now)

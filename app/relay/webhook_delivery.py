@@ -25,6 +25,7 @@ from sqlalchemy import and_, or_, update
 from sqlmodel import Session
 
 from app.db import session as db_session
+from app.metrics import families as metrics
 from app.models import OutboundMessage, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.relay import webhooks
 from app.settings import Settings
@@ -160,7 +161,12 @@ def _attempt(s: Session, did: int, *, now: datetime, settings: Settings, poster,
         if why
         else poster(endpoint.url, body, headers, timeout_s=settings.webhook_timeout_s)
     )
-    latency_ms = int((time.perf_counter() - started) * 1000)
+    took_s = time.perf_counter() - started
+    latency_ms = int(took_s * 1000)
+    result = (
+        "refused" if why else "ok" if answer.ok else "no_answer" if answer.status is None else "http_error"
+    )
+    metrics.webhook_attempt(result, took_s)
     error = answer.error or ("" if answer.ok else f"HTTP {answer.status}")
     s.add(
         WebhookAttempt(

@@ -25,6 +25,7 @@ T = "/teams/{tid:int}"
 routes = [
     Route("/", team.home),
     Route("/healthz", health.healthz),
+    Route("/metrics", health.metrics),
     Route("/signin", signin.signin_form),
     Route("/signin", signin.signin_request, methods=["POST"]),
     Route("/signin/{token:str}", signin.signin_link),

@@ -122,6 +122,7 @@ PROD = {"DONEBOX_ENV": "production", "SECRET_KEY": "c0ffee-Strong-Key-0123456789
         ("SECRET_KEY", "short-Key-1", "needs at least 32"),
         ("SECRET_KEY", " " + "0123456789abcdef" * 2, "blank space"),
         ("INBOUND_RAW_TOKEN", "x", "needs at least 16"),
+        ("METRICS_TOKEN", "metrics", "needs at least 16"),
         ("MAILGUN_SIGNING_KEY", "aaaaaaaaaaaaaaaaaaaa", "one class"),
         ("SENDGRID_INBOUND_AUTH", ":", "user part is blank"),
         ("SENDGRID_INBOUND_AUTH", "user:", "password"),

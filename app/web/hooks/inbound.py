@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from app.db import session
 from app.inbound import group_commit
 from app.inbound.accept import accept_many, dedupe_key, forget_tokens, item, remember_token
+from app.metrics import families as metrics
 from app.models import utcnow
 from app.web.common import error, in_thread
 from app.web.hooks.webhooks import (
@@ -115,13 +116,17 @@ async def _intake(request: Request, name: str) -> JSONResponse:
 
 
 def _accepted(provider: Provider, new_id: int, duplicate: bool) -> JSONResponse:
+    metrics.accepted(provider.name, duplicate)  # committed by now
     status = 200 if duplicate else provider.created_status
     return JSONResponse({"id": new_id, "duplicate": duplicate}, status_code=status)
 
 
 async def intake(request: Request, name: str) -> JSONResponse:
     """Run one intake for provider ``name``, mapping every failure to a status it handles right."""
-    return await answer(_intake(request, name), f"inbound {name[:40]} intake")
+    response = await answer(_intake(request, name), f"inbound {name[:40]} intake")
+    if response.status_code >= 400:
+        metrics.refused(name, response.status_code, known=name in PROVIDERS)
+    return response
 
 
 async def webhook(request: Request) -> JSONResponse:

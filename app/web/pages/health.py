@@ -1,14 +1,19 @@
-"""The health check."""
+"""The health check and the Prometheus metrics (docs/metrics.md)."""
 
 from __future__ import annotations
 
+import hmac
+
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from app.db import session
 from app.inbound.process import quarantined
-from app.web.common import in_thread
+from app.metrics.scrape import CONTENT_TYPE, exposition
+from app.models import utcnow
+from app.web.common import error, in_thread
+from jobs.broker import queue_depths
 
 
 def _db_ok() -> tuple[bool, int]:
@@ -24,3 +29,33 @@ async def healthz(request: Request) -> JSONResponse:
     except Exception as e:  # noqa: BLE001 - health check reports, never raises
         return JSONResponse({"ok": False, "database": str(type(e).__name__)}, status_code=503)
     return JSONResponse({"ok": ok, "database": "ok", "inbound_quarantined": held})
+
+
+def metrics_refusal(request: Request) -> Response | None:
+    """Why this request may not read /metrics, as the answer; None when it may. In production
+    METRICS_TOKEN is required (404 while unset, so nothing is exposed by default); in development
+    the endpoint is open unless a token is set."""
+    settings = request.app.state.settings
+    token = settings.metrics_token
+    if not token:
+        if settings.production:
+            return error(404, "metrics are not configured (METRICS_TOKEN)")
+        return None
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return JSONResponse(
+            {"error": "a bearer token (METRICS_TOKEN) is required"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
+    return None
+
+
+async def metrics(request: Request) -> Response:
+    """GET /metrics: every donebox process's counters (METRICS_DIR) and the database gauges, in
+    the Prometheus text format; behind METRICS_TOKEN."""
+    if (refused := metrics_refusal(request)) is not None:
+        return refused
+    settings = request.app.state.settings
+    body = await in_thread(exposition, settings, now=utcnow(), queue_depths=queue_depths)
+    return Response(body, media_type=CONTENT_TYPE)

@@ -32,6 +32,7 @@ from app.models import (
 PUBLIC_PREFIXES = ("/api/", "/inbound/", "/t/")
 PUBLIC = {
     "/healthz": "test_inbound_raw",
+    "/metrics": "test_metrics",
     "/signin": "test_signin",
     "/signin/{token}": "test_signin",
     "/signout": "test_signin",
