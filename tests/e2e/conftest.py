@@ -158,3 +158,29 @@ def base_env(tmp: Path, **extra) -> dict:
     env.update(TEST_ENV, VAR_DIR=str(tmp / "var"), MAIL_TRANSPORT="maildir", TICK_S="1", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
+
+
+def migrated_team(procs, env, env_vars: dict, name: str, members: dict[str, str]) -> int:
+    """``donebox migrate`` on the processes' database, then a team (UTC, every day a workday) with
+    ``members`` (name -> role), scheduled, written straight into it; the team's id. This test's own
+    settings (``env``) point at the same database."""
+    assert procs.run(["migrate"], env_vars).returncode == 0
+    for k, v in env_vars.items():
+        env.setenv(k, v)
+    from tests.conftest import reset_caches
+
+    reset_caches()
+    from app.checkins.schedules import schedule_member
+    from app.db import session
+    from app.models import Member, Team, utcnow
+
+    with session() as s:
+        team = Team(name=name, timezone="UTC", workdays="1234567")
+        s.add(team)
+        s.flush()
+        for who, role in members.items():
+            m = Member(team_id=team.id, email=f"{who.lower()}@example.com", name=who, role=role)
+            schedule_member(m, team, utcnow())
+            s.add(m)
+        s.flush()
+        return team.id

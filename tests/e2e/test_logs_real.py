@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import base_env, free_port, http, wait_until
+from tests.e2e.conftest import base_env, free_port, http, migrated_team, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,25 +37,7 @@ def with_fields(lines: list[dict]) -> list[dict]:
 def test_production_web_and_worker_write_json_lines_with_their_ids(tmp_path, procs, fresh_pg, redis_url, env):
     env_vars = base_env(tmp_path, DONEBOX_ENV="production", DATABASE_URL=fresh_pg, REDIS_URL=redis_url)
     env_vars["MAIL_TRANSPORT"] = "maildir"  # set on purpose: production then starts with no sender
-    assert procs.run(["migrate"], env_vars).returncode == 0
-    for k, v in env_vars.items():  # a team of one, written straight into the processes' database
-        env.setenv(k, v)
-    from tests.conftest import reset_caches
-
-    reset_caches()
-    from app.checkins.schedules import schedule_member
-    from app.db import session
-    from app.models import Member, Team, utcnow
-
-    with session() as s:
-        team = Team(name="Logs team", timezone="UTC", workdays="1234567")
-        s.add(team)
-        s.flush()
-        member = Member(team_id=team.id, email="ada@example.com", name="Ada")
-        schedule_member(member, team, utcnow())
-        s.add(member)
-        s.flush()
-        team_id = team.id
+    team_id = migrated_team(procs, env, env_vars, "Logs team", {"Ada": "member"})
 
     port = free_port()
     web = procs.start(["web", "--port", str(port)], env_vars, stderr_apart=True)

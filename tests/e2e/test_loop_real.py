@@ -6,7 +6,7 @@ from email import message_from_bytes, policy
 import pytest
 
 from app.checkins.reply_tokens import token_from_address, verify_reply_token
-from tests.e2e.conftest import base_env, free_port, http, wait_until
+from tests.e2e.conftest import base_env, free_port, http, migrated_team, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -26,26 +26,10 @@ def test_reminder_reply_and_digest_on_worker_processes_and_postgresql(
     env_vars = base_env(
         tmp_path, DATABASE_URL=fresh_pg, **{url_setting: request.getfixturevalue(f"{broker}_url")}
     )
-    assert procs.run(["migrate"], env_vars).returncode == 0
-
     # a team of two, written straight into the database the processes use
-    for k, v in env_vars.items():
-        env.setenv(k, v)
-    from tests.conftest import reset_caches
-
-    reset_caches()
-    from app.checkins.schedules import schedule_member
+    migrated_team(procs, env, env_vars, "E2E team", {"Ada": "member", "Bob": "member"})
     from app.db import session
-    from app.models import InboundMessage, Member, Team, utcnow
-
-    with session() as s:
-        team = Team(name="E2E team", timezone="UTC", workdays="1234567")
-        s.add(team)
-        s.flush()
-        for name in ("Ada", "Bob"):
-            m = Member(team_id=team.id, email=f"{name.lower()}@example.com", name=name)
-            schedule_member(m, team, utcnow())
-            s.add(m)
+    from app.models import InboundMessage
 
     port = free_port()
     procs.start(["web", "--port", str(port)], env_vars)

@@ -5,7 +5,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.app.metrics.scraped import value
-from tests.e2e.conftest import base_env, free_port, http, wait_until
+from tests.e2e.conftest import base_env, free_port, http, migrated_team, wait_until
 
 pytestmark = pytest.mark.e2e
 TOKEN = "e2e-Metrics-token-0123456789"
@@ -13,24 +13,7 @@ TOKEN = "e2e-Metrics-token-0123456789"
 
 def test_the_web_process_scrape_shows_the_worker_processes_sends(tmp_path, procs, fresh_pg, env, redis_url):
     env_vars = base_env(tmp_path, DATABASE_URL=fresh_pg, REDIS_URL=redis_url, METRICS_TOKEN=TOKEN)
-    assert procs.run(["migrate"], env_vars).returncode == 0
-    for k, v in env_vars.items():
-        env.setenv(k, v)
-    from tests.conftest import reset_caches
-
-    reset_caches()
-    from app.checkins.schedules import schedule_member
-    from app.db import session
-    from app.models import Member, Team, utcnow
-
-    with session() as s:
-        team = Team(name="Metrics team", timezone="UTC", workdays="1234567")
-        s.add(team)
-        s.flush()
-        for name in ("Ada", "Bob"):
-            m = Member(team_id=team.id, email=f"{name.lower()}@example.com", name=name)
-            schedule_member(m, team, utcnow())
-            s.add(m)
+    migrated_team(procs, env, env_vars, "Metrics team", {"Ada": "member", "Bob": "member"})
 
     port = free_port()
     procs.start(["web", "--port", str(port)], env_vars)

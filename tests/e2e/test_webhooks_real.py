@@ -6,7 +6,7 @@ import json
 import pytest
 
 from tests.app.relay.webhook_receiver import Receiver
-from tests.e2e.conftest import base_env, free_port, http, wait_until
+from tests.e2e.conftest import base_env, free_port, http, migrated_team, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -15,26 +15,13 @@ def test_a_reminder_sent_and_a_reply_processed_reach_the_receiver_signed(
     tmp_path, procs, fresh_pg, env, redis_url
 ):
     env_vars = base_env(tmp_path, DATABASE_URL=fresh_pg, REDIS_URL=redis_url, WEBHOOK_ALLOW_PRIVATE="true")
-    assert procs.run(["migrate"], env_vars).returncode == 0
-    for k, v in env_vars.items():
-        env.setenv(k, v)
-    from tests.conftest import reset_caches
-
-    reset_caches()
-    from app.checkins.schedules import schedule_member
+    team_id = migrated_team(procs, env, env_vars, "Hooked", {"Ada": "admin"})
     from app.db import session
-    from app.models import Member, Team, utcnow
+    from app.models import utcnow
     from app.relay.api_tokens import create_token
 
     with session() as s:
-        team = Team(name="Hooked", timezone="UTC", workdays="1234567")
-        s.add(team)
-        s.flush()
-        m = Member(team_id=team.id, email="ada@example.com", name="Ada", role="admin")
-        schedule_member(m, team, utcnow())
-        s.add(m)
-        token = create_token(s, "hooks", now=utcnow(), team_id=team.id)
-        team_id = team.id
+        token = create_token(s, "hooks", now=utcnow(), team_id=team_id)
 
     receiver = Receiver()
     try:
