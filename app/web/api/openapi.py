@@ -175,8 +175,11 @@ def _csv_op(endpoint, summary: str, ok: dict, codes: list[str], *, body: bool = 
 
 
 EXPORT_FILE = {
-    "description": "the entries as a download, streamed: CSV with a header line (cells that would start a"
-    " formula get a leading '), one JSON array, or one JSON object a line",
+    "description": "the entries and comments as a download, streamed, one record a row: CSV with a header"
+    " line (cells that would start a formula get a leading '), one JSON array, or one JSON object a line;"
+    " columns id, day, member_id, member, email, kind, text, created_at, status (a goal: open, done or"
+    " carried; a blocker: open or resolved), entry_id and about_member_id (a comment, of kind comment: the"
+    " entry it answers, the member it names)",
     "headers": {
         "Content-Disposition": {
             "required": True,
