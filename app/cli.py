@@ -389,6 +389,7 @@ TEAM_OPTIONS = {
     "nudge_hours": "nudge_hours",
     "nudge_cutoff": "nudge_cutoff",
     "participation_summary": "participation_summary",
+    "blocker_owner": "blocker_owner",
 }
 
 
@@ -424,7 +425,8 @@ def cmd_team_settings(args) -> int:
             for i, item in enumerate(value, 1):
                 print(f"{key}.{i}={item}")
             continue
-        print(f"{key}={('on' if value else 'off') if isinstance(value, bool) else value}")
+        shown = ("on" if value else "off") if isinstance(value, bool) else "" if value is None else value
+        print(f"{key}={shown}")
     return 0
 
 
@@ -747,6 +749,12 @@ def parser() -> argparse.ArgumentParser:
         "--participation-summary",
         choices=onoff,
         help="each admin gets a weekly email of the team's participation (default off)",
+    )
+    sp.add_argument(
+        "--blocker-owner",
+        type=int,
+        metavar="MEMBER_ID",
+        help="the member whom blockers notify instead of the admins (who may resolve them); 0: the admins",
     )
     sp.set_defaults(fn=cmd_team_settings)
     sp = sub.add_parser("team-chat", help="the chat channels a team's digest is posted to (as its chat page)")

@@ -351,6 +351,9 @@ class TeamSettings(SQLModel, table=True):
     nudge_cutoff: str = Field(default="21:00", max_length=5)
     # the weekly participation summary to the team's admins (app.checkins.summary); off unless turned on
     participation_summary: bool = False
+    # the member a blocker notifies instead of the admins, who may resolve blockers as an admin does;
+    # None: the admins. Not a foreign key: an owner who left the team counts as none (app.checkins.notices)
+    blocker_owner_id: int | None = None
 
 
 class ChatDestination(SQLModel, table=True):
@@ -367,7 +370,8 @@ class ChatDestination(SQLModel, table=True):
 
 
 class Notice(SQLModel, table=True):
-    """Someone to tell about an entry: a member it @mentions, or an admin of the team of a blocker.
+    """Someone to tell about an entry: a member it @mentions, or for a blocker the team's blocker owner
+    (TeamSettings.blocker_owner_id) or else its admins.
 
     Written with the entry (app.checkins.entries, same transaction); the scheduler's tick makes one
     outbox row per recipient, kind and ``hour`` once that hour is over (app.checkins.notices).

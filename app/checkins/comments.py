@@ -5,8 +5,9 @@ added per recipient to the team's shared render by ``digest_headers``). app.inbo
 identifies a reply to it (that address, or In-Reply-To naming a digest we sent) and hands the
 reply here: ``add_from_reply`` decides what the comment is on (parsers.digest_reply), stores it
 and queues one email (outbox kind ``comment``) to the person it is about, unless they wrote it.
-Comments show on the team's day page (``of_day``) and in the digest of the day they were
-written (``written_on``).
+Comments show on the team's day page (``of_day``), in the digest of the day they were
+written (``written_on``), in the JSON API (``page``, ``on_entry``) and in the export
+(app.checkins.export).
 """
 
 from __future__ import annotations
@@ -170,6 +171,38 @@ def written_on(s: Session, team: Team, day: date) -> list[Shown]:
         .limit(SHOWN)
     ).scalars()
     return _shown(s, list(rows))
+
+
+def page(
+    s: Session,
+    team_id: int,
+    *,
+    first: date | None = None,
+    last: date | None = None,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[Comment]:
+    """The team's comments of the days ``first`` to ``last`` (either may be None: no bound), with
+    ids below ``before``, newest first, at most ``limit`` (the API's pages)."""
+    stmt = select(Comment).where(Comment.team_id == team_id)
+    if first is not None:
+        stmt = stmt.where(Comment.day >= first)
+    if last is not None:
+        stmt = stmt.where(Comment.day <= last)
+    if before is not None:
+        stmt = stmt.where(Comment.id < before)
+    return list(s.execute(stmt.order_by(Comment.id.desc()).limit(limit)).scalars())
+
+
+def on_entry(s: Session, entry: Entry) -> list[Comment]:
+    """The comments on ``entry``, oldest first (at most SHOWN)."""
+    stmt = (
+        select(Comment)
+        .where(Comment.team_id == entry.team_id, Comment.entry_id == entry.id)
+        .order_by(Comment.id)
+        .limit(SHOWN)
+    )
+    return list(s.execute(stmt).scalars())
 
 
 def digest_headers(message, context: dict, settings: Settings) -> dict[str, str]:

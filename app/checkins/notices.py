@@ -4,7 +4,9 @@
 case-insensitively: the local part of their email (``@bob.smith`` for bob.smith@example.com) or
 their name without spaces (``@BobSmith`` for "Bob Smith"). Every member a handle fits is told (two
 members sharing a handle both hear of it); nobody is told of their own entry. A blocker (an entry
-of kind ``blocker``: a ``Blocked:`` line) tells the team's active admins but its author.
+of kind ``blocker``: a ``Blocked:`` line) tells the team's blocker owner (``TeamSettings.blocker_owner_id``,
+set through app.checkins.teams.update_team) when the team names one who is still an active member,
+else the team's active admins; never its author (an owner's own blocker goes to the admins).
 
 **When.** The entry writer (app.checkins.entries: ``add`` and ``add_many``) calls ``record`` in its
 own transaction: one ``Notice`` row per member to tell, stamped with the UTC hour it was written in.
@@ -16,11 +18,12 @@ the hour's email is made is not told (``paused``), nor one no longer active (``i
 unsubscribed address is suppressed by the relay as any check-in mail is. A notice whose entry was
 deleted before its hour's email is dropped (``gone``).
 
-**Open blockers.** A blocker stays open until its author or an admin resolves it: on the team's day
-page (``resolve``), or by a later reply with a line starting "unblocked" (``resolve_by_reply``:
-every open blocker of the author, since a reply cannot say which; an entry written on the web or
-through the API starting so does the same, as it goes through the same writer). A reminder lists its member's
-blockers open for more than ``STILL_BLOCKED_AFTER`` ("Still blocked: ...").
+**Open blockers.** A blocker stays open until its author, an admin or the blocker owner resolves
+it: on the team's day page (``resolve``), or by a later reply with a line starting "unblocked"
+(``resolve_by_reply``: every open blocker of the author, since a reply cannot say which; an entry
+written on the web or through the API starting so does the same, as it goes through the same
+writer). A reminder lists its member's blockers open for more than ``STILL_BLOCKED_AFTER``
+("Still blocked: ...").
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from sqlmodel import Session
 from app.checkins.schedules import pauses_of
 from app.checkins.times import local_date, paused_on
 from app.db import session
-from app.models import Entry, Member, Notice, OutboundMessage, Team
+from app.models import Entry, Member, Notice, OutboundMessage, Team, TeamSettings
 from app.relay import outbox, render
 from app.settings import Settings
 
@@ -57,6 +60,17 @@ def handles(member: Member) -> set[str]:
     local = member.email.rsplit("@", 1)[0].lower()
     name = "".join((member.name or "").split()).lower()
     return {h for h in (local, name) if h}
+
+
+def owners(s: Session, team_ids: Iterable[int]) -> dict[int, int]:
+    """{team id: member id} of the teams among ``team_ids`` whose blocker owner is an active member of
+    the team; a team with none, or whose owner left, is not in it (its admins hear of blockers)."""
+    stmt = (
+        select(TeamSettings.team_id, Member.id)
+        .join(Member, Member.id == TeamSettings.blocker_owner_id)
+        .where(TeamSettings.team_id.in_(set(team_ids)), Member.team_id == TeamSettings.team_id, Member.active)
+    )
+    return dict(s.execute(stmt).all())
 
 
 def _hour(now: datetime) -> datetime:
@@ -82,10 +96,13 @@ def record(s: Session, entries: Iterable, *, now: datetime) -> int:
             by_handle.setdefault((m.team_id, h), []).append(m.id)
         if m.role == "admin":
             admins.setdefault(m.team_id, []).append(m.id)
+    owner = owners(s, {e.team_id for e in entries if e.kind == "blocker"})
     hour, rows = _hour(now), []
     for e in entries:
         told: set[tuple[str, int]] = set()
-        if e.kind == "blocker":
+        if e.kind == "blocker" and owner.get(e.team_id, e.member_id) != e.member_id:
+            told.add(("blocker", owner[e.team_id]))
+        elif e.kind == "blocker":
             told |= {("blocker", a) for a in admins.get(e.team_id, ()) if a != e.member_id}
         for word in (e.mentions or "").split():
             told |= {("mention", m) for m in by_handle.get((e.team_id, word.lower()), ()) if m != e.member_id}
@@ -113,15 +130,15 @@ def resolve_by_reply(s: Session, member_id: int, texts: Iterable[str], *, now: d
 
 def resolve(s: Session, team_id: int, entry_id: int, *, by: int | None, admin: bool, now: datetime) -> Entry:
     """Mark the blocker ``entry_id`` of team ``team_id`` resolved by member ``by`` (None: an
-    operator), who must be its author or ``admin``; NoticeError when it is no blocker of the team or
-    they may not. Resolving a resolved blocker changes nothing."""
+    operator), who must be its author, ``admin`` or the team's blocker owner; NoticeError when it is
+    no blocker of the team or they may not. Resolving a resolved blocker changes nothing."""
     e = s.get(Entry, entry_id)
     if e is None or e.team_id != team_id:
         raise NoticeError("no such entry in this team")
     if e.kind != "blocker":
         raise NoticeError(f"entry {entry_id} is not a blocker: there is nothing to resolve")
-    if not admin and (by is None or e.member_id != by):
-        raise NoticeError("only its author or an admin resolves a blocker")
+    if not admin and (by is None or by not in (e.member_id, owners(s, [team_id]).get(team_id))):
+        raise NoticeError("only its author, an admin or the blocker owner resolves a blocker")
     if e.resolved_at is None:
         e.resolved_at, e.resolved_by = now, by
         s.add(e)

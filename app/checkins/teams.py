@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from app.checkins import questions as asked_questions
+from app.checkins.notices import owners
 from app.checkins.schedules import (
     TEAM_FIELDS,
     ScheduleError,
@@ -93,6 +94,21 @@ def _nudge_cutoff(value: str) -> str:
         raise TeamError(f"nudge_cutoff: {e}", "nudge_cutoff") from None
 
 
+def _blocker_owner(s: Session, team_id: int, value: int) -> int | None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**31:
+        raise TeamError("blocker_owner must be a member's id, or 0 for the team's admins", "blocker_owner")
+    if value == 0:
+        return None
+    member = s.get(Member, value)
+    if member is None or member.team_id != team_id or not member.active:
+        raise TeamError(
+            f"blocker_owner: member {value} is not a member of this team; name one of its members, "
+            "or 0 for the team's admins",
+            "blocker_owner",
+        )
+    return member.id
+
+
 def update_team(
     s: Session,
     team_id: int,
@@ -109,6 +125,7 @@ def update_team(
     questions: str | list[str] | None = None,
     nudge_hours: int | None = None,
     nudge_cutoff: str | None = None,
+    blocker_owner: int | None = None,
     settings: Settings | None = None,
     **schedule,
 ) -> Team:
@@ -125,6 +142,8 @@ def update_team(
     a change applies from the next reminder on (a nudge already set obeys the team at send time;
     turning nudges off drops those at once). ``participation_summary``: each admin's weekly
     participation email (app.checkins.summary), off by default.
+    ``blocker_owner``: the id of an active member of the team whom blockers notify instead of
+    the admins (app.checkins.notices), 0 for the admins.
     """
     team = s.get(Team, team_id)
     if team is None:
@@ -146,11 +165,13 @@ def update_team(
     for key, value in flags.items():
         if not isinstance(value, bool):
             raise TeamError(f"{key} must be true or false")
-    nudges = {}
+    nudges = {}  # TeamSettings columns beyond the flags
     if nudge_hours is not None:
         nudges["nudge_hours"] = _nudge_hours(nudge_hours)
     if nudge_cutoff is not None:
         nudges["nudge_cutoff"] = _nudge_cutoff(nudge_cutoff)
+    if blocker_owner is not None:
+        nudges["blocker_owner_id"] = _blocker_owner(s, team_id, blocker_owner)
     if skip_empty is not None and not isinstance(skip_empty, bool):
         raise ScheduleError("skip_empty_digests must be true or false")
     days = validated(schedule, TEAM_FIELDS, nullable=False)
@@ -204,6 +225,7 @@ def current(s: Session, team_id: int) -> dict:
         "nudge_hours": opts.nudge_hours,
         "nudge_cutoff": opts.nudge_cutoff,
         "participation_summary": opts.participation_summary,
+        "blocker_owner": owners(s, [team_id]).get(team_id),
     }
 
 

@@ -5,6 +5,7 @@ from functools import partial
 from starlette.routing import Route
 
 from app.web.api import chat as api_chat
+from app.web.api import comments as api_comments
 from app.web.api import domains as api_domains
 from app.web.api import entries as api_entries
 from app.web.api import events as api_events
@@ -94,6 +95,7 @@ routes = [
     Route("/api/teams/{team_id:int}/entries", api_entries.entry_create, methods=["POST"]),
     Route("/api/teams/{team_id:int}/participation", api_reports.participation_get),
     Route("/api/teams/{team_id:int}/export", api_reports.export_get),
+    Route("/api/teams/{team_id:int}/comments", api_comments.comment_list),
     Route("/api/entries/{entry_id:int}", api_entries.entry_get),
     Route("/api/entries/{entry_id:int}", api_entries.entry_patch, methods=["PATCH"]),
     Route("/api/entries/{entry_id:int}", api_entries.entry_delete, methods=["DELETE"]),

@@ -1,4 +1,5 @@
-"""Entries by API token: list and add under /api/teams/{team_id}/entries, read, change and delete one.
+"""Entries by API token: list and add under /api/teams/{team_id}/entries, read (with its comments),
+change and delete one.
 
 The domain (app.checkins.entries) checks the text and the kind and gives the reason.
 """
@@ -9,10 +10,11 @@ from dataclasses import replace
 
 from starlette.responses import JSONResponse, Response
 
-from app.checkins import entries, questions, teams
+from app.checkins import comments, entries, questions, teams
 from app.models import ApiToken, Entry, Member, utcnow
 from app.web.api.base import ApiError, DateQuery, IntQuery, TextQuery, api
-from app.web.api.shapes import DATE_TIME, DAY, INT, STR, WORDS, Field, Shape, listing, nullable, one_of
+from app.web.api.comments import COMMENT
+from app.web.api.shapes import DATE_TIME, DAY, INT, STR, WORDS, Field, Shape, listing, many, nullable, one_of
 from app.web.api.teams import find_team
 from app.web.common import id_in_range
 
@@ -36,6 +38,12 @@ ENTRY = Shape(
         Field("question", INT, description="which of the team's questions it answers, from 0"),
         Field("closed_on", nullable(DAY), description="a goal: the day it was closed; null while open"),
         Field("closed_as", STR, description="a goal: '' while open, done or carried"),
+        Field(
+            "comments",
+            many(COMMENT),
+            required=False,
+            description="GET /api/entries/{entry_id} only: the replies to the digest on it, oldest first",
+        ),
     ),
 )
 ENTRY_LIST = listing("EntryList", "entries", ENTRY)
@@ -110,8 +118,9 @@ def entry_create(request, s, token, body):
 
 @api(scope="read")
 def entry_get(request, s, token, body):
-    """GET /api/entries/{entry_id}: one entry."""
-    return ENTRY.dump(find_entry(s, token, request.path_params["entry_id"]))
+    """GET /api/entries/{entry_id}: one entry, with the comments on it."""
+    e = find_entry(s, token, request.path_params["entry_id"])
+    return ENTRY.dump(e, comments=comments.on_entry(s, e))
 
 
 @api(scope="manage", body=True, max_bytes=MAX_BODY)

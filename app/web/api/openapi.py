@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 
 from app.web.api import (
     chat,
+    comments,
     domains,
     entries,
     events,
@@ -49,6 +50,8 @@ SHAPES: tuple[Shape, ...] = (
     entries.ENTRY_LIST,
     entries.ENTRY_CREATE,
     entries.ENTRY_PATCH,
+    comments.COMMENT,
+    comments.COMMENT_PAGE,
     reports.PARTICIPATION_FIGURES,
     reports.PARTICIPATION_MEMBER,
     reports.PARTICIPATION_DAY,
@@ -172,8 +175,11 @@ def _csv_op(endpoint, summary: str, ok: dict, codes: list[str], *, body: bool = 
 
 
 EXPORT_FILE = {
-    "description": "the entries as a download, streamed: CSV with a header line (cells that would start a"
-    " formula get a leading '), one JSON array, or one JSON object a line",
+    "description": "the entries and comments as a download, streamed, one record a row: CSV with a header"
+    " line (cells that would start a formula get a leading '), one JSON array, or one JSON object a line;"
+    " columns id, day, member_id, member, email, kind, text, created_at, status (a goal: open, done or"
+    " carried; a blocker: open or resolved), entry_id and about_member_id (a comment, of kind comment: the"
+    " entry it answers, the member it names)",
     "headers": {
         "Content-Disposition": {
             "required": True,
@@ -331,10 +337,23 @@ PATHS = {
             found=True,
         )
     },
+    "/api/teams/{team_id}/comments": {
+        "get": _op(
+            comments.comment_list,
+            "The replies to the team's digests (on an entry, a member or the day), newest first, one page"
+            " (next page: before=next_before); day=, or a span from= to=",
+            {"200": _resp("comments", comments.COMMENT_PAGE)},
+            params=[
+                _path("team_id"),
+                *_q(comments.DAY_Q, comments.FROM_Q, comments.TO_Q, comments.LIMIT_Q, comments.BEFORE_Q),
+            ],
+            found=True,
+        )
+    },
     "/api/entries/{entry_id}": {
         "get": _op(
             entries.entry_get,
-            "One entry",
+            "One entry, with the comments on it",
             {"200": _resp("the entry", entries.ENTRY)},
             params=[_path("entry_id")],
             found=True,

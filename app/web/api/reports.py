@@ -1,5 +1,5 @@
 """What a team did over a span, by API token: its participation (app.checkins.participation) and
-the export of its entries (app.checkins.export), streamed."""
+the export of its entries and comments (app.checkins.export), streamed."""
 
 from __future__ import annotations
 
@@ -115,7 +115,8 @@ def participation_get(request: Request, s, token, body):
 
 @api(scope="read")
 def export_get(request: Request, s, token, body):
-    """GET /api/teams/{team_id}/export?format=csv|json|ndjson&from=&to=: the team's entries, streamed."""
+    """GET /api/teams/{team_id}/export?format=csv|json|ndjson&from=&to=: the team's entries and
+    comments, streamed."""
     t = find_team(s, token, request.path_params["team_id"])
     fmt = FORMAT_Q.read(request) or "csv"
     first, last = EXPORT_FROM_Q.read(request), EXPORT_TO_Q.read(request)

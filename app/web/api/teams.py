@@ -10,7 +10,7 @@ from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError
 from app.models import ROLES, ApiToken, Member, Team, utcnow
 from app.web.api.base import ApiError, api
-from app.web.api.shapes import BOOL, INT, STR, STRINGS, Field, Shape, listing, nullable, one_of
+from app.web.api.shapes import BOOL, INT, STR, STRINGS, Field, Shape, Type, listing, nullable, one_of
 from app.web.common import id_in_range
 
 TEAM = Shape(
@@ -35,6 +35,12 @@ MEMBER = Shape(
         Field("timezone", nullable(STR), description="null: the team's"),
         Field("active", BOOL, description="false once removed from the team"),
     ),
+)
+# a member's id; null (or 0 in a PATCH) for none
+OWNER = Type(
+    {"type": "integer", "nullable": True},
+    load=lambda v: 0 if v is None else INT.load(v),
+    what="a member's id, or null",
 )
 # (JSON name, update_team's keyword, type, description): each setting written once, for both shapes
 _SETTINGS = (
@@ -79,6 +85,13 @@ _SETTINGS = (
         "participation_summary",
         BOOL,
         "each admin gets a weekly email of the team's participation, with their first digest of the week",
+    ),
+    (
+        "blocker_owner",
+        "blocker_owner",
+        OWNER,
+        "the id of the member (of this team) whom blockers notify instead of the admins and who may resolve "
+        "them; null: the admins (as when the owner leaves the team); a PATCH sets null or 0 for the admins",
     ),
 )
 TEAM_SETTINGS = Shape(

@@ -137,7 +137,8 @@ def participation_page(request: Request, ctx: Ctx):
 
 @page("observer")
 def export_download(request: Request, ctx: Ctx):
-    """GET /teams/{tid}/export?format=csv|json|ndjson&from=&to=: the team's entries, streamed."""
+    """GET /teams/{tid}/export?format=csv|json|ndjson&from=&to=: the team's entries and comments,
+    streamed."""
     fmt = request.query_params.get("format") or "csv"
     if fmt not in exporting.FORMATS:
         raise refused(BadInput(400, f"format must be one of {', '.join(exporting.FORMATS)}"))

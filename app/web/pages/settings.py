@@ -47,6 +47,8 @@ def _team_page(request: Request, ctx: Ctx):
             "presets": questions.PRESETS,
             "max_questions": questions.MAX_QUESTIONS,
             "max_question_chars": questions.MAX_QUESTION_CHARS,
+            "members": [m for m in _members(ctx) if m.active],
+            "blocker_owner": teams.current(ctx.s, ctx.team.id)["blocker_owner"],
         },
     )
 
@@ -54,13 +56,14 @@ def _team_page(request: Request, ctx: Ctx):
 @page("admin", form=_team_page)
 def team_form(request: Request, ctx: Ctx):
     """GET/POST /teams/{tid}/settings: name, default schedule, digest options (weekdays, weekly day,
-    skip empty days), the admins' weekly participation summary, tracking, reply domain, questions;
-    every field of the form is saved through update_team."""
+    skip empty days), the admins' weekly participation summary, tracking, reply domain, questions,
+    blocker owner; every field of the form is saved through update_team."""
     settings = request.app.state.settings
     if request.method == "POST":
         f = ctx.form
         weekly = f.get("weekly_day", "0").strip()
         nudge = f.get("nudge_hours", "0").strip() or "0"
+        owner = f.get("blocker_owner", "").strip() or "0"
         try:
             if not (weekly.isascii() and weekly.isdigit() and len(weekly) == 1):
                 raise ScheduleError("weekly_digest_day must be 0 (none) or an ISO weekday 1-7", "weekly_day")
@@ -68,6 +71,8 @@ def team_form(request: Request, ctx: Ctx):
                 raise teams.TeamError(
                     "nudge_hours must be a whole number of hours, 0 for no nudges", "nudge_hours"
                 )
+            if not (owner.isascii() and owner.isdigit() and len(owner) <= 18):
+                raise teams.TeamError("blocker_owner must be one of the team's members", "blocker_owner")
             teams.update_team(
                 ctx.s,
                 ctx.team.id,
@@ -89,6 +94,8 @@ def team_form(request: Request, ctx: Ctx):
                 questions=f.get("preset") or (f.get("questions") if "questions" in f else None),
                 nudge_hours=int(nudge),
                 nudge_cutoff=f.get("nudge_cutoff") or None,  # a form without it keeps the cut-off
+                # '' (or a form without the field: kept) names no owner: blockers go to the admins
+                blocker_owner=int(owner) if "blocker_owner" in f else None,
                 settings=settings,
             )
         except REFUSED as e:

@@ -90,13 +90,15 @@ def _day_page(request: Request, ctx: Ctx, day_param: str | None):
             "comments": comments.of_day(ctx.s, ctx.team.id, d),  # replies to the day's digest
             "carried": carried,
             "blockers": notices.open_blockers(ctx.s, ctx.team.id),
+            "blocker_owner": notices.owners(ctx.s, [ctx.team.id]).get(ctx.team.id),  # resolves them too
         },
     )
 
 
-@page("member")
+@page("observer")  # notices.resolve decides: its author, an admin or the blocker owner (any role)
 def blocker_resolve(request: Request, ctx: Ctx):
-    """POST /teams/{tid}/entries/{eid}/resolve: mark an open blocker resolved (its author or an admin)."""
+    """POST /teams/{tid}/entries/{eid}/resolve: mark an open blocker resolved (its author, an admin or
+    the team's blocker owner)."""
     try:
         e = notices.resolve(
             ctx.s,

@@ -10,7 +10,7 @@ import pytest
 
 from app.checkins.export import COLUMNS, export, filename, safe_cell
 from app.db import session
-from app.models import Entry, Member, Team
+from app.models import Comment, Entry, Member, Team
 from tests.conftest import FIXED_NOW
 
 DAY0 = date(2026, 1, 1)
@@ -129,3 +129,96 @@ def test_100000_entries_stream_in_a_small_fraction_of_their_size(db, tmp_path):
                 rows = json.load(f)
                 assert len(rows) == N and len({r["id"] for r in rows}) == N
                 assert datetime.fromisoformat(rows[0]["created_at"]) == FIXED_NOW.astimezone(UTC)
+
+
+def _goals_blockers_and_comments(tid: int, ids: dict[str, int]) -> dict[str, int]:
+    """Goals open, done and carried, blockers open and resolved, and three comments (on an entry, a
+    member and a day) over DAY0 and the day after; ids by name."""
+    day1 = DAY0 + timedelta(days=1)
+    with session() as s:
+        made = {}
+        for name, who, day, kind, text, extra in (
+            ("open_goal", "Ada", DAY0, "goal", "write the spec", {}),
+            ("done_goal", "Ada", DAY0, "goal", "fix the build", {"closed_on": day1, "closed_as": "done"}),
+            ("carried_goal", "=Bob", DAY0, "goal", "ship it", {"closed_on": day1, "closed_as": "carried"}),
+            ("open_blocker", "=Bob", DAY0, "blocker", "no staging database", {}),
+            ("resolved_blocker", "Ada", day1, "blocker", "waiting on review", {"resolved_at": FIXED_NOW}),
+            ("done", "Ada", day1, "done", "merged the fix", {}),
+        ):
+            e = Entry(
+                team_id=tid, member_id=ids[who], day=day, kind=kind, text=text, created_at=FIXED_NOW, **extra
+            )
+            s.add(e)
+            s.flush()
+            made[name] = e.id
+        for name, who, day, entry_id, about, text in (
+            ("on_entry", "Ada", DAY0, made["open_blocker"], None, '=HYPERLINK("x") who can help?'),
+            ("on_member", "=Bob", DAY0, None, ids["Ada"], "thanks Ada"),
+            ("on_day", "Ada", day1, None, None, "a good day"),
+        ):
+            c = Comment(
+                team_id=tid, day=day, entry_id=entry_id, member_id=about, author_id=ids[who], text=text,
+                created_at=FIXED_NOW,
+            )  # fmt: skip
+            s.add(c)
+            s.flush()
+            made[name] = c.id
+        return made
+
+
+def test_comments_are_rows_of_their_own_and_goals_and_blockers_carry_their_status(db):
+    tid, ids = _team()
+    made = _goals_blockers_and_comments(tid, ids)
+    other, other_ids = _team("Other")
+    _goals_blockers_and_comments(other, other_ids)  # not ours
+    for chunk in (1, 2, 1000):  # the two sources merged in order whatever the chunk
+        rows = [json.loads(line) for line in _text(tid, "ndjson", chunk=chunk).splitlines()]
+        assert [(r["kind"], r["id"]) for r in rows] == [
+            ("goal", made["open_goal"]),
+            ("goal", made["done_goal"]),
+            ("goal", made["carried_goal"]),
+            ("blocker", made["open_blocker"]),
+            ("comment", made["on_entry"]),  # a day's comments after its entries
+            ("comment", made["on_member"]),
+            ("blocker", made["resolved_blocker"]),
+            ("done", made["done"]),
+            ("comment", made["on_day"]),
+        ], chunk
+    by = {(r["kind"], r["id"]): r for r in rows}
+    assert [by["goal", made[g]]["status"] for g in ("open_goal", "done_goal", "carried_goal")] == [
+        "open",
+        "done",
+        "carried",
+    ]
+    assert by["blocker", made["open_blocker"]]["status"] == "open"
+    assert by["blocker", made["resolved_blocker"]]["status"] == "resolved"
+    assert by["done", made["done"]]["status"] == ""
+    on_entry = by["comment", made["on_entry"]]
+    assert (on_entry["member"], on_entry["email"], on_entry["day"]) == ("Ada", "ada@x.example", "2026-01-01")
+    assert (on_entry["entry_id"], on_entry["about_member_id"], on_entry["status"]) == (
+        made["open_blocker"],
+        None,
+        "",
+    )
+    assert (
+        by["comment", made["on_member"]]["entry_id"],
+        by["comment", made["on_member"]]["about_member_id"],
+    ) == (
+        None,
+        ids["Ada"],
+    )
+    assert (
+        by["comment", made["on_day"]]["entry_id"] is None is by["comment", made["on_day"]]["about_member_id"]
+    )
+    assert by["done", made["done"]]["entry_id"] is None
+
+    lines = list(csv.reader(io.StringIO(_text(tid, "csv", chunk=2))))  # one table, the same columns
+    assert lines[0] == list(COLUMNS) and len(lines) == 10 and {len(line) for line in lines} == {len(COLUMNS)}
+    comment = next(r for r in lines if r[0] == str(made["on_entry"]) and r[5] == "comment")
+    assert comment[6] == '\'=HYPERLINK("x") who can help?'  # a comment's text neutralized too
+    assert comment[8:] == ["", str(made["open_blocker"]), ""]
+    blocker = next(r for r in lines if r[0] == str(made["open_blocker"]) and r[5] == "blocker")
+    assert blocker[8:] == ["open", "", ""]
+    second = [json.loads(line) for line in _text(tid, "ndjson", DAY0 + timedelta(days=1), None).splitlines()]
+    assert [r["kind"] for r in second] == ["blocker", "done", "comment"]  # the span bounds comments too
+    assert len(json.loads(_text(tid, "json", None, DAY0))) == 6

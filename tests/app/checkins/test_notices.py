@@ -253,3 +253,70 @@ def test_a_mention_deleted_before_its_hours_email_is_not_sent(db, sent):
             ids["Carol"]: "gone",
             ids["Dave"]: "sent",
         }
+
+
+def test_a_named_blocker_owner_hears_of_blockers_instead_of_the_admins_until_they_leave_the_team(db, sent):
+    from app.checkins import notices, teams
+
+    ids = crew()
+    with session() as s:
+        team_id = s.get(Member, ids["Dave"]).team_id
+        teams.update_team(s, team_id, now=FIXED_NOW, blocker_owner=ids["Dave"])
+    write(ids, "Bob", "Blocked: waiting on the API key", utc(2026, 11, 23, 10, 5))
+    write(ids, "Dave", "Blocked: the owner's own blocker", utc(2026, 11, 23, 10, 10))
+    out = delivered(utc(2026, 11, 23, 11, 0, 5))
+    # Bob's blocker goes to its owner, not the admins; the owner's own goes to the admins
+    assert sorted(out) == ["ada@example.com", "cleo@example.com", "dave@example.com"]
+    (dave,) = out["dave@example.com"]
+    assert dave.startswith("Crew: a blocker reported")
+    assert "Bob Smith (Mon 23 Nov): waiting on the API key" in dave and "own blocker" not in dave
+    assert "the owner's own blocker" in out["ada@example.com"][0]
+    assert "waiting on the API key" not in out["ada@example.com"][0]
+
+    with session() as s:  # the owner resolves blockers as an admin does; another member may not
+        bobs = s.execute(select(Entry.id).where(Entry.text == "waiting on the API key")).scalar_one()
+        try:
+            notices.resolve(s, team_id, bobs, by=ids["Carol"], admin=False, now=FIXED_NOW)
+            raise AssertionError("Carol resolved a blocker that is not hers")
+        except notices.NoticeError as e:
+            assert "blocker owner" in str(e)
+        e = notices.resolve(s, team_id, bobs, by=ids["Dave"], admin=False, now=FIXED_NOW)
+        assert e.resolved_by == ids["Dave"]
+
+    with session() as s:  # the owner leaves the team: the admins hear of blockers again
+        teams.remove_member(s, ids["Dave"])
+        assert teams.current(s, team_id)["blocker_owner"] is None
+    write(ids, "Carol", "Blocked: no staging database", utc(2026, 11, 23, 12, 5))
+    out = delivered(utc(2026, 11, 23, 13, 0, 5))
+    assert sorted(out) == ["ada@example.com", "cleo@example.com"]
+    assert "Carol (Mon 23 Nov): no staging database" in out["cleo@example.com"][0]
+
+
+def test_a_blocker_owner_who_is_not_a_member_of_the_team_is_refused_with_a_reason(db):
+    from app.checkins import teams
+
+    ids = crew()
+    with session() as s:
+        team_id = s.get(Member, ids["Ada"]).team_id
+        other = Team(name="Other", timezone="UTC", created_at=FIXED_NOW)
+        s.add(other)
+        s.flush()
+        stranger = Member(team_id=other.id, email="eve@example.com", role="admin", created_at=FIXED_NOW)
+        s.add(stranger)
+        s.flush()
+        stranger_id = stranger.id
+    with session() as s:
+        teams.remove_member(s, ids["Carol"])
+    for bad in (stranger_id, ids["Carol"], 2**40, -1, True, "3"):
+        with session() as s:
+            try:
+                teams.update_team(s, team_id, now=FIXED_NOW, blocker_owner=bad)
+                raise AssertionError(f"{bad!r} was taken as the blocker owner")
+            except teams.TeamError as e:
+                assert e.field == "blocker_owner" and "blocker_owner" in str(e), bad
+    with session() as s:
+        assert teams.current(s, team_id)["blocker_owner"] is None
+        teams.update_team(s, team_id, now=FIXED_NOW, blocker_owner=ids["Bob"])
+        assert teams.current(s, team_id)["blocker_owner"] == ids["Bob"]
+        teams.update_team(s, team_id, now=FIXED_NOW, blocker_owner=0)  # 0: the admins again
+        assert teams.current(s, team_id)["blocker_owner"] is None

@@ -74,7 +74,7 @@ def test_entries_crud(client, team, h):
         ["ada"],
         "2026-11-20",
     )
-    assert client.get(f"/api/entries/{e['id']}", headers=h).json() == e
+    assert client.get(f"/api/entries/{e['id']}", headers=h).json() == {**e, "comments": []}
     assert [x["id"] for x in client.get(base, headers=h, params={"day": "2026-11-20"}).json()["entries"]] == [
         e["id"]
     ]

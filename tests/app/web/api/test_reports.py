@@ -9,7 +9,7 @@ import pytest
 
 from app.checkins.times import local_date
 from app.db import session
-from app.models import Entry, utcnow
+from app.models import Comment, Entry, utcnow
 from app.relay.api_tokens import create_token
 from tests.app.checkins.test_participation import FIRST, LAST, three_weeks
 
@@ -104,9 +104,44 @@ def test_export_streams_csv_json_and_ndjson_of_the_span(client, world):
     entries = whole.json()
     # Ada's 14 answers, Bob's 11 (two posts on the 4th), Cy's 10, the weekend and paused notes, the blocker
     assert len(entries) == 14 + 12 + 10 + 2 + 1
-    assert set(entries[0]) == {"id", "day", "member_id", "member", "email", "kind", "text", "created_at"}
+    assert set(entries[0]) == {"id", "day", "member_id", "member", "email", "kind", "text", "created_at"} | {
+        "status",
+        "entry_id",
+        "about_member_id",
+    }
     lines = client.get(f"{base}?format=ndjson&from=2026-11-20", headers=h).text.splitlines()
     assert {json.loads(x)["day"] for x in lines} == {"2026-11-20"} and len(lines) == 3
+
+
+def test_the_export_has_the_comments_and_the_status_of_goals_and_blockers(client, world):
+    with session() as s:
+        goal = Entry(team_id=world["team"], member_id=world["Cy"], day=FIRST, text="the report", kind="goal")
+        blocker = Entry(
+            team_id=world["team"], member_id=world["Cy"], day=FIRST, text="no key", kind="blocker",
+            resolved_at=utcnow(),
+        )  # fmt: skip
+        s.add_all([goal, blocker])
+        s.flush()
+        s.add(
+            Comment(
+                team_id=world["team"], day=FIRST, entry_id=goal.id, author_id=world["Cy"], text="due Friday"
+            )
+        )
+        goal_id, blocker_id = goal.id, blocker.id
+    h, base = auth(world["team"]), f"/api/teams/{world['team']}/export"
+    rows = list(csv.DictReader(io.StringIO(client.get(f"{base}?from={FIRST}&to={FIRST}", headers=h).text)))
+    assert {(x["kind"], x["text"], x["status"]) for x in rows if x["member"] == "Cy"} >= {
+        ("goal", "the report", "open"),
+        ("blocker", "no key", "resolved"),
+        ("comment", "due Friday", ""),
+    }
+    comment = next(x for x in rows if x["kind"] == "comment")
+    assert comment["entry_id"] == str(goal_id) and rows[-1] == comment  # after the day's entries
+    on_json = [x for x in client.get(f"{base}?format=json", headers=h).json() if x["kind"] == "comment"]
+    assert [(x["text"], x["entry_id"], x["about_member_id"]) for x in on_json] == [
+        ("due Friday", goal_id, None)
+    ]
+    assert blocker_id in {x["id"] for x in client.get(f"{base}?format=json", headers=h).json()}
 
 
 @pytest.mark.parametrize(
