@@ -208,6 +208,8 @@ def wait(client: IMAPClient, settings: Settings, stop: threading.Event) -> None:
         return
     client.idle()
     while not stop.is_set() and time.monotonic() < deadline:
+        if _buffered(client):
+            break  # a change reported with IDLE's continuation line: idle_done reads it
         responses = client.idle_check(timeout=1.0)
         if any(r[:1] == (b"BYE",) for r in responses):
             raise ConnectionError("the server said BYE")
@@ -218,6 +220,25 @@ def wait(client: IMAPClient, settings: Settings, stop: threading.Event) -> None:
         if io_select.select([client.socket()], [], [], 0)[0]:
             raise ConnectionError("the server closed the connection")
     client.idle_done()
+
+
+def _buffered(client: IMAPClient) -> bool:
+    """Whether imaplib's reader already holds bytes the server sent. Mail that arrives between a
+    poll's SEARCH and the IDLE command is reported as IDLE starts, often in the same packet as its
+    "+ idling" line; the reader takes both, and idle_check, which waits on the socket only, would
+    not see the report until the server's next one (minutes later). Peeks without blocking."""
+    reader = getattr(client._imap, "file", None)
+    if reader is None or not hasattr(reader, "peek"):
+        return False
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        return bool(reader.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError, TimeoutError):
+        return False  # nothing held, nothing waiting on the socket
+    finally:
+        sock.settimeout(timeout)
 
 
 def mailboxes(settings: Settings) -> list[Mailbox]:

@@ -114,6 +114,27 @@ def test_mail_arriving_while_idle_is_picked_up(poller, dovecot):
         assert c.has_capability("IDLE")
 
 
+def test_mail_arriving_between_the_search_and_the_idle_is_picked_up_at_once(poller, dovecot, monkeypatch):
+    """The server reports it as IDLE starts, often in the packet of its "+ idling" line: it must not
+    wait in the client's read buffer for the server's next report (this Dovecot re-checks every 10
+    min; the mailbox's IDLE lasts IMAP_IDLE_S, 600 s here)."""
+    import app.inbound.imap as imap
+
+    real_wait, appended = imap.wait, []
+
+    def wait_after_an_arrival(client, settings, stop):
+        if not appended:  # the first poll found nothing; the mail lands before IDLE is sent
+            dovecot.append(FOLDER, mail(7))
+            appended.append(True)
+        return real_wait(client, settings, stop)
+
+    monkeypatch.setattr(imap, "wait", wait_after_an_arrival)
+    with dovecot.client() as c:
+        c.create_folder(FOLDER)  # empty: the first poll finds nothing
+    poller()
+    eventually(lambda: stored() == ["<imap-7@example.com>"])
+
+
 def test_the_poller_reconnects_after_the_server_restarts(poller, dovecot):
     poller()
     dovecot.append(FOLDER, mail(3))
