@@ -69,6 +69,9 @@ def operator_health(request: Request, ctx: Ctx):
     """GET /mail/health: the doctor's checks (`donebox doctor`), the oldest inbound message waiting,
     each provider's retry horizon, complaint rates per sending domain, open circuits, queue depths."""
     now = utcnow()
+    # the checks open sessions of their own and wait on the network: end this one's transaction first
+    # (on SQLite every transaction holds the one write lock)
+    ctx.s.commit()
     r = health.report(request.app.state.settings, now)
     return render(
         request,
