@@ -156,6 +156,17 @@ def _probe(url: str) -> str:
     raise ValueError(f"unknown transport {scheme!r}")
 
 
+def _sender_fix(url: str, e: Exception) -> str:
+    again = "`donebox sender add NAME URL` replaces it"
+    if isinstance(e, ValueError):
+        return f"its URL is unusable: {again}"
+    if isinstance(e, PermanentSendError):
+        if url.startswith("smtp:"):
+            return f"correct the user and password in its URL ({again})"
+        return f"put the API key in its URL ({again})"
+    return "check the host, port (and tls=) of its URL, and that this machine may reach it"
+
+
 def senders(settings: Settings) -> list[Check]:
     """Each enabled sender answers (SMTP: connect, EHLO, AUTH; SendGrid: a connection to its API)."""
     config = routing.load_config()
@@ -183,12 +194,7 @@ def senders(settings: Settings) -> list[Check]:
         try:
             out.append(Check(f"sender {s.name}", OK, _probe(s.url)))
         except (TransientSendError, PermanentSendError, ValueError) as e:
-            fix = (
-                "correct the user and password in its URL: `donebox sender add NAME URL`"
-                if isinstance(e, PermanentSendError)
-                else "check the host, port and tls= of its URL, and that this machine may reach it"
-            )
-            out.append(Check(f"sender {s.name}", FAIL, str(e)[:300], fix))
+            out.append(Check(f"sender {s.name}", FAIL, str(e)[:300], _sender_fix(s.url, e)))
     if not any(c.status == OK for c in out):
         out.append(
             Check("senders", FAIL, "no enabled sender answers: no mail can leave", "fix a sender above")

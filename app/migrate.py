@@ -31,7 +31,8 @@ def behind(url: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     schema. Raises what the driver raises when the database cannot be reached."""
     script = ScriptDirectory.from_config(config(url))
     heads = set(script.get_heads())
-    engine = create_engine(normalize_url(url))
+    postgres = normalize_url(url).startswith("postgresql")
+    engine = create_engine(normalize_url(url), connect_args={"connect_timeout": 10} if postgres else {})
     try:
         with engine.connect() as conn:
             current = set(MigrationContext.configure(conn).get_current_heads())

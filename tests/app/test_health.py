@@ -159,6 +159,24 @@ def test_no_sender_answering_fails_the_senders_line_too(db, env, capsys):
     assert checks[1].detail == "no enabled sender answers: no mail can leave"
 
 
+def test_an_api_sender_is_asked_for_a_connection_only_and_says_so(db, env, smtp):
+    closed = smtp_server.free_port()
+    with session() as s:
+        s.add(Sender(name="sg", url=f"sendgrid+http://SG.key@127.0.0.1:{smtp.port}"))  # something listens
+        s.add(Sender(name="sg-down", url=f"sendgrid+http://SG.key@127.0.0.1:{closed}"))
+        s.add(Sender(name="sg-nokey", url=f"sendgrid+http://127.0.0.1:{smtp.port}"))
+    checks = {c.name: c for c in health.senders(get_settings())}
+    assert checks["sender sg"].status == "ok"
+    assert checks["sender sg"].detail == (
+        f"the API at 127.0.0.1:{smtp.port} accepts connections (the key is checked only by a send)"
+    )
+    assert checks["sender sg-down"].status == "fail" and "cannot connect" in checks["sender sg-down"].detail
+    assert checks["sender sg-nokey"].status == "fail" and checks["sender sg-nokey"].fix.startswith(
+        "put the API key in its URL"
+    )
+    assert "senders" not in checks  # one answers
+
+
 def test_production_with_no_sender_fails(db, env):
     env.setenv("DONEBOX_ENV", "production")
     env.delenv("MAIL_TRANSPORT")
