@@ -31,6 +31,16 @@ def cmd_migrate(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    """Check the configuration and what it depends on, one line a check; 1 when any fails."""
+    from app.health import failed, run
+
+    checks = run(get_settings())
+    for c in checks:
+        print(c.line())
+    return 1 if failed(checks) else 0
+
+
 def _refuse_without_sender() -> int:
     """2, with one line on stderr, when no mail could leave this server (production with no sender)."""
     from app.relay.routing import missing_sender
@@ -831,6 +841,11 @@ def parser() -> argparse.ArgumentParser:
     xp.add_argument("file", nargs="?")
     xp.add_argument("--team", type=int, help="only this team's entries")
     xp.set_defaults(fn=cmd_suppression)
+    sp = sub.add_parser(
+        "doctor",
+        help="check the database, broker, senders, DNS, inbound secrets and clock; exit 1 on a failure",
+    )
+    sp.set_defaults(fn=cmd_doctor)
     sp = sub.add_parser("dkim", help="DKIM signing keys")
     dsub = sp.add_subparsers(dest="dkim_command", required=True)
     kp = dsub.add_parser("keygen", help="write a signing key for DOMAIN and print its DNS TXT record")

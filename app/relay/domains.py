@@ -263,11 +263,17 @@ def described(s: Session, row: SendingDomain, settings: Settings) -> dict:
     }
 
 
+def look_up(s: Session, row: SendingDomain, settings: Settings) -> dict:
+    """The verdict on every record of ``row`` (dnspython, DNS_NAMESERVERS), {record key: {status,
+    found, detail}}, stored nowhere: `verify` records them, `donebox doctor` only reports them."""
+    ask = dns_check.Asker(settings)
+    return {r.key: dns_check.check(ask, r, settings).as_dict() for r in records(s, row, settings)}
+
+
 def verify(s: Session, row: SendingDomain, settings: Settings, *, now: datetime) -> dict:
     """Look up every record of ``row`` (dnspython, DNS_NAMESERVERS) and record the verdicts in
     ``checks``; ``verified_at`` when every one is found as it should be (else None). The caller commits."""
-    ask = dns_check.Asker(settings)
-    result = {r.key: dns_check.check(ask, r, settings).as_dict() for r in records(s, row, settings)}
+    result = look_up(s, row, settings)
     row.checks = json.dumps(result)
     row.checked_at = now
     ok = all(v["status"] == "ok" for v in result.values())

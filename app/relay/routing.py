@@ -198,6 +198,17 @@ class Breaker:
                 for key in ((sender, ""), (sender, domain))
             )
 
+    def open_circuits(self, now: float | None = None) -> list[tuple[str, str, float]]:
+        """(sender, recipient domain or '' for the whole sender, seconds until a probe) of every open
+        circuit of this process, for the operator's health page."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            return sorted(
+                (sender, domain, max(0.0, c.open_until - now))
+                for (sender, domain), c in self._circuits.items()
+                if c.open_until
+            )
+
     def success(self, sender: str, domain: str) -> None:
         with self._lock:
             for key in ((sender, ""), (sender, domain)):

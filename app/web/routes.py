@@ -74,6 +74,7 @@ routes = [
     Route("/mail/inbound/{iid:int}/reprocess", mail.inbound_reprocess, methods=["POST"]),
     Route("/mail/suppressions", mail.suppressions),
     Route("/mail/senders", mail.senders),
+    Route("/mail/health", health.operator_health),
     Route("/mail/domains", domains.domain_list),
     Route("/mail/domains", domains.domain_add, methods=["POST"]),
     Route("/mail/domains/{did:int}/verify", domains.domain_verify, methods=["POST"]),

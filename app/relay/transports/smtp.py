@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
@@ -249,6 +249,29 @@ class SMTPTransport:
             return aioloop.run(self._send(message), timeout_s=self.config.timeout_s * 6)
         except TimeoutError as e:
             raise TransientSendError(f"SMTP to {self.config.host} timed out", connection=True) from e
+
+    def probe(self, timeout_s: float = 10.0) -> str:
+        """Connect, EHLO and AUTH (when the URL has credentials), each command within ``timeout_s``,
+        then QUIT, sending nothing: what the server said, in a line (`donebox doctor`). Raises as
+        ``send`` does: TransientSendError (cannot connect), PermanentSendError (AUTH refused)."""
+        config = replace(self.config, timeout_s=min(self.config.timeout_s, timeout_s))
+
+        async def hello() -> str:
+            client = await _Pool(config)._connect()
+            try:
+                features = ", ".join(sorted(client.esmtp_extensions)[:8])
+                said = f"EHLO answered ({features})" if features else "HELO answered"
+                return said + (", AUTH accepted" if config.username else ", no AUTH asked")
+            finally:
+                try:
+                    await client.quit()
+                except (OSError, aiosmtplib.SMTPException):
+                    client.close()
+
+        try:
+            return aioloop.run(hello(), timeout_s=config.timeout_s * 4)
+        except TimeoutError as e:
+            raise TransientSendError(f"SMTP to {config.host} timed out", connection=True) from e
 
     def close(self) -> None:
         """Say QUIT on every idle connection."""

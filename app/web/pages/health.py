@@ -1,4 +1,5 @@
-"""The health check and the Prometheus metrics (docs/metrics.md)."""
+"""The health check, the operator's health page (app.health) and the Prometheus metrics
+(docs/metrics.md)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app import health
 from app.db import session
 from app.inbound.process import quarantined
 from app.metrics.scrape import CONTENT_TYPE, exposition
 from app.models import utcnow
 from app.web.common import error, in_thread
+from app.web.pages.framework import Ctx, page, render
 from jobs.broker import queue_depths
 
 
@@ -59,3 +62,25 @@ async def metrics(request: Request) -> Response:
     settings = request.app.state.settings
     body = await in_thread(exposition, settings, now=utcnow(), queue_depths=queue_depths)
     return Response(body, media_type=CONTENT_TYPE)
+
+
+@page("operator")
+def operator_health(request: Request, ctx: Ctx):
+    """GET /mail/health: the doctor's checks (`donebox doctor`), the oldest inbound message waiting,
+    each provider's retry horizon, complaint rates per sending domain, open circuits, queue depths."""
+    now = utcnow()
+    # the checks open sessions of their own and wait on the network: end this one's transaction first
+    # (on SQLite every transaction holds the one write lock)
+    ctx.s.commit()
+    r = health.report(request.app.state.settings, now)
+    return render(
+        request,
+        ctx,
+        "mail_health.html",
+        {
+            "r": r,
+            "now": now,
+            "failed": health.failed(r.checks),
+            "complaint_days": health.COMPLAINT_DAYS,
+        },
+    )

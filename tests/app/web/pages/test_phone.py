@@ -74,6 +74,7 @@ NAMES = {
     "/mail/inbound/N": "inbound-message",
     "/mail/suppressions": "suppressions",
     "/mail/senders": "senders",
+    "/mail/health": "health",
     "/dev/inbox": "dev-inbox",
     "/dev/inbox/N": "dev-inbox-message",
 }
