@@ -66,8 +66,10 @@ def readme_production_names() -> set[str]:
     return set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", export))
 
 
-def fill(template: dict[str, str], **values: str) -> str:
-    """The env file ``template`` with ``values`` put in (an unknown name is an error, not a new line)."""
-    unknown = set(values) - set(template)
-    assert not unknown, f"not in the env example: {unknown}"
-    return "".join(f"{k}={values.get(k, v)}\n" for k, v in template.items())
+def fill(path: Path = ENV_EXAMPLE, **values: str) -> dict[str, str]:
+    """The env file at ``path`` as an operator fills it in: its lines with ``values`` put in, and
+    commented settings uncommented with theirs; a name the file does not mention is an error."""
+    live, commented = env_file(path)
+    unknown = set(values) - set(live) - commented
+    assert not unknown, f"not in {path.name}: {unknown}"
+    return live | values
