@@ -3,6 +3,7 @@ example filled in, `donebox migrate`, a sender, then the ExecStart lines of depl
 started as processes (without systemd): the web answers, a reminder leaves through the worker."""
 
 import os
+import shutil
 import smtplib
 import ssl
 import subprocess
@@ -12,6 +13,7 @@ from email import message_from_bytes
 import pytest
 
 from tests.app.relay.transports import smtp_server
+from tests.conftest import PG_ADMIN_URL, need
 from tests.deploy.files import SERVICES, exec_start, fill, setting_names
 from tests.e2e.conftest import http, wait_until
 
@@ -37,6 +39,16 @@ def operator_env(tmp_path, database_url: str, redis_url: str, web_port: int, smt
     )
     outside = {k: v for k, v in os.environ.items() if k not in setting_names() and not k.startswith("TEST_")}
     return outside | filled | {"PYTHONUNBUFFERED": "1"}
+
+
+def make_demo_team(env: dict) -> None:
+    """The demo team (three members, reminders due now), written by donebox's own code on ``env``."""
+    code = (
+        "from app.db import session; from app.checkins.demo import ensure_demo; "
+        "from app.models import utcnow\nwith session() as s: ensure_demo(s, now=utcnow())"
+    )
+    made = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
 
 
 def smtp_answers(port: int) -> bool:
@@ -71,15 +83,7 @@ def test_the_units_commands_on_the_filled_in_env_example_run_donebox(tmp_path, p
         base = f"http://127.0.0.1:{web_port}"
         wait_until(lambda: http("GET", f"{base}/healthz")[0] == 200, 60, "the web unit to serve")
 
-        # a team whose reminders are due now: the scheduler unit makes them, the worker sends them
-        demo = (
-            "from app.db import session; from app.checkins.demo import ensure_demo; "
-            "from app.models import utcnow\nwith session() as s: ensure_demo(s, now=utcnow())"
-        )
-        made = subprocess.run(
-            [sys.executable, "-c", demo], env=env, capture_output=True, text=True, timeout=60
-        )
-        assert made.returncode == 0, made.stderr
+        make_demo_team(env)  # its reminders are due now: the scheduler makes them, the worker sends
         wait_until(lambda: len(sink.handler.envelopes) >= 3, 60, "three reminders at the SMTP relay")
         sent = {e.rcpt_tos[0]: message_from_bytes(e.content) for e in sink.handler.envelopes}
         assert set(sent) == {"ada@example.com", "grace@example.com", "linus@example.com"}
@@ -111,3 +115,37 @@ def test_the_units_commands_on_the_filled_in_env_example_run_donebox(tmp_path, p
         assert imap.returncode == 2 and "IMAP_MAILBOXES" in imap.stderr
     finally:
         sink.stop()
+
+
+def test_the_backup_and_restore_commands_bring_back_teams_and_senders(tmp_path, procs, fresh_pg, redis_url):
+    """docs/deploy.md's pg_dump -Fc and pg_restore --no-owner, then donebox migrate on the copy."""
+    for tool in ("pg_dump", "pg_restore"):
+        if not shutil.which(tool):
+            need(tool, "not installed (package postgresql-client)")
+    env = operator_env(tmp_path, fresh_pg, redis_url, 8000, 2525)
+    assert procs.run(["migrate"], env).returncode == 0
+    assert (
+        procs.run(["sender", "add", "relay", "smtp://app:s3cret@smtp.example.com:587"], env).returncode == 0
+    )
+    make_demo_team(env)
+    dump = tmp_path / "donebox.dump"
+    subprocess.run(["pg_dump", "-Fc", "-f", str(dump), fresh_pg], check=True, timeout=120)
+
+    import psycopg
+
+    restored = f"{fresh_pg}_restored"
+    name = restored.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        subprocess.run(["pg_restore", "--no-owner", "-d", restored, str(dump)], check=True, timeout=120)
+        env = env | {"DATABASE_URL": restored}
+        migrated = procs.run(["migrate"], env)  # what starting donebox.target does first
+        assert migrated.returncode == 0 and "newest schema" in migrated.stdout, migrated.stderr
+        team = procs.run(["team-settings", "1"], env)
+        assert team.returncode == 0 and "Demo team" in team.stdout, team.stderr
+        senders = procs.run(["sender", "list"], env)
+        assert "relay" in senders.stdout and "smtp.example.com" in senders.stdout, senders.stderr
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
