@@ -20,7 +20,9 @@ COPY parsers ./parsers
 COPY jobs ./jobs
 COPY templates ./templates
 # an editable install: donebox reads templates/ and app/migrations/ from its source tree
-# (app.settings.ROOT), which a plain `pip install .` leaves out of site-packages
+# (app.settings.ROOT), which a plain `pip install .` leaves out of site-packages. The first
+# `donebox` run writes flanker's parser tables into site-packages: done here, as root, since the
+# donebox user may not write there (it would build them again, noisily, at every start)
 RUN pip install --no-cache-dir -e . && donebox --version
 
 USER donebox

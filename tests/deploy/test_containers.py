@@ -50,7 +50,7 @@ def test_the_image_sets_only_settings_donebox_reads():
 @pytest.mark.parametrize("name", DONEBOX_SERVICES)
 def test_each_compose_service_runs_the_donebox_command_it_is_named_after(name):
     service = COMPOSE["services"][name]
-    assert service["image"] == "donebox:latest"
+    assert service["image"] == "donebox:latest" and service["build"] == "."
     assert parser().parse_args(service["command"]).command == name
     assert set(service["environment"]) <= setting_names()
     assert service["env_file"] == "${DONEBOX_ENV_FILE:-donebox.env}"
@@ -60,7 +60,7 @@ def test_compose_points_donebox_at_its_postgres_and_redis_and_migrates_first():
     services = COMPOSE["services"]
     env = services["web"]["environment"]
     assert "@postgres:5432/" in env["DATABASE_URL"] and env["REDIS_URL"].startswith("redis://redis:")
-    assert services["migrate"]["build"] == "." and services["migrate"]["restart"] == "no"
+    assert services["migrate"]["restart"] == "no"
     for name in ("web", "worker", "scheduler"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     # metric files are named by pid, and pids repeat across containers: never a shared directory
