@@ -4,6 +4,7 @@ refusing AUTH, a domain without SPF, a provider's secret missing in production."
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import timedelta
 
@@ -159,16 +160,19 @@ def test_no_sender_answering_fails_the_senders_line_too(db, env, capsys):
     assert checks[1].detail == "no enabled sender answers: no mail can leave"
 
 
-def test_an_api_sender_is_asked_for_a_connection_only_and_says_so(db, env, smtp):
+def test_an_api_sender_is_asked_for_a_connection_only_and_says_so(db, env):
     closed = smtp_server.free_port()
+    listener = socket.create_server(("127.0.0.1", 0))  # something listens (and is closed by the test)
+    port = listener.getsockname()[1]
     with session() as s:
-        s.add(Sender(name="sg", url=f"sendgrid+http://SG.key@127.0.0.1:{smtp.port}"))  # something listens
+        s.add(Sender(name="sg", url=f"sendgrid+http://SG.key@127.0.0.1:{port}"))
         s.add(Sender(name="sg-down", url=f"sendgrid+http://SG.key@127.0.0.1:{closed}"))
-        s.add(Sender(name="sg-nokey", url=f"sendgrid+http://127.0.0.1:{smtp.port}"))
-    checks = {c.name: c for c in health.senders(get_settings())}
+        s.add(Sender(name="sg-nokey", url=f"sendgrid+http://127.0.0.1:{port}"))
+    with listener:
+        checks = {c.name: c for c in health.senders(get_settings())}
     assert checks["sender sg"].status == "ok"
     assert checks["sender sg"].detail == (
-        f"the API at 127.0.0.1:{smtp.port} accepts connections (the key is checked only by a send)"
+        f"the API at 127.0.0.1:{port} accepts connections (the key is checked only by a send)"
     )
     assert checks["sender sg-down"].status == "fail" and "cannot connect" in checks["sender sg-down"].detail
     assert checks["sender sg-nokey"].status == "fail" and checks["sender sg-nokey"].fix.startswith(

@@ -61,8 +61,8 @@ def setting_names() -> set[str]:
 def readme_production_names() -> set[str]:
     """The settings the README's "Running in production" block exports: the ones production needs."""
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("## Running in production", 1)[1].split("\n    donebox ", 1)[0]
-    export = block[block.index("    export ") :]
+    section = readme.split("## Running in production", 1)[1]
+    export = section[section.index("    export ") :].split("\n    donebox ", 1)[0]
     return set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", export))
 
 
