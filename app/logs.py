@@ -215,7 +215,21 @@ class TextFormatter(logging.Formatter):
 
 class Handler(logging.StreamHandler):
     """donebox's handler: stderr, the Redactor as its filter, working on a copy of each record
-    (other handlers, a test runner's, see the record as it was logged)."""
+    (other handlers, a test runner's, see the record as it was logged). Unless given a stream, it
+    writes to whatever ``sys.stderr`` is when a record comes (as logging's last-resort handler
+    does), never to a stream that was replaced and closed since it was made."""
+
+    def __init__(self, level: int = logging.NOTSET):
+        logging.Handler.__init__(self, level)
+        self._stream = None  # None: sys.stderr as it is now; setStream (tests) fixes one
+
+    @property
+    def stream(self):
+        return self._stream if self._stream is not None else sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        self._stream = value
 
     def handle(self, record: logging.LogRecord) -> bool:
         return super().handle(logging.makeLogRecord(record.__dict__))
@@ -225,7 +239,7 @@ def handler(settings: Settings | None = None) -> logging.Handler:
     """The one handler every donebox process logs through: stderr, JSON or text as LOG_FORMAT and
     DONEBOX_ENV say, the Redactor on it (uvicorn's worker processes call it with no argument)."""
     settings = settings or get_settings()
-    h = Handler(sys.stderr)
+    h = Handler()
     h.setFormatter(JSONFormatter() if settings.log_json else TextFormatter())
     h.addFilter(Redactor(secret_values(settings)))
     return h

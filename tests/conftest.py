@@ -96,6 +96,33 @@ def reset_caches() -> None:
             sys.modules[name].reset()
 
 
+@pytest.fixture(autouse=True)
+def _logging_as_it_was():
+    """What a test that runs ``cli.main`` in this process sets up for the whole process (the root
+    handler and level, library loggers, warnings capture, the exception hooks) is undone after it,
+    so the next tests log as pytest set them up."""
+    import logging
+    import sys
+    import threading
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    named = {
+        n: (list(lg.handlers), lg.propagate)
+        for n in ("uvicorn", "uvicorn.error", "uvicorn.access", "dramatiq")
+        if (lg := logging.getLogger(n))
+    }
+    hooks = (sys.excepthook, threading.excepthook)
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for n, (hs, propagate) in named.items():
+        logging.getLogger(n).handlers[:] = hs
+        logging.getLogger(n).propagate = propagate
+    logging.captureWarnings(False)
+    sys.excepthook, threading.excepthook = hooks
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """The test environment: fixed secrets, memory transport, VAR_DIR in tmp."""

@@ -158,6 +158,25 @@ def test_development_lines_are_text_with_the_ids_in_brackets(tmp_path):
     assert not line.startswith("{")
 
 
+def test_the_handler_writes_to_stderr_as_it_is_when_a_record_comes(tmp_path, monkeypatch):
+    """A process's stderr replaced (and the old one closed, as a test runner does) is followed:
+    no "I/O operation on closed file" and no line lost."""
+    h = logs.handler(settings(tmp_path, LOG_FORMAT="text"))
+    log = logging.getLogger("donebox.test_logs.stderr")
+    log.addHandler(h)
+    log.propagate = False
+    try:
+        first, second = io.StringIO(), io.StringIO()
+        monkeypatch.setattr(sys, "stderr", first)
+        log.warning("one")
+        first.close()
+        monkeypatch.setattr(sys, "stderr", second)
+        log.warning("two")
+    finally:
+        log.removeHandler(h)
+    assert second.getvalue().rstrip().endswith("two")
+
+
 @pytest.mark.parametrize(
     ("env", "is_json"),
     [
