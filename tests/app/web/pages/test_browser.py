@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 import urllib.request
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -121,6 +121,18 @@ def sign_in(page, base: str, email: str) -> None:
     page.wait_for_selector(f"text={email}")
 
 
+def team_today(team_id: int) -> date:
+    """Today where the team lives: its pages, replies and reports go by the team's day, which is
+    not the machine's (UTC) for an hour or more each night."""
+    from zoneinfo import ZoneInfo
+
+    from app.db import session
+    from app.models import Team
+
+    with session() as s:
+        return datetime.now(ZoneInfo(s.get(Team, team_id).timezone)).date()
+
+
 def reply(base: str, email: str, body: str, subject: str, msgid: str) -> int:
     from email.message import EmailMessage
 
@@ -129,10 +141,10 @@ def reply(base: str, email: str, body: str, subject: str, msgid: str) -> int:
     from app.models import Member
 
     with session() as s:
-        mid = s.execute(select(Member.id).where(Member.email == email)).scalar_one()
+        mid, tid = s.execute(select(Member.id, Member.team_id).where(Member.email == email)).one()
     m = EmailMessage()
     m["From"], m["Subject"], m["Message-ID"] = email, subject, msgid
-    m["To"] = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", mid, date.today())
+    m["To"] = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", mid, team_today(tid))
     m.set_content(body)
     m.add_alternative(f"<p>{body}</p>", subtype="html")
     req = urllib.request.Request(
@@ -178,7 +190,7 @@ def test_a_team_admin_runs_the_team_in_the_browser(live, browser_page, team):
     reply(base, "bob@example.com", "Fixed the digest layout\nPaired with @ada", "Re: today", "<b2@t>")
 
     def arrived():  # the replies' day: Ada's own today is already tomorrow in Tokyo after 15:00 UTC
-        page.goto(f"{base}/teams/{tid}?day={date.today().isoformat()}")
+        page.goto(f"{base}/teams/{tid}?day={team_today(tid).isoformat()}")
         return page.locator("text=Shipped the").count() and page.locator("text=Fixed the digest").count()
 
     until(arrived, "the replies on the team's day")

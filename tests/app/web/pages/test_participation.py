@@ -109,8 +109,11 @@ def test_the_export_downloads_from_the_team_pages_for_a_member(client, sent, wor
 
 
 def _seed(team_id: int) -> None:
-    """Thirty days of reminders for Ada and Bob of the fixture team, answered on most days."""
-    today = utcnow().date()
+    """Thirty days of reminders for Ada and Bob of the fixture team, answered on most days (days of
+    the team's own calendar, as the page counts them)."""
+    from tests.app.web.pages.test_browser import team_today
+
+    today = team_today(team_id)
     with session() as s:
         everyone = s.execute(select(Member).where(Member.team_id == team_id)).scalars()
         members = [m for m in everyone if m.role != "observer"]

@@ -192,7 +192,7 @@ def fill_the_team(page, base: str, tid: int, chat_url: str) -> None:
         "the replies on the team's day",
     )
     add_comment(tid, f"Great work, the write-up is at {LONG_URL}")  # a reply to the digest, on the day page
-    week_ago = (date.today() - timedelta(days=7)).isoformat()
+    week_ago = (browser.team_today(tid) - timedelta(days=7)).isoformat()
     page.goto(f"{base}/teams/{tid}?day={week_ago}")
     page.fill("textarea[name=text]", "Planned the #phone work with @bob")
     page.click("button:has-text('Add')")
@@ -261,9 +261,10 @@ def test_every_page_fits_a_phone_and_a_desktop(chat_server, live, chromium, team
     from app.models import Entry, OutboundMessage
 
     base, tid = live, team.id
+    today = browser.team_today(tid)
     with session() as s:
         make_operator(s, "ada@example.com", now=FIXED_NOW)  # the operator pages are in the walk
-        standup_with_goals(s, team, date.today())  # the questions on the settings page, open goals shown
+        standup_with_goals(s, team, today)  # the questions on the settings page, open goals shown
     problems = []
 
     # signed out: the sign-in page and a page that does not exist

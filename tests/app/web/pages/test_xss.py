@@ -1,13 +1,12 @@
 """Hostile content in replies, subjects, names and HTML parts: no page and no digest can run it."""
 
-from datetime import date
-
 from sqlalchemy import select
 
 from app.db import session
 from app.models import InboundMessage, Member, Team, utcnow
 from jobs.broker import drain
 from tests.app.web.conftest import AUTH, post, sign_in
+from tests.app.web.pages.test_browser import team_today
 from tests.app.web.pages.xss import PAYLOADS, executable_constructs
 
 
@@ -33,7 +32,7 @@ def hostile_world(client, team_id: int) -> list[int]:
         bob.name = PAYLOADS[1]
         s.get(Team, team_id).name = "Rocket " + PAYLOADS[0]
         bob_id = bob.id
-    to = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", bob_id, date.today())
+    to = reply_address("test-secret-key-0123456789-abcdefXYZ", "reply.test", bob_id, team_today(team_id))
     ids = []
     body = "\n".join(PAYLOADS) + "\n"
     for i, subject in enumerate(PAYLOADS):
@@ -97,7 +96,7 @@ def test_no_digest_carries_an_executable_construct(client, team, sent):
 
     hostile_world(client, team.id)
     with session() as s:
-        ids = digest_now(s, now=utcnow(), settings=get_settings(), day=date.today())
+        ids = digest_now(s, now=utcnow(), settings=get_settings(), day=team_today(team.id))
     sent.clear()
     enqueue_deliveries(ids)
     drain()
