@@ -123,6 +123,37 @@ def _logging_as_it_was():
     sys.excepthook, threading.excepthook = hooks
 
 
+class JSONLog:
+    """What donebox's own handler writes as JSON lines on the root logger while the ``with`` block
+    runs (at INFO): ``.lines`` parsed, ``.text`` as written."""
+
+    def __enter__(self):
+        import io
+        import logging
+
+        from app import logs
+        from app.settings import get_settings
+
+        self._out = io.StringIO()
+        self._handler = logs.handler(get_settings())
+        self._handler.setStream(self._out)
+        self._handler.setFormatter(logs.JSONFormatter())
+        root = logging.getLogger()
+        root.addHandler(self._handler)
+        self._level, root.level = root.level, logging.INFO
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import json
+        import logging
+
+        root = logging.getLogger()
+        root.removeHandler(self._handler)
+        root.level = self._level
+        self.text = self._out.getvalue()
+        self.lines = [json.loads(line) for line in self.text.splitlines()]
+
+
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     """The test environment: fixed secrets, memory transport, VAR_DIR in tmp."""

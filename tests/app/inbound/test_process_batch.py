@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 from dataclasses import replace
 from datetime import date
 
 from sqlalchemy import event, select
 
 import app.inbound.process
-from app import logs
 from app.checkins.reply_tokens import reply_address
 from app.db import get_engine, session
 from app.inbound.accept import accept
@@ -21,7 +18,7 @@ from app.settings import get_settings
 from jobs.actors import process_inbound, process_inbound_batch
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, JSONLog
 
 DAY = date(2026, 11, 23)
 SENT_DAY = date(2026, 11, 20)
@@ -187,19 +184,9 @@ def test_what_processing_logs_of_a_batch_carries_each_messages_inbound_id(db, mo
 
     monkeypatch.setattr(app.inbound.process, "extract_reply", picky)
     ids = [store(mail(i, token, body), f"l{i}") for i, body in enumerate(["- One", "- boom"])]
-    out = io.StringIO()
-    h = logs.handler(get_settings())
-    h.setStream(out)
-    h.setFormatter(logs.JSONFormatter())
-    root = logging.getLogger()
-    root.addHandler(h)
-    level, root.level = root.level, logging.INFO
-    try:
+    with JSONLog() as log:
         process_inbound_batch.fn(ids)
-    finally:
-        root.removeHandler(h)
-        root.level = level
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = log.lines
     failed = next(x for x in lines if x["msg"] == f"inbound {ids[1]} failed")
     assert (
         failed["inbound_id"] == ids[1]
@@ -207,7 +194,7 @@ def test_what_processing_logs_of_a_batch_carries_each_messages_inbound_id(db, mo
     )
     states = {x["inbound_id"]: x["msg"] for x in lines if x["logger"] == "donebox.jobs"}
     assert states == {ids[0]: f"inbound {ids[0]}: processed", ids[1]: f"inbound {ids[1]}: failed"}
-    assert "ada@example.com" not in out.getvalue()
+    assert "ada@example.com" not in log.text
 
 
 def test_when_the_batch_transaction_fails_each_message_is_processed_in_a_job_of_its_own(db, monkeypatch):

@@ -1,5 +1,3 @@
-import io
-import json
 import logging
 from datetime import timedelta
 
@@ -14,7 +12,7 @@ from app.relay import domains, outbox, render, suppressions
 from app.relay.pipeline import CLAIM_BATCH, deliver, deliver_many
 from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, JSONLog
 
 NOW = FIXED_NOW
 
@@ -402,23 +400,13 @@ class Talkative(MemoryTransport):
 
 
 def test_what_a_delivery_logs_carries_the_message_and_team_ids(team):
-    out = io.StringIO()
-    h = logs.handler(get_settings())
-    h.setStream(out)
-    h.setFormatter(logs.JSONFormatter())
-    root = logging.getLogger()
-    root.addHandler(h)
-    level, root.level = root.level, logging.INFO
-    try:
+    with JSONLog() as log:
         mid = reminder_for()
         assert deliver(mid, transport=Talkative(), now=NOW) == "sent"
         assert deliver(
             reminder_for("bob@example.com"), transport=Failing(TransientSendError("421 x")), now=NOW
         )
-    finally:
-        root.removeHandler(h)
-        root.level = level
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = log.lines
     ours = [(x["msg"], x.get("message_id"), x.get("team_id")) for x in lines if "message_id" in x]
     assert ours == [
         ("handing over to a***@example.com", mid, team.id),
