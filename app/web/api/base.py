@@ -258,3 +258,6 @@ def _parameter(name: str, schema: dict, description: str) -> dict:
 
 
 BEFORE_Q = IntQuery("before", description="only ids below this (the previous page's next_before)")
+# a span of days with open ends (the export's, the comments'): either bound may be left out
+OPEN_FROM_Q = DateQuery("from", "the first day, YYYY-MM-DD (default: no bound)")
+OPEN_TO_Q = DateQuery("to", "the last day, YYYY-MM-DD (default: no bound)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.checkins import comments
 from app.models import Comment
-from app.web.api.base import BEFORE_Q, ApiError, DateQuery, IntQuery, api
+from app.web.api.base import BEFORE_Q, OPEN_FROM_Q, OPEN_TO_Q, ApiError, DateQuery, IntQuery, api
 from app.web.api.shapes import DATE_TIME, DAY, INT, STR, Field, Shape, next_before, nullable, one_of, paged
 from app.web.api.teams import find_team
 
@@ -38,8 +38,6 @@ COMMENT = Shape(
 COMMENT_PAGE = paged("CommentPage", "comments", COMMENT)
 
 DAY_Q = DateQuery("day", "only the comments of this day (not with from or to)")
-FROM_Q = DateQuery("from", "the first day, YYYY-MM-DD (default: no bound)")
-TO_Q = DateQuery("to", "the last day, YYYY-MM-DD (default: no bound)")
 LIMIT_Q = IntQuery("limit", 100, most=500, description="at most 500")
 
 
@@ -48,7 +46,7 @@ def comment_list(request, s, token, body):
     """GET /api/teams/{team_id}/comments?day=|from=&to=&limit=&before=: the team's comments, newest
     first; ``next_before`` pages on."""
     t = find_team(s, token, request.path_params["team_id"])
-    day, first, last = DAY_Q.read(request), FROM_Q.read(request), TO_Q.read(request)
+    day, first, last = DAY_Q.read(request), OPEN_FROM_Q.read(request), OPEN_TO_Q.read(request)
     if day is not None and (first is not None or last is not None):
         raise ApiError(400, "day: give day, or from and to, not both")
     if first is not None and last is not None and first > last:

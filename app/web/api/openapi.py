@@ -29,6 +29,7 @@ from app.web.api import (
     teams,
     webhooks,
 )
+from app.web.api.base import OPEN_FROM_Q, OPEN_TO_Q
 from app.web.api.inbound import MAX_INDEX
 from app.web.api.shapes import ERROR, Shape, ref
 from app.web.common import MAX_ID
@@ -333,7 +334,7 @@ PATHS = {
             reports.export_get,
             "The team's entries of a span as CSV, JSON or NDJSON, streamed (any size)",
             {"200": EXPORT_FILE},
-            params=[_path("team_id"), *_q(reports.FORMAT_Q, reports.EXPORT_FROM_Q, reports.EXPORT_TO_Q)],
+            params=[_path("team_id"), *_q(reports.FORMAT_Q, OPEN_FROM_Q, OPEN_TO_Q)],
             found=True,
         )
     },
@@ -345,7 +346,7 @@ PATHS = {
             {"200": _resp("comments", comments.COMMENT_PAGE)},
             params=[
                 _path("team_id"),
-                *_q(comments.DAY_Q, comments.FROM_Q, comments.TO_Q, comments.LIMIT_Q, comments.BEFORE_Q),
+                *_q(comments.DAY_Q, OPEN_FROM_Q, OPEN_TO_Q, comments.LIMIT_Q, comments.BEFORE_Q),
             ],
             found=True,
         )

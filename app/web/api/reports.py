@@ -11,15 +11,13 @@ from app.checkins import export as exporting
 from app.checkins import participation
 from app.checkins.times import local_date
 from app.models import Team, utcnow
-from app.web.api.base import ApiError, ChoiceQuery, DateQuery, api
+from app.web.api.base import OPEN_FROM_Q, OPEN_TO_Q, ApiError, ChoiceQuery, DateQuery, api
 from app.web.api.shapes import DAY, INT, NUMBER, STR, Field, Shape, many, nested, nullable
 from app.web.api.teams import find_team
 from app.web.common import download
 
 FROM_Q = DateQuery("from", "the first day, YYYY-MM-DD (default: 29 days before to)")
 TO_Q = DateQuery("to", "the last day, YYYY-MM-DD (default: today in the team's time zone)")
-EXPORT_FROM_Q = DateQuery("from", "the first day, YYYY-MM-DD (default: no bound)")
-EXPORT_TO_Q = DateQuery("to", "the last day, YYYY-MM-DD (default: no bound)")
 FORMAT_Q = ChoiceQuery("format", exporting.FORMATS, "csv (the default), json (one array) or ndjson")
 
 # (JSON name, Figures attribute, type, description): written once for the team's and each member's
@@ -119,7 +117,7 @@ def export_get(request: Request, s, token, body):
     comments, streamed."""
     t = find_team(s, token, request.path_params["team_id"])
     fmt = FORMAT_Q.read(request) or "csv"
-    first, last = EXPORT_FROM_Q.read(request), EXPORT_TO_Q.read(request)
+    first, last = OPEN_FROM_Q.read(request), OPEN_TO_Q.read(request)
     if first and last:
         try:
             participation.span(first, last, last, most=None)
