@@ -9,6 +9,7 @@ backtrack badly: each pattern is anchored and its repeats are bounded.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 MAX_LINE = 1000  # characters of a line that the matchers look at
 
@@ -252,3 +253,42 @@ def is_attribution(window: str) -> bool:
         if starts and has_addr and ADDRESS_END.search(window):  # "Quoting Bob <bob@x>:"
             return True
     return DATE_START.match(window) is not None and has_addr and ADDRESS_END.search(window) is not None
+
+
+# Every rule that can make a cut, with how sure a cut by it is. ``confidence`` holds when the rule
+# fires on its own; ``quoted`` (headers only) when ``>``-marked lines follow the header, which
+# makes even a bare "On ... wrote:" certain. "high": a client's or our own markup said so; "low":
+# a heuristic that can be wrong on unusual text. Ordered from the most to the least certain.
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    confidence: str
+    what: str
+    quoted: str = ""
+
+    def sure(self, followed_by_quote: bool = False) -> str:
+        return (self.quoted or self.confidence) if followed_by_quote else self.confidence
+
+
+RULES = {
+    rule.name: rule
+    for rule in (
+        Rule("own-reminder", "high", "our own reminder text, quoted back with or without marks"),
+        Rule("html-quote-markup", "high", "a client's quote container in the HTML (Gmail, Outlook ...)"),
+        Rule("reply-above-marker", "high", "an application's \"reply above this line\" marker"),
+        Rule("forward", "high", "a forwarded-message marker: what follows is kept apart"),
+        Rule("quote-header:original-message", "high", "a dashed \"Original Message\" banner"),
+        Rule("quote-header:dashed-wrote", "high", "a dashed \"--- Bob wrote ---\" line (Android, Zoho)"),
+        Rule("quote-header:field-block", "low", "a From:/Sent:/To: header block (Outlook)", "high"),
+        Rule("quote-header:on-wrote", "low", "an \"On <date>, <who> wrote:\" attribution", "high"),
+        Rule("gt-quoted", "high", "lines marked with >"),
+        Rule("unmarked-quote", "low", "quoted lines with another marker (|, :) or a wrapped quoted line"),
+        Rule("html-trailing-blockquote", "low", "the last unmarked <blockquote> at the end of the HTML"),
+        Rule("signature:mobile-footer", "high", "a mail app's footer (\"Sent from my iPhone\")"),
+        Rule("signature:delimiter", "low", "a signature delimiter (\"-- \", \"---\", \"__\")"),
+        Rule("signature:disclaimer", "low", "a legal footer paragraph"),
+        Rule("signature:dash-name", "low", "a last line \"-ana\" or \"/Anna\""),
+        Rule("signature:sign-off", "low", "a sign-off line (\"Thanks,\") and a short name under it"),
+        Rule("signature:contact-block", "low", "a last paragraph of a name and contact details"),
+    )
+}  # fmt: skip

@@ -101,8 +101,8 @@ def _short_tail(lines: list[str], start: int, most: int, width: int) -> bool:
     return len(tail) <= most and all(len(x.strip()) <= width and not CONTENT.match(x) for x in tail)
 
 
-def _signature_start(lines: list[str]) -> int | None:
-    """Index where a trailing signature starts, by the first rule that fits, or None."""
+def _signature_start(lines: list[str]) -> tuple[int, str] | None:
+    """(index where a trailing signature starts, the rule's name in ``quotes.RULES``), or None."""
     idx = _nonempty(lines)
     if len(idx) < 2:
         return None
@@ -111,22 +111,23 @@ def _signature_start(lines: list[str]) -> int | None:
         line = lines[i].strip()
         if i != first and len(line) <= 200 and any(p.fullmatch(line) for p in MOBILE_FOOTERS):
             if _short_tail(lines, i + 1, 3, 120):
-                return i
+                return i, "signature:mobile-footer"
     for i in tail:
         if i != first and DELIMITER.match(lines[i]):
             rfc = lines[i] == "-- "
             if _short_tail(lines, i + 1, 15 if rfc else 6, 200 if rfc else 80):
-                return i
+                return i, "signature:delimiter"
     for i in idx[-40:]:
         if i != first and any(p.match(lines[i].strip()) for p in DISCLAIMERS):
-            return i
+            return i, "signature:disclaimer"
     last = idx[-1]
     if last != first and DASH_NAME.match(lines[last]) and not CONTENT.match(lines[idx[-2]]):
-        return last
+        return last, "signature:dash-name"
     for i in idx[-4:]:
         if i != first and SIGN_OFF.match(lines[i]) and _short_tail(lines, i + 1, 3, 40):
-            return i
-    return _contact_block(lines, idx)
+            return i, "signature:sign-off"
+    block = _contact_block(lines, idx)
+    return None if block is None else (block, "signature:contact-block")
 
 
 def _contact_block(lines: list[str], idx: list[int]) -> int | None:
@@ -142,15 +143,28 @@ def _contact_block(lines: list[str], idx: list[int]) -> int | None:
     return None
 
 
-def split_signature(lines: list[str]) -> tuple[list[str], list[str]]:
-    """Split ``lines`` into (body, signature); repeated until no rule fits, so stacked footers all go."""
-    body, signature = list(lines), []
+def find_signature(lines: list[str]) -> tuple[int, str] | None:
+    """(where the signature starts in ``lines``, the rule of its topmost cut), or None.
+
+    Repeated until no rule fits, so stacked footers ("Thanks,\nAna\n\nSent from my iPhone") all go.
+    """
+    found, end = None, len(lines)
     for _ in range(6):
-        start = _signature_start(body)
-        if start is None:
+        hit = _signature_start(lines[:end])
+        if hit is None:
             break
-        signature = body[start:] + signature
-        body = body[:start]
-        while body and not body[-1].strip():
-            body.pop()
-    return body, signature
+        found, end = hit, hit[0]
+        while end and not lines[end - 1].strip():
+            end -= 1
+    return found
+
+
+def split_signature(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``lines`` into (body, signature)."""
+    found = find_signature(lines)
+    if found is None:
+        return list(lines), []
+    body = lines[: found[0]]
+    while body and not body[-1].strip():
+        body.pop()
+    return body, lines[found[0] :]

@@ -32,6 +32,15 @@ class Cut:
     quoted: list[str] = field(default_factory=list)
     forwarded_at: int | None = None
     notes: list[str] = field(default_factory=list)
+    reply_idx: list[int] = field(default_factory=list)  # the input line each reply line came from
+    cuts: list[tuple[int, str, str]] = field(default_factory=list)  # (input line, rule name, confidence)
+
+    def keep(self, i: int, line: str) -> None:
+        self.reply.append(line)
+        self.reply_idx.append(i)
+
+    def cut(self, i: int, rule: str, followed_by_quote: bool = False) -> None:
+        self.cuts.append((i, rule, quotes.RULES[rule].sure(followed_by_quote)))
 
 
 def _unqp(line: str) -> str:
@@ -142,6 +151,7 @@ class Kinds:
         self.lines = view
         self.forced = forced
         self.kinds: list[tuple[str, int]] = []
+        self.rule_at: dict[int, str] = {}  # the rule behind each "header" and "quote" line
         self._ends: dict[int, bool] = {}
 
     def __len__(self) -> int:
@@ -166,20 +176,29 @@ class Kinds:
             kinds.extend(("cut", 0) for _ in range(i, self.n))
         elif hint == "header":
             kinds.append(("header", i + 1))
+            self.rule_at[i] = "html-quote-markup"
         elif not line.strip():
             kinds.append(("blank", 0))
         elif hint == "quote" or is_quote_line(line):
             kinds.append(("quote", 0))
+            self.rule_at[i] = "html-quote-markup" if hint == "quote" else "gt-quoted"
         elif quotes.FORWARD.match(line):
             kinds.append(("forward", 0))
-        elif quotes.ORIGINAL_MESSAGE.match(line) or quotes.DASHED_WROTE.match(line):
+        elif quotes.ORIGINAL_MESSAGE.match(line):
             kinds.append(("header", i + 1))
+            self.rule_at[i] = "quote-header:original-message"
+        elif quotes.DASHED_WROTE.match(line):
+            kinds.append(("header", i + 1))
+            self.rule_at[i] = "quote-header:dashed-wrote"
         elif self.ends(i) and (at := _inline_attribution(line)) > 0:
             kinds.append(("split", at))
+            self.rule_at[i] = "quote-header:on-wrote"
         else:
-            end = _field_block(lines, i) or _attribution(lines, i, self.ends)
+            block = _field_block(lines, i)
+            end = block or _attribution(lines, i, self.ends)
             if end:
                 kinds.append(("header", end))
+                self.rule_at[i] = "quote-header:field-block" if block else "quote-header:on-wrote"
                 kinds.extend(("text", 0) for _ in range(i + 1, end))
             else:
                 kinds.append(("text", 0))
@@ -214,23 +233,29 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
         if kind == "text" and not in_quote and known and _known_cut(lines, i, known, need):
             # our own reminder text: everything from here is quoted, with any attribution just above,
             # and any shorter line of ours (the greeting) that the cut point did not count
+            at = i
             while out.reply and len(out.reply[-1]) < 200:
                 last = out.reply[-1]
                 if last.strip() and not (_ends_like_header(last) or norm_line(last) in known_all):
                     break
                 out.quoted.insert(0, out.reply.pop())
+                at = out.reply_idx.pop()
             while out.quoted and not out.quoted[0].strip():
-                out.reply.append(out.quoted.pop(0))
+                out.keep(at, out.quoted.pop(0))
+                at += 1
             out.notes.append("cut at our own reminder text")
+            out.cut(at, "own-reminder")
             out.quoted.extend(lines[i:])
             return _finish(out)
+        rule = kinds.rule_at.get(i, "")
         if kind == "split":  # "reply On <date>, bob@x wrote:" on one line
             head = line[:end].rstrip(" -–—")
             if head.strip():
-                out.reply.append(head)
+                out.keep(i, head)
             kind, line, end = "header", line[end:], i + 1
         if kind == "cut":
             out.notes.append("cut at the quoted part of the HTML")
+            out.cut(i, "html-quote-markup")
             out.quoted.extend(lines[i:])
             return _finish(out)
         if kind == "forward":
@@ -240,34 +265,44 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
                 continue
             out.forwarded_at = len(out.reply)
             out.notes.append("forwarded message kept")
-            out.reply.extend(lines[i:])
+            out.cut(i, "forward")
+            for j in range(i, len(lines)):
+                out.keep(j, lines[j])
             return _finish(out)
         if kind == "header":
             if _next_kind(kinds, end) == "quote":
                 out.notes.append("cut a quote header and its > lines")
+                out.cut(i, rule, followed_by_quote=True)
                 out.quoted.append(line)
                 out.quoted.extend(lines[i + 1 : end])
                 in_quote = True
                 i = end
                 continue
             out.notes.append(f"cut at quote header {line.strip()[:60]!r}")
+            out.cut(i, rule)
             out.quoted.append(line)
             out.quoted.extend(lines[i + 1 :])
             return _finish(out)
         if kind == "quote":
+            if not in_quote:
+                out.cut(i, rule or "gt-quoted")
             in_quote = True
             out.quoted.append(line)
         elif kind == "blank":
-            (out.quoted if in_quote else out.reply).append(line)
+            if in_quote:
+                out.quoted.append(line)
+            else:
+                out.keep(i, line)
         elif in_quote and (_LINK_OPEN.search(lines[i - 1]) or _LINK_PIECE.match(line.strip())):
             out.quoted.append(line)  # a long link broke the run of > lines
         else:
             in_quote = False
-            out.reply.append(line)
+            out.keep(i, line)
         i += 1
     if len(lines) > n:
         out.notes.append(f"only the first {MAX_LINES} lines were searched for quotes")
-        out.reply.extend(lines[n:])
+        for j in range(n, len(lines)):
+            out.keep(j, lines[j])
     if out.quoted and not out.notes:
         out.notes.append("cut > quoted lines")
     return _finish(out)
@@ -277,17 +312,22 @@ def _finish(out: Cut) -> Cut:
     """Drop trailing rules and blanks that only separated the reply from the quote."""
     stop = out.forwarded_at if out.forwarded_at is not None else len(out.reply)
     head, tail = out.reply[:stop], out.reply[stop:]
-    while head and not tail and (not head[-1].strip() or (out.quoted and quotes.RULE.match(head[-1]))):
+    hidx, tidx = out.reply_idx[:stop], out.reply_idx[stop:]
+    while head and (not head[-1].strip() or (out.quoted and quotes.RULE.match(head[-1]))):
         head.pop()
-    if head and out.quoted and not tail and quotes.BANNER.match(head[-1]):
+        hidx.pop()
+    if head and out.quoted and quotes.BANNER.match(head[-1]):
         out.quoted.insert(0, head.pop())
+        hidx.pop()
         while head and not head[-1].strip():
             head.pop()
+            hidx.pop()
     lead = 0
     while lead < len(head) and not head[lead].strip():
         lead += 1
-    head = head[lead:]
+    head, hidx = head[lead:], hidx[lead:]
     if out.forwarded_at is not None:
         out.forwarded_at = len(head)
     out.reply = head + tail
+    out.reply_idx = hidx + tidx
     return out
