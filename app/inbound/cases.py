@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from typing import TextIO
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from app.models import Member, ReplyCase, Team
@@ -105,28 +105,37 @@ def _whole_name(found: str, names: set[str]) -> str:
     return found
 
 
-def _latest(s: Session, team_id: int | None) -> list[ReplyCase]:
-    latest = select(func.max(ReplyCase.id)).group_by(ReplyCase.inbound_id)
+def _latest(s: Session, team_id: int | None) -> list[tuple[ReplyCase, ReplyCase]]:
+    """(first, latest) correction of each reply, in the order of their latest: the first says where
+    the extractor had cut, the latest what the reply is."""
+    stmt = select(ReplyCase).order_by(ReplyCase.id)
     if team_id is not None:
-        latest = latest.where(ReplyCase.team_id == team_id)
-    return list(s.execute(select(ReplyCase).where(ReplyCase.id.in_(latest)).order_by(ReplyCase.id)).scalars())
+        stmt = stmt.where(ReplyCase.team_id == team_id)
+    first: dict[int, ReplyCase] = {}
+    latest: dict[int, ReplyCase] = {}
+    for case in s.execute(stmt).scalars():
+        first.setdefault(case.inbound_id, case)
+        latest[case.inbound_id] = case
+    return sorted(((first[i], c) for i, c in latest.items()), key=lambda pair: pair[1].id)
 
 
-def _note(case: ReplyCase) -> str:
+def _note(first: ReplyCase, case: ReplyCase) -> str:
     who = {"author": "the reply's author", "admin": "a team admin"}.get(case.by_role, "an operator")
     before = (
         "kept every line"
-        if case.cut_before is None
-        else f"cut before line {case.cut_before} (rule {case.rule_before or 'unnamed'}, "
-        f"confidence {case.confidence_before or 'not recorded'})"
+        if first.cut_before is None
+        else f"ended the reply at line {first.cut_before} (rule {first.rule_before or 'unnamed'}, "
+        f"confidence {first.confidence_before or 'not recorded'})"
     )
-    return (
-        f"donebox's extractor {before}; {who} cut before line {case.cut_at}. Masked: addresses, names, links."
-    )
+    said = f"{who} said it ends at line {case.cut_at}"
+    return f"donebox's extractor {before}; {said}. Masked: addresses, names, links."
 
 
-def as_corpus(case: ReplyCase, names: Iterable[str], base_url: str = "") -> dict:
-    """One case in the corpus's format, masked (see the module's docstring)."""
+def as_corpus(
+    case: ReplyCase, names: Iterable[str], base_url: str = "", first: ReplyCase | None = None
+) -> dict:
+    """One case in the corpus's format, masked (see the module's docstring); ``first``: the reply's
+    first correction, which says where the extractor had cut (``case`` itself by default)."""
     masker = Masker([*names, case.from_name], base_url)
     masker.learn(case.input)
     return {
@@ -141,7 +150,7 @@ def as_corpus(case: ReplyCase, names: Iterable[str], base_url: str = "") -> dict
         "assertion": f"corrected_by_{case.by_role}",
         "match": "ws_normalized",
         "expected_format": "text",
-        "notes": _note(case),
+        "notes": _note(first or case, case),
     }
 
 
@@ -149,13 +158,14 @@ def export(s: Session, out: TextIO, *, base_url: str = "", team_id: int | None =
     """Write the latest correction of each reply (of ``team_id``'s, or every team's) to ``out``, one
     masked JSON object a line; how many."""
     cases = _latest(s, team_id)
-    teams = {c.team_id for c in cases}
+    teams = {c.team_id for _, c in cases}
     names: dict[int, list[str]] = {t: [] for t in teams}
     if teams:
         for team_id_, name in s.execute(select(Member.team_id, Member.name).where(Member.team_id.in_(teams))):
             names[team_id_].append(name)
         for tid, name in s.execute(select(Team.id, Team.name).where(Team.id.in_(teams))):
             names[tid].append(name)
-    for case in cases:
-        out.write(json.dumps(as_corpus(case, names[case.team_id], base_url), ensure_ascii=False) + "\n")
+    for first, case in cases:
+        row = as_corpus(case, names[case.team_id], base_url, first)
+        out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(cases)

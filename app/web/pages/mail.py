@@ -523,6 +523,10 @@ def inbound_html(request: Request, ctx: Ctx):
     return sandboxed(_parsed(row).html or "")
 
 
+def _entries(n: int) -> str:
+    return "1 entry" if n == 1 else f"{n} entries"
+
+
 @page(None, form=_inbound_page)
 def inbound_cut(request: Request, ctx: Ctx):
     """POST /mail/inbound/{iid}/cut end=N: "this was cut wrongly": the reply ends at line N. Its author
@@ -544,8 +548,8 @@ def inbound_cut(request: Request, ctx: Ctx):
         if e.status == 422:
             raise FormError({e.field: str(e)}) from None
         raise HTTPException(e.status, str(e)) from None
-    said = f"The reply now ends at line {moved.after}: {moved.made} entries made from it"
-    said += f" (the {moved.deleted} it had made were replaced)." if moved.deleted else "."
+    said = f"The reply now ends at line {moved.after}: {_entries(moved.made)} made from it"
+    said += f" (replacing the {moved.deleted} it had made)." if moved.deleted else "."
     return back(f"/mail/inbound/{row.id}#cut", said, request)
 
 
