@@ -496,6 +496,7 @@ def _inbound_page(request: Request, ctx: Ctx):
             "viewer": role,  # author | admin | operator
             "lines": lines[:LINES_SHOWN],
             "lines_cut": len(lines) > LINES_SHOWN,
+            "total_lines": len(lines),
             "cut_at": len(lines) if row.cut_at is None else row.cut_at,
             "rule_what": rule.what if rule else ("moved by a person" if row.cut_rule == CORRECTED else ""),
             "movable": row.state == "processed" and bool(lines),

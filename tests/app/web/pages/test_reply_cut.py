@@ -112,3 +112,14 @@ def test_someone_in_no_team_of_the_author_finds_no_such_message(client, team, se
     sign_in(client, sent, "zed@example.com")
     assert client.get(f"/mail/inbound/{iid}").status_code == 404
     assert post(client, f"/mail/inbound/{iid}/cut", {"end": "4"}).status_code == 404
+
+
+def test_a_cut_past_the_lines_shown_is_said_so(client, team, sent, monkeypatch):
+    import app.web.pages.mail
+
+    iid = replied(WRONGLY_CUT)
+    monkeypatch.setattr(app.web.pages.mail, "LINES_SHOWN", 1)
+    sign_in(client, sent, "bob@example.com")
+    page = client.get(f"/mail/inbound/{iid}").text
+    assert 'id="end-1"' in page and 'id="end-2"' not in page
+    assert "cut below line 1: <code>signature:delimiter</code> (the lines past 1 are not shown)" in page
