@@ -1,12 +1,18 @@
 """Reply extraction benchmark: donebox against the reference libraries, in one run.
 
-    python bench/replies.py [--quick] [--corpus PATH] [--rounds N]
+    python bench/replies.py [--quick] [--corpus PATH] [--cases PATH] [--project-path DIR] [--rounds N]
 
 Scores every extractor with the shared scorer (``$DONEBOX_SHARED/tools/eval_replies.py``,
 ``DONEBOX_SHARED`` defaulting to ``<repo>/../shared``) on the shared corpus and prints one
 ``name=value`` line per figure: exact-match percentage, mean token F1, mean and median
 milliseconds per message, per extractor and per source repository and language, and
-``speed_ratio_vs_talon`` (talon's mean time over donebox's). ``--quick`` runs one timing
+``speed_ratio_vs_talon`` (talon's mean time over donebox's). Then donebox alone on the
+project's own cases (``tests/fixtures/replies/cases.jsonl``), overall and by ``kind`` (what
+each case exercises: quote headers, unmarked quotes, reply-above markers, signatures, HTML,
+forwards, a header first): ``donebox_own_*`` figures. There the reply is ``Reply.text``, a
+forwarded message excluded (the shared corpus keeps it: ``extract_reply_text``).
+``--project-path`` scores another checkout's ``parsers`` (a before/after comparison).
+``--quick`` runs one timing
 round and finishes in under a minute; a full run times each message over several rounds
 (the median per message) and rewrites the ``## Reply extraction`` section of BENCHMARKS.md.
 
@@ -33,6 +39,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+PROJECT = REPO  # the checkout whose parsers are measured (--project-path)
+OWN_CASES = REPO / "tests" / "fixtures" / "replies" / "cases.jsonl"
 SHARED = Path(os.environ.get("DONEBOX_SHARED", REPO.parent / "shared"))
 BENCHMARKS = REPO / "BENCHMARKS.md"
 SECTION = "## Reply extraction"
@@ -68,7 +76,7 @@ def adapters(scorer):
     for name, (cls, _) in LIBRARIES.items():
         adapter = getattr(scorer, cls)()
         out.append((name, adapter if adapter.available() else None))
-    donebox = scorer.Project(str(REPO), "parsers.reply:extract_reply_text")
+    donebox = scorer.Project(str(PROJECT), "parsers.reply:extract_reply_text")
     out.append(("donebox", donebox if donebox.available() else None))
     return out
 
@@ -84,6 +92,60 @@ def measure(scorer, adapter, cases, rounds: int):
     for r, t in zip(rows, times, strict=True):
         r["ms"] = statistics.median(t)
     return rows
+
+
+class OwnAdapter:
+    """donebox on the project's own cases: ``Reply.text``, told whether the case strips signatures."""
+
+    def __init__(self):
+        from parsers.reply import extract_reply
+
+        self.extract = extract_reply
+
+    def __call__(self, case):
+        strip = "signature" in case.get("strips", "quotes+signature")
+        return self.extract(case["input"], strip_signature=strip).text
+
+
+def own_figures(scorer, cases, rounds: int) -> dict:
+    """donebox on its own cases: exact, F1 and median ms overall and per kind."""
+    rows = measure(scorer, OwnAdapter(), cases, rounds)
+    out = {
+        "donebox_own_cases": len(rows),
+        "donebox_own_exact_pct": round(100 * sum(r["exact"] for r in rows) / len(rows), 1),
+        "donebox_own_f1": round(sum(r["f1"] for r in rows) / len(rows), 3),
+        "donebox_own_ms_median": round(statistics.median(r["ms"] for r in rows), 3),
+        "donebox_own_errors": sum(1 for r in rows if r["error"]),
+    }
+    groups = collections.defaultdict(list)
+    for case, row in zip(cases, rows, strict=True):
+        groups[case["kind"]].append(row)
+    for kind, group in sorted(groups.items()):
+        slug = _slug(kind)
+        out[f"donebox_own_cases_{slug}"] = len(group)
+        out[f"donebox_own_exact_pct_{slug}"] = round(100 * sum(r["exact"] for r in group) / len(group), 1)
+        out[f"donebox_own_f1_{slug}"] = round(sum(r["f1"] for r in group) / len(group), 3)
+        out[f"donebox_own_ms_median_{slug}"] = round(statistics.median(r["ms"] for r in group), 3)
+    return out
+
+
+def own_table(own: dict) -> str:
+    kinds = sorted(k.removeprefix("donebox_own_cases_") for k in own if k.startswith("donebox_own_cases_"))
+    lines = [
+        "donebox on the project's own cases (`tests/fixtures/replies/cases.jsonl`, "
+        f"{own['donebox_own_cases']} "
+        f"cases): {own['donebox_own_exact_pct']}% exact, F1 {own['donebox_own_f1']}, median "
+        f"{own['donebox_own_ms_median']} ms/msg. By kind:",
+        "",
+        "| kind | cases | exact | F1 | ms/msg median |",
+        "|---|---|---|---|---|",
+    ]
+    for k in kinds:
+        lines.append(
+            f"| {k} | {own[f'donebox_own_cases_{k}']} | {own[f'donebox_own_exact_pct_{k}']}% "
+            f"| {own[f'donebox_own_f1_{k}']} | {own[f'donebox_own_ms_median_{k}']} |"
+        )
+    return "\n".join(lines)
 
 
 def _slug(key: str) -> str:
@@ -154,8 +216,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one timing round, no BENCHMARKS.md update")
     ap.add_argument("--corpus", default=str(SHARED / "corpus" / "replies-dev.jsonl"))
+    ap.add_argument("--cases", default=str(OWN_CASES), help="the project's own cases, scored by kind")
+    ap.add_argument("--project-path", default=str(REPO), help="the checkout whose parsers are measured")
     ap.add_argument("--rounds", type=int, default=0, help="timing rounds (default 1 quick, 7 full)")
     args = ap.parse_args(argv)
+    global PROJECT
+    PROJECT = Path(args.project_path).resolve()
+    sys.path.insert(0, str(PROJECT))
     rounds = args.rounds or (1 if args.quick else 7)
     scorer = load_scorer()
     cases = [json.loads(line) for line in open(args.corpus, encoding="utf-8") if line.strip()]
@@ -173,6 +240,10 @@ def main(argv=None) -> int:
             print(f"{key}={value}")
     if any(results[name] is None for name in LIBRARIES):
         print("install_hint=pip install talon email-reply-parser mail-parser-reply quotequail")
+    own_cases = [json.loads(line) for line in open(args.cases, encoding="utf-8") if line.strip()]
+    own = own_figures(scorer, own_cases, rounds)
+    for key, value in own.items():
+        print(f"{key}={value}")
     talon, donebox = results.get("talon"), results.get("donebox")
     ratio = None
     if talon and donebox and donebox["donebox_ms_mean"]:
@@ -195,6 +266,8 @@ def main(argv=None) -> int:
             table(results, cases),
             "",
             f"donebox is {ratio}x faster than talon on the mean." if ratio else "talon was not measured.",
+            "",
+            own_table(own),
             "",
         ]
     )

@@ -66,10 +66,24 @@ def _is_cut(node, tag: str, attrs: dict) -> bool:
 
 
 def _plain_blockquote(attrs: dict) -> bool:
-    """A blockquote with no client marking; talon's rule: the last top-level one is the quote."""
+    """A blockquote with no client marking: a quote only when it ends the message (``html_lines``)."""
     if attrs.get("type") == "cite" or "gmail_quote" in _classes(attrs):
         return False
     return not _INDENT.search(attrs.get("style") or "")
+
+
+def _text_after(node, most: int = 50) -> bool:
+    """Whether text follows ``node`` inside its parent. An unmarked blockquote with the sender's
+    text after it is their own formatting (a passage they quote to answer it); one that ends its
+    container may hold the history (the last such one does, as talon decides)."""
+    sibling = node.next
+    for _ in range(most):
+        if sibling is None:
+            return False
+        if sibling.tag not in SKIP and (sibling.text(deep=True) or "").strip():
+            return True
+        sibling = sibling.next
+    return True
 
 
 class _Lines:
@@ -96,7 +110,7 @@ class _Lines:
 
 
 def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
-    """Render ``html`` to (lines, kind per line: None|"quote"|"header"|"cut", notes)."""
+    """Render ``html`` to (lines, kind per line: None|"quote"|"plain-quote"|"header"|"cut", notes)."""
     bounded = bound_html(html)
     notes: list[str] = list(bounded.notes)
     tree = LexborHTMLParser(bounded.html)
@@ -156,7 +170,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
         if tag == "blockquote":
             if attrs.get("type") == "cite" or gmail or any(c in classes for c in QUOTE_CLASSES):
                 quote += 1
-            elif not nested and not quote and _plain_blockquote(attrs):
+            elif not nested and not quote and _plain_blockquote(attrs) and not _text_after(node):
                 plain += 1
             nested += 1
         elif "gmail_quote" in classes:
@@ -166,7 +180,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
                 quote += 1  # old Gmail: attribution and history in one div, no blockquote
             else:
                 gmail += 1
-        if any(c in classes for c in HEADER_CLASSES):
+        if any(c in classes for c in HEADER_CLASSES) and not _starts_with(node, quotes.FORWARD):
             header += 1
         if tag == "pre":
             pre += 1
@@ -176,5 +190,5 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
             stack.append((node.child, None))
     out.newline()
     last = f"maybe:{plain}"
-    kinds = [("quote" if k == last else None) if k and k.startswith("maybe:") else k for k in out.kinds]
+    kinds = [("plain-quote" if k == last else None) if k and k.startswith("maybe:") else k for k in out.kinds]
     return out.lines, kinds, notes

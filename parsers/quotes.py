@@ -40,6 +40,19 @@ WROTE_WORDS = (
     "كتب", "نوشت",  # Arabic, Persian
     "ने लिखा", "เขียน",  # Hindi, Thai
     "작성",  # Korean (Gmail "...님이 작성:", Outlook "...님이 작성하였습니다:")
+    "va escriure",  # Catalan
+    "napisao je", "napisala je", "napisao", "napisala", "napisal",  # Croatian, Serbian, Slovenian
+    "је написао/ла", "написао", "написала", "написа",  # Serbian (Cyrillic), Bulgarian
+    "rašė", "rakstīja", "kirjutas",  # Lithuanian, Latvian, Estonian
+    "skrifaði",  # Icelandic
+    "sumulat", "aliandika",  # Filipino, Swahili
+    "geskryf",  # Afrikaans ("... het Bob <b@x> geskryf:")
+    "ysgrifennodd",  # Welsh
+    "escribiu",  # Galician
+    "shkroi",  # Albanian
+    "எழுதியது", "লিখেছেন", "نے لکھا",  # Tamil, Bengali, Urdu
+    "жазды",  # Kazakh
+    "idatzi zuen", "idatzi du",  # Basque ("Bob (<b@x>) erabiltzaileak hau idatzi zuen (...):")
 )  # fmt: skip
 
 # Weaker verbs: an attribution only when the line also starts with a start word.
@@ -103,7 +116,8 @@ FORWARD_WORDS = (
     "Välitetty viesti",  # Finnish
     "Przekazana wiadomość", "Przeslana wiadomosc",  # Polish
     "Přeposlaná zpráva",  # Czech
-    "Пересылаемое сообщение", "Пересланное сообщение",  # Russian
+    "Пересылаемое сообщение", "Пересланное сообщение",  # Russian (Mail.ru, Gmail)
+    "Начало переадресованного сообщения",  # Russian (Yandex)
     "İletilen ileti",  # Turkish
     "転送されたメッセージ", "转发的邮件", "轉寄的郵件", "전달된 메시지",  # Japanese, Chinese, Korean
 )  # fmt: skip
@@ -121,28 +135,66 @@ FORWARD_SENTENCES = (
     "Videresendt besked",  # Danish
 )  # fmt: skip
 
+# "Reply above this line" markers that help desks, trackers and notification mails write above
+# their text (Zendesk "##- Please type your reply above this line -##", Help Scout, Basecamp,
+# Jira ...), by language: the phrase a marker line holds. Nothing below such a line is the reply.
+ABOVE_THIS_LINE = (
+    "above this line", "above the line",  # English
+    "über dieser zeile", "oberhalb dieser zeile",  # German
+    "au-dessus de cette ligne",  # French
+    "encima de esta línea", "arriba de esta línea",  # Spanish
+    "acima desta linha", "acima dessa linha",  # Portuguese
+    "sopra questa riga", "sopra questa linea", "sopra a questa riga",  # Italian
+    "boven deze regel", "boven deze lijn",  # Dutch
+    "ovanför denna rad", "ovanför den här raden",  # Swedish
+    "over denne linje", "over denne linjen", "over denne linja",  # Danish, Norwegian
+    "tämän rivin yläpuolelle",  # Finnish
+    "powyżej tej linii",  # Polish
+    "nad tento řádek", "nad tímto řádkem", "nad tento riadok",  # Czech, Slovak
+    "выше этой строки", "над этой строкой", "вище цього рядка",  # Russian, Ukrainian
+    "bu satırın üstüne", "bu satırın üzerine",  # Turkish
+    "e sor fölé", "deasupra acestei linii",  # Hungarian, Romanian
+    "πάνω από αυτή τη γραμμή", "מעל שורה זו", "أعلى هذا السطر", "فوق هذا السطر",  # Greek, Hebrew, Arabic
+    "di atas baris ini", "phía trên dòng này", "เหนือบรรทัดนี้",  # Indonesian, Vietnamese, Thai
+    "この行より上", "この線より上",  # Japanese
+    "此行上方", "此行以上", "这行以上", "이 줄 위에",  # Chinese, Korean
+)  # fmt: skip
+MAX_MARKER = 120  # characters: a marker is a short line of its own, not a sentence in a paragraph
+
+# Quote prefixes other than ">": "| " (Eudora, some web mail) and ": " (some Usenet readers).
+# A line counts only in a run of two or more, and never when it ends with "|" (a table row).
+OTHER_QUOTE_PREFIXES = ("|", ":")
+
 # Header fields of an Outlook-style block ("From: / Sent: / To: / Subject:"), by role.
 FIELD_LABELS = {
     "from": (
         "From", "Von", "De", "Da", "Van", "Fra", "Från", "Od", "От", "Від", "Kimden", "Lähettäjä",
         "Feladó", "Từ", "差出人", "发件人", "寄件者", "보낸 사람", "보낸사람", "От кого", "Reply-To",
         "Antwort an", "Répondre à", "Responder a", "Antwoord aan",
+        "De la", "Από", "מאת", "من", "จาก", "Dari", "Šalje", "Pošiljatelj", "Pošiljalac", "Nuo", "Saatja",
     ),
     "date": (
         "Sent", "Date", "Gesendet", "Datum", "Envoyé", "Enviado", "Enviada", "Fecha", "Data", "Inviato",
         "Verzonden", "Sendt", "Dato", "Skickat", "Wysłano", "Odesláno", "Отправлено", "Дата", "Надіслано",
         "Gönderildi", "Tarih", "Lähetetty", "Elküldve", "Đã gửi", "送信日時", "日付", "发送时间", "日期",
         "寄件日期", "보낸 날짜", "보낸날짜", "날짜", "Envoyé le", "Enviado el", "Gesendet am",
+        "Trimis", "Στάλθηκε", "Ημερομηνία", "נשלח", "תאריך", "تم الإرسال", "التاريخ", "ส่ง", "วันที่", "Dikirim",
+        "Tanggal", "Poslano", "Odoslané", "Enviados", "Enviada em", "Išsiųsta", "Nosūtīts", "Saadetud",
     ),
     "to": (
         "To", "An", "À", "A", "Para", "Aan", "Til", "Till", "Do", "Komu", "Кому", "Kime", "Vastaanottaja",
         "Címzett", "Đến", "宛先", "收件人", "收件者", "받는 사람", "받는사람", "Pour",
+        "Către", "Προς", "אל", "إلى", "ถึง", "Kepada", "Prima", "Tới", "Kam", "Kellele",
     ),
-    "cc": ("Cc", "CC", "Kopie", "Kopia", "DW", "Копия", "Bilgi", "抄送", "副本", "참조", "Kopi", "Vedhæftet"),
+    "cc": (
+        "Cc", "CC", "Kopie", "Kopia", "DW", "Копия", "Bilgi", "抄送", "副本", "참조", "Kopi", "Vedhæftet",
+        "Κοιν", "עותק", "نسخة", "สำเนา", "Tembusan",
+    ),
     "organization": ("Organization", "Organisation", "组织"),
     "subject": (
         "Subject", "Betreff", "Objet", "Sujet", "Asunto", "Assunto", "Oggetto", "Onderwerp", "Emne", "Ämne",
         "Temat", "Předmět", "Тема", "Konu", "Aihe", "Tárgy", "Chủ đề", "件名", "主题", "主旨", "제목",
+        "Subiect", "Θέμα", "נושא", "الموضوع", "เรื่อง", "Subjek", "Perihal", "Predmet", "Tema", "Teema",
     ),
 }  # fmt: skip
 
@@ -191,17 +243,44 @@ DATE_START = re.compile(
 DATE_SIGNAL = re.compile(r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b|\d{1,4}[-./]\d{1,2}[-./]\d{1,4}|\d+年")
 
 # How an attribution window ends: a colon, or the verb itself, then maybe dashes.
-HEADER_END = re.compile(rf"(?:[:：]|(?:{_alt(WROTE_WORDS + WEAK_WROTE_WORDS)}))[\s\-–—]{{0,40}}$", re.I)
+# (An end test, not a regex search: an alternation of all the verbs tried at every position of
+# the window cost more than the rest of the extraction.)
+_HEADER_ENDINGS = (":", "：") + WROTE_ENDINGS
+
+
+def header_end(window: str) -> bool:
+    """Whether ``window`` ends with a colon or a "wrote" verb, then maybe spaces and dashes."""
+    return window[-200:].rstrip(" \t\n-–—").lower().endswith(_HEADER_ENDINGS)
+
+
 COLON_END = re.compile(r"[:：][\s\-–—]{0,40}$")
 ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+# A date with a year and a time of day somewhere in the window.
+YEAR_AND_TIME = re.compile(r"^(?=.*\b(?:19|20)\d{2}\b)(?=.*\b\d{1,2}[:.]\d{2}\b)")
+# The window ends on an address and a colon: "<b@x>:", "(b@x):", "[2015-09-14 02:23]:".
+ADDRESS_COLON_END = re.compile(r"[>)\]]\s?[:：]\s*$")
+# A whole line of one to four names and the verb: "Bob Smith wrote:", "Ana Ruiz a écrit :".
+NAME_WROTE_WORDS = (
+    "wrote", "writes", "schrieb", "a écrit", "escribió", "escreveu", "ha scritto", "schreef", "skrev",
+    "kirjoitti", "napsal", "napisał", "написал", "написала",
+)  # fmt: skip
+NAME_WROTE = re.compile(
+    rf"^[\s*]{{0,4}}[^\W\d_][\w.'\-]{{0,30}}(?:\s[\w.'\-]{{1,30}}){{0,3}}\s(?:{_alt(NAME_WROTE_WORDS)})\s?[:：]\s*$",
+    re.I,
+)
 # The date-first form may end on the address: "2011/4/7 Bob <bob@x>" or "... (bob@x):".
 ADDRESS_END = re.compile(r"[>)\]]\s?[:：]?[\s\-–—]{0,40}$")
 
+# Characters that clients draw rules and banners with: ASCII dashes, underscores, equals signs,
+# asterisks and tildes, Unicode hyphens and dashes (Proton Mail writes U+2010), box drawing.
+DASHES = "-_=*~\u2010\u2011\u2012\u2013\u2014\u2015\u2500\u2501\u2212"
+_D = f"[{re.escape(DASHES)}]"
+
 ORIGINAL_MESSAGE = re.compile(
-    rf"^[\s>*]{{0,20}}[-_=]{{2,}}\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?[-_=]{{2,}}\s*$", re.I
+    rf"^[\s>]{{0,20}}{_D}{{2,}}\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?{_D}{{2,}}\s*$", re.I
 )
 FORWARD = re.compile(
-    rf"^[\s>*]{{0,20}}(?:[-_=]{{2,}}\s?(?:{_alt(FORWARD_WORDS)})\s?[-_=]{{0,40}}"
+    rf"^[\s>*]{{0,20}}(?:{_D}{{2,}}\s?(?:{_alt(FORWARD_WORDS)})\s?{_D}{{0,40}}"
     rf"|(?:{_alt(FORWARD_SENTENCES)})\s?:?)\s*$",
     re.I,
 )
@@ -213,11 +292,23 @@ _ALL_LABELS = _alt(label for labels in FIELD_LABELS.values() for label in labels
 FIELD = re.compile(rf"^[\s>*]{{0,20}}\*?({_ALL_LABELS})\s?\*?\s?[:：]", re.I)
 FIELD_INLINE = re.compile(rf"\s\*?({_ALL_LABELS})\s?\*?\s?[:：]", re.I)
 
+_ABOVE_LOWER = tuple(p.lower() for p in ABOVE_THIS_LINE)
+OTHER_QUOTE = re.compile(rf"^\s{{0,3}}[{re.escape(''.join(OTHER_QUOTE_PREFIXES))}](?:\s|$)")
+
+
+def is_reply_above(line: str) -> bool:
+    """A "reply above this line" marker line."""
+    if len(line) > MAX_MARKER:
+        return False
+    low = line.lower()  # substring tests: several times faster than one alternation of phrases
+    return any(p in low for p in _ABOVE_LOWER)
+
+
 # A line of nothing but rule characters: "-----", "______", "=====".
-RULE = re.compile(r"^[\s\-_=*~—–]+$")
+RULE = re.compile(rf"^[\s{re.escape(DASHES)}]+$")
 # A dashed banner in any language ("-------- Oprindelig besked --------"): part of the quote
 # header when a header block follows it directly.
-BANNER = re.compile(r"^\s*[-_=]{2,}+\s?[^-_=]{1,60}?\s?[-_=]{2,}\s*$")
+BANNER = re.compile(rf"^\s*{_D}{{2,}}+\s?[^{re.escape(DASHES)}]{{1,60}}?\s?{_D}{{2,}}\s*$")
 
 
 def field_role(line: str) -> str | None:
@@ -242,7 +333,7 @@ def is_attribution(window: str) -> bool:
         return True
     has_addr = ADDRESS.search(window) is not None
     has_date = DATE_SIGNAL.search(window) is not None
-    if HEADER_END.search(window):
+    if header_end(window):
         starts = START.match(window) is not None
         # without a start word, the verb must come with a date or an address, and a colon at the end
         signed = (has_date or has_addr) and COLON_END.search(window) is not None
@@ -252,6 +343,12 @@ def is_attribution(window: str) -> bool:
             return True
         if starts and has_addr and ADDRESS_END.search(window):  # "Quoting Bob <bob@x>:"
             return True
+    if has_addr and ADDRESS_COLON_END.search(window) and YEAR_AND_TIME.search(window):
+        # a date and an address, ending on the address and a colon, whatever their order: Mail.ru's
+        # "Понедельник, 14 сентября 2015, 2:23 +03:00 от Bob <b@x>:", mutt's "* Bob <b@x> [2015-09-14 02:23]:"
+        return True
+    if NAME_WROTE.match(window):  # "Bob Smith wrote:" (Thunderbird without a date)
+        return True
     return DATE_START.match(window) is not None and has_addr and ADDRESS_END.search(window) is not None
 
 
@@ -281,6 +378,7 @@ RULES = {
         Rule("quote-header:dashed-wrote", "high", "a dashed \"--- Bob wrote ---\" line (Android, Zoho)"),
         Rule("quote-header:field-block", "low", "a From:/Sent:/To: header block (Outlook)", "high"),
         Rule("quote-header:on-wrote", "low", "an \"On <date>, <who> wrote:\" attribution", "high"),
+        Rule("header-first", "low", "a quote header on top, the sender's unmarked text under it (kept)"),
         Rule("gt-quoted", "high", "lines marked with >"),
         Rule("unmarked-quote", "low", "quoted lines with another marker (|, :) or a wrapped quoted line"),
         Rule("html-trailing-blockquote", "low", "the last unmarked <blockquote> at the end of the HTML"),

@@ -12,8 +12,8 @@ import re
 _I = re.I
 
 # Footers that mail apps append, one whole line each, by language.
-MOBILE_FOOTERS = tuple(
-    re.compile(p, _I)
+MOBILE_FOOTER_PATTERNS = tuple(
+    p
     for p in (
         # English: "Sent from my iPhone", "Sent wirelessly from my BlackBerry device on the Bell network."
         r"sent (?:\w+ )?from my [\w .'&®™\-]{1,60}[.!]?",
@@ -25,9 +25,26 @@ MOBILE_FOOTERS = tuple(
         # Outlook mobile in any language: "Get Outlook for iOS", "Télécharger Outlook pour Android<https://...>"
         r".{0,30}\boutlook (?:for|pour|für|para|per|voor|för|dla|pro|na|til) (?:ios|android)\b.{0,30}"
         r"(?:\s?<https?://\S{1,200}>)?",
+        # AOL: "Sent from the all-new AOL app for iOS"
+        r"sent from (?:the )?(?:all-new )?aol (?:app|mobile).{0,30}",
         r"envoyé (?:\w+ ){0,2}(?:de|depuis|par) (?:mon|ma) .{1,80}",  # French
-        r"(?:von meinem .{1,40} gesendet|gesendet von (?:meinem )?.{1,40})",  # German
-        r"enviado (?:desde|do|de) (?:mi|meu|o meu|my) .{1,60}",  # Spanish, Portuguese
+        # German: "Von meinem iPhone gesendet", "Gesendet mit der GMX Mail App",
+        # "Diese Nachricht wurde von meinem Android Mobiltelefon mit WEB.DE Mail gesendet."
+        r"(?:von meinem .{1,40} gesendet|gesendet (?:von|mit) (?:meinem |der |dem )?.{1,40})[.!]?",
+        r"diese nachricht wurde von meinem .{1,80} gesendet[.!]?",
+        r"enviado (?:desde|do|de|con) .{1,60}",  # Spanish, Portuguese
+        r"enviat des de(?:l)? .{1,40}",  # Catalan
+        r"trimis de pe .{1,40}",  # Romanian
+        r"elküldve (?:az? )?.{1,40}",  # Hungarian
+        r"poslano (?:s|sa|iz|z) .{1,40}",  # Croatian, Serbian, Slovenian
+        r"odoslané z .{1,40}",  # Slovak
+        r"(?:надіслано з|изпратено от|послато са) .{1,40}",  # Ukrainian, Bulgarian, Serbian
+        r"(?:στάλθηκε|εστάλη) από .{1,40}",  # Greek
+        r"נשלח מ.{1,40}",  # Hebrew
+        r"(?:أُرسلت|أرسلت|مرسل) من .{1,40}",  # Arabic
+        r"(?:dikirim|dihantar) dari .{1,40}",  # Indonesian, Malay
+        r"gửi từ .{1,40}",  # Vietnamese
+        r"ส่งจาก.{1,40}",  # Thai
         r"inviato da(?:l mio)? .{1,40}",  # Italian
         r"(?:verzonden|verstuurd) (?:vanaf|met|van) .{1,40}",  # Dutch
         r"(?:skickat från|sendt fra) .{1,40}",  # Swedish, Danish, Norwegian
@@ -39,6 +56,9 @@ MOBILE_FOOTERS = tuple(
         r".{1,30}에서 보냄",  # Korean
     )
 )
+MOBILE_FOOTERS = tuple(re.compile(p, _I) for p in MOBILE_FOOTER_PATTERNS)
+# All of them in one pattern: one match per line instead of one per footer.
+_FOOTER = re.compile("|".join(f"(?:{p})" for p in MOBILE_FOOTER_PATTERNS), _I)
 
 # Sign-off lines ("Thanks,", "Best regards, Bob"): the signature starts here.
 SIGN_OFF_WORDS = (
@@ -92,6 +112,16 @@ CONTACT = re.compile(r"\+?\d[\d\s().\-]{6,}\d|@\w|https?://|\bwww\.|\|")
 MAX_TAIL = 15  # non-empty lines at the end that may hold a signature
 
 
+def _is_footer(line: str) -> bool:
+    """A mail app's footer line, or several in different languages on one line ("... / ...")."""
+    if _FOOTER.fullmatch(line):
+        return True
+    if " / " not in line and " | " not in line:
+        return False
+    parts = [p.strip() for p in re.split(r"\s[/|]\s", line)]
+    return all(_FOOTER.fullmatch(part) for part in parts)
+
+
 def _nonempty(lines: list[str]) -> list[int]:
     return [i for i, line in enumerate(lines) if line.strip()]
 
@@ -109,7 +139,7 @@ def _signature_start(lines: list[str]) -> tuple[int, str] | None:
     first, tail = idx[0], idx[-MAX_TAIL:]
     for i in tail:
         line = lines[i].strip()
-        if i != first and len(line) <= 200 and any(p.fullmatch(line) for p in MOBILE_FOOTERS):
+        if i != first and len(line) <= 200 and _is_footer(line):
             if _short_tail(lines, i + 1, 3, 120):
                 return i, "signature:mobile-footer"
     for i in tail:

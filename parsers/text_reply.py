@@ -63,6 +63,41 @@ def is_quote_line(line: str) -> bool:
     return s.startswith(">") and not (s.startswith(">>") and s.rstrip().endswith("<<"))
 
 
+# A quoted line wrapped by a client that did not repeat the marker: the > line before it is long
+# and stops mid-sentence, and the piece is short and goes on in lower case or runs into > again.
+WRAP_MIN = 50  # characters of the > line's text: shorter lines were not wrapped
+WRAP_MAX = 80  # characters of the unmarked piece
+_UNFINISHED = re.compile(r"[^.!?:;)\]\"'”»…]\s*$")
+
+
+def _wrapped_quote(lines: list[str], i: int, prev_quote: bool) -> bool:
+    """Whether ``lines[i]`` is the wrapped rest of the ``>`` line above it."""
+    line = lines[i].strip()
+    if not prev_quote or not line or len(line) > WRAP_MAX or is_quote_line(lines[i]):
+        return False
+    above = lines[i - 1].lstrip(" >")
+    if len(above) < WRAP_MIN or not _UNFINISHED.search(above):
+        return False
+    below = lines[i + 1] if i + 1 < len(lines) else ""
+    return line[0].islower() or is_quote_line(below)
+
+
+_OTHER_FIRST = frozenset(quotes.OTHER_QUOTE_PREFIXES)
+
+
+def _other_quote(lines: list[str], i: int) -> bool:
+    """A "| " or ": " quoted line, in a run of two or more, that is no table row."""
+
+    def marked(j: int) -> bool:
+        return (
+            0 <= j < len(lines)
+            and bool(quotes.OTHER_QUOTE.match(lines[j]))
+            and not lines[j].rstrip().endswith("|")
+        )
+
+    return lines[i].lstrip()[:1] in _OTHER_FIRST and marked(i) and (marked(i - 1) or marked(i + 1))
+
+
 def _ends_like_header(line: str) -> bool:
     """A cheap first test: the line ends with a colon, an address bracket or a "wrote" verb."""
     tail = line[-80:].rstrip(" \t-–—")
@@ -179,9 +214,18 @@ class Kinds:
             self.rule_at[i] = "html-quote-markup"
         elif not line.strip():
             kinds.append(("blank", 0))
+        elif hint == "plain-quote":
+            kinds.append(("quote", 0))
+            self.rule_at[i] = "html-trailing-blockquote"
         elif hint == "quote" or is_quote_line(line):
             kinds.append(("quote", 0))
             self.rule_at[i] = "html-quote-markup" if hint == "quote" else "gt-quoted"
+        elif _wrapped_quote(lines, i, i > 0 and kinds[i - 1][0] == "quote") or _other_quote(lines, i):
+            kinds.append(("quote", 0))
+            self.rule_at[i] = "unmarked-quote"
+        elif quotes.is_reply_above(line):
+            kinds.append(("above", 0))
+            self.rule_at[i] = "reply-above-marker"
         elif quotes.FORWARD.match(line):
             kinds.append(("forward", 0))
         elif quotes.ORIGINAL_MESSAGE.match(line):
@@ -258,6 +302,11 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
             out.cut(i, "html-quote-markup")
             out.quoted.extend(lines[i:])
             return _finish(out)
+        if kind == "above":
+            out.notes.append("cut at a reply-above-this-line marker")
+            out.cut(i, "reply-above-marker")
+            out.quoted.extend(lines[i:])
+            return _finish(out)
         if kind == "forward":
             if in_quote:
                 out.quoted.append(line)
@@ -276,6 +325,15 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
                 out.quoted.append(line)
                 out.quoted.extend(lines[i + 1 : end])
                 in_quote = True
+                i = end
+                continue
+            if rule != "html-quote-markup" and not in_quote and not any(x.strip() for x in out.reply):
+                # a header first, then unmarked text: nothing above it is the sender's, so what
+                # follows is (bottom posting, a reply typed under the attribution)
+                out.notes.append(f"cut the quote header {line.strip()[:60]!r} above the text")
+                out.cut(i, "header-first")
+                out.quoted.append(line)
+                out.quoted.extend(lines[i + 1 : end])
                 i = end
                 continue
             out.notes.append(f"cut at quote header {line.strip()[:60]!r}")
