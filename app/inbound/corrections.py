@@ -166,6 +166,9 @@ def move_cut(
     """Move the cut of ``row`` to below line ``end`` (its reply's last line, from 1), redo its entries
     and keep the case (see the module's docstring); CutError when it cannot (``check``). The caller
     commits."""
+    # the row locked, and read again under the lock: two corrections (or a correction and a reprocess)
+    # of one reply take turns, and the second sees what the first made (SQLite: BEGIN IMMEDIATE)
+    s.refresh(row, with_for_update=True)
     lines, cut_at = check(row, end)
     author = s.get(Member, row.member_id)
     team = s.get(Team, author.team_id)

@@ -228,3 +228,27 @@ def test_a_cut_keeping_no_text_and_a_message_that_is_no_processed_reply_are_refu
     with pytest.raises(CutError) as waiting:
         move(iid, 2, "bob@example.com")
     assert waiting.value.status == 409 and "this message is received" in str(waiting.value)
+
+
+def test_two_corrections_at_once_take_turns_and_leave_the_second_ones_entries_only(team):
+    import threading
+    import time
+
+    iid = replied(WRONGLY_CUT)
+    user("bob@example.com")
+    user("ada@example.com")
+    done = {}
+
+    def second():
+        done["moved"] = move(iid, 3, "ada@example.com")  # waits for the first one's lock
+
+    with session() as s:
+        row = s.get(InboundMessage, iid)
+        bob = s.execute(select(User).where(User.email == "bob@example.com")).scalar_one()
+        move_cut(s, row, 4, user=bob, role="author", now=FIXED_NOW, settings=get_settings())
+        other = threading.Thread(target=second)
+        other.start()
+        time.sleep(0.5)  # let it reach the lock (were it later, the two would simply run in turn)
+    other.join(30)
+    assert done["moved"].before == 4 and done["moved"].deleted == 3
+    assert made(iid) == [("Shipped the export", "done", 0), ("Fixed the flaky test", "done", 0)]
