@@ -252,3 +252,27 @@ def test_two_corrections_at_once_take_turns_and_leave_the_second_ones_entries_on
     other.join(30)
     assert done["moved"].before == 4 and done["moved"].deleted == 3
     assert made(iid) == [("Shipped the export", "done", 0), ("Fixed the flaky test", "done", 0)]
+
+
+def test_an_html_only_reply_is_corrected_on_the_lines_of_its_html_and_its_case_keeps_the_html(team):
+    html = "".join(f"<div>{line}</div>" for line in WRONGLY_CUT.splitlines())
+    m = member("bob@example.com")
+    to = reply_address(get_settings().secret_key, "reply.test", m.id, DAY)
+    raw = (
+        f"From: Bob <bob@example.com>\r\nTo: {to}\r\nSubject: Re: today\r\n"
+        f"Message-ID: <html-1@example.com>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+    ).encode()
+    iid = store(raw, "html-1")
+    with session() as s:
+        process_many(s, [iid], now=FIXED_NOW, settings=get_settings())
+    with session() as s:
+        row = s.get(InboundMessage, iid)
+        assert row.reply_html and json.loads(row.reply_lines)[:4] == [
+            "Shipped the export", "--", "Fixed the flaky test", "Reviewed the docs"
+        ]  # fmt: skip
+    user("bob@example.com")
+    move(iid, 4, "bob@example.com")
+    assert [t for t, *_ in made(iid)] == ["Shipped the export", "Fixed the flaky test", "Reviewed the docs"]
+    with session() as s:
+        case = s.execute(select(ReplyCase)).scalar_one()
+        assert case.kind == "html" and case.input.strip() == html
