@@ -140,6 +140,7 @@ FORWARD_SENTENCES = (
 # Jira ...), by language: the phrase a marker line holds. Nothing below such a line is the reply.
 ABOVE_THIS_LINE = (
     "above this line", "above the line",  # English
+    "write below this line", "reply below this line", "type below this line",  # English ("do not ...")
     "über dieser zeile", "oberhalb dieser zeile",  # German
     "au-dessus de cette ligne",  # French
     "encima de esta línea", "arriba de esta línea",  # Spanish
@@ -382,6 +383,7 @@ RULES = {
         Rule("gt-quoted", "high", "lines marked with >"),
         Rule("unmarked-quote", "low", "quoted lines with another marker (|, :) or a wrapped quoted line"),
         Rule("html-trailing-blockquote", "low", "the last unmarked <blockquote> at the end of the HTML"),
+        Rule("signature:html-markup", "high", "a signature container in the HTML (gmail_signature ...)"),
         Rule("signature:mobile-footer", "high", "a mail app's footer (\"Sent from my iPhone\")"),
         Rule("signature:delimiter", "low", "a signature delimiter (\"-- \", \"---\", \"__\")"),
         Rule("signature:disclaimer", "low", "a legal footer paragraph"),

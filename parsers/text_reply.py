@@ -214,6 +214,8 @@ class Kinds:
             self.rule_at[i] = "html-quote-markup"
         elif not line.strip():
             kinds.append(("blank", 0))
+        elif hint == "signature":
+            kinds.append(("text", 0))  # cut, or kept, by the signature step (parsers.reply)
         elif hint == "plain-quote":
             kinds.append(("quote", 0))
             self.rule_at[i] = "html-trailing-blockquote"
