@@ -166,6 +166,25 @@ MAX_MARKER = 120  # characters: a marker is a short line of its own, not a sente
 # A line counts only in a run of two or more, and never when it ends with "|" (a table row).
 OTHER_QUOTE_PREFIXES = ("|", ":")
 
+# Whole-line headers of particular clients that fit no pattern above: (a substring the line must
+# hold, lower-cased, to be tried at all; the pattern).
+CLIENT_HEADERS = tuple(
+    (needle, re.compile(p, re.I))
+    for needle, p in (
+        # Lotus Notes / IBM Notes: "Ana Ruiz ---09/14/2015 02:23:14 PM---" and the first quoted words
+        ("---", r"^.{1,80}\s-{3}\d{1,4}[./-]\d{1,2}[./-]\d{1,4}\s\d{1,2}:\d{2}(?::\d{2})?\s?(?:[AP]M)?-{3}"),
+        # sup and alot: "Excerpts from Ana Ruiz's message of 2015-09-14 14:23:18 +0200:"
+        ("excerpts from", r"^excerpts from .{1,80}'s message of .{1,80}:\s*$"),
+    )
+)
+
+
+def is_client_header(line: str) -> bool:
+    """One of ``CLIENT_HEADERS``."""
+    low = line.lower()
+    return any(needle in low and p.match(line) for needle, p in CLIENT_HEADERS)
+
+
 # Header fields of an Outlook-style block ("From: / Sent: / To: / Subject:"), by role.
 FIELD_LABELS = {
     "from": (
@@ -379,6 +398,7 @@ RULES = {
         Rule("quote-header:dashed-wrote", "high", "a dashed \"--- Bob wrote ---\" line (Android, Zoho)"),
         Rule("quote-header:field-block", "low", "a From:/Sent:/To: header block (Outlook)", "high"),
         Rule("quote-header:on-wrote", "low", "an \"On <date>, <who> wrote:\" attribution", "high"),
+        Rule("quote-header:client", "low", "a client's own one-line header (Lotus Notes, sup)", "high"),
         Rule("header-first", "low", "a quote header on top, the sender's unmarked text under it (kept)"),
         Rule("gt-quoted", "high", "lines marked with >"),
         Rule("unmarked-quote", "low", "quoted lines with another marker (|, :) or a wrapped quoted line"),
