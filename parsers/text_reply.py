@@ -75,6 +75,8 @@ def _wrapped_quote(lines: list[str], i: int, prev_quote: bool) -> bool:
     line = lines[i].strip()
     if not prev_quote or not line or len(line) > WRAP_MAX or is_quote_line(lines[i]):
         return False
+    if not is_quote_line(lines[i - 1]):
+        return False  # an HTML quote's lines are whole blocks, never wrapped
     above = lines[i - 1].lstrip(" >")
     if len(above) < WRAP_MIN or not _UNFINISHED.search(above):
         return False
