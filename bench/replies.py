@@ -6,15 +6,15 @@ Scores every extractor with the shared scorer (``$DONEBOX_SHARED/tools/eval_repl
 ``DONEBOX_SHARED`` defaulting to ``<repo>/../shared``) on the shared corpus and prints one
 ``name=value`` line per figure: exact-match percentage, mean token F1, mean and median
 milliseconds per message, per extractor and per source repository and language, and
-``speed_ratio_vs_talon`` (talon's mean time over donebox's). Then donebox alone on the
+``speed_ratio_vs_talon`` (talon's mean time over donebox's). Then every extractor on the
 project's own cases (``tests/fixtures/replies/cases.jsonl``), overall and by ``kind`` (what
 each case exercises: quote headers, unmarked quotes, reply-above markers, signatures, HTML,
 forwards, a header first): ``donebox_own_*`` figures. There the reply is ``Reply.text``, a
 forwarded message excluded (the shared corpus keeps it: ``extract_reply_text``).
 ``--project-path`` scores another checkout's ``parsers`` (a before/after comparison).
-``--quick`` runs one timing
-round and finishes in under a minute; a full run times each message over several rounds
-(the median per message) and rewrites the ``## Reply extraction`` section of BENCHMARKS.md.
+``--quick`` runs one timing round and finishes in under a minute; a full run times each
+message over several rounds (the median per message) and rewrites the ``## Reply extraction``
+section of BENCHMARKS.md.
 
 The reference libraries are not project dependencies; install them to compare:
 
@@ -107,44 +107,48 @@ class OwnAdapter:
         return self.extract(case["input"], strip_signature=strip).text
 
 
-def own_figures(scorer, cases, rounds: int) -> dict:
-    """donebox on its own cases: exact, F1 and median ms overall and per kind."""
-    rows = measure(scorer, OwnAdapter(), cases, rounds)
+def own_figures(name, scorer, adapter, cases, rounds: int) -> dict:
+    """One extractor on the project's own cases: exact, F1 and median ms overall and per kind.
+    The scorer's library adapters read the input format from ``kind``: they get ``format`` there."""
+    as_scored = [{**case, "kind": case["format"]} for case in cases]
+    rows = measure(scorer, adapter, as_scored, rounds)
     out = {
-        "donebox_own_cases": len(rows),
-        "donebox_own_exact_pct": round(100 * sum(r["exact"] for r in rows) / len(rows), 1),
-        "donebox_own_f1": round(sum(r["f1"] for r in rows) / len(rows), 3),
-        "donebox_own_ms_median": round(statistics.median(r["ms"] for r in rows), 3),
-        "donebox_own_errors": sum(1 for r in rows if r["error"]),
+        f"{name}_own_cases": len(rows),
+        f"{name}_own_exact_pct": round(100 * sum(r["exact"] for r in rows) / len(rows), 1),
+        f"{name}_own_f1": round(sum(r["f1"] for r in rows) / len(rows), 3),
+        f"{name}_own_ms_median": round(statistics.median(r["ms"] for r in rows), 3),
+        f"{name}_own_errors": sum(1 for r in rows if r["error"]),
     }
     groups = collections.defaultdict(list)
     for case, row in zip(cases, rows, strict=True):
         groups[case["kind"]].append(row)
     for kind, group in sorted(groups.items()):
         slug = _slug(kind)
-        out[f"donebox_own_cases_{slug}"] = len(group)
-        out[f"donebox_own_exact_pct_{slug}"] = round(100 * sum(r["exact"] for r in group) / len(group), 1)
-        out[f"donebox_own_f1_{slug}"] = round(sum(r["f1"] for r in group) / len(group), 3)
-        out[f"donebox_own_ms_median_{slug}"] = round(statistics.median(r["ms"] for r in group), 3)
+        out[f"{name}_own_cases_{slug}"] = len(group)
+        out[f"{name}_own_exact_pct_{slug}"] = round(100 * sum(r["exact"] for r in group) / len(group), 1)
+        out[f"{name}_own_f1_{slug}"] = round(sum(r["f1"] for r in group) / len(group), 3)
+        out[f"{name}_own_ms_median_{slug}"] = round(statistics.median(r["ms"] for r in group), 3)
     return out
 
 
 def own_table(own: dict) -> str:
-    kinds = sorted(k.removeprefix("donebox_own_cases_") for k in own if k.startswith("donebox_own_cases_"))
+    """Exact match and F1 by kind on the own cases, one row per extractor, donebox's times last."""
+    d = own["donebox"]
+    kinds = sorted(k.removeprefix("donebox_own_cases_") for k in d if k.startswith("donebox_own_cases_"))
     lines = [
-        "donebox on the project's own cases (`tests/fixtures/replies/cases.jsonl`, "
-        f"{own['donebox_own_cases']} "
-        f"cases): {own['donebox_own_exact_pct']}% exact, F1 {own['donebox_own_f1']}, median "
-        f"{own['donebox_own_ms_median']} ms/msg. By kind:",
+        "On the project's own cases (`tests/fixtures/replies/cases.jsonl`, "
+        f"{d['donebox_own_cases']} cases written from clients' documented formats, by kind; the reply "
+        "is the new text, a forwarded message excluded): exact match, then F1.",
         "",
-        "| kind | cases | exact | F1 | ms/msg median |",
-        "|---|---|---|---|---|",
+        "| extractor | all | " + " | ".join(f"{k} ({d[f'donebox_own_cases_{k}']})" for k in kinds) + " |",
+        "|---|---|" + "---|" * len(kinds),
     ]
-    for k in kinds:
-        lines.append(
-            f"| {k} | {own[f'donebox_own_cases_{k}']} | {own[f'donebox_own_exact_pct_{k}']}% "
-            f"| {own[f'donebox_own_f1_{k}']} | {own[f'donebox_own_ms_median_{k}']} |"
-        )
+    for name, f in own.items():
+        cells = [f"{f[f'{name}_own_exact_pct']}% / {f[f'{name}_own_f1']}"]
+        cells += [f"{f[f'{name}_own_exact_pct_{k}']}% / {f[f'{name}_own_f1_{k}']}" for k in kinds]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    times = " | ".join(f"{d[f'donebox_own_ms_median_{k}']}" for k in kinds)
+    lines.append(f"| donebox ms/msg median | {d['donebox_own_ms_median']} | {times} |")
     return "\n".join(lines)
 
 
@@ -202,9 +206,10 @@ def table(results, cases) -> str:
 
 
 def write_section(text: str) -> None:
-    """Replace this benchmark's section of BENCHMARKS.md, keeping every other section."""
+    """Replace this benchmark's section of BENCHMARKS.md up to the next heading, keeping every other
+    section and the hand-written subsections ("### ...") under it."""
     old = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^##+ |\Z)", re.S | re.M)
     if pattern.search(old):
         new = pattern.sub(lambda _: text, old)
     else:
@@ -241,9 +246,14 @@ def main(argv=None) -> int:
     if any(results[name] is None for name in LIBRARIES):
         print("install_hint=pip install talon email-reply-parser mail-parser-reply quotequail")
     own_cases = [json.loads(line) for line in open(args.cases, encoding="utf-8") if line.strip()]
-    own = own_figures(scorer, own_cases, rounds)
-    for key, value in own.items():
-        print(f"{key}={value}")
+    own = {}
+    for name, adapter in adapters(scorer):
+        if adapter is not None:
+            own[name] = own_figures(
+                name, scorer, OwnAdapter() if name == "donebox" else adapter, own_cases, rounds
+            )
+            for key, value in own[name].items():
+                print(f"{key}={value}")
     talon, donebox = results.get("talon"), results.get("donebox")
     ratio = None
     if talon and donebox and donebox["donebox_ms_mean"]:
@@ -268,6 +278,7 @@ def main(argv=None) -> int:
             f"donebox is {ratio}x faster than talon on the mean." if ratio else "talon was not measured.",
             "",
             own_table(own),
+            "",
             "",
         ]
     )

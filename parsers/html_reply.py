@@ -41,6 +41,9 @@ _BORDER_TOP = re.compile(r"border-top(?:-style)?:\s*solid", re.I)
 # Gmail's "Indent" button makes a borderless blockquote: content, not a quote.
 _INDENT = re.compile(r"border:\s*none", re.I)
 _SPACE = re.compile(r"\s+")
+# The sender's signature: Gmail, Thunderbird, Outlook web, Apple Mail (iOS), Roundcube, Zoho.
+SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature", "zmail_signature_below"})
+SIGNATURE_IDS = frozenset({"Signature", "AppleMailSignature", "_rc_sig", "signature"})
 # Attribution containers: the line "On ... wrote:" itself.
 HEADER_CLASSES = ("gmail_attr", "moz-cite-prefix")
 
@@ -110,7 +113,9 @@ class _Lines:
 
 
 def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
-    """Render ``html`` to (lines, kind per line: None|"quote"|"plain-quote"|"header"|"cut", notes)."""
+    """Render ``html`` to (lines, kind per line, notes). A kind is None (text), "quote", "plain-quote"
+    (an unmarked blockquote that ends the message), "header", "cut" (history from here on) or
+    "signature" (inside the client's signature container)."""
     bounded = bound_html(html)
     notes: list[str] = list(bounded.notes)
     tree = LexborHTMLParser(bounded.html)
@@ -118,7 +123,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     if root is None:
         return [], [], notes
     out = _Lines()
-    quote = header = pre = gmail = nested = 0
+    quote = header = pre = gmail = nested = sig = 0
     plain = 0  # how many top-level unmarked blockquotes were seen; their lines are "maybe:<n>"
     cut = False
     seen = 0
@@ -128,7 +133,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     while stack:
         node, restore = stack.pop()
         if restore is not None:
-            (quote, header, pre, gmail, nested), block = restore
+            (quote, header, pre, gmail, nested, sig), block = restore
             if block:
                 out.newline()
             if node is not root and node.next is not None:
@@ -144,6 +149,8 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
             kind = "cut" if cut else "header" if header else "quote" if quote else None
             if kind is None and nested and plain:
                 kind = f"maybe:{plain}"
+            if kind is None and sig:
+                kind = "signature"
             if not pre:
                 out.add(_SPACE.sub(" ", text), kind)
             else:
@@ -165,8 +172,13 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
                 cut = True
                 notes.append(f"HTML quote starts at <{tag}> {attrs.get('id') or _classes(attrs)}".rstrip())
         block = tag in BLOCK
-        stack.append((node, ((quote, header, pre, gmail, nested), block)))
+        stack.append((node, ((quote, header, pre, gmail, nested, sig), block)))
         classes = _classes(attrs)
+        if attrs and (
+            (attrs.get("id") or "").removeprefix("x_") in SIGNATURE_IDS
+            or SIGNATURE_CLASSES & set(classes.split())
+        ):
+            sig += 1
         if tag == "blockquote":
             if attrs.get("type") == "cite" or gmail or any(c in classes for c in QUOTE_CLASSES):
                 quote += 1

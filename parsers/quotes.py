@@ -139,7 +139,8 @@ FORWARD_SENTENCES = (
 # their text (Zendesk "##- Please type your reply above this line -##", Help Scout, Basecamp,
 # Jira ...), by language: the phrase a marker line holds. Nothing below such a line is the reply.
 ABOVE_THIS_LINE = (
-    "above this line", "above the line",  # English
+    "above this line",  # English
+    "write below this line", "reply below this line", "type below this line",  # English ("do not ...")
     "über dieser zeile", "oberhalb dieser zeile",  # German
     "au-dessus de cette ligne",  # French
     "encima de esta línea", "arriba de esta línea",  # Spanish
@@ -160,10 +161,41 @@ ABOVE_THIS_LINE = (
     "此行上方", "此行以上", "这行以上", "이 줄 위에",  # Chinese, Korean
 )  # fmt: skip
 MAX_MARKER = 120  # characters: a marker is a short line of its own, not a sentence in a paragraph
+# A marker line also asks for a reply in words (lower-cased stems), or is decorated (MARKER_EDGES at
+# either end): "Moved the banner above this line" is the sender's text.
+MARKER_VERBS = (
+    "reply", "respond", "write", "type", "answer", "comment", "post",  # English
+    "antwort", "schreib", "répon", "repon", "écri", "respond", "escrib", "contest", "escrev", "rispond",
+    "scriv", "antwoord", "reageer", "typ ", "schrijf", "svar", "skriv", "vastaa", "kirjoita", "odpow",
+    "pisz", "odpověz", "odpovez", "piš", "ответ", "пиш", "відпов", "yanıt", "cevap", "yaz", "válasz",
+    "răspun", "scrie", "απαντ", "γράψ", "השב", "כתוב", "תגוב", "الرد", "اكتب", "balas", "tulis",
+    "trả lời", "viết", "ตอบ", "พิมพ์",
+    "返信", "入力", "記入", "回复", "回覆", "输入", "答复", "답장", "회신", "작성",
+)  # fmt: skip
+MARKER_EDGES = "#-—–=*_~↑↓^<>[]()|"
 
 # Quote prefixes other than ">": "| " (Eudora, some web mail) and ": " (some Usenet readers).
 # A line counts only in a run of two or more, and never when it ends with "|" (a table row).
 OTHER_QUOTE_PREFIXES = ("|", ":")
+
+# Whole-line headers of particular clients that fit no pattern above: (a substring the line must
+# hold, lower-cased, to be tried at all; the pattern).
+CLIENT_HEADERS = tuple(
+    (needle, re.compile(p, re.I))
+    for needle, p in (
+        # Lotus Notes / IBM Notes: "Ana Ruiz ---09/14/2015 02:23:14 PM---" and the first quoted words
+        ("---", r"^.{1,80}\s-{3}\d{1,4}[./-]\d{1,2}[./-]\d{1,4}\s\d{1,2}:\d{2}(?::\d{2})?\s?(?:[AP]M)?-{3}"),
+        # sup and alot: "Excerpts from Ana Ruiz's message of 2015-09-14 14:23:18 +0200:"
+        ("excerpts from", r"^excerpts from .{1,80}'s message of .{1,80}:\s*$"),
+    )
+)
+
+
+def is_client_header(line: str) -> bool:
+    """One of ``CLIENT_HEADERS``."""
+    low = line.lower()
+    return any(needle in low and p.match(line) for needle, p in CLIENT_HEADERS)
+
 
 # Header fields of an Outlook-style block ("From: / Sent: / To: / Subject:"), by role.
 FIELD_LABELS = {
@@ -264,8 +296,15 @@ NAME_WROTE_WORDS = (
     "wrote", "writes", "schrieb", "a écrit", "escribió", "escreveu", "ha scritto", "schreef", "skrev",
     "kirjoitti", "napsal", "napisał", "написал", "написала",
 )  # fmt: skip
+# Words that start a sentence about someone's writing, not a name: "As Lea wrote:".
+NOT_NAMES = frozenset(
+    "as like and but so then he she they we i you someone somebody everyone it this that who what also "
+    "wie und aber er sie comme et il elle como y él ella".split()
+)
+# Lower-case particles inside names: "Ana de la Fuente", "Jan van Dijk".
+NAME_PARTICLES = frozenset("de la del da van von der den du le di dos das ter ten".split())
 NAME_WROTE = re.compile(
-    rf"^[\s*]{{0,4}}[^\W\d_][\w.'\-]{{0,30}}(?:\s[\w.'\-]{{1,30}}){{0,3}}\s(?:{_alt(NAME_WROTE_WORDS)})\s?[:：]\s*$",
+    rf"^[\s*]{{0,4}}([^\W\d_][\w.'\-]{{0,30}}(?:\s[\w.'\-]{{1,30}}){{0,3}})\s(?:{_alt(NAME_WROTE_WORDS)})\s?[:：]\s*$",
     re.I,
 )
 # The date-first form may end on the address: "2011/4/7 Bob <bob@x>" or "... (bob@x):".
@@ -301,7 +340,10 @@ def is_reply_above(line: str) -> bool:
     if len(line) > MAX_MARKER:
         return False
     low = line.lower()  # substring tests: several times faster than one alternation of phrases
-    return any(p in low for p in _ABOVE_LOWER)
+    if not any(p in low for p in _ABOVE_LOWER):
+        return False
+    s = line.strip()
+    return s[0] in MARKER_EDGES or s[-1] in MARKER_EDGES or any(v in low for v in MARKER_VERBS)
 
 
 # A line of nothing but rule characters: "-----", "______", "=====".
@@ -323,6 +365,14 @@ def inline_field_block(line: str) -> bool:
         return False
     roles = {_FIELD_ROLE.get(m.group(1).lower()) for m in FIELD_INLINE.finditer(line)}
     return bool(roles & {"from", "date", "to", "subject"})
+
+
+def _is_name(words: str) -> bool:
+    """Capitalized words, maybe with particles, that do not open a sentence ("As Lea")."""
+    parts = words.split()
+    if parts[0].lower() in NOT_NAMES:
+        return False
+    return all(p[0].isupper() or p.lower() in NAME_PARTICLES for p in parts)
 
 
 def is_attribution(window: str) -> bool:
@@ -347,7 +397,7 @@ def is_attribution(window: str) -> bool:
         # a date and an address, ending on the address and a colon, whatever their order: Mail.ru's
         # "Понедельник, 14 сентября 2015, 2:23 +03:00 от Bob <b@x>:", mutt's "* Bob <b@x> [2015-09-14 02:23]:"
         return True
-    if NAME_WROTE.match(window):  # "Bob Smith wrote:" (Thunderbird without a date)
+    if (m := NAME_WROTE.match(window)) and _is_name(m.group(1)):  # "Bob Smith wrote:" (no date)
         return True
     return DATE_START.match(window) is not None and has_addr and ADDRESS_END.search(window) is not None
 
@@ -378,10 +428,12 @@ RULES = {
         Rule("quote-header:dashed-wrote", "high", "a dashed \"--- Bob wrote ---\" line (Android, Zoho)"),
         Rule("quote-header:field-block", "low", "a From:/Sent:/To: header block (Outlook)", "high"),
         Rule("quote-header:on-wrote", "low", "an \"On <date>, <who> wrote:\" attribution", "high"),
+        Rule("quote-header:client", "low", "a client's own one-line header (Lotus Notes, sup)", "high"),
         Rule("header-first", "low", "a quote header on top, the sender's unmarked text under it (kept)"),
         Rule("gt-quoted", "high", "lines marked with >"),
         Rule("unmarked-quote", "low", "quoted lines with another marker (|, :) or a wrapped quoted line"),
         Rule("html-trailing-blockquote", "low", "the last unmarked <blockquote> at the end of the HTML"),
+        Rule("signature:html-markup", "high", "a signature container in the HTML (gmail_signature ...)"),
         Rule("signature:mobile-footer", "high", "a mail app's footer (\"Sent from my iPhone\")"),
         Rule("signature:delimiter", "low", "a signature delimiter (\"-- \", \"---\", \"__\")"),
         Rule("signature:disclaimer", "low", "a legal footer paragraph"),

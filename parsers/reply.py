@@ -116,6 +116,18 @@ class _Pass:
     cuts: list[tuple[int, str, str]]
 
 
+def _marked_signature(own: list[str], own_idx: list[int], kinds: list[str | None]) -> int | None:
+    """Where the kept lines end in lines the HTML marks as the signature, if they do."""
+    at = None
+    for j in range(len(own) - 1, 0, -1):  # never the first line
+        kind = kinds[own_idx[j]] if own_idx[j] < len(kinds) else None
+        if kind == "signature":
+            at = j
+        elif own[j].strip():
+            break
+    return at
+
+
 def _one_pass(lines, kinds, known_quotes, strip_signature) -> _Pass:
     cut = cut_quotes(lines, kinds, known_quotes)
     notes = tuple(cut.notes)
@@ -126,9 +138,19 @@ def _one_pass(lines, kinds, known_quotes, strip_signature) -> _Pass:
     own, own_idx, forwarded = cut.reply[:stop], cut.reply_idx[:stop], cut.reply[stop:]
     cuts = list(cut.cuts)
     signature: list[str] = []
+    if strip_signature and kinds and (at := _marked_signature(own, own_idx, kinds)) is not None:
+        # the client marked its signature in the HTML: certain, and whatever sign-off is above
+        # it is looked for next
+        signature = own[at:]
+        cuts.append((own_idx[at], "signature:html-markup", quotes.RULES["signature:html-markup"].confidence))
+        own, own_idx = own[:at], own_idx[:at]
+        while own and not own[-1].strip():
+            own.pop()
+            own_idx.pop()
+        notes += ("cut the signature the HTML marks",)
     if strip_signature and (found := find_signature(own)) is not None:
         at, rule = found
-        signature = own[at:]
+        signature = own[at:] + signature
         cuts.append((own_idx[at], rule, quotes.RULES[rule].confidence))
         own, own_idx = own[:at], own_idx[:at]
         while own and not own[-1].strip():

@@ -45,6 +45,11 @@ MOBILE_FOOTER_PATTERNS = tuple(
         r"(?:dikirim|dihantar) dari .{1,40}",  # Indonesian, Malay
         r"gửi từ .{1,40}",  # Vietnamese
         r"ส่งจาก.{1,40}",  # Thai
+        r"išsiųsta iš .{1,40}",
+        r"nosūtīts no .{1,40}",
+        r"saadetud (?:minu )?.{1,40}",  # Baltic
+        r".{1,30} से भेजा गया",
+        r"ارسال شده از .{1,40}",  # Hindi, Persian
         r"inviato da(?:l mio)? .{1,40}",  # Italian
         r"(?:verzonden|verstuurd) (?:vanaf|met|van) .{1,40}",  # Dutch
         r"(?:skickat från|sendt fra) .{1,40}",  # Swedish, Danish, Norwegian

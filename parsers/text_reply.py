@@ -75,6 +75,8 @@ def _wrapped_quote(lines: list[str], i: int, prev_quote: bool) -> bool:
     line = lines[i].strip()
     if not prev_quote or not line or len(line) > WRAP_MAX or is_quote_line(lines[i]):
         return False
+    if not is_quote_line(lines[i - 1]):
+        return False  # an HTML quote's lines are whole blocks, never wrapped
     above = lines[i - 1].lstrip(" >")
     if len(above) < WRAP_MIN or not _UNFINISHED.search(above):
         return False
@@ -214,6 +216,8 @@ class Kinds:
             self.rule_at[i] = "html-quote-markup"
         elif not line.strip():
             kinds.append(("blank", 0))
+        elif hint == "signature":
+            kinds.append(("text", 0))  # cut, or kept, by the signature step (parsers.reply)
         elif hint == "plain-quote":
             kinds.append(("quote", 0))
             self.rule_at[i] = "html-trailing-blockquote"
@@ -234,6 +238,9 @@ class Kinds:
         elif quotes.DASHED_WROTE.match(line):
             kinds.append(("header", i + 1))
             self.rule_at[i] = "quote-header:dashed-wrote"
+        elif quotes.is_client_header(line):
+            kinds.append(("header", i + 1))
+            self.rule_at[i] = "quote-header:client"
         elif self.ends(i) and (at := _inline_attribution(line)) > 0:
             kinds.append(("split", at))
             self.rule_at[i] = "quote-header:on-wrote"
@@ -246,6 +253,19 @@ class Kinds:
                 kinds.extend(("text", 0) for _ in range(i + 1, end))
             else:
                 kinds.append(("text", 0))
+
+
+_CONTINUES = re.compile(r"^\s*(?:[<(\[\"']|[^\W\d_](?<=[a-zà-ÿ]))")
+
+
+def _wrapped_head(out: Cut, lines: list[str], i: int) -> bool:
+    """Whether the last kept line, right above the header at ``i``, is the header's first half:
+    the header goes on in lower case or with the address ("<ana@x> wrote:"), and the line above
+    is short and unfinished."""
+    if not out.reply or out.reply_idx[-1] != i - 1 or not _CONTINUES.match(lines[i]):
+        return False
+    above = out.reply[-1].strip()
+    return bool(above) and len(above) <= 100 and above[-1] not in ".!?:;" and not is_quote_line(above)
 
 
 def _known_cut(lines: list[str], i: int, known: set[str], need: int) -> bool:
@@ -318,6 +338,11 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
             for j in range(i, len(lines)):
                 out.keep(j, lines[j])
             return _finish(out)
+        if kind == "header" and rule == "quote-header:on-wrote" and _wrapped_head(out, lines, i):
+            # the line above is the start of this header, wrapped by the client ("Ana Ruiz (ACME)\n
+            # <ana@x> schrieb am ...:"): it goes with the header
+            line = out.reply.pop() + " " + line
+            i = out.reply_idx.pop()
         if kind == "header":
             if _next_kind(kinds, end) == "quote":
                 out.notes.append("cut a quote header and its > lines")

@@ -86,6 +86,27 @@ def test_the_first_cut_names_the_rule_and_confidence_the_case_expects(case):
         assert reply.cut_at == 0
 
 
+def test_every_rule_the_parsers_name_is_in_the_table():
+    # a rule missing from RULES would raise inside extraction, which must never raise
+    named = set()
+    for path in (HERE.parent.parent / "parsers").glob("*.py"):
+        named |= set(
+            re.findall(
+                r'"((?:quote-header|signature|html|gt|unmarked|reply|own|forward|header)[\w:-]*)"',
+                path.read_text(),
+            )
+        )
+    used = {
+        n
+        for n in named
+        if n in RULES or ":" in n or n.endswith(("-quoted", "-quote", "-marker", "-reminder"))
+    }
+    assert used <= set(RULES), used - set(RULES)
+    assert all(
+        rule.confidence in ("high", "low") and rule.quoted in ("", "high", "low") for rule in RULES.values()
+    )
+
+
 def _shared_scorer():
     path = SHARED / "tools" / "eval_replies.py"
     if not (path.exists() and (SHARED / "corpus" / "replies-dev.jsonl").exists()):
