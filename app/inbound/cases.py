@@ -7,9 +7,9 @@ identifies people is masked (``Masker``), the same way in a case's input and its
 
 - every email address becomes ``user1@example.com``, ``user2@example.com``... (one address, one
   placeholder within a case; reply and unsubscribe addresses with their tokens go the same way);
-- the names of the team's members, the sender's display name, the team's name and the capitalised
-  words before an address (``Ada Lovelace <ada@...> wrote:``) become ``Member1``, ``Member2``...,
-  each whole name and each of its words;
+- the team's name becomes ``Team1``; the names of its members, the sender's display name and the
+  capitalised words before an address (``Ada Lovelace <ada@...> wrote:``) become ``Member1``,
+  ``Member2``..., each whole name and each of its words;
 - @mentions become ``@member1``...; links to this instance (BASE_URL) ``https://donebox.example/link``.
 
 Masking is a net, not a proof: a phone number in a signature, a name split by HTML tags or a name
@@ -43,8 +43,9 @@ class Masker:
     """Replaces addresses, names, mentions and this instance's links in the texts of one case, the same
     thing by the same placeholder in each text it masks."""
 
-    def __init__(self, names: Iterable[str], base_url: str = ""):
+    def __init__(self, names: Iterable[str], base_url: str = "", teams: Iterable[str] = ()):
         self.names: set[str] = {n.strip() for n in names if n and n.strip()}
+        self.teams = sorted({t.strip() for t in teams if t and t.strip()}, key=len, reverse=True)
         self.base_url = base_url.rstrip("/")
         self.emails: dict[str, str] = {}
         self.people: dict[str, str] = {}
@@ -90,6 +91,8 @@ class Masker:
             value = re.sub(re.escape(self.base_url) + r"[^\s\"'<>)\]]*", INSTANCE, value)
         value = EMAIL.sub(self._email, value)
         value = MENTION.sub(self._handle, value)
+        for n, team in enumerate(self.teams, 1):
+            value = re.sub(r"(?<!\w)" + re.escape(team) + r"(?!\w)", f"Team{n}", value, flags=re.I)
         pattern = self._name_pattern()
         if pattern is not None:
             value = pattern.sub(lambda m: self._person(_whole_name(m.group(0), self.names)), value)
@@ -132,11 +135,12 @@ def _note(first: ReplyCase, case: ReplyCase) -> str:
 
 
 def as_corpus(
-    case: ReplyCase, names: Iterable[str], base_url: str = "", first: ReplyCase | None = None
+    case: ReplyCase, names: Iterable[str], base_url: str = "", first: ReplyCase | None = None, team: str = ""
 ) -> dict:
-    """One case in the corpus's format, masked (see the module's docstring); ``first``: the reply's
-    first correction, which says where the extractor had cut (``case`` itself by default)."""
-    masker = Masker([*names, case.from_name], base_url)
+    """One case in the corpus's format, masked (see the module's docstring): ``names`` of the team's
+    members, its name ``team``; ``first``: the reply's first correction, which says where the
+    extractor had cut (``case`` itself by default)."""
+    masker = Masker([*names, case.from_name], base_url, teams=[team])
     masker.learn(case.input)
     return {
         "id": f"local-{case.id:04d}",
@@ -160,12 +164,12 @@ def export(s: Session, out: TextIO, *, base_url: str = "", team_id: int | None =
     cases = _latest(s, team_id)
     teams = {c.team_id for _, c in cases}
     names: dict[int, list[str]] = {t: [] for t in teams}
+    team_names: dict[int, str] = {}
     if teams:
         for team_id_, name in s.execute(select(Member.team_id, Member.name).where(Member.team_id.in_(teams))):
             names[team_id_].append(name)
-        for tid, name in s.execute(select(Team.id, Team.name).where(Team.id.in_(teams))):
-            names[tid].append(name)
+        team_names = dict(s.execute(select(Team.id, Team.name).where(Team.id.in_(teams))).all())
     for first, case in cases:
-        row = as_corpus(case, names[case.team_id], base_url, first)
+        row = as_corpus(case, names[case.team_id], base_url, first, team_names.get(case.team_id, ""))
         out.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(cases)

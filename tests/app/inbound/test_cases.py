@@ -25,7 +25,7 @@ def test_addresses_become_placeholders_the_same_address_the_same_one():
 
 
 def test_names_of_the_team_and_beside_addresses_become_member_placeholders_in_every_text_of_a_case():
-    m = Masker(["Ada Lovelace", "Bob", "Rocket"])
+    m = Masker(["Ada Lovelace", "Bob"], teams=["Rocket"])
     m.learn(
         'On Mon, Nov 23, 2026 at 17:00, Carol Danvers <carol@x.example> wrote:\n"Eve, Mallory" <e@x.example>'
     )
@@ -34,7 +34,7 @@ def test_names_of_the_team_and_beside_addresses_become_member_placeholders_in_ev
         "On Mon, Nov 23, 2026 at 17:00, Carol Danvers <carol@x.example> wrote:\n> Carol"
     )
     assert "Bob" not in text and "Ada" not in text and "ada" not in text and "Carol" not in text
-    assert "Danvers" not in text and "Rocket" not in text
+    assert "Danvers" not in text and "Rocket" not in text and "the Team1 launch" in text
     assert text.startswith("Paired with Member")
     assert "On Mon, Nov 23, 2026 at 17:00, Member" in text and "<user1@example.com> wrote:" in text
     again = m.mask("Thanks Bob")  # the case's expected text: the same placeholder as its input
