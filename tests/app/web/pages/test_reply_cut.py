@@ -123,3 +123,19 @@ def test_a_cut_past_the_lines_shown_is_said_so(client, team, sent, monkeypatch):
     page = client.get(f"/mail/inbound/{iid}").text
     assert 'id="end-1"' in page and 'id="end-2"' not in page
     assert "cut below line 1: <code>signature:delimiter</code> (the lines past 1 are not shown)" in page
+
+
+def test_the_api_says_where_a_reply_was_cut_and_that_a_person_moved_it(client, team, sent):
+    from app.relay.api_tokens import create_token
+    from tests.conftest import FIXED_NOW
+
+    iid = replied(WRONGLY_CUT)
+    with session() as s:
+        auth = {"Authorization": "Bearer " + create_token(s, "t", now=FIXED_NOW, team_id=team.id)}
+    doc = client.get(f"/api/inbound/{iid}", headers=auth).json()
+    assert (doc["cut_at"], doc["cut_rule"], doc["cut_confidence"]) == (1, "signature:delimiter", "low")
+    sign_in(client, sent, "bob@example.com")
+    assert post(client, f"/mail/inbound/{iid}/cut", {"end": "4"}).status_code == 303
+    doc = client.get(f"/api/inbound/{iid}", headers=auth).json()
+    assert (doc["cut_at"], doc["cut_rule"], doc["cut_confidence"]) == (4, "corrected", "high")
+    assert doc["reply_text"] == "Shipped the export\n--\nFixed the flaky test\nReviewed the docs"
