@@ -97,6 +97,7 @@ class _Lines:
         self.kinds: list[str | None] = []
         self.buf: list[str] = []
         self.kind: str | None = None
+        self.nbsp = False  # the line so far holds a no-break space
 
     def add(self, text: str, kind: str | None) -> None:
         if not self.buf:
@@ -104,12 +105,13 @@ class _Lines:
         self.buf.append(text)
 
     def newline(self, hard: bool = False) -> None:
-        """End the line; a block edge (soft) adds no empty line, a ``<br>`` (hard) does."""
+        """End the line; a block edge (soft) adds no empty line, a ``<br>`` (hard) does, and so does
+        a block of nothing but no-break spaces (Outlook's and Word's ``<p>&nbsp;</p>`` between paragraphs)."""
         text = "".join(self.buf).replace("\xa0", " ").strip()
-        if text or hard:
+        if text or hard or self.nbsp:
             self.lines.append(text)
             self.kinds.append(self.kind if text else None)
-        self.buf, self.kind = [], None
+        self.buf, self.kind, self.nbsp = [], None, False
 
 
 def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
@@ -152,6 +154,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
             if kind is None and sig:
                 kind = "signature"
             if not pre:
+                out.nbsp = out.nbsp or "\xa0" in text
                 out.add(_SPACE.sub(" ", text), kind)
             else:
                 for i, piece in enumerate(text.split("\n")):
