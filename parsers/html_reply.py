@@ -15,6 +15,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from parsers import quotes
 from parsers.html_bounds import bound_html
+from parsers.signature import find_signature
 
 MAX_NODES = 50_000  # nodes past this many are not rendered (a reply sits at the top)
 
@@ -76,17 +77,27 @@ def _plain_blockquote(attrs: dict) -> bool:
 
 
 def _text_after(node, most: int = 50) -> bool:
-    """Whether text follows ``node`` inside its parent. An unmarked blockquote with the sender's
+    """Whether the sender's text follows ``node`` inside its parent. An unmarked blockquote with
     text after it is their own formatting (a passage they quote to answer it); one that ends its
-    container may hold the history (the last such one does, as talon decides)."""
+    container, or is followed only by a signature, may hold the history (the last such one does,
+    as talon decides)."""
+    after: list[str] = []
     sibling = node.next
     for _ in range(most):
         if sibling is None:
-            return False
-        if sibling.tag not in SKIP and (sibling.text(deep=True) or "").strip():
-            return True
+            break
+        if sibling.tag not in SKIP:
+            after.append(sibling.text(deep=True, separator="\n") or "")
+            if sum(map(len, after)) > 2000:
+                return True
         sibling = sibling.next
-    return True
+    else:
+        return True
+    lines = [line.strip() for line in "\n".join(after).replace("\xa0", " ").split("\n") if line.strip()]
+    if not lines:
+        return False
+    found = find_signature(["(the quote)", *lines])  # a signature never starts on the first line
+    return found is None or found[0] != 1
 
 
 class _Lines:
