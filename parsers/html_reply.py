@@ -138,6 +138,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     out = _Lines()
     quote = header = pre = gmail = nested = sig = 0
     plain = 0  # how many top-level unmarked blockquotes were seen; their lines are "maybe:<n>"
+    last_plain = None  # the last of them: the only one that may be the quote
     cut = False
     seen = 0
     # Depth-first with an explicit stack: a node is pushed with the state to restore when it
@@ -196,8 +197,9 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
         if tag == "blockquote":
             if attrs.get("type") == "cite" or gmail or any(c in classes for c in QUOTE_CLASSES):
                 quote += 1
-            elif not nested and not quote and _plain_blockquote(attrs) and not _text_after(node):
+            elif not nested and not quote and _plain_blockquote(attrs):
                 plain += 1
+                last_plain = node
             nested += 1
         elif "gmail_quote" in classes:
             if _starts_with(node, quotes.FORWARD):
@@ -215,6 +217,8 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
         if node.child is not None:
             stack.append((node.child, None))
     out.newline()
-    last = f"maybe:{plain}"
+    # the last unmarked blockquote is the quote unless the sender's text follows it (looked at
+    # once, here: asking it of every blockquote of a long message would cost quadratic time)
+    last = f"maybe:{plain}" if last_plain is not None and not _text_after(last_plain) else None
     kinds = [("plain-quote" if k == last else None) if k and k.startswith("maybe:") else k for k in out.kinds]
     return out.lines, kinds, notes
