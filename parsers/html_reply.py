@@ -15,6 +15,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from parsers import quotes
 from parsers.html_bounds import bound_html
+from parsers.signature import find_signature
 
 MAX_NODES = 50_000  # nodes past this many are not rendered (a reply sits at the top)
 
@@ -76,17 +77,27 @@ def _plain_blockquote(attrs: dict) -> bool:
 
 
 def _text_after(node, most: int = 50) -> bool:
-    """Whether text follows ``node`` inside its parent. An unmarked blockquote with the sender's
+    """Whether the sender's text follows ``node`` inside its parent. An unmarked blockquote with
     text after it is their own formatting (a passage they quote to answer it); one that ends its
-    container may hold the history (the last such one does, as talon decides)."""
+    container, or is followed only by a signature, may hold the history (the last such one does,
+    as talon decides)."""
+    after: list[str] = []
     sibling = node.next
     for _ in range(most):
         if sibling is None:
-            return False
-        if sibling.tag not in SKIP and (sibling.text(deep=True) or "").strip():
-            return True
+            break
+        if sibling.tag not in SKIP:
+            after.append(sibling.text(deep=True, separator="\n") or "")
+            if sum(map(len, after)) > 2000:
+                return True
         sibling = sibling.next
-    return True
+    else:
+        return True
+    lines = [line.strip() for line in "\n".join(after).replace("\xa0", " ").split("\n") if line.strip()]
+    if not lines:
+        return False
+    found = find_signature(["(the quote)", *lines])  # a signature never starts on the first line
+    return found is None or found[0] != 1
 
 
 class _Lines:
@@ -97,6 +108,7 @@ class _Lines:
         self.kinds: list[str | None] = []
         self.buf: list[str] = []
         self.kind: str | None = None
+        self.nbsp = False  # the line so far holds a no-break space
 
     def add(self, text: str, kind: str | None) -> None:
         if not self.buf:
@@ -104,12 +116,13 @@ class _Lines:
         self.buf.append(text)
 
     def newline(self, hard: bool = False) -> None:
-        """End the line; a block edge (soft) adds no empty line, a ``<br>`` (hard) does."""
+        """End the line; a block edge (soft) adds no empty line, a ``<br>`` (hard) does, and so does
+        a block of nothing but no-break spaces (Outlook's and Word's ``<p>&nbsp;</p>`` between paragraphs)."""
         text = "".join(self.buf).replace("\xa0", " ").strip()
-        if text or hard:
+        if text or hard or self.nbsp:
             self.lines.append(text)
             self.kinds.append(self.kind if text else None)
-        self.buf, self.kind = [], None
+        self.buf, self.kind, self.nbsp = [], None, False
 
 
 def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
@@ -125,6 +138,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     out = _Lines()
     quote = header = pre = gmail = nested = sig = 0
     plain = 0  # how many top-level unmarked blockquotes were seen; their lines are "maybe:<n>"
+    last_plain = None  # the last of them: the only one that may be the quote
     cut = False
     seen = 0
     # Depth-first with an explicit stack: a node is pushed with the state to restore when it
@@ -152,6 +166,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
             if kind is None and sig:
                 kind = "signature"
             if not pre:
+                out.nbsp = out.nbsp or "\xa0" in text
                 out.add(_SPACE.sub(" ", text), kind)
             else:
                 for i, piece in enumerate(text.split("\n")):
@@ -182,8 +197,9 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
         if tag == "blockquote":
             if attrs.get("type") == "cite" or gmail or any(c in classes for c in QUOTE_CLASSES):
                 quote += 1
-            elif not nested and not quote and _plain_blockquote(attrs) and not _text_after(node):
+            elif not nested and not quote and _plain_blockquote(attrs):
                 plain += 1
+                last_plain = node
             nested += 1
         elif "gmail_quote" in classes:
             if _starts_with(node, quotes.FORWARD):
@@ -201,6 +217,8 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
         if node.child is not None:
             stack.append((node.child, None))
     out.newline()
-    last = f"maybe:{plain}"
+    # the last unmarked blockquote is the quote unless the sender's text follows it (looked at
+    # once, here: asking it of every blockquote of a long message would cost quadratic time)
+    last = f"maybe:{plain}" if last_plain is not None and not _text_after(last_plain) else None
     kinds = [("plain-quote" if k == last else None) if k and k.startswith("maybe:") else k for k in out.kinds]
     return out.lines, kinds, notes

@@ -96,7 +96,7 @@ ORIGINAL_MESSAGE_WORDS = (
     "Ursprungligt meddelande", "Originalmeddelande",  # Swedish
     "Alkuperäinen viesti",  # Finnish
     "Wiadomość oryginalna", "Oryginalna wiadomość",  # Polish
-    "Původní zpráva", "Pôvodná správa",  # Czech, Slovak
+    "Původní zpráva", "Původní e-mail", "Pôvodná správa",  # Czech (Outlook, Seznam), Slovak
     "Исходное сообщение", "Оригинальное сообщение",  # Russian
     "Orijinal Mesaj", "Özgün İleti",  # Turkish
     "元のメッセージ", "原始邮件", "原始郵件", "원본 메시지",  # Japanese, Chinese, Korean
@@ -121,6 +121,9 @@ FORWARD_WORDS = (
     "İletilen ileti",  # Turkish
     "転送されたメッセージ", "转发的邮件", "轉寄的郵件", "전달된 메시지",  # Japanese, Chinese, Korean
 )  # fmt: skip
+
+# Lotus Notes names who forwarded: "----- Forwarded by Ana Ruiz/ACME on 09/14/2015 02:23 PM -----".
+FORWARD_BY_WORDS = ("Forwarded by", "Weitergeleitet von", "Transféré par", "Inoltrato da", "Reenviado por")
 
 # Apple Mail and friends write a sentence instead of a dashed rule.
 FORWARD_SENTENCES = (
@@ -320,6 +323,7 @@ ORIGINAL_MESSAGE = re.compile(
 )
 FORWARD = re.compile(
     rf"^[\s>*]{{0,20}}(?:{_D}{{2,}}\s?(?:{_alt(FORWARD_WORDS)})\s?{_D}{{0,40}}"
+    rf"|{_D}{{2,}}\s?(?:{_alt(FORWARD_BY_WORDS)})\s.{{1,120}}?{_D}{{2,}}"
     rf"|(?:{_alt(FORWARD_SENTENCES)})\s?:?)\s*$",
     re.I,
 )

@@ -15,8 +15,12 @@ _I = re.I
 MOBILE_FOOTER_PATTERNS = tuple(
     p
     for p in (
-        # English: "Sent from my iPhone", "Sent wirelessly from my BlackBerry device on the Bell network."
-        r"sent (?:\w+ )?from my [\w .'&®™\-]{1,60}[.!]?",
+        # English: "Sent from my iPhone", "Sent wirelessly from my BlackBerry device on the Bell network.",
+        # "Sent from my phone, please excuse typos."
+        r"sent (?:\w+ )?from my [\w .'&®™\-]{1,60}[.!]?"
+        r"(?:[,;]?\s?(?:please )?(?:excuse|pardon|sorry)[\w .,']{0,60})?",
+        # "Typos courtesy of my iPhone", "Brevity courtesy of my phone"
+        r"(?:typos|brevity|errors|autocorrect) (?:courtesy of|by|thanks to) (?:my )?.{1,40}",
         # English: "Sent from Outlook for iOS", "Sent with Sparrow (http://...)", "Sent via BlackBerry"
         r"sent (?:from|with|via|using) (?:the )?(?:iphone|ipad|android|blackberry|samsung|outlook|yahoo|gmail"
         r"|aol|mailbox|sparrow|windows|mail|huawei|xiaomi|proton ?mail|spark|nine|bluemail|edison|airmail"

@@ -264,6 +264,8 @@ def _wrapped_head(out: Cut, lines: list[str], i: int) -> bool:
     is short and unfinished."""
     if not out.reply or out.reply_idx[-1] != i - 1 or not _CONTINUES.match(lines[i]):
         return False
+    if quotes.START.match(lines[i]) or quotes.DATE_START.match(lines[i]):
+        return False  # a whole header of its own ("on Mon, ..."), the line above is the sender's
     above = out.reply[-1].strip()
     return bool(above) and len(above) <= 100 and above[-1] not in ".!?:;" and not is_quote_line(above)
 

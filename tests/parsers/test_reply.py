@@ -381,6 +381,13 @@ def test_pathological_lines_are_handled_quickly(text):
         extract_reply("<div>" * 5_000 + text)
 
 
+def test_many_unmarked_blockquotes_are_handled_quickly():
+    # only the last one is asked whether the sender's text follows it
+    with finishes():
+        reply = extract_reply("<div>" + "<blockquote>x</blockquote><p>y</p>" * 20_000 + "</div>")
+    assert reply.text.startswith("x\ny")
+
+
 def test_a_quoted_header_wrapped_after_an_angle_bracket_stays_quoted():
     text = (
         "TAKE 3\n\nOn Fri, Apr 3, 2020 at 12:32 PM Someone <\nsomeone@example.com> wrote:\n\n> TAKE 2\n>\n"
