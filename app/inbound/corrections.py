@@ -34,7 +34,7 @@ from app.inbound.accept import text
 from app.inbound.process import load_email, reply_drafts
 from app.models import InboundMessage, Member, ReplyCase, Team, User
 from app.settings import Settings
-from parsers.correction import cut_text, kept_text
+from parsers.correction import cut_text, kept_text, last_kept
 
 CORRECTED = "corrected"  # the rule of a cut a person moved
 MAX_NOTES = 4000
@@ -123,7 +123,7 @@ def _end(value, lines: list[str]) -> int:
 def check(row: InboundMessage, end) -> tuple[list[str], int]:
     """(the lines, the new cut) when the reply of ``row`` may end at line ``end`` (numbered from 1: the
     new cut is before index ``end``); else CutError (409: not a processed reply whose lines were kept;
-    422: no such line, no text above it, or the cut is there already)."""
+    422: no such line, no text above it, or the reply would keep the same text)."""
     if row.state != "processed":
         raise CutError(409, f"Only a processed reply's cut can be moved; this message is {row.state}.")
     lines = lines_of(row)
@@ -137,8 +137,9 @@ def check(row: InboundMessage, end) -> tuple[list[str], int]:
         raise CutError(
             422, f"Line {cut_at} keeps no text of the reply: pick a line at or below its first words."
         )
-    if cut_at == (len(lines) if row.cut_at is None else row.cut_at):
-        raise CutError(422, f"The reply already ends at line {cut_at}.")
+    now_at = len(lines) if row.cut_at is None else row.cut_at
+    if kept_text(lines, cut_at) == kept_text(lines, now_at):  # blank lines either side change nothing
+        raise CutError(422, f"The reply already ends at line {(last_kept(lines, now_at) or 0) + 1}.")
     return lines, cut_at
 
 

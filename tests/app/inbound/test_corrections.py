@@ -276,3 +276,15 @@ def test_an_html_only_reply_is_corrected_on_the_lines_of_its_html_and_its_case_k
     with session() as s:
         case = s.execute(select(ReplyCase)).scalar_one()
         assert case.kind == "html" and case.input.strip() == html
+
+
+def test_a_cut_that_keeps_the_same_text_is_no_change(team):
+    iid = replied("Shipped the export\nFixed the bug\n")  # nothing cut; blank lines at the end
+    with session() as s:
+        row = s.get(InboundMessage, iid)
+        assert row.cut_at is None and json.loads(row.reply_lines)[2:] == ["", ""]
+    user("bob@example.com")
+    with pytest.raises(CutError) as same:
+        move(iid, 2, "bob@example.com")
+    assert same.value.status == 422 and str(same.value) == "The reply already ends at line 2."
+    assert move(iid, 1, "bob@example.com").made == 1
