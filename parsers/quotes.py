@@ -290,6 +290,8 @@ def header_end(window: str) -> bool:
 
 COLON_END = re.compile(r"[:：][\s\-–—]{0,40}$")
 ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+BRACKETED_ADDRESS = re.compile(r"[<(\[]\s?(?:mailto:)?[\w.+'-]+@[\w-]+(?:\.[\w-]+)+\s?[>)\]]")
+MAX_GENERIC = 250  # characters of a header known only by its date, time, address and colon
 # A date with a year and a time of day somewhere in the window.
 YEAR_AND_TIME = re.compile(r"^(?=.*\b(?:19|20)\d{2}\b)(?=.*\b\d{1,2}[:.]\d{2}\b)")
 # The window ends on an address and a colon: "<b@x>:", "(b@x):", "[2015-09-14 02:23]:".
@@ -402,6 +404,16 @@ def is_attribution(window: str) -> bool:
         # "Понедельник, 14 сентября 2015, 2:23 +03:00 от Bob <b@x>:", mutt's "* Bob <b@x> [2015-09-14 02:23]:"
         return True
     if (m := NAME_WROTE.match(window)) and _is_name(m.group(1)):  # "Bob Smith wrote:" (no date)
+        return True
+    if (
+        len(window) <= MAX_GENERIC
+        and BRACKETED_ADDRESS.search(window)
+        and COLON_END.search(window)
+        and YEAR_AND_TIME.search(window)
+    ):
+        # any language's "<date> <time> <name> <<address>> <verb>:" whose verb is in no table:
+        # Gmail's Marathi "... <b@x> यांनी लिहिले:", Georgian "... <b@x> წერდა:". The address in
+        # brackets, as clients write it: "sent to b@x on 2015-09-14 14:23:" is the sender's text.
         return True
     return DATE_START.match(window) is not None and has_addr and ADDRESS_END.search(window) is not None
 
