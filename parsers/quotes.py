@@ -320,9 +320,15 @@ ADDRESS_END = re.compile(r"[>)\]]\s?[:：]?[\s\-–—]{0,40}$")
 DASHES = "-_=*~\u2010\u2011\u2012\u2013\u2014\u2015\u2500\u2501\u2212"
 _D = f"[{re.escape(DASHES)}]"
 
+# Banner decoration: the rule characters, and the angle brackets and hashes some clients use
+# ("<<<<< Original Message >>>>>", "##### Original Message #####").
+_BD = f"[{re.escape(DASHES + '<>#')}]"
 ORIGINAL_MESSAGE = re.compile(
-    rf"^[\s>]{{0,20}}{_D}{{2,}}\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?{_D}{{2,}}\s*$", re.I
+    rf"^[\s>]{{0,20}}{_BD}{{2,}}\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?{_BD}{{2,}}\s*$", re.I
 )
+# The words alone, or bracketed, between rule lines: "=====\n  Original Message\n=====". Taken
+# only right above a cut (text_reply._finish): on their own they may be the sender's words.
+BARE_BANNER = re.compile(rf"^\s{{0,20}}[\[(*]?\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?[\])*]?\s?:?\s*$", re.I)
 FORWARD = re.compile(
     rf"^[\s>*]{{0,20}}(?:{_D}{{2,}}\s?(?:{_alt(FORWARD_WORDS)})\s?{_D}{{0,40}}"
     rf"|{_D}{{2,}}\s?(?:{_alt(FORWARD_BY_WORDS)})\s.{{1,120}}?{_D}{{2,}}"

@@ -398,15 +398,17 @@ def _finish(out: Cut) -> Cut:
     stop = out.forwarded_at if out.forwarded_at is not None else len(out.reply)
     head, tail = out.reply[:stop], out.reply[stop:]
     hidx, tidx = out.reply_idx[:stop], out.reply_idx[stop:]
-    while head and (not head[-1].strip() or (out.quoted and quotes.RULE.match(head[-1]))):
-        head.pop()
+    # rules, banners ("--- Original Message ---", "[Original Message]") and the blank lines between
+    # them, right above the quote, went with it ("=====\nOriginal Message\n=====\nFrom: ...")
+    while head and (
+        not head[-1].strip()
+        or (out.quoted and (quotes.RULE.match(head[-1]) or quotes.BANNER.match(head[-1])))
+        or (out.quoted and quotes.BARE_BANNER.match(head[-1]))
+    ):
+        line = head.pop()
         hidx.pop()
-    if head and out.quoted and quotes.BANNER.match(head[-1]):
-        out.quoted.insert(0, head.pop())
-        hidx.pop()
-        while head and not head[-1].strip():
-            head.pop()
-            hidx.pop()
+        if line.strip() and not quotes.RULE.match(line):
+            out.quoted.insert(0, line)
     lead = 0
     while lead < len(head) and not head[lead].strip():
         lead += 1
