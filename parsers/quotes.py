@@ -57,7 +57,8 @@ WROTE_WORDS = (
 
 # Weaker verbs: an attribution only when the line also starts with a start word.
 WEAK_WROTE_WORDS = (
-    "sent",  # English ("On <date>, Bob <b@x> sent:")
+    "sent",
+    "said",  # English ("On <date>, Bob <b@x> sent:", "On <date>, Bob said:")
     "verzond",  # Dutch
 )
 
