@@ -1,9 +1,11 @@
 """Quote-marker tables and the small matchers built on them.
 
 Every marker a mail client writes above quoted history lives here, in ordered,
-commented tables of words, compiled once. The matchers take one line or a
-short window of lines (already cut to ``MAX_LINE`` characters) and never
-backtrack badly: each pattern is anchored and its repeats are bounded.
+commented tables of words, compiled once; ``RULES`` at the end names every rule
+that can cut a reply and how sure a cut by it is (``Reply.rule``/``confidence``).
+The matchers take one line or a short window of lines (already cut to
+``MAX_LINE`` characters) and never backtrack badly: each pattern is anchored and
+its repeats are bounded.
 """
 
 from __future__ import annotations

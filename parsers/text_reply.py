@@ -1,9 +1,13 @@
 """Cut quoted history out of plain text, line by line.
 
-Each line is classified first (blank, ``>`` quote, attribution header, header
-block, forward marker, text); then one pass keeps what the sender wrote:
-everything after a header that is not followed by ``>`` lines is quoted, while
-text between or after ``>`` blocks (inline answers, bottom posting) is kept.
+Each line is classified first (blank, ``>`` quote, a quoted line with another
+prefix or wrapped without its ``>``, "reply above this line" marker, attribution
+header, header block, forward marker, text); then one pass keeps what the sender
+wrote: everything after a header that is not followed by ``>`` lines is quoted
+(unless nothing of the sender's is above it: then the text under it is theirs),
+everything from a marker on is dropped, a forward is kept apart, while text
+between or after ``>`` blocks (inline answers, bottom posting) is kept. Every cut
+is recorded with its input line and the rule of ``quotes.RULES`` that made it.
 """
 
 from __future__ import annotations
