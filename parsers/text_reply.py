@@ -71,6 +71,8 @@ def is_quote_line(line: str) -> bool:
 # and stops mid-sentence, and the piece is short and goes on in lower case or runs into > again.
 WRAP_MIN = 50  # characters of the > line's text: shorter lines were not wrapped
 WRAP_MAX = 80  # characters of the unmarked piece
+WRAP_WIDTH = 76  # clients wrap at 72 to 80 columns: a first word that would pass 76 did not fit
+WRAP_TAIL = 40  # characters of a piece that starts in upper case
 _UNFINISHED = re.compile(r"[^.!?:;)\]\"'”»…]\s*$")
 
 
@@ -85,7 +87,10 @@ def _wrapped_quote(lines: list[str], i: int, prev_quote: bool) -> bool:
     if len(above) < WRAP_MIN or not _UNFINISHED.search(above):
         return False
     below = lines[i + 1] if i + 1 < len(lines) else ""
-    return line[0].islower() or is_quote_line(below)
+    if line[0].islower() or is_quote_line(below):
+        return True
+    # "...before the meeting on\nThursday.": the piece's first word did not fit on the > line
+    return len(line) <= WRAP_TAIL and len(lines[i - 1].rstrip()) + 1 + len(line.split()[0]) > WRAP_WIDTH
 
 
 _OTHER_FIRST = frozenset(quotes.OTHER_QUOTE_PREFIXES)
