@@ -1,9 +1,11 @@
 """Quote-marker tables and the small matchers built on them.
 
 Every marker a mail client writes above quoted history lives here, in ordered,
-commented tables of words, compiled once. The matchers take one line or a
-short window of lines (already cut to ``MAX_LINE`` characters) and never
-backtrack badly: each pattern is anchored and its repeats are bounded.
+commented tables of words, compiled once; ``RULES`` at the end names every rule
+that can cut a reply and how sure a cut by it is (``Reply.rule``/``confidence``).
+The matchers take one line or a short window of lines (already cut to
+``MAX_LINE`` characters) and never backtrack badly: each pattern is anchored and
+its repeats are bounded.
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ WROTE_WORDS = (
 
 # Weaker verbs: an attribution only when the line also starts with a start word.
 WEAK_WROTE_WORDS = (
-    "sent",  # English ("On <date>, Bob <b@x> sent:")
+    "sent",
+    "said",  # English ("On <date>, Bob <b@x> sent:", "On <date>, Bob said:")
     "verzond",  # Dutch
 )
 
@@ -290,6 +293,8 @@ def header_end(window: str) -> bool:
 
 COLON_END = re.compile(r"[:：][\s\-–—]{0,40}$")
 ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+BRACKETED_ADDRESS = re.compile(r"[<(\[]\s?(?:mailto:)?[\w.+'-]+@[\w-]+(?:\.[\w-]+)+\s?[>)\]]")
+MAX_GENERIC = 250  # characters of a header known only by its date, time, address and colon
 # A date with a year and a time of day somewhere in the window.
 YEAR_AND_TIME = re.compile(r"^(?=.*\b(?:19|20)\d{2}\b)(?=.*\b\d{1,2}[:.]\d{2}\b)")
 # The window ends on an address and a colon: "<b@x>:", "(b@x):", "[2015-09-14 02:23]:".
@@ -318,9 +323,15 @@ ADDRESS_END = re.compile(r"[>)\]]\s?[:：]?[\s\-–—]{0,40}$")
 DASHES = "-_=*~\u2010\u2011\u2012\u2013\u2014\u2015\u2500\u2501\u2212"
 _D = f"[{re.escape(DASHES)}]"
 
+# Banner decoration: the rule characters, and the angle brackets and hashes some clients use
+# ("<<<<< Original Message >>>>>", "##### Original Message #####").
+_BD = f"[{re.escape(DASHES + '<>#')}]"
 ORIGINAL_MESSAGE = re.compile(
-    rf"^[\s>]{{0,20}}{_D}{{2,}}\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?{_D}{{2,}}\s*$", re.I
+    rf"^[\s>]{{0,20}}{_BD}{{2,}}\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?{_BD}{{2,}}\s*$", re.I
 )
+# The words alone, or bracketed, between rule lines: "=====\n  Original Message\n=====". Taken
+# only right above a cut (text_reply._finish): on their own they may be the sender's words.
+BARE_BANNER = re.compile(rf"^\s{{0,20}}[\[(*]?\s?(?:{_alt(ORIGINAL_MESSAGE_WORDS)})\s?[\])*]?\s?:?\s*$", re.I)
 FORWARD = re.compile(
     rf"^[\s>*]{{0,20}}(?:{_D}{{2,}}\s?(?:{_alt(FORWARD_WORDS)})\s?{_D}{{0,40}}"
     rf"|{_D}{{2,}}\s?(?:{_alt(FORWARD_BY_WORDS)})\s.{{1,120}}?{_D}{{2,}}"
@@ -402,6 +413,16 @@ def is_attribution(window: str) -> bool:
         # "Понедельник, 14 сентября 2015, 2:23 +03:00 от Bob <b@x>:", mutt's "* Bob <b@x> [2015-09-14 02:23]:"
         return True
     if (m := NAME_WROTE.match(window)) and _is_name(m.group(1)):  # "Bob Smith wrote:" (no date)
+        return True
+    if (
+        len(window) <= MAX_GENERIC
+        and BRACKETED_ADDRESS.search(window)
+        and COLON_END.search(window)
+        and YEAR_AND_TIME.search(window)
+    ):
+        # any language's "<date> <time> <name> <<address>> <verb>:" whose verb is in no table:
+        # Gmail's Marathi "... <b@x> यांनी लिहिले:", Georgian "... <b@x> წერდა:". The address in
+        # brackets, as clients write it: "sent to b@x on 2015-09-14 14:23:" is the sender's text.
         return True
     return DATE_START.match(window) is not None and has_addr and ADDRESS_END.search(window) is not None
 

@@ -1,9 +1,13 @@
 """Cut quoted history out of plain text, line by line.
 
-Each line is classified first (blank, ``>`` quote, attribution header, header
-block, forward marker, text); then one pass keeps what the sender wrote:
-everything after a header that is not followed by ``>`` lines is quoted, while
-text between or after ``>`` blocks (inline answers, bottom posting) is kept.
+Each line is classified first (blank, ``>`` quote, a quoted line with another
+prefix or wrapped without its ``>``, "reply above this line" marker, attribution
+header, header block, forward marker, text); then one pass keeps what the sender
+wrote: everything after a header that is not followed by ``>`` lines is quoted
+(unless nothing of the sender's is above it: then the text under it is theirs),
+everything from a marker on is dropped, a forward is kept apart, while text
+between or after ``>`` blocks (inline answers, bottom posting) is kept. Every cut
+is recorded with its input line and the rule of ``quotes.RULES`` that made it.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ def is_quote_line(line: str) -> bool:
 # and stops mid-sentence, and the piece is short and goes on in lower case or runs into > again.
 WRAP_MIN = 50  # characters of the > line's text: shorter lines were not wrapped
 WRAP_MAX = 80  # characters of the unmarked piece
+WRAP_WIDTH = 76  # clients wrap at 72 to 80 columns: a first word that would pass 76 did not fit
+WRAP_TAIL = 40  # characters of a piece that starts in upper case
 _UNFINISHED = re.compile(r"[^.!?:;)\]\"'”»…]\s*$")
 
 
@@ -81,7 +87,10 @@ def _wrapped_quote(lines: list[str], i: int, prev_quote: bool) -> bool:
     if len(above) < WRAP_MIN or not _UNFINISHED.search(above):
         return False
     below = lines[i + 1] if i + 1 < len(lines) else ""
-    return line[0].islower() or is_quote_line(below)
+    if line[0].islower() or is_quote_line(below):
+        return True
+    # "...before the meeting on\nThursday.": the piece's first word did not fit on the > line
+    return len(line) <= WRAP_TAIL and len(lines[i - 1].rstrip()) + 1 + len(line.split()[0]) > WRAP_WIDTH
 
 
 _OTHER_FIRST = frozenset(quotes.OTHER_QUOTE_PREFIXES)
@@ -398,15 +407,17 @@ def _finish(out: Cut) -> Cut:
     stop = out.forwarded_at if out.forwarded_at is not None else len(out.reply)
     head, tail = out.reply[:stop], out.reply[stop:]
     hidx, tidx = out.reply_idx[:stop], out.reply_idx[stop:]
-    while head and (not head[-1].strip() or (out.quoted and quotes.RULE.match(head[-1]))):
-        head.pop()
+    # rules, banners ("--- Original Message ---", "[Original Message]") and the blank lines between
+    # them, right above the quote, went with it ("=====\nOriginal Message\n=====\nFrom: ...")
+    while head and (
+        not head[-1].strip()
+        or (out.quoted and (quotes.RULE.match(head[-1]) or quotes.BANNER.match(head[-1])))
+        or (out.quoted and quotes.BARE_BANNER.match(head[-1]))
+    ):
+        line = head.pop()
         hidx.pop()
-    if head and out.quoted and quotes.BANNER.match(head[-1]):
-        out.quoted.insert(0, head.pop())
-        hidx.pop()
-        while head and not head[-1].strip():
-            head.pop()
-            hidx.pop()
+        if line.strip() and not quotes.RULE.match(line):
+            out.quoted.insert(0, line)
     lead = 0
     while lead < len(head) and not head[lead].strip():
         lead += 1

@@ -128,6 +128,15 @@ HTML_PIECES = st.sampled_from(
         "From: a@example.com<br>Sent: Monday",
         "On Mon, Sep 14, 2015 at 2:23 AM Ana &lt;ana@example.com&gt; wrote:",
         "---------- Forwarded message ----------",
+        "<div class='gmail_signature'>",
+        "<div id='Signature'>",
+        "<div class='moz-signature'>",
+        "<p>&nbsp;</p>",
+        "-- <br>Ana",
+        "Sent from my iPhone",
+        "##- Please type your reply above this line -##",
+        "<div class='yahoo_quoted'>",
+        "Thanks,<br>Ana",
     ]
 )
 
