@@ -543,7 +543,7 @@ private PostgreSQL cluster and private Redis (both started by the bench):
   halfway, its process group is killed with SIGKILL and started again at once. Each client posts
   a request again 0.2 s after it failed (an error, a timeout or a non-2xx; a provider waits
   minutes). `lost`: mail not stored once; `duplicated`: extra rows of one mail; `recover_s`: from
-  the restart to the first 2xx (`down_s`: from the kill).
+  the restart to the first 2xx, the new process's start-up included (`down_s`: from the kill).
 - **worker_kill**: two `donebox worker` instances (one process of 4 threads each) and a
   `donebox scheduler` (TICK_S=1, LEASE_S=5) send digests to the counting sink; one instance is
   killed `kills` times and started again. `recover_s`: the longest time from a kill until none of
@@ -555,8 +555,9 @@ private PostgreSQL cluster and private Redis (both started by the bench):
   was sent, less what the rows left then would have taken at the rate before it (measured between
   a sixth and a third sent; on a shared machine the difference is noisy and may fall below 0);
   `drain_s`: from the service back until every row was sent.
-- **sender**: the SMTP server takes connections and never answers (the sender's timeout is 2 s;
-  sessions already open hang too), then greets with 421 and cuts open sessions, then accepts;
+- **sender**: the SMTP server takes connections and never answers for 20 s (quick: 4 s; the
+  sender's timeout is 2 s; sessions already open hang too), then greets with 421 and cuts open
+  sessions for 20 s (quick: 4 s), then accepts;
   BREAKER_FAILURES=3, BREAKER_COOLDOWN_S=2. `recover_s`: from the server accepting again until
   every message is sent (each deferred message waits out its backoff, which starts at the
   circuit's cooldown and doubles with each attempt the outage cost it: `max_attempts`).
@@ -568,7 +569,9 @@ private PostgreSQL cluster and private Redis (both started by the bench):
 Lost mail is counted at the sink (a row is lost unless the sink got its Message-ID and the row is
 `sent`) or in the database (inbound). The bound on duplicates is the design's: none where a
 compare-and-set or a dedupe key decides, one per killed process where a message may be handed to
-the sink before its outcome is written (SEND_SLOTS=1). The machine was shared (see loadavg).
+the sink before its outcome is written (SEND_SLOTS=1), and for a PostgreSQL restart one per worker
+thread (a thread writes its outcome again until half its lease is gone, then ends its batch).
+The machine was shared (see loadavg).
 """
 
 
