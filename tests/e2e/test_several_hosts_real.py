@@ -1,7 +1,11 @@
 """docs/deploy.md's "Several machines", simulated: two web, two worker and two scheduler hosts,
 each a network namespace with its own address and its own environment, on one PostgreSQL and
-one Redis, carry a day of check-ins of 1,000 members in five teams and five time zones: every
-reminder, entry and digest exactly once."""
+one Redis, carry a day of check-ins of 1,000 members in ten teams and five time zones: every
+reminder, entry and digest exactly once.
+
+Time is driven the way an operator can: the members' reminders are due when the hosts start (the
+long-running schedulers make them on the real clock), and the next morning's digests are made by
+`donebox scheduler --once --now` at that morning's instant, on both scheduler hosts at once."""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ import subprocess
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from email import message_from_bytes, policy
+from email.parser import BytesHeaderParser
 from urllib.parse import urlparse
 
 import psycopg
@@ -27,17 +32,18 @@ from tests.e2e.netns import Forwarder, Network
 pytestmark = pytest.mark.e2e
 
 HOSTS = ("web-a", "web-b", "worker-a", "worker-b", "scheduler-a", "scheduler-b")
-# (zone, members): 1,000 in all; five of these six zones are used, any one whose day ends within
-# the next few minutes is left out (its reminders would expire before they are sent)
+# five of these six zones are used: one whose day ends within minutes is left out (its reminders
+# would expire, at its midnight, before they are sent)
 ZONES = (
-    ("Asia/Tokyo", 250),
-    ("Europe/Berlin", 250),
-    ("America/Sao_Paulo", 200),
-    ("America/New_York", 150),
-    ("Asia/Kolkata", 150),
-    ("Australia/Brisbane", 150),
+    "Asia/Tokyo",
+    "Europe/Berlin",
+    "America/Sao_Paulo",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Australia/Brisbane",
 )
-MEMBERS = 1000
+TEAMS_PER_ZONE, TEAM_SIZE = 2, 100
+MEMBERS = 5 * TEAMS_PER_ZONE * TEAM_SIZE
 SECRET_KEY = "4f1c0b9e7a2d5c8e3b6a1f0d9c8b7a6e5d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a"
 RAW_TOKEN = "9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"
 WEB_PORT = 8000  # every web host its own address, so the same port on each
@@ -80,20 +86,13 @@ def via(url: str, host: str, port: int) -> str:
     return u._replace(netloc=netloc).geturl()
 
 
-def plan_teams(now: datetime) -> list[tuple[str, int]]:
-    """Five zones whose day does not end in the next ten minutes, 1,000 members between them."""
-    safe = [
-        (tz, n)
-        for tz, n in ZONES
-        if local_instant(local_date(now, tz) + timedelta(days=1), time(0), zone(tz)) - now
-        > timedelta(minutes=10)
-    ][:5]
-    sizes = [n for _, n in safe]
-    sizes[-1] += MEMBERS - sum(sizes)
-    return [(tz, n) for (tz, _), n in zip(safe, sizes, strict=True)]
+def usable_zones(due: datetime, now: datetime) -> list[str]:
+    """Five zones in which the day of ``due`` does not end in the next ten minutes."""
+    ends = {tz: local_instant(local_date(due, tz) + timedelta(days=1), time(0), zone(tz)) for tz in ZONES}
+    return [tz for tz in ZONES if ends[tz] - now > timedelta(minutes=10)][:5]
 
 
-def seed(now: datetime) -> dict[str, object]:
+def seed(now: datetime) -> dict[str, tuple[str, date]]:
     """The teams and members, written straight into the database: each member's reminder of the
     team's day came a minute ago, the digest of that day is due at 09:00 the next morning, and the
     next day is a day off (so a tick at the digest's hour makes digests only). Each member's email
@@ -101,36 +100,42 @@ def seed(now: datetime) -> dict[str, object]:
     from app.db import session
     from app.models import Member, Team
 
+    due = now - timedelta(minutes=1)
     members = {}
     with session() as s:
-        for tz, n in plan_teams(now):
-            due = now - timedelta(minutes=1)
+        for tz in usable_zones(due, now):
             day = local_date(due, tz)
             off = str((day + timedelta(days=1)).isoweekday())
-            name = tz.rpartition("/")[2].replace("_", " ")
-            team = Team(
-                name=name,
-                timezone=tz,
-                workdays="".join(d for d in "1234567" if d != off),
-                digest_workdays="1234567",
-            )
-            s.add(team)
-            s.flush()
             digest_at = local_instant(day + timedelta(days=1), time(9, 0), zone(tz))
-            for i in range(n):
-                email = f"{name.lower().replace(' ', '-')}-{i}@example.com"
-                s.add(
-                    Member(
-                        team_id=team.id,
-                        email=email,
-                        name=f"{name} {i}",
-                        next_reminder_at=due,
-                        next_digest_at=digest_at,
-                    )
+            for letter in "AB"[:TEAMS_PER_ZONE]:
+                name = f"{tz.rpartition('/')[2].replace('_', ' ')} {letter}"
+                team = Team(
+                    name=name,
+                    timezone=tz,
+                    workdays="".join(d for d in "1234567" if d != off),
+                    digest_workdays="1234567",
                 )
-                members[email] = (name, day)
+                s.add(team)
+                s.flush()
+                for i in range(TEAM_SIZE):
+                    email = f"{name.lower().replace(' ', '-')}-{i}@example.com"
+                    s.add(
+                        Member(
+                            team_id=team.id,
+                            email=email,
+                            name=f"{name} {i}",
+                            next_reminder_at=due,
+                            next_digest_at=digest_at,
+                        )
+                    )
+                    members[email] = (name, day)
     assert len(members) == MEMBERS
     return members
+
+
+def headers(envelope):
+    """The header of a message the relay received (its body is not parsed)."""
+    return BytesHeaderParser().parsebytes(envelope.content)
 
 
 def reply_to(reminder, n: int) -> bytes:
@@ -192,18 +197,9 @@ def test_two_hosts_of_each_process_carry_a_day_of_1000_members_exactly_once(
         for base in webs:
             wait_until(lambda base=base: http("GET", f"{base}/healthz")[0] == 200, 60, f"{base} to serve")
 
-        def arrived(kind: str) -> list:
-            """The messages of ``kind`` the relay has received so far."""
-            out = []
-            for e in list(sink.handler.envelopes):
-                m = message_from_bytes(e.content, policy=policy.default)
-                if m["X-Donebox-Kind"] == kind:
-                    out.append(m)
-            return out
-
         # the schedulers made the reminders, the workers sent them
         wait_until(lambda: len(sink.handler.envelopes) >= MEMBERS, 90, "1,000 reminders at the relay", 1)
-        reminders = arrived("reminder")
+        reminders = [h for h in map(headers, sink.handler.envelopes) if h["X-Donebox-Kind"] == "reminder"]
         assert len(reminders) == MEMBERS
 
         # every member answers through one of the two web hosts, in turn
@@ -258,11 +254,10 @@ def test_two_hosts_of_each_process_carry_a_day_of_1000_members_exactly_once(
         wait_until(lambda: len(sink.handler.envelopes) >= 2 * MEMBERS, 90, "1,000 digests at the relay", 1)
         unsent = "SELECT count(*) FROM outboundmessage WHERE state IN ('queued', 'deferred', 'sending')"
         wait_until(lambda: count(unsent) == [(0,)], 30, "no outbox row left to send")
-        digests = arrived("digest")
 
     # the relay: each member one reminder and one digest, nothing else, no Message-ID twice
     envelopes = sink.handler.envelopes
-    heads = [message_from_bytes(e.content) for e in envelopes]
+    heads = [headers(e) for e in envelopes]
     assert len(envelopes) == 2 * MEMBERS
     got = Counter((tuple(e.rcpt_tos), h["X-Donebox-Kind"]) for e, h in zip(envelopes, heads, strict=True))
     assert got == {((m,), kind): 1 for m in members for kind in ("reminder", "digest")}
@@ -290,7 +285,11 @@ def test_two_hosts_of_each_process_carry_a_day_of_1000_members_exactly_once(
     assert count("SELECT count(*), count(DISTINCT member_id) FROM inboundmessage")[0] == (MEMBERS, MEMBERS)
 
     # each team's first member's digest tells the whole team's day
-    firsts = [d for d in digests if d["To"].endswith("-0@example.com")]
+    firsts = [
+        message_from_bytes(e.content, policy=policy.default)
+        for e, h in zip(envelopes, heads, strict=True)
+        if h["X-Donebox-Kind"] == "digest" and h["To"].endswith("-0@example.com")
+    ]
     assert len(firsts) == len({team for team, _ in members.values()})
     for digest in firsts:
         team = members[digest["To"]][0]
