@@ -36,6 +36,7 @@ Exception
  +-- Replayed                      app.inbound.accept: a signed webhook token was used before
  +-- CertUnavailable               app.inbound.sns: SNS's signing certificate cannot be fetched
  +-- Raced                         app.inbound.process: another worker moved the rows first
+ +-- CutError                      app.inbound.corrections: a cut not shown or not moved (status, reason)
  +-- LookupFailed                  app.relay.dns_check: a DNS lookup got no answer (timeout, SERVFAIL)
  +-- TooLarge                      app.web.common: a request body past its limit
  +-- AuthError                     parsers.providers.base: a webhook not proven to be the provider's (401)
