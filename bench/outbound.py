@@ -618,8 +618,9 @@ How it is measured, all in one run on the same machine:
   duplicates. `lost` counts rows never delivered (or not `sent`) by the end, of the kill run and
   of the mix.
 - **peak_rss_mb_***: the largest peak resident set (VmHWM) among the processes of each kind.
-- **profile_ms_*** (full run): the pipeline steps in one thread of the bench process on the mix,
-  milliseconds per message, on batches of 20 as the workers claim them.
+- **profile_ms_*** (full run): CPU milliseconds per message of each pipeline step, in one thread
+  of the bench process (and its event loop thread) on the mix taken in turns between teams as the
+  fair queue hands it out, in batches of 20 as the workers claim them.
 
 The machine was shared with other engineers' work (see loadavg): compare the ratios and the CPU
 per message.
