@@ -9,7 +9,7 @@ is tens of database queries, so the render is kept:
   recently used go first). The fair queue hands messages out one team at a time round the ring,
   so every batch in flight is wanted again a ring later;
 - in Redis, when REDIS_URL is set, for the same time: the worker processes render a batch once
-  between them, not once each. Redis being away only costs the render.
+  between them, not once each (compressed JSON). Redis being away only costs the render.
 
 What is kept of the context is what the later steps read (its ``_`` keys: ``_headers``,
 ``_track``, ``_reply_domain``) and its plain values (a kind's per-recipient ``headers`` read them,
@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from datetime import date, datetime
 
@@ -48,7 +49,7 @@ def portable(context: dict) -> dict:
     return kept
 
 
-def _dumps(context: dict, text: str, html: str) -> str:
+def _dumps(context: dict, text: str, html: str) -> bytes:
     def default(v):
         if isinstance(v, datetime):
             return {"$datetime": v.isoformat()}
@@ -56,7 +57,10 @@ def _dumps(context: dict, text: str, html: str) -> str:
             return {"$date": v.isoformat()}
         raise TypeError(type(v).__name__)
 
-    return json.dumps({"context": context, "text": text, "html": html}, default=default)
+    # compressed: a digest's HTML shrinks several times, and Redis holds every batch in flight
+    return zlib.compress(
+        json.dumps({"context": context, "text": text, "html": html}, default=default).encode(), 1
+    )
 
 
 def _loads(raw: bytes) -> tuple[dict, str, str]:
@@ -67,7 +71,7 @@ def _loads(raw: bytes) -> tuple[dict, str, str]:
             return datetime.fromisoformat(d["$datetime"])
         return d
 
-    got = json.loads(raw, object_hook=hook)
+    got = json.loads(zlib.decompress(raw), object_hook=hook)
     return got["context"], got["text"], got["html"]
 
 
