@@ -234,6 +234,32 @@ def cmd_inbound(args) -> int:
     return 0
 
 
+def cmd_replies(args) -> int:
+    """Write the cuts people moved as reply-extraction cases (the corpus's JSONL, masked)."""
+    from app.db import session
+    from app.inbound.cases import export
+
+    out = sys.stdout
+    try:
+        if args.out and args.out != "-":
+            out = open(args.out, "w", encoding="utf-8")  # closed below
+    except OSError as e:
+        print(f"donebox: cannot write {args.out}: {e.strerror}", file=sys.stderr)
+        return 1
+    try:
+        with session() as s:
+            n = export(s, out, base_url=get_settings().base_url, team_id=args.team)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    where = "" if out is sys.stdout else f" to {args.out}"
+    print(
+        f"{n} reply cases written{where} (addresses and names masked: read them before sharing)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _instant(value: str | None, name: str, *, end: bool = False):
     """A --since/--until value: YYYY-MM-DD (a UTC day; --until includes it) or an ISO date-time
     (UTC when it has no offset). ValueError with the reason."""
@@ -698,6 +724,15 @@ def parser() -> argparse.ArgumentParser:
         "--quarantined", action="store_true", help="every message quarantined (its processing never finished)"
     )
     rp.set_defaults(fn=cmd_inbound)
+    sp = sub.add_parser("replies", help="reply extraction: the cuts people moved")
+    rsub = sp.add_subparsers(dest="replies_command", required=True)
+    rp = rsub.add_parser(
+        "export-cases",
+        help="write each reply's latest corrected cut as a case in the reply corpus's JSONL format, masked",
+    )
+    rp.add_argument("--out", help="the file to write (default: standard output)")
+    rp.add_argument("--team", type=int, help="only this team's cases")
+    rp.set_defaults(fn=cmd_replies)
     sp = sub.add_parser("redrive", help="send failed, deferred or suppressed messages again")
     sp.add_argument("--id", type=int, action="append", help="a message id (repeatable)")
     sp.add_argument("--team", type=int, help="only this team's messages")

@@ -162,6 +162,38 @@ class InboundMessage(SQLModel, table=True):
     # the first message stored with the same message_key, when this one is not it (not a foreign
     # key: retention deletes rows in any order)
     same_message_id_as: int | None = None
+    # the reply's body as the extractor read it (parsers.reply.Reply.lines, a JSON list; '' before
+    # migration 0030 and for mail that made no entries) and its cut: ``cut_at`` the first line not
+    # kept (None: nothing cut), the rule that cut there and how sure it was (high | low; '' before
+    # 0030). A person moving the cut (app.inbound.corrections) sets them again, rule ``corrected``.
+    reply_lines: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    reply_html: bool = False  # the lines are the HTML part's (the mail had no text part to read)
+    cut_at: int | None = None
+    cut_rule: str = Field(default="", max_length=64)
+    cut_confidence: str = Field(default="", max_length=8)
+
+
+class ReplyCase(SQLModel, table=True):
+    """A cut a person moved: the reply as the extractor read it and the text they said it holds, kept as
+    a case of reply extraction (``donebox replies export-cases`` writes them masked; app.inbound.cases)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    # not a foreign key: retention deletes inbound rows, and the case outlives them
+    inbound_id: int = Field(index=True)
+    team_id: int = Field(foreign_key="team.id", index=True)
+    member_id: int = Field(foreign_key="member.id")  # who wrote the reply
+    by_user_id: int = Field(foreign_key="appuser.id")  # who moved the cut
+    by_role: str = Field(max_length=16)  # author | admin | operator
+    kind: str = Field(max_length=8)  # plain | html: what ``input`` is
+    input: str = Field(sa_column=Column(Text, nullable=False))  # the body the extractor read
+    from_name: str = Field(default="", max_length=320)  # the sender's display name (masked on export)
+    lines: str = Field(sa_column=Column(Text, nullable=False))  # the lines shown, a JSON list
+    cut_before: int | None = None  # where the extractor (or an earlier correction) had cut
+    rule_before: str = Field(default="", max_length=64)
+    confidence_before: str = Field(default="", max_length=8)
+    cut_at: int  # the first line not kept, as the person said (len(lines): nothing cut)
+    expected: str = Field(sa_column=Column(Text, nullable=False))  # the reply's text as corrected
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
 _SCHEDULED = text("state = 'scheduled'")

@@ -15,6 +15,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from parsers import quotes
 from parsers.html_bounds import bound_html
+from parsers.signature import find_signature
 
 MAX_NODES = 50_000  # nodes past this many are not rendered (a reply sits at the top)
 
@@ -41,6 +42,9 @@ _BORDER_TOP = re.compile(r"border-top(?:-style)?:\s*solid", re.I)
 # Gmail's "Indent" button makes a borderless blockquote: content, not a quote.
 _INDENT = re.compile(r"border:\s*none", re.I)
 _SPACE = re.compile(r"\s+")
+# The sender's signature: Gmail, Thunderbird, Outlook web, Apple Mail (iOS), Roundcube, Zoho.
+SIGNATURE_CLASSES = frozenset({"gmail_signature", "moz-signature", "zmail_signature_below"})
+SIGNATURE_IDS = frozenset({"Signature", "AppleMailSignature", "_rc_sig", "signature"})
 # Attribution containers: the line "On ... wrote:" itself.
 HEADER_CLASSES = ("gmail_attr", "moz-cite-prefix")
 
@@ -66,10 +70,34 @@ def _is_cut(node, tag: str, attrs: dict) -> bool:
 
 
 def _plain_blockquote(attrs: dict) -> bool:
-    """A blockquote with no client marking; talon's rule: the last top-level one is the quote."""
+    """A blockquote with no client marking: a quote only when it ends the message (``html_lines``)."""
     if attrs.get("type") == "cite" or "gmail_quote" in _classes(attrs):
         return False
     return not _INDENT.search(attrs.get("style") or "")
+
+
+def _text_after(node, most: int = 50) -> bool:
+    """Whether the sender's text follows ``node`` inside its parent. An unmarked blockquote with
+    text after it is their own formatting (a passage they quote to answer it); one that ends its
+    container, or is followed only by a signature, may hold the history (the last such one does,
+    as talon decides)."""
+    after: list[str] = []
+    sibling = node.next
+    for _ in range(most):
+        if sibling is None:
+            break
+        if sibling.tag not in SKIP:
+            after.append(sibling.text(deep=True, separator="\n") or "")
+            if sum(map(len, after)) > 2000:
+                return True
+        sibling = sibling.next
+    else:
+        return True
+    lines = [line.strip() for line in "\n".join(after).replace("\xa0", " ").split("\n") if line.strip()]
+    if not lines:
+        return False
+    found = find_signature(["(the quote)", *lines])  # a signature never starts on the first line
+    return found is None or found[0] != 1
 
 
 class _Lines:
@@ -80,6 +108,7 @@ class _Lines:
         self.kinds: list[str | None] = []
         self.buf: list[str] = []
         self.kind: str | None = None
+        self.nbsp = False  # the line so far holds a no-break space
 
     def add(self, text: str, kind: str | None) -> None:
         if not self.buf:
@@ -87,16 +116,19 @@ class _Lines:
         self.buf.append(text)
 
     def newline(self, hard: bool = False) -> None:
-        """End the line; a block edge (soft) adds no empty line, a ``<br>`` (hard) does."""
+        """End the line; a block edge (soft) adds no empty line, a ``<br>`` (hard) does, and so does
+        a block of nothing but no-break spaces (Outlook's and Word's ``<p>&nbsp;</p>`` between paragraphs)."""
         text = "".join(self.buf).replace("\xa0", " ").strip()
-        if text or hard:
+        if text or hard or self.nbsp:
             self.lines.append(text)
             self.kinds.append(self.kind if text else None)
-        self.buf, self.kind = [], None
+        self.buf, self.kind, self.nbsp = [], None, False
 
 
 def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
-    """Render ``html`` to (lines, kind per line: None|"quote"|"header"|"cut", notes)."""
+    """Render ``html`` to (lines, kind per line, notes). A kind is None (text), "quote", "plain-quote"
+    (an unmarked blockquote that ends the message), "header", "cut" (history from here on) or
+    "signature" (inside the client's signature container)."""
     bounded = bound_html(html)
     notes: list[str] = list(bounded.notes)
     tree = LexborHTMLParser(bounded.html)
@@ -104,8 +136,9 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     if root is None:
         return [], [], notes
     out = _Lines()
-    quote = header = pre = gmail = nested = 0
+    quote = header = pre = gmail = nested = sig = 0
     plain = 0  # how many top-level unmarked blockquotes were seen; their lines are "maybe:<n>"
+    last_plain = None  # the last of them: the only one that may be the quote
     cut = False
     seen = 0
     # Depth-first with an explicit stack: a node is pushed with the state to restore when it
@@ -114,7 +147,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
     while stack:
         node, restore = stack.pop()
         if restore is not None:
-            (quote, header, pre, gmail, nested), block = restore
+            (quote, header, pre, gmail, nested, sig), block = restore
             if block:
                 out.newline()
             if node is not root and node.next is not None:
@@ -130,7 +163,10 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
             kind = "cut" if cut else "header" if header else "quote" if quote else None
             if kind is None and nested and plain:
                 kind = f"maybe:{plain}"
+            if kind is None and sig:
+                kind = "signature"
             if not pre:
+                out.nbsp = out.nbsp or "\xa0" in text
                 out.add(_SPACE.sub(" ", text), kind)
             else:
                 for i, piece in enumerate(text.split("\n")):
@@ -151,13 +187,19 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
                 cut = True
                 notes.append(f"HTML quote starts at <{tag}> {attrs.get('id') or _classes(attrs)}".rstrip())
         block = tag in BLOCK
-        stack.append((node, ((quote, header, pre, gmail, nested), block)))
+        stack.append((node, ((quote, header, pre, gmail, nested, sig), block)))
         classes = _classes(attrs)
+        if attrs and (
+            (attrs.get("id") or "").removeprefix("x_") in SIGNATURE_IDS
+            or SIGNATURE_CLASSES & set(classes.split())
+        ):
+            sig += 1
         if tag == "blockquote":
             if attrs.get("type") == "cite" or gmail or any(c in classes for c in QUOTE_CLASSES):
                 quote += 1
             elif not nested and not quote and _plain_blockquote(attrs):
                 plain += 1
+                last_plain = node
             nested += 1
         elif "gmail_quote" in classes:
             if _starts_with(node, quotes.FORWARD):
@@ -166,7 +208,7 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
                 quote += 1  # old Gmail: attribution and history in one div, no blockquote
             else:
                 gmail += 1
-        if any(c in classes for c in HEADER_CLASSES):
+        if any(c in classes for c in HEADER_CLASSES) and not _starts_with(node, quotes.FORWARD):
             header += 1
         if tag == "pre":
             pre += 1
@@ -175,6 +217,8 @@ def html_lines(html: str) -> tuple[list[str], list[str | None], list[str]]:
         if node.child is not None:
             stack.append((node.child, None))
     out.newline()
-    last = f"maybe:{plain}"
-    kinds = [("quote" if k == last else None) if k and k.startswith("maybe:") else k for k in out.kinds]
+    # the last unmarked blockquote is the quote unless the sender's text follows it (looked at
+    # once, here: asking it of every blockquote of a long message would cost quadratic time)
+    last = f"maybe:{plain}" if last_plain is not None and not _text_after(last_plain) else None
+    kinds = [("plain-quote" if k == last else None) if k and k.startswith("maybe:") else k for k in out.kinds]
     return out.lines, kinds, notes

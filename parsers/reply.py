@@ -14,16 +14,23 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from parsers import limits
+from parsers import limits, quotes
 from parsers.html_reply import html_lines
 from parsers.message import parse_mime
-from parsers.signature import split_signature
+from parsers.signature import find_signature
 from parsers.text_reply import cut_quotes, norm_line
 
 
 @dataclass(frozen=True)
 class Reply:
-    """What the sender wrote (``text``), what was cut (``quoted``, ``signature``) and why (``notes``)."""
+    """What the sender wrote (``text``), what was cut (``quoted``, ``signature``) and why (``notes``).
+
+    ``lines`` are the body's lines as the extractor read them (the plain text, or the lines
+    rendered from the HTML); ``cut_at`` is the index in ``lines`` of the first line not kept in
+    ``text`` (None: nothing was cut), ``rule`` the name of the rule in ``parsers.quotes.RULES``
+    that cut there and ``confidence`` how sure that rule is ("high" or "low"). A forwarded
+    message is kept apart in ``forwarded_text``: the reply is the new text above it.
+    """
 
     text: str
     quoted: str = ""
@@ -32,6 +39,11 @@ class Reply:
     forwarded: bool = False
     from_html: bool = False
     empty: bool = False
+    lines: tuple[str, ...] = ()
+    cut_at: int | None = None
+    rule: str = ""
+    confidence: str = "high"
+    forwarded_text: str = ""
 
 
 MAX_PASSES = 4  # the text pass is repeated on its own output until nothing more is cut
@@ -67,15 +79,6 @@ def _lines(text: str) -> list[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
 
 
-def _join(lines: list[str], collapse: bool) -> str:
-    out: list[str] = []
-    for line in lines:
-        if collapse and not line.strip() and (not out or not out[-1].strip()):
-            continue
-        out.append(line)
-    return "\n".join(out).strip("\n")
-
-
 def _body_of(message) -> tuple[str | None, str | None, tuple[str, ...]]:
     """(plain text, html, notes) of whatever the caller handed in."""
     if message is None:
@@ -100,21 +103,98 @@ def _body_of(message) -> tuple[str | None, str | None, tuple[str, ...]]:
     return message, None, ()
 
 
-def _one_pass(lines, kinds, known_quotes, strip_signature):
-    """One quote cut and signature cut: (kept lines, quoted lines, signature lines, notes, forwarded)."""
+@dataclass
+class _Pass:
+    """One quote cut and signature cut over some lines, with each kept line's index in them."""
+
+    kept: list[str]
+    kept_idx: list[int]
+    quoted: list[str]
+    signature: list[str]
+    forwarded: list[str]
+    notes: tuple[str, ...]
+    cuts: list[tuple[int, str, str]]
+
+
+def _marked_signature(own: list[str], own_idx: list[int], kinds: list[str | None]) -> int | None:
+    """Where the kept lines end in lines the HTML marks as the signature, if they do."""
+    at = None
+    for j in range(len(own) - 1, 0, -1):  # never the first line
+        kind = kinds[own_idx[j]] if own_idx[j] < len(kinds) else None
+        if kind == "signature":
+            at = j
+        elif own[j].strip():
+            break
+    return at
+
+
+def _one_pass(lines, kinds, known_quotes, strip_signature) -> _Pass:
     cut = cut_quotes(lines, kinds, known_quotes)
     notes = tuple(cut.notes)
     known = {norm_line(k) for k in known_quotes if k.strip()}
     if known and any(norm_line(q) in known for q in cut.quoted):
         notes += ("the quote holds our own reminder text",)
-    own = cut.reply if cut.forwarded_at is None else cut.reply[: cut.forwarded_at]
-    rest = [] if cut.forwarded_at is None else cut.reply[cut.forwarded_at :]
+    stop = len(cut.reply) if cut.forwarded_at is None else cut.forwarded_at
+    own, own_idx, forwarded = cut.reply[:stop], cut.reply_idx[:stop], cut.reply[stop:]
+    cuts = list(cut.cuts)
     signature: list[str] = []
-    if strip_signature:
-        own, signature = split_signature(own)
-        if signature:
-            notes += ("cut a signature",)
-    return own + rest, cut.quoted, signature, notes, cut.forwarded_at is not None
+    if strip_signature and kinds and (at := _marked_signature(own, own_idx, kinds)) is not None:
+        # the client marked its signature in the HTML: certain, and whatever sign-off is above
+        # it is looked for next
+        signature = own[at:]
+        cuts.append((own_idx[at], "signature:html-markup", quotes.RULES["signature:html-markup"].confidence))
+        own, own_idx = own[:at], own_idx[:at]
+        while own and not own[-1].strip():
+            own.pop()
+            own_idx.pop()
+        notes += ("cut the signature the HTML marks",)
+    if strip_signature and (found := find_signature(own)) is not None:
+        at, rule = found
+        signature = own[at:] + signature
+        cuts.append((own_idx[at], rule, quotes.RULES[rule].confidence))
+        own, own_idx = own[:at], own_idx[:at]
+        while own and not own[-1].strip():
+            own.pop()
+            own_idx.pop()
+        notes += ("cut a signature",)
+    return _Pass(own, own_idx, cut.quoted, signature, forwarded, notes, cuts)
+
+
+def _join(lines: list[str], idx: list[int], collapse: bool) -> tuple[str, list[int]]:
+    """The lines joined as text (blank runs collapsed if asked, ends trimmed), and the index of
+    each of its lines."""
+    out: list[str] = []
+    out_idx: list[int] = []
+    for line, i in zip(lines, idx, strict=True):
+        if collapse and not line.strip() and (not out or not out[-1].strip()):
+            continue
+        out.append(line)
+        out_idx.append(i)
+    while out and not out[-1]:
+        out.pop()
+        out_idx.pop()
+    lead = 0
+    while lead < len(out) and not out[lead]:
+        lead += 1
+    return "\n".join(out[lead:]), out_idx[lead:]
+
+
+def _text(lines: list[str], collapse: bool) -> str:
+    return _join(lines, list(range(len(lines))), collapse)[0]
+
+
+def _cut_point(lines: list[str], kept_idx: list[int], cuts: list[tuple[int, str, str]]):
+    """(cut_at, rule, confidence) from the cuts of every pass: the topmost cut, moved up over the
+    lines dropped with it (blank lines and the rule above a quote), then down to a non-blank line."""
+    if not cuts:
+        return None, "", "high"
+    at, rule, confidence = min(cuts)
+    kept = set(kept_idx)
+    while at > 0 and at - 1 not in kept:
+        at -= 1
+    while at < len(lines) - 1 and not lines[at].strip() and at not in kept:
+        at += 1
+    return at, rule, confidence
 
 
 def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[str, ...] = ()) -> Reply:
@@ -130,30 +210,52 @@ def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[
         notes += tuple(html_notes)
     else:
         lines, kinds = _lines(text or ""), None
-    kept, quoted, signature, more, forwarded = _one_pass(lines, kinds, known_quotes, strip_signature)
-    body = _join(kept, from_html)
+    one = _one_pass(lines, kinds, known_quotes, strip_signature)
+    quoted, signature, forwarded, cuts = one.quoted, one.signature, one.forwarded, one.cuts
+    body, idx = _join(one.kept, one.kept_idx, from_html)
+    more = one.notes
     # Cutting can bring lines together that now read as a header ("From: x" / "Sent: y" around a
     # removed quote); repeating the pass until it is stable makes extraction idempotent.
-    for _ in range(MAX_PASSES if quoted or signature else 0):
-        again = _one_pass(_lines(body), None, known_quotes, strip_signature)
-        if _join(again[0], from_html) == body:
+    for _ in range(MAX_PASSES if quoted or signature or forwarded else 0):
+        again_lines = _lines(body)
+        again = _one_pass(again_lines, None, known_quotes, strip_signature)
+        again_body, again_idx = _join(again.kept, again.kept_idx, from_html)
+        if again_body == body:
             break
         notes += more
-        kept, quoted2, signature2, more, forwarded2 = again
-        quoted, signature, forwarded = quoted + quoted2, signature2 + signature, forwarded or forwarded2
-        body = _join(kept, from_html)
+        # the second pass's line j is the body's line j, which came from input line idx[j]
+        same = len(again_lines) == len(idx)
+        cuts += [(idx[j], r, c) for j, r, c in again.cuts if same and j < len(idx)]
+        quoted, signature = quoted + again.quoted, again.signature + signature
+        forwarded = again.forwarded or forwarded
+        more = again.notes
+        body, idx = again_body, [idx[j] for j in again_idx] if same else idx
     notes += more
+    cut_at, rule, confidence = _cut_point(lines, idx, cuts)
     return Reply(
         text=body,
-        quoted=_join(quoted, True),
-        signature=_join(signature, True),
+        quoted=_text(quoted, True),
+        signature=_text(signature, True),
         notes=notes,
-        forwarded=forwarded,
+        forwarded=bool(forwarded),
         from_html=from_html,
         empty=not body.strip(),
+        lines=tuple(lines),
+        cut_at=cut_at,
+        rule=rule,
+        confidence=confidence,
+        forwarded_text=_text(forwarded, True),
     )
 
 
-def extract_reply_text(raw: str, strip_signature: bool = True) -> str:
-    """The sender's new text from plain text, HTML or a whole raw MIME message."""
-    return extract_reply(raw, strip_signature=strip_signature).text
+def extract_reply_text(raw: str, strip_signature: bool = True, with_forwarded: bool = True) -> str:
+    """The sender's new text from plain text, HTML or a whole raw MIME message.
+
+    A forwarded message is not quoted history: it follows the new text here (the convention of
+    the shared reply corpus and of talon), unless ``with_forwarded`` is false. ``Reply.text``
+    alone is the new text above it.
+    """
+    reply = extract_reply(raw, strip_signature=strip_signature)
+    if with_forwarded and reply.forwarded_text:
+        return (reply.text + "\n\n" + reply.forwarded_text).strip("\n")
+    return reply.text

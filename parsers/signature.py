@@ -12,11 +12,15 @@ import re
 _I = re.I
 
 # Footers that mail apps append, one whole line each, by language.
-MOBILE_FOOTERS = tuple(
-    re.compile(p, _I)
+MOBILE_FOOTER_PATTERNS = tuple(
+    p
     for p in (
-        # English: "Sent from my iPhone", "Sent wirelessly from my BlackBerry device on the Bell network."
-        r"sent (?:\w+ )?from my [\w .'&®™\-]{1,60}[.!]?",
+        # English: "Sent from my iPhone", "Sent wirelessly from my BlackBerry device on the Bell network.",
+        # "Sent from my phone, please excuse typos."
+        r"sent (?:\w+ )?from my [\w .'&®™\-]{1,60}[.!]?"
+        r"(?:[,;]?\s?(?:please )?(?:excuse|pardon|sorry)[\w .,']{0,60})?",
+        # "Typos courtesy of my iPhone", "Brevity courtesy of my phone"
+        r"(?:typos|brevity|errors|autocorrect) (?:courtesy of|by|thanks to) (?:my )?.{1,40}",
         # English: "Sent from Outlook for iOS", "Sent with Sparrow (http://...)", "Sent via BlackBerry"
         r"sent (?:from|with|via|using) (?:the )?(?:iphone|ipad|android|blackberry|samsung|outlook|yahoo|gmail"
         r"|aol|mailbox|sparrow|windows|mail|huawei|xiaomi|proton ?mail|spark|nine|bluemail|edison|airmail"
@@ -25,9 +29,31 @@ MOBILE_FOOTERS = tuple(
         # Outlook mobile in any language: "Get Outlook for iOS", "Télécharger Outlook pour Android<https://...>"
         r".{0,30}\boutlook (?:for|pour|für|para|per|voor|för|dla|pro|na|til) (?:ios|android)\b.{0,30}"
         r"(?:\s?<https?://\S{1,200}>)?",
+        # AOL: "Sent from the all-new AOL app for iOS"
+        r"sent from (?:the )?(?:all-new )?aol (?:app|mobile).{0,30}",
         r"envoyé (?:\w+ ){0,2}(?:de|depuis|par) (?:mon|ma) .{1,80}",  # French
-        r"(?:von meinem .{1,40} gesendet|gesendet von (?:meinem )?.{1,40})",  # German
-        r"enviado (?:desde|do|de) (?:mi|meu|o meu|my) .{1,60}",  # Spanish, Portuguese
+        # German: "Von meinem iPhone gesendet", "Gesendet mit der GMX Mail App",
+        # "Diese Nachricht wurde von meinem Android Mobiltelefon mit WEB.DE Mail gesendet."
+        r"(?:von meinem .{1,40} gesendet|gesendet (?:von|mit) (?:meinem |der |dem )?.{1,40})[.!]?",
+        r"diese nachricht wurde von meinem .{1,80} gesendet[.!]?",
+        r"enviado (?:desde|do|de|con) .{1,60}",  # Spanish, Portuguese
+        r"enviat des de(?:l)? .{1,40}",  # Catalan
+        r"trimis de pe .{1,40}",  # Romanian
+        r"elküldve (?:az? )?.{1,40}",  # Hungarian
+        r"poslano (?:s|sa|iz|z) .{1,40}",  # Croatian, Serbian, Slovenian
+        r"odoslané z .{1,40}",  # Slovak
+        r"(?:надіслано з|изпратено от|послато са) .{1,40}",  # Ukrainian, Bulgarian, Serbian
+        r"(?:στάλθηκε|εστάλη) από .{1,40}",  # Greek
+        r"נשלח מ.{1,40}",  # Hebrew
+        r"(?:أُرسلت|أرسلت|مرسل) من .{1,40}",  # Arabic
+        r"(?:dikirim|dihantar) dari .{1,40}",  # Indonesian, Malay
+        r"gửi từ .{1,40}",  # Vietnamese
+        r"ส่งจาก.{1,40}",  # Thai
+        r"išsiųsta iš .{1,40}",
+        r"nosūtīts no .{1,40}",
+        r"saadetud (?:minu )?.{1,40}",  # Baltic
+        r".{1,30} से भेजा गया",
+        r"ارسال شده از .{1,40}",  # Hindi, Persian
         r"inviato da(?:l mio)? .{1,40}",  # Italian
         r"(?:verzonden|verstuurd) (?:vanaf|met|van) .{1,40}",  # Dutch
         r"(?:skickat från|sendt fra) .{1,40}",  # Swedish, Danish, Norwegian
@@ -39,6 +65,9 @@ MOBILE_FOOTERS = tuple(
         r".{1,30}에서 보냄",  # Korean
     )
 )
+MOBILE_FOOTERS = tuple(re.compile(p, _I) for p in MOBILE_FOOTER_PATTERNS)
+# All of them in one pattern: one match per line instead of one per footer.
+_FOOTER = re.compile("|".join(f"(?:{p})" for p in MOBILE_FOOTER_PATTERNS), _I)
 
 # Sign-off lines ("Thanks,", "Best regards, Bob"): the signature starts here.
 SIGN_OFF_WORDS = (
@@ -92,6 +121,16 @@ CONTACT = re.compile(r"\+?\d[\d\s().\-]{6,}\d|@\w|https?://|\bwww\.|\|")
 MAX_TAIL = 15  # non-empty lines at the end that may hold a signature
 
 
+def _is_footer(line: str) -> bool:
+    """A mail app's footer line, or several in different languages on one line ("... / ...")."""
+    if _FOOTER.fullmatch(line):
+        return True
+    if " / " not in line and " | " not in line:
+        return False
+    parts = [p.strip() for p in re.split(r"\s[/|]\s", line)]
+    return all(_FOOTER.fullmatch(part) for part in parts)
+
+
 def _nonempty(lines: list[str]) -> list[int]:
     return [i for i, line in enumerate(lines) if line.strip()]
 
@@ -101,32 +140,33 @@ def _short_tail(lines: list[str], start: int, most: int, width: int) -> bool:
     return len(tail) <= most and all(len(x.strip()) <= width and not CONTENT.match(x) for x in tail)
 
 
-def _signature_start(lines: list[str]) -> int | None:
-    """Index where a trailing signature starts, by the first rule that fits, or None."""
+def _signature_start(lines: list[str]) -> tuple[int, str] | None:
+    """(index where a trailing signature starts, the rule's name in ``quotes.RULES``), or None."""
     idx = _nonempty(lines)
     if len(idx) < 2:
         return None
     first, tail = idx[0], idx[-MAX_TAIL:]
     for i in tail:
         line = lines[i].strip()
-        if i != first and len(line) <= 200 and any(p.fullmatch(line) for p in MOBILE_FOOTERS):
+        if i != first and len(line) <= 200 and _is_footer(line):
             if _short_tail(lines, i + 1, 3, 120):
-                return i
+                return i, "signature:mobile-footer"
     for i in tail:
         if i != first and DELIMITER.match(lines[i]):
             rfc = lines[i] == "-- "
             if _short_tail(lines, i + 1, 15 if rfc else 6, 200 if rfc else 80):
-                return i
+                return i, "signature:delimiter"
     for i in idx[-40:]:
         if i != first and any(p.match(lines[i].strip()) for p in DISCLAIMERS):
-            return i
+            return i, "signature:disclaimer"
     last = idx[-1]
     if last != first and DASH_NAME.match(lines[last]) and not CONTENT.match(lines[idx[-2]]):
-        return last
+        return last, "signature:dash-name"
     for i in idx[-4:]:
         if i != first and SIGN_OFF.match(lines[i]) and _short_tail(lines, i + 1, 3, 40):
-            return i
-    return _contact_block(lines, idx)
+            return i, "signature:sign-off"
+    block = _contact_block(lines, idx)
+    return None if block is None else (block, "signature:contact-block")
 
 
 def _contact_block(lines: list[str], idx: list[int]) -> int | None:
@@ -142,15 +182,28 @@ def _contact_block(lines: list[str], idx: list[int]) -> int | None:
     return None
 
 
-def split_signature(lines: list[str]) -> tuple[list[str], list[str]]:
-    """Split ``lines`` into (body, signature); repeated until no rule fits, so stacked footers all go."""
-    body, signature = list(lines), []
+def find_signature(lines: list[str]) -> tuple[int, str] | None:
+    """(where the signature starts in ``lines``, the rule of its topmost cut), or None.
+
+    Repeated until no rule fits, so stacked footers ("Thanks,\nAna\n\nSent from my iPhone") all go.
+    """
+    found, end = None, len(lines)
     for _ in range(6):
-        start = _signature_start(body)
-        if start is None:
+        hit = _signature_start(lines[:end])
+        if hit is None:
             break
-        signature = body[start:] + signature
-        body = body[:start]
-        while body and not body[-1].strip():
-            body.pop()
-    return body, signature
+        found, end = hit, hit[0]
+        while end and not lines[end - 1].strip():
+            end -= 1
+    return found
+
+
+def split_signature(lines: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``lines`` into (body, signature)."""
+    found = find_signature(lines)
+    if found is None:
+        return list(lines), []
+    body = lines[: found[0]]
+    while body and not body[-1].strip():
+        body.pop()
+    return body, lines[found[0] :]

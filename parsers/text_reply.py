@@ -1,9 +1,13 @@
 """Cut quoted history out of plain text, line by line.
 
-Each line is classified first (blank, ``>`` quote, attribution header, header
-block, forward marker, text); then one pass keeps what the sender wrote:
-everything after a header that is not followed by ``>`` lines is quoted, while
-text between or after ``>`` blocks (inline answers, bottom posting) is kept.
+Each line is classified first (blank, ``>`` quote, a quoted line with another
+prefix or wrapped without its ``>``, "reply above this line" marker, attribution
+header, header block, forward marker, text); then one pass keeps what the sender
+wrote: everything after a header that is not followed by ``>`` lines is quoted
+(unless nothing of the sender's is above it: then the text under it is theirs),
+everything from a marker on is dropped, a forward is kept apart, while text
+between or after ``>`` blocks (inline answers, bottom posting) is kept. Every cut
+is recorded with its input line and the rule of ``quotes.RULES`` that made it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,15 @@ class Cut:
     quoted: list[str] = field(default_factory=list)
     forwarded_at: int | None = None
     notes: list[str] = field(default_factory=list)
+    reply_idx: list[int] = field(default_factory=list)  # the input line each reply line came from
+    cuts: list[tuple[int, str, str]] = field(default_factory=list)  # (input line, rule name, confidence)
+
+    def keep(self, i: int, line: str) -> None:
+        self.reply.append(line)
+        self.reply_idx.append(i)
+
+    def cut(self, i: int, rule: str, followed_by_quote: bool = False) -> None:
+        self.cuts.append((i, rule, quotes.RULES[rule].sure(followed_by_quote)))
 
 
 def _unqp(line: str) -> str:
@@ -52,6 +65,48 @@ def is_quote_line(line: str) -> bool:
     """A ``>``-marked line; ">>> text <<<" decorations are not quotes (a wrapped "Bob <" is)."""
     s = line.lstrip()
     return s.startswith(">") and not (s.startswith(">>") and s.rstrip().endswith("<<"))
+
+
+# A quoted line wrapped by a client that did not repeat the marker: the > line before it is long
+# and stops mid-sentence, and the piece is short and goes on in lower case or runs into > again.
+WRAP_MIN = 50  # characters of the > line's text: shorter lines were not wrapped
+WRAP_MAX = 80  # characters of the unmarked piece
+WRAP_WIDTH = 76  # clients wrap at 72 to 80 columns: a first word that would pass 76 did not fit
+WRAP_TAIL = 40  # characters of a piece that starts in upper case
+_UNFINISHED = re.compile(r"[^.!?:;)\]\"'”»…]\s*$")
+
+
+def _wrapped_quote(lines: list[str], i: int, prev_quote: bool) -> bool:
+    """Whether ``lines[i]`` is the wrapped rest of the ``>`` line above it."""
+    line = lines[i].strip()
+    if not prev_quote or not line or len(line) > WRAP_MAX or is_quote_line(lines[i]):
+        return False
+    if not is_quote_line(lines[i - 1]):
+        return False  # an HTML quote's lines are whole blocks, never wrapped
+    above = lines[i - 1].lstrip(" >")
+    if len(above) < WRAP_MIN or not _UNFINISHED.search(above):
+        return False
+    below = lines[i + 1] if i + 1 < len(lines) else ""
+    if line[0].islower() or is_quote_line(below):
+        return True
+    # "...before the meeting on\nThursday.": the piece's first word did not fit on the > line
+    return len(line) <= WRAP_TAIL and len(lines[i - 1].rstrip()) + 1 + len(line.split()[0]) > WRAP_WIDTH
+
+
+_OTHER_FIRST = frozenset(quotes.OTHER_QUOTE_PREFIXES)
+
+
+def _other_quote(lines: list[str], i: int) -> bool:
+    """A "| " or ": " quoted line, in a run of two or more, that is no table row."""
+
+    def marked(j: int) -> bool:
+        return (
+            0 <= j < len(lines)
+            and bool(quotes.OTHER_QUOTE.match(lines[j]))
+            and not lines[j].rstrip().endswith("|")
+        )
+
+    return lines[i].lstrip()[:1] in _OTHER_FIRST and marked(i) and (marked(i - 1) or marked(i + 1))
 
 
 def _ends_like_header(line: str) -> bool:
@@ -142,6 +197,7 @@ class Kinds:
         self.lines = view
         self.forced = forced
         self.kinds: list[tuple[str, int]] = []
+        self.rule_at: dict[int, str] = {}  # the rule behind each "header" and "quote" line
         self._ends: dict[int, bool] = {}
 
     def __len__(self) -> int:
@@ -166,23 +222,61 @@ class Kinds:
             kinds.extend(("cut", 0) for _ in range(i, self.n))
         elif hint == "header":
             kinds.append(("header", i + 1))
+            self.rule_at[i] = "html-quote-markup"
         elif not line.strip():
             kinds.append(("blank", 0))
+        elif hint == "signature":
+            kinds.append(("text", 0))  # cut, or kept, by the signature step (parsers.reply)
+        elif hint == "plain-quote":
+            kinds.append(("quote", 0))
+            self.rule_at[i] = "html-trailing-blockquote"
         elif hint == "quote" or is_quote_line(line):
             kinds.append(("quote", 0))
+            self.rule_at[i] = "html-quote-markup" if hint == "quote" else "gt-quoted"
+        elif _wrapped_quote(lines, i, i > 0 and kinds[i - 1][0] == "quote") or _other_quote(lines, i):
+            kinds.append(("quote", 0))
+            self.rule_at[i] = "unmarked-quote"
+        elif quotes.is_reply_above(line):
+            kinds.append(("above", 0))
+            self.rule_at[i] = "reply-above-marker"
         elif quotes.FORWARD.match(line):
             kinds.append(("forward", 0))
-        elif quotes.ORIGINAL_MESSAGE.match(line) or quotes.DASHED_WROTE.match(line):
+        elif quotes.ORIGINAL_MESSAGE.match(line):
             kinds.append(("header", i + 1))
+            self.rule_at[i] = "quote-header:original-message"
+        elif quotes.DASHED_WROTE.match(line):
+            kinds.append(("header", i + 1))
+            self.rule_at[i] = "quote-header:dashed-wrote"
+        elif quotes.is_client_header(line):
+            kinds.append(("header", i + 1))
+            self.rule_at[i] = "quote-header:client"
         elif self.ends(i) and (at := _inline_attribution(line)) > 0:
             kinds.append(("split", at))
+            self.rule_at[i] = "quote-header:on-wrote"
         else:
-            end = _field_block(lines, i) or _attribution(lines, i, self.ends)
+            block = _field_block(lines, i)
+            end = block or _attribution(lines, i, self.ends)
             if end:
                 kinds.append(("header", end))
+                self.rule_at[i] = "quote-header:field-block" if block else "quote-header:on-wrote"
                 kinds.extend(("text", 0) for _ in range(i + 1, end))
             else:
                 kinds.append(("text", 0))
+
+
+_CONTINUES = re.compile(r"^\s*(?:[<(\[\"']|[^\W\d_](?<=[a-zà-ÿ]))")
+
+
+def _wrapped_head(out: Cut, lines: list[str], i: int) -> bool:
+    """Whether the last kept line, right above the header at ``i``, is the header's first half:
+    the header goes on in lower case or with the address ("<ana@x> wrote:"), and the line above
+    is short and unfinished."""
+    if not out.reply or out.reply_idx[-1] != i - 1 or not _CONTINUES.match(lines[i]):
+        return False
+    if quotes.START.match(lines[i]) or quotes.DATE_START.match(lines[i]):
+        return False  # a whole header of its own ("on Mon, ..."), the line above is the sender's
+    above = out.reply[-1].strip()
+    return bool(above) and len(above) <= 100 and above[-1] not in ".!?:;" and not is_quote_line(above)
 
 
 def _known_cut(lines: list[str], i: int, known: set[str], need: int) -> bool:
@@ -214,23 +308,34 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
         if kind == "text" and not in_quote and known and _known_cut(lines, i, known, need):
             # our own reminder text: everything from here is quoted, with any attribution just above,
             # and any shorter line of ours (the greeting) that the cut point did not count
+            at = i
             while out.reply and len(out.reply[-1]) < 200:
                 last = out.reply[-1]
                 if last.strip() and not (_ends_like_header(last) or norm_line(last) in known_all):
                     break
                 out.quoted.insert(0, out.reply.pop())
+                at = out.reply_idx.pop()
             while out.quoted and not out.quoted[0].strip():
-                out.reply.append(out.quoted.pop(0))
+                out.keep(at, out.quoted.pop(0))
+                at += 1
             out.notes.append("cut at our own reminder text")
+            out.cut(at, "own-reminder")
             out.quoted.extend(lines[i:])
             return _finish(out)
+        rule = kinds.rule_at.get(i, "")
         if kind == "split":  # "reply On <date>, bob@x wrote:" on one line
             head = line[:end].rstrip(" -–—")
             if head.strip():
-                out.reply.append(head)
+                out.keep(i, head)
             kind, line, end = "header", line[end:], i + 1
         if kind == "cut":
             out.notes.append("cut at the quoted part of the HTML")
+            out.cut(i, "html-quote-markup")
+            out.quoted.extend(lines[i:])
+            return _finish(out)
+        if kind == "above":
+            out.notes.append("cut at a reply-above-this-line marker")
+            out.cut(i, "reply-above-marker")
             out.quoted.extend(lines[i:])
             return _finish(out)
         if kind == "forward":
@@ -240,34 +345,58 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
                 continue
             out.forwarded_at = len(out.reply)
             out.notes.append("forwarded message kept")
-            out.reply.extend(lines[i:])
+            out.cut(i, "forward")
+            for j in range(i, len(lines)):
+                out.keep(j, lines[j])
             return _finish(out)
+        if kind == "header" and rule == "quote-header:on-wrote" and _wrapped_head(out, lines, i):
+            # the line above is the start of this header, wrapped by the client ("Ana Ruiz (ACME)\n
+            # <ana@x> schrieb am ...:"): it goes with the header
+            line = out.reply.pop() + " " + line
+            i = out.reply_idx.pop()
         if kind == "header":
             if _next_kind(kinds, end) == "quote":
                 out.notes.append("cut a quote header and its > lines")
+                out.cut(i, rule, followed_by_quote=True)
                 out.quoted.append(line)
                 out.quoted.extend(lines[i + 1 : end])
                 in_quote = True
                 i = end
                 continue
+            if rule != "html-quote-markup" and not in_quote and not any(x.strip() for x in out.reply):
+                # a header first, then unmarked text: nothing above it is the sender's, so what
+                # follows is (bottom posting, a reply typed under the attribution)
+                out.notes.append(f"cut the quote header {line.strip()[:60]!r} above the text")
+                out.cut(i, "header-first")
+                out.quoted.append(line)
+                out.quoted.extend(lines[i + 1 : end])
+                i = end
+                continue
             out.notes.append(f"cut at quote header {line.strip()[:60]!r}")
+            out.cut(i, rule)
             out.quoted.append(line)
             out.quoted.extend(lines[i + 1 :])
             return _finish(out)
         if kind == "quote":
+            if not in_quote:
+                out.cut(i, rule or "gt-quoted")
             in_quote = True
             out.quoted.append(line)
         elif kind == "blank":
-            (out.quoted if in_quote else out.reply).append(line)
+            if in_quote:
+                out.quoted.append(line)
+            else:
+                out.keep(i, line)
         elif in_quote and (_LINK_OPEN.search(lines[i - 1]) or _LINK_PIECE.match(line.strip())):
             out.quoted.append(line)  # a long link broke the run of > lines
         else:
             in_quote = False
-            out.reply.append(line)
+            out.keep(i, line)
         i += 1
     if len(lines) > n:
         out.notes.append(f"only the first {MAX_LINES} lines were searched for quotes")
-        out.reply.extend(lines[n:])
+        for j in range(n, len(lines)):
+            out.keep(j, lines[j])
     if out.quoted and not out.notes:
         out.notes.append("cut > quoted lines")
     return _finish(out)
@@ -277,17 +406,24 @@ def _finish(out: Cut) -> Cut:
     """Drop trailing rules and blanks that only separated the reply from the quote."""
     stop = out.forwarded_at if out.forwarded_at is not None else len(out.reply)
     head, tail = out.reply[:stop], out.reply[stop:]
-    while head and not tail and (not head[-1].strip() or (out.quoted and quotes.RULE.match(head[-1]))):
-        head.pop()
-    if head and out.quoted and not tail and quotes.BANNER.match(head[-1]):
-        out.quoted.insert(0, head.pop())
-        while head and not head[-1].strip():
-            head.pop()
+    hidx, tidx = out.reply_idx[:stop], out.reply_idx[stop:]
+    # rules, banners ("--- Original Message ---", "[Original Message]") and the blank lines between
+    # them, right above the quote, went with it ("=====\nOriginal Message\n=====\nFrom: ...")
+    while head and (
+        not head[-1].strip()
+        or (out.quoted and (quotes.RULE.match(head[-1]) or quotes.BANNER.match(head[-1])))
+        or (out.quoted and quotes.BARE_BANNER.match(head[-1]))
+    ):
+        line = head.pop()
+        hidx.pop()
+        if line.strip() and not quotes.RULE.match(line):
+            out.quoted.insert(0, line)
     lead = 0
     while lead < len(head) and not head[lead].strip():
         lead += 1
-    head = head[lead:]
+    head, hidx = head[lead:], hidx[lead:]
     if out.forwarded_at is not None:
         out.forwarded_at = len(head)
     out.reply = head + tail
+    out.reply_idx = hidx + tidx
     return out

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Text, bindparam, case, func, literal, literal_column, select, text
+from sqlalchemy import Text, bindparam, case, delete, func, literal, literal_column, select, text
 from sqlmodel import Session
 
 from app.checkins import notices
@@ -288,6 +288,19 @@ def add_many(
     return len(rows)
 
 
+def replace_reply(
+    s: Session, reply: Reply, *, now: datetime, settings: Settings | None = None
+) -> tuple[int, int]:
+    """Replace the entries a processed reply made (those of ``reply.inbound_id``) with its drafts, stored
+    as ``add_many`` stores them (limits, notices, webhooks); (entries deleted, entries stored). A notice
+    of a deleted entry that has not gone out yet is left out of its email (app.checkins.notices)."""
+    if reply.inbound_id is None:
+        raise EntryError("only the entries of a stored reply are replaced")
+    table = Entry.__table__
+    gone = s.connection().execute(delete(table).where(table.c.inbound_id == reply.inbound_id)).rowcount
+    return gone, add_many(s, [reply], now=now, settings=settings)
+
+
 def _emit_created(s: Session, rows: list[dict], *, now: datetime, to: dict[int, list[int]] | None) -> None:
     """entry_created webhooks of the replies' new entries: read back (by their inbound messages)
     only for teams with an endpoint that wants them (``to``: webhooks.listening's answer, if asked)."""
@@ -414,7 +427,7 @@ def on_this_day(
             .limit(per_day)
         ).all()
         if rows:
-            out.append((label, day, [Shown(*r[:5], cut(r[5], chars), r[6]) for r in rows]))
+            out.append((label, day, [Shown(*r[:5], cut(r[5], chars), *r[6:]) for r in rows]))
     return out
 
 
@@ -428,6 +441,7 @@ def _shown_columns(chars: int) -> tuple:
         Entry.kind,
         func.substr(Entry.text, 1, chars + 1).label("text"),
         Entry.question,
+        Entry.inbound_id,
     )
 
 
@@ -441,6 +455,7 @@ class Shown(NamedTuple):
     kind: str
     text: str
     question: int = 0  # which of the team's questions it answers
+    inbound_id: int | None = None  # the reply it came from (None: written on the web or the API)
 
 
 class Shelf(NamedTuple):
@@ -483,7 +498,9 @@ def first_per_member(
     out: dict[int, Shelf] = {}
     for r in rows:
         shelf = out.setdefault(r.member_id, Shelf([], [], r.total, int(r.blocker_total or 0)))
-        shown = Shown(r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars), r.question)
+        shown = Shown(
+            r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars), r.question, r.inbound_id
+        )
         if r.n <= per_member:
             shelf.entries.append(shown)
         if r.kind == "blocker" and r.nb <= per_member:

@@ -19,6 +19,7 @@ that lost its lease cannot overwrite another's result.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import datetime, timedelta
@@ -46,7 +47,7 @@ from parsers.dsn import parse_report
 from parsers.goals import GoalMarks, goal_marks
 from parsers.message import InboundEmail, parse_mime
 from parsers.providers import PROVIDERS, Payload, S3Object
-from parsers.reply import extract_reply
+from parsers.reply import Reply, extract_reply
 
 log = logging.getLogger("donebox.inbound")
 FINAL = ("processed", "ignored", "unverified", "failed", "quarantined")  # what reprocessing starts again
@@ -236,10 +237,8 @@ def _outcome(
         )
     reply = extract_reply(email, known_quotes=reminders[member.id, day])
     # goals are listed (and closed by number) only where a question asks for them
-    carries = asked.goal_question(questions) is not None
-    marks = goal_marks(reply.text, goals.MAX_LISTED) if carries else GoalMarks((), reply.text)
-    drafts, notes = asked.drafts(marks.text, questions)
-    notes = [base["notes"], *notes, *marks.notes]
+    drafts, notes, marked = reply_drafts(reply.text, questions)
+    notes = [base["notes"], *notes]
     values = {
         **base,
         "member_id": member.id,
@@ -249,8 +248,30 @@ def _outcome(
         "quoted_text": text(reply.quoted),
         "signature_text": text(reply.signature),
         "notes": text("\n".join(n for n in notes if n))[:4000],
+        **cut_values(reply),
     }
-    return "processed", values, (member, team, day, drafts, marks.marks)
+    return "processed", values, (member, team, day, drafts, marked)
+
+
+def cut_values(reply: Reply) -> dict:
+    """The row values that keep where ``reply`` was cut: its lines (JSON), whether they are the HTML
+    part's, the first line not kept, the rule and its confidence (app.inbound.corrections moves it)."""
+    return {
+        "reply_lines": text(json.dumps(list(reply.lines), ensure_ascii=False)),
+        "reply_html": reply.from_html,
+        "cut_at": reply.cut_at,
+        "cut_rule": text(reply.rule)[:64],
+        "cut_confidence": text(reply.confidence)[:8],
+    }
+
+
+def reply_drafts(reply_text: str, questions: tuple[str, ...]):
+    """(entry drafts, notes, goal marks) of a reply's text for a team asking ``questions``: goals
+    closed by number where a question carries goals, then the answers mapped to the questions."""
+    carries = asked.goal_question(questions) is not None
+    marks = goal_marks(reply_text, goals.MAX_LISTED) if carries else GoalMarks((), reply_text)
+    drafts, notes = asked.drafts(marks.text, questions)
+    return drafts, [*notes, *marks.notes], marks.marks
 
 
 class Away(NamedTuple):

@@ -372,8 +372,13 @@ def transmit(d: Delivery) -> Outcome:
         return Outcome(
             "deferred", f"no healthy sender for {domain}", retry_in_s=d.settings.breaker_cooldown_s
         )
-    # every sender tried failed on its own side (down, or blocked for this domain): not the message's fault
-    return Outcome("deferred", f"{d.sender}: {last}", retry_in_s=getattr(last, "retry_in_s", 60.0))
+    # every sender tried failed on its own side (down, or blocked for this domain): not the message's
+    # fault. One that could not be reached is tried again when its circuit lets a probe through
+    # (BREAKER_COOLDOWN_S), not after the transport's fixed minute: a short outage delays mail little
+    retry_in_s = getattr(last, "retry_in_s", 60.0)
+    if last.connection:
+        retry_in_s = min(retry_in_s, d.settings.breaker_cooldown_s)
+    return Outcome("deferred", f"{d.sender}: {last}", retry_in_s=retry_in_s)
 
 
 Step = Callable[[Delivery], Outcome | None]
@@ -567,8 +572,15 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
                     continue
                 try:
                     outcome = attempt(d)
-                    states[m.id] = record(s, d, outcome)
-                    s.commit()
+                    try:
+                        states[m.id] = record(s, d, outcome)
+                        s.commit()
+                    except Exception:
+                        # the database went away after the transport had the message: write its
+                        # outcome on a new connection while the claim holds, keeping the slot (no
+                        # other message goes out unrecorded meanwhile); the batch ends here either way
+                        states[m.id] = _record_again(d, outcome, until=m.lease_until - margin)
+                        raise
                 finally:
                     _release_slot(d)
                 passed += d.passed_through and states[m.id] == "sent"
@@ -577,6 +589,32 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
         if passed:
             passthrough.count_passed(s, passed)
             s.commit()
+
+
+RECORD_RETRY_S = 0.5  # between attempts to write an outcome while the database is unreachable
+
+
+def _record_again(d: Delivery, outcome: Outcome, *, until: datetime) -> str:
+    """Write an attempt's outcome on fresh connections, every RECORD_RETRY_S, until it is written or
+    ``until`` (the claim's lease less its margin: after it the sweeper may hand the message to
+    another worker); the state written, or 'not-recorded' (the sweeper sends it again: a duplicate
+    when the transport had accepted it)."""
+    end = time.monotonic() + (until - d.now).total_seconds()  # on the delivery's clock (tests fix it)
+    while time.monotonic() + RECORD_RETRY_S < end:
+        time.sleep(RECORD_RETRY_S)
+        try:
+            with get_engine().connect() as conn, Session(bind=conn, expire_on_commit=False) as s:
+                state = record(s, d, outcome)
+                s.commit()
+        except Exception:  # noqa: BLE001 - still unreachable: try again while the claim holds
+            log.warning("message %s: its outcome could not be written yet", d.message.id, exc_info=True)
+            continue
+        log.info("message %s: %s (written again after a database error)", d.message.id, state)
+        return state
+    log.error(
+        "message %s: its outcome %s could not be written; the sweeper retries it", d.message.id, outcome.state
+    )
+    return "not-recorded"
 
 
 def deliver(

@@ -72,6 +72,7 @@ routes = [
     Route("/mail/inbound/{iid:int}", mail.inbound_one),
     Route("/mail/inbound/{iid:int}/html", mail.inbound_html),
     Route("/mail/inbound/{iid:int}/reprocess", mail.inbound_reprocess, methods=["POST"]),
+    Route("/mail/inbound/{iid:int}/cut", mail.inbound_cut, methods=["POST"]),
     Route("/mail/suppressions", mail.suppressions),
     Route("/mail/senders", mail.senders),
     Route("/mail/health", health.operator_health),

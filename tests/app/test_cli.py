@@ -14,6 +14,7 @@ SUBCOMMANDS = [
     ["remind"],
     ["digest"],
     ["inbound", "reprocess"],
+    ["replies", "export-cases"],
     ["api-token", "create"],
     ["suppression", "list"],
     ["suppression", "add"],

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -59,14 +60,17 @@ class Procs:
         self.tmp = tmp
         self.procs: list[tuple[subprocess.Popen, Path]] = []
 
-    def start(self, args: list[str], env: dict, *, stderr_apart: bool = False) -> subprocess.Popen:
-        """Start ``donebox ARGS``; its stdout and stderr in one log, or stderr in a file of its own
-        (``stderr_of``) when ``stderr_apart``."""
+    def start(
+        self, args: list[str], env: dict, *, stderr_apart: bool = False, prefix: Sequence[str] = ()
+    ) -> subprocess.Popen:
+        """Start ``donebox ARGS`` (under the command ``prefix``, e.g. ``ip netns exec NAME``); its
+        stdout and stderr in one log, or stderr in a file of its own (``stderr_of``) when
+        ``stderr_apart``."""
         log = self.tmp / f"proc-{len(self.procs)}.log"
         err = log.with_suffix(".err")
         with log.open("wb") as out, err.open("wb") as errors:  # the child keeps its own copies
             p = subprocess.Popen(
-                DONEBOX + args,
+                [*prefix, *DONEBOX, *args],
                 env=env,
                 stdout=out,
                 stderr=errors if stderr_apart else subprocess.STDOUT,

@@ -128,14 +128,15 @@ def test_gmail_inline_answers_inside_the_quote_are_kept():
     assert extract_reply(html).text == "Fixed the bug\nNo"
 
 
-def test_a_gmail_forward_is_flagged_and_kept():
+def test_a_gmail_forward_is_kept_apart_from_the_new_text_above_it():
     html = (
         '<div dir="ltr">FYI<div class="gmail_quote">---------- Forwarded message ----------<br>'
         "From: Bob &lt;bob@example.com&gt;<br>Subject: x<br><br><div>eom</div></div></div>"
     )
     reply = extract_reply(html)
-    assert reply.forwarded
-    assert reply.text.startswith("FYI") and reply.text.endswith("eom")
+    assert reply.forwarded and reply.text == "FYI"
+    assert reply.forwarded_text.startswith("---------- Forwarded") and reply.forwarded_text.endswith("eom")
+    assert reply.rule == "forward" and reply.lines[reply.cut_at].startswith("---------- Forwarded")
 
 
 def test_list_items_become_lines_for_the_entry_splitter():

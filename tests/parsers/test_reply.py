@@ -214,18 +214,48 @@ def test_ordinary_text_that_resembles_a_header_is_left_alone(text):
     assert extract_reply_text(text) == text
 
 
-def test_a_forwarded_message_is_flagged_and_kept():
+def test_a_forwarded_message_is_kept_apart_and_the_text_above_it_is_the_reply():
     text = "FYI\n\n---------- Forwarded message ----------\nFrom: bob@example.com\nDate: Tue\nTo: me\n\nText"
     reply = extract_reply(text)
     assert reply.forwarded
-    assert reply.text == text
+    assert reply.text == "FYI"
+    assert reply.forwarded_text == text.split("\n\n", 1)[1]
     assert not reply.quoted
+    assert (reply.cut_at, reply.rule, reply.confidence) == (2, "forward", "high")
 
 
-def test_apple_mail_forwarding_is_flagged_not_cut():
+def test_apple_mail_forwarding_is_flagged_and_kept_apart():
     reply = extract_reply("See below.\n\nBegin forwarded message:\n\n> From: Bob <b@example.com>\n> hello")
-    assert reply.forwarded
-    assert "hello" in reply.text
+    assert reply.forwarded and reply.text == "See below."
+    assert "hello" in reply.forwarded_text
+
+
+def test_a_reply_tells_where_it_was_cut_by_which_rule_and_how_surely():
+    text = "Shipped it.\n\nOn Mon, Sep 14, 2015 at 2:23 AM Ana <ana@example.com> wrote:\n> What?\n"
+    reply = extract_reply(text)
+    assert reply.lines == tuple(text.split("\n"))
+    assert (reply.cut_at, reply.rule, reply.confidence) == (2, "quote-header:on-wrote", "high")
+    lone = extract_reply("Shipped it.\n\nOn Mon, Sep 14, 2015 at 2:23 AM Ana <ana@example.com> wrote:\nWhat?")
+    assert (lone.cut_at, lone.rule, lone.confidence) == (2, "quote-header:on-wrote", "low")
+    signed = extract_reply("Shipped it.\n\nSent from my iPhone", strip_signature=True)
+    assert (signed.cut_at, signed.rule, signed.confidence) == (2, "signature:mobile-footer", "high")
+    whole = extract_reply("Shipped it.\nAll of it.")
+    assert (whole.cut_at, whole.rule, whole.confidence) == (None, "", "high")
+
+
+def test_the_cut_point_indexes_the_original_lines_across_repeated_passes():
+    # the first pass cuts the > lines; the second sees the header block they separated
+    text = "Done\n\nFrom: ana@example.com\n> x\nSent: Monday\n\nold text"
+    reply = extract_reply(text)
+    assert reply.text == "Done"
+    assert reply.cut_at == 2 and reply.lines[2] == "From: ana@example.com"
+
+
+def test_html_cut_points_index_the_rendered_lines():
+    html = '<div>Shipped</div><div>More</div><blockquote type="cite">old</blockquote>'
+    reply = extract_reply(html)
+    assert reply.lines == ("Shipped", "More", "old")
+    assert (reply.cut_at, reply.rule, reply.confidence) == (2, "html-quote-markup", "high")
 
 
 def test_a_forward_inside_the_quote_is_part_of_the_quote():
@@ -349,6 +379,13 @@ def test_pathological_lines_are_handled_quickly(text):
     with finishes():
         extract_reply(text)
         extract_reply("<div>" * 5_000 + text)
+
+
+def test_many_unmarked_blockquotes_are_handled_quickly():
+    # only the last one is asked whether the sender's text follows it
+    with finishes():
+        reply = extract_reply("<div>" + "<blockquote>x</blockquote><p>y</p>" * 20_000 + "</div>")
+    assert reply.text.startswith("x\ny")
 
 
 def test_a_quoted_header_wrapped_after_an_angle_bracket_stays_quoted():

@@ -5,6 +5,7 @@ import string
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from parsers.quotes import RULES
 from parsers.reply import extract_reply, extract_reply_text, looks_like_html, looks_like_mime
 
 # Lines built from pieces that real replies are made of, so quote and signature rules fire.
@@ -26,6 +27,16 @@ PIECES = st.sampled_from(
         "- shipped #x",
         "",
         "reply On Wed, Apr 4, 2012 at 3:59 PM, bob@example.com wrote:",
+        "##- Please type your reply above this line -##",
+        "| quoted with a pipe",
+        ": quoted with a colon",
+        "> a long quoted line that a client wrapped without repeating the marker at",
+        "the end",
+        "Ana Ruiz wrote:",
+        "* Ana <ana@example.com> [2015-09-14 02:23]:",
+        "‐‐‐‐‐‐‐ Original Message ‐‐‐‐‐‐‐",
+        "Begin forwarded message:",
+        "Von meinem iPhone gesendet",
     ]
 )
 LINE = st.one_of(PIECES, st.text(alphabet=string.printable + "äö€>:-", max_size=60))
@@ -57,6 +68,43 @@ def test_every_line_of_a_plain_text_reply_comes_from_the_input(text):
 def test_extraction_is_idempotent(text):
     once = extract_reply_text(text)
     assert extract_reply_text(once) == once
+    reply = extract_reply(text)
+    again = extract_reply(reply.text)
+    assert again.text == reply.text and again.cut_at is None
+
+
+def _content(lines):
+    return [line.strip() for line in lines if line.strip()]
+
+
+def check_cut_point(reply):
+    """The cut point is in range, names a rule of the table with that rule's confidence, and the
+    lines above it are the start of the reply's text."""
+    if reply.cut_at is None:
+        assert reply.rule == "" and reply.confidence == "high"
+        return
+    assert 0 <= reply.cut_at < len(reply.lines)
+    assert reply.rule in RULES
+    assert reply.confidence in (RULES[reply.rule].confidence, RULES[reply.rule].quoted)
+    above, text = _content(reply.lines[: reply.cut_at]), _content(reply.text.split("\n"))
+    assert text[: len(above)] == above
+    # something was cut: fewer lines are kept, or a line kept only its head (an attribution split off)
+    assert len(text) < len(_content(reply.lines)) or any(
+        not any(line == source for source in _content(reply.lines)) for line in text
+    )
+
+
+@given(MESSAGES, st.booleans())
+@settings(max_examples=500, deadline=None)
+def test_a_plain_text_cut_point_indexes_the_input_lines_and_agrees_with_the_text(text, strip):
+    assume(not looks_like_html(text) and not looks_like_mime(text))
+    reply = extract_reply(text, strip_signature=strip)
+    assert reply.lines == tuple(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+    check_cut_point(reply)
+    if reply.cut_at is None:
+        # nothing cut: every line is there
+        assert _content(reply.text.split("\n")) == _content(reply.lines)
+        assert not reply.quoted and not reply.signature and not reply.forwarded_text
 
 
 HTML_PIECES = st.sampled_from(
@@ -80,6 +128,15 @@ HTML_PIECES = st.sampled_from(
         "From: a@example.com<br>Sent: Monday",
         "On Mon, Sep 14, 2015 at 2:23 AM Ana &lt;ana@example.com&gt; wrote:",
         "---------- Forwarded message ----------",
+        "<div class='gmail_signature'>",
+        "<div id='Signature'>",
+        "<div class='moz-signature'>",
+        "<p>&nbsp;</p>",
+        "-- <br>Ana",
+        "Sent from my iPhone",
+        "##- Please type your reply above this line -##",
+        "<div class='yahoo_quoted'>",
+        "Thanks,<br>Ana",
     ]
 )
 
@@ -90,3 +147,4 @@ def test_arbitrary_html_never_raises_and_gives_text(html):
     reply = extract_reply("<div>" + html)
     assert reply.from_html or not reply.text
     assert "<div" not in reply.text
+    check_cut_point(reply)

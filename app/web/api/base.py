@@ -19,6 +19,7 @@ from datetime import date
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.checkins import participation
 from app.db import session
 from app.models import ApiToken
 from app.relay.api_tokens import SCOPES, bearer, check_token, has_scope, missing_scope
@@ -261,3 +262,15 @@ BEFORE_Q = IntQuery("before", description="only ids below this (the previous pag
 # a span of days with open ends (the export's, the comments'): either bound may be left out
 OPEN_FROM_Q = DateQuery("from", "the first day, YYYY-MM-DD (default: no bound)")
 OPEN_TO_Q = DateQuery("to", "the last day, YYYY-MM-DD (default: no bound)")
+
+
+def open_span(request: Request) -> tuple[date | None, date | None]:
+    """The request's open-ended ``from``/``to`` (the export's, the comments'): a 400 for a malformed
+    day, a 422 with participation.span's reason when from is after to."""
+    first, last = OPEN_FROM_Q.read(request), OPEN_TO_Q.read(request)
+    if first is not None and last is not None:
+        try:
+            participation.span(first, last, last, most=None)
+        except participation.SpanError as e:
+            raise ApiError(422, str(e)) from None
+    return first, last

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from app.checkins import comments
 from app.models import Comment
-from app.web.api.base import BEFORE_Q, OPEN_FROM_Q, OPEN_TO_Q, ApiError, DateQuery, IntQuery, api
+from app.web.api.base import BEFORE_Q, ApiError, DateQuery, IntQuery, api, open_span
 from app.web.api.shapes import DATE_TIME, DAY, INT, STR, Field, Shape, next_before, nullable, one_of, paged
 from app.web.api.teams import find_team
 
@@ -46,11 +46,9 @@ def comment_list(request, s, token, body):
     """GET /api/teams/{team_id}/comments?day=|from=&to=&limit=&before=: the team's comments, newest
     first; ``next_before`` pages on."""
     t = find_team(s, token, request.path_params["team_id"])
-    day, first, last = DAY_Q.read(request), OPEN_FROM_Q.read(request), OPEN_TO_Q.read(request)
+    day, (first, last) = DAY_Q.read(request), open_span(request)
     if day is not None and (first is not None or last is not None):
         raise ApiError(400, "day: give day, or from and to, not both")
-    if first is not None and last is not None and first > last:
-        raise ApiError(400, f"from {first.isoformat()} is after to {last.isoformat()}")
     if day is not None:
         first = last = day
     limit = LIMIT_Q.read(request)

@@ -127,6 +127,25 @@ INBOUND = Shape(
         Field("html", nullable(STR), "email.html"),
         Field("reply_text", STR, "row.reply_text", description="the reply, without quote and signature"),
         Field(
+            "cut_at",
+            nullable(INT),
+            "row.cut_at",
+            description="how many of the body's lines (as the extractor read them) the reply keeps; null"
+            " when nothing was cut",
+        ),
+        Field(
+            "cut_rule",
+            STR,
+            "row.cut_rule",
+            description="the rule that cut there (parsers.quotes.RULES; 'corrected' when a person moved it)",
+        ),
+        Field(
+            "cut_confidence",
+            STR,
+            "row.cut_confidence",
+            description="high, or low when the cut was a guess ('' when processed before cuts were kept)",
+        ),
+        Field(
             "attachments",
             many(ATTACHMENT),
             lambda st: files(st.email, inline=False),

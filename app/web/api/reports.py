@@ -11,7 +11,7 @@ from app.checkins import export as exporting
 from app.checkins import participation
 from app.checkins.times import local_date
 from app.models import Team, utcnow
-from app.web.api.base import OPEN_FROM_Q, OPEN_TO_Q, ApiError, ChoiceQuery, DateQuery, api
+from app.web.api.base import ApiError, ChoiceQuery, DateQuery, api, open_span
 from app.web.api.shapes import DAY, INT, NUMBER, STR, Field, Shape, many, nested, nullable
 from app.web.api.teams import find_team
 from app.web.common import download
@@ -117,12 +117,7 @@ def export_get(request: Request, s, token, body):
     comments, streamed."""
     t = find_team(s, token, request.path_params["team_id"])
     fmt = FORMAT_Q.read(request) or "csv"
-    first, last = OPEN_FROM_Q.read(request), OPEN_TO_Q.read(request)
-    if first and last:
-        try:
-            participation.span(first, last, last, most=None)
-        except participation.SpanError as e:
-            raise ApiError(422, str(e)) from None
+    first, last = open_span(request)
     return download(
         exporting.export(t.id, first, last, fmt),
         exporting.MEDIA_TYPES[fmt],

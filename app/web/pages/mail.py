@@ -20,7 +20,9 @@ from starlette.responses import HTMLResponse
 
 from app.accounts.users import normalize_email
 from app.errors import RequestError
+from app.inbound import corrections
 from app.inbound.accept import STATES as STATES_IN
+from app.inbound.corrections import CORRECTED
 from app.inbound.process import QUARANTINED_NOTE, load_email, quarantined, reset_for_reprocess
 from app.models import (
     Entry,
@@ -32,6 +34,7 @@ from app.models import (
     Suppression,
     Team,
     TeamRelay,
+    id_in_range,
     utcnow,
 )
 from app.relay import composed, outbox, passthrough, quotas
@@ -45,9 +48,11 @@ from app.web.pages.framework import Ctx, FormError, back, confirm, page, refused
 from app.web.security import SANDBOX_CSP
 from parsers.html_bounds import bound_html
 from parsers.message import InboundEmail
+from parsers.quotes import RULES
 
 PAGE_ROWS = 200
 RAW_SHOWN = 256 * 1024
+LINES_SHOWN = 2000  # lines of a reply the cut can be moved to (a longer body is mostly quote)
 STATES = tuple(outbox.TRANSITIONS)
 INBOUND_STATES = STATES_IN
 
@@ -455,24 +460,49 @@ def _parsed(row: InboundMessage) -> InboundEmail:
         return InboundEmail(notes=(f"the message cannot be parsed ({type(e).__name__}): shown raw only",))
 
 
-@page("mail")
+def _readable(ctx: Ctx, iid: int) -> tuple[InboundMessage, str]:
+    """The inbound message and how the user may see it (app.inbound.corrections.who_may): its author,
+    an admin of the author's team, an operator; another member of that team gets 403, others 404."""
+    row = ctx.s.get(InboundMessage, iid) if id_in_range(iid) else None
+    if row is None:
+        raise HTTPException(404, "No such inbound message.")
+    try:
+        return row, corrections.who_may(ctx.s, row, ctx.user)
+    except corrections.CutError as e:
+        raise HTTPException(e.status, str(e)) from None
+
+
+@page(None)  # its author too, not only the team's admins: who_may decides
 def inbound_one(request: Request, ctx: Ctx):
-    """GET /mail/inbound/{iid}: the raw message, what was extracted, what was cut, the entries made."""
+    """GET /mail/inbound/{iid}: the raw message, what was extracted, where it was cut and by which
+    rule (the line ``#cut``), the entries made; its author or an admin moves the cut here."""
     return _inbound_page(request, ctx)
 
 
 def _inbound_page(request: Request, ctx: Ctx):
-    row = _inbound(ctx, request.path_params["iid"])
+    row, role = _readable(ctx, request.path_params["iid"])
     made = list(ctx.s.execute(select(Entry).where(Entry.inbound_id == row.id).order_by(Entry.id)).scalars())
     raw = row.raw[:RAW_SHOWN].decode("utf-8", errors="replace")
     email = _parsed(row)
     member = ctx.s.get(Member, row.member_id) if row.member_id else None
+    lines = corrections.lines_of(row)
+    rule = RULES.get(row.cut_rule)
     return render(
         request,
         ctx,
         "mail_inbound_one.html",
         {
             "m": row,
+            "viewer": role,  # author | admin | operator
+            "lines": lines[:LINES_SHOWN],
+            "lines_cut": len(lines) > LINES_SHOWN,
+            "total_lines": len(lines),
+            "cut_at": len(lines) if row.cut_at is None else row.cut_at,
+            "rule_what": rule.what if rule else ("moved by a person" if row.cut_rule == CORRECTED else ""),
+            "movable": row.state == "processed" and bool(lines),
+            "reprocess": role == "operator"
+            or (member is not None and member.team_id in ctx.admin_team_ids()),
+            "corrections": corrections.history(ctx.s, row.id),
             "made": made,
             "raw": raw,
             "raw_cut": len(row.raw) > RAW_SHOWN,
@@ -487,11 +517,41 @@ def _inbound_page(request: Request, ctx: Ctx):
     )
 
 
-@page("mail")
+@page(None)
 def inbound_html(request: Request, ctx: Ctx):
     """GET /mail/inbound/{iid}/html: the message's HTML part, sanitized and sandboxed."""
-    row = _inbound(ctx, request.path_params["iid"])
+    row, _ = _readable(ctx, request.path_params["iid"])
     return sandboxed(_parsed(row).html or "")
+
+
+def _entries(n: int) -> str:
+    return "1 entry" if n == 1 else f"{n} entries"
+
+
+@page(None, form=_inbound_page)
+def inbound_cut(request: Request, ctx: Ctx):
+    """POST /mail/inbound/{iid}/cut end=N: "this was cut wrongly": the reply ends at line N. Its author
+    or an admin of the team (else 403 with the reason); a line that is not one of the reply's, or keeps
+    nothing, is refused beside the form (422); the entries are made again from the text above. Lines
+    are numbered from 1, as the page shows them."""
+    row, role = _readable(ctx, request.path_params["iid"])
+    try:
+        moved = corrections.move_cut(
+            ctx.s,
+            row,
+            ctx.form.get("end", ""),
+            user=ctx.user,
+            role=role,
+            now=utcnow(),
+            settings=request.app.state.settings,
+        )
+    except corrections.CutError as e:
+        if e.status == 422:
+            raise FormError({e.field: str(e)}) from None
+        raise HTTPException(e.status, str(e)) from None
+    said = f"The reply now ends at line {moved.after}: {_entries(moved.made)} made from it"
+    said += f" (replacing the {moved.deleted} it had made)." if moved.deleted else "."
+    return back(f"/mail/inbound/{row.id}#cut", said, request)
 
 
 @page("mail", form=_inbound_page)

@@ -15,6 +15,7 @@ from app.checkins.asked import day_status
 from app.checkins.outgoing import team_day
 from app.checkins.teams import options as teams_options
 from app.checkins.times import local_date
+from app.inbound import corrections
 from app.models import Entry, Member, Team, utcnow
 from app.web.common import BadInput, parse_day
 from app.web.pages.framework import Ctx, FormError, back, confirm, page, refused, render, sentence
@@ -73,11 +74,14 @@ def _day_page(request: Request, ctx: Ctx, day_param: str | None):
         members = list(members)
         still = goals.open_goals(ctx.s, [m.id for m in members], d + timedelta(days=1))
         carried = [(m, still[m.id]) for m in members if still.get(m.id)]
+    shown = [e for _, shelf in groups for e in shelf.entries] + [e for _, _, es in past for e in es]
     return render(
         request,
         ctx,
         "team_day.html",
         {
+            # where each reply was cut: its entries say "cut by a guess" when the extractor was unsure
+            "cuts": corrections.cuts(ctx.s, (e.inbound_id for e in shown)),
             "day": d,
             "today": now_day,
             "prev": d - timedelta(days=1),
@@ -144,8 +148,12 @@ def member_history(request: Request, ctx: Ctx):
     for e in rows:
         days.setdefault(e.day, []).append(e)
     still = goals.open_goals(ctx.s, [m.id], today(ctx) + timedelta(days=1)) if _carries_goals(ctx) else {}
+    cuts = corrections.cuts(ctx.s, (e.inbound_id for e in rows))
     return render(
-        request, ctx, "member_history.html", {"subject": m, "days": days, "goals": still.get(m.id, [])}
+        request,
+        ctx,
+        "member_history.html",
+        {"subject": m, "days": days, "goals": still.get(m.id, []), "cuts": cuts},
     )
 
 

@@ -379,6 +379,39 @@ def test_a_message_whose_lease_is_half_gone_before_its_turn_is_given_back_not_se
     assert r.next_attempt_at <= r.updated_at and "lease" in r.error  # due at once: the sweeper requeues it
 
 
+@pytest.mark.parametrize("back", [True, False], ids=["database-back", "database-gone"])
+def test_an_outcome_the_database_could_not_take_is_written_again_while_the_claim_holds(
+    team, monkeypatch, back
+):
+    """The database goes away after the transport accepted a message (a PostgreSQL restart): the
+    worker writes the outcome on a new connection, or gives up before the lease's margin; the
+    batch ends there, so no further message goes out unrecorded."""
+    from sqlalchemy.exc import OperationalError
+
+    import app.relay.pipeline as pipeline
+
+    monkeypatch.setenv("LEASE_S", "3")
+    get_settings.cache_clear()
+    monkeypatch.setattr(pipeline, "RECORD_RETRY_S", 0.1)
+    first, second = api_message(team, "a@example.com", "a"), api_message(team, "b@example.com", "b")
+    real_record, calls = pipeline.record, []
+
+    def record(s, d, outcome):
+        calls.append(d.message.id)
+        if len(calls) == 1 or not back:
+            raise OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
+        return real_record(s, d, outcome)
+
+    monkeypatch.setattr(pipeline, "record", record)
+    t = MemoryTransport()
+    with pytest.raises(OperationalError):
+        deliver_many([first, second], transport=t)
+    assert [m["To"] for m in t.sent] == ["a@example.com"]  # the second was not sent unrecorded
+    assert set(calls) == {first} and len(calls) >= 2
+    assert row(first).state == ("sent" if back else "sending")  # gone: the sweeper sends it again
+    assert row(second).state == "sending"  # claimed, not sent: the sweeper gives it back after the lease
+
+
 def test_with_no_sender_and_no_mail_transport_a_message_waits_deferred_never_pretends_sent(team):
     from app.relay.routing import NO_SENDER
     from app.relay.transports import get_transport

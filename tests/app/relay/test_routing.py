@@ -181,13 +181,17 @@ def test_a_route_overrides_the_team_list(team, servers):
     assert [e.rcpt_tos[0] for e in servers[0].handler.envelopes] == ["a@example.com"]
 
 
-def test_when_every_sender_is_down_the_message_is_deferred_not_lost(team):
+def test_when_every_sender_is_down_the_message_is_deferred_not_lost(team, monkeypatch):
+    """... and due again when the sender's circuit lets a probe through, not after a fixed minute."""
     from tests.app.relay.transports.smtp_server import free_port
 
+    monkeypatch.setenv("BREAKER_COOLDOWN_S", "5")
+    get_settings.cache_clear()
     add_senders(team, [("down", f"smtp://127.0.0.1:{free_port()}?tls=none&timeout=2")])
     mid = message_to(team, "a@example.com")
     assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "deferred"
     assert row(mid).state == "deferred" and "down" in row(mid).error
+    assert 5 <= (row(mid).next_attempt_at - FIXED_NOW).total_seconds() <= 10  # the first backoff on 5 s
 
 
 def test_a_bad_recipient_is_not_retried_through_another_sender(team, servers):

@@ -126,6 +126,10 @@ def expected(method: str, path: str, need, role: str, foreign: bool) -> str:
         if role == "operator" and (path.endswith(OWN_ENTRY) or path.endswith(OWN_MEMBER)):
             return 403  # an operator visiting a team has no entries or schedule in it
         return "ok"
+    if path.startswith("/mail/inbound/{iid}") and need is None:
+        # the original of a reply (bob's): its author, the team's admins, operators; another member of
+        # the team is told why not, anyone else finds nothing (app.inbound.corrections.who_may)
+        return {"observer": 403, "outsider": 404}.get(role, "ok")
     if need == "operator":
         return "ok" if role == "operator" else 403
     if need == "mail":

@@ -92,9 +92,9 @@ def authenticator(users: dict[str, str]):
     return check
 
 
-def free_port() -> int:
+def free_port(hostname: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((hostname, 0))
         return s.getsockname()[1]
 
 
@@ -106,8 +106,9 @@ def start(
     port=0,
     handler=None,
     smtputf8: bool = True,
+    hostname: str = "127.0.0.1",
 ):
-    """A started Controller on 127.0.0.1 (a free port unless given); ``.handler`` is the Recorder."""
+    """A started Controller on ``hostname`` (a free port unless given); ``.handler`` is the Recorder."""
     handler = handler or Recorder()
     kwargs = {}
     context = None
@@ -122,8 +123,8 @@ def start(
         )
     controller = Controller(
         handler,
-        hostname="127.0.0.1",
-        port=port or free_port(),
+        hostname=hostname,
+        port=port or free_port(hostname),
         ssl_context=context if tls == "implicit" else None,
         enable_SMTPUTF8=smtputf8,
         **kwargs,

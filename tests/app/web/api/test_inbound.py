@@ -17,6 +17,7 @@ from tests.parsers.test_providers import payload
 FIELDS = {
     "id", "provider", "message_id", "from", "from_name", "to", "cc", "subject", "date", "text", "html",
     "reply_text", "attachments", "inline", "spf", "dkim", "state", "error", "member_id", "entries",
+    "cut_at", "cut_rule", "cut_confidence",
 }  # fmt: skip
 
 
@@ -95,6 +96,7 @@ def test_a_processed_message_reads_back_with_every_documented_field(client):
         and doc["entries"][0]["text"] == "See the report attached."
     )
     assert doc["spf"] == "pass" and doc["date"] == "2026-11-23T16:53:04+00:00"
+    assert (doc["cut_at"], doc["cut_rule"], doc["cut_confidence"]) == (None, "", "high")  # nothing was cut
 
 
 def test_the_list_filters_by_state(client):
