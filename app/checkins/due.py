@@ -573,6 +573,10 @@ def run(
 
     for kind in KINDS:
         if kind is REMINDER and fast:
-            each(drain_fast)  # then run_batch takes what it left due (pauses, nudging teams)
+            each(drain_fast)
+            if not filters[0]:  # it left nobody out: a row still due was locked (the next tick takes it)
+                continue
+            # run_batch takes what it left due (pauses, nudging teams); its first batch walks the
+            # index entries of the rows the fast path advanced (dead now) once
         each(drain, kind)
     return created
