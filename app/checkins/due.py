@@ -12,8 +12,8 @@ to ``enqueue``. A crash between commit and enqueue loses nothing: the rows are
 On PostgreSQL the reminders of the common member (no pause near the tick, a team that does
 not nudge) take a set-based path first (``run_fast_reminders``): Python reads the batch's
 members and works out, per distinct local day and schedule, the day, the day's end and the
-next reminder (times.py, DST included), then one statement inserts their outbox rows and
-creation events from those groups and a second advances the members. Everything it leaves due
+next reminder (times.py, DST included), then one statement advances the members, inserts
+their outbox rows and the creation events from those groups. Everything it leaves due
 (pauses, nudging teams) then goes through ``run_batch`` as before; SQLite always does.
 """
 
@@ -390,28 +390,29 @@ _NO_PAUSE = (
     " AND NOT EXISTS (SELECT 1 FROM memberpause p WHERE p.member_id = m.id AND p.last_day >= :pause_since)"
 )
 _NO_NUDGE = " AND NOT EXISTS (SELECT 1 FROM teamsettings o WHERE o.team_id = m.team_id AND o.nudge_hours > 0)"
-# the groups (member ids sharing a local day, that day's end, the next reminder and whether it
-# fires), as rows
-_FAST_GROUPS = """SELECT CAST(i AS int) AS id, e->>1 AS day, CAST(e->>2 AS timestamptz) AS expires,
-        CAST(e->>3 AS timestamptz) AS next_at, CAST(e->>4 AS boolean) AS fire
-    FROM json_array_elements(CAST(:doc AS json)) AS e, json_array_elements_text(e->0) AS i"""
-# the reminders (the same row shape as checkin_row) and, from the INSERT's RETURNING, their creation
-# events. Before the members' UPDATE, in a statement of its own: the foreign-key checks (at the
-# statement's end) then find each member row locked FOR UPDATE by this transaction already; after
-# the UPDATE they would lock its new version once more, a WAL record and a dirtied page a row
-_FAST_INSERT = text(
-    f"""WITH g AS ({_FAST_GROUPS}), ins AS (
+# one statement: the groups (member ids sharing a local day, that day's end, the next reminder
+# and whether it fires) advance the members, whose RETURNING feeds the reminders' INSERT (the
+# same row shape as checkin_row), whose RETURNING feeds the creation events
+_FAST_APPLY = text(
+    """WITH g AS (
+        SELECT CAST(i AS int) AS id, e->>1 AS day, CAST(e->>2 AS timestamptz) AS expires,
+            CAST(e->>3 AS timestamptz) AS next_at, CAST(e->>4 AS boolean) AS fire
+        FROM json_array_elements(CAST(:doc AS json)) AS e, json_array_elements_text(e->0) AS i
+    ), upd AS (
+        UPDATE member SET next_reminder_at = g.next_at FROM g WHERE member.id = g.id
+        RETURNING member.id, member.team_id, member.email, g.day, g.expires, g.fire
+    ), ins AS (
         INSERT INTO outboundmessage (idempotency_key, kind, team_id, member_id, to_addr, subject,
             template, context, message_id, expires_at, state, attempts, error, lease_until,
             next_attempt_at, created_at, updated_at)
-        SELECT 'reminder:' || m.id || ':' || g.day, 'reminder', m.team_id, m.id, m.email,
+        SELECT 'reminder:' || u.id || ':' || u.day, 'reminder', u.team_id, u.id, u.email,
             :subject, 'reminder',
-            CASE WHEN o.tracking THEN '{{"day": "' || g.day || '", "_track": true}}'
-                ELSE '{{"day": "' || g.day || '"}}' END,
-            '<' || :nonce || '.r' || m.id || '@' || :domain || '>', g.expires, 'queued', 0, '',
+            CASE WHEN o.tracking THEN '{"day": "' || u.day || '", "_track": true}'
+                ELSE '{"day": "' || u.day || '"}' END,
+            '<' || :nonce || '.r' || u.id || '@' || :domain || '>', u.expires, 'queued', 0, '',
             :lease_until, :now, :now, :now
-        FROM g JOIN member AS m ON m.id = g.id LEFT JOIN teamsettings AS o ON o.team_id = m.team_id
-        WHERE g.fire
+        FROM upd AS u LEFT JOIN teamsettings AS o ON o.team_id = u.team_id
+        WHERE u.fire
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id
     ), ev AS (
@@ -419,9 +420,6 @@ _FAST_INSERT = text(
         SELECT id, 'queued', '', '', :now FROM ins
     )
     SELECT id FROM ins"""
-)
-_FAST_ADVANCE = text(
-    f"WITH g AS ({_FAST_GROUPS}) UPDATE member SET next_reminder_at = g.next_at FROM g WHERE member.id = g.id"
 )
 
 
@@ -491,8 +489,7 @@ def run_fast_reminders(
         "now": now,
         "lease_until": now + timedelta(seconds=settings.lease_s),
     }
-    ids = list(conn.execute(_FAST_INSERT, params).scalars())
-    conn.execute(_FAST_ADVANCE, {"doc": doc})
+    ids = list(conn.execute(_FAST_APPLY, params).scalars())
     return ids, len(rows), rows[-1][4]
 
 
