@@ -70,7 +70,17 @@ class Member(SQLModel, table=True):
 
     # (team_id, email) also serves lookups by team: no single-column team_id index, since every
     # schedule advance writes an entry into each index (migration 0007)
-    __table_args__ = (UniqueConstraint("team_id", "email"),)
+    __table_args__ = (
+        UniqueConstraint("team_id", "email"),
+        # partial: most members never have a nudge due, and each schedule advance (never a HOT
+        # update: the next times are indexed) skips it (migration 0031)
+        Index(
+            "ix_member_next_nudge_at",
+            "next_nudge_at",
+            postgresql_where=text("next_nudge_at IS NOT NULL"),
+            sqlite_where=text("next_nudge_at IS NOT NULL"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     team_id: int = Field(foreign_key="team.id")
     email: str = Field(max_length=320, index=True)
@@ -85,7 +95,7 @@ class Member(SQLModel, table=True):
     next_reminder_at: datetime | None = _ts(index=True)
     next_digest_at: datetime | None = _ts(index=True)
     # the nudge of the last reminder, set when the reminder is made (app.checkins.due); None: none due
-    next_nudge_at: datetime | None = _ts(index=True)
+    next_nudge_at: datetime | None = _ts()
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 
@@ -200,7 +210,8 @@ _SCHEDULED = text("state = 'scheduled'")
 _BATCHED = text("batch_id IS NOT NULL")
 _ASKED = text("kind IN ('invite', 'signin')")  # mail a person's action makes (app.relay.quotas)
 _ACTED = text("actor IS NOT NULL")
-_API = text("kind = 'api'")  # mail applications send (API, SMTP): the team quotas count it
+_API = text("kind = 'api'")
+_BODY = text("body_id IS NOT NULL")  # mail applications send (API, SMTP): the team quotas count it
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -216,6 +227,8 @@ class OutboundMessage(SQLModel, table=True):
         Index("ix_outbound_actor", "actor", "created_at", postgresql_where=_ACTED, sqlite_where=_ACTED),
         # the per-team quotas count the last day of application mail (migration 0016)
         Index("ix_outbound_api", "team_id", "created_at", postgresql_where=_API, sqlite_where=_API),
+        # only composed mail has a stored body: check-in rows skip the index (migration 0031)
+        Index("ix_outboundmessage_body_id", "body_id", postgresql_where=_BODY, sqlite_where=_BODY),
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
@@ -248,7 +261,7 @@ class OutboundMessage(SQLModel, table=True):
     )  # who asked for it (a user's email); None: no person
     # a message an application composed (the full send API, SMTP submission): its bytes, stored once
     # for all its recipients (OutboundBody; app.relay.composed); None: rendered from template/context
-    body_id: int | None = Field(default=None, index=True)
+    body_id: int | None = Field(default=None)
     from_addr: str = Field(default="", max_length=320)  # the application's From; "": MAIL_FROM
 
 

@@ -1,19 +1,29 @@
-"""Outbound relay benchmark: outbox rows -> digest-sized, tracked, DKIM-signed mail in a local SMTP sink.
+"""Outbound relay benchmark: a working day's outbox -> tracked, DKIM-signed mail in a local SMTP sink.
 
 Runs the real processes: PostgreSQL, Redis, ``donebox worker`` processes and postfix's
-``smtp-sink`` (Debian package ``postfix``: installed here with apt-get when missing). In the
-same run it measures the references: the naive pipeline (stdlib EmailMessage, dkimpy as
-shipped, one smtplib connection per message) and the sink's own limit (``smtp-source``
-blasting pre-built messages into ``smtp-sink``). Then a fairness run (a small team's
-latency while a big team's batch drains), a kill -9 run (one of two worker processes
-killed during a send: lost and duplicated messages counted at a Message-ID counting
-sink), and a per-step profile of the pipeline.
+``smtp-sink`` (Debian packages ``postfix`` and ``opendkim``: installed with apt-get when missing).
+The headline (``e2e_*``) is a realistic mix (bench/outbound_env.py ``make_mix``): many teams of
+5-20 members with tracking on, digests of different days and sizes made per team and day,
+reminders of some teams, and a share of API messages, each with its own content. The one-team case
+(``one_team_*``: one team's digest of one day, so every render is shared) is the second row.
+
+In the same run it measures the references: the sink's own limit (``smtp-source`` over reused
+connections, as donebox's pools send), and a private Postfix (bench/outbound_postfix.py) relaying
+the same messages (donebox's, without its signature) into the same sink, with the OpenDKIM
+milter signing with the same RSA-2048 key and without it. Then a kill -9 run (one of two worker
+processes killed during a send: lost and duplicated messages counted at a Message-ID counting
+sink). The full run adds the naive pipeline, a fairness run, the attachment cases and a per-step
+profile.
+
+CPU milliseconds per message of each process kind come from /proc (utime + stime); on a shared
+machine they are less sensitive to load than the rates. ``loadavg_*`` tells how loaded it was.
 
     python bench/outbound.py --quick      # under a minute
     python bench/outbound.py              # full run, writes "## Outbound relay" into BENCHMARKS.md
 
 Environment: BENCH_POSTGRES_URL (default TEST_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test),
-BENCH_REDIS_URL (default redis://127.0.0.1:6379/12; the db is flushed).
+BENCH_REDIS_URL (default redis://127.0.0.1:6379/12; the db is flushed), BENCH_PORTS (a range such as
+24000-24999 the servers listen in; default: any free port).
 """
 
 from __future__ import annotations
@@ -40,7 +50,10 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     ensure_postfix_tools,
     free_port,
     make_digests,
+    make_mix,
     make_team,
+    peak_rss_mb,
+    pids_by_kind,
     process_cpu_s,
     set_sender,
     setup_environment,
@@ -48,6 +61,7 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     wait_all,
     wait_port,
 )
+from outbound_postfix import Postfix, ensure_packages, unsigned  # noqa: E402
 
 # Worker threads per `donebox worker` process. With one send slot per process, two threads are
 # enough (one hands a message to the sink while the other renders, builds and signs the next);
@@ -99,11 +113,13 @@ def naive(team_id: int, n: int, port: int) -> float:
 
 
 def sink_limit(port: int, n: int, size: int) -> float:
-    """smtp-source blasting ``n`` messages of ``size`` bytes (20 sessions) into smtp-sink: messages/s."""
+    """smtp-source blasting ``n`` messages of ``size`` bytes into smtp-sink over 20 sessions, each
+    reusing its connection (``-d``, as donebox's pools do): messages/s."""
     t0 = time.perf_counter()
     subprocess.run(
         [
             "smtp-source",
+            "-d",
             "-s",
             "20",
             "-l",
@@ -122,10 +138,28 @@ def sink_limit(port: int, n: int, size: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def profile(team_id: int, n: int) -> tuple[dict[str, float], int]:
-    """(milliseconds per message in each pipeline step, bytes of a message): one thread, this process,
-    batches of CLAIM_BATCH as the workers claim them (``claim`` is the batch's claim and suppression
-    check, divided among its messages)."""
+def fair_order(ids: list[int]) -> list[int]:
+    """``ids`` taken in turns between their teams (as the fair queue hands them out)."""
+    from itertools import zip_longest
+
+    from sqlalchemy import select
+
+    from app.db import session
+    from app.models import OutboundMessage as M
+
+    with session() as s:
+        rows = s.execute(select(M.id, M.team_id).where(M.id.in_(ids)).order_by(M.id)).all()
+    teams: dict[int | None, list[int]] = {}
+    for mid, team in rows:
+        teams.setdefault(team, []).append(mid)
+    return [mid for turn in zip_longest(*teams.values()) for mid in turn if mid is not None]
+
+
+def profile(n: int, tag: str = "profile") -> tuple[dict[str, float], int]:
+    """(CPU milliseconds per message in each pipeline step, bytes of a message): one thread of this
+    process (and its event loop thread, where the SMTP exchange runs) on the mix, taken in turns
+    between teams as the fair queue hands them out, in batches of CLAIM_BATCH as the workers claim
+    them (``claim`` is the batch's claim and suppression check, divided among its messages)."""
     import app.checkins.outgoing  # noqa: F401 - registers the digest's render context, as jobs.actors does
     from app.relay import outbox, pipeline
 
@@ -136,11 +170,11 @@ def profile(team_id: int, n: int) -> tuple[dict[str, float], int]:
         def wrapper(*a, **kw):
             if name == "transmit":
                 sizes.append(len(a[0].raw))
-            t = time.perf_counter()
+            t = time.process_time()
             try:
                 return fn(*a, **kw)
             finally:
-                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t
+                timings[name] = timings.get(name, 0.0) + time.process_time() - t
 
         return wrapper
 
@@ -150,15 +184,16 @@ def profile(team_id: int, n: int) -> tuple[dict[str, float], int]:
     outbox.claim_many = timed("claim", saved_claim)
     pipeline._suppressions = timed("claim", saved_suppressions)
     pipeline.record = timed("record", saved_record)
-    ids = make_digests(team_id, n, "profile")
-    t0 = time.perf_counter()
+    ids = fair_order(make_mix(n, tag, seed=7))
+    n = len(ids)
+    t0 = time.process_time()
     try:
         for i in range(0, n, pipeline.CLAIM_BATCH):
             pipeline.deliver_many(ids[i : i + pipeline.CLAIM_BATCH], transport=None)
     finally:
         pipeline.STEPS, outbox.claim_many, pipeline.record = saved_steps, saved_claim, saved_record
         pipeline._suppressions = saved_suppressions
-    total = time.perf_counter() - t0
+    total = time.process_time() - t0
     out = {k: v * 1000 / n for k, v in timings.items()}
     out["total"] = total * 1000 / n
     return out, sizes[0]
@@ -405,79 +440,118 @@ def submitted(workers: Workers, sink, url: str, team: int, n: int, var: Path) ->
     return figures
 
 
+def e2e(workers: Workers, sink, url: str, ids: list[int], tag: str) -> dict[str, float]:
+    """Enqueue ``ids`` at once and wait until every one is ``sent``: messages/s, and CPU
+    milliseconds per message of each process kind (from /proc, less sensitive to load)."""
+    cpu0 = cpu_seconds(workers, sink, url)
+    t0 = time.monotonic()
+    enqueue(ids)
+    wait_all(tag, len(ids), 1800)
+    out = {"msgs_per_s": round(len(ids) / (time.monotonic() - t0), 1)}
+    cpu1 = cpu_seconds(workers, sink, url)
+    for k in cpu0:
+        out[f"cpu_ms_per_msg_{k}"] = round((cpu1[k] - cpu0[k]) * 1000 / len(ids), 3)
+    out["cpu_ms_per_msg_total"] = round(sum(v for k, v in out.items() if k.startswith("cpu_")), 3)
+    return out
+
+
+def sent_messages(tag: str, n: int) -> list[tuple[str, str, bytes]]:
+    """(envelope sender, recipient, bytes without donebox's DKIM-Signature) of ``n`` messages of
+    ``tag`` as donebox handed them to the sink: what Postfix relays in the same run."""
+    from sqlalchemy import select
+
+    from app.db import session
+    from app.models import OutboundMessage as M
+    from app.relay import outbox
+
+    with session() as s:
+        rows = s.execute(
+            select(M.id, M.to_addr).where(M.idempotency_key.like(f"{tag}:%")).order_by(M.id).limit(n)
+        ).all()
+        return [(f"bounce+{mid}@bench.example", to, unsigned(outbox.content(s, mid))) for mid, to in rows]
+
+
+def postfix_runs(var: Path, sink_port: int, messages: list, key: Path) -> dict[str, float]:
+    """The same messages through a private Postfix with the OpenDKIM milter, then without it."""
+    out: dict[str, float] = {}
+    for name, dkim_key in (("postfix_opendkim", key), ("postfix_plain", None)):
+        with Postfix(var, sink_port, dkim_key, "bench.example", key.stem) as pf:
+            pf.relay(messages[:50])  # its daemons started
+            seconds, cpu = pf.relay(messages)
+            out[f"{name}_msgs_per_s"] = round(len(messages) / seconds, 1)
+            for k, v in cpu.items():
+                if k != "opendkim" or dkim_key:
+                    out[f"{name}_cpu_ms_per_msg_{k}"] = round(v * 1000 / len(messages), 3)
+            for k, pids in pf.pids().items():
+                if pids:
+                    out[f"{name}_peak_rss_mb_{k}"] = round(max(peak_rss_mb(p) for p in pids), 1)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small numbers, under a minute")
     args = ap.parse_args()
     q = args.quick
-    n_e2e, n_naive, n_big, n_kill, kills, n_profile, n_sub = (
-        (1500, 150, 2000, 600, 1, 150, 100) if q else (20000, 1000, 50000, 20000, 10, 1000, 2000)
+    n_mix, n_one, n_postfix, n_naive, n_big, n_kill, kills, n_profile, n_sub = (
+        (1500, 1000, 500, 0, 0, 400, 1, 0, 0)
+        if q
+        else (20000, 10000, 5000, 1000, 50000, 20000, 10, 1000, 2000)
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up below on `timeout`
     ensure_postfix_tools()
+    ensure_packages()
     var = Path(tempfile.mkdtemp(prefix="donebox-bench-"))
+    var.chmod(0o755)  # Postfix's daemons (user postfix) reach their folders below it
     url = setup_environment(var)
     sys.path.insert(0, str(ROOT))
     from app.relay.dkim import generate
 
-    generate(Path(os.environ["DKIM_DIR"]), "bench.example", "rsa", "rsa")
-    figures: dict[str, object] = {}
+    key, _ = generate(Path(os.environ["DKIM_DIR"]), "bench.example", "rsa", "rsa")
+    figures: dict[str, object] = {"loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     workers = Workers(var / "workers.log")
     try:
         team = make_team("bench", 12)
         port = free_port()
         with smtp_sink(port) as sink:
             set_sender(f"smtp://127.0.0.1:{port}?tls=none&pool=8&timeout=10")
-            prof, size = profile(team, n_profile)
-            figures["message_bytes"] = size
-            figures["naive_msgs_per_s"] = round(naive(team, n_naive, port), 1)
-            figures["sink_limit_msgs_per_s"] = round(sink_limit(port, 20000 if not q else 5000, size), 1)
+            if n_profile:
+                prof, _ = profile(n_profile)
+                figures.update({f"profile_ms_{k}": round(v, 3) for k, v in prof.items()})
+            if n_naive:
+                figures["naive_msgs_per_s"] = round(naive(team, n_naive, port), 1)
+            mix = make_mix(n_mix, "mix")
+            one = make_digests(team, n_one, "one")
             for _ in range(2):
                 workers.start(1, E2E_THREADS)
             warm = make_digests(team, 200, "warm")
             enqueue(warm)
             wait_all("warm", 200, 120)
-            ids = make_digests(team, n_e2e, "e2e")
-            cpu0 = cpu_seconds(workers, sink, url)
-            t0 = time.monotonic()
-            enqueue(ids)
-            wait_all("e2e", n_e2e, 1800)
-            figures["e2e_msgs_per_s"] = round(n_e2e / (time.monotonic() - t0), 1)
-            cpu1 = cpu_seconds(workers, sink, url)
-            for k in cpu0:
-                figures[f"e2e_cpu_ms_per_msg_{k}"] = round((cpu1[k] - cpu0[k]) * 1000 / n_e2e, 3)
-            # fairness: a big batch of one team, then a small team's 10
-            small_team = make_team("small", 3)
-            big = make_digests(team, n_big, "big")
-            small = make_digests(small_team, 10, "small")
-            enqueue(big)
-            time.sleep(0.5)
-            t_small = datetime.now(UTC)
-            enqueue(small)
-            wait_all("small", 10, 600)
-            from sqlalchemy import select
-
-            from app.db import session
-            from app.models import OutboundMessage as M
-
-            with session() as s:
-                done_at = sorted(
-                    s.execute(select(M.updated_at).where(M.idempotency_key.like("small:%"))).scalars()
-                )
-                big_left = s.execute(
-                    select(M.id).where(M.idempotency_key.like("big:%"), M.state == "queued")
-                ).all()
-            figures["small_team_max_latency_s"] = round((done_at[-1] - t_small).total_seconds(), 2)
-            figures["big_batch_left_when_small_done"] = len(big_left)
-            wait_all("big", n_big, 3600)
-            figures.update(submitted(workers, sink, url, team, n_sub, var))
+            figures["mix_messages"] = len(mix)
+            figures.update({f"e2e_{k}": v for k, v in e2e(workers, sink, url, mix, "mix").items()})
+            figures.update({f"one_team_{k}": v for k, v in e2e(workers, sink, url, one, "one").items()})
+            if n_big:
+                figures.update(fairness(team, n_big))
+            if n_sub:
+                figures.update(submitted(workers, sink, url, team, n_sub, var))
+            for kind, pids in pids_by_kind(workers, sink, url).items():
+                figures[f"peak_rss_mb_{kind}"] = round(max((peak_rss_mb(p) for p in pids), default=0), 1)
             workers.stop()
-            figures.update({f"profile_ms_{k}": round(v, 3) for k, v in prof.items()})
+            messages = sent_messages("mix", n_postfix)
+            figures["message_bytes_mean"] = sum(len(m[2]) for m in messages) // len(messages)
+            figures["sink_limit_msgs_per_s"] = round(
+                sink_limit(port, 20000 if not q else 5000, figures["message_bytes_mean"]), 1
+            )
+            figures.update(postfix_runs(var, port, messages, key))
         lost, dups, done = kill_test(workers, team, n_kill, kills, var)
-        figures.update(lost=lost, duplicates=dups, kills=done, kill_messages=n_kill)
-        figures["e2e_vs_naive"] = round(figures["e2e_msgs_per_s"] / figures["naive_msgs_per_s"], 2)
-        figures["e2e_vs_sink_limit"] = round(figures["e2e_msgs_per_s"] / figures["sink_limit_msgs_per_s"], 3)
-        figures["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        e2e_lost = sum(v for k, v in count_states("mix:%").items() if k != "sent")
+        figures.update(lost=lost + e2e_lost, e2e_lost=e2e_lost, kill_lost=lost)
+        figures.update(duplicates=dups, kills=done, kill_messages=n_kill)
+        for ref in ("postfix_opendkim", "postfix_plain", "sink_limit"):
+            figures[f"e2e_vs_{ref}"] = round(figures["e2e_msgs_per_s"] / figures[f"{ref}_msgs_per_s"], 3)
+        if n_naive:
+            figures["e2e_vs_naive"] = round(figures["e2e_msgs_per_s"] / figures["naive_msgs_per_s"], 2)
+        figures["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     finally:
         workers.stop()
         drop_database(url)
@@ -493,42 +567,63 @@ def main() -> None:
         write_section(figures)
 
 
+def fairness(team: int, n_big: int) -> dict[str, object]:
+    """A big batch of one team, then a small team's 10: how long the small team waits."""
+    from sqlalchemy import select
+
+    from app.db import session
+    from app.models import OutboundMessage as M
+
+    small_team = make_team("small", 3)
+    big = make_digests(team, n_big, "big")
+    small = make_digests(small_team, 10, "small")
+    enqueue(big)
+    time.sleep(0.5)
+    t_small = datetime.now(UTC)
+    enqueue(small)
+    wait_all("small", 10, 600)
+    with session() as s:
+        done_at = sorted(s.execute(select(M.updated_at).where(M.idempotency_key.like("small:%"))).scalars())
+        big_left = s.execute(select(M.id).where(M.idempotency_key.like("big:%"), M.state == "queued")).all()
+    out = {
+        "small_team_max_latency_s": round((done_at[-1] - t_small).total_seconds(), 2),
+        "big_batch_left_when_small_done": len(big_left),
+    }
+    wait_all("big", n_big, 3600)
+    return out
+
+
 NOTES = """\
 How it is measured, all in one run on the same machine:
 
-- **e2e**: digest rows (30 entries, about 10.7 KB, tracking on, DKIM RSA-2048) enqueued at once,
-  delivered by two `donebox worker` processes (2 threads each) on PostgreSQL and Redis, through
-  a routed SMTP sender (aiosmtplib pool) into postfix's `smtp-sink`; the clock stops when every
-  row is `sent` in the database.
-- **naive**: one thread, per message: context from the database, Jinja2 + css-inline, stdlib
-  `EmailMessage`, `dkim.sign` (dkimpy's pure-Python RSA), a new `smtplib` connection, an UPDATE.
-- **sink limit**: `smtp-source -s 20` blasting messages of the same size into the same `smtp-sink`.
-- **fairness**: a big batch of one team, then 10 messages of another team: the small team's
-  last message is `sent` after `small_team_max_latency_s`, while the big batch still has
-  `big_batch_left_when_small_done` messages queued.
+- **e2e** (the headline): the realistic mix (`mix_messages` rows: teams of 5-20 members with
+  tracking on, each team's digests of one or two of three days made at once, reminders of some
+  teams, 15% API messages each with its own content) enqueued at once, delivered by two
+  `donebox worker` processes (2 threads each) on PostgreSQL and Redis, through a routed SMTP sender
+  (aiosmtplib pool) into postfix's `smtp-sink`, DKIM RSA-2048; the clock stops when every row is
+  `sent`. **one_team**: the same for one team's digest of one day (every render shared).
+- `*_cpu_ms_per_msg_*`: CPU (user + system, from /proc) of the worker processes, PostgreSQL (the
+  bench database's backends), Redis (the whole server) and the sink, per message; on two cores
+  their sum bounds the rate.
+- **sink limit**: `smtp-source -d -s 20` (20 sessions, each reusing its connection) blasting
+  messages of the mix's mean size into the same `smtp-sink`.
+- **postfix_opendkim / postfix_plain**: a private Postfix instance (Debian's package, its own
+  config and queue folders, loopback) relaying the mix's messages as donebox sent them (without
+  donebox's signature) to the same sink, handed to it over 20 reused SMTP connections; with the
+  OpenDKIM milter (unix socket, same key, relaxed/simple), then without it. The clock stops when
+  its log shows every message relayed and its queue is empty. `*_cpu_ms_per_msg_injector` is the
+  bench process handing the messages over (not counted for donebox's producers either).
 - **kill -9**: two worker instances (one process of 4 threads each); one is killed `kills` times
   during the send and restarted, the scheduler's sweeper runs; a Message-ID counting sink reports
-  duplicates; `lost` counts rows never delivered (or not `sent`) by the end.
-- **profile_ms_***: the pipeline steps in one thread of the bench process, milliseconds per
-  message, on batches of 20 as the workers claim them (`claim`: the batch's claim and suppression
-  check, divided among its messages).
+  duplicates. `lost` counts rows never delivered (or not `sent`) by the end, of the kill run and
+  of the mix.
+- **peak_rss_mb_***: the largest peak resident set (VmHWM) among the processes of each kind.
+- **profile_ms_*** (full run): CPU milliseconds per message of each pipeline step, in one thread
+  of the bench process (and its event loop thread) on the mix taken in turns between teams as the
+  fair queue hands it out, in batches of 20 as the workers claim them.
 
-Where the time goes: a worker claims 20 messages in one PostgreSQL statement (the compare-and-set
-with its events) and reads the suppression list for them in one more; each message then costs one
-statement for its outcome, in autocommit and without waiting for the WAL flush (`claim` and
-`record` in the profile). Rendering happens once per team and batch, and a digest's HTML is parsed
-for tracking once, each message only getting its own tokens. What is left per message is mostly
-CPU: DKIM (dkimpy's header canonicalization, the RSA step in OpenSSL, about 0.3 ms), the SMTP
-exchange (aiosmtplib on the process's event loop thread), the MIME build (by hand, 7-bit
-quoted-printable) and tracking; the naive pipeline spends about 3 ms on `EmailMessage` and 7 ms on
-dkimpy's RSA alone. `e2e_cpu_ms_per_msg_*` splits the CPU of the e2e run between the worker
-processes, PostgreSQL (the bench database's backends), Redis (the whole server) and the sink: on two
-cores their sum bounds the rate. Each worker process has one send slot, held from a transport's
-`send` until the outcome is committed, so a process hands its messages to the sink one at a time
-while its other threads render, build and sign the next ones. A duplicate comes from a message
-that reached the sink in the killed process before its `sent` was recorded: with the slot, at most
-one per kill (the run fails when `duplicates` exceeds `kills`). The machine was shared with other
-engineers' test runs (see loadavg): compare the ratios.
+The machine was shared with other engineers' work (see loadavg): compare the ratios and the CPU
+per message.
 """
 
 

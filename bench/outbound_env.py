@@ -24,10 +24,22 @@ DAY = date(2026, 11, 23)
 ENTRIES = 30
 
 
+PORTS = os.environ.get("BENCH_PORTS", "")  # "24000-24999": the servers' ports come from this range
+_next_port = [0]
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1: the next one of BENCH_PORTS, or any the kernel gives."""
+    lo, _, hi = PORTS.partition("-")
+    for port in range(int(lo) + _next_port[0], int(hi) + 1) if PORTS else [0]:
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in BENCH_PORTS={PORTS}")
 
 
 def wait_port(port: int, timeout_s: float = 10) -> None:
@@ -260,6 +272,37 @@ def _procs() -> dict[str, str]:
     return out
 
 
+def peak_rss_mb(pid: int | str) -> float:
+    """The process's peak resident set (VmHWM), in MB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def pids_by_kind(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[str, list[int]]:
+    """The processes cpu_seconds counts, by kind: workers, postgres (the bench database's backends),
+    redis and sink."""
+    db = db_url.rsplit("/", 1)[1]
+    groups = {os.getpgid(p.pid) for p in workers.procs if p.poll() is None}
+    out: dict[str, list[int]] = {"workers": [], "postgres": [], "redis": [], "sink": [sink.pid]}
+    for pid, cmd in _procs().items():
+        try:
+            if os.getpgid(int(pid)) in groups:
+                out["workers"].append(int(pid))
+                continue
+        except OSError:
+            continue
+        if cmd.startswith("postgres:") and f" {db} " in cmd:
+            out["postgres"].append(int(pid))
+        elif "redis-server" in cmd:
+            out["redis"].append(int(pid))
+    return out
+
+
 def cpu_seconds(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the worker processes, the PostgreSQL backends of
     the bench database, the Redis server (shared with anything else using it) and the SMTP sink."""
@@ -295,3 +338,95 @@ def enqueue(ids: list[int]) -> None:
     from jobs.enqueue import enqueue_deliveries
 
     enqueue_deliveries(ids)
+
+
+# ---------------------------------------------------------------- the realistic mix
+
+MIX_DAYS = 3  # digests cover one of the last MIX_DAYS days (a team's batch per day it is sent)
+MIX_REMINDER_SHARE = 0.15  # of the teams, those whose reminders go out in the same run
+MIX_API_SHARE = 0.15  # of all messages, sent by API (POST /api/messages' producer, sends.create)
+
+
+def make_mix(n: int, tag: str, seed: int = 19) -> list[int]:
+    """About ``n`` queued messages as a working day makes them: many teams of 5-20 members (tracking
+    on), each with its own entries on each of MIX_DAYS days; a team's digests of a day made at once
+    (one creation time per team and day, as the scheduler's tick makes them), reminders of some
+    teams for today, and a share of API messages (each with its own text and HTML, stored by
+    app.relay.sends as POST /api/messages stores them). Returns the ids in creation order."""
+    import random
+
+    from sqlalchemy import insert, select
+
+    from app.checkins.outgoing import checkin_row
+    from app.db import session
+    from app.models import Entry, Member, OutboundMessage, Team, TeamSettings, utcnow
+    from app.relay import sends
+    from app.relay.api_tokens import check_token, create_token
+    from app.settings import get_settings
+
+    rnd = random.Random(seed)
+    settings = get_settings()
+    n_api = int(n * MIX_API_SHARE)
+    rows: list[dict] = []
+    today = datetime.now(UTC).date()
+    lease = timedelta(seconds=int(os.environ["LEASE_S"]))
+    with session() as s:
+        team_no = 0
+        while len(rows) < n - n_api:
+            team_no += 1
+            t = Team(name=f"{tag} team {team_no}", timezone="UTC")
+            s.add(t)
+            s.flush()
+            s.add(TeamSettings(team_id=t.id, tracking=True))
+            ms = [
+                Member(team_id=t.id, email=f"{tag}-{team_no}-{i}@example.net", name=f"Member Ñame {i}")
+                for i in range(rnd.randint(5, 20))
+            ]
+            s.add_all(ms)
+            s.flush()
+            for k in range(MIX_DAYS):
+                day = DAY - timedelta(days=k)
+                for i in range(rnd.randint(3, 45)):  # a quiet day to a busy one
+                    m = ms[rnd.randrange(len(ms))]
+                    text = (
+                        f"Item {i} of {day}: the export for https://example.org/t/{team_no}/{i} #tag{i % 5}"
+                    )
+                    s.add(Entry(team_id=t.id, member_id=m.id, day=day, text=text * rnd.randint(1, 3)))
+            days = [DAY - timedelta(days=k) for k in rnd.sample(range(MIX_DAYS), rnd.randint(1, 2))]
+            batches = [("digest", d) for d in days]
+            if rnd.random() < MIX_REMINDER_SHARE:
+                batches.append(("reminder", today))
+            for kind, day in batches:
+                made = utcnow()  # one creation time per team and batch, as the tick makes them
+                for m in ms:
+                    row = checkin_row(
+                        kind, m, t, "UTC", day, f"<{uuid.uuid4().hex}@bench.example>", track=True
+                    )
+                    row["idempotency_key"] = f"{tag}:{row['idempotency_key']}"
+                    rows.append(
+                        row
+                        | dict(state="queued", created_at=made, updated_at=made, lease_until=made + lease)
+                        | ({"expires_at": made + timedelta(days=1)} if kind == "reminder" else {})
+                    )
+        for i in range(0, len(rows), 5000):
+            s.execute(insert(OutboundMessage), rows[i : i + 5000])
+        api_token = check_token(s, create_token(s, f"{tag}-api", now=utcnow(), scopes=("send",)))
+        for i in range(n_api):
+            body = {
+                "to": f"customer{i}@example.com",
+                "subject": f"Your receipt {i}",
+                "text": f"Thanks for your order {i}.\n\n" + f"Line {i} of your order.\n" * rnd.randint(2, 30),
+                "html": f"<p>Thanks for your order <b>{i}</b>.</p>"
+                + f"<p>Line {i}: <a href='https://example.org/o/{i}'>details</a></p>" * rnd.randint(2, 30),
+            }
+            for mid in sends.create(s, body, api_token, now=utcnow(), settings=settings).ids:
+                s.get(OutboundMessage, mid).idempotency_key = f"{tag}:api{i}"  # found with the mix's rows
+        s.flush()
+        ids = list(
+            s.execute(
+                select(OutboundMessage.id)
+                .where(OutboundMessage.idempotency_key.like(f"{tag}:%"))
+                .order_by(OutboundMessage.id)
+            ).scalars()
+        )
+    return ids

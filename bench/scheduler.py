@@ -3,6 +3,13 @@
     python bench/scheduler.py --quick        # 50,000 members, under a minute, prints name=value lines
     python bench/scheduler.py                # 1,000,000 members; writes "## Scheduler" into BENCHMARKS.md
 
+The headline runs on a private cluster with PostgreSQL's stock settings (initdb and its
+postgresql.conf as they come: 128 MB shared_buffers, 1 GB max_wal_size); a full run then
+repeats on a private cluster tuned for bulk writes (``--server stock,tuned`` is the default
+of a full run, ``stock`` of --quick; ``shared`` uses TEST_POSTGRES_URL as it is). Each
+figure comes with the CPU seconds the scheduler processes and the cluster's processes spent
+(from /proc), and the scheduler's peak RSS: the machine may be shared, CPU time is not.
+
 A fresh database is created (and dropped), migrated, and the population is loaded
 with COPY: members spread over every IANA zone this machine knows, their next
 reminders spread over the coming week. The scheduler runs as real processes
@@ -57,8 +64,24 @@ def tick_main(args) -> int:
     now = datetime.fromisoformat(args.now)
     time.sleep(max(0.0, args.start_at - time.time()))
     started = time.perf_counter()
-    created = run(now=now, settings=settings, enqueue=enqueue_deliveries)
-    print(json.dumps({"created": len(created), "seconds": time.perf_counter() - started}), flush=True)
+    cpu = os.times()
+    created = run(now=now, settings=settings, enqueue=enqueue_deliveries, fast_path=not args.slow)
+    seconds = time.perf_counter() - started
+    after = os.times()
+    import resource
+
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        json.dumps(
+            {
+                "created": len(created),
+                "seconds": seconds,
+                "cpu_s": after.user + after.system - cpu.user - cpu.system,
+                "rss_mb": rss_mb,
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 
@@ -66,9 +89,10 @@ def tick_main(args) -> int:
 
 
 class OwnServer:
-    """A throw-away PostgreSQL cluster on a free loopback port (initdb as the postgres user when root)."""
+    """A throw-away PostgreSQL cluster on a loopback port (BENCH_PG_PORT, else a free one; initdb as
+    the postgres user when root): stock settings, or ``tuned`` with OWN_SERVER_SETTINGS."""
 
-    def __init__(self):
+    def __init__(self, tuned: bool):
         import glob
         import socket
         import tempfile
@@ -79,17 +103,35 @@ class OwnServer:
         self.bin = Path(bins[-1])
         self.dir = Path(tempfile.mkdtemp(prefix="donebox-bench-pg-"))
         with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
+            sock.bind(("127.0.0.1", int(os.environ.get("BENCH_PG_PORT", "0"))))
             self.port = sock.getsockname()[1]
         os.chmod(self.dir, 0o777)
         self._run("initdb", "-D", str(self.dir / "data"), "-A", "trust", "-U", "postgres", "--no-sync")
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 " + " ".join(
-            f"-c {k}={v}" for k, v in OWN_SERVER_SETTINGS.items()
+            f"-c {k}={v}" for k, v in (OWN_SERVER_SETTINGS if tuned else {}).items()
         )
         self._run(
             "pg_ctl", "-D", str(self.dir / "data"), "-o", opts, "-w", "-l", str(self.dir / "log"), "start"
         )
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.pid = int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+
+    def cpu_s(self) -> float:
+        """CPU seconds of the cluster so far: the postmaster and its processes (backends, WAL
+        writer, checkpointer, autovacuum), those that ended included (as cumulative children time)."""
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(entry) == self.pid:
+                total += sum(int(x) for x in stat[11:15])
+            elif int(stat[1]) == self.pid:
+                total += int(stat[11]) + int(stat[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [str(self.bin / tool), *args]
@@ -198,15 +240,17 @@ def enqueued_ids() -> list[int]:
     return ids
 
 
-def run_schedulers(url: str, now: datetime, processes: int, batch: int) -> dict:
-    """Start ``processes`` scheduler processes together; wall seconds from the common start."""
+def run_schedulers(url: str, now: datetime, processes: int, batch: int, own=None, slow: bool = False) -> dict:
+    """Start ``processes`` scheduler processes together; wall seconds from the common start, the
+    processes' CPU seconds, their peak RSS, and the cluster's CPU seconds meanwhile (own clusters)."""
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS, "SCHEDULE_BATCH": str(batch)}
     env.update(SECRET_KEY="bench-secret-key-0123456789-abcdefXYZ", VAR_DIR="/tmp/donebox-bench-var")
     env.update(DONEBOX_ENV="development", MAIL_TRANSPORT="memory", PYTHONPATH=str(ROOT))
     start_at = time.time() + 3.0  # every process has imported donebox by then
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "--tick", "--now", now.isoformat(), "--start-at", str(start_at)],
+            [sys.executable, __file__, "--tick", "--now", now.isoformat(), "--start-at", str(start_at)]
+            + (["--slow"] if slow else []),
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -214,6 +258,8 @@ def run_schedulers(url: str, now: datetime, processes: int, batch: int) -> dict:
         )
         for _ in range(processes)
     ]
+    time.sleep(max(0.0, start_at - time.time()))
+    pg_cpu = own.cpu_s() if own else None
     results = []
     for p in procs:
         out, err = p.communicate(timeout=900)
@@ -225,6 +271,9 @@ def run_schedulers(url: str, now: datetime, processes: int, batch: int) -> dict:
         "created": [r["created"] for r in results],
         "seconds": max(r["seconds"] for r in results),
         "wall": wall,
+        "cpu_s": sum(r["cpu_s"] for r in results),
+        "rss_mb": max(r["rss_mb"] for r in results),
+        "pg_cpu_s": own.cpu_s() - pg_cpu if own else None,
     }
 
 
@@ -320,19 +369,31 @@ def versions(url: str) -> str:
     )
 
 
+def _cpu(r: dict) -> str:
+    pg = f" + PostgreSQL {r['pg_cpu_s']:.1f} s" if r.get("pg_cpu_s") is not None else ""
+    return f"CPU: scheduler {r['cpu_s']:.1f} s{pg}"
+
+
 def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
+    one, two, slow = figures["all_1"], figures["all_2"], figures["all_slow"]
     rows = [
         ("due-selection, nothing due (median)", f"{figures['due_select_ms']:.2f} ms", "< 5 ms"),
         (f"create + enqueue, {due_n:,} due in one minute", f"{figures['create_enqueue_s']:.2f} s", "< 10 s"),
-        (f"create + enqueue, all {members:,} due", f"{figures['create_enqueue_all_s']:.2f} s", "< 60 s"),
+        (f"create + enqueue, all {members:,} due", f"{one['seconds']:.2f} s ({_cpu(one)})", "< 30 s"),
         (
             f"two scheduler processes, all {members:,} due",
-            f"{figures['create_enqueue_all_2proc_s']:.2f} s (split {figures['split']})",
-            "0 duplicates",
+            f"{two['seconds']:.2f} s (split {figures['split']}; {_cpu(two)})",
+            "faster than one, 0 duplicates",
+        ),
+        (
+            f"reference: the per-row path (run_batch), all {members:,} due",
+            f"{slow['seconds']:.2f} s ({_cpu(slow)})",
+            "",
         ),
         ("duplicates (outbox rows + enqueued ids)", str(figures["duplicates"]), "0 (asserted)"),
+        ("scheduler peak RSS", f"{one['rss_mb']:.0f} MB", ""),
         ("rows created per second (one process)", f"{figures['create_rows_per_s']:,.0f}", ""),
         ("reference: COPY into a scratch table", f"{figures['ref_copy_rows_per_s']:,.0f} rows/s", ""),
         ("reference: one broker message per id", f"{figures['ref_enqueue_single_per_s']:,.0f} ids/s", ""),
@@ -353,16 +414,15 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
         "## Scheduler\n\n"
         "`python bench/scheduler.py`: members spread over every IANA zone, loaded with COPY; the "
         "scheduler runs as real processes against PostgreSQL and a Dramatiq RedisBroker on this 2-core "
-        f"machine (shared with other work: see the load average). Batches of {figures['batch']} members "
-        "per transaction, two at once per process (`SCHEDULE_WORKERS=2`, each on its own connection), "
-        "each batch starting at the last due time the previous one took; a broker message carries up "
-        "to 100 ids. Duplicates are counted in the outbox (rows per member and day) and among the ids "
-        "on Redis, and asserted to be 0. Each created row is a multi-row INSERT into the outbox (its "
-        "member and team keys checked, a creation event appended) and an UPDATE of the member's "
-        "indexed next time. CPU per created row, 200,000 due, one batch at a time: about 28 us in "
-        "Python and 52 us in the PostgreSQL backend, so two batches at once keep both cores busy. "
-        "The load average is the machine's, the bench's own processes included: compare runs by the "
-        "ratio to the same run's COPY rate.\n\n"
+        f"machine (shared with other work: see the load average and the CPU seconds). Batches of "
+        f"{figures['batch']} members per transaction, two at once per process (`SCHEDULE_WORKERS=2`, "
+        "each on its own connection), each batch starting at the last due time the previous one took; "
+        "a broker message carries up to 100 ids. Reminders take the set-based path: one statement per "
+        "batch advances the members and inserts their outbox rows and creation events from groups "
+        "(members sharing a local day and a next reminder) that Python works out with times.py. "
+        "Duplicates are counted in the outbox (rows per member and day) and among the ids on Redis, "
+        "and asserted to be 0. CPU seconds are read from /proc: the scheduler processes', and the "
+        "private cluster's (backends, WAL writer, checkpointer, autovacuum).\n\n"
     )
     start = text.find("## Scheduler")
     if start < 0:
@@ -373,6 +433,7 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
         subs = {}
         for part in section.split("\n### ")[1:]:
             subs[part.split("\n", 1)[0].strip()] = "### " + part.rstrip("\n") + "\n"
+        subs = {t: v for t, v in subs.items() if t in SUBSECTIONS.values()}
         subs[title] = sub
         ordered = [subs[t] for t in SUBSECTIONS.values() if t in subs]
         text = text[:start] + intro + "\n".join(ordered) + ("\n" + rest if rest else "")
@@ -380,9 +441,94 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
 
 
 SUBSECTIONS = {
-    "own": "A private PostgreSQL cluster tuned for bulk writes",
-    "shared": "The shared test server (Debian defaults)",
+    "stock": "A private PostgreSQL cluster with stock settings",
+    "tuned": "A private PostgreSQL cluster tuned for bulk writes",
+    "shared": "The shared test server",
 }
+
+
+def measure(kind: str, members: int, args, prefix: str) -> dict:
+    """Every figure on one server (``kind``); prints them as name=value lines with ``prefix``."""
+    global PG_ADMIN
+    own = OwnServer(tuned=kind == "tuned") if kind in ("stock", "tuned") else None
+    admin = PG_ADMIN
+    if own:
+        PG_ADMIN = own.url
+    url = create_db()
+    every = 10  # a tenth of the population falls due in the same minute
+    size = f"{members // 1_000_000}m" if members % 1_000_000 == 0 else f"{members // 1000}k"
+    fig: dict = {"batch": args.batch, "server": kind}
+
+    def out(name: str, value, comment: str = "") -> None:
+        print(f"{prefix}{name}={value}" + (f"  # {comment}" if comment else ""), flush=True)
+
+    try:
+        from app.migrate import upgrade
+
+        upgrade(url)
+        flush_redis()
+        fig["load_s"] = load(url, members)
+        fig["due_select_ms"] = due_select_ms(url)
+        out("due_select_ms", f"{fig['due_select_ms']:.3f}")
+
+        due_n = make_due(url, T0 + timedelta(days=1), every)
+        r = run_schedulers(url, T0 + timedelta(days=1, seconds=60), 1, args.batch, own)
+        fig["create_enqueue_s"] = r["seconds"]
+        dup = duplicates(url, due_n)
+        out("create_enqueue_s", f"{r['seconds']:.3f}", f"{due_n} due in one minute")
+
+        runs = (("all_1", 1, False, 3), ("all_2", 2, False, 5), ("all_slow", 1, True, 7))
+        for name, processes, slow, day in runs:
+            flush_redis()
+            make_due(url, T0 + timedelta(days=day), 1)
+            r = run_schedulers(url, T0 + timedelta(days=day, seconds=60), processes, args.batch, own, slow)
+            fig[name] = r
+            assert sum(r["created"]) == members, r
+            dup += duplicates(url, members)
+            label = {"all_1": f"create_enqueue_{size}_s", "all_2": f"create_enqueue_{size}_2proc_s"}
+            label["all_slow"] = f"create_enqueue_{size}_per_row_path_s"
+            comment = f"all {members} due, {processes} process(es); {_cpu(r)}"
+            if processes == 2:
+                fig["split"] = "/".join(map(str, r["created"]))
+                comment += f"; split {fig['split']}"
+            out(label[name], f"{r['seconds']:.3f}", comment)
+            out(label[name][:-2] + "_cpu_s", f"{r['cpu_s'] + (r['pg_cpu_s'] or 0):.1f}")
+        fig["create_rows_per_s"] = members / fig["all_1"]["seconds"]
+        fig["duplicates"] = dup
+        out("duplicates", dup)
+        assert dup == 0, f"{dup} duplicates"
+        out("scheduler_peak_rss_mb", f"{fig['all_1']['rss_mb']:.0f}")
+        out("scheduler_2proc_peak_rss_mb", f"{fig['all_2']['rss_mb']:.0f}")
+
+        flush_redis()
+        fig["ref_copy_rows_per_s"] = ref_copy_rows_per_s(url, min(members, 100_000))
+        fig["ref_enqueue_single_per_s"] = ref_enqueue_single_per_s(2000 if args.quick else 10_000)
+        fig["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        out("create_rows_per_s", f"{fig['create_rows_per_s']:.0f}")
+        out("ref_copy_rows_per_s", f"{fig['ref_copy_rows_per_s']:.0f}")
+        out("ref_enqueue_single_per_s", f"{fig['ref_enqueue_single_per_s']:.0f}")
+        out("create_vs_copy_ratio", f"{fig['create_rows_per_s'] / fig['ref_copy_rows_per_s']:.3f}")
+        out("load_s", f"{fig['load_s']:.2f}")
+        out("server", kind)
+        out("loadavg", fig["loadavg"])
+        info = versions(url)
+        if kind == "tuned":
+            info += "; a private cluster with " + ", ".join(
+                f"{k}={v}" for k, v in OWN_SERVER_SETTINGS.items()
+            )
+        elif kind == "stock":
+            info += "; a private cluster as initdb makes it (stock postgresql.conf)"
+        else:
+            info += "; the shared server with its own settings"
+        fig["info"], fig["due_n"] = info, due_n
+    finally:
+        flush_redis()
+        if not args.keep or own:
+            drop_db(url)
+        if own:
+            own.stop()
+        PG_ADMIN = admin
+    return fig
 
 
 def main() -> int:
@@ -390,94 +536,36 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="50,000 members; no BENCHMARKS.md")
     p.add_argument("--members", type=int, help="population size (default 1,000,000; --quick 50,000)")
     p.add_argument("--write", action="store_true", help="write BENCHMARKS.md for a --quick run too")
+    p.add_argument("--no-write", action="store_true", help="print only, even for a full run")
     p.add_argument("--batch", type=int, default=2000, help="SCHEDULE_BATCH for the scheduler processes")
-    p.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    p.add_argument("--keep", action="store_true", help="keep the database afterwards (shared server only)")
     p.add_argument(
         "--server",
-        choices=("shared", "own"),
-        help="shared: TEST_POSTGRES_URL as configured; own: a private cluster tuned for bulk writes "
-        "(default: own for a full run, shared for --quick)",
+        help="comma-separated, in order: stock (a private cluster as initdb makes it), tuned (a private "
+        "cluster tuned for bulk writes), shared (TEST_POSTGRES_URL as configured); the first is the "
+        "headline, the others' lines are prefixed with their name (default: stock,tuned; --quick: stock)",
     )
     p.add_argument("--tick", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--slow", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--now", help=argparse.SUPPRESS)
     p.add_argument("--start-at", type=float, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.tick:
         return tick_main(args)
     members = args.members or (50_000 if args.quick else 1_000_000)
-    every = 10  # a tenth of the population falls due in the same minute
     os.environ.update(
         REDIS_URL=REDIS, SECRET_KEY="bench-secret-key-0123456789-abcdefXYZ", VAR_DIR="/tmp/donebox-bench-var"
     )
-    from app.migrate import upgrade
-
-    global PG_ADMIN
-    server_kind = args.server or ("shared" if args.quick else "own")
-    own = OwnServer() if server_kind == "own" else None
-    if own:
-        PG_ADMIN = own.url
-    url = create_db()
-    fig: dict = {"batch": args.batch, "server": server_kind}
-    try:
-        upgrade(url)
-        flush_redis()
-        fig["load_s"] = load(url, members)
-        fig["due_select_ms"] = due_select_ms(url)
-        print(f"due_select_ms={fig['due_select_ms']:.3f}", flush=True)
-
-        due_n = make_due(url, T0 + timedelta(days=1), every)
-        r = run_schedulers(url, T0 + timedelta(days=1, seconds=60), 1, args.batch)
-        fig["create_enqueue_s"] = r["seconds"]
-        dup = duplicates(url, due_n)
-        print(f"create_enqueue_s={r['seconds']:.3f}  # {due_n} due in one minute", flush=True)
-
-        flush_redis()
-        make_due(url, T0 + timedelta(days=3), 1)
-        r = run_schedulers(url, T0 + timedelta(days=3, seconds=60), 1, args.batch)
-        fig["create_enqueue_all_s"] = r["seconds"]
-        fig["create_rows_per_s"] = members / r["seconds"]
-        dup += duplicates(url, members)
-        print(f"create_enqueue_all_s={r['seconds']:.3f}  # all {members}", flush=True)
-
-        flush_redis()
-        make_due(url, T0 + timedelta(days=5), 1)
-        r = run_schedulers(url, T0 + timedelta(days=5, seconds=60), 2, args.batch)
-        fig["create_enqueue_all_2proc_s"] = r["seconds"]
-        fig["split"] = "/".join(map(str, r["created"]))
-        assert sum(r["created"]) == members, r
-        dup += duplicates(url, members)
-        fig["duplicates"] = dup
-        print(f"create_enqueue_all_2proc_s={r['seconds']:.3f}  # split {fig['split']}", flush=True)
-        print(f"duplicates={dup}", flush=True)
-        assert dup == 0, f"{dup} duplicates"
-
-        flush_redis()
-        fig["ref_copy_rows_per_s"] = ref_copy_rows_per_s(url, min(members, 100_000))
-        fig["ref_enqueue_single_per_s"] = ref_enqueue_single_per_s(2000 if args.quick else 10_000)
-        fig["loadavg"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"create_rows_per_s={fig['create_rows_per_s']:.0f}")
-        print(f"ref_copy_rows_per_s={fig['ref_copy_rows_per_s']:.0f}")
-        print(f"ref_enqueue_single_per_s={fig['ref_enqueue_single_per_s']:.0f}")
-        print(f"create_vs_copy_ratio={fig['create_rows_per_s'] / fig['ref_copy_rows_per_s']:.3f}")
-        print(f"load_s={fig['load_s']:.2f}")
-        print(f"members={members}")
-        print(f"server={server_kind}")
-        print(f"loadavg={fig['loadavg']}")
-        if not args.quick or args.write:
-            info = versions(url)
-            if own:
-                info += "; a private cluster with " + ", ".join(
-                    f"{k}={v}" for k, v in OWN_SERVER_SETTINGS.items()
-                )
-            else:
-                info += "; the shared server with its own settings"
-            write_section(fig, members, due_n, info)
-    finally:
-        flush_redis()
-        if not args.keep:
-            drop_db(url)
-        if own:
-            own.stop()
+    kinds = (args.server or ("stock" if args.quick else "stock,tuned")).split(",")
+    for kind in kinds:
+        if kind not in SUBSECTIONS:
+            raise SystemExit(f"--server: unknown {kind!r}; known: {', '.join(SUBSECTIONS)}")
+    print(f"members={members}")
+    print(f"cores={os.cpu_count()}")
+    for i, kind in enumerate(kinds):
+        fig = measure(kind, members, args, "" if i == 0 else f"{kind}_")
+        if (not args.quick or args.write) and not args.no_write:
+            write_section(fig, members, fig["due_n"], fig["info"])
     return 0
 
 

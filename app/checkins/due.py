@@ -8,6 +8,13 @@ RETURNING id`` (idempotent by ``kind:member:local-date``), move every selected
 member's ``next_*_at`` past ``now`` in one UPDATE, commit, then hand the new ids
 to ``enqueue``. A crash between commit and enqueue loses nothing: the rows are
 ``queued`` with a lease, and the sweeper enqueues them again when it expires.
+
+On PostgreSQL the reminders of the common member (no pause near the tick, a team that does
+not nudge) take a set-based path first (``run_fast_reminders``): Python reads the batch's
+members and works out, per distinct local day and schedule, the day, the day's end and the
+next reminder (times.py, DST included), then one statement advances the members, inserts
+their outbox rows and the creation events from those groups. Everything it leaves due
+(pauses, nudging teams) then goes through ``run_batch`` as before; SQLite always does.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from sqlmodel import Session
 
 from app.checkins import chat, summary
 from app.checkins.asked import reached_pairs
-from app.checkins.outgoing import checkin_row
+from app.checkins.outgoing import REMINDER_SUBJECT, checkin_row
 from app.checkins.schedules import pauses_of
 from app.checkins.times import (
     local_midnight_after,
@@ -370,6 +377,122 @@ def _weekly_rows(s: Session, plans: list, domain: str, tracked: set[int]) -> lis
     return rows
 
 
+# ---------------------------------------------------------------- PostgreSQL: reminders set-based
+
+_FAST_PICK = """SELECT m.id, COALESCE(m.timezone, t.timezone), COALESCE(m.reminder_time, t.reminder_time),
+    COALESCE(m.reminder_days, t.workdays), m.next_reminder_at, m.active AND m.role <> 'observer'
+FROM member m JOIN team t ON t.id = m.team_id
+WHERE m.next_reminder_at BETWEEN :since AND :now{filters}
+ORDER BY m.next_reminder_at LIMIT :batch FOR UPDATE OF m SKIP LOCKED"""
+# members the fast path leaves to run_batch: a pause that may touch the due day or the next one,
+# a team that nudges (the nudge time depends on each reminder's own instant)
+_NO_PAUSE = (
+    " AND NOT EXISTS (SELECT 1 FROM memberpause p WHERE p.member_id = m.id AND p.last_day >= :pause_since)"
+)
+_NO_NUDGE = " AND NOT EXISTS (SELECT 1 FROM teamsettings o WHERE o.team_id = m.team_id AND o.nudge_hours > 0)"
+# one statement: the groups (member ids sharing a local day, that day's end, the next reminder
+# and whether it fires) advance the members, whose RETURNING feeds the reminders' INSERT (the
+# same row shape as checkin_row), whose RETURNING feeds the creation events
+_FAST_APPLY = text(
+    """WITH g AS (
+        SELECT CAST(i AS int) AS id, e->>1 AS day, CAST(e->>2 AS timestamptz) AS expires,
+            CAST(e->>3 AS timestamptz) AS next_at, CAST(e->>4 AS boolean) AS fire
+        FROM json_array_elements(CAST(:doc AS json)) AS e, json_array_elements_text(e->0) AS i
+    ), upd AS (
+        UPDATE member SET next_reminder_at = g.next_at FROM g WHERE member.id = g.id
+        RETURNING member.id, member.team_id, member.email, g.day, g.expires, g.fire
+    ), ins AS (
+        INSERT INTO outboundmessage (idempotency_key, kind, team_id, member_id, to_addr, subject,
+            template, context, message_id, expires_at, state, attempts, error, lease_until,
+            next_attempt_at, created_at, updated_at)
+        SELECT 'reminder:' || u.id || ':' || u.day, 'reminder', u.team_id, u.id, u.email,
+            :subject, 'reminder',
+            CASE WHEN o.tracking THEN '{"day": "' || u.day || '", "_track": true}'
+                ELSE '{"day": "' || u.day || '"}' END,
+            '<' || :nonce || '.r' || u.id || '@' || :domain || '>', u.expires, 'queued', 0, '',
+            :lease_until, :now, :now, :now
+        FROM upd AS u LEFT JOIN teamsettings AS o ON o.team_id = u.team_id
+        WHERE u.fire
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id
+    ), ev AS (
+        INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
+        SELECT id, 'queued', '', '', :now FROM ins
+    )
+    SELECT id FROM ins"""
+)
+
+
+def fast_filters(s: Session, *, now: datetime, settings: Settings) -> tuple[str, dict]:
+    """The fast path's WHERE additions for this tick (only the checks some row can fail) and their
+    parameters: members with a pause ending on or after ``pause_since`` and members of nudging teams
+    are left to ``run_batch``. A reminder older than REMINDER_LATE_S is not sent, so a pause that
+    ended two days before that cannot touch a day this tick fires or schedules."""
+    pause_since = (now - timedelta(seconds=settings.reminder_late_s)).date() - timedelta(days=2)
+    filters, params = "", {}
+    if s.execute(select(MemberPause.id).where(MemberPause.last_day >= pause_since).limit(1)).first():
+        filters += _NO_PAUSE
+        params["pause_since"] = pause_since
+    if s.execute(select(TeamSettings.team_id).where(TeamSettings.nudge_hours > 0).limit(1)).first():
+        filters += _NO_NUDGE
+    return filters, params
+
+
+def run_fast_reminders(
+    s: Session,
+    *,
+    now: datetime,
+    settings: Settings,
+    batch: int,
+    since: datetime,
+    filters: tuple[str, dict] = ("", {}),
+) -> tuple[list[int], int, datetime]:
+    """One batch of the reminders' set-based path (PostgreSQL) in the caller's transaction: (ids of
+    new outbox rows, members handled, the latest due time among them)."""
+    conn = s.connection()
+    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")  # as in run_batch
+    where, params = filters
+    rows = conn.execute(
+        text(_FAST_PICK.format(filters=where)), {"since": since, "now": now, "batch": batch, **params}
+    ).all()
+    if not rows:
+        return [], 0, since
+    late = timedelta(seconds=settings.reminder_late_s)
+    groups: dict[tuple, list[int]] = {}
+    for mid, tz, at, days, due_at, asked in rows:
+        # the same rules as run_batch's REMINDER branch: fires when active, asked and not late;
+        # the next one from now on (no pause here: fast_filters left those out)
+        day = _local_day(due_at, tz)
+        if asked:
+            fire = now - due_at <= late
+            key = (day, tz if fire else "", next_occurrence(now, at, days, tz), fire)
+        else:
+            key = (day, "", None, False)
+        groups.setdefault(key, []).append(mid)
+    doc = json.dumps(
+        [
+            [
+                ids,
+                day.isoformat(),
+                _iso(_midnight(day, tz)) if fire else None,
+                _iso(nxt) if nxt else None,
+                fire,
+            ]
+            for (day, tz, nxt, fire), ids in groups.items()
+        ]
+    )
+    params = {
+        "doc": doc,
+        "subject": REMINDER_SUBJECT,
+        "nonce": uuid.uuid4().hex[:16],
+        "domain": settings.mail_domain,
+        "now": now,
+        "lease_until": now + timedelta(seconds=settings.lease_s),
+    }
+    ids = list(conn.execute(_FAST_APPLY, params).scalars())
+    return ids, len(rows), rows[-1][4]
+
+
 def run(
     *,
     now: datetime,
@@ -378,12 +501,14 @@ def run(
     batch: int | None = None,
     max_batches: int = 100_000,
     workers: int | None = None,
+    fast_path: bool = True,
 ) -> list[int]:
     """Create everything due at ``now``, batch after batch, each committed then enqueued; new ids.
 
     On PostgreSQL ``workers`` threads (``SCHEDULE_WORKERS``) run batches at once, each on its own
     connection: SKIP LOCKED gives them disjoint members, and one thread's Python work overlaps
     another's wait on the server. SQLite has a single writer, so one thread runs there.
+    ``fast_path`` False keeps PostgreSQL's reminders on run_batch too (tests compare the two).
     """
     batch = batch or settings.schedule_batch
     with session() as s:
@@ -394,6 +519,24 @@ def run(
     workers = max(1, workers or settings.schedule_workers)
     teams: dict[int, Team] = {}
     created: list[int] = []
+
+    fast = dialect == "postgresql" and fast_path
+    if fast:
+        with session() as s:
+            filters = fast_filters(s, now=now, settings=settings)
+
+    def drain_fast() -> None:
+        since = datetime.min.replace(tzinfo=now.tzinfo)
+        for _ in range(max_batches):
+            with session() as s:
+                ids, handled, since = run_fast_reminders(
+                    s, now=now, settings=settings, batch=batch, since=since, filters=filters
+                )
+            if ids:
+                enqueue(ids)
+                created.extend(ids)
+            if handled < batch:
+                return
 
     def drain(kind: Kind) -> None:
         # Each batch moves its members' next time past now, so the next batch can start at the
@@ -420,11 +563,20 @@ def run(
             if handled < batch:
                 return
 
-    for kind in KINDS:
+    def each(work, *args) -> None:
         if workers == 1:
-            drain(kind)
-            continue
+            work(*args)
+            return
         with ThreadPoolExecutor(workers, thread_name_prefix="due") as pool:
-            for f in [pool.submit(drain, kind) for _ in range(workers)]:
+            for f in [pool.submit(work, *args) for _ in range(workers)]:
                 f.result()
+
+    for kind in KINDS:
+        if kind is REMINDER and fast:
+            each(drain_fast)
+            if not filters[0]:  # it left nobody out: a row still due was locked (the next tick takes it)
+                continue
+            # run_batch takes what it left due (pauses, nudging teams); its first batch walks the
+            # index entries of the rows the fast path advanced (dead now) once
+        each(drain, kind)
     return created

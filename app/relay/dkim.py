@@ -1,9 +1,11 @@
-"""DKIM signing: dkimpy canonicalizes and selects headers, ``cryptography`` does the key step.
+"""DKIM signing: dkimpy's parse, header list and folding, ``cryptography`` does the key step.
 
 dkimpy computes RSA in pure Python (milliseconds per RSA-2048 signature, the most
 expensive step of a send). ``sign_raw`` follows dkimpy's own ``DKIM.sign`` tag for
-tag (same fields, same folding, same header hashing) and only swaps the private
-key operation for OpenSSL's, so its output is byte-identical to dkimpy's
+tag (same fields, same folding, same header hashing) and swaps the private key
+operation for OpenSSL's; its header hash canonicalizes only the fields it signs (dkimpy
+canonicalizes every field, then picks), with each name lower-cased once. Its output is
+byte-identical to dkimpy's
 (tests/app/relay/test_dkim.py proves it). Keys live in ``DKIM_DIR/<domain>/<selector>.pem``
 (PKCS#8, RSA or Ed25519) and, for sending domains, in the database (app.relay.domains); every
 key of the From domain signs, so a domain with both kinds gets both signatures (RFC 8463).
@@ -12,6 +14,7 @@ key of the From domain signs, so a domain with both kinds gets both signatures (
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ import dkim as dkimpy
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import Simple
 from dkim.crypto import HASH_ALGORITHMS
 
 CANONICALIZE = (b"relaxed", b"simple")  # dkimpy's default
@@ -47,16 +50,50 @@ def _key_step(key: Key, digest: bytes) -> bytes:
     return key.private.sign(digest)  # RFC 8463: Ed25519 signs the SHA-256 of the header hash input
 
 
+# what dkimpy's DKIM.default_sign_headers signs: RFC 6376's list, From once more (no From can be added)
+_SIGNED = frozenset(dkimpy.DKIM.SHOULD) | frozenset(dkimpy.DKIM.FROZEN)
+_FROZEN = frozenset(dkimpy.DKIM.FROZEN)
+_UNFOLD = re.compile(rb"\r?\n")
+_WSP = re.compile(rb"[\t ]+")
+
+
+def _include(headers: list) -> tuple[bytes, ...]:
+    """dkimpy's DKIM.default_sign_headers, lower-cased: the fields to sign, in message order."""
+    names = [name.lower() for name, _ in headers if name.lower() in _SIGNED]
+    return tuple(names + [n for n in names if n in _FROZEN])
+
+
+def _select(headers: list, include: tuple[bytes, ...]) -> list:
+    """dkimpy's select_headers (each name of ``include`` takes the last not yet taken field of that
+    name, from the bottom up), with each field's name lower-cased once rather than at every look."""
+    lowered = [name.lower() for name, _ in headers]
+    chosen, last = [], {}
+    for h in include:
+        i = last.get(h, len(headers))
+        while i > 0:
+            i -= 1
+            if lowered[i] == h:
+                chosen.append(headers[i])
+                break
+        last[h] = i
+    return chosen
+
+
+def _relaxed(name: bytes, value: bytes) -> bytes:
+    """``name:value`` in relaxed header canonicalization (RFC 6376 3.4.2), as dkimpy's Relaxed."""
+    return name.lower().rstrip() + b":" + _WSP.sub(b" ", _UNFOLD.sub(b"", value)).strip()
+
+
 def _signature(d: dkimpy.DKIM, key: Key, include_headers: tuple[bytes, ...], now: int) -> bytes:
-    """dkimpy's DKIM.sign + gen_header (relaxed/simple), with the key step from cryptography."""
+    """dkimpy's DKIM.sign + gen_header (relaxed/simple), with the key step from cryptography and the
+    header hash (dkimpy's hash_headers) over only the fields it signs."""
     domain, selector = key.domain.encode(), key.selector.encode()
-    canon = CanonicalizationPolicy.from_c_value(b"/".join(CANONICALIZE))
     hasher = HASH_ALGORITHMS[key.algorithm]
-    bodyhash = base64.b64encode(hasher(canon.canonicalize_body(d.body)).digest())
+    bodyhash = base64.b64encode(hasher(Simple.canonicalize_body(d.body)).digest())
     fields = [
         (b"v", b"1"),
         (b"a", key.algorithm),
-        (b"c", canon.to_c_value()),
+        (b"c", b"/".join(CANONICALIZE)),
         (b"d", domain),
         (b"i", b"@" + domain),
         (b"q", b"dns/txt"),
@@ -69,11 +106,11 @@ def _signature(d: dkimpy.DKIM, key: Key, include_headers: tuple[bytes, ...], now
     name = b"DKIM-Signature"
     value = dkimpy.fold(b"; ".join(b"=".join(x) for x in fields), namelen=len(name), linesep=b"\r\n")
     value = dkimpy.RE_BTAG.sub(b"\\1", value)
-    h = dkimpy.HashThrough(hasher(), False)
-    dkimpy.hash_headers(
-        h, canon, canon.canonicalize_headers(d.headers), include_headers, (name, b" " + value), dict(fields)
-    )
-    fields[-1] = (b"b", base64.b64encode(_key_step(key, h.digest())))
+    signed = [_relaxed(n, v) + b"\r\n" for n, v in _select(d.headers, include_headers)]
+    # the signature's own field is hashed last, its b= empty and without its line end
+    signed.append(_relaxed(name, dkimpy.RE_BTAG.sub(b"\\1", b" " + value)))
+    digest = hasher(b"".join(signed)).digest()
+    fields[-1] = (b"b", base64.b64encode(_key_step(key, digest)))
     value = b"; ".join(b"=".join(x) for x in fields) + b"\r\n"
     return name + b": " + dkimpy.fold(value, namelen=len(name), linesep=b"\r\n")
 
@@ -94,7 +131,7 @@ def sign_raw(raw: bytes, keys: list[Key], *, now: int | None = None) -> bytes:
     if not keys:
         return raw
     d = _parsed(raw)
-    include = tuple(x.lower() for x in d.default_sign_headers())
+    include = _include(d.headers)
     now = int(time.time()) if now is None else now
     # Ed25519 last so it ends up on top: receivers that know it see it first
     ordered = sorted(keys, key=lambda k: k.algorithm == b"ed25519-sha256")

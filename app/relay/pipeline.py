@@ -50,6 +50,7 @@ from app.relay import (
 )
 from app.relay.dkim import sign_raw
 from app.relay.render import Parts, ascii_address, build_message
+from app.relay.shared_renders import SharedRenders
 from app.relay.transports import transport_for
 from app.relay.transports.base import Outgoing, SendResult
 from app.relay.transports.webhook import Post, WebhookTransport
@@ -113,31 +114,6 @@ def skip_if_suppressed(d: Delivery) -> Outcome | None:
     return None
 
 
-class SharedRenders:
-    """Context and rendered parts of kinds whose content is the same for every recipient (a team's
-    digest of a day), kept SHARED_RENDER_S seconds: a batch of digests renders once per team."""
-
-    def __init__(self):
-        self._items: dict[tuple, tuple[float, dict, str, str]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> tuple[dict, str, str] | None:
-        with self._lock:
-            hit = self._items.get(key)
-        return hit[1:] if hit and hit[0] > time.monotonic() else None
-
-    def put(self, key: tuple, context: dict, text: str, html: str) -> None:
-        with self._lock:
-            if len(self._items) > 512:
-                self._items.clear()
-            self._items[key] = (time.monotonic() + SHARED_RENDER_S, context, text, html)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-SHARED_RENDER_S = 5.0
 shared_renders = SharedRenders()
 
 
@@ -149,7 +125,7 @@ def reset() -> None:
 def _shared_key(d: Delivery) -> tuple | None:
     m = d.message
     # a kind registered ``shared`` has the same context for every recipient of a team; rows of one
-    # batch share created_at, so one batch renders once and a later send renders afresh
+    # batch share created_at, so one batch renders once and a later batch renders afresh
     if not render.registered(m.kind).shared:
         return None
     return (d.settings.database_url, m.kind, m.template, m.team_id, m.context, m.created_at)
@@ -157,17 +133,18 @@ def _shared_key(d: Delivery) -> tuple | None:
 
 def render_body(d: Delivery) -> Outcome | None:
     """The message's context, text and HTML (app.relay.render.render_message), or a team's shared
-    render of the same batch."""
+    render of the same batch (app.relay.shared_renders)."""
+    redis_url = d.settings.redis_url
     try:
         key = _shared_key(d)
-        hit = shared_renders.get(key) if key else None
+        hit = shared_renders.get(key, redis_url) if key else None
         if hit:
             d.context, d.text, d.html = hit
         else:
             with session() as s:
                 d.context, d.text, d.html = render.render_message(s, d.message, d.settings)
             if key:
-                shared_renders.put(key, d.context, d.text, d.html)
+                d.context = shared_renders.put(key, d.context, d.text, d.html, redis_url)
     except UnregisteredKind as e:
         return Outcome("deferred", str(e), retry_in_s=UNREGISTERED_RETRY_S)
     except RenderError as e:

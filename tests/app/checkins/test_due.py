@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, insert, select, text, update
@@ -295,3 +295,129 @@ def test_a_batch_starts_at_the_last_due_time_taken_and_the_next_tick_takes_what_
     created = due.run(now=AT, settings=settings, enqueue=lambda ids: None)  # the next tick
     with session() as s:
         assert [s.get(OutboundMessage, i).to_addr for i in created] == ["late@t.example"]
+
+
+# a Saturday evening UTC: Berlin's clocks spring forward at 01:00 UTC, within the next reminders
+DST_AT = date(2026, 3, 28)
+
+
+def mixed_population(at) -> None:
+    """Members due at ``at`` whom every rule of the reminder's tick touches: DST gaps and a
+    midnight gap, members' own zone/time/days, observers, inactive members, a late reminder, a
+    pause, a tracking team and a nudging team."""
+    from app.models import TeamSettings
+
+    with session() as s:
+        teams = [
+            Team(name="Berlin", timezone="Europe/Berlin", reminder_time="02:30", workdays="1234567"),
+            Team(name="Santiago", timezone="America/Santiago", reminder_time="00:00", workdays="12345"),
+            Team(name="Lord Howe", timezone="Australia/Lord_Howe", reminder_time="17:00", workdays="1234567"),
+            Team(name="Chatham", timezone="Pacific/Chatham", reminder_time="09:15", workdays="67"),
+        ]
+        s.add_all(teams)
+        s.flush()
+        s.add(TeamSettings(team_id=teams[0].id, tracking=True))
+        s.add(TeamSettings(team_id=teams[2].id, nudge_hours=3, nudge_cutoff="23:00"))
+        overrides = [
+            {},
+            {"timezone": "Asia/Kolkata"},
+            {"reminder_time": "23:59", "reminder_days": "6"},
+            {"timezone": "America/New_York", "reminder_time": "02:15", "reminder_days": "17"},
+            {"role": "observer"},
+            {"active": False},
+            {"late": True},
+            {"paused": True},
+        ]
+        members = []
+        for t in teams:
+            for j, extra in enumerate(overrides):
+                extra = dict(extra)
+                late, paused = extra.pop("late", False), extra.pop("paused", False)
+                m = Member(
+                    team_id=t.id,
+                    email=f"m{j}@t{t.id}.example",
+                    name=f"M{j}",
+                    next_reminder_at=at - timedelta(hours=4 if late else 0, minutes=j),
+                    next_digest_at=at + timedelta(days=7),
+                    created_at=FIXED_NOW,
+                    **extra,
+                )
+                members.append((m, paused))
+        s.add_all([m for m, _ in members])
+        s.flush()
+        for m, paused in members:
+            if paused:
+                s.add(
+                    MemberPause(
+                        member_id=m.id,
+                        first_day=DST_AT,
+                        last_day=DST_AT + timedelta(days=3),
+                        created_at=FIXED_NOW,
+                    )
+                )
+
+
+def outcome(created: list[int]) -> tuple[list, list]:
+    """The outbox rows made (the Message-ID's random part left out) and every member's next times."""
+    with session() as s:
+        rows = s.execute(
+            select(
+                OutboundMessage.id.in_(created),
+                OutboundMessage.idempotency_key,
+                OutboundMessage.kind,
+                OutboundMessage.team_id,
+                OutboundMessage.member_id,
+                OutboundMessage.to_addr,
+                OutboundMessage.subject,
+                OutboundMessage.template,
+                OutboundMessage.context,
+                func.substr(OutboundMessage.message_id, 18),
+                OutboundMessage.expires_at,
+                OutboundMessage.state,
+                OutboundMessage.lease_until,
+                OutboundMessage.next_attempt_at,
+            ).order_by(OutboundMessage.idempotency_key)
+        ).all()
+        events = s.execute(text("SELECT count(*) FROM messageevent WHERE kind = 'queued'")).scalar()
+        times = s.execute(
+            select(Member.id, Member.next_reminder_at, Member.next_digest_at, Member.next_nudge_at).order_by(
+                Member.id
+            )
+        ).all()
+    assert events == len(rows)
+    return [tuple(r) for r in rows], [tuple(t) for t in times]
+
+
+def test_postgresql_reminders_set_based_make_what_the_per_row_path_makes(env, pg_url, monkeypatch):
+    """The set-based path (one statement a batch) and run_batch agree row for row and time for
+    time, across DST changes and every rule; the fast path handled the plain members and left
+    the paused and nudged ones to run_batch."""
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    at = datetime.combine(DST_AT, datetime.min.time(), tzinfo=UTC).replace(hour=23, minute=30)
+    handled = []
+    fast = due.run_fast_reminders
+
+    def counting(*args, **kwargs):
+        result = fast(*args, **kwargs)
+        handled.append(result[1])
+        return result
+
+    monkeypatch.setattr(due, "run_fast_reminders", counting)
+    outcomes = []
+    for fast_path in (False, True):
+        reset_caches()
+        _truncate(get_engine())
+        mixed_population(at)
+        created = due.run(
+            now=at, settings=get_settings(), enqueue=lambda ids: None, batch=5, fast_path=fast_path
+        )
+        outcomes.append(outcome(created))
+    per_row, set_based = outcomes
+    assert set_based == per_row
+    rows, times = set_based
+    assert len(rows) > 10 and any('"_track": true' in r[8] for r in rows)
+    # 4 teams x 8 members, less the Lord Howe team (nudges) and the 3 other paused members
+    assert sum(handled) == 32 - 8 - 3
+    assert all(t[1] is None or t[1] > at for t in times)

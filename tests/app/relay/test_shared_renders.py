@@ -1,0 +1,64 @@
+from datetime import date
+
+from app.relay.shared_renders import SharedRenders, portable
+
+KEY = ("postgresql://db", "digest", "digest", 7, '{"day": "2026-11-23"}', "2026-11-24 06:00")
+
+
+class Row:
+    """An ORM row the context holds: never kept."""
+
+
+def context():
+    return {
+        "day": date(2026, 11, 23),
+        "team": Row(),
+        "groups": [Row()],
+        "_headers": {"Auto-Submitted": "auto-generated"},
+        "_reply_domain": "reply.example.com",
+        "_track": True,
+    }
+
+
+def test_what_is_kept_of_a_context_is_its_underscore_keys_and_plain_values():
+    assert portable(context()) == {
+        "day": date(2026, 11, 23),
+        "_headers": {"Auto-Submitted": "auto-generated"},
+        "_reply_domain": "reply.example.com",
+        "_track": True,
+    }
+
+
+def test_a_process_finds_its_own_render_and_gives_back_the_kept_context():
+    renders = SharedRenders()
+    kept = renders.put(KEY, context(), "text", "<p>html</p>")
+    assert renders.get(KEY) == (kept, "text", "<p>html</p>")
+    assert renders.get(KEY[:-1] + ("a later batch",)) is None
+
+
+def test_the_least_recently_used_render_goes_first_past_the_most_kept():
+    renders = SharedRenders(most=2)
+    for n in range(3):
+        renders.put(KEY + (n,), {}, f"text {n}", "")
+        renders.get(KEY + (0,))  # used again: stays
+    assert renders.get(KEY + (0,)) is not None
+    assert renders.get(KEY + (1,)) is None
+    assert renders.get(KEY + (2,)) is not None
+
+
+def test_worker_processes_sharing_redis_render_a_batch_once_between_them(redis_url):
+    one, other = SharedRenders(), SharedRenders()  # two processes' stores
+    assert other.get(KEY, redis_url) is None
+    kept = one.put(KEY, context(), "text", "<p>html</p>", redis_url)
+    assert other.get(KEY, redis_url) == (kept, "text", "<p>html</p>")
+    assert kept["day"] == date(2026, 11, 23)  # a date comes back a date (the digest's Reply-To needs it)
+    other.clear()
+    assert SharedRenders().get(KEY, redis_url) is None
+
+
+def test_without_redis_reachable_a_render_is_only_the_processs_own():
+    renders = SharedRenders()
+    url = "redis://127.0.0.1:1/0"  # nothing listens there
+    kept = renders.put(KEY, context(), "text", "", url)
+    assert SharedRenders().get(KEY, url) is None
+    assert renders.get(KEY, url) == (kept, "text", "")
