@@ -241,16 +241,24 @@ class Settings:
 
 
 def _dev_secret(var_dir: Path, name: str) -> str:
-    """A random secret generated once and kept in ``var/`` (development only)."""
+    """A random secret generated once and kept in ``var/`` (development only). Processes starting
+    at once agree on one: each writes its own file and links it into place (atomic, the first wins),
+    so none reads a half-written file or fails on the other's."""
     path = var_dir / name
     if path.exists():
         return path.read_text().strip()
     var_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    mine = var_dir / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
-        f.write(value)
-    return value
+        f.write(secrets.token_urlsafe(32))
+    try:
+        os.link(mine, path)
+    except FileExistsError:
+        pass  # another process made it first: theirs is the secret
+    finally:
+        mine.unlink()
+    return path.read_text().strip()
 
 
 LOG_FORMATS = ("auto", "json", "text")

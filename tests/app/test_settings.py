@@ -1,5 +1,7 @@
 import re
 import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -13,6 +15,25 @@ def test_development_generates_a_secret_once_and_keeps_it(tmp_path):
     assert len(first.secret_key) >= 32
     assert load(env).secret_key == first.secret_key
     assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_processes_starting_at_once_agree_on_one_development_secret(tmp_path):
+    # two pytest-xdist workers (or `donebox web` and `donebox worker`) loading the settings at the
+    # same moment on a fresh var/: one must not fail on the other's file or read it half written
+    def together(var_dir, n=8):
+        start = threading.Barrier(n)
+
+        def one():
+            start.wait()
+            return load({"VAR_DIR": str(var_dir)}).secret_key
+
+        with ThreadPoolExecutor(n) as pool:
+            return [f.result() for f in [pool.submit(one) for _ in range(n)]]
+
+    for i in range(40):
+        keys = together(tmp_path / str(i))
+        assert len(set(keys)) == 1 and len(keys[0]) >= 32, keys
+        assert sorted(p.name for p in (tmp_path / str(i)).iterdir()) == ["inbound_raw_token", "secret_key"]
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
