@@ -12,8 +12,9 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
+
+from common import wait_port  # noqa: F401 - bench/ is on sys.path; faults.py takes it from here
 
 BIN = Path(sys.executable).parent
 
@@ -39,17 +40,6 @@ class Ports:
                     continue
                 return port
         raise RuntimeError(f"no free port left up to {self.high}")
-
-
-def wait_port(port: int, timeout_s: float = 30) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def donebox(args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
@@ -99,7 +89,7 @@ class PrivateRedis:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_port(self.port)
+        wait_port(self.port, 30)
 
     def kill9(self) -> None:
         self.proc.kill()

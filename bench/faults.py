@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import put_section  # noqa: E402 - bench/ is on sys.path when run as a script
 from fault_env import (  # noqa: E402 - bench/ is on sys.path when run as a script
     Ports,
     PrivatePostgres,
@@ -160,7 +161,7 @@ def web_kill(ports: Ports, env: dict, to: str, db_url: str, n: int, var: Path) -
     started again at once; the clients retry whatever failed."""
     port = ports.take()
     web = donebox(["web", "--workers", "2", "--port", str(port)], var / "web.log", env)
-    wait_port(port)
+    wait_port(port, 30)
     provider = Provider(port, to)
     runner = threading.Thread(target=provider.post_all, args=(list(range(n)), 120))
     runner.start()
@@ -192,7 +193,7 @@ def disk_full(ports: Ports, var: Path, n: int) -> dict:
         to = inbound.prepare(env)
         port = ports.take()
         web = donebox(["web", "--port", str(port)], var / "web-disk.log", env)
-        wait_port(port)
+        wait_port(port, 30)
         provider = Provider(port, to, clients=4, pad=256 * 1024)
         provider.post_all(list(range(5)), 30)  # the database works (and its files grow a little)
         fs.fill()
@@ -602,15 +603,7 @@ def write_section(figures: dict) -> None:
         f"Python {sys.version.split()[0]}; {versions}; {pg}; Redis {redis.split('=')[-1]}).\n\n"
         f"{head}" + "\n".join(rows) + f"\n\n{NOTES}"
     )
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find("## Faults")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    put_section("## Faults", section)
 
 
 def main() -> None:

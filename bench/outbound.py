@@ -40,6 +40,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import put_section  # noqa: E402 - bench/ is on sys.path when run as a script
 from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a script
     ROOT,
     Workers,
@@ -641,15 +642,7 @@ def write_section(figures: dict) -> None:
         f"Python {sys.version.split()[0]}; {versions}; postfix smtp-sink/smtp-source from Debian).\n\n"
         f"| figure | value |\n|---|---|\n{rows}\n\n{NOTES}"
     )
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    start = text.find("## Outbound relay")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
+    put_section("## Outbound relay", section)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from common import wait_port  # noqa: F401 - bench/ is on sys.path; outbound.py takes it from here
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get(
     "BENCH_POSTGRES_URL", os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -40,17 +42,6 @@ def free_port() -> int:
                 continue
             return s.getsockname()[1]
     raise RuntimeError(f"no free port in BENCH_PORTS={PORTS}")
-
-
-def wait_port(port: int, timeout_s: float = 10) -> None:
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 def ensure_postfix_tools() -> None:
