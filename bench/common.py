@@ -22,13 +22,15 @@ def wait_port(port: int, timeout_s: float = 10) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def put_section(heading: str, section: str) -> None:
+def put_section(heading: str, section: str, keep_subsections: bool = False) -> None:
     """Put ``section`` (starting with ``heading``) in BENCHMARKS.md where the section of that
-    heading stands, up to the next ``## ``; at the end when there is none."""
+    heading stands, up to the next ``## `` (with ``keep_subsections``, up to the next heading of any
+    level, so hand-written ``### `` parts under it stay); at the end when there is none."""
     text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
     start = text.find(heading)
     if start >= 0:
-        end = text.find("\n## ", start + 1)
+        ends = [text.find(mark, start + 1) for mark in ("\n## ", "\n### ")[: 2 if keep_subsections else 1]]
+        end = min((e for e in ends if e >= 0), default=-1)
         text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section

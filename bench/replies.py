@@ -42,8 +42,9 @@ REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO  # the checkout whose parsers are measured (--project-path)
 OWN_CASES = REPO / "tests" / "fixtures" / "replies" / "cases.jsonl"
 SHARED = Path(os.environ.get("DONEBOX_SHARED", REPO.parent / "shared"))
-BENCHMARKS = REPO / "BENCHMARKS.md"
 SECTION = "## Reply extraction"
+
+from common import put_section  # noqa: E402 - bench/ is on sys.path when run as a script
 
 # extractor name -> the scorer's adapter class name and the distribution to report the version of
 LIBRARIES = {
@@ -209,13 +210,7 @@ def table(results, cases) -> str:
 def write_section(text: str) -> None:
     """Replace this benchmark's section of BENCHMARKS.md up to the next heading, keeping every other
     section and the hand-written subsections ("### ...") under it."""
-    old = BENCHMARKS.read_text(encoding="utf-8") if BENCHMARKS.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^##+ |\Z)", re.S | re.M)
-    if pattern.search(old):
-        new = pattern.sub(lambda _: text, old)
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    BENCHMARKS.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+    put_section(SECTION, text.rstrip("\n") + "\n", keep_subsections=True)
 
 
 def main(argv=None) -> int:
@@ -284,7 +279,7 @@ def main(argv=None) -> int:
         ]
     )
     write_section(section)
-    print(f"wrote={BENCHMARKS}")
+    print("wrote=BENCHMARKS.md")
     return 0
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common import put_section  # noqa: E402 - bench/ is on sys.path when run as a script
+
 PG_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 WORDS = "shipped reviewed fixed wrote paired planned migrated deployed tested refactored".split()
 
@@ -149,13 +151,7 @@ def write_section(n: int, results: dict, load: float) -> None:
         f"SQLAlchemy {sqlalchemy.__version__}.",
         "",
     ]
-    path = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    start = text.find("## Web: entry search")
-    if start >= 0:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + text[end + 1 if end >= 0 else len(text) :]
-    path.write_text(text.rstrip("\n") + "\n\n" + "\n".join(lines))
+    put_section("## Web: entry search", "\n".join(lines))
 
 
 if __name__ == "__main__":
