@@ -396,14 +396,17 @@ def db_cpu_s(db_url: str) -> float:
 
 
 WORKER_THREADS = 8  # `donebox worker`'s default
+FEW_THREADS = 2  # a second row of the full run: fewer threads contend less for the GIL
 
 
-def measure_processing(env: dict, db_url: str, seconds: float, log: Path) -> dict:
+def measure_processing(
+    env: dict, db_url: str, seconds: float, log: Path, threads: int = WORKER_THREADS
+) -> dict:
     """Messages processed per second by one ``donebox worker`` process on the queue intake left in
     Redis, over ``seconds`` once it has started (or until the queue is done); its CPU and the
     database's per message, from /proc."""
     total = sum(inbound_states(db_url).values())
-    worker = start_worker(env, log, WORKER_THREADS)
+    worker = start_worker(env, log, threads)
     try:
         deadline = time.monotonic() + 60
         while finished(inbound_states(db_url)) == 0:  # booted and past its first batch
@@ -508,6 +511,10 @@ def bench_db(kind: str, seconds: float, warmup: float, quick: bool) -> dict:
             finally:
                 web.stop()
             results["process"] = measure_processing(env, url, seconds, Path(tmp) / "worker.log")
+            if not quick:  # on what the first worker left in the queue
+                results["process_few"] = measure_processing(
+                    env, url, seconds, Path(tmp) / "worker-few.log", threads=FEW_THREADS
+                )
         finally:
             drop()
             clear_queues()
@@ -628,18 +635,24 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
             )
     lines += [
         "",
-        f"Processing: one `donebox worker --processes 1 --threads {WORKER_THREADS}` taking the queue "
+        "Processing: one `donebox worker --processes 1` (its default 8 threads, then 2) taking the queue "
         "that intake left in Redis (the web stopped), messages finished per second over the "
         "measured window; CPU per message from /proc.",
         "",
-        "| database | processed msgs/s per worker process | worker CPU ms per msg "
+        "| database | worker threads | processed msgs/s per worker process | worker CPU ms per msg "
         "| PostgreSQL CPU ms per msg | worker peak RSS MB |",
-        "|---|---|---|---|---|",
+        "|---|---|---|---|---|---|",
     ]
     for kind, r in all_results.items():
-        p = r["process"]
-        db_ms = f"{p['db_cpu_ms']:.2f}" if kind == "postgresql" else "-"
-        lines.append(f"| {kind} | {p['per_s']:.0f} | {p['cpu_ms']:.2f} | {db_ms} | {p['peak_rss_mb']:.0f} |")
+        for key, threads in (("process", WORKER_THREADS), ("process_few", FEW_THREADS)):
+            p = r.get(key)
+            if p is None:
+                continue
+            db_ms = f"{p['db_cpu_ms']:.2f}" if kind == "postgresql" else "-"
+            lines.append(
+                f"| {kind} | {threads} | {p['per_s']:.0f} | {p['cpu_ms']:.2f} | {db_ms} "
+                f"| {p['peak_rss_mb']:.0f} |"
+            )
     if "parse_mix_per_s" in summary:
         lines += [
             "",
@@ -715,7 +728,7 @@ def main() -> None:
         if args.soak >= 600:
             write_soak(kind, args.soak, r, (start_load, loadavg()))
         return
-    seconds, warmup = (3.0, 1.0) if args.quick else (15.0, 3.0)
+    seconds, warmup = (3.0, 0.5) if args.quick else (15.0, 3.0)
     all_results = {}
     for kind in kinds:
         r = bench_db(kind, seconds, warmup, args.quick)
@@ -736,6 +749,10 @@ def main() -> None:
         if kind == "postgresql":
             print(f"process_{kind}_db_cpu_ms_per_msg={pr['db_cpu_ms']:.2f}")
         print(f"worker_peak_rss_mb_{kind}={pr['peak_rss_mb']:.1f}")
+        if "process_few" in r:
+            few = r["process_few"]
+            print(f"process_{kind}_{FEW_THREADS}_threads_per_s={few['per_s']:.0f}")
+            print(f"process_{kind}_{FEW_THREADS}_threads_cpu_ms_per_msg={few['cpu_ms']:.2f}")
         print(f"process_{kind}_states={json.dumps(pr['states'])}", flush=True)
     c64 = [r["accept_c64"] for r in all_results.values()]
     summary = {
