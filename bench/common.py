@@ -1,8 +1,9 @@
-"""What every bench shares and that reads no settings at import: waiting for a port, and writing
-a bench's section into BENCHMARKS.md."""
+"""What every bench shares and that reads no settings at import: waiting for a port, writing a
+bench's section into BENCHMARKS.md, and what /proc tells of a process (CPU seconds, resident set)."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from pathlib import Path
@@ -35,3 +36,66 @@ def put_section(heading: str, section: str, keep_subsections: bool = False) -> N
     else:
         text = text.rstrip("\n") + "\n\n" + section
     BENCHMARKS.write_text(text)
+
+
+# ---- processes, read from /proc (Linux; 0 or nothing elsewhere) ---------------------------------
+
+
+def process_cpu_s(pid: int | str) -> float:
+    """CPU seconds (user + system) the process has used so far; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone, or not Linux
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def procs() -> dict[str, str]:
+    """Every process's command line, by pid."""
+    out = {}
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                out[pid] = (
+                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+                )
+            except OSError:
+                continue
+    return out
+
+
+def _status_mb(pid: int | str, field: str) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def peak_rss_mb(pid: int | str) -> float:
+    """The process's peak resident set (VmHWM), in MB; 0 when it is gone."""
+    return _status_mb(pid, "VmHWM:")
+
+
+def rss_mb(pid: int | str) -> float:
+    """The process's resident set now (VmRSS), in MB; 0 when it is gone."""
+    return _status_mb(pid, "VmRSS:")
+
+
+def group_pids(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (a server started with start_new_session)."""
+    out = []
+    for pid in procs():
+        try:
+            if os.getpgid(int(pid)) == pgid:
+                out.append(int(pid))
+        except OSError:
+            continue
+    return sorted(out)
+
+
+def postgres_pids(db: str) -> list[int]:
+    """The PostgreSQL backends connected to database ``db``."""
+    return [int(pid) for pid, cmd in procs().items() if cmd.startswith("postgres:") and f" {db} " in cmd]

@@ -1,14 +1,25 @@
-"""Inbound intake benchmark: durably accepted SendGrid-parsed POSTs per second, and processing rate.
+"""Inbound benchmark: durably accepted SendGrid-parsed POSTs per second and their latency, then
+messages processed per second by a real ``donebox worker`` process, on SQLite and on PostgreSQL.
 
-Runs the real ``donebox web`` (2 uvicorn workers, uvloop + httptools) on SQLite and on
-PostgreSQL, drives it with 16 and 64 keep-alive clients (a separate load-generator process),
-and in the same run measures the same server on an endpoint that parses the same form but
-stores nothing (the web stack's ceiling), then processing messages per second in one worker
-process: ``process_inbound_batch`` on groups of ids (how the web enqueues them) and, for
-comparison, ``process_inbound`` one id at a time. Prints one ``name=value`` line per figure;
-``--quick`` finishes in under a minute; a full run writes its section into BENCHMARKS.md.
+The real path: ``donebox web`` (2 uvicorn workers, uvloop + httptools) accepts each POST, commits
+it (group commit) and enqueues its group's ids on Redis (one ``process_inbound_batch`` message per
+committed group); a ``donebox worker --processes 1`` then takes them from Redis and processes
+them. Intake is driven with 16 and 64 keep-alive clients (a separate load-generator process), and
+in the same run the same server on an endpoint that parses the same form but stores nothing (the
+web stack's ceiling). Processing is measured after intake, on the queue it left: messages
+processed per second per worker process, and its CPU milliseconds per message from /proc (with
+the PostgreSQL backends' beside it). Each process kind's peak RSS (VmHWM) is printed too.
+
+``--soak SECONDS`` holds the 64-client load on one web (and the worker processing what it
+accepts) for SECONDS and samples every process's resident set every few seconds: start, end,
+peak and the growth slope over the second half, per kind.
+
+Prints one ``name=value`` line per figure; ``--quick`` finishes in under a minute; a full run
+writes its section into BENCHMARKS.md (bench/common.put_section), as does a soak of 10 minutes
+or more.
 
     .venv/bin/python bench/inbound.py --quick
+    .venv/bin/python bench/inbound.py --soak 600 --db postgresql
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +39,16 @@ import uuid
 from base64 import b64encode
 from datetime import date
 from pathlib import Path
+
+from common import (  # noqa: E402 - bench/ is on sys.path when run as a script
+    group_pids,
+    peak_rss_mb,
+    postgres_pids,
+    process_cpu_s,
+    put_section,
+    rss_mb,
+    wait_port,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -132,6 +154,7 @@ async def _load(
     if warmup:
         stop = time.monotonic() + warmup
         await asyncio.gather(*(_client(port, requests, counter, stop, [], []) for _ in range(clients)))
+    warm = counter[0]
     t0 = time.monotonic()
     await asyncio.gather(
         *(_client(port, requests, counter, t0 + seconds, lat, errors) for _ in range(clients))
@@ -147,6 +170,7 @@ async def _load(
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "requests": len(lat),
+        "warmup_requests": warm,
         "errors": len(errors),
         "statuses": sorted(set(errors))[:5],
     }
@@ -166,7 +190,7 @@ def loadgen_main(args) -> None:
     print(json.dumps(result))
 
 
-def run_load(port: int, path: str, clients: int, seconds: float, to: str, warmup: float) -> dict:
+def load_cmd(port: int, path: str, clients: int, seconds: float, to: str, warmup: float) -> list[str]:
     cmd = [
         sys.executable,
         __file__,
@@ -178,7 +202,11 @@ def run_load(port: int, path: str, clients: int, seconds: float, to: str, warmup
         "--clients",
         str(clients),
     ]
-    cmd += ["--seconds", str(seconds), "--to", to, "--warmup", str(warmup)]
+    return cmd + ["--seconds", str(seconds), "--to", to, "--warmup", str(warmup)]
+
+
+def run_load(port: int, path: str, clients: int, seconds: float, to: str, warmup: float) -> dict:
+    cmd = load_cmd(port, path, clients, seconds, to, warmup)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -187,9 +215,17 @@ def run_load(port: int, path: str, clients: int, seconds: float, to: str, warmup
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port: from BENCH_PORTS ("25500-25599") when set, else any the kernel gives."""
+    lo, _, hi = os.environ.get("BENCH_PORTS", "").partition("-")
+    candidates = range(int(lo), int(hi) + 1) if hi else [0]
+    for port in candidates:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
 
 
 def bench_env(db_url: str, var_dir: str) -> dict:
@@ -202,39 +238,93 @@ def bench_env(db_url: str, var_dir: str) -> dict:
         SENDGRID_INBOUND_AUTH=AUTH,
         REPLY_DOMAIN="reply.bench",
         INBOUND_RAW_TOKEN="bench-raw",
+        REDIS_URL=REDIS,  # the web enqueues each committed group; the worker takes it from there
     )
-    if redis_ok():
-        env["REDIS_URL"] = REDIS  # the web only enqueues; processing is measured on its own below
     return env
 
 
-def redis_ok() -> bool:
-    try:
-        import redis
+def clear_queues() -> None:
+    """Drop what an earlier run left in the bench's Redis database (the donebox namespace only)."""
+    import redis
 
-        redis.Redis.from_url(REDIS, socket_connect_timeout=1).ping()
-        return True
-    except Exception:  # noqa: BLE001
-        return False
+    r = redis.Redis.from_url(REDIS, socket_connect_timeout=2)
+    r.ping()  # the bench needs Redis: say so at once
+    keys = list(r.scan_iter("donebox:*", count=1000))
+    if keys:
+        r.delete(*keys)
 
 
-def start_web(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [str(BIN / "donebox"), "web", "--workers", "2", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+class Server:
+    """A donebox command in its own process group: its processes' CPU seconds and resident sets."""
+
+    def __init__(self, args: list[str], env: dict, log: Path):
+        self.out = open(log, "ab")  # noqa: SIM115 - kept open for the process's lifetime
+        self.proc = subprocess.Popen(
+            [str(BIN / "donebox"), *args],
+            env=env,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.log = log
+
+    def pids(self) -> list[int]:
+        return group_pids(self.proc.pid)
+
+    def children(self) -> list[int]:
+        """The processes doing the work (uvicorn's or Dramatiq's worker processes), not the parent."""
+        return [p for p in self.pids() if p != self.proc.pid] or [self.proc.pid]
+
+    def cpu_s(self) -> float:
+        return sum(process_cpu_s(p) for p in self.pids())
+
+    def peak_rss_mb(self) -> float:
+        """The largest peak resident set (VmHWM) among its processes, in MB."""
+        return max((peak_rss_mb(p) for p in self.pids()), default=0.0)
+
+    def rss_mb(self) -> float:
+        """The largest resident set now among its working processes, in MB."""
+        return max((rss_mb(p) for p in self.children()), default=0.0)
+
+    def failed(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:]
+
+    def stop(self) -> None:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                time.sleep(1.0)  # both workers up
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("donebox web did not start: " + proc.stderr.read().decode()[-2000:])
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(30)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.out.close()
+
+
+def start_web(env: dict, port: int, log: Path, workers: int = 2) -> Server:
+    web = Server(["web", "--workers", str(workers), "--port", str(port)], env, log)
+    try:
+        wait_port(port, 120)  # imports and the start-up checks take a while on a busy machine
+    except RuntimeError:
+        web.stop()
+        raise RuntimeError("donebox web did not start: " + web.failed()) from None
+    deadline = time.monotonic() + 10
+    while len(web.pids()) < workers + 1 and time.monotonic() < deadline:  # every worker up
+        time.sleep(0.1)
+    time.sleep(0.5)
+    return web
+
+
+def start_worker(env: dict, log: Path, threads: int) -> Server:
+    """``donebox worker --processes 1``, returned once its worker process is ready."""
+    worker = Server(["worker", "--processes", "1", "--threads", str(threads)], env, log)
+    deadline = time.monotonic() + 120
+    while "Worker process is ready for action" not in log.read_text(errors="replace"):
+        if worker.proc.poll() is not None or time.monotonic() > deadline:
+            worker.stop()
+            raise RuntimeError("donebox worker did not start: " + worker.failed())
+        time.sleep(0.2)
+    return worker
 
 
 def setup_database(kind: str, tmp: str) -> tuple[str, callable]:
@@ -277,46 +367,75 @@ with session() as s:
     return out.stdout.strip().splitlines()[-1]
 
 
-GROUP = 32  # ids per process_inbound_batch message in the benchmark (the web sends one per committed group)
+def inbound_states(db_url: str) -> dict[str, int]:
+    """How many inbound messages are in each state (read straight from the database)."""
+    sql = "select state, count(*) from inboundmessage group by state"
+    if db_url.startswith("sqlite"):
+        import sqlite3
+
+        conn = sqlite3.connect(db_url.split("///", 1)[1], timeout=30)
+        try:
+            return dict(conn.execute(sql).fetchall())
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return dict(conn.execute(sql).fetchall())
 
 
-def measure_processing(env: dict, seconds: float, batch: int) -> dict:
-    """Messages/s in one worker process with 8 threads on the stored rows: process_inbound_batch
-    on groups of ``batch`` ids (how the web enqueues them), or process_inbound per id (batch 1)."""
-    code = f"""
-import time, json
-from concurrent.futures import ThreadPoolExecutor
-from sqlalchemy import select
-from app.db import session
-from app.models import InboundMessage
-from jobs.actors import process_inbound, process_inbound_batch
-with session() as s:
-    ids = list(s.execute(select(InboundMessage.id).where(InboundMessage.state == 'received')).scalars())
-batch = {batch}
-if batch == 1:
-    work, run = ids, process_inbound.fn
-else:
-    work, run = [ids[i:i + batch] for i in range(0, len(ids), batch)], process_inbound_batch.fn
-import resource
-t0 = time.monotonic(); done = 0
-cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-with ThreadPoolExecutor(8) as pool:
-    for i in range(0, len(work), 64):
-        chunk = work[i:i + 64]
-        list(pool.map(run, chunk)); done += sum(len(g) for g in chunk) if batch > 1 else len(chunk)
-        if time.monotonic() - t0 > {seconds}: break
-elapsed = time.monotonic() - t0
-cpu1 = resource.getrusage(resource.RUSAGE_SELF)
-cpu_ms = 1000 * ((cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)) / max(done, 1)
-with session() as s:
-    states = dict((st, n) for st, n in s.execute(
-        __import__('sqlalchemy').text('select state, count(*) from inboundmessage group by state')).all())
-print(json.dumps({{"per_s": done / elapsed, "done": done, "cpu_ms": cpu_ms, "states": states}}))
-"""
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
-    if out.returncode:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def finished(states: dict[str, int]) -> int:
+    return sum(n for st, n in states.items() if st not in ("received", "processing"))
+
+
+def db_cpu_s(db_url: str) -> float:
+    """CPU seconds of the PostgreSQL backends of the bench database (0 on SQLite)."""
+    if db_url.startswith("sqlite"):
+        return 0.0
+    return sum(process_cpu_s(p) for p in postgres_pids(db_url.rsplit("/", 1)[1]))
+
+
+WORKER_THREADS = 8  # `donebox worker`'s default
+FEW_THREADS = 2  # a second row of the full run: fewer threads contend less for the GIL
+
+
+def measure_processing(
+    env: dict, db_url: str, seconds: float, log: Path, threads: int = WORKER_THREADS
+) -> dict:
+    """Messages processed per second by one ``donebox worker`` process on the queue intake left in
+    Redis, over ``seconds`` once it has started (or until the queue is done); its CPU and the
+    database's per message, from /proc."""
+    total = sum(inbound_states(db_url).values())
+    worker = start_worker(env, log, threads)
+    try:
+        deadline = time.monotonic() + 60
+        while finished(inbound_states(db_url)) == 0:  # booted and past its first batch
+            if worker.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("donebox worker processed nothing: " + worker.failed())
+            time.sleep(0.1)
+        t0, n0, cpu0, db0 = (
+            time.monotonic(),
+            finished(inbound_states(db_url)),
+            worker.cpu_s(),
+            db_cpu_s(db_url),
+        )
+        n1 = n0
+        while time.monotonic() - t0 < seconds and n1 < total:
+            time.sleep(0.25)
+            n1 = finished(inbound_states(db_url))
+        t1, cpu1, db1 = time.monotonic(), worker.cpu_s(), db_cpu_s(db_url)
+        done = max(n1 - n0, 1)
+        result = {
+            "per_s": done / (t1 - t0),
+            "done": done,
+            "cpu_ms": 1000 * (cpu1 - cpu0) / done,
+            "db_cpu_ms": 1000 * (db1 - db0) / done,
+            "peak_rss_mb": worker.peak_rss_mb(),
+        }
+    finally:
+        worker.stop()
+    result["states"] = inbound_states(db_url)
+    return result
 
 
 CORPUS = Path(os.environ.get("BENCH_MIME_CORPUS", "/work/shared/corpus/mime"))
@@ -362,31 +481,114 @@ print(json.dumps({{"per_s": len(mails) / best, "messages": len(mails), "bytes": 
 # ---- the run ------------------------------------------------------------------------------------
 
 
+def intake(web: Server, port: int, path: str, clients: int, seconds: float, to: str, warmup: float) -> dict:
+    """One load run against ``web``, with the web processes' CPU milliseconds per answered request."""
+    cpu0 = web.cpu_s()
+    r = run_load(port, path, clients, seconds, to, warmup)
+    r["web_cpu_ms"] = 1000 * (web.cpu_s() - cpu0) / max(r["requests"] + r.get("warmup_requests", 0), 1)
+    return r
+
+
 def bench_db(kind: str, seconds: float, warmup: float, quick: bool) -> dict:
     results = {}
     with tempfile.TemporaryDirectory(prefix="donebox-bench-") as tmp:
         url, drop = setup_database(kind, tmp)
         try:
+            clear_queues()
             env = bench_env(url, tmp)
             to = prepare(env)
             port = free_port()
-            web = start_web(env, port)
+            web = start_web(env, port, Path(tmp) / "web.log")
             try:
                 for clients in (16, 64):
-                    results[f"accept_c{clients}"] = run_load(
-                        port, "/inbound/sendgrid", clients, seconds, to, warmup
+                    results[f"accept_c{clients}"] = intake(
+                        web, port, "/inbound/sendgrid", clients, seconds, to, warmup
                     )
-                results["parse_only_c64"] = run_load(
-                    port, "/dev/inbound/sendgrid/parse-only", 64, seconds, to, warmup
+                results["parse_only_c64"] = intake(
+                    web, port, "/dev/inbound/sendgrid/parse-only", 64, seconds, to, warmup
                 )
+                results["web_peak_rss_mb"] = web.peak_rss_mb()
             finally:
-                web.terminate()
-                web.wait(timeout=30)
-            results["process"] = measure_processing(env, seconds, GROUP)
-            results["process_single"] = measure_processing(env, seconds, 1)
+                web.stop()
+            results["process"] = measure_processing(env, url, seconds, Path(tmp) / "worker.log")
+            if not quick:  # on what the first worker left in the queue
+                results["process_few"] = measure_processing(
+                    env, url, seconds, Path(tmp) / "worker-few.log", threads=FEW_THREADS
+                )
         finally:
             drop()
+            clear_queues()
     return results
+
+
+def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares growth of (seconds, MB) samples, in MB per minute."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mv = sum(v for _, v in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    return 60 * sum((t - mt) * (v - mv) for t, v in samples) / var if var else 0.0
+
+
+SOAK_SAMPLE_S = 5.0
+
+
+def soak(kind: str, seconds: float) -> dict:
+    """Hold 64 clients on one web (2 uvicorn workers) with a worker processing what it accepts, for
+    ``seconds``; the largest web and worker process's resident set every SOAK_SAMPLE_S."""
+    out: dict = {}
+    with tempfile.TemporaryDirectory(prefix="donebox-soak-") as tmp:
+        url, drop = setup_database(kind, tmp)
+        try:
+            clear_queues()
+            env = bench_env(url, tmp)
+            to = prepare(env)
+            port = free_port()
+            web = start_web(env, port, Path(tmp) / "web.log")
+            worker = start_worker(env, Path(tmp) / "worker.log", WORKER_THREADS)
+            samples: dict[str, list[tuple[float, float]]] = {"web": [], "worker": []}
+            try:
+                load = subprocess.Popen(
+                    load_cmd(port, "/inbound/sendgrid", 64, seconds, to, 0.0),
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                t0 = time.monotonic()
+                cpu0 = {"web": web.cpu_s(), "worker": worker.cpu_s()}
+                while load.poll() is None:
+                    t = time.monotonic() - t0
+                    samples["web"].append((t, web.rss_mb()))
+                    samples["worker"].append((t, worker.rss_mb()))
+                    time.sleep(SOAK_SAMPLE_S)
+                result = json.loads(load.stdout.read().strip().splitlines()[-1])
+                elapsed = time.monotonic() - t0
+                for name, server in (("web", web), ("worker", worker)):
+                    rows = samples[name]
+                    out[f"{name}_rss_start_mb"] = rows[0][1] if rows else 0.0
+                    out[f"{name}_rss_end_mb"] = rows[-1][1] if rows else 0.0
+                    out[f"{name}_rss_peak_mb"] = server.peak_rss_mb()
+                    out[f"{name}_rss_slope_mb_per_min"] = slope_mb_per_min(
+                        [(t, v) for t, v in rows if t >= seconds / 2]
+                    )
+                    out[f"{name}_cpu_s"] = server.cpu_s() - cpu0[name]
+                states = inbound_states(url)
+                out.update(
+                    accepted_per_s=result["per_s"],
+                    p99_ms=result["p99_ms"],
+                    errors=result["errors"],
+                    processed_per_s=finished(states) / elapsed,
+                    backlog=states.get("received", 0) + states.get("processing", 0),
+                    samples=len(samples["web"]),
+                )
+            finally:
+                worker.stop()
+                web.stop()
+        finally:
+            drop()
+            clear_queues()
+    return out
 
 
 def loadavg() -> str:
@@ -397,28 +599,31 @@ def versions() -> str:
     from importlib.metadata import version
 
     parts = [f"Python {platform.python_version()}"]
-    for pkg in ("starlette", "uvicorn", "sqlalchemy", "psycopg", "python-multipart", "flanker"):
+    for pkg in ("starlette", "uvicorn", "sqlalchemy", "psycopg", "python-multipart", "flanker", "dramatiq"):
         parts.append(f"{pkg} {version(pkg)}")
     return ", ".join(parts)
 
 
+HEADING = "## Inbound intake"
+SOAK_HEADING = "## Inbound memory under load"
+
+
 def write_benchmarks(all_results: dict, summary: dict) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     lines = [
-        "## Inbound intake",
+        HEADING,
         "",
         f"`bench/inbound.py` on {date.today().isoformat()}, {os.cpu_count()} cores, "
-        f"loadavg {summary['loadavg']} at the end (the bench's own processes included), {versions()}.",
+        f"loadavg {summary['loadavg_start']} before and {summary['loadavg']} at the end (the bench's "
+        f"own processes included), {versions()}.",
         "`donebox web --workers 2` (uvloop + httptools); ~8 KB SendGrid parsed-mode multipart POSTs, "
         "each a new mail, Basic auth; keep-alive clients in a separate process on the same machine. "
+        "Each committed group's ids go to Redis as one `process_inbound_batch` message. "
         "*parse-only* is the same server on an endpoint that authenticates and parses the same form "
-        "but stores nothing.",
+        "but stores nothing. Web CPU is all the web's processes' (from /proc) per answered request.",
         "",
-        "| database | clients | accepted/s | p50 ms | p99 ms | parse-only/s (64 clients) "
-        f"| accept / parse-only | processed msgs/s (1 process, 8 threads, groups of {GROUP}) "
-        "| worker CPU ms per processed msg | processed msgs/s one id at a time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| database | clients | accepted/s | p50 ms | p99 ms | web CPU ms per request "
+        "| parse-only/s (64 clients) | accept / parse-only | web peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, r in all_results.items():
         for clients in (16, 64):
@@ -426,9 +631,27 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
             po = r["parse_only_c64"]["per_s"]
             lines.append(
                 f"| {kind} | {clients} | {a['per_s']:.0f} | {a['p50_ms']:.1f} | {a['p99_ms']:.1f} "
-                f"| {po:.0f} | {a['per_s'] / po:.2f} | {r['process']['per_s']:.0f} "
-                f"| {r['process']['cpu_ms']:.2f} "
-                f"| {r['process_single']['per_s']:.0f} |"
+                f"| {a['web_cpu_ms']:.2f} | {po:.0f} | {a['per_s'] / po:.2f} | {r['web_peak_rss_mb']:.0f} |"
+            )
+    lines += [
+        "",
+        "Processing: one `donebox worker --processes 1` (its default 8 threads, then 2) taking the queue "
+        "that intake left in Redis (the web stopped), messages finished per second over the "
+        "measured window; CPU per message from /proc.",
+        "",
+        "| database | worker threads | processed msgs/s per worker process | worker CPU ms per msg "
+        "| PostgreSQL CPU ms per msg | worker peak RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for kind, r in all_results.items():
+        for key, threads in (("process", WORKER_THREADS), ("process_few", FEW_THREADS)):
+            p = r.get(key)
+            if p is None:
+                continue
+            db_ms = f"{p['db_cpu_ms']:.2f}" if kind == "postgresql" else "-"
+            lines.append(
+                f"| {kind} | {threads} | {p['per_s']:.0f} | {p['cpu_ms']:.2f} | {db_ms} "
+                f"| {p['peak_rss_mb']:.0f} |"
             )
     if "parse_mix_per_s" in summary:
         lines += [
@@ -437,20 +660,53 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
             "MIME corpus, CPython's email test data, tests/fixtures/raw), one thread, best pass: "
             f"{summary['parse_mix_per_s']:.0f} messages per CPU second.",
         ]
-    section = "\n".join(lines) + "\n\n"
-    start = text.find("## Inbound intake")
-    if start == -1:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = text.find("\n## ", start + 1)
-        text = text[:start] + section + (text[end + 1 :] if end != -1 else "")
-    path.write_text(text)
+    put_section(HEADING, "\n".join(lines) + "\n\n")
+
+
+def write_soak(kind: str, seconds: float, r: dict, load: tuple[str, str]) -> None:
+    lines = [
+        SOAK_HEADING,
+        "",
+        f"`bench/inbound.py --soak {seconds:.0f} --db {kind}` on {date.today().isoformat()}, loadavg "
+        f"{load[0]} before and {load[1]} at the end (this run's processes and others' work), {versions()}. "
+        "64 keep-alive clients on `donebox web --workers 2` while one `donebox worker --processes 1` "
+        f"processes what it accepts; the largest web and worker process's resident set every "
+        f"{SOAK_SAMPLE_S:.0f} s, its growth fitted over the second half.",
+        "",
+        "| process | RSS at start MB | RSS at end MB | peak RSS MB | growth over the second half MB/min |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("web", "worker"):
+        lines.append(
+            f"| {name} | {r[f'{name}_rss_start_mb']:.0f} | {r[f'{name}_rss_end_mb']:.0f} "
+            f"| {r[f'{name}_rss_peak_mb']:.0f} | {r[f'{name}_rss_slope_mb_per_min']:.2f} |"
+        )
+    lines += [
+        "",
+        f"Meanwhile: {r['accepted_per_s']:.0f} accepted/s (p99 {r['p99_ms']:.0f} ms), "
+        f"{r['processed_per_s']:.0f} processed/s, {r['backlog']} still queued at the end.",
+    ]
+    put_section(SOAK_HEADING, "\n".join(lines) + "\n\n")
+
+
+def print_soak(r: dict) -> None:
+    for name in ("web", "worker"):
+        for key in ("rss_start_mb", "rss_end_mb", "rss_peak_mb", "rss_slope_mb_per_min"):
+            print(f"{name}_{key}={r[f'{name}_{key}']:.2f}")
+        print(f"{name}_cpu_s={r[f'{name}_cpu_s']:.1f}")
+    print(f"soak_accepted_per_s={r['accepted_per_s']:.0f}")
+    print(f"soak_p99_ms={r['p99_ms']:.1f}")
+    print(f"soak_errors={r['errors']}")
+    print(f"soak_processed_per_s={r['processed_per_s']:.0f}")
+    print(f"soak_backlog={r['backlog']}")
+    print(f"soak_samples={r['samples']}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short runs (under a minute), no BENCHMARKS.md")
     p.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    p.add_argument("--soak", type=float, metavar="SECONDS", help="hold 64 clients this long; sample RSS")
     p.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     for opt, typ in (("--port", int), ("--path", str), ("--clients", int), ("--seconds", float)):
         p.add_argument(opt, type=typ, help=argparse.SUPPRESS)
@@ -460,8 +716,19 @@ def main() -> None:
     if args.loadgen:
         loadgen_main(args)
         return
-    seconds, warmup = (3.0, 1.0) if args.quick else (15.0, 3.0)
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    start_load = loadavg()
+    if args.soak:
+        kind = "postgresql" if args.db == "both" else args.db
+        r = soak(kind, args.soak)
+        print(f"soak_db={kind}")
+        print_soak(r)
+        print(f"loadavg_start={start_load}")
+        print(f"loadavg={loadavg()}")
+        if args.soak >= 600:
+            write_soak(kind, args.soak, r, (start_load, loadavg()))
+        return
+    seconds, warmup = (3.0, 0.5) if args.quick else (15.0, 3.0)
     all_results = {}
     for kind in kinds:
         r = bench_db(kind, seconds, warmup, args.quick)
@@ -471,20 +738,29 @@ def main() -> None:
             print(f"accept_{kind}_c{clients}_per_s={a['per_s']:.0f}")
             print(f"accept_{kind}_c{clients}_p50_ms={a['p50_ms']:.1f}")
             print(f"accept_{kind}_c{clients}_p99_ms={a['p99_ms']:.1f}")
+            print(f"accept_{kind}_c{clients}_web_cpu_ms={a['web_cpu_ms']:.2f}")
             if a["errors"]:
                 print(f"accept_{kind}_c{clients}_errors={a['errors']} statuses={a['statuses']}")
         print(f"parse_only_{kind}_per_s={r['parse_only_c64']['per_s']:.0f}")
-        print(f"process_{kind}_per_s={r['process']['per_s']:.0f}")
-        print(f"process_single_{kind}_per_s={r['process_single']['per_s']:.0f}")
-        print(f"process_{kind}_cpu_ms_per_msg={r['process']['cpu_ms']:.2f}")
-        print(f"process_{kind}_states={json.dumps(r['process']['states'])}", flush=True)
+        print(f"web_peak_rss_mb_{kind}={r['web_peak_rss_mb']:.1f}")
+        pr = r["process"]
+        print(f"process_{kind}_per_s={pr['per_s']:.0f}")
+        print(f"process_{kind}_cpu_ms_per_msg={pr['cpu_ms']:.2f}")
+        if kind == "postgresql":
+            print(f"process_{kind}_db_cpu_ms_per_msg={pr['db_cpu_ms']:.2f}")
+        print(f"worker_peak_rss_mb_{kind}={pr['peak_rss_mb']:.1f}")
+        if "process_few" in r:
+            few = r["process_few"]
+            print(f"process_{kind}_{FEW_THREADS}_threads_per_s={few['per_s']:.0f}")
+            print(f"process_{kind}_{FEW_THREADS}_threads_cpu_ms_per_msg={few['cpu_ms']:.2f}")
+        print(f"process_{kind}_states={json.dumps(pr['states'])}", flush=True)
     c64 = [r["accept_c64"] for r in all_results.values()]
     summary = {
         "accept_per_s": min(a["per_s"] for a in c64),
         "accept_p99_ms": max(a["p99_ms"] for a in c64),
         "parse_only_per_s": min(r["parse_only_c64"]["per_s"] for r in all_results.values()),
         "process_per_s": min(r["process"]["per_s"] for r in all_results.values()),
-        "loadavg": loadavg(),
+        "loadavg_start": start_load,
     }
     print(f"accept_per_s={summary['accept_per_s']:.0f}")
     print(f"accept_p99_ms={summary['accept_p99_ms']:.1f}")
@@ -495,6 +771,8 @@ def main() -> None:
     summary["parse_mix_per_s"], summary["parse_mix_messages"] = mix["per_s"], mix["messages"]
     print(f"parse_mix_per_s={mix['per_s']:.0f}")
     print(f"parse_mix_messages={mix['messages']}")
+    summary["loadavg"] = loadavg()
+    print(f"loadavg_start={start_load}")
     print(f"loadavg={summary['loadavg']}")
     if not args.quick:
         write_benchmarks(all_results, summary)

@@ -15,7 +15,12 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from common import wait_port  # noqa: F401 - bench/ is on sys.path; outbound.py takes it from here
+from common import (  # noqa: F401 - bench/ is on sys.path; outbound.py takes these from here
+    peak_rss_mb,
+    process_cpu_s,
+    wait_port,
+)
+from common import procs as _procs
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get(
@@ -240,38 +245,6 @@ class Workers:
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
         self.procs = []
-
-
-def process_cpu_s(pid: int | str) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:  # gone, or not Linux
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _procs() -> dict[str, str]:
-    out = {}
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                out[pid] = (
-                    Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-                )
-            except OSError:
-                continue
-    return out
-
-
-def peak_rss_mb(pid: int | str) -> float:
-    """The process's peak resident set (VmHWM), in MB; 0 when it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def pids_by_kind(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[str, list[int]]:

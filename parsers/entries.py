@@ -34,8 +34,11 @@ _GREETING = re.compile(
     re.I,
 )
 _SEPARATOR = re.compile(r"^[\s\-_=*~—–#]*$")
-_TAG = re.compile(r"(?<![\w&#/])#([^\W\d_][\w-]*\w|[^\W\d_])")
-_MENTION = re.compile(r"(?<![\w.@/])@([A-Za-z0-9_](?:[\w.-]*[\w])?)")
+# The sign comes first and what may not stand before it is looked behind from after it: a pattern
+# that starts with a literal is searched for that character (fast), one that starts with a
+# look-behind is tried at every position of the text (about 40x slower on a 4,000-character line).
+_TAG = re.compile(r"#(?<![\w&#/]#)([^\W\d_][\w-]*\w|[^\W\d_])")
+_MENTION = re.compile(r"@(?<![\w.@/]@)([A-Za-z0-9_](?:[\w.-]*[\w])?)")
 _SENTENCE_END = re.compile(r"[.!?:;]\s*$")
 
 

@@ -1,12 +1,14 @@
 """Splitting a reply's text into entry drafts."""
 
+import re
+import time
 from dataclasses import FrozenInstanceError
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parsers.entries import EntryDraft, split_entries
+from parsers.entries import EntryDraft, split_entries, tags_and_mentions
 
 
 def texts(text):
@@ -117,3 +119,25 @@ def test_arbitrary_text_never_raises_and_gives_clean_drafts(text):
     for entry in split_entries(text):
         assert entry.text and entry.text == entry.text.strip()
         assert entry.kind in ("done", "goal", "blocker")
+
+
+# the patterns as they were written first (look-behind first): the rules the faster ones keep
+_TAG_RULE = re.compile(r"(?<![\w&#/])#([^\W\d_][\w-]*\w|[^\W\d_])")
+_MENTION_RULE = re.compile(r"(?<![\w.@/])@([A-Za-z0-9_](?:[\w.-]*[\w])?)")
+
+
+@given(st.text(alphabet=st.sampled_from("#@&/._-aZé9 \n"), max_size=60))
+def test_tags_and_mentions_keep_the_look_behind_rules(text):
+    tags, mentions = tags_and_mentions(text)
+    assert tags == tuple(dict.fromkeys(t.lower() for t in _TAG_RULE.findall(text)))
+    assert mentions == tuple(dict.fromkeys(_MENTION_RULE.findall(text)))
+
+
+def test_tags_and_mentions_of_a_long_line_cost_little_cpu():
+    # a 4,000-character reply line: the look-behind-first patterns took about 0.9 ms of CPU a call
+    # (tried at every position), the sign-first ones about 0.08 ms
+    line = ("Shipped the export; reviewed #42 with @bob; paired on the importer. " * 60)[:4000]
+    cpu = time.process_time()
+    for _ in range(300):
+        assert tags_and_mentions(line) == ((), ("bob",))
+    assert time.process_time() - cpu < 0.15  # 0.5 ms a call: room for a slow machine either way

@@ -1,0 +1,39 @@
+"""What the benches read from /proc (bench/common.py) and the inbound soak's growth fit."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import common  # noqa: E402 - bench/ is not a package
+import inbound  # noqa: E402
+
+
+def test_resident_sets_of_a_live_process():
+    assert 0 < common.rss_mb(os.getpid()) <= common.peak_rss_mb(os.getpid())
+
+
+def test_a_gone_process_reads_as_zero():
+    assert common.rss_mb(2**31 - 1) == common.peak_rss_mb(2**31 - 1) == common.process_cpu_s(2**31 - 1) == 0
+
+
+def test_cpu_seconds_grow_with_work():
+    before = common.process_cpu_s(os.getpid())
+    end = time.process_time() + 0.05
+    while time.process_time() < end:
+        pass
+    assert common.process_cpu_s(os.getpid()) > before
+
+
+def test_a_process_group_holds_this_process():
+    assert os.getpid() in common.group_pids(os.getpgid(0))
+
+
+def test_growth_is_fitted_in_mb_per_minute():
+    assert inbound.slope_mb_per_min([(t, 100 + t / 30) for t in range(0, 300, 5)]) == pytest.approx(2.0)
+    assert inbound.slope_mb_per_min([(0, 5.0)]) == 0.0
