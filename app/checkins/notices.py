@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
 from app.checkins.schedules import pauses_of
@@ -178,24 +178,21 @@ def still_blocked_many(
     s: Session, asks: Iterable[tuple[int, datetime]]
 ) -> dict[tuple[int, datetime], list[Entry]]:
     """{(member id, at): ``still_blocked(s, member id, at=at)``} in one query: each member's first
-    MAX_STILL_BLOCKED open blockers as of their latest ``at``; an earlier ``at`` lists those of them
-    written early enough (they come first: the order is by time)."""
+    MAX_STILL_BLOCKED open blockers as of the latest ``at`` asked; an earlier ``at`` lists those of
+    them written early enough (they come first, the order being by time: the same list)."""
     asks = set(asks)
-    latest: dict[int, datetime] = {}
-    for mid, at in asks:
-        latest[mid] = max(at, latest.get(mid, at))
-    if not latest:
+    if not asks:
         return {}
-    cond = or_(
-        *(
-            and_(Entry.member_id == mid, Entry.created_at <= at - STILL_BLOCKED_AFTER)
-            for mid, at in latest.items()
-        )
-    )
-    n = func.row_number().over(partition_by=Entry.member_id, order_by=(Entry.created_at, Entry.id)).label("n")
+    latest = max(at for _, at in asks)
+    n = func.row_number().over(partition_by=Entry.member_id, order_by=(Entry.created_at, Entry.id))
     ranked = (
-        select(Entry.id, n)
-        .where(Entry.member_id.in_(list(latest)), Entry.kind == "blocker", Entry.resolved_at.is_(None), cond)
+        select(Entry.id, n.label("n"))
+        .where(
+            Entry.member_id.in_({mid for mid, _ in asks}),
+            Entry.kind == "blocker",
+            Entry.resolved_at.is_(None),
+            Entry.created_at <= latest - STILL_BLOCKED_AFTER,
+        )
         .subquery()
     )
     rows = s.execute(

@@ -162,3 +162,37 @@ def test_a_batch_reads_as_many_times_however_many_teams_it_holds(db, kind):
     _, many = batch_renders(big)
     assert many == few
     assert few <= 16  # teams and options, members, entries, pauses, reminders, comments, goals, BEGINs
+
+
+def test_open_blockers_read_at_once_are_each_reminders_own(db):
+    from app.checkins.notices import MAX_STILL_BLOCKED, still_blocked, still_blocked_many
+
+    made = datetime(2026, 11, 24, 7, 0, tzinfo=UTC)
+    with session() as s:
+        t = Team(name="Blocked", timezone="UTC", created_at=made)
+        s.add(t)
+        s.flush()
+        ms = [
+            Member(team_id=t.id, email=f"b{k}@example.net", name=f"B {k}", created_at=made) for k in range(3)
+        ]
+        s.add_all(ms)
+        s.flush()
+        for k in range(MAX_STILL_BLOCKED + 5):  # one a day, more than a reminder lists
+            for m in ms[:2]:
+                at = made - timedelta(days=k + 1, hours=m.id % 3)
+                s.add(
+                    Entry(
+                        team_id=t.id,
+                        member_id=m.id,
+                        day=at.date(),
+                        text=f"B{k}",
+                        kind="blocker",
+                        created_at=at,
+                    )
+                )
+        s.flush()
+        asks = [(m.id, made - timedelta(days=d)) for m in ms for d in (0, 3, 9, 30)]
+        many = still_blocked_many(s, asks)
+        for mid, at in asks:
+            assert [e.id for e in many[mid, at]] == [e.id for e in still_blocked(s, mid, at=at)]
+        assert len(many[ms[0].id, made]) == MAX_STILL_BLOCKED and many[ms[2].id, made] == []
