@@ -20,10 +20,13 @@ machine they are less sensitive to load than the rates. ``loadavg_*`` tells how 
 
     python bench/outbound.py --quick      # under a minute
     python bench/outbound.py              # full run, writes "## Outbound relay" into BENCHMARKS.md
+    python bench/outbound.py --steps 1000 # the per-step profile alone (worker and PostgreSQL CPU)
+    python bench/outbound.py --soak 600   # a worker's RSS over a 10-minute realistic send
 
 Environment: BENCH_POSTGRES_URL (default TEST_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test),
 BENCH_REDIS_URL (default redis://127.0.0.1:6379/12; the db is flushed), BENCH_PORTS (a range such as
-24000-24999 the servers listen in; default: any free port).
+24000-24999 the servers listen in; default: any free port), BENCH_LEASE_S (the workers' LEASE_S,
+default 5).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from common import put_section  # noqa: E402 - bench/ is on sys.path when run as
 from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a script
     ROOT,
     Workers,
+    _procs,
     count_states,
     cpu_seconds,
     drop_database,
@@ -56,6 +60,7 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     peak_rss_mb,
     pids_by_kind,
     process_cpu_s,
+    rss_mb,
     set_sender,
     setup_environment,
     smtp_sink,
@@ -187,6 +192,7 @@ def profile(n: int, tag: str = "profile") -> tuple[dict[str, float], int]:
     pipeline.record = timed("record", saved_record)
     ids = fair_order(make_mix(n, tag, seed=7))
     n = len(ids)
+    pg0 = _postgres_cpu_s()
     t0 = time.process_time()
     try:
         for i in range(0, n, pipeline.CLAIM_BATCH):
@@ -197,7 +203,81 @@ def profile(n: int, tag: str = "profile") -> tuple[dict[str, float], int]:
     total = time.process_time() - t0
     out = {k: v * 1000 / n for k, v in timings.items()}
     out["total"] = total * 1000 / n
+    out["postgres"] = (_postgres_cpu_s() - pg0) * 1000 / n
     return out, sizes[0]
+
+
+def _postgres_cpu_s() -> float:
+    """CPU seconds of the PostgreSQL backends of the bench database so far."""
+    db = os.environ["DATABASE_URL"].rsplit("/", 1)[1]
+    return sum(
+        process_cpu_s(pid)
+        for pid, cmd in _procs().items()
+        if cmd.startswith("postgres:") and f" {db} " in cmd
+    )
+
+
+SOAK_SAMPLE_S = 5.0
+SOAK_ROUND = 600  # messages of the mix made and enqueued at a time, each round new teams
+
+
+def soak(workers: Workers, seconds: float) -> dict[str, float]:
+    """A realistic send kept going for ``seconds`` (rounds of the mix, new teams each round, so the
+    shared render and tracking caches keep meeting new keys) through one worker process; its RSS
+    sampled every SOAK_SAMPLE_S: start, end, peak, and the growth slope over the second half."""
+    workers.start(1, E2E_THREADS)
+    samples: list[tuple[float, float]] = []
+    t0 = time.monotonic()
+    rounds = sent = 0
+    pending: list[tuple[str, int]] = []
+
+    def worker_rss() -> float:
+        pids = [int(pid) for pid in _worker_pids(workers)]
+        return max((rss_mb(pid) for pid in pids), default=0.0)
+
+    next_sample = t0
+    while time.monotonic() - t0 < seconds:
+        if len(pending) < 2:  # one round sending, the next one queued behind it
+            rounds += 1
+            tag = f"soak{rounds}"
+            ids = make_mix(SOAK_ROUND, tag, seed=rounds)
+            enqueue(ids)
+            pending.append((tag, len(ids)))
+        tag, n = pending[0]
+        if sum(v for k, v in count_states(f"{tag}:%").items() if k == "sent") >= n:
+            pending.pop(0)
+            sent += n
+        if time.monotonic() >= next_sample:
+            samples.append((time.monotonic() - t0, worker_rss()))
+            next_sample += SOAK_SAMPLE_S
+        time.sleep(0.5)
+    half = [(x, y) for x, y in samples if x >= seconds / 2]
+    mx = sum(x for x, _ in half) / len(half)
+    my = sum(y for _, y in half) / len(half)
+    var = sum((x - mx) ** 2 for x, _ in half) or 1.0
+    slope = sum((x - mx) * (y - my) for x, y in half) / var
+    return {
+        "soak_s": round(seconds),
+        "soak_messages_sent": sent,
+        "worker_rss_start_mb": round(samples[0][1], 1),
+        "worker_rss_end_mb": round(samples[-1][1], 1),
+        "worker_rss_peak_mb": round(max(y for _, y in samples), 1),
+        "worker_rss_slope_mb_per_min_second_half": round(slope * 60, 3),
+    }
+
+
+def _worker_pids(workers: Workers) -> list[int]:
+    """The worker processes (the Dramatiq master's children that run the actors)."""
+    groups = {os.getpgid(p.pid) for p in workers.procs if p.poll() is None}
+    masters = {p.pid for p in workers.procs}
+    out = []
+    for pid in _procs():
+        try:
+            if os.getpgid(int(pid)) in groups and int(pid) not in masters:
+                out.append(int(pid))
+        except OSError:
+            continue
+    return out
 
 
 # ---------------------------------------------------------------- phases
@@ -492,7 +572,13 @@ def postfix_runs(var: Path, sink_port: int, messages: list, key: Path) -> dict[s
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small numbers, under a minute")
+    ap.add_argument("--steps", type=int, default=0, metavar="N", help="only the per-step profile, N messages")
+    ap.add_argument(
+        "--soak", type=float, default=0, metavar="SECONDS", help="only the worker's RSS over a send"
+    )
     args = ap.parse_args()
+    if args.steps or args.soak:
+        return alone(args.steps, args.soak)
     q = args.quick
     n_mix, n_one, n_postfix, n_naive, n_big, n_kill, kills, n_profile, n_sub = (
         (1500, 1000, 500, 0, 0, 400, 1, 0, 0)
@@ -566,6 +652,35 @@ def main() -> None:
         )
     if not q:
         write_section(figures)
+
+
+def alone(n_steps: int, soak_s: float) -> None:
+    """``--steps`` / ``--soak``: the per-step profile or the soak, on their own environment."""
+    var = Path(tempfile.mkdtemp(prefix="donebox-bench-"))
+    url = setup_environment(var)
+    sys.path.insert(0, str(ROOT))
+    from app.relay.dkim import generate
+
+    generate(Path(os.environ["DKIM_DIR"]), "bench.example", "rsa", "rsa")
+    figures: dict[str, object] = {"loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    workers = Workers(var / "workers.log")
+    try:
+        port = free_port()
+        with smtp_sink(port):
+            set_sender(f"smtp://127.0.0.1:{port}?tls=none&pool=8&timeout=10")
+            if n_steps:
+                prof, size = profile(n_steps)
+                figures.update({f"profile_ms_{k}": round(v, 3) for k, v in prof.items()})
+                figures["profile_message_bytes"] = size
+            if soak_s:
+                figures.update(soak(workers, soak_s))
+        figures["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    finally:
+        workers.stop()
+        drop_database(url)
+        shutil.rmtree(var, ignore_errors=True)
+    for k, v in figures.items():
+        print(f"{k}={v}")
 
 
 def fairness(team: int, n_big: int) -> dict[str, object]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import Text, bindparam, case, delete, func, literal, literal_column, select, text
+from sqlalchemy import Text, bindparam, case, delete, func, literal, literal_column, select, text, tuple_
 from sqlmodel import Session
 
 from app.checkins import notices
@@ -498,6 +498,46 @@ def first_per_member(
     out: dict[int, Shelf] = {}
     for r in rows:
         shelf = out.setdefault(r.member_id, Shelf([], [], r.total, int(r.blocker_total or 0)))
+        shown = Shown(
+            r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars), r.question, r.inbound_id
+        )
+        if r.n <= per_member:
+            shelf.entries.append(shown)
+        if r.kind == "blocker" and r.nb <= per_member:
+            shelf.blockers.append(shown)
+    return out
+
+
+def shelves_of_days(
+    s: Session, pairs: Iterable[tuple[int, date]], *, per_member: int, chars: int
+) -> dict[tuple[int, date], dict[int, Shelf]]:
+    """{(team id, day): ``first_per_member(s, team id, day, day, ...)``} of each pair, in one query."""
+    pairs = set(pairs)
+    out: dict[tuple[int, date], dict[int, Shelf]] = {p: {} for p in pairs}
+    if not pairs:
+        return out
+    in_order = (Entry.day, Entry.id)
+    is_blocker = case((Entry.kind == "blocker", 1), else_=0)
+    whose = (Entry.team_id, Entry.day, Entry.member_id)
+    ranked = (
+        select(
+            *_shown_columns(chars),
+            func.row_number().over(partition_by=whose, order_by=in_order).label("n"),
+            func.row_number().over(partition_by=(*whose, is_blocker), order_by=in_order).label("nb"),
+            func.count().over(partition_by=whose).label("total"),
+            func.sum(is_blocker).over(partition_by=whose).label("blocker_total"),
+        )
+        .where(tuple_(Entry.team_id, Entry.day).in_(list(pairs)))
+        .subquery()
+    )
+    rows = s.execute(
+        select(ranked)
+        .where((ranked.c.n <= per_member) | ((ranked.c.kind == "blocker") & (ranked.c.nb <= per_member)))
+        .order_by(ranked.c.team_id, ranked.c.day, ranked.c.member_id, ranked.c.n)
+    ).all()
+    for r in rows:
+        shelves = out[r.team_id, r.day]
+        shelf = shelves.setdefault(r.member_id, Shelf([], [], r.total, int(r.blocker_total or 0)))
         shown = Shown(
             r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars), r.question, r.inbound_id
         )

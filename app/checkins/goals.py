@@ -77,6 +77,25 @@ def open_goals(s: Session, member_ids: Iterable[int], day: date) -> dict[int, li
     return out
 
 
+def open_goals_many(s: Session, pairs: Iterable[tuple[int, date]]) -> dict[tuple[int, date], list[Entry]]:
+    """{(member id, day): ``open_goals(s, [member id], day)``'s list (maybe empty)} in one query."""
+    pairs = set(pairs)
+    if not pairs:
+        return {}
+    days = [d for _, d in pairs]
+    stmt = _listed_query({m for m, _ in pairs}, min(days), max(days)).where(Entry.closed_on.is_(None))
+    rows = list(s.execute(stmt).scalars())
+    out = {}
+    for member_id, day in pairs:
+        found = [
+            e
+            for e in rows
+            if e.member_id == member_id and day - timedelta(days=GOAL_WINDOW_DAYS) <= e.day < day
+        ]
+        out[member_id, day] = found[:MAX_LISTED]
+    return out
+
+
 def apply_marks(s: Session, marked: list[tuple[int, int, date, tuple]], *, now) -> list[tuple[int, str]]:
     """Close the goals replies marked ([(inbound id, member id, reply day, ((number, "done" | "carry"),
     ...))]), numbers as their reminders listed them; (inbound id, note) for numbers no listed goal has."""

@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlmodel import Session
 
 from app.checkins.schedules import pauses_of
@@ -172,6 +172,42 @@ def still_blocked(s: Session, member_id: int, *, at: datetime) -> list[Entry]:
         .limit(MAX_STILL_BLOCKED)
     )
     return list(s.execute(stmt).scalars())
+
+
+def still_blocked_many(
+    s: Session, asks: Iterable[tuple[int, datetime]]
+) -> dict[tuple[int, datetime], list[Entry]]:
+    """{(member id, at): ``still_blocked(s, member id, at=at)``} in one query: each member's first
+    MAX_STILL_BLOCKED open blockers as of the latest ``at`` asked; an earlier ``at`` lists those of
+    them written early enough (they come first, the order being by time: the same list)."""
+    asks = set(asks)
+    if not asks:
+        return {}
+    latest = max(at for _, at in asks)
+    n = func.row_number().over(partition_by=Entry.member_id, order_by=(Entry.created_at, Entry.id))
+    ranked = (
+        select(Entry.id, n.label("n"))
+        .where(
+            Entry.member_id.in_({mid for mid, _ in asks}),
+            Entry.kind == "blocker",
+            Entry.resolved_at.is_(None),
+            Entry.created_at <= latest - STILL_BLOCKED_AFTER,
+        )
+        .subquery()
+    )
+    rows = s.execute(
+        select(Entry)
+        .join(ranked, ranked.c.id == Entry.id)
+        .where(ranked.c.n <= MAX_STILL_BLOCKED)
+        .order_by(Entry.member_id, Entry.created_at, Entry.id)
+    ).scalars()
+    found: dict[int, list[Entry]] = {}
+    for e in rows:
+        found.setdefault(e.member_id, []).append(e)
+    return {
+        (mid, at): [e for e in found.get(mid, []) if e.created_at <= at - STILL_BLOCKED_AFTER]
+        for mid, at in asks
+    }
 
 
 # ---------------------------------------------------------------- the tick's producer

@@ -6,6 +6,7 @@ return the new ids; enqueueing them is the caller's job, after commit.
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -15,9 +16,9 @@ from app.checkins import chat, goals, questions
 from app.checkins.asked import checkin_key, not_heard_from
 from app.checkins.away import away_context
 from app.checkins.comments import comment_context, digest_headers
-from app.checkins.digests import daily_context, weekly_context
+from app.checkins.digests import daily_context, prefetch_daily, weekly_context
 from app.checkins.entries import Shelf, first_per_member
-from app.checkins.notices import still_blocked
+from app.checkins.notices import still_blocked, still_blocked_many
 from app.checkins.questions import DEFAULT as DEFAULT_QUESTION
 from app.checkins.reply_tokens import reply_address, team_reply_domain
 from app.checkins.summary import summary_context
@@ -150,25 +151,74 @@ def digest_now(s: Session, *, now: datetime, settings: Settings, day: date | Non
 
 
 def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: Settings) -> dict:
+    """Context of ``templates/email/reminder`` (and nudge); what ``prefetch_reminders`` kept for a
+    batch is read from the session, the rest from the database."""
     member = s.get(Member, msg.member_id)
     team = s.get(Team, msg.team_id)
     day = date.fromisoformat(stored["day"])
-    opts = s.get(TeamSettings, team.id)
+    opts = render.kept(s, ("opts", team.id), lambda: s.get(TeamSettings, team.id))
     domain = team_reply_domain(opts.reply_domain if opts else "", settings.reply_domains)
     reply_to = reply_address(settings.secret_key, domain, member.id, day)
     asks = questions.of(opts)
+    listed = goals.listed if questions.goal_question(asks) is not None else None
+    blocked = msg.kind == "reminder"
+    at = msg.created_at
     return {
         "member": member,
         "team": team,
         "day": day,
         "questions": asks,
         # the goals a reply closes by number: listed only where a question asks for goals
-        "goals": goals.listed(s, member.id, day) if questions.goal_question(asks) is not None else [],
+        "goals": render.kept(s, ("listed", member.id, day), lambda: listed(s, member.id, day))
+        if listed
+        else [],
         "base_url": settings.base_url,
         # the member's blockers open for more than a day, as of when the reminder was made
-        "still_blocked": still_blocked(s, member.id, at=msg.created_at) if msg.kind == "reminder" else [],
+        "still_blocked": render.kept(
+            s, ("still_blocked", member.id, at), lambda: still_blocked(s, member.id, at=at)
+        )
+        if blocked
+        else [],
         "_headers": {"Reply-To": reply_to, "Auto-Submitted": "auto-generated", "X-Donebox-Kind": msg.kind},
     }
+
+
+def _teams_and_options(s: Session, team_ids: set[int]) -> dict[int, TeamSettings | None]:
+    """Read ``team_ids``' Team rows into the session and keep their options ("opts", id): two queries."""
+    teams = list(s.execute(select(Team).where(Team.id.in_(team_ids))).scalars())
+    opts: dict[int, TeamSettings | None] = dict.fromkeys(team_ids)
+    opts.update(
+        (o.team_id, o)
+        for o in s.execute(select(TeamSettings).where(TeamSettings.team_id.in_(team_ids))).scalars()
+    )
+    render.hold(s, teams)
+    render.keep(s, {("opts", tid): o for tid, o in opts.items()})
+    return opts
+
+
+def prefetch_reminders(s: Session, messages: list, settings: Settings) -> None:
+    """What ``reminder_context`` reads for each of a batch's reminders and nudges, in at most five
+    queries however many they are: members, teams and their options, listed goals, still-open
+    blockers."""
+    member_ids = {m.member_id for m in messages if m.member_id}
+    opts = _teams_and_options(s, {m.team_id for m in messages if m.team_id})
+    render.hold(s, s.execute(select(Member).where(Member.id.in_(member_ids))).scalars())
+    kept: dict = {}
+    days = {}
+    for m in messages:
+        try:
+            days[m.id] = date.fromisoformat(json.loads(m.context or "{}")["day"])
+        except (ValueError, KeyError, TypeError):
+            continue  # its builder fails on its own, as it would have
+    pairs = {
+        (m.member_id, days[m.id])
+        for m in messages
+        if m.id in days and questions.goal_question(questions.of(opts.get(m.team_id))) is not None
+    }
+    kept |= {("listed", mid, day): found for (mid, day), found in goals.listed_many(s, pairs).items()}
+    asks = {(m.member_id, m.created_at) for m in messages if m.kind == "reminder" and m.member_id}
+    kept |= {("still_blocked", mid, at): found for (mid, at), found in still_blocked_many(s, asks).items()}
+    render.keep(s, kept)
 
 
 def reminder_text(
@@ -208,9 +258,11 @@ def team_day(
 
 # how the relay makes these messages' context at send time; a digest says nothing per recipient,
 # so the relay renders a team's digest once per batch
-render.register_context("reminder", reminder_context)
-render.register_context("nudge", reminder_context)  # the same signed reply address: a reply counts
-render.register_context("digest", daily_context, shared=True, headers=digest_headers)
+render.register_context("reminder", reminder_context, prefetch=prefetch_reminders)
+render.register_context(
+    "nudge", reminder_context, prefetch=prefetch_reminders
+)  # the same signed reply address: a reply counts
+render.register_context("digest", daily_context, shared=True, headers=digest_headers, prefetch=prefetch_daily)
 render.register_context("weekly", weekly_context, shared=True)
 render.register_context("away", away_context)  # app.checkins.away: an auto-reply made a pause
 render.register_context("comment", comment_context)  # app.checkins.comments: a reply to a digest

@@ -95,6 +95,7 @@ class Delivery:
     slot: threading.BoundedSemaphore | None = None  # the send slot it holds (sent, not yet recorded)
     handed: bytes | None = None  # the bytes last handed to a transport's send (kept with the outcome)
     passed_through: bool = False  # its tracking was skipped: pass-through (noted with the outcome)
+    renders: RenderBatch | None = None  # its batch's render session (None: one of its own)
 
 
 # whose bytes are never kept: a sign-in link is a credential until it expires
@@ -131,9 +132,80 @@ def _shared_key(d: Delivery) -> tuple | None:
     return (d.settings.database_url, m.kind, m.template, m.team_id, m.context, m.created_at)
 
 
+class RenderBatch:
+    """The session a claimed batch's messages are rendered in, opened at the first render: what
+    their context builders read is read for all of them first (app.relay.render.prefetch: a few
+    set queries per kind, not a few queries per message), except for messages whose shared render
+    is kept already (app.relay.shared_renders)."""
+
+    def __init__(self, messages: list[Row], settings: Settings):
+        self.messages, self.settings = messages, settings
+        self._s: Session | None = None
+
+    def session(self) -> Session:
+        if self._s is None:
+            self._s = Session(get_engine(), expire_on_commit=False)
+            kept: dict[tuple, bool] = {}  # a shared render's key: whether it is kept
+            wanted = [
+                m
+                for m in self.messages
+                if m.body_id is None and m.kind != chat.CHAT_KIND and not self._kept(m, kept)
+            ]
+            try:
+                render.prefetch(self._s, wanted, self.settings)
+            except Exception:  # noqa: BLE001 - the builders read for themselves, as without a batch
+                log.warning("the batch's render reads failed; each message reads its own", exc_info=True)
+                self.failed()
+            else:
+                self.done()
+        return self._s
+
+    def done(self) -> None:
+        """End the session's transaction (its connection back to the pool; SQLite's write lock
+        given up): what it read stays, as with app.db.session's ``expire_on_commit=False``."""
+        if self._s is not None:
+            self._s.commit()
+
+    def _kept(self, m: Row, kept: dict[tuple, bool]) -> bool:
+        """Whether ``m`` has a shared render kept (it reads nothing: no prefetch for it)."""
+        try:
+            key = _shared_key(Delivery(message=m, settings=self.settings, transport=None, now=m.created_at))
+        except UnregisteredKind:
+            return False
+        if key is None:
+            return False
+        if key not in kept:
+            kept[key] = shared_renders.get(key, self.settings.redis_url) is not None
+        return kept[key]
+
+    def failed(self) -> None:
+        """A render failed in the session: roll it back, so the next message reads afresh."""
+        if self._s is not None:
+            render.forget_kept(self._s)
+            self._s.rollback()
+
+    def close(self) -> None:
+        if self._s is not None:
+            self._s.close()
+            self._s = None
+
+
+def _render(d: Delivery) -> tuple[dict, str, str]:
+    if d.renders is None:
+        with session() as s:
+            return render.render_message(s, d.message, d.settings)
+    try:
+        rendered = render.render_message(d.renders.session(), d.message, d.settings)
+    except BaseException:
+        d.renders.failed()
+        raise
+    d.renders.done()
+    return rendered
+
+
 def render_body(d: Delivery) -> Outcome | None:
-    """The message's context, text and HTML (app.relay.render.render_message), or a team's shared
-    render of the same batch (app.relay.shared_renders)."""
+    """The message's context, text and HTML (app.relay.render.render_message, in its batch's
+    session), or a team's shared render of the same batch (app.relay.shared_renders)."""
     redis_url = d.settings.redis_url
     try:
         key = _shared_key(d)
@@ -141,8 +213,7 @@ def render_body(d: Delivery) -> Outcome | None:
         if hit:
             d.context, d.text, d.html = hit
         else:
-            with session() as s:
-                d.context, d.text, d.html = render.render_message(s, d.message, d.settings)
+            d.context, d.text, d.html = _render(d)
             if key:
                 d.context = shared_renders.put(key, d.context, d.text, d.html, redis_url)
     except UnregisteredKind as e:
@@ -542,53 +613,64 @@ def deliver_many(
 
 
 def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> None:
-    margin = timedelta(seconds=settings.lease_s / 2)
     with Session(bind=conn, expire_on_commit=False) as s:
         messages = outbox.claim_many(s, message_ids, now=now or utcnow(), lease_s=settings.lease_s)
         suppressed = _suppressions(s, messages, now or utcnow())
         s.commit()
-        passed = 0  # messages of the batch sent without their tracking (pass-through)
-        for m in messages:
-            with logs.bound(message_id=m.id, team_id=m.team_id):
-                d = Delivery(
-                    message=m,
-                    settings=settings,
-                    transport=transport,
-                    now=now or utcnow(),
-                    suppressed=suppressed.get(m.to_addr.lower(), ""),
-                )
-                if d.now > m.lease_until - margin:
-                    outbox.finish(
-                        s,
-                        m.id,
-                        "deferred",
-                        now=d.now,
-                        error="lease half gone before its turn in the batch",
-                        next_attempt_at=d.now,
-                    )
-                    s.commit()
-                    states[m.id] = "deferred"
-                    log.info("message %s: deferred (lease half gone before its turn in the batch)", m.id)
-                    continue
-                try:
-                    outcome = attempt(d)
-                    try:
-                        states[m.id] = record(s, d, outcome)
-                        s.commit()
-                    except Exception:
-                        # the database went away after the transport had the message: write its
-                        # outcome on a new connection while the claim holds, keeping the slot (no
-                        # other message goes out unrecorded meanwhile); the batch ends here either way
-                        states[m.id] = _record_again(d, outcome, until=m.lease_until - margin)
-                        raise
-                finally:
-                    _release_slot(d)
-                passed += d.passed_through and states[m.id] == "sent"
-                why = "" if states[m.id] == "sent" else f" ({outcome.detail[:300]})"
-                log.info("message %s: %s%s", m.id, states[m.id], why, extra={"kind": m.kind})
+        renders = RenderBatch(messages, settings)
+        try:
+            passed = _deliver_claimed(s, messages, suppressed, renders, states, transport, settings, now)
+        finally:
+            renders.close()
         if passed:
             passthrough.count_passed(s, passed)
             s.commit()
+
+
+def _deliver_claimed(s, messages, suppressed, renders, states, transport, settings, now) -> int:
+    """Send and record each claimed message in turn; how many were sent without their tracking."""
+    margin = timedelta(seconds=settings.lease_s / 2)
+    passed = 0  # messages of the batch sent without their tracking (pass-through)
+    for m in messages:
+        with logs.bound(message_id=m.id, team_id=m.team_id):
+            d = Delivery(
+                message=m,
+                settings=settings,
+                transport=transport,
+                now=now or utcnow(),
+                suppressed=suppressed.get(m.to_addr.lower(), ""),
+                renders=renders,
+            )
+            if d.now > m.lease_until - margin:
+                outbox.finish(
+                    s,
+                    m.id,
+                    "deferred",
+                    now=d.now,
+                    error="lease half gone before its turn in the batch",
+                    next_attempt_at=d.now,
+                )
+                s.commit()
+                states[m.id] = "deferred"
+                log.info("message %s: deferred (lease half gone before its turn in the batch)", m.id)
+                continue
+            try:
+                outcome = attempt(d)
+                try:
+                    states[m.id] = record(s, d, outcome)
+                    s.commit()
+                except Exception:
+                    # the database went away after the transport had the message: write its
+                    # outcome on a new connection while the claim holds, keeping the slot (no
+                    # other message goes out unrecorded meanwhile); the batch ends here either way
+                    states[m.id] = _record_again(d, outcome, until=m.lease_until - margin)
+                    raise
+            finally:
+                _release_slot(d)
+            passed += d.passed_through and states[m.id] == "sent"
+            why = "" if states[m.id] == "sent" else f" ({outcome.detail[:300]})"
+            log.info("message %s: %s%s", m.id, states[m.id], why, extra={"kind": m.kind})
+    return passed
 
 
 RECORD_RETRY_S = 0.5  # between attempts to write an outcome while the database is unreachable

@@ -115,6 +115,9 @@ class Registered:
     # (message row, its context, settings) -> headers of this recipient's own (a shared digest's
     # per-reader Reply-To): called for every message, after the render, with no database
     headers: Callable[[object, dict, Settings], dict[str, str]] | None = None
+    # (session, message rows of this kind, settings): reads what the builder would read for each
+    # of them in a few set queries, kept in the session (``keep``) for the builder (``kept``)
+    prefetch: Callable[[Session, list, Settings], None] | None = None
 
 
 def stored_context(s: Session, message, stored: dict, settings: Settings) -> dict:
@@ -127,10 +130,13 @@ def stored_context(s: Session, message, stored: dict, settings: Settings) -> dic
 _CONTEXTS: dict[str, Registered] = {kind: Registered(stored_context) for kind in ("api", "signin", "invite")}
 
 
-def register_context(kind: str, builder: ContextBuilder, *, shared: bool = False, headers=None) -> None:
+def register_context(
+    kind: str, builder: ContextBuilder, *, shared: bool = False, headers=None, prefetch=None
+) -> None:
     """Make ``builder`` the maker of the context of messages of ``kind`` (a later call replaces it);
-    ``headers``: what each recipient's message adds to the context's ``_headers`` (Registered)."""
-    _CONTEXTS[kind] = Registered(builder, shared, headers)
+    ``headers``: what each recipient's message adds to the context's ``_headers``; ``prefetch``:
+    what a batch's messages of the kind need, read at once (Registered)."""
+    _CONTEXTS[kind] = Registered(builder, shared, headers, prefetch)
 
 
 def registered(kind: str) -> Registered:
@@ -139,6 +145,49 @@ def registered(kind: str) -> Registered:
     if found is None:
         raise UnregisteredKind(f"no context builder is registered for messages of kind {kind!r}")
     return found
+
+
+# ---------------------------------------------------------------- a batch's reads at once
+
+_KEPT = "donebox.render.kept"
+_HELD = "donebox.render.held"
+_MISSING = object()
+
+
+def keep(s: Session, values: dict) -> None:
+    """Keep ``values`` (a prefetch's reads, by a key its builder knows) for builders in session ``s``."""
+    s.info.setdefault(_KEPT, {}).update(values)
+
+
+def hold(s: Session, rows) -> None:
+    """Hold ORM ``rows`` a prefetch read, so ``s.get`` finds them (the identity map keeps only
+    what is referenced) for as long as the session keeps prefetched reads."""
+    s.info.setdefault(_HELD, []).extend(rows)
+
+
+def kept(s: Session, key, read: Callable[[], object]):
+    """What a prefetch kept in ``s`` under ``key``, else ``read()`` (the builder's own query)."""
+    found = s.info.get(_KEPT, {}).get(key, _MISSING)
+    return read() if found is _MISSING else found
+
+
+def prefetch(s: Session, messages: list, settings: Settings) -> None:
+    """Run the registered prefetch of each kind among ``messages`` (each kind once, with its
+    messages) in ``s``: the builders of these messages then read what was kept, not the database.
+    A prefetch that fails leaves the builders to their own queries."""
+    by_kind: dict[str, list] = {}
+    for m in messages:
+        by_kind.setdefault(m.kind, []).append(m)
+    for kind, rows in by_kind.items():
+        found = _CONTEXTS.get(kind)
+        if found is not None and found.prefetch is not None:
+            found.prefetch(s, rows, settings)
+
+
+def forget_kept(s: Session) -> None:
+    """Drop what prefetches kept in ``s``: its builders read the database again."""
+    s.info.pop(_KEPT, None)
+    s.info.pop(_HELD, None)
 
 
 def render_message(s: Session, message, settings: Settings) -> tuple[dict, str, str]:

@@ -3,11 +3,13 @@
 A kind registered ``shared`` (app.relay.render) has the same context, text and HTML for every
 recipient of a team's batch; the pipeline keys them by team and batch (the rows' ``created_at``),
 so a key never names another batch and a later batch renders afresh. Building a digest's context
-is tens of database queries, so the render is kept:
+is several database queries and its render a Jinja2 template and CSS inlining, so it is kept:
 
 - in the process, SHARED_RENDER_S seconds and at most SHARED_RENDER_MAX batches (the least
-  recently used go first). The fair queue hands messages out one team at a time round the ring,
-  so every batch in flight is wanted again a ring later;
+  recently used go first, and so do those past their time whenever a render is put: a process
+  holds what it rendered lately, not SHARED_RENDER_MAX renders however old). The fair queue hands
+  messages out one team at a time round the ring, so every batch in flight is wanted again a
+  ring later;
 - in Redis, when REDIS_URL is set, for the same time: the worker processes render a batch once
   between them, not once each (compressed JSON). Redis being away only costs the render.
 
@@ -97,10 +99,15 @@ class SharedRenders:
         return PREFIX + hashlib.sha256(repr(key).encode()).hexdigest()
 
     def _local(self, key: tuple, context: dict, text: str, html: str, until: float) -> None:
+        now = time.monotonic()
         with self._lock:
             self._items[key] = (until, context, text, html)
             self._items.move_to_end(key)
             while len(self._items) > self.most:
+                self._items.popitem(last=False)
+            # renders past their time go too, least recently used first: what a process holds is
+            # what it rendered in the last SHARED_RENDER_S, not SHARED_RENDER_MAX renders however old
+            while self._items and next(iter(self._items.values()))[0] <= now:
                 self._items.popitem(last=False)
 
     def get(self, key: tuple, redis_url: str = "") -> tuple[dict, str, str] | None:
@@ -111,6 +118,8 @@ class SharedRenders:
             if hit is not None and hit[0] > now:
                 self._items.move_to_end(key)
                 return hit[1:]
+            if hit is not None:
+                del self._items[key]
         r = self._r(redis_url)
         if r is None:
             return None

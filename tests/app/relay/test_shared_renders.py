@@ -46,6 +46,19 @@ def test_the_least_recently_used_render_goes_first_past_the_most_kept():
     assert renders.get(KEY + (2,)) is not None
 
 
+def test_renders_past_their_time_are_dropped_not_held_until_the_most_kept(monkeypatch):
+    from app.relay import shared_renders
+
+    clock = [1000.0]
+    monkeypatch.setattr(shared_renders.time, "monotonic", lambda: clock[0])
+    renders = SharedRenders(most=100)
+    for n in range(10):
+        renders.put(KEY + (n,), {}, f"text {n}", "")
+    clock[0] += shared_renders.SHARED_RENDER_S + 1
+    renders.put(KEY + ("new",), {}, "text", "")
+    assert list(renders._items) == [KEY + ("new",)]  # a process holds what it rendered lately
+
+
 def test_worker_processes_sharing_redis_render_a_batch_once_between_them(redis_url):
     one, other = SharedRenders(), SharedRenders()  # two processes' stores
     assert other.get(KEY, redis_url) is None
