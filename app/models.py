@@ -212,6 +212,8 @@ _ASKED = text("kind IN ('invite', 'signin')")  # mail a person's action makes (a
 _ACTED = text("actor IS NOT NULL")
 _API = text("kind = 'api'")
 _BODY = text("body_id IS NOT NULL")  # mail applications send (API, SMTP): the team quotas count it
+_PROVIDER_ID = text("provider_id <> ''")  # set by the attempt that sent it: '' until then
+_PROVIDER_EVENT = text("provider_event_id IS NOT NULL")  # only a provider's events carry one
 
 
 class OutboundMessage(SQLModel, table=True):
@@ -229,12 +231,23 @@ class OutboundMessage(SQLModel, table=True):
         Index("ix_outbound_api", "team_id", "created_at", postgresql_where=_API, sqlite_where=_API),
         # only composed mail has a stored body: check-in rows skip the index (migration 0031)
         Index("ix_outboundmessage_body_id", "body_id", postgresql_where=_BODY, sqlite_where=_BODY),
+        # a provider's id arrives with the attempt that sent the message: the row's insert and its
+        # claim skip the index (migration 0032); app.relay.feedback looks up "provider_id <> ''" too
+        Index(
+            "ix_outboundmessage_provider_id",
+            "provider_id",
+            postgresql_where=_PROVIDER_ID,
+            sqlite_where=_PROVIDER_ID,
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
     kind: str = Field(max_length=16)  # reminder | digest | weekly | api | ... | chat
-    team_id: int | None = Field(default=None, foreign_key="team.id", index=True)
-    member_id: int | None = Field(default=None, foreign_key="member.id", index=True)
+    # indexed, not foreign keys: rows are made only for a team and member just read in the same
+    # transaction, and teams and members are never deleted; the checks cost a lookup and a row lock
+    # on the team and the member per row, and two schedulers sharing a team's row lock (migration 0032)
+    team_id: int | None = Field(default=None, index=True)
+    member_id: int | None = Field(default=None, index=True)
     to_addr: str = Field(max_length=320)
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     template: str = Field(default="", max_length=64)
@@ -252,7 +265,7 @@ class OutboundMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
     sender: str = Field(default="", max_length=64)  # the Sender that transmitted the last attempt
-    provider_id: str = Field(default="", max_length=255, index=True)  # e.g. SendGrid's X-Message-Id
+    provider_id: str = Field(default="", max_length=255)  # e.g. SendGrid's X-Message-Id; indexed where set
     provider_response: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     links: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # JSON: tracked URLs
     purged_at: datetime | None = _ts()  # content and provider response removed (RETENTION_DAYS)
@@ -313,6 +326,16 @@ class DkimKey(SQLModel, table=True):
 class MessageEvent(SQLModel, table=True):
     """Append-only log: every state change and every tracking or provider event of a message."""
 
+    # unique where set: state and tracking events (most of them) have none and skip the index (0032)
+    __table_args__ = (
+        Index(
+            "ix_messageevent_provider_event_id",
+            "provider_event_id",
+            unique=True,
+            postgresql_where=_PROVIDER_EVENT,
+            sqlite_where=_PROVIDER_EVENT,
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     # indexed, not a foreign key: events are appended only for messages just read or written in the
     # same transaction, and messages are never deleted (migration 0009)
@@ -320,7 +343,7 @@ class MessageEvent(SQLModel, table=True):
     kind: str = Field(max_length=32)  # a state name, or open | click | unsubscribe | ...
     from_state: str = Field(default="", max_length=16)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    provider_event_id: str | None = Field(default=None, max_length=255, unique=True)
+    provider_event_id: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
 
 

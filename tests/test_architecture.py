@@ -49,3 +49,20 @@ def _function_level_imports() -> list[str]:
 
 def test_no_function_level_import_of_our_own_code_outside_the_cli_without_a_reason():
     assert _function_level_imports() == []
+
+
+def test_only_the_outbox_module_writes_outbox_rows_and_their_events_in_raw_sql():
+    """A new message is queued, leased, due and has its 'queued' event by one rule
+    (app.relay.outbox.pg_create_queued); raw SQL elsewhere that inserts rows would repeat it."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" in path.parts or path == ROOT / "app" / "relay" / "outbox.py":
+                continue
+            text = " ".join(path.read_text().split()).lower()
+            found += [
+                f"{path.relative_to(ROOT)}: {table}"
+                for table in ("insert into outboundmessage", "insert into messageevent")
+                if table in text
+            ]
+    assert found == []

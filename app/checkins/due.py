@@ -392,7 +392,7 @@ _NO_PAUSE = (
 _NO_NUDGE = " AND NOT EXISTS (SELECT 1 FROM teamsettings o WHERE o.team_id = m.team_id AND o.nudge_hours > 0)"
 # one statement: the groups (member ids sharing a local day, that day's end, the next reminder
 # and whether it fires) advance the members, whose RETURNING feeds the reminders' INSERT (the
-# same row shape as checkin_row), whose RETURNING feeds the creation events
+# same row shape as checkin_row) and their creation events (outbox.pg_create_queued)
 _FAST_APPLY = text(
     """WITH g AS (
         SELECT CAST(i AS int) AS id, e->>1 AS day, CAST(e->>2 AS timestamptz) AS expires,
@@ -401,25 +401,16 @@ _FAST_APPLY = text(
     ), upd AS (
         UPDATE member SET next_reminder_at = g.next_at FROM g WHERE member.id = g.id
         RETURNING member.id, member.team_id, member.email, g.day, g.expires, g.fire
-    ), ins AS (
-        INSERT INTO outboundmessage (idempotency_key, kind, team_id, member_id, to_addr, subject,
-            template, context, message_id, expires_at, state, attempts, error, lease_until,
-            next_attempt_at, created_at, updated_at)
-        SELECT 'reminder:' || u.id || ':' || u.day, 'reminder', u.team_id, u.id, u.email,
-            :subject, 'reminder',
+    ), """
+    + outbox.pg_create_queued(
+        """SELECT 'reminder:' || u.id || ':' || u.day, 'reminder', u.team_id, u.id, u.email,
+            CAST(:subject AS text), 'reminder',
             CASE WHEN o.tracking THEN '{"day": "' || u.day || '", "_track": true}'
                 ELSE '{"day": "' || u.day || '"}' END,
-            '<' || :nonce || '.r' || u.id || '@' || :domain || '>', u.expires, 'queued', 0, '',
-            :lease_until, :now, :now, :now
+            '<' || :nonce || '.r' || u.id || '@' || :domain || '>', u.expires
         FROM upd AS u LEFT JOIN teamsettings AS o ON o.team_id = u.team_id
-        WHERE u.fire
-        ON CONFLICT (idempotency_key) DO NOTHING
-        RETURNING id
-    ), ev AS (
-        INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)
-        SELECT id, 'queued', '', '', :now FROM ins
+        WHERE u.fire"""
     )
-    SELECT id FROM ins"""
 )
 
 

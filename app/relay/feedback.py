@@ -118,7 +118,10 @@ def _messages(s: Session, column, values: Iterable, *, every: bool = False) -> d
     values = sorted({v for v in values if v})
     out: dict = {}
     for part in _chunks(values):
-        rows = s.execute(select(column, M.id, M.to_addr, M.team_id).where(column.in_(part)).order_by(M.id))
+        stmt = select(column, M.id, M.to_addr, M.team_id).where(column.in_(part))
+        if column is M.provider_id:  # its index holds only the set ones (migration 0032): say so
+            stmt = stmt.where(column != "")
+        rows = s.execute(stmt.order_by(M.id))
         for key, mid, to, team_id in rows:
             if every:
                 out.setdefault(key, []).append((mid, to, team_id))
@@ -280,7 +283,9 @@ def apply_events(
             }
             for mid, e, note in plain
         ]
-        stmt = _insert(s)(MessageEvent.__table__).on_conflict_do_nothing(index_elements=["provider_event_id"])
+        stmt = _insert(s)(MessageEvent.__table__).on_conflict_do_nothing(
+            index_elements=["provider_event_id"], index_where=MessageEvent.provider_event_id.is_not(None)
+        )
         s.execute(stmt, rows)
         # engagement the provider tracked is an event of its own; a late state event is not again
         hooks += [(r["message_id"], r["kind"], r["detail"]) for r in rows if r["kind"] in HIT_KINDS]

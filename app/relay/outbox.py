@@ -99,14 +99,18 @@ _BULK_COLUMNS = (
 )
 _PG_TYPES = ("text", "text", "int", "int", "text", "text", "text", "text", "text", "timestamptz")
 _PG_RECORD = ", ".join(f"{c} {t}" for c, t in zip(_BULK_COLUMNS, _PG_TYPES, strict=True))
-# one round trip: rows travel as one JSON document (no per-value parameter dumping), the creation
-# events are inserted from the INSERT's own RETURNING
-_PG_CREATE_MANY = text(
-    f"""WITH ins AS (
+
+
+def pg_create_queued(rows: str) -> str:
+    """The tail of a PostgreSQL statement that creates queued messages, for a ``WITH`` to end on:
+    ``rows`` is a SELECT of _BULK_COLUMNS in that order; its new rows (a key that exists is
+    skipped) get state queued, the lease ``:lease_until``, due ``:now``, and a 'queued' event each;
+    the statement returns their ids. create_many and the scheduler's set-based path
+    (app.checkins.due) both end on it, so what a new message is lives here."""
+    return f"""ins AS (
         INSERT INTO outboundmessage ({", ".join(_BULK_COLUMNS)}, state, attempts, error,
             lease_until, next_attempt_at, created_at, updated_at)
-        SELECT u.*, 'queued', 0, '', :lease_until, :now, :now, :now
-        FROM json_to_recordset(CAST(:rows AS json)) AS u({_PG_RECORD})
+        SELECT r.*, 'queued', 0, '', :lease_until, :now, :now, :now FROM ({rows}) AS r
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id
     ), ev AS (
@@ -114,6 +118,11 @@ _PG_CREATE_MANY = text(
         SELECT id, 'queued', '', '', :now FROM ins
     )
     SELECT id FROM ins"""
+
+
+# one round trip: rows travel as one JSON document (no per-value parameter dumping)
+_PG_CREATE_MANY = text(
+    "WITH " + pg_create_queued(f"SELECT * FROM json_to_recordset(CAST(:rows AS json)) AS u({_PG_RECORD})")
 )
 _PG_EVENTS = text(
     """INSERT INTO messageevent (message_id, kind, from_state, detail, created_at)

@@ -186,3 +186,71 @@ def test_the_migration_lock_makes_a_second_upgrader_wait_until_the_first_is_done
         assert not entered.wait(1.0)  # still held: the second waits
     assert entered.wait(30)
     t.join(30)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_outbox_writes_migration_keeps_the_rows_and_indexes_provider_ids_only_where_set(
+    request, tmp_path, database
+):
+    from alembic import command
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import IntegrityError
+
+    from app.migrate import config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if database == "sqlite" else request.getfixturevalue("fresh_pg")
+    upgrade(url)
+    command.downgrade(config(url), "0031_partial_null_indexes")  # 0032 only: the other heads stay
+    engine = create_engine(url)
+    assert {fk["referred_table"] for fk in inspect(engine).get_foreign_keys("outboundmessage")} == {
+        "team",
+        "member",
+    }
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO team (id, name, timezone, reminder_time, digest_time, workdays) "
+            "VALUES (1, 't1', 'UTC', '17:00', '08:00', '12345')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO member (id, team_id, email, name, role, active) "
+            "VALUES (1, 1, 'a@x.test', 'A', 'member', true)"
+        )
+        for mid, provider_id in ((1, ""), (2, "sg-2")):
+            conn.exec_driver_sql(
+                "INSERT INTO outboundmessage (id, idempotency_key, kind, team_id, member_id, to_addr, "
+                "subject, template, context, message_id, state, attempts, error, provider_id) "
+                f"VALUES ({mid}, 'k{mid}', 'reminder', 1, 1, 'a@x.test', '', 'reminder', '{{}}', "
+                f"'<m{mid}@x>', 'queued', 0, '', '{provider_id}')"
+            )
+        for eid, provider_event_id in ((1, "NULL"), (2, "NULL"), (3, "'ev-3'")):
+            conn.exec_driver_sql(
+                "INSERT INTO messageevent (id, message_id, kind, from_state, detail, provider_event_id) "
+                f"VALUES ({eid}, 2, 'delivered', '', '', {provider_event_id})"
+            )
+    upgrade(url)
+    try:
+        with engine.connect() as conn:
+            kept = conn.exec_driver_sql("SELECT id, provider_id FROM outboundmessage ORDER BY id").all()
+            events = conn.exec_driver_sql("SELECT id, provider_event_id FROM messageevent ORDER BY id").all()
+        assert [tuple(r) for r in kept] == [(1, ""), (2, "sg-2")]
+        assert [tuple(r) for r in events] == [(1, None), (2, None), (3, "ev-3")]
+        assert inspect(engine).get_foreign_keys("outboundmessage") == []
+        if database == "sqlite":
+            with engine.connect() as conn:
+                defs = dict(
+                    conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'index'").all()
+                )
+        else:
+            with engine.connect() as conn:
+                defs = dict(conn.exec_driver_sql("SELECT indexname, indexdef FROM pg_indexes").all())
+        assert "WHERE" in defs["ix_outboundmessage_provider_id"]
+        assert "UNIQUE" in defs["ix_messageevent_provider_event_id"].upper()
+        assert "WHERE" in defs["ix_messageevent_provider_event_id"]
+        with pytest.raises(IntegrityError), engine.begin() as conn:  # a provider's event id is still unique
+            conn.exec_driver_sql(
+                "INSERT INTO messageevent (message_id, kind, from_state, detail, provider_event_id) "
+                "VALUES (2, 'delivered', '', '', 'ev-3')"
+            )
+    finally:
+        engine.dispose()
+    assert _differences(url) == []
