@@ -1,4 +1,4 @@
-"""What every bench shares and that reads no settings at import: waiting for a port, writing a
+"""What every bench shares and that reads no settings at import: a free port and waiting for it, writing a
 bench's section into BENCHMARKS.md, and what /proc tells of a process (CPU seconds, resident set)."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
+PORTS = os.environ.get("BENCH_PORTS", "")  # "24000-24999": the servers' ports come from this range
+_next_port = [0]
 
 
 def wait_port(port: int, timeout_s: float = 10) -> None:
@@ -99,3 +101,17 @@ def group_pids(pgid: int) -> list[int]:
 def postgres_pids(db: str) -> list[int]:
     """The PostgreSQL backends connected to database ``db``."""
     return [int(pid) for pid, cmd in procs().items() if cmd.startswith("postgres:") and f" {db} " in cmd]
+
+
+def free_port() -> int:
+    """A free port on 127.0.0.1: the next one of BENCH_PORTS, or any the kernel gives."""
+    lo, _, hi = PORTS.partition("-")
+    for port in range(int(lo) + _next_port[0], int(hi) + 1) if PORTS else [0]:
+        _next_port[0] += 1
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in BENCH_PORTS={PORTS}")

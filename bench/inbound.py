@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from datetime import date
 from pathlib import Path
 
 from common import (  # noqa: E402 - bench/ is on sys.path when run as a script
+    free_port,
     group_pids,
     peak_rss_mb,
     postgres_pids,
@@ -212,20 +212,6 @@ def run_load(port: int, path: str, clients: int, seconds: float, to: str, warmup
 
 
 # ---- servers and databases --------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A free port: from BENCH_PORTS ("25500-25599") when set, else any the kernel gives."""
-    lo, _, hi = os.environ.get("BENCH_PORTS", "").partition("-")
-    candidates = range(int(lo), int(hi) + 1) if hi else [0]
-    for port in candidates:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise RuntimeError(f"no free port in BENCH_PORTS={os.environ['BENCH_PORTS']}")
 
 
 def bench_env(db_url: str, var_dir: str) -> dict:

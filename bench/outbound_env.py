@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from common import (  # noqa: F401 - bench/ is on sys.path; outbound.py takes these from here
+    free_port,
     peak_rss_mb,
     process_cpu_s,
     rss_mb,
@@ -30,24 +30,6 @@ PG_ADMIN = os.environ.get(
 REDIS = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
 DAY = date(2026, 11, 23)
 ENTRIES = 30
-
-
-PORTS = os.environ.get("BENCH_PORTS", "")  # "24000-24999": the servers' ports come from this range
-_next_port = [0]
-
-
-def free_port() -> int:
-    """A free port on 127.0.0.1: the next one of BENCH_PORTS, or any the kernel gives."""
-    lo, _, hi = PORTS.partition("-")
-    for port in range(int(lo) + _next_port[0], int(hi) + 1) if PORTS else [0]:
-        _next_port[0] += 1
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return s.getsockname()[1]
-    raise RuntimeError(f"no free port in BENCH_PORTS={PORTS}")
 
 
 def ensure_postfix_tools() -> None:

@@ -497,15 +497,19 @@ def first_per_member(
     ).all()
     out: dict[int, Shelf] = {}
     for r in rows:
-        shelf = out.setdefault(r.member_id, Shelf([], [], r.total, int(r.blocker_total or 0)))
-        shown = Shown(
-            r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars), r.question, r.inbound_id
-        )
-        if r.n <= per_member:
-            shelf.entries.append(shown)
-        if r.kind == "blocker" and r.nb <= per_member:
-            shelf.blockers.append(shown)
+        _shelve(out, r, per_member=per_member, chars=chars)
     return out
+
+
+def _shelve(shelves: dict[int, Shelf], r, *, per_member: int, chars: int) -> None:
+    """Put one ranked row (n, nb, total, blocker_total beside the entry's columns) on its member's
+    shelf: among the entries when within the first ``per_member``, among the blockers likewise."""
+    shelf = shelves.setdefault(r.member_id, Shelf([], [], r.total, int(r.blocker_total or 0)))
+    shown = Shown(r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars), r.question, r.inbound_id)
+    if r.n <= per_member:
+        shelf.entries.append(shown)
+    if r.kind == "blocker" and r.nb <= per_member:
+        shelf.blockers.append(shown)
 
 
 def shelves_of_days(
@@ -536,13 +540,5 @@ def shelves_of_days(
         .order_by(ranked.c.team_id, ranked.c.day, ranked.c.member_id, ranked.c.n)
     ).all()
     for r in rows:
-        shelves = out[r.team_id, r.day]
-        shelf = shelves.setdefault(r.member_id, Shelf([], [], r.total, int(r.blocker_total or 0)))
-        shown = Shown(
-            r.id, r.team_id, r.member_id, r.day, r.kind, cut(r.text, chars), r.question, r.inbound_id
-        )
-        if r.n <= per_member:
-            shelf.entries.append(shown)
-        if r.kind == "blocker" and r.nb <= per_member:
-            shelf.blockers.append(shown)
+        _shelve(out[r.team_id, r.day], r, per_member=per_member, chars=chars)
     return out
