@@ -1,5 +1,6 @@
 """What every bench shares and that reads no settings at import: a free port and waiting for it, writing a
-bench's section into BENCHMARKS.md, and what /proc tells of a process (CPU seconds, resident set)."""
+bench's section into BENCHMARKS.md, what /proc tells of a process (CPU seconds, resident set), and a
+soak's growth fit."""
 
 from __future__ import annotations
 
@@ -115,3 +116,14 @@ def free_port() -> int:
                 continue
             return s.getsockname()[1]
     raise RuntimeError(f"no free port in BENCH_PORTS={PORTS}")
+
+
+def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
+    """Least-squares growth of (seconds, MB) samples, in MB per minute."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mt = sum(t for t, _ in samples) / n
+    mv = sum(v for _, v in samples) / n
+    var = sum((t - mt) ** 2 for t, _ in samples)
+    return 60 * sum((t - mt) * (v - mv) for t, v in samples) / var if var else 0.0

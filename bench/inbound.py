@@ -36,6 +36,8 @@ import tempfile
 import time
 import uuid
 from base64 import b64encode
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -47,6 +49,7 @@ from common import (  # noqa: E402 - bench/ is on sys.path when run as a script
     process_cpu_s,
     put_section,
     rss_mb,
+    slope_mb_per_min,
     wait_port,
 )
 
@@ -467,6 +470,22 @@ print(json.dumps({{"per_s": len(mails) / best, "messages": len(mails), "bytes": 
 # ---- the run ------------------------------------------------------------------------------------
 
 
+@contextmanager
+def bench_site(kind: str, prefix: str) -> Iterator[tuple[str, dict, str, str]]:
+    """A fresh ``kind`` database with a prepared team, empty queues and the processes' environment,
+    in a temporary folder: (database url, environment, the team's reply address, folder); the
+    database is dropped and the queues emptied afterwards."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        url, drop = setup_database(kind, tmp)
+        try:
+            clear_queues()
+            env = bench_env(url, tmp)
+            yield url, env, prepare(env), tmp
+        finally:
+            drop()
+            clear_queues()
+
+
 def intake(web: Server, port: int, path: str, clients: int, seconds: float, to: str, warmup: float) -> dict:
     """One load run against ``web``, with the web processes' CPU milliseconds per answered request."""
     cpu0 = web.cpu_s()
@@ -477,45 +496,26 @@ def intake(web: Server, port: int, path: str, clients: int, seconds: float, to: 
 
 def bench_db(kind: str, seconds: float, warmup: float, quick: bool) -> dict:
     results = {}
-    with tempfile.TemporaryDirectory(prefix="donebox-bench-") as tmp:
-        url, drop = setup_database(kind, tmp)
+    with bench_site(kind, "donebox-bench-") as (url, env, to, tmp):
+        port = free_port()
+        web = start_web(env, port, Path(tmp) / "web.log")
         try:
-            clear_queues()
-            env = bench_env(url, tmp)
-            to = prepare(env)
-            port = free_port()
-            web = start_web(env, port, Path(tmp) / "web.log")
-            try:
-                for clients in (16, 64):
-                    results[f"accept_c{clients}"] = intake(
-                        web, port, "/inbound/sendgrid", clients, seconds, to, warmup
-                    )
-                results["parse_only_c64"] = intake(
-                    web, port, "/dev/inbound/sendgrid/parse-only", 64, seconds, to, warmup
+            for clients in (16, 64):
+                results[f"accept_c{clients}"] = intake(
+                    web, port, "/inbound/sendgrid", clients, seconds, to, warmup
                 )
-                results["web_peak_rss_mb"] = web.peak_rss_mb()
-            finally:
-                web.stop()
-            results["process"] = measure_processing(env, url, seconds, Path(tmp) / "worker.log")
-            if not quick:  # on what the first worker left in the queue
-                results["process_few"] = measure_processing(
-                    env, url, seconds, Path(tmp) / "worker-few.log", threads=FEW_THREADS
-                )
+            results["parse_only_c64"] = intake(
+                web, port, "/dev/inbound/sendgrid/parse-only", 64, seconds, to, warmup
+            )
+            results["web_peak_rss_mb"] = web.peak_rss_mb()
         finally:
-            drop()
-            clear_queues()
+            web.stop()
+        results["process"] = measure_processing(env, url, seconds, Path(tmp) / "worker.log")
+        if not quick:  # on what the first worker left in the queue
+            results["process_few"] = measure_processing(
+                env, url, seconds, Path(tmp) / "worker-few.log", threads=FEW_THREADS
+            )
     return results
-
-
-def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
-    """Least-squares growth of (seconds, MB) samples, in MB per minute."""
-    if len(samples) < 2:
-        return 0.0
-    n = len(samples)
-    mt = sum(t for t, _ in samples) / n
-    mv = sum(v for _, v in samples) / n
-    var = sum((t - mt) ** 2 for t, _ in samples)
-    return 60 * sum((t - mt) * (v - mv) for t, v in samples) / var if var else 0.0
 
 
 SOAK_SAMPLE_S = 5.0
@@ -525,55 +525,47 @@ def soak(kind: str, seconds: float) -> dict:
     """Hold 64 clients on one web (2 uvicorn workers) with a worker processing what it accepts, for
     ``seconds``; the largest web and worker process's resident set every SOAK_SAMPLE_S."""
     out: dict = {}
-    with tempfile.TemporaryDirectory(prefix="donebox-soak-") as tmp:
-        url, drop = setup_database(kind, tmp)
+    with bench_site(kind, "donebox-soak-") as (url, env, to, tmp):
+        port = free_port()
+        web = start_web(env, port, Path(tmp) / "web.log")
+        worker = start_worker(env, Path(tmp) / "worker.log", WORKER_THREADS)
+        samples: dict[str, list[tuple[float, float]]] = {"web": [], "worker": []}
         try:
-            clear_queues()
-            env = bench_env(url, tmp)
-            to = prepare(env)
-            port = free_port()
-            web = start_web(env, port, Path(tmp) / "web.log")
-            worker = start_worker(env, Path(tmp) / "worker.log", WORKER_THREADS)
-            samples: dict[str, list[tuple[float, float]]] = {"web": [], "worker": []}
-            try:
-                load = subprocess.Popen(
-                    load_cmd(port, "/inbound/sendgrid", 64, seconds, to, 0.0),
-                    stdout=subprocess.PIPE,
-                    text=True,
+            load = subprocess.Popen(
+                load_cmd(port, "/inbound/sendgrid", 64, seconds, to, 0.0),
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            t0 = time.monotonic()
+            cpu0 = {"web": web.cpu_s(), "worker": worker.cpu_s()}
+            while load.poll() is None:
+                t = time.monotonic() - t0
+                samples["web"].append((t, web.rss_mb()))
+                samples["worker"].append((t, worker.rss_mb()))
+                time.sleep(SOAK_SAMPLE_S)
+            result = json.loads(load.stdout.read().strip().splitlines()[-1])
+            elapsed = time.monotonic() - t0
+            for name, server in (("web", web), ("worker", worker)):
+                rows = samples[name]
+                out[f"{name}_rss_start_mb"] = rows[0][1] if rows else 0.0
+                out[f"{name}_rss_end_mb"] = rows[-1][1] if rows else 0.0
+                out[f"{name}_rss_peak_mb"] = server.peak_rss_mb()
+                out[f"{name}_rss_slope_mb_per_min"] = slope_mb_per_min(
+                    [(t, v) for t, v in rows if t >= seconds / 2]
                 )
-                t0 = time.monotonic()
-                cpu0 = {"web": web.cpu_s(), "worker": worker.cpu_s()}
-                while load.poll() is None:
-                    t = time.monotonic() - t0
-                    samples["web"].append((t, web.rss_mb()))
-                    samples["worker"].append((t, worker.rss_mb()))
-                    time.sleep(SOAK_SAMPLE_S)
-                result = json.loads(load.stdout.read().strip().splitlines()[-1])
-                elapsed = time.monotonic() - t0
-                for name, server in (("web", web), ("worker", worker)):
-                    rows = samples[name]
-                    out[f"{name}_rss_start_mb"] = rows[0][1] if rows else 0.0
-                    out[f"{name}_rss_end_mb"] = rows[-1][1] if rows else 0.0
-                    out[f"{name}_rss_peak_mb"] = server.peak_rss_mb()
-                    out[f"{name}_rss_slope_mb_per_min"] = slope_mb_per_min(
-                        [(t, v) for t, v in rows if t >= seconds / 2]
-                    )
-                    out[f"{name}_cpu_s"] = server.cpu_s() - cpu0[name]
-                states = inbound_states(url)
-                out.update(
-                    accepted_per_s=result["per_s"],
-                    p99_ms=result["p99_ms"],
-                    errors=result["errors"],
-                    processed_per_s=finished(states) / elapsed,
-                    backlog=states.get("received", 0) + states.get("processing", 0),
-                    samples=len(samples["web"]),
-                )
-            finally:
-                worker.stop()
-                web.stop()
+                out[f"{name}_cpu_s"] = server.cpu_s() - cpu0[name]
+            states = inbound_states(url)
+            out.update(
+                accepted_per_s=result["per_s"],
+                p99_ms=result["p99_ms"],
+                errors=result["errors"],
+                processed_per_s=finished(states) / elapsed,
+                backlog=states.get("received", 0) + states.get("processing", 0),
+                samples=len(samples["web"]),
+            )
         finally:
-            drop()
-            clear_queues()
+            worker.stop()
+            web.stop()
     return out
 
 

@@ -43,7 +43,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import put_section  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import put_section, slope_mb_per_min  # noqa: E402 - bench/ is on sys.path when run as a script
 from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a script
     ROOT,
     Workers,
@@ -251,18 +251,15 @@ def soak(workers: Workers, seconds: float) -> dict[str, float]:
             samples.append((time.monotonic() - t0, worker_rss()))
             next_sample += SOAK_SAMPLE_S
         time.sleep(0.5)
-    half = [(x, y) for x, y in samples if x >= seconds / 2]
-    mx = sum(x for x, _ in half) / len(half)
-    my = sum(y for _, y in half) / len(half)
-    var = sum((x - mx) ** 2 for x, _ in half) or 1.0
-    slope = sum((x - mx) * (y - my) for x, y in half) / var
     return {
         "soak_s": round(seconds),
         "soak_messages_sent": sent,
         "worker_rss_start_mb": round(samples[0][1], 1),
         "worker_rss_end_mb": round(samples[-1][1], 1),
         "worker_rss_peak_mb": round(max(y for _, y in samples), 1),
-        "worker_rss_slope_mb_per_min_second_half": round(slope * 60, 3),
+        "worker_rss_slope_mb_per_min_second_half": round(
+            slope_mb_per_min([(x, y) for x, y in samples if x >= seconds / 2]), 3
+        ),
     }
 
 

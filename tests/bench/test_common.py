@@ -1,4 +1,4 @@
-"""What the benches read from /proc (bench/common.py) and the inbound soak's growth fit."""
+"""What the benches read from /proc (bench/common.py) and the soaks' growth fit."""
 
 import os
 import sys
@@ -11,7 +11,6 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 sys.path.insert(0, str(BENCH))
 
 import common  # noqa: E402 - bench/ is not a package
-import inbound  # noqa: E402
 
 
 def test_resident_sets_of_a_live_process():
@@ -35,5 +34,5 @@ def test_a_process_group_holds_this_process():
 
 
 def test_growth_is_fitted_in_mb_per_minute():
-    assert inbound.slope_mb_per_min([(t, 100 + t / 30) for t in range(0, 300, 5)]) == pytest.approx(2.0)
-    assert inbound.slope_mb_per_min([(0, 5.0)]) == 0.0
+    assert common.slope_mb_per_min([(t, 100 + t / 30) for t in range(0, 300, 5)]) == pytest.approx(2.0)
+    assert common.slope_mb_per_min([(0, 5.0)]) == 0.0
