@@ -72,9 +72,11 @@ def test_the_tracking_migration_keeps_a_team_tracked_only_where_admin_and_relay_
 @pytest.fixture
 def fresh_pg():
     """An empty PostgreSQL database of its own (the session's shared one stays at the newest schema)."""
-    import psycopg
+    from tests.conftest import PG_ADMIN_URL, need, reachable
 
-    from tests.conftest import PG_ADMIN_URL
+    if not reachable(PG_ADMIN_URL, 5432):
+        need("PostgreSQL", f"nothing answers at {PG_ADMIN_URL}")
+    import psycopg
 
     name = f"donebox_mig_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
@@ -114,20 +116,9 @@ def test_the_scopes_migration_gives_existing_tokens_every_scope_and_teams_no_quo
     assert _differences(url) == []
 
 
-def _fresh_pg_database():
-    from tests.conftest import PG_ADMIN_URL, need, reachable
-
-    if not reachable(PG_ADMIN_URL, 5432):
-        need("PostgreSQL", f"nothing answers at {PG_ADMIN_URL}")
-    import psycopg
-
-    name = f"donebox_migrate_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-
-
-def test_several_machines_migrating_one_fresh_database_at_once_all_succeed_and_build_it_once(tmp_path, env):
+def test_several_machines_migrating_one_fresh_database_at_once_all_succeed_and_build_it_once(
+    tmp_path, env, fresh_pg
+):
     """Each host's donebox-migrate.service runs `donebox migrate` when the fleet starts: three at once
     on an empty PostgreSQL database must all exit 0 (without the lock, the losers fail creating types
     and tables that the winner has just created) and leave the schema the models describe."""
@@ -135,32 +126,24 @@ def test_several_machines_migrating_one_fresh_database_at_once_all_succeed_and_b
     import subprocess
     import sys
 
-    from tests.conftest import PG_ADMIN_URL
-
-    name, url = _fresh_pg_database()
-    try:
-        procs = []
-        for host in range(3):
-            host_env = {**os.environ, "DATABASE_URL": url, "VAR_DIR": str(tmp_path / f"var{host}")}
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "app.cli", "migrate"],
-                    env=host_env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
+    url = fresh_pg
+    procs = []
+    for host in range(3):
+        host_env = {**os.environ, "DATABASE_URL": url, "VAR_DIR": str(tmp_path / f"var{host}")}
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "migrate"],
+                env=host_env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
-        results = [(*reversed(p.communicate(timeout=300)), p.returncode) for p in procs]
-        for err, out, rc in results:
-            assert rc == 0, err[-2000:]
-            assert out.strip() == "database is at the newest schema"
-        assert _differences(url) == []
-    finally:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        assert out.strip() == "database is at the newest schema"
+    assert _differences(url) == []
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
