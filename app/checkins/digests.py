@@ -52,25 +52,41 @@ class Group:
         return [e for e in self.entries if e.question == question or (last and e.question > question)]
 
 
+def _members_of(s: Session, team_ids) -> dict[int, list[Member]]:
+    """The active members of each of ``team_ids``, by name, then id."""
+    stmt = select(Member).where(Member.team_id.in_(team_ids), Member.active).order_by(Member.name, Member.id)
+    members: dict[int, list[Member]] = {t: [] for t in team_ids}
+    for mem in s.execute(stmt).scalars():
+        members[mem.team_id].append(mem)
+    return members
+
+
 def _members(s: Session, team_id: int) -> list[Member]:
-    stmt = select(Member).where(Member.team_id == team_id, Member.active).order_by(Member.name, Member.id)
-    return list(s.execute(stmt).scalars())
+    return _members_of(s, [team_id])[team_id]
+
+
+def _pauses(s: Session, member_ids, first: date, last: date) -> list[tuple[int, date, date]]:
+    """(member, first day, last day) of the pauses of ``member_ids`` overlapping first..last."""
+    if not member_ids:
+        return []
+    stmt = select(MemberPause.member_id, MemberPause.first_day, MemberPause.last_day).where(
+        MemberPause.member_id.in_(member_ids), MemberPause.first_day <= last, MemberPause.last_day >= first
+    )
+    return [tuple(r) for r in s.execute(stmt)]
+
+
+def _away_of(pauses, member_ids, first: date, last: date) -> dict[int, date]:
+    """Members among ``member_ids`` with a pause overlapping first..last, and the last day of their
+    latest such pause."""
+    away: dict[int, date] = {}
+    for mid, first_day, last_day in pauses:
+        if mid in member_ids and first_day <= last and last_day >= first:
+            away[mid] = max(last_day, away.get(mid, last_day))
+    return away
 
 
 def _away(s: Session, member_ids: list[int], first: date, last: date) -> dict[int, date]:
-    """Members with a pause overlapping first..last, and the last day of their latest such pause."""
-    if not member_ids:
-        return {}
-    rows = s.execute(
-        select(MemberPause.member_id, func.max(MemberPause.last_day))
-        .where(
-            MemberPause.member_id.in_(member_ids),
-            MemberPause.first_day <= last,
-            MemberPause.last_day >= first,
-        )
-        .group_by(MemberPause.member_id)
-    )
-    return dict(rows.all())
+    return _away_of(_pauses(s, member_ids, first, last), set(member_ids), first, last)
 
 
 def summarize(s: Session, team: Team, first: date, last: date, settings: Settings) -> dict:
@@ -162,25 +178,12 @@ def prefetch_daily(s: Session, messages: list, settings: Settings) -> None:
         (o.team_id, o)
         for o in s.execute(select(TeamSettings).where(TeamSettings.team_id.in_(team_ids))).scalars()
     )
-    stmt = select(Member).where(Member.team_id.in_(team_ids), Member.active).order_by(Member.name, Member.id)
-    members: dict[int, list[Member]] = {t: [] for t in team_ids}
-    for mem in s.execute(stmt).scalars():
-        members[mem.team_id].append(mem)
+    members = _members_of(s, team_ids)
     per_member, chars = settings.digest_entries_per_member, settings.max_entry_chars
     shelves = shelves_of_days(s, pairs, per_member=per_member, chars=chars)
     days = [d for _, d in pairs]
     everyone = [mem.id for ms in members.values() for mem in ms]
-    pauses = (
-        s.execute(
-            select(MemberPause.member_id, MemberPause.first_day, MemberPause.last_day).where(
-                MemberPause.member_id.in_(everyone),
-                MemberPause.first_day <= max(days),
-                MemberPause.last_day >= min(days),
-            )
-        ).all()
-        if everyone
-        else []
-    )
+    pauses = _pauses(s, everyone, min(days), max(days))
     reached = reached_pairs(s, [(mem.id, d) for t, d in pairs for mem in members[t]])
     comments = comments_of_days(s, [(teams[t], d) for t, d in pairs if t in teams])
     asking = [(t, d) for t, d in pairs if questions.goal_question(questions.of(opts[t])) is not None]
@@ -188,15 +191,11 @@ def prefetch_daily(s: Session, messages: list, settings: Settings) -> None:
     kept: dict = {}
     for t, d in pairs:
         ids = {mem.id for mem in members[t]}
-        away: dict[int, date] = {}
-        for mid, first_day, last_day in pauses:
-            if mid in ids and first_day <= d <= last_day:
-                away[mid] = max(last_day, away.get(mid, last_day))
         kept |= {
             ("opts", t): opts[t],
             ("members", t): members[t],
             ("shelves", t, d, d, per_member, chars): shelves[t, d],
-            ("away", t, d, d): away,
+            ("away", t, d, d): _away_of(pauses, ids, d, d),
             ("asked", t, d, d): {mid for mid in ids if (mid, d) in reached},
         }
         if t in teams:
