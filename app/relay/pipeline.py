@@ -141,15 +141,15 @@ class RenderBatch:
     def __init__(self, messages: list[Row], settings: Settings):
         self.messages, self.settings = messages, settings
         self._s: Session | None = None
+        self._missed: set[tuple] = set()  # shared renders Redis did not have when asked
 
     def session(self) -> Session:
         if self._s is None:
             self._s = Session(get_engine(), expire_on_commit=False)
-            kept: dict[tuple, bool] = {}  # a shared render's key: whether it is kept
             wanted = [
                 m
                 for m in self.messages
-                if m.body_id is None and m.kind != chat.CHAT_KIND and not self._kept(m, kept)
+                if m.body_id is None and m.kind != chat.CHAT_KIND and not self._kept(m)
             ]
             try:
                 render.prefetch(self._s, wanted, self.settings)
@@ -166,17 +166,23 @@ class RenderBatch:
         if self._s is not None:
             self._s.commit()
 
-    def _kept(self, m: Row, kept: dict[tuple, bool]) -> bool:
+    def _kept(self, m: Row) -> bool:
         """Whether ``m`` has a shared render kept (it reads nothing: no prefetch for it)."""
         try:
             key = _shared_key(Delivery(message=m, settings=self.settings, transport=None, now=m.created_at))
         except UnregisteredKind:
             return False
-        if key is None:
-            return False
-        if key not in kept:
-            kept[key] = shared_renders.get(key, self.settings.redis_url) is not None
-        return kept[key]
+        return key is not None and self.shared(key) is not None
+
+    def shared(self, key: tuple) -> tuple[dict, str, str] | None:
+        """The shared render of ``key``: Redis is asked once per batch; after a miss, only what
+        this process has kept since (a message of this batch rendered it)."""
+        if key in self._missed:
+            return shared_renders.get(key)
+        hit = shared_renders.get(key, self.settings.redis_url)
+        if hit is None:
+            self._missed.add(key)
+        return hit
 
     def failed(self) -> None:
         """A render failed in the session: roll it back, so the next message reads afresh."""
@@ -209,7 +215,10 @@ def render_body(d: Delivery) -> Outcome | None:
     redis_url = d.settings.redis_url
     try:
         key = _shared_key(d)
-        hit = shared_renders.get(key, redis_url) if key else None
+        if key is None:
+            hit = None
+        else:
+            hit = d.renders.shared(key) if d.renders else shared_renders.get(key, redis_url)
         if hit:
             d.context, d.text, d.html = hit
         else:

@@ -1,6 +1,7 @@
 """A claimed batch's reminders and digests read their contexts in a few set queries (render.prefetch,
 the pipeline's RenderBatch), rendering byte for byte what each message's own reads render."""
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from app.checkins.outgoing import checkin_row
 from app.db import get_engine, session
 from app.models import Comment, Entry, Member, MemberPause, OutboundMessage, Team, TeamSettings, utcnow
 from app.relay import outbox, pipeline, render
+from app.relay.shared_renders import SharedRenders
 from app.settings import get_settings
 
 DAY = date(2026, 11, 23)
@@ -196,3 +198,50 @@ def test_open_blockers_read_at_once_are_each_reminders_own(db):
         for mid, at in asks:
             assert [e.id for e in many[mid, at]] == [e.id for e in still_blocked(s, mid, at=at)]
         assert len(many[ms[0].id, made]) == MAX_STILL_BLOCKED and many[ms[2].id, made] == []
+
+
+def test_a_batch_asks_redis_once_for_each_shared_render_it_lacks(db, redis_url, monkeypatch):
+    pipeline.reset()
+    rows = [m for m in messages(make_teams(3, "asks")) if m.kind == "digest"]
+    settings = dataclasses.replace(get_settings(), redis_url=redis_url)
+    asked: list[str] = []
+
+    class Counting:  # the real client, its GETs counted
+        def __init__(self, r):
+            self.r = r
+
+        def get(self, name):
+            asked.append(name)
+            return self.r.get(name)
+
+        def set(self, *a, **kw):
+            return self.r.set(*a, **kw)
+
+    def new_process() -> None:  # a worker process's own store of shared renders, empty
+        store = SharedRenders()
+        real = store._r
+        monkeypatch.setattr(store, "_r", lambda url: Counting(real(url)) if url else None)
+        monkeypatch.setattr(pipeline, "shared_renders", store)
+        asked.clear()
+
+    def send_all() -> list[str]:
+        batch = pipeline.RenderBatch(rows, settings)
+        texts = []
+        try:
+            for m in rows:
+                d = pipeline.Delivery(
+                    message=m, settings=settings, transport=None, now=utcnow(), renders=batch
+                )
+                assert pipeline.render_body(d) is None
+                texts.append(d.text)
+        finally:
+            batch.close()
+        return texts
+
+    new_process()
+    first = send_all()
+    assert len(rows) == 12 and len(set(first)) == 3  # three teams' digests, each rendered once
+    assert len(asked) == len(set(asked)) == 3  # a miss is not asked again, by the prefetch or the render
+    new_process()  # another worker: the renders are in Redis only
+    assert send_all() == first
+    assert len(asked) == 3  # found there, once each
