@@ -754,7 +754,7 @@ def write_section(figures: dict) -> None:
         f"Python {sys.version.split()[0]}; {versions}; postfix smtp-sink/smtp-source from Debian).\n\n"
         f"| figure | value |\n|---|---|\n{rows}\n\n{NOTES}"
     )
-    put_section("## Outbound relay", section)
+    put_section("## Outbound relay", section, keep_subsections=True)  # the soak's "### Worker memory"
 
 
 if __name__ == "__main__":
