@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 PORT ?= 8000
-# the suite's processes (pytest-xdist); each has its own PostgreSQL and SQLite database and Redis db
-PYTEST_WORKERS ?= 2
+# the suite's processes (pytest-xdist); each has its own PostgreSQL and SQLite database and Redis db.
+# Three on two cores: the end-to-end tests spend most of their time waiting on the processes they start
+PYTEST_WORKERS ?= 3
 
 .PHONY: run test services lint format bench clean screenshots
 
