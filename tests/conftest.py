@@ -349,3 +349,19 @@ def local_s3(_s3_server, env):
         env.setenv(k, v)
     reset_caches()
     return _s3_server
+
+
+# The slowest tests, by path: run first, so that pytest-xdist spreads them over its workers while
+# the many short tests fill the gaps, instead of one worker ending the run alone on them.
+SLOW_FIRST = (
+    "tests/e2e/",
+    "tests/app/web/test_hostile_walk.py",
+    "tests/app/checkins/test_export.py",
+    "tests/app/web/api/test_openapi.py",
+    "tests/app/web/pages/test_phone.py",
+    "tests/app/web/pages/test_browser.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))  # stable: the rest keep their order
