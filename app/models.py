@@ -65,22 +65,14 @@ class Team(SQLModel, table=True):
 ROLES = ("admin", "member", "observer")  # a member's role in a team, most rights first
 
 
+_DUE = text("at IS NOT NULL")
+
+
 class Member(SQLModel, table=True):
     """A person in a team; ``timezone`` None means the team's."""
 
-    # (team_id, email) also serves lookups by team: no single-column team_id index, since every
-    # schedule advance writes an entry into each index (migration 0007)
-    __table_args__ = (
-        UniqueConstraint("team_id", "email"),
-        # partial: most members never have a nudge due, and each schedule advance (never a HOT
-        # update: the next times are indexed) skips it (migration 0031)
-        Index(
-            "ix_member_next_nudge_at",
-            "next_nudge_at",
-            postgresql_where=text("next_nudge_at IS NOT NULL"),
-            sqlite_where=text("next_nudge_at IS NOT NULL"),
-        ),
-    )
+    # (team_id, email) also serves lookups by team: no single-column team_id index (migration 0007)
+    __table_args__ = (UniqueConstraint("team_id", "email"),)
     id: int | None = Field(default=None, primary_key=True)
     team_id: int = Field(foreign_key="team.id")
     email: str = Field(max_length=320, index=True)
@@ -92,11 +84,26 @@ class Member(SQLModel, table=True):
     digest_time: str | None = Field(default=None, max_length=5)
     digest_days: str | None = Field(default=None, max_length=7)
     active: bool = True
-    next_reminder_at: datetime | None = _ts(index=True)
-    next_digest_at: datetime | None = _ts(index=True)
-    # the nudge of the last reminder, set when the reminder is made (app.checkins.due); None: none due
-    next_nudge_at: datetime | None = _ts()
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))
+
+
+DUE_KINDS = ("reminder", "digest", "nudge")  # what falls due for a member (MemberDue.kind)
+
+
+class MemberDue(SQLModel, table=True):
+    """When a member's next reminder, digest or nudge is due: a row per member and kind, none (or
+    ``at`` None) when nothing is. The nudge of the day's reminder is set when that reminder is made
+    (app.checkins.due); the other two by app.checkins.schedules.
+
+    Its own narrow table, not columns of ``member``: the scheduler moves ``at`` on every row it fires,
+    and an update that changes an indexed column writes an entry into every index of the row's
+    table; on ``member`` those were five, four of them at random places of 1M-row indexes
+    (migration 0033)."""
+
+    __table_args__ = (Index("ix_memberdue_kind_at", "kind", "at", postgresql_where=_DUE, sqlite_where=_DUE),)
+    member_id: int = Field(foreign_key="member.id", primary_key=True)
+    kind: str = Field(primary_key=True, max_length=8)  # one of DUE_KINDS
+    at: datetime | None = _ts()
 
 
 class Entry(SQLModel, table=True):

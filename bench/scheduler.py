@@ -181,19 +181,26 @@ def load(url: str, members: int, per_team: int = 10) -> float:
                 zone = zones[t % len(zones)]
                 copy.write(f"{t}\tTeam {t}\t{zone}\t17:00\t08:00\t1234567\t1234567\tf\t0\t{created}\n")
         with cur.copy(
-            "COPY member (id, team_id, email, name, role, timezone, active, next_reminder_at, "
-            "next_digest_at, created_at) FROM STDIN"
+            "COPY member (id, team_id, email, name, role, timezone, active, created_at) FROM STDIN"
         ) as copy:
             buf = []
+            for m in range(1, members + 1):
+                buf.append(
+                    f"{m}\t{(m - 1) // per_team + 1}\tm{m}@bench.example\tM{m}\tmember\t"
+                    f"{zones[(m * 31) % len(zones)]}\tt\t{created}\n"
+                )
+                if len(buf) >= 10000:
+                    copy.write("".join(buf))
+                    buf.clear()
+            copy.write("".join(buf))
+        with cur.copy("COPY memberdue (member_id, kind, at) FROM STDIN") as copy:
+            buf = []
             week = 7 * 86400
+            digest = (T0 + timedelta(days=20)).isoformat()
             for m in range(1, members + 1):
                 # spread over a week that starts after every instant this bench ticks at
                 due = T0 + timedelta(days=10, seconds=(m * 7919) % week)
-                digest = T0 + timedelta(days=20)
-                buf.append(
-                    f"{m}\t{(m - 1) // per_team + 1}\tm{m}@bench.example\tM{m}\tmember\t"
-                    f"{zones[(m * 31) % len(zones)]}\tt\t{due.isoformat()}\t{digest.isoformat()}\t{created}\n"
-                )
+                buf.append(f"{m}\treminder\t{due.isoformat()}\n{m}\tdigest\t{digest}\n")
                 if len(buf) >= 10000:
                     copy.write("".join(buf))
                     buf.clear()
@@ -203,6 +210,7 @@ def load(url: str, members: int, per_team: int = 10) -> float:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE team")
         conn.execute("VACUUM ANALYZE member")
+        conn.execute("VACUUM ANALYZE memberdue")
     return time.perf_counter() - started
 
 
@@ -213,11 +221,12 @@ def make_due(url: str, at: datetime, every: int) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE messageevent, outboundmessage RESTART IDENTITY")
         cur = conn.execute(
-            "UPDATE member SET next_reminder_at = %s + make_interval(secs => id %% 60) WHERE id %% %s = 0",
+            "UPDATE memberdue SET at = %s + make_interval(secs => member_id %% 60) "
+            "WHERE kind = 'reminder' AND member_id %% %s = 0",
             (at, every),
         )
         n = cur.rowcount
-        conn.execute("VACUUM ANALYZE member")
+        conn.execute("VACUUM ANALYZE memberdue")
         conn.execute("VACUUM ANALYZE outboundmessage")
     return n
 
@@ -260,6 +269,7 @@ def run_schedulers(url: str, now: datetime, processes: int, batch: int, own=None
     ]
     time.sleep(max(0.0, start_at - time.time()))
     pg_cpu = own.cpu_s() if own else None
+    wal = wal_written(url)
     results = []
     for p in procs:
         out, err = p.communicate(timeout=900)
@@ -274,7 +284,19 @@ def run_schedulers(url: str, now: datetime, processes: int, batch: int, own=None
         "cpu_s": sum(r["cpu_s"] for r in results),
         "rss_mb": max(r["rss_mb"] for r in results),
         "pg_cpu_s": own.cpu_s() - pg_cpu if own else None,
+        # the cluster's WAL meanwhile (the shared server: other databases' too)
+        "wal_mb": (wal_written(url)[0] - wal[0]) / 1e6,
+        "wal_fpi": wal_written(url)[1] - wal[1],
     }
+
+
+def wal_written(url: str) -> tuple[int, int]:
+    """(bytes of WAL, full-page images in it) the cluster has written so far (pg_stat_wal)."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        written, fpi = conn.execute("SELECT wal_bytes, wal_fpi FROM pg_stat_wal").fetchone()
+    return int(written), int(fpi)
 
 
 def duplicates(url: str, expected: int) -> int:
@@ -371,7 +393,7 @@ def versions(url: str) -> str:
 
 def _cpu(r: dict) -> str:
     pg = f" + PostgreSQL {r['pg_cpu_s']:.1f} s" if r.get("pg_cpu_s") is not None else ""
-    return f"CPU: scheduler {r['cpu_s']:.1f} s{pg}"
+    return f"CPU: scheduler {r['cpu_s']:.1f} s{pg}; WAL {r['wal_mb']:.0f} MB, {r['wal_fpi']} full-page images"
 
 
 def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
@@ -422,11 +444,13 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
         f"{figures['batch']} members per transaction, two at once per process (`SCHEDULE_WORKERS=2`, "
         "each on its own connection), each batch starting at the last due time the previous one took; "
         "a broker message carries up to 100 ids. Reminders take the set-based path: one statement per "
-        "batch advances the members and inserts their outbox rows and creation events from groups "
+        "batch advances the members' next times (their `memberdue` rows) and inserts their outbox rows "
+        "and creation events from groups "
         "(members sharing a local day and a next reminder) that Python works out with times.py. "
         "Duplicates are counted in the outbox (rows per member and day) and among the ids on Redis, "
         "and asserted to be 0. CPU seconds are read from /proc: the scheduler processes', and the "
-        "private cluster's (backends, WAL writer, checkpointer, autovacuum).\n\n"
+        "private cluster's (backends, WAL writer, checkpointer, autovacuum); the WAL written and its "
+        "full-page images from pg_stat_wal.\n\n"
     )
     start = text.find("## Scheduler")
     if start < 0:
@@ -497,6 +521,7 @@ def measure(kind: str, members: int, args, prefix: str) -> dict:
                 comment += f"; split {fig['split']}"
             out(label[name], f"{r['seconds']:.3f}", comment)
             out(label[name][:-2] + "_cpu_s", f"{r['cpu_s'] + (r['pg_cpu_s'] or 0):.1f}")
+            out(label[name][:-2] + "_wal_mb", f"{r['wal_mb']:.0f}")
         fig["create_rows_per_s"] = members / fig["all_1"]["seconds"]
         fig["duplicates"] = dup
         out("duplicates", dup)

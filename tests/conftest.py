@@ -267,6 +267,39 @@ def rabbitmq_url():
     return RABBITMQ_URL
 
 
+def due_of(member_id: int) -> dict:
+    """When the member's next reminder, digest and nudge are due (None: not at all); its own session."""
+    from app.checkins.schedules import due_times
+    from app.db import session
+
+    with session() as s:
+        return due_times(s, member_id)
+
+
+def scheduled(member, s):
+    """``member`` with its next times (``memberdue``, read in session ``s``) beside its fields:
+    next_reminder_at, next_digest_at, next_nudge_at."""
+    from types import SimpleNamespace
+
+    from app.checkins.schedules import due_times
+
+    due = due_times(s, member.id)
+    return SimpleNamespace(
+        **member.model_dump(),
+        **{f"next_{kind}_at": at for kind, at in due.items()},
+    )
+
+
+def make_due(s, kind: str, at, *where) -> None:
+    """Every member (matching the ``where`` clauses on Member) due a ``kind`` at ``at`` (None: none)."""
+    from sqlalchemy import select
+
+    from app.checkins.schedules import set_due
+    from app.models import Member
+
+    set_due(s, kind, [(mid, at) for mid in s.execute(select(Member.id).where(*where)).scalars()])
+
+
 @pytest.fixture
 def sent():
     """The memory transport's list of sent messages, emptied."""
@@ -294,7 +327,7 @@ def team(db):
             ("Olga", "olga@example.com", "observer"),
         ):
             m = Member(team_id=t.id, email=email, name=name, role=role, created_at=FIXED_NOW)
-            schedule_member(m, t, FIXED_NOW)
+            schedule_member(s, m, t, FIXED_NOW)
             s.add(m)
         s.flush()
         return t

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.checkins.schedules import schedule_member
+from app.checkins.schedules import schedule_member, set_due
 from app.models import Member, Team
 
 DEMO_MEMBERS = (
@@ -26,8 +26,8 @@ def ensure_demo(s: Session, *, now: datetime) -> Team | None:
     s.flush()
     for name, email, role in DEMO_MEMBERS:
         member = Member(team_id=team.id, email=email, name=name, role=role, created_at=now)
-        schedule_member(member, team, now)
-        member.next_reminder_at = now  # the demo's first reminder is due at start
         s.add(member)
+        schedule_member(s, member, team, now)
+        set_due(s, "reminder", [(member.id, now)])  # the demo's first reminder is due at start
     s.flush()
     return team

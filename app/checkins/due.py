@@ -5,7 +5,7 @@ One batch is one transaction: select up to ``batch`` due members (PostgreSQL:
 SQLite: ``BEGIN IMMEDIATE`` makes this process the single writer), create their
 reminder or digest rows in one multi-row ``INSERT ... ON CONFLICT DO NOTHING
 RETURNING id`` (idempotent by ``kind:member:local-date``), move every selected
-member's ``next_*_at`` past ``now`` in one UPDATE, commit, then hand the new ids
+member's next time (its ``memberdue`` row) past ``now`` in one statement, commit, then hand the new ids
 to ``enqueue``. A crash between commit and enqueue loses nothing: the rows are
 ``queued`` with a lease, and the sweeper enqueues them again when it expires.
 
@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from app.checkins import chat, summary
 from app.checkins.asked import reached_pairs
 from app.checkins.outgoing import REMINDER_SUBJECT, checkin_row
-from app.checkins.schedules import pauses_of
+from app.checkins.schedules import pauses_of, set_due
 from app.checkins.times import (
     local_midnight_after,
     next_occurrence,
@@ -44,20 +44,17 @@ from app.checkins.times import (
     zone,
 )
 from app.db import session
-from app.models import Entry, Member, MemberPause, Team, TeamSettings
+from app.models import Entry, Member, MemberDue, MemberPause, Team, TeamSettings
 from app.relay import outbox
 from app.settings import Settings
 
 
 @dataclass(frozen=True)
 class Kind:
-    """What fires for a member: its column, template and the local day its key and content use."""
+    """What fires for a member: its ``memberdue`` kind, and the name its due time has in a batch's rows."""
 
     name: str
     column: str
-
-    def col(self):
-        return getattr(Member, self.column)
 
 
 REMINDER = Kind("reminder", "next_reminder_at")
@@ -122,32 +119,19 @@ def _nonempty_days(s: Session, pairs: set[tuple[int, date]]) -> set[tuple[int, d
     return {(t, d) for t, d in rows} & pairs
 
 
-def _update_next(s: Session, kind: Kind, changes: list[tuple[int, datetime | None]]) -> None:
-    if s.get_bind().dialect.name == "postgresql":
-        doc = json.dumps([(i, _iso(t) if t else None) for i, t in changes])
-        s.connection().execute(
-            text(
-                f"UPDATE member SET {kind.column} = CAST(u.value->>1 AS timestamptz) "
-                f"FROM json_array_elements(CAST(:doc AS json)) AS u "
-                f"WHERE member.id = CAST(u.value->>0 AS int)"
-            ),
-            {"doc": doc},
-        )
-        return
-    table = Member.__table__
-    s.execute(
-        update(table).where(table.c.id == bindparam("b_id")).values({kind.column: bindparam("b_t")}),
-        [{"b_id": i, "b_t": t} for i, t in changes],
-    )
-
-
 def due_query(kind: Kind, now: datetime, batch: int, dialect: str, since: datetime | None = None):
-    """The due-selection statement: up to ``batch`` members whose ``kind`` is due, earliest first;
-    ``since`` (the last due time an earlier batch of this tick took) skips what lies before it."""
-    col = kind.col()
-    cond = col <= now if since is None else col.between(since, now)
-    stmt = select(*_SELECT_COLUMNS, col).where(cond).order_by(col).limit(batch)
-    return stmt.with_for_update(skip_locked=True) if dialect == "postgresql" else stmt
+    """The due-selection statement: up to ``batch`` members whose ``kind`` is due, earliest first
+    (the due time named ``kind.column``); ``since`` (the last due time an earlier batch of this
+    tick took) skips what lies before it. PostgreSQL locks the members' ``memberdue`` rows."""
+    at = MemberDue.at
+    stmt = (
+        select(*_SELECT_COLUMNS, at.label(kind.column))
+        .join(MemberDue, MemberDue.member_id == Member.id)
+        .where(MemberDue.kind == kind.name, at <= now if since is None else at.between(since, now))
+        .order_by(at)
+        .limit(batch)
+    )
+    return stmt.with_for_update(skip_locked=True, of=MemberDue) if dialect == "postgresql" else stmt
 
 
 def _any_pauses(s: Session, now: datetime) -> bool:
@@ -334,9 +318,8 @@ def run_batch(
         for r, team, tz, covered, _ in plans
     ]
     ids = outbox.create_many(s, new_rows, now=now, lease_until=now + timedelta(seconds=settings.lease_s))
-    _update_next(s, kind, changes)
-    if nudges:
-        _update_next(s, NUDGE, nudges)
+    set_due(s, kind.name, changes)
+    set_due(s, NUDGE.name, nudges)
     return ids, len(rows), getattr(rows[-1], kind.column)
 
 
@@ -380,10 +363,10 @@ def _weekly_rows(s: Session, plans: list, domain: str, tracked: set[int]) -> lis
 # ---------------------------------------------------------------- PostgreSQL: reminders set-based
 
 _FAST_PICK = """SELECT m.id, COALESCE(m.timezone, t.timezone), COALESCE(m.reminder_time, t.reminder_time),
-    COALESCE(m.reminder_days, t.workdays), m.next_reminder_at, m.active AND m.role <> 'observer'
-FROM member m JOIN team t ON t.id = m.team_id
-WHERE m.next_reminder_at BETWEEN :since AND :now{filters}
-ORDER BY m.next_reminder_at LIMIT :batch FOR UPDATE OF m SKIP LOCKED"""
+    COALESCE(m.reminder_days, t.workdays), d.at, m.active AND m.role <> 'observer'
+FROM memberdue d JOIN member m ON m.id = d.member_id JOIN team t ON t.id = m.team_id
+WHERE d.kind = 'reminder' AND d.at BETWEEN :since AND :now{filters}
+ORDER BY d.at LIMIT :batch FOR UPDATE OF d SKIP LOCKED"""
 # members the fast path leaves to run_batch: a pause that may touch the due day or the next one,
 # a team that nudges (the nudge time depends on each reminder's own instant)
 _NO_PAUSE = (
@@ -399,16 +382,17 @@ _FAST_APPLY = text(
             CAST(e->>3 AS timestamptz) AS next_at, CAST(e->>4 AS boolean) AS fire
         FROM json_array_elements(CAST(:doc AS json)) AS e, json_array_elements_text(e->0) AS i
     ), upd AS (
-        UPDATE member SET next_reminder_at = g.next_at FROM g WHERE member.id = g.id
-        RETURNING member.id, member.team_id, member.email, g.day, g.expires, g.fire
+        UPDATE memberdue SET at = g.next_at FROM g
+        WHERE memberdue.member_id = g.id AND memberdue.kind = 'reminder'
+        RETURNING g.id, g.day, g.expires, g.fire
     ), """
     + outbox.pg_create_queued(
-        """SELECT 'reminder:' || u.id || ':' || u.day, 'reminder', u.team_id, u.id, u.email,
+        """SELECT 'reminder:' || u.id || ':' || u.day, 'reminder', m.team_id, u.id, m.email,
             CAST(:subject AS text), 'reminder',
             CASE WHEN o.tracking THEN '{"day": "' || u.day || '", "_track": true}'
                 ELSE '{"day": "' || u.day || '"}' END,
             '<' || :nonce || '.r' || u.id || '@' || :domain || '>', u.expires
-        FROM upd AS u LEFT JOIN teamsettings AS o ON o.team_id = u.team_id
+        FROM upd AS u JOIN member AS m ON m.id = u.id LEFT JOIN teamsettings AS o ON o.team_id = m.team_id
         WHERE u.fire"""
     )
 )

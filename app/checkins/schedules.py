@@ -2,17 +2,19 @@
 
 Every change that can move a member's next reminder or digest (time zone, time,
 weekdays, a pause, the team's defaults; a role through ``teams.set_role``) goes
-through a function here, and that function recomputes ``next_reminder_at`` / ``next_digest_at`` in the same
-transaction: the web and API layers call these, never set the columns themselves.
+through a function here, and that function recomputes the member's next reminder and digest (rows of
+``memberdue``, written through ``set_due``) in the same transaction: the web and API layers call
+these, never write the rows themselves.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, text
 from sqlmodel import Session
 
 from app.checkins.times import (
@@ -24,7 +26,7 @@ from app.checkins.times import (
     local_date,
     next_occurrence,
 )
-from app.models import Member, MemberPause, Team
+from app.models import Member, MemberDue, MemberPause, Team, UTCDateTime
 
 MAX_PAUSE_DAYS = 366  # one pause; longer absences are a deactivated member, not a vacation
 
@@ -96,18 +98,65 @@ def next_times(
     return reminder, digest
 
 
-def schedule_member(member: Member, team: Team, now: datetime) -> None:
+_UPSERT_SQL = (
+    "INSERT INTO memberdue (member_id, kind, at) {rows} "
+    "ON CONFLICT (member_id, kind) DO UPDATE SET at = excluded.at"
+)
+# PostgreSQL: every row in one JSON document, one round trip however many members
+_PG_SET_DUE = text(
+    _UPSERT_SQL.format(
+        rows="SELECT CAST(u.value->>0 AS int), :kind, CAST(u.value->>1 AS timestamptz) "
+        "FROM json_array_elements(CAST(:doc AS json)) AS u"
+    )
+)
+_SET_DUE = text(_UPSERT_SQL.format(rows="VALUES (:member_id, :kind, :at)")).bindparams(
+    bindparam("at", type_=UTCDateTime())
+)
+
+
+def set_due(s: Session, kind: str, changes: Iterable[tuple[int, datetime | None]]) -> None:
+    """Set when each member's next ``kind`` (reminder, digest, nudge) is due; None: none is."""
+    changes = list(changes)
+    if not changes:
+        return
+    if s.get_bind().dialect.name == "postgresql":
+        doc = json.dumps([(i, t.isoformat() if t else None) for i, t in changes])
+        s.connection().execute(_PG_SET_DUE, {"kind": kind, "doc": doc})
+        return
+    s.connection().execute(_SET_DUE, [{"member_id": i, "kind": kind, "at": t} for i, t in changes])
+
+
+def due_times(s: Session, member_id: int) -> dict[str, datetime | None]:
+    """When the member's next reminder, digest and nudge are due (None: not at all)."""
+    rows = s.execute(select(MemberDue.kind, MemberDue.at).where(MemberDue.member_id == member_id))
+    return {"reminder": None, "digest": None, "nudge": None, **dict(rows.all())}
+
+
+def _set_next(s: Session, member: Member, times: tuple[datetime | None, datetime | None]) -> None:
+    if member.id is None:
+        s.add(member)
+        s.flush()
+    set_due(s, "reminder", [(member.id, times[0])])
+    set_due(s, "digest", [(member.id, times[1])])
+
+
+def schedule_member(s: Session, member: Member, team: Team, now: datetime) -> None:
     """Set a new member's next reminder and digest times (a new member has no pauses)."""
-    member.next_reminder_at, member.next_digest_at = next_times(member, team, now)
+    _set_next(s, member, next_times(member, team, now))
+
+
+def unschedule(s: Session, member: Member) -> None:
+    """Nothing more is due for the member (deactivated)."""
+    _set_next(s, member, (None, None))
 
 
 def reschedule(s: Session, member: Member, *, now: datetime, team: Team | None = None) -> Member:
-    """Recompute the member's ``next_reminder_at`` and ``next_digest_at`` from now on."""
+    """Recompute the member's next reminder and digest from now on."""
     team = team or s.get(Team, member.team_id)
     since = local_date(now, effective(member, team).tz) - timedelta(days=1)
     pauses = pauses_of(s, [member.id], since).get(member.id, ()) if member.id else ()
-    member.next_reminder_at, member.next_digest_at = next_times(member, team, now, pauses)
     s.add(member)
+    _set_next(s, member, next_times(member, team, now, pauses))
     s.flush()
     return member
 

@@ -19,11 +19,12 @@ from app.checkins.schedules import (
     ScheduleError,
     reschedule,
     schedule_member,
+    unschedule,
     update_team_schedule,
     validated,
 )
 from app.checkins.times import check_time, check_timezone
-from app.models import ROLES, Member, Team, TeamSettings
+from app.models import ROLES, Member, MemberDue, Team, TeamSettings
 from app.settings import Settings, get_settings
 
 MAX_NAME = 200
@@ -199,7 +200,12 @@ def update_team(
             opts.reply_domain = domain
         s.add(opts)
         if nudges.get("nudge_hours") == 0:  # off: the nudges already set by today's reminders go too
-            s.execute(update(Member).where(Member.team_id == team_id).values(next_nudge_at=None))
+            members = select(Member.id).where(Member.team_id == team_id).scalar_subquery()
+            s.execute(
+                update(MemberDue)
+                .where(MemberDue.kind == "nudge", MemberDue.member_id.in_(members))
+                .values(at=None)
+            )
     s.flush()
     return team
 
@@ -235,8 +241,8 @@ def create_team(s: Session, name: str, timezone: str, *, admin_email: str, now: 
     s.add(team)
     s.flush()
     admin = Member(team_id=team.id, email=admin_email, role="admin", created_at=now)
-    schedule_member(admin, team, now)
     s.add(admin)
+    schedule_member(s, admin, team, now)
     s.flush()
     return team
 
@@ -260,8 +266,8 @@ def add_member(s: Session, team: Team, email: str, *, name: str, role: str, now:
         raise TeamError(f"{email} is already in the team", "email")
     member = member or Member(team_id=team.id, email=email, created_at=now)
     member.name, member.role, member.active = name or member.name, role, True
-    schedule_member(member, team, now)
     s.add(member)
+    schedule_member(s, member, team, now)
     s.flush()
     return member
 
@@ -302,7 +308,7 @@ def remove_member(s: Session, member_id: int) -> Member:
     if member.role == "admin":
         _keeps_an_admin(s, member)
     member.active = False
-    member.next_reminder_at = member.next_digest_at = None
     s.add(member)
+    unschedule(s, member)
     s.flush()
     return member

@@ -183,7 +183,7 @@ def test_the_outbox_writes_migration_keeps_the_rows_and_indexes_provider_ids_onl
 
     url = f"sqlite:///{tmp_path / 'old.db'}" if database == "sqlite" else request.getfixturevalue("fresh_pg")
     upgrade(url)
-    command.downgrade(config(url), "0031_partial_null_indexes")  # 0032 only: the other heads stay
+    command.downgrade(config(url), "0031_partial_null_indexes")  # 0032 and 0033: the other heads stay
     engine = create_engine(url)
     assert {fk["referred_table"] for fk in inspect(engine).get_foreign_keys("outboundmessage")} == {
         "team",
@@ -236,4 +236,71 @@ def test_the_outbox_writes_migration_keeps_the_rows_and_indexes_provider_ids_onl
             )
     finally:
         engine.dispose()
+    assert _differences(url) == []
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_the_member_due_migration_moves_each_next_time_into_a_row_and_back(request, tmp_path, database):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from app.migrate import config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.db'}" if database == "sqlite" else request.getfixturevalue("fresh_pg")
+    upgrade(url)
+    command.downgrade(config(url), "0032_fewer_outbox_writes")  # 0033 only
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO team (id, name, timezone, reminder_time, digest_time, workdays) "
+                "VALUES (1, 't1', 'UTC', '17:00', '08:00', '12345')"
+            )
+            for mid, reminder, digest, nudge in (
+                (1, "'2026-12-07 17:00:00+00:00'", "'2026-12-08 08:00:00+00:00'", "NULL"),
+                (2, "NULL", "'2026-12-08 08:00:00+00:00'", "'2026-12-07 19:00:00+00:00'"),
+                (3, "NULL", "NULL", "NULL"),
+            ):
+                conn.exec_driver_sql(
+                    "INSERT INTO member (id, team_id, email, name, role, active, next_reminder_at, "
+                    f"next_digest_at, next_nudge_at) VALUES ({mid}, 1, 'm{mid}@x.test', 'M', 'member', true, "
+                    f"{reminder}, {digest}, {nudge})"
+                )
+        upgrade(url)
+        assert not {"next_reminder_at", "next_digest_at", "next_nudge_at"} & {
+            c["name"] for c in inspect(engine).get_columns("member")
+        }
+        from sqlmodel import Session
+
+        from app.checkins.schedules import due_times
+
+        with Session(engine) as s:
+            got = {mid: due_times(s, mid) for mid in (1, 2, 3)}
+        assert {mid: {k: v and v.isoformat() for k, v in d.items()} for mid, d in got.items()} == {
+            1: {
+                "reminder": "2026-12-07T17:00:00+00:00",
+                "digest": "2026-12-08T08:00:00+00:00",
+                "nudge": None,
+            },
+            2: {
+                "reminder": None,
+                "digest": "2026-12-08T08:00:00+00:00",
+                "nudge": "2026-12-07T19:00:00+00:00",
+            },
+            3: {"reminder": None, "digest": None, "nudge": None},
+        }
+        command.downgrade(config(url), "0032_fewer_outbox_writes")  # and back: the columns get the rows
+        with engine.connect() as conn:
+            back = conn.exec_driver_sql(
+                "SELECT id, next_reminder_at IS NOT NULL, next_digest_at IS NOT NULL, "
+                "next_nudge_at IS NOT NULL FROM member ORDER BY id"
+            ).all()
+        assert [tuple(r) for r in back] == [
+            (1, True, True, False),
+            (2, False, True, True),
+            (3, False, False, False),
+        ]
+    finally:
+        engine.dispose()
+    upgrade(url)
     assert _differences(url) == []

@@ -184,7 +184,7 @@ def migrated_team(procs, env, env_vars: dict, name: str, members: dict[str, str]
         s.flush()
         for who, role in members.items():
             m = Member(team_id=team.id, email=f"{who.lower()}@example.com", name=who, role=role)
-            schedule_member(m, team, utcnow())
+            schedule_member(s, m, team, utcnow())
             s.add(m)
         s.flush()
         return team.id

@@ -102,6 +102,7 @@ def seed(now: datetime) -> dict[str, tuple[str, date]]:
     team's day came a minute ago, the digest of that day is due at 09:00 the next morning, and the
     next day is a day off (so a tick at the digest's hour makes digests only). Each member's email
     -> (team name, the team's day)."""
+    from app.checkins.schedules import set_due
     from app.db import session
     from app.models import Member, Team
 
@@ -124,15 +125,11 @@ def seed(now: datetime) -> dict[str, tuple[str, date]]:
                 s.flush()
                 for i in range(TEAM_SIZE):
                     email = f"{name.lower().replace(' ', '-')}-{i}@example.com"
-                    s.add(
-                        Member(
-                            team_id=team.id,
-                            email=email,
-                            name=f"{name} {i}",
-                            next_reminder_at=due,
-                            next_digest_at=digest_at,
-                        )
-                    )
+                    m = Member(team_id=team.id, email=email, name=f"{name} {i}")
+                    s.add(m)
+                    s.flush()
+                    set_due(s, "reminder", [(m.id, due)])
+                    set_due(s, "digest", [(m.id, digest_at)])
                     members[email] = (name, day)
     assert len(members) == MEMBERS
     return members
@@ -237,7 +234,7 @@ def test_two_hosts_of_each_process_carry_a_day_of_1000_members_exactly_once(
         assert count("SELECT state, count(*) FROM inboundmessage GROUP BY 1") == [("processed", MEMBERS)]
 
         # the next morning's digest hour, on both scheduler hosts at once
-        (latest,) = count("SELECT max(next_digest_at) FROM member")[0]
+        (latest,) = count("SELECT max(at) FROM memberdue WHERE kind = 'digest'")[0]
         tomorrow = (latest + timedelta(seconds=1)).isoformat()
         ticks = [
             subprocess.Popen(

@@ -18,7 +18,7 @@ from jobs.broker import drain
 from jobs.enqueue import enqueue_deliveries
 from jobs.scheduler import tick
 from tests.app.relay.transports.webhook_server import WebhookServer
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, make_due
 
 DIGEST_AT = FIXED_NOW.replace(day=24, hour=7, minute=0, second=1)  # Berlin 08:00 on Tuesday
 MONDAY = date(2026, 11, 23)
@@ -84,7 +84,7 @@ def test_the_digest_tick_posts_the_day_once_to_each_destination_linking_back_to_
     # later ticks of the same morning, and another scheduler, post nothing again
     tick(now=DIGEST_AT + timedelta(minutes=1), settings=get_settings())
     with session() as s:
-        s.execute(update(Member).where(Member.team_id == team.id).values(next_digest_at=DIGEST_AT))
+        make_due(s, "digest", DIGEST_AT, Member.team_id == team.id)
     tick(now=DIGEST_AT + timedelta(minutes=2), settings=get_settings())
     drain()
     assert len(chat_rows()) == 2 and len(server.hits) == 2

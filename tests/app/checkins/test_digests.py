@@ -11,7 +11,7 @@ from app.db import session
 from app.models import Entry, Member, MemberPause, Team
 from app.settings import get_settings
 from jobs.broker import drain
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, make_due
 
 
 def tick(*, now, settings) -> dict:
@@ -48,7 +48,7 @@ def setup_day(team, sent) -> None:
         ):
             s.add(Entry(team_id=team.id, member_id=ada.id, day=MONDAY, text=text, kind=kind))
         # the digest is due for everyone on Tuesday 08:00 Berlin
-        s.execute(update(Member).values(next_digest_at=TUESDAY_8_BERLIN - timedelta(seconds=1)))
+        make_due(s, "digest", TUESDAY_8_BERLIN - timedelta(seconds=1))
 
 
 def bodies(msg) -> tuple[str, str]:

@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import func, insert, select, text, update
 
 from app.checkins import due
+from app.checkins.schedules import due_times, set_due
 from app.db import get_engine, session
-from app.models import Entry, Member, MemberPause, OutboundMessage, Team
+from app.models import Entry, Member, MemberDue, MemberPause, OutboundMessage, Team
 from app.settings import ROOT, get_settings
 from jobs.scheduler import tick
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, due_of, make_due
 
 ZONES = ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC", "Pacific/Chatham")
 AT = FIXED_NOW.replace(hour=16, minute=0)  # every member of the population below is due here
@@ -37,14 +38,14 @@ def population(n_teams: int, per_team: int) -> int:
                 "name": f"M{j}",
                 "role": "member",
                 "active": True,
-                "next_reminder_at": AT,
-                "next_digest_at": AT + timedelta(days=7),
                 "created_at": FIXED_NOW,
             }
             for t in teams
             for j in range(per_team)
         ]
-        s.execute(insert(Member.__table__), rows)
+        ids = s.execute(insert(Member.__table__).returning(Member.id), rows).scalars().all()
+        set_due(s, "reminder", [(i, AT) for i in ids])
+        set_due(s, "digest", [(i, AT + timedelta(days=7)) for i in ids])
     return len(rows)
 
 
@@ -75,7 +76,7 @@ def test_batches_smaller_than_the_due_set_handle_everyone(db, env):
     result = tick(now=AT, settings=get_settings())
     assert len(result["created"]) == n == counts()[0]
     with session() as s:
-        assert s.execute(select(func.min(Member.next_reminder_at))).scalar() > AT
+        assert s.execute(select(func.min(MemberDue.at)).where(MemberDue.kind == "reminder")).scalar() > AT
 
 
 def test_two_scheduler_processes_on_postgresql_create_and_enqueue_each_reminder_once(env, pg_url, redis_url):
@@ -112,7 +113,10 @@ def test_two_scheduler_processes_on_postgresql_create_and_enqueue_each_reminder_
     ids = enqueued_ids(redis_url)
     assert len(ids) == len(set(ids)) == n  # and enqueued exactly once
     with session() as s:
-        assert s.execute(select(func.count()).where(Member.next_reminder_at <= AT)).scalar() == 0
+        assert (
+            s.execute(select(func.count()).where(MemberDue.kind == "reminder", MemberDue.at <= AT)).scalar()
+            == 0
+        )
 
 
 def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_once(env, pg_url):
@@ -134,7 +138,10 @@ def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_on
     assert len(created) == len(ids) == len(set(ids)) == n == counts()[0] == counts()[1]
     assert len({name for name, _ in enqueued}) == 3  # every worker thread ran batches
     with session() as s:
-        assert s.execute(select(func.count()).where(Member.next_reminder_at <= AT)).scalar() == 0
+        assert (
+            s.execute(select(func.count()).where(MemberDue.kind == "reminder", MemberDue.at <= AT)).scalar()
+            == 0
+        )
 
 
 def test_sqlite_runs_one_batch_at_a_time_whatever_the_setting(env, sqlite_url):
@@ -165,7 +172,9 @@ def test_skip_locked_leaves_a_member_another_scheduler_holds_and_does_not_wait(e
     engine = get_engine()
     holder = engine.connect()
     tx = holder.begin()
-    held = holder.execute(text("SELECT id FROM member ORDER BY id LIMIT 3 FOR UPDATE")).scalars().all()
+    held = holder.execute(
+        text("SELECT member_id FROM memberdue WHERE kind = 'reminder' ORDER BY member_id LIMIT 3 FOR UPDATE")
+    ).scalars().all()
     try:
         done = threading.Event()
         result = {}
@@ -205,9 +214,8 @@ def test_a_paused_member_gets_nothing_on_paused_days_and_resumes_after(team, sen
     tick(now=at, settings=get_settings())
     with session() as s:
         to = sorted(s.execute(select(OutboundMessage.to_addr)).scalars())
-        bob = s.get(Member, bob.id)
     assert to == ["ada@example.com"]
-    assert bob.next_reminder_at == FIXED_NOW.replace(day=25, hour=16, minute=0)
+    assert due_of(bob.id)["reminder"] == FIXED_NOW.replace(day=25, hour=16, minute=0)
 
 
 def test_a_team_that_skips_empty_digests_gets_none_for_a_silent_day(team, sent):
@@ -217,7 +225,7 @@ def test_a_team_that_skips_empty_digests_gets_none_for_a_silent_day(team, sent):
     assert tick(now=at, settings=get_settings())["created"] == []
     with session() as s:
         ada = s.execute(select(Member).where(Member.email == "ada@example.com")).scalar_one()
-        assert ada.next_digest_at == FIXED_NOW.replace(day=25, hour=7, minute=0)
+        assert due_times(s, ada.id)["digest"] == FIXED_NOW.replace(day=25, hour=7, minute=0)
         s.add(Entry(team_id=team.id, member_id=ada.id, day=date(2026, 11, 24), text="Shipped"))
     at = FIXED_NOW.replace(day=25, hour=7, minute=0, second=1)
     assert len(tick(now=at, settings=get_settings())["created"]) == 3
@@ -230,7 +238,7 @@ def test_an_inactive_member_is_dropped_from_the_schedule(team, sent):
     with session() as s:
         bob = s.execute(select(Member).where(Member.email == "bob@example.com")).scalar_one()
         assert s.execute(select(OutboundMessage.to_addr)).scalars().all() == ["ada@example.com"]
-    assert bob.next_reminder_at is None
+    assert due_of(bob.id)["reminder"] is None
 
 
 @pytest.mark.parametrize("batch", [1, 1000])
@@ -238,7 +246,7 @@ def test_a_second_run_at_the_same_instant_creates_nothing(team, sent, batch):
     at = FIXED_NOW.replace(hour=16, minute=0, second=5)
     first = due.run(now=at, settings=get_settings(), enqueue=lambda ids: None, batch=batch)
     with session() as s:  # as if another scheduler had not yet seen the advanced schedule
-        s.execute(update(Member).values(next_reminder_at=at))
+        make_due(s, "reminder", at)
     again = due.run(now=at, settings=get_settings(), enqueue=lambda ids: None, batch=batch)
     assert len(first) == 2 and again == [] and counts() == (2, 2)
 
@@ -277,16 +285,20 @@ def test_a_batch_starts_at_the_last_due_time_taken_and_the_next_tick_takes_what_
         s.add(t)
         s.flush()
         for i in range(6):
-            s.add(
-                Member(team_id=t.id, email=f"m{i}@t.example", next_reminder_at=AT - timedelta(minutes=6 - i))
-            )
+            m = Member(team_id=t.id, email=f"m{i}@t.example")
+            s.add(m)
+            s.flush()
+            set_due(s, "reminder", [(m.id, AT - timedelta(minutes=6 - i))])
         team_id = t.id
     settings = get_settings()
     with session() as s:
         ids, handled, since = due.run_batch(s, due.REMINDER, now=AT, settings=settings, batch=3, teams={})
     assert handled == 3 and since == AT - timedelta(minutes=4)
     with session() as s:  # due before `since`: as if another batch had skipped it and rolled back
-        s.add(Member(team_id=team_id, email="late@t.example", next_reminder_at=AT - timedelta(minutes=30)))
+        late = Member(team_id=team_id, email="late@t.example")
+        s.add(late)
+        s.flush()
+        set_due(s, "reminder", [(late.id, AT - timedelta(minutes=30))])
     with session() as s:
         _, handled, since = due.run_batch(
             s, due.REMINDER, now=AT, settings=settings, batch=3, teams={}, since=since
@@ -337,15 +349,15 @@ def mixed_population(at) -> None:
                     team_id=t.id,
                     email=f"m{j}@t{t.id}.example",
                     name=f"M{j}",
-                    next_reminder_at=at - timedelta(hours=4 if late else 0, minutes=j),
-                    next_digest_at=at + timedelta(days=7),
                     created_at=FIXED_NOW,
                     **extra,
                 )
-                members.append((m, paused))
-        s.add_all([m for m, _ in members])
+                members.append((m, paused, at - timedelta(hours=4 if late else 0, minutes=j)))
+        s.add_all([m for m, _, _ in members])
         s.flush()
-        for m, paused in members:
+        set_due(s, "reminder", [(m.id, due_at) for m, _, due_at in members])
+        set_due(s, "digest", [(m.id, at + timedelta(days=7)) for m, _, _ in members])
+        for m, paused, _ in members:
             if paused:
                 s.add(
                     MemberPause(
@@ -379,13 +391,12 @@ def outcome(created: list[int]) -> tuple[list, list]:
             ).order_by(OutboundMessage.idempotency_key)
         ).all()
         events = s.execute(text("SELECT count(*) FROM messageevent WHERE kind = 'queued'")).scalar()
-        times = s.execute(
-            select(Member.id, Member.next_reminder_at, Member.next_digest_at, Member.next_nudge_at).order_by(
-                Member.id
-            )
-        ).all()
+        times = [
+            (mid, *due_times(s, mid).values())
+            for mid in s.execute(select(Member.id).order_by(Member.id)).scalars()
+        ]
     assert events == len(rows)
-    return [tuple(r) for r in rows], [tuple(t) for t in times]
+    return [tuple(r) for r in rows], times
 
 
 def test_postgresql_reminders_set_based_make_what_the_per_row_path_makes(env, pg_url, monkeypatch):

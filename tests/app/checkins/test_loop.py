@@ -25,7 +25,7 @@ def make_team() -> int:
         ids = []
         for name in ("Ada", "Bob"):
             m = Member(team_id=t.id, email=f"{name.lower()}@example.com", name=name)
-            schedule_member(m, t, FIXED_NOW)
+            schedule_member(s, m, t, FIXED_NOW)
             s.add(m)
             s.flush()
             ids.append(m.id)

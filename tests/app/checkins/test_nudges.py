@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
 from app.checkins import teams
-from app.checkins.schedules import add_pause, schedule_member
+from app.checkins.schedules import add_pause, due_times, schedule_member
 from app.checkins.times import nudge_instant
 from app.db import session
 from app.models import Entry, InboundMessage, Member, OutboundMessage, Team
@@ -22,7 +22,7 @@ from jobs.broker import drain
 from jobs.scheduler import tick
 from tests.app.checkins.test_loop import reply_to
 from tests.app.web.conftest import AUTH
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, make_due
 
 NY, TOKYO = "America/New_York", "Asia/Tokyo"
 
@@ -88,11 +88,19 @@ def held(monkeypatch):
     monkeypatch.setattr(jobs.scheduler, "enqueue_deliveries", lambda ids: None)
 
 
+def nudges_of(s, *where) -> list:
+    """The next nudge of each member (matching ``where``), None where none is due."""
+    return [
+        due_times(s, m)["nudge"]
+        for m in s.execute(select(Member.id).where(*where).order_by(Member.id)).scalars()
+    ]
+
+
 def start(at: datetime) -> None:
     """Every member's schedule as of ``at`` (the team was made long before)."""
     with session() as s:
         for m, t in s.execute(select(Member, Team).join(Team, Team.id == Member.team_id)).all():
-            schedule_member(m, t, at)
+            schedule_member(s, m, t, at)
             s.add(m)
 
 
@@ -180,7 +188,7 @@ def test_no_nudge_in_a_pause_taken_after_the_reminder_nor_past_the_cutoff_when_t
     run_day(utc(2026, 11, 23, 8, 0), utc(2026, 11, 23, 8, 0))
     with session() as s:
         members = {m.email: m for m in s.execute(select(Member).where(Member.team_id == t.id)).scalars()}
-        assert {e: m.next_nudge_at for e, m in members.items()} == dict.fromkeys(
+        assert {e: due_times(s, m.id)["nudge"] for e, m in members.items()} == dict.fromkeys(
             members, utc(2026, 11, 23, 11)
         )
         add_pause(s, members["quiet@example.com"].id, day, day + timedelta(days=2), now=utc(2026, 11, 23, 9))
@@ -189,17 +197,17 @@ def test_no_nudge_in_a_pause_taken_after_the_reminder_nor_past_the_cutoff_when_t
     made = run_day(utc(2026, 11, 23, 12, 0), utc(2026, 11, 23, 12, 0))
     assert nudges(made) == []
     with session() as s:
-        assert (
-            s.execute(select(Member.next_nudge_at).where(Member.team_id == t.id)).scalars().all()
-            == [None] * 3
-        )
+        assert [
+            due_times(s, m)["nudge"]
+            for m in s.execute(select(Member.id).where(Member.team_id == t.id)).scalars()
+        ] == [None] * 3
         # on time, the paused member alone is left out
-        s.execute(update(Member).values(next_nudge_at=utc(2026, 11, 23, 11)))
+        make_due(s, "nudge", utc(2026, 11, 23, 11))
     made = run_day(utc(2026, 11, 23, 11, 0), utc(2026, 11, 23, 11, 0))
     assert [n[0] for n in nudges(made)] == ["tokio@example.com", "wrote@example.com"]
     # set again behind the scheduler's back: still one nudge a day each
     with session() as s:
-        s.execute(update(Member).values(next_nudge_at=utc(2026, 11, 23, 11)))
+        make_due(s, "nudge", utc(2026, 11, 23, 11))
     again = run_day(utc(2026, 11, 23, 11, 5), utc(2026, 11, 23, 11, 5))
     assert again == {}
 
@@ -220,7 +228,9 @@ def test_a_team_without_nudges_and_a_reminder_that_never_arrived_get_none(db, se
     # the next day's reminders set the nudges, then the team turns them off: none goes
     made = run_day(utc(2026, 11, 24, 8, 0), utc(2026, 11, 24, 8, 0))
     with session() as s:
-        assert set(s.execute(select(Member.next_nudge_at)).scalars()) == {utc(2026, 11, 24, 11)}
+        assert {due_times(s, m)["nudge"] for m in s.execute(select(Member.id)).scalars()} == {
+            utc(2026, 11, 24, 11)
+        }
         teams.update_team(s, t.id, now=FIXED_NOW, nudge_hours=0)
     made = run_day(utc(2026, 11, 24, 11, 0), utc(2026, 11, 24, 11, 0))
     assert nudges(made) == [] and made == {}

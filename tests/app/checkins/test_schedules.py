@@ -10,12 +10,17 @@ from app.checkins.teams import TeamError, set_role, update_team
 from app.checkins.times import ScheduleError
 from app.db import session
 from app.models import Member, Team
-from tests.conftest import FIXED_NOW  # Monday 2026-11-23 12:00 UTC
+from tests.conftest import (
+    FIXED_NOW,  # Monday 2026-11-23 12:00 UTC
+    scheduled,
+)
 
 
 def member(team, email):
     with session() as s:
-        return s.execute(select(Member).where(Member.team_id == team.id, Member.email == email)).scalar_one()
+        return scheduled(
+            s.execute(select(Member).where(Member.team_id == team.id, Member.email == email)).scalar_one(), s
+        )
 
 
 def test_members_follow_the_team_defaults_until_they_set_their_own(team):

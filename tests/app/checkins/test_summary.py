@@ -93,7 +93,7 @@ def week(*, summary: bool = True) -> dict[str, int]:
             m = Member(team_id=t.id, email=f"{name.lower()}@tally.example", name=name, role=role, timezone=tz)
             s.add(m)
             s.flush()
-            schedule_member(m, t, START)
+            schedule_member(s, m, t, START)
             people[name] = m
         ada, bob, cy, kai = (people[n] for n in ("Ada", "Bob", "Cy", "Kai"))
         for day in WEEK:
@@ -159,7 +159,7 @@ def test_each_admin_gets_one_summary_of_the_week_at_their_own_monday_digest(db, 
         assert list(made) == [key(w["Kai"], d(23)), key(w["Ada"], d(23))]
         assert key(w["Ada"], d(23)) == f"participation:{w['Ada']}:2026-W48"
         for m in s.execute(select(Member).where(Member.team_id == w["team"])).scalars():
-            schedule_member(m, s.get(Team, w["team"]), START + timedelta(days=7))
+            schedule_member(s, m, s.get(Team, w["team"]), START + timedelta(days=7))
             s.add(m)
     following = summaries(ADA_MONDAY + timedelta(days=7))  # the next Monday: the next week
     assert [subj for subj, _ in following["ada@tally.example"]] == ["Tally: participation, 23 Nov to 29 Nov"]

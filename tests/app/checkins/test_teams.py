@@ -4,16 +4,19 @@ import pytest
 from sqlalchemy import select
 
 from app.checkins import teams
+from app.checkins.schedules import due_times
 from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError
 from app.db import session
 from app.models import Member, Team, TeamSettings
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, scheduled
 
 
 def member(team, email):
     with session() as s:
-        return s.execute(select(Member).where(Member.team_id == team.id, Member.email == email)).scalar_one()
+        return scheduled(
+            s.execute(select(Member).where(Member.team_id == team.id, Member.email == email)).scalar_one(), s
+        )
 
 
 def test_a_refused_change_changes_nothing_even_when_the_caller_commits(team):
@@ -79,7 +82,7 @@ def test_a_team_keeps_one_admin_and_members_come_back(team):
         with pytest.raises(TeamError, match="already"):
             teams.add_member(s, t, "ada@example.com", name="", role="member", now=FIXED_NOW)
         back = teams.add_member(s, t, "bob@example.com", name="", role="member", now=FIXED_NOW)
-        assert (back.id, back.name, back.active, back.next_reminder_at is not None) == (
+        assert (back.id, back.name, back.active, due_times(s, back.id)["reminder"] is not None) == (
             bob.id,
             "Bob",
             True,
@@ -91,7 +94,7 @@ def test_a_new_team_has_its_creator_as_admin(db):
     with session() as s:
         t = teams.create_team(s, "  New   team ", "Asia/Tokyo", admin_email="op@example.com", now=FIXED_NOW)
         (m,) = s.execute(select(Member).where(Member.team_id == t.id)).scalars()
-        assert (t.name, t.timezone, m.role, m.next_reminder_at is not None) == (
+        assert (t.name, t.timezone, m.role, due_times(s, m.id)["reminder"] is not None) == (
             "New team",
             "Asia/Tokyo",
             "admin",

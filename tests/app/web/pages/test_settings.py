@@ -3,18 +3,19 @@ from markupsafe import escape
 from sqlalchemy import select
 
 from app.checkins import teams
-from app.checkins.schedules import schedule_member, update_team_schedule
+from app.checkins.schedules import due_times, schedule_member, update_team_schedule
 from app.checkins.teams import TeamError
 from app.checkins.times import ScheduleError
 from app.db import session
 from app.models import ApiToken, Member, OutboundMessage, Suppression, Team, TeamSettings, utcnow
 from app.relay import suppressions
 from tests.app.web.conftest import post, sign_in
+from tests.conftest import scheduled
 
 
 def member(email):
     with session() as s:
-        return s.execute(select(Member).where(Member.email == email)).scalar_one()
+        return scheduled(s.execute(select(Member).where(Member.email == email)).scalar_one(), s)
 
 
 def test_an_admin_changes_the_team_settings_and_schedules_follow(client, team, sent):
@@ -286,19 +287,15 @@ def twin_team(team_id: int) -> int:
         s.flush()
         for m in s.execute(select(Member).where(Member.team_id == team_id)).scalars():
             copy = Member(team_id=twin.id, email=m.email, name=m.name, role=m.role)
-            schedule_member(copy, twin, utcnow())
+            schedule_member(s, copy, twin, utcnow())
             s.add(copy)
         return twin.id
 
 
 def next_times_by_email(team_id: int) -> dict[str, tuple]:
     with session() as s:
-        rows = s.execute(
-            select(Member.email, Member.next_reminder_at, Member.next_digest_at).where(
-                Member.team_id == team_id
-            )
-        ).all()
-    return {email: (r, d) for email, r, d in rows}
+        rows = s.execute(select(Member.email, Member.id).where(Member.team_id == team_id)).all()
+        return {email: tuple(due_times(s, mid).values())[:2] for email, mid in rows}
 
 
 def test_saving_team_settings_on_the_page_reschedules_exactly_as_the_domain_does(client, team, sent):
@@ -375,16 +372,18 @@ def nudge_set_by_the_tick(team_id: int) -> dict[str, object]:
     with session() as s:
         t = s.get(Team, team_id)
         for m in s.execute(select(Member).where(Member.team_id == team_id)).scalars():
-            schedule_member(m, t, datetime(2026, 11, 24, tzinfo=UTC))
+            schedule_member(s, m, t, datetime(2026, 11, 24, tzinfo=UTC))
             s.add(m)
     with session() as s:
-        at = s.execute(select(Member.next_reminder_at).where(Member.email == "bob@example.com")).scalar_one()
+        bob = s.execute(select(Member.id).where(Member.email == "bob@example.com")).scalar_one()
+        at = due_times(s, bob)["reminder"]
     from app.settings import get_settings
 
     tick(now=at, settings=get_settings())
     with session() as s:
-        rows = s.execute(select(Member.email, Member.next_nudge_at).where(Member.team_id == team_id)).all()
-    return {email: when and when.isoformat() for email, when in rows}
+        rows = s.execute(select(Member.email, Member.id).where(Member.team_id == team_id)).all()
+        nudges = {email: due_times(s, mid)["nudge"] for email, mid in rows}
+    return {email: when and when.isoformat() for email, when in nudges.items()}
 
 
 def test_nudges_set_on_the_page_the_api_and_the_command_line_make_the_tick_nudge(client, team, sent, capsys):

@@ -10,11 +10,12 @@ from email.policy import default
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app.checkins import teams
 from app.checkins.due import run
 from app.checkins.outgoing import REMINDER_SUBJECT
+from app.checkins.schedules import due_times
 from app.cli import main
 from app.db import session
 from app.models import Entry, InboundMessage, Member, utcnow
@@ -24,7 +25,7 @@ from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
 from jobs.broker import drain
 from tests.app.web.conftest import AUTH, post, sign_in
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, make_due
 
 MONDAY = date(2026, 11, 23)
 MONDAY_REMINDER = FIXED_NOW.replace(hour=16, minute=0, second=1)  # 17:00 Berlin
@@ -53,11 +54,11 @@ def save(client, team, **changes) -> None:
     assert r.status_code == 303, r.text
 
 
-def mail_at(when, column: str) -> list:
-    """Everything the scheduler makes at ``when`` for members due in ``column`` (made due just before
+def mail_at(when, kind: str) -> list:
+    """Everything the scheduler makes at ``when`` for members due a ``kind`` (made due just before
     it: saving the page rescheduled them on the real clock), delivered; the parsed delivered bytes."""
     with session() as s:
-        s.execute(update(Member).values({column: when - timedelta(seconds=1)}))
+        make_due(s, kind, when - timedelta(seconds=1))
     ids: list[int] = []
     run(now=when, settings=get_settings(), enqueue=ids.extend)
     transport = MemoryTransport()
@@ -85,9 +86,9 @@ def test_the_tracking_box_decides_the_pixel_and_the_links_of_reminders_and_diges
     save(client, team, tracking="1" if tracking else None)  # the last save is the one that counts
     assert ('name="tracking" value="1" checked' in client.get(f"/teams/{team.id}/settings").text) is tracking
 
-    reminders = mail_at(MONDAY_REMINDER, "next_reminder_at")
+    reminders = mail_at(MONDAY_REMINDER, "reminder")
     write(team, "ada@example.com", MONDAY, "Shipped the export")
-    digests = mail_at(TUESDAY_DIGEST, "next_digest_at")
+    digests = mail_at(TUESDAY_DIGEST, "digest")
     kinds = sorted(m["X-Donebox-Kind"] for m in reminders + digests)
     assert kinds == ["digest"] * 3 + ["reminder"] * 2  # Olga observes: a digest, no reminder
     for msg in reminders + digests:
@@ -103,14 +104,14 @@ def test_the_tracking_box_decides_the_pixel_and_the_links_of_reminders_and_diges
 def test_a_new_team_is_not_tracked_and_its_page_says_so(client, team, sent):
     sign_in(client, sent, "ada@example.com")
     assert 'name="tracking" value="1" checked' not in client.get(f"/teams/{team.id}/settings").text
-    reminders = mail_at(MONDAY_REMINDER, "next_reminder_at")
+    reminders = mail_at(MONDAY_REMINDER, "reminder")
     assert reminders and all("/t/o/" not in html_of(m) for m in reminders)
 
 
 def test_the_reply_domain_set_on_the_page_is_where_replies_go_and_replies_to_it_count(client, team, sent):
     sign_in(client, sent, "ada@example.com")
     save(client, team, reply_domain="In.Example.com")
-    reminders = {m["To"]: m for m in mail_at(MONDAY_REMINDER, "next_reminder_at")}
+    reminders = {m["To"]: m for m in mail_at(MONDAY_REMINDER, "reminder")}
     reply_to = reminders["bob@example.com"]["Reply-To"]
     assert reply_to.startswith("reply+") and reply_to.endswith("@in.example.com")
 
@@ -129,8 +130,8 @@ def test_the_reply_domain_set_on_the_page_is_where_replies_go_and_replies_to_it_
 
     save(client, team, reply_domain="")  # back to REPLY_DOMAIN
     with session() as s:
-        s.execute(update(Member).values(next_reminder_at=None))
-    tuesday = {m["To"]: m for m in mail_at(MONDAY_REMINDER + timedelta(days=1), "next_reminder_at")}
+        make_due(s, "reminder", None)
+    tuesday = {m["To"]: m for m in mail_at(MONDAY_REMINDER + timedelta(days=1), "reminder")}
     assert tuesday["bob@example.com"]["Reply-To"].endswith("@reply.test")
 
 
@@ -145,9 +146,9 @@ def test_a_reply_domain_the_instance_does_not_receive_is_refused_on_the_page(cli
 def test_skip_empty_on_the_page_means_no_digest_for_a_silent_day_and_off_means_one(client, team, sent):
     sign_in(client, sent, "ada@example.com")
     save(client, team, skip_empty="1")
-    assert mail_at(TUESDAY_DIGEST, "next_digest_at") == []  # nobody wrote on Monday
+    assert mail_at(TUESDAY_DIGEST, "digest") == []  # nobody wrote on Monday
     save(client, team)  # skip-empty unticked
-    digests = mail_at(TUESDAY_DIGEST, "next_digest_at")
+    digests = mail_at(TUESDAY_DIGEST, "digest")
     assert sorted(m["To"] for m in digests) == ["ada@example.com", "bob@example.com", "olga@example.com"]
     assert {m["X-Donebox-Kind"] for m in digests} == {"digest"}
 
@@ -157,12 +158,12 @@ def test_the_weekly_digest_set_on_the_page_goes_out_on_its_day_and_not_on_others
     save(client, team, weekly_day="2")  # with Tuesday's digest
     assert 'value="2" selected' in client.get(f"/teams/{team.id}/settings").text
     write(team, "ada@example.com", MONDAY, "Shipped the export")
-    tuesday = mail_at(TUESDAY_DIGEST, "next_digest_at")
+    tuesday = mail_at(TUESDAY_DIGEST, "digest")
     weekly = [m for m in tuesday if m["X-Donebox-Kind"] == "weekly"]
     assert len(weekly) == 3 and weekly[0]["Subject"] == "Rocket: the week to Monday, 23 November"
     assert "Shipped the export" in weekly[0].get_body(("plain",)).get_content()
     write(team, "ada@example.com", MONDAY + timedelta(days=1), "Wrote the docs")
-    wednesday = mail_at(WEDNESDAY_DIGEST, "next_digest_at")
+    wednesday = mail_at(WEDNESDAY_DIGEST, "digest")
     assert wednesday and {m["X-Donebox-Kind"] for m in wednesday} == {"digest"}
 
 
@@ -170,7 +171,7 @@ def test_digest_days_set_on_the_page_decide_which_mornings_have_a_digest(client,
     sign_in(client, sent, "ada@example.com")
     save(client, team, dday2=None, dday4=None)  # no digest on Tuesdays and Thursdays
     with session() as s:
-        due = s.execute(select(Member.next_digest_at).where(Member.active)).scalars().all()
+        due = [due_times(s, m)["digest"] for m in s.execute(select(Member.id).where(Member.active)).scalars()]
     berlin = ZoneInfo("Europe/Berlin")
     # the page rescheduled everyone (on the real clock) onto a digest day
     assert due and all(d.astimezone(berlin).isoweekday() in (1, 3, 5) for d in due)

@@ -18,9 +18,7 @@ WEEK = timedelta(days=7)
 def summaries(monday) -> list[tuple[str, str]]:
     """(recipient, subject) of the participation summaries made with the digests of ``monday``."""
     return [
-        (m["To"], m["Subject"])
-        for m in mail_at(monday, "next_digest_at")
-        if m["X-Donebox-Kind"] == "participation"
+        (m["To"], m["Subject"]) for m in mail_at(monday, "digest") if m["X-Donebox-Kind"] == "participation"
     ]
 
 
