@@ -172,9 +172,10 @@ def test_skip_locked_leaves_a_member_another_scheduler_holds_and_does_not_wait(e
     engine = get_engine()
     holder = engine.connect()
     tx = holder.begin()
-    held = holder.execute(
-        text("SELECT member_id FROM memberdue WHERE kind = 'reminder' ORDER BY member_id LIMIT 3 FOR UPDATE")
-    ).scalars().all()
+    first_three = (
+        "SELECT member_id FROM memberdue WHERE kind = 'reminder' ORDER BY member_id LIMIT 3 FOR UPDATE"
+    )
+    held = holder.execute(text(first_three)).scalars().all()
     try:
         done = threading.Event()
         result = {}
