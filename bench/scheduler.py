@@ -277,16 +277,18 @@ def run_schedulers(url: str, now: datetime, processes: int, batch: int, own=None
             raise SystemExit(f"scheduler process failed:\n{err[-3000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
     wall = time.time() - start_at
+    pg_cpu_s = own.cpu_s() - pg_cpu if own else None
+    wal_after = wal_written(url)  # after the CPU reading, as the one before: its connection is not counted
     return {
         "created": [r["created"] for r in results],
         "seconds": max(r["seconds"] for r in results),
         "wall": wall,
         "cpu_s": sum(r["cpu_s"] for r in results),
         "rss_mb": max(r["rss_mb"] for r in results),
-        "pg_cpu_s": own.cpu_s() - pg_cpu if own else None,
+        "pg_cpu_s": pg_cpu_s,
         # the cluster's WAL meanwhile (the shared server: other databases' too)
-        "wal_mb": (wal_written(url)[0] - wal[0]) / 1e6,
-        "wal_fpi": wal_written(url)[1] - wal[1],
+        "wal_mb": (wal_after[0] - wal[0]) / 1e6,
+        "wal_fpi": wal_after[1] - wal[1],
     }
 
 

@@ -26,7 +26,7 @@ from app.checkins.times import (
     local_date,
     next_occurrence,
 )
-from app.models import Member, MemberDue, MemberPause, Team, UTCDateTime
+from app.models import DUE_KINDS, Member, MemberDue, MemberPause, Team, UTCDateTime
 
 MAX_PAUSE_DAYS = 366  # one pause; longer absences are a deactivated member, not a vacation
 
@@ -129,7 +129,7 @@ def set_due(s: Session, kind: str, changes: Iterable[tuple[int, datetime | None]
 def due_times(s: Session, member_id: int) -> dict[str, datetime | None]:
     """When the member's next reminder, digest and nudge are due (None: not at all)."""
     rows = s.execute(select(MemberDue.kind, MemberDue.at).where(MemberDue.member_id == member_id))
-    return {"reminder": None, "digest": None, "nudge": None, **dict(rows.all())}
+    return {**dict.fromkeys(DUE_KINDS), **dict(rows.all())}
 
 
 def _set_next(s: Session, member: Member, times: tuple[datetime | None, datetime | None]) -> None:
