@@ -127,13 +127,19 @@ def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_on
     _truncate(get_engine())
     n = population(30, 40)
     enqueued: list[tuple[str, list[int]]] = []
-    created = due.run(
-        now=AT,
-        settings=get_settings(),
-        enqueue=lambda ids: enqueued.append((threading.current_thread().name, ids)),
-        batch=25,
-        workers=3,
-    )
+    # each thread holds its first committed batch until all three have one: on a busy machine two
+    # threads could otherwise drain the 48 batches before the third one started (a run then failed
+    # below); three threads that never run at once time the barrier out and fail here instead
+    all_started, seen = threading.Barrier(3), set()
+
+    def enqueue(ids: list[int]) -> None:
+        name = threading.current_thread().name
+        if name not in seen:
+            seen.add(name)
+            all_started.wait(timeout=60)
+        enqueued.append((name, ids))
+
+    created = due.run(now=AT, settings=get_settings(), enqueue=enqueue, batch=25, workers=3)
     ids = [i for _, batch in enqueued for i in batch]
     assert len(created) == len(ids) == len(set(ids)) == n == counts()[0] == counts()[1]
     assert len({name for name, _ in enqueued}) == 3  # every worker thread ran batches
