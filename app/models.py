@@ -152,7 +152,7 @@ class InboundMessage(SQLModel, table=True):
     provider: str = Field(max_length=32)
     dedupe_key: str = Field(max_length=512, unique=True)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    state: str = Field(default="received", max_length=16, index=True)
+    state: str = Field(default="received", max_length=16)  # indexed with id (below)
     error: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     message_id: str = Field(default="", max_length=1000)
     from_addr: str = Field(default="", max_length=320)
@@ -188,6 +188,9 @@ class InboundMessage(SQLModel, table=True):
     cut_at: int | None = None
     cut_rule: str = Field(default="", max_length=64)
     cut_confidence: str = Field(default="", max_length=8)
+
+    # claims read the received ones by id (app.inbound.process.claim); every look-up by state too
+    __table_args__ = (Index("ix_inboundmessage_state_id", "state", "id"),)
 
 
 class ReplyCase(SQLModel, table=True):

@@ -35,34 +35,41 @@ def process_inbound(inbound_id: int) -> None:
         _process([inbound_id])
 
 
+# a batch job also claims the never-tried received messages among the 64 ids from its lowest, so
+# that a backlog is worked through in batches that large whatever the size of intake's groups
+INBOUND_TOP_UP = 64
+
+
 @dramatiq.actor(max_retries=0, queue_name="inbound", time_limit=INBOUND_TIME_LIMIT_MS)
 def process_inbound_batch(inbound_ids: list[int]) -> None:
     """Process several stored inbound messages (one broker message per committed group) together;
     when the job runs out of time or crashes, each unfinished one is sent again in a job of its
     own, so the one that blows up fails (and is quarantined) alone."""
-    _process(inbound_ids)
+    _process(inbound_ids, top_up=INBOUND_TOP_UP)
 
 
-def _process(inbound_ids: list[int]) -> None:
+def _process(inbound_ids: list[int], top_up: int = 0) -> None:
     settings = get_settings()
     mail: list[int] = []  # queued by processing (pause and comment notices): enqueued after commit
+    taken: list[int] = []  # what the claim took, along with inbound_ids
     try:
         with session() as s:
-            states = process_many(s, inbound_ids, now=utcnow(), settings=settings, created_mail=mail)
+            states = process_many(
+                s, inbound_ids, now=utcnow(), settings=settings, created_mail=mail, top_up=top_up, taken=taken
+            )
     except (Exception, TimeLimitExceeded) as e:  # noqa: BLE001 - the rows keep it; others interrupt
         if isinstance(e, TimeLimitExceeded):
             why = f"the job ran out of time ({settings.inbound_job_time_limit_s} s, INBOUND_JOB_TIME_LIMIT_S)"
         else:
             why = f"{type(e).__name__}: {e}"
-        metrics.inbound_processed.labels("interrupted").inc(len(inbound_ids))
-        log.warning("inbound %s: %s", inbound_ids, why, exc_info=not isinstance(e, TimeLimitExceeded))
+        ids = sorted({*inbound_ids, *taken})
+        metrics.inbound_processed.labels("interrupted").inc(len(ids))
+        log.warning("inbound %s: %s", ids, why, exc_info=not isinstance(e, TimeLimitExceeded))
         try:
             with session() as s:
-                again = retry_or_quarantine(
-                    s, inbound_ids, why, now=utcnow(), settings=settings, alone=len(inbound_ids) == 1
-                )
+                again = retry_or_quarantine(s, ids, why, now=utcnow(), settings=settings, alone=len(ids) == 1)
         except Exception:  # noqa: BLE001 - the claims expire and the sweeper takes them back
-            log.exception("inbound %s: could not release the claims; the sweeper will", inbound_ids)
+            log.exception("inbound %s: could not release the claims; the sweeper will", ids)
             return
         for iid in again:
             process_inbound.send(iid)
@@ -71,9 +78,10 @@ def _process(inbound_ids: list[int]) -> None:
         from jobs.enqueue import enqueue_deliveries  # jobs.enqueue imports these actors: a cycle
 
         enqueue_deliveries(mail)
-    for iid, state in states.items():
+    mine = set(taken)
+    for iid, state in states.items():  # what another job took is logged by that job
         with logs.bound(inbound_id=iid):
-            log.info("inbound %s: %s", iid, state)
+            log.log(logging.INFO if iid in mine else logging.DEBUG, "inbound %s: %s", iid, state)
 
 
 SORT_IDS = 1000  # ids per fair-queue sorting job

@@ -39,12 +39,14 @@ def enqueue_deliveries(ids) -> None:
 
 
 def enqueue_processing(inbound_ids: int | list[int]) -> None:
-    """Hand committed inbound messages to processing (a group in one broker message per
-    INBOUND_IDS); a broker fault is logged (the sweeper finds the rows after their lease)."""
-    ids = [inbound_ids] if isinstance(inbound_ids, int) else list(inbound_ids)
+    """Hand committed inbound messages to processing (a group, even of one, in one batch job per
+    INBOUND_IDS, which also takes along the backlog's next never-tried messages; one id alone in
+    a job of its own); a broker fault is logged (the sweeper finds the rows after their lease)."""
+    alone = isinstance(inbound_ids, int)
+    ids = [inbound_ids] if alone else list(inbound_ids)
     try:
-        if len(ids) == 1:
-            process_inbound.send(ids[0])
+        if alone:
+            process_inbound.send(inbound_ids)
             return
         for i in range(0, len(ids), INBOUND_IDS):
             process_inbound_batch.send(ids[i : i + INBOUND_IDS])

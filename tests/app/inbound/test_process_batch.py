@@ -197,6 +197,68 @@ def test_what_processing_logs_of_a_batch_carries_each_messages_inbound_id(db, mo
     assert "ada@example.com" not in log.text
 
 
+def test_a_batch_job_takes_along_the_next_never_tried_messages_and_their_own_jobs_find_them_done(db):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    ids = [store(mail(i, token, f"- Thing {i}"), f"t{i}") for i in range(6)]
+    with session() as s:  # tried before: such a message goes alone, never along with others
+        s.execute(InboundMessage.__table__.update().where(InboundMessage.id == ids[4]).values(attempts=1))
+    process_inbound_batch.fn(ids[:2])  # intake's group of two
+    assert {i: v[0] for i, v in rows(ids).items()} == {
+        ids[0]: "processed",
+        ids[1]: "processed",
+        ids[2]: "processed",
+        ids[3]: "processed",
+        ids[4]: "received",
+        ids[5]: "processed",
+    }
+    with session() as s:
+        again = process_many(s, ids[2:4], now=FIXED_NOW, settings=get_settings(), top_up=64)
+    assert again == {ids[2]: "processed", ids[3]: "processed"}  # their own job: nothing to do
+    assert [entry_texts(i) for i in ids] == [
+        ["Thing 0"],
+        ["Thing 1"],
+        ["Thing 2"],
+        ["Thing 3"],
+        [],
+        ["Thing 5"],
+    ]
+
+
+def test_a_top_up_fills_the_batch_to_its_size_with_the_lowest_ids_after_the_jobs_own(db):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    ids = [store(mail(i, token, f"- Thing {i}"), f"u{i}") for i in range(8)]
+    taken: list[int] = []
+    with session() as s:
+        states = process_many(s, ids[1:3], now=FIXED_NOW, settings=get_settings(), top_up=4, taken=taken)
+    # the two of its own, then the next two ids after them; the one before them is not its own
+    assert taken == ids[1:5] and states == dict.fromkeys(ids[1:5], "processed")
+    assert [v[0] for v in rows(ids).values()] == ["received", *["processed"] * 4, *["received"] * 3]
+
+
+def test_when_a_batch_that_took_others_along_fails_they_go_back_and_are_sent_alone_too(db, monkeypatch):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    real = _set_states
+
+    def no_batches(s, changes):
+        if len(changes) > 1:
+            raise RuntimeError("the batch statement failed")
+        return real(s, changes)
+
+    monkeypatch.setattr(app.inbound.process, "_set_states", no_batches)
+    ids = [store(mail(i, token, f"- Thing {i}"), f"a{i}") for i in range(3)]
+    sent_alone: list[int] = []
+    monkeypatch.setattr(process_inbound, "send", sent_alone.append)
+    with JSONLog() as log:
+        process_inbound_batch.fn(ids[:1])  # a group of one took the other two along
+    assert [v[0] for v in rows(ids).values()] == ["received"] * 3  # all three released
+    assert sent_alone == ids  # one job each, the two taken along included
+    (failed,) = [x for x in log.lines if "the batch statement failed" in x["msg"]]
+    assert failed["msg"].startswith(f"inbound {ids}: RuntimeError")
+
+
 def test_when_the_batch_transaction_fails_each_message_is_processed_in_a_job_of_its_own(db, monkeypatch):
     ada = make_team()
     token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
