@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from datetime import date
 
+import pytest
 from sqlalchemy import event, select
 
 import app.inbound.process
@@ -237,29 +238,8 @@ def test_a_top_up_fills_the_batch_to_its_size_with_the_lowest_ids_after_the_jobs
     assert [v[0] for v in rows(ids).values()] == ["received", *["processed"] * 4, *["received"] * 3]
 
 
-def test_when_a_batch_that_took_others_along_fails_they_go_back_and_are_sent_alone_too(db, monkeypatch):
-    ada = make_team()
-    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
-    real = _set_states
-
-    def no_batches(s, changes):
-        if len(changes) > 1:
-            raise RuntimeError("the batch statement failed")
-        return real(s, changes)
-
-    monkeypatch.setattr(app.inbound.process, "_set_states", no_batches)
-    ids = [store(mail(i, token, f"- Thing {i}"), f"a{i}") for i in range(3)]
-    sent_alone: list[int] = []
-    monkeypatch.setattr(process_inbound, "send", sent_alone.append)
-    with JSONLog() as log:
-        process_inbound_batch.fn(ids[:1])  # a group of one took the other two along
-    assert [v[0] for v in rows(ids).values()] == ["received"] * 3  # all three released
-    assert sent_alone == ids  # one job each, the two taken along included
-    (failed,) = [x for x in log.lines if "the batch statement failed" in x["msg"]]
-    assert failed["msg"].startswith(f"inbound {ids}: RuntimeError")
-
-
-def test_when_the_batch_transaction_fails_each_message_is_processed_in_a_job_of_its_own(db, monkeypatch):
+@pytest.mark.parametrize("own", [3, 1], ids=["its-own-three", "one-taking-two-along"])
+def test_when_the_batch_transaction_fails_each_message_is_processed_in_a_job_of_its_own(db, monkeypatch, own):
     ada = make_team()
     token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
     real = _set_states
@@ -275,9 +255,12 @@ def test_when_the_batch_transaction_fails_each_message_is_processed_in_a_job_of_
     send = process_inbound.send
     # held back until checked: the embedded broker's workers would otherwise start them at once
     monkeypatch.setattr(process_inbound, "send", sent_alone.append)
-    process_inbound_batch.fn(ids)
-    assert [v[0] for v in rows(ids).values()] == ["received"] * 3  # released
+    with JSONLog() as log:
+        process_inbound_batch.fn(ids[:own])  # a group of one takes the other two along
+    assert [v[0] for v in rows(ids).values()] == ["received"] * 3  # released, those taken along too
     assert sent_alone == ids  # one job each
+    (failed,) = [x for x in log.lines if "the batch statement failed" in x["msg"]]
+    assert failed["msg"].startswith(f"inbound {ids}: RuntimeError")
     monkeypatch.setattr(process_inbound, "send", send)
     for iid in sent_alone:
         send(iid)
