@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from concurrent.futures import wait
 
 from sqlalchemy import func, select
@@ -12,6 +14,7 @@ from app.inbound import group_commit
 from app.inbound.accept import Item, accept_many, item
 from app.models import InboundMessage, utcnow
 from parsers.providers import Keys
+from tests.conftest import _truncate, reset_caches
 
 
 def count() -> int:
@@ -142,3 +145,56 @@ def test_a_copy_whose_content_is_unknown_stays_a_duplicate(db):
             conn, [first, first._replace(raw=b"other", fingerprint="")], now=utcnow()
         )
     assert again == (one, True) and len(rows()) == 1
+
+
+def _sqlite(env, sqlite_url):
+    env.setenv("DATABASE_URL", sqlite_url)
+    reset_caches()
+    engine = get_engine()
+    _truncate(engine)
+    return engine
+
+
+def _wal_frames(engine) -> int:
+    """The frames in the WAL since it last started over (a PASSIVE checkpoint's report)."""
+    with sqlite3.connect(engine.url.database) as c:
+        return c.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+
+
+def _big(w: group_commit.GroupWriter, n: int, key: str) -> None:
+    raw = b"From: a@b.c\r\n\r\n" + b"x" * 16_000
+    futures = [w.submit("raw", raw, f"{key}{i}", None, "") for i in range(n)]
+    wait(futures, timeout=120)
+    assert all(f.exception() is None for f in futures)
+
+
+def test_on_sqlite_a_writer_waits_its_turn_on_the_writers_lock_file(env, sqlite_url):
+    engine = _sqlite(env, sqlite_url)
+    w = group_commit.GroupWriter(lambda ids: None)
+    with group_commit.writers_turn(engine):  # another web process's writer, as this one sees it
+        future = w.submit("raw", b"x", "turn", None, "")
+        time.sleep(0.5)
+        assert not future.done()  # SQLite's write lock is free: the writer waits for the file's
+    assert future.result(timeout=30)[1] is False
+    assert count() == 1
+
+
+def test_on_sqlite_a_writers_commits_leave_the_wal_to_its_checkpointer(env, sqlite_url, monkeypatch):
+    engine = _sqlite(env, sqlite_url)
+    asked = []
+    monkeypatch.setattr(group_commit.GroupWriter, "_checkpoint", lambda self: asked.append(1))
+    _big(group_commit.GroupWriter(lambda ids: None), 800, "w")
+    # SQLite's own checkpoint, in the commit that crosses 1,000 pages, would have started it over
+    assert _wal_frames(engine) > 2500 and asked
+
+
+def test_on_sqlite_the_checkpointer_keeps_the_wal_short(env, sqlite_url, monkeypatch, caplog):
+    engine = _sqlite(env, sqlite_url)
+    monkeypatch.setattr(group_commit, "CHECKPOINT_EVERY_S", 0.01)
+    monkeypatch.setattr(group_commit, "RESTART_FRAMES", 200)
+    w = group_commit.GroupWriter(lambda ids: None)
+    _big(w, 800, "c")
+    time.sleep(1.0)  # the checkpointer's turn after the last group
+    w.submit("raw", b"x", "next", None, "").result(timeout=30)
+    assert _wal_frames(engine) < 100  # the next commit started the WAL over
+    assert "checkpointing the SQLite WAL failed" not in caplog.text
