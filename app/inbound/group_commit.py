@@ -19,7 +19,8 @@ On SQLite the writers of all web processes also take turns through a lock file b
 database (``flock``) before they begin: SQLite's own wait for its write lock sleeps between tries
 (1, 2, 5, 10 ... up to 100 ms), so two processes' writers that kept meeting each other made the
 slowest of 64 clients' requests wait 330-450 ms; the kernel wakes a waiter on a lock file as
-soon as it is free.
+soon as it is free. A writer forms its group once its turn has come, so what arrived while it
+waited is committed with it.
 
 On SQLite the writer's commits never checkpoint the WAL themselves (``wal_autocheckpoint=0`` on
 its connection): SQLite's automatic checkpoint runs inside the commit that crosses 1,000 pages,
@@ -92,12 +93,18 @@ class GroupWriter:
     def _run(self) -> None:
         while True:
             group = [self._queue.get()]
-            while len(group) < MAX_GROUP:
-                try:
-                    group.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit(group)
+            try:  # SQLite: what arrives while this writer waits for its turn joins the group
+                with writers_turn(get_engine()):
+                    while len(group) < MAX_GROUP:
+                        try:
+                            group.append(self._queue.get_nowait())
+                        except queue.Empty:
+                            break
+                    done = self._store(group)
+            except Exception:  # noqa: BLE001 - the writer lives on; these requests get the error
+                log.exception("inbound group commit failed")
+                done = [([p], _last_exception()) for p in group]
+            self._answer(done)
 
     def _connection(self) -> Connection:
         engine = get_engine()
@@ -155,31 +162,35 @@ class GroupWriter:
     def _insert(self, group: list[Pending]) -> list[tuple[int, bool]]:
         conn = self._connection()
         try:
-            # SQLite: BEGIN IMMEDIATE ... COMMIT, in turn with other processes' writers;
-            # PostgreSQL: autocommit, no round trip
-            with writers_turn(self._engine), conn.begin():
+            with conn.begin():  # SQLite: BEGIN IMMEDIATE ... COMMIT; PostgreSQL: autocommit, no round trip
                 return accept_many(conn, [p.item for p in group], now=utcnow())
         except Exception:
             self._close()  # the next attempt starts on a fresh connection
             raise
 
-    def _commit(self, group: list[Pending]) -> None:
+    def _store(self, group: list[Pending]) -> list[tuple[list[Pending], list | BaseException]]:
+        """Insert ``group`` in one transaction, or, when that fails, each message in its own, so
+        only the bad row fails: (messages, their (id, duplicate) results or what failed)."""
         try:
-            results = self._insert(group)
+            return [(group, self._insert(group))]
         except Exception:  # noqa: BLE001 - retried one by one below, so only the bad row fails
             if len(group) == 1:
                 log.exception("inbound commit failed")
-                group[0].future.set_exception(_last_exception())
-                return
-            for p in group:
-                self._commit([p])
-            return
-        if self._engine is not None and self._engine.dialect.name == "sqlite":
-            self._wrote.set()
-        # one broker message per group, from this thread: off the event loop, before the answers
-        self._on_commit([iid for iid, duplicate in results if not duplicate])
-        for p, result in zip(group, results, strict=True):
-            p.future.set_result(result)
+                return [(group, _last_exception())]
+            return [done for p in group for done in self._store([p])]
+
+    def _answer(self, done: list[tuple[list[Pending], list | BaseException]]) -> None:
+        """After the writers' turn: each committed group's new ids to processing, then the answers."""
+        for group, results in done:
+            if isinstance(results, BaseException):
+                group[0].future.set_exception(results)
+                continue
+            if self._engine is not None and self._engine.dialect.name == "sqlite":
+                self._wrote.set()
+            # one broker message per group, from this thread: off the event loop, before the answers
+            self._on_commit([iid for iid, duplicate in results if not duplicate])
+            for p, result in zip(group, results, strict=True):
+                p.future.set_result(result)
 
 
 @contextlib.contextmanager
@@ -191,7 +202,12 @@ def writers_turn(engine: Engine | None):
     if not database or database == ":memory:":
         yield
         return
-    fd = os.open(f"{database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fd = os.open(f"{database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # SQLite's own locking still keeps the writes apart, only slower to hand over
+        log.warning("the group writers cannot take turns on %s-writers.lock", database, exc_info=True)
+        yield
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

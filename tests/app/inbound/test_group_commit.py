@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -198,3 +199,33 @@ def test_on_sqlite_the_checkpointer_keeps_the_wal_short(env, sqlite_url, monkeyp
     w.submit("raw", b"x", "next", None, "").result(timeout=30)
     assert _wal_frames(engine) < 100  # the next commit started the WAL over
     assert "checkpointing the SQLite WAL failed" not in caplog.text
+
+
+def test_on_sqlite_what_arrives_while_a_writer_waits_its_turn_is_committed_in_its_group(env, sqlite_url):
+    engine = _sqlite(env, sqlite_url)
+    handed_over: list[list[int]] = []
+    w = group_commit.GroupWriter(handed_over.append)
+    with group_commit.writers_turn(engine):
+        futures = [w.submit("raw", b"x", "first", None, "")]
+        time.sleep(0.3)  # the writer has taken it and waits for its turn
+        futures += [w.submit("raw", b"x", f"then{i}", None, "") for i in range(5)]
+    wait(futures, timeout=30)
+    assert [len(ids) for ids in handed_over] == [6]  # one group, one broker message
+    assert count() == 6
+
+
+def test_on_sqlite_a_writer_that_cannot_open_its_lock_file_still_commits(
+    env, sqlite_url, monkeypatch, caplog
+):
+    _sqlite(env, sqlite_url)
+    real = os.open
+
+    def refused(path, *args):
+        if str(path).endswith("-writers.lock"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, *args)
+
+    monkeypatch.setattr(group_commit.os, "open", refused)
+    w = group_commit.GroupWriter(lambda ids: None)
+    assert w.submit("raw", b"x", "anyway", None, "").result(timeout=30)[1] is False
+    assert count() == 1 and "cannot take turns" in caplog.text
