@@ -193,6 +193,9 @@ class GroupWriter:
                 p.future.set_result(result)
 
 
+_no_turns: set[str] = set()  # the databases whose lock file could not be opened (warned once)
+
+
 @contextlib.contextmanager
 def writers_turn(engine: Engine | None):
     """On a SQLite file: hold the lock file that the group writers of every process take turns
@@ -205,7 +208,9 @@ def writers_turn(engine: Engine | None):
     try:
         fd = os.open(f"{database}-writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:  # SQLite's own locking still keeps the writes apart, only slower to hand over
-        log.warning("the group writers cannot take turns on %s-writers.lock", database, exc_info=True)
+        if database not in _no_turns:  # said once, not at every group
+            _no_turns.add(database)
+            log.warning("the group writers cannot take turns on %s-writers.lock", database, exc_info=True)
         yield
         return
     try:
