@@ -35,7 +35,7 @@ def process_inbound(inbound_id: int) -> None:
         _process([inbound_id])
 
 
-# a batch job also claims the never-tried received messages among the 64 ids from its lowest, so
+# a batch job also claims the first never-tried received messages after its own, up to 64 in all, so
 # that a backlog is worked through in batches that large whatever the size of intake's groups
 INBOUND_TOP_UP = 64
 
