@@ -580,9 +580,7 @@ def write_section(figures: dict) -> None:
     """Replace (or add) the "## Faults" section of BENCHMARKS.md."""
     import importlib.metadata as md
 
-    versions = ", ".join(
-        f"{p} {md.version(p)}" for p in ("uvicorn", "dramatiq", "redis", "psycopg", "aiosmtplib")
-    )
+    versions = ", ".join(f"{p} {md.version(p)}" for p in ("uvicorn", "dramatiq", "redis", "psycopg"))
     pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
     redis = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
     head = "| fault | lost | duplicated (bound) | recover s | other |\n|---|---|---|---|---|\n"

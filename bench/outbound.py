@@ -163,9 +163,9 @@ def fair_order(ids: list[int]) -> list[int]:
 
 def profile(n: int, tag: str = "profile") -> tuple[dict[str, float], int]:
     """(CPU milliseconds per message in each pipeline step, bytes of a message): one thread of this
-    process (and its event loop thread, where the SMTP exchange runs) on the mix, taken in turns
-    between teams as the fair queue hands them out, in batches of CLAIM_BATCH as the workers claim
-    them (``claim`` is the batch's claim and suppression check, divided among its messages)."""
+    process on the mix, taken in turns between teams as the fair queue hands them out, in batches
+    of CLAIM_BATCH as the workers claim them (``claim`` is the batch's claim and suppression check,
+    divided among its messages)."""
     import app.checkins.outgoing  # noqa: F401 - registers the digest's render context, as jobs.actors does
     from app.relay import outbox, pipeline
 
@@ -713,8 +713,9 @@ How it is measured, all in one run on the same machine:
   tracking on, each team's digests of one or two of three days made at once, reminders of some
   teams, 15% API messages each with its own content) enqueued at once, delivered by two
   `donebox worker` processes (2 threads each) on PostgreSQL and Redis, through a routed SMTP sender
-  (aiosmtplib pool) into postfix's `smtp-sink`, DKIM RSA-2048; the clock stops when every row is
-  `sent`. **one_team**: the same for one team's digest of one day (every render shared).
+  (pooled connections, the envelope pipelined: smtp-sink offers PIPELINING) into postfix's
+  `smtp-sink`, DKIM RSA-2048; the clock stops when every row is `sent`. **one_team**: the same
+  for one team's digest of one day (every render shared).
 - `*_cpu_ms_per_msg_*`: CPU (user + system, from /proc) of the worker processes, PostgreSQL (the
   bench database's backends), Redis (the whole server) and the sink, per message; on two cores
   their sum bounds the rate.
@@ -732,8 +733,8 @@ How it is measured, all in one run on the same machine:
   of the mix.
 - **peak_rss_mb_***: the largest peak resident set (VmHWM) among the processes of each kind.
 - **profile_ms_*** (full run): CPU milliseconds per message of each pipeline step, in one thread
-  of the bench process (and its event loop thread) on the mix taken in turns between teams as the
-  fair queue hands it out, in batches of 20 as the workers claim them.
+  of the bench process on the mix taken in turns between teams as the fair queue hands it out,
+  in batches of 20 as the workers claim them.
 
 The machine was shared with other engineers' work (see loadavg): compare the ratios and the CPU
 per message.
@@ -744,9 +745,7 @@ def write_section(figures: dict) -> None:
     """Replace (or add) the "## Outbound relay" section of BENCHMARKS.md."""
     import importlib.metadata as md
 
-    versions = ", ".join(
-        f"{p} {md.version(p)}" for p in ("aiosmtplib", "dkimpy", "cryptography", "dramatiq", "psycopg")
-    )
+    versions = ", ".join(f"{p} {md.version(p)}" for p in ("dkimpy", "cryptography", "dramatiq", "psycopg"))
     rows = "\n".join(f"| {k} | {v} |" for k, v in figures.items())
     section = (
         "## Outbound relay\n\n"

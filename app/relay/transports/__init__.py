@@ -1,6 +1,6 @@
 """Transports: one method, ``send(message) -> SendResult`` (the protocol is in base.py).
 
-``SMTPTransport`` (pooled aiosmtplib), ``SendGridTransport`` (the v3 API),
+``SMTPTransport`` (pooled smtplib, pipelined), ``SendGridTransport`` (the v3 API),
 ``MaildirTransport`` (the development inbox) and ``MemoryTransport`` (tests), one module
 each. ``transport_for`` makes one per sender URL and process; ``close_all`` closes them
 at shutdown.

@@ -1,14 +1,22 @@
-"""The SMTP transport: aiosmtplib connection pools on the process's event loop thread.
+"""The SMTP transport: a pool of blocking ``smtplib`` connections per sender and process, shared
+by the worker threads, with the envelope pipelined (RFC 2920) where the server offers it.
 
 One ``SMTPTransport`` per sender URL and process; its pool keeps up to ``pool``
 authenticated connections open and reuses them across messages (a connection
 that broke is replaced, and the message retried once on a fresh one when the
-break came before DATA was accepted). Replies map by (enhanced) status code:
+break came before the message's content was sent). Replies map by (enhanced) status code:
 4xx -> TransientSendError, 5xx -> PermanentSendError; 5.7.x and 4.7.x are
 blocks of the sender, which routing's circuit breaker counts.
 
+A server that says PIPELINING at EHLO gets MAIL FROM, RCPT TO and DATA in one write, and their
+three replies are read in order; a server that does not gets them one at a time, each after
+the reply to the one before. Either way the content follows only a 354 after accepted MAIL
+and RCPT: when DATA was accepted although MAIL or RCPT was refused, the client sends the lone
+"." RFC 2920 asks for (an empty message the server then refuses), then RSET, and the
+connection stays in the pool.
+
 What goes into DATA is the message with every line ending made CRLF (no bare CR
-or LF can reach the server, so no SMTP smuggling) and, by aiosmtplib, every line
+or LF can reach the server, so no SMTP smuggling) and every line
 starting with "." doubled. An address with a UTF-8 local part goes with ``SMTPUTF8`` (a server
 without it refuses the message for good), 8-bit data with ``BODY=8BITMIME`` where the server has it.
 
@@ -21,16 +29,16 @@ URL: ``smtp://user:password@host:port?tls=starttls|implicit|none&timeout=30&pool
 
 from __future__ import annotations
 
-import asyncio
+import os
 import re
+import smtplib
+import socket
 import ssl
+import threading
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import aiosmtplib
-
 from app.errors import PermanentSendError, TransientSendError
-from app.relay import aioloop
 from app.relay.transports.base import Outgoing, SendResult
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
@@ -57,13 +65,13 @@ def tag_for_host(host: str) -> str:
     return next((name for name, (domain, _) in PROVIDER_TAGS.items() if host.endswith("." + domain)), "")
 
 
-def mail_options(message: Outgoing, data: bytes, client: aiosmtplib.SMTP) -> list[str]:
+def mail_options(message: Outgoing, data: bytes, client: smtplib.SMTP) -> list[str]:
     """The MAIL FROM parameters ``message`` needs: SMTPUTF8 for a UTF-8 address, BODY=8BITMIME for
     8-bit data when the server said (at EHLO) it takes it."""
     options = []
     if not (message.mail_from + message.rcpt_to).isascii():
         options.append("SMTPUTF8")
-    if not data.isascii() and client.supports_extension("8bitmime"):
+    if not data.isascii() and client.has_extn("8bitmime"):
         options.append("BODY=8BITMIME")
     return options
 
@@ -140,92 +148,204 @@ def classify(code: int, text: str, *, where: str) -> TransientSendError | Perman
     return PermanentSendError(detail, smtp_code=code, enhanced=enhanced, block=block)
 
 
+def smtp_content(data: bytes) -> bytes:
+    """``data`` (CRLF lines, from ``smtp_data``) as DATA sends it: every line that starts with "."
+    has it doubled, and the lone "." that ends the message follows."""
+    if data.startswith(b"."):
+        data = b"." + data
+    return data.replace(b"\n.", b"\n..") + b".\r\n"
+
+
+_hostname: str | None = None
+
+
+def local_hostname() -> str:
+    """The name this host gives at EHLO (its fully qualified name), looked up once per process."""
+    global _hostname
+    if _hostname is None:
+        _hostname = socket.getfqdn()
+    return _hostname
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "surrogateescape") if isinstance(reply, bytes) else reply
+
+
+class _Refused(Exception):
+    """The transaction refused (by a reply, or before a command went): its error, and whether the
+    connection can stay in the pool."""
+
+    def __init__(self, error: TransientSendError | PermanentSendError, usable: bool):
+        self.error = error
+        self.usable = usable
+
+
+def _path(address: str) -> bytes:
+    """``<address>`` for MAIL FROM or RCPT TO; no line break can get into a command."""
+    if "\r" in address or "\n" in address:
+        error = PermanentSendError(f"an address with a line break: {address!r}", enhanced="5.1.3")
+        raise _Refused(error, usable=True)
+    return b"<" + address.encode("utf-8") + b">"
+
+
+class _Connection:
+    """One open, greeted (and, when asked, authenticated) connection to the server."""
+
+    def __init__(self, config: SMTPConfig):
+        c = self.config = config
+        try:
+            if c.tls == "implicit":
+                client = smtplib.SMTP_SSL(
+                    c.host, c.port, local_hostname(), timeout=c.timeout_s, context=c.tls_context()
+                )
+            else:
+                client = smtplib.SMTP(c.host, c.port, local_hostname(), timeout=c.timeout_s)
+        except smtplib.SMTPConnectError as e:  # the greeting was not 220
+            raise classify(e.smtp_code, _text(e.smtp_error), where="connect") from e
+        except OSError as e:
+            raise TransientSendError(f"cannot connect to {c.host}:{c.port}: {e}", connection=True) from e
+        self.client = client
+        try:
+            client.ehlo_or_helo_if_needed()  # its extensions decide MAIL FROM's parameters (8BITMIME)
+            if c.tls == "starttls":
+                client.starttls(context=c.tls_context())
+                client.ehlo()
+            if c.username:
+                client.login(c.username, c.password)
+        except smtplib.SMTPAuthenticationError as e:
+            self.close()
+            raise PermanentSendError(
+                f"{e.smtp_code} AUTH refused: {_text(e.smtp_error)}", smtp_code=e.smtp_code, connection=True
+            ) from e
+        except smtplib.SMTPResponseException as e:
+            self.close()
+            raise classify(e.smtp_code, _text(e.smtp_error), where="connect") from e
+        except OSError as e:  # smtplib.SMTPException is an OSError
+            self.close()
+            raise TransientSendError(f"cannot connect to {c.host}:{c.port}: {e}", connection=True) from e
+        self.pipelining = client.has_extn("pipelining")
+
+    def _reply(self) -> tuple[int, str]:
+        code, text = self.client.getreply()
+        return code, _text(text)
+
+    def transaction(self, message: Outgoing, data: bytes) -> str:
+        """MAIL FROM, RCPT TO and DATA (pipelined when the server offers it), then the content;
+        the final reply. Raises _Refused for a refusal, and OSError (smtplib's errors are) when
+        the connection broke; ``self.content_sent`` says whether that was after the content went."""
+        self.content_sent = False
+        client = self.client
+        options = mail_options(message, data, client)
+        if "SMTPUTF8" in options and not client.has_extn("smtputf8"):
+            # the server cannot take the address at all: any retry, here or elsewhere, would fail too
+            error = PermanentSendError(
+                f"{self.config.host}: the address needs SMTPUTF8, which the server does not offer",
+                enhanced="5.6.7",
+            )
+            raise _Refused(error, usable=True)
+        mail = b"MAIL FROM:" + _path(message.mail_from) + b"".join(b" " + o.encode() for o in options)
+        commands = (mail + b"\r\n", b"RCPT TO:" + _path(message.rcpt_to) + b"\r\n", b"DATA\r\n")
+        expected = ((250,), (250, 251), (354,))
+        replies: list[tuple[int, str]] = []
+        if self.pipelining:
+            client.send(b"".join(commands))
+            replies = [self._reply() for _ in commands]
+        else:
+            for command, ok in zip(commands, expected, strict=True):
+                client.send(command)
+                replies.append(self._reply())
+                if replies[-1][0] not in ok:
+                    break
+        for where, (code, text), ok in zip(("mail", "rcpt", "data"), replies, expected, strict=False):
+            if code not in ok:
+                self._abort(data_accepted=replies[-1][0] == 354)
+                raise _Refused(classify(code, text, where=where), usable=code != 421)
+        self.content_sent = True
+        client.send(smtp_content(data))
+        code, text = self._reply()
+        if code != 250:
+            raise _Refused(classify(code, text, where="data"), usable=code != 421)
+        return f"{code} {text}"
+
+    def _abort(self, *, data_accepted: bool) -> None:
+        """After a refused MAIL or RCPT: the empty message RFC 2920 asks for when DATA was accepted
+        all the same, then RSET, so the next transaction starts clean. A break shows at the next use."""
+        try:
+            if data_accepted:
+                self.client.send(b".\r\n")
+                self._reply()
+            self.client.rset()
+        except OSError:
+            self.close()
+
+    def quit(self) -> None:
+        try:
+            self.client.quit()
+        except OSError:
+            self.close()
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except OSError:
+            pass
+
+
 class _Pool:
-    """Open connections of one sender, owned by the event loop thread."""
+    """Open connections of one sender in one process, shared by its threads: at most
+    ``config.pool`` in use at once."""
 
     def __init__(self, config: SMTPConfig):
         self.config = config
-        self.loop = asyncio.get_running_loop()
-        self.idle: list[aiosmtplib.SMTP] = []
-        self.slots = asyncio.Semaphore(config.pool)
+        self.pid = os.getpid()
+        self.idle: list[_Connection] = []
+        self.lock = threading.Lock()
+        self.slots = threading.BoundedSemaphore(config.pool)
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    def _take(self) -> _Connection | None:
+        with self.lock:
+            return self.idle.pop() if self.idle else None
+
+    def _keep(self, connection: _Connection) -> None:
+        with self.lock:
+            self.idle.append(connection)
+
+    def send(self, message: Outgoing) -> SendResult:
         c = self.config
-        client = aiosmtplib.SMTP(
-            hostname=c.host,
-            port=c.port,
-            timeout=c.timeout_s,
-            use_tls=c.tls == "implicit",
-            start_tls=c.tls == "starttls",
-            tls_context=c.tls_context(),
-            username=c.username or None,
-            password=c.password or None,
-        )
+        data = smtp_data(provider_tag(c.tag, message.outbound_id) + message.raw)
+        if not self.slots.acquire(timeout=c.timeout_s * 6):  # every connection busy, for that long
+            raise TransientSendError(f"SMTP to {c.host} timed out waiting for a connection", connection=True)
         try:
-            await client.connect()
-            if client.is_ehlo_or_helo_needed:  # its extensions decide MAIL FROM's parameters (8BITMIME)
-                try:
-                    await client.ehlo()
-                except aiosmtplib.SMTPHeloError:
-                    await client.helo()
-        except aiosmtplib.SMTPAuthenticationError as e:
-            raise PermanentSendError(
-                f"{e.code} AUTH refused: {e.message}", smtp_code=e.code, connection=True
-            ) from e
-        except aiosmtplib.SMTPResponseException as e:
-            raise classify(e.code, e.message, where="connect") from e
-        except (OSError, aiosmtplib.SMTPException) as e:
-            raise TransientSendError(f"cannot connect to {c.host}:{c.port}: {e}", connection=True) from e
-        return client
-
-    async def send(self, message: Outgoing) -> SendResult:
-        data = smtp_data(provider_tag(self.config.tag, message.outbound_id) + message.raw)
-        async with self.slots:
             for attempt in (1, 2):
-                reused = bool(self.idle)
-                client = self.idle.pop() if reused else await self._connect()
+                connection = self._take()
+                reused = connection is not None
+                connection = connection or _Connection(c)
                 try:
-                    options = mail_options(message, data, client)
-                    _, reply = await client.sendmail(
-                        message.mail_from, [message.rcpt_to], data, mail_options=options
-                    )
-                except aiosmtplib.SMTPNotSupported as e:  # the server lacks SMTPUTF8: any retry would too
-                    self.idle.append(client)
-                    raise PermanentSendError(f"{self.config.host}: {e}", enhanced="5.6.7") from e
-                except aiosmtplib.SMTPRecipientsRefused as e:
-                    self.idle.append(client)
-                    r = e.recipients[0]
-                    raise classify(r.code, r.message, where="rcpt") from e
-                except aiosmtplib.SMTPResponseException as e:
-                    where = {
-                        aiosmtplib.SMTPSenderRefused: "mail",
-                        aiosmtplib.SMTPRecipientRefused: "rcpt",
-                        aiosmtplib.SMTPDataError: "data",
-                    }.get(type(e), "data")
-                    if e.code == 421 or not client.is_connected:
-                        client.close()
+                    reply = connection.transaction(message, data)
+                except _Refused as e:
+                    if e.usable:
+                        self._keep(connection)
                     else:
-                        self.idle.append(client)
-                    raise classify(e.code, e.message, where=where) from e
-                except (OSError, aiosmtplib.SMTPException) as e:
-                    client.close()
-                    if reused and attempt == 1:
+                        connection.close()
+                    raise e.error from None
+                except OSError as e:  # smtplib's errors included
+                    connection.close()
+                    if reused and attempt == 1 and not connection.content_sent:
                         continue  # a pooled connection the server had closed: once more on a new one
-                    raise TransientSendError(
-                        f"connection to {self.config.host} broke: {e}", connection=True
-                    ) from e
-                self.idle.append(client)
-                # aiosmtplib returns only the text: DATA succeeded, so the code was 250
-                return SendResult("smtp", provider_id=message.parts.message_id, detail=f"250 {reply}")
+                    raise TransientSendError(f"connection to {c.host} broke: {e}", connection=True) from e
+                self._keep(connection)
+                return SendResult("smtp", provider_id=message.parts.message_id, detail=reply)
+        finally:
+            self.slots.release()
         raise AssertionError("unreachable")
 
-    async def close(self) -> None:
-        while self.idle:
-            client = self.idle.pop()
-            try:
-                await client.quit()
-            except (OSError, aiosmtplib.SMTPException):
-                client.close()
+    def close(self) -> None:
+        while (connection := self._take()) is not None:
+            connection.quit()
+
+    def __del__(self) -> None:  # a transport dropped unclosed (routing replaced it): no open sockets left
+        for connection in self.idle:
+            connection.close()
 
 
 class SMTPTransport:
@@ -236,44 +356,36 @@ class SMTPTransport:
     def __init__(self, url: str):
         self.config = SMTPConfig.from_url(url)
         self._pool: _Pool | None = None
+        self._lock = threading.Lock()
 
-    async def _send(self, message: Outgoing) -> SendResult:
-        if self._pool is None or self._pool.loop is not asyncio.get_running_loop():  # new, or forked
-            self._pool = _Pool(self.config)  # made on the loop thread, where its semaphore belongs
-        return await self._pool.send(message)
+    def _pool_here(self) -> _Pool:
+        """This process's pool: a forked child (Dramatiq's worker processes) never shares its
+        parent's connections."""
+        with self._lock:
+            if self._pool is None or self._pool.pid != os.getpid():
+                self._pool = _Pool(self.config)
+            return self._pool
 
     def send(self, message: Outgoing) -> SendResult:
-        """Deliver ``message`` to the server; raises TransientSendError or PermanentSendError."""
-        # every command has its own timeout; this bounds the whole exchange, pool wait included
-        try:
-            return aioloop.run(self._send(message), timeout_s=self.config.timeout_s * 6)
-        except TimeoutError as e:
-            raise TransientSendError(f"SMTP to {self.config.host} timed out", connection=True) from e
+        """Deliver ``message`` to the server; raises TransientSendError or PermanentSendError.
+        Every read and write has the URL's ``timeout``; so has the wait for a free connection, six
+        times over."""
+        return self._pool_here().send(message)
 
     def probe(self, timeout_s: float = 10.0) -> str:
         """Connect, EHLO and AUTH (when the URL has credentials), each command within ``timeout_s``,
         then QUIT, sending nothing: what the server said, in a line (`donebox doctor`). Raises as
         ``send`` does: TransientSendError (cannot connect), PermanentSendError (AUTH refused)."""
         config = replace(self.config, timeout_s=min(self.config.timeout_s, timeout_s))
-
-        async def hello() -> str:
-            client = await _Pool(config)._connect()
-            try:
-                features = ", ".join(sorted(client.esmtp_extensions)[:8])
-                said = f"EHLO answered ({features})" if features else "HELO answered"
-                return said + (", AUTH accepted" if config.username else ", no AUTH asked")
-            finally:
-                try:
-                    await client.quit()
-                except (OSError, aiosmtplib.SMTPException):
-                    client.close()
-
+        connection = _Connection(config)
         try:
-            return aioloop.run(hello(), timeout_s=config.timeout_s * 4)
-        except TimeoutError as e:
-            raise TransientSendError(f"SMTP to {config.host} timed out", connection=True) from e
+            features = ", ".join(sorted(connection.client.esmtp_features)[:8])
+            said = f"EHLO answered ({features})" if features else "HELO answered"
+            return said + (", AUTH accepted" if config.username else ", no AUTH asked")
+        finally:
+            connection.quit()
 
     def close(self) -> None:
         """Say QUIT on every idle connection."""
         if self._pool is not None:
-            aioloop.run(self._pool.close(), timeout_s=self.config.timeout_s)
+            self._pool.close()

@@ -32,6 +32,13 @@ class Recorder:
         self.sessions = set()
         self.data_reply = "250 2.0.0 Ok: queued as ABC123"
         self.blocked_domains: set[str] = set()
+        self.pipelining = False  # say PIPELINING at EHLO (aiosmtpd reads pipelined commands in turn)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname  # what aiosmtpd does itself for a handler without this hook
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         self.sessions.add(id(session))
@@ -107,9 +114,12 @@ def start(
     handler=None,
     smtputf8: bool = True,
     hostname: str = "127.0.0.1",
+    pipelining: bool = False,
 ):
     """A started Controller on ``hostname`` (a free port unless given); ``.handler`` is the Recorder."""
-    handler = handler or Recorder()
+    if handler is None:
+        handler = Recorder()
+        handler.pipelining = pipelining
     kwargs = {}
     context = None
     if cert:

@@ -29,9 +29,9 @@ def outgoing(to="ada@example.com", text="Hello", raw: bytes | None = None) -> Ou
     return Outgoing("donebox@mail.test", to, raw if raw is not None else built, parts, 1)
 
 
-@pytest.fixture
-def server():
-    c = smtp_server.start()
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelined"])
+def server(request):
+    c = smtp_server.start(pipelining=request.param)
     yield c
     if c._thread is not None:  # a test may have stopped it already
         c.stop()
