@@ -102,6 +102,21 @@ def greet(s: Scripted, ehlo: bytes = EHLO) -> None:
     s.conn.sendall(ehlo)
 
 
+def envelope(s: Scripted, rcpt: bytes = b"", replies=(b"250 ok", b"250 ok", b"354 go on")) -> None:
+    """Read MAIL FROM, RCPT TO (to ``rcpt`` when given) and DATA, all three before any reply (a
+    client that waited for the reply to MAIL FROM would hang here, and time out), then reply."""
+    s.expect(b"MAIL FROM:")
+    s.expect(b"RCPT TO:" + rcpt)
+    s.expect(b"DATA")
+    s.reply(*replies)
+
+
+def accept(s: Scripted, reply: bytes) -> None:
+    """Read the content (kept in ``seen``) and answer ``reply``."""
+    s.seen.append(s.content())
+    s.reply(reply)
+
+
 def quit_(s: Scripted) -> None:
     s.expect(b"QUIT")
     s.reply(b"221 bye")
@@ -110,14 +125,8 @@ def quit_(s: Scripted) -> None:
 def test_envelope_and_data_command_arrive_in_one_go_before_any_reply():
     def script(s: Scripted):
         greet(s)
-        # nothing is answered until all three commands are in: a client that waited for the
-        # reply to MAIL FROM would hang here, and time out
-        s.expect(b"MAIL FROM:<donebox@mail.test>")
-        s.expect(b"RCPT TO:<ada@example.com>")
-        s.expect(b"DATA")
-        s.reply(b"250 2.1.0 ok", b"250 2.1.5 ok", b"354 go on")
-        s.seen.append(s.content())
-        s.reply(b"250 2.0.0 queued as P1")
+        envelope(s, b"<ada@example.com>")
+        accept(s, b"250 2.0.0 queued as P1")
         quit_(s)
 
     s = Scripted(script)
@@ -127,6 +136,7 @@ def test_envelope_and_data_command_arrive_in_one_go_before_any_reply():
     t.close()
     s.done()
     assert result.detail == "250 2.0.0 queued as P1"
+    assert s.seen[1] == b"MAIL FROM:<donebox@mail.test>\r\n"
     assert s.seen[-2] == o.raw  # build_message's bytes: CRLF already, no leading dots
 
 
@@ -138,8 +148,7 @@ def test_without_pipelining_each_command_waits_for_the_reply_before_it():
             if not s.nothing_more_within(0.3):
                 raise AssertionError(f"the client sent on before the reply to {command!r}")
             s.reply(answer)
-        s.content()
-        s.reply(b"250 queued as P2")
+        accept(s, b"250 queued as P2")
         quit_(s)
 
     s = Scripted(script)
@@ -152,21 +161,14 @@ def test_without_pipelining_each_command_waits_for_the_reply_before_it():
 def test_a_refused_recipient_with_data_accepted_all_the_same_gets_the_lone_dot_then_rset():
     def script(s: Scripted):
         greet(s)
-        s.expect(b"MAIL FROM:")
-        s.expect(b"RCPT TO:<nouser@example.com>")
-        s.expect(b"DATA")
-        s.reply(b"250 ok", b"550 5.1.1 no such user", b"354 go on")
+        envelope(s, b"<nouser@example.com>", (b"250 ok", b"550 5.1.1 no such user", b"354 go on"))
         s.expect(b".\r\n")  # the empty message RFC 2920 asks for: none of the content
         s.reply(b"554 5.5.1 no valid recipients")
         s.expect(b"RSET")
         s.reply(b"250 reset")
         # the same connection carries the next message
-        s.expect(b"MAIL FROM:")
-        s.expect(b"RCPT TO:<ada@example.com>")
-        s.expect(b"DATA")
-        s.reply(b"250 ok", b"250 ok", b"354 go on")
-        s.content()
-        s.reply(b"250 queued as P3")
+        envelope(s, b"<ada@example.com>")
+        accept(s, b"250 queued as P3")
         quit_(s)
 
     s = Scripted(script)
@@ -184,11 +186,8 @@ def test_leading_dots_are_doubled_and_a_line_that_is_only_a_dot_cannot_end_the_m
 
     def script(s: Scripted):
         greet(s)
-        for command in (b"MAIL", b"RCPT", b"DATA"):
-            s.expect(command)
-        s.reply(b"250 ok", b"250 ok", b"354 go on")
-        s.seen.append(s.content())
-        s.reply(b"250 queued")
+        envelope(s)
+        accept(s, b"250 queued")
         quit_(s)
 
     s = Scripted(script)
@@ -205,15 +204,10 @@ def test_a_break_after_the_content_went_is_not_sent_again_on_a_new_connection():
 
     def script(s: Scripted):
         greet(s)
-        for command in (b"MAIL", b"RCPT", b"DATA"):
-            s.expect(command)
-        s.reply(b"250 ok", b"250 ok", b"354 go on")
-        s.content()
-        s.reply(b"250 queued as P4")
+        envelope(s)
+        accept(s, b"250 queued as P4")
         # second message on the pooled connection: the server drops it after the content
-        for command in (b"MAIL", b"RCPT", b"DATA"):
-            s.expect(command)
-        s.reply(b"250 ok", b"250 ok", b"354 go on")
+        envelope(s)
         s.content()
 
     s = Scripted(script)
