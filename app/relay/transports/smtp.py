@@ -278,6 +278,10 @@ class _Connection:
         except OSError:
             self.close()
 
+    @property
+    def open(self) -> bool:
+        return self.client.sock is not None  # smtplib drops its socket when it closes
+
     def quit(self) -> None:
         try:
             self.client.quit()
@@ -323,7 +327,7 @@ class _Pool:
                 try:
                     reply = connection.transaction(message, data)
                 except _Refused as e:
-                    if e.usable:
+                    if e.usable and connection.open:  # not if the RSET after the refusal broke it
                         self._keep(connection)
                     else:
                         connection.close()

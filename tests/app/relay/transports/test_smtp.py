@@ -68,8 +68,9 @@ def test_threads_share_a_pool_of_several_connections(server):
     assert 1 <= len(server.handler.sessions) <= 3
 
 
-def test_starttls_with_auth(cert):
-    c = smtp_server.start(tls="starttls", cert=cert, users={"app": "s3cret"})
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_starttls_with_auth(cert, pipelining):
+    c = smtp_server.start(tls="starttls", cert=cert, users={"app": "s3cret"}, pipelining=pipelining)
     try:
         t = SMTPTransport(url(c, f"tls=starttls&ca={cert[0]}", auth="app:s3cret@"))
         t.send(outgoing())
@@ -83,8 +84,9 @@ def test_starttls_with_auth(cert):
         c.stop()
 
 
-def test_implicit_tls_checks_the_certificate(cert):
-    c = smtp_server.start(tls="implicit", cert=cert)
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_implicit_tls_checks_the_certificate(cert, pipelining):
+    c = smtp_server.start(tls="implicit", cert=cert, pipelining=pipelining)
     try:
         t = SMTPTransport(url(c, f"tls=implicit&ca={cert[0]}"))
         t.send(outgoing())
