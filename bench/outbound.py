@@ -717,8 +717,9 @@ How it is measured, all in one run on the same machine:
   `smtp-sink`, DKIM RSA-2048; the clock stops when every row is `sent`. **one_team**: the same
   for one team's digest of one day (every render shared).
 - `*_cpu_ms_per_msg_*`: CPU (user + system, from /proc) of the worker processes, PostgreSQL (the
-  bench database's backends), Redis (the whole server) and the sink, per message; on two cores
-  their sum bounds the rate.
+  bench database's backends, less the bench's own polls for the end, made on a connection of their
+  own that is gone before the second sample), Redis (the whole server) and the sink, per message;
+  on two cores their sum bounds the rate.
 - **sink limit**: `smtp-source -d -s 20` (20 sessions, each reusing its connection) blasting
   messages of the mix's mean size into the same `smtp-sink`.
 - **postfix_opendkim / postfix_plain**: a private Postfix instance (Debian's package, its own

@@ -116,7 +116,8 @@ def start(
     hostname: str = "127.0.0.1",
     pipelining: bool = False,
 ):
-    """A started Controller on ``hostname`` (a free port unless given); ``.handler`` is the Recorder."""
+    """A started Controller on ``hostname`` (a free port unless given); ``.handler`` is the Recorder,
+    saying PIPELINING at EHLO when ``pipelining`` (a ``handler`` given keeps its own setting)."""
     if handler is None:
         handler = Recorder()
         handler.pipelining = pipelining
