@@ -164,17 +164,20 @@ def make_digests(team_id: int, n: int, tag: str) -> list[int]:
     return ids
 
 
-def count_states(ids_like: str) -> dict[str, int]:
+def _by_state(ids_like: str):
+    """The statement counting the rows whose idempotency key is like ``ids_like``, by state."""
     from sqlalchemy import func, select
 
-    from app.db import session
     from app.models import OutboundMessage as M
 
+    return select(M.state, func.count()).where(M.idempotency_key.like(ids_like)).group_by(M.state)
+
+
+def count_states(ids_like: str) -> dict[str, int]:
+    from app.db import session
+
     with session() as s:
-        rows = s.execute(
-            select(M.state, func.count()).where(M.idempotency_key.like(ids_like)).group_by(M.state)
-        )
-        return dict(rows.all())
+        return dict(s.execute(_by_state(ids_like)).all())
 
 
 def set_sender(url: str) -> None:
@@ -280,13 +283,11 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
     their own that is closed, and its backend gone, before this returns: the figures count the CPU
     of the bench database's backends between two samples, and that backend is in neither, so the
     harness's polls are not counted as donebox's work."""
-    from sqlalchemy import create_engine, func, select
+    from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    from app.models import OutboundMessage as M
-
     engine = create_engine(os.environ["DATABASE_URL"], poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    query = select(M.state, func.count()).where(M.idempotency_key.like(f"{tag}:%")).group_by(M.state)
+    query = _by_state(f"{tag}:%")
     t0 = time.monotonic()
     backend = None
     try:
