@@ -202,6 +202,92 @@ def test_skip_locked_leaves_a_member_another_scheduler_holds_and_does_not_wait(e
     assert sorted(keys) == sorted(set(keys)) and set(held) <= set(keys)
 
 
+def test_the_fast_path_reads_the_due_members_in_id_order_and_a_chunk_done_elsewhere_makes_nothing(
+    env, pg_url
+):
+    """fast_due_ids lists every due member, ascending; a chunk that another scheduler (here: the
+    same chunk run before) already advanced makes no second row, and one whose members a
+    scheduler holds is passed over without waiting."""
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    n = population(3, 10)
+    with session() as s:
+        s.execute(
+            update(MemberDue)
+            .where(MemberDue.kind == "reminder", MemberDue.member_id % 3 == 0)
+            .values(at=AT + timedelta(hours=1))
+        )
+        expected = sorted(
+            s.execute(
+                select(MemberDue.member_id).where(MemberDue.kind == "reminder", MemberDue.at <= AT)
+            ).scalars()
+        )
+    with session() as s:
+        members = due.fast_due_ids(s, AT)
+    assert list(members) == expected and 0 < len(expected) < n
+    chunk = members[:6]
+    settings = get_settings()
+    with session() as s:
+        ids, handled = due.run_fast_reminders(s, now=AT, settings=settings, members=chunk)
+    assert len(ids) == handled == 6
+    with session() as s:
+        assert due.run_fast_reminders(s, now=AT, settings=settings, members=chunk) == ([], 0)
+    holder = get_engine().connect()
+    tx = holder.begin()
+    rest = list(members[6:])
+    holder.execute(
+        text("SELECT 1 FROM memberdue WHERE kind = 'reminder' AND member_id = :m FOR UPDATE"), {"m": rest[0]}
+    )
+    try:
+        with session() as s:
+            ids, handled = due.run_fast_reminders(s, now=AT, settings=settings, members=rest)
+        assert handled == len(rest) - 1
+    finally:
+        tx.rollback()
+        holder.close()
+    with session() as s:
+        made = s.execute(select(OutboundMessage.member_id)).scalars().all()
+    assert sorted(made) == [m for m in expected if m != rest[0]]
+
+
+def test_chunks_are_handed_out_once_across_threads_from_a_random_first():
+    firsts = set()
+    for _ in range(30):
+        chunks = due._Chunks(1000, 64)
+        got = [chunks.take()]
+        firsts.add(got[0])
+
+        def take(chunks=chunks, got=got) -> None:
+            while (i := chunks.take(elsewhere=len(got) % 5 == 0)) is not None:
+                got.append(i)
+
+        threads = [threading.Thread(target=take) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(got) == list(range(0, 1000, 64))
+    assert len(firsts) > 1  # the first chunk differs between schedulers
+    assert due._Chunks(0, 64).take() is None
+
+
+def test_a_chunk_done_elsewhere_sends_the_scheduler_to_the_middle_of_what_it_has_not_taken():
+    chunks = due._Chunks(20 * 10, 10)  # chunks 0..19
+    chunks.at = 2
+    assert [chunks.take(), chunks.take()] == [20, 30]  # in order from the first
+    # chunk 4 was done elsewhere: of 0-1 and 4-19, the middle of 4-19
+    assert chunks.take(elsewhere=True) == 120
+    assert [chunks.take(), chunks.take()] == [130, 140]
+    assert chunks.take(elsewhere=True) == 80  # of 0-1, 4-11 and 15-19: the middle of 4-11
+    left = []
+    while (i := chunks.take()) is not None:
+        left.append(i)
+    assert left[:2] == [90, 100] and sorted(left + [20, 30, 120, 130, 140, 80]) == list(range(0, 200, 10))
+
+
 def test_a_late_digest_is_still_sent_but_a_late_reminder_is_not(team, sent):
     at = FIXED_NOW.replace(day=24, hour=20)  # Tuesday: digest (07:00 UTC) 13 hours late, reminder 4 hours
     created = tick(now=at, settings=get_settings())["created"]
