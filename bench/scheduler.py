@@ -228,6 +228,9 @@ def make_due(url: str, at: datetime, every: int) -> int:
         n = cur.rowcount
         conn.execute("VACUUM ANALYZE memberdue")
         conn.execute("VACUUM ANALYZE outboundmessage")
+        # the pages this set-up dirtied are written now, not by a checkpoint inside the tick's window
+        # (its UPDATE of every member's row writes about 1 GB of WAL, a stock cluster's max_wal_size)
+        conn.execute("CHECKPOINT")
     return n
 
 
@@ -444,13 +447,17 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
         "scheduler runs as real processes against PostgreSQL and a Dramatiq RedisBroker on this 2-core "
         f"machine (shared with other work: see the load average and the CPU seconds). Batches of "
         f"{figures['batch']} members per transaction, two at once per process (`SCHEDULE_WORKERS=2`, "
-        "each on its own connection), each batch starting at the last due time the previous one took; "
-        "a broker message carries up to 100 ids. Reminders take the set-based path: one statement per "
-        "batch advances the members' next times (their `memberdue` rows) and inserts their outbox rows "
+        "each on its own connection); a broker message carries up to 100 ids. Reminders take the "
+        "set-based path: the ids of every due member are read once, ascending, and taken in chunks of "
+        "consecutive ids (from a first chunk chosen at random per process); one statement per chunk "
+        "advances the members' next times (their `memberdue` rows) and inserts their outbox rows "
         "and creation events from groups "
         "(members sharing a local day and a next reminder) that Python works out with times.py. "
+        "The reference row runs the per-row path (run_batch: batches in due-time order). "
         "Duplicates are counted in the outbox (rows per member and day) and among the ids on Redis, "
-        "and asserted to be 0. CPU seconds are read from /proc: the scheduler processes', and the "
+        "and asserted to be 0. Each tick starts after a CHECKPOINT, so that the pages the set-up's "
+        "UPDATE of the members' due times dirtied are not written inside its window. CPU seconds are "
+        "read from /proc: the scheduler processes', and the "
         "private cluster's (backends, WAL writer, checkpointer, autovacuum); the WAL written and its "
         "full-page images from pg_stat_wal.\n\n"
     )
@@ -463,9 +470,10 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
         subs = {}
         for part in section.split("\n### ")[1:]:
             subs[part.split("\n", 1)[0].strip()] = "### " + part.rstrip("\n") + "\n"
-        subs = {t: v for t, v in subs.items() if t in SUBSECTIONS.values()}
         subs[title] = sub
+        # the servers' subsections in their order, then any other (a before/after written by hand)
         ordered = [subs[t] for t in SUBSECTIONS.values() if t in subs]
+        ordered += [v for t, v in subs.items() if t not in SUBSECTIONS.values()]
         text = text[:start] + intro + "\n".join(ordered) + ("\n" + rest if rest else "")
     path.write_text(text)
 
