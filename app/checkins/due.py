@@ -515,8 +515,8 @@ def run_fast_reminders(
 
 
 class _Chunks:
-    """The chunks of a tick's due ids (``size`` ids each), handed out to a process's worker threads,
-    one at a time and each once.
+    """The chunks of a tick's due ids (``size`` ids each, in order), handed out to a process's
+    worker threads, one at a time and each once.
 
     Schedulers in other processes read the same ids and walk the same chunks: a chunk one of
     them already did costs the other an index scan and makes nothing. So each process starts at
@@ -524,14 +524,14 @@ class _Chunks:
     elsewhere (``elsewhere``), it jumps to the middle of the longest run of chunks it has not
     taken: two schedulers then split what is left instead of trailing each other."""
 
-    def __init__(self, total: int, size: int):
-        self.size = size
-        self.left = list(range((total + size - 1) // size))  # chunk numbers not handed out, ascending
+    def __init__(self, ids: array, size: int):
+        self.ids, self.size = ids, size
+        self.left = list(range((len(ids) + size - 1) // size))  # chunk numbers not handed out, ascending
         self.at = random.randrange(len(self.left)) if self.left else 0  # position in left
         self.lock = threading.Lock()
 
-    def take(self, elsewhere: bool = False) -> int | None:
-        """The index of the next chunk's first id, or None when every chunk was handed out."""
+    def take(self, elsewhere: bool = False) -> array | None:
+        """The next chunk's ids, or None when every chunk was handed out."""
         with self.lock:
             if not self.left:
                 return None
@@ -539,7 +539,8 @@ class _Chunks:
                 self.at = self._middle_of_longest_run()
             if self.at >= len(self.left):
                 self.at = 0
-            return self.left.pop(self.at) * self.size  # the next one moves into self.at
+            start = self.left.pop(self.at) * self.size  # the next one moves into self.at
+            return self.ids[start : start + self.size]
 
     def _middle_of_longest_run(self) -> int:
         left, best, best_len, start = self.left, 0, 0, 0
@@ -583,12 +584,12 @@ def run(
         with session() as s:
             filters = fast_filters(s, now=now, settings=settings)
 
-    def drain_fast(members: array, chunks: _Chunks) -> None:
+    def drain_fast(chunks: _Chunks) -> None:
         elsewhere = False
-        while (i := chunks.take(elsewhere)) is not None:
+        while (members := chunks.take(elsewhere)) is not None:
             with session() as s:
                 ids, handled = run_fast_reminders(
-                    s, now=now, settings=settings, members=members[i : i + batch], filters=filters
+                    s, now=now, settings=settings, members=members, filters=filters
                 )
             if ids:
                 enqueue(ids)
@@ -632,7 +633,7 @@ def run(
         if kind is REMINDER and fast:
             with session() as s:
                 members = fast_due_ids(s, now)
-            each(drain_fast, members, _Chunks(len(members), batch))
+            each(drain_fast, _Chunks(members, batch))
             if not filters[0]:  # it left nobody out: a row still due was locked (the next tick takes it)
                 continue
             # run_batch takes what it left due (pauses, nudging teams); its first batch walks the

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -256,35 +257,43 @@ def test_the_fast_path_reads_the_due_members_in_id_order_and_a_chunk_done_elsewh
 def test_chunks_are_handed_out_once_across_threads_from_a_random_first():
     firsts = set()
     for _ in range(30):
-        chunks = due._Chunks(1000, 64)
+        chunks = due._Chunks(array("i", range(1000)), 64)
         got = [chunks.take()]
-        firsts.add(got[0])
+        firsts.add(got[0][0])
 
         def take(chunks=chunks, got=got) -> None:
-            while (i := chunks.take(elsewhere=len(got) % 5 == 0)) is not None:
-                got.append(i)
+            while (chunk := chunks.take(elsewhere=len(got) % 5 == 0)) is not None:
+                got.append(chunk)
 
         threads = [threading.Thread(target=take) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert sorted(got) == list(range(0, 1000, 64))
+        assert sorted(c[0] for c in got) == list(range(0, 1000, 64))
+        assert sorted(i for c in got for i in c) == list(range(1000))  # every id once
     assert len(firsts) > 1  # the first chunk differs between schedulers
-    assert due._Chunks(0, 64).take() is None
+    assert due._Chunks(array("i"), 64).take() is None
 
 
 def test_a_chunk_done_elsewhere_sends_the_scheduler_to_the_middle_of_what_it_has_not_taken():
-    chunks = due._Chunks(20 * 10, 10)  # chunks 0..19
+    chunks = due._Chunks(array("i", range(200)), 10)  # chunks 0..19, ids 0..199
+
+    def take(elsewhere: bool = False) -> int:
+        chunk = chunks.take(elsewhere)
+        assert list(chunk) == list(range(chunk[0], chunk[0] + 10))
+        return chunk[0]
+
     chunks.at = 2
-    assert [chunks.take(), chunks.take()] == [20, 30]  # in order from the first
+    assert [take(), take()] == [20, 30]  # in order from the first
     # chunk 4 was done elsewhere: of 0-1 and 4-19, the middle of 4-19
-    assert chunks.take(elsewhere=True) == 120
-    assert [chunks.take(), chunks.take()] == [130, 140]
-    assert chunks.take(elsewhere=True) == 80  # of 0-1, 4-11 and 15-19: the middle of 4-11
+    assert take(elsewhere=True) == 120
+    assert [take(), take()] == [130, 140]
+    assert take(elsewhere=True) == 80  # of 0-1, 4-11 and 15-19: the middle of 4-11
     left = []
-    while (i := chunks.take()) is not None:
-        left.append(i)
+    while chunks.left:
+        left.append(take())
+    assert chunks.take() is None
     assert left[:2] == [90, 100] and sorted(left + [20, 30, 120, 130, 140, 80]) == list(range(0, 200, 10))
 
 
