@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from parsers.signature import SIGN_OFF
 
@@ -58,6 +59,7 @@ def _unique(items) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+@lru_cache(maxsize=512)  # processing reads a line's as a draft, then as the entry stored (add_many)
 def tags_and_mentions(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The #tags (lower-case) and @mentions of one entry's text, each unique, in order."""
     return _unique(t.lower() for t in _TAG.findall(text)), _unique(_MENTION.findall(text))

@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 from datetime import date
+from functools import lru_cache
 
 SIG_CHARS = 16  # 80 bits of HMAC-SHA256
 _TOKEN = re.compile(rf"^(\d{{1,12}})-(\d{{8}})-([a-z2-7]{{{SIG_CHARS}}})$")
@@ -21,6 +22,9 @@ DIGEST = "digest:"  # what a digest reply token's signature covers before member
 _ADDRESS = re.compile(r"^([a-z]+)\+([^@]+)@(.+)$", re.IGNORECASE)
 
 
+# processing checks a reply's token up to three times (finding its sender, its day, whether it
+# answers a digest): the HMAC takes 7 us, a whole check 1.6 us when the signature is cached
+@lru_cache(maxsize=4096)
 def _sig(secret: str, payload: str) -> str:
     mac = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest()
     return base64.b32encode(mac).decode().lower()[:SIG_CHARS]
