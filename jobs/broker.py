@@ -11,6 +11,7 @@ import threading
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import CurrentMessage
 
 from app.settings import Settings, get_settings
 
@@ -19,17 +20,20 @@ _lock = threading.Lock()
 
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
-    """The broker the settings ask for."""
+    """The broker the settings ask for; its actors can read the message they run for
+    (``CurrentMessage``: when it was sent)."""
     if settings.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=settings.redis_url, namespace="donebox")
-    if settings.rabbitmq_url:
+        broker = RedisBroker(url=settings.redis_url, namespace="donebox")
+    elif settings.rabbitmq_url:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        return RabbitmqBroker(url=settings.rabbitmq_url)
-    broker = StubBroker()
-    broker.emit_after("process_boot")
+        broker = RabbitmqBroker(url=settings.rabbitmq_url)
+    else:
+        broker = StubBroker()
+        broker.emit_after("process_boot")
+    broker.add_middleware(CurrentMessage())
     return broker
 
 

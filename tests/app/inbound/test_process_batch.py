@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import date
 
 import pytest
+from dramatiq.middleware import CurrentMessage
 from sqlalchemy import event, select
 
 import app.inbound.process
 from app.checkins.reply_tokens import reply_address
 from app.db import get_engine, session
 from app.inbound.accept import accept
-from app.inbound.process import _set_states, extract_reply, process_many
+from app.inbound.process import _set_states, extract_reply, process_many, reset_for_reprocess
 from app.models import Entry, InboundMessage, Member, OutboundMessage
 from app.settings import get_settings
-from jobs.actors import process_inbound, process_inbound_batch
+from jobs.actors import TakenAlong, process_inbound, process_inbound_batch
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
 from tests.conftest import FIXED_NOW, JSONLog
@@ -224,6 +226,55 @@ def test_a_batch_job_takes_along_the_next_never_tried_messages_and_their_own_job
         [],
         ["Thing 5"],
     ]
+
+
+def test_taken_along_skips_a_job_only_when_it_was_sent_before_the_claim_that_took_its_ids():
+    t = TakenAlong()
+    t.remember([5, 6], began_ms=100_000)
+    before = 100_000 - TakenAlong.SKEW_MS - 1
+    assert t.left([5, 6, 7], sent_ms=before) == [7]  # 5 and 6 were done by the claim
+    assert t.left([5], sent_ms=before) == [5]  # forgotten once skipped: a second job runs
+    t.remember([8], began_ms=100_000)
+    assert t.left([8], sent_ms=100_000 - TakenAlong.SKEW_MS + 1) == [8]  # within the clocks' skew
+    assert t.left([8], sent_ms=100_500) == [8]  # sent after the claim (a reprocess, the sweeper)
+    t.MOST = 3
+    t.remember(range(20, 30), began_ms=100_000)
+    assert t.left(list(range(20, 30)), sent_ms=before) == list(range(20, 27))  # the newest 3 kept
+
+
+def run_as_sent(ids: list[int], seconds_ago: float) -> None:
+    """Run process_inbound_batch for ``ids`` as a broker message sent ``seconds_ago`` would."""
+    message = process_inbound_batch.message(ids)
+    message = message.copy(message_timestamp=int((time.time() - seconds_ago) * 1000))
+    token = CurrentMessage._MESSAGE.set(message)
+    try:
+        process_inbound_batch.fn(ids)
+    finally:
+        CurrentMessage._MESSAGE.reset(token)
+
+
+def test_a_job_whose_messages_another_job_took_along_skips_the_database_and_a_later_one_runs(db):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    ids = [store(mail(i, token, f"- Thing {i}"), f"s{i}") for i in range(4)]
+    run_as_sent(ids[:2], seconds_ago=5)  # takes ids[2:] along
+    assert [v[0] for v in rows(ids).values()] == ["processed"] * 4
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(get_engine(), "before_cursor_execute", listen)
+    try:
+        run_as_sent(ids[3:], seconds_ago=5)  # intake's job for it, sent before that claim
+        assert statements == []
+        with session() as s:  # reprocessed by hand: a job sent now runs
+            assert reset_for_reprocess(s, [ids[2]]) == [ids[2]]
+        run_as_sent(ids[2:3], seconds_ago=0)
+        assert statements
+    finally:
+        event.remove(get_engine(), "before_cursor_execute", listen)
+    assert [v[0] for v in rows(ids).values()] == ["processed"] * 4
+    assert [entry_texts(i) for i in ids] == [["Thing 0"], ["Thing 1"], ["Thing 2"], ["Thing 3"]]
+    with session() as s:
+        assert s.get(InboundMessage, ids[2]).attempts == 1  # reset, then claimed once more
 
 
 def test_a_top_up_fills_the_batch_to_its_size_with_the_lowest_ids_after_the_jobs_own(db):
