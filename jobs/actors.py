@@ -59,7 +59,7 @@ class TakenAlong:
 
     SKEW_MS = 1000
     KEEP_S = 600
-    MOST = 20_000
+    MOST = 10_000
 
     def __init__(self):
         self._ids: OrderedDict[int, tuple[float, float]] = OrderedDict()  # id: (claim began, kept at)
