@@ -59,7 +59,7 @@ def _unique(items) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-@lru_cache(maxsize=256)  # processing reads a line's as a draft, then as the entry stored (add_many)
+@lru_cache(maxsize=256)  # a line is read as a draft, then for its entry (tags_of, then mentions_of)
 def tags_and_mentions(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The #tags (lower-case) and @mentions of one entry's text, each unique, in order."""
     return _unique(t.lower() for t in _TAG.findall(text)), _unique(_MENTION.findall(text))

@@ -83,15 +83,14 @@ def _row(
     line: str, kind: str, *, team_id: int, member_id: int, day: date, inbound_id, now, question=0
 ) -> dict:
     line = _storable(line)
-    tags, mentions = tags_and_mentions(line)
     return {
         "team_id": team_id,
         "member_id": member_id,
         "day": day,
         "text": line,
         "kind": kind,
-        "tags": _joined(tags),
-        "mentions": _joined(mentions),
+        "tags": tags_of(line),
+        "mentions": mentions_of(line),
         "inbound_id": inbound_id,
         "created_at": now,
         "question": question,
