@@ -201,3 +201,52 @@ def test_a_claimed_row_holds_every_column_of_the_message(db):
         expected = {c.name: getattr(stored, c.name) for c in OutboundMessage.__table__.c}
     assert row._asdict() == expected
     assert (row.batch_id, row.expires_at, row.state) == ("nl-7", NOW + timedelta(hours=3), "sending")
+
+
+def test_a_claim_and_an_outcome_find_their_rows_by_key_whatever_the_statistics_say(db):
+    """Statistics read while no message was queued (the planner then expects next to none) must not
+    make the claim or the outcome walk every queued or sending row through ix_outbound_due: each
+    finds its rows through the primary key."""
+    from sqlalchemy import event, update
+
+    with session() as s:
+        rows = [
+            dict(
+                idempotency_key=f"old{i}",
+                kind="api",
+                to_addr=f"x{i}@example.com",
+                subject="Hi",
+                template="t",
+                context="{}",
+                message_id=outbox.new_message_id("mail.test"),
+            )
+            for i in range(2000)
+        ]
+        old = outbox.create_many(s, rows, now=NOW, lease_until=NOW + timedelta(minutes=5))
+        s.execute(update(OutboundMessage).where(OutboundMessage.id.in_(old)).values(state="sent"))
+    if db.dialect.name == "postgresql":
+        with db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE outboundmessage")
+    with session() as s:  # a burst made after the statistics were read
+        ids = [make(s, key=f"new{i}")[0] for i in range(300)]
+    seen = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    event.listen(db, "before_cursor_execute", capture)
+    try:
+        with session() as s:
+            claimed = outbox.claim_many(s, ids[:20], now=NOW, lease_s=60)
+        with session() as s:
+            assert outbox.finish(s, claimed[0].id, "sent", now=NOW, sent_at=NOW)
+    finally:
+        event.remove(db, "before_cursor_execute", capture)
+    writes = [q for q in seen if q[0].lstrip().upper().startswith(("UPDATE", "WITH"))]
+    assert len(writes) == 2, [w[0][:60] for w in writes]
+    explain = "EXPLAIN " if db.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    for statement, parameters in writes:
+        with db.connect() as conn:
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(explain + statement, parameters).all())
+        assert "ix_outbound_due" not in plan, plan
+        assert ("outboundmessage_pkey" if db.dialect.name == "postgresql" else "PRIMARY KEY") in plan, plan
