@@ -15,6 +15,7 @@ return-path host, cached per process for dkim.CACHE_S seconds.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -38,6 +39,7 @@ log = logging.getLogger("donebox.domains")
 _LABELS = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)(\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
 
 
+@functools.lru_cache(maxsize=1024)  # a process sends From few addresses; parseaddr takes 50 us
 def domain_of(address: str) -> str:
     """The IDNA, lower-case domain of ``address`` (or of ``Name <address>``); RenderError when it is
     not an address."""

@@ -96,6 +96,7 @@ class Delivery:
     handed: bytes | None = None  # the bytes last handed to a transport's send (kept with the outcome)
     passed_through: bool = False  # its tracking was skipped: pass-through (noted with the outcome)
     renders: RenderBatch | None = None  # its batch's render session (None: one of its own)
+    shared: tuple | None = None  # the key of the shared render its text and HTML are (None: its own)
 
 
 # whose bytes are never kept: a sign-in link is a credential until it expires
@@ -225,6 +226,7 @@ def render_body(d: Delivery) -> Outcome | None:
             d.context, d.text, d.html = _render(d)
             if key:
                 d.context = shared_renders.put(key, d.context, d.text, d.html, redis_url)
+        d.shared = key
     except UnregisteredKind as e:
         return Outcome("deferred", str(e), retry_in_s=UNREGISTERED_RETRY_S)
     except RenderError as e:
@@ -256,8 +258,14 @@ def add_tracking(d: Delivery) -> Outcome | None:
     mail (kept when pass-through skipped the tracking)."""
     m, st = d.message, d.settings
     if tracks(d, d.context.get("_track") is True):
+        plan = None
+        if d.shared is not None:  # where the tokens go, found once for every recipient of the render
+            html = d.html
+            plan = shared_renders.derived(
+                d.shared, f"plan {st.base_url}", lambda: tracking.plan_of(html, st.base_url)
+            )
         d.html, d.links = tracking.add_tracking(
-            d.html, base_url=st.base_url, secret=st.secret_key, message_id=m.id
+            d.html, base_url=st.base_url, secret=st.secret_key, message_id=m.id, plan=plan
         )
     if m.kind in LIST_KINDS or d.links or d.passed_through:
         d.headers.update(

@@ -10,6 +10,8 @@ is several database queries and its render a Jinja2 template and CSS inlining, s
   holds what it rendered lately, not SHARED_RENDER_MAX renders however old). The fair queue hands
   messages out one team at a time round the ring, so every batch in flight is wanted again a
   ring later;
+- with what later steps derive from it (``derived``: the tracking plan of its HTML, where the
+  tokens go), made once per process and dropped with the render;
 - in Redis, when REDIS_URL is set, for the same time: the worker processes render a batch once
   between them, not once each (compressed JSON). Redis being away only costs the render.
 
@@ -27,7 +29,9 @@ import threading
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import date, datetime
+from typing import TypeVar
 
 import redis
 
@@ -36,6 +40,7 @@ log = logging.getLogger("donebox.relay")
 SHARED_RENDER_S = 300.0  # longer than a big batch takes to drain
 SHARED_RENDER_MAX = 2048  # team batches in flight in a process at once
 PREFIX = "donebox:render:"
+T = TypeVar("T")
 _PLAIN = (str, int, float, bool, type(None), date)  # datetime is a date
 
 
@@ -82,7 +87,8 @@ class SharedRenders:
 
     def __init__(self, most: int = SHARED_RENDER_MAX):
         self.most = most
-        self._items: OrderedDict[tuple, tuple[float, dict, str, str]] = OrderedDict()
+        # key -> (until, context, text, html, what was derived from it by name)
+        self._items: OrderedDict[tuple, tuple[float, dict, str, str, dict]] = OrderedDict()
         self._lock = threading.Lock()
         self._redis: dict[str, redis.Redis] = {}
 
@@ -101,7 +107,7 @@ class SharedRenders:
     def _local(self, key: tuple, context: dict, text: str, html: str, until: float) -> None:
         now = time.monotonic()
         with self._lock:
-            self._items[key] = (until, context, text, html)
+            self._items[key] = (until, context, text, html, {})
             self._items.move_to_end(key)
             while len(self._items) > self.most:
                 self._items.popitem(last=False)
@@ -117,7 +123,7 @@ class SharedRenders:
             hit = self._items.get(key)
             if hit is not None and hit[0] > now:
                 self._items.move_to_end(key)
-                return hit[1:]
+                return hit[1:4]
             if hit is not None:
                 del self._items[key]
         r = self._r(redis_url)
@@ -133,6 +139,20 @@ class SharedRenders:
         context, text, html = _loads(raw)
         self._local(key, context, text, html, now + SHARED_RENDER_S)
         return context, text, html
+
+    def derived(self, key: tuple, name: str, make: Callable[[], T]) -> T:
+        """What ``make`` derives from the render of ``key`` (named ``name``): made once while the
+        render is kept in this process, and kept with it; made each time when it is not."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and name in hit[4]:
+                return hit[4][name]
+        value = make()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                hit[4][name] = value
+        return value
 
     def put(self, key: tuple, context: dict, text: str, html: str, redis_url: str = "") -> dict:
         """Keep the render of ``key``; returns the context as kept (``portable``)."""

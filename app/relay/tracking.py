@@ -141,21 +141,27 @@ _PLANS_LOCK = threading.Lock()
 PLANS_KEPT = 64
 
 
-def _plan(html: str, base_url: str) -> _Plan:
-    """Where the tokens go in ``html`` once tracked: parsed once per distinct HTML (a team's digest
-    is the same for every recipient), kept for the last PLANS_KEPT."""
-    key = (html, base_url)
-    with _PLANS_LOCK:
-        hit = _PLANS.get(key)
-    if hit is not None:
-        return hit
+def plan_of(html: str, base_url: str) -> _Plan:
+    """Where the tokens go in ``html`` once tracked (one HTML parse), not kept: a shared render keeps
+    its plan with it (app.relay.shared_renders ``derived``)."""
     mark = f"dbx{secrets.token_hex(8)}"  # letters and digits: HTML serialization leaves it alone
     tracked, links = _rewrite(
         html, base_url=base_url, token=lambda kind, i: f"{mark}{kind}{'' if i is None else i}{mark}"
     )
     cuts = tracked.split(mark)  # text, "c0", text, "c1", ..., text
     tokens = tuple((c[0], int(c[1:]) if len(c) > 1 else None) for c in cuts[1::2])
-    plan = _Plan(tuple(cuts[::2]), tokens, tuple(links))
+    return _Plan(tuple(cuts[::2]), tokens, tuple(links))
+
+
+def _plan(html: str, base_url: str) -> _Plan:
+    """``plan_of(html)``, kept for the last PLANS_KEPT distinct HTML parts (a composed message sent
+    to many recipients has the same HTML for each)."""
+    key = (html, base_url)
+    with _PLANS_LOCK:
+        hit = _PLANS.get(key)
+    if hit is not None:
+        return hit
+    plan = plan_of(html, base_url)
     with _PLANS_LOCK:
         if len(_PLANS) >= PLANS_KEPT:
             _PLANS.clear()
@@ -164,13 +170,14 @@ def _plan(html: str, base_url: str) -> _Plan:
 
 
 def add_tracking(
-    html: str, *, base_url: str, secret: str, message_id: int, first_link: int = 0
+    html: str, *, base_url: str, secret: str, message_id: int, first_link: int = 0, plan: _Plan | None = None
 ) -> tuple[str, list[str]]:
     """(html with http(s) links rewritten and an open pixel added, the original URLs in link order).
 
     ``first_link`` is the index of its first link among the message's recorded links (a composed
-    message may have more than one HTML part, their links recorded one after another)."""
-    plan = _plan(html, base_url)
+    message may have more than one HTML part, their links recorded one after another). ``plan``:
+    ``plan_of(html, base_url)`` made earlier, else it is made (or taken from the last few kept)."""
+    plan = plan or _plan(html, base_url)
     out = [plan.texts[0]]
     for (kind, index), text in zip(plan.tokens, plan.texts[1:], strict=True):
         out.append(make_token(secret, message_id, kind, None if index is None else index + first_link))

@@ -222,6 +222,40 @@ def test_a_teams_digest_is_rendered_once_for_all_recipients_and_reminders_each_t
     assert len({m["Message-ID"] for m in t.sent}) == 5 and len({m["To"] for m in t.sent[:3]}) == 3
 
 
+def test_a_teams_tracked_digest_finds_where_its_tokens_go_once_and_each_recipient_gets_their_own(
+    team, monkeypatch
+):
+    from datetime import date
+
+    from app.checkins.outgoing import create_digest
+    from app.checkins.teams import update_team
+    from app.models import Member, Team
+    from app.relay import tracking
+
+    plans = []
+    real = tracking.plan_of
+    monkeypatch.setattr(tracking, "plan_of", lambda *a: plans.append(a) or real(*a))
+    # only the shared render may keep the plan: tracking's own few are not asked
+    monkeypatch.setattr(tracking, "_plan", lambda html, base_url: tracking.plan_of(html, base_url))
+    with session() as s:
+        update_team(s, team.id, now=NOW, tracking=True)
+        t = s.get(Team, team.id)
+        ids = [
+            create_digest(s, m, t, date(2026, 11, 20), now=NOW, settings=get_settings())[0]
+            for m in s.execute(select(Member)).scalars()
+        ]
+    t = MemoryTransport()
+    assert deliver_many(ids, transport=t, now=NOW) == dict.fromkeys(ids, "sent")
+    assert len(plans) == 1 and len(t.sent) == len(ids) == 3
+    pixels = set()
+    for mid, m in zip(ids, t.sent, strict=True):
+        html = m.get_body(("html",)).get_content()
+        (pixel,) = [p.split('"')[0] for p in html.split("/t/o/")[1:]]
+        assert tracking.verify_token(get_settings().secret_key, pixel, "o") == tracking.Token(mid, "o", None)
+        pixels.add(pixel)
+    assert len(pixels) == 3
+
+
 def api_message(team, to, key):
     with session() as s:
         mid, _ = outbox.create(

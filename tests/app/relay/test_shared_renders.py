@@ -75,3 +75,21 @@ def test_without_redis_reachable_a_render_is_only_the_processs_own():
     kept = renders.put(KEY, context(), "text", "", url)
     assert SharedRenders().get(KEY, url) is None
     assert renders.get(KEY, url) == (kept, "text", "")
+
+
+def test_what_is_derived_from_a_render_is_made_once_while_it_is_kept_and_goes_with_it():
+    renders = SharedRenders(most=1)
+    made = []
+
+    def make():
+        made.append(1)
+        return f"plan {len(made)}"
+
+    assert renders.derived(KEY, "plan", make) == "plan 1"  # not kept: made each time
+    renders.put(KEY, {}, "text", "<p>html</p>")
+    assert renders.derived(KEY, "plan", make) == "plan 2"
+    assert renders.derived(KEY, "plan", make) == "plan 2"
+    assert renders.derived(KEY, "other", make) == "plan 3"
+    renders.put(KEY + ("next",), {}, "text", "")  # the first render goes, and its plans with it
+    renders.put(KEY, {}, "text", "<p>html</p>")
+    assert renders.derived(KEY, "plan", make) == "plan 4"
