@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Row, and_, func, insert, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
@@ -460,6 +461,17 @@ _PG_FINISH = text(
     RETURNING message_id"""
 )
 _FINISH_VALUES = ("sender", "links", "sent_at", "provider_id", "provider_response", "next_attempt_at")
+# handed to psycopg as it is: through SQLAlchemy, setting up the statement and its result took
+# longer than the statement itself (about 0.2 of the 0.5 ms it cost the worker per message)
+_PG_FINISH_SQL = str(_PG_FINISH.compile(dialect=postgresql_psycopg.dialect()))
+
+
+def pg_finish_params(message_id: int, to: str, *, now: datetime, error: str, raw_zlib, **values) -> dict:
+    """The parameters of _PG_FINISH_SQL for ``finish``'s arguments."""
+    params = dict.fromkeys(_FINISH_VALUES) | values
+    params |= {"id": message_id, "to": to, "now": now, "error": error, "raw_zlib": raw_zlib}
+    kind = webhooks.FROM_EVENT.get(to)
+    return params | {"hook_like": kind and webhooks.like(kind), "hook_until": now + webhooks.retry_window()}
 
 
 def finish(
@@ -484,11 +496,9 @@ def finish(
         raise ValueError(f"finish cannot set {sorted(unknown)}")
     packed = None if raw is None else zlib.compress(raw, CONTENT_ZLIB_LEVEL)
     if session.get_bind().dialect.name == "postgresql":
-        params = dict.fromkeys(_FINISH_VALUES) | values
-        params |= {"id": message_id, "to": to, "now": now, "error": error, "raw_zlib": packed}
-        kind = webhooks.FROM_EVENT.get(to)
-        params |= {"hook_like": kind and webhooks.like(kind), "hook_until": now + webhooks.retry_window()}
-        return session.connection().execute(_PG_FINISH, params).first() is not None
+        params = pg_finish_params(message_id, to, now=now, error=error, raw_zlib=packed, **values)
+        driver = session.connection().connection.dbapi_connection  # in the session's transaction
+        return driver.execute(_PG_FINISH_SQL, params, prepare=True).fetchone() is not None
     moved = transition(
         session,
         message_id,
