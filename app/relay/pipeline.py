@@ -262,8 +262,8 @@ def add_tracking(d: Delivery) -> Outcome | None:
         if d.shared is not None:  # where the tokens go, found once for every recipient of the render
             html = d.html
             plan = shared_renders.derived(
-                d.shared, f"plan {st.base_url}", lambda: tracking.plan_of(html, st.base_url)
-            )
+                d.shared, f"plan {st.base_url}", lambda: tracking.plan_of(html, st.base_url).packed()
+            ).plan()
         d.html, d.links = tracking.add_tracking(
             d.html, base_url=st.base_url, secret=st.secret_key, message_id=m.id, plan=plan
         )

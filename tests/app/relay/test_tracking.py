@@ -34,3 +34,14 @@ def test_each_message_gets_its_own_signed_tokens():
     token = a.split("/t/c/")[5].split('"')[0]
     assert verify_token(SECRET, token, "c") == tracking.Token(7, "c", 4)
     assert "/t/o/8." in b and "/t/o/7." not in b
+
+
+@pytest.mark.parametrize(
+    "html", PAGES + ["<body>" + "é ✓ 🙂 " * 500 + "<a href='https://e.org/x'>x</a></body>"]
+)
+def test_a_packed_plan_unpacks_to_the_plan_and_is_smaller_than_its_text_when_long(html):
+    plan = tracking.plan_of(html, BASE)
+    packed = plan.packed()
+    assert packed.plan() == plan
+    if len(html) > 2000:
+        assert len(packed.texts_zlib) < len("".join(plan.texts)) / 10
