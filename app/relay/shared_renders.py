@@ -5,11 +5,11 @@ recipient of a team's batch; the pipeline keys them by team and batch (the rows'
 so a key never names another batch and a later batch renders afresh. Building a digest's context
 is several database queries and its render a Jinja2 template and CSS inlining, so it is kept:
 
-- in the process, SHARED_RENDER_S seconds and at most SHARED_RENDER_MAX batches (the least
-  recently used go first, and so do those past their time whenever a render is put: a process
-  holds what it rendered lately, not SHARED_RENDER_MAX renders however old). The fair queue hands
-  messages out one team at a time round the ring, so every batch in flight is wanted again a
-  ring later;
+- in the process (its HTML compressed), SHARED_RENDER_S seconds and at most SHARED_RENDER_MAX
+  batches (the least recently used go first, and so do those past their time whenever a render is
+  put: a process holds what it rendered lately, not SHARED_RENDER_MAX renders however old). The
+  fair queue hands messages out one team at a time round the ring, so every batch in flight is
+  wanted again a ring later;
 - with what later steps derive from it (``derived``: the tracking plan of its HTML, where the
   tokens go), made once per process and dropped with the render;
 - in Redis, when REDIS_URL is set, for the same time: the worker processes render a batch once
@@ -87,8 +87,10 @@ class SharedRenders:
 
     def __init__(self, most: int = SHARED_RENDER_MAX):
         self.most = most
-        # key -> (until, context, text, html, what was derived from it by name)
-        self._items: OrderedDict[tuple, tuple[float, dict, str, str, dict]] = OrderedDict()
+        # key -> (until, context, text, html zlib-compressed, what was derived from it by name): a
+        # process keeps the render of every team's batch in flight (about 1,350 in the bench's mix
+        # of 20,000), and their HTML was most of a worker's memory; decompressing one takes 10-20 us
+        self._items: OrderedDict[tuple, tuple[float, dict, str, bytes, dict]] = OrderedDict()
         self._lock = threading.Lock()
         self._redis: dict[str, redis.Redis] = {}
 
@@ -105,9 +107,10 @@ class SharedRenders:
         return PREFIX + hashlib.sha256(repr(key).encode()).hexdigest()
 
     def _local(self, key: tuple, context: dict, text: str, html: str, until: float) -> None:
+        packed = zlib.compress(html.encode("utf-8"), 1)
         now = time.monotonic()
         with self._lock:
-            self._items[key] = (until, context, text, html, {})
+            self._items[key] = (until, context, text, packed, {})
             self._items.move_to_end(key)
             while len(self._items) > self.most:
                 self._items.popitem(last=False)
@@ -123,7 +126,7 @@ class SharedRenders:
             hit = self._items.get(key)
             if hit is not None and hit[0] > now:
                 self._items.move_to_end(key)
-                return hit[1:4]
+                return hit[1], hit[2], zlib.decompress(hit[3]).decode("utf-8")
             if hit is not None:
                 del self._items[key]
         r = self._r(redis_url)

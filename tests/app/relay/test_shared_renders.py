@@ -93,3 +93,11 @@ def test_what_is_derived_from_a_render_is_made_once_while_it_is_kept_and_goes_wi
     renders.put(KEY + ("next",), {}, "text", "")  # the first render goes, and its plans with it
     renders.put(KEY, {}, "text", "<p>html</p>")
     assert renders.derived(KEY, "plan", make) == "plan 4"
+
+
+def test_a_kept_renders_html_is_held_compressed_and_given_back_whole():
+    renders = SharedRenders()
+    html = "<body>" + "".join(f"<p>Entry {i}: shipped the thing ✓</p>" for i in range(300)) + "</body>"
+    renders.put(KEY, {}, "text", html)
+    assert renders.get(KEY)[2] == html
+    assert len(renders._items[KEY][3]) < len(html.encode()) / 4  # what a worker holds per batch in flight
