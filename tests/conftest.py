@@ -5,6 +5,7 @@ In CI (CI=true) a missing PostgreSQL, Redis or RabbitMQ fails the test; elsewher
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -398,3 +399,28 @@ SLOW_FIRST = (
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: not item.nodeid.startswith(SLOW_FIRST))  # stable: the rest keep their order
+
+
+@contextlib.contextmanager
+def statements_seen(engine):
+    """(statement, parameters) of each statement SQLAlchemy sends through ``engine`` meanwhile."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+def plan_of(engine, statement: str, parameters) -> str:
+    """The planner's plan of ``statement`` as one line: EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on
+    SQLite."""
+    explain = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
+    with engine.connect() as conn:
+        return " ".join(str(r) for r in conn.exec_driver_sql(explain + statement, parameters).all())

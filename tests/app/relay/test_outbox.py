@@ -6,7 +6,7 @@ import pytest
 from app.db import session
 from app.models import OutboundMessage
 from app.relay import outbox
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, plan_of, statements_seen
 
 NOW = FIXED_NOW
 
@@ -207,7 +207,7 @@ def test_a_claim_and_an_outcome_find_their_rows_by_key_whatever_the_statistics_s
     """Statistics read while no message was queued (the planner then expects next to none) must not
     make the claim or the outcome walk every queued or sending row through ix_outbound_due: each
     finds its rows through the primary key."""
-    from sqlalchemy import event, update
+    from sqlalchemy import update
 
     with session() as s:
         rows = [
@@ -229,27 +229,17 @@ def test_a_claim_and_an_outcome_find_their_rows_by_key_whatever_the_statistics_s
             conn.exec_driver_sql("ANALYZE outboundmessage")
     with session() as s:  # a burst made after the statistics were read
         ids = [make(s, key=f"new{i}")[0] for i in range(300)]
-    seen = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement, parameters))
-
-    event.listen(db, "before_cursor_execute", capture)
-    try:
+    with statements_seen(db) as seen:
         with session() as s:
             claimed = outbox.claim_many(s, ids[:20], now=NOW, lease_s=60)
         with session() as s:
             assert outbox.finish(s, claimed[0].id, "sent", now=NOW, sent_at=NOW)
-    finally:
-        event.remove(db, "before_cursor_execute", capture)
     writes = [q for q in seen if q[0].lstrip().upper().startswith(("UPDATE", "WITH"))]
     if db.dialect.name == "postgresql":  # the outcome goes to psycopg as it is, unseen by SQLAlchemy
         params = outbox.pg_finish_params(claimed[1].id, "sent", now=NOW, error="", raw_zlib=None)
         writes.append((outbox._PG_FINISH_SQL, params))
     assert len(writes) == 2, [w[0][:60] for w in writes]
-    explain = "EXPLAIN " if db.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
     for statement, parameters in writes:
-        with db.connect() as conn:
-            plan = " ".join(str(r) for r in conn.exec_driver_sql(explain + statement, parameters).all())
+        plan = plan_of(db, statement, parameters)
         assert "ix_outbound_due" not in plan, plan
         assert ("outboundmessage_pkey" if db.dialect.name == "postgresql" else "PRIMARY KEY") in plan, plan

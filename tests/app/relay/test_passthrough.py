@@ -4,7 +4,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from app.checkins.outgoing import checkin_row
 from app.db import get_engine, session
@@ -14,7 +14,7 @@ from app.relay.pipeline import deliver_many
 from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
 from jobs.scheduler import tick
-from tests.conftest import FIXED_NOW
+from tests.conftest import FIXED_NOW, plan_of, statements_seen
 
 NOW = FIXED_NOW
 LEASE = timedelta(hours=2)  # long: the tick's sweeper leaves these rows to the test
@@ -245,21 +245,11 @@ def test_the_oldest_waiting_look_up_reads_the_due_index(db):
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.exec_driver_sql("ANALYZE outboundmessage")
-    seen = []
-
-    def capture(conn, cursor, statement, parameters, context, executemany):
-        seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", capture)
-    try:
+    with statements_seen(engine) as seen:
         with session() as s:
             assert outbox.oldest_due(s, now=NOW + timedelta(minutes=1)) == NOW
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     (statement, parameters) = [q for q in seen if "min(" in q[0]][0]
-    explain = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
-    with engine.connect() as conn:
-        plan = " ".join(str(r) for r in conn.exec_driver_sql(explain + statement, parameters).all())
+    plan = plan_of(engine, statement, parameters)
     assert plan.count("ix_outbound_due") == 2, plan
 
 
