@@ -418,7 +418,7 @@ def statements_seen(engine):
         event.remove(engine, "before_cursor_execute", capture)
 
 
-def plan_of(engine, statement: str, parameters) -> str:
+def query_plan(engine, statement: str, parameters) -> str:
     """The planner's plan of ``statement`` as one line: EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on
     SQLite."""
     explain = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "

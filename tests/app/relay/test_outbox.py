@@ -6,7 +6,7 @@ import pytest
 from app.db import session
 from app.models import OutboundMessage
 from app.relay import outbox
-from tests.conftest import FIXED_NOW, plan_of, statements_seen
+from tests.conftest import FIXED_NOW, query_plan, statements_seen
 
 NOW = FIXED_NOW
 
@@ -240,6 +240,6 @@ def test_a_claim_and_an_outcome_find_their_rows_by_key_whatever_the_statistics_s
         writes.append((outbox._PG_FINISH_SQL, params))
     assert len(writes) == 2, [w[0][:60] for w in writes]
     for statement, parameters in writes:
-        plan = plan_of(db, statement, parameters)
+        plan = query_plan(db, statement, parameters)
         assert "ix_outbound_due" not in plan, plan
         assert ("outboundmessage_pkey" if db.dialect.name == "postgresql" else "PRIMARY KEY") in plan, plan

@@ -14,7 +14,7 @@ from app.relay.pipeline import deliver_many
 from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
 from jobs.scheduler import tick
-from tests.conftest import FIXED_NOW, plan_of, statements_seen
+from tests.conftest import FIXED_NOW, query_plan, statements_seen
 
 NOW = FIXED_NOW
 LEASE = timedelta(hours=2)  # long: the tick's sweeper leaves these rows to the test
@@ -249,7 +249,7 @@ def test_the_oldest_waiting_look_up_reads_the_due_index(db):
         with session() as s:
             assert outbox.oldest_due(s, now=NOW + timedelta(minutes=1)) == NOW
     (statement, parameters) = [q for q in seen if "min(" in q[0]][0]
-    plan = plan_of(engine, statement, parameters)
+    plan = query_plan(engine, statement, parameters)
     assert plan.count("ix_outbound_due") == 2, plan
 
 
