@@ -289,20 +289,23 @@ class OutboundMessage(SQLModel, table=True):
 
 
 class OutboundContent(SQLModel, table=True):
-    """The exact bytes a transport was handed for a message, zlib-compressed; written with the
-    outcome (app.relay.outbox.finish), deleted by retention (the message's ``purged_at``)."""
+    """The exact bytes a transport was handed for a message, packed (app.relay.packing: Zstandard,
+    zlib in rows written before it); written with the outcome (app.relay.outbox.finish), deleted by
+    retention (the message's ``purged_at``)."""
 
     # the message's id; not a foreign key, as MessageEvent's: written only with the message's own
     # outcome, and messages are never deleted (migration 0012)
     message_id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    # named for the format it first held; app.relay.packing reads either
     raw_zlib: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class OutboundBody(SQLModel, table=True):
-    """A message as an application composed it, zlib-compressed, stored once for all its recipients
+    """A message as an application composed it, packed (app.relay.packing), stored once for all its recipients
     (app.relay.composed); the relay adds only what it owns when it sends each recipient's copy."""
 
     id: int | None = Field(default=None, primary_key=True)
+    # named for the format it first held; app.relay.packing reads either
     raw_zlib: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     size: int = 0  # bytes before compression
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime()))

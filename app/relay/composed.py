@@ -1,10 +1,11 @@
 """Messages applications compose (the full send API, SMTP submission), stored as bytes.
 
-A composed message is stored once (OutboundBody, zlib) for all its recipients; each recipient's
-outbox row names it by ``body_id`` and carries the application's From in ``from_addr``. When the
-relay sends a copy it keeps the bytes as given and adds only what it owns: ``edit`` works on the
-bytes, never on a parsed and re-serialized message, so every header and part it does not touch
-(attachments, inline images, the application's own headers) goes out byte for byte as stored.
+A composed message is stored once (OutboundBody, packed: app.relay.packing) for all its
+recipients; each recipient's outbox row names it by ``body_id`` and carries the application's
+From in ``from_addr``. When the relay sends a copy it keeps the bytes as given and adds only what
+it owns: ``edit`` works on the bytes, never on a parsed and re-serialized message, so every
+header and part it does not touch (attachments, inline images, the application's own headers)
+goes out byte for byte as stored.
 
 The MIME tree is read at the byte level: a header block ends at the first empty line, a
 multipart body is cut at its boundary's delimiter lines (the line break before a delimiter is
@@ -18,7 +19,6 @@ from __future__ import annotations
 import binascii
 import quopri
 import re
-import zlib
 from collections.abc import Callable
 from datetime import datetime
 from email.message import Message
@@ -26,6 +26,7 @@ from email.message import Message
 from sqlmodel import Session
 
 from app.models import OutboundBody, utcnow
+from app.relay import packing
 
 MAX_DEPTH = 20  # multipart nesting read for HTML parts; deeper parts are left as they are
 _LINES = re.compile(rb"[^\n]*\n|[^\n]+")
@@ -33,7 +34,7 @@ _LINES = re.compile(rb"[^\n]*\n|[^\n]+")
 
 def store(s: Session, raw: bytes, *, now: datetime | None = None) -> int:
     """Store ``raw`` (flushed, not committed: the caller commits it with the outbox rows); its id."""
-    row = OutboundBody(raw_zlib=zlib.compress(raw, 6), size=len(raw), created_at=now or utcnow())
+    row = OutboundBody(raw_zlib=packing.pack(raw), size=len(raw), created_at=now or utcnow())
     s.add(row)
     s.flush()
     return row.id
@@ -42,7 +43,7 @@ def store(s: Session, raw: bytes, *, now: datetime | None = None) -> int:
 def load(s: Session, body_id: int) -> bytes | None:
     """The stored bytes, or None when there are none (never stored, or purged)."""
     row = s.get(OutboundBody, body_id)
-    return zlib.decompress(row.raw_zlib) if row else None
+    return packing.unpack(row.raw_zlib) if row else None
 
 
 # ---------------------------------------------------------------- reading bytes

@@ -35,6 +35,8 @@ from typing import TypeVar
 
 import redis
 
+from app.relay import packing
+
 log = logging.getLogger("donebox.relay")
 
 SHARED_RENDER_S = 300.0  # longer than a big batch takes to drain
@@ -64,7 +66,9 @@ def _dumps(context: dict, text: str, html: str) -> bytes:
             return {"$date": v.isoformat()}
         raise TypeError(type(v).__name__)
 
-    # compressed: a digest's HTML shrinks several times, and Redis holds every batch in flight
+    # compressed: a digest's HTML shrinks several times, and Redis holds every batch in flight;
+    # zlib, as every earlier version wrote and reads it (processes of two versions share Redis
+    # while a fleet upgrades); the copy a process keeps for itself is packed (app.relay.packing)
     return zlib.compress(
         json.dumps({"context": context, "text": text, "html": html}, default=default).encode(), 1
     )
@@ -87,7 +91,7 @@ class SharedRenders:
 
     def __init__(self, most: int = SHARED_RENDER_MAX):
         self.most = most
-        # key -> (until, context, text, html zlib-compressed, what was derived from it by name): a
+        # key -> (until, context, text, html packed (app.relay.packing), what was derived from it by name): a
         # process keeps the render of every team's batch in flight (hundreds in a big send), and
         # their HTML was most of a worker's memory; decompressing a 9.6 KB page takes 17.5 us
         self._items: OrderedDict[tuple, tuple[float, dict, str, bytes, dict]] = OrderedDict()
@@ -107,7 +111,7 @@ class SharedRenders:
         return PREFIX + hashlib.sha256(repr(key).encode()).hexdigest()
 
     def _local(self, key: tuple, context: dict, text: str, html: str, until: float) -> None:
-        packed = zlib.compress(html.encode("utf-8"), 1)
+        packed = packing.pack(html.encode("utf-8"))
         now = time.monotonic()
         with self._lock:
             self._items[key] = (until, context, text, packed, {})
@@ -126,7 +130,7 @@ class SharedRenders:
             hit = self._items.get(key)
             if hit is not None and hit[0] > now:
                 self._items.move_to_end(key)
-                return hit[1], hit[2], zlib.decompress(hit[3]).decode("utf-8")
+                return hit[1], hit[2], packing.unpack(hit[3]).decode("utf-8")
             if hit is not None:
                 del self._items[key]
         r = self._r(redis_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from datetime import timedelta
 
 from hypothesis import given
@@ -11,7 +12,7 @@ from sqlalchemy import select
 
 from app.db import session
 from app.models import OutboundBody, OutboundMessage
-from app.relay import composed, outbox
+from app.relay import composed, outbox, packing
 from app.relay.pipeline import COMPOSED_KEPT_MAX_BYTES, deliver, deliver_many
 from app.relay.retention import purge
 from app.relay.tracking import verify_token
@@ -137,6 +138,20 @@ def test_links_of_several_html_parts_are_recorded_in_order_with_their_own_indexe
     assert "Grüße".encode("iso-8859-1") in two
     assert attached == b'<a href="https://attached.example/">not tracked</a>'
     assert sent.endswith(b"--b1--\r\nepilogue\r\n") and b"\r\npreamble\r\n--b1\r\n" in sent
+
+
+def test_a_body_an_earlier_version_stored_as_zlib_goes_out_as_it_was_composed(db):
+    raw = as_bytes(invoice())
+    (mid,) = composed_rows(raw, ["customer@example.org"])
+    with session() as s:
+        body = s.get(OutboundBody, row(mid).body_id)
+        assert body.raw_zlib.startswith(packing.ZSTD_MAGIC)  # stored packed
+        body.raw_zlib = zlib.compress(raw, 6)  # as versions before app.relay.packing stored it
+        s.commit()
+    t = MemoryTransport()
+    assert deliver(mid, transport=t, now=NOW) == "sent"
+    (sent,) = t.outgoing
+    assert sent.raw.endswith(raw.split(b"\r\n\r\n", 1)[1])  # the composed body, unchanged
 
 
 def test_a_composed_message_whose_body_was_purged_fails_with_the_reason(db):

@@ -44,4 +44,4 @@ def test_a_packed_plan_unpacks_to_the_plan_and_is_smaller_than_its_text_when_lon
     packed = plan.packed()
     assert packed.plan() == plan
     if len(html) > 2000:
-        assert len(packed.texts_zlib) < len("".join(plan.texts)) / 10
+        assert len(packed.texts_packed) < len("".join(plan.texts)) / 10

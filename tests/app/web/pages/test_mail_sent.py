@@ -1,5 +1,6 @@
 """The message page shows the message as its transport received it, not a rendering of today's data."""
 
+import zlib
 from datetime import date, timedelta
 from email.parser import BytesParser
 from email.policy import default
@@ -11,7 +12,7 @@ from app.checkins import teams
 from app.checkins.outgoing import create_digest
 from app.db import session
 from app.models import Entry, Member, OutboundContent, OutboundMessage, Team
-from app.relay import composed, dkim, outbox, render
+from app.relay import composed, dkim, outbox, packing, render
 from app.relay.pipeline import deliver
 from app.relay.retention import purge
 from app.relay.transports.memory import MemoryTransport
@@ -85,7 +86,20 @@ def test_the_kept_bytes_are_what_the_transport_received_byte_for_byte(team):
     with session() as s:
         assert outbox.content(s, mid) == handed.raw
         stored = s.get(OutboundContent, mid).raw_zlib
-    assert len(stored) < len(handed.raw)  # kept compressed
+    assert len(stored) < len(handed.raw) and stored.startswith(packing.ZSTD_MAGIC)  # kept packed
+
+
+def test_a_copy_an_earlier_version_kept_as_zlib_is_shown_as_it_was_sent(client, team, sent):
+    mid, t = sent_digest(team)
+    (handed,) = t.outgoing
+    with session() as s:  # as versions before app.relay.packing wrote it
+        s.get(OutboundContent, mid).raw_zlib = zlib.compress(handed.raw, 1)
+        s.commit()
+    with session() as s:
+        assert outbox.content(s, mid) == handed.raw
+    sign_in(client, sent, "ada@example.com")
+    page = client.get(f"/mail/outbound/{mid}").text
+    assert "Content as sent" in page and "BLOCKERS (1)" in page
 
 
 def test_after_retention_the_page_says_the_content_was_purged(client, team, sent):
