@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlmodel import Session
 
 from app.checkins import goals, questions
@@ -52,16 +52,21 @@ class Group:
         return [e for e in self.entries if e.question == question or (last and e.question > question)]
 
 
-def _members_of(s: Session, team_ids) -> dict[int, list[Member]]:
-    """The active members of each of ``team_ids``, by name, then id."""
-    stmt = select(Member).where(Member.team_id.in_(team_ids), Member.active).order_by(Member.name, Member.id)
-    members: dict[int, list[Member]] = {t: [] for t in team_ids}
-    for mem in s.execute(stmt).scalars():
+def _members_of(s: Session, team_ids) -> dict[int, list[Row]]:
+    """The active members of each of ``team_ids``, by name, then id: read-only rows of Member's
+    columns, not ORM objects (a batch's digests read the members of dozens of teams at once)."""
+    active = select(*_MEMBER).where(Member.team_id.in_(team_ids), Member.active)
+    stmt = active.order_by(Member.name, Member.id)
+    members: dict[int, list[Row]] = {t: [] for t in team_ids}
+    for mem in s.execute(stmt):
         members[mem.team_id].append(mem)
     return members
 
 
-def _members(s: Session, team_id: int) -> list[Member]:
+_MEMBER = tuple(Member.__table__.c)
+
+
+def _members(s: Session, team_id: int) -> list[Row]:
     return _members_of(s, [team_id])[team_id]
 
 
