@@ -240,13 +240,59 @@ def _mailbox(name: str, addr: str) -> str:
 
 
 def _qp(text: str) -> bytes:
-    # one line-ending convention first, so no lone CR survives into the part; then 7-bit QP
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _one_line_ending(text)
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
 _QP_CTE = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+_7BIT_CTE = b"Content-Transfer-Encoding: 7bit\r\n\r\n"
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext
+# elements whose text HTML does not read character references in (raw text; RFC 1866's xmp and
+# plaintext among them): a non-ASCII character there cannot be written as one
+_RAW_TEXT_NAMES = ("style", "script", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext")
+_RAW_TEXT = re.compile(rf"<({'|'.join(_RAW_TEXT_NAMES)})\b", re.I)
+_END_TAG = {name: re.compile(f"</{name}", re.I) for name in _RAW_TEXT_NAMES}
+# a reference to a C1 control (128-159) is read as the windows-1252 character of that number
+_C1_REFERENCE = re.compile(rb"&#1(?:2[89]|[3-5][0-9]);")
+
+
+def _one_line_ending(text: str) -> str:
+    """``text`` with LF line endings only, so no lone CR survives into a part."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _raw_text_is_ascii(html: str) -> bool:
+    """Whether every raw-text element of ``html`` (to its end tag, or the end) is ASCII."""
+    for opened in _RAW_TEXT.finditer(html):
+        closed = _END_TAG[opened.group(1).lower()].search(html, opened.end())
+        if not html[opened.start() : closed.start() if closed else len(html)].isascii():
+            return False
+    return True
+
+
+def _html_body(html: str, boundary: bytes) -> bytes:
+    """The HTML part, its Content-Transfer-Encoding field first: unencoded (7bit, RFC 2045 2.7) when
+    it can be, its non-ASCII characters written as character references, which HTML reads as the
+    characters themselves; else quoted-printable, which took 67 us for a 7.7 KB digest page with
+    non-ASCII names where this took 44 (22 for an ASCII page), and made it 4 % larger.
+
+    Unencoded only when every line has at most 998 octets, none ends in white space (a server on
+    the way that strips it would break the DKIM body hash), there is no NUL, no C1 control, no
+    non-ASCII character inside a raw-text element (``<style>``), and no boundary."""
+    text = _one_line_ending(html)
+    if not text.isascii() and not _raw_text_is_ascii(text):
+        return _QP_CTE + _qp(text)
+    body = text.encode("ascii", "xmlcharrefreplace")
+    lines = body.split(b"\n")
+    if (
+        b"\x00" in body
+        or (len(body) != len(text) and _C1_REFERENCE.search(body))
+        or boundary in body
+        or max(map(len, lines)) > 998
+        or any(line.endswith((b" ", b"\t")) for line in lines)
+    ):
+        return _QP_CTE + _qp(text)
+    return _7BIT_CTE + body.replace(b"\n", b"\r\n")
 
 
 def build_message(
@@ -262,8 +308,9 @@ def build_message(
     headers: dict[str, str] | None = None,
     to_name: str = "",
 ) -> tuple[bytes, Parts]:
-    """(the message as CRLF bytes: multipart/alternative, 7-bit quoted-printable parts, built once;
-    its Parts). Raises RenderError for header injection, encoded or not."""
+    """(the message as CRLF bytes: multipart/alternative, the text part quoted-printable, the HTML
+    part as it is where it can be (_html_body), built once; its Parts). Raises RenderError for
+    header injection, encoded or not."""
     lines = [
         f"From: {_mailbox(from_name, from_addr)}",
         f"To: {_mailbox(to_name, to)}",
@@ -275,7 +322,7 @@ def build_message(
         if not _HEADER_NAME.match(name):
             raise RenderError(f"not a valid header name: {name!r}")
         lines.append(_unstructured(name, _safe_header(value)))
-    boundary = f"=_{uuid.uuid4().hex}"  # "=_" can never occur in quoted-printable text
+    boundary = f"=_{uuid.uuid4().hex}"  # "=_" never occurs in quoted-printable; _html_body checks
     head = "\r\n".join(lines).encode("ascii")
     raw = b"".join(
         [
@@ -286,8 +333,8 @@ def build_message(
             b'Content-Type: text/plain; charset="utf-8"\r\n' + _QP_CTE,
             _qp(text),
             f"\r\n--{boundary}\r\n".encode(),
-            b'Content-Type: text/html; charset="utf-8"\r\n' + _QP_CTE,
-            _qp(html),
+            b'Content-Type: text/html; charset="utf-8"\r\n',
+            _html_body(html, boundary.encode()),
             f"\r\n--{boundary}--\r\n".encode(),
         ]
     )

@@ -1,3 +1,4 @@
+import html
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from app.errors import RenderError, UnregisteredKind
 from app.relay import render
@@ -200,3 +202,65 @@ def test_the_relay_alone_registers_no_check_in_kind_and_the_worker_registers_the
             ("weekly", True),
         ]
     )
+
+
+# ---------------------------------------------------------------- the HTML part's encoding
+
+
+def html_part(raw: bytes):
+    return parse(raw).get_body(("html",))
+
+
+def test_an_html_part_goes_unencoded_its_non_ascii_as_character_references_a_browser_reads():
+    page = '<html><head><style>p{color:#333}</style></head><body><p title="Ñandú">Ñandú wrote — 3 ✓</p>'
+    raw = make(html=page, text="Ñandú wrote")
+    part = html_part(raw)
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    sent = part.get_content()
+    assert sent.isascii() and "&#209;and&#250; wrote &#8212; 3 &#10003;" in sent
+    tree = HTMLParser(sent)  # what a mail client's HTML engine makes of it
+    assert tree.css_first("p").text() == "Ñandú wrote — 3 ✓"
+    assert tree.css_first("p").attributes["title"] == "Ñandú"
+    assert b"=3D" not in raw and b'<p title="' in raw  # as written, not quoted-printable
+    assert parse(raw).get_body(("plain",))["Content-Transfer-Encoding"] == "quoted-printable"
+
+
+@pytest.mark.parametrize(
+    "page, why",
+    [
+        ("<style>p::after{content:'→'}</style><p>x</p>", "a reference in a style element is not read"),
+        ("<p>x</p><SCRIPT>var a = 'é';</script>", "nor in a script element, whatever its case"),
+        ("<p>" + "x" * 1000 + "</p>", "a line longer than 998 octets"),
+        ("<p>x</p> \n<p>y</p>", "a line ending in white space (a server may strip it, breaking DKIM)"),
+        ("<p>x\x00</p>", "a NUL"),
+        ("<p>x\x85y</p>", "a C1 control (a reference to it reads as a windows-1252 character)"),
+    ],
+)
+def test_an_html_part_that_cannot_go_unencoded_goes_quoted_printable_unchanged(page, why):
+    part = html_part(make(html=page))
+    assert part["Content-Transfer-Encoding"] == "quoted-printable", why
+    assert part.get_content().replace("\r\n", "\n") == page
+
+
+def test_an_html_part_holding_the_boundary_goes_quoted_printable(monkeypatch):
+    class Fixed:
+        hex = "0123456789abcdef0123456789abcdef"
+
+    monkeypatch.setattr(render.uuid, "uuid4", lambda: Fixed)
+    page = f"<p>--=_{Fixed.hex}</p>"
+    msg = parse(make(html=page))
+    assert msg.get_body(("html",))["Content-Transfer-Encoding"] == "quoted-printable"
+    assert msg.get_body(("html",)).get_content() == page
+    assert len(list(msg.iter_parts())) == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300))
+def test_any_html_part_reads_back_as_the_same_characters(page):
+    part = html_part(make(html=f"<p>{page}</p>"))
+    sent = part.get_content()
+    expected = f"<p>{page}</p>".replace("\r\n", "\n").replace("\r", "\n")
+    if part["Content-Transfer-Encoding"] == "7bit":
+        assert sent.isascii() and html.unescape(sent.replace("\r\n", "\n")) == html.unescape(expected)
+    else:
+        assert sent.replace("\r\n", "\n") == expected
