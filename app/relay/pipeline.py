@@ -173,17 +173,20 @@ class RenderBatch:
             key = _shared_key(Delivery(message=m, settings=self.settings, transport=None, now=m.created_at))
         except UnregisteredKind:
             return False
-        return key is not None and self.shared(key) is not None
+        return key is not None and self._asked(shared_renders.has, key)
 
     def shared(self, key: tuple) -> tuple[dict, str, str] | None:
         """The shared render of ``key``: Redis is asked once per batch; after a miss, only what
         this process has kept since (a message of this batch rendered it)."""
+        return self._asked(shared_renders.get, key)
+
+    def _asked(self, ask: Callable, key: tuple):
         if key in self._missed:
-            return shared_renders.get(key)
-        hit = shared_renders.get(key, self.settings.redis_url)
-        if hit is None:
+            return ask(key)
+        found = ask(key, self.settings.redis_url)
+        if not found:
             self._missed.add(key)
-        return hit
+        return found
 
     def failed(self) -> None:
         """A render failed in the session: roll it back, so the next message reads afresh."""

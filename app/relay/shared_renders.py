@@ -147,6 +147,14 @@ class SharedRenders:
         self._local(key, context, text, html, now + SHARED_RENDER_S)
         return context, text, html
 
+    def has(self, key: tuple, redis_url: str = "") -> bool:
+        """Whether a render of ``key`` is kept (``get`` without unpacking the process's copy)."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] > time.monotonic():
+                return True
+        return self.get(key, redis_url) is not None
+
     def derived(self, key: tuple, name: str, make: Callable[[], T]) -> T:
         """What ``make`` derives from the render of ``key`` (named ``name``): made once while the
         render is kept in this process, and kept with it; made each time when it is not."""

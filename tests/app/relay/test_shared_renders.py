@@ -1,5 +1,8 @@
 from datetime import date
 
+import pytest
+
+from app.relay import packing
 from app.relay.shared_renders import SharedRenders, portable
 
 KEY = ("postgresql://db", "digest", "digest", 7, '{"day": "2026-11-23"}', "2026-11-24 06:00")
@@ -101,3 +104,14 @@ def test_a_kept_renders_html_is_held_compressed_and_given_back_whole():
     renders.put(KEY, {}, "text", html)
     assert renders.get(KEY)[2] == html
     assert len(renders._items[KEY][3]) < len(html.encode()) / 4  # what a worker holds per batch in flight
+
+
+def test_whether_a_render_is_kept_is_answered_without_unpacking_it_and_from_redis_too(redis_url, monkeypatch):
+    here, there = SharedRenders(), SharedRenders()
+    here.put(KEY, context(), "text", "<p>html</p>", redis_url)
+    monkeypatch.setattr(packing, "unpack", lambda packed: pytest.fail("unpacked to answer has()"))
+    assert here.has(KEY) and not here.has(KEY[:-1] + ("a later batch",))
+    monkeypatch.undo()
+    assert not there.has(KEY)  # not asked of Redis
+    assert there.has(KEY, redis_url)  # another process's render, found in Redis and kept
+    assert there.get(KEY) == (portable(context()), "text", "<p>html</p>")
