@@ -37,8 +37,12 @@ def _decompressor() -> zstandard.ZstdDecompressor:
 
 
 def pack(data: bytes) -> bytes:
-    """``data`` as one Zstandard frame (its size written in the header)."""
-    return _compressor().compress(data)
+    """``data`` as one Zstandard frame (its size written in the header), in bytes of its own size.
+
+    ``compress`` makes its bytes as large as the worst case and shrinks them, and the memory stays
+    with them: 4,000 digests of 11.6 MB packed held 35.5 MB until copied (a worker keeps hundreds
+    of packed renders; its RSS over 150 s of the outbound soak rose to 170 MB where zlib's 140)."""
+    return bytes(memoryview(_compressor().compress(data)))
 
 
 def unpack(packed: bytes) -> bytes:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import zlib
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,3 +40,17 @@ def test_threads_packing_at_once_each_get_their_own_bytes_back():
     for t in threads:
         t.join()
     assert failures == []
+
+
+def rss_mb() -> float:
+    status = Path(f"/proc/{os.getpid()}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_what_is_packed_holds_about_its_own_size_in_memory_not_the_worst_case():
+    pages = [(f"<p>digest {i} of the team</p>\n" * 400).encode() for i in range(3000)]
+    before = rss_mb()
+    kept = [packing.pack(page) for page in pages]
+    grown = rss_mb() - before
+    packed_mb = sum(map(len, kept)) / 2**20
+    assert grown < 2 * packed_mb + 2, f"{grown:.1f} MB held for {packed_mb:.1f} MB packed"
