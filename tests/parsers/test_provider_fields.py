@@ -7,12 +7,19 @@ Mailgun routes, Postmark's inbound webhook, old and new document shapes)."""
 from __future__ import annotations
 
 import json
+import re
+from email.parser import HeaderParser
+from email.policy import compat32
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parsers.message import address_key, addresses
 from parsers.providers import PROVIDERS, Payload, PayloadError
+from parsers.providers.base import decode_words, header_block
 from tests.fixtures.make_fixtures import multipart
+from tests.parsers.test_mime_differential import CORPUS
 
 TO = "reply+1-20261123-aaaaaaaaaaaaaaaa@reply.test"
 FORM = "multipart/form-data; boundary={b}"
@@ -257,3 +264,40 @@ def test_postmark_documents_with_no_ids_dedupe_on_their_content_not_on_nothing()
 def test_json_with_none_of_postmarks_fields_is_still_refused(doc):
     with pytest.raises(PayloadError, match="not a Postmark"):
         PROVIDERS["postmark"].keys(postmark(doc))
+
+
+# ---------------------------------------------------------------- a header block, read fast
+
+
+def email_package_reading(text: str) -> tuple[tuple[str, str], ...]:
+    """What header_block gave before it read plain blocks itself: the email package's parse."""
+    msg = HeaderParser(policy=compat32).parsestr(text.replace("\r\n", "\n").rstrip("\n") + "\n\n")
+    return tuple((k, decode_words(re.sub(r"\s*\n\s+", " ", str(v)))) for k, v in msg.items())
+
+
+_NAMES = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
+_LINES = st.one_of(
+    st.tuples(_NAMES, st.text(max_size=40)).map(
+        lambda f: f"{f[0]}: {f[1]}"
+    ),  # a field, maybe no colon in name
+    st.text(max_size=30).map(lambda v: " " + v),  # a continuation
+    st.text(max_size=30).map(lambda v: "\t" + v),
+    st.sampled_from(["From ada@example.com Mon Nov 23", "no colon here", ": empty name", "=?utf-8?q?x?="]),
+    st.sampled_from(["Subject: =?UTF-8?B?w5FhbmTDug==?=", "To: =?iso-8859-1?q?Ad=E9?= <a@b.c>", "X: a\rb"]),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_LINES, max_size=12), st.sampled_from(["\n", "\r\n"]))
+def test_a_header_block_reads_as_the_email_package_reads_it(lines, end):
+    text = end.join(line.replace("\n", " ") for line in lines)
+    assert header_block(text) == email_package_reading(text)
+
+
+def test_every_header_block_of_the_mime_corpus_reads_as_the_email_package_reads_it():
+    blocks = [
+        raw.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        for raw in (p.read_bytes() for p in CORPUS.rglob("*") if p.is_file())
+    ]
+    assert len(blocks) > 150
+    assert [header_block(b) for b in blocks] == [email_package_reading(b) for b in blocks]
