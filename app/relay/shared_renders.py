@@ -91,10 +91,11 @@ class SharedRenders:
 
     def __init__(self, most: int = SHARED_RENDER_MAX):
         self.most = most
-        # key -> (until, context, text, html packed (app.relay.packing), what was derived from it by name): a
-        # process keeps the render of every team's batch in flight (hundreds in a big send), and
-        # their HTML was most of a worker's memory; decompressing a 9.6 KB page takes 17.5 us
-        self._items: OrderedDict[tuple, tuple[float, dict, str, bytes, dict]] = OrderedDict()
+        # key -> (until, context, the text's length, text and HTML packed together (app.relay.packing),
+        # what was derived from it by name): a process keeps the render of every team's batch in
+        # flight (hundreds in a big send, up to SHARED_RENDER_MAX), and their text and HTML were
+        # most of a worker's memory
+        self._items: OrderedDict[tuple, tuple[float, dict, int, bytes, dict]] = OrderedDict()
         self._lock = threading.Lock()
         self._redis: dict[str, redis.Redis] = {}
 
@@ -111,10 +112,10 @@ class SharedRenders:
         return PREFIX + hashlib.sha256(repr(key).encode()).hexdigest()
 
     def _local(self, key: tuple, context: dict, text: str, html: str, until: float) -> None:
-        packed = packing.pack(html.encode("utf-8"))
+        packed = packing.pack((text + html).encode("utf-8"))  # the text's length keeps them apart
         now = time.monotonic()
         with self._lock:
-            self._items[key] = (until, context, text, packed, {})
+            self._items[key] = (until, context, len(text), packed, {})
             self._items.move_to_end(key)
             while len(self._items) > self.most:
                 self._items.popitem(last=False)
@@ -130,7 +131,8 @@ class SharedRenders:
             hit = self._items.get(key)
             if hit is not None and hit[0] > now:
                 self._items.move_to_end(key)
-                return hit[1], hit[2], packing.unpack(hit[3]).decode("utf-8")
+                both = packing.unpack(hit[3]).decode("utf-8")
+                return hit[1], both[: hit[2]], both[hit[2] :]
             if hit is not None:
                 del self._items[key]
         r = self._r(redis_url)

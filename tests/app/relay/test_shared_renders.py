@@ -98,12 +98,15 @@ def test_what_is_derived_from_a_render_is_made_once_while_it_is_kept_and_goes_wi
     assert renders.derived(KEY, "plan", make) == "plan 4"
 
 
-def test_a_kept_renders_html_is_held_compressed_and_given_back_whole():
+def test_a_kept_renders_text_and_html_are_held_compressed_and_given_back_whole():
     renders = SharedRenders()
     html = "<body>" + "".join(f"<p>Entry {i}: shipped the thing ✓</p>" for i in range(300)) + "</body>"
-    renders.put(KEY, {}, "text", html)
-    assert renders.get(KEY)[2] == html
-    assert len(renders._items[KEY][3]) < len(html.encode()) / 4  # what a worker holds per batch in flight
+    text = "".join(f"Entry {i}: shipped the thing ✓\n" for i in range(300))
+    renders.put(KEY, {}, text, html)
+    assert renders.get(KEY) == ({}, text, html)
+    held = renders._items[KEY]  # what a worker holds per batch in flight
+    assert not any(isinstance(v, str) and len(v) > 100 for v in held)
+    assert len(held[3]) < len((text + html).encode()) / 4
 
 
 def test_whether_a_render_is_kept_is_answered_without_unpacking_it_and_from_redis_too(redis_url, monkeypatch):
