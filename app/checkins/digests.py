@@ -52,6 +52,9 @@ class Group:
         return [e for e in self.entries if e.question == question or (last and e.question > question)]
 
 
+_MEMBER = tuple(Member.__table__.c)
+
+
 def _members_of(s: Session, team_ids) -> dict[int, list[Row]]:
     """The active members of each of ``team_ids``, by name, then id: read-only rows of Member's
     columns, not ORM objects (a batch's digests read the members of dozens of teams at once)."""
@@ -61,9 +64,6 @@ def _members_of(s: Session, team_ids) -> dict[int, list[Row]]:
     for mem in s.execute(stmt):
         members[mem.team_id].append(mem)
     return members
-
-
-_MEMBER = tuple(Member.__table__.c)
 
 
 def _members(s: Session, team_id: int) -> list[Row]:
