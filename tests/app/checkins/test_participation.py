@@ -3,7 +3,7 @@
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import delete, event
+from sqlalchemy import delete
 
 from app.checkins.participation import (
     ANSWERED,
@@ -20,6 +20,7 @@ from app.checkins.participation import (
 )
 from app.db import get_engine, session
 from app.models import Entry, Member, MemberPause, OutboundMessage, Team
+from tests.conftest import statements_seen
 
 A, M, X, P = ANSWERED, MISSED, OFF, PENDING  # X: off
 
@@ -171,23 +172,14 @@ def three_weeks() -> dict:
 
 def test_every_figure_of_three_weeks_matches_the_hand_count(db):
     w = three_weeks()
-    statements = []
-
-    def count(*_):
-        statements.append(1)
-
-    engine = get_engine()
     with session() as s:
         t = s.get(Team, w["team"])
-        event.listen(engine, "before_cursor_execute", count)
-        try:
+        with statements_seen(get_engine()) as statements:
             r = report(s, t, FIRST, LAST, now=NOW)
             assert len(statements) <= 4  # members, reminders, entries, pauses
             statements.clear()
             year = report(s, t, LAST - timedelta(days=365), LAST, now=NOW)  # the longest span
             assert len(statements) <= 4  # the same statements, whatever the span
-        finally:
-            event.remove(engine, "before_cursor_execute", count)
     assert (year.team.asked, year.team.answered) == (41, 35)
 
     rows = {row.member.name: row.figures for row in r.members}

@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 from dramatiq.middleware import CurrentMessage
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 import app.inbound.process
 from app.checkins.reply_tokens import reply_address
@@ -21,7 +21,7 @@ from app.settings import get_settings
 from jobs.actors import TakenAlong, process_inbound, process_inbound_batch
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
-from tests.conftest import FIXED_NOW, JSONLog
+from tests.conftest import FIXED_NOW, JSONLog, statements_seen
 
 DAY = date(2026, 11, 23)
 SENT_DAY = date(2026, 11, 20)
@@ -136,19 +136,10 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(db):
 
     def statements(n: int, first: int) -> int:
         ids = [store(mail(i, token, f"- Thing {i}"), f"s{i}") for i in range(first, first + n)]
-        count = [0]
-
-        def counter(*_):
-            count[0] += 1
-
-        event.listen(get_engine(), "before_cursor_execute", counter)
-        try:
-            with session() as s:
-                states = process_many(s, ids, now=FIXED_NOW, settings=get_settings())
-        finally:
-            event.remove(get_engine(), "before_cursor_execute", counter)
+        with statements_seen(get_engine()) as seen, session() as s:
+            states = process_many(s, ids, now=FIXED_NOW, settings=get_settings())
         assert set(states.values()) == {"processed"}
-        return count[0]
+        return len(seen)
 
     # claim; senders; the claims checked, states, the endpoints listening to the batch's teams (one
     # SELECT; a team without one gets no row), entries (+ a BEGIN for each of the 3 transactions)
@@ -259,18 +250,13 @@ def test_a_job_whose_messages_another_job_took_along_skips_the_database_and_a_la
     ids = [store(mail(i, token, f"- Thing {i}"), f"s{i}") for i in range(4)]
     run_as_sent(ids[:2], seconds_ago=5)  # takes ids[2:] along
     assert [v[0] for v in rows(ids).values()] == ["processed"] * 4
-    statements: list[str] = []
-    listen = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
-    event.listen(get_engine(), "before_cursor_execute", listen)
-    try:
+    with statements_seen(get_engine()) as statements:
         run_as_sent(ids[3:], seconds_ago=5)  # intake's job for it, sent before that claim
         assert statements == []
         with session() as s:  # reprocessed by hand: a job sent now runs
             assert reset_for_reprocess(s, [ids[2]]) == [ids[2]]
         run_as_sent(ids[2:3], seconds_ago=0)
         assert statements
-    finally:
-        event.remove(get_engine(), "before_cursor_execute", listen)
     assert [v[0] for v in rows(ids).values()] == ["processed"] * 4
     assert [entry_texts(i) for i in ids] == [["Thing 0"], ["Thing 1"], ["Thing 2"], ["Thing 3"]]
     with session() as s:

@@ -12,7 +12,7 @@ from app.relay import domains, outbox, render, suppressions
 from app.relay.pipeline import CLAIM_BATCH, deliver, deliver_many
 from app.relay.transports.memory import MemoryTransport
 from app.settings import get_settings
-from tests.conftest import FIXED_NOW, JSONLog
+from tests.conftest import FIXED_NOW, JSONLog, statements_seen
 
 NOW = FIXED_NOW
 
@@ -324,7 +324,6 @@ def test_a_batch_is_claimed_in_one_statement_and_each_outcome_recorded_in_one_on
     team, monkeypatch
 ):
     import psycopg
-    from sqlalchemy import event
 
     from app.db import get_engine
     from app.relay import routing
@@ -332,17 +331,13 @@ def test_a_batch_is_claimed_in_one_statement_and_each_outcome_recorded_in_one_on
     ids = [api_message(team, f"r{i}@example.com", f"r{i}") for i in range(CLAIM_BATCH)]
     routing.config_cache(get_settings()).get()  # senders and routes: read once per RELAY_CONFIG_TTL_S
     domains.signing.get("mail.test", get_settings())  # the From domain's keys: once per dkim.CACHE_S
-    statements = []
-    listener = lambda conn, cursor, stmt, *a: statements.append(stmt.split()[0].upper())  # noqa: E731
     real = psycopg.Connection.execute  # what goes to psycopg as it is (the outcome), counted too
-    monkeypatch.setattr(
-        psycopg.Connection, "execute", lambda c, q, *a, **k: listener(c, None, q) or real(c, q, *a, **k)
-    )
-    event.listen(get_engine(), "before_cursor_execute", listener)
-    try:
+    with statements_seen(get_engine()) as seen:
+        monkeypatch.setattr(
+            psycopg.Connection, "execute", lambda c, q, *a, **k: seen.append((q, a)) or real(c, q, *a, **k)
+        )
         states = deliver_many(ids, transport=MemoryTransport(), now=NOW)
-    finally:
-        event.remove(get_engine(), "before_cursor_execute", listener)
+    statements = [q.split()[0].upper() for q, _ in seen]
     assert set(states.values()) == {"sent"}
     # PostgreSQL: the claim (with its events), the suppression check, then one statement per
     # message, in autocommit (no BEGIN/COMMIT round trips) and without waiting for the WAL flush
