@@ -356,6 +356,13 @@ with session() as s:
     return out.stdout.strip().splitlines()[-1]
 
 
+def queued_jobs() -> int:
+    """Broker messages waiting in the inbound queue (what intake sent for the worker)."""
+    import redis
+
+    return redis.Redis.from_url(REDIS, socket_connect_timeout=2).llen("donebox:inbound")
+
+
 def inbound_states(db_url: str) -> dict[str, int]:
     """How many inbound messages are in each state (read straight from the database)."""
     sql = "select state, count(*) from inboundmessage group by state"
@@ -395,6 +402,7 @@ def measure_processing(
     Redis, over ``seconds`` once it has started (or until the queue is done); its CPU and the
     database's per message, from /proc."""
     total = sum(inbound_states(db_url).values())
+    waiting = queued_jobs()
     worker = start_worker(env, log, threads)
     try:
         deadline = time.monotonic() + 60
@@ -420,6 +428,8 @@ def measure_processing(
             "cpu_ms": 1000 * (cpu1 - cpu0) / done,
             "db_cpu_ms": 1000 * (db1 - db0) / done,
             "peak_rss_mb": worker.peak_rss_mb(),
+            "queued_jobs": waiting,
+            "ids_per_job": total / max(waiting, 1),
         }
     finally:
         worker.stop()
@@ -595,7 +605,9 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
         f"own processes included), {versions()}.",
         "`donebox web --workers 2` (uvloop + httptools); ~8 KB SendGrid parsed-mode multipart POSTs, "
         "each a new mail, Basic auth; keep-alive clients in a separate process on the same machine. "
-        "Each committed group's ids go to Redis as one `process_inbound_batch` message. "
+        "Each web process sends the ids it commits to Redis in `process_inbound_batch` messages: under "
+        "load at most one per 25 ms (`jobs.enqueue.inbound_batches`), carrying every group committed "
+        "meanwhile. "
         "*parse-only* is the same server on an endpoint that authenticates and parses the same form "
         "but stores nothing. Web CPU is all the web's processes' (from /proc) per answered request.",
         "",
@@ -631,6 +643,11 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
                 f"| {kind} | {threads} | {p['per_s']:.0f} | {p['cpu_ms']:.2f} | {db_ms} "
                 f"| {p['peak_rss_mb']:.0f} |"
             )
+    lines += [""] + [
+        f"Intake left {r['process']['queued_jobs']} `process_inbound_batch` messages in the queue on "
+        f"{kind} ({r['process']['ids_per_job']:.1f} inbound messages a job)."
+        for kind, r in all_results.items()
+    ]
     if "parse_mix_per_s" in summary:
         lines += [
             "",
@@ -724,6 +741,8 @@ def main() -> None:
         pr = r["process"]
         print(f"process_{kind}_per_s={pr['per_s']:.0f}")
         print(f"process_{kind}_cpu_ms_per_msg={pr['cpu_ms']:.2f}")
+        print(f"process_{kind}_queued_jobs={pr['queued_jobs']}")
+        print(f"process_{kind}_ids_per_job={pr['ids_per_job']:.1f}")
         if kind == "postgresql":
             print(f"process_{kind}_db_cpu_ms_per_msg={pr['db_cpu_ms']:.2f}")
         print(f"worker_peak_rss_mb_{kind}={pr['peak_rss_mb']:.1f}")

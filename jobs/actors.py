@@ -47,8 +47,9 @@ class TakenAlong:
     """The inbound ids this process claimed along with another job's (the top-up) and finished,
     each with the moment, in ms since the epoch, before that claim began.
 
-    Intake sends a job per committed group (3 messages on average at 64 clients on SQLite), so
-    working through a backlog, most jobs find that an earlier one took their messages along; each
+    Intake sends a job per window of committed groups (``jobs.enqueue.Coalesced``), and a job
+    takes along up to INBOUND_TOP_UP, so working through a backlog, many jobs find that an earlier
+    one took their messages along; each
     such job still cost 0.5-0.8 ms of the worker's CPU in the database. A job sent before the
     claim that took its messages has nothing left to do, and skips the database. A job sent later
     (a reprocess by hand, the sweeper's) runs. ``SKEW_MS`` allows for a sender's clock running
@@ -95,7 +96,8 @@ taken_along = TakenAlong()
 
 @dramatiq.actor(max_retries=0, queue_name="inbound", time_limit=INBOUND_TIME_LIMIT_MS)
 def process_inbound_batch(inbound_ids: list[int]) -> None:
-    """Process several stored inbound messages (one broker message per committed group) together;
+    """Process several stored inbound messages (the groups a web process committed within one
+    window of ``jobs.enqueue.inbound_batches``, or one IMAP fetch) together;
     when the job runs out of time or crashes, each unfinished one is sent again in a job of its
     own, so the one that blows up fails (and is quarantined) alone."""
     message = CurrentMessage.get_current_message()

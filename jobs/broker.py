@@ -59,7 +59,11 @@ def start_embedded_workers(threads: int | None = None, *, any_broker: bool = Fal
 
 
 def drain(timeout_s: float = 60.0) -> None:
-    """Wait until every embedded queue is empty and idle (CLI commands, tests)."""
+    """Send what the intake holds back (``jobs.enqueue.inbound_batches``), then wait until every
+    embedded queue is empty and idle (CLI commands, tests)."""
+    from jobs.enqueue import inbound_batches  # jobs.enqueue imports the actors, which import this
+
+    inbound_batches.flush()
     broker = dramatiq.get_broker()
     if not is_embedded(broker):
         return

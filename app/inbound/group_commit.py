@@ -2,7 +2,8 @@
 
 Each webhook hands its message to the writer and waits; the writer thread takes whatever
 is queued (up to MAX_GROUP), inserts it in one transaction, commits, and only then answers
-every waiting request, once the group's new ids are enqueued (one broker message). Under load a
+every waiting request, once the group's new ids are handed to processing (``on_commit``: the
+intake's is ``jobs.enqueue.inbound_batches``, which sends them on in fewer broker messages). Under load a
 commit (the WAL write on SQLite, the WAL flush on PostgreSQL) is shared by many requests;
 alone, a request waits for nothing but its own commit. A group that fails is retried one
 message per transaction, so one bad row cannot fail its neighbours.
@@ -187,7 +188,7 @@ class GroupWriter:
                 continue
             if self._engine is not None and self._engine.dialect.name == "sqlite":
                 self._wrote.set()
-            # one broker message per group, from this thread: off the event loop, before the answers
+            # handed to processing from this thread: off the event loop, before the answers
             self._on_commit([iid for iid, duplicate in results if not duplicate])
             for p, result in zip(group, results, strict=True):
                 p.future.set_result(result)

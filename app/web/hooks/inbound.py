@@ -33,7 +33,7 @@ from app.web.hooks.webhooks import (
     sns_preflight,
     unconfigured,
 )
-from jobs.enqueue import enqueue_processing
+from jobs.enqueue import enqueue_processing, inbound_batches
 from parsers.providers import PROVIDERS, Keys, Payload, PayloadError, Provider
 
 log = logging.getLogger("donebox.inbound")
@@ -107,9 +107,9 @@ async def _intake(request: Request, name: str) -> JSONResponse:
             if stored_payload is not None
             else item(name, keys)
         )
-        future = group_commit.writer(enqueue_processing).submit(one)
+        future = group_commit.writer(inbound_batches).submit(one)
         new_id, duplicate = await asyncio.wrap_future(future)
-        return _accepted(provider, new_id, duplicate)  # the writer enqueued it
+        return _accepted(provider, new_id, duplicate)  # the writer handed it to inbound_batches
     if not duplicate:
         enqueue_processing(new_id)
     return _accepted(provider, new_id, duplicate)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
+import jobs.enqueue as jobs_enqueue
 from app.db import session
 from app.models import InboundMessage, WebhookToken
 from jobs.broker import drain
@@ -330,3 +331,26 @@ def test_the_parse_only_ceiling_authenticates_and_parses_but_stores_nothing(conf
     assert client.post("/dev/inbound/nope/parse-only", content=p.body, headers=headers).status_code == 404
     prod = configure(DONEBOX_ENV="production")
     assert prod.post(url, content=p.body, headers={**headers, **basic(SG_AUTH)}).status_code == 404
+
+
+def test_the_webhook_hands_its_groups_over_and_drain_sends_what_the_window_holds(client, monkeypatch):
+    monkeypatch.setattr(jobs_enqueue, "INBOUND_WINDOW_S", 3600.0)
+    drain()  # what earlier tests left, sent and done
+    monkeypatch.setattr(jobs_enqueue.inbound_batches, "_last", float("-inf"))  # a quiet spell
+    sent: list[list[int]] = []
+    real = jobs_enqueue.inbound_batches._send
+    monkeypatch.setattr(jobs_enqueue.inbound_batches, "_send", lambda ids: (sent.append(ids), real(ids)))
+    names = ("parsed_utf8.multipart", "parsed_koi8-r.multipart", "raw_mode.multipart")
+    ids = [post(client, "sendgrid", f"sendgrid/{n}", basic(SG_AUTH)).json()["id"] for n in names]
+    time.sleep(0.1)
+    assert [i for group in sent for i in group] == ids[:1]  # the first at once; the others held
+    drain()
+    assert [i for group in sent for i in group] == ids and len(sent) == 2
+    with session() as s:
+        assert {s.get(InboundMessage, i).state for i in ids} <= {
+            "processed",
+            "ignored",
+            "unverified",
+            "failed",
+        }
+        assert all(s.get(InboundMessage, i).state != "received" for i in ids)
