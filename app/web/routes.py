@@ -25,9 +25,9 @@ T = "/teams/{tid:int}"
 
 # Starlette tries the routes in this order, each a regular expression on the path: the ones that
 # providers, mail clients and applications call most (intake, events, tracking, sending) come
-# first, so that a webhook is not matched against the hundred page and API routes before its own
-# (46 us a request). No two routes match the same path and method (tests/app/web/test_routes.py),
-# so the order changes nothing else.
+# first, so that a webhook is not matched against the hundred page and API routes before its own.
+# No two routes match the same path and method (tests/app/web/test_routes.py), so the order
+# changes nothing else.
 routes = [
     Route("/inbound/{provider:str}", inbound.webhook, methods=["POST"]),  # raw, sendgrid, mailgun, ...
     # Mailgun posts raw MIME (body-mime) to route URLs ending in mime: the same intake
