@@ -26,7 +26,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
+import select
 import sys
 import threading
 import traceback
@@ -241,6 +243,46 @@ class Handler(logging.StreamHandler):
         twin = type(record).__new__(type(record))
         twin.__dict__.update(record.__dict__)
         return super().handle(twin)
+
+
+class LineWriter:
+    """A stream for ``Handler`` that writes each line to a file descriptor itself, in one
+    ``os.write``; a line longer than PIPE_BUF (4,096 bytes) goes to ``fallback()`` instead.
+
+    Dramatiq points a worker process's ``sys.stderr`` at a pipe to its main process, which reads
+    each line and writes it out again: a process and four system calls a line, for every line the
+    relay and inbound processing log. One ``write`` of at most PIPE_BUF bytes to a pipe is atomic,
+    and to a file each ``write`` takes its place whole, so the processes sharing the descriptor
+    never cut into each other's lines; longer ones (tracebacks) still go the way that serializes
+    them.
+    """
+
+    def __init__(self, fd: int, fallback=lambda: sys.stderr):
+        self.fd = fd
+        self.fallback = fallback
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8", "replace")
+        if len(data) > select.PIPE_BUF:
+            stream = self.fallback()
+            stream.write(text)
+            stream.flush()
+            return
+        view = memoryview(data)
+        while view:  # a file may take less than all (a full disk raises instead)
+            view = view[os.write(self.fd, view) :]
+
+    def flush(self) -> None:
+        pass
+
+
+def write_lines_directly() -> None:
+    """This process's ``Handler`` writes its lines to stderr's descriptor itself (``LineWriter``),
+    whatever ``sys.stderr`` becomes later (`donebox worker`: Dramatiq's pipe)."""
+    fd = sys.__stderr__.fileno() if sys.__stderr__ is not None else 2
+    for h in logging.getLogger().handlers:
+        if isinstance(h, Handler):
+            h.setStream(LineWriter(fd))
 
 
 def handler(settings: Settings | None = None) -> logging.Handler:

@@ -242,3 +242,61 @@ def test_uvicorns_log_config_makes_the_same_handler(tmp_path):
     assert config["handlers"]["donebox"]["()"] == "app.logs.handler"
     made = logging.config.DictConfigurator({}).resolve(config["handlers"]["donebox"]["()"])
     assert made is logs.handler
+
+
+def test_a_line_writer_writes_each_line_whole_and_a_long_one_to_its_fallback():
+    import os
+    import select
+
+    from app.logs import LineWriter
+
+    r, w = os.pipe()
+    fallback = io.StringIO()
+    try:
+        out = LineWriter(w, fallback=lambda: fallback)
+        out.write("é short line\n")
+        long_line = "x" * (select.PIPE_BUF + 1) + "\n"
+        out.write(long_line)
+        out.flush()
+        os.close(w)
+        w = -1
+        assert os.read(r, 1 << 16) == "é short line\n".encode()
+        assert fallback.getvalue() == long_line
+    finally:
+        os.close(r)
+        if w != -1:
+            os.close(w)
+
+
+def test_processes_writing_through_line_writers_on_one_pipe_never_cut_into_each_others_lines():
+    import multiprocessing
+    import os
+    import select
+
+    from app.logs import LineWriter
+
+    r, w = os.pipe()
+
+    def child(n: int) -> None:
+        out = LineWriter(w)
+        for i in range(300):
+            out.write(f"{n}:{i}:" + chr(ord("a") + n) * (select.PIPE_BUF - 40) + "\n")
+
+    ctx = multiprocessing.get_context("fork")
+    kids = [ctx.Process(target=child, args=(n,)) for n in range(4)]
+    for k in kids:
+        k.start()
+    os.close(w)
+    data = b""
+    while chunk := os.read(r, 1 << 16):
+        data += chunk
+    os.close(r)
+    for k in kids:
+        k.join(30)
+    lines = data.decode().splitlines()
+    seen = set()
+    for line in lines:
+        n, i, body = line.split(":")
+        assert body == chr(ord("a") + int(n)) * (select.PIPE_BUF - 40)  # whole, and one process's
+        seen.add((int(n), int(i)))
+    assert len(lines) == 1200 and seen == {(n, i) for n in range(4) for i in range(300)}

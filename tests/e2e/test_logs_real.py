@@ -100,3 +100,27 @@ def test_development_web_writes_readable_lines_with_the_request_id(tmp_path, pro
     )
     assert any(re.search(shown + "$", line) for line in lines), lines
     assert not any("color_message" in line for line in lines)
+
+
+def test_a_worker_process_writes_its_own_lines_not_through_dramatiqs_main_process(
+    tmp_path, procs, fresh_pg, redis_url, env
+):
+    """Dramatiq points a worker process's stderr at a pipe its main process reads and writes out
+    again; donebox's lines skip it (app.logs.LineWriter). With the main process stopped, the
+    worker process's lines still come out."""
+    import os
+    import signal
+
+    env_vars = base_env(tmp_path, DATABASE_URL=fresh_pg, REDIS_URL=redis_url)
+    migrated_team(procs, env, env_vars, "Direct lines", {"Ada": "member"})
+    worker = procs.start(["worker", "--processes", "1", "--threads", "2"], env_vars, stderr_apart=True)
+    wait_until(lambda: "ready for action" in procs.stderr_of(worker), 60, "the worker process to start")
+    os.kill(worker.pid, signal.SIGSTOP)  # `donebox worker` execs Dramatiq's main process
+    try:
+        done = procs.run(["remind", "--now"], env_vars)
+        assert done.returncode == 0 and "1 reminders enqueued" in done.stdout, done.stderr
+        wait_until(lambda: "message 1: sent" in procs.stderr_of(worker), 60, "the worker process's own line")
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+    procs.stop_one(worker)
+    assert procs.stderr_of(worker).count("message 1: sent") == 1  # written once, not relayed again
