@@ -31,6 +31,7 @@ import re
 import select
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
@@ -243,6 +244,59 @@ class Handler(logging.StreamHandler):
         twin = type(record).__new__(type(record))
         twin.__dict__.update(record.__dict__)
         return super().handle(twin)
+
+
+class _Line:
+    """What ``line`` hands to the Handler instead of a LogRecord: the attributes its filter and
+    formatters read (all in _STANDARD), and the extra fields."""
+
+    def __init__(self, name: str, level: int, msg: str, args: tuple, extra: dict):
+        self.__dict__.update(extra)
+        self.name, self.msg, self.args = name, msg, args
+        self.levelno, self.levelname = level, logging.getLevelName(level)
+        self.created = now = time.time()
+        self.msecs = int((now - int(now)) * 1000) + 0.0  # as LogRecord computes them
+        self.exc_info = self.exc_text = self.stack_info = None
+
+    getMessage = logging.LogRecord.getMessage  # noqa: N815 - LogRecord's name
+
+
+def _only_handler(logger: logging.Logger, level: int) -> Handler | None:
+    """The one donebox Handler a record of ``logger`` at ``level`` would reach, when it would reach
+    no other handler and pass no logger's filter; else None."""
+    found = None
+    c: logging.Logger | None = logger
+    while c is not None:
+        if c.filters:
+            return None
+        for h in c.handlers:
+            if found is not None or type(h) is not Handler:
+                return None
+            found = h
+        if not c.propagate:
+            break
+        c = c.parent
+    return found if found is not None and level >= found.level else None
+
+
+def line(logger: logging.Logger, level: int, msg: str, *args, **extra) -> None:
+    """``logger.log(level, msg, *args, extra=extra)`` for the lines logged once a request or a
+    message, written the same. When this process's Handler is the only one the record would reach
+    (no test runner's beside it), the Handler gets a ``_Line`` instead of a LogRecord: no caller
+    lookup, no thread and process names, no copy. In a web process under load a request's line
+    cost about 90 us of CPU the usual way."""
+    if not logger.isEnabledFor(level):
+        return
+    if extra.keys() & _STANDARD:  # as Logger.makeRecord refuses them
+        raise KeyError(f"Attempt to overwrite {sorted(extra.keys() & _STANDARD)} in LogRecord")
+    h = _only_handler(logger, level)
+    if h is None:
+        logger.log(level, msg, *args, extra=extra or None, stacklevel=2)
+        return
+    record = _Line(logger.name, level, msg, args, extra)
+    if h.filter(record):  # the Redactor
+        with h.lock:
+            h.emit(record)
 
 
 class LineWriter:

@@ -145,7 +145,7 @@ def _process(inbound_ids: list[int], top_up: int = 0) -> None:
     mine = set(taken)
     for iid, state in states.items():  # what another job took is logged by that job
         with logs.bound(inbound_id=iid):
-            log.log(logging.INFO if iid in mine else logging.DEBUG, "inbound %s: %s", iid, state)
+            logs.line(log, logging.INFO if iid in mine else logging.DEBUG, "inbound %s: %s", iid, state)
 
 
 SORT_IDS = 1000  # ids per fair-queue sorting job

@@ -689,7 +689,7 @@ def _deliver_claimed(s, messages, suppressed, renders, states, transport, settin
                 _release_slot(d)
             passed += d.passed_through and states[m.id] == "sent"
             why = "" if states[m.id] == "sent" else f" ({outcome.detail[:300]})"
-            log.info("message %s: %s%s", m.id, states[m.id], why, extra={"kind": m.kind})
+            logs.line(log, logging.INFO, "message %s: %s%s", m.id, states[m.id], why, kind=m.kind)
     return passed
 
 

@@ -13,7 +13,7 @@ import re
 import secrets
 import time
 
-from app.logs import bind
+from app.logs import bind, line
 
 log = logging.getLogger("donebox.web.requests")
 
@@ -42,16 +42,16 @@ def shown_path(scope) -> str:
 def _line(scope, status: int, started: float) -> None:
     params = scope.get("path_params") or {}
     team = next((params[p] for p in TEAM_PARAMS if isinstance(params.get(p), int)), None)
-    log.info(
+    line(
+        log,
+        logging.INFO,
         "%s %s %s",
         scope.get("method", ""),
         shown_path(scope),
         status,
-        extra={
-            "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            **({"team_id": team} if team is not None else {}),
-        },
+        status=status,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        **({"team_id": team} if team is not None else {}),
     )
 
 

@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import re
 import sys
 import threading
 
@@ -28,19 +29,20 @@ def settings(tmp_path, **extra):
     return load({"VAR_DIR": str(tmp_path), **SECRETS, "LOG_FORMAT": "json", **extra})
 
 
-def emitted(settings, *records_of, json_lines=True) -> list:
+def emitted(settings, *records_of, json_lines=True, name="donebox.test_logs") -> list:
     """Lines ``handler(settings)`` writes for the records each callable logs to a fresh logger."""
     out = io.StringIO()
     h = logs.handler(settings)
     h.setStream(out)
-    logger = logging.getLogger("donebox.test_logs")
+    logger = logging.getLogger(name)
     logger.propagate, logger.level = False, logging.DEBUG
-    logger.addHandler(h)
+    # alone on it: pytest puts its capturing handlers on every logger that does not propagate
+    others, logger.handlers = logger.handlers, [h]
     try:
         for log_it in records_of:
             log_it(logger)
     finally:
-        logger.removeHandler(h)
+        logger.handlers = others
     text = out.getvalue()
     if not json_lines:
         return text.splitlines()
@@ -300,3 +302,53 @@ def test_processes_writing_through_line_writers_on_one_pipe_never_cut_into_each_
         assert body == chr(ord("a") + int(n)) * (select.PIPE_BUF - 40)  # whole, and one process's
         seen.add((int(n), int(i)))
     assert len(lines) == 1200 and seen == {(n, i) for n in range(4) for i in range(300)}
+
+
+ALONE = "donebox.test_logs_alone"  # a logger no test runner's handler is put on
+LINE_CASES = [
+    ("message %s: %s%s", (41, "sent", ""), {"kind": "digest"}),
+    ("inbound %s: %s", (7, "failed (from ada@example.com)"), {}),
+    ("%s %s %s", ("POST", "/inbound/{provider}", 202), {"status": 202, "duration_ms": 3.2, "team_id": 5}),
+    (
+        "token=%s body follows",
+        ("abcdefghijklmnop",),
+        {"body": "the mail's text", "url": "https://h.example/x?t=1"},
+    ),
+]
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+@pytest.mark.parametrize(("msg", "args", "extra"), LINE_CASES)
+def test_a_line_is_written_as_logger_log_writes_it(tmp_path, monkeypatch, log_format, msg, args, extra):
+    s = settings(tmp_path, LOG_FORMAT=log_format)
+    with logs.bound(request_id="r-1", message_id=41):
+        usual = emitted(s, lambda log: log.info(msg, *args, extra=extra), json_lines=False, name=ALONE)
+        with monkeypatch.context() as m:  # the handler is the only one: no LogRecord is made
+            m.setattr(logging.Logger, "makeRecord", lambda *a, **k: pytest.fail("a LogRecord was made"))
+            fast = emitted(
+                s, lambda log: logs.line(log, logging.INFO, msg, *args, **extra), json_lines=False, name=ALONE
+            )
+    stamp = r'^\{"ts": "[^"]+"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}'
+    assert [re.sub(stamp, "TS", x) for x in fast] == [re.sub(stamp, "TS", x) for x in usual]
+    assert len(fast) == 1 and "ada@example.com" not in fast[0] and "the mail's text" not in fast[0]
+
+
+def test_a_line_goes_the_usual_way_when_another_handler_would_see_it(caplog):
+    logger = logging.getLogger("donebox.test_logs.line")
+    with caplog.at_level(logging.INFO):
+        logs.line(logger, logging.INFO, "message %s: %s", 3, "sent", kind="reminder")
+    (record,) = [r for r in caplog.records if r.name == "donebox.test_logs.line"]
+    assert record.getMessage() == "message 3: sent" and record.kind == "reminder"
+
+
+def test_a_line_below_its_loggers_level_is_not_written_and_a_standard_name_is_refused(tmp_path):
+    s = settings(tmp_path)
+
+    def quiet(log):
+        log.setLevel(logging.WARNING)
+        logs.line(log, logging.INFO, "not written")
+        log.setLevel(logging.DEBUG)
+
+    assert emitted(s, quiet, name=ALONE) == []
+    with pytest.raises(KeyError):
+        emitted(s, lambda log: logs.line(log, logging.INFO, "x", name="shadow"), name=ALONE)
