@@ -20,6 +20,24 @@ from app.web.unread import CloseUnreadBodies
 from jobs.broker import start_embedded_workers
 
 SESSION_MAX_AGE_S = 14 * 24 * 3600
+# what providers, mail clients, applications and monitors call: no page, so no browser session
+SESSIONLESS = ("/inbound/", "/events/", "/t/", "/api/", "/healthz", "/metrics", "/dev/inbound/")
+
+
+class PageSessions:
+    """Starlette's SessionMiddleware for the pages only: a request under SESSIONLESS gets an empty
+    session, never read from the cookie (not decoded, its signature not checked) nor written back;
+    an error page rendered for it (a 404 under /t/) still finds one."""
+
+    def __init__(self, app, **options):
+        self.app = app
+        self.with_session = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].startswith(SESSIONLESS):
+            scope["session"] = {}
+            return await self.app(scope, receive, send)
+        return await self.with_session(scope, receive, send)
 
 
 @contextlib.asynccontextmanager
@@ -45,7 +63,7 @@ def create_app() -> Starlette:
         Middleware(CloseUnreadBodies),
         Middleware(SecurityHeaders),
         Middleware(
-            SessionMiddleware,
+            PageSessions,
             secret_key=settings.secret_key,
             session_cookie="donebox_session",
             max_age=SESSION_MAX_AGE_S,

@@ -163,3 +163,28 @@ def test_signing_out_ends_a_copied_session_cookie_too(client, team, sent):
     client.cookies.update(stolen)
     r = client.get(f"/teams/{team.id}", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/signin")
+
+
+def test_machine_routes_have_no_session_and_pages_keep_theirs(client, team, sent):
+    """Providers, applications and monitors have no browser session: PageSessions gives their
+    routes an empty one (the cookie is not decoded); the pages get the signed-in session."""
+    import asyncio
+
+    from app.web.factory import PageSessions
+
+    sign_in(client, sent, "bob@example.com")
+    cookie = client.cookies.get("donebox_session")
+    seen = {}
+
+    async def inner(scope, receive, send):
+        seen[scope["path"]] = scope.get("session")
+
+    app = PageSessions(
+        inner, secret_key=client.app.state.settings.secret_key, session_cookie="donebox_session"
+    )
+    for path in ("/", "/teams/1", "/healthz", "/api/teams", "/inbound/sendgrid", "/t/o/x", "/events/ses"):
+        scope = {"type": "http", "path": path, "headers": [(b"cookie", f"donebox_session={cookie}".encode())]}
+        asyncio.run(app(scope, None, None))
+    assert seen["/"]["uid"] and seen["/teams/1"]["uid"]  # the pages: the signed-in session
+    assert [p for p, v in seen.items() if v] == ["/", "/teams/1"]  # the others: an empty one
+    assert client.get("/api/teams").status_code == 401  # the API knows no session, only its tokens
