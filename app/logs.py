@@ -293,10 +293,8 @@ def line(logger: logging.Logger, level: int, msg: str, *args, **extra) -> None:
     if h is None:
         logger.log(level, msg, *args, extra=extra or None, stacklevel=2)
         return
-    record = _Line(logger.name, level, msg, args, extra)
-    if h.filter(record):  # the Redactor
-        with h.lock:
-            h.emit(record)
+    # logging.Handler's own handle (the Redactor, the lock, emit), without Handler's copy
+    logging.Handler.handle(h, _Line(logger.name, level, msg, args, extra))
 
 
 class LineWriter:
