@@ -112,14 +112,15 @@ class Coalesced:
         return ids
 
     def _hand_over(self, ids: list[int]) -> None:
+        if not ids:  # a flush took them first
+            return
         try:
-            if ids:
-                self._send(ids)
+            self._send(ids)
         except Exception:  # noqa: BLE001 - committed: the sweeper sends them after their lease
             log.exception("inbound %s stored but not enqueued; the sweeper will", ids[:20])
         finally:
             with self._cond:
-                self._sending -= 1 if ids else 0
+                self._sending -= 1
                 self._cond.notify_all()
 
     def flush(self, timeout_s: float = 10.0) -> None:
