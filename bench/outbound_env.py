@@ -46,6 +46,7 @@ def ensure_postfix_tools() -> None:
 @contextmanager
 def smtp_sink(port: int):
     """postfix's smtp-sink on 127.0.0.1:port (throws every message away)."""
+    ensure_postfix_tools()  # every mode needs it: --steps and --soak too, not only the full run
     p = subprocess.Popen(
         ["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"],
         stdout=subprocess.DEVNULL,
