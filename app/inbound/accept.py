@@ -164,6 +164,28 @@ def accept_many(conn: Connection, items: list, *, now: datetime) -> list[tuple[i
     return out
 
 
+# PostgreSQL: the group as one array per column, bound in binary (psycopg's %b), in one short
+# statement that psycopg converts once and prepares. SQLAlchemy's executemany sends a multi-row
+# VALUES of 18 parameters a row instead, whose text psycopg parses again for every group (too
+# long for its cache): 190 us of the web's CPU per message in a group of 20, against 33 here.
+_PG_COLUMNS = (
+    ("provider", "text"),
+    ("dedupe_key", "text"),
+    ("raw", "bytea"),
+    ("payload", "bytea"),
+    ("payload_type", "text"),
+    ("notes", "text"),
+    ("fingerprint", "text"),
+    ("message_key", "text"),
+    ("same_message_id_as", "int"),
+)
+_PG_INSERT = f"""INSERT INTO {InboundMessage.__tablename__} ({", ".join(c for c, _ in _PG_COLUMNS)},
+        state, received_at, error, subject, reply_text, quoted_text, signature_text, message_id, from_addr)
+    SELECT u.*, 'received', %(now)s, '', '', '', '', '', '', ''
+    FROM unnest({", ".join(f"%({c})b::{t}[]" for c, t in _PG_COLUMNS)}) AS u
+    ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"""
+
+
 def _insert(conn: Connection, items: list[Item], now: datetime, links=None) -> list[tuple[int, bool, str]]:
     """Insert ``items`` (ON CONFLICT DO NOTHING); (id, duplicate, the fingerprint stored under its
     key) per item. ``links``: (same_message_id_as, notes) per item."""
@@ -173,32 +195,32 @@ def _insert(conn: Connection, items: list[Item], now: datetime, links=None) -> l
             "provider": i.provider,
             "dedupe_key": i.key,
             "raw": i.raw,
-            "state": "received",
-            "received_at": now,
-            "error": "",
-            "subject": "",
-            "reply_text": "",
-            "quoted_text": "",
-            "signature_text": "",
             "payload": i.payload,
             "payload_type": i.payload_type[:255],
             "notes": links[n][1] if links else "",
-            "message_id": "",
-            "from_addr": "",
             "fingerprint": i.fingerprint[:64],
             "message_key": i.message_key,
             "same_message_id_as": links[n][0] if links else None,
         }
         for n, i in enumerate(items)
     ]
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(table.c.id, table.c.dedupe_key)
-    )
-    # executemany: compiled once and cached, sent as one multi-row INSERT by SQLAlchemy's insertmanyvalues
-    new = {key: iid for iid, key in conn.execute(stmt, rows).all()}
+    if conn.dialect.name == "postgresql":
+        columns = {c: [row[c] for row in rows] for c, _ in _PG_COLUMNS}
+        inserted = conn.exec_driver_sql(_PG_INSERT, {"now": now, **columns}).all()
+    else:
+        blank = dict.fromkeys(("error", "subject", "reply_text", "quoted_text", "signature_text"), "")
+        stmt = (
+            sqlite_insert(table)
+            .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            .returning(table.c.id, table.c.dedupe_key)
+        )
+        # executemany: compiled once and cached, sent as one multi-row INSERT (insertmanyvalues)
+        values = [
+            {**r, **blank, "state": "received", "received_at": now, "message_id": "", "from_addr": ""}
+            for r in rows
+        ]
+        inserted = conn.execute(stmt, values).all()
+    new = {key: iid for iid, key in inserted}
     held = {}  # key -> (id, fingerprint): the group's first item with the key, or the stored row
     for i in items:
         if i.key in new and i.key not in held:

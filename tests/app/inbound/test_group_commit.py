@@ -16,6 +16,7 @@ from app.inbound import group_commit
 from app.inbound.accept import Item, accept_many, item
 from app.models import InboundMessage, utcnow
 from parsers.providers import Keys
+from tests.conftest import statements_seen
 
 
 def count() -> int:
@@ -99,6 +100,28 @@ def test_a_group_is_one_insert_statement_and_on_postgresql_commits_by_itself(db)
         assert statements == inserts
     else:  # SQLite takes its write lock first
         assert set(statements) - set(inserts) == {"BEGIN IMMEDIATE"}
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_on_postgresql_a_group_of_any_size_is_the_same_short_statement(db):
+    """The statement psycopg converts and prepares once: not one text per group size, and within
+    psycopg's cache (4,096 characters, 50 parameters), whose miss re-parsed the text per group."""
+    with statements_seen(db) as seen:
+        for size in (1, 7, 40):
+            with db.begin() as conn:
+                group = [mail(f"body {size}-{n}", f"<m{size}-{n}@example.com>") for n in range(size)]
+                assert [dup for _, dup in accept_many(conn, group, now=utcnow())] == [False] * size
+    sent = [(st, params) for st, params in seen if st.startswith("INSERT")]
+    assert len({st for st, _ in sent}) == 1 and len(sent) == 3
+    statement, parameters = sent[-1]
+    assert len(statement) <= 4096 and len(parameters) <= 50
+    assert len(parameters["raw"]) == 40 and count() == 48
+    with session() as s:  # the bytes and columns as given, in the group's order
+        stored = s.execute(select(InboundMessage).order_by(InboundMessage.id)).scalars().all()
+    assert [m.raw for m in stored[-40:]] == [i.raw for i in group]
+    assert {(m.state, m.provider, m.payload, m.same_message_id_as) for m in stored} == {
+        ("received", "raw", None, None)
+    }
 
 
 def mail(body: str, message_id: str = "<reused@example.com>") -> Item:
