@@ -21,6 +21,7 @@ from sqlalchemy import Text, bindparam, case, delete, func, literal, literal_col
 from sqlmodel import Session
 
 from app.checkins import notices
+from app.db import pg_insert_rows
 from app.models import Entry, InboundMessage, Member
 from app.relay import webhooks
 from app.settings import Settings
@@ -236,6 +237,40 @@ def _bounded(r: Reply, most: int, chars: int) -> tuple[list[tuple[str, str, int]
     return kept, "; ".join(notes)
 
 
+# PostgreSQL: the rows as one array per column (app.db.pg_insert_rows), a statement psycopg
+# converts once; SQLAlchemy's multi-row VALUES (12 parameters an entry) it parsed again each time
+_PG_COLUMNS = (
+    ("team_id", "int"),
+    ("member_id", "int"),
+    ("day", "date"),
+    ("text", "text"),
+    ("kind", "text"),
+    ("tags", "text"),
+    ("mentions", "text"),
+    ("inbound_id", "int"),
+    ("created_at", "timestamptz"),
+    ("question", "int"),
+    ("closed_on", "date"),
+    ("closed_as", "text"),
+)
+
+
+def _insert(s: Session, rows: list[dict], *, returning: bool) -> list[int] | None:
+    """Insert the entries ``rows`` (as ``_row`` makes them); their ids in the rows' order when
+    ``returning``, else None."""
+    table, conn = Entry.__table__, s.connection()
+    if conn.dialect.name == "postgresql":
+        tail = "RETURNING id" if returning else ""
+        made = pg_insert_rows(conn, table.name, _PG_COLUMNS, rows, tail=tail)
+        return sorted(made.scalars().all()) if returning else None  # ids ascend with the rows' order
+    if not returning:
+        conn.execute(table.insert(), rows)
+        return None
+    return (
+        conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    )
+
+
 def add_many(
     s: Session,
     replies: Iterable[Reply],
@@ -272,16 +307,11 @@ def add_many(
             for line, kind, question in kept
         ]
     if rows:
-        table = Entry.__table__
-        if any(r["kind"] == "blocker" or r["mentions"] for r in rows):
-            # someone must hear of these: their ids, for the notices written in this transaction
-            made = s.connection().execute(
-                table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
-            )
-            ids = made.scalars().all()
+        # someone must hear of blockers and mentions: their ids, for the notices written in this
+        # transaction
+        ids = _insert(s, rows, returning=any(r["kind"] == "blocker" or r["mentions"] for r in rows))
+        if ids is not None:
             notices.record(s, [_Written(i, **r) for i, r in zip(ids, rows, strict=True)], now=now)
-        else:
-            s.connection().execute(table.insert(), rows)
         _emit_created(s, rows, now=now, to=listening)
     if notes:
         s.connection().execute(_ADD_NOTE, notes)

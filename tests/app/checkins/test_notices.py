@@ -320,3 +320,32 @@ def test_a_blocker_owner_who_is_not_a_member_of_the_team_is_refused_with_a_reaso
         assert teams.current(s, team_id)["blocker_owner"] == ids["Bob"]
         teams.update_team(s, team_id, now=FIXED_NOW, blocker_owner=0)  # 0: the admins again
         assert teams.current(s, team_id)["blocker_owner"] is None
+
+
+def test_replies_stored_together_tell_each_member_of_the_entry_that_named_them(db):
+    """One add_many of many replies (as processing a batch does): each notice points at the entry
+    that mentions its member, whatever the number of entries before it in the statement."""
+    ids = crew()
+    with session() as s:
+        team_id = s.get(Member, ids["Ada"]).team_id
+        replies = [
+            Reply(team_id, ids[who], DAY, None, split_entries(text))
+            for who, text in (
+                ("Ada", "Shipped the export\nWrote the docs"),
+                ("Carol", "Paired with @dave on the importer\nReviewed #42"),
+                ("Dave", "Blocked: waiting on the keys\nFixed the build"),
+                ("Bob", "Tidied up\nAsked @carol about the release\nDeployed"),
+            )
+        ]
+        assert add_many(s, replies, now=utc(2026, 11, 23, 10, 5)) == 9
+    with session() as s:
+        told = {
+            (n.kind, n.member_id, e.text)
+            for n, e in s.execute(select(Notice, Entry).join(Entry, Entry.id == Notice.entry_id)).all()
+        }
+        assert s.execute(select(Notice)).scalars().all() and len(told) == len(s.execute(select(Notice)).all())
+    assert {(kind, who, text) for kind, who, text in told if kind == "mention"} == {
+        ("mention", ids["Dave"], "Paired with @dave on the importer"),
+        ("mention", ids["Carol"], "Asked @carol about the release"),
+    }
+    assert {text for kind, _, text in told if kind == "blocker"} == {"waiting on the keys"}

@@ -115,7 +115,7 @@ def test_on_postgresql_a_group_of_any_size_is_the_same_short_statement(db):
     assert len({st for st, _ in sent}) == 1 and len(sent) == 3
     statement, parameters = sent[-1]
     assert len(statement) <= 4096 and len(parameters) <= 50
-    assert len(parameters["raw"]) == 40 and count() == 48
+    assert all(len(v) == 40 for v in parameters.values() if isinstance(v, list)) and count() == 48
     with session() as s:  # the bytes and columns as given, in the group's order
         stored = s.execute(select(InboundMessage).order_by(InboundMessage.id)).scalars().all()
     assert [m.raw for m in stored[-40:]] == [i.raw for i in group]
