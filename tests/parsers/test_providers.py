@@ -229,3 +229,88 @@ def test_raw_mail_without_a_from_or_headers_is_read_and_noted_not_refused():
         raw.keys(p)  # does not raise: it is stored
         email = raw.parse(p)
         assert email.from_addr == "" and any(note in n for n in email.notes), email.notes
+
+
+def _reference_form(body: bytes, boundary: bytes) -> list[tuple]:
+    """The parts of a multipart form as python-multipart's streaming parser reads them: (name,
+    filename, content type, content)."""
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    parts, cur = [], {}
+
+    def begin():
+        cur.update(headers={}, field=b"", value=b"", data=[])
+
+    def header_end():
+        cur["headers"][cur["field"].lower()] = cur["value"]
+        cur["field"] = cur["value"] = b""
+
+    def end():
+        _, params = parse_options_header(cur["headers"].get(b"content-disposition", b""))
+        if params.get(b"name") is not None:
+            content_type = cur["headers"].get(b"content-type", b"")
+            parts.append((params[b"name"], params.get(b"filename"), content_type, b"".join(cur["data"])))
+
+    callbacks = {
+        "on_part_begin": begin,
+        "on_header_field": lambda d, s, e: cur.update(field=cur["field"] + d[s:e]),
+        "on_header_value": lambda d, s, e: cur.update(value=cur["value"] + d[s:e]),
+        "on_header_end": header_end,
+        "on_part_data": lambda d, s, e: cur["data"].append(d[s:e]),
+        "on_part_end": end,
+    }
+    parser = MultipartParser(boundary, callbacks)
+    parser.write(body)
+    parser.finalize()
+    return parts
+
+
+_FIELD_NAME = st.text(
+    alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_characters='"'), max_size=12
+)
+_FORM_PART = st.tuples(
+    _FIELD_NAME,
+    st.none() | _FIELD_NAME,  # a filename
+    st.sampled_from([None, "text/plain", "application/pdf"]),  # a Content-Type line
+    st.sampled_from(["Content-Disposition", "content-disposition"]),
+    st.binary(max_size=40) | st.sampled_from([b"", b"a\r\nb", b"\r\n\r\n--x", b"line\r\n"]),
+)
+
+
+@given(st.lists(_FORM_PART, max_size=6))
+@example([("headers", None, None, "Content-Disposition", b"From: a@b\r\n\r\nX")])
+@example([("attachment1", "a.pdf", "application/pdf", "Content-Disposition", b"%PDF\r\n")])
+@example(
+    [("a;b", None, None, "Content-Disposition", b"x"), ("c\\d", None, None, "Content-Disposition", b"y")]
+)
+def test_a_form_is_read_as_the_streaming_parser_reads_it(fields):
+    """parse_form, with its quick reading of plain fields, against python-multipart's parser."""
+    from parsers.providers.form import parse_form
+
+    boundary = "bNd7Qz"
+    body = b""
+    for name, filename, content_type, header, content in fields:
+        if boundary.encode() in content:
+            return
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{filename}"' if filename is not None else ""
+        )
+        lines = [f"{header}: {disposition}"] + ([f"Content-Type: {content_type}"] if content_type else [])
+        body += (
+            f"--{boundary}\r\n".encode()
+            + "\r\n".join(lines).encode("utf-8")
+            + b"\r\n\r\n"
+            + content
+            + b"\r\n"
+        )
+    body += f"--{boundary}--\r\n".encode()
+    ours = [
+        (
+            p.name.encode(),
+            p.filename.encode() if p.filename is not None else None,
+            p.content_type.encode("latin-1"),
+            p.content,
+        )
+        for p in parse_form(body, f"multipart/form-data; boundary={boundary}").parts
+    ]
+    assert ours == _reference_form(body, boundary.encode())
