@@ -127,3 +127,15 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
     mv = sum(v for _, v in samples) / n
     var = sum((t - mt) ** 2 for t, _ in samples)
     return 60 * sum((t - mt) * (v - mv) for t, v in samples) / var if var else 0.0
+
+
+def cpu_yardstick_s() -> float:
+    """CPU seconds of a fixed pure-Python loop (best of three): how fast this machine runs Python
+    right now. Its speed has changed by more than twice between hours on the same machine, and
+    every CPU-per-unit figure moves with it, so a run prints it at its start and end."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.process_time()
+        sum(i * i for i in range(2_000_000))
+        best = min(best, time.process_time() - t)
+    return round(best, 3)

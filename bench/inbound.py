@@ -42,6 +42,7 @@ from datetime import date
 from pathlib import Path
 
 from common import (  # noqa: E402 - bench/ is on sys.path when run as a script
+    cpu_yardstick_s,
     free_port,
     group_pids,
     peak_rss_mb,
@@ -602,7 +603,9 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
         "",
         f"`bench/inbound.py` on {date.today().isoformat()}, {os.cpu_count()} cores, "
         f"loadavg {summary['loadavg_start']} before and {summary['loadavg']} at the end (the bench's "
-        f"own processes included), {versions()}.",
+        f"own processes included), {versions()}. CPU yardstick (bench/common.cpu_yardstick_s, lower "
+        f"is faster) {summary['yardstick'][0]} s at the start and {summary['yardstick'][1]} s at the "
+        "end: the machine's speed, which all CPU figures move with.",
         "`donebox web --workers 2` (uvloop + httptools); ~8 KB SendGrid parsed-mode multipart POSTs, "
         "each a new mail, Basic auth; keep-alive clients in a separate process on the same machine. "
         "Each web process sends the ids it commits to Redis in `process_inbound_batch` messages: under "
@@ -712,7 +715,7 @@ def main() -> None:
         loadgen_main(args)
         return
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    start_load = loadavg()
+    start_load, start_yardstick = loadavg(), cpu_yardstick_s()
     if args.soak:
         kind = "postgresql" if args.db == "both" else args.db
         r = soak(kind, args.soak)
@@ -758,6 +761,7 @@ def main() -> None:
         "parse_only_per_s": min(r["parse_only_c64"]["per_s"] for r in all_results.values()),
         "process_per_s": min(r["process"]["per_s"] for r in all_results.values()),
         "loadavg_start": start_load,
+        "yardstick": (start_yardstick, cpu_yardstick_s()),
     }
     print(f"accept_per_s={summary['accept_per_s']:.0f}")
     print(f"accept_p99_ms={summary['accept_p99_ms']:.1f}")
@@ -771,6 +775,8 @@ def main() -> None:
     summary["loadavg"] = loadavg()
     print(f"loadavg_start={start_load}")
     print(f"loadavg={summary['loadavg']}")
+    print(f"cpu_yardstick_start_s={summary['yardstick'][0]}")
+    print(f"cpu_yardstick_end_s={summary['yardstick'][1]}")
     if not args.quick:
         write_benchmarks(all_results, summary)
 

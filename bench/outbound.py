@@ -43,7 +43,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import put_section, slope_mb_per_min  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import cpu_yardstick_s, put_section, slope_mb_per_min  # noqa: E402 - bench/ is on sys.path when run as a script
 from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a script
     ROOT,
     Workers,
@@ -624,7 +624,10 @@ def main() -> None:
     from app.relay.dkim import generate
 
     key, _ = generate(Path(os.environ["DKIM_DIR"]), "bench.example", "rsa", "rsa")
-    figures: dict[str, object] = {"loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    figures: dict[str, object] = {
+        "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "cpu_yardstick_start_s": cpu_yardstick_s(),
+    }
     workers = Workers(var / "workers.log")
     try:
         team = make_team("bench", 12)
@@ -668,6 +671,7 @@ def main() -> None:
         if n_naive:
             figures["e2e_vs_naive"] = round(figures["e2e_msgs_per_s"] / figures["naive_msgs_per_s"], 2)
         figures["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        figures["cpu_yardstick_end_s"] = cpu_yardstick_s()
     finally:
         workers.stop()
         drop_database(url)
@@ -691,7 +695,10 @@ def alone(n_steps: int, soak_s: float) -> None:
     from app.relay.dkim import generate
 
     generate(Path(os.environ["DKIM_DIR"]), "bench.example", "rsa", "rsa")
-    figures: dict[str, object] = {"loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg())}
+    figures: dict[str, object] = {
+        "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "cpu_yardstick_start_s": cpu_yardstick_s(),
+    }
     workers = Workers(var / "workers.log")
     try:
         port = free_port()
@@ -704,6 +711,7 @@ def alone(n_steps: int, soak_s: float) -> None:
             if soak_s:
                 figures.update(soak(workers, soak_s))
         figures["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        figures["cpu_yardstick_end_s"] = cpu_yardstick_s()
     finally:
         workers.stop()
         drop_database(url)

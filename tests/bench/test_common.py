@@ -36,3 +36,11 @@ def test_a_process_group_holds_this_process():
 def test_growth_is_fitted_in_mb_per_minute():
     assert common.slope_mb_per_min([(t, 100 + t / 30) for t in range(0, 300, 5)]) == pytest.approx(2.0)
     assert common.slope_mb_per_min([(0, 5.0)]) == 0.0
+
+
+def test_the_yardstick_is_the_cpu_time_of_its_loop():
+    first = common.cpu_yardstick_s()
+    t = time.process_time()
+    common.cpu_yardstick_s()
+    spent = time.process_time() - t  # three passes, of which it reports the best
+    assert 0 < first and common.cpu_yardstick_s() <= spent
