@@ -10,6 +10,9 @@ web stack's ceiling). Processing is measured after intake, on the queue it left:
 processed per second per worker process, and its CPU milliseconds per message from /proc (with
 the PostgreSQL backends' beside it). Each process kind's peak RSS (VmHWM) is printed too.
 
+The POSTs are what members send: nine in ten a reply of four lines above the quoted reminder (text
+and HTML, with a sender's usual header block), one in ten a 4,000-character pasted line.
+
 ``--soak SECONDS`` holds the 64-client load on one web (and the worker processing what it
 accepts) for SECONDS and samples every process's resident set every few seconds: start, end,
 peak and the growth slope over the second half, per kind.
@@ -67,13 +70,62 @@ BOUNDARY = "xYzZY"
 # ---- payloads -------------------------------------------------------------------------------
 
 
-def sendgrid_body(n: int, to: str) -> bytes:
-    """One ~8 KB SendGrid parsed-mode multipart POST body, unique by its Message-ID."""
-    text = ("Shipped the export; reviewed #42 with @bob; paired on the importer. " * 60)[:4000]
-    html = "<div>" + text.replace("; ", "<br>") + "</div>"
+# What members send: a few lines above the quoted reminder, and one message in LONG_EVERY a long
+# pasted line (one entry, cut at MAX_ENTRY_CHARS, with a note on the message)
+REPLY = (
+    "Shipped the CSV export for the billing team (ticket {tag})\n"
+    "Reviewed #42 with @bob and merged it\n"
+    "Paired with Carol on the importer's retry logic\n"
+    "Tomorrow: finish the docs for the export\n"
+    "\n"
+    "Thanks,\n"
+    "Ada\n"
+    "\n"
+    "On Mon, Nov 23, 2026 at 5:00 PM Donebox <{to}> wrote:\n"
+    "> Hi Ada,\n"
+    ">\n"
+    "> What did you get done today? Reply to this email: each line becomes an entry.\n"
+    "> Start a line with Tomorrow: for what comes next, or Blocked: for what holds you up.\n"
+    ">\n"
+    "> The team's digest goes out at 9:00 tomorrow.\n"
+)
+LONG = ("Shipped the export; reviewed #42 with @bob; paired on the importer. " * 60)[:4000]
+LONG_EVERY = 10
+_SIGNATURE = "".join(chr(65 + (i * 7) % 26) for i in range(344))  # a DKIM signature's size
+_RECEIVED = (
+    "Received: from mail-{i}.example.com (mail-{i}.example.com [192.0.2.{i}]) by mx.sendgrid.net "
+    "with ESMTPS id bench{i} for <{to}>; Mon, 23 Nov 2026 16:53:0{i} +0000 (UTC)\n"
+)
+
+
+def sendgrid_body(n: int, to: str, long: bool = False) -> bytes:
+    """One SendGrid parsed-mode multipart POST body, unique by its Message-ID: a reply above the
+    quoted reminder, in text and HTML (3.9 KB), or with ``long`` a 4,000-character line (10.9 KB)."""
+    if long:
+        text = f"bench-{n}: {LONG}"
+        html = "<div>" + text.replace("; ", "<br>") + "</div>"
+    else:
+        text = REPLY.format(to=to, tag=f"bench-{n}")
+        mine, _, quoted = text.partition("\nOn Mon")
+        html = (
+            '<div dir="ltr">'
+            + "".join(f"<div>{line or '<br>'}</div>" for line in mine.split("\n"))
+            + f'</div><br><div class="gmail_quote"><div>On Mon{quoted.splitlines()[0]}</div>'
+            + '<blockquote class="gmail_quote" style="margin:0 0 0 .8ex;border-left:1px #ccc solid;'
+            + 'padding-left:1ex">'
+            + "".join(f"<div>{line[2:] or '<br>'}</div>" for line in quoted.splitlines()[1:])
+            + "</blockquote></div>"
+        )
     headers = (
-        f"MIME-Version: 1.0\nFrom: Ada <ada@example.com>\nTo: {to}\nSubject: Re: today\n"
-        f"Date: Mon, 23 Nov 2026 17:53:04 +0100\nMessage-ID: <bench-{n}@example.com>\n"
+        "".join(_RECEIVED.format(i=i, to=to) for i in range(1, 4))
+        + "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=s1; h=from:to:subject:"
+        + f"date:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b={_SIGNATURE}\n"
+        + "ARC-Authentication-Results: i=1; mx.example.com; dkim=pass header.d=example.com; spf=pass\n"
+        + f"MIME-Version: 1.0\nFrom: Ada <ada@example.com>\nTo: {to}\n"
+        + "Subject: Re: What did you get done today?\n"
+        + f"Date: Mon, 23 Nov 2026 17:53:04 +0100\nMessage-ID: <bench-{n}@example.com>\n"
+        + "In-Reply-To: <r.1@donebox.example>\nReferences: <r.1@donebox.example>\n"
+        + 'Content-Type: multipart/alternative; boundary="000000000000a1b2c3"\n'
     )
     fields = [
         ("headers", headers),
@@ -82,7 +134,7 @@ def sendgrid_body(n: int, to: str) -> bytes:
         ("envelope", json.dumps({"to": [to], "from": "ada@example.com"})),
         ("to", to),
         ("from", "Ada <ada@example.com>"),
-        ("subject", "Re: today"),
+        ("subject", "Re: What did you get done today?"),
         ("text", text),
         ("html", html),
         (
@@ -92,6 +144,8 @@ def sendgrid_body(n: int, to: str) -> bytes:
             ),
         ),
         ("spam_score", "0.1"),
+        ("spam_report", "Spam detection software has NOT identified this incoming email as spam.\n"),
+        ("sender_ip", "192.0.2.1"),
         ("attachments", "0"),
     ]
     out = b""
@@ -112,18 +166,22 @@ def request_bytes(path: str, body: bytes) -> bytes:
 
 
 class Requests:
-    """Request n is the same ~8 KB POST with a unique Message-ID (built on the fly: no 300 MB in memory)."""
+    """Request n is one of two POSTs (the long one every LONG_EVERY) with its own Message-ID and
+    first line (built on the fly: no 300 MB in memory)."""
 
     def __init__(self, path: str, to: str, unique: bool):
         marker = "X" * 20
-        full = request_bytes(path, sendgrid_body(0, to).replace(b"bench-0@", f"bench-{marker}@".encode()))
-        self.before, self.after = full.split(marker.encode())
+        self.forms = [  # split where the Message-ID and the text carry the message's number
+            request_bytes(path, sendgrid_body(0, to, long).replace(b"bench-0", f"bench-{marker}".encode()))
+            .split(marker.encode())
+            for long in (False, True)
+        ]  # fmt: skip
         self.run = uuid.uuid4().hex[:8]
         self.unique = unique
 
     def __getitem__(self, n: int) -> bytes:
         tag = f"{self.run}{n if self.unique else 0:012d}".encode()
-        return self.before + tag + self.after
+        return tag.join(self.forms[n % LONG_EVERY == 0])
 
 
 async def _client(port: int, requests: Requests, counter: list, stop_at: float, lat: list, errors: list):
@@ -606,8 +664,10 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
         f"own processes included), {versions()}. CPU yardstick (bench/common.cpu_yardstick_s, lower "
         f"is faster) {summary['yardstick'][0]} s at the start and {summary['yardstick'][1]} s at the "
         "end: the machine's speed, which all CPU figures move with.",
-        "`donebox web --workers 2` (uvloop + httptools); ~8 KB SendGrid parsed-mode multipart POSTs, "
-        "each a new mail, Basic auth; keep-alive clients in a separate process on the same machine. "
+        "`donebox web --workers 2` (uvloop + httptools); SendGrid parsed-mode multipart POSTs, each a "
+        "new mail, Basic auth: nine in ten a reply of four lines above the quoted reminder, in text and "
+        "HTML (3.9 KB), one in ten a 4,000-character pasted line (10.9 KB: one entry, cut at "
+        "MAX_ENTRY_CHARS); keep-alive clients in a separate process on the same machine. "
         "Each web process sends the ids it commits to Redis in `process_inbound_batch` messages: under "
         "load at most one per 25 ms (`jobs.enqueue.inbound_batches`), carrying every group committed "
         "meanwhile. "
