@@ -131,8 +131,8 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
 
 def cpu_yardstick_s() -> float:
     """CPU seconds of a fixed pure-Python loop (best of three): how fast this machine runs Python
-    right now. Its speed has changed by more than twice between hours on the same machine, and
-    every CPU-per-unit figure moves with it, so a run prints it at its start and end."""
+    right now. Its speed changes from hour to hour on the same machine, and every CPU-per-unit
+    figure moves with it, so a run prints it at its start and end."""
     best = float("inf")
     for _ in range(3):
         t = time.process_time()

@@ -100,7 +100,7 @@ _RECEIVED = (
 
 def sendgrid_body(n: int, to: str, long: bool = False) -> bytes:
     """One SendGrid parsed-mode multipart POST body, unique by its Message-ID: a reply above the
-    quoted reminder, in text and HTML (3.9 KB), or with ``long`` a 4,000-character line (10.9 KB)."""
+    quoted reminder, in text and HTML, or with ``long`` a 4,000-character line."""
     if long:
         text = f"bench-{n}: {LONG}"
         html = "<div>" + text.replace("; ", "<br>") + "</div>"
@@ -655,6 +655,11 @@ HEADING = "## Inbound intake"
 SOAK_HEADING = "## Inbound memory under load"
 
 
+def _kb(long: bool) -> str:
+    """The size of a bench POST's body, in KB."""
+    return f"{len(sendgrid_body(0, 'reply+1-20261206-x@reply.bench', long)) / 1000:.1f}"
+
+
 def write_benchmarks(all_results: dict, summary: dict) -> None:
     lines = [
         HEADING,
@@ -666,8 +671,8 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
         "end: the machine's speed, which all CPU figures move with.",
         "`donebox web --workers 2` (uvloop + httptools); SendGrid parsed-mode multipart POSTs, each a "
         "new mail, Basic auth: nine in ten a reply of four lines above the quoted reminder, in text and "
-        "HTML (3.9 KB), one in ten a 4,000-character pasted line (10.9 KB: one entry, cut at "
-        "MAX_ENTRY_CHARS); keep-alive clients in a separate process on the same machine. "
+        f"HTML ({_kb(False)} KB), one in ten a 4,000-character pasted line ({_kb(True)} KB: one entry, "
+        "cut at MAX_ENTRY_CHARS); keep-alive clients in a separate process on the same machine. "
         "Each web process sends the ids it commits to Redis in `process_inbound_batch` messages: under "
         "load at most one per 25 ms (`jobs.enqueue.inbound_batches`), carrying every group committed "
         "meanwhile. "

@@ -165,9 +165,8 @@ def accept_many(conn: Connection, items: list, *, now: datetime) -> list[tuple[i
     return out
 
 
-# PostgreSQL: the group in one statement of a fixed text (app.db.pg_insert_rows): SQLAlchemy's
-# multi-row VALUES, re-parsed by psycopg for every group, took 190 us of the web's CPU per message
-# in a group of 20, against 33 us this way
+# PostgreSQL: the group in one statement of a fixed text (app.db.pg_insert_rows), not SQLAlchemy's
+# multi-row VALUES, which psycopg parsed again for every group
 _PG_COLUMNS = (
     ("provider", "text"),
     ("dedupe_key", "text"),
