@@ -7,7 +7,8 @@ from contextlib import contextmanager
 from functools import cache, lru_cache
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import Column, LargeBinary, String, Table, event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -87,37 +88,39 @@ def session() -> Iterator[Session]:
 
 
 def pg_insert_rows(
-    conn: Connection,
-    table: str,
-    columns: Sequence[tuple[str, str]],
-    rows: Sequence[Mapping],
-    *,
-    fixed: Mapping[str, str] | None = None,
-    params: Mapping | None = None,
-    tail: str = "",
+    conn: Connection, table: Table, rows: Sequence[Mapping], *, same: Mapping | None = None, tail: str = ""
 ) -> CursorResult:
-    """PostgreSQL: INSERT ``rows`` into ``table`` in one statement, as one array per column
-    (``columns``: each column's name and element type), bound in binary (psycopg's %b). ``fixed``:
-    columns set by an SQL expression of their own, the same for every row (``params`` binds its
-    values); ``tail``: ON CONFLICT and RETURNING. Rows go in in their order, so the serial ids
-    they get ascend with it.
+    """PostgreSQL: INSERT ``rows`` (dicts of ``table``'s columns, all with the same keys) in one
+    statement, as one array per column, bound in binary (psycopg's %b). ``same``: columns whose
+    value is the same for every row, bound once; ``tail``: ON CONFLICT and RETURNING. Rows go in
+    in their order, so the serial ids they get ascend with it.
 
     The statement's text is the same for any number of rows: psycopg converts it once and
     prepares it. SQLAlchemy's executemany sends a multi-row VALUES with a parameter per value
     instead, whose text psycopg parses again on every call (past its cache's 50 parameters)."""
-    fixed = fixed or {}
-    sql = _insert_rows_sql(table, tuple(columns), tuple(fixed.items()), tail)
-    arrays = {f"_c{i}": [row[name] for row in rows] for i, (name, _) in enumerate(columns)}
-    return conn.exec_driver_sql(sql, {**(params or {}), **arrays})
+    columns, same = tuple(rows[0]), same or {}
+    sql = _insert_rows_sql(table, columns, tuple(same), tail)
+    params = {f"_c{i}": [row[name] for row in rows] for i, name in enumerate(columns)}
+    params.update((f"_s{i}", value) for i, value in enumerate(same.values()))
+    return conn.exec_driver_sql(sql, params)
+
+
+def _element_type(column: Column) -> str:
+    """The array element type a column's values are bound as: text for strings, not varchar(n),
+    whose explicit cast would cut a long value where the column's own assignment refuses it."""
+    if isinstance(column.type, LargeBinary):
+        return "bytea"
+    if isinstance(column.type, String):
+        return "text"
+    return column.type.compile(dialect=postgresql.dialect())
 
 
 @lru_cache(maxsize=64)
-def _insert_rows_sql(table: str, columns: tuple, fixed: tuple, tail: str) -> str:
-    names = [name for name, _ in columns] + [name for name, _ in fixed]
-    picked = [f"u._c{i}" for i in range(len(columns))] + [expression for _, expression in fixed]
-    arrays = ", ".join(f"%(_c{i})b::{kind}[]" for i, (_, kind) in enumerate(columns))
+def _insert_rows_sql(table: Table, columns: tuple[str, ...], same: tuple[str, ...], tail: str) -> str:
+    picked = [f"u._c{i}" for i in range(len(columns))] + [f"%(_s{i})s" for i in range(len(same))]
+    arrays = ", ".join(f"%(_c{i})b::{_element_type(table.c[name])}[]" for i, name in enumerate(columns))
     aliases = ", ".join(f"_c{i}" for i in range(len(columns)))
     return (
-        f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(picked)} "
+        f"INSERT INTO {table.name} ({', '.join(columns + same)}) SELECT {', '.join(picked)} "
         f"FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, _n) ORDER BY u._n {tail}"
     )

@@ -237,31 +237,13 @@ def _bounded(r: Reply, most: int, chars: int) -> tuple[list[tuple[str, str, int]
     return kept, "; ".join(notes)
 
 
-# PostgreSQL: the rows as one array per column (app.db.pg_insert_rows), a statement psycopg
-# converts once; SQLAlchemy's multi-row VALUES (12 parameters an entry) it parsed again each time
-_PG_COLUMNS = (
-    ("team_id", "int"),
-    ("member_id", "int"),
-    ("day", "date"),
-    ("text", "text"),
-    ("kind", "text"),
-    ("tags", "text"),
-    ("mentions", "text"),
-    ("inbound_id", "int"),
-    ("created_at", "timestamptz"),
-    ("question", "int"),
-    ("closed_on", "date"),
-    ("closed_as", "text"),
-)
-
-
 def _insert(s: Session, rows: list[dict], *, returning: bool) -> list[int] | None:
     """Insert the entries ``rows`` (as ``_row`` makes them); their ids in the rows' order when
     ``returning``, else None."""
     table, conn = Entry.__table__, s.connection()
     if conn.dialect.name == "postgresql":
         tail = "RETURNING id" if returning else ""
-        made = pg_insert_rows(conn, table.name, _PG_COLUMNS, rows, tail=tail)
+        made = pg_insert_rows(conn, table, rows, tail=tail)  # a statement psycopg converts once
         return sorted(made.scalars().all()) if returning else None  # ids ascend with the rows' order
     if not returning:
         conn.execute(table.insert(), rows)

@@ -165,23 +165,11 @@ def accept_many(conn: Connection, items: list, *, now: datetime) -> list[tuple[i
     return out
 
 
-# PostgreSQL: the group in one statement of a fixed text (app.db.pg_insert_rows), not SQLAlchemy's
-# multi-row VALUES, which psycopg parsed again for every group
-_PG_COLUMNS = (
-    ("provider", "text"),
-    ("dedupe_key", "text"),
-    ("raw", "bytea"),
-    ("payload", "bytea"),
-    ("payload_type", "text"),
-    ("notes", "text"),
-    ("fingerprint", "text"),
-    ("message_key", "text"),
-    ("same_message_id_as", "int"),
+# the columns every new row gets the same value in (besides received_at)
+_NEW = {"state": "received"} | dict.fromkeys(
+    ("error", "subject", "reply_text", "quoted_text", "signature_text", "message_id", "from_addr"), ""
 )
-_PG_FIXED = {"state": "'received'", "received_at": "%(now)s"} | dict.fromkeys(
-    ("error", "subject", "reply_text", "quoted_text", "signature_text", "message_id", "from_addr"), "''"
-)
-_PG_TAIL = "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
+_ON_CONFLICT = "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key"
 
 
 def _insert(conn: Connection, items: list[Item], now: datetime, links=None) -> list[tuple[int, bool, str]]:
@@ -202,23 +190,16 @@ def _insert(conn: Connection, items: list[Item], now: datetime, links=None) -> l
         }
         for n, i in enumerate(items)
     ]
-    if conn.dialect.name == "postgresql":
-        inserted = pg_insert_rows(
-            conn, table.name, _PG_COLUMNS, rows, fixed=_PG_FIXED, params={"now": now}, tail=_PG_TAIL
-        ).all()
-    else:
-        blank = dict.fromkeys(("error", "subject", "reply_text", "quoted_text", "signature_text"), "")
+    same = {**_NEW, "received_at": now}
+    if conn.dialect.name == "postgresql":  # in one statement of a fixed text (app.db.pg_insert_rows)
+        inserted = pg_insert_rows(conn, table, rows, same=same, tail=_ON_CONFLICT).all()
+    else:  # executemany: compiled once and cached, sent as one multi-row INSERT (insertmanyvalues)
         stmt = (
             sqlite_insert(table)
             .on_conflict_do_nothing(index_elements=["dedupe_key"])
             .returning(table.c.id, table.c.dedupe_key)
         )
-        # executemany: compiled once and cached, sent as one multi-row INSERT (insertmanyvalues)
-        values = [
-            {**r, **blank, "state": "received", "received_at": now, "message_id": "", "from_addr": ""}
-            for r in rows
-        ]
-        inserted = conn.execute(stmt, values).all()
+        inserted = conn.execute(stmt, [{**r, **same} for r in rows]).all()
     new = {key: iid for iid, key in inserted}
     held = {}  # key -> (id, fingerprint): the group's first item with the key, or the stored row
     for i in items:
