@@ -598,6 +598,14 @@ def postfix_runs(var: Path, sink_port: int, messages: list, key: Path) -> dict[s
     return out
 
 
+def machine(when: str) -> dict[str, object]:
+    """The load average and the CPU yardstick now, as ``loadavg_<when>`` and ``cpu_yardstick_<when>_s``."""
+    return {
+        f"loadavg_{when}": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        f"cpu_yardstick_{when}_s": cpu_yardstick_s(),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small numbers, under a minute")
@@ -624,10 +632,7 @@ def main() -> None:
     from app.relay.dkim import generate
 
     key, _ = generate(Path(os.environ["DKIM_DIR"]), "bench.example", "rsa", "rsa")
-    figures: dict[str, object] = {
-        "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "cpu_yardstick_start_s": cpu_yardstick_s(),
-    }
+    figures: dict[str, object] = machine("start")
     workers = Workers(var / "workers.log")
     try:
         team = make_team("bench", 12)
@@ -670,8 +675,7 @@ def main() -> None:
             figures[f"e2e_vs_{ref}"] = round(figures["e2e_msgs_per_s"] / figures[f"{ref}_msgs_per_s"], 3)
         if n_naive:
             figures["e2e_vs_naive"] = round(figures["e2e_msgs_per_s"] / figures["naive_msgs_per_s"], 2)
-        figures["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        figures["cpu_yardstick_end_s"] = cpu_yardstick_s()
+        figures.update(machine("end"))
     finally:
         workers.stop()
         drop_database(url)
@@ -695,10 +699,7 @@ def alone(n_steps: int, soak_s: float) -> None:
     from app.relay.dkim import generate
 
     generate(Path(os.environ["DKIM_DIR"]), "bench.example", "rsa", "rsa")
-    figures: dict[str, object] = {
-        "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "cpu_yardstick_start_s": cpu_yardstick_s(),
-    }
+    figures: dict[str, object] = machine("start")
     workers = Workers(var / "workers.log")
     try:
         port = free_port()
@@ -710,8 +711,7 @@ def alone(n_steps: int, soak_s: float) -> None:
                 figures["profile_message_bytes"] = size
             if soak_s:
                 figures.update(soak(workers, soak_s))
-        figures["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        figures["cpu_yardstick_end_s"] = cpu_yardstick_s()
+        figures.update(machine("end"))
     finally:
         workers.stop()
         drop_database(url)
