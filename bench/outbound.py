@@ -52,7 +52,6 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     cpu_seconds,
     drop_database,
     enqueue,
-    ensure_postfix_tools,
     free_port,
     make_digests,
     make_mix,
@@ -623,7 +622,6 @@ def main() -> None:
         else (20000, 10000, 5000, 1000, 50000, 20000, 10, 1000, 2000)
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up below on `timeout`
-    ensure_postfix_tools()
     ensure_packages()
     var = Path(tempfile.mkdtemp(prefix="donebox-bench-"))
     var.chmod(0o755)  # Postfix's daemons (user postfix) reach their folders below it

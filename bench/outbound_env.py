@@ -32,21 +32,27 @@ DAY = date(2026, 11, 23)
 ENTRIES = 30
 
 
-def ensure_postfix_tools() -> None:
-    if shutil.which("smtp-sink") and shutil.which("smtp-source"):
+def ensure_debian(tools: dict[str, str]) -> None:
+    """Install with apt-get the Debian package of each of ``tools`` ({tool: package}) not on PATH."""
+    missing = sorted({package for tool, package in tools.items() if not shutil.which(tool)})
+    if not missing:
         return
-    print("installing Debian package postfix for smtp-sink/smtp-source", file=sys.stderr)
+    print(f"installing Debian packages {' '.join(missing)}", file=sys.stderr)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "postfix"], check=True, env=env, stdout=subprocess.DEVNULL
+        ["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL
     )
+
+
+def ensure_postfix_tools() -> None:
+    ensure_debian({"smtp-sink": "postfix", "smtp-source": "postfix"})
 
 
 @contextmanager
 def smtp_sink(port: int):
     """postfix's smtp-sink on 127.0.0.1:port (throws every message away)."""
-    ensure_postfix_tools()  # every mode needs it: --steps and --soak too, not only the full run
+    ensure_postfix_tools()  # here, where every mode's use of smtp-sink and smtp-source starts
     p = subprocess.Popen(
         ["smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"],
         stdout=subprocess.DEVNULL,

@@ -15,12 +15,11 @@ import shutil
 import signal
 import smtplib
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from outbound_env import free_port, process_cpu_s, wait_port
+from outbound_env import ensure_debian, free_port, process_cpu_s, wait_port
 
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 # concurrent SMTP clients handing the messages to Postfix (as smtp-source -s 20), each reusing its connection
@@ -28,17 +27,7 @@ INJECTORS = 20
 
 
 def ensure_packages() -> None:
-    missing = [
-        p for p, tool in (("postfix", "smtp-sink"), ("opendkim", "opendkim")) if not shutil.which(tool)
-    ]
-    if not missing:
-        return
-    print(f"installing Debian packages {' '.join(missing)}", file=sys.stderr)
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", *missing], check=True, env=env, stdout=subprocess.DEVNULL
-    )
+    ensure_debian({"smtp-sink": "postfix", "opendkim": "opendkim"})
 
 
 def _master_cf(port: int) -> str:
