@@ -90,10 +90,10 @@ def session() -> Iterator[Session]:
 def pg_insert_rows(
     conn: Connection, table: Table, rows: Sequence[Mapping], *, same: Mapping | None = None, tail: str = ""
 ) -> CursorResult:
-    """PostgreSQL: INSERT ``rows`` (dicts of ``table``'s columns, all with the same keys) in one
-    statement, as one array per column, bound in binary (psycopg's %b). ``same``: columns whose
-    value is the same for every row, bound once; ``tail``: ON CONFLICT and RETURNING. Rows go in
-    in their order, so the serial ids they get ascend with it.
+    """PostgreSQL: INSERT ``rows`` (one or more dicts of ``table``'s columns, all with the same
+    keys) in one statement, as one array per column, bound in binary (psycopg's %b). ``same``:
+    columns whose value is the same for every row, bound once; ``tail``: ON CONFLICT and RETURNING.
+    Rows go in in their order, so the serial ids they get ascend with it.
 
     The statement's text is the same for any number of rows: psycopg converts it once and
     prepares it. SQLAlchemy's executemany sends a multi-row VALUES with a parameter per value
