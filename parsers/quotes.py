@@ -242,14 +242,41 @@ def _alt(words) -> str:
     return "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
 
 
+def _trie(words) -> str:
+    """The words of ``_alt`` as a trie: the same matches (the longer word first wherever one is the
+    other's start), one branch a character. ``re`` tries every branch of an alternation at every
+    position of a search; behind ``_first(words)`` a position whose character starts no word fails
+    at once (under IGNORECASE ``re`` has no quick scan of its own for the first character)."""
+    tree: dict = {}
+    for word in set(words):
+        node = tree
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a word ends here
+
+    def branch(node: dict) -> str:
+        more = [re.escape(ch) + branch(child) for ch, child in sorted(node.items()) if ch]
+        if not more:
+            return ""
+        alt = more[0] if len(more) == 1 and "" not in node else "(?:" + "|".join(more) + ")"
+        return alt + "?" if "" in node else alt
+
+    return branch(tree)
+
+
+def _first(words) -> str:
+    """A lookahead for the first characters of ``words``."""
+    return "(?=[" + "".join(sorted({re.escape(w[0]) for w in words})) + "])"
+
+
 # A word ends where no letter follows; CJK verbs simply end.
 _WORD_END = r"(?![^\W\d_])"
 
 # CJK verbs run straight into what follows ("작성하였습니다"), so only the others need a word end.
 _CJK = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff\uac00-\ud7af]")
-_WROTE_CJK = _alt(w for w in WROTE_WORDS if _CJK.search(w))
-_WROTE_OTHER = _alt(w for w in WROTE_WORDS if not _CJK.search(w))
-WROTE = re.compile(rf"(?:{_WROTE_CJK}|(?:{_WROTE_OTHER}){_WORD_END})", re.I)
+_WROTE_CJK = _trie([w for w in WROTE_WORDS if _CJK.search(w)])
+_WROTE_OTHER = _trie([w for w in WROTE_WORDS if not _CJK.search(w)])
+WROTE = re.compile(rf"{_first(WROTE_WORDS)}(?:{_WROTE_CJK}|(?:{_WROTE_OTHER}){_WORD_END})", re.I)
 # The verbs lower-cased, for a quick "does this line end with one" test before any regex.
 WROTE_ENDINGS = tuple(w.lower() for w in WROTE_WORDS + WEAK_WROTE_WORDS)
 WEAK_WROTE = re.compile(rf"\b(?:{_alt(WEAK_WROTE_WORDS)}){_WORD_END}", re.I)
@@ -260,7 +287,7 @@ _LEAD = r"[\s*_\-–—]{0,40}"
 # A start word at the beginning of the window, or after text on the same line
 # ("reply On Wed, Apr 4, 2012 at 3:59 PM, bob@x wrote:").
 START = re.compile(rf"^{_LEAD}(?:{_alt(START_WORDS)})\s", re.I)
-START_INLINE = re.compile(rf"(?:^|(?<=\s)|(?<=-))(?:{_alt(START_WORDS)})\s")
+START_INLINE = re.compile(rf"{_first(START_WORDS)}(?:^|(?<=\s)|(?<=-))(?:{_trie(START_WORDS)})\s")
 
 _MONTHS = (
     r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|janv|févr|mars|avr|mai|juin|juil|août|sept|déc"
@@ -277,8 +304,11 @@ DATE_START = re.compile(
     rf"^{_LEAD}(?:\d{{1,4}}[-./年]\s?\d{{1,2}}|\d{{1,2}}[.]?\s(?:{_MONTHS})|(?:{_WEEKDAYS})[a-zäéöü]{{0,6}}\.?,?\s+\d)",
     re.I,
 )
-# Some date or time somewhere in the window.
-DATE_SIGNAL = re.compile(r"\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b|\d{1,4}[-./]\d{1,2}[-./]\d{1,4}|\d+年")
+# Some date or time somewhere in the window. Each branch starts at a digit: the lookahead
+# fails every other position at once, where the four branches would each be tried.
+DATE_SIGNAL = re.compile(
+    r"(?=\d)(?:\d{1,2}[:.]\d{2}|\b(?:19|20)\d{2}\b|\d{1,4}[-./]\d{1,2}[-./]\d{1,4}|\d+年)"
+)
 
 # How an attribution window ends: a colon, or the verb itself, then maybe dashes.
 # (An end test, not a regex search: an alternation of all the verbs tried at every position of
@@ -292,7 +322,11 @@ def header_end(window: str) -> bool:
 
 
 COLON_END = re.compile(r"[:：][\s\-–—]{0,40}$")
-ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+# An address starts where a run of its characters starts, and that run, taken whole, must meet
+# the "@" (no shorter run can): the lookbehind and the possessive run make a search find the
+# first address the plain pattern finds, without its retries inside every word (quadratic in a
+# long word). For ``search`` only: ``finditer`` would not start a second address mid-word.
+ADDRESS = re.compile(r"(?<![\w.+'-])[\w.+'-]++@[\w-]+(?:\.[\w-]+)+")
 BRACKETED_ADDRESS = re.compile(r"[<(\[]\s?(?:mailto:)?[\w.+'-]+@[\w-]+(?:\.[\w-]+)+\s?[>)\]]")
 MAX_GENERIC = 250  # characters of a header known only by its date, time, address and colon
 # A date with a year and a time of day somewhere in the window.
@@ -347,6 +381,7 @@ FIELD = re.compile(rf"^[\s>*]{{0,20}}\*?({_ALL_LABELS})\s?\*?\s?[:：]", re.I)
 FIELD_INLINE = re.compile(rf"\s\*?({_ALL_LABELS})\s?\*?\s?[:：]", re.I)
 
 _ABOVE_LOWER = tuple(p.lower() for p in ABOVE_THIS_LINE)
+_ABOVE_ASCII = tuple(p for p in _ABOVE_LOWER if p.isascii())  # all an ASCII line can hold
 OTHER_QUOTE = re.compile(rf"^\s{{0,3}}[{re.escape(''.join(OTHER_QUOTE_PREFIXES))}](?:\s|$)")
 
 
@@ -355,7 +390,7 @@ def is_reply_above(line: str) -> bool:
     if len(line) > MAX_MARKER:
         return False
     low = line.lower()  # substring tests: several times faster than one alternation of phrases
-    if not any(p in low for p in _ABOVE_LOWER):
+    if not any(p in low for p in (_ABOVE_ASCII if low.isascii() else _ABOVE_LOWER)):
         return False
     s = line.strip()
     return s[0] in MARKER_EDGES or s[-1] in MARKER_EDGES or any(v in low for v in MARKER_VERBS)
@@ -396,9 +431,9 @@ def is_attribution(window: str) -> bool:
         return False
     if DASHED_WROTE.match(window):
         return True
-    has_addr = ADDRESS.search(window) is not None
-    has_date = DATE_SIGNAL.search(window) is not None
+    has_addr = "@" in window and ADDRESS.search(window) is not None
     if header_end(window):
+        has_date = DATE_SIGNAL.search(window) is not None
         starts = START.match(window) is not None
         # without a start word, the verb must come with a date or an address, and a colon at the end
         signed = (has_date or has_addr) and COLON_END.search(window) is not None
@@ -412,10 +447,12 @@ def is_attribution(window: str) -> bool:
         # a date and an address, ending on the address and a colon, whatever their order: Mail.ru's
         # "Понедельник, 14 сентября 2015, 2:23 +03:00 от Bob <b@x>:", mutt's "* Bob <b@x> [2015-09-14 02:23]:"
         return True
-    if (m := NAME_WROTE.match(window)) and _is_name(m.group(1)):  # "Bob Smith wrote:" (no date)
+    colon_end = window.rstrip()[-1:] in (":", "：")  # what NAME_WROTE ends with
+    if colon_end and (m := NAME_WROTE.match(window)) and _is_name(m.group(1)):  # "Bob Smith wrote:" (no date)
         return True
     if (
-        len(window) <= MAX_GENERIC
+        has_addr  # what BRACKETED_ADDRESS holds
+        and len(window) <= MAX_GENERIC
         and BRACKETED_ADDRESS.search(window)
         and COLON_END.search(window)
         and YEAR_AND_TIME.search(window)
@@ -424,7 +461,7 @@ def is_attribution(window: str) -> bool:
         # Gmail's Marathi "... <b@x> यांनी लिहिले:", Georgian "... <b@x> წერდა:". The address in
         # brackets, as clients write it: "sent to b@x on 2015-09-14 14:23:" is the sender's text.
         return True
-    return DATE_START.match(window) is not None and has_addr and ADDRESS_END.search(window) is not None
+    return has_addr and DATE_START.match(window) is not None and ADDRESS_END.search(window) is not None
 
 
 # Every rule that can make a cut, with how sure a cut by it is. ``confidence`` holds when the rule

@@ -140,15 +140,20 @@ def _short_tail(lines: list[str], start: int, most: int, width: int) -> bool:
     return len(tail) <= most and all(len(x.strip()) <= width and not CONTENT.match(x) for x in tail)
 
 
-def _signature_start(lines: list[str]) -> tuple[int, str] | None:
-    """(index where a trailing signature starts, the rule's name in ``quotes.RULES``), or None."""
+def _signature_start(lines: list[str], footers: dict[int, bool]) -> tuple[int, str] | None:
+    """(index where a trailing signature starts, the rule's name in ``quotes.RULES``), or None.
+    ``footers`` keeps whether each line read so far is a footer, for the next, shorter call."""
     idx = _nonempty(lines)
     if len(idx) < 2:
         return None
     first, tail = idx[0], idx[-MAX_TAIL:]
     for i in tail:
-        line = lines[i].strip()
-        if i != first and len(line) <= 200 and _is_footer(line):
+        if i == first:
+            continue
+        if (footer := footers.get(i)) is None:
+            line = lines[i].strip()
+            footer = footers[i] = len(line) <= 200 and _is_footer(line)
+        if footer:
             if _short_tail(lines, i + 1, 3, 120):
                 return i, "signature:mobile-footer"
     for i in tail:
@@ -187,9 +192,9 @@ def find_signature(lines: list[str]) -> tuple[int, str] | None:
 
     Repeated until no rule fits, so stacked footers ("Thanks,\nAna\n\nSent from my iPhone") all go.
     """
-    found, end = None, len(lines)
+    found, end, footers = None, len(lines), {}
     for _ in range(6):
-        hit = _signature_start(lines[:end])
+        hit = _signature_start(lines[:end], footers)
         if hit is None:
             break
         found, end = hit, hit[0]

@@ -120,16 +120,19 @@ def _field_block(lines: list[str], i: int) -> int:
     """End (exclusive) of an Outlook-style header block starting at ``i``, or 0."""
     if not any(c in lines[i][:60] for c in ":："):
         return 0
-    if quotes.inline_field_block(lines[i]):
+    first = quotes.field_role(lines[i])
+    if first is None:
+        return 0  # a block starts with a field
+    if first in ("from", "date") and quotes.inline_field_block(lines[i]):
         return i + 1
-    roles, end, gap = set(), i, 0
-    for j in range(i, min(len(lines), i + 10)):
+    roles, end, gap = {first}, i + 1, 0
+    for j in range(i + 1, min(len(lines), i + 10)):
         line = lines[j]
         role = quotes.field_role(line)
         if role:
             roles.add(role)
             end, gap = j + 1, 0
-        elif not line.strip() or gap or j == i:
+        elif not line.strip() or gap:
             break
         else:
             gap = 1  # a wrapped value: "*From:* bob@x [mailto:\n  bob@x]"
@@ -156,7 +159,7 @@ def _attribution(lines: list[str], i: int, ends) -> int:
             multi_ok = bool(
                 quotes.START.match(first)
                 or quotes.DATE_START.match(first)
-                or quotes.ADDRESS.search(first)
+                or ("@" in first and quotes.ADDRESS.search(first))
                 or (len(first) <= 120 and quotes.DATE_SIGNAL.search(first))
             )
         if j > i and (not multi_ok or (is_quote_line(line) and not quotes.WROTE.match(line.lstrip("> ")))):
@@ -192,7 +195,10 @@ class Kinds:
         self.n = min(len(lines), MAX_LINES)
         # matchers see at most MAX_LINE characters of a line, quoted-printable decoded when the
         # body arrived undecoded ("escribi=C3=B3:"); the lines handed back are never changed
-        view = [line[: quotes.MAX_LINE].translate(_BIDI) for line in lines[: self.n + MAX_WINDOW]]
+        view = [
+            cut if cut.isascii() else cut.translate(_BIDI)  # the marks are not ASCII
+            for cut in (line[: quotes.MAX_LINE] for line in lines[: self.n + MAX_WINDOW])
+        ]
         if any(_QP_UTF8.search(line) for line in view[:200]):
             view = [_unqp(line) if "=" in line else line for line in view]
         self.lines = view
