@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import cache, lru_cache
 from pathlib import Path
 
-from sqlalchemy import Column, LargeBinary, String, Table, event
+from sqlalchemy import Column, ColumnElement, LargeBinary, String, Table, any_, bindparam, event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlmodel import Session, create_engine
@@ -85,6 +85,16 @@ def session() -> Iterator[Session]:
         except BaseException:
             s.invalidate()
             raise
+
+
+def in_list(column: Column, name: str, dialect: str) -> ColumnElement[bool]:
+    """``column`` IN the list bound as ``name`` (a statement built once, bound per call). On
+    PostgreSQL ``column = ANY(:name)``: one array parameter whatever the list's length, so the
+    text is the same for every call and psycopg converts it once and prepares it, where an
+    expanding IN has a text per length and, past 50 values, is parsed again on every call."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def pg_insert_rows(

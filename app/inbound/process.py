@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from datetime import datetime, timedelta
+from functools import cache
 from typing import NamedTuple
 
 from sqlalchemy import Integer, and_, bindparam, delete, func, or_, select, update
@@ -34,6 +35,7 @@ from app.checkins import questions as asked
 from app.checkins.outgoing import reminder_text
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
+from app.db import in_list
 from app.errors import FetchError, TransientFetchError
 from app.inbound import s3
 from app.inbound.accept import text
@@ -96,11 +98,12 @@ def processing_lease(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.inbound_job_time_limit_s + settings.lease_s)
 
 
-def _claim_statement(top_up: bool):
+@cache
+def _claim_statement(top_up: bool, dialect: str):
     """The claim's UPDATE (see ``claim``), built once: building it anew for each job took 0.5 ms,
     most of the cost of a job whose messages another job had taken along."""
     t = InboundMessage.__table__
-    free = select(t.c.id).where(t.c.id.in_(bindparam("ids", expanding=True)), t.c.state == "received")
+    free = select(t.c.id).where(in_list(t.c.id, "ids", dialect), t.c.state == "received")
     if top_up:  # each part its own locking CTE, so both are ranges of (state, id), then the key
         after = (
             select(t.c.id)
@@ -130,9 +133,6 @@ def _claim_statement(top_up: bool):
     )
 
 
-_CLAIM = {top_up: _claim_statement(top_up) for top_up in (False, True)}
-
-
 def claim(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settings, top_up: int = 0) -> list:
     """Claim the received messages among ``inbound_ids`` in one statement: processing, attempts
     + 1, a lease; rows claimed by another worker are skipped (SKIP LOCKED on PostgreSQL, the
@@ -145,23 +145,31 @@ def claim(s: Session, inbound_ids: list[int], *, now: datetime, settings: Settin
     along: it goes alone."""
     more = top_up - len(inbound_ids)
     params = {"ids": list(inbound_ids), "lease_until": now + processing_lease(settings)}
+    dialect = s.get_bind().dialect.name
     if more > 0:
         params.update(after=max(inbound_ids), more=more)
-        if s.get_bind().dialect.name == "postgresql":
+        if dialect == "postgresql":
             # statistics lag a backlog as it builds up: estimating a few received rows, the planner
             # took a bitmap scan of them all and sorted it (8.0 ms with 11,757 received; 0.1 ms so)
             s.connection().exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-    return sorted(s.connection().execute(_CLAIM[more > 0], params).all(), key=lambda row: row.id)
+    found = s.connection().execute(_claim_statement(more > 0, dialect), params)
+    return sorted(found.all(), key=lambda row: row.id)
+
+
+@cache
+def _held_statement(dialect: str):
+    t = InboundMessage.__table__
+    return (
+        select(t.c.id, t.c.state, t.c.attempts)
+        .where(in_list(t.c.id, "ids", dialect))
+        .with_for_update()  # SQLite: the session's BEGIN IMMEDIATE already holds the write lock
+    )
 
 
 def _held(s: Session, claimed: list) -> dict[int, str]:
     """The claimed rows still held by this claim (locked until commit), and the state of the rest."""
-    t = InboundMessage.__table__
-    found = s.connection().execute(
-        select(t.c.id, t.c.state, t.c.attempts)
-        .where(t.c.id.in_([row.id for row in claimed]))
-        .with_for_update()  # SQLite: the session's BEGIN IMMEDIATE already holds the write lock
-    )
+    statement = _held_statement(s.get_bind().dialect.name)
+    found = s.connection().execute(statement, {"ids": [row.id for row in claimed]})
     mine = {row.id: row.attempts for row in claimed}
     return {
         row.id: "mine" if row.state == "processing" and row.attempts == mine[row.id] else row.state

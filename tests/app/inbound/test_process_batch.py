@@ -146,6 +146,28 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(db):
     assert statements(2, 0) == statements(40, 100) <= 9
 
 
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_on_postgresql_a_batch_of_any_size_sends_the_same_statement_texts(db):
+    """Texts psycopg converts once and prepares: the claim and its check bind the ids as one
+    array, where an IN of one parameter an id made a text per batch size, re-parsed past 50."""
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+
+    def sent(n: int, first: int) -> tuple[list[int], list[tuple[str, object]]]:
+        ids = [store(mail(i, token, f"- Thing {i}"), f"s{i}") for i in range(first, first + n)]
+        with statements_seen(get_engine()) as seen, session() as s:
+            states = process_many(s, ids, now=FIXED_NOW, settings=get_settings())
+        assert set(states.values()) == {"processed"}
+        return ids, seen
+
+    (_, small), (ids, large) = sent(2, 0), sent(60, 100)
+    assert [st for st, _ in small] == [st for st, _ in large]
+    for _, params in large:
+        for one in params if isinstance(params, list | tuple) else [params]:  # executemany: a list
+            assert len(one) <= 20
+    assert [entry_texts(ids[0]), entry_texts(ids[-1])] == [["Thing 100"], ["Thing 159"]]
+
+
 def test_a_message_that_cannot_be_processed_fails_alone_with_the_reason(db, monkeypatch):
     ada = make_team()
     token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
