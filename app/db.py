@@ -115,6 +115,32 @@ def pg_insert_rows(
     return conn.exec_driver_sql(sql, params)
 
 
+def pg_update_rows(
+    conn: Connection, table: Table, rows: Sequence[Mapping], *, keys: tuple[str, ...], where: str = ""
+) -> CursorResult:
+    """PostgreSQL: UPDATE each row of ``table`` that ``rows`` (one or more dicts of its columns,
+    all with the same keys) name by their ``keys`` columns, setting their other columns, in one
+    statement of a fixed text (as ``pg_insert_rows``); ``where``: a further condition on the table,
+    aliased ``t``. Its rowcount is the rows updated."""
+    columns = tuple(rows[0])
+    sql = _update_rows_sql(table, columns, keys, where)
+    return conn.exec_driver_sql(
+        sql, {f"_c{i}": [row[name] for row in rows] for i, name in enumerate(columns)}
+    )
+
+
+@lru_cache(maxsize=64)
+def _update_rows_sql(table: Table, columns: tuple[str, ...], keys: tuple[str, ...], where: str) -> str:
+    arrays = ", ".join(f"%(_c{i})b::{_element_type(table.c[name])}[]" for i, name in enumerate(columns))
+    aliases = ", ".join(f"_c{i}" for i in range(len(columns)))
+    sets = ", ".join(f"{name} = u._c{i}" for i, name in enumerate(columns) if name not in keys)
+    match = " AND ".join(f"t.{name} = u._c{columns.index(name)}" for name in keys)
+    return (
+        f"UPDATE {table.name} AS t SET {sets} FROM unnest({arrays}) AS u({aliases}) "
+        f"WHERE {match}{f' AND {where}' if where else ''}"
+    )
+
+
 def _element_type(column: Column) -> str:
     """The array element type a column's values are bound as: text for strings, not varchar(n),
     whose explicit cast would cut a long value where the column's own assignment refuses it."""

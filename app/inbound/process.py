@@ -35,7 +35,7 @@ from app.checkins import questions as asked
 from app.checkins.outgoing import reminder_text
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
-from app.db import in_list
+from app.db import in_list, pg_update_rows
 from app.errors import FetchError, TransientFetchError
 from app.inbound import s3
 from app.inbound.accept import text
@@ -72,13 +72,20 @@ class Raced(Exception):
 
 
 def _set_states(s: Session, changes: list[dict]) -> None:
-    """Move claimed rows from processing to their new state: one executemany UPDATE per set of
-    columns, each row's a compare-and-set on its claim (state and attempts)."""
+    """Move claimed rows from processing to their new state: one UPDATE per set of columns, each
+    row's a compare-and-set on its claim (state and attempts). PostgreSQL: one statement of all
+    the set's rows (app.db.pg_update_rows); elsewhere an executemany."""
     table = InboundMessage.__table__
     groups: dict[tuple[str, ...], list[dict]] = {}
     for change in changes:
         groups.setdefault(tuple(sorted(change)), []).append(change)
+    conn = s.connection()
     for columns, rows in groups.items():
+        if conn.dialect.name == "postgresql":
+            moved = pg_update_rows(conn, table, rows, keys=("id", "attempts"), where="t.state = 'processing'")
+            if moved.rowcount != len(rows):
+                raise Raced([row["id"] for row in rows])
+            continue
         stmt = (
             update(table)
             .where(
@@ -89,7 +96,7 @@ def _set_states(s: Session, changes: list[dict]) -> None:
             .values({c: bindparam(f"b_{c}") for c in columns if c not in ("id", "attempts")})
         )
         params = [{f"b_{c}": row[c] for c in columns} for row in rows]
-        if s.connection().execute(stmt, params).rowcount != len(rows):
+        if conn.execute(stmt, params).rowcount != len(rows):
             raise Raced([row["id"] for row in rows])
 
 
@@ -164,6 +171,12 @@ def _held_statement(dialect: str):
         .where(in_list(t.c.id, "ids", dialect))
         .with_for_update()  # SQLite: the session's BEGIN IMMEDIATE already holds the write lock
     )
+
+
+@cache
+def _states_statement(dialect: str):
+    t = InboundMessage.__table__
+    return select(t.c.id, t.c.state).where(in_list(t.c.id, "ids", dialect))
 
 
 def _held(s: Session, claimed: list) -> dict[int, str]:
@@ -409,8 +422,8 @@ def process_many(
     claimed = claim(s, wanted, now=now, settings=settings, top_up=top_up)
     others = set(wanted) - {row.id for row in claimed}
     if others:
-        t = InboundMessage.__table__
-        states.update(s.connection().execute(select(t.c.id, t.c.state).where(t.c.id.in_(others))).all())
+        statement = _states_statement(s.get_bind().dialect.name)
+        states.update(s.connection().execute(statement, {"ids": sorted(others)}).all())
     s.commit()
     if taken is not None:
         taken.extend(row.id for row in claimed)

@@ -9,13 +9,13 @@ from datetime import date
 
 import pytest
 from dramatiq.middleware import CurrentMessage
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import app.inbound.process
 from app.checkins.reply_tokens import reply_address
 from app.db import get_engine, session
 from app.inbound.accept import accept
-from app.inbound.process import _set_states, extract_reply, process_many, reset_for_reprocess
+from app.inbound.process import Raced, _set_states, extract_reply, process_many, reset_for_reprocess
 from app.models import Entry, InboundMessage, Member, OutboundMessage
 from app.settings import get_settings
 from jobs.actors import TakenAlong, process_inbound, process_inbound_batch
@@ -295,6 +295,54 @@ def test_a_top_up_fills_the_batch_to_its_size_with_the_lowest_ids_after_the_jobs
     # the two of its own, then the next two ids after them; the one before them is not its own
     assert taken == ids[1:5] and states == dict.fromkeys(ids[1:5], "processed")
     assert [v[0] for v in rows(ids).values()] == ["received", *["processed"] * 4, *["received"] * 3]
+
+
+def test_states_are_written_to_the_claims_that_still_hold_and_a_lost_claim_fails_the_write(db):
+    ada = make_team()
+    ids = [store(mail(i, "x@reply.test", f"- Thing {i}"), f"w{i}") for i in range(4)]
+    with session() as s:
+        s.execute(
+            update(InboundMessage).where(InboundMessage.id.in_(ids)).values(state="processing", attempts=1)
+        )
+    done = {"processed_at": FIXED_NOW, "error": ""}
+    with session() as s:
+        _set_states(
+            s,
+            [  # two sets of columns, NULLs, a date, a flag and bytes among them
+                {"id": ids[0], "attempts": 1, "state": "processed", "member_id": ada, "day": DAY, **done}
+                | {"reply_html": True, "cut_at": None, "raw": b"\x00fetched"},
+                {"id": ids[1], "attempts": 1, "state": "processed", "member_id": ada, "day": DAY, **done}
+                | {"reply_html": False, "cut_at": 3, "raw": b""},
+                {"id": ids[2], "attempts": 1, "state": "ignored", **done, "error": "an auto-reply"},
+            ],
+        )
+    with session() as s:
+        got = {m.id: m for m in s.execute(select(InboundMessage).where(InboundMessage.id.in_(ids))).scalars()}
+    assert [(got[i].state, got[i].member_id, got[i].day) for i in ids] == [
+        ("processed", ada, DAY),
+        ("processed", ada, DAY),
+        ("ignored", None, None),
+        ("processing", None, None),
+    ]
+    assert [(got[i].reply_html, got[i].cut_at, got[i].raw) for i in ids[:2]] == [
+        (True, None, b"\x00fetched"),
+        (False, 3, b""),
+    ]
+    assert got[ids[2]].error == "an auto-reply" and got[ids[2]].processed_at is not None
+    # a claim that ran out: the row is processing again, under another worker's attempt
+    with session() as s:
+        s.execute(
+            update(InboundMessage).where(InboundMessage.id == ids[2]).values(state="processing", attempts=2)
+        )
+    with pytest.raises(Raced), session() as s:
+        _set_states(
+            s,
+            [
+                {"id": ids[3], "attempts": 1, "state": "ignored"},
+                {"id": ids[2], "attempts": 1, "state": "failed"},
+            ],
+        )
+    assert [rows(ids)[i][0] for i in ids[2:]] == ["processing", "processing"]  # the write failed whole
 
 
 @pytest.mark.parametrize("own", [3, 1], ids=["its-own-three", "one-taking-two-along"])
