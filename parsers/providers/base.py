@@ -260,7 +260,13 @@ def header_block(text: str) -> tuple[tuple[str, str], ...]:
     fields = _plain_fields(text)
     if fields is None:  # anything else is read as the email package reads it
         fields = HeaderParser(policy=compat32).parsestr(text + "\n\n").items()
-    return tuple((k, decode_words(_FOLD.sub(" ", str(v)))) for k, v in fields)
+    return tuple((k, decode_words(_unfold(str(v)))) for k, v in fields)
+
+
+def _unfold(value: str) -> str:
+    # the pattern starts with \s*, which re tries from every position of a long value (a DKIM
+    # signature's): only a value with a line break has anything to unfold
+    return _FOLD.sub(" ", value) if "\n" in value else value
 
 
 def _plain_fields(text: str) -> list[tuple[str, str]] | None:
