@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from functools import cache, lru_cache
 from pathlib import Path
 
-from sqlalchemy import Column, ColumnElement, LargeBinary, String, Table, any_, bindparam, event
+from sqlalchemy import Column, ColumnElement, LargeBinary, String, Table, Text, bindparam, event, func
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
 from sqlmodel import Session, create_engine
@@ -93,7 +93,9 @@ def in_list(column: Column, name: str, dialect: str) -> ColumnElement[bool]:
     text is the same for every call and psycopg converts it once and prepares it, where an
     expanding IN has a text per length and, past 50 values, is parsed again on every call."""
     if dialect == "postgresql":
-        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+        # strings as text[]: a varchar(n)[] cast cuts a longer value, which then matches
+        array = postgresql.ARRAY(Text() if _is_string(column) else column.type)
+        return column == func.any(bindparam(name, type_=array))
     return column.in_(bindparam(name, expanding=True))
 
 
@@ -146,9 +148,14 @@ def _element_type(column: Column) -> str:
     whose explicit cast would cut a long value where the column's own assignment refuses it."""
     if isinstance(column.type, LargeBinary):
         return "bytea"
-    if isinstance(column.type, String):
+    if _is_string(column):
         return "text"
     return column.type.compile(dialect=postgresql.dialect())
+
+
+def _is_string(column: Column) -> bool:
+    """A string column, sqlmodel's ``str`` fields (AutoString, a TypeDecorator of String) included."""
+    return isinstance(column.type, String) or isinstance(getattr(column.type, "impl", None), String)
 
 
 @lru_cache(maxsize=64)

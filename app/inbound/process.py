@@ -203,6 +203,16 @@ class Copy(NamedTuple):
         return f"same Message-ID as inbound message {self.first}, different content"
 
 
+@cache
+def _copies_statement(dialect: str):
+    t = InboundMessage.__table__
+    return (
+        select(t.c.message_key, t.c.fingerprint, func.min(t.c.id))
+        .where(in_list(t.c.message_key, "keys", dialect))
+        .group_by(t.c.message_key, t.c.fingerprint)
+    )
+
+
 def earlier_copies(s: Session, rows: list) -> dict[int, Copy]:
     """The claimed rows whose Message-ID and envelope recipient (``message_key``) an earlier
     message has, by id; one indexed query for the batch. A row whose fingerprint is unknown (''
@@ -210,14 +220,9 @@ def earlier_copies(s: Session, rows: list) -> dict[int, Copy]:
     wanted = {row.message_key for row in rows if row.message_key}
     if not wanted:
         return {}
-    t = InboundMessage.__table__
+    statement = _copies_statement(s.get_bind().dialect.name)
     firsts: dict[tuple[str, str], int] = {
-        (key, fp): first
-        for key, fp, first in s.connection().execute(
-            select(t.c.message_key, t.c.fingerprint, func.min(t.c.id))
-            .where(t.c.message_key.in_(wanted))
-            .group_by(t.c.message_key, t.c.fingerprint)
-        )
+        (key, fp): first for key, fp, first in s.connection().execute(statement, {"keys": sorted(wanted)})
     }
     oldest: dict[str, int] = {}  # the first of each message_key, whatever its content
     for (key, _), first in firsts.items():
