@@ -13,12 +13,14 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.checkins.reply_tokens import token_from_address, verify_digest_token, verify_reply_token
 from app.checkins.times import local_date
+from app.db import in_list
 from app.inbound.authentication import authenticate_sender
 from app.models import Member, OutboundMessage, Team, TeamSettings
 from app.settings import Settings
@@ -140,28 +142,15 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
                 member_ids.add(verified[0])
         else:
             refs.update(_refs(email))
-    asks = func.coalesce(TeamSettings.questions, "")
-    pair = (
-        select(Member, Team, asks)
-        .join(Team, Team.id == Member.team_id)
-        .outerjoin(TeamSettings, TeamSettings.team_id == Team.id)
-    )
+    by_id, by_message_id, by_email = _lookups(s.get_bind().dialect.name)
     for chunk in _chunks(sorted(member_ids)):
-        for member, team, questions in s.execute(pair.where(Member.id.in_(chunk))).all():
+        for member, team, questions in s.execute(by_id, {"ids": chunk}).all():
             found.members[member.id] = (member, team)
             found.questions[team.id] = questions
     for chunk in _chunks(sorted(refs)):
-        sent = (
-            select(
-                OutboundMessage.message_id, OutboundMessage.context, OutboundMessage.kind, Member, Team, asks
-            )
-            .join(Member, Member.id == OutboundMessage.member_id)
-            .join(Team, Team.id == Member.team_id)
-            .outerjoin(TeamSettings, TeamSettings.team_id == Team.id)
-            .where(OutboundMessage.message_id.in_(chunk))
-            .order_by(OutboundMessage.id)
-        )
-        for message_id, context, kind, member, team, questions in s.execute(sent).all():
+        for message_id, context, kind, member, team, questions in s.execute(
+            by_message_id, {"ids": chunk}
+        ).all():
             if message_id not in found.sent and kind == "digest":
                 found.digests.add(message_id)
             found.sent.setdefault(message_id, (member, team, _day_of(context)))
@@ -176,11 +165,37 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
         and authenticated_sender(email, settings.authserv_ids)  # the costliest test last
     }
     for chunk in _chunks(sorted(senders)):
-        active = pair.where(Member.email.in_(chunk), Member.active.is_(True)).order_by(Member.id)
-        for member, team, questions in s.execute(active).all():
+        for member, team, questions in s.execute(by_email, {"emails": chunk}).all():
             found.by_email.setdefault(address_key(member.email), []).append((member, team))
             found.questions[team.id] = questions
     return found
+
+
+@cache
+def _lookups(dialect: str):
+    """find_senders' three statements (members by id, our messages by Message-ID, active members
+    by address), built once; each binds its list as one parameter (app.db.in_list)."""
+    asks = func.coalesce(TeamSettings.questions, "")
+    pair = (
+        select(Member, Team, asks)
+        .join(Team, Team.id == Member.team_id)
+        .outerjoin(TeamSettings, TeamSettings.team_id == Team.id)
+    )
+    sent = (
+        select(OutboundMessage.message_id, OutboundMessage.context, OutboundMessage.kind, Member, Team, asks)
+        .join(Member, Member.id == OutboundMessage.member_id)
+        .join(Team, Team.id == Member.team_id)
+        .outerjoin(TeamSettings, TeamSettings.team_id == Team.id)
+        .where(in_list(OutboundMessage.__table__.c.message_id, "ids", dialect))
+        .order_by(OutboundMessage.id)
+    )
+    return (
+        pair.where(in_list(Member.__table__.c.id, "ids", dialect)),
+        sent,
+        pair.where(in_list(Member.__table__.c.email, "emails", dialect), Member.active.is_(True)).order_by(
+            Member.id
+        ),
+    )
 
 
 def _chunks(values: list, size: int = 500):

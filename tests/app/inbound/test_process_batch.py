@@ -168,6 +168,38 @@ def test_on_postgresql_a_batch_of_any_size_sends_the_same_statement_texts(db):
     assert [entry_texts(ids[0]), entry_texts(ids[-1])] == [["Thing 100"], ["Thing 159"]]
 
 
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_on_postgresql_replies_of_many_members_are_looked_up_with_the_same_statement_texts(db):
+    """find_senders binds a batch's member ids and Message-IDs as one array each: an IN of a
+    parameter a member made a text per batch, re-parsed past 50 members."""
+    from app.models import Team
+
+    with session() as s:
+        team = Team(name="Many", timezone="UTC", workdays="1234567")
+        s.add(team)
+        s.flush()
+        people = [Member(team_id=team.id, email=f"m{i}@example.com", name=f"M{i}") for i in range(60)]
+        s.add_all(people)
+        s.flush()
+        members = [(m.id, m.email) for m in people]
+
+    def sent(group: list[tuple[int, str]]) -> tuple[list[int], list[str]]:
+        ids = []
+        for n, (mid, email) in enumerate(group):
+            token = reply_address(get_settings().secret_key, "reply.test", mid, DAY)
+            raw = mail(mid, token, f"- Thing of {mid}", f"References: <r{n}.{mid}@x>\r\n", f"M <{email}>")
+            ids.append(store(raw, f"m{mid}"))
+        with statements_seen(get_engine()) as seen, session() as s:
+            states = process_many(s, ids, now=FIXED_NOW, settings=get_settings())
+        assert set(states.values()) == {"processed"}
+        return ids, [st for st, _ in seen]
+
+    (_, few), (ids, many) = sent(members[:2]), sent(members[2:])
+    assert few == many
+    assert [entry_texts(i) for i in ids] == [[f"Thing of {mid}"] for mid, _ in members[2:]]
+    assert [v[1] for v in rows(ids).values()] == [mid for mid, _ in members[2:]]
+
+
 def test_a_message_that_cannot_be_processed_fails_alone_with_the_reason(db, monkeypatch):
     ada = make_team()
     token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
