@@ -191,7 +191,7 @@ def disk_full(ports: Ports, var: Path, n: int) -> dict:
     try:
         url = f"sqlite:///{fs.path}/donebox.db"
         env = inbound.bench_env(url, str(fs.path))
-        to = inbound.prepare(env)
+        to = inbound.prepare(env)[0].address
         port = ports.take()
         web = donebox(["web", "--port", str(port)], var / "web-disk.log", env)
         wait_port(port, 30)

@@ -11,7 +11,9 @@ processed per second per worker process, and its CPU milliseconds per message fr
 the PostgreSQL backends' beside it). Each process kind's peak RSS (VmHWM) is printed too.
 
 The POSTs are what members send: nine in ten a reply of four lines above the quoted reminder (text
-and HTML, with a sender's usual header block), one in ten a 4,000-character pasted line.
+and HTML, with a sender's usual header block), one in ten a 4,000-character pasted line. They come
+from the members of TEAMS teams of TEAM_SIZE (in five time zones), each to their own reply
+address, consecutive POSTs from different teams: a worker's batch holds many members' replies.
 
 ``--soak SECONDS`` holds the 64-client load on one web (and the worker processing what it
 accepts) for SECONDS and samples every process's resident set every few seconds: start, end,
@@ -43,6 +45,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 from common import (  # noqa: E402 - bench/ is on sys.path when run as a script
     cpu_yardstick_s,
@@ -79,10 +82,10 @@ REPLY = (
     "Tomorrow: finish the docs for the export\n"
     "\n"
     "Thanks,\n"
-    "Ada\n"
+    "{name}\n"
     "\n"
     "On Mon, Nov 23, 2026 at 5:00 PM Donebox <{to}> wrote:\n"
-    "> Hi Ada,\n"
+    "> Hi {name},\n"
     ">\n"
     "> What did you get done today? Reply to this email: each line becomes an entry.\n"
     "> Start a line with Tomorrow: for what comes next, or Blocked: for what holds you up.\n"
@@ -91,6 +94,11 @@ REPLY = (
 )
 LONG = ("Shipped the export; reviewed #42 with @bob; paired on the importer. " * 60)[:4000]
 LONG_EVERY = 10
+# Who sends: TEAMS teams of TEAM_SIZE members, replies coming from all of them in turn (each
+# member's own reply address, name and reminder), MIX_STEP apart in the list so that
+# consecutive POSTs are of different teams
+TEAMS, TEAM_SIZE = 20, 12
+MIX_STEP = 97  # prime: with any population that it does not divide, every member in turn
 _SIGNATURE = "".join(chr(65 + (i * 7) % 26) for i in range(344))  # a DKIM signature's size
 _RECEIVED = (
     "Received: from mail-{i}.example.com (mail-{i}.example.com [192.0.2.{i}]) by mx.sendgrid.net "
@@ -98,14 +106,16 @@ _RECEIVED = (
 )
 
 
-def sendgrid_body(n: int, to: str, long: bool = False) -> bytes:
-    """One SendGrid parsed-mode multipart POST body, unique by its Message-ID: a reply above the
-    quoted reminder, in text and HTML, or with ``long`` a 4,000-character line."""
+def sendgrid_body(
+    n: int, to: str, long: bool = False, name: str = "Ada", email: str = "ada@example.com"
+) -> bytes:
+    """One SendGrid parsed-mode multipart POST body, unique by its Message-ID: a reply of ``name``
+    (``email``) above the quoted reminder, in text and HTML, or with ``long`` a 4,000-character line."""
     if long:
         text = f"bench-{n}: {LONG}"
         html = "<div>" + text.replace("; ", "<br>") + "</div>"
     else:
-        text = REPLY.format(to=to, tag=f"bench-{n}")
+        text = REPLY.format(to=to, tag=f"bench-{n}", name=name)
         mine, _, quoted = text.partition("\nOn Mon")
         html = (
             '<div dir="ltr">'
@@ -121,7 +131,7 @@ def sendgrid_body(n: int, to: str, long: bool = False) -> bytes:
         + "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.com; s=s1; h=from:to:subject:"
         + f"date:message-id; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b={_SIGNATURE}\n"
         + "ARC-Authentication-Results: i=1; mx.example.com; dkim=pass header.d=example.com; spf=pass\n"
-        + f"MIME-Version: 1.0\nFrom: Ada <ada@example.com>\nTo: {to}\n"
+        + f"MIME-Version: 1.0\nFrom: {name} <{email}>\nTo: {to}\n"
         + "Subject: Re: What did you get done today?\n"
         + f"Date: Mon, 23 Nov 2026 17:53:04 +0100\nMessage-ID: <bench-{n}@example.com>\n"
         + "In-Reply-To: <r.1@donebox.example>\nReferences: <r.1@donebox.example>\n"
@@ -131,9 +141,9 @@ def sendgrid_body(n: int, to: str, long: bool = False) -> bytes:
         ("headers", headers),
         ("dkim", "{@example.com : pass}"),
         ("SPF", "pass"),
-        ("envelope", json.dumps({"to": [to], "from": "ada@example.com"})),
+        ("envelope", json.dumps({"to": [to], "from": email})),
         ("to", to),
-        ("from", "Ada <ada@example.com>"),
+        ("from", f"{name} <{email}>"),
         ("subject", "Re: What did you get done today?"),
         ("text", text),
         ("html", html),
@@ -166,22 +176,28 @@ def request_bytes(path: str, body: bytes) -> bytes:
 
 
 class Requests:
-    """Request n is one of two POSTs (the long one every LONG_EVERY) with its own Message-ID and
-    first line (built on the fly: no 300 MB in memory)."""
+    """Request n is one of two POSTs (the long one every LONG_EVERY) of one of the population's
+    members, with its own Message-ID and first line (built on the fly: no 300 MB in memory).
+    Consecutive requests come from members of different teams, as replies arrive."""
 
-    def __init__(self, path: str, to: str, unique: bool):
+    def __init__(self, path: str, people: str, unique: bool):
         marker = "X" * 20
         self.forms = [  # split where the Message-ID and the text carry the message's number
-            request_bytes(path, sendgrid_body(0, to, long).replace(b"bench-0", f"bench-{marker}".encode()))
-            .split(marker.encode())
-            for long in (False, True)
+            [
+                request_bytes(path, sendgrid_body(0, p.address, long, p.name, p.email).replace(
+                    b"bench-0", f"bench-{marker}".encode()
+                )).split(marker.encode())
+                for long in (False, True)
+            ]
+            for p in read_people(people)
         ]  # fmt: skip
         self.run = uuid.uuid4().hex[:8]
         self.unique = unique
 
     def __getitem__(self, n: int) -> bytes:
         tag = f"{self.run}{n if self.unique else 0:012d}".encode()
-        return tag.join(self.forms[n % LONG_EVERY == 0])
+        member = (n * MIX_STEP) % len(self.forms)
+        return tag.join(self.forms[member][n % LONG_EVERY == 0])
 
 
 async def _client(port: int, requests: Requests, counter: list, stop_at: float, lat: list, errors: list):
@@ -207,9 +223,9 @@ async def _client(port: int, requests: Requests, counter: list, stop_at: float, 
 
 
 async def _load(
-    port: int, path: str, to: str, clients: int, seconds: float, warmup: float, unique: bool
+    port: int, path: str, people: str, clients: int, seconds: float, warmup: float, unique: bool
 ) -> dict:
-    requests = Requests(path, to, unique)
+    requests = Requests(path, people, unique)
     counter = [0]
     lat: list[float] = []
     errors: list[int] = []
@@ -247,12 +263,12 @@ def loadgen_main(args) -> None:
         pass
     unique = not args.path.startswith("/dev/")
     result = asyncio.run(
-        _load(args.port, args.path, args.to, args.clients, args.seconds, args.warmup, unique)
+        _load(args.port, args.path, args.people, args.clients, args.seconds, args.warmup, unique)
     )
     print(json.dumps(result))
 
 
-def load_cmd(port: int, path: str, clients: int, seconds: float, to: str, warmup: float) -> list[str]:
+def load_cmd(port: int, path: str, clients: int, seconds: float, people: str, warmup: float) -> list[str]:
     cmd = [
         sys.executable,
         __file__,
@@ -264,11 +280,11 @@ def load_cmd(port: int, path: str, clients: int, seconds: float, to: str, warmup
         "--clients",
         str(clients),
     ]
-    return cmd + ["--seconds", str(seconds), "--to", to, "--warmup", str(warmup)]
+    return cmd + ["--seconds", str(seconds), "--people", people, "--warmup", str(warmup)]
 
 
-def run_load(port: int, path: str, clients: int, seconds: float, to: str, warmup: float) -> dict:
-    cmd = load_cmd(port, path, clients, seconds, to, warmup)
+def run_load(port: int, path: str, clients: int, seconds: float, people: str, warmup: float) -> dict:
+    cmd = load_cmd(port, path, clients, seconds, people, warmup)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -391,28 +407,54 @@ def setup_database(kind: str, tmp: str) -> tuple[str, callable]:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
 
 
-def prepare(env: dict) -> str:
-    """Migrate, create a team with one member; the member's reply address."""
+class Person(NamedTuple):
+    address: str  # the member's reply address (today's)
+    name: str
+    email: str
+
+
+def prepare(env: dict, teams: int = 1, size: int = 1) -> list[Person]:
+    """Migrate, create ``teams`` teams of ``size`` members each, in time zones of their own; the
+    members, with their reply addresses."""
     subprocess.run([str(BIN / "donebox"), "migrate"], env=env, check=True, capture_output=True)
     code = f"""
+import json
 from datetime import UTC, datetime
 from app.db import session
 from app.models import Member, Team
 from app.checkins.reply_tokens import reply_address
+ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "America/Sao_Paulo")
+people = []
 with session() as s:
-    t = Team(name="Bench", timezone="UTC")
-    s.add(t)
-    s.flush()
-    m = Member(team_id=t.id, email="ada@example.com", name="Ada")
-    s.add(m)
-    s.flush()
-    # today's: a reply address works for REPLY_WINDOW_DAYS after its day
-    print(reply_address({SECRET!r}, "reply.bench", m.id, datetime.now(UTC).date()))
+    for t in range({teams}):
+        team = Team(name=f"Bench {{t}}", timezone=ZONES[t % len(ZONES)])
+        s.add(team)
+        s.flush()
+        for i in range({size}):
+            name = ("Ada", "Bob", "Carol", "Dan", "Eve", "Femi", "Gus", "Hana")[i % 8] + f" {{t}}-{{i}}"
+            m = Member(team_id=team.id, email=f"m{{t}}.{{i}}@team{{t}}.example.com", name=name)
+            s.add(m)
+            s.flush()
+            # today's: a reply address works for REPLY_WINDOW_DAYS after its day
+            day = datetime.now(UTC).date()
+            people.append((reply_address({SECRET!r}, "reply.bench", m.id, day), name, m.email))
+print(json.dumps(people))
 """
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True, cwd=ROOT
     )
-    return out.stdout.strip().splitlines()[-1]
+    return [Person(*p) for p in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+def write_people(people: list[Person], folder: str) -> str:
+    """The population in a file for the load generator's process; its path."""
+    path = Path(folder) / "people.json"
+    path.write_text(json.dumps(people))
+    return str(path)
+
+
+def read_people(path: str) -> list[Person]:
+    return [Person(*p) for p in json.loads(Path(path).read_text())]
 
 
 def queued_jobs() -> int:
@@ -508,6 +550,7 @@ def measure_parse_mix(seconds: float) -> dict:
     code = f"""
 import json, os, time
 from pathlib import Path
+from typing import NamedTuple
 from parsers.message import parse_mime
 corpus = Path({str(CORPUS)!r})
 files = []
@@ -541,40 +584,42 @@ print(json.dumps({{"per_s": len(mails) / best, "messages": len(mails), "bytes": 
 
 @contextmanager
 def bench_site(kind: str, prefix: str) -> Iterator[tuple[str, dict, str, str]]:
-    """A fresh ``kind`` database with a prepared team, empty queues and the processes' environment,
-    in a temporary folder: (database url, environment, the team's reply address, folder); the
-    database is dropped and the queues emptied afterwards."""
+    """A fresh ``kind`` database with the bench's teams, empty queues and the processes'
+    environment, in a temporary folder: (database url, environment, the file of the members who
+    send, folder); the database is dropped and the queues emptied afterwards."""
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         url, drop = setup_database(kind, tmp)
         try:
             clear_queues()
             env = bench_env(url, tmp)
-            yield url, env, prepare(env), tmp
+            yield url, env, write_people(prepare(env, TEAMS, TEAM_SIZE), tmp), tmp
         finally:
             drop()
             clear_queues()
 
 
-def intake(web: Server, port: int, path: str, clients: int, seconds: float, to: str, warmup: float) -> dict:
+def intake(
+    web: Server, port: int, path: str, clients: int, seconds: float, people: str, warmup: float
+) -> dict:
     """One load run against ``web``, with the web processes' CPU milliseconds per answered request."""
     cpu0 = web.cpu_s()
-    r = run_load(port, path, clients, seconds, to, warmup)
+    r = run_load(port, path, clients, seconds, people, warmup)
     r["web_cpu_ms"] = 1000 * (web.cpu_s() - cpu0) / max(r["requests"] + r.get("warmup_requests", 0), 1)
     return r
 
 
 def bench_db(kind: str, seconds: float, warmup: float, quick: bool) -> dict:
     results = {}
-    with bench_site(kind, "donebox-bench-") as (url, env, to, tmp):
+    with bench_site(kind, "donebox-bench-") as (url, env, people, tmp):
         port = free_port()
         web = start_web(env, port, Path(tmp) / "web.log")
         try:
             for clients in (16, 64):
                 results[f"accept_c{clients}"] = intake(
-                    web, port, "/inbound/sendgrid", clients, seconds, to, warmup
+                    web, port, "/inbound/sendgrid", clients, seconds, people, warmup
                 )
             results["parse_only_c64"] = intake(
-                web, port, "/dev/inbound/sendgrid/parse-only", 64, seconds, to, warmup
+                web, port, "/dev/inbound/sendgrid/parse-only", 64, seconds, people, warmup
             )
             results["web_peak_rss_mb"] = web.peak_rss_mb()
         finally:
@@ -594,14 +639,14 @@ def soak(kind: str, seconds: float) -> dict:
     """Hold 64 clients on one web (2 uvicorn workers) with a worker processing what it accepts, for
     ``seconds``; the largest web and worker process's resident set every SOAK_SAMPLE_S."""
     out: dict = {}
-    with bench_site(kind, "donebox-soak-") as (url, env, to, tmp):
+    with bench_site(kind, "donebox-soak-") as (url, env, people, tmp):
         port = free_port()
         web = start_web(env, port, Path(tmp) / "web.log")
         worker = start_worker(env, Path(tmp) / "worker.log", WORKER_THREADS)
         samples: dict[str, list[tuple[float, float]]] = {"web": [], "worker": []}
         try:
             load = subprocess.Popen(
-                load_cmd(port, "/inbound/sendgrid", 64, seconds, to, 0.0),
+                load_cmd(port, "/inbound/sendgrid", 64, seconds, people, 0.0),
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -670,7 +715,9 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
         f"is faster) {summary['yardstick'][0]} s at the start and {summary['yardstick'][1]} s at the "
         "end: the machine's speed, which all CPU figures move with.",
         "`donebox web --workers 2` (uvloop + httptools); SendGrid parsed-mode multipart POSTs, each a "
-        "new mail, Basic auth: nine in ten a reply of four lines above the quoted reminder, in text and "
+        f"new mail from one of {TEAMS * TEAM_SIZE} members ({TEAMS} teams of {TEAM_SIZE}, each member "
+        "to their own reply address, consecutive POSTs from different teams), Basic auth: nine in ten a "
+        "reply of four lines above the quoted reminder, in text and "
         f"HTML ({_kb(False)} KB), one in ten a 4,000-character pasted line ({_kb(True)} KB: one entry, "
         "cut at MAX_ENTRY_CHARS); keep-alive clients in a separate process on the same machine. "
         "Each web process sends the ids it commits to Redis in `process_inbound_batch` messages: under "
@@ -773,7 +820,7 @@ def main() -> None:
     p.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
     for opt, typ in (("--port", int), ("--path", str), ("--clients", int), ("--seconds", float)):
         p.add_argument(opt, type=typ, help=argparse.SUPPRESS)
-    p.add_argument("--to", help=argparse.SUPPRESS)
+    p.add_argument("--people", help=argparse.SUPPRESS)  # the file of the members who send (write_people)
     p.add_argument("--warmup", type=float, default=0.0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.loadgen:
