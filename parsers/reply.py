@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from parsers import limits, quotes
 from parsers.html_reply import html_lines
 from parsers.message import parse_mime
-from parsers.signature import find_signature
+from parsers.signature import search_signature
 from parsers.text_reply import cut_quotes, norm_line
 
 
@@ -114,6 +114,7 @@ class _Pass:
     forwarded: list[str]
     notes: tuple[str, ...]
     cuts: list[tuple[int, str, str]]
+    settled: bool = True  # no signature is left in ``kept`` (the search did not stop at its cap)
 
 
 def _marked_signature(own: list[str], own_idx: list[int], kinds: list[str | None]) -> int | None:
@@ -148,7 +149,8 @@ def _one_pass(lines, kinds, known_quotes, strip_signature) -> _Pass:
             own.pop()
             own_idx.pop()
         notes += ("cut the signature the HTML marks",)
-    if strip_signature and (found := find_signature(own)) is not None:
+    found, settled = search_signature(own) if strip_signature else (None, True)
+    if found is not None:
         at, rule = found
         signature = own[at:] + signature
         cuts.append((own_idx[at], rule, quotes.RULES[rule].confidence))
@@ -157,7 +159,7 @@ def _one_pass(lines, kinds, known_quotes, strip_signature) -> _Pass:
             own.pop()
             own_idx.pop()
         notes += ("cut a signature",)
-    return _Pass(own, own_idx, cut.quoted, signature, forwarded, notes, cuts)
+    return _Pass(own, own_idx, cut.quoted, signature, forwarded, notes, cuts, settled)
 
 
 def _join(lines: list[str], idx: list[int], collapse: bool) -> tuple[str, list[int]]:
@@ -197,6 +199,31 @@ def _cut_point(lines: list[str], kept_idx: list[int], cuts: list[tuple[int, str,
     return at, rule, confidence
 
 
+STABLE_MAX_LINES = 200  # the lines text_reply.Kinds looks through for quoted-printable bytes
+
+
+def _stable(lines: list[str], one: _Pass) -> bool:
+    """Whether a pass over the plain-text pass ``one``'s text would cut nothing more, so need not
+    run: ``one`` kept a run of the input's lines whole, under nothing but blank lines, and
+    cut everything after it. The same lines without those after them read as they did: every
+    rule of the text pass looks back only at kept lines and looks ahead only for more evidence of
+    a quote (fewer lines ahead find less), and the signature search already ended on these lines
+    with no rule fitting. Not where a kept line holds an "=" (the pass reads such a line
+    quoted-printable decoded when any line of the first STABLE_MAX_LINES looks encoded, so
+    without the lines cut it may read it otherwise), nor for a text too long for that look to
+    have seen every line."""
+    if len(lines) > STABLE_MAX_LINES or not one.settled or not one.kept_idx:
+        return False
+    if any("=" in line for line in one.kept):
+        return False
+    first = one.kept_idx[0]
+    return (
+        one.kept_idx == list(range(first, first + len(one.kept_idx)))
+        and not any(line.strip() for line in lines[:first])
+        and all(kept == lines[i] for kept, i in zip(one.kept, one.kept_idx, strict=True))
+    )
+
+
 def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[str, ...] = ()) -> Reply:
     """Extract the sender's new text from ``message``; never raises."""
     text, html, notes = _body_of(message)
@@ -216,7 +243,10 @@ def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[
     more = one.notes
     # Cutting can bring lines together that now read as a header ("From: x" / "Sent: y" around a
     # removed quote); repeating the pass until it is stable makes extraction idempotent.
-    for _ in range(MAX_PASSES if quoted or signature or forwarded else 0):
+    again = quoted or signature or forwarded
+    if again and not from_html and _stable(lines, one):
+        again = False  # the pass would give the same text back
+    for _ in range(MAX_PASSES if again else 0):
         again_lines = _lines(body)
         again = _one_pass(again_lines, None, known_quotes, strip_signature)
         again_body, again_idx = _join(again.kept, again.kept_idx, from_html)

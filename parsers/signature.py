@@ -187,20 +187,29 @@ def _contact_block(lines: list[str], idx: list[int]) -> int | None:
     return None
 
 
+MAX_CUTS = 6  # stacked signatures cut from one reply
+
+
 def find_signature(lines: list[str]) -> tuple[int, str] | None:
     """(where the signature starts in ``lines``, the rule of its topmost cut), or None.
 
     Repeated until no rule fits, so stacked footers ("Thanks,\nAna\n\nSent from my iPhone") all go.
     """
+    return search_signature(lines)[0]
+
+
+def search_signature(lines: list[str]) -> tuple[tuple[int, str] | None, bool]:
+    """``find_signature``'s answer, and whether the search ended because no rule fits the lines
+    above its cut (rather than after MAX_CUTS cuts): then those lines hold no signature."""
     found, end, footers = None, len(lines), {}
-    for _ in range(6):
+    for _ in range(MAX_CUTS):
         hit = _signature_start(lines[:end], footers)
         if hit is None:
-            break
+            return found, True
         found, end = hit, hit[0]
         while end and not lines[end - 1].strip():
             end -= 1
-    return found
+    return found, False
 
 
 def split_signature(lines: list[str]) -> tuple[list[str], list[str]]:

@@ -1,10 +1,12 @@
 """Properties of reply extraction over arbitrary text."""
 
 import string
+from unittest import mock
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import parsers.reply as reply_module
 from parsers.quotes import RULES
 from parsers.reply import extract_reply, extract_reply_text, looks_like_html, looks_like_mime
 
@@ -148,3 +150,56 @@ def test_arbitrary_html_never_raises_and_gives_text(html):
     assert reply.from_html or not reply.text
     assert "<div" not in reply.text
     check_cut_point(reply)
+
+
+# the pieces a member's reply above our quoted reminder is made of, for the repeated pass's skip
+_OURS = ("Hi Ada,", "What did you get done today? Reply to this email: each line becomes an entry.")
+_REPLY_PIECES = st.sampled_from(
+    [
+        "Shipped the export (ticket 12)",
+        "Tomorrow: docs",
+        "- fixed #4 with @bob",
+        "",
+        "  ",
+        "Thanks,",
+        "Ada",
+        "Cheers!",
+    ]
+    + [f"> {line}" for line in _OURS]
+    + [
+        "On Mon, Nov 23, 2026 at 5:00 PM Donebox <r@x.example> wrote:",
+        "Sent from my iPhone",
+        "-- ",
+        "From: a@x",
+    ]
+    + [
+        "Sent: Monday",
+        "Thanks! On Mon, Sep 14, 2015 at 2:23 AM Ana <ana@example.com> wrote:",
+        "a=3Db",
+        *_OURS,
+    ]
+)
+REPLIES = st.lists(st.one_of(_REPLY_PIECES, LINE), max_size=20).map("\n".join)
+
+
+@given(st.one_of(REPLIES, MESSAGES), st.booleans())
+@settings(max_examples=1500, deadline=None)
+def test_a_pass_skipped_as_stable_would_have_changed_nothing(text, strip):
+    """extract_reply skips the repeated text pass where the first one kept a run of whole lines
+    and cut all after it (parsers.reply._stable): the Reply is what running the pass gives."""
+    skipping = extract_reply(text, strip_signature=strip, known_quotes=_OURS)
+    with mock.patch.object(reply_module, "_stable", return_value=False):
+        assert skipping == extract_reply(text, strip_signature=strip, known_quotes=_OURS)
+
+
+def test_a_reply_above_our_quoted_reminder_needs_one_pass():
+    text = "Shipped the export\nTomorrow: docs\n\nThanks,\nAda\n\n"
+    text += "On Mon, Nov 23, 2026 at 5:00 PM Donebox <r@x> wrote:\n"
+    text += "\n".join(f"> {line}" for line in _OURS)
+    with mock.patch.object(reply_module, "_one_pass", wraps=reply_module._one_pass) as passes:
+        assert extract_reply(text, known_quotes=_OURS).text == "Shipped the export\nTomorrow: docs"
+    assert passes.call_count == 1
+    # a quote between two kept parts: the pass is run again
+    with mock.patch.object(reply_module, "_one_pass", wraps=reply_module._one_pass) as passes:
+        assert extract_reply("Yes\n> x?\nNo").text == "Yes\nNo"
+    assert passes.call_count == 2
