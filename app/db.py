@@ -112,7 +112,7 @@ def pg_insert_rows(
     instead, whose text psycopg parses again on every call (past its cache's 50 parameters)."""
     columns, same = tuple(rows[0]), same or {}
     sql = _insert_rows_sql(table, columns, tuple(same), tail)
-    params = {f"_c{i}": [row[name] for row in rows] for i, name in enumerate(columns)}
+    params = _column_arrays(columns, rows)
     params.update((f"_s{i}", value) for i, value in enumerate(same.values()))
     return conn.exec_driver_sql(sql, params)
 
@@ -126,15 +126,24 @@ def pg_update_rows(
     aliased ``t``. Its rowcount is the rows updated."""
     columns = tuple(rows[0])
     sql = _update_rows_sql(table, columns, keys, where)
-    return conn.exec_driver_sql(
-        sql, {f"_c{i}": [row[name] for row in rows] for i, name in enumerate(columns)}
-    )
+    return conn.exec_driver_sql(sql, _column_arrays(columns, rows))
+
+
+def _column_arrays(columns: tuple[str, ...], rows: Sequence[Mapping]) -> dict[str, list]:
+    """The statements' parameters: each column's values, in the rows' order, as ``_c<i>``."""
+    return {f"_c{i}": [row[name] for row in rows] for i, name in enumerate(columns)}
+
+
+def _unnest(table: Table, columns: tuple[str, ...]) -> tuple[str, str]:
+    """(``unnest``'s arguments: one binary array parameter a column, cast to its element type;
+    the names of its output columns, ``_c<i>``)."""
+    arrays = ", ".join(f"%(_c{i})b::{_element_type(table.c[name])}[]" for i, name in enumerate(columns))
+    return arrays, ", ".join(f"_c{i}" for i in range(len(columns)))
 
 
 @lru_cache(maxsize=64)
 def _update_rows_sql(table: Table, columns: tuple[str, ...], keys: tuple[str, ...], where: str) -> str:
-    arrays = ", ".join(f"%(_c{i})b::{_element_type(table.c[name])}[]" for i, name in enumerate(columns))
-    aliases = ", ".join(f"_c{i}" for i in range(len(columns)))
+    arrays, aliases = _unnest(table, columns)
     sets = ", ".join(f"{name} = u._c{i}" for i, name in enumerate(columns) if name not in keys)
     match = " AND ".join(f"t.{name} = u._c{columns.index(name)}" for name in keys)
     return (
@@ -161,8 +170,7 @@ def _is_string(column: Column) -> bool:
 @lru_cache(maxsize=64)
 def _insert_rows_sql(table: Table, columns: tuple[str, ...], same: tuple[str, ...], tail: str) -> str:
     picked = [f"u._c{i}" for i in range(len(columns))] + [f"%(_s{i})s" for i in range(len(same))]
-    arrays = ", ".join(f"%(_c{i})b::{_element_type(table.c[name])}[]" for i, name in enumerate(columns))
-    aliases = ", ".join(f"_c{i}" for i in range(len(columns)))
+    arrays, aliases = _unnest(table, columns)
     return (
         f"INSERT INTO {table.name} ({', '.join(columns + same)}) SELECT {', '.join(picked)} "
         f"FROM unnest({arrays}) WITH ORDINALITY AS u({aliases}, _n) ORDER BY u._n {tail}"
