@@ -18,7 +18,7 @@ from parsers import limits, quotes
 from parsers.html_reply import html_lines
 from parsers.message import parse_mime
 from parsers.signature import search_signature
-from parsers.text_reply import cut_quotes, norm_line
+from parsers.text_reply import QP_LOOK_LINES, cut_quotes, norm_line
 
 
 @dataclass(frozen=True)
@@ -199,9 +199,6 @@ def _cut_point(lines: list[str], kept_idx: list[int], cuts: list[tuple[int, str,
     return at, rule, confidence
 
 
-STABLE_MAX_LINES = 200  # the lines text_reply.Kinds looks through for quoted-printable bytes
-
-
 def _stable(lines: list[str], one: _Pass) -> bool:
     """Whether a pass over the plain-text pass ``one``'s text would cut nothing more, so need not
     run: ``one`` kept a run of the input's lines whole, under nothing but blank lines, and
@@ -209,10 +206,10 @@ def _stable(lines: list[str], one: _Pass) -> bool:
     rule of the text pass looks back only at kept lines and looks ahead only for more evidence of
     a quote (fewer lines ahead find less), and the signature search already ended on these lines
     with no rule fitting. Not where a kept line holds an "=" (the pass reads such a line
-    quoted-printable decoded when any line of the first STABLE_MAX_LINES looks encoded, so
+    quoted-printable decoded when any line of the first QP_LOOK_LINES looks encoded, so
     without the lines cut it may read it otherwise), nor for a text too long for that look to
     have seen every line."""
-    if len(lines) > STABLE_MAX_LINES or not one.settled or not one.kept_idx:
+    if len(lines) > QP_LOOK_LINES or not one.settled or not one.kept_idx:
         return False
     if any("=" in line for line in one.kept):
         return False
@@ -243,10 +240,10 @@ def extract_reply(message, *, strip_signature: bool = True, known_quotes: tuple[
     more = one.notes
     # Cutting can bring lines together that now read as a header ("From: x" / "Sent: y" around a
     # removed quote); repeating the pass until it is stable makes extraction idempotent.
-    again = quoted or signature or forwarded
-    if again and not from_html and _stable(lines, one):
-        again = False  # the pass would give the same text back
-    for _ in range(MAX_PASSES if again else 0):
+    repeat = bool(quoted or signature or forwarded)
+    if repeat and not from_html and _stable(lines, one):
+        repeat = False  # the pass would give the same text back
+    for _ in range(MAX_PASSES if repeat else 0):
         again_lines = _lines(body)
         again = _one_pass(again_lines, None, known_quotes, strip_signature)
         again_body, again_idx = _join(again.kept, again.kept_idx, from_html)

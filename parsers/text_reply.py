@@ -20,6 +20,7 @@ from parsers import quotes
 
 MAX_LINES = 5000  # lines past this many are kept as they are, never searched for quotes
 MAX_WINDOW = 5  # an attribution may be wrapped over this many lines (polymail uses five)
+QP_LOOK_LINES = 200  # the first lines looked through for quoted-printable bytes left undecoded
 
 # Bidirectional marks that right-to-left clients wrap names and addresses in: invisible, so ignored.
 _BIDI = dict.fromkeys([0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
@@ -199,7 +200,7 @@ class Kinds:
             cut if cut.isascii() else cut.translate(_BIDI)  # the marks are not ASCII
             for cut in (line[: quotes.MAX_LINE] for line in lines[: self.n + MAX_WINDOW])
         ]
-        if any(_QP_UTF8.search(line) for line in view[:200]):
+        if any(_QP_UTF8.search(line) for line in view[:QP_LOOK_LINES]):
             view = [_unqp(line) if "=" in line else line for line in view]
         self.lines = view
         self.forced = forced
