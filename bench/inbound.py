@@ -425,6 +425,7 @@ from app.models import Member, Team
 from app.checkins.reply_tokens import reply_address
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "America/Sao_Paulo")
 people = []
+day = datetime.now(UTC).date()  # today's: a reply address works for REPLY_WINDOW_DAYS after its day
 with session() as s:
     for t in range({teams}):
         team = Team(name=f"Bench {{t}}", timezone=ZONES[t % len(ZONES)])
@@ -435,8 +436,6 @@ with session() as s:
             m = Member(team_id=team.id, email=f"m{{t}}.{{i}}@team{{t}}.example.com", name=name)
             s.add(m)
             s.flush()
-            # today's: a reply address works for REPLY_WINDOW_DAYS after its day
-            day = datetime.now(UTC).date()
             people.append((reply_address({SECRET!r}, "reply.bench", m.id, day), name, m.email))
 print(json.dumps(people))
 """
