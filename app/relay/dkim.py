@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import dkim as dkimpy
 from cryptography.hazmat.primitives import hashes, serialization
@@ -81,10 +82,15 @@ def _select(headers: list, include: tuple[bytes, ...]) -> list:
 
 def _relaxed(name: bytes, value: bytes) -> bytes:
     """``name:value`` in relaxed header canonicalization (RFC 6376 3.4.2), as dkimpy's Relaxed."""
-    return name.lower().rstrip() + b":" + _WSP.sub(b" ", _UNFOLD.sub(b"", value)).strip()
+    unfolded = value.replace(b"\r\n", b"")  # what _UNFOLD takes from a value without a lone LF
+    if b"\n" in unfolded:  # a lone LF (replace leaves every one)
+        unfolded = _UNFOLD.sub(b"", value)
+    if b"\t" in unfolded or b"  " in unfolded:  # else every run of white space is one space already
+        unfolded = _WSP.sub(b" ", unfolded)
+    return name.lower().rstrip() + b":" + unfolded.strip()
 
 
-def _signature(d: dkimpy.DKIM, key: Key, include_headers: tuple[bytes, ...], now: int) -> bytes:
+def _signature(d: Parsed | dkimpy.DKIM, key: Key, include_headers: tuple[bytes, ...], now: int) -> bytes:
     """dkimpy's DKIM.sign + gen_header (relaxed/simple), with the key step from cryptography and the
     header hash (dkimpy's hash_headers) over only the fields it signs."""
     domain, selector = key.domain.encode(), key.selector.encode()
@@ -115,11 +121,43 @@ def _signature(d: dkimpy.DKIM, key: Key, include_headers: tuple[bytes, ...], now
     return name + b": " + dkimpy.fold(value, namelen=len(name), linesep=b"\r\n")
 
 
-def _parsed(raw: bytes) -> dkimpy.DKIM:
+class Parsed(NamedTuple):
+    """What signing reads of a message: its fields as dkimpy's parse gives them ([name, value]
+    lists, each value with its folds and line end) and its body."""
+
+    headers: list
+    body: bytes
+
+
+_FIELD_NAME = re.compile(rb"[\x21-\x7e]+")
+
+
+def _fields(block: bytes) -> list | None:
+    """dkimpy's rfc822_parse fields of a header block of CRLF lines (without the blank line that
+    ends it), or None for a block it would read otherwise (an empty line, a "From " line, a line
+    it refuses, a fold before any field): then dkimpy's own parse runs. One ``find`` a line where
+    dkimpy tries a pattern from the line's start."""
+    fields: list = []
+    for line in block.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1][1] += line + b"\r\n"
+            continue
+        colon = line.find(b":")
+        if colon <= 0 or not _FIELD_NAME.fullmatch(line, 0, colon):
+            return None
+        fields.append([line[:colon], line[colon + 1 :] + b"\r\n"])
+    return fields
+
+
+def _parsed(raw: bytes) -> Parsed | dkimpy.DKIM:
     """dkimpy's parse of ``raw`` (headers and body). When every line ends in CRLF, dkimpy's line
-    split of the body would give the body back as it is: it parses only the header block then."""
+    split of the body would give the body back as it is, and its reading of the header block is
+    ``_fields``: only where that declines does dkimpy parse."""
     end = raw.find(b"\r\n\r\n")
     if end > 0 and raw.count(b"\n") == raw.count(b"\r\n"):
+        fields = _fields(raw[:end])
+        if fields is not None:
+            return Parsed(fields, raw[end + 4 :])
         d = dkimpy.DKIM(raw[: end + 4])
         d.body = raw[end + 4 :]
         return d

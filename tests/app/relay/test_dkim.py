@@ -1,6 +1,7 @@
 import dkim as dkimpy
 import pytest
 from cryptography.hazmat.primitives import serialization
+from dkim.canonicalization import Relaxed
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -170,17 +171,35 @@ def test_a_routed_digest_over_starttls_arrives_signed_tracked_and_verifiable(tea
     assert verify_all(raw, {"sel._domainkey.mail.test.": txt.encode()}) == [True]
 
 
-@given(st.lists(st.sampled_from([b"A: b", b" folded", b"", b"body.", b"x\ry", b"\n", b"\r"]), max_size=12))
-def test_the_quick_parse_gives_what_dkimpys_own_parse_gives(parts):
-    raw = b"From: a@example.org\r\nTo: b@example.org\r\n" + b"\r\n".join(parts)
+LINES = [b"A: b", b" folded", b"\tfolded", b"", b"body.", b"x\ry", b"\n", b"\r", b"From x", b"B:", b":c"]
+LINES += [b"Sub ject: d", b"X-\xc3\xa9: e", b"A:b:c", b"\x7f: f", b"C\t: g", b"D :h"]
+
+
+@given(st.lists(st.sampled_from(LINES), max_size=12), st.booleans())
+def test_the_quick_parse_gives_what_dkimpys_own_parse_gives(parts, fold_first):
+    """Fields, folds, names dkimpy refuses or reads otherwise, "From " lines, line ends of every
+    kind, a fold before the first field."""
+    first = b" folded\r\n" if fold_first else b""
+    raw = first + b"From: a@example.org\r\nTo: b@example.org\r\n" + b"\r\n".join(parts)
     try:
         theirs = dkimpy.DKIM(raw)
-    except dkimpy.MessageFormatError:
-        with pytest.raises(dkimpy.MessageFormatError):
+    except (dkimpy.MessageFormatError, IndexError) as e:  # IndexError: a fold before any field
+        with pytest.raises(type(e)):
             dkim._parsed(raw)
         return
     ours = dkim._parsed(raw)
     assert (ours.headers, ours.body) == (theirs.headers, theirs.body)
+
+
+@given(
+    st.binary(max_size=4), st.lists(st.sampled_from([b" ", b"  ", b"\t", b"\r", b"\n", b"\r\n", b"a", b":"]))
+)
+def test_the_relaxed_field_is_dkimpys(name, pieces):
+    """A field in relaxed canonicalization, as dkimpy makes it: lone CRs and LFs, CRLFs, runs of
+    spaces and tabs anywhere in the value."""
+    value = b"".join(pieces)
+    ((lower, canonical),) = Relaxed.canonicalize_headers([(b"Name" + name, value)])
+    assert dkim._relaxed(b"Name" + name, value) == lower + b":" + canonical.removesuffix(b"\r\n")
 
 
 def test_a_message_with_bare_line_feeds_is_signed_as_dkimpy_signs_it(keys, monkeypatch):
