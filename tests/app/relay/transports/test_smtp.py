@@ -1,4 +1,5 @@
 import dataclasses
+import re
 import threading
 from email.parser import BytesParser
 from email.policy import default
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from app.errors import PermanentSendError, TransientSendError
 from app.relay.render import build_message
 from app.relay.transports.base import Outgoing
-from app.relay.transports.smtp import SMTPConfig, SMTPTransport, smtp_data
+from app.relay.transports.smtp import SMTPConfig, SMTPTransport, smtp_content, smtp_data
 from tests.app.relay.transports import smtp_server
 from tests.conftest import FIXED_NOW
 
@@ -162,10 +163,19 @@ def test_dots_and_bare_line_endings_cannot_smuggle_a_second_message(server):
     assert b"MAIL FROM:<x@evil>" in content and content.endswith(b"end\r\n")
 
 
-@given(st.binary(max_size=300))
+ENDS = st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b"\n\r", b"\r\r\n", b"\n."]), max_size=30)
+
+
+@given(st.binary(max_size=300) | ENDS.map(b"".join))
 def test_smtp_data_never_has_a_bare_cr_or_lf(raw):
     data = smtp_data(raw)
     assert data.count(b"\r") == data.count(b"\n") == data.count(b"\r\n") and data.endswith(b"\r\n")
+    plain = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)  # every line end made CRLF, however it was
+    assert data == (plain if plain.endswith(b"\r\n") else plain + b"\r\n")
+    lines = data.split(b"\r\n")[:-1]
+    assert (
+        smtp_content(data) == b"".join(b"." * ln.startswith(b".") + ln + b"\r\n" for ln in lines) + b".\r\n"
+    )
 
 
 def test_an_unusable_url_is_a_clear_error():
