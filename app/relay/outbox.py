@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Row, and_, func, insert, or_, select, text, true, update
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -472,6 +472,19 @@ def pg_finish_params(message_id: int, to: str, *, now: datetime, error: str, raw
     return params | {"hook_like": kind and webhooks.like(kind), "hook_until": now + webhooks.retry_window()}
 
 
+def _driver(session: Session):
+    """The psycopg connection under ``session``, in the session's transaction. A session bound to a
+    connection in autocommit (the workers') and not in a transaction gets it without beginning
+    one: there a statement is its own transaction, and a session transaction begun and committed
+    around it would be bookkeeping in Python alone, once per message sent."""
+    bind = session.bind
+    if isinstance(bind, Connection) and not session.in_transaction():
+        driver = bind.connection.dbapi_connection
+        if driver.autocommit:
+            return driver
+    return session.connection().connection.dbapi_connection
+
+
 def finish(
     session: Session,
     message_id: int,
@@ -495,8 +508,7 @@ def finish(
     packed = None if raw is None else packing.pack(raw)
     if session.get_bind().dialect.name == "postgresql":
         params = pg_finish_params(message_id, to, now=now, error=error, raw_zlib=packed, **values)
-        driver = session.connection().connection.dbapi_connection  # in the session's transaction
-        return driver.execute(_PG_FINISH_SQL, params, prepare=True).fetchone() is not None
+        return _driver(session).execute(_PG_FINISH_SQL, params, prepare=True).fetchone() is not None
     moved = transition(
         session,
         message_id,

@@ -678,7 +678,8 @@ def _deliver_claimed(s, messages, suppressed, renders, states, transport, settin
                 outcome = attempt(d)
                 try:
                     states[m.id] = record(s, d, outcome)
-                    s.commit()
+                    if s.in_transaction():  # not after an outcome written in autocommit alone
+                        s.commit()
                 except Exception:
                     # the database went away after the transport had the message: write its
                     # outcome on a new connection while the claim holds, keeping the slot (no

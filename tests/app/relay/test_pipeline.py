@@ -2,7 +2,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, orm, select
 
 from app import logs
 from app.db import session
@@ -332,17 +332,29 @@ def test_a_batch_is_claimed_in_one_statement_and_each_outcome_recorded_in_one_on
     routing.config_cache(get_settings()).get()  # senders and routes: read once per RELAY_CONFIG_TTL_S
     domains.signing.get("mail.test", get_settings())  # the From domain's keys: once per dkim.CACHE_S
     real = psycopg.Connection.execute  # what goes to psycopg as it is (the outcome), counted too
-    with statements_seen(get_engine()) as seen:
-        monkeypatch.setattr(
-            psycopg.Connection, "execute", lambda c, q, *a, **k: seen.append((q, a)) or real(c, q, *a, **k)
-        )
-        states = deliver_many(ids, transport=MemoryTransport(), now=NOW)
+    begun = []  # the transactions the batch's sessions began (bookkeeping; no BEGIN in autocommit)
+
+    def began(s, *_):
+        begun.append(s)
+
+    event.listen(orm.Session, "after_begin", began)
+    try:
+        with statements_seen(get_engine()) as seen:
+            monkeypatch.setattr(
+                psycopg.Connection,
+                "execute",
+                lambda c, q, *a, **k: seen.append((q, a)) or real(c, q, *a, **k),
+            )
+            states = deliver_many(ids, transport=MemoryTransport(), now=NOW)
+    finally:
+        event.remove(orm.Session, "after_begin", began)
     statements = [q.split()[0].upper() for q, _ in seen]
     assert set(states.values()) == {"sent"}
     # PostgreSQL: the claim (with its events), the suppression check, then one statement per
     # message, in autocommit (no BEGIN/COMMIT round trips) and without waiting for the WAL flush
     if get_engine().dialect.name == "postgresql":
         assert statements == ["SET", "WITH", "SELECT"] + ["WITH"] * CLAIM_BATCH + ["RESET"]
+        assert len(begun) == 1  # the claim's; an outcome, one statement in autocommit, begins none
         with get_engine().connect() as conn:  # the pool's connections wait for the WAL flush again
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
     else:  # SQLite: the claim is one UPDATE and one multi-row INSERT of events, then a transaction
