@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlmodel import Session
 
 from app.checkins.times import local_date
+from app.db import in_list
 from app.models import Member, OutboundMessage, Team
 
 # states of a reminder that reached its member's mail server (bounced: it did not; queued,
@@ -65,13 +67,19 @@ def reached_pairs(s: Session, pairs: Iterable[tuple[int, date]]) -> set[tuple[in
     by_key = {checkin_key("reminder", mid, d): (mid, d) for mid, d in pairs}
     keys = list(by_key)
     found: set[tuple[int, date]] = set()
-    M = OutboundMessage
+    stmt = _reached(s.get_bind().dialect.name)
     for i in range(0, len(keys), KEYS_PER_QUERY):
-        stmt = select(M.idempotency_key).where(
-            M.idempotency_key.in_(keys[i : i + KEYS_PER_QUERY]), M.state.in_(REACHED)
-        )
-        found.update(by_key[k] for k in s.execute(stmt).scalars())
+        found.update(by_key[k] for k in s.execute(stmt, {"keys": keys[i : i + KEYS_PER_QUERY]}).scalars())
     return found
+
+
+@cache
+def _reached(dialect: str) -> Select:
+    """reached_pairs' look-up of the reached messages among a list of keys (:keys, one parameter:
+    app.db.in_list), built once."""
+    M = OutboundMessage
+    keys = in_list(M.__table__.c.idempotency_key, "keys", dialect)
+    return select(M.idempotency_key).where(keys, M.state.in_(REACHED))
 
 
 def not_heard_from(

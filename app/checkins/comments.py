@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlmodel import Session
 
 from app.checkins.reply_tokens import digest_reply_address
 from app.checkins.times import local_midnight_after
+from app.db import in_list
 from app.models import Comment, Entry, Member, OutboundMessage, Team
 from app.relay import outbox
 from app.settings import Settings
@@ -126,12 +128,29 @@ def forget(s: Session, inbound_ids: list[int]) -> None:
     s.execute(delete(Comment).where(Comment.inbound_id.in_(inbound_ids)))
 
 
+@cache
+def _by_list(dialect: str) -> tuple[Select, Select, Select]:
+    """(members by id, entries' texts by id, comments of teams :ids written from :start to before
+    :end), built once per dialect; each list bound as one parameter (app.db.in_list)."""
+    return (
+        select(Member).where(in_list(Member.__table__.c.id, "ids", dialect)),
+        select(Entry.id, Entry.text).where(in_list(Entry.__table__.c.id, "ids", dialect)),
+        select(Comment)
+        .where(
+            in_list(Comment.__table__.c.team_id, "ids", dialect),
+            Comment.created_at >= bindparam("start", type_=Comment.__table__.c.created_at.type),
+            Comment.created_at < bindparam("end", type_=Comment.__table__.c.created_at.type),
+        )
+        .order_by(Comment.id),
+    )
+
+
 def _shown(s: Session, rows: list[Comment]) -> list[Shown]:
-    people = {m.id: m for m in s.execute(select(Member).where(Member.id.in_(
-        {c.author_id for c in rows} | {c.member_id for c in rows if c.member_id}
-    ))).scalars()} if rows else {}  # fmt: skip
+    members, entries, _ = _by_list(s.get_bind().dialect.name)
+    ids = list({c.author_id for c in rows} | {c.member_id for c in rows if c.member_id})
+    people = {m.id: m for m in s.execute(members, {"ids": ids}).scalars()} if rows else {}
     wanted = [c.entry_id for c in rows if c.entry_id]
-    texts = dict(s.execute(select(Entry.id, Entry.text).where(Entry.id.in_(wanted))).all()) if wanted else {}
+    texts = dict(s.execute(entries, {"ids": wanted}).all()) if wanted else {}
     return [
         Shown(
             c.id,
@@ -185,15 +204,12 @@ def comments_of_days(s: Session, team_days: list[tuple[Team, date]]) -> dict[tup
     out: dict[tuple[int, date], list[Comment]] = {key: [] for key in windows}
     if not windows:
         return {}
-    rows = s.execute(
-        select(Comment)
-        .where(
-            Comment.team_id.in_({t for t, _ in windows}),
-            Comment.created_at >= min(start for start, _ in windows.values()),
-            Comment.created_at < max(end for _, end in windows.values()),
-        )
-        .order_by(Comment.id)
-    ).scalars()
+    params = {
+        "ids": list({t for t, _ in windows}),
+        "start": min(start for start, _ in windows.values()),
+        "end": max(end for _, end in windows.values()),
+    }
+    rows = s.execute(_by_list(s.get_bind().dialect.name)[2], params).scalars()
     for c in rows:
         for (team_id, day), (start, end) in windows.items():
             found = out[team_id, day]

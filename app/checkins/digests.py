@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cache
+from typing import NamedTuple
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlmodel import Session
 
 from app.checkins import goals, questions
@@ -20,6 +22,7 @@ from app.checkins.asked import not_heard_from, reached_pairs
 from app.checkins.comments import comments_of_days, written_on
 from app.checkins.entries import Shown, first_per_member, shelves_of_days
 from app.checkins.reply_tokens import team_reply_domain
+from app.db import in_list
 from app.models import Entry, Member, MemberPause, OutboundMessage, Team, TeamSettings
 from app.relay import render
 from app.settings import Settings
@@ -55,13 +58,59 @@ class Group:
 _MEMBER = tuple(Member.__table__.c)
 
 
+class _ByList(NamedTuple):
+    """The batch prefetches' look-ups by a list of ids, built once per dialect; each binds its
+    list as one parameter (app.db.in_list): on PostgreSQL one statement text whatever the batch,
+    which psycopg prepares, where an expanding IN is a text per list length."""
+
+    teams: Select  # Team objects by id (:ids)
+    options: Select  # TeamSettings objects by team id (:ids)
+    members_by_id: Select  # Member objects by id (:ids)
+    active_members: Select  # rows of Member's columns, active members of teams (:ids), by name, then id
+    pauses: Select  # (member, first day, last day) of members (:ids) overlapping :first..:last
+
+
+@cache
+def by_list(dialect: str) -> _ByList:
+    """The prefetch statements of ``dialect`` (see _ByList)."""
+    P = MemberPause
+    return _ByList(
+        teams=select(Team).where(in_list(Team.__table__.c.id, "ids", dialect)),
+        options=select(TeamSettings).where(in_list(TeamSettings.__table__.c.team_id, "ids", dialect)),
+        members_by_id=select(Member).where(in_list(Member.__table__.c.id, "ids", dialect)),
+        active_members=select(*_MEMBER)
+        .where(in_list(Member.__table__.c.team_id, "ids", dialect), Member.active)
+        .order_by(Member.name, Member.id),
+        pauses=select(P.member_id, P.first_day, P.last_day).where(
+            in_list(P.__table__.c.member_id, "ids", dialect),
+            P.first_day <= bindparam("last", type_=P.__table__.c.first_day.type),
+            P.last_day >= bindparam("first", type_=P.__table__.c.last_day.type),
+        ),
+    )
+
+
+def _statements(s: Session) -> _ByList:
+    return by_list(s.get_bind().dialect.name)
+
+
+def teams_and_options(s: Session, team_ids) -> tuple[dict[int, Team], dict[int, TeamSettings | None]]:
+    """``team_ids``' Team objects, held in the session (``s.get`` finds them), and their options
+    (None for a team without a row), kept as ("opts", id) for the builders: two queries."""
+    ids = list(team_ids)
+    found = _statements(s)
+    teams = {t.id: t for t in s.execute(found.teams, {"ids": ids}).scalars()}
+    opts: dict[int, TeamSettings | None] = dict.fromkeys(ids)
+    opts.update((o.team_id, o) for o in s.execute(found.options, {"ids": ids}).scalars())
+    render.hold(s, teams.values())
+    render.keep(s, {("opts", tid): o for tid, o in opts.items()})
+    return teams, opts
+
+
 def _members_of(s: Session, team_ids) -> dict[int, list[Row]]:
     """The active members of each of ``team_ids``, by name, then id: read-only rows of Member's
     columns, not ORM objects (a batch's digests read the members of dozens of teams at once)."""
-    active = select(*_MEMBER).where(Member.team_id.in_(team_ids), Member.active)
-    stmt = active.order_by(Member.name, Member.id)
     members: dict[int, list[Row]] = {t: [] for t in team_ids}
-    for mem in s.execute(stmt):
+    for mem in s.execute(_statements(s).active_members, {"ids": list(team_ids)}):
         members[mem.team_id].append(mem)
     return members
 
@@ -74,10 +123,8 @@ def _pauses(s: Session, member_ids, first: date, last: date) -> list[tuple[int, 
     """(member, first day, last day) of the pauses of ``member_ids`` overlapping first..last."""
     if not member_ids:
         return []
-    stmt = select(MemberPause.member_id, MemberPause.first_day, MemberPause.last_day).where(
-        MemberPause.member_id.in_(member_ids), MemberPause.first_day <= last, MemberPause.last_day >= first
-    )
-    return [tuple(r) for r in s.execute(stmt)]
+    params = {"ids": list(member_ids), "first": first, "last": last}
+    return [tuple(r) for r in s.execute(_statements(s).pauses, params)]
 
 
 def _away_of(pauses, member_ids, first: date, last: date) -> dict[int, date]:
@@ -177,12 +224,7 @@ def prefetch_daily(s: Session, messages: list, settings: Settings) -> None:
     pairs = {(t, d) for t, d in pairs if t in team_ids}
     if not pairs:
         return
-    teams = {t.id: t for t in s.execute(select(Team).where(Team.id.in_(team_ids))).scalars()}
-    opts: dict = dict.fromkeys(team_ids)
-    opts.update(
-        (o.team_id, o)
-        for o in s.execute(select(TeamSettings).where(TeamSettings.team_id.in_(team_ids))).scalars()
-    )
+    teams, opts = teams_and_options(s, team_ids)
     members = _members_of(s, team_ids)
     per_member, chars = settings.digest_entries_per_member, settings.max_entry_chars
     shelves = shelves_of_days(s, pairs, per_member=per_member, chars=chars)
@@ -197,7 +239,6 @@ def prefetch_daily(s: Session, messages: list, settings: Settings) -> None:
     for t, d in pairs:
         ids = {mem.id for mem in members[t]}
         kept |= {
-            ("opts", t): opts[t],
             ("members", t): members[t],
             ("shelves", t, d, d, per_member, chars): shelves[t, d],
             ("away", t, d, d): _away_of(pauses, ids, d, d),
@@ -209,7 +250,6 @@ def prefetch_daily(s: Session, messages: list, settings: Settings) -> None:
             kept["open_goals", t, d] = {
                 mid: found for (mid, day), found in still.items() if day == d and mid in ids and found
             }
-    render.hold(s, teams.values())
     render.keep(s, kept)
 
 

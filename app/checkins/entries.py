@@ -15,9 +15,24 @@ import calendar
 import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import NamedTuple
 
-from sqlalchemy import Text, bindparam, case, delete, func, literal, literal_column, select, text, tuple_
+from sqlalchemy import (
+    Integer,
+    Select,
+    Text,
+    bindparam,
+    case,
+    delete,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from app.checkins import notices
@@ -443,7 +458,7 @@ def on_this_day(
     return out
 
 
-def _shown_columns(chars: int) -> tuple:
+def _shown_columns(chars) -> tuple:
     """The columns of a Shown, the text read one character past ``chars`` (so ``cut`` can tell)."""
     return (
         Entry.id,
@@ -532,25 +547,48 @@ def shelves_of_days(
     out: dict[tuple[int, date], dict[int, Shelf]] = {p: {} for p in pairs}
     if not pairs:
         return out
+    dialect = s.get_bind().dialect.name
+    params: dict = {"chars": chars, "per_member": per_member}
+    if dialect == "postgresql":
+        params |= {"teams": [t for t, _ in pairs], "days": [d for _, d in pairs]}
+    else:
+        params["pairs"] = list(pairs)
+    for r in s.execute(_shelves(dialect), params).all():
+        _shelve(out[r.team_id, r.day], r, per_member=per_member, chars=chars)
+    return out
+
+
+@cache
+def _shelves(dialect: str) -> Select:
+    """shelves_of_days' statement, built once per dialect: on PostgreSQL the (team, day) pairs
+    bound as two arrays (:teams, :days), one text whatever their number; elsewhere as an expanding
+    IN of :pairs. The text read to :chars + 1 characters, :per_member entries a member."""
+    if dialect == "postgresql":
+        listed = func.unnest(
+            bindparam("teams", type_=postgresql.ARRAY(Entry.__table__.c.team_id.type)),
+            bindparam("days", type_=postgresql.ARRAY(Entry.__table__.c.day.type)),
+        )
+        listed = listed.table_valued("team_id", "day").render_derived()
+        chosen = tuple_(Entry.team_id, Entry.day).in_(select(listed.c.team_id, listed.c.day))
+    else:
+        chosen = tuple_(Entry.team_id, Entry.day).in_(bindparam("pairs", expanding=True))
     in_order = (Entry.day, Entry.id)
     is_blocker = case((Entry.kind == "blocker", 1), else_=0)
     whose = (Entry.team_id, Entry.day, Entry.member_id)
     ranked = (
         select(
-            *_shown_columns(chars),
+            *_shown_columns(bindparam("chars", type_=Integer)),
             func.row_number().over(partition_by=whose, order_by=in_order).label("n"),
             func.row_number().over(partition_by=(*whose, is_blocker), order_by=in_order).label("nb"),
             func.count().over(partition_by=whose).label("total"),
             func.sum(is_blocker).over(partition_by=whose).label("blocker_total"),
         )
-        .where(tuple_(Entry.team_id, Entry.day).in_(list(pairs)))
+        .where(chosen)
         .subquery()
     )
-    rows = s.execute(
+    per_member = bindparam("per_member", type_=Integer)
+    return (
         select(ranked)
         .where((ranked.c.n <= per_member) | ((ranked.c.kind == "blocker") & (ranked.c.nb <= per_member)))
         .order_by(ranked.c.team_id, ranked.c.day, ranked.c.member_id, ranked.c.n)
-    ).all()
-    for r in rows:
-        _shelve(out[r.team_id, r.day], r, per_member=per_member, chars=chars)
-    return out
+    )

@@ -13,29 +13,41 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
+from functools import cache
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlmodel import Session
 
 from app.checkins.entries import close_goal
+from app.db import in_list
 from app.models import Entry
 
 GOAL_WINDOW_DAYS = 14
 MAX_LISTED = 10  # goals a reminder lists; a reply's numbers beyond are noted, not applied
 
 
-def _listed_query(member_ids: Iterable[int], first: date, last: date):
-    return (
-        select(Entry)
-        .where(
-            Entry.member_id.in_(list(member_ids)),
-            Entry.kind == "goal",
-            Entry.day >= first - timedelta(days=GOAL_WINDOW_DAYS),
-            Entry.day < last,
-            or_(Entry.closed_on.is_(None), Entry.closed_on >= first),
-        )
-        .order_by(Entry.member_id, Entry.day, Entry.id)
+@cache
+def _listed(dialect: str, open_only: bool) -> Select:
+    """The goals of members :ids set from :since to before :last and open on :first (still open
+    with ``open_only``), built once per dialect; the list bound as one parameter (app.db.in_list)."""
+    day = Entry.__table__.c.day.type
+    stmt = select(Entry).where(
+        in_list(Entry.__table__.c.member_id, "ids", dialect),
+        Entry.kind == "goal",
+        Entry.day >= bindparam("since", type_=day),
+        Entry.day < bindparam("last", type_=day),
+        or_(Entry.closed_on.is_(None), Entry.closed_on >= bindparam("first", type_=day)),
     )
+    if open_only:
+        stmt = stmt.where(Entry.closed_on.is_(None))
+    return stmt.order_by(Entry.member_id, Entry.day, Entry.id)
+
+
+def _listed_rows(s: Session, member_ids: Iterable[int], first: date, last: date, *, open_only: bool = False):
+    """The goals of ``member_ids`` a reminder of a day from ``first`` to ``last`` may list."""
+    since = first - timedelta(days=GOAL_WINDOW_DAYS)
+    params = {"ids": list(member_ids), "since": since, "last": last, "first": first}
+    return list(s.execute(_listed(s.get_bind().dialect.name, open_only), params).scalars())
 
 
 def listed_many(s: Session, pairs: Iterable[tuple[int, date]]) -> dict[tuple[int, date], list[Entry]]:
@@ -44,7 +56,7 @@ def listed_many(s: Session, pairs: Iterable[tuple[int, date]]) -> dict[tuple[int
     if not pairs:
         return {}
     days = [d for _, d in pairs]
-    rows = list(s.execute(_listed_query({m for m, _ in pairs}, min(days), max(days))).scalars())
+    rows = _listed_rows(s, {m for m, _ in pairs}, min(days), max(days))
     out = {}
     for member_id, day in pairs:
         goals = [
@@ -69,9 +81,8 @@ def open_goals(s: Session, member_ids: Iterable[int], day: date) -> dict[int, li
     ids = list(member_ids)
     if not ids:
         return {}
-    stmt = _listed_query(ids, day, day).where(Entry.closed_on.is_(None))
     out: dict[int, list[Entry]] = {}
-    for e in s.execute(stmt).scalars():
+    for e in _listed_rows(s, ids, day, day, open_only=True):
         if len(out.setdefault(e.member_id, [])) < MAX_LISTED:
             out[e.member_id].append(e)
     return out
@@ -83,8 +94,7 @@ def open_goals_many(s: Session, pairs: Iterable[tuple[int, date]]) -> dict[tuple
     if not pairs:
         return {}
     days = [d for _, d in pairs]
-    stmt = _listed_query({m for m, _ in pairs}, min(days), max(days)).where(Entry.closed_on.is_(None))
-    rows = list(s.execute(stmt).scalars())
+    rows = _listed_rows(s, {m for m, _ in pairs}, min(days), max(days), open_only=True)
     out = {}
     for member_id, day in pairs:
         found = [

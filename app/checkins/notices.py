@@ -32,13 +32,14 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlmodel import Session
 
 from app.checkins.schedules import pauses_of
 from app.checkins.times import local_date, paused_on
-from app.db import session
+from app.db import in_list, session
 from app.models import Entry, Member, Notice, OutboundMessage, Team, TeamSettings
 from app.relay import outbox, render
 from app.settings import Settings
@@ -184,23 +185,8 @@ def still_blocked_many(
     if not asks:
         return {}
     latest = max(at for _, at in asks)
-    n = func.row_number().over(partition_by=Entry.member_id, order_by=(Entry.created_at, Entry.id))
-    ranked = (
-        select(Entry.id, n.label("n"))
-        .where(
-            Entry.member_id.in_({mid for mid, _ in asks}),
-            Entry.kind == "blocker",
-            Entry.resolved_at.is_(None),
-            Entry.created_at <= latest - STILL_BLOCKED_AFTER,
-        )
-        .subquery()
-    )
-    rows = s.execute(
-        select(Entry)
-        .join(ranked, ranked.c.id == Entry.id)
-        .where(ranked.c.n <= MAX_STILL_BLOCKED)
-        .order_by(Entry.member_id, Entry.created_at, Entry.id)
-    ).scalars()
+    params = {"ids": list({mid for mid, _ in asks}), "before": latest - STILL_BLOCKED_AFTER}
+    rows = s.execute(_open_blockers(s.get_bind().dialect.name), params).scalars()
     found: dict[int, list[Entry]] = {}
     for e in rows:
         found.setdefault(e.member_id, []).append(e)
@@ -208,6 +194,29 @@ def still_blocked_many(
         (mid, at): [e for e in found.get(mid, []) if e.created_at <= at - STILL_BLOCKED_AFTER]
         for mid, at in asks
     }
+
+
+@cache
+def _open_blockers(dialect: str) -> Select:
+    """still_blocked_many's statement, built once: the first MAX_STILL_BLOCKED open blockers of
+    each member of :ids (one parameter: app.db.in_list) written by :before."""
+    n = func.row_number().over(partition_by=Entry.member_id, order_by=(Entry.created_at, Entry.id))
+    ranked = (
+        select(Entry.id, n.label("n"))
+        .where(
+            in_list(Entry.__table__.c.member_id, "ids", dialect),
+            Entry.kind == "blocker",
+            Entry.resolved_at.is_(None),
+            Entry.created_at <= bindparam("before", type_=Entry.__table__.c.created_at.type),
+        )
+        .subquery()
+    )
+    return (
+        select(Entry)
+        .join(ranked, ranked.c.id == Entry.id)
+        .where(ranked.c.n <= MAX_STILL_BLOCKED)
+        .order_by(Entry.member_id, Entry.created_at, Entry.id)
+    )
 
 
 # ---------------------------------------------------------------- the tick's producer

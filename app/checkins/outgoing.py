@@ -16,7 +16,7 @@ from app.checkins import chat, goals, questions
 from app.checkins.asked import checkin_key, not_heard_from
 from app.checkins.away import away_context
 from app.checkins.comments import comment_context, digest_headers
-from app.checkins.digests import daily_context, prefetch_daily, weekly_context
+from app.checkins.digests import by_list, daily_context, prefetch_daily, teams_and_options, weekly_context
 from app.checkins.entries import Shelf, first_per_member
 from app.checkins.notices import still_blocked, still_blocked_many
 from app.checkins.questions import DEFAULT as DEFAULT_QUESTION
@@ -183,26 +183,13 @@ def reminder_context(s: Session, msg: OutboundMessage, stored: dict, settings: S
     }
 
 
-def _teams_and_options(s: Session, team_ids: set[int]) -> dict[int, TeamSettings | None]:
-    """Read ``team_ids``' Team rows into the session and keep their options ("opts", id): two queries."""
-    teams = list(s.execute(select(Team).where(Team.id.in_(team_ids))).scalars())
-    opts: dict[int, TeamSettings | None] = dict.fromkeys(team_ids)
-    opts.update(
-        (o.team_id, o)
-        for o in s.execute(select(TeamSettings).where(TeamSettings.team_id.in_(team_ids))).scalars()
-    )
-    render.hold(s, teams)
-    render.keep(s, {("opts", tid): o for tid, o in opts.items()})
-    return opts
-
-
 def prefetch_reminders(s: Session, messages: list, settings: Settings) -> None:
     """What ``reminder_context`` reads for each of a batch's reminders and nudges, in at most five
     queries however many they are: members, teams and their options, listed goals, still-open
     blockers."""
-    member_ids = {m.member_id for m in messages if m.member_id}
-    opts = _teams_and_options(s, {m.team_id for m in messages if m.team_id})
-    render.hold(s, s.execute(select(Member).where(Member.id.in_(member_ids))).scalars())
+    member_ids = [m.member_id for m in messages if m.member_id]
+    _, opts = teams_and_options(s, {m.team_id for m in messages if m.team_id})
+    render.hold(s, s.execute(by_list(s.get_bind().dialect.name).members_by_id, {"ids": member_ids}).scalars())
     kept: dict = {}
     days = {}
     for m in messages:
