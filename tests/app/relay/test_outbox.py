@@ -243,3 +243,26 @@ def test_a_claim_and_an_outcome_find_their_rows_by_key_whatever_the_statistics_s
         plan = query_plan(db, statement, parameters)
         assert "ix_outbound_due" not in plan, plan
         assert ("outboundmessage_pkey" if db.dialect.name == "postgresql" else "PRIMARY KEY") in plan, plan
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_a_kept_copy_stays_in_its_row_not_in_a_toast_table(db):
+    """Migration 0035: a packed copy of a few kilobytes (here 6 KB of hex digits and random bytes,
+    which Zstandard shrinks little) is written into outboundcontent's own row, not moved out to its
+    TOAST table, and reads back whole."""
+    import os
+
+    from sqlalchemy import text
+
+    raw = os.urandom(4000).hex().encode()[:4000] + os.urandom(2000)  # hex digits and random bytes
+    with session() as s:
+        mid, _ = make(s)
+        outbox.claim(s, mid, now=NOW, lease_s=60)
+    with session() as s:
+        assert outbox.finish(s, mid, "sent", now=NOW, raw=raw)
+    with session() as s:
+        assert outbox.content(s, mid) == raw
+        toast = "SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE relname = 'outboundcontent'"
+        stored = "SELECT octet_length(raw_zlib) FROM outboundcontent WHERE message_id = :m"
+        assert s.execute(text(stored), {"m": mid}).scalar() > 2100  # past the default's 2 KB
+        assert s.execute(text(toast)).scalar() == 0
