@@ -19,7 +19,7 @@ MAC_BYTES = 8  # 64 bits: forging one takes 2^64 tries against a mail server's p
 
 
 def _mac(secret: str, body: bytes) -> bytes:
-    return hmac.new(secret.encode(), b"verp:" + body, hashlib.sha256).digest()[:MAC_BYTES]
+    return hmac.digest(secret.encode(), b"verp:" + body, hashlib.sha256)[:MAC_BYTES]
 
 
 def token(message_id: int, secret: str) -> str:
