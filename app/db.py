@@ -7,9 +7,22 @@ from contextlib import contextmanager
 from functools import cache, lru_cache
 from pathlib import Path
 
-from sqlalchemy import Column, ColumnElement, LargeBinary, String, Table, Text, bindparam, event, func
+from sqlalchemy import (
+    Boolean,
+    Column,
+    ColumnElement,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    bindparam,
+    event,
+    func,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel import Session, create_engine
 
 from app.settings import get_settings
@@ -87,16 +100,43 @@ def session() -> Iterator[Session]:
             raise
 
 
-def in_list(column: Column, name: str, dialect: str) -> ColumnElement[bool]:
+class InList(ColumnElement[bool]):
+    """``column`` IN the list bound as ``name``: see ``in_list``. Compiled per dialect (below);
+    its cache key is the column and the name, so one statement serves both databases."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition as it is: no "= 1" where booleans are integers
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("name", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, column: Column, name: str):
+        self.column, self.name = column, name
+
+
+@compiles(InList)
+def _expanding_in(element: InList, compiler, **kw) -> str:
+    return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)
+
+
+@compiles(InList, "postgresql")
+def _any_array(element: InList, compiler, **kw) -> str:
+    column = element.column
+    # strings as text[]: a varchar(n)[] cast cuts a longer value, which then matches
+    array = postgresql.ARRAY(Text() if _is_string(column) else column.type)
+    return compiler.process(column == func.any(bindparam(element.name, type_=array)), **kw)
+
+
+def in_list(column: Column, name: str) -> InList:
     """``column`` IN the list bound as ``name`` (a statement built once, bound per call). On
     PostgreSQL ``column = ANY(:name)``: one array parameter whatever the list's length, so the
     text is the same for every call and psycopg converts it once and prepares it, where an
-    expanding IN has a text per length and, past 50 values, is parsed again on every call."""
-    if dialect == "postgresql":
-        # strings as text[]: a varchar(n)[] cast cuts a longer value, which then matches
-        array = postgresql.ARRAY(Text() if _is_string(column) else column.type)
-        return column == func.any(bindparam(name, type_=array))
-    return column.in_(bindparam(name, expanding=True))
+    expanding IN has a text per length and, past 50 values, is parsed again on every call.
+    Elsewhere (SQLite) an expanding IN. The choice is made where the statement is compiled, so a
+    statement that holds it is the same for either database."""
+    return InList(column, name)
 
 
 def pg_insert_rows(

@@ -67,18 +67,18 @@ def reached_pairs(s: Session, pairs: Iterable[tuple[int, date]]) -> set[tuple[in
     by_key = {checkin_key("reminder", mid, d): (mid, d) for mid, d in pairs}
     keys = list(by_key)
     found: set[tuple[int, date]] = set()
-    stmt = _reached(s.get_bind().dialect.name)
+    stmt = _reached()
     for i in range(0, len(keys), KEYS_PER_QUERY):
         found.update(by_key[k] for k in s.execute(stmt, {"keys": keys[i : i + KEYS_PER_QUERY]}).scalars())
     return found
 
 
 @cache
-def _reached(dialect: str) -> Select:
+def _reached() -> Select:
     """reached_pairs' look-up of the reached messages among a list of keys (:keys, one parameter:
     app.db.in_list), built once."""
     M = OutboundMessage
-    keys = in_list(M.__table__.c.idempotency_key, "keys", dialect)
+    keys = in_list(M.__table__.c.idempotency_key, "keys")
     return select(M.idempotency_key).where(keys, M.state.in_(REACHED))
 
 

@@ -129,15 +129,15 @@ def forget(s: Session, inbound_ids: list[int]) -> None:
 
 
 @cache
-def _by_list(dialect: str) -> tuple[Select, Select, Select]:
+def _by_list() -> tuple[Select, Select, Select]:
     """(members by id, entries' texts by id, comments of teams :ids written from :start to before
-    :end), built once per dialect; each list bound as one parameter (app.db.in_list)."""
+    :end), built once; each list bound as one parameter (app.db.in_list)."""
     return (
-        select(Member).where(in_list(Member.__table__.c.id, "ids", dialect)),
-        select(Entry.id, Entry.text).where(in_list(Entry.__table__.c.id, "ids", dialect)),
+        select(Member).where(in_list(Member.__table__.c.id, "ids")),
+        select(Entry.id, Entry.text).where(in_list(Entry.__table__.c.id, "ids")),
         select(Comment)
         .where(
-            in_list(Comment.__table__.c.team_id, "ids", dialect),
+            in_list(Comment.__table__.c.team_id, "ids"),
             Comment.created_at >= bindparam("start", type_=Comment.__table__.c.created_at.type),
             Comment.created_at < bindparam("end", type_=Comment.__table__.c.created_at.type),
         )
@@ -146,7 +146,7 @@ def _by_list(dialect: str) -> tuple[Select, Select, Select]:
 
 
 def _shown(s: Session, rows: list[Comment]) -> list[Shown]:
-    members, entries, _ = _by_list(s.get_bind().dialect.name)
+    members, entries, _ = _by_list()
     ids = list({c.author_id for c in rows} | {c.member_id for c in rows if c.member_id})
     people = {m.id: m for m in s.execute(members, {"ids": ids}).scalars()} if rows else {}
     wanted = [c.entry_id for c in rows if c.entry_id]
@@ -209,7 +209,7 @@ def comments_of_days(s: Session, team_days: list[tuple[Team, date]]) -> dict[tup
         "start": min(start for start, _ in windows.values()),
         "end": max(end for _, end in windows.values()),
     }
-    rows = s.execute(_by_list(s.get_bind().dialect.name)[2], params).scalars()
+    rows = s.execute(_by_list()[2], params).scalars()
     for c in rows:
         for (team_id, day), (start, end) in windows.items():
             found = out[team_id, day]

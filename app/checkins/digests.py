@@ -59,9 +59,9 @@ _MEMBER = tuple(Member.__table__.c)
 
 
 class _ByList(NamedTuple):
-    """The batch prefetches' look-ups by a list of ids, built once per dialect; each binds its
-    list as one parameter (app.db.in_list): on PostgreSQL one statement text whatever the batch,
-    which psycopg prepares, where an expanding IN is a text per list length."""
+    """The batch prefetches' look-ups by a list of ids, built once; each binds its list as one
+    parameter (app.db.in_list): on PostgreSQL one statement text whatever the batch, which
+    psycopg prepares, where an expanding IN is a text per list length."""
 
     teams: Select  # Team objects by id (:ids)
     options: Select  # TeamSettings objects by team id (:ids)
@@ -71,33 +71,29 @@ class _ByList(NamedTuple):
 
 
 @cache
-def by_list(dialect: str) -> _ByList:
-    """The prefetch statements of ``dialect`` (see _ByList)."""
+def by_list() -> _ByList:
+    """The prefetch statements (see _ByList)."""
     P = MemberPause
     return _ByList(
-        teams=select(Team).where(in_list(Team.__table__.c.id, "ids", dialect)),
-        options=select(TeamSettings).where(in_list(TeamSettings.__table__.c.team_id, "ids", dialect)),
-        members_by_id=select(Member).where(in_list(Member.__table__.c.id, "ids", dialect)),
+        teams=select(Team).where(in_list(Team.__table__.c.id, "ids")),
+        options=select(TeamSettings).where(in_list(TeamSettings.__table__.c.team_id, "ids")),
+        members_by_id=select(Member).where(in_list(Member.__table__.c.id, "ids")),
         active_members=select(*_MEMBER)
-        .where(in_list(Member.__table__.c.team_id, "ids", dialect), Member.active)
+        .where(in_list(Member.__table__.c.team_id, "ids"), Member.active)
         .order_by(Member.name, Member.id),
         pauses=select(P.member_id, P.first_day, P.last_day).where(
-            in_list(P.__table__.c.member_id, "ids", dialect),
+            in_list(P.__table__.c.member_id, "ids"),
             P.first_day <= bindparam("last", type_=P.__table__.c.first_day.type),
             P.last_day >= bindparam("first", type_=P.__table__.c.last_day.type),
         ),
     )
 
 
-def _statements(s: Session) -> _ByList:
-    return by_list(s.get_bind().dialect.name)
-
-
 def teams_and_options(s: Session, team_ids) -> tuple[dict[int, Team], dict[int, TeamSettings | None]]:
     """``team_ids``' Team objects, held in the session (``s.get`` finds them), and their options
     (None for a team without a row), kept as ("opts", id) for the builders: two queries."""
     ids = list(team_ids)
-    found = _statements(s)
+    found = by_list()
     teams = {t.id: t for t in s.execute(found.teams, {"ids": ids}).scalars()}
     opts: dict[int, TeamSettings | None] = dict.fromkeys(ids)
     opts.update((o.team_id, o) for o in s.execute(found.options, {"ids": ids}).scalars())
@@ -110,7 +106,7 @@ def _members_of(s: Session, team_ids) -> dict[int, list[Row]]:
     """The active members of each of ``team_ids``, by name, then id: read-only rows of Member's
     columns, not ORM objects (a batch's digests read the members of dozens of teams at once)."""
     members: dict[int, list[Row]] = {t: [] for t in team_ids}
-    for mem in s.execute(_statements(s).active_members, {"ids": list(team_ids)}):
+    for mem in s.execute(by_list().active_members, {"ids": list(team_ids)}):
         members[mem.team_id].append(mem)
     return members
 
@@ -124,7 +120,7 @@ def _pauses(s: Session, member_ids, first: date, last: date) -> list[tuple[int, 
     if not member_ids:
         return []
     params = {"ids": list(member_ids), "first": first, "last": last}
-    return [tuple(r) for r in s.execute(_statements(s).pauses, params)]
+    return [tuple(r) for r in s.execute(by_list().pauses, params)]
 
 
 def _away_of(pauses, member_ids, first: date, last: date) -> dict[int, date]:

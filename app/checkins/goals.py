@@ -27,12 +27,12 @@ MAX_LISTED = 10  # goals a reminder lists; a reply's numbers beyond are noted, n
 
 
 @cache
-def _listed(dialect: str, open_only: bool) -> Select:
+def _listed(open_only: bool) -> Select:
     """The goals of members :ids set from :since to before :last and open on :first (still open
-    with ``open_only``), built once per dialect; the list bound as one parameter (app.db.in_list)."""
+    with ``open_only``), built once; the list bound as one parameter (app.db.in_list)."""
     day = Entry.__table__.c.day.type
     stmt = select(Entry).where(
-        in_list(Entry.__table__.c.member_id, "ids", dialect),
+        in_list(Entry.__table__.c.member_id, "ids"),
         Entry.kind == "goal",
         Entry.day >= bindparam("since", type_=day),
         Entry.day < bindparam("last", type_=day),
@@ -47,7 +47,7 @@ def _listed_rows(s: Session, member_ids: Iterable[int], first: date, last: date,
     """The goals of ``member_ids`` a reminder of a day from ``first`` to ``last`` may list."""
     since = first - timedelta(days=GOAL_WINDOW_DAYS)
     params = {"ids": list(member_ids), "since": since, "last": last, "first": first}
-    return list(s.execute(_listed(s.get_bind().dialect.name, open_only), params).scalars())
+    return list(s.execute(_listed(open_only), params).scalars())
 
 
 def listed_many(s: Session, pairs: Iterable[tuple[int, date]]) -> dict[tuple[int, date], list[Entry]]:

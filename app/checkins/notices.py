@@ -186,7 +186,7 @@ def still_blocked_many(
         return {}
     latest = max(at for _, at in asks)
     params = {"ids": list({mid for mid, _ in asks}), "before": latest - STILL_BLOCKED_AFTER}
-    rows = s.execute(_open_blockers(s.get_bind().dialect.name), params).scalars()
+    rows = s.execute(_open_blockers(), params).scalars()
     found: dict[int, list[Entry]] = {}
     for e in rows:
         found.setdefault(e.member_id, []).append(e)
@@ -197,14 +197,14 @@ def still_blocked_many(
 
 
 @cache
-def _open_blockers(dialect: str) -> Select:
+def _open_blockers() -> Select:
     """still_blocked_many's statement, built once: the first MAX_STILL_BLOCKED open blockers of
     each member of :ids (one parameter: app.db.in_list) written by :before."""
     n = func.row_number().over(partition_by=Entry.member_id, order_by=(Entry.created_at, Entry.id))
     ranked = (
         select(Entry.id, n.label("n"))
         .where(
-            in_list(Entry.__table__.c.member_id, "ids", dialect),
+            in_list(Entry.__table__.c.member_id, "ids"),
             Entry.kind == "blocker",
             Entry.resolved_at.is_(None),
             Entry.created_at <= bindparam("before", type_=Entry.__table__.c.created_at.type),

@@ -189,7 +189,7 @@ def prefetch_reminders(s: Session, messages: list, settings: Settings) -> None:
     blockers."""
     member_ids = [m.member_id for m in messages if m.member_id]
     _, opts = teams_and_options(s, {m.team_id for m in messages if m.team_id})
-    render.hold(s, s.execute(by_list(s.get_bind().dialect.name).members_by_id, {"ids": member_ids}).scalars())
+    render.hold(s, s.execute(by_list().members_by_id, {"ids": member_ids}).scalars())
     kept: dict = {}
     days = {}
     for m in messages:

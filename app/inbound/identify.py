@@ -142,7 +142,7 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
                 member_ids.add(verified[0])
         else:
             refs.update(_refs(email))
-    by_id, by_message_id, by_email = _lookups(s.get_bind().dialect.name)
+    by_id, by_message_id, by_email = _lookups()
     for chunk in _chunks(sorted(member_ids)):
         for member, team, questions in s.execute(by_id, {"ids": chunk}).all():
             found.members[member.id] = (member, team)
@@ -172,7 +172,7 @@ def find_senders(s: Session, emails: list[InboundEmail], settings: Settings) -> 
 
 
 @cache
-def _lookups(dialect: str):
+def _lookups():
     """find_senders' three statements (members by id, our messages by Message-ID, active members
     by address), built once; each binds its list as one parameter (app.db.in_list)."""
     asks = func.coalesce(TeamSettings.questions, "")
@@ -186,15 +186,13 @@ def _lookups(dialect: str):
         .join(Member, Member.id == OutboundMessage.member_id)
         .join(Team, Team.id == Member.team_id)
         .outerjoin(TeamSettings, TeamSettings.team_id == Team.id)
-        .where(in_list(OutboundMessage.__table__.c.message_id, "ids", dialect))
+        .where(in_list(OutboundMessage.__table__.c.message_id, "ids"))
         .order_by(OutboundMessage.id)
     )
     return (
-        pair.where(in_list(Member.__table__.c.id, "ids", dialect)),
+        pair.where(in_list(Member.__table__.c.id, "ids")),
         sent,
-        pair.where(in_list(Member.__table__.c.email, "emails", dialect), Member.active.is_(True)).order_by(
-            Member.id
-        ),
+        pair.where(in_list(Member.__table__.c.email, "emails"), Member.active.is_(True)).order_by(Member.id),
     )
 
 
