@@ -32,7 +32,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 from sqlalchemy import Select, bindparam, func, select, update
 from sqlmodel import Session
@@ -56,11 +56,11 @@ class NoticeError(ValueError):
     """Raised with a reason a person can act on when a blocker cannot be resolved."""
 
 
-def handles(member: Member) -> set[str]:
-    """The lower-case handles an ``@name`` may use for ``member``."""
-    local = member.email.rsplit("@", 1)[0].lower()
-    name = "".join((member.name or "").split()).lower()
-    return {h for h in (local, name) if h}
+@lru_cache(maxsize=4096)  # a batch of replies reads every member of its teams, batch after batch
+def handles(email: str, name: str) -> frozenset[str]:
+    """The lower-case handles an ``@name`` may use for the member of ``email`` and ``name``."""
+    local = email.rsplit("@", 1)[0].lower()
+    return frozenset(h for h in (local, "".join(name.split()).lower()) if h)
 
 
 def owners(s: Session, team_ids: Iterable[int]) -> dict[int, int]:
@@ -74,6 +74,13 @@ def owners(s: Session, team_ids: Iterable[int]) -> dict[int, int]:
     return dict(s.execute(stmt).all())
 
 
+@cache
+def _team_members() -> Select:
+    return select(Member.id, Member.team_id, Member.email, Member.name, Member.role).where(
+        in_list(Member.team_id, "teams"), Member.active
+    )
+
+
 def _hour(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -84,20 +91,20 @@ def record(s: Session, entries: Iterable, *, now: datetime) -> int:
     entries = [e for e in entries if e.kind == "blocker" or e.mentions]
     if not entries:
         return 0
-    team_ids = {e.team_id for e in entries}
-    members = s.execute(
-        select(Member.id, Member.team_id, Member.email, Member.name, Member.role).where(
-            Member.team_id.in_(team_ids), Member.active
-        )
-    ).all()
+    words: dict[int, set[str]] = {}  # the words mentioned, by team
+    for e in entries:
+        words.setdefault(e.team_id, set()).update(w.lower() for w in (e.mentions or "").split())
+    members = s.connection().execute(_team_members(), {"teams": list(words)}).all()
     by_handle: dict[tuple[int, str], list[int]] = {}
     admins: dict[int, list[int]] = {}
     for m in members:
-        for h in handles(m):
-            by_handle.setdefault((m.team_id, h), []).append(m.id)
+        if mentioned := words[m.team_id]:
+            for h in handles(m.email, m.name or "") & mentioned:
+                by_handle.setdefault((m.team_id, h), []).append(m.id)
         if m.role == "admin":
             admins.setdefault(m.team_id, []).append(m.id)
-    owner = owners(s, {e.team_id for e in entries if e.kind == "blocker"})
+    blocked = {e.team_id for e in entries if e.kind == "blocker"}
+    owner = owners(s, blocked) if blocked else {}
     hour, rows = _hour(now), []
     for e in entries:
         told: set[tuple[str, int]] = set()

@@ -17,11 +17,13 @@ import secrets
 import socket
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from functools import cache
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import Select, delete, insert, or_, select, update
 from sqlmodel import Session
 
+from app.db import in_list
 from app.errors import RequestError
 from app.models import OutboundMessage, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from app.settings import Settings, get_settings
@@ -225,13 +227,19 @@ def listening(s: Session, team_ids: Iterable[int], kinds: Iterable[str]) -> dict
     out: dict[str, dict[int, list[int]]] = {k: {} for k in kinds}
     if not team_ids:
         return out
-    stmt = select(WebhookEndpoint.team_id, WebhookEndpoint.id, WebhookEndpoint.kinds).where(
-        WebhookEndpoint.team_id.in_(team_ids)
-    )
-    for tid, eid, wanted in s.execute(stmt.order_by(WebhookEndpoint.id)).all():
+    for tid, eid, wanted in s.connection().execute(_endpoints_of_teams(), {"teams": team_ids}).all():
         for kind in kinds & set(wanted.split()):
             out[kind].setdefault(tid, []).append(eid)
     return out
+
+
+@cache
+def _endpoints_of_teams() -> Select:
+    return (
+        select(WebhookEndpoint.team_id, WebhookEndpoint.id, WebhookEndpoint.kinds)
+        .where(in_list(WebhookEndpoint.team_id, "teams"))
+        .order_by(WebhookEndpoint.id)
+    )
 
 
 def emit(s: Session, kind: str, events: list[tuple[int, dict]], *, now: datetime, to=None) -> int:
