@@ -142,7 +142,7 @@ def _field_block(lines: list[str], i: int) -> int:
     return 0
 
 
-def _attribution(lines: list[str], i: int, ends) -> int:
+def _attribution(lines: list[str], i: int, ends, is_attribution=quotes.is_attribution) -> int:
     """End (exclusive) of an "On ... wrote:" header starting at line ``i``, or 0."""
     last = min(len(lines), i + MAX_WINDOW)
     if not any(ends(j) for j in range(i, last)):
@@ -170,17 +170,17 @@ def _attribution(lines: list[str], i: int, ends) -> int:
         parts.append(line.strip())
         # a blank line inside the window only in "<\nmailto:...\n> wrote:" (polymail)
         if ends(j) and (not blank_seen or line.lstrip().startswith(">")):
-            if quotes.is_attribution(" ".join(parts)):
+            if is_attribution(" ".join(parts)):
                 return j + 1
     return 0
 
 
-def _inline_attribution(line: str) -> int:
+def _inline_attribution(line: str, is_attribution=quotes.is_attribution) -> int:
     """Offset where an attribution starts after text on the same line, or -1."""
-    if (quotes.START.match(line) or quotes.DATE_START.match(line)) and quotes.is_attribution(line):
+    if (quotes.START.match(line) or quotes.DATE_START.match(line)) and is_attribution(line):
         return -1  # the whole line is one, from its first word
     for m in quotes.START_INLINE.finditer(line):
-        if m.start() and quotes.is_attribution(line[m.start() :]):
+        if m.start() and is_attribution(line[m.start() :]):
             return m.start()
     return -1
 
@@ -207,6 +207,7 @@ class Kinds:
         self.kinds: list[tuple[str, int]] = []
         self.rule_at: dict[int, str] = {}  # the rule behind each "header" and "quote" line
         self._ends: dict[int, bool] = {}
+        self._attributions: dict[str, bool] = {}
 
     def __len__(self) -> int:
         return self.n
@@ -221,6 +222,14 @@ class Kinds:
         if j not in self._ends:
             self._ends[j] = _ends_like_header(self.lines[j])
         return self._ends[j]
+
+    def is_attribution(self, window: str) -> bool:
+        """``quotes.is_attribution``, asked once a window: a header line is asked of twice, as a
+        line that may hold one after text, then as the first line of a window."""
+        found = self._attributions.get(window)
+        if found is None:
+            found = self._attributions[window] = quotes.is_attribution(window)
+        return found
 
     def _step(self) -> None:
         i, lines, kinds = len(self.kinds), self.lines, self.kinds
@@ -258,12 +267,12 @@ class Kinds:
         elif quotes.is_client_header(line):
             kinds.append(("header", i + 1))
             self.rule_at[i] = "quote-header:client"
-        elif self.ends(i) and (at := _inline_attribution(line)) > 0:
+        elif self.ends(i) and (at := _inline_attribution(line, self.is_attribution)) > 0:
             kinds.append(("split", at))
             self.rule_at[i] = "quote-header:on-wrote"
         else:
             block = _field_block(lines, i)
-            end = block or _attribution(lines, i, self.ends)
+            end = block or _attribution(lines, i, self.ends, self.is_attribution)
             if end:
                 kinds.append(("header", end))
                 self.rule_at[i] = "quote-header:field-block" if block else "quote-header:on-wrote"
