@@ -18,7 +18,7 @@ from app.inbound.accept import accept
 from app.inbound.process import Raced, _set_states, extract_reply, process_many, reset_for_reprocess
 from app.models import Entry, InboundMessage, Member, OutboundMessage
 from app.settings import get_settings
-from jobs.actors import TakenAlong, process_inbound, process_inbound_batch
+from jobs.actors import INBOUND_TOP_UP, TakenAlong, process_inbound, process_inbound_batch
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
 from tests.conftest import FIXED_NOW, JSONLog, statements_seen
@@ -243,6 +243,16 @@ def test_what_processing_logs_of_a_batch_carries_each_messages_inbound_id(db, mo
     states = {x["inbound_id"]: x["msg"] for x in lines if x["logger"] == "donebox.jobs"}
     assert states == {ids[0]: f"inbound {ids[0]}: processed", ids[1]: f"inbound {ids[1]}: failed"}
     assert "ada@example.com" not in log.text
+
+
+def test_a_batch_job_tops_its_claim_up_to_its_databases_batch_size(db):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    size = INBOUND_TOP_UP[get_engine().dialect.name]
+    assert size == {"postgresql": 256, "sqlite": 128}[get_engine().dialect.name]
+    ids = [store(mail(i, token, f"- Thing {i}"), f"u{i}") for i in range(size + 2)]
+    process_inbound_batch.fn(ids[:1])  # intake's group of one
+    assert [v[0] for v in rows(ids).values()] == ["processed"] * size + ["received"] * 2
 
 
 def test_a_batch_job_takes_along_the_next_never_tried_messages_and_their_own_jobs_find_them_done(db):
