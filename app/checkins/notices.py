@@ -32,7 +32,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from functools import cache, lru_cache
+from functools import cache
 
 from sqlalchemy import Select, bindparam, func, select, update
 from sqlmodel import Session
@@ -56,7 +56,6 @@ class NoticeError(ValueError):
     """Raised with a reason a person can act on when a blocker cannot be resolved."""
 
 
-@lru_cache(maxsize=4096)  # a batch of replies reads every member of its teams, batch after batch
 def handles(email: str, name: str) -> frozenset[str]:
     """The lower-case handles an ``@name`` may use for the member of ``email`` and ``name``."""
     local = email.rsplit("@", 1)[0].lower()
