@@ -105,6 +105,9 @@ DISCLAIMERS = tuple(
         r".{0,120}(?:confidencial|confidentiel|riservat|vertraulich|vertrouwelijk)",
     )
 )
+# Whether any of them opens a line, in one match: the search asks it of every kept line, twice or
+# more (once more for each signature cut), and one alternation costs a fifth of five matches.
+DISCLAIMER = re.compile("|".join(f"(?:{p.pattern})" for p in DISCLAIMERS), _I)
 
 # "-- " (RFC 3676) and its sloppy cousins "--", "---", "__", "———". A lone "—" is left alone: clients
 # and notification footers use it as a rule above content.
@@ -162,7 +165,7 @@ def _signature_start(lines: list[str], footers: dict[int, bool]) -> tuple[int, s
             if _short_tail(lines, i + 1, 15 if rfc else 6, 200 if rfc else 80):
                 return i, "signature:delimiter"
     for i in idx[-40:]:
-        if i != first and any(p.match(lines[i].strip()) for p in DISCLAIMERS):
+        if i != first and DISCLAIMER.match(lines[i].strip()):
             return i, "signature:disclaimer"
     last = idx[-1]
     if last != first and DASH_NAME.match(lines[last]) and not CONTENT.match(lines[idx[-2]]):

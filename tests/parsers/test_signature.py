@@ -1,7 +1,10 @@
 """Signatures: cut at the end of a reply, never into its content."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from parsers import signature
 from parsers.reply import extract_reply
 from parsers.signature import split_signature
 
@@ -89,3 +92,36 @@ def test_a_name_and_title_line_without_a_delimiter_is_a_signature():
 def test_a_two_word_dash_line_is_kept():
     text = "What is the best way to clear a bucket?\n\n-Abhishek Kona"
     assert extract_reply(text).text == text
+
+
+# the words the disclaimers open with, and text around them, so that near misses are generated
+_OPENINGS = [
+    "Confidentiality notice",
+    "DISCLAIMER",
+    "** legal notice",
+    "privileged & confidential",
+    "This e-mail is confidential",
+    "this message and any attachment are intended",
+    "The contents in this email",
+    "If you are not the intended recipient",
+    "If you have received this in error",
+    "Este correo es confidencial",
+    "diese Nachricht ist vertraulich",
+    "Thanks,",
+]
+_DISCLAIMER_LINES = st.lists(
+    st.one_of(st.sampled_from(_OPENINGS), st.text(alphabet="thisemalcnfdpv -&*:.éI", max_size=12)),
+    max_size=5,
+).map(" ".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_DISCLAIMER_LINES)
+def test_the_one_disclaimer_pattern_opens_the_lines_that_one_of_the_five_opens(line):
+    assert bool(signature.DISCLAIMER.match(line)) == any(p.match(line) for p in signature.DISCLAIMERS)
+
+
+def test_each_disclaimer_opens_a_line_for_the_one_pattern():
+    for line in _OPENINGS[:-1]:
+        assert signature.DISCLAIMER.match(line), line
+    assert not signature.DISCLAIMER.match("Thanks, this message is confidential")
