@@ -279,6 +279,18 @@ _WROTE_OTHER = _trie([w for w in WROTE_WORDS if not _CJK.search(w)])
 WROTE = re.compile(rf"{_first(WROTE_WORDS)}(?:{_WROTE_CJK}|(?:{_WROTE_OTHER}){_WORD_END})", re.I)
 # The verbs lower-cased, for a quick "does this line end with one" test before any regex.
 WROTE_ENDINGS = tuple(w.lower() for w in WROTE_WORDS + WEAK_WROTE_WORDS)
+_WROTE_ASCII = tuple(w.lower() for w in WROTE_WORDS if w.isascii())
+
+
+def ends_on_a_verb(window: str) -> bool:
+    """A quick test that ``WROTE.search(window)`` finds a verb: an ASCII window ending on one,
+    before any spaces and colons ("... <ana@x> wrote:"). It never holds where the pattern finds
+    nothing (in ASCII, lower-casing is what IGNORECASE compares, and what follows the verb is no
+    letter); where it does not hold, the pattern is asked. The pattern costs about 8 us on a
+    typical attribution line: under IGNORECASE, ``re`` cannot scan ahead for its first letters."""
+    return window.isascii() and window.rstrip(" \t:").lower().endswith(_WROTE_ASCII)
+
+
 WEAK_WROTE = re.compile(rf"\b(?:{_alt(WEAK_WROTE_WORDS)}){_WORD_END}", re.I)
 
 # Leading decoration before a marker: spaces, bold stars, dashes, underscores.
@@ -437,7 +449,7 @@ def is_attribution(window: str) -> bool:
         starts = START.match(window) is not None
         # without a start word, the verb must come with a date or an address, and a colon at the end
         signed = (has_date or has_addr) and COLON_END.search(window) is not None
-        if WROTE.search(window) and (starts or signed):
+        if (starts or signed) and (ends_on_a_verb(window) or WROTE.search(window)):
             return True
         if WEAK_WROTE.search(window) and starts and (has_date or has_addr):
             return True

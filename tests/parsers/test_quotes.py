@@ -95,3 +95,28 @@ def test_a_long_word_is_read_once_by_the_address_pattern():
     # the plain pattern retries the word from each of its characters: quadratic
     assert quotes.ADDRESS.search("x" * 100_000) is None
     assert quotes.ADDRESS.search("x" * 50_000 + " ana@example.com").group() == "ana@example.com"
+
+
+_ASCII_WINDOWS = st.lists(
+    st.one_of(
+        st.sampled_from([w for w in quotes.WROTE_WORDS if w.isascii()]),
+        st.sampled_from(["On Mon, 2 Mar 2026, Ana <ana@x.org>", " ", ":", " :", "\t", "s", "ly"]),
+        st.text(alphabet="abcdeilnoprstwyWROTE :()<>@.-", max_size=6),
+    ),
+    max_size=6,
+).map("".join)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(_ASCII_WINDOWS, WINDOWS))
+def test_a_window_said_to_end_on_a_verb_is_one_the_pattern_finds_a_verb_in(window):
+    if quotes.ends_on_a_verb(window):
+        assert quotes.WROTE.search(window)
+
+
+def test_the_quick_verb_test_holds_for_the_usual_attribution_endings():
+    for verb in (w for w in quotes.WROTE_WORDS if w.isascii()):
+        for window in (f"On Mon, Bob <b@x.org> {verb}:", f"Bob {verb.upper()} :", f"Bob {verb}"):
+            assert quotes.ends_on_a_verb(window) and quotes.WROTE.search(window), window
+    assert not quotes.ends_on_a_verb("Bob wrotes:")  # runs on into a letter: the pattern decides
+    assert not quotes.ends_on_a_verb("Bob schrieb\u00e9:")  # not ASCII: the pattern decides
