@@ -105,8 +105,8 @@ DISCLAIMERS = tuple(
         r".{0,120}(?:confidencial|confidentiel|riservat|vertraulich|vertrouwelijk)",
     )
 )
-# Whether any of them opens a line, in one match: the search asks it of every kept line, twice or
-# more (once more for each signature cut), and one alternation costs a fifth of five matches.
+# Whether any of them opens a line, in one match instead of five: the search asks it of every kept
+# line, and again for each signature cut.
 DISCLAIMER = re.compile("|".join(f"(?:{p.pattern})" for p in DISCLAIMERS), _I)
 
 # "-- " (RFC 3676) and its sloppy cousins "--", "---", "__", "———". A lone "—" is left alone: clients
