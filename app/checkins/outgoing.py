@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
+from jinja2 import UndefinedError
 from sqlalchemy import select
 from sqlmodel import Session
 
@@ -226,6 +228,59 @@ def reminder_text(
             still_blocked=(),
         )
     )
+
+
+class _Addressee(NamedTuple):
+    """Who a reminder rendered for many members greets: markers, or a member without a name."""
+
+    name: str | None
+    email: str
+
+
+# where a member's name and address go in a reminder rendered once for many (no name holds a NUL)
+_NAME, _EMAIL = "\x00member.name\x00", "\x00member.email\x00"
+
+
+class ReminderTexts:
+    """``reminder_text`` of many members (a batch of replies, each quoting its reminder): the
+    template is rendered once per team, day, questions and whether the member has a name, with
+    markers where the member's name and address go; each member's text is that with the markers
+    replaced. A template that reads more of a member, or changes what it reads, gets a render per
+    member: the text is always reminder_text's (tests/app/checkins/test_reminder_texts.py)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._shared: dict[tuple, str | None] = {}
+
+    def __call__(self, member: Member, team: Team, day: date, *, questions: tuple[str, ...] = ()) -> str:
+        key = (team.id, team.name, day, questions, bool(member.name))
+        if key not in self._shared:
+            self._shared[key] = self._with_markers(
+                team, day, questions, named=bool(member.name), nameless=member.name
+            )
+        shared = self._shared[key]
+        if shared is None:
+            return reminder_text(member, team, day, self.settings, questions=questions)
+        if member.name:
+            shared = shared.replace(_NAME, member.name)
+        return shared.replace(_EMAIL, member.email)
+
+    def _with_markers(
+        self, team: Team, day: date, questions: tuple[str, ...], *, named: bool, nameless
+    ) -> str | None:
+        """The reminder with markers for the member's name (when it has one) and address; None when
+        the template reads more of a member than these or does not show them as they are."""
+        try:
+            text = reminder_text(
+                _Addressee(_NAME if named else nameless, _EMAIL),
+                team,
+                day,
+                self.settings,
+                questions=questions,
+            )
+        except UndefinedError:
+            return None
+        return None if "\x00" in text.replace(_NAME, "").replace(_EMAIL, "") else text
 
 
 def team_day(

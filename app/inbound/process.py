@@ -32,7 +32,7 @@ from sqlmodel import Session
 from app import logs
 from app.checkins import away, comments, entries, goals
 from app.checkins import questions as asked
-from app.checkins.outgoing import reminder_text
+from app.checkins.outgoing import ReminderTexts
 from app.checkins.reply_tokens import token_from_address
 from app.checkins.times import local_date
 from app.db import in_list, pg_update_rows
@@ -252,12 +252,31 @@ def unsubscribe_request(s: Session, email: InboundEmail, settings: Settings, now
     return ""
 
 
+class Reminders:
+    """The lines of the reminders a batch's replies quote, per member and day."""
+
+    def __init__(self, settings: Settings):
+        self.texts = ReminderTexts(settings)
+        self._lines: dict[tuple, tuple[str, ...]] = {}
+
+    def lines(self, member, team, day, questions: tuple[str, ...]) -> tuple[str, ...]:
+        """The lines of ``member``'s reminder of ``day`` that a quote of it holds."""
+        if (member.id, day) not in self._lines:
+            self._lines[member.id, day] = tuple(
+                line
+                for line in self.texts(member, team, day, questions=questions).splitlines()
+                # the questions are headings people keep in their answers: not where a quote begins
+                if line.strip() and (len(questions) == 1 or not any(q in line for q in questions))
+            )
+        return self._lines[member.id, day]
+
+
 def _outcome(
     email: InboundEmail,
     senders: Senders,
     settings: Settings,
     now: datetime,
-    reminders: dict,
+    reminders: Reminders,
     report: str = "",
 ):
     """(state, row values, entry drafts and their member/team/day) of one parsed message;
@@ -286,14 +305,7 @@ def _outcome(
     day = day or local_date(now, member.timezone or team.timezone)
     questions = asked.of_text(senders.questions.get(team.id, ""))
     # our own reminder is known text: where the quote holds it, the cut is certain
-    if (member.id, day) not in reminders:
-        reminders[member.id, day] = tuple(
-            line
-            for line in reminder_text(member, team, day, settings, questions=questions).splitlines()
-            # the questions are headings people keep in their answers: not where a quote begins
-            if line.strip() and (len(questions) == 1 or not any(q in line for q in questions))
-        )
-    reply = extract_reply(email, known_quotes=reminders[member.id, day])
+    reply = extract_reply(email, known_quotes=reminders.lines(member, team, day, questions))
     # goals are listed (and closed by number) only where a question asks for them
     drafts, notes, marked = reply_drafts(reply.text, questions)
     notes = [base["notes"], *notes]
@@ -477,7 +489,7 @@ def process_many(
                 log.exception("inbound %s failed", iid)
                 changes.append({"id": iid, "state": "failed", "error": _why(e), "processed_at": now})
     s.commit()
-    reminders: dict = {}
+    reminders = Reminders(settings)
     replies: list[entries.Reply] = []
     received: dict[int, tuple[int, dict]] = {}  # {inbound id: (team id, its inbound_received data)}
     later: list[tuple[int, Away | DigestReply]] = []  # pauses and comments, made after the entries
