@@ -18,7 +18,7 @@ from parsers import limits, quotes
 from parsers.html_reply import html_lines
 from parsers.message import parse_mime
 from parsers.signature import search_signature
-from parsers.text_reply import QP_LOOK_LINES, cut_quotes, norm_line
+from parsers.text_reply import QP_LOOK_LINES, cut_quotes, known_lines, norm_line
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ def _marked_signature(own: list[str], own_idx: list[int], kinds: list[str | None
 def _one_pass(lines, kinds, known_quotes, strip_signature) -> _Pass:
     cut = cut_quotes(lines, kinds, known_quotes)
     notes = tuple(cut.notes)
-    known = {norm_line(k) for k in known_quotes if k.strip()}
+    known = known_lines(known_quotes)[0]  # as cut_quotes compared them
     if known and any(norm_line(q) in known for q in cut.quoted):
         notes += ("the quote holds our own reminder text",)
     stop = len(cut.reply) if cut.forwarded_at is None else cut.forwarded_at

@@ -311,7 +311,7 @@ def _next_kind(kinds: Kinds, start: int) -> str:
 
 
 @lru_cache(maxsize=256)  # a batch's replies to one reminder share its lines
-def _known_lines(known_quotes: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+def known_lines(known_quotes: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
     """Our known text's lines as compared (norm_line), and those long enough to cut at."""
     known_all = frozenset(k for k in map(norm_line, known_quotes) if k)
     return known_all, frozenset(k for k in known_all if len(k) >= 8)
@@ -321,7 +321,7 @@ def cut_quotes(lines: list[str], forced: list[str] | None = None, known_quotes: 
     """Split ``lines`` into the sender's lines and quoted lines; never raises on odd input."""
     out = Cut()
     kinds = Kinds(lines, forced)
-    known_all, known = _known_lines(known_quotes)
+    known_all, known = known_lines(known_quotes)
     need = min(2, len(known))
     in_quote = False
     i, n = 0, len(kinds)
