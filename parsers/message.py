@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import cached_property
 
 from flanker import mime
 from selectolax.lexbor import LexborHTMLParser
@@ -118,8 +119,17 @@ class InboundEmail:
 
     def header(self, name: str) -> str:
         """The first header called ``name`` (case-insensitive), or ''."""
-        low = name.lower()
-        return next((v for k, v in self.headers if k.lower() == low), "")
+        return self._first_values.get(name.lower(), "")
+
+    @cached_property
+    def _first_values(self) -> dict[str, str]:
+        return first_values(self.headers)
+
+
+def first_values(headers) -> dict[str, str]:
+    """The first value of each field name (lower-cased) in (name, value) pairs: one pass, where
+    processing asks a message for a dozen of its fields."""
+    return {k.lower(): v for k, v in reversed(headers)}
 
 
 def address_key(addr: str) -> str:

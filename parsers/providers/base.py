@@ -32,7 +32,14 @@ from email.policy import compat32
 from functools import cached_property
 
 from parsers.inline import content_id
-from parsers.message import InboundEmail, addresses, headers_digest, message_ids, mime_fingerprint
+from parsers.message import (
+    InboundEmail,
+    addresses,
+    first_values,
+    headers_digest,
+    message_ids,
+    mime_fingerprint,
+)
 from parsers.providers.events import DeliveryEvent
 from parsers.providers.form import Form, parse_form
 
@@ -298,11 +305,13 @@ def first(headers, name: str) -> str:
 
 
 def threading_fields(headers) -> dict:
-    """message_id, in_reply_to and references of InboundEmail taken from header pairs."""
+    """message_id, in_reply_to and references of InboundEmail taken from header pairs (or their
+    ``first_values``)."""
+    values = headers if isinstance(headers, dict) else first_values(headers)
     return {
-        "message_id": (message_ids(first(headers, "Message-ID")) or ("",))[0],
-        "in_reply_to": (message_ids(first(headers, "In-Reply-To")) or ("",))[0],
-        "references": message_ids(first(headers, "References")),
+        "message_id": (message_ids(values.get("message-id", "")) or ("",))[0],
+        "in_reply_to": (message_ids(values.get("in-reply-to", "")) or ("",))[0],
+        "references": message_ids(values.get("references", "")),
     }
 
 

@@ -47,7 +47,7 @@ from parsers.providers.base import (
     check_fresh,
     content_fingerprint,
     content_id_map,
-    first,
+    first_values,
     form_digest,
     header_block,
     json_field,
@@ -234,9 +234,10 @@ class SendGrid(Provider):
             return decode_text(value, charset, notes, name)
 
         headers = header_block(field("headers"))
+        values = first_values(headers)
         # a form field missing or holding no address: the header block's copy (SendGrid sends
         # no 'cc' field for some accounts, though the Cc is in 'headers')
-        from_name, from_addr = sender(field("from"), first(headers, "From"))
+        from_name, from_addr = sender(field("from"), values.get("from", ""))
         text = field("text") if "text" in form else None
         html = field("html") if "html" in form else None
         derived = bool(text is None and html is not None)
@@ -263,11 +264,11 @@ class SendGrid(Provider):
         return InboundEmail(
             from_addr=from_addr,
             from_name=from_name,
-            to=address_list(field("to")) or address_list(first(headers, "To")),
-            cc=address_list(field("cc")) or address_list(first(headers, "Cc")),
-            reply_to=address_list(first(headers, "Reply-To")),
-            subject=field("subject") if "subject" in form else first(headers, "Subject"),
-            date=parse_date(first(headers, "Date"), notes),
+            to=address_list(field("to")) or address_list(values.get("to", "")),
+            cc=address_list(field("cc")) or address_list(values.get("cc", "")),
+            reply_to=address_list(values.get("reply-to", "")),
+            subject=field("subject") if "subject" in form else values.get("subject", ""),
+            date=parse_date(values.get("date", ""), notes),
             text=text,
             text_from_html=derived,
             html=html,
@@ -277,7 +278,7 @@ class SendGrid(Provider):
             envelope_to=envelope_to,
             notes=tuple(notes),
             **verdicts,
-            **threading_fields(headers),
+            **threading_fields(values),
         )
 
     def parse_events(self, payload: Payload) -> list[DeliveryEvent]:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from parsers.message import address_key, addresses
+from parsers.message import InboundEmail, address_key, addresses, first_values
 from parsers.providers import PROVIDERS, Payload, PayloadError
 from parsers.providers.base import decode_words, header_block
 from tests.fixtures.make_fixtures import multipart
@@ -301,3 +301,28 @@ def test_every_header_block_of_the_mime_corpus_reads_as_the_email_package_reads_
     ]
     assert len(blocks) > 150
     assert [header_block(b) for b in blocks] == [email_package_reading(b) for b in blocks]
+
+
+field_names = st.sampled_from(["From", "FROM", "from", "To", "Cc", "Date", "Message-ID", "message-id", "X-Ä"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(pairs=st.lists(st.tuples(field_names, st.text(max_size=12)), max_size=8), asked=field_names)
+def test_a_field_asked_for_is_the_first_of_its_name_in_any_case(pairs, asked):
+    expected = next((v for k, v in pairs if k.lower() == asked.lower()), "")
+    assert InboundEmail(headers=tuple(pairs)).header(asked) == expected
+    assert first_values(pairs).get(asked.lower(), "") == expected
+
+
+def test_sendgrid_reads_the_first_of_a_repeated_header_field():
+    repeated = [
+        "Date: Mon, 23 Nov 2026 16:53:05 +0000",
+        "DATE: Tue, 24 Nov 2026 09:00:00 +0000",
+        "Message-ID: <one@x.example>",
+        "message-id: <two@x.example>",
+        "Reply-To: a@x.example",
+        "REPLY-TO: b@x.example",
+    ]
+    _, email = parse("sendgrid", form(sendgrid_fields(headers="\r\n".join(repeated))))
+    assert email.date.day == 23 and email.message_id == "<one@x.example>"
+    assert email.reply_to == ("a@x.example",) and email.header("MESSAGE-ID") == "<one@x.example>"
