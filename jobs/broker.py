@@ -35,7 +35,7 @@ class FrozenBoot(Middleware):
 
 def make_broker(settings: Settings) -> dramatiq.Broker:
     """The broker the settings ask for; its actors can read the message they run for
-    (``CurrentMessage``: when it was sent)."""
+    (``CurrentMessage``: when it was sent), and its workers freeze their boot (``FrozenBoot``)."""
     if settings.redis_url:
         from dramatiq.brokers.redis import RedisBroker
 

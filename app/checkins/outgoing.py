@@ -255,9 +255,7 @@ class ReminderTexts:
     def __call__(self, member: Member, team: Team, day: date, *, questions: tuple[str, ...] = ()) -> str:
         key = (team.id, team.name, day, questions, bool(member.name))
         if key not in self._shared:
-            self._shared[key] = self._with_markers(
-                team, day, questions, named=bool(member.name), nameless=member.name
-            )
+            self._shared[key] = self._with_markers(team, day, questions, member.name)
         shared = self._shared[key]
         if shared is None:
             return reminder_text(member, team, day, self.settings, questions=questions)
@@ -266,13 +264,14 @@ class ReminderTexts:
         return shared.replace(_EMAIL, member.email)
 
     def _with_markers(
-        self, team: Team, day: date, questions: tuple[str, ...], *, named: bool, nameless
+        self, team: Team, day: date, questions: tuple[str, ...], name: str | None
     ) -> str | None:
-        """The reminder with markers for the member's name (when it has one) and address; None when
-        the template reads more of a member than these or does not show them as they are."""
+        """The reminder with markers for the member's address and name (an empty ``name`` is
+        kept: the template may greet by address then); None when the template reads more of a
+        member than these or does not show them as they are."""
         try:
             text = reminder_text(
-                _Addressee(_NAME if named else nameless, _EMAIL),
+                _Addressee(_NAME if name else name, _EMAIL),
                 team,
                 day,
                 self.settings,
