@@ -110,7 +110,8 @@ def process_inbound_batch(inbound_ids: list[int]) -> None:
             log.debug("inbound %s: processed already, taken along by another job", inbound_ids)
             return
         inbound_ids = left
-    _process(inbound_ids, top_up=INBOUND_TOP_UP.get(get_engine().dialect.name, 128))
+    dialect = get_engine().dialect.name
+    _process(inbound_ids, top_up=INBOUND_TOP_UP.get(dialect, INBOUND_TOP_UP["sqlite"]))  # the smaller
 
 
 def _process(inbound_ids: list[int], top_up: int = 0) -> None:
