@@ -15,12 +15,16 @@ PYTEST_WORKERS ?= 3
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# the first `donebox` run writes flanker's parser tables into site-packages: done once here, so
+# that processes starting together (the suite's, uvicorn's) never read a table another is writing
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/donebox --version
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/donebox --version
 	touch $@ $(STAMP_RUN)
 
 run: $(STAMP_RUN)
