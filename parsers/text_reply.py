@@ -310,7 +310,7 @@ def _next_kind(kinds: Kinds, start: int) -> str:
     return "end"
 
 
-@lru_cache(maxsize=256)  # a batch's replies to one reminder share its lines
+@lru_cache(maxsize=256)  # asked by each pass of a message (its cut, then its note), and by a second reply
 def known_lines(known_quotes: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
     """Our known text's lines as compared (norm_line), and those long enough to cut at."""
     known_all = frozenset(k for k in map(norm_line, known_quotes) if k)
