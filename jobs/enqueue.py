@@ -104,8 +104,10 @@ class Coalesced:
             self._hand_over(ids)
 
     def _take(self) -> list[int]:
-        """Under the lock: what waits, now counted as being sent."""
-        ids, self._ids = self._ids, []
+        """Under the lock: what waits, up to one message's worth, now counted as being sent (a
+        send thread that ran late finds more than that waiting: the rest goes next, at once if
+        full, else at its window's end)."""
+        ids, self._ids = self._ids[:INBOUND_IDS], self._ids[INBOUND_IDS:]
         if ids:
             self._last = time.monotonic()
             self._sending += 1
@@ -126,9 +128,12 @@ class Coalesced:
     def flush(self, timeout_s: float = 10.0) -> None:
         """Send what waits now, and return once every batch taken is with the broker (drain, the
         tests: nothing of a request answered before is still on its way)."""
-        with self._cond:
-            ids = self._take()
-        self._hand_over(ids)
+        while True:
+            with self._cond:
+                ids = self._take()
+            if not ids:
+                break
+            self._hand_over(ids)
         deadline = time.monotonic() + timeout_s
         with self._cond:
             while self._sending and time.monotonic() < deadline:

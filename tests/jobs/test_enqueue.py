@@ -88,3 +88,39 @@ def test_a_failed_send_is_logged_and_later_groups_still_go(caplog):
     assert "inbound [1] stored but not enqueued; the sweeper will" in caplog.text
     c([2])
     assert sent.event.wait(5) and sent.ids() == [2]
+
+
+def test_a_late_send_thread_still_hands_over_one_message_at_a_time():
+    """While a send is with the broker, groups pile up past a message's worth: they go on in
+    messages of INBOUND_IDS (CI's loaded machine once showed one send of more)."""
+    release = threading.Event()
+    sent = Sent()
+
+    def slow(ids: list[int]) -> None:
+        sent(ids)
+        if len(sent.calls) == 1:
+            release.wait(5)
+
+    c = Coalesced(slow, window_s=60.0)  # only the leading group and full messages go unasked
+    c([0])
+    assert sent.event.wait(5)
+    for i in range(1, 1 + 3 * INBOUND_IDS + 5):
+        c([i])
+    release.set()
+    deadline = time.monotonic() + 5
+    while len(sent.calls) < 4 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    c.flush()  # the 5 left over, held for the window
+    assert sent.ids() == list(range(1 + 3 * INBOUND_IDS + 5))
+    assert [len(ids) for _, ids in sent.calls] == [1, INBOUND_IDS, INBOUND_IDS, INBOUND_IDS, 5]
+
+
+def test_flush_hands_over_a_pile_one_message_at_a_time():
+    sent = Sent()
+    c = Coalesced(sent, window_s=60.0)
+    c([0])
+    assert sent.event.wait(5)
+    c(list(range(1, 1 + 2 * INBOUND_IDS + 1)))  # two full messages and one id held for the window
+    c.flush()  # may take a full message before the send thread does: each id once, none larger
+    assert sorted(sent.ids()) == list(range(2 + 2 * INBOUND_IDS))
+    assert all(len(ids) <= INBOUND_IDS for _, ids in sent.calls)
