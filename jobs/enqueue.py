@@ -74,9 +74,9 @@ class Coalesced:
         self._send = send
         self._window_s = window_s
         self._ids: list[int] = []
-        self._sending = 0  # batches taken from _ids and not yet handed to the broker
         self._last = float("-inf")  # time.monotonic() of the last send
         self._cond = threading.Condition()
+        self._sends = threading.Lock()  # one send at a time, so batches reach the broker in order
         self._thread: threading.Thread | None = None
 
     def __call__(self, ids: list[int]) -> None:
@@ -100,8 +100,10 @@ class Coalesced:
                     if wait <= 0:
                         break
                     self._cond.wait(wait)
-                ids = self._take()
-            self._hand_over(ids)
+            with self._sends:
+                with self._cond:
+                    ids = self._take()
+                self._hand_over(ids)
 
     def _take(self) -> list[int]:
         """Under the lock: what waits, up to one message's worth, now counted as being sent (a
@@ -110,34 +112,33 @@ class Coalesced:
         ids, self._ids = self._ids[:INBOUND_IDS], self._ids[INBOUND_IDS:]
         if ids:
             self._last = time.monotonic()
-            self._sending += 1
         return ids
 
     def _hand_over(self, ids: list[int]) -> None:
-        if not ids:  # a flush took them first
+        """Under self._sends: the batch to the broker (nothing when a flush took it first)."""
+        if not ids:
             return
         try:
             self._send(ids)
         except Exception:  # noqa: BLE001 - committed: the sweeper sends them after their lease
             log.exception("inbound %s stored but not enqueued; the sweeper will", ids[:20])
-        finally:
-            with self._cond:
-                self._sending -= 1
-                self._cond.notify_all()
 
     def flush(self, timeout_s: float = 10.0) -> None:
-        """Send what waits now, and return once every batch taken is with the broker (drain, the
-        tests: nothing of a request answered before is still on its way)."""
-        while True:
-            with self._cond:
-                ids = self._take()
-            if not ids:
-                break
-            self._hand_over(ids)
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while self._sending and time.monotonic() < deadline:
-                self._cond.wait(deadline - time.monotonic())
+        """Send what waits now, after any batch already on its way, and return once all of it is
+        with the broker (drain, the tests: nothing of a request answered before is still on its
+        way)."""
+        if not self._sends.acquire(timeout=timeout_s):
+            log.warning("inbound enqueue: a send took over %ss; flush did not wait for it", timeout_s)
+            return
+        try:
+            while True:
+                with self._cond:
+                    ids = self._take()
+                if not ids:
+                    return
+                self._hand_over(ids)
+        finally:
+            self._sends.release()
 
 
 inbound_batches = Coalesced()  # the intake's (app.web.hooks.inbound): one per process

@@ -121,6 +121,29 @@ def test_flush_hands_over_a_pile_one_message_at_a_time():
     c([0])
     assert sent.event.wait(5)
     c(list(range(1, 1 + 2 * INBOUND_IDS + 1)))  # two full messages and one id held for the window
-    c.flush()  # may take a full message before the send thread does: each id once, none larger
-    assert sorted(sent.ids()) == list(range(2 + 2 * INBOUND_IDS))
+    c.flush()  # races the send thread for the full messages: one send at a time, in order
+    assert sent.ids() == list(range(2 + 2 * INBOUND_IDS))
     assert all(len(ids) <= INBOUND_IDS for _, ids in sent.calls)
+
+
+def test_flush_waits_for_the_batch_on_its_way_and_sends_after_it():
+    entered, release = threading.Event(), threading.Event()
+    done: list[list[int]] = []  # batches in the order they reached the broker
+
+    def send(ids: list[int]) -> None:
+        if not entered.is_set():
+            entered.set()
+            release.wait(5)  # the first batch is slow to reach the broker
+        done.append(list(ids))
+
+    c = Coalesced(send, window_s=60.0)
+    c([0])
+    assert entered.wait(5)
+    c([1, 2])
+    flushing = threading.Thread(target=c.flush)
+    flushing.start()
+    time.sleep(0.05)
+    assert done == [], "flush sent past the batch on its way"
+    release.set()
+    flushing.join(5)
+    assert done == [[0], [1, 2]]
