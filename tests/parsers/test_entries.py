@@ -1,14 +1,13 @@
 """Splitting a reply's text into entry drafts."""
 
 import re
-import time
 from dataclasses import FrozenInstanceError
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parsers.entries import EntryDraft, split_entries, tags_and_mentions
+from parsers.entries import _MENTION, _TAG, EntryDraft, split_entries, tags_and_mentions
 
 
 def texts(text):
@@ -133,11 +132,10 @@ def test_tags_and_mentions_keep_the_look_behind_rules(text):
     assert mentions == tuple(dict.fromkeys(_MENTION_RULE.findall(text)))
 
 
-def test_tags_and_mentions_of_a_long_line_cost_little_cpu():
-    # a 4,000-character reply line: the look-behind-first patterns took about 0.9 ms of CPU a call
-    # (tried at every position), the sign-first ones about 0.08 ms
+def test_tags_and_mentions_are_searched_for_by_their_sign():
+    # a 4,000-character reply line: look-behind-first patterns took about 0.9 ms of CPU a call
+    # (tried at every position), the sign-first ones about 0.08 ms. What makes them cheap is that
+    # each starts with its sign, a literal the regex engine searches for
+    assert _TAG.pattern.startswith("#") and _MENTION.pattern.startswith("@")
     line = ("Shipped the export; reviewed #42 with @bob; paired on the importer. " * 60)[:4000]
-    cpu = time.process_time()
-    for _ in range(300):
-        assert tags_and_mentions(line) == ((), ("bob",))
-    assert time.process_time() - cpu < 0.15  # 0.5 ms a call: room for a slow machine either way
+    assert tags_and_mentions(line) == ((), ("bob",))
