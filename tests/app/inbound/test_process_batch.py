@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import replace
 from datetime import date
@@ -12,13 +13,20 @@ from dramatiq.middleware import CurrentMessage
 from sqlalchemy import select, update
 
 import app.inbound.process
+import jobs.actors
 from app.checkins.reply_tokens import reply_address
 from app.db import get_engine, session
 from app.inbound.accept import accept
 from app.inbound.process import Raced, _set_states, extract_reply, process_many, reset_for_reprocess
 from app.models import Entry, InboundMessage, Member, OutboundMessage
 from app.settings import get_settings
-from jobs.actors import INBOUND_TOP_UP, TakenAlong, process_inbound, process_inbound_batch
+from jobs.actors import (
+    INBOUND_BATCHES_AT_ONCE,
+    INBOUND_TOP_UP,
+    TakenAlong,
+    process_inbound,
+    process_inbound_batch,
+)
 from jobs.broker import drain
 from tests.app.checkins.test_loop import make_team
 from tests.conftest import FIXED_NOW, JSONLog, statements_seen
@@ -243,6 +251,35 @@ def test_what_processing_logs_of_a_batch_carries_each_messages_inbound_id(db, mo
     states = {x["inbound_id"]: x["msg"] for x in lines if x["logger"] == "donebox.jobs"}
     assert states == {ids[0]: f"inbound {ids[0]}: processed", ids[1]: f"inbound {ids[1]}: failed"}
     assert "ada@example.com" not in log.text
+
+
+def test_a_process_runs_two_batches_at_once_whatever_its_threads(db, monkeypatch):
+    ada = make_team()
+    token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
+    ids = [store(mail(i, token, f"- Thing {i}"), f"c{i}") for i in range(16)]
+    real, running, most, lock = jobs.actors._process, [0], [0], threading.Lock()
+
+    def counted(inbound_ids, top_up=0):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # long enough for every thread to have asked for its turn
+            real(inbound_ids, top_up=top_up)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(jobs.actors, "_process", counted)
+    threads = [
+        threading.Thread(target=process_inbound_batch.fn, args=(ids[i : i + 2],)) for i in range(0, 16, 2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert INBOUND_BATCHES_AT_ONCE == 2 and most[0] == INBOUND_BATCHES_AT_ONCE  # 8 jobs, 8 threads
+    assert [v[0] for v in rows(ids).values()] == ["processed"] * 16
 
 
 def test_a_batch_job_tops_its_claim_up_to_its_databases_batch_size(db):
