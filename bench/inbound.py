@@ -739,7 +739,8 @@ def write_benchmarks(all_results: dict, summary: dict) -> None:
             )
     lines += [
         "",
-        "Processing: one `donebox worker --processes 1` (its default 8 threads, then 2) taking the queue "
+        "Processing: one `donebox worker --processes 1` (its default 8 threads, then 2; two inbound batches "
+        "at once either way, `INBOUND_BATCHES_AT_ONCE`) taking the queue "
         "that intake left in Redis (the web stopped), messages finished per second over the "
         "measured window; CPU per message from /proc.",
         "",
