@@ -794,7 +794,10 @@ def write_soak(kind: str, seconds: float, r: dict, load: tuple[str, str]) -> Non
     lines += [
         "",
         f"Meanwhile: {r['accepted_per_s']:.0f} accepted/s (p99 {r['p99_ms']:.0f} ms), "
-        f"{r['processed_per_s']:.0f} processed/s, {r['backlog']} still queued at the end.",
+        f"{r['processed_per_s']:.0f} processed/s, {r['backlog']} still queued at the end. CPU over the "
+        f"{seconds:.0f} s on the two cores: the web's processes {r['web_cpu_s']:.0f} s, the worker's "
+        f"{r['worker_cpu_s']:.0f} s (one worker process next to the web keeps up only with what it "
+        "has the CPU for: the rest waits in the queue).",
     ]
     put_section(SOAK_HEADING, "\n".join(lines) + "\n\n")
 
