@@ -35,7 +35,6 @@ from parsers.inline import content_id
 from parsers.message import (
     InboundEmail,
     addresses,
-    first_values,
     headers_digest,
     message_ids,
     mime_fingerprint,
@@ -298,16 +297,9 @@ def _plain_fields(text: str) -> list[tuple[str, str]] | None:
     return fields
 
 
-def first(headers, name: str) -> str:
-    """The first value of header ``name`` in (name, value) pairs, or ''."""
-    low = name.lower()
-    return next((v for k, v in headers if k.lower() == low), "")
-
-
-def threading_fields(headers) -> dict:
-    """message_id, in_reply_to and references of InboundEmail taken from header pairs (or their
-    ``first_values``)."""
-    values = headers if isinstance(headers, dict) else first_values(headers)
+def threading_fields(values: dict[str, str]) -> dict:
+    """message_id, in_reply_to and references of InboundEmail taken from the header fields'
+    ``first_values``."""
     return {
         "message_id": (message_ids(values.get("message-id", "")) or ("",))[0],
         "in_reply_to": (message_ids(values.get("in-reply-to", "")) or ("",))[0],

@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from parsers.inline import cid_references, inline_cid
-from parsers.message import Attachment, InboundEmail, html_to_text, parse_date, parse_mime
+from parsers.message import Attachment, InboundEmail, first_values, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
 from parsers.providers.base import (
     AuthError,
@@ -34,7 +34,6 @@ from parsers.providers.base import (
     content_fingerprint,
     content_id_map,
     decode_words,
-    first,
     form_digest,
     json_field,
     sender,
@@ -261,7 +260,7 @@ class Mailgun(Provider):
             )
         headers = form.get("message-headers")
         return Keys(
-            message_id=threading_fields(_headers(payload))["message_id"],
+            message_id=threading_fields(first_values(_headers(payload)))["message_id"],
             envelope_to=envelope_to,
             header_hash=sha256(headers) if headers else form_digest(form, SIGNATURE_FIELDS),
             # the mail's fields, not the form: a retry has new signature fields and boundary
@@ -291,7 +290,8 @@ class Mailgun(Provider):
         given = form.get("message-headers")
         if given is not None and not _json_pairs(given):
             notes.append("message-headers is not a JSON list of pairs: the posted header fields were read")
-        from_name, from_addr = sender(form.text("from"), first(headers, "From"))
+        values = first_values(headers)
+        from_name, from_addr = sender(form.text("from"), values.get("from", ""))
         text = form.text("body-plain") if "body-plain" in form else None
         html = form.text("body-html") if "body-html" in form else None
         derived = bool(not text and html)
@@ -318,11 +318,11 @@ class Mailgun(Provider):
         return InboundEmail(
             from_addr=from_addr,
             from_name=from_name,
-            to=address_list(first(headers, "To")),
-            cc=address_list(first(headers, "Cc")),
-            reply_to=address_list(first(headers, "Reply-To")),
-            subject=form.text("subject") if "subject" in form else first(headers, "Subject"),
-            date=parse_date(first(headers, "Date"), notes),
+            to=address_list(values.get("to", "")),
+            cc=address_list(values.get("cc", "")),
+            reply_to=address_list(values.get("reply-to", "")),
+            subject=form.text("subject") if "subject" in form else values.get("subject", ""),
+            date=parse_date(values.get("date", ""), notes),
             text=text,
             text_from_html=derived,
             html=html,
@@ -332,5 +332,5 @@ class Mailgun(Provider):
             envelope_to=envelope_to,
             notes=tuple(notes),
             **_verdicts(headers, form),
-            **threading_fields(headers),
+            **threading_fields(values),
         )

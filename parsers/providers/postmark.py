@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from parsers.inline import cid_references, inline_cid
-from parsers.message import Attachment, InboundEmail, html_to_text, parse_date, parse_mime
+from parsers.message import Attachment, InboundEmail, first_values, html_to_text, parse_date, parse_mime
 from parsers.message import raw_message_id as mime_message_id
 from parsers.providers.base import (
     BASIC_CHALLENGE,
@@ -35,7 +35,6 @@ from parsers.providers.base import (
     check_basic,
     content_fingerprint,
     decode_words,
-    first,
     sender,
     sha256,
     threading_fields,
@@ -216,8 +215,8 @@ class Postmark(Provider):
     def keys(self, payload: Payload) -> Keys:
         doc = self._doc(payload)
         raw = _s(doc.get("RawEmail")).encode("utf-8", "surrogatepass") or None
-        mid = mime_message_id(raw) if raw else threading_fields(self._headers(doc))["message_id"]
         headers = self._headers(doc)
+        mid = mime_message_id(raw) if raw else threading_fields(first_values(headers))["message_id"]
         # no header list either: the document itself names the mail (a retry posts the same JSON)
         hh = "" if raw else sha256(repr(headers)) if headers else sha256(payload.body)
         fp = "" if raw else self._fingerprint(doc)  # with RawEmail: the raw MIME's (Keys)
@@ -290,12 +289,13 @@ class Postmark(Provider):
                 )
             )
         # FromFull in today's documents; older ones have only From, as '"Name" <addr>' or bare
-        parsed_name, parsed_addr = sender(_s(doc.get("From")), first(headers, "From"))
+        values = first_values(headers)
+        parsed_name, parsed_addr = sender(_s(doc.get("From")), values.get("from", ""))
         from_addr = _s(sender_full.get("Email")).strip() if "@" in _s(sender_full.get("Email")) else ""
         from_name = _s(sender_full.get("Name")) if from_addr else ""
 
         def field(name: str, header: str) -> str:  # the document's field, else the header's copy
-            return _s(doc.get(name)) or first(headers, header)
+            return _s(doc.get(name)) or values.get(header.lower(), "")
 
         return InboundEmail(
             from_addr=from_addr or parsed_addr,
@@ -311,6 +311,6 @@ class Postmark(Provider):
             attachments=tuple(attachments),
             headers=headers,
             notes=tuple(notes),
-            **threading_fields(headers),
+            **threading_fields(values),
             **common,
         )

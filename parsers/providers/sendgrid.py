@@ -28,6 +28,7 @@ from parsers.message import (
     InboundEmail,
     addresses,
     decode_text,
+    first_values,
     html_to_text,
     parse_date,
     parse_mime,
@@ -47,7 +48,6 @@ from parsers.providers.base import (
     check_fresh,
     content_fingerprint,
     content_id_map,
-    first_values,
     form_digest,
     header_block,
     json_field,
@@ -202,7 +202,7 @@ class SendGrid(Provider):
             )
         headers = header_block(form.text("headers"))
         return Keys(
-            message_id=threading_fields(headers)["message_id"],
+            message_id=threading_fields(first_values(headers))["message_id"],
             envelope_to=self._envelope_to(payload),
             # no header block: the whole form names the mail (a retry posts the same fields)
             header_hash=sha256(form.get("headers")) if form.get("headers") else form_digest(form),

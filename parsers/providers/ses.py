@@ -19,7 +19,15 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from parsers.message import InboundEmail, addresses, message_ids, parse_date, parse_mime, raw_message_id
+from parsers.message import (
+    InboundEmail,
+    addresses,
+    first_values,
+    message_ids,
+    parse_date,
+    parse_mime,
+    raw_message_id,
+)
 from parsers.providers.base import (
     Forbidden,
     Headers,
@@ -30,7 +38,6 @@ from parsers.providers.base import (
     S3Object,
     content_fingerprint,
     decode_words,
-    first,
     sha256,
     threading_fields,
     verdict,
@@ -137,11 +144,13 @@ def summary(doc: dict, *, provider_id: str, where: S3Object | None) -> InboundEm
         if isinstance(h, dict) and bounded(h.get("name"), 200)
     )
 
+    values = first_values(headers)
+
     def common_list(name: str, header: str) -> str:
         value = common.get(name)
         if isinstance(value, list):
             return ", ".join(bounded(v, MAX_HEADER_CHARS) for v in value[:100] if isinstance(v, str))
-        return bounded(value, MAX_HEADER_CHARS) or first(headers, header)
+        return bounded(value, MAX_HEADER_CHARS) or values.get(header.lower(), "")
 
     notes = []
     if where is None:
@@ -154,7 +163,7 @@ def summary(doc: dict, *, provider_id: str, where: S3Object | None) -> InboundEm
         notes.append("SES truncated the header list")
     from_pairs = addresses(common_list("from", "From"))
     from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
-    threading = threading_fields(headers)
+    threading = threading_fields(values)
     mid = message_ids(bounded(common.get("messageId"), 1000))
     return InboundEmail(
         from_addr=from_addr,
