@@ -106,9 +106,9 @@ class Coalesced:
                 self._hand_over(ids)
 
     def _take(self) -> list[int]:
-        """Under the lock: what waits, up to one message's worth, now counted as being sent (a
-        send thread that ran late finds more than that waiting: the rest goes next, at once if
-        full, else at its window's end)."""
+        """Under self._cond (and self._sends, whose holder then hands them over): what waits, up
+        to one message's worth (a send thread that ran late finds more than that waiting: the rest
+        goes next, at once if full, else at its window's end)."""
         ids, self._ids = self._ids[:INBOUND_IDS], self._ids[INBOUND_IDS:]
         if ids:
             self._last = time.monotonic()
