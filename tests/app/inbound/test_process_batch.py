@@ -258,13 +258,17 @@ def test_a_process_runs_two_batches_at_once_whatever_its_threads(db, monkeypatch
     token = reply_address(get_settings().secret_key, "reply.test", ada, DAY)
     ids = [store(mail(i, token, f"- Thing {i}"), f"c{i}") for i in range(16)]
     real, running, most, lock = jobs.actors._process, [0], [0], threading.Lock()
+    together = threading.Event()  # two batches are in at once: then every thread has had its chance
 
     def counted(inbound_ids, top_up=0):
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
+            if running[0] >= 2:
+                together.set()
         try:
-            time.sleep(0.05)  # long enough for every thread to have asked for its turn
+            together.wait(5)  # the first in waits for a second, however late the threads start
+            time.sleep(0.05)  # and then long enough for the others to ask for their turn
             real(inbound_ids, top_up=top_up)
         finally:
             with lock:
