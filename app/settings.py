@@ -153,7 +153,7 @@ class Settings:
     submission_tls_key: str = field(default="", repr=False)  # SUBMISSION_TLS_KEY: PEM private key
     submission_max_bytes: int = 10 * 1024 * 1024  # SUBMISSION_MAX_BYTES: larger messages get 552
     submission_tls_port: int = 0  # SUBMISSION_TLS_PORT: implicit TLS (465 style) too, same cert; 0: none
-    send_slots: int = 1  # SEND_SLOTS: messages a worker process may have sent and not yet recorded
+    send_slots: int = 20  # SEND_SLOTS: messages a worker process may have sent and not yet recorded
     max_entries_per_reply: int = (
         50  # MAX_ENTRIES_PER_REPLY: entries one reply (or one form) makes; more are cut
     )
@@ -436,7 +436,7 @@ def load(environ: dict | os._Environ = os.environ) -> Settings:
             breaker_failures=int(e("BREAKER_FAILURES", "3")),
             breaker_cooldown_s=float(e("BREAKER_COOLDOWN_S", "60")),
             rate_max_wait_s=float(e("RATE_MAX_WAIT_S", "5")),
-            send_slots=max(1, int(e("SEND_SLOTS", "1"))),
+            send_slots=max(1, int(e("SEND_SLOTS", "20"))),
             retention_days=int(e("RETENTION_DAYS", "45")),
             submission_host=e("SUBMISSION_HOST", "127.0.0.1"),
             submission_port=int(e("SUBMISSION_PORT", "2525")),

@@ -304,7 +304,8 @@ def worker_kill(workers, team: int, n: int, kills: int) -> dict:
     return {
         "worker_kill_messages": n,
         "worker_kill_kills": done_kills,
-        "worker_kill_dup_bound": done_kills,  # SEND_SLOTS=1: one accepted-not-recorded message per process
+        # SEND_SLOTS accepted-not-recorded messages per process at most
+        "worker_kill_dup_bound": done_kills * _send_slots(),
         "worker_kill_recover_s": round(max(recover), 2) if recover else -1,
     }
 
@@ -345,12 +346,20 @@ def redis_restart(redis, team: int, n: int) -> dict:
     return figures
 
 
+def _send_slots() -> int:
+    """SEND_SLOTS as the workers run with it (the same environment)."""
+    from app.settings import get_settings
+
+    return get_settings().send_slots
+
+
 def pg_restart(pg, team: int, n: int, processes: int) -> dict:
     """PostgreSQL restarted (fast: every session cut) during a send."""
     figures = send_through("pg_restart", team, n, pg.restart)
-    # a message handed to the sink whose outcome could not be written while the claim held: one per
-    # worker thread at most (its batch ends there; the slot keeps the others waiting meanwhile)
-    figures["pg_restart_dup_bound"] = processes * THREADS
+    # messages handed to the sink whose outcomes could not be written while the claim held: what a
+    # worker thread held at most (SEND_SLOTS of the process), each thread in turn (its batch ends
+    # there; the slots it holds keep the others from sending more meanwhile)
+    figures["pg_restart_dup_bound"] = processes * THREADS * _send_slots()
     return figures
 
 
@@ -572,9 +581,10 @@ private PostgreSQL cluster and private Redis (both started by the bench):
 
 Lost mail is counted at the sink (a row is lost unless the sink got its Message-ID and the row is
 `sent`) or in the database (inbound). The bound on duplicates is the design's: none where a
-compare-and-set or a dedupe key decides, one per killed process where a message may be handed to
-the sink before its outcome is written (SEND_SLOTS=1), and for a PostgreSQL restart one per worker
-thread (a thread writes its outcome again until half its lease is gone, then ends its batch).
+compare-and-set or a dedupe key decides, SEND_SLOTS per killed process where messages may be
+handed to the sink before their outcomes are written, and for a PostgreSQL restart SEND_SLOTS per
+worker thread (a thread writes its outcomes again until half its lease is gone, then ends its
+batch).
 The machine was shared (see loadavg).
 """
 

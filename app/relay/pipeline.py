@@ -7,12 +7,12 @@ bytes, adding only what the relay owns.
 A batch of messages is claimed in one statement, and the suppression list read
 for their recipients right after; then, one message after another, each step takes the
 Delivery and either returns None (go on) or an Outcome that ends the attempt
-with a state, and the outcome is recorded (committed) before the next message's
-turn. Reading STEPS top to bottom tells the policy.
+with a state. Reading STEPS top to bottom tells the policy. The outcomes are
+recorded (committed) together, several per statement (``Outcomes``).
 
 A transport's ``send`` takes one of the process's send slots (app/relay/slots.py),
 given back once the outcome is committed: a kill -9 duplicates at most SEND_SLOTS
-(one) messages per process.
+messages per process.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -92,11 +91,12 @@ class Delivery:
     sender: str = ""  # the Sender row's name that carried (or last tried) it; "" for MAIL_TRANSPORT
     result: SendResult | None = None
     suppressed: str = ""  # the suppression list's reason for the recipient, read when it was claimed
-    slot: threading.BoundedSemaphore | None = None  # the send slot it holds (sent, not yet recorded)
+    slot: slots.Slots | None = None  # the send slot it holds (sent, not yet recorded)
     handed: bytes | None = None  # the bytes last handed to a transport's send (kept with the outcome)
     passed_through: bool = False  # its tracking was skipped: pass-through (noted with the outcome)
     renders: RenderBatch | None = None  # its batch's render session (None: one of its own)
     shared: tuple | None = None  # the key of the shared render its text and HTML are (None: its own)
+    outcomes: Outcomes | None = None  # its batch's outcomes not yet written (None: its own, at once)
 
 
 # whose bytes are never kept: a sign-in link is a credential until it expires
@@ -383,10 +383,14 @@ def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
 
 
 def _send(d: Delivery, transport, outgoing: Outgoing | Post) -> SendResult:
-    """``transport.send`` in one of the process's send slots, which stays held (until record
-    commits) when it is accepted; a failure gives it back at once."""
+    """``transport.send`` in one of the process's send slots, which stays held (until its outcome
+    is committed) when it is accepted; a failure gives it back at once. With no slot free, the
+    outcomes this thread's batch holds slots for are written first, then it waits for one."""
     slot = slots.send_slots(d.settings)
-    slot.acquire()
+    if not slot.acquire(blocking=False):
+        if d.outcomes is not None:  # never wait for a slot while holding some (two threads would wait
+            d.outcomes.flush()  # for each other's for good)
+        slot.acquire()
     d.handed = outgoing.raw
     # the sender label: a Sender row's name, "chat" for chat posts, "default" for MAIL_TRANSPORT
     label = "chat" if isinstance(outgoing, Post) else d.sender or "default"
@@ -534,9 +538,9 @@ def backoff_s(attempts: int, base_s: float) -> float:
     return random.uniform(base_s, min(MAX_BACKOFF_S, base_s * 2 ** max(0, attempts - 1)) + base_s)
 
 
-def record(s: Session, d: Delivery, outcome: Outcome) -> str:
-    """Write the attempt's final state (the caller commits); deferred past its max age or expiry
-    becomes failed."""
+def _final(d: Delivery, outcome: Outcome) -> outbox.Finish:
+    """What ``outbox.finish`` writes for the attempt's outcome: its final state (deferred past its
+    max age or expiry becomes failed), the error, the bytes kept and the row's values."""
     m = d.message
     values: dict = {}
     error = "" if outcome.state == "sent" else outcome.detail
@@ -560,11 +564,25 @@ def record(s: Session, d: Delivery, outcome: Outcome) -> str:
     # the bytes a transport was handed are kept once the attempt is final (a deferred message is
     # built again, with a new Date and signature, on its next attempt); never a sign-in link
     raw = d.handed if state != "deferred" and m.kind not in UNKEPT_KINDS else None
-    if d.passed_through and state == "sent":  # on the timeline before the outcome it explains
-        passthrough.note(s, m.id, now=d.now)
     if raw is not None and m.body_id is not None and len(raw) > COMPOSED_KEPT_MAX_BYTES:
         raw = None
-    moved = outbox.finish(s, m.id, state, now=d.now, error=error, raw=raw, **values)
+    return outbox.Finish(m.id, state, d.now, error, raw, values)
+
+
+def _alone(d: Delivery, f: outbox.Finish) -> bool:
+    """Whether the outcome writes more than its row and event (``record`` on its own)."""
+    return f.to == "bounced" or (d.passed_through and f.to == "sent")
+
+
+def record(s: Session, d: Delivery, outcome: Outcome) -> str:
+    """Write the attempt's final state (the caller commits); deferred past its max age or expiry
+    becomes failed."""
+    m = d.message
+    f = _final(d, outcome)
+    state, error = f.to, f.error
+    if d.passed_through and state == "sent":  # on the timeline before the outcome it explains
+        passthrough.note(s, m.id, now=d.now)
+    moved = outbox.finish(s, m.id, state, now=d.now, error=error, raw=f.raw, **f.values)
     if moved and state == "bounced":  # the receiving server refused the address itself
         detail = f"{error[:500]} (message {m.id})"
         suppressions.add(
@@ -621,14 +639,18 @@ def deliver_many(
             # PostgreSQL itself could take back (its last fraction of a second) is an outcome, which
             # only makes the message go out again, never lost.
             conn.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("SET synchronous_commit = off")
+            # and one plan for each statement, made once: outbox.finish_many's arrays of a varying
+            # length would otherwise be planned again at every run (a custom plan looks cheaper
+            # for a short array than the generic one), which took more of PostgreSQL's time than
+            # the statement's execution
+            conn.exec_driver_sql("SET synchronous_commit = off; SET plan_cache_mode = force_generic_plan")
         try:
             _deliver_batch(conn, message_ids, states, transport=transport, settings=settings, now=now)
         except BaseException:
             conn.invalidate()  # the pool never gets back a connection in an unknown state
             raise
         if pg:
-            conn.exec_driver_sql("RESET synchronous_commit")
+            conn.exec_driver_sql("RESET synchronous_commit; RESET plan_cache_mode")
     return states
 
 
@@ -647,51 +669,131 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
             s.commit()
 
 
-def _deliver_claimed(s, messages, suppressed, renders, states, transport, settings, now) -> int:
-    """Send and record each claimed message in turn; how many were sent without their tracking."""
-    margin = timedelta(seconds=settings.lease_s / 2)
-    passed = 0  # messages of the batch sent without their tracking (pass-through)
-    for m in messages:
-        with logs.bound(message_id=m.id, team_id=m.team_id):
-            d = Delivery(
-                message=m,
-                settings=settings,
-                transport=transport,
-                now=now or utcnow(),
-                suppressed=suppressed.get(m.to_addr.lower(), ""),
-                renders=renders,
-            )
-            if d.now > m.lease_until - margin:
-                outbox.finish(
-                    s,
-                    m.id,
-                    "deferred",
-                    now=d.now,
-                    error="lease half gone before its turn in the batch",
-                    next_attempt_at=d.now,
-                )
-                s.commit()
-                states[m.id] = "deferred"
-                log.info("message %s: deferred (lease half gone before its turn in the batch)", m.id)
-                continue
+class Outcomes:
+    """A batch's outcomes that wait to be written, each message holding its send slot meanwhile.
+
+    With one send slot (SEND_SLOTS=1) an outcome is written as soon as its message is sent, as
+    every other thread waits for that slot. With more, a thread keeps its outcomes while a slot is
+    left free for the others, and writes them together (``outbox.finish_many``: one statement on
+    PostgreSQL) when none is (``add``), when it needs a slot and finds none (``_send``), and at the
+    end of its batch: still never more than SEND_SLOTS messages of the process sent and unrecorded.
+    An outcome that writes more than its row and event (a bounce: the suppression list; a
+    pass-through note) is written alone, after those that wait.
+    """
+
+    def __init__(self, s: Session, states: dict[int, str], margin: timedelta):
+        self.s, self.states, self.margin = s, states, margin
+        self.waiting: list[tuple[Delivery, Outcome, outbox.Finish]] = []
+
+    def add(self, d: Delivery, outcome: Outcome) -> None:
+        f = _final(d, outcome)
+        if _alone(d, f):
+            self.flush()
+            self._write_alone(d, outcome)
+            return
+        self.waiting.append((d, outcome, f))
+        # an outcome without a slot (never handed to a transport) waits at no risk
+        if (d.slot is not None and d.slot.free == 0) or len(self.waiting) >= CLAIM_BATCH:
+            self.flush()
+
+    def _write_alone(self, d: Delivery, outcome: Outcome) -> None:
+        m = d.message
+        try:
             try:
-                outcome = attempt(d)
-                try:
-                    states[m.id] = record(s, d, outcome)
-                    if s.in_transaction():  # not after an outcome written in autocommit alone
-                        s.commit()
-                except Exception:
-                    # the database went away after the transport had the message: write its
-                    # outcome on a new connection while the claim holds, keeping the slot (no
-                    # other message goes out unrecorded meanwhile); the batch ends here either way
-                    states[m.id] = _record_again(d, outcome, until=m.lease_until - margin)
-                    raise
-            finally:
+                self.states[m.id] = record(self.s, d, outcome)
+                if self.s.in_transaction():  # not after an outcome written in autocommit alone
+                    self.s.commit()
+            except Exception:
+                # the database went away after the transport had the message: write its outcome on a
+                # new connection while the claim holds, keeping the slot (no other message goes out
+                # unrecorded meanwhile); the batch ends here either way
+                self.states[m.id] = _record_again(d, outcome, until=m.lease_until - self.margin)
+                raise
+        finally:
+            _release_slot(d)
+        _log_outcome(d, self.states[m.id], outcome)
+
+    def flush(self) -> None:
+        """Write the waiting outcomes (one statement on PostgreSQL), then give back their slots."""
+        if not self.waiting:
+            return
+        waiting, self.waiting = self.waiting, []
+        try:
+            try:
+                outbox.finish_many(self.s, [f for _, _, f in waiting])
+                if self.s.in_transaction():
+                    self.s.commit()
+            except Exception:
+                if self.s.in_transaction():
+                    self.s.rollback()
+                for d, outcome, _ in waiting:  # as _write_alone: each on a new connection
+                    self.states[d.message.id] = _record_again(
+                        d, outcome, until=d.message.lease_until - self.margin
+                    )
+                raise
+            for d, _, f in waiting:
+                self.states[d.message.id] = f.to
+        finally:
+            for d, _, _ in waiting:
                 _release_slot(d)
-            passed += d.passed_through and states[m.id] == "sent"
-            why = "" if states[m.id] == "sent" else f" ({outcome.detail[:300]})"
-            logs.line(log, logging.INFO, "message %s: %s%s", m.id, states[m.id], why, kind=m.kind)
-    return passed
+        for d, outcome, _ in waiting:
+            _log_outcome(d, self.states[d.message.id], outcome)
+
+
+def _log_outcome(d: Delivery, state: str, outcome: Outcome) -> None:
+    m = d.message
+    why = "" if state == "sent" else f" ({outcome.detail[:300]})"
+    with logs.bound(message_id=m.id, team_id=m.team_id):
+        logs.line(log, logging.INFO, "message %s: %s%s", m.id, state, why, kind=m.kind)
+
+
+def _deliver_claimed(s, messages, suppressed, renders, states, transport, settings, now) -> int:
+    """Send each claimed message in turn and record its outcome (``Outcomes``); how many were sent
+    without their tracking."""
+    margin = timedelta(seconds=settings.lease_s / 2)
+    outcomes = Outcomes(s, states, margin)
+    done: list[Delivery] = []
+    try:
+        for m in messages:
+            with logs.bound(message_id=m.id, team_id=m.team_id):
+                d = Delivery(
+                    message=m,
+                    settings=settings,
+                    transport=transport,
+                    now=now or utcnow(),
+                    suppressed=suppressed.get(m.to_addr.lower(), ""),
+                    renders=renders,
+                    outcomes=outcomes,
+                )
+                if d.now > m.lease_until - margin:
+                    outcomes.flush()  # those sent while the claim held
+                    outbox.finish(
+                        s,
+                        m.id,
+                        "deferred",
+                        now=d.now,
+                        error="lease half gone before its turn in the batch",
+                        next_attempt_at=d.now,
+                    )
+                    s.commit()
+                    states[m.id] = "deferred"
+                    log.info("message %s: deferred (lease half gone before its turn in the batch)", m.id)
+                    continue
+                try:
+                    outcome = attempt(d)
+                except BaseException:
+                    _release_slot(d)
+                    raise
+                outcomes.add(d, outcome)
+                done.append(d)
+        outcomes.flush()
+    except BaseException:
+        try:
+            outcomes.flush()  # what was sent before the batch broke off (nothing, when flush broke it)
+        except Exception:  # noqa: BLE001 - the first error is the one raised
+            log.warning("the batch's waiting outcomes could not be written", exc_info=True)
+        raise
+    return sum(d.passed_through and states[d.message.id] == "sent" for d in done)
 
 
 RECORD_RETRY_S = 0.5  # between attempts to write an outcome while the database is unreachable

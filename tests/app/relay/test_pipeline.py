@@ -320,14 +320,19 @@ def test_a_batch_is_claimed_together_and_each_message_ends_its_own_way(team):
     assert timeline[cancelled] == [("", "queued"), ("queued", "cancelled")]
 
 
-def test_a_batch_is_claimed_in_one_statement_and_each_outcome_recorded_in_one_on_postgresql(
-    team, monkeypatch
+@pytest.mark.parametrize("slots", [1, CLAIM_BATCH])
+def test_a_batch_is_claimed_in_one_statement_and_its_outcomes_recorded_in_one_on_postgresql(
+    team, monkeypatch, slots
 ):
+    """With as many send slots as a batch has messages, the batch's outcomes wait and go in one
+    statement; with one slot, each is written as soon as its message is sent."""
     import psycopg
 
     from app.db import get_engine
     from app.relay import routing
 
+    monkeypatch.setenv("SEND_SLOTS", str(slots))
+    get_settings.cache_clear()
     ids = [api_message(team, f"r{i}@example.com", f"r{i}") for i in range(CLAIM_BATCH)]
     routing.config_cache(get_settings()).get()  # senders and routes: read once per RELAY_CONFIG_TTL_S
     domains.signing.get("mail.test", get_settings())  # the From domain's keys: once per dkim.CACHE_S
@@ -350,22 +355,31 @@ def test_a_batch_is_claimed_in_one_statement_and_each_outcome_recorded_in_one_on
         event.remove(orm.Session, "after_begin", began)
     statements = [q.split()[0].upper() for q, _ in seen]
     assert set(states.values()) == {"sent"}
-    # PostgreSQL: the claim (with its events), the suppression check, then one statement per
-    # message, in autocommit (no BEGIN/COMMIT round trips) and without waiting for the WAL flush
+    # PostgreSQL: the claim (with its events), the suppression check, then the outcomes (one
+    # statement per message, or one for the batch), in autocommit (no BEGIN/COMMIT round trips),
+    # without waiting for the WAL flush and with each statement's one plan
     if get_engine().dialect.name == "postgresql":
-        assert statements == ["SET", "WITH", "SELECT"] + ["WITH"] * CLAIM_BATCH + ["RESET"]
+        outcomes = ["WITH"] * (CLAIM_BATCH if slots == 1 else 1)
+        assert statements == ["SET", "WITH", "SELECT"] + outcomes + ["RESET"]
+        if slots != 1:
+            q, args = seen[3]
+            assert "unnest" in q and len(args[0]["id"]) == CLAIM_BATCH
         assert len(begun) == 1  # the claim's; an outcome, one statement in autocommit, begins none
-        with get_engine().connect() as conn:  # the pool's connections wait for the WAL flush again
+        with get_engine().connect() as conn:  # the pool's connections are as they were again
             assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
     else:  # SQLite: the claim is one UPDATE and one multi-row INSERT of events, then a transaction
         # each (its event, the webhooks its team's endpoints want: a SELECT that finds none here, then
         # the bytes sent: SQLite has no statement writing two tables, and a statement there is a
         # call in the process, not a round trip)
-        each = ["BEGIN", "SELECT", "UPDATE", "INSERT", "SELECT", "INSERT"]
-        assert statements == ["BEGIN", "UPDATE", "INSERT", "SELECT"] + each * CLAIM_BATCH
+        each = ["SELECT", "UPDATE", "INSERT", "SELECT", "INSERT"]
+        if slots == 1:
+            assert statements == ["BEGIN", "UPDATE", "INSERT", "SELECT"] + ["BEGIN", *each] * CLAIM_BATCH
+        else:  # the batch's outcomes in one transaction
+            assert statements == ["BEGIN", "UPDATE", "INSERT", "SELECT", "BEGIN"] + each * CLAIM_BATCH
 
 
-@pytest.mark.parametrize("slots", [1, 3])
+@pytest.mark.parametrize("slots", [1, 3, 20])
 def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slots(team, monkeypatch, slots):
     """What a kill -9 can duplicate: messages a transport accepted whose ``sent`` is not committed."""
     import threading
@@ -373,9 +387,8 @@ def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slo
 
     from app.models import OutboundMessage
 
-    if slots != 1:
-        monkeypatch.setenv("SEND_SLOTS", str(slots))
-        get_settings.cache_clear()
+    monkeypatch.setenv("SEND_SLOTS", str(slots))
+    get_settings.cache_clear()
     ids = [api_message(team, f"p{i}@example.com", f"p{i}") for i in range(24)]
     accepted, unrecorded_at_send = [], []
 
@@ -427,37 +440,49 @@ def test_a_message_whose_lease_is_half_gone_before_its_turn_is_given_back_not_se
     assert r.next_attempt_at <= r.updated_at and "lease" in r.error  # due at once: the sweeper requeues it
 
 
+@pytest.mark.parametrize("slots", [1, 2])
 @pytest.mark.parametrize("back", [True, False], ids=["database-back", "database-gone"])
 def test_an_outcome_the_database_could_not_take_is_written_again_while_the_claim_holds(
-    team, monkeypatch, back
+    team, monkeypatch, back, slots
 ):
-    """The database goes away after the transport accepted a message (a PostgreSQL restart): the
-    worker writes the outcome on a new connection, or gives up before the lease's margin; the
-    batch ends there, so no further message goes out unrecorded."""
+    """The database goes away after the transport accepted messages (a PostgreSQL restart): the
+    worker writes their outcomes on new connections, or gives up before the lease's margin; the
+    batch ends there, so no further message goes out unrecorded. With one send slot that is the
+    first message; with two, the first two, whose outcomes waited to be written together."""
     from sqlalchemy.exc import OperationalError
 
     import app.relay.pipeline as pipeline
 
     monkeypatch.setenv("LEASE_S", "3")
+    monkeypatch.setenv("SEND_SLOTS", str(slots))
     get_settings.cache_clear()
     monkeypatch.setattr(pipeline, "RECORD_RETRY_S", 0.1)
-    first, second = api_message(team, "a@example.com", "a"), api_message(team, "b@example.com", "b")
+    ids = [api_message(team, f"{c}@example.com", c) for c in "abc"]
+    sent = ids[:slots]
     real_record, calls = pipeline.record, []
+    gone = OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
 
-    def record(s, d, outcome):
+    def finish_many(s, outcomes):  # the outcomes' write, once no slot is left
+        calls.append([o.message_id for o in outcomes])
+        raise gone
+
+    def record(s, d, outcome):  # each written again on a new connection
         calls.append(d.message.id)
-        if len(calls) == 1 or not back:
-            raise OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
+        if not back:
+            raise gone
         return real_record(s, d, outcome)
 
+    monkeypatch.setattr(pipeline.outbox, "finish_many", finish_many)
     monkeypatch.setattr(pipeline, "record", record)
     t = MemoryTransport()
     with pytest.raises(OperationalError):
-        deliver_many([first, second], transport=t)
-    assert [m["To"] for m in t.sent] == ["a@example.com"]  # the second was not sent unrecorded
-    assert set(calls) == {first} and len(calls) >= 2
-    assert row(first).state == ("sent" if back else "sending")  # gone: the sweeper sends it again
-    assert row(second).state == "sending"  # claimed, not sent: the sweeper gives it back after the lease
+        deliver_many(ids, transport=t)
+    assert [m["To"] for m in t.sent] == [f"{c}@example.com" for c in "abc"[:slots]]  # none more
+    assert calls[0] == sent and set(calls[1:]) == set(sent) and len(calls) >= 1 + slots
+    for mid in sent:  # gone: the sweeper sends them again
+        assert row(mid).state == ("sent" if back else "sending")
+    for mid in ids[slots:]:  # claimed, not sent: the sweeper gives them back after the lease
+        assert row(mid).state == "sending"
 
 
 def test_with_no_sender_and_no_mail_transport_a_message_waits_deferred_never_pretends_sent(team):

@@ -185,6 +185,52 @@ def test_only_the_kinds_an_endpoint_asked_for_are_sent(team, receiver):
     assert deferred["detail"] == "451 try later"
 
 
+def test_outcomes_written_together_are_written_as_each_would_be_alone(team, receiver):
+    """outbox.finish_many (a batch's outcomes, one statement on PostgreSQL): each row's state and
+    values, its event, the bytes kept and the webhooks its team wants, as finish writes them; a
+    message no longer sending is left as it is."""
+    from app.models import OutboundMessage
+
+    endpoint(receiver, team.id, ["sent", "deferred"])
+    sent, deferred, failed, queued = (message(team.id, f"m{i}") for i in range(4))
+    with session() as s:
+        outbox.claim_many(s, [sent, deferred, failed], now=NOW, lease_s=300)
+    later = NOW + timedelta(minutes=5)
+    with session() as s:
+        moved = outbox.finish_many(
+            s,
+            [
+                outbox.Finish(
+                    sent,
+                    "sent",
+                    NOW,
+                    "",
+                    b"the bytes sent",
+                    {"sender": "a", "sent_at": NOW, "provider_id": "p-1", "provider_response": "250 queued"},
+                ),
+                outbox.Finish(deferred, "deferred", NOW, "451 try later", None, {"next_attempt_at": later}),
+                outbox.Finish(failed, "failed", NOW, "550 no such user", b"refused bytes", {}),
+                outbox.Finish(queued, "sent", NOW, "", b"never claimed", {}),
+            ],
+        )
+    assert moved == {sent, deferred, failed}
+    with session() as s:
+        got = {m.id: m for m in s.execute(select(OutboundMessage)).scalars()}
+        assert (got[sent].state, got[sent].sender, got[sent].provider_id) == ("sent", "a", "p-1")
+        assert got[sent].provider_response == "250 queued" and got[sent].lease_until is None
+        assert (got[deferred].state, got[deferred].error) == ("deferred", "451 try later")
+        assert got[deferred].next_attempt_at.replace(tzinfo=None) == later.replace(tzinfo=None)
+        assert (got[failed].state, got[failed].error) == ("failed", "550 no such user")
+        assert got[queued].state == "queued"
+        assert outbox.content(s, sent) == b"the bytes sent"
+        assert outbox.content(s, failed) == b"refused bytes"
+        assert outbox.content(s, deferred) is None and outbox.content(s, queued) is None
+        for mid, kind in ((sent, "sent"), (deferred, "deferred"), (failed, "failed")):
+            assert [(e.from_state, e.kind) for e in outbox.events(s, mid)][-1] == ("sending", kind)
+        assert [e.kind for e in outbox.events(s, queued)] == ["queued"]
+    assert sorted((r.kind, r.message_id) for r in rows()) == [("deferred", deferred), ("sent", sent)]
+
+
 def test_a_team_with_no_endpoints_writes_no_delivery_rows(team, receiver):
     from app.models import Team
 
