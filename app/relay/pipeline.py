@@ -62,6 +62,8 @@ MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after thi
 MAX_BACKOFF_S = 6 * 3600
 MAX_SENDERS_PER_ATTEMPT = 3  # senders tried in one attempt before the message is deferred
 CLAIM_BATCH = 20  # messages claimed in one statement, then sent one after another
+OUTCOME_WAIT_S = 1.0  # an outcome waits to be written with others about this long at most
+_clock = time.monotonic  # Outcomes' clock (tests move it)
 
 
 @dataclass
@@ -677,13 +679,16 @@ class Outcomes:
     left free for the others, and writes them together (``outbox.finish_many``: one statement on
     PostgreSQL) when none is (``add``), when it needs a slot and finds none (``_send``), and at the
     end of its batch: still never more than SEND_SLOTS messages of the process sent and unrecorded.
-    An outcome that writes more than its row and event (a bounce: the suppression list; a
-    pass-through note) is written alone, after those that wait.
+    Nor does an outcome wait much past OUTCOME_WAIT_S (with a slow sender, the mail log and the
+    webhooks would otherwise learn of a batch's first messages only at its end). An outcome that
+    writes more than its row and event (a bounce: the suppression list; a pass-through note) is
+    written alone, after those that wait.
     """
 
     def __init__(self, s: Session, states: dict[int, str], margin: timedelta):
         self.s, self.states, self.margin = s, states, margin
         self.waiting: list[tuple[Delivery, Outcome, outbox.Finish]] = []
+        self.since = 0.0  # time.monotonic() when the first of those waiting was added
 
     def add(self, d: Delivery, outcome: Outcome) -> None:
         f = _final(d, outcome)
@@ -691,9 +696,16 @@ class Outcomes:
             self.flush()
             self._write_alone(d, outcome)
             return
+        now = _clock()
+        if not self.waiting:
+            self.since = now
         self.waiting.append((d, outcome, f))
         # an outcome without a slot (never handed to a transport) waits at no risk
-        if (d.slot is not None and d.slot.free == 0) or len(self.waiting) >= CLAIM_BATCH:
+        if (
+            (d.slot is not None and d.slot.free == 0)
+            or len(self.waiting) >= CLAIM_BATCH
+            or now - self.since >= OUTCOME_WAIT_S
+        ):
             self.flush()
 
     def _write_alone(self, d: Delivery, outcome: Outcome) -> None:

@@ -418,6 +418,31 @@ def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slo
     assert len(t.sent) == 24 and max(unrecorded_at_send) <= slots - 1  # the one being sent aside
 
 
+def test_an_outcome_waits_to_be_written_with_others_about_a_second_at_most(team, monkeypatch):
+    """A slow sender (0.4 s a message on the pipeline's clock): the first four outcomes are written
+    together once the first has waited a second, the fifth at the end of the batch."""
+    import app.relay.pipeline as pipeline
+    from app.relay import outbox
+
+    clock = [0.0]
+    monkeypatch.setattr(pipeline, "_clock", lambda: clock[0])
+    real, written = outbox.finish_many, []
+    monkeypatch.setattr(
+        pipeline.outbox,
+        "finish_many",
+        lambda s, fs: written.append([f.message_id for f in fs]) or real(s, fs),
+    )
+
+    class Slow(MemoryTransport):
+        def send(self, message):
+            clock[0] += 0.4
+            return super().send(message)
+
+    ids = [api_message(team, f"w{i}@example.com", f"w{i}") for i in range(5)]
+    assert set(deliver_many(ids, transport=Slow()).values()) == {"sent"}
+    assert written == [ids[:4], ids[4:]]
+
+
 def test_a_message_whose_lease_is_half_gone_before_its_turn_is_given_back_not_sent(team, monkeypatch):
     """The pipeline's clock is the test's: the slow sender moves it 1.1 s on, past half of a 2 s lease."""
     import app.relay.pipeline as pipeline
