@@ -688,7 +688,8 @@ class Outcomes:
     def __init__(self, s: Session, states: dict[int, str], margin: timedelta):
         self.s, self.states, self.margin = s, states, margin
         self.waiting: list[tuple[Delivery, Outcome, outbox.Finish]] = []
-        self.since = 0.0  # time.monotonic() when the first of those waiting was added
+        self.since = 0.0  # _clock() when the first of those waiting was added
+        self.error: Exception | None = None  # what a write of them raised: the batch ends
 
     def add(self, d: Delivery, outcome: Outcome) -> None:
         f = _final(d, outcome)
@@ -735,7 +736,8 @@ class Outcomes:
                 outbox.finish_many(self.s, [f for _, _, f in waiting])
                 if self.s.in_transaction():
                     self.s.commit()
-            except Exception:
+            except Exception as e:
+                self.error = e  # raised here, and again after the step that was sending (_send)
                 if self.s.in_transaction():
                     self.s.rollback()
                 for d, outcome, _ in waiting:  # as _write_alone: each on a new connection
@@ -796,6 +798,8 @@ def _deliver_claimed(s, messages, suppressed, renders, states, transport, settin
                 except BaseException:
                     _release_slot(d)
                     raise
+                if outcomes.error is not None:  # the waiting outcomes' write failed as it sent: the
+                    raise outcomes.error  # batch ends, this message unsent (the sweeper gives it back)
                 outcomes.add(d, outcome)
                 done.append(d)
         outcomes.flush()

@@ -510,6 +510,38 @@ def test_an_outcome_the_database_could_not_take_is_written_again_while_the_claim
         assert row(mid).state == "sending"
 
 
+def test_when_the_outcomes_written_for_a_slot_fail_the_batch_ends_before_its_next_send(team, monkeypatch):
+    """Another thread may take the last slot while this one's outcomes wait (here: the slots seem
+    to have one free, so the first outcome waits); needing a slot, the thread writes them, and when
+    that fails, it sends nothing more."""
+    from sqlalchemy.exc import OperationalError
+
+    import app.relay.pipeline as pipeline
+    from app.relay import slots
+
+    monkeypatch.setenv("LEASE_S", "2")
+    monkeypatch.setenv("SEND_SLOTS", "1")
+    get_settings.cache_clear()
+    monkeypatch.setattr(pipeline, "RECORD_RETRY_S", 0.1)
+    monkeypatch.setattr(slots.Slots, "free", property(lambda self: 1))
+    gone = OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
+
+    def fail(*a, **k):
+        raise gone
+
+    monkeypatch.setattr(pipeline.outbox, "finish_many", fail)
+    monkeypatch.setattr(pipeline, "record", fail)
+    ids = [api_message(team, f"{c}@example.com", c) for c in "abc"]
+    t = MemoryTransport()
+    with pytest.raises(OperationalError):  # a fixed clock: no lease runs half out to end it
+        deliver_many(ids, transport=t, now=NOW)
+    assert [m["To"] for m in t.sent] == ["a@example.com"]
+    assert [row(mid).state for mid in ids] == ["sending"] * 3  # the sweeper's, after the lease
+    held = slots.send_slots(get_settings())
+    assert held.acquire(blocking=False)  # every slot given back
+    held.release()
+
+
 def test_with_no_sender_and_no_mail_transport_a_message_waits_deferred_never_pretends_sent(team):
     from app.relay.routing import NO_SENDER
     from app.relay.transports import get_transport
