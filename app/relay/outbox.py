@@ -465,6 +465,16 @@ _FINISH_VALUES = ("sender", "links", "sent_at", "provider_id", "provider_respons
 _PG_FINISH_SQL = str(_PG_FINISH.compile(dialect=postgresql_psycopg.dialect()))
 
 
+def _check_finish(to: str, values: dict) -> None:
+    """TransitionError unless ``sending -> to`` is allowed; ValueError for a value ``finish``
+    cannot set."""
+    if to not in TRANSITIONS["sending"]:
+        raise TransitionError(f"sending -> {to} is not allowed")
+    unknown = set(values) - set(_FINISH_VALUES)
+    if unknown:
+        raise ValueError(f"finish cannot set {sorted(unknown)}")
+
+
 def pg_finish_params(message_id: int, to: str, *, now: datetime, error: str, raw_zlib, **values) -> dict:
     """The parameters of _PG_FINISH_SQL for ``finish``'s arguments."""
     params = dict.fromkeys(_FINISH_VALUES) | values
@@ -501,11 +511,7 @@ def finish(
     dropped, an event appended, and ``raw`` (the bytes the transport was handed, if given) kept
     compressed in OutboundContent, replacing an earlier attempt's. True when this call moved it.
     PostgreSQL: one statement."""
-    if to not in TRANSITIONS["sending"]:
-        raise TransitionError(f"sending -> {to} is not allowed")
-    unknown = set(values) - set(_FINISH_VALUES)
-    if unknown:
-        raise ValueError(f"finish cannot set {sorted(unknown)}")
+    _check_finish(to, values)
     packed = None if raw is None else packing.pack(raw)
     if session.get_bind().dialect.name == "postgresql":
         params = pg_finish_params(message_id, to, now=now, error=error, raw_zlib=packed, **values)
@@ -586,12 +592,8 @@ def finish_many(session: Session, outcomes: list[Finish]) -> set[int]:
     """``finish`` for several ``sending`` messages, each outcome as ``finish`` writes it; the ids
     this call moved. PostgreSQL: one statement for all of them (for one, finish's own: the arrays
     cost more than they save); SQLite: ``finish`` for each, in the session's transaction."""
-    for o in outcomes:
-        if o.to not in TRANSITIONS["sending"]:
-            raise TransitionError(f"sending -> {o.to} is not allowed")
-        unknown = set(o.values) - set(_FINISH_VALUES)
-        if unknown:
-            raise ValueError(f"finish cannot set {sorted(unknown)}")
+    for o in outcomes:  # every one before any is written
+        _check_finish(o.to, o.values)
     if not outcomes:
         return set()
     if len(outcomes) == 1 or session.get_bind().dialect.name != "postgresql":
