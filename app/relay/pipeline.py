@@ -710,47 +710,46 @@ class Outcomes:
             self.flush()
 
     def _write_alone(self, d: Delivery, outcome: Outcome) -> None:
-        m = d.message
-        try:
-            try:
-                self.states[m.id] = record(self.s, d, outcome)
-                if self.s.in_transaction():  # not after an outcome written in autocommit alone
-                    self.s.commit()
-            except Exception:
-                # the database went away after the transport had the message: write its outcome on a
-                # new connection while the claim holds, keeping the slot (no other message goes out
-                # unrecorded meanwhile); the batch ends here either way
-                self.states[m.id] = _record_again(d, outcome, until=m.lease_until - self.margin)
-                raise
-        finally:
-            _release_slot(d)
-        _log_outcome(d, self.states[m.id], outcome)
+        self._write([(d, outcome)], lambda: [record(self.s, d, outcome)])
 
     def flush(self) -> None:
         """Write the waiting outcomes (one statement on PostgreSQL), then give back their slots."""
         if not self.waiting:
             return
         waiting, self.waiting = self.waiting, []
+
+        def write() -> list[str]:
+            outbox.finish_many(self.s, [f for _, _, f in waiting])
+            return [f.to for _, _, f in waiting]
+
+        self._write([(d, outcome) for d, outcome, _ in waiting], write)
+
+    def _write(self, items: list[tuple[Delivery, Outcome]], write: Callable[[], list[str]]) -> None:
+        """``write`` the outcomes of ``items`` (it returns their states) and commit, then give back
+        their slots. When the database went away after the transport had the messages, each
+        outcome is written again on a new connection while the claim holds, keeping the slots (no
+        other message goes out unrecorded meanwhile), and the batch ends: the error is raised here
+        and kept in ``error`` (``_send`` writes outcomes inside a step, which would catch it)."""
         try:
             try:
-                outbox.finish_many(self.s, [f for _, _, f in waiting])
-                if self.s.in_transaction():
+                states = write()
+                if self.s.in_transaction():  # not after outcomes written in autocommit alone
                     self.s.commit()
             except Exception as e:
-                self.error = e  # raised here, and again after the step that was sending (_send)
+                self.error = e
                 if self.s.in_transaction():
                     self.s.rollback()
-                for d, outcome, _ in waiting:  # as _write_alone: each on a new connection
+                for d, outcome in items:
                     self.states[d.message.id] = _record_again(
                         d, outcome, until=d.message.lease_until - self.margin
                     )
                 raise
-            for d, _, f in waiting:
-                self.states[d.message.id] = f.to
+            for (d, _), state in zip(items, states, strict=True):
+                self.states[d.message.id] = state
         finally:
-            for d, _, _ in waiting:
+            for d, _ in items:
                 _release_slot(d)
-        for d, outcome, _ in waiting:
+        for d, outcome in items:
             _log_outcome(d, self.states[d.message.id], outcome)
 
 
