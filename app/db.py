@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache, lru_cache
@@ -21,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, CursorResult, Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel import Session, create_engine
@@ -47,10 +51,97 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def _sqlite_begin(conn) -> None:
-    # pysqlite's own transaction handling is off (isolation_level=None below); take the write
-    # lock at BEGIN so two writers queue on busy_timeout instead of failing mid-transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+class FifoLock:
+    """A lock that the threads waiting for it get in the order they asked.
+
+    A ``threading.Lock`` (and SQLite's own busy wait, which polls with sleeps of up to 100 ms)
+    lets whoever asks at the moment it is let go take it, and the thread that lets go holds the
+    interpreter then: with a few threads in a loop of short transactions, one of them waited
+    seconds for its turn while the others had theirs over and over.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiting: deque[threading.Lock] = deque()  # each held until the lock passes to it
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock after those who asked before, waiting at most ``timeout`` seconds."""
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiting.append(turn)
+        if turn.acquire(timeout=timeout):
+            return True
+        with self._mutex:
+            if turn in self._waiting:
+                self._waiting.remove(turn)
+                return False
+        return True  # it passed to this thread as the wait ended
+
+    def release(self) -> None:
+        """Let go: to the longest waiting thread, if any (the lock stays held, for it)."""
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._held = False
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """A pysqlite connection whose transactions take their turn at the database's one write lock
+    in this process first (``writers``, one FifoLock an engine): its threads then queue for
+    it in order, and SQLite's busy timeout is left to other processes' transactions. The turn
+    is given back once the transaction ends, however it ends (commit, rollback, close)."""
+
+    writers: FifoLock
+    _turn = False
+
+    def take_turn(self) -> bool:
+        """Wait for this transaction's turn (at most the busy timeout); whether it came."""
+        self._turn = self.writers.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
+        return self._turn
+
+    def end_turn(self) -> None:
+        if self._turn:
+            self._turn = False
+            self.writers.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction:
+                self.end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_turn()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    driver = conn.connection.dbapi_connection
+    if not driver.take_turn():
+        why = f"database is locked (this process's other transactions held it {SQLITE_BUSY_TIMEOUT_MS} ms)"
+        raise OperationalError("BEGIN IMMEDIATE", None, sqlite3.OperationalError(why))
+    try:
+        # pysqlite's own transaction handling is off (isolation_level=None below); take the write
+        # lock at BEGIN so two writers queue instead of failing mid-transaction
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    except BaseException:
+        driver.end_turn()
+        raise
 
 
 def make_engine(url: str) -> Engine:
@@ -60,8 +151,14 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        connection = type("SQLiteConnection", (_SQLiteConnection,), {"writers": FifoLock()})
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+            url,
+            connect_args={
+                "check_same_thread": False,
+                "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                "factory": connection,
+            },
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "connect", lambda c, r: setattr(c, "isolation_level", None))
