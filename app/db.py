@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from sqlmodel import Session, create_engine
 from app.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_STARVING_S = 0.05  # a thread waits this long for its turn at most before the others queue behind it
 
 
 def normalize_url(url: str) -> str:
@@ -51,53 +53,88 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-class FifoLock:
-    """A lock that the threads waiting for it get in the order they asked.
+class TurnLock:
+    """A lock that no thread waits for long: the ones waiting for it are served in the order they
+    asked once the first of them has waited ``starving_s``.
 
-    A ``threading.Lock`` (and SQLite's own busy wait, which polls with sleeps of up to 100 ms)
-    lets whoever asks at the moment it is let go take it, and the thread that lets go holds the
-    interpreter then: with a few threads in a loop of short transactions, one of them waited
-    seconds for its turn while the others had theirs over and over.
+    Until then it is an ordinary lock: a release wakes the first waiting thread, and whoever asks
+    first after the release takes it (the thread that let go, which holds the interpreter then,
+    often does, and goes on without a switch). SQLite's own busy wait, which polls with sleeps of up to
+    100 ms, works that way with no bound: with a few threads in a loop of short transactions, one
+    of them waited seconds for its turn while the others had theirs over and over. Once the first
+    waiting thread has waited ``starving_s``, a release hands the lock to it directly (it stays
+    held), as Go's sync.Mutex does in its starvation mode. Handing it over at every release
+    instead made SQLite's inbound processing (``bench/inbound.py``, 8 threads) slower: the thread
+    it went to held it while it waited for the interpreter.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, starving_s: float) -> None:
+        self.starving_s = starving_s
         self._mutex = threading.Lock()
         self._held = False
-        self._waiting: deque[threading.Lock] = deque()  # each held until the lock passes to it
+        self._waiting: deque[_Waiter] = deque()
 
     def acquire(self, timeout: float) -> bool:
-        """Take the lock after those who asked before, waiting at most ``timeout`` seconds."""
-        with self._mutex:
-            if not self._held:
-                self._held = True
-                return True
-            turn = threading.Lock()
-            turn.acquire()
-            self._waiting.append(turn)
-        if turn.acquire(timeout=timeout):
-            return True
-        with self._mutex:
-            if turn in self._waiting:
-                self._waiting.remove(turn)
+        """Take the lock, waiting at most ``timeout`` seconds; whether it was taken."""
+        deadline = time.monotonic() + timeout
+        w: _Waiter | None = None
+        while True:
+            with self._mutex:
+                if w is not None and w.handed:
+                    return True
+                if not self._held:
+                    self._held = True
+                    return True
+                if w is None:
+                    w = _Waiter(time.monotonic())
+                    self._waiting.append(w)
+                else:  # woken, and another thread took it first: first in line again
+                    self._waiting.appendleft(w)
+            left = deadline - time.monotonic()
+            if left > 0 and w.wake.acquire(timeout=left):
+                continue
+            with self._mutex:
+                if w.handed:  # as the wait ended
+                    return True
+                if w in self._waiting:
+                    self._waiting.remove(w)
+                elif not self._held:  # woken as the wait ended, and free
+                    self._held = True
+                    return True
                 return False
-        return True  # it passed to this thread as the wait ended
 
     def release(self) -> None:
-        """Let go: to the longest waiting thread, if any (the lock stays held, for it)."""
+        """Let go, waking the first waiting thread; one that has waited ``starving_s`` gets it."""
         with self._mutex:
-            if self._waiting:
-                self._waiting.popleft().release()
+            if not self._waiting:
+                self._held = False
+                return
+            w = self._waiting.popleft()
+            if time.monotonic() - w.since >= self.starving_s:
+                w.handed = True  # still held: for w
             else:
                 self._held = False
+            w.wake.release()
+
+
+class _Waiter:
+    __slots__ = ("since", "handed", "wake")
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self.handed = False
+        self.wake = threading.Lock()
+        self.wake.acquire()  # TurnLock.release lets go of it
 
 
 class _SQLiteConnection(sqlite3.Connection):
     """A pysqlite connection whose transactions take their turn at the database's one write lock
-    in this process first (``writers``, one FifoLock an engine): its threads then queue for
-    it in order, and SQLite's busy timeout is left to other processes' transactions. The turn
-    is given back once the transaction ends, however it ends (commit, rollback, close)."""
+    in this process first (``writers``, one TurnLock an engine): its threads then wait for it on
+    that lock, none of them long, and SQLite's busy timeout is left to other processes'
+    transactions. The turn is given back once the transaction ends, however it ends (commit,
+    rollback, close)."""
 
-    writers: FifoLock
+    writers: TurnLock
     _turn = False
 
     def take_turn(self) -> bool:
@@ -151,7 +188,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        connection = type("SQLiteConnection", (_SQLiteConnection,), {"writers": FifoLock()})
+        connection = type("SQLiteConnection", (_SQLiteConnection,), {"writers": TurnLock(SQLITE_STARVING_S)})
         engine = create_engine(
             url,
             connect_args={

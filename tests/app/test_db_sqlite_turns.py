@@ -1,7 +1,9 @@
-"""On SQLite a process's transactions take their turns at the one write lock in the order they asked
-(app.db.FifoLock), and a turn is given back however its transaction ends."""
+"""On SQLite a process's transactions take turns at the one write lock (app.db.TurnLock): none
+waits much longer than SQLITE_STARVING_S while others have theirs, and a turn is given back
+however its transaction ends."""
 
 import sqlite3
+import sys
 import threading
 import time
 
@@ -10,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 import app.db
-from app.db import FifoLock, make_engine
+from app.db import TurnLock, make_engine
 
 
 def wait_for(condition, timeout_s: float = 10.0) -> None:
@@ -20,7 +22,7 @@ def wait_for(condition, timeout_s: float = 10.0) -> None:
         time.sleep(0.005)
 
 
-def queue_in_order(lock: FifoLock, n: int, work) -> list[threading.Thread]:
+def queue_in_order(lock: TurnLock, n: int, work) -> list[threading.Thread]:
     """Start n threads that each run work(i), each one started once the one before it waits for
     ``lock``."""
     threads = []
@@ -32,8 +34,8 @@ def queue_in_order(lock: FifoLock, n: int, work) -> list[threading.Thread]:
     return threads
 
 
-def test_the_lock_goes_to_the_waiting_threads_in_the_order_they_asked():
-    lock, order = FifoLock(), []
+def test_once_the_first_has_waited_starving_s_the_waiting_threads_get_it_in_order():
+    lock, order = TurnLock(starving_s=0), []
 
     def work(i: int) -> None:
         assert lock.acquire(timeout=10)
@@ -50,8 +52,33 @@ def test_the_lock_goes_to_the_waiting_threads_in_the_order_they_asked():
     lock.release()
 
 
+def test_a_thread_that_lets_go_takes_it_again_unless_one_waiting_has_starved():
+    lock, got = TurnLock(starving_s=0.2), []
+
+    def work(_: int) -> None:
+        assert lock.acquire(timeout=10)
+        got.append(time.monotonic())
+        lock.release()
+
+    assert lock.acquire(timeout=0)
+    [waiter] = queue_in_order(lock, 1, work)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(5.0)  # the woken waiter gets no turn at the interpreter in between
+    try:
+        lock.release()
+        assert lock.acquire(timeout=0)  # before the woken waiter: an ordinary lock's way
+    finally:
+        sys.setswitchinterval(switch)
+    time.sleep(0.25)  # the waiter, first in line again, has now waited starving_s
+    lock.release()
+    assert lock.acquire(timeout=0) is False  # handed to the waiter, not taken back
+    waiter.join()
+    assert len(got) == 1
+    assert lock.acquire(timeout=0)
+
+
 def test_a_wait_that_times_out_leaves_the_queue_and_takes_nothing():
-    lock = FifoLock()
+    lock = TurnLock(starving_s=0)
     assert lock.acquire(timeout=0)
     assert lock.acquire(timeout=0.05) is False
     assert list(lock._waiting) == []
@@ -62,6 +89,7 @@ def test_a_wait_that_times_out_leaves_the_queue_and_takes_nothing():
 @pytest.fixture
 def engine(tmp_path, monkeypatch):
     monkeypatch.setattr(app.db, "SQLITE_BUSY_TIMEOUT_MS", 300)  # a lost turn fails in 0.3 s, not 10
+    monkeypatch.setattr(app.db, "SQLITE_STARVING_S", 0)  # every turn in order: an order to check
     engine = make_engine(f"sqlite:///{tmp_path}/turns.db")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, who INTEGER)"))
@@ -69,7 +97,7 @@ def engine(tmp_path, monkeypatch):
     engine.dispose()
 
 
-def writers(conn) -> FifoLock:
+def writers(conn) -> TurnLock:
     return conn.connection.dbapi_connection.writers
 
 

@@ -75,8 +75,8 @@ def test_a_small_team_is_served_between_a_big_teams_messages(db, sent):
     # small team's last message goes out before the big team's K-th (K = threads x batch + 10,
     # 90). On a loaded machine (the suite's other worker beside it) more of the flood got through
     # first (106 seen), so the test holds the line that tells fair from FIFO: the small team is
-    # done before half the flood is. On SQLite this also needs the process's transactions to
-    # queue for the write lock in order (app.db.FifoLock): in SQLite's own busy wait, the thread
+    # done before half the flood is. On SQLite this also needs a bound on how long a thread of the
+    # process waits for the write lock (app.db.TurnLock): in SQLite's own busy wait, the thread
     # that had claimed the small team's messages was kept waiting while the other threads sent
     # the flood (291 seen)
     k = len(worker.workers) * CLAIM_BATCH + len(small)
