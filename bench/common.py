@@ -35,7 +35,8 @@ def put_section(heading: str, section: str, keep_subsections: bool = False) -> N
     if start >= 0:
         ends = [text.find(mark, start + 1) for mark in ("\n## ", "\n### ")[: 2 if keep_subsections else 1]]
         end = min((e for e in ends if e >= 0), default=-1)
-        text = text[:start] + section + (text[end + 1 :] if end >= 0 else "")
+        rest = text[end + 1 :] if end >= 0 else ""
+        text = text[:start] + (section.rstrip("\n") + "\n\n" if rest else section) + rest
     else:
         text = text.rstrip("\n") + "\n\n" + section
     BENCHMARKS.write_text(text)

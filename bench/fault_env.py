@@ -169,9 +169,19 @@ class Tmpfs:
         self.path, self.filler = path, path / "filler"
 
     def fill(self) -> None:
-        """Write the filler until the file system is full."""
+        """Write the filler until the file system is full (already full: said on stderr, with what
+        fills it)."""
         chunk = b"\0" * 65536
-        with self.filler.open("ab") as f:
+        try:
+            f = self.filler.open("ab")
+        except OSError as e:
+            du = subprocess.run(["du", "-a", str(self.path)], capture_output=True, text=True).stdout
+            print(
+                f"# {self.path} was full before the filler ({e}):\n# " + du.replace("\n", "\n# "),
+                file=sys.stderr,
+            )
+            return
+        with f:
             try:
                 while True:
                     f.write(chunk)

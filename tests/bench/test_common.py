@@ -44,3 +44,15 @@ def test_the_yardstick_is_the_cpu_time_of_its_loop():
     common.cpu_yardstick_s()
     spent = time.process_time() - t  # three passes, of which it reports the best
     assert 0 < first and common.cpu_yardstick_s() <= spent
+
+
+def test_a_section_is_put_in_its_place_and_apart_from_the_next(tmp_path, monkeypatch):
+    path = tmp_path / "BENCHMARKS.md"
+    monkeypatch.setattr(common, "BENCHMARKS", path)
+    path.write_text("# Benchmarks\n\n## A\n\nold a\n\n## B\n\nb\n")
+    common.put_section("## A", "## A\n\nnew a\n")  # a section that ends with one newline
+    assert path.read_text() == "# Benchmarks\n\n## A\n\nnew a\n\n## B\n\nb\n"
+    common.put_section("## C", "## C\n\nc\n")  # a new one goes last
+    assert path.read_text() == "# Benchmarks\n\n## A\n\nnew a\n\n## B\n\nb\n\n## C\n\nc\n"
+    common.put_section("## C", "## C\n\nc again\n")  # the last one, replaced
+    assert path.read_text().endswith("## B\n\nb\n\n## C\n\nc again\n")
