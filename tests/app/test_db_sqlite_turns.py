@@ -13,13 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 import app.db
 from app.db import TurnLock, make_engine
-
-
-def wait_for(condition, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
+from tests.e2e.conftest import wait_until
 
 
 def queue_in_order(lock: TurnLock, n: int, work) -> list[threading.Thread]:
@@ -29,7 +23,7 @@ def queue_in_order(lock: TurnLock, n: int, work) -> list[threading.Thread]:
     for i in range(n):
         t = threading.Thread(target=work, args=(i,))
         t.start()
-        wait_for(lambda i=i: len(lock._waiting) == i + 1)
+        wait_until(lambda i=i: len(lock._waiting) == i + 1, 10, f"thread {i} waiting", interval_s=0.005)
         threads.append(t)
     return threads
 
