@@ -2,7 +2,7 @@
 
 A message that a transport accepted is sent again when the worker dies before its
 ``sent`` is committed (the sweeper retries it when its lease runs out). So a
-worker process has SEND_SLOTS slots (one by default): the pipeline takes one
+worker process has SEND_SLOTS slots (20 by default): the pipeline takes one
 right before a transport's ``send`` and gives it back once the outcome is
 committed. However many worker threads the process runs, at most SEND_SLOTS of
 its messages are accepted and not yet recorded, and a killed process duplicates
