@@ -169,23 +169,13 @@ class Tmpfs:
         self.path, self.filler = path, path / "filler"
 
     def fill(self) -> None:
-        """Write the filler until the file system is full (already full: said on stderr, with what
-        fills it)."""
+        """Write the filler until the file system is full. Unbuffered: a buffered file keeps the
+        part of a chunk the full file system refused, and its close raised ENOSPC writing it again."""
         chunk = b"\0" * 65536
-        try:
-            f = self.filler.open("ab")
-        except OSError as e:
-            du = subprocess.run(["du", "-a", str(self.path)], capture_output=True, text=True).stdout
-            print(
-                f"# {self.path} was full before the filler ({e}):\n# " + du.replace("\n", "\n# "),
-                file=sys.stderr,
-            )
-            return
-        with f:
+        with self.filler.open("ab", buffering=0) as f:
             try:
                 while True:
                     f.write(chunk)
-                    f.flush()
             except OSError:
                 pass
 
