@@ -280,6 +280,8 @@ def worker_kill(workers, team: int, n: int, kills: int) -> dict:
     """One of two worker instances killed ``kills`` times during ``n`` messages, each time started
     again; recovery: from a kill until none of the messages then ``sending`` still is (each sent, or
     swept back to the queue once its lease ran out)."""
+    from outbound_env import send_slots
+
     victim = workers.start(1, THREADS)
     time.sleep(2)
     send(team, "worker_kill", n)
@@ -305,7 +307,7 @@ def worker_kill(workers, team: int, n: int, kills: int) -> dict:
         "worker_kill_messages": n,
         "worker_kill_kills": done_kills,
         # SEND_SLOTS accepted-not-recorded messages per process at most
-        "worker_kill_dup_bound": done_kills * _send_slots(),
+        "worker_kill_dup_bound": done_kills * send_slots(),
         "worker_kill_recover_s": round(max(recover), 2) if recover else -1,
     }
 
@@ -346,20 +348,15 @@ def redis_restart(redis, team: int, n: int) -> dict:
     return figures
 
 
-def _send_slots() -> int:
-    """SEND_SLOTS as the workers run with it (the same environment)."""
-    from app.settings import get_settings
-
-    return get_settings().send_slots
-
-
 def pg_restart(pg, team: int, n: int, processes: int) -> dict:
     """PostgreSQL restarted (fast: every session cut) during a send."""
+    from outbound_env import send_slots
+
     figures = send_through("pg_restart", team, n, pg.restart)
     # messages handed to the sink whose outcomes could not be written while the claim held: what a
     # worker thread held at most (SEND_SLOTS of the process), each thread in turn (its batch ends
     # there; the slots it holds keep the others from sending more meanwhile)
-    figures["pg_restart_dup_bound"] = processes * THREADS * _send_slots()
+    figures["pg_restart_dup_bound"] = processes * THREADS * send_slots()
     return figures
 
 

@@ -60,6 +60,7 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     pids_by_kind,
     process_cpu_s,
     rss_mb,
+    send_slots,
     set_sender,
     setup_environment,
     smtp_sink,
@@ -681,9 +682,7 @@ def main() -> None:
         drop_database(url)
         shutil.rmtree(var, ignore_errors=True)
     # a killed process duplicates at most its SEND_SLOTS messages (accepted, outcome not committed)
-    from app.settings import get_settings
-
-    figures["send_slots"] = slots = get_settings().send_slots
+    figures["send_slots"] = slots = send_slots()
     figures["duplicates_bound"] = figures["kills"] * slots
     figures["duplicates_within_bound"] = figures["duplicates"] <= figures["duplicates_bound"]
     for k, v in figures.items():

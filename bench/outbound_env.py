@@ -98,6 +98,14 @@ def setup_environment(var: Path) -> str:
     return url
 
 
+def send_slots() -> int:
+    """SEND_SLOTS as the workers run with it (they get this process's environment): what a
+    killed worker process may duplicate."""
+    from app.settings import get_settings
+
+    return get_settings().send_slots
+
+
 def drop_database(url: str) -> None:
     import psycopg
 
