@@ -321,7 +321,9 @@ def send_through(tag: str, team: int, n: int, fault) -> dict:
     send(team, tag, n)
     wait_until(lambda: sent(tag) >= n // 6, 300, f"{tag}: a sixth sent")
     t0, start = time.monotonic(), sent(tag)
-    wait_until(lambda: sent(tag) >= n // 3, 300, f"{tag}: a third sent")
+    # outcomes are written SEND_SLOTS at a time, so the count can jump past a third at once: the
+    # rate is taken over at least one more row sent (with none, it was 0 and the division failed)
+    wait_until(lambda: sent(tag) >= max(n // 3, start + 1), 300, f"{tag}: a third sent")
     t_fault, before = time.monotonic(), sent(tag)
     rate = (before - start) / (t_fault - t0)  # the steady rate before the fault
     fault()
