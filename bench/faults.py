@@ -568,9 +568,10 @@ private PostgreSQL cluster and private Redis (both started by the bench):
 - **sender**: the SMTP server takes connections and never answers for 20 s (quick: 4 s; the
   sender's timeout is 2 s; sessions already open hang too), then greets with 421 and cuts open
   sessions for 20 s (quick: 4 s), then accepts;
-  BREAKER_FAILURES=3, BREAKER_COOLDOWN_S=2. `recover_s`: from the server accepting again until
-  every message is sent (each deferred message waits out its backoff, which starts at the
-  circuit's cooldown and doubles with each attempt the outage cost it: `max_attempts`).
+  BREAKER_FAILURES=3, BREAKER_COOLDOWN_S=2, TICK_S=1. `recover_s`: from the server accepting
+  again until every message is sent. Each attempt the outage cost a message (`max_attempts`)
+  doubled its backoff; the probe that gets through once the circuit's cooldown is over makes
+  what the outage deferred due at once, and the next tick queues it.
 - **disk_full**: `donebox web` on SQLite with VAR_DIR on a tmpfs (16 MB plus 1 MB a mail), filled
   up while POSTs of ~260 KB arrive; once the database cannot write, each must be refused
   (`refused_statuses`), never answered 2xx unstored. `2xx_while_full`: POSTs stored while the file

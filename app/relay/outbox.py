@@ -673,6 +673,19 @@ def sweep(session: Session, *, now: datetime, lease_s: int, limit: int = 1000) -
     return due + stale
 
 
+def wake_deferred(session: Session, cond, *, now: datetime) -> int:
+    """Make the deferred messages that match ``cond`` and wait for a later retry due at ``now`` (what
+    deferred them has gone: a sender carries mail again); how many. They stay deferred and the next
+    sweep queues them, as any deferred message whose time has come; a range of ix_outbound_due."""
+    M = OutboundMessage
+    stmt = (
+        update(M)
+        .where(M.state == "deferred", M.next_attempt_at > now, cond)
+        .values(next_attempt_at=now, updated_at=now)
+    )
+    return session.execute(stmt.execution_options(synchronize_session=False)).rowcount
+
+
 def oldest_due(session: Session, *, now: datetime) -> datetime | None:
     """Since when the message waiting longest to be sent has been due, or None when none waits: a
     queued row (its ``next_attempt_at`` is when it became due: created, released at its send_at,

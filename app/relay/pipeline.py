@@ -26,14 +26,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parseaddr
 
-from sqlalchemy import Row
+from sqlalchemy import Row, and_, func, or_
 from sqlmodel import Session
 
 from app import logs
 from app.db import get_engine, session
 from app.errors import PermanentSendError, RenderError, TransientSendError, UnregisteredKind
 from app.metrics import families as metrics
-from app.models import ChatDestination, utcnow
+from app.models import ChatDestination, OutboundMessage, utcnow
 from app.relay import (
     chat,
     composed,
@@ -99,6 +99,9 @@ class Delivery:
     renders: RenderBatch | None = None  # its batch's render session (None: one of its own)
     shared: tuple | None = None  # the key of the shared render its text and HTML are (None: its own)
     outcomes: Outcomes | None = None  # its batch's outcomes not yet written (None: its own, at once)
+    woke: tuple[str, str] | None = None  # (sender, '' or domain): its success closed that circuit
+    # the breaker's closings before an attempt that senders' faults deferred (None: not so deferred)
+    held: int | None = None
 
 
 # whose bytes are never kept: a sign-in link is a credential until it expires
@@ -108,6 +111,7 @@ UNKEPT_KINDS = frozenset({"signin"})
 # compressing it would be most of the message's cost (a 140 KB message: 2 to 4 times slower, measured);
 # its OutboundBody shows what was sent
 COMPOSED_KEPT_MAX_BYTES = 64 * 1024
+NO_SENDER = "no healthy sender for "  # the error of a message deferred as every circuit was open
 UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
 
 
@@ -442,6 +446,7 @@ def transmit(d: Delivery) -> Outcome:
             return _outcome(e)
         return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
     breaker = routing.breaker(d.settings)
+    closings = breaker.closings  # read first: a circuit that closes from here on may miss this deferral
     domain = outgoing.rcpt_domain
     tried: set[str] = set()
     last: TransientSendError | PermanentSendError | None = None
@@ -462,13 +467,13 @@ def transmit(d: Delivery) -> Outcome:
                 return _outcome(e)  # about the message or its recipient: no other sender would do better
             last = e
         else:
-            breaker.success(sender.name, domain)
+            if (closed := breaker.success(sender.name, domain)) is not None:
+                d.woke = (sender.name, closed)  # this was the probe: the messages the outage deferred
             return Outcome("sent", f"{sender.name} {d.result.provider_id}".strip())
         breaker.failure(sender.name, domain, connection=last.connection)
+    d.held = closings
     if last is None:
-        return Outcome(
-            "deferred", f"no healthy sender for {domain}", retry_in_s=d.settings.breaker_cooldown_s
-        )
+        return Outcome("deferred", f"{NO_SENDER}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
     # every sender tried failed on its own side (down, or blocked for this domain): not the message's
     # fault. One that could not be reached is tried again when its circuit lets a probe through
     # (BREAKER_COOLDOWN_S), not after the transport's fixed minute: a short outage delays mail little
@@ -692,6 +697,8 @@ class Outcomes:
         self.error: Exception | None = None  # what a write of them raised: the batch ends
 
     def add(self, d: Delivery, outcome: Outcome) -> None:
+        if d.woke is not None:
+            self._wake(d.now, *d.woke)
         f = _final(d, outcome)
         if _alone(d, f):
             self.flush()
@@ -708,6 +715,47 @@ class Outcomes:
             or now - self.since >= OUTCOME_WAIT_S
         ):
             self.flush()
+
+    def _wake(self, now: datetime, sender: str, domain: str) -> None:
+        """A probe got through ``sender`` (to ``domain``; '': after the whole sender was down): the
+        messages its outage deferred are due now, not after the backoff their failed attempts grew
+        (at each attempt the outage cost them, twice as long: minutes to hours). Those it deferred
+        itself, and those deferred as no sender was healthy; for a domain's circuit, only mail to
+        that domain. The next sweep queues them."""
+        M = OutboundMessage
+        mine = M.error.startswith(f"{sender}: ", autoescape=True)
+        if domain:
+            to_domain = func.lower(M.to_addr).endswith(f"@{domain}", autoescape=True)
+            cond = or_(M.error == f"{NO_SENDER}{domain}", and_(mine, to_domain))
+        else:
+            cond = or_(M.error.startswith(NO_SENDER, autoescape=True), mine)
+        where = f" to {domain}" if domain else ""
+        self._wake_where(cond, now, f"sender {sender} carries mail{where} again")
+
+    def _wake_late(self, held: list[Delivery]) -> None:
+        """Deferrals for senders' faults written after a circuit closed since their attempt: the
+        probe's wake (``_wake``) may have run before they were committed, and missed them. Checked
+        after their commit, so that one the wake missed is always seen here."""
+        if not held:
+            return
+        closings = routing.breaker(held[0].settings).closings
+        late = [d for d in held if d.held < closings]
+        if not late:
+            return
+        ids = [d.message.id for d in late]
+        self._wake_where(OutboundMessage.id.in_(ids), max(d.now for d in late), "a sender came back")
+
+    def _wake_where(self, cond, now: datetime, why: str) -> None:
+        """``outbox.wake_deferred`` and commit. A failure loses nothing: they go at their own time."""
+        try:
+            woken = outbox.wake_deferred(self.s, cond, now=now)
+            self.s.commit()
+        except Exception:  # noqa: BLE001 - they wait for their own retry time
+            if self.s.in_transaction():
+                self.s.rollback()
+            log.warning("%s; the deferred mail could not be made due", why, exc_info=True)
+            return
+        log.info("%s: %d deferred messages due now", why, woken)
 
     def _write_alone(self, d: Delivery, outcome: Outcome) -> None:
         self._write([(d, outcome)], lambda: [record(self.s, d, outcome)])
@@ -751,6 +799,9 @@ class Outcomes:
                 _release_slot(d)
         for d, outcome in items:
             _log_outcome(d, self.states[d.message.id], outcome)
+        self._wake_late(
+            [d for d, _ in items if d.held is not None and self.states[d.message.id] == "deferred"]
+        )
 
 
 def _log_outcome(d: Delivery, state: str, outcome: Outcome) -> None:

@@ -175,6 +175,7 @@ class Breaker:
         self.cooldown_s = cooldown_s
         self._circuits: dict[tuple[str, str], _Circuit] = {}
         self._lock = threading.Lock()
+        self.closings = 0  # circuits closed so far: one read before an attempt tells if one closed since
 
     def allow(self, sender: str, domain: str, now: float | None = None) -> bool:
         """True when ``sender`` may carry mail to ``domain`` now (closed, or half-open: the caller probes)."""
@@ -209,12 +210,19 @@ class Breaker:
                 if c.open_until
             )
 
-    def success(self, sender: str, domain: str) -> None:
+    def success(self, sender: str, domain: str) -> str | None:
+        """Close the sender's circuits for ``domain``; which one was open, if any: '' (the whole
+        sender's, closing it wakes every message an outage of the sender deferred) or ``domain``."""
+        closed = None
         with self._lock:
-            for key in ((sender, ""), (sender, domain)):
+            for key in ((sender, domain), (sender, "")):
                 c = self._circuits.pop(key, None)
                 if c is not None and c.open_until:
                     metrics.circuit(sender, _scope(key), opened=False)
+                    closed = key[1]
+            if closed is not None:
+                self.closings += 1
+        return closed
 
     def failure(self, sender: str, domain: str, *, connection: bool, now: float | None = None) -> None:
         """Count a connection failure (the whole sender) or a block (only ``domain``)."""

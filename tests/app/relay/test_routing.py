@@ -1,8 +1,10 @@
 import random
+import time
 from collections import Counter
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.db import session
 from app.models import Member, Route, Sender, TeamRelay
@@ -68,8 +70,9 @@ def test_failover_takes_the_first_healthy_and_probes_after_the_cooldown():
     assert not br.allow("a", "x.com", now=159)
     assert br.allow("a", "x.com", now=161)  # the probe
     assert not br.allow("a", "x.com", now=162)  # only one probe at a time
-    br.success("a", "x.com")
+    assert br.success("a", "x.com") == ""  # the whole sender's circuit closed
     assert br.allow("a", "x.com", now=163)
+    assert br.success("a", "x.com") is None  # none was open
 
 
 def test_a_block_for_one_domain_routes_only_that_domain_around_the_sender():
@@ -79,6 +82,8 @@ def test_a_block_for_one_domain_routes_only_that_domain_around_the_sender():
         br.failure("a", "hotmail.com", connection=False)
     assert pick(cfg, br, 1, "hotmail.com").name == "b"
     assert pick(cfg, br, 1, "example.com").name == "a"
+    assert br.success("a", "hotmail.com") == "hotmail.com"
+    assert pick(cfg, br, 1, "hotmail.com").name == "a"
 
 
 def test_no_healthy_sender_is_none():
@@ -223,3 +228,133 @@ def test_configuration_is_cached_not_read_per_message(team, tmp_path, monkeypatc
     monkeypatch.setattr(routing, "load_config", lambda: calls.append(1))
     mid = message_to(team, "b@example.com")
     assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "sent" and calls == []
+
+
+# ---------------------------------------------------------------- a sender back: its deferred mail wakes
+
+LATER = FIXED_NOW + timedelta(hours=2)  # a retry time grown by the attempts a long outage cost
+BACK = FIXED_NOW + timedelta(minutes=10)  # when the probe gets through
+
+
+def _defer_until(ids, when, error=None):
+    """The rows as a long outage would leave them: deferred, their next retry hours away."""
+    from app.models import OutboundMessage as M
+
+    values = {"next_attempt_at": when} | ({"error": error} if error else {})
+    with session() as s:
+        s.execute(update(M).where(M.id.in_(ids)).values(**values))
+
+
+def _swept(ids):
+    from app.relay import outbox
+
+    with session() as s:
+        return set(outbox.sweep(s, now=BACK, lease_s=60)) & set(ids)
+
+
+def _breaker_env(monkeypatch):
+    from tests.conftest import reset_caches
+
+    monkeypatch.setenv("BREAKER_FAILURES", "1")
+    monkeypatch.setenv("BREAKER_COOLDOWN_S", "1")
+    reset_caches()
+
+
+def test_the_probe_that_gets_through_wakes_the_mail_the_senders_outage_deferred(team, monkeypatch):
+    """Not after the backoff its failed attempts grew: the next sweep queues it. Mail deferred for
+    another reason (the recipient's server said "try later") keeps its own time."""
+    from tests.app.relay.transports.smtp_server import free_port
+
+    _breaker_env(monkeypatch)
+    port = free_port()
+    add_senders(team, [("relay", f"smtp://127.0.0.1:{port}?tls=none&timeout=2")])
+    failed, unrouted, elsewhere, busy = (
+        message_to(team, a) for a in ("a@example.com", "b@example.com", "c@example.org", "d@example.com")
+    )
+    for mid in (failed, unrouted, elsewhere, busy):
+        assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "deferred"
+    assert row(failed).error.startswith("relay: ")  # refused: the circuit opened
+    assert row(unrouted).error == "no healthy sender for example.com"
+    assert row(elsewhere).error == "no healthy sender for example.org"
+    _defer_until([failed, unrouted, elsewhere, busy], LATER)
+    _defer_until([busy], LATER, error="451 4.3.0 mailbox busy, try later")
+    assert _swept([failed, unrouted, elsewhere, busy]) == set()
+
+    server = smtp_server.start(port=port)
+    try:
+        time.sleep(1.1)  # the cooldown: the next attempt is the probe
+        probe = message_to(team, "e@example.com")
+        assert deliver(probe, transport=MemoryTransport(), now=BACK) == "sent"
+        assert {mid: row(mid).next_attempt_at for mid in (failed, unrouted, elsewhere, busy)} == {
+            failed: BACK,
+            unrouted: BACK,
+            elsewhere: BACK,
+            busy: LATER,
+        }
+        assert _swept([failed, unrouted, elsewhere, busy]) == {failed, unrouted, elsewhere}
+        for mid in (failed, unrouted, elsewhere):
+            assert deliver(mid, transport=MemoryTransport(), now=BACK) == "sent"
+        assert sorted(e.rcpt_tos[0] for e in server.handler.envelopes) == [
+            "a@example.com",
+            "b@example.com",
+            "c@example.org",
+            "e@example.com",
+        ]
+    finally:
+        close_all()
+        server.stop()
+
+
+def test_a_domains_circuit_closing_wakes_only_the_mail_to_that_domain(team, servers, monkeypatch):
+    _breaker_env(monkeypatch)
+    servers[0].handler.blocked_domains.add("hotmail.com")
+    add_senders(team, [("first", smtp_url(servers[0]))])
+    blocked, unrouted = message_to(team, "h1@hotmail.com"), message_to(team, "h2@Hotmail.com")
+    for mid in (blocked, unrouted):
+        assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "deferred"
+    assert (
+        row(blocked).error.startswith("first: ")
+        and row(unrouted).error == "no healthy sender for hotmail.com"
+    )
+    # deferred meanwhile while another domain's circuit was open, and by the same sender for another domain
+    other_unrouted, other_blocked = message_to(team, "a@example.com"), message_to(team, "b@example.com")
+    for mid in (other_unrouted, other_blocked):
+        assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "sent"
+    with session() as s:
+        from app.models import OutboundMessage as M
+
+        s.execute(update(M).where(M.id.in_([other_unrouted, other_blocked])).values(state="deferred"))
+    _defer_until([other_unrouted], LATER, error="no healthy sender for example.com")
+    _defer_until([other_blocked], LATER, error="first: 550 5.7.1 blocked")
+    _defer_until([blocked, unrouted], LATER)
+
+    servers[0].handler.blocked_domains.clear()
+    time.sleep(1.1)
+    assert deliver(message_to(team, "h3@hotmail.com"), transport=MemoryTransport(), now=BACK) == "sent"
+    assert _swept([blocked, unrouted, other_unrouted, other_blocked]) == {blocked, unrouted}
+
+
+def test_mail_deferred_as_another_threads_probe_got_through_is_due_at_once(team, monkeypatch):
+    """The race the probe's wake alone would lose: an attempt that found no healthy sender, whose
+    outcome is written after the circuit closed (and after the wake's UPDATE)."""
+    from tests.app.relay.transports.smtp_server import free_port
+
+    _breaker_env(monkeypatch)
+    add_senders(team, [("relay", f"smtp://127.0.0.1:{free_port()}?tls=none&timeout=2")])
+    first = message_to(team, "a@example.com")
+    assert deliver(first, transport=MemoryTransport(), now=FIXED_NOW) == "deferred"  # the circuit opens
+    _defer_until([first], LATER)
+    breaker, real = routing.breaker(get_settings()), routing.pick
+
+    def pick_as_the_probe_gets_through(*args, **kwargs):
+        chosen = real(*args, **kwargs)
+        if chosen is None:
+            breaker.success("relay", "example.com")  # another thread's probe, meanwhile
+        return chosen
+
+    monkeypatch.setattr(routing, "pick", pick_as_the_probe_gets_through)
+    mid = message_to(team, "b@example.com")
+    assert deliver(mid, transport=MemoryTransport(), now=BACK) == "deferred"
+    assert row(mid).error == "no healthy sender for example.com"
+    assert row(mid).next_attempt_at == BACK
+    assert row(first).next_attempt_at == LATER  # deferred before: the probe's own wake is for that one
