@@ -111,7 +111,9 @@ UNKEPT_KINDS = frozenset({"signin"})
 # compressing it would be most of the message's cost (a 140 KB message: 2 to 4 times slower, measured);
 # its OutboundBody shows what was sent
 COMPOSED_KEPT_MAX_BYTES = 64 * 1024
-NO_SENDER = "no healthy sender for "  # the error of a message deferred as every circuit was open
+NO_HEALTHY = "no healthy sender for "  # the error of a message deferred as every circuit was open
+# the breaker's name for MAIL_TRANSPORT, the one sender while no Sender row exists (so never one's)
+DEFAULT_SENDER = "MAIL_TRANSPORT"
 UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
 
 
@@ -440,11 +442,7 @@ def transmit(d: Delivery) -> Outcome:
     if not config.senders:  # nothing configured: MAIL_TRANSPORT, the embedded default
         if d.transport is None:  # MAIL_TRANSPORT=none (production): wait for a sender, never pretend
             return Outcome("deferred", routing.NO_SENDER, retry_in_s=d.settings.breaker_cooldown_s)
-        try:
-            d.result = _send(d, d.transport, outgoing)
-        except (TransientSendError, PermanentSendError) as e:
-            return _outcome(e)
-        return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
+        return _through_default(d, outgoing)
     breaker = routing.breaker(d.settings)
     closings = breaker.closings  # read first: a circuit that closes from here on may miss this deferral
     domain = outgoing.rcpt_domain
@@ -473,7 +471,7 @@ def transmit(d: Delivery) -> Outcome:
         breaker.failure(sender.name, domain, connection=last.connection)
     d.held = closings
     if last is None:
-        return Outcome("deferred", f"{NO_SENDER}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
+        return Outcome("deferred", f"{NO_HEALTHY}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
     # every sender tried failed on its own side (down, or blocked for this domain): not the message's
     # fault. One that could not be reached is tried again when its circuit lets a probe through
     # (BREAKER_COOLDOWN_S), not after the transport's fixed minute: a short outage delays mail little
@@ -481,6 +479,31 @@ def transmit(d: Delivery) -> Outcome:
     if last.connection:
         retry_in_s = min(retry_in_s, d.settings.breaker_cooldown_s)
     return Outcome("deferred", f"{d.sender}: {last}", retry_in_s=retry_in_s)
+
+
+def _through_default(d: Delivery, outgoing: Outgoing) -> Outcome:
+    """MAIL_TRANSPORT as the one sender, behind the breaker as a Sender is: while it cannot be
+    reached, mail is deferred without waiting out a connection timeout each, and the probe that
+    gets through wakes what the outage deferred. Blocks and the recipient's refusals are the
+    message's outcome, as ever (no other sender could do better)."""
+    breaker = routing.breaker(d.settings)
+    closings = breaker.closings  # read first, as in transmit
+    domain = outgoing.rcpt_domain
+    if not breaker.allow(DEFAULT_SENDER, domain):
+        d.held = closings
+        return Outcome("deferred", f"{NO_HEALTHY}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
+    try:
+        d.result = _send(d, d.transport, outgoing)
+    except (TransientSendError, PermanentSendError) as e:
+        if not (isinstance(e, TransientSendError) and e.connection):
+            return _outcome(e)
+        breaker.failure(DEFAULT_SENDER, domain, connection=True)
+        d.held = closings
+        retry_in_s = min(e.retry_in_s, d.settings.breaker_cooldown_s)
+        return Outcome("deferred", f"{DEFAULT_SENDER}: {e}", retry_in_s=retry_in_s)
+    if (closed := breaker.success(DEFAULT_SENDER, domain)) is not None:
+        d.woke = (DEFAULT_SENDER, closed)
+    return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
 
 
 Step = Callable[[Delivery], Outcome | None]
@@ -726,9 +749,9 @@ class Outcomes:
         mine = M.error.startswith(f"{sender}: ", autoescape=True)
         if domain:
             to_domain = func.lower(M.to_addr).endswith(f"@{domain}", autoescape=True)
-            cond = or_(M.error == f"{NO_SENDER}{domain}", and_(mine, to_domain))
+            cond = or_(M.error == f"{NO_HEALTHY}{domain}", and_(mine, to_domain))
         else:
-            cond = or_(M.error.startswith(NO_SENDER, autoescape=True), mine)
+            cond = or_(M.error.startswith(NO_HEALTHY, autoescape=True), mine)
         where = f" to {domain}" if domain else ""
         self._wake_where(cond, now, f"sender {sender} carries mail{where} again")
 

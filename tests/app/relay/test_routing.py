@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.db import session
+from app.errors import TransientSendError
 from app.models import Member, Route, Sender, TeamRelay
 from app.relay import routing
 from app.relay.pipeline import deliver
@@ -358,3 +359,55 @@ def test_mail_deferred_as_another_threads_probe_got_through_is_due_at_once(team,
     assert row(mid).error == "no healthy sender for example.com"
     assert row(mid).next_attempt_at == BACK
     assert row(first).next_attempt_at == LATER  # deferred before: the probe's own wake is for that one
+
+
+class Unreachable(MemoryTransport):
+    """MAIL_TRANSPORT that cannot be reached while ``down``; counts the tries."""
+
+    def __init__(self):
+        super().__init__()
+        self.down, self.tries = True, 0
+
+    def send(self, message):
+        self.tries += 1
+        if self.down:
+            raise TransientSendError("cannot connect to relay.test:587: refused", connection=True)
+        return super().send(message)
+
+
+def test_mail_transport_without_senders_is_behind_the_breaker_too(team, monkeypatch):
+    """With no Sender row, MAIL_TRANSPORT is the one sender: once its circuit is open, mail is
+    deferred without trying it (no connection timeout each), and its probe wakes that mail."""
+    _breaker_env(monkeypatch)
+    transport = Unreachable()
+    failed, unrouted, busy = (
+        message_to(team, a) for a in ("a@example.com", "b@example.com", "c@example.com")
+    )
+    for mid in (failed, unrouted, busy):
+        assert deliver(mid, transport=transport, now=FIXED_NOW) == "deferred"
+    assert transport.tries == 1  # the circuit opened at the first failure (BREAKER_FAILURES=1)
+    assert row(failed).error == "MAIL_TRANSPORT: cannot connect to relay.test:587: refused"
+    assert row(failed).sender == "" and row(unrouted).error == "no healthy sender for example.com"
+    _defer_until([failed, unrouted, busy], LATER)
+    _defer_until([busy], LATER, error="451 4.3.0 mailbox busy, try later")
+    assert routing.breaker(get_settings()).open_circuits()[0][:2] == ("MAIL_TRANSPORT", "")
+
+    transport.down = False
+    time.sleep(1.1)
+    assert deliver(message_to(team, "d@example.com"), transport=transport, now=BACK) == "sent"
+    assert _swept([failed, unrouted, busy]) == {failed, unrouted}
+    assert routing.breaker(get_settings()).open_circuits() == []
+
+
+def test_mail_transports_refusals_are_the_messages_outcome_not_the_breakers(team, monkeypatch):
+    from app.errors import PermanentSendError
+
+    _breaker_env(monkeypatch)
+
+    class Refusing(MemoryTransport):
+        def send(self, message):
+            raise PermanentSendError("550 5.7.1 blocked", smtp_code=550, block=True)
+
+    mid = message_to(team, "a@example.com")
+    assert deliver(mid, transport=Refusing(), now=FIXED_NOW) == "failed"
+    assert routing.breaker(get_settings()).open_circuits() == []
