@@ -16,9 +16,9 @@ from app.errors import PermanentSendError, RenderError, RequestError, TransientS
 from app.models import Route, Sender, SendingDomain, Team, TeamRelay, utcnow
 from app.relay import domains, passthrough
 from app.relay.dkim import key_store, sign_raw
-from app.relay.outbox import new_message_id
+from app.relay.outbox import new_message_id, wake_deferred
 from app.relay.render import ascii_address, build_message
-from app.relay.routing import NO_SENDER, STRATEGIES, candidates, load_config, names
+from app.relay.routing import NO_SENDER, STRATEGIES, candidates, load_config, names, waiting_for_a_sender
 from app.relay.transports import Outgoing, close_all, get_transport, transport_for
 from app.settings import Settings, get_settings
 
@@ -55,7 +55,11 @@ def cmd_sender_add(args) -> int:
         row = s.execute(select(Sender).where(Sender.name == args.name)).scalar() or Sender(name=args.name)
         row.url, row.weight, row.rate_per_s, row.enabled = args.url, args.weight, args.rate, not args.disabled
         s.add(row)
+        # mail deferred for want of a sender waits out a backoff that grew with each attempt: due now
+        woken = wake_deferred(s, waiting_for_a_sender(), now=utcnow()) if row.enabled else 0
     print(f"sender {args.name}: {masked(args.url)} weight={args.weight} rate={args.rate or 'unlimited'}/s")
+    if woken:
+        print(f"{woken} deferred messages that waited for a sender are due now (the next tick queues them)")
     return 0
 
 

@@ -111,7 +111,6 @@ UNKEPT_KINDS = frozenset({"signin"})
 # compressing it would be most of the message's cost (a 140 KB message: 2 to 4 times slower, measured);
 # its OutboundBody shows what was sent
 COMPOSED_KEPT_MAX_BYTES = 64 * 1024
-NO_HEALTHY = "no healthy sender for "  # the error of a message deferred as every circuit was open
 # the breaker's name for MAIL_TRANSPORT, the one sender while no Sender row exists (so never one's)
 DEFAULT_SENDER = "MAIL_TRANSPORT"
 UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
@@ -471,7 +470,7 @@ def transmit(d: Delivery) -> Outcome:
         breaker.failure(sender.name, domain, connection=last.connection)
     d.held = closings
     if last is None:
-        return Outcome("deferred", f"{NO_HEALTHY}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
+        return Outcome("deferred", f"{routing.NO_HEALTHY}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
     # every sender tried failed on its own side (down, or blocked for this domain): not the message's
     # fault. One that could not be reached is tried again when its circuit lets a probe through
     # (BREAKER_COOLDOWN_S), not after the transport's fixed minute: a short outage delays mail little
@@ -491,7 +490,7 @@ def _through_default(d: Delivery, outgoing: Outgoing) -> Outcome:
     domain = outgoing.rcpt_domain
     if not breaker.allow(DEFAULT_SENDER, domain):
         d.held = closings
-        return Outcome("deferred", f"{NO_HEALTHY}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
+        return Outcome("deferred", f"{routing.NO_HEALTHY}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
     try:
         d.result = _send(d, d.transport, outgoing)
     except (TransientSendError, PermanentSendError) as e:
@@ -749,9 +748,9 @@ class Outcomes:
         mine = M.error.startswith(f"{sender}: ", autoescape=True)
         if domain:
             to_domain = func.lower(M.to_addr).endswith(f"@{domain}", autoescape=True)
-            cond = or_(M.error == f"{NO_HEALTHY}{domain}", and_(mine, to_domain))
+            cond = or_(M.error == f"{routing.NO_HEALTHY}{domain}", and_(mine, to_domain))
         else:
-            cond = or_(M.error.startswith(NO_HEALTHY, autoescape=True), mine)
+            cond = or_(routing.waiting_for_a_sender(), mine)
         where = f" to {domain}" if domain else ""
         self._wake_where(cond, now, f"sender {sender} carries mail{where} again")
 

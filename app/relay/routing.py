@@ -24,12 +24,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.db import session
 from app.metrics import families as metrics
-from app.models import Route, Sender, TeamRelay
+from app.models import OutboundMessage, Route, Sender, TeamRelay
 
 STRATEGIES = ("spread", "failover")
 NO_SENDER = (
@@ -37,6 +37,14 @@ NO_SENDER = (
     "`donebox sender add NAME smtp://USER:PASSWORD@HOST:587` and try it with `donebox sender test ADDRESS` "
     "(or set MAIL_TRANSPORT=maildir to keep mail in VAR_DIR/mail on purpose)"
 )
+NO_HEALTHY = "no healthy sender for "  # then the recipient's domain: every candidate's circuit was open
+
+
+def waiting_for_a_sender():
+    """Which messages (a condition on OutboundMessage) were deferred for want of a sender: none was
+    configured, or none was healthy. A sender added, or back, can take them at once."""
+    M = OutboundMessage
+    return or_(M.error == NO_SENDER, M.error.startswith(NO_HEALTHY, autoescape=True))
 
 
 @dataclass(frozen=True)

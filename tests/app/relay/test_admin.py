@@ -3,7 +3,7 @@ from sqlalchemy import func, select
 
 from app.cli import main
 from app.db import session
-from app.models import OutboundMessage, TeamRelay
+from app.models import OutboundMessage, TeamRelay, utcnow
 from app.relay.admin import masked
 from app.relay.routing import load_config
 from tests.app.relay.transports import smtp_server
@@ -121,3 +121,35 @@ def test_pass_through_is_switched_and_shown_from_the_command_line(db, capsys):
     with pytest.raises(SystemExit):
         main(["pass-through", "sometimes"])
     assert "invalid choice: 'sometimes'" in capsys.readouterr().err
+
+
+def test_adding_a_sender_makes_the_mail_that_waited_for_one_due_now(team, capsys):
+    """Not after the backoff each attempt without a sender grew; mail deferred for other reasons
+    keeps its time, and a sender added disabled wakes nothing."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.relay.routing import NO_SENDER
+    from tests.app.relay.test_routing import message_to
+
+    later = utcnow() + timedelta(hours=3)
+    errors = [NO_SENDER, "no healthy sender for example.com", "451 4.3.0 mailbox busy"]
+    ids = [message_to(team, f"u{i}@example.com") for i in range(len(errors))]
+    with session() as s:
+        for mid, error in zip(ids, errors, strict=True):
+            values = {"state": "deferred", "error": error, "next_attempt_at": later}
+            s.execute(update(OutboundMessage).where(OutboundMessage.id == mid).values(**values))
+
+    def due():
+        with session() as s:
+            rows = s.execute(
+                select(OutboundMessage.id, OutboundMessage.next_attempt_at).where(OutboundMessage.id.in_(ids))
+            )
+            return {mid: at < later for mid, at in rows}
+
+    assert main(["sender", "add", "spare", "smtp://relay.example.com:587", "--disabled"]) == 0
+    assert due() == dict.fromkeys(ids, False)
+    assert main(["sender", "add", "relay", "smtp://relay.example.com:587"]) == 0
+    assert due() == {ids[0]: True, ids[1]: True, ids[2]: False}
+    assert "2 deferred messages that waited for a sender are due now" in capsys.readouterr().out
