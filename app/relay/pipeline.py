@@ -603,11 +603,11 @@ def _alone(d: Delivery, f: outbox.Finish) -> bool:
     return f.to == "bounced" or (d.passed_through and f.to == "sent")
 
 
-def record(s: Session, d: Delivery, outcome: Outcome) -> str:
+def record(s: Session, d: Delivery, outcome: Outcome, f: outbox.Finish | None = None) -> str:
     """Write the attempt's final state (the caller commits); deferred past its max age or expiry
-    becomes failed."""
+    becomes failed. ``f``: what ``_final`` made of the outcome already (its retry time drawn once)."""
     m = d.message
-    f = _final(d, outcome)
+    f = f or _final(d, outcome)
     state, error = f.to, f.error
     if d.passed_through and state == "sent":  # on the timeline before the outcome it explains
         passthrough.note(s, m.id, now=d.now)
@@ -724,7 +724,7 @@ class Outcomes:
         f = _final(d, outcome)
         if _alone(d, f):
             self.flush()
-            self._write_alone(d, outcome)
+            self._write_alone(d, outcome, f)
             return
         now = _clock()
         if not self.waiting:
@@ -779,8 +779,8 @@ class Outcomes:
             return
         log.info("%s: %d deferred messages due now", why, woken)
 
-    def _write_alone(self, d: Delivery, outcome: Outcome) -> None:
-        self._write([(d, outcome)], lambda: [record(self.s, d, outcome)])
+    def _write_alone(self, d: Delivery, outcome: Outcome, f: outbox.Finish) -> None:
+        self._write([(d, outcome)], lambda: [record(self.s, d, outcome, f)])
 
     def flush(self) -> None:
         """Write the waiting outcomes (one statement on PostgreSQL), then give back their slots."""
