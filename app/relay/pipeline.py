@@ -111,8 +111,9 @@ UNKEPT_KINDS = frozenset({"signin"})
 # compressing it would be most of the message's cost (a 140 KB message: 2 to 4 times slower, measured);
 # its OutboundBody shows what was sent
 COMPOSED_KEPT_MAX_BYTES = 64 * 1024
-# the breaker's name for MAIL_TRANSPORT, the one sender while no Sender row exists (so never one's)
-DEFAULT_SENDER = "MAIL_TRANSPORT"
+# MAIL_TRANSPORT's name to the breaker, as to the send metrics (``_send``): the one sender while no
+# Sender row exists, so never a row's
+DEFAULT_SENDER = "default"
 UNREGISTERED_RETRY_S = 300.0  # a kind no package registered: waits for a process that has it
 
 
@@ -400,7 +401,7 @@ def _send(d: Delivery, transport, outgoing: Outgoing | Post) -> SendResult:
         slot.acquire()
     d.handed = outgoing.raw
     # the sender label: a Sender row's name, "chat" for chat posts, "default" for MAIL_TRANSPORT
-    label = "chat" if isinstance(outgoing, Post) else d.sender or "default"
+    label = "chat" if isinstance(outgoing, Post) else d.sender or DEFAULT_SENDER
     started = time.perf_counter()
     try:
         result = transport.send(outgoing)

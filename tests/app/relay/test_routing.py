@@ -386,11 +386,11 @@ def test_mail_transport_without_senders_is_behind_the_breaker_too(team, monkeypa
     for mid in (failed, unrouted, busy):
         assert deliver(mid, transport=transport, now=FIXED_NOW) == "deferred"
     assert transport.tries == 1  # the circuit opened at the first failure (BREAKER_FAILURES=1)
-    assert row(failed).error == "MAIL_TRANSPORT: cannot connect to relay.test:587: refused"
+    assert row(failed).error == "default: cannot connect to relay.test:587: refused"
     assert row(failed).sender == "" and row(unrouted).error == "no healthy sender for example.com"
     _defer_until([failed, unrouted, busy], LATER)
     _defer_until([busy], LATER, error="451 4.3.0 mailbox busy, try later")
-    assert routing.breaker(get_settings()).open_circuits()[0][:2] == ("MAIL_TRANSPORT", "")
+    assert routing.breaker(get_settings()).open_circuits()[0][:2] == ("default", "")
 
     transport.down = False
     time.sleep(1.1)
