@@ -465,20 +465,35 @@ def transmit(d: Delivery) -> Outcome:
                 return _outcome(e)  # about the message or its recipient: no other sender would do better
             last = e
         else:
-            if (closed := breaker.success(sender.name, domain)) is not None:
-                d.woke = (sender.name, closed)  # this was the probe: the messages the outage deferred
+            _went_through(d, breaker, sender.name, domain)
             return Outcome("sent", f"{sender.name} {d.result.provider_id}".strip())
         breaker.failure(sender.name, domain, connection=last.connection)
+    return _senders_fault(d, closings, domain, d.sender, last)
+
+
+def _went_through(d: Delivery, breaker: routing.Breaker, sender: str, domain: str) -> None:
+    """``sender`` took the message: its circuits close. When one was open, this was the probe: the
+    mail that circuit's outage deferred is woken with this outcome (``Outcomes._wake``)."""
+    if (closed := breaker.success(sender, domain)) is not None:
+        d.woke = (sender, closed)
+
+
+def _senders_fault(
+    d: Delivery, closings: int, domain: str, sender: str = "", error: Exception | None = None
+) -> Outcome:
+    """The deferral when no sender was healthy (``error`` None), or when each one tried failed on
+    its own side (down, or blocked for this domain; ``error`` the last one's): not the message's
+    fault. It keeps the breaker's ``closings`` read before the attempt, for ``Outcomes._wake_late``.
+    A sender that could not be reached is tried again when its circuit lets a probe through
+    (BREAKER_COOLDOWN_S), not after the transport's fixed minute: a short outage delays mail little."""
     d.held = closings
-    if last is None:
-        return Outcome("deferred", f"{routing.NO_HEALTHY}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
-    # every sender tried failed on its own side (down, or blocked for this domain): not the message's
-    # fault. One that could not be reached is tried again when its circuit lets a probe through
-    # (BREAKER_COOLDOWN_S), not after the transport's fixed minute: a short outage delays mail little
-    retry_in_s = getattr(last, "retry_in_s", 60.0)
-    if last.connection:
-        retry_in_s = min(retry_in_s, d.settings.breaker_cooldown_s)
-    return Outcome("deferred", f"{d.sender}: {last}", retry_in_s=retry_in_s)
+    cooldown_s = d.settings.breaker_cooldown_s
+    if error is None:
+        return Outcome("deferred", f"{routing.NO_HEALTHY}{domain}", retry_in_s=cooldown_s)
+    retry_in_s = getattr(error, "retry_in_s", 60.0)
+    if error.connection:
+        retry_in_s = min(retry_in_s, cooldown_s)
+    return Outcome("deferred", f"{sender}: {error}", retry_in_s=retry_in_s)
 
 
 def _through_default(d: Delivery, outgoing: Outgoing) -> Outcome:
@@ -490,19 +505,15 @@ def _through_default(d: Delivery, outgoing: Outgoing) -> Outcome:
     closings = breaker.closings  # read first, as in transmit
     domain = outgoing.rcpt_domain
     if not breaker.allow(DEFAULT_SENDER, domain):
-        d.held = closings
-        return Outcome("deferred", f"{routing.NO_HEALTHY}{domain}", retry_in_s=d.settings.breaker_cooldown_s)
+        return _senders_fault(d, closings, domain)
     try:
         d.result = _send(d, d.transport, outgoing)
     except (TransientSendError, PermanentSendError) as e:
         if not (isinstance(e, TransientSendError) and e.connection):
             return _outcome(e)
         breaker.failure(DEFAULT_SENDER, domain, connection=True)
-        d.held = closings
-        retry_in_s = min(e.retry_in_s, d.settings.breaker_cooldown_s)
-        return Outcome("deferred", f"{DEFAULT_SENDER}: {e}", retry_in_s=retry_in_s)
-    if (closed := breaker.success(DEFAULT_SENDER, domain)) is not None:
-        d.woke = (DEFAULT_SENDER, closed)
+        return _senders_fault(d, closings, domain, DEFAULT_SENDER, e)
+    _went_through(d, breaker, DEFAULT_SENDER, domain)
     return Outcome("sent", f"{d.result.transport} {d.result.provider_id}".strip())
 
 
@@ -608,7 +619,7 @@ def record(s: Session, d: Delivery, outcome: Outcome, f: outbox.Finish | None = 
     """Write the attempt's final state (the caller commits); deferred past its max age or expiry
     becomes failed. ``f``: what ``_final`` made of the outcome already (its retry time drawn once)."""
     m = d.message
-    f = f or _final(d, outcome)
+    f = _final(d, outcome) if f is None else f
     state, error = f.to, f.error
     if d.passed_through and state == "sent":  # on the timeline before the outcome it explains
         passthrough.note(s, m.id, now=d.now)
