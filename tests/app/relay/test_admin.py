@@ -128,18 +128,14 @@ def test_adding_a_sender_makes_the_mail_that_waited_for_one_due_now(team, capsys
     keeps its time, and a sender added disabled wakes nothing."""
     from datetime import timedelta
 
-    from sqlalchemy import update
-
     from app.relay.routing import NO_SENDER
-    from tests.app.relay.test_routing import message_to
+    from tests.app.relay.test_routing import defer_until, message_to
 
     later = utcnow() + timedelta(hours=3)
     errors = [NO_SENDER, "no healthy sender for example.com", "451 4.3.0 mailbox busy"]
     ids = [message_to(team, f"u{i}@example.com") for i in range(len(errors))]
-    with session() as s:
-        for mid, error in zip(ids, errors, strict=True):
-            values = {"state": "deferred", "error": error, "next_attempt_at": later}
-            s.execute(update(OutboundMessage).where(OutboundMessage.id == mid).values(**values))
+    for mid, error in zip(ids, errors, strict=True):
+        defer_until([mid], later, error=error)
 
     def due():
         with session() as s:

@@ -237,11 +237,11 @@ LATER = FIXED_NOW + timedelta(hours=2)  # a retry time grown by the attempts a l
 BACK = FIXED_NOW + timedelta(minutes=10)  # when the probe gets through
 
 
-def _defer_until(ids, when, error=None):
+def defer_until(ids, when, error=None):
     """The rows as a long outage would leave them: deferred, their next retry hours away."""
     from app.models import OutboundMessage as M
 
-    values = {"next_attempt_at": when} | ({"error": error} if error else {})
+    values = {"state": "deferred", "next_attempt_at": when} | ({"error": error} if error else {})
     with session() as s:
         s.execute(update(M).where(M.id.in_(ids)).values(**values))
 
@@ -277,8 +277,8 @@ def test_the_probe_that_gets_through_wakes_the_mail_the_senders_outage_deferred(
     assert row(failed).error.startswith("relay: ")  # refused: the circuit opened
     assert row(unrouted).error == "no healthy sender for example.com"
     assert row(elsewhere).error == "no healthy sender for example.org"
-    _defer_until([failed, unrouted, elsewhere, busy], LATER)
-    _defer_until([busy], LATER, error="451 4.3.0 mailbox busy, try later")
+    defer_until([failed, unrouted, elsewhere, busy], LATER)
+    defer_until([busy], LATER, error="451 4.3.0 mailbox busy, try later")
     assert _swept([failed, unrouted, elsewhere, busy]) == set()
 
     server = smtp_server.start(port=port)
@@ -321,13 +321,9 @@ def test_a_domains_circuit_closing_wakes_only_the_mail_to_that_domain(team, serv
     other_unrouted, other_blocked = message_to(team, "a@example.com"), message_to(team, "b@example.com")
     for mid in (other_unrouted, other_blocked):
         assert deliver(mid, transport=MemoryTransport(), now=FIXED_NOW) == "sent"
-    with session() as s:
-        from app.models import OutboundMessage as M
-
-        s.execute(update(M).where(M.id.in_([other_unrouted, other_blocked])).values(state="deferred"))
-    _defer_until([other_unrouted], LATER, error="no healthy sender for example.com")
-    _defer_until([other_blocked], LATER, error="first: 550 5.7.1 blocked")
-    _defer_until([blocked, unrouted], LATER)
+    defer_until([other_unrouted], LATER, error="no healthy sender for example.com")
+    defer_until([other_blocked], LATER, error="first: 550 5.7.1 blocked")
+    defer_until([blocked, unrouted], LATER)
 
     servers[0].handler.blocked_domains.clear()
     time.sleep(1.1)
@@ -344,7 +340,7 @@ def test_mail_deferred_as_another_threads_probe_got_through_is_due_at_once(team,
     add_senders(team, [("relay", f"smtp://127.0.0.1:{free_port()}?tls=none&timeout=2")])
     first = message_to(team, "a@example.com")
     assert deliver(first, transport=MemoryTransport(), now=FIXED_NOW) == "deferred"  # the circuit opens
-    _defer_until([first], LATER)
+    defer_until([first], LATER)
     breaker, real = routing.breaker(get_settings()), routing.pick
 
     def pick_as_the_probe_gets_through(*args, **kwargs):
@@ -388,8 +384,8 @@ def test_mail_transport_without_senders_is_behind_the_breaker_too(team, monkeypa
     assert transport.tries == 1  # the circuit opened at the first failure (BREAKER_FAILURES=1)
     assert row(failed).error == "default: cannot connect to relay.test:587: refused"
     assert row(failed).sender == "" and row(unrouted).error == "no healthy sender for example.com"
-    _defer_until([failed, unrouted, busy], LATER)
-    _defer_until([busy], LATER, error="451 4.3.0 mailbox busy, try later")
+    defer_until([failed, unrouted, busy], LATER)
+    defer_until([busy], LATER, error="451 4.3.0 mailbox busy, try later")
     assert routing.breaker(get_settings()).open_circuits()[0][:2] == ("default", "")
 
     transport.down = False
