@@ -19,7 +19,7 @@ from datetime import datetime
 from email.errors import HeaderParseError
 from email.header import Header, decode_header
 from email.utils import format_datetime, formataddr
-from functools import cache
+from functools import cache, lru_cache
 
 import css_inline
 import idna
@@ -244,6 +244,22 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
+TEXT_PARTS_KEPT = 256  # text parts kept encoded, per process
+TEXT_PART_MAX_CHARS = 64 * 1024  # a longer text is encoded each time: the kept ones stay small
+
+
+@lru_cache(maxsize=TEXT_PARTS_KEPT)
+def _kept_qp(text: str) -> bytes:
+    return _qp(text)
+
+
+def _text_qp(text: str) -> bytes:
+    """``_qp(text)`` of a text part, kept for the next message with the same text: the recipients of
+    a team's shared render get the same text part (tracking rewrites only the HTML), so it is
+    encoded once for all of them rather than once each."""
+    return _kept_qp(text) if len(text) <= TEXT_PART_MAX_CHARS else _qp(text)
+
+
 _QP_CTE = b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
 _7BIT_CTE = b"Content-Transfer-Encoding: 7bit\r\n\r\n"
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext
@@ -331,7 +347,7 @@ def build_message(
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
             f"--{boundary}\r\n".encode(),
             b'Content-Type: text/plain; charset="utf-8"\r\n' + _QP_CTE,
-            _qp(text),
+            _text_qp(text),
             f"\r\n--{boundary}\r\n".encode(),
             b'Content-Type: text/html; charset="utf-8"\r\n',
             _html_body(html, boundary.encode()),

@@ -264,3 +264,18 @@ def test_any_html_part_reads_back_as_the_same_characters(page):
         assert sent.isascii() and html.unescape(sent.replace("\r\n", "\n")) == html.unescape(expected)
     else:
         assert sent.replace("\r\n", "\n") == expected
+
+
+def text_part(raw: bytes) -> str:
+    return next(p for p in parse(raw).walk() if p.get_content_type() == "text/plain").get_content()
+
+
+def test_a_text_part_kept_encoded_is_still_each_texts_own():
+    # a team's recipients share one text part, encoded once: every other text gets its own
+    texts = ["Ada: shipped the digest", "Grace: fixed the ümlaut", "Ada: shipped the digest", "x" * 200]
+    for text in texts * 2:
+        assert text_part(make(text=text)).replace("\r\n", "\n").rstrip("\n") == text
+    long = "é" * (render.TEXT_PART_MAX_CHARS + 1)
+    before = render._kept_qp.cache_info().currsize
+    assert text_part(make(text=long)).rstrip("\n") == long
+    assert render._kept_qp.cache_info().currsize == before  # too long to keep
