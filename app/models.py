@@ -253,11 +253,13 @@ class OutboundMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(max_length=255, unique=True)
     kind: str = Field(max_length=16)  # reminder | digest | weekly | api | ... | chat
-    # indexed, not foreign keys: rows are made only for a team and member just read in the same
-    # transaction, and teams and members are never deleted; the checks cost a lookup and a row lock
-    # on the team and the member per row, and two schedulers sharing a team's row lock (migration 0032)
+    # not foreign keys: rows are made only for a team and member just read in the same transaction,
+    # and teams and members are never deleted; the checks cost a lookup and a row lock on the team
+    # and the member per row, and two schedulers sharing a team's row lock (migration 0032). The
+    # team's is indexed (the mail log and the API list a team's messages); no query looks rows up
+    # by member, and every insert, claim and outcome wrote an entry for it (migration 0036)
     team_id: int | None = Field(default=None, index=True)
-    member_id: int | None = Field(default=None, index=True)
+    member_id: int | None = Field(default=None)
     to_addr: str = Field(max_length=320)
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     template: str = Field(default="", max_length=64)
