@@ -291,6 +291,42 @@ def pg_insert_rows(
     return conn.exec_driver_sql(sql, params)
 
 
+def sqlite_insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping]) -> None:
+    """SQLite: INSERT ``rows`` (one or more dicts of ``table``'s columns, all with the same keys)
+    with the driver's executemany, as SQLAlchemy's own executemany sends them, each value through
+    its column type's bind processor (a datetime as SQLite's text of it), but with the statement
+    compiled once per table and columns, and a processed value made once per distinct value of a
+    column (a batch's rows share their creation time and day): SQLAlchemy set up each row's
+    parameters anew, most of the Python time of a batch of replies' entries."""
+    columns = tuple(rows[0])
+    sql, processors = _sqlite_insert(table, columns, conn.dialect)
+    made: list[dict] = [{} for _ in columns]
+    params = []
+    for row in rows:
+        values = []
+        for i, name in enumerate(columns):
+            value, process = row[name], processors[i]
+            if process is not None:
+                try:
+                    processed = made[i].get(value)
+                    if processed is None:
+                        processed = made[i][value] = process(value)
+                except TypeError:  # not hashable (a JSON column's dict): processed each time
+                    processed = process(value)
+                value = processed
+            values.append(value)
+        params.append(tuple(values))
+    conn.exec_driver_sql(sql, params)
+
+
+@lru_cache(maxsize=64)
+def _sqlite_insert(table: Table, columns: tuple[str, ...], dialect) -> tuple[str, tuple]:
+    """(INSERT with one ``?`` a column, each column's bind processor or None) on SQLite."""
+    marks = ", ".join("?" for _ in columns)
+    processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", processors
+
+
 def pg_update_rows(
     conn: Connection, table: Table, rows: Sequence[Mapping], *, keys: tuple[str, ...], where: str = ""
 ) -> CursorResult:

@@ -36,7 +36,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from app.checkins import notices
-from app.db import pg_insert_rows
+from app.db import pg_insert_rows, sqlite_insert_rows
 from app.models import Entry, InboundMessage, Member
 from app.relay import webhooks
 from app.settings import Settings
@@ -261,7 +261,7 @@ def _insert(s: Session, rows: list[dict], *, returning: bool) -> list[int] | Non
         made = pg_insert_rows(conn, table, rows, tail=tail)  # a statement psycopg converts once
         return sorted(made.scalars().all()) if returning else None  # ids ascend with the rows' order
     if not returning:
-        conn.execute(table.insert(), rows)
+        sqlite_insert_rows(conn, table, rows)
         return None
     return (
         conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()

@@ -1,11 +1,14 @@
-"""app.db's statements of a fixed text: pg_insert_rows, pg_update_rows and in_list."""
+"""app.db's statements of a fixed text: pg_insert_rows, pg_update_rows, sqlite_insert_rows and in_list."""
+
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy import JSON, Column, Date, Integer, MetaData, Table, select
 from sqlalchemy.exc import DataError
 from sqlmodel.sql.sqltypes import AutoString
 
-from app.db import in_list, pg_insert_rows, pg_update_rows
+from app.db import in_list, pg_insert_rows, pg_update_rows, sqlite_insert_rows
+from app.models import UTCDateTime
 
 META = MetaData()
 # a str field as sqlmodel declares it: AutoString, a TypeDecorator of String, not a String
@@ -47,3 +50,41 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(things):
         )
         assert moved.rowcount == 1
         assert conn.execute(select(THINGS.c.name)).scalars().all() == ["one"]
+
+
+# a column of each kind that has a bind processor on SQLite (dates and times are text there)
+DATED = Table(
+    "dbtest_dated",
+    META,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime()),
+    Column("day", Date),
+    Column("name", AutoString(8)),
+    Column("extra", JSON),
+)
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_sqlite_insert_rows_stores_what_sqlalchemys_executemany_stores(things):
+    now = datetime(2026, 11, 23, 17, 5, 9, 120000, tzinfo=UTC)
+    rows = [
+        {
+            "id": i,
+            "at": now if i % 3 else now + timedelta(hours=i),
+            "day": date(2026, 11, 20 + i % 2),
+            "name": f"n{i}",
+            "extra": {"i": i} if i % 2 else None,
+        }
+        for i in range(1, 13)
+    ]
+    with things.begin() as conn:
+        conn.execute(DATED.insert(), rows)
+        stored = conn.exec_driver_sql("SELECT at, day, name, extra FROM dbtest_dated ORDER BY id").all()
+        conn.execute(DATED.delete())
+        sqlite_insert_rows(conn, DATED, rows)
+        assert (
+            conn.exec_driver_sql("SELECT at, day, name, extra FROM dbtest_dated ORDER BY id").all() == stored
+        )
+        assert conn.execute(select(DATED.c.at).where(DATED.c.id == 3)).scalar_one() == now + timedelta(
+            hours=3
+        )
