@@ -296,8 +296,8 @@ def sqlite_insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping]) 
     with the driver's executemany, as SQLAlchemy's own executemany sends them, each value through
     its column type's bind processor (a datetime as SQLite's text of it), but with the statement
     compiled once per table and columns, and a processed value made once per distinct value of a
-    column (a batch's rows share their creation time and day): SQLAlchemy set up each row's
-    parameters anew, most of the Python time of a batch of replies' entries."""
+    column (a batch's rows share their creation time and day), where SQLAlchemy set up each row's
+    parameters anew."""
     columns = tuple(rows[0])
     sql, processors = _sqlite_insert(table, columns, conn.dialect)
     made: list[dict] = [{} for _ in columns]
