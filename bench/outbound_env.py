@@ -290,7 +290,6 @@ def cpu_seconds(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[s
     return out
 
 
-ON_THE_WAY = ("scheduled", "queued", "sending", "deferred")  # app.relay.outbox's states before an outcome
 POLL_S = (0.05, 1.0)  # wait_all's polls: at least and at most this far apart
 poll_cpu_s: dict[str, float] = {}  # CPU seconds of each wait_all's polls (its backend's), by tag
 
@@ -314,9 +313,11 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
     from sqlalchemy.pool import NullPool
 
     from app.models import OutboundMessage as M
+    from app.relay.outbox import PRE_SEND
 
     engine = create_engine(os.environ["DATABASE_URL"], poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    on_the_way = select(func.count()).where(M.state.in_(ON_THE_WAY), M.idempotency_key.like(f"{tag}:%"))
+    on_the_way = (*PRE_SEND, "sending")  # the states before an outcome
+    left_query = select(func.count()).where(M.state.in_(on_the_way), M.idempotency_key.like(f"{tag}:%"))
     t0 = time.monotonic()
     backend = None
     try:
@@ -325,14 +326,15 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
             conn.exec_driver_sql("SET enable_seqscan = off")
             first = None
             while time.monotonic() - t0 < timeout_s:
-                left = conn.execute(on_the_way).scalar_one()
+                left = conn.execute(left_query).scalar_one()
                 elapsed = time.monotonic() - t0
                 if left == 0:
                     states = dict(conn.execute(_by_state(f"{tag}:%")).all())
                     if sum(v for k, v in states.items() if k in final) >= n:
                         return elapsed
                     raise RuntimeError(f"{tag}: none left on its way, but {states}")
-                first = left if first is None else first
+                if first is None:
+                    first = left
                 gone = first - left
                 eta = left * elapsed / gone if gone > 0 else POLL_S[1]
                 time.sleep(min(max(eta / 4, POLL_S[0]), POLL_S[1]))
