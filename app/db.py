@@ -291,14 +291,24 @@ def pg_insert_rows(
     return conn.exec_driver_sql(sql, params)
 
 
-def sqlite_insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping]) -> None:
+def sqlite_insert_rows(
+    conn: Connection, table: Table, rows: Sequence[Mapping], *, returning_ids: bool = False
+) -> list[int] | None:
     """SQLite: INSERT ``rows`` (one or more dicts of ``table``'s columns, all with the same keys)
     with the driver's executemany, as SQLAlchemy's own executemany sends them, each value through
     its column type's bind processor (a datetime as SQLite's text of it), but with the statement
     compiled once per table and columns, and a processed value made once per distinct value of a
     column (a batch's rows share their creation time and day), where SQLAlchemy set up each row's
-    parameters anew."""
+    parameters anew.
+
+    ``returning_ids``: the new rows' ids (``table``'s integer key ``id``, left to SQLite), in the
+    rows' order. SQLAlchemy's INSERT .. RETURNING with the rows' order kept sends one statement a
+    row on SQLite; here the rows go in one executemany and their ids are read after it: every
+    transaction on donebox's engine holds the write lock from its BEGIN IMMEDIATE (make_engine),
+    so the ids above the largest one before are this call's, given in insertion order."""
     columns = tuple(rows[0])
+    if returning_ids and "id" in columns:
+        raise ValueError("returning_ids: the rows' ids are SQLite's to give, not the rows'")
     sql, processors = _sqlite_insert(table, columns, conn.dialect)
     made: list[dict] = [{} for _ in columns]
     params = []
@@ -316,7 +326,19 @@ def sqlite_insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping]) 
                 value = processed
             values.append(value)
         params.append(tuple(values))
+    if not returning_ids:
+        conn.exec_driver_sql(sql, params)
+        return None
+    before = conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table.name}").scalar()
     conn.exec_driver_sql(sql, params)
+    ids = (
+        conn.exec_driver_sql(f"SELECT id FROM {table.name} WHERE id > ? ORDER BY id", (before,))
+        .scalars()
+        .all()
+    )
+    if len(ids) != len(rows):  # another writer's rows, or ids not above the largest: never guessed
+        raise RuntimeError(f"{table.name}: {len(rows)} rows inserted, {len(ids)} new ids found")
+    return ids
 
 
 @lru_cache(maxsize=64)

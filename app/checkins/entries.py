@@ -260,12 +260,7 @@ def _insert(s: Session, rows: list[dict], *, returning: bool) -> list[int] | Non
         tail = "RETURNING id" if returning else ""
         made = pg_insert_rows(conn, table, rows, tail=tail)  # a statement psycopg converts once
         return sorted(made.scalars().all()) if returning else None  # ids ascend with the rows' order
-    if not returning:
-        sqlite_insert_rows(conn, table, rows)
-        return None
-    return (
-        conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
-    )
+    return sqlite_insert_rows(conn, table, rows, returning_ids=returning)
 
 
 def add_many(

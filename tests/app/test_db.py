@@ -88,3 +88,20 @@ def test_sqlite_insert_rows_stores_what_sqlalchemys_executemany_stores(things):
         assert conn.execute(select(DATED.c.at).where(DATED.c.id == 3)).scalar_one() == now + timedelta(
             hours=3
         )
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+def test_sqlite_insert_rows_gives_each_rows_own_id_in_the_rows_order(things):
+    now = datetime(2026, 11, 23, 17, 5, 9, tzinfo=UTC)
+    with things.begin() as conn:
+        conn.execute(DATED.insert(), [{"id": 7, "name": "first"}, {"id": 3, "name": "second"}])
+        conn.execute(DATED.delete().where(DATED.c.id == 7))  # the largest id gone: SQLite reuses it
+        rows = [{"at": now, "day": date(2026, 11, 20), "name": f"r{i}", "extra": None} for i in range(9)]
+        ids = sqlite_insert_rows(conn, DATED, rows, returning_ids=True)
+        assert ids == list(range(4, 13))
+        by_id = dict(conn.execute(select(DATED.c.id, DATED.c.name)).all())
+        assert [by_id[i] for i in ids] == [r["name"] for r in rows]
+        assert by_id[3] == "second"
+        assert sqlite_insert_rows(conn, DATED, rows[:2]) is None
+        with pytest.raises(ValueError, match="SQLite's to give"):
+            sqlite_insert_rows(conn, DATED, [{"id": 99, "name": "x"}], returning_ids=True)
