@@ -17,7 +17,9 @@ reminders spread over the coming week. The scheduler runs as real processes
 set, waits for a common start instant, and runs the tick's producer
 (``app.checkins.due.run``) with ``enqueue_deliveries`` to a Dramatiq RedisBroker.
 Duplicates are counted in the outbox (rows per member and day) and among the
-ids enqueued on Redis, and asserted to be 0.
+ids enqueued on Redis, and asserted to be 0. One process and two are measured with the
+default SCHEDULE_WORKERS (two batches at once per process), then with one batch at a time
+per process: ``two_vs_one_speedup`` and ``two_vs_one_1worker_speedup``.
 """
 
 from __future__ import annotations
@@ -252,10 +254,14 @@ def enqueued_ids() -> list[int]:
     return ids
 
 
-def run_schedulers(url: str, now: datetime, processes: int, batch: int, own=None, slow: bool = False) -> dict:
-    """Start ``processes`` scheduler processes together; wall seconds from the common start, the
-    processes' CPU seconds, their peak RSS, and the cluster's CPU seconds meanwhile (own clusters)."""
+def run_schedulers(
+    url: str, now: datetime, processes: int, batch: int, own=None, slow: bool = False, workers: int = 2
+) -> dict:
+    """Start ``processes`` scheduler processes together, ``workers`` batches at once in each
+    (SCHEDULE_WORKERS); wall seconds from the common start, the processes' CPU seconds, their peak
+    RSS, and the cluster's CPU seconds meanwhile (own clusters)."""
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS, "SCHEDULE_BATCH": str(batch)}
+    env["SCHEDULE_WORKERS"] = str(workers)
     env.update(SECRET_KEY="bench-secret-key-0123456789-abcdefXYZ", VAR_DIR="/tmp/donebox-bench-var")
     env.update(DONEBOX_ENV="development", MAIL_TRANSPORT="memory", PYTHONPATH=str(ROOT))
     start_at = time.time() + 3.0  # every process has imported donebox by then
@@ -405,14 +411,27 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     one, two, slow = figures["all_1"], figures["all_2"], figures["all_slow"]
+    one_w1, two_w1 = figures["all_1w1"], figures["all_2w1"]
     rows = [
         ("due-selection, nothing due (median)", f"{figures['due_select_ms']:.2f} ms", "< 5 ms"),
         (f"create + enqueue, {due_n:,} due in one minute", f"{figures['create_enqueue_s']:.2f} s", "< 10 s"),
         (f"create + enqueue, all {members:,} due", f"{one['seconds']:.2f} s ({_cpu(one)})", "< 30 s"),
         (
             f"two scheduler processes, all {members:,} due",
-            f"{two['seconds']:.2f} s (split {figures['split']}; {_cpu(two)})",
+            f"{two['seconds']:.2f} s (split {two['split']}; {_cpu(two)}): "
+            f"{figures['two_vs_one']:.2f}x one's speed",
             "faster than one, 0 duplicates",
+        ),
+        (
+            f"one process of one worker (`SCHEDULE_WORKERS=1`), all {members:,} due",
+            f"{one_w1['seconds']:.2f} s ({_cpu(one_w1)})",
+            "",
+        ),
+        (
+            f"two processes of one worker each, all {members:,} due",
+            f"{two_w1['seconds']:.2f} s (split {two_w1['split']}; {_cpu(two_w1)}): "
+            f"{figures['two_vs_one_1worker']:.2f}x one's speed",
+            "",
         ),
         (
             f"reference: the per-row path (run_batch), all {members:,} due",
@@ -459,7 +478,10 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
         "UPDATE of the members' due times dirtied are not written inside its window. CPU seconds are "
         "read from /proc: the scheduler processes', and the "
         "private cluster's (backends, WAL writer, checkpointer, autovacuum); the WAL written and its "
-        "full-page images from pg_stat_wal.\n\n"
+        "full-page images from pg_stat_wal. A second process adds batches at once: with the default "
+        "two per process, one process already keeps most of the two cores busy (its CPU seconds "
+        "over its wall seconds), so the rows of processes of one batch at a time show what a second "
+        "process adds while a core is free.\n\n"
     )
     start = text.find("## Scheduler")
     if start < 0:
@@ -515,20 +537,32 @@ def measure(kind: str, members: int, args, prefix: str) -> dict:
         dup = duplicates(url, due_n)
         out("create_enqueue_s", f"{r['seconds']:.3f}", f"{due_n} due in one minute")
 
-        runs = (("all_1", 1, False, 3), ("all_2", 2, False, 5), ("all_slow", 1, True, 7))
-        for name, processes, slow, day in runs:
+        # (name, processes, per-row path, day, SCHEDULE_WORKERS): the default of two batches at once
+        # per process, then processes of one batch at a time, where a second process has a core free
+        runs = (
+            ("all_1", 1, False, 3, 2),
+            ("all_2", 2, False, 5, 2),
+            ("all_slow", 1, True, 7, 2),
+            ("all_1w1", 1, False, 9, 1),
+            ("all_2w1", 2, False, 11, 1),
+        )
+        for name, processes, slow, day, workers in runs:
             flush_redis()
             make_due(url, T0 + timedelta(days=day), 1)
-            r = run_schedulers(url, T0 + timedelta(days=day, seconds=60), processes, args.batch, own, slow)
+            r = run_schedulers(
+                url, T0 + timedelta(days=day, seconds=60), processes, args.batch, own, slow, workers
+            )
             fig[name] = r
             assert sum(r["created"]) == members, r
             dup += duplicates(url, members)
             label = {"all_1": f"create_enqueue_{size}_s", "all_2": f"create_enqueue_{size}_2proc_s"}
             label["all_slow"] = f"create_enqueue_{size}_per_row_path_s"
-            comment = f"all {members} due, {processes} process(es); {_cpu(r)}"
+            label["all_1w1"] = f"create_enqueue_{size}_1worker_s"
+            label["all_2w1"] = f"create_enqueue_{size}_2proc_1worker_s"
+            comment = f"all {members} due, {processes} process(es) of {workers} worker(s); {_cpu(r)}"
             if processes == 2:
-                fig["split"] = "/".join(map(str, r["created"]))
-                comment += f"; split {fig['split']}"
+                r["split"] = "/".join(map(str, r["created"]))
+                comment += f"; split {r['split']}"
             out(label[name], f"{r['seconds']:.3f}", comment)
             out(label[name][:-2] + "_cpu_s", f"{r['cpu_s'] + (r['pg_cpu_s'] or 0):.1f}")
             out(label[name][:-2] + "_wal_mb", f"{r['wal_mb']:.0f}")
@@ -536,6 +570,10 @@ def measure(kind: str, members: int, args, prefix: str) -> dict:
         fig["duplicates"] = dup
         out("duplicates", dup)
         assert dup == 0, f"{dup} duplicates"
+        fig["two_vs_one"] = fig["all_1"]["seconds"] / fig["all_2"]["seconds"]
+        fig["two_vs_one_1worker"] = fig["all_1w1"]["seconds"] / fig["all_2w1"]["seconds"]
+        out("two_vs_one_speedup", f"{fig['two_vs_one']:.3f}")
+        out("two_vs_one_1worker_speedup", f"{fig['two_vs_one_1worker']:.3f}")
         out("scheduler_peak_rss_mb", f"{fig['all_1']['rss_mb']:.0f}")
         out("scheduler_2proc_peak_rss_mb", f"{fig['all_2']['rss_mb']:.0f}")
 
