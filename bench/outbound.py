@@ -5,7 +5,8 @@ Runs the real processes: PostgreSQL, Redis, ``donebox worker`` processes and pos
 The headline (``e2e_*``) is a realistic mix (bench/outbound_env.py ``make_mix``): many teams of
 5-20 members with tracking on, digests of different days and sizes made per team and day,
 reminders of some teams, and a share of API messages, each with its own content. The one-team case
-(``one_team_*``: one team's digest of one day, so every render is shared) is the second row.
+(``one_team_*``: one team's digest of one day, so every render is shared) is the second row, and
+``e2e_deploy_*`` is the mix through the worker as deploy/'s systemd unit starts it.
 
 In the same run it measures the references: the sink's own limit (``smtp-source`` over reused
 connections, as donebox's pools send), and a private Postfix (bench/outbound_postfix.py) relaying
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -75,6 +77,20 @@ from outbound_postfix import Postfix, ensure_packages, unsigned  # noqa: E402
 # about 20% fewer messages/s with four). The kill test runs four, more than it needs, to show the
 # send slots bound duplicates whatever the thread count.
 E2E_THREADS = 2
+DEPLOY_UNIT = ROOT / "deploy" / "systemd" / "donebox-worker.service"
+
+
+def deploy_worker() -> tuple[int, int]:
+    """(processes, threads) of the worker as deploy/ starts it (its systemd unit's ExecStart): the
+    ``e2e_deploy`` run sends the mix through that, as an operator following the README runs it."""
+    found = re.search(
+        r"^ExecStart=.*\bworker --processes (\d+) --threads (\d+)", DEPLOY_UNIT.read_text(), re.M
+    )
+    if found is None:
+        raise SystemExit(f"{DEPLOY_UNIT}: no `worker --processes N --threads M` in its ExecStart")
+    return int(found[1]), int(found[2])
+
+
 KILL_THREADS = 4
 
 # ---------------------------------------------------------------- the references
@@ -569,6 +585,21 @@ def e2e(workers: Workers, sink, url: str, ids: list[int], tag: str) -> dict[str,
     return out
 
 
+def deploy_run(workers: Workers, sink, url: str, n: int) -> dict[str, object]:
+    """The mix again (new rows of the same shape), through one ``donebox worker`` as deploy/
+    starts it (``deploy_worker``) instead of the headline's two processes of E2E_THREADS threads."""
+    processes, threads = deploy_worker()
+    workers.start(processes, threads)
+    warm = make_digests(make_team("deploy-warm", 12), 200, "deploy-warm")
+    enqueue(warm)
+    wait_all("deploy-warm", 200, 120)
+    out: dict[str, object] = {"e2e_deploy_worker": f"--processes {processes} --threads {threads}"}
+    mix = make_mix(n, "deploy")
+    out.update({f"e2e_deploy_{k}": v for k, v in e2e(workers, sink, url, mix, "deploy").items()})
+    workers.stop()
+    return out
+
+
 def sent_messages(tag: str, n: int) -> list[tuple[str, str, bytes]]:
     """(envelope sender, recipient, bytes without donebox's DKIM-Signature) of ``n`` messages of
     ``tag`` as donebox handed them to the sink: what Postfix relays in the same run."""
@@ -664,6 +695,7 @@ def main() -> None:
             for kind, pids in pids_by_kind(workers, sink, url).items():
                 figures[f"peak_rss_mb_{kind}"] = round(max((peak_rss_mb(p) for p in pids), default=0), 1)
             workers.stop()
+            figures.update(deploy_run(workers, sink, url, n_mix))
             messages = sent_messages("mix", n_postfix)
             figures["message_bytes_mean"] = sum(len(m[2]) for m in messages) // len(messages)
             figures["sink_limit_msgs_per_s"] = round(
@@ -671,11 +703,17 @@ def main() -> None:
             )
             figures.update(postfix_runs(var, port, messages, key))
         lost, dups, done = kill_test(workers, team, n_kill, kills, var)
-        e2e_lost = sum(v for k, v in count_states("mix:%").items() if k != "sent")
+        e2e_lost = sum(
+            v for tag in ("mix", "deploy") for k, v in count_states(f"{tag}:%").items() if k != "sent"
+        )
         figures.update(lost=lost + e2e_lost, e2e_lost=e2e_lost, kill_lost=lost)
         figures.update(duplicates=dups, kills=done, kill_messages=n_kill)
         for ref in ("postfix_opendkim", "postfix_plain", "sink_limit"):
             figures[f"e2e_vs_{ref}"] = round(figures["e2e_msgs_per_s"] / figures[f"{ref}_msgs_per_s"], 3)
+        for ref in ("postfix_opendkim", "postfix_plain"):
+            figures[f"e2e_deploy_vs_{ref}"] = round(
+                figures["e2e_deploy_msgs_per_s"] / figures[f"{ref}_msgs_per_s"], 3
+            )
         if n_naive:
             figures["e2e_vs_naive"] = round(figures["e2e_msgs_per_s"] / figures["naive_msgs_per_s"], 2)
         figures.update(machine("end"))
@@ -762,7 +800,11 @@ How it is measured, all in one run on the same machine:
   `donebox worker` processes (2 threads each) on PostgreSQL and Redis, through a routed SMTP sender
   (pooled connections, the envelope pipelined: smtp-sink offers PIPELINING) into postfix's
   `smtp-sink`, DKIM RSA-2048; the clock stops when every row is `sent`. **one_team**: the same
-  for one team's digest of one day (every render shared).
+  for one team's digest of one day (every render shared). **e2e_deploy**: the mix again (new rows
+  of the same shape) through one `donebox worker` started as deploy/'s systemd unit starts it
+  (`e2e_deploy_worker`: its processes and threads, read from the unit), what an operator who
+  follows the README runs; its threads are many because a remote sender's replies take
+  milliseconds, where the sink here answers at once.
 - `*_cpu_ms_per_msg_*`: CPU (user + system, from /proc) of the worker processes, PostgreSQL (the
   bench database's backends, less the bench's own polls for the end, made on a connection of their
   own that is gone before the second sample), Redis (the whole server) and the sink, per message;
