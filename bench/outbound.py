@@ -596,6 +596,8 @@ def deploy_run(workers: Workers, sink, url: str, n: int) -> dict[str, object]:
     out: dict[str, object] = {"e2e_deploy_worker": f"--processes {processes} --threads {threads}"}
     mix = make_mix(n, "deploy")
     out.update({f"e2e_deploy_{k}": v for k, v in e2e(workers, sink, url, mix, "deploy").items()})
+    worker_pids = pids_by_kind(workers, sink, url)["workers"]
+    out["e2e_deploy_peak_rss_mb_workers"] = round(max((peak_rss_mb(p) for p in worker_pids), default=0), 1)
     workers.stop()
     return out
 
