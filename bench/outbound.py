@@ -75,8 +75,10 @@ from outbound_postfix import Postfix, ensure_packages, unsigned  # noqa: E402
 # Worker threads per `donebox worker` process. Two are enough (one hands a message to the sink
 # while the other renders, builds and signs the next); more only contend for the GIL (measured:
 # about 20% fewer messages/s with four). The kill test runs four, more than it needs, to show the
-# send slots bound duplicates whatever the thread count.
+# send slots bound duplicates whatever the thread count. deploy/ starts eight, for remote senders
+# whose replies a thread waits for: the e2e_deploy run measures the mix through that worker.
 E2E_THREADS = 2
+KILL_THREADS = 4
 DEPLOY_UNIT = ROOT / "deploy" / "systemd" / "donebox-worker.service"
 
 
@@ -90,8 +92,6 @@ def deploy_worker() -> tuple[int, int]:
         raise SystemExit(f"{DEPLOY_UNIT}: no `worker --processes N --threads M` in its ExecStart")
     return int(found[1]), int(found[2])
 
-
-KILL_THREADS = 4
 
 # ---------------------------------------------------------------- the references
 
