@@ -235,3 +235,10 @@ def test_team_chat_adds_lists_masked_tests_and_removes_a_channel(env, team, sent
         assert main(["team-chat", str(team.id), "remove", str(dest)]) == 2
     finally:
         server.stop()
+
+
+def test_the_worker_gets_two_malloc_arenas_unless_the_operator_set_them():
+    from app.cli import worker_environment
+
+    assert worker_environment({"PATH": "/bin"}) == {"PATH": "/bin", "MALLOC_ARENA_MAX": "2"}
+    assert worker_environment({"MALLOC_ARENA_MAX": "8"})["MALLOC_ARENA_MAX"] == "8"
