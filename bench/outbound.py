@@ -585,19 +585,31 @@ def e2e(workers: Workers, sink, url: str, ids: list[int], tag: str) -> dict[str,
     return out
 
 
-def deploy_run(workers: Workers, sink, url: str, n: int) -> dict[str, object]:
+def warm_up(team: int, tag: str) -> None:
+    """200 of ``team``'s digests sent (tagged ``tag``) through the workers just started, before
+    their measured run."""
+    enqueue(make_digests(team, 200, tag))
+    wait_all(tag, 200, 120)
+
+
+def peak_rss_by_kind(workers: Workers, sink, url: str) -> dict[str, float]:
+    """The largest peak resident set (MB) among the processes of each kind (``pids_by_kind``)."""
+    return {
+        kind: round(max((peak_rss_mb(p) for p in pids), default=0), 1)
+        for kind, pids in pids_by_kind(workers, sink, url).items()
+    }
+
+
+def deploy_run(workers: Workers, sink, url: str, team: int, n: int) -> dict[str, object]:
     """The mix again (new rows of the same shape), through one ``donebox worker`` as deploy/
     starts it (``deploy_worker``) instead of the headline's two processes of E2E_THREADS threads."""
     processes, threads = deploy_worker()
     workers.start(processes, threads)
-    warm = make_digests(make_team("deploy-warm", 12), 200, "deploy-warm")
-    enqueue(warm)
-    wait_all("deploy-warm", 200, 120)
+    warm_up(team, "deploy-warm")
     out: dict[str, object] = {"e2e_deploy_worker": f"--processes {processes} --threads {threads}"}
     mix = make_mix(n, "deploy")
     out.update({f"e2e_deploy_{k}": v for k, v in e2e(workers, sink, url, mix, "deploy").items()})
-    worker_pids = pids_by_kind(workers, sink, url)["workers"]
-    out["e2e_deploy_peak_rss_mb_workers"] = round(max((peak_rss_mb(p) for p in worker_pids), default=0), 1)
+    out["e2e_deploy_peak_rss_mb_workers"] = peak_rss_by_kind(workers, sink, url)["workers"]
     workers.stop()
     return out
 
@@ -684,9 +696,7 @@ def main() -> None:
             one = make_digests(team, n_one, "one")
             for _ in range(2):
                 workers.start(1, E2E_THREADS)
-            warm = make_digests(team, 200, "warm")
-            enqueue(warm)
-            wait_all("warm", 200, 120)
+            warm_up(team, "warm")
             figures["mix_messages"] = len(mix)
             figures.update({f"e2e_{k}": v for k, v in e2e(workers, sink, url, mix, "mix").items()})
             figures.update({f"one_team_{k}": v for k, v in e2e(workers, sink, url, one, "one").items()})
@@ -694,10 +704,10 @@ def main() -> None:
                 figures.update(fairness(team, n_big))
             if n_sub:
                 figures.update(submitted(workers, sink, url, team, n_sub, var))
-            for kind, pids in pids_by_kind(workers, sink, url).items():
-                figures[f"peak_rss_mb_{kind}"] = round(max((peak_rss_mb(p) for p in pids), default=0), 1)
+            for kind, mb in peak_rss_by_kind(workers, sink, url).items():
+                figures[f"peak_rss_mb_{kind}"] = mb
             workers.stop()
-            figures.update(deploy_run(workers, sink, url, n_mix))
+            figures.update(deploy_run(workers, sink, url, team, n_mix))
             messages = sent_messages("mix", n_postfix)
             figures["message_bytes_mean"] = sum(len(m[2]) for m in messages) // len(messages)
             figures["sink_limit_msgs_per_s"] = round(
@@ -710,12 +720,14 @@ def main() -> None:
         )
         figures.update(lost=lost + e2e_lost, e2e_lost=e2e_lost, kill_lost=lost)
         figures.update(duplicates=dups, kills=done, kill_messages=n_kill)
-        for ref in ("postfix_opendkim", "postfix_plain", "sink_limit"):
-            figures[f"e2e_vs_{ref}"] = round(figures["e2e_msgs_per_s"] / figures[f"{ref}_msgs_per_s"], 3)
-        for ref in ("postfix_opendkim", "postfix_plain"):
-            figures[f"e2e_deploy_vs_{ref}"] = round(
-                figures["e2e_deploy_msgs_per_s"] / figures[f"{ref}_msgs_per_s"], 3
-            )
+        for run, refs in (
+            ("e2e", ("postfix_opendkim", "postfix_plain", "sink_limit")),
+            ("e2e_deploy", ("postfix_opendkim", "postfix_plain")),
+        ):
+            for ref in refs:
+                figures[f"{run}_vs_{ref}"] = round(
+                    figures[f"{run}_msgs_per_s"] / figures[f"{ref}_msgs_per_s"], 3
+                )
         if n_naive:
             figures["e2e_vs_naive"] = round(figures["e2e_msgs_per_s"] / figures["naive_msgs_per_s"], 2)
         figures.update(machine("end"))

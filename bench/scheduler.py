@@ -537,16 +537,17 @@ def measure(kind: str, members: int, args, prefix: str) -> dict:
         dup = duplicates(url, due_n)
         out("create_enqueue_s", f"{r['seconds']:.3f}", f"{due_n} due in one minute")
 
-        # (name, processes, per-row path, day, SCHEDULE_WORKERS): the default of two batches at once
-        # per process, then processes of one batch at a time, where a second process has a core free
+        # (name, its figures' infix, processes, per-row path, day, SCHEDULE_WORKERS): the default of
+        # two batches at once per process, then processes of one batch at a time, where a second
+        # process has a core free
         runs = (
-            ("all_1", 1, False, 3, 2),
-            ("all_2", 2, False, 5, 2),
-            ("all_slow", 1, True, 7, 2),
-            ("all_1w1", 1, False, 9, 1),
-            ("all_2w1", 2, False, 11, 1),
+            ("all_1", "", 1, False, 3, 2),
+            ("all_2", "_2proc", 2, False, 5, 2),
+            ("all_slow", "_per_row_path", 1, True, 7, 2),
+            ("all_1w1", "_1worker", 1, False, 9, 1),
+            ("all_2w1", "_2proc_1worker", 2, False, 11, 1),
         )
-        for name, processes, slow, day, workers in runs:
+        for name, infix, processes, slow, day, workers in runs:
             flush_redis()
             make_due(url, T0 + timedelta(days=day), 1)
             r = run_schedulers(
@@ -555,17 +556,14 @@ def measure(kind: str, members: int, args, prefix: str) -> dict:
             fig[name] = r
             assert sum(r["created"]) == members, r
             dup += duplicates(url, members)
-            label = {"all_1": f"create_enqueue_{size}_s", "all_2": f"create_enqueue_{size}_2proc_s"}
-            label["all_slow"] = f"create_enqueue_{size}_per_row_path_s"
-            label["all_1w1"] = f"create_enqueue_{size}_1worker_s"
-            label["all_2w1"] = f"create_enqueue_{size}_2proc_1worker_s"
+            label = f"create_enqueue_{size}{infix}"
             comment = f"all {members} due, {processes} process(es) of {workers} worker(s); {_cpu(r)}"
             if processes == 2:
                 r["split"] = "/".join(map(str, r["created"]))
                 comment += f"; split {r['split']}"
-            out(label[name], f"{r['seconds']:.3f}", comment)
-            out(label[name][:-2] + "_cpu_s", f"{r['cpu_s'] + (r['pg_cpu_s'] or 0):.1f}")
-            out(label[name][:-2] + "_wal_mb", f"{r['wal_mb']:.0f}")
+            out(f"{label}_s", f"{r['seconds']:.3f}", comment)
+            out(f"{label}_cpu_s", f"{r['cpu_s'] + (r['pg_cpu_s'] or 0):.1f}")
+            out(f"{label}_wal_mb", f"{r['wal_mb']:.0f}")
         fig["create_rows_per_s"] = members / fig["all_1"]["seconds"]
         fig["duplicates"] = dup
         out("duplicates", dup)
