@@ -8,7 +8,7 @@ A batch of messages is claimed in one statement, and the suppression list read
 for their recipients right after; then, one message after another, each step takes the
 Delivery and either returns None (go on) or an Outcome that ends the attempt
 with a state. Reading STEPS top to bottom tells the policy. The outcomes are
-recorded (committed) together, several per statement (``Outcomes``).
+recorded (committed) together, those of all the process's threads in one statement (``Outcomes``).
 
 A transport's ``send`` takes one of the process's send slots (app/relay/slots.py),
 given back once the outcome is committed: a kill -9 duplicates at most SEND_SLOTS
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -710,24 +711,50 @@ def _deliver_batch(conn, message_ids, states, *, transport, settings, now) -> No
             s.commit()
 
 
+class _Waiting:
+    """The process's outcomes that wait to be written, of every thread's batch (by database URL),
+    and the databases whose waiting outcomes a thread is writing: one thread writes at a time,
+    all that wait, in one statement on PostgreSQL."""
+
+    def __init__(self):
+        self.cond = threading.Condition(threading.Lock())
+        self.items: dict[str, list[tuple[Outcomes, Delivery, Outcome, outbox.Finish]]] = {}
+        self.since: dict[str, float] = {}  # _clock() when the first of a database's was added
+        self.writing: set[str] = set()
+
+    def due(self, url: str, free: slots.Slots) -> bool:
+        """Whether the outcomes waiting for ``url`` are to be written now (``cond`` held)."""
+        items = self.items.get(url)
+        return bool(items) and (
+            free.free == 0 or len(items) >= CLAIM_BATCH or _clock() - self.since[url] >= OUTCOME_WAIT_S
+        )
+
+
+_waiting = _Waiting()
+
+
 class Outcomes:
     """A batch's outcomes that wait to be written, each message holding its send slot meanwhile.
 
     With one send slot (SEND_SLOTS=1) an outcome is written as soon as its message is sent, as
-    every other thread waits for that slot. With more, a thread keeps its outcomes while a slot is
-    left free for the others, and writes them together (``outbox.finish_many``: one statement on
-    PostgreSQL) when none is (``add``), when it needs a slot and finds none (``_send``), and at the
-    end of its batch: still never more than SEND_SLOTS messages of the process sent and unrecorded.
-    Nor does an outcome wait much past OUTCOME_WAIT_S (with a slow sender, the mail log and the
-    webhooks would otherwise learn of a batch's first messages only at its end). An outcome that
-    writes more than its row and event (a bounce: the suppression list; a pass-through note) is
-    written alone, after those that wait.
+    every other thread waits for that slot. With more, the outcomes of every thread's batch wait
+    together, process-wide (``_Waiting``), while a slot is left free. When none is, the thread
+    whose outcome took the last one writes all of them (``outbox.finish_many``: one statement on
+    PostgreSQL), and once more after that if none is free again, while the other threads go on
+    sending: a process's statement carries the outcomes of all its threads' sends, not one
+    thread's share of the slots (the more threads, the smaller). Still never more than SEND_SLOTS messages
+    of the process sent and unrecorded. They are also written when a thread needs a slot and
+    finds none (``_send``), once the first has waited about OUTCOME_WAIT_S (with a slow sender,
+    the mail log and the webhooks would otherwise learn of a batch's first messages only at its
+    end), and at the end of a batch, which ends only once none of its outcomes waits or is in
+    another thread's write. An outcome that writes more than its row and event (a bounce: the
+    suppression list; a pass-through note) is written alone, after those that wait.
     """
 
-    def __init__(self, s: Session, states: dict[int, str], margin: timedelta):
+    def __init__(self, s: Session, states: dict[int, str], margin: timedelta, settings: Settings):
         self.s, self.states, self.margin = s, states, margin
-        self.waiting: list[tuple[Delivery, Outcome, outbox.Finish]] = []
-        self.since = 0.0  # _clock() when the first of those waiting was added
+        self.url, self.slots = settings.database_url, slots.send_slots(settings)
+        self.unwritten = 0  # this batch's outcomes not yet written (waiting, or in a thread's write)
         self.error: Exception | None = None  # what a write of them raised: the batch ends
 
     def add(self, d: Delivery, outcome: Outcome) -> None:
@@ -738,17 +765,57 @@ class Outcomes:
             self.flush()
             self._write_alone(d, outcome, f)
             return
-        now = _clock()
-        if not self.waiting:
-            self.since = now
-        self.waiting.append((d, outcome, f))
-        # an outcome without a slot (never handed to a transport) waits at no risk
-        if (
-            (d.slot is not None and d.slot.free == 0)
-            or len(self.waiting) >= CLAIM_BATCH
-            or now - self.since >= OUTCOME_WAIT_S
-        ):
-            self.flush()
+        with _waiting.cond:
+            items = _waiting.items.setdefault(self.url, [])
+            if not items:
+                _waiting.since[self.url] = _clock()
+            items.append((self, d, outcome, f))
+            self.unwritten += 1
+            # another thread's write under way sees these after it (``_write_waiting``)
+            write = self.url not in _waiting.writing and _waiting.due(self.url, self.slots)
+            if write:
+                _waiting.writing.add(self.url)
+        if write:
+            self._write_waiting()
+
+    def flush(self) -> None:
+        """Have this batch's outcomes written: wait for another thread's write under way, then
+        write what still waits (every thread's) when some of it is this batch's or no slot is free."""
+        with _waiting.cond:
+            while True:
+                if self.url in _waiting.writing:
+                    if not self.unwritten:
+                        return  # the write under way gives its slots back, and looks again after
+                    _waiting.cond.wait()
+                    continue
+                if not self.unwritten and not _waiting.due(self.url, self.slots):
+                    return
+                _waiting.writing.add(self.url)
+                break
+        self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        """As the one thread writing for this database: every outcome that waits, again while
+        more are due (no slot free, the oldest waited long enough), then let another write."""
+        try:
+            while True:
+                with _waiting.cond:
+                    waiting = _waiting.items.pop(self.url, [])
+                if not waiting:
+                    return
+
+                def write(waiting=waiting) -> list[str]:
+                    outbox.finish_many(self.s, [f for _, _, _, f in waiting])
+                    return [f.to for _, _, _, f in waiting]
+
+                self._write([(o, d, outcome) for o, d, outcome, _ in waiting], write)
+                with _waiting.cond:
+                    if not _waiting.due(self.url, self.slots):
+                        return
+        finally:
+            with _waiting.cond:
+                _waiting.writing.discard(self.url)
+                _waiting.cond.notify_all()
 
     def _wake(self, now: datetime, sender: str, domain: str) -> None:
         """A probe got through ``sender`` (to ``domain``; '': after the whole sender was down): the
@@ -792,49 +859,44 @@ class Outcomes:
         log.info("%s: %d deferred messages due now", why, woken)
 
     def _write_alone(self, d: Delivery, outcome: Outcome, f: outbox.Finish) -> None:
-        self._write([(d, outcome)], lambda: [record(self.s, d, outcome, f)])
+        with _waiting.cond:
+            self.unwritten += 1
+        self._write([(self, d, outcome)], lambda: [record(self.s, d, outcome, f)])
 
-    def flush(self) -> None:
-        """Write the waiting outcomes (one statement on PostgreSQL), then give back their slots."""
-        if not self.waiting:
-            return
-        waiting, self.waiting = self.waiting, []
-
-        def write() -> list[str]:
-            outbox.finish_many(self.s, [f for _, _, f in waiting])
-            return [f.to for _, _, f in waiting]
-
-        self._write([(d, outcome) for d, outcome, _ in waiting], write)
-
-    def _write(self, items: list[tuple[Delivery, Outcome]], write: Callable[[], list[str]]) -> None:
-        """``write`` the outcomes of ``items`` (it returns their states) and commit, then give back
-        their slots. When the database went away after the transport had the messages, each
-        outcome is written again on a new connection while the claim holds, keeping the slots (no
-        other message goes out unrecorded meanwhile), and the batch ends: the error is raised here
-        and kept in ``error`` (``_send`` writes outcomes inside a step, which would catch it)."""
+    def _write(self, items: list[tuple[Outcomes, Delivery, Outcome]], write: Callable[[], list[str]]) -> None:
+        """``write`` the outcomes of ``items`` (each with the batch it is of; it returns their
+        states) and commit, then give back their slots. When the database went away after the
+        transport had the messages, each outcome is written again on a new connection while the
+        claim holds, keeping the slots (no other message goes out unrecorded meanwhile), and this
+        thread's batch ends: the error is raised here and kept in ``error`` (``_send`` writes
+        outcomes inside a step, which would catch it). Another batch whose outcomes were among
+        them goes on: it finds the database gone at its own next write, or not, and a message it
+        sent meanwhile is recorded as ever."""
         try:
             try:
                 states = write()
                 if self.s.in_transaction():  # not after outcomes written in autocommit alone
                     self.s.commit()
             except Exception as e:
-                self.error = e
+                self.error = self.error or e
                 if self.s.in_transaction():
                     self.s.rollback()
-                for d, outcome in items:
-                    self.states[d.message.id] = _record_again(
-                        d, outcome, until=d.message.lease_until - self.margin
-                    )
+                for o, d, outcome in items:
+                    o.states[d.message.id] = _record_again(d, outcome, until=d.message.lease_until - o.margin)
                 raise
-            for (d, _), state in zip(items, states, strict=True):
-                self.states[d.message.id] = state
+            for (o, d, _), state in zip(items, states, strict=True):
+                o.states[d.message.id] = state
         finally:
-            for d, _ in items:
+            for _, d, _ in items:
                 _release_slot(d)
-        for d, outcome in items:
-            _log_outcome(d, self.states[d.message.id], outcome)
+            with _waiting.cond:
+                for o, _, _ in items:
+                    o.unwritten -= 1
+                _waiting.cond.notify_all()
+        for o, d, outcome in items:
+            _log_outcome(d, o.states[d.message.id], outcome)
         self._wake_late(
-            [d for d, _ in items if d.held is not None and self.states[d.message.id] == "deferred"]
+            [d for o, d, _ in items if d.held is not None and o.states[d.message.id] == "deferred"]
         )
 
 
@@ -849,7 +911,7 @@ def _deliver_claimed(s, messages, suppressed, renders, states, transport, settin
     """Send each claimed message in turn and record its outcome (``Outcomes``); how many were sent
     without their tracking."""
     margin = timedelta(seconds=settings.lease_s / 2)
-    outcomes = Outcomes(s, states, margin)
+    outcomes = Outcomes(s, states, margin, settings)
     done: list[Delivery] = []
     try:
         for m in messages:

@@ -8,9 +8,10 @@ committed. However many worker threads the process runs, at most SEND_SLOTS of
 its messages are accepted and not yet recorded, and a killed process duplicates
 at most that many. The other threads render, build and sign meanwhile.
 
-With more than one slot, a thread may hold several while it goes on with its batch: it writes
-their outcomes together (one statement on PostgreSQL) when no slot is left free, when it needs
-one and finds none, and at the end of its batch (app.relay.pipeline.Outcomes).
+With more than one slot, the outcomes of all the process's threads wait together, each holding
+its slot, while the threads go on with their batches: one thread writes all of them (one
+statement on PostgreSQL) when no slot is left free, when it needs one and finds none, and at the
+end of a batch (app.relay.pipeline.Outcomes).
 """
 
 from __future__ import annotations

@@ -418,6 +418,110 @@ def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slo
     assert len(t.sent) == 24 and max(unrecorded_at_send) <= slots - 1  # the one being sent aside
 
 
+def test_the_outcomes_of_every_threads_batch_wait_together_and_go_in_one_write(team, monkeypatch):
+    """Two threads' batches of two, four send slots, each round of sends together: when the last
+    slot is taken, one write carries the outcomes of both batches (a thread's own would be two),
+    and each batch ends only once its outcomes are written, whichever thread wrote them."""
+    import threading
+
+    import app.relay.pipeline as pipeline
+    from app.relay import outbox
+
+    monkeypatch.setenv("SEND_SLOTS", "4")
+    get_settings.cache_clear()
+    monkeypatch.setattr(pipeline, "_clock", lambda: 0.0)  # no outcome waits past OUTCOME_WAIT_S
+    real, written = outbox.finish_many, []
+    monkeypatch.setattr(
+        pipeline.outbox,
+        "finish_many",
+        lambda s, fs: written.append([f.message_id for f in fs]) or real(s, fs),
+    )
+    together = threading.Barrier(2, timeout=10)
+
+    class InRounds(MemoryTransport):
+        def send(self, message):
+            together.wait()  # each thread's n-th send goes with the other's
+            return super().send(message)
+
+    batches = [[api_message(team, f"{c}{i}@example.com", f"{c}{i}") for i in range(2)] for c in "ab"]
+    t, states = InRounds(), {}
+
+    def run(ids):
+        states.update(deliver_many(ids, transport=t, now=NOW))
+
+    threads = [threading.Thread(target=run, args=(ids,)) for ids in batches]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(t.sent) == 4 and set(states.values()) == {"sent"}
+    assert sorted(sum(written, [])) == sorted(sum(batches, []))  # each once
+    assert set(written[0]) >= {batches[0][0], batches[1][0]}  # the first round's of both batches
+    assert {row(mid).state for mid in sum(batches, [])} == {"sent"}
+
+
+def test_when_a_write_of_every_threads_outcomes_fails_only_the_writers_batch_ends(team, monkeypatch):
+    """As above, the first write carries both batches' outcomes, and fails (then the database is
+    back): each is written again; the thread that wrote sends nothing more, the other goes on with
+    its batch, and every slot is given back."""
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    import app.relay.pipeline as pipeline
+    from app.relay import outbox, slots
+
+    monkeypatch.setenv("SEND_SLOTS", "4")
+    get_settings.cache_clear()
+    monkeypatch.setattr(pipeline, "_clock", lambda: 0.0)
+    monkeypatch.setattr(pipeline, "RECORD_RETRY_S", 0.05)
+    real, written = outbox.finish_many, []
+    gone = OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
+
+    def finish_many(s, fs):
+        written.append([f.message_id for f in fs])
+        if len(written) == 1:
+            raise gone
+        return real(s, fs)
+
+    monkeypatch.setattr(pipeline.outbox, "finish_many", finish_many)
+    together, rounds = threading.Barrier(2, timeout=10), []
+
+    class InRounds(MemoryTransport):
+        def send(self, message):
+            if len(rounds) < 4:  # the first two rounds go together
+                rounds.append(message.outbound_id)
+                together.wait()
+            return super().send(message)
+
+    batches = [[api_message(team, f"{c}{i}@example.com", f"{c}{i}") for i in range(3)] for c in "ab"]
+    t, states, raised = InRounds(), {}, {}
+
+    def run(n, ids):
+        try:
+            states.update(deliver_many(ids, transport=t, now=NOW))
+        except OperationalError as e:
+            raised[n] = e
+
+    threads = [threading.Thread(target=run, args=(n, ids)) for n, ids in enumerate(batches)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(raised) == 1 and set(written[0]) >= {batches[0][0], batches[1][0]}
+    writer, other = batches[next(iter(raised))], batches[1 - next(iter(raised))]
+    assert {mid: states[mid] for mid in other} == dict.fromkeys(other, "sent")
+    assert [row(mid).state for mid in writer] == ["sent", "sent", "sending"]  # the third: unsent
+    assert sorted(m["To"] for m in t.sent) == sorted(
+        f"{c}{i}@example.com"
+        for c, ids in zip("ab", batches, strict=True)
+        for i in range(3)
+        if ids[i] != writer[2]
+    )
+    held = slots.send_slots(get_settings())
+    assert held.free == 4
+
+
 def test_an_outcome_waits_to_be_written_with_others_about_a_second_at_most(team, monkeypatch):
     """A slow sender (0.4 s a message on the pipeline's clock): the first four outcomes are written
     together once the first has waited a second, the fifth at the end of the batch."""
