@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -179,11 +180,25 @@ def sign_raw(raw: bytes, keys: list[Key], *, now: int | None = None) -> bytes:
 # ---------------------------------------------------------------- keys on disk
 
 
+@lru_cache(maxsize=256)
+def private_key(pem: bytes) -> rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey:
+    """The private key of ``pem`` (PKCS#8), parsed once per process. ``cryptography`` checks an
+    RSA key as it loads it, which takes far longer than a signature, and the caches of keys
+    (``KeyStore``, app.relay.domains) read the files and rows again every CACHE_S: each of a
+    worker's threads that found them expired parsed every key of the domain again. A key that
+    changed is new bytes, so it is parsed. ValueError for a key that is neither RSA nor Ed25519."""
+    private = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(private, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+        raise ValueError("DKIM keys are RSA or Ed25519")
+    return private
+
+
 def load_key(path: Path, domain: str) -> Key:
     """The key in ``path`` (PKCS#8 PEM); its selector is the file name."""
-    private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(private, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
-        raise ValueError(f"{path}: DKIM keys are RSA or Ed25519")
+    try:
+        private = private_key(path.read_bytes())
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
     return Key(domain=domain, selector=path.stem, private=private)
 
 

@@ -89,8 +89,9 @@ def _pem(private) -> str:
 
 
 def _key(row: DkimKey) -> dkim.Key:
-    private = serialization.load_pem_private_key(row.private_pem.encode(), password=None)
-    return dkim.Key(domain=row.domain, selector=row.selector, private=private)
+    return dkim.Key(
+        domain=row.domain, selector=row.selector, private=dkim.private_key(row.private_pem.encode())
+    )
 
 
 @dataclass(frozen=True)

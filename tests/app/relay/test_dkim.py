@@ -102,6 +102,29 @@ def test_a_domain_without_keys_is_sent_unsigned(tmp_path):
     assert dkim.sign_raw(raw, dkim.KeyStore(tmp_path).keys("example.org")) == raw
 
 
+def test_a_key_read_again_once_its_cache_expired_is_parsed_only_when_it_changed(tmp_path, monkeypatch):
+    """Every CACHE_S the key files are read again; parsing an RSA key is what costs, and is done
+    once per key a process: a key replaced under the same name is parsed anew and signs."""
+    parsed = []
+    real = serialization.load_pem_private_key
+    monkeypatch.setattr(
+        dkim.serialization,
+        "load_pem_private_key",
+        lambda pem, password: parsed.append(pem) or real(pem, password),
+    )
+    monkeypatch.setattr(dkim, "CACHE_S", 0.0)  # every read finds the cache expired
+    dkim.generate(tmp_path, "example.org", "s1")
+    store = dkim.KeyStore(tmp_path)
+    first, again = store.keys("example.org"), store.keys("example.org")
+    assert len(parsed) == 1 and again[0].private is first[0].private
+    (tmp_path / "example.org" / "s1.pem").unlink()
+    _, txt = dkim.generate(tmp_path, "example.org", "s1")
+    replaced = store.keys("example.org")
+    assert len(parsed) == 2 and replaced[0].private is not first[0].private
+    signed = dkim.sign_raw(message(), replaced, now=NOW_TS)
+    assert verify_all(signed, {"s1._domainkey.example.org.": txt.encode()}) == [True]
+
+
 def test_keygen_refuses_to_overwrite_a_key(tmp_path):
     dkim.generate(tmp_path, "example.org", "s1")
     with pytest.raises(FileExistsError):
