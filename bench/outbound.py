@@ -204,14 +204,13 @@ def profile(n: int, tag: str = "profile") -> tuple[dict[str, float], int]:
 
         return wrapper
 
-    saved_steps, saved_claim, saved_record = pipeline.STEPS, outbox.claim_many, pipeline.record
-    saved_suppressions, saved_flush = pipeline._suppressions, pipeline.Outcomes.flush
+    saved_steps, saved_claim, saved_write = pipeline.STEPS, outbox.claim_many, pipeline.Outcomes._write
+    saved_suppressions = pipeline._suppressions
     pipeline.STEPS = tuple(timed(f.__name__, f) for f in saved_steps)
     outbox.claim_many = timed("claim", saved_claim)
     pipeline._suppressions = timed("claim", saved_suppressions)
-    # ``record``: writing the outcomes, together (Outcomes.flush) or one alone (pipeline.record)
-    pipeline.record = timed("record", saved_record)
-    pipeline.Outcomes.flush = timed("record", saved_flush)
+    # ``record``: writing the outcomes, together or one alone (both through Outcomes._write)
+    pipeline.Outcomes._write = timed("record", saved_write)
     ids = fair_order(make_mix(n, tag, seed=7))
     n = len(ids)
     pg0 = _postgres_cpu_s()
@@ -220,8 +219,8 @@ def profile(n: int, tag: str = "profile") -> tuple[dict[str, float], int]:
         for i in range(0, n, pipeline.CLAIM_BATCH):
             pipeline.deliver_many(ids[i : i + pipeline.CLAIM_BATCH], transport=None)
     finally:
-        pipeline.STEPS, outbox.claim_many, pipeline.record = saved_steps, saved_claim, saved_record
-        pipeline._suppressions, pipeline.Outcomes.flush = saved_suppressions, saved_flush
+        pipeline.STEPS, outbox.claim_many, pipeline.Outcomes._write = saved_steps, saved_claim, saved_write
+        pipeline._suppressions = saved_suppressions
     total = time.process_time() - t0
     out = {k: v * 1000 / n for k, v in timings.items()}
     out["total"] = total * 1000 / n
