@@ -2,4 +2,25 @@
 imports app.checkins.outgoing (through jobs), which registers their render contexts; so do these
 tests, whatever ran before them."""
 
+import pytest
+
 import app.checkins.outgoing  # noqa: F401
+
+
+@pytest.fixture
+def parsed_pems(monkeypatch):
+    """The PEM bytes of every private key parsed from here on, in order, with the key caches
+    (``dkim.CACHE_S``) expired at every read: what a reading of keys again costs in parses."""
+    from cryptography.hazmat.primitives import serialization
+
+    from app.relay import dkim
+
+    parsed: list[bytes] = []
+    real = serialization.load_pem_private_key
+    monkeypatch.setattr(
+        dkim.serialization,
+        "load_pem_private_key",
+        lambda pem, password: parsed.append(pem) or real(pem, password),
+    )
+    monkeypatch.setattr(dkim, "CACHE_S", 0.0)
+    return parsed

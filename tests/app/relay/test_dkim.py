@@ -102,17 +102,10 @@ def test_a_domain_without_keys_is_sent_unsigned(tmp_path):
     assert dkim.sign_raw(raw, dkim.KeyStore(tmp_path).keys("example.org")) == raw
 
 
-def test_a_key_read_again_once_its_cache_expired_is_parsed_only_when_it_changed(tmp_path, monkeypatch):
+def test_a_key_read_again_once_its_cache_expired_is_parsed_only_when_it_changed(tmp_path, parsed_pems):
     """Every CACHE_S the key files are read again; parsing an RSA key is what costs, and is done
     once per key a process: a key replaced under the same name is parsed anew and signs."""
-    parsed = []
-    real = serialization.load_pem_private_key
-    monkeypatch.setattr(
-        dkim.serialization,
-        "load_pem_private_key",
-        lambda pem, password: parsed.append(pem) or real(pem, password),
-    )
-    monkeypatch.setattr(dkim, "CACHE_S", 0.0)  # every read finds the cache expired
+    parsed = parsed_pems  # every read below finds the cache expired
     dkim.generate(tmp_path, "example.org", "s1")
     store = dkim.KeyStore(tmp_path)
     first, again = store.keys("example.org"), store.keys("example.org")

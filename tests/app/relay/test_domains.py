@@ -70,20 +70,9 @@ def test_adding_a_domain_stores_an_rsa_and_an_ed25519_key_and_names_every_record
     assert signing.return_path_host == "bounces.example.org"
 
 
-def test_a_domains_stored_keys_read_again_once_the_cache_expired_are_not_parsed_again(db, monkeypatch):
-    from cryptography.hazmat.primitives import serialization
-
-    from app.relay import dkim
-
+def test_a_domains_stored_keys_read_again_once_the_cache_expired_are_not_parsed_again(db, parsed_pems):
     add()
-    parsed = []
-    real = serialization.load_pem_private_key
-    monkeypatch.setattr(
-        dkim.serialization,
-        "load_pem_private_key",
-        lambda pem, password: parsed.append(pem) or real(pem, password),
-    )
-    monkeypatch.setattr(dkim, "CACHE_S", 0.0)  # every get reads the rows again
+    parsed = parsed_pems  # every get reads the rows again
     first = domains.signing.get("example.org", get_settings())
     again = domains.signing.get("example.org", get_settings())
     assert len(parsed) == 2 and len(set(parsed)) == 2  # each stored key once
