@@ -128,7 +128,7 @@ def cmd_worker(args) -> int:
         "--threads",
         str(args.threads),
     ]
-    os.execve(sys.executable, argv, worker_environment(os.environ))
+    os.execve(sys.executable, argv, worker_environment(os.environ, args.threads))
 
 
 # glibc's malloc gives threads that allocate at once arenas of their own, up to eight a core, and a
@@ -139,10 +139,11 @@ def cmd_worker(args) -> int:
 WORKER_MALLOC_ARENAS = "2"
 
 
-def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+def worker_environment(environ: Mapping[str, str], threads: int) -> dict[str, str]:
     """The environment ``donebox worker`` starts Dramatiq in: ``environ``, with MALLOC_ARENA_MAX
-    set to WORKER_MALLOC_ARENAS when it is not set."""
-    return {"MALLOC_ARENA_MAX": WORKER_MALLOC_ARENAS, **environ}
+    set to WORKER_MALLOC_ARENAS when it is not set, and WORKER_THREADS to the ``threads`` each of
+    its processes runs (what an SMTP sender's pool is sized by, app.relay.transports.smtp)."""
+    return {"MALLOC_ARENA_MAX": WORKER_MALLOC_ARENAS, **environ, "WORKER_THREADS": str(threads)}
 
 
 def cmd_scheduler(args) -> int:

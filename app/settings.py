@@ -101,6 +101,7 @@ class Settings:
     schedule_batch: int = 2000  # SCHEDULE_BATCH: due members per scheduler transaction (and per INSERT)
     schedule_workers: int = 2  # SCHEDULE_WORKERS: batches one scheduler runs at once (PostgreSQL only)
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
+    # (`donebox worker` sets it to its --threads); an SMTP sender's pool unless its URL names one
     sendgrid_inbound_auth: str = field(default="", repr=False)  # SENDGRID_INBOUND_AUTH: user:password (Basic)
     postmark_inbound_auth: str = field(default="", repr=False)  # POSTMARK_INBOUND_AUTH: user:password (Basic)
     mailgun_signing_key: str = field(default="", repr=False)  # MAILGUN_SIGNING_KEY: HTTP webhook signing key

@@ -613,6 +613,45 @@ def deploy_run(workers: Workers, sink, url: str, team: int, n: int) -> dict[str,
     return out
 
 
+REMOTE_DELAY_MS = 20  # how late the remote runs' server answers each message's content
+
+
+def remote_runs(workers: Workers, url: str, team: int, n: int, var: Path) -> dict[str, object]:
+    """The mix (new rows of the same shape) into a server that answers each message's content
+    REMOTE_DELAY_MS late (bench/sink.py, as a remote server whose reply takes a round trip and its
+    own queueing), through the headline's workers and then deploy/'s; the sender's URL names no
+    pool, as an operator's need not."""
+    port = free_port()
+    sink = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "sink.py"), str(port), str(var / "remote-counts.json")]
+        + [str(REMOTE_DELAY_MS)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    sink.stdout.readline()
+    out: dict[str, object] = {"e2e_remote_delay_ms": REMOTE_DELAY_MS}
+    try:
+        set_sender(f"smtp://127.0.0.1:{port}?tls=none&timeout=10")
+        for name, instances in (("headline", [(1, E2E_THREADS)] * 2), ("deploy", [deploy_worker()])):
+            for processes, threads in instances:
+                workers.start(processes, threads)
+            warm_up(team, f"remote-{name}-warm")
+            mix = make_mix(n, f"remote-{name}")
+            got = e2e(workers, sink, url, mix, f"remote-{name}")
+            out["e2e_remote_messages"] = len(mix)
+            out[f"e2e_remote_{name}_msgs_per_s"] = got["msgs_per_s"]
+            out[f"e2e_remote_{name}_cpu_ms_per_msg_total"] = got["cpu_ms_per_msg_total"]
+            workers.stop()
+    finally:
+        workers.stop()
+        sink.send_signal(signal.SIGTERM)
+        sink.wait(30)
+    out["e2e_remote_deploy_vs_headline"] = round(
+        out["e2e_remote_deploy_msgs_per_s"] / out["e2e_remote_headline_msgs_per_s"], 3
+    )
+    return out
+
+
 def sent_messages(tag: str, n: int) -> list[tuple[str, str, bytes]]:
     """(envelope sender, recipient, bytes without donebox's DKIM-Signature) of ``n`` messages of
     ``tag`` as donebox handed them to the sink: what Postfix relays in the same run."""
@@ -665,10 +704,10 @@ def main() -> None:
     if args.steps or args.soak:
         return alone(args.steps, args.soak)
     q = args.quick
-    n_mix, n_one, n_postfix, n_naive, n_big, n_kill, kills, n_profile, n_sub = (
-        (1500, 1000, 500, 0, 0, 400, 1, 0, 0)
+    n_mix, n_one, n_postfix, n_naive, n_big, n_kill, kills, n_profile, n_sub, n_remote = (
+        (1500, 1000, 500, 0, 0, 400, 1, 0, 0, 400)
         if q
-        else (20000, 10000, 5000, 1000, 50000, 20000, 10, 1000, 2000)
+        else (20000, 10000, 5000, 1000, 50000, 20000, 10, 1000, 2000, 4000)
     )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # run the clean-up below on `timeout`
     ensure_packages()
@@ -713,9 +752,13 @@ def main() -> None:
                 sink_limit(port, 20000 if not q else 5000, figures["message_bytes_mean"]), 1
             )
             figures.update(postfix_runs(var, port, messages, key))
+        figures.update(remote_runs(workers, url, team, n_remote, var))
         lost, dups, done = kill_test(workers, team, n_kill, kills, var)
         e2e_lost = sum(
-            v for tag in ("mix", "deploy") for k, v in count_states(f"{tag}:%").items() if k != "sent"
+            v
+            for tag in ("mix", "deploy", "remote-headline", "remote-deploy")
+            for k, v in count_states(f"{tag}:%").items()
+            if k != "sent"
         )
         figures.update(lost=lost + e2e_lost, e2e_lost=e2e_lost, kill_lost=lost)
         figures.update(duplicates=dups, kills=done, kill_messages=n_kill)
@@ -817,7 +860,12 @@ How it is measured, all in one run on the same machine:
   of the same shape) through one `donebox worker` started as deploy/'s systemd unit starts it
   (`e2e_deploy_worker`: its processes and threads, read from the unit), what an operator who
   follows the README runs; its threads are many because a remote sender's replies take
-  milliseconds, where the sink here answers at once.
+  milliseconds, where the sink here answers at once. **e2e_remote_headline / e2e_remote_deploy**:
+  the mix again (`e2e_remote_messages` rows each) into bench/sink.py answering each message's content
+  `e2e_remote_delay_ms` late, as a remote server does, through the headline's two processes of
+  two threads and then through the deploy's worker; the sender's URL names no pool (each process
+  then keeps a connection for each of its threads). aiosmtpd's sink costs more CPU a message
+  than smtp-sink, so compare these two rows with each other.
 - `*_cpu_ms_per_msg_*`: CPU (user + system, from /proc) of the worker processes, PostgreSQL (the
   bench database's backends, less the bench's own polls for the end, made on a connection of their
   own that is gone before the second sample), Redis (the whole server) and the sink, per message;

@@ -1,6 +1,9 @@
 """A counting SMTP sink for the kill test: accepts everything, counts each Message-ID.
 
-Run as ``python bench/sink.py PORT OUTFILE``; on SIGTERM it writes ``{message_id: count}`` as JSON.
+Run as ``python bench/sink.py PORT OUTFILE [DELAY_MS]``; on SIGTERM it writes
+``{message_id: count}`` as JSON. With DELAY_MS it answers each message's content that many
+milliseconds late (each connection waits on its own), as a remote server does whose reply takes
+a round trip and its own queueing.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ MID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 class Counting:
-    def __init__(self):
+    def __init__(self, delay_s: float = 0.0):
         self.seen: Counter[str] = Counter()
+        self.delay_s = delay_s
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         m = MID.search(envelope.original_content.split(b"\r\n\r\n", 1)[0])
         self.seen[m.group(1).decode() if m else "(none)"] += 1
         return "250 2.0.0 Ok"
@@ -29,7 +35,7 @@ class Counting:
 
 def main() -> None:
     port, out = int(sys.argv[1]), sys.argv[2]
-    handler = Counting()
+    handler = Counting(float(sys.argv[3]) / 1000 if len(sys.argv) > 3 else 0.0)
     controller = Controller(handler, hostname="127.0.0.1", port=port)
     controller.start()
     done = asyncio.Event()

@@ -237,8 +237,15 @@ def test_team_chat_adds_lists_masked_tests_and_removes_a_channel(env, team, sent
         server.stop()
 
 
-def test_the_worker_gets_two_malloc_arenas_unless_the_operator_set_them():
+def test_the_worker_gets_two_malloc_arenas_unless_the_operator_set_them_and_its_thread_count():
     from app.cli import worker_environment
 
-    assert worker_environment({"PATH": "/bin"}) == {"PATH": "/bin", "MALLOC_ARENA_MAX": "2"}
-    assert worker_environment({"MALLOC_ARENA_MAX": "8"})["MALLOC_ARENA_MAX"] == "8"
+    assert worker_environment({"PATH": "/bin"}, 8) == {
+        "PATH": "/bin",
+        "MALLOC_ARENA_MAX": "2",
+        "WORKER_THREADS": "8",
+    }
+    assert worker_environment({"MALLOC_ARENA_MAX": "8", "WORKER_THREADS": "4"}, 3) == {
+        "MALLOC_ARENA_MAX": "8",
+        "WORKER_THREADS": "3",  # what its processes run, whatever the environment said
+    }

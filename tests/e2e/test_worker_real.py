@@ -33,7 +33,7 @@ def test_the_worker_processes_run_with_two_malloc_arenas_unless_the_operator_set
     assert procs.run(["migrate"], env_vars).returncode == 0
     default = procs.start(["worker", "--processes", "2", "--threads", "2"], env_vars)
     chosen = procs.start(
-        ["worker", "--processes", "1", "--threads", "2"], {**env_vars, "MALLOC_ARENA_MAX": "4"}
+        ["worker", "--processes", "1", "--threads", "3"], {**env_vars, "MALLOC_ARENA_MAX": "4"}
     )
     wait_until(
         lambda: len(environments(default)) >= 3 and len(environments(chosen)) >= 2,
@@ -42,3 +42,6 @@ def test_the_worker_processes_run_with_two_malloc_arenas_unless_the_operator_set
     )
     assert {e.get("MALLOC_ARENA_MAX") for e in environments(default)} == {"2"}
     assert {e.get("MALLOC_ARENA_MAX") for e in environments(chosen)} == {"4"}
+    # and the threads each process runs, which an SMTP sender's pool is sized by
+    assert {e.get("WORKER_THREADS") for e in environments(default)} == {"2"}
+    assert {e.get("WORKER_THREADS") for e in environments(chosen)} == {"3"}

@@ -46,7 +46,7 @@ def transport_for(url: str, settings) -> Transport:
         return hit
     scheme = url.split(":", 1)[0].lower()
     if scheme == "smtp":
-        made = SMTPTransport(url)
+        made = SMTPTransport(url, pool=settings.worker_threads)  # a connection for each sending thread
     elif scheme in ("sendgrid", "sendgrid+http"):
         made = SendGridTransport(url)
     elif scheme == "maildir":

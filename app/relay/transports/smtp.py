@@ -25,6 +25,11 @@ the header that provider turns into event metadata and strips (``PROVIDER_TAGS``
 events find the message; the provider is known by the host, or named with ``tag=``.
 
 URL: ``smtp://user:password@host:port?tls=starttls|implicit|none&timeout=30&pool=4&ca=/path.pem&verify=1&tag=``
+
+Without ``pool`` a process keeps as many connections as it runs worker threads (WORKER_THREADS,
+which ``donebox worker`` sets to its ``--threads``): a thread sends over one connection at a
+time, and with a remote server's replies taking milliseconds, a thread that waits for a free
+connection is a send the process could have had under way.
 """
 
 from __future__ import annotations
@@ -107,8 +112,9 @@ class SMTPConfig:
     tag: str = ""  # a provider of PROVIDER_TAGS: our outbox id goes in its header
 
     @classmethod
-    def from_url(cls, url: str) -> SMTPConfig:
-        """Parse ``smtp://...``; ValueError with the reason when it is unusable."""
+    def from_url(cls, url: str, pool: int = 4) -> SMTPConfig:
+        """Parse ``smtp://...``, with ``pool`` connections when the URL names none; ValueError with
+        the reason when it is unusable."""
         u = urlsplit(url)
         if u.scheme != "smtp" or not u.hostname:
             raise ValueError(f"not an smtp:// URL with a host: {url!r}")
@@ -126,7 +132,7 @@ class SMTPConfig:
             username=unquote(u.username or ""),
             password=unquote(u.password or ""),
             timeout_s=float(q.get("timeout", "30")),
-            pool=max(1, int(q.get("pool", "4"))),
+            pool=max(1, int(q.get("pool", pool))),
             ca_file=q.get("ca", ""),
             verify=q.get("verify", "1") not in ("0", "false", "no"),
             tag="" if tag == "none" else tag,
@@ -367,8 +373,8 @@ class SMTPTransport:
 
     name = "smtp"
 
-    def __init__(self, url: str):
-        self.config = SMTPConfig.from_url(url)
+    def __init__(self, url: str, pool: int = 4):
+        self.config = SMTPConfig.from_url(url, pool)
         self._pool: _Pool | None = None
         self._lock = threading.Lock()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import socket
@@ -33,6 +34,7 @@ class Recorder:
         self.data_reply = "250 2.0.0 Ok: queued as ABC123"
         self.blocked_domains: set[str] = set()
         self.pipelining = False  # say PIPELINING at EHLO (aiosmtpd reads pipelined commands in turn)
+        self.data_delay_s = 0.0  # how late the reply to each message's content comes (a remote server)
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname  # what aiosmtpd does itself for a handler without this hook
@@ -51,6 +53,8 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.data_delay_s:
+            await asyncio.sleep(self.data_delay_s)
         if self.data_reply.startswith("250"):
             self.envelopes.append(envelope)
         return self.data_reply

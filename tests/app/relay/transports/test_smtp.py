@@ -69,6 +69,37 @@ def test_threads_share_a_pool_of_several_connections(server):
     assert 1 <= len(server.handler.sessions) <= 3
 
 
+def test_without_a_pool_in_its_url_a_sender_keeps_a_connection_for_each_worker_thread(server):
+    """Six worker threads (WORKER_THREADS, as `donebox worker --threads 6` sets it) send at once to
+    a server whose replies come late: each has a connection of its own, where a pool of four made
+    two of them wait; a pool the URL names is kept."""
+    from app.relay.transports import transport_for
+    from app.settings import get_settings
+
+    server.handler.data_delay_s = 0.3
+    settings = dataclasses.replace(get_settings(), worker_threads=6)
+
+    def send_at_once(t, n):
+        start = threading.Barrier(n)
+
+        def one(i):
+            start.wait()
+            t.send(outgoing(to=f"u{i}@example.com"))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        t.close()
+
+    send_at_once(transport_for(url(server), settings), 6)
+    assert len(server.handler.envelopes) == 6 and len(server.handler.sessions) == 6
+    server.handler.sessions.clear()
+    send_at_once(transport_for(url(server, "tls=none&pool=2"), settings), 6)
+    assert len(server.handler.envelopes) == 12 and len(server.handler.sessions) == 2
+
+
 @pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
 def test_starttls_with_auth(cert, pipelining):
     c = smtp_server.start(tls="starttls", cert=cert, users={"app": "s3cret"}, pipelining=pipelining)
