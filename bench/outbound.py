@@ -705,7 +705,7 @@ def main() -> None:
         return alone(args.steps, args.soak)
     q = args.quick
     n_mix, n_one, n_postfix, n_naive, n_big, n_kill, kills, n_profile, n_sub, n_remote = (
-        (1500, 1000, 500, 0, 0, 400, 1, 0, 0, 400)
+        (1500, 1000, 500, 0, 0, 400, 1, 0, 0, 0)
         if q
         else (20000, 10000, 5000, 1000, 50000, 20000, 10, 1000, 2000, 4000)
     )
@@ -752,7 +752,8 @@ def main() -> None:
                 sink_limit(port, 20000 if not q else 5000, figures["message_bytes_mean"]), 1
             )
             figures.update(postfix_runs(var, port, messages, key))
-        figures.update(remote_runs(workers, url, team, n_remote, var))
+        if n_remote:  # full runs only: --quick stays under a minute
+            figures.update(remote_runs(workers, url, team, n_remote, var))
         lost, dups, done = kill_test(workers, team, n_kill, kills, var)
         e2e_lost = sum(
             v
@@ -860,12 +861,12 @@ How it is measured, all in one run on the same machine:
   of the same shape) through one `donebox worker` started as deploy/'s systemd unit starts it
   (`e2e_deploy_worker`: its processes and threads, read from the unit), what an operator who
   follows the README runs; its threads are many because a remote sender's replies take
-  milliseconds, where the sink here answers at once. **e2e_remote_headline / e2e_remote_deploy**:
-  the mix again (`e2e_remote_messages` rows each) into bench/sink.py answering each message's content
-  `e2e_remote_delay_ms` late, as a remote server does, through the headline's two processes of
-  two threads and then through the deploy's worker; the sender's URL names no pool (each process
-  then keeps a connection for each of its threads). aiosmtpd's sink costs more CPU a message
-  than smtp-sink, so compare these two rows with each other.
+  milliseconds, where the sink here answers at once. **e2e_remote_headline / e2e_remote_deploy**
+  (full runs only): the mix again (`e2e_remote_messages` rows each) into bench/sink.py answering
+  each message's content `e2e_remote_delay_ms` late, as a remote server does, through the
+  headline's two processes of two threads and then through the deploy's worker; the sender's URL
+  names no pool (each process then keeps a connection for each of its threads). aiosmtpd's sink
+  costs more CPU a message than smtp-sink, so compare these two rows with each other.
 - `*_cpu_ms_per_msg_*`: CPU (user + system, from /proc) of the worker processes, PostgreSQL (the
   bench database's backends, less the bench's own polls for the end, made on a connection of their
   own that is gone before the second sample), Redis (the whole server) and the sink, per message;
