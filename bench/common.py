@@ -6,12 +6,32 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
 PORTS = os.environ.get("BENCH_PORTS", "")  # "24000-24999": the servers' ports come from this range
 _next_port = [0]
+
+
+def counting_sink(port: int, counts_file: Path, delay_ms: int = 0) -> subprocess.Popen:
+    """bench/sink.py on ``port``, ready: it counts each Message-ID into ``counts_file`` at SIGTERM,
+    and answers each message's content ``delay_ms`` late."""
+    sink = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("sink.py")),
+            str(port),
+            str(counts_file),
+            str(delay_ms),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    sink.stdout.readline()  # "ready"
+    return sink
 
 
 def wait_port(port: int, timeout_s: float = 10) -> None:

@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import put_section  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import counting_sink, put_section  # noqa: E402 - bench/ is on sys.path when run as a script
 from fault_env import (  # noqa: E402 - bench/ is on sys.path when run as a script
     Ports,
     PrivatePostgres,
@@ -469,12 +469,7 @@ def run(quick: bool, var: Path) -> dict:
 
         sink_port, front_port = ports.take(), ports.take()
         counts_file = var / "sink-counts.json"
-        sink = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "sink.py"), str(sink_port), str(counts_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        sink.stdout.readline()
+        sink = counting_sink(sink_port, counts_file)
         front = SMTPFront(front_port, sink_port)
         set_sender(f"smtp://127.0.0.1:{front_port}?tls=none&pool=4&timeout=2")
         procs.append(donebox(["scheduler"], var / "scheduler.log"))

@@ -45,7 +45,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import cpu_yardstick_s, put_section, slope_mb_per_min  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import counting_sink, cpu_yardstick_s, put_section, slope_mb_per_min  # noqa: E402 - bench/ is on sys.path when run as a script
 from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a script
     ROOT,
     Workers,
@@ -78,6 +78,7 @@ from outbound_postfix import Postfix, ensure_packages, unsigned  # noqa: E402
 # send slots bound duplicates whatever the thread count. deploy/ starts eight, for remote senders
 # whose replies a thread waits for: the e2e_deploy run measures the mix through that worker.
 E2E_THREADS = 2
+HEADLINE_WORKERS = ((1, E2E_THREADS),) * 2  # (processes, threads) of each `donebox worker` started
 KILL_THREADS = 4
 DEPLOY_UNIT = ROOT / "deploy" / "systemd" / "donebox-worker.service"
 
@@ -338,12 +339,7 @@ def kill_test(workers: Workers, team_id: int, n: int, kills: int, var: Path) -> 
 
     port = free_port()
     counts_file = var / "sink-counts.json"
-    sink = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "sink.py"), str(port), str(counts_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    sink.stdout.readline()
+    sink = counting_sink(port, counts_file)
     set_sender(f"smtp://127.0.0.1:{port}?tls=none&pool=4&timeout=10")
     victim = workers.start(1, KILL_THREADS)
     workers.start(1, KILL_THREADS)
@@ -622,17 +618,11 @@ def remote_runs(workers: Workers, url: str, team: int, n: int, var: Path) -> dic
     own queueing), through the headline's workers and then deploy/'s; the sender's URL names no
     pool, as an operator's need not."""
     port = free_port()
-    sink = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "sink.py"), str(port), str(var / "remote-counts.json")]
-        + [str(REMOTE_DELAY_MS)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    sink.stdout.readline()
+    sink = counting_sink(port, var / "remote-counts.json", REMOTE_DELAY_MS)
     out: dict[str, object] = {"e2e_remote_delay_ms": REMOTE_DELAY_MS}
     try:
         set_sender(f"smtp://127.0.0.1:{port}?tls=none&timeout=10")
-        for name, instances in (("headline", [(1, E2E_THREADS)] * 2), ("deploy", [deploy_worker()])):
+        for name, instances in (("headline", HEADLINE_WORKERS), ("deploy", [deploy_worker()])):
             for processes, threads in instances:
                 workers.start(processes, threads)
             warm_up(team, f"remote-{name}-warm")
@@ -732,8 +722,8 @@ def main() -> None:
                 figures["naive_msgs_per_s"] = round(naive(team, n_naive, port), 1)
             mix = make_mix(n_mix, "mix")
             one = make_digests(team, n_one, "one")
-            for _ in range(2):
-                workers.start(1, E2E_THREADS)
+            for processes, threads in HEADLINE_WORKERS:
+                workers.start(processes, threads)
             warm_up(team, "warm")
             figures["mix_messages"] = len(mix)
             figures.update({f"e2e_{k}": v for k, v in e2e(workers, sink, url, mix, "mix").items()})

@@ -722,11 +722,11 @@ class _Waiting:
         self.since: dict[str, float] = {}  # _clock() when the first of a database's was added
         self.writing: set[str] = set()
 
-    def due(self, url: str, free: slots.Slots) -> bool:
+    def due(self, url: str, send_slots: slots.Slots) -> bool:
         """Whether the outcomes waiting for ``url`` are to be written now (``cond`` held)."""
         items = self.items.get(url)
         return bool(items) and (
-            free.free == 0 or len(items) >= CLAIM_BATCH or _clock() - self.since[url] >= OUTCOME_WAIT_S
+            send_slots.free == 0 or len(items) >= CLAIM_BATCH or _clock() - self.since[url] >= OUTCOME_WAIT_S
         )
 
 

@@ -51,6 +51,7 @@ _LINE_ENDS = re.compile(rb"\r\n|\r|\n")
 _LONE_CR = re.compile(rb"\r(?!\n)")
 _DOT_LINE = re.compile(rb"\n\.")
 DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
+POOL = 4  # connections a process keeps when neither the URL nor the caller (transport_for) says
 # provider -> (the domain of its SMTP hosts, the header it reads our outbox id from). Postmark turns
 # X-PM-Metadata-<key> into the events' Metadata; Mailgun, X-Mailgun-Variables into user-variables.
 PROVIDER_TAGS = {
@@ -106,13 +107,13 @@ class SMTPConfig:
     username: str = ""
     password: str = ""
     timeout_s: float = 30.0
-    pool: int = 4
+    pool: int = POOL
     ca_file: str = ""
     verify: bool = True
     tag: str = ""  # a provider of PROVIDER_TAGS: our outbox id goes in its header
 
     @classmethod
-    def from_url(cls, url: str, pool: int = 4) -> SMTPConfig:
+    def from_url(cls, url: str, pool: int = POOL) -> SMTPConfig:
         """Parse ``smtp://...``, with ``pool`` connections when the URL names none; ValueError with
         the reason when it is unusable."""
         u = urlsplit(url)
@@ -373,7 +374,7 @@ class SMTPTransport:
 
     name = "smtp"
 
-    def __init__(self, url: str, pool: int = 4):
+    def __init__(self, url: str, pool: int = POOL):
         self.config = SMTPConfig.from_url(url, pool)
         self._pool: _Pool | None = None
         self._lock = threading.Lock()
