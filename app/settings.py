@@ -99,7 +99,7 @@ class Settings:
     soft_bounce_window_days: int = 7  # SOFT_BOUNCE_WINDOW_DAYS: ... this many days suppress it ...
     soft_bounce_suppress_days: int = 7  # SOFT_BOUNCE_SUPPRESS_DAYS: ... for this many days
     schedule_batch: int = 2000  # SCHEDULE_BATCH: due members per scheduler transaction (and per INSERT)
-    schedule_workers: int = 2  # SCHEDULE_WORKERS: batches one scheduler runs at once (PostgreSQL only)
+    schedule_workers: int = 2  # SCHEDULE_WORKERS: batches at once, split among schedulers ticking (PG)
     worker_threads: int = 4  # WORKER_THREADS: in-process worker threads (embedded) or per process
     # (`donebox worker` sets it to its --threads); an SMTP sender's pool unless its URL names one
     sendgrid_inbound_auth: str = field(default="", repr=False)  # SENDGRID_INBOUND_AUTH: user:password (Basic)

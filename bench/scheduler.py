@@ -18,8 +18,8 @@ set, waits for a common start instant, and runs the tick's producer
 (``app.checkins.due.run``) with ``enqueue_deliveries`` to a Dramatiq RedisBroker.
 Duplicates are counted in the outbox (rows per member and day) and among the
 ids enqueued on Redis, and asserted to be 0. One process and two are measured with the
-default SCHEDULE_WORKERS (two batches at once per process), then with one batch at a time
-per process: ``two_vs_one_speedup`` and ``two_vs_one_1worker_speedup``.
+default SCHEDULE_WORKERS (two batches at once, split among the processes ticking), then with
+one batch at a time per process: ``two_vs_one_speedup`` and ``two_vs_one_1worker_speedup``.
 """
 
 from __future__ import annotations

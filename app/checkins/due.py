@@ -48,7 +48,7 @@ from app.checkins.times import (
     previous_workday,
     zone,
 )
-from app.db import session
+from app.db import get_engine, session
 from app.models import Entry, Member, MemberDue, MemberPause, Team, TeamSettings
 from app.relay import outbox
 from app.settings import Settings
@@ -66,6 +66,14 @@ REMINDER = Kind("reminder", "next_reminder_at")
 DIGEST = Kind("digest", "next_digest_at")
 NUDGE = Kind("nudge", "next_nudge_at")  # set by the day's reminder, not by the schedule
 KINDS = (REMINDER, DIGEST, NUDGE)
+# pg_advisory_lock_shared(TICKING_LOCK, 0): held by every scheduler process while it ticks on
+# PostgreSQL (the two-key form: its keys are not the one-key form's, which app.relay.quotas and
+# app.migrate take), so each can count the schedulers ticking at once
+TICKING_LOCK = 0x646F6E65  # "done"
+_TICKING_NOW = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    f" AND classid = {TICKING_LOCK} AND objid = 0 AND objsubid = 2"
+)
 
 _SELECT_COLUMNS = (
     Member.id,
@@ -514,6 +522,42 @@ def run_fast_reminders(
     return ids, len(rows)
 
 
+class _Ticking:
+    """This scheduler process's place among the schedulers ticking on the database at once
+    (PostgreSQL), for as long as its tick runs: a shared advisory lock, held on a connection of
+    its own, that each of them holds and counts.
+
+    The batches at once of schedulers ticking together add up on the database, and a tick is
+    mostly PostgreSQL's work: a second scheduler process (for failover) that ran its own
+    SCHEDULE_WORKERS batches beside the first one's made the cluster slower, not the tick faster.
+    So each process runs SCHEDULE_WORKERS // (schedulers ticking) of its threads' batches (at
+    least one), counted again before each batch: one that starts or ends its tick meanwhile
+    changes the others' share from their next batch on."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.conn = get_engine().connect()
+        self.conn.exec_driver_sql(f"SELECT pg_advisory_lock_shared({TICKING_LOCK}, 0)")
+        self.conn.commit()  # a session's advisory lock outlives the transaction that took it
+
+    def allows(self, s: Session, thread: int) -> bool:
+        """Whether the ``thread``-th (from 0) of the process's threads runs its next batch, in the
+        batch's session ``s``: the first always does."""
+        if thread == 0:
+            return True
+        ticking = s.connection().execute(_TICKING_NOW).scalar_one()
+        return thread < max(1, self.workers // max(1, ticking))
+
+    def close(self) -> None:
+        try:
+            self.conn.exec_driver_sql(f"SELECT pg_advisory_unlock_shared({TICKING_LOCK}, 0)")
+            self.conn.commit()
+        except Exception:  # noqa: BLE001 - a connection thrown away gives its locks up with it
+            self.conn.invalidate()
+        finally:
+            self.conn.close()
+
+
 class _Chunks:
     """The chunks of a tick's due ids (``size`` ids each, in order), handed out to a process's
     worker threads, one at a time and each once.
@@ -584,10 +628,14 @@ def run(
         with session() as s:
             filters = fast_filters(s, now=now, settings=settings)
 
-    def drain_fast(chunks: _Chunks) -> None:
+    def drain_fast(thread: int, chunks: _Chunks) -> None:
         elsewhere = False
-        while (members := chunks.take(elsewhere)) is not None:
+        while True:
             with session() as s:
+                if ticking and not ticking.allows(s, thread):
+                    return
+                if (members := chunks.take(elsewhere)) is None:
+                    return
                 ids, handled = run_fast_reminders(
                     s, now=now, settings=settings, members=members, filters=filters
                 )
@@ -596,7 +644,7 @@ def run(
                 created.extend(ids)
             elsewhere = handled == 0  # every member done, or held, by another scheduler
 
-    def drain(kind: Kind) -> None:
+    def drain(thread: int, kind: Kind) -> None:
         # Each batch moves its members' next time past now, so the next batch can start at the
         # last due time it took: on PostgreSQL the index entries before it point at row versions
         # this tick made dead, and scanning them again from the start made a tick of N members
@@ -605,6 +653,8 @@ def run(
         since = None
         for _ in range(max_batches):
             with session() as s:
+                if ticking and not ticking.allows(s, thread):
+                    return
                 ids, handled, since = run_batch(
                     s,
                     kind,
@@ -623,20 +673,25 @@ def run(
 
     def each(work, *args) -> None:
         if workers == 1:
-            work(*args)
+            work(0, *args)
             return
         with ThreadPoolExecutor(workers, thread_name_prefix="due") as pool:
-            for f in [pool.submit(work, *args) for _ in range(workers)]:
+            for f in [pool.submit(work, thread, *args) for thread in range(workers)]:
                 f.result()
 
-    for kind in KINDS:
-        if kind is REMINDER and fast:
-            with session() as s:
-                members = fast_due_ids(s, now)
-            each(drain_fast, _Chunks(members, batch))
-            if not filters[0]:  # it left nobody out: a row still due was locked (the next tick takes it)
-                continue
-            # run_batch takes what it left due (pauses, nudging teams); its first batch walks the
-            # index entries of the rows the fast path advanced (dead now) once
-        each(drain, kind)
+    ticking = _Ticking(workers) if dialect == "postgresql" else None
+    try:
+        for kind in KINDS:
+            if kind is REMINDER and fast:
+                with session() as s:
+                    members = fast_due_ids(s, now)
+                each(drain_fast, _Chunks(members, batch))
+                if not filters[0]:  # it left nobody out: a row still due was locked (the next tick takes it)
+                    continue
+                # run_batch takes what it left due (pauses, nudging teams); its first batch walks the
+                # index entries of the rows the fast path advanced (dead now) once
+            each(drain, kind)
+    finally:
+        if ticking:
+            ticking.close()
     return created

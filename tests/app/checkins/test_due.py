@@ -151,6 +151,66 @@ def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_on
         )
 
 
+def ticking_now() -> int:
+    """Schedulers that hold their place among those ticking on the database (due._Ticking)."""
+    with get_engine().connect() as c:
+        return c.execute(due._TICKING_NOW).scalar_one()
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["set-based", "per-row"])
+def test_a_scheduler_ticking_beside_another_runs_its_share_of_the_batches_at_once(env, pg_url, fast_path):
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    n = population(30, 40)
+    peer = get_engine().connect()  # another scheduler process, in its tick
+    peer.exec_driver_sql(f"SELECT pg_advisory_lock_shared({due.TICKING_LOCK}, 0)")
+    peer.commit()
+    enqueued: list[tuple[str, list[int]]] = []
+    both_started, seen = threading.Barrier(2), set()  # as in the test above: both threads ran
+
+    def enqueue(ids: list[int]) -> None:
+        name = threading.current_thread().name
+        if name not in seen:
+            seen.add(name)
+            both_started.wait(timeout=60)
+        enqueued.append((name, ids))
+
+    try:
+        assert ticking_now() == 1
+        created = due.run(
+            now=AT, settings=get_settings(), enqueue=enqueue, batch=25, workers=4, fast_path=fast_path
+        )
+    finally:
+        peer.exec_driver_sql(f"SELECT pg_advisory_unlock_shared({due.TICKING_LOCK}, 0)")
+        peer.commit()
+        peer.close()
+    # four threads, two schedulers ticking: two of its threads run batches, the other two none
+    assert len({name for name, _ in enqueued}) == 2
+    assert len(created) == n == counts()[0] == counts()[1]
+    assert ticking_now() == 0  # its place given up with its tick
+
+
+def test_a_tick_that_fails_gives_its_place_among_the_ticking_schedulers_up(env, pg_url):
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    population(2, 10)
+    during = []
+
+    def enqueue(ids: list[int]) -> None:
+        during.append(ticking_now())
+        raise RuntimeError("the broker is gone")
+
+    with pytest.raises(RuntimeError, match="broker"):
+        due.run(now=AT, settings=get_settings(), enqueue=enqueue, batch=5, workers=1)
+    assert during == [1] and ticking_now() == 0
+
+
 def test_sqlite_runs_one_batch_at_a_time_whatever_the_setting(env, sqlite_url):
     env.setenv("DATABASE_URL", sqlite_url)
     from tests.conftest import _truncate, reset_caches
