@@ -478,10 +478,11 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
         "UPDATE of the members' due times dirtied are not written inside its window. CPU seconds are "
         "read from /proc: the scheduler processes', and the "
         "private cluster's (backends, WAL writer, checkpointer, autovacuum); the WAL written and its "
-        "full-page images from pg_stat_wal. A second process adds batches at once: with the default "
-        "two per process, one process already keeps most of the two cores busy (its CPU seconds "
-        "over its wall seconds), so the rows of processes of one batch at a time show what a second "
-        "process adds while a core is free.\n\n"
+        "full-page images from pg_stat_wal. Schedulers ticking at once split the two batches at "
+        "once between them (`due._Ticking`); one process of two batches already keeps most of the "
+        "two cores busy (its CPU seconds over its wall seconds), so the rows of processes of one "
+        "batch at a time (`SCHEDULE_WORKERS=1` in each) show what a second process adds while a "
+        "core is free.\n\n"
     )
     start = text.find("## Scheduler")
     if start < 0:

@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from array import array
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -120,18 +121,13 @@ def test_two_scheduler_processes_on_postgresql_create_and_enqueue_each_reminder_
         )
 
 
-def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_once(env, pg_url):
-    env.setenv("DATABASE_URL", pg_url)
-    from tests.conftest import _truncate, reset_caches
-
-    reset_caches()
-    _truncate(get_engine())
-    n = population(30, 40)
+def meeting(threads: int) -> tuple[Callable[[list[int]], None], list[tuple[str, list[int]]]]:
+    """An ``enqueue`` for due.run, and the (thread name, ids) it is given: each thread holds its
+    first committed batch until ``threads`` threads have one. On a busy machine some threads could
+    otherwise drain every batch before the others started (a count of the threads that ran then
+    fails); threads that never run at once time the barrier out instead."""
     enqueued: list[tuple[str, list[int]]] = []
-    # each thread holds its first committed batch until all three have one: on a busy machine two
-    # threads could otherwise drain the 48 batches before the third one started (a run then failed
-    # below); three threads that never run at once time the barrier out and fail here instead
-    all_started, seen = threading.Barrier(3), set()
+    all_started, seen = threading.Barrier(threads), set()
 
     def enqueue(ids: list[int]) -> None:
         name = threading.current_thread().name
@@ -140,6 +136,17 @@ def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_on
             all_started.wait(timeout=60)
         enqueued.append((name, ids))
 
+    return enqueue, enqueued
+
+
+def test_one_scheduler_runs_batches_on_several_connections_and_makes_each_row_once(env, pg_url):
+    env.setenv("DATABASE_URL", pg_url)
+    from tests.conftest import _truncate, reset_caches
+
+    reset_caches()
+    _truncate(get_engine())
+    n = population(30, 40)
+    enqueue, enqueued = meeting(3)
     created = due.run(now=AT, settings=get_settings(), enqueue=enqueue, batch=25, workers=3)
     ids = [i for _, batch in enqueued for i in batch]
     assert len(created) == len(ids) == len(set(ids)) == n == counts()[0] == counts()[1]
@@ -168,16 +175,7 @@ def test_a_scheduler_ticking_beside_another_runs_its_share_of_the_batches_at_onc
     peer = get_engine().connect()  # another scheduler process, in its tick
     peer.exec_driver_sql(f"SELECT pg_advisory_lock_shared({due.TICKING_LOCK}, 0)")
     peer.commit()
-    enqueued: list[tuple[str, list[int]]] = []
-    both_started, seen = threading.Barrier(2), set()  # as in the test above: both threads ran
-
-    def enqueue(ids: list[int]) -> None:
-        name = threading.current_thread().name
-        if name not in seen:
-            seen.add(name)
-            both_started.wait(timeout=60)
-        enqueued.append((name, ids))
-
+    enqueue, enqueued = meeting(2)
     try:
         assert ticking_now() == 1
         created = due.run(
