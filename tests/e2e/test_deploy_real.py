@@ -97,11 +97,21 @@ def test_the_units_commands_on_the_filled_in_env_example_run_donebox(tmp_path, p
             )
             assert f"<{base}/" in message["List-Unsubscribe"]  # links are on BASE_URL
 
-        # /metrics adds up every unit's files in VAR_DIR: the worker's sends are there
+        # /metrics adds up every unit's files in VAR_DIR: the worker's sends are there. The worker
+        # counts a send once the relay has answered it, so a scrape right after the third envelope
+        # arrived may come before the third count: it is scraped until the count is there
         auth = {"Authorization": "Bearer 0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c"}
-        status, body = http("GET", f"{base}/metrics", headers=auth)
-        assert status == 200
-        assert 'donebox_send_attempts_total{result="sent",sender="relay"} 3.0' in body.decode()
+
+        def scraped() -> str:
+            status, body = http("GET", f"{base}/metrics", headers=auth)
+            assert status == 200, body
+            return body.decode()
+
+        wait_until(
+            lambda: 'donebox_send_attempts_total{result="sent",sender="relay"} 3.0' in scraped(),
+            30,
+            "the worker's three sends in the web unit's /metrics",
+        )
         assert http("GET", f"{base}/metrics")[0] == 401
 
         # the smtp unit listens where SUBMISSION_PORT says, with STARTTLS on the configured certificate
