@@ -172,9 +172,7 @@ def test_a_scheduler_ticking_beside_another_runs_its_share_of_the_batches_at_onc
     reset_caches()
     _truncate(get_engine())
     n = population(30, 40)
-    peer = get_engine().connect()  # another scheduler process, in its tick
-    peer.exec_driver_sql(f"SELECT pg_advisory_lock_shared({due.TICKING_LOCK}, 0)")
-    peer.commit()
+    peer = due._Ticking(workers=2)  # another scheduler process, in its tick (its own connection)
     enqueue, enqueued = meeting(2)
     try:
         assert ticking_now() == 1
@@ -182,8 +180,6 @@ def test_a_scheduler_ticking_beside_another_runs_its_share_of_the_batches_at_onc
             now=AT, settings=get_settings(), enqueue=enqueue, batch=25, workers=4, fast_path=fast_path
         )
     finally:
-        peer.exec_driver_sql(f"SELECT pg_advisory_unlock_shared({due.TICKING_LOCK}, 0)")
-        peer.commit()
         peer.close()
     # four threads, two schedulers ticking: two of its threads run batches, the other two none
     assert len({name for name, _ in enqueued}) == 2
