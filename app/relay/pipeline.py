@@ -23,6 +23,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime, parseaddr
@@ -58,6 +59,57 @@ from app.settings import Settings, get_settings
 from parsers.html_bounds import bound_html
 
 log = logging.getLogger("donebox.relay")
+
+# batches a worker process works on at once, whatever its threads (as jobs.actors' inbound
+# batches): a batch is mostly rendering, signing and building, which hold the GIL, so more at once
+# only share one core between more of them, and more of the CPU goes to their switching. A batch
+# waiting on its sender (the rate limit, a send slot, the server's replies) gives its turn up
+# meanwhile (``_Turns.away``): the threads a process runs for slow servers still wait on them
+# together.
+BATCHES_AT_ONCE = 2
+
+
+class _Turns:
+    """The process's BATCHES_AT_ONCE turns at working on a batch, and which threads hold one."""
+
+    def __init__(self, n: int):
+        self._sem = threading.BoundedSemaphore(n)
+        self._mine = threading.local()
+
+    def holding(self) -> bool:
+        return getattr(self._mine, "held", False)
+
+    @contextmanager
+    def batch(self):
+        """Hold a turn for a batch (nested: the outer batch's)."""
+        if self.holding():
+            yield
+            return
+        with self._sem:
+            self._mine.held = True
+            try:
+                yield
+            finally:
+                self._mine.held = False
+
+    @contextmanager
+    def away(self):
+        """Give this thread's turn up while it waits on its sender, then wait for one again (no
+        turn held: nothing to give up). A thread waits for a turn here holding nothing another
+        thread's turn waits on: a writer of outcomes never takes a turn, so it cannot be one."""
+        if not self.holding():
+            yield
+            return
+        self._mine.held = False
+        self._sem.release()
+        try:
+            yield
+        finally:
+            self._sem.acquire()
+            self._mine.held = True
+
+
+turns = _Turns(BATCHES_AT_ONCE)
 
 MAX_AGE = timedelta(hours=72)  # transient failures stop being retried after this
 MAX_BACKOFF_S = 6 * 3600
@@ -394,7 +446,13 @@ def _outcome(e: TransientSendError | PermanentSendError) -> Outcome:
 def _send(d: Delivery, transport, outgoing: Outgoing | Post) -> SendResult:
     """``transport.send`` in one of the process's send slots, which stays held (until its outcome
     is committed) when it is accepted; a failure gives it back at once. With no slot free, the
-    outcomes this thread's batch holds slots for are written first, then it waits for one."""
+    outcomes this thread's batch holds slots for are written first, then it waits for one. The
+    batch's turn (``turns``) is given up meanwhile."""
+    with turns.away():
+        return _send_in_slot(d, transport, outgoing)
+
+
+def _send_in_slot(d: Delivery, transport, outgoing: Outgoing | Post) -> SendResult:
     slot = slots.send_slots(d.settings)
     if not slot.acquire(blocking=False):
         if d.outcomes is not None:  # never wait for a slot while holding some (two threads would wait
@@ -457,7 +515,8 @@ def transmit(d: Delivery) -> Outcome:
         d.sender = sender.name
         try:
             transport = transport_for(sender.url, d.settings)
-            limits.wait_turn(d.settings, sender)
+            with turns.away():
+                limits.wait_turn(d.settings, sender)
             d.result = _send(d, transport, outgoing)
         except ValueError as e:  # a sender URL that cannot work: fail over, and let the breaker see it
             last = TransientSendError(f"sender {sender.name}: {e}", connection=True)
@@ -672,7 +731,7 @@ def deliver_many(
     """
     settings = settings or get_settings()
     states = dict.fromkeys(message_ids, "not-claimed")
-    with get_engine().connect() as conn:
+    with turns.batch(), get_engine().connect() as conn:
         pg = conn.dialect.name == "postgresql"
         if pg:
             # there the claim and each outcome are one statement, a complete compare-and-set on its

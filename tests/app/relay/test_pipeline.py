@@ -418,6 +418,91 @@ def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slo
     assert len(t.sent) == 24 and max(unrecorded_at_send) <= slots - 1  # the one being sent aside
 
 
+def run_in_threads(batches, transport):
+    """``deliver_many`` of each batch in a thread of its own, started together; {id: state}."""
+    import threading
+
+    states = {}
+
+    def run(ids):
+        states.update(deliver_many(ids, transport=transport, now=NOW))
+
+    threads = [threading.Thread(target=run, args=(ids,)) for ids in batches]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return states
+
+
+def test_a_process_works_on_at_most_batches_at_once_of_its_threads_batches(team, monkeypatch):
+    """Four threads, a batch each: the signing step waits until more than BATCHES_AT_ONCE batches
+    are in it (or 0.3 s), and never more than that many are."""
+    import threading
+
+    import app.relay.pipeline as pipeline
+
+    cond, working, most = threading.Condition(), [0], [0]
+    real = pipeline.sign
+
+    def sign(d):
+        with cond:
+            working[0] += 1
+            most[0] = max(most[0], working[0])
+            cond.notify_all()
+            cond.wait_for(lambda: working[0] > pipeline.BATCHES_AT_ONCE, timeout=0.3)
+            working[0] -= 1
+        return real(d)
+
+    monkeypatch.setattr(pipeline, "STEPS", tuple(sign if f is real else f for f in pipeline.STEPS))
+    batches = [[api_message(team, f"w{i}@example.com", f"w{i}")] for i in range(4)]
+    states = run_in_threads(batches, MemoryTransport())
+    assert set(states.values()) == {"sent"} and len(states) == 4
+    assert most[0] == pipeline.BATCHES_AT_ONCE == 2
+
+
+def test_a_batch_waiting_on_its_server_gives_its_turn_to_another(team):
+    """Four threads' sends meet in the transport: each batch waits there without its turn (holding
+    it, only BATCHES_AT_ONCE of them could get there, and the meeting would time out)."""
+    import threading
+
+    meet = threading.Barrier(4, timeout=10)
+
+    class Meeting(MemoryTransport):
+        def send(self, message):
+            meet.wait()
+            return super().send(message)
+
+    batches = [[api_message(team, f"s{i}@example.com", f"s{i}")] for i in range(4)]
+    t = Meeting()
+    states = run_in_threads(batches, t)
+    assert set(states.values()) == {"sent"} and len(t.sent) == 4
+
+
+def test_a_batch_waiting_on_its_senders_rate_limit_gives_its_turn_to_another(team, monkeypatch, tmp_path):
+    """As above, with the four meeting where a routed sender's rate limit makes them wait."""
+    import threading
+
+    import app.relay.pipeline as pipeline
+    from app.models import Sender, TeamRelay
+
+    with session() as s:
+        s.add(Sender(name="limited", url=f"maildir:{tmp_path / 'box'}", rate_per_s=1000))
+        s.add(TeamRelay(team_id=team.id, senders="limited", strategy="failover"))
+    meet = threading.Barrier(4, timeout=10)
+    real = pipeline.limits.wait_turn
+
+    def wait_turn(settings, sender):
+        meet.wait()
+        real(settings, sender)
+
+    monkeypatch.setattr(pipeline.limits, "wait_turn", wait_turn)
+    batches = [[api_message(team, f"r{i}@example.com", f"r{i}")] for i in range(4)]
+    states = run_in_threads(batches, MemoryTransport())
+    assert set(states.values()) == {"sent"}
+    assert len(list((tmp_path / "box" / "new").iterdir())) == 4
+
+
 def test_the_outcomes_of_every_threads_batch_wait_together_and_go_in_one_write(team, monkeypatch):
     """Two threads' batches of two, four send slots, each round of sends together: when the last
     slot is taken, one write carries the outcomes of both batches (a thread's own would be two),
