@@ -74,6 +74,16 @@ def process_cpu_s(pid: int | str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def reaped_cpu_s(pid: int | str) -> float:
+    """CPU seconds (user + system) of the children process ``pid`` has waited for (cutime + cstime):
+    those that have exited, which ``process_cpu_s`` of each no longer reads; 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
 def procs() -> dict[str, str]:
     """Every process's command line, by pid."""
     out = {}
@@ -123,6 +133,27 @@ def group_pids(pgid: int) -> list[int]:
 def postgres_pids(db: str) -> list[int]:
     """The PostgreSQL backends connected to database ``db``."""
     return [int(pid) for pid, cmd in procs().items() if cmd.startswith("postgres:") and f" {db} " in cmd]
+
+
+def postmaster_pid(db: str) -> int | None:
+    """The postmaster of the cluster database ``db`` is on: the parent of its backends (None while it
+    has none)."""
+    for pid in postgres_pids(db):
+        try:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+    return None
+
+
+def postgres_cpu_s(db: str, postmaster: int) -> float:
+    """CPU seconds so far of database ``db``'s backends alive now, plus those of every child that
+    ``postmaster`` has reaped. A backend that exits between two samples (a pool's overflow
+    connection, closed when it is given back) took its CPU with it, and counting the live ones
+    alone made PostgreSQL look cheaper the more connections a run opened and closed. What the
+    reaped children also hold (autovacuum's workers, other databases' backends that ended: the
+    machine's others) is counted too."""
+    return sum(process_cpu_s(p) for p in postgres_pids(db)) + reaped_cpu_s(postmaster)
 
 
 def free_port() -> int:

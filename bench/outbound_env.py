@@ -17,7 +17,10 @@ from pathlib import Path
 from common import (  # noqa: F401 - bench/ is on sys.path; outbound.py takes these from here
     free_port,
     peak_rss_mb,
+    postgres_cpu_s,
+    postmaster_pid,
     process_cpu_s,
+    reaped_cpu_s,
     rss_mb,
     wait_port,
 )
@@ -251,8 +254,8 @@ class Workers:
 
 
 def pids_by_kind(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[str, list[int]]:
-    """The processes cpu_seconds counts, by kind: workers, postgres (the bench database's backends),
-    redis and sink."""
+    """The live processes of each kind cpu_seconds counts (peak RSS is read of them): workers,
+    postgres (the bench database's backends), redis and sink."""
     db = db_url.rsplit("/", 1)[1]
     groups = {os.getpgid(p.pid) for p in workers.procs if p.poll() is None}
     out: dict[str, list[int]] = {"workers": [], "postgres": [], "redis": [], "sink": [sink.pid]}
@@ -271,11 +274,13 @@ def pids_by_kind(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[
 
 
 def cpu_seconds(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by the worker processes, the PostgreSQL backends of
-    the bench database, the Redis server (shared with anything else using it) and the SMTP sink."""
+    """CPU seconds (user + system) used so far by the worker processes, PostgreSQL (the bench
+    database's backends and what the cluster's postmaster reaped: ``postgres_cpu_s``), the Redis
+    server (shared with anything else using it) and the SMTP sink."""
     db = db_url.rsplit("/", 1)[1]
     groups = {os.getpgid(p.pid) for p in workers.procs if p.poll() is None}
-    out = {"workers": 0.0, "postgres": 0.0, "redis": 0.0, "sink": process_cpu_s(sink.pid)}
+    out = {"workers": 0.0, "postgres": postgres_cpu_s(db, cluster_pid(db)), "redis": 0.0}
+    out["sink"] = process_cpu_s(sink.pid)
     for pid, cmd in _procs().items():
         try:
             if os.getpgid(int(pid)) in groups:
@@ -283,11 +288,23 @@ def cpu_seconds(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[s
                 continue
         except OSError:
             continue
-        if cmd.startswith("postgres:") and f" {db} " in cmd:
-            out["postgres"] += process_cpu_s(pid)
-        elif "redis-server" in cmd:
+        if "redis-server" in cmd:
             out["redis"] += process_cpu_s(pid)
     return out
+
+
+_postmasters: dict[str, int] = {}
+
+
+def cluster_pid(db: str) -> int:
+    """The postmaster of the bench database's cluster (found once: the bench process keeps a
+    connection to it from the set-up on)."""
+    if db not in _postmasters:
+        found = postmaster_pid(db)
+        if found is None:
+            raise RuntimeError(f"no backend of {db} to find its cluster by")
+        _postmasters[db] = found
+    return _postmasters[db]
 
 
 POLL_S = (0.05, 1.0)  # wait_all's polls: at least and at most this far apart
@@ -306,9 +323,10 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
     - the next poll comes after a quarter of the time the rate so far says is left, between POLL_S
       apart, so polls are frequent only near the end;
     - the count by state runs once, when none is left on its way.
-    Their connection is closed, and its backend gone, before this returns: the figures count the CPU
-    of the bench database's backends between two samples, and that backend is in neither, so the
-    harness's polls are not counted as donebox's work. What they cost is kept in ``poll_cpu_s``."""
+    Their connection is closed, and its backend gone, before this returns; what they cost is kept
+    in ``poll_cpu_s``, which the figures take off PostgreSQL's CPU (the cluster's postmaster has
+    reaped that backend by then: ``cpu_seconds``), so the harness's polls are not counted as
+    donebox's work."""
     from sqlalchemy import create_engine, func, select
     from sqlalchemy.pool import NullPool
 

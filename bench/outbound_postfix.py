@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from outbound_env import ensure_debian, free_port, process_cpu_s, wait_port
+from outbound_env import ensure_debian, free_port, process_cpu_s, reaped_cpu_s, wait_port
 
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 # concurrent SMTP clients handing the messages to Postfix (as smtp-source -s 20), each reusing its connection
@@ -161,8 +161,7 @@ class Postfix:
         """CPU seconds so far of Postfix (the master, its children alive now and those that exited)
         and of OpenDKIM (its threads)."""
         pids = self.pids()
-        master = Path(f"/proc/{pids['postfix'][0]}/stat").read_text().rsplit(")", 1)[1].split()
-        reaped = (int(master[13]) + int(master[14])) / os.sysconf("SC_CLK_TCK")  # cutime + cstime
+        reaped = reaped_cpu_s(pids["postfix"][0])
         return {
             k: sum(process_cpu_s(p) for p in ps) + (reaped if k == "postfix" else 0) for k, ps in pids.items()
         }
