@@ -3,8 +3,9 @@ by the worker threads, with the envelope pipelined (RFC 2920) where the server o
 
 One ``SMTPTransport`` per sender URL and process; its pool keeps up to ``pool``
 authenticated connections open and reuses them across messages (a connection
-that broke is replaced, and the message retried once on a fresh one when the
-break came before the message's content was sent). Replies map by (enhanced) status code:
+idle for over IDLE_S is closed, not used; one that broke is replaced, and the
+message retried once on a new one, the other idle ones closed, when the break
+came before the message's content was sent). Replies map by (enhanced) status code:
 4xx -> TransientSendError, 5xx -> PermanentSendError; 5.7.x and 4.7.x are
 blocks of the sender, which routing's circuit breaker counts.
 
@@ -40,6 +41,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -52,6 +54,7 @@ _LONE_CR = re.compile(rb"\r(?!\n)")
 _DOT_LINE = re.compile(rb"\n\.")
 DEFAULT_PORTS = {"starttls": 587, "implicit": 465, "none": 25}
 POOL = 4  # connections a process keeps when neither the URL nor the caller (transport_for) says
+IDLE_S = 60.0  # a pooled connection unused for longer is closed, not used: servers drop idle sessions
 # provider -> (the domain of its SMTP hosts, the header it reads our outbox id from). Postmark turns
 # X-PM-Metadata-<key> into the events' Metadata; Mailgun, X-Mailgun-Variables into user-variables.
 PROVIDER_TAGS = {
@@ -314,22 +317,41 @@ class _Connection:
 
 class _Pool:
     """Open connections of one sender in one process, shared by its threads: at most
-    ``config.pool`` in use at once."""
+    ``config.pool`` in use at once.
+
+    A server closes a session that stays idle (RFC 5321 4.5.3.2.7 asks it to wait at least five
+    minutes; many wait less), and a pooled connection does not know it until its next use. So a
+    connection idle for over IDLE_S is closed rather than used, and when a reused one turns out
+    broken before the message's content went, every idle connection goes with it (they are as
+    old, or older, and the server that dropped one, or restarted, dropped them too) and the
+    message is sent once more on a new connection. Taking the next pooled one instead deferred
+    the first messages after a quiet hour: each attempt met two dead connections."""
 
     def __init__(self, config: SMTPConfig):
         self.config = config
         self.pid = os.getpid()
-        self.idle: list[_Connection] = []
+        self.idle: list[tuple[float, _Connection]] = []  # (when it was given back, the connection)
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(config.pool)
 
     def _take(self) -> _Connection | None:
+        """The connection given back last, or None; those idle for over IDLE_S are closed."""
         with self.lock:
-            return self.idle.pop() if self.idle else None
+            stale, self.idle = _older(self.idle, time.monotonic() - IDLE_S)
+            connection = self.idle.pop()[1] if self.idle else None
+        for old in stale:
+            old.close()
+        return connection
 
     def _keep(self, connection: _Connection) -> None:
         with self.lock:
-            self.idle.append(connection)
+            self.idle.append((time.monotonic(), connection))
+
+    def _drop_idle(self) -> None:
+        with self.lock:
+            idle, self.idle = self.idle, []
+        for _, connection in idle:
+            connection.close()
 
     def send(self, message: Outgoing) -> SendResult:
         c = self.config
@@ -338,7 +360,7 @@ class _Pool:
             raise TransientSendError(f"SMTP to {c.host} timed out waiting for a connection", connection=True)
         try:
             for attempt in (1, 2):
-                connection = self._take()
+                connection = self._take() if attempt == 1 else None
                 reused = connection is not None
                 connection = connection or _Connection(c)
                 try:
@@ -351,7 +373,8 @@ class _Pool:
                     raise e.error from None
                 except OSError as e:  # smtplib's errors included
                     connection.close()
-                    if reused and attempt == 1 and not connection.content_sent:
+                    if reused and not connection.content_sent:
+                        self._drop_idle()  # as old as this one: the server dropped them too
                         continue  # a pooled connection the server had closed: once more on a new one
                     raise TransientSendError(f"connection to {c.host} broke: {e}", connection=True) from e
                 self._keep(connection)
@@ -365,8 +388,13 @@ class _Pool:
             connection.quit()
 
     def __del__(self) -> None:  # a transport dropped unclosed (routing replaced it): no open sockets left
-        for connection in self.idle:
+        for _, connection in self.idle:
             connection.close()
+
+
+def _older(idle: list[tuple[float, _Connection]], than: float) -> tuple[list[_Connection], list]:
+    """(the connections of ``idle`` given back before ``than``, the others as they were)."""
+    return [c for at, c in idle if at < than], [(at, c) for at, c in idle if at >= than]
 
 
 class SMTPTransport:

@@ -1,6 +1,7 @@
 import dataclasses
 import re
 import threading
+import time
 from email.parser import BytesParser
 from email.policy import default
 
@@ -176,6 +177,51 @@ def test_a_pooled_connection_the_server_dropped_is_replaced(server):
         t.close()
     finally:
         again.stop()
+
+
+def test_when_the_server_dropped_every_pooled_connection_the_next_message_still_goes(server):
+    """Three connections pooled, then the server restarts (as one drops the sessions it found idle):
+    the next message goes on a new connection after the first dead one, not on the next dead one
+    (two dead connections in a row deferred it), and the pool keeps no dead connection after."""
+    server.handler.data_delay_s = 0.2
+    t = SMTPTransport(url(server, "tls=none&pool=3"))
+    start = threading.Barrier(3)
+
+    def one(i):
+        start.wait()
+        t.send(outgoing(to=f"u{i}@example.com"))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+    assert len(server.handler.sessions) == 3
+    server.handler.data_delay_s = 0.0
+    server.stop()
+    again = smtp_server.start(port=server.port, handler=server.handler)
+    try:
+        for to in ("bob@example.com", "cy@example.com", "di@example.com"):
+            t.send(outgoing(to=to))
+        got = [e.rcpt_tos for e in server.handler.envelopes][-3:]
+        assert got == [["bob@example.com"], ["cy@example.com"], ["di@example.com"]]
+        t.close()
+    finally:
+        again.stop()
+
+
+def test_a_connection_idle_for_longer_than_idle_s_is_closed_not_used(server, monkeypatch):
+    from app.relay.transports import smtp
+
+    monkeypatch.setattr(smtp, "IDLE_S", 0.2)
+    t = SMTPTransport(url(server, "tls=none&pool=1"))
+    t.send(outgoing(to="a@example.com"))
+    t.send(outgoing(to="b@example.com"))  # at once: the same connection
+    assert len(server.handler.sessions) == 1
+    time.sleep(0.3)
+    t.send(outgoing(to="c@example.com"))
+    t.close()
+    assert len(server.handler.sessions) == 2 and len(server.handler.envelopes) == 3
 
 
 def test_dots_and_bare_line_endings_cannot_smuggle_a_second_message(server):
