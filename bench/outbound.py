@@ -69,6 +69,8 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     set_sender,
     setup_environment,
     smtp_sink,
+    sweep_as_scheduler,
+    swept,
     wait_all,
     wait_port,
 )
@@ -334,8 +336,6 @@ def _worker_pids(workers: Workers) -> list[int]:
 def kill_test(workers: Workers, team_id: int, n: int, kills: int, var: Path) -> tuple[int, int, int]:
     """(lost, duplicates, kills done): ``n`` messages while one of two workers is killed ``kills`` times."""
     from app.db import session
-    from app.models import utcnow
-    from app.relay.outbox import sweep
 
     port = free_port()
     counts_file = var / "sink-counts.json"
@@ -357,10 +357,7 @@ def kill_test(workers: Workers, team_id: int, n: int, kills: int, var: Path) -> 
             victim = workers.start(1, KILL_THREADS)
         if finished >= n:
             break
-        with session() as s:  # the scheduler's sweeper, as `donebox scheduler` runs it
-            again = sweep(s, now=utcnow(), lease_s=int(os.environ["LEASE_S"]))
-        if again:
-            enqueue(again)
+        sweep_as_scheduler()
         time.sleep(0.5)
     workers.stop()
     sink.send_signal(signal.SIGTERM)
@@ -578,6 +575,7 @@ def e2e(workers: Workers, sink, url: str, ids: list[int], tag: str) -> dict[str,
         out[f"cpu_ms_per_msg_{k}"] = round((cpu1[k] - cpu0[k]) * 1000 / len(ids), 3)
     out["cpu_ms_per_msg_total"] = round(sum(v for k, v in out.items() if k.startswith("cpu_")), 3)
     out["harness_cpu_ms_per_msg"] = round(poll_cpu_s[tag] * 1000 / len(ids), 3)  # not donebox's
+    out["swept"] = swept.get(tag, 0)  # rows the harness's sweeps gave back (the scheduler's job)
     return out
 
 
@@ -866,7 +864,10 @@ How it is measured, all in one run on the same machine:
   per message;
   on two cores their sum bounds the rate. `*_harness_cpu_ms_per_msg` is what those polls cost
   the machine meanwhile (they count only the rows still on their way, through an index, and come
-  often only near the end), not counted in the total.
+  often only near the end), not counted in the total. When the rows on their way have not moved
+  for 10 s, the harness sweeps as the scheduler's sweeper would (a worker defers a message whose
+  lease is half gone before its turn, due at once, for the sweeper): `*_swept` counts the rows it
+  gave back (runs before 2026-12-07 evening had no sweep there, and waited out the timeout).
 - **sink limit**: `smtp-source -d -s 20` (20 sessions, each reusing its connection) blasting
   messages of the mix's mean size into the same `smtp-sink`.
 - **postfix_opendkim / postfix_plain**: a private Postfix instance (Debian's package, its own

@@ -309,6 +309,22 @@ def cluster_pid(db: str) -> int:
 
 POLL_S = (0.05, 1.0)  # wait_all's polls: at least and at most this far apart
 poll_cpu_s: dict[str, float] = {}  # CPU seconds of each wait_all's polls (its backend's), by tag
+STALL_S = 10.0  # wait_all sweeps when the rows on their way have not moved for this long
+swept: dict[str, int] = {}  # rows wait_all's sweeps gave back to the workers, by tag
+
+
+def sweep_as_scheduler() -> int:
+    """The scheduler's sweeper, as `donebox scheduler` runs it at every tick: rows whose lease ran
+    out, and deferred rows now due, enqueued again; how many."""
+    from app.db import session
+    from app.models import utcnow
+    from app.relay.outbox import sweep
+
+    with session() as s:
+        again = sweep(s, now=utcnow(), lease_s=int(os.environ["LEASE_S"]))
+    if again:
+        enqueue(again)
+    return len(again)
 
 
 def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
@@ -322,7 +338,11 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
       scans are off on its connection), fewer as the send goes on;
     - the next poll comes after a quarter of the time the rate so far says is left, between POLL_S
       apart, so polls are frequent only near the end;
-    - the count by state runs once, when none is left on its way.
+    - the count by state runs once, when none is left on its way;
+    - when the rows on their way have not moved for STALL_S, it sweeps (``sweep_as_scheduler``), as the
+      scheduler would (a worker defers a message whose lease is half gone before its turn, due at
+      once, for the sweeper to give back): without one, such a row waited out the timeout. What it
+      gave back is counted in ``swept``.
     Their connection is closed, and its backend gone, before this returns; what they cost is kept
     in ``poll_cpu_s``, which the figures take off PostgreSQL's CPU (the cluster's postmaster has
     reaped that backend by then: ``cpu_seconds``), so the harness's polls are not counted as
@@ -343,6 +363,7 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
             backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
             conn.exec_driver_sql("SET enable_seqscan = off")
             first = None
+            last_left, moved = None, time.monotonic()
             while time.monotonic() - t0 < timeout_s:
                 left = conn.execute(left_query).scalar_one()
                 elapsed = time.monotonic() - t0
@@ -353,6 +374,12 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
                     raise RuntimeError(f"{tag}: none left on its way, but {states}")
                 if first is None:
                     first = left
+                if left != last_left:
+                    last_left, moved = left, time.monotonic()
+                elif time.monotonic() - moved > STALL_S:
+                    swept.setdefault(tag, 0)
+                    swept[tag] += sweep_as_scheduler()
+                    moved = time.monotonic()
                 gone = first - left
                 eta = left * elapsed / gone if gone > 0 else POLL_S[1]
                 time.sleep(min(max(eta / 4, POLL_S[0]), POLL_S[1]))
