@@ -382,7 +382,6 @@ def test_a_batch_is_claimed_in_one_statement_and_its_outcomes_recorded_in_one_on
 @pytest.mark.parametrize("slots", [1, 3, 20])
 def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slots(team, monkeypatch, slots):
     """What a kill -9 can duplicate: messages a transport accepted whose ``sent`` is not committed."""
-    import threading
     import time
 
     from app.models import OutboundMessage
@@ -407,14 +406,7 @@ def test_a_process_never_has_more_messages_sent_and_unrecorded_than_its_send_slo
             return result
 
     t = Watching()
-    threads = [
-        threading.Thread(target=deliver_many, args=(ids[i::4],), kwargs={"transport": t, "now": NOW})
-        for i in range(4)
-    ]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    run_in_threads([ids[i::4] for i in range(4)], t)
     assert len(t.sent) == 24 and max(unrecorded_at_send) <= slots - 1  # the one being sent aside
 
 
@@ -529,16 +521,8 @@ def test_the_outcomes_of_every_threads_batch_wait_together_and_go_in_one_write(t
             return super().send(message)
 
     batches = [[api_message(team, f"{c}{i}@example.com", f"{c}{i}") for i in range(2)] for c in "ab"]
-    t, states = InRounds(), {}
-
-    def run(ids):
-        states.update(deliver_many(ids, transport=t, now=NOW))
-
-    threads = [threading.Thread(target=run, args=(ids,)) for ids in batches]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    t = InRounds()
+    states = run_in_threads(batches, t)
     assert len(t.sent) == 4 and set(states.values()) == {"sent"}
     assert sorted(sum(written, [])) == sorted(sum(batches, []))  # each once
     assert set(written[0]) >= {batches[0][0], batches[1][0]}  # the first round's of both batches
