@@ -322,10 +322,10 @@ class _Pool:
     A server closes a session that stays idle (RFC 5321 4.5.3.2.7 asks it to wait at least five
     minutes; many wait less), and a pooled connection does not know it until its next use. So a
     connection idle for over IDLE_S is closed rather than used, and when a reused one turns out
-    broken before the message's content went, every idle connection goes with it (they are as
-    old, or older, and the server that dropped one, or restarted, dropped them too) and the
-    message is sent once more on a new connection. Taking the next pooled one instead deferred
-    the first messages after a quiet hour: each attempt met two dead connections."""
+    broken before the message's content went, every idle connection goes with it (the server that
+    dropped one, or restarted, has most likely dropped them too) and the message is sent once more
+    on a new connection. Taking the next pooled one instead deferred the first messages after a
+    quiet spell: each attempt met two dead connections."""
 
     def __init__(self, config: SMTPConfig):
         self.config = config
@@ -374,7 +374,7 @@ class _Pool:
                 except OSError as e:  # smtplib's errors included
                     connection.close()
                     if reused and not connection.content_sent:
-                        self._drop_idle()  # as old as this one: the server dropped them too
+                        self._drop_idle()  # most likely dropped with it
                         continue  # a pooled connection the server had closed: once more on a new one
                     raise TransientSendError(f"connection to {c.host} broke: {e}", connection=True) from e
                 self._keep(connection)
