@@ -65,23 +65,39 @@ def put_section(heading: str, section: str, keep_subsections: bool = False) -> N
 # ---- processes, read from /proc (Linux; 0 or nothing elsewhere) ---------------------------------
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command's name (state first), or None when the
+    process is gone (or this is not Linux)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def process_cpu_s(pid: int | str) -> float:
     """CPU seconds (user + system) the process has used so far; 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:  # gone, or not Linux
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
 
 
 def reaped_cpu_s(pid: int | str) -> float:
     """CPU seconds (user + system) of the children process ``pid`` has waited for (cutime + cstime):
     those that have exited, which ``process_cpu_s`` of each no longer reads; 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    fields = _stat(pid)
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK") if fields else 0.0
+
+
+def parent_pid(pid: int | str) -> int | None:
+    """The process's parent, or None when it is gone."""
+    fields = _stat(pid)
+    return int(fields[1]) if fields else None
+
+
+def tree_cpu_s(pid: int | str) -> float:
+    """CPU seconds so far of process ``pid``, of its children alive now and of those it has reaped:
+    a server's master and its workers (a PostgreSQL cluster, Postfix), those that ended included."""
+    children = [c for c in os.listdir("/proc") if c.isdigit() and parent_pid(c) == int(pid)]
+    return process_cpu_s(pid) + reaped_cpu_s(pid) + sum(map(process_cpu_s, children))
 
 
 def procs() -> dict[str, str]:
@@ -135,25 +151,24 @@ def postgres_pids(db: str) -> list[int]:
     return [int(pid) for pid, cmd in procs().items() if cmd.startswith("postgres:") and f" {db} " in cmd]
 
 
-def postmaster_pid(db: str) -> int | None:
-    """The postmaster of the cluster database ``db`` is on: the parent of its backends (None while it
-    has none)."""
-    for pid in postgres_pids(db):
-        try:
-            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-    return None
+_postmasters: dict[str, int] = {}  # database -> the postmaster of its cluster, found once
 
 
-def postgres_cpu_s(db: str, postmaster: int) -> float:
-    """CPU seconds so far of database ``db``'s backends alive now, plus those of every child that
-    ``postmaster`` has reaped. A backend that exits between two samples (a pool's overflow
+def postgres_cpu_s(db: str) -> float:
+    """CPU seconds so far of database ``db``'s backends alive now, plus those of every child its
+    cluster's postmaster has reaped. A backend that exits between two samples (a pool's overflow
     connection, closed when it is given back) took its CPU with it, and counting the live ones
     alone made PostgreSQL look cheaper the more connections a run opened and closed. What the
     reaped children also hold (autovacuum's workers, other databases' backends that ended: the
-    machine's others) is counted too."""
-    return sum(process_cpu_s(p) for p in postgres_pids(db)) + reaped_cpu_s(postmaster)
+    machine's others) is counted too. The postmaster is the parent of a backend of ``db``, found
+    at the first call (RuntimeError when it has none then) and kept."""
+    backends = postgres_pids(db)
+    if db not in _postmasters:
+        found = next((p for p in map(parent_pid, backends) if p is not None), None)
+        if found is None:
+            raise RuntimeError(f"no backend of {db} to find its cluster by")
+        _postmasters[db] = found
+    return sum(process_cpu_s(p) for p in backends) + reaped_cpu_s(_postmasters[db])
 
 
 def free_port() -> int:

@@ -50,7 +50,6 @@ from outbound_env import (  # noqa: E402 - bench/ is on sys.path when run as a s
     ROOT,
     Workers,
     _procs,
-    cluster_pid,
     count_states,
     cpu_seconds,
     drop_database,
@@ -267,7 +266,7 @@ def _postgres_cpu_s() -> float:
     """CPU seconds of PostgreSQL so far: the bench database's backends and what the cluster's
     postmaster reaped (``postgres_cpu_s``)."""
     db = os.environ["DATABASE_URL"].rsplit("/", 1)[1]
-    return postgres_cpu_s(db, cluster_pid(db))
+    return postgres_cpu_s(db)
 
 
 SOAK_SAMPLE_S = 5.0

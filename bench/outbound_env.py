@@ -16,12 +16,12 @@ from pathlib import Path
 
 from common import (  # noqa: F401 - bench/ is on sys.path; outbound.py takes these from here
     free_port,
+    parent_pid,
     peak_rss_mb,
     postgres_cpu_s,
-    postmaster_pid,
     process_cpu_s,
-    reaped_cpu_s,
     rss_mb,
+    tree_cpu_s,
     wait_port,
 )
 from common import procs as _procs
@@ -279,8 +279,7 @@ def cpu_seconds(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[s
     server (shared with anything else using it) and the SMTP sink."""
     db = db_url.rsplit("/", 1)[1]
     groups = {os.getpgid(p.pid) for p in workers.procs if p.poll() is None}
-    out = {"workers": 0.0, "postgres": postgres_cpu_s(db, cluster_pid(db)), "redis": 0.0}
-    out["sink"] = process_cpu_s(sink.pid)
+    out = {"workers": 0.0, "postgres": postgres_cpu_s(db), "redis": 0.0, "sink": process_cpu_s(sink.pid)}
     for pid, cmd in _procs().items():
         try:
             if os.getpgid(int(pid)) in groups:
@@ -291,20 +290,6 @@ def cpu_seconds(workers: Workers, sink: subprocess.Popen, db_url: str) -> dict[s
         if "redis-server" in cmd:
             out["redis"] += process_cpu_s(pid)
     return out
-
-
-_postmasters: dict[str, int] = {}
-
-
-def cluster_pid(db: str) -> int:
-    """The postmaster of the bench database's cluster (found once: the bench process keeps a
-    connection to it from the set-up on)."""
-    if db not in _postmasters:
-        found = postmaster_pid(db)
-        if found is None:
-            raise RuntimeError(f"no backend of {db} to find its cluster by")
-        _postmasters[db] = found
-    return _postmasters[db]
 
 
 POLL_S = (0.05, 1.0)  # wait_all's polls: at least and at most this far apart
@@ -377,8 +362,7 @@ def wait_all(tag: str, n: int, timeout_s: float, final=("sent",)) -> float:
                 if left != last_left:
                     last_left, moved = left, time.monotonic()
                 elif time.monotonic() - moved > STALL_S:
-                    swept.setdefault(tag, 0)
-                    swept[tag] += sweep_as_scheduler()
+                    swept[tag] = swept.get(tag, 0) + sweep_as_scheduler()
                     moved = time.monotonic()
                 gone = first - left
                 eta = left * elapsed / gone if gone > 0 else POLL_S[1]

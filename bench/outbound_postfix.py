@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from outbound_env import ensure_debian, free_port, process_cpu_s, reaped_cpu_s, wait_port
+from outbound_env import ensure_debian, free_port, parent_pid, process_cpu_s, tree_cpu_s, wait_port
 
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 # concurrent SMTP clients handing the messages to Postfix (as smtp-source -s 20), each reusing its connection
@@ -145,13 +145,7 @@ class Postfix:
         master = self.master_pid()
         out: dict[str, list[int]] = {"postfix": [master], "opendkim": []}
         for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                ppid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            if ppid == master:
+            if pid.isdigit() and parent_pid(pid) == master:
                 out["postfix"].append(int(pid))
         if self.opendkim is not None:
             out["opendkim"].append(self.opendkim.pid)
@@ -160,10 +154,9 @@ class Postfix:
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds so far of Postfix (the master, its children alive now and those that exited)
         and of OpenDKIM (its threads)."""
-        pids = self.pids()
-        reaped = reaped_cpu_s(pids["postfix"][0])
         return {
-            k: sum(process_cpu_s(p) for p in ps) + (reaped if k == "postfix" else 0) for k, ps in pids.items()
+            "postfix": tree_cpu_s(self.master_pid()),
+            "opendkim": sum(process_cpu_s(p) for p in self.pids()["opendkim"]),
         }
 
     def queued(self) -> int:

@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from common import tree_cpu_s  # noqa: E402 - bench/ is on sys.path when run as a script
+
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # --server own: a private PostgreSQL cluster with settings for bulk writes (the shared test server
 # runs with Debian's defaults: 128 MB shared_buffers, 1 GB max_wal_size)
@@ -121,19 +123,7 @@ class OwnServer:
     def cpu_s(self) -> float:
         """CPU seconds of the cluster so far: the postmaster and its processes (backends, WAL
         writer, checkpointer, autovacuum), those that ended included (as cumulative children time)."""
-        total = 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = (Path("/proc") / entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(entry) == self.pid:
-                total += sum(int(x) for x in stat[11:15])
-            elif int(stat[1]) == self.pid:
-                total += int(stat[11]) + int(stat[12])
-        return total / os.sysconf("SC_CLK_TCK")
+        return tree_cpu_s(self.pid)
 
     def _run(self, tool: str, *args: str) -> None:
         cmd = [str(self.bin / tool), *args]
