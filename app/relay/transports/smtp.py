@@ -42,6 +42,7 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -330,14 +331,17 @@ class _Pool:
     def __init__(self, config: SMTPConfig):
         self.config = config
         self.pid = os.getpid()
-        self.idle: list[tuple[float, _Connection]] = []  # (when it was given back, the connection)
+        # (when it was given back, the connection), oldest first: the next send takes the newest
+        self.idle: deque[tuple[float, _Connection]] = deque()
         self.lock = threading.Lock()
         self.slots = threading.BoundedSemaphore(config.pool)
 
     def _take(self) -> _Connection | None:
         """The connection given back last, or None; those idle for over IDLE_S are closed."""
+        stale, given_back_by = [], time.monotonic() - IDLE_S
         with self.lock:
-            stale, self.idle = _older(self.idle, time.monotonic() - IDLE_S)
+            while self.idle and self.idle[0][0] < given_back_by:
+                stale.append(self.idle.popleft()[1])
             connection = self.idle.pop()[1] if self.idle else None
         for old in stale:
             old.close()
@@ -349,7 +353,7 @@ class _Pool:
 
     def _drop_idle(self) -> None:
         with self.lock:
-            idle, self.idle = self.idle, []
+            idle, self.idle = self.idle, deque()
         for _, connection in idle:
             connection.close()
 
@@ -390,11 +394,6 @@ class _Pool:
     def __del__(self) -> None:  # a transport dropped unclosed (routing replaced it): no open sockets left
         for _, connection in self.idle:
             connection.close()
-
-
-def _older(idle: list[tuple[float, _Connection]], than: float) -> tuple[list[_Connection], list]:
-    """(the connections of ``idle`` given back before ``than``, the others as they were)."""
-    return [c for at, c in idle if at < than], [(at, c) for at, c in idle if at >= than]
 
 
 class SMTPTransport:
