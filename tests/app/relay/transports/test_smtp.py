@@ -48,6 +48,21 @@ def url(c, query="tls=none", auth=""):
     return f"smtp://{auth}{c.hostname}:{c.port}?{query}"
 
 
+def send_together(t, n):
+    """``n`` threads each send a message through ``t``, all started together."""
+    start = threading.Barrier(n)
+
+    def one(i):
+        start.wait()
+        t.send(outgoing(to=f"u{i}@example.com"))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(30)
+
+
 def test_messages_go_through_one_pooled_connection(server):
     t = SMTPTransport(url(server, "tls=none&pool=1"))
     for i in range(5):
@@ -81,17 +96,7 @@ def test_without_a_pool_in_its_url_a_sender_keeps_a_connection_for_each_worker_t
     settings = dataclasses.replace(get_settings(), worker_threads=6)
 
     def send_at_once(t, n):
-        start = threading.Barrier(n)
-
-        def one(i):
-            start.wait()
-            t.send(outgoing(to=f"u{i}@example.com"))
-
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(30)
+        send_together(t, n)
         t.close()
 
     send_at_once(transport_for(url(server), settings), 6)
@@ -185,17 +190,7 @@ def test_when_the_server_dropped_every_pooled_connection_the_next_message_still_
     (two dead connections in a row deferred it), and the pool keeps no dead connection after."""
     server.handler.data_delay_s = 0.2
     t = SMTPTransport(url(server, "tls=none&pool=3"))
-    start = threading.Barrier(3)
-
-    def one(i):
-        start.wait()
-        t.send(outgoing(to=f"u{i}@example.com"))
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(30)
+    send_together(t, 3)
     assert len(server.handler.sessions) == 3
     server.handler.data_delay_s = 0.0
     server.stop()
