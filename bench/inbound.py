@@ -52,7 +52,7 @@ from common import (  # noqa: E402 - bench/ is on sys.path when run as a script
     free_port,
     group_pids,
     peak_rss_mb,
-    postgres_pids,
+    postgres_cpu_s,
     process_cpu_s,
     put_section,
     rss_mb,
@@ -463,32 +463,56 @@ def queued_jobs() -> int:
     return redis.Redis.from_url(REDIS, socket_connect_timeout=2).llen("donebox:inbound")
 
 
+class States:
+    """How many inbound messages are in each state, read straight from the database over one
+    connection kept open (a poll every quarter second on new connections cost a backend each).
+    On PostgreSQL ``cpu_s`` is that connection's backend's CPU so far: the harness's cost, which
+    the database's figure leaves out."""
+
+    SQL = "select state, count(*) from inboundmessage group by state"
+
+    def __init__(self, db_url: str):
+        if db_url.startswith("sqlite"):
+            import sqlite3
+
+            self.conn, self.backend = sqlite3.connect(db_url.split("///", 1)[1], timeout=30), None
+        else:
+            import psycopg
+
+            self.conn = psycopg.connect(db_url, autocommit=True)
+            self.backend = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    def __call__(self) -> dict[str, int]:
+        return dict(self.conn.execute(self.SQL).fetchall())
+
+    def cpu_s(self) -> float:
+        return process_cpu_s(self.backend) if self.backend else 0.0
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def inbound_states(db_url: str) -> dict[str, int]:
-    """How many inbound messages are in each state (read straight from the database)."""
-    sql = "select state, count(*) from inboundmessage group by state"
-    if db_url.startswith("sqlite"):
-        import sqlite3
-
-        conn = sqlite3.connect(db_url.split("///", 1)[1], timeout=30)
-        try:
-            return dict(conn.execute(sql).fetchall())
-        finally:
-            conn.close()
-    import psycopg
-
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        return dict(conn.execute(sql).fetchall())
+    """How many inbound messages are in each state, once."""
+    states = States(db_url)
+    try:
+        return states()
+    finally:
+        states.close()
 
 
 def finished(states: dict[str, int]) -> int:
     return sum(n for st, n in states.items() if st not in ("received", "processing"))
 
 
-def db_cpu_s(db_url: str) -> float:
-    """CPU seconds of the PostgreSQL backends of the bench database (0 on SQLite)."""
+def db_cpu_s(db_url: str, states: States) -> float:
+    """CPU seconds of the bench database's PostgreSQL work so far (0 on SQLite): its backends alive
+    now and every backend the cluster's postmaster reaped (``postgres_cpu_s``: a worker's pool
+    closes the connections over its size when it gives them back), less what ``states``'s polls
+    cost."""
     if db_url.startswith("sqlite"):
         return 0.0
-    return sum(process_cpu_s(p) for p in postgres_pids(db_url.rsplit("/", 1)[1]))
+    return postgres_cpu_s(db_url.rsplit("/", 1)[1]) - states.cpu_s()
 
 
 WORKER_THREADS = 8  # `donebox worker`'s default
@@ -501,26 +525,22 @@ def measure_processing(
     """Messages processed per second by one ``donebox worker`` process on the queue intake left in
     Redis, over ``seconds`` once it has started (or until the queue is done); its CPU and the
     database's per message, from /proc."""
-    total = sum(inbound_states(db_url).values())
+    states = States(db_url)
+    total = sum(states().values())
     waiting = queued_jobs()
     worker = start_worker(env, log, threads)
     try:
         deadline = time.monotonic() + 60
-        while finished(inbound_states(db_url)) == 0:  # booted and past its first batch
+        while finished(states()) == 0:  # booted and past its first batch
             if worker.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("donebox worker processed nothing: " + worker.failed())
             time.sleep(0.1)
-        t0, n0, cpu0, db0 = (
-            time.monotonic(),
-            finished(inbound_states(db_url)),
-            worker.cpu_s(),
-            db_cpu_s(db_url),
-        )
+        t0, n0, cpu0, db0 = time.monotonic(), finished(states()), worker.cpu_s(), db_cpu_s(db_url, states)
         n1 = n0
         while time.monotonic() - t0 < seconds and n1 < total:
             time.sleep(0.25)
-            n1 = finished(inbound_states(db_url))
-        t1, cpu1, db1 = time.monotonic(), worker.cpu_s(), db_cpu_s(db_url)
+            n1 = finished(states())
+        t1, cpu1, db1 = time.monotonic(), worker.cpu_s(), db_cpu_s(db_url, states)
         done = max(n1 - n0, 1)
         result = {
             "per_s": done / (t1 - t0),
@@ -533,6 +553,7 @@ def measure_processing(
         }
     finally:
         worker.stop()
+        states.close()
     result["states"] = inbound_states(db_url)
     return result
 
