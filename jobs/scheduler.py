@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from app.checkins import chat, due, notices
@@ -25,7 +26,7 @@ RETENTION_EVERY = timedelta(hours=1)  # how often a scheduler purges old message
 _last_purge: dict[str, datetime] = {}
 
 
-def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
+def tick(*, now: datetime, settings: Settings) -> dict[str, Sequence[int]]:
     """One pass: create what is due, repair what was lost, then enqueue it all (after commit);
     its duration and the rows of each kind are counted (donebox_scheduler_*)."""
     started = time.perf_counter()
@@ -35,13 +36,13 @@ def tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
     return result
 
 
-def _tick(*, now: datetime, settings: Settings) -> dict[str, list[int]]:
+def _tick(*, now: datetime, settings: Settings) -> dict[str, Sequence[int]]:
     created = due.run(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:  # blockers posted to the chat channels that asked for them
         posted = chat.create_blocker_posts(s, now=now, settings=settings)
     enqueue_deliveries(posted)
-    created += posted
-    created += notices.run(now=now, settings=settings, enqueue=enqueue_deliveries)
+    created.extend(posted)  # an array of ids (due.run): 8 bytes each
+    created.extend(notices.run(now=now, settings=settings, enqueue=enqueue_deliveries))
     released = release_scheduled(now=now, settings=settings, enqueue=enqueue_deliveries)
     with session() as s:
         swept = outbox.sweep(s, now=now, lease_s=settings.lease_s)

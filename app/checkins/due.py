@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import threading
 import uuid
 from array import array
@@ -380,9 +381,12 @@ def _weekly_rows(s: Session, plans: list, domain: str, tracked: set[int]) -> lis
 # entries its rows make then sit on neighbouring pages. Taken in due-time order instead, a batch's
 # members lay all over those tables, and with a buffer pool smaller than them (stock PostgreSQL:
 # 128 MB) most of a batch's page reads and writes went to the operating system.
+# the ids as one bytea of 4-byte big-endian integers: a million due members come over as 4 MB
+# and go into an array('i') as they are, where array_agg's int[] arrived as a list of a million
+# ints (38 MB of the scheduler's peak resident set)
 _FAST_DUE = text(
-    "SELECT array_agg(member_id) FROM (SELECT member_id FROM memberdue"
-    " WHERE kind = 'reminder' AND at <= :now ORDER BY member_id) AS due"
+    "SELECT string_agg(int4send(member_id), '' ORDER BY member_id) FROM memberdue"
+    " WHERE kind = 'reminder' AND at <= :now"
 )
 # a chunk's memberdue rows are locked first, then joined to their member and team: a row another
 # scheduler holds is passed over (SKIP LOCKED) before any lookup, and one it advanced meanwhile no
@@ -452,10 +456,12 @@ def fast_filters(s: Session, *, now: datetime, settings: Settings) -> tuple[str,
 
 def fast_due_ids(s: Session, now: datetime) -> array:
     """The ids of the members whose reminder is due at ``now``, ascending, as a compact array (4
-    bytes an id: a million due members take 4 MB once the list they arrive in is gone)."""
-    ids = s.connection().execute(_FAST_DUE, {"now": now}).scalar() or []
-    ids.sort()  # the subquery's order, made certain (a sorted list sorts in one pass)
-    return array("i", ids)
+    bytes an id, never a Python int each)."""
+    raw = s.connection().execute(_FAST_DUE, {"now": now}).scalar()
+    ids = array("i", raw or b"")
+    if sys.byteorder == "little":
+        ids.byteswap()  # int4send is big-endian
+    return ids
 
 
 def _int_array(ids: Sequence[int]) -> str:
@@ -605,8 +611,9 @@ def run(
     max_batches: int = 100_000,
     workers: int | None = None,
     fast_path: bool = True,
-) -> list[int]:
-    """Create everything due at ``now``, batch after batch, each committed then enqueued; new ids.
+) -> array:
+    """Create everything due at ``now``, batch after batch, each committed then enqueued; the new
+    rows' ids, in a compact array (8 bytes an id: as a list of ints a million took 38 MB).
 
     On PostgreSQL ``workers`` threads (``SCHEDULE_WORKERS``) run batches at once, each on its own
     connection: SKIP LOCKED gives them disjoint members, and one thread's Python work overlaps
@@ -621,7 +628,7 @@ def run(
         workers = 1
     workers = max(1, workers or settings.schedule_workers)
     teams: dict[int, Team] = {}
-    created: list[int] = []
+    created = array("q")
 
     fast = dialect == "postgresql" and fast_path
     if fast:

@@ -356,7 +356,7 @@ def test_a_late_digest_is_still_sent_but_a_late_reminder_is_not(team, sent):
     created = tick(now=at, settings=get_settings())["created"]
     with session() as s:
         kinds = sorted(
-            s.execute(select(OutboundMessage.kind).where(OutboundMessage.id.in_(created))).scalars()
+            s.execute(select(OutboundMessage.kind).where(OutboundMessage.id.in_(list(created)))).scalars()
         )
     assert kinds == ["digest"] * 3
 
@@ -378,7 +378,7 @@ def test_a_team_that_skips_empty_digests_gets_none_for_a_silent_day(team, sent):
     with session() as s:
         s.execute(update(Team).where(Team.id == team.id).values(skip_empty_digests=True))
     at = FIXED_NOW.replace(day=24, hour=7, minute=0, second=1)
-    assert tick(now=at, settings=get_settings())["created"] == []
+    assert tick(now=at, settings=get_settings())["created"].tolist() == []
     with session() as s:
         ada = s.execute(select(Member).where(Member.email == "ada@example.com")).scalar_one()
         assert due_times(s, ada.id)["digest"] == FIXED_NOW.replace(day=25, hour=7, minute=0)
@@ -404,7 +404,7 @@ def test_a_second_run_at_the_same_instant_creates_nothing(team, sent, batch):
     with session() as s:  # as if another scheduler had not yet seen the advanced schedule
         make_due(s, "reminder", at)
     again = due.run(now=at, settings=get_settings(), enqueue=lambda ids: None, batch=batch)
-    assert len(first) == 2 and again == [] and counts() == (2, 2)
+    assert len(first) == 2 and again.tolist() == [] and counts() == (2, 2)
 
 
 def test_due_scheduled_messages_are_released_in_batches_and_enqueued_once(db, env):
@@ -530,7 +530,7 @@ def outcome(created: list[int]) -> tuple[list, list]:
     with session() as s:
         rows = s.execute(
             select(
-                OutboundMessage.id.in_(created),
+                OutboundMessage.id.in_(list(created)),
                 OutboundMessage.idempotency_key,
                 OutboundMessage.kind,
                 OutboundMessage.team_id,
