@@ -39,7 +39,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from common import tree_cpu_s  # noqa: E402 - bench/ is on sys.path when run as a script
+from common import (  # noqa: E402 - bench/ is on sys.path when run as a script
+    peak_rss_mb,
+    rss_mb,
+    slope_mb_per_min,
+    tree_cpu_s,
+)
 
 PG_ADMIN = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 # --server own: a private PostgreSQL cluster with settings for bulk writes (the shared test server
@@ -398,8 +403,6 @@ def _cpu(r: dict) -> str:
 
 
 def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
     one, two, slow = figures["all_1"], figures["all_2"], figures["all_slow"]
     one_w1, two_w1 = figures["all_1w1"], figures["all_2w1"]
     rows = [
@@ -474,19 +477,30 @@ def write_section(figures: dict, members: int, due_n: int, info: str) -> None:
         "batch at a time (`SCHEDULE_WORKERS=1` in each) show what a second process adds while a "
         "core is free.\n\n"
     )
+    put_subsection(title, sub, intro)
+
+
+def put_subsection(title: str, sub: str, intro: str | None = None) -> None:
+    """Put the subsection ``sub`` (its heading ``### title``) in BENCHMARKS.md's "## Scheduler",
+    with ``intro`` as the section's text before its subsections (None: the one there now). The
+    servers' subsections come first, in their order, then the others (the soak, a before/after
+    written by hand)."""
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
     start = text.find("## Scheduler")
     if start < 0:
-        text = text.rstrip("\n") + "\n\n" + intro + sub
+        text = text.rstrip("\n") + "\n\n" + (intro or "## Scheduler\n\n") + sub
     else:
         end = text.find("\n## ", start + 1)
         section, rest = (text[start : end + 1], text[end + 1 :]) if end >= 0 else (text[start:], "")
+        head, *parts = section.split("\n### ")
         subs = {}
-        for part in section.split("\n### ")[1:]:
+        for part in parts:
             subs[part.split("\n", 1)[0].strip()] = "### " + part.rstrip("\n") + "\n"
         subs[title] = sub
-        # the servers' subsections in their order, then any other (a before/after written by hand)
         ordered = [subs[t] for t in SUBSECTIONS.values() if t in subs]
         ordered += [v for t, v in subs.items() if t not in SUBSECTIONS.values()]
+        intro = intro or head.rstrip("\n") + "\n\n"
         text = text[:start] + intro + "\n".join(ordered) + ("\n" + rest if rest else "")
     path.write_text(text)
 
@@ -597,6 +611,145 @@ def measure(kind: str, members: int, args, prefix: str) -> dict:
     return fig
 
 
+SOAK_HEADING = "A scheduler over ten minutes"
+SOAK_SAMPLE_S = 5.0
+SOAK_EDGE_S = 30  # nothing falls due in the soak's first and last half minute
+
+
+def soak(seconds: float, members: int) -> dict:
+    """``donebox scheduler`` as an operator starts it, on its real clock, for ``seconds``, on a
+    private stock cluster: every member's reminder falls due once in the window (spread evenly
+    over it, the first and last SOAK_EDGE_S left free), every fourth member's digest too (the
+    per-row path). Its resident set every SOAK_SAMPLE_S (its start: when the first falls due, once
+    it has booted), its CPU and the cluster's, how late the
+    reminders were made (their outbox rows' created_at against the instant each fell due), and
+    every reminder and digest made once and enqueued once."""
+    import psycopg
+
+    global PG_ADMIN
+    own = OwnServer(tuned=False)
+    PG_ADMIN = own.url
+    url = create_db()
+    out: dict = {"members": members, "seconds": seconds}
+    try:
+        from app.migrate import upgrade
+
+        upgrade(url)
+        flush_redis()
+        out["load_s"] = load(url, members)
+        span = int(seconds) - 2 * SOAK_EDGE_S
+        start = datetime.now(UTC) + timedelta(seconds=SOAK_EDGE_S + 15)  # its imports meanwhile
+        due_at = (
+            "CAST(%(start)s AS timestamptz)"
+            " + make_interval(secs => (CAST(member_id AS bigint) * 7919) %% %(span)s)"
+        )
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                f"UPDATE memberdue SET at = {due_at} WHERE kind = 'reminder'", {"start": start, "span": span}
+            )
+            digests = conn.execute(
+                f"UPDATE memberdue SET at = {due_at} WHERE kind = 'digest' AND member_id %% 4 = 0",
+                {"start": start, "span": span},
+            ).rowcount
+            conn.execute("VACUUM ANALYZE memberdue")
+            conn.execute("CHECKPOINT")
+        env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": REDIS, "PYTHONPATH": str(ROOT)}
+        env.update(SECRET_KEY="bench-secret-key-0123456789-abcdefXYZ", VAR_DIR="/tmp/donebox-bench-var")
+        # no worker takes the rows in this bench: with the default lease the sweeper would give
+        # every row back (and enqueue it again) five minutes after it was made
+        env.update(DONEBOX_ENV="development", MAIL_TRANSPORT="memory", LEASE_S=str(2 * int(seconds)))
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "donebox"), "scheduler"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        t0, pg0 = time.monotonic(), own.cpu_s()
+        samples: list[tuple[float, float]] = []
+        try:
+            while (t := time.monotonic() - t0) < seconds:
+                if proc.poll() is not None:
+                    raise SystemExit(f"donebox scheduler exited:\n{proc.stderr.read()[-3000:]}")
+                samples.append((t, rss_mb(proc.pid)))
+                time.sleep(SOAK_SAMPLE_S)
+            out["cpu_s"] = tree_cpu_s(proc.pid)
+            out["rss_peak_mb"] = peak_rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.communicate(timeout=60)
+        out["pg_cpu_s"] = own.cpu_s() - pg0
+        booted = start - datetime.now(UTC) + timedelta(seconds=time.monotonic() - t0)  # t of the first due
+        out["rss_start_mb"] = next((v for t, v in samples if t >= booted.total_seconds()), samples[-1][1])
+        out["rss_end_mb"] = samples[-1][1]
+        out["rss_slope_mb_per_min"] = slope_mb_per_min([(t, v) for t, v in samples if t >= seconds / 2])
+        with psycopg.connect(url) as conn:
+            kinds = dict(
+                conn.execute("SELECT kind, count(DISTINCT member_id) FROM outboundmessage GROUP BY kind")
+            )
+            rows = conn.execute("SELECT count(*) FROM outboundmessage").fetchone()[0]
+            lag = conn.execute(
+                f"SELECT percentile_cont(ARRAY[0.5, 0.99]) WITHIN GROUP (ORDER BY s), max(s) FROM ("
+                f"SELECT extract(epoch FROM created_at - ({due_at})) AS s FROM outboundmessage "
+                "WHERE kind = 'reminder') AS lags",
+                {"start": start, "span": span},
+            ).fetchone()
+        ids = enqueued_ids()
+        out.update(
+            reminders=kinds.get("reminder", 0),
+            digests=kinds.get("digest", 0),
+            digests_due=digests,
+            duplicates=(rows - sum(kinds.values())) + (len(ids) - len(set(ids))),
+            unenqueued=rows - len(set(ids)),
+            lag_p50_s=lag[0][0],
+            lag_p99_s=lag[0][1],
+            lag_max_s=lag[1],
+            loadavg=" ".join(f"{x:.2f}" for x in os.getloadavg()),
+            info=versions(url) + "; a private cluster as initdb makes it (stock postgresql.conf)",
+        )
+    finally:
+        flush_redis()
+        drop_db(url)
+        own.stop()
+    return out
+
+
+def print_soak(r: dict) -> None:
+    for name in ("rss_start_mb", "rss_end_mb", "rss_peak_mb", "rss_slope_mb_per_min", "cpu_s", "pg_cpu_s"):
+        print(f"soak_scheduler_{name}={r[name]:.2f}")
+    for name in ("reminders", "digests", "digests_due", "duplicates", "unenqueued"):
+        print(f"soak_{name}={r[name]}")
+    for name in ("lag_p50_s", "lag_p99_s", "lag_max_s"):
+        print(f"soak_reminder_{name}={r[name]:.2f}")
+
+
+def write_soak(r: dict) -> None:
+    sub = (
+        f"### {SOAK_HEADING}\n\n"
+        f"`python bench/scheduler.py --soak {r['seconds']:.0f} --members {r['members']}` on "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {r['info']}. `donebox scheduler` as deploy/ starts it "
+        "(its default TICK_S and SCHEDULE_WORKERS, its real clock) while every member's reminder falls "
+        f"due once, spread evenly over the run but its first and last {SOAK_EDGE_S} s, and every "
+        "fourth member's digest too (the per-row path); its resident set every "
+        f"{SOAK_SAMPLE_S:.0f} s from when the first falls due, its growth fitted over the second half. "
+        "A reminder's lateness is its "
+        "outbox row's created_at against the instant it fell due.\n\n"
+        "| figure | measured |\n|---|---|\n"
+        f"| resident set: start, end, peak | {r['rss_start_mb']:.0f}, {r['rss_end_mb']:.0f}, "
+        f"{r['rss_peak_mb']:.0f} MB |\n"
+        f"| growth over the second half | {r['rss_slope_mb_per_min']:.2f} MB/min |\n"
+        f"| reminders made (members) | {r['reminders']:,} of {r['members']:,} |\n"
+        f"| digests made | {r['digests']:,} of {r['digests_due']:,} |\n"
+        "| duplicates (outbox rows + enqueued ids); rows never enqueued | "
+        f"{r['duplicates']}; {r['unenqueued']} |\n"
+        f"| reminder lateness: median, p99, max | {r['lag_p50_s']:.1f}, {r['lag_p99_s']:.1f}, "
+        f"{r['lag_max_s']:.1f} s |\n"
+        f"| CPU over the run: scheduler, PostgreSQL | {r['cpu_s']:.1f} s, {r['pg_cpu_s']:.1f} s |\n"
+        f"| load average at the end | {r['loadavg']} |\n"
+    )
+    put_subsection(SOAK_HEADING, sub)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="50,000 members; no BENCHMARKS.md")
@@ -611,6 +764,13 @@ def main() -> int:
         "cluster tuned for bulk writes), shared (TEST_POSTGRES_URL as configured); the first is the "
         "headline, the others' lines are prefixed with their name (default: stock,tuned; --quick: stock)",
     )
+    p.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="run `donebox scheduler` for SECONDS while reminders fall due (default members 300,000); "
+        "600 or more writes its subsection",
+    )
     p.add_argument("--tick", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--slow", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--now", help=argparse.SUPPRESS)
@@ -618,10 +778,23 @@ def main() -> int:
     args = p.parse_args()
     if args.tick:
         return tick_main(args)
-    members = args.members or (50_000 if args.quick else 1_000_000)
     os.environ.update(
         REDIS_URL=REDIS, SECRET_KEY="bench-secret-key-0123456789-abcdefXYZ", VAR_DIR="/tmp/donebox-bench-var"
     )
+    if args.soak:
+        r = soak(args.soak, args.members or 300_000)
+        print_soak(r)
+        if (
+            r["duplicates"]
+            or r["unenqueued"]
+            or r["reminders"] != r["members"]
+            or r["digests"] != r["digests_due"]
+        ):
+            raise SystemExit("the soak lost or repeated work: see the figures above")
+        if args.soak >= 600 and not args.no_write:
+            write_soak(r)
+        return 0
+    members = args.members or (50_000 if args.quick else 1_000_000)
     kinds = (args.server or ("stock" if args.quick else "stock,tuned")).split(",")
     for kind in kinds:
         if kind not in SUBSECTIONS:

@@ -41,6 +41,7 @@ from app.checkins.asked import reached_pairs
 from app.checkins.outgoing import REMINDER_SUBJECT, checkin_row
 from app.checkins.schedules import pauses_of, set_due
 from app.checkins.times import (
+    forget_instants,
     local_midnight_after,
     next_occurrence,
     nudge_instant,
@@ -106,6 +107,8 @@ _TEAM_COLUMNS = tuple(
 )
 
 
+# kept for one tick (due.run empties them when it ends): a tick of a million due members asks
+# them for tens of thousands of (instant, zone) pairs, and the next tick's are other ones
 @lru_cache(maxsize=65536)
 def _local_day(when: datetime, tz: str) -> date:
     return when.astimezone(zone(tz)).date()
@@ -701,4 +704,7 @@ def run(
     finally:
         if ticking:
             ticking.close()
+        for cached in (_local_day, _midnight, _iso):
+            cached.cache_clear()
+        forget_instants()
     return created

@@ -105,6 +105,8 @@ def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
     return utc
 
 
+# a tick asks for the next time of every due member: its instant (the tick's now, or a due time)
+# is in every key, so what one tick kept is of no use to the next one (forget_instants)
 @lru_cache(maxsize=65536)
 def _next_plain(after: datetime, at: str, workdays: str, tz_name: str) -> datetime:
     tz = zone(tz_name)
@@ -118,6 +120,13 @@ def _next_plain(after: datetime, at: str, workdays: str, tz_name: str) -> dateti
         if when > after:
             return when
     raise ScheduleError(f"no weekday in {workdays!r}")
+
+
+def forget_instants() -> None:
+    """Drop the next times worked out so far (a tick does once it is done): their keys hold
+    instants that do not come back, and a scheduler that kept them until the cache was full grew
+    by tens of megabytes over its first minutes of ticks."""
+    _next_plain.cache_clear()
 
 
 def next_occurrence(

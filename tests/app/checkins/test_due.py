@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlalchemy import func, insert, select, text, update
 
-from app.checkins import due
+from app.checkins import due, times
 from app.checkins.schedules import due_times, set_due
 from app.db import get_engine, session
 from app.models import Entry, Member, MemberDue, MemberPause, OutboundMessage, Team
@@ -395,6 +395,15 @@ def test_an_inactive_member_is_dropped_from_the_schedule(team, sent):
         bob = s.execute(select(Member).where(Member.email == "bob@example.com")).scalar_one()
         assert s.execute(select(OutboundMessage.to_addr)).scalars().all() == ["ada@example.com"]
     assert due_of(bob.id)["reminder"] is None
+
+
+def test_a_tick_keeps_nothing_in_its_caches_once_it_is_done(team, sent):
+    """The next times, local days and midnights a tick works out are keyed by instants that do
+    not come back: kept after it, they filled their caches (tens of MB in a scheduler)."""
+    at = FIXED_NOW.replace(hour=16, minute=0, second=5)
+    assert len(due.run(now=at, settings=get_settings(), enqueue=lambda ids: None)) == 2
+    for cached in (times._next_plain, due._local_day, due._midnight, due._iso):
+        assert cached.cache_info().currsize == 0, cached
 
 
 @pytest.mark.parametrize("batch", [1, 1000])
