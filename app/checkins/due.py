@@ -384,9 +384,10 @@ def _weekly_rows(s: Session, plans: list, domain: str, tracked: set[int]) -> lis
 # entries its rows make then sit on neighbouring pages. Taken in due-time order instead, a batch's
 # members lay all over those tables, and with a buffer pool smaller than them (stock PostgreSQL:
 # 128 MB) most of a batch's page reads and writes went to the operating system.
-# the ids as one bytea of 4-byte big-endian integers: a million due members come over as 4 MB
-# and go into an array('i') as they are, where array_agg's int[] arrived as a list of a million
-# ints (38 MB of the scheduler's peak resident set)
+#
+# The ids travel as one bytea of 4-byte big-endian integers: a million due members come over as
+# 4 MB and go into an array('i') as they are, where array_agg's int[] arrived as a list of a
+# million ints (38 MB of the scheduler's peak resident set).
 _FAST_DUE = text(
     "SELECT string_agg(int4send(member_id), '' ORDER BY member_id) FROM memberdue"
     " WHERE kind = 'reminder' AND at <= :now"
