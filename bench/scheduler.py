@@ -77,9 +77,9 @@ def tick_main(args) -> int:
     created = run(now=now, settings=settings, enqueue=enqueue_deliveries, fast_path=not args.slow)
     seconds = time.perf_counter() - started
     after = os.times()
-    import resource
-
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # this process's own peak (VmHWM): getrusage's ru_maxrss keeps, across the exec that started
+    # it, the resident set of the bench process it was forked from, which grew run after run
+    rss_mb = peak_rss_mb(os.getpid())
     print(
         json.dumps(
             {
@@ -733,7 +733,9 @@ def write_soak(r: dict) -> None:
         "fourth member's digest too (the per-row path); its resident set every "
         f"{SOAK_SAMPLE_S:.0f} s from when the first falls due, its growth fitted over the second half. "
         "A reminder's lateness is its "
-        "outbox row's created_at against the instant it fell due.\n\n"
+        "outbox row's created_at against the instant it fell due. No worker takes the rows, so "
+        "LEASE_S is twice the run's length (the sweeper would give every row back after the "
+        "default five minutes).\n\n"
         "| figure | measured |\n|---|---|\n"
         f"| resident set: start, end, peak | {r['rss_start_mb']:.0f}, {r['rss_end_mb']:.0f}, "
         f"{r['rss_peak_mb']:.0f} MB |\n"
