@@ -93,11 +93,15 @@ def parent_pid(pid: int | str) -> int | None:
     return int(fields[1]) if fields else None
 
 
+def children(pid: int | str) -> list[int]:
+    """The processes whose parent is ``pid``, alive now."""
+    return [int(c) for c in os.listdir("/proc") if c.isdigit() and parent_pid(c) == int(pid)]
+
+
 def tree_cpu_s(pid: int | str) -> float:
     """CPU seconds so far of process ``pid``, of its children alive now and of those it has reaped:
     a server's master and its workers (a PostgreSQL cluster, Postfix), those that ended included."""
-    children = [c for c in os.listdir("/proc") if c.isdigit() and parent_pid(c) == int(pid)]
-    return process_cpu_s(pid) + reaped_cpu_s(pid) + sum(map(process_cpu_s, children))
+    return process_cpu_s(pid) + reaped_cpu_s(pid) + sum(map(process_cpu_s, children(pid)))
 
 
 def procs() -> dict[str, str]:

@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from common import (  # noqa: F401 - bench/ is on sys.path; outbound.py takes these from here
+    children,
     free_port,
-    parent_pid,
     peak_rss_mb,
     postgres_cpu_s,
     process_cpu_s,

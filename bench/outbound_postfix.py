@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from outbound_env import ensure_debian, free_port, parent_pid, process_cpu_s, tree_cpu_s, wait_port
+from outbound_env import children, ensure_debian, free_port, process_cpu_s, tree_cpu_s, wait_port
 
 QUEUES = ("maildrop", "incoming", "active", "deferred", "hold")
 # concurrent SMTP clients handing the messages to Postfix (as smtp-source -s 20), each reusing its connection
@@ -143,10 +143,7 @@ class Postfix:
     def pids(self) -> dict[str, list[int]]:
         """{"postfix": the master and its children, "opendkim": the milter's process}."""
         master = self.master_pid()
-        out: dict[str, list[int]] = {"postfix": [master], "opendkim": []}
-        for pid in os.listdir("/proc"):
-            if pid.isdigit() and parent_pid(pid) == master:
-                out["postfix"].append(int(pid))
+        out: dict[str, list[int]] = {"postfix": [master, *children(master)], "opendkim": []}
         if self.opendkim is not None:
             out["opendkim"].append(self.opendkim.pid)
         return out

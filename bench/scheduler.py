@@ -666,6 +666,7 @@ def soak(seconds: float, members: int) -> dict:
             text=True,
         )
         t0, pg0 = time.monotonic(), own.cpu_s()
+        first_due_t = (start - datetime.now(UTC)).total_seconds()  # booted by then
         samples: list[tuple[float, float]] = []
         try:
             while (t := time.monotonic() - t0) < seconds:
@@ -679,8 +680,7 @@ def soak(seconds: float, members: int) -> dict:
             proc.terminate()
             proc.communicate(timeout=60)
         out["pg_cpu_s"] = own.cpu_s() - pg0
-        booted = start - datetime.now(UTC) + timedelta(seconds=time.monotonic() - t0)  # t of the first due
-        out["rss_start_mb"] = next((v for t, v in samples if t >= booted.total_seconds()), samples[-1][1])
+        out["rss_start_mb"] = next((v for t, v in samples if t >= first_due_t), samples[-1][1])
         out["rss_end_mb"] = samples[-1][1]
         out["rss_slope_mb_per_min"] = slope_mb_per_min([(t, v) for t, v in samples if t >= seconds / 2])
         with psycopg.connect(url) as conn:
