@@ -22,6 +22,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -70,14 +71,37 @@ BATCHES_AT_ONCE = 2
 
 
 class _Turns:
-    """The process's BATCHES_AT_ONCE turns at working on a batch, and which threads hold one."""
+    """The process's BATCHES_AT_ONCE turns at working on a batch, and which threads hold one.
+
+    Turns are handed out in the order they were asked for: a batch back from its sender queues
+    behind the batches already waiting. A semaphore let the batches at work take their turn back
+    after every send ahead of a batch waiting to start, and a small team's batch, claimed between
+    a flood's, waited until most of the flood had gone out."""
 
     def __init__(self, n: int):
-        self._sem = threading.BoundedSemaphore(n)
+        self._free = n
+        self._lock = threading.Lock()
+        self._waiting: deque[threading.Event] = deque()
         self._mine = threading.local()
 
     def holding(self) -> bool:
         return getattr(self._mine, "held", False)
+
+    def _acquire(self) -> None:
+        with self._lock:
+            if self._free and not self._waiting:
+                self._free -= 1
+                return
+            handed = threading.Event()
+            self._waiting.append(handed)
+        handed.wait()  # _release hands its turn straight over
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()
+            else:
+                self._free += 1
 
     @contextmanager
     def batch(self):
@@ -85,12 +109,13 @@ class _Turns:
         if self.holding():
             yield
             return
-        with self._sem:
-            self._mine.held = True
-            try:
-                yield
-            finally:
-                self._mine.held = False
+        self._acquire()
+        self._mine.held = True
+        try:
+            yield
+        finally:
+            self._mine.held = False
+            self._release()
 
     @contextmanager
     def away(self):
@@ -101,11 +126,11 @@ class _Turns:
             yield
             return
         self._mine.held = False
-        self._sem.release()
+        self._release()
         try:
             yield
         finally:
-            self._sem.acquire()
+            self._acquire()
             self._mine.held = True
 
 
