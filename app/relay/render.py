@@ -20,6 +20,7 @@ from email.errors import HeaderParseError
 from email.header import Header, decode_header
 from email.utils import format_datetime, formataddr
 from functools import cache, lru_cache
+from itertools import repeat
 
 import css_inline
 import idna
@@ -225,11 +226,44 @@ class Parts:
     composed: bool = False  # the bytes are an application's composed message, which these parts do not hold
 
 
+# a list of items without white space, "," or ";", one ", " between each (List-Unsubscribe's)
+_PLAIN_LIST = re.compile(r"[!-+\--:<-~]+(?:, [!-+\--:<-~]+)*")
+
+
+def _folded_list(name: str, value: str) -> str | None:
+    """What ``Header(value, header_name=name).encode`` makes of a value too long for one line that
+    is a plain list (_PLAIN_LIST), made without it (each message's List-Unsubscribe is one, and
+    Header's folding is many steps in Python): each item on the line while it fits in 78
+    characters, else on a line of its own, the first line left empty when even the first item
+    does not fit on it. None for any other value (tests/app/relay/test_render.py compares)."""
+    if not _PLAIN_LIST.fullmatch(value):
+        return None
+    items = value.split(", ")
+    lines: list[str] = []
+    line, width = "", len(name) + 2
+    for i, item in enumerate(items):
+        chunk = item if i == len(items) - 1 else item + ","
+        if not line and not lines and width + len(chunk) > 78:
+            lines.append("")  # Header starts the first item on the next line
+            line, width = chunk, 1 + len(chunk)
+        elif not line:
+            line, width = chunk, width + len(chunk)
+        elif width + 1 + len(chunk) <= 78:
+            line, width = f"{line} {chunk}", width + 1 + len(chunk)
+        else:
+            lines.append(line)
+            line, width = chunk, 1 + len(chunk)
+    lines.append(line)
+    return "\r\n ".join(lines)
+
+
 def _unstructured(name: str, value: str) -> str:
     """``Name: value`` folded, as RFC 2047 encoded words when not plain ASCII or too long to fold."""
     if value.isascii() and len(name) + 2 + len(value) <= 78 and "\t" not in value:
         return f"{name}: {value}"  # what Header would make of it: one line, unchanged
-    folded = Header(value, header_name=name).encode(linesep="\r\n") if value.isascii() else ""
+    folded = ""
+    if value.isascii():
+        folded = _folded_list(name, value) or Header(value, header_name=name).encode(linesep="\r\n")
     if not folded or any(len(line) > 998 - len(name) - 2 for line in folded.split("\r\n")):
         folded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     return f"{name}: {folded}"
@@ -266,8 +300,12 @@ _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext
 # elements whose text HTML does not read character references in (raw text; RFC 1866's xmp and
 # plaintext among them): a non-ASCII character there cannot be written as one
 _RAW_TEXT_NAMES = ("style", "script", "xmp", "iframe", "noembed", "noframes", "noscript", "plaintext")
-_RAW_TEXT = re.compile(rf"<({'|'.join(_RAW_TEXT_NAMES)})\b", re.I)
-_END_TAG = {name: re.compile(f"</{name}", re.I) for name in _RAW_TEXT_NAMES}
+# HTML folds a tag name's case in ASCII only (re.A: without it re.I reads "<ſtyle" as "<style")
+_RAW_TEXT = re.compile(rf"<({'|'.join(_RAW_TEXT_NAMES)})\b", re.I | re.A)
+_END_TAG = {name: re.compile(f"</{name}", re.I | re.A) for name in _RAW_TEXT_NAMES}
+# _RAW_TEXT in the part's lower-cased bytes: a bytes search of lower-case letters is a few times
+# quicker than a case-blind one of a str that is not ASCII
+_RAW_TEXT_LOWER = re.compile(rf"<(?:{'|'.join(_RAW_TEXT_NAMES)})\b".encode(), re.A)
 # a reference to a C1 control (128-159) is read as the windows-1252 character of that number
 _C1_REFERENCE = re.compile(rb"&#1(?:2[89]|[3-5][0-9]);")
 
@@ -296,16 +334,16 @@ def _html_body(html: str, boundary: bytes) -> bytes:
     the way that strips it would break the DKIM body hash), there is no NUL, no C1 control, no
     non-ASCII character inside a raw-text element (``<style>``), and no boundary."""
     text = _one_line_ending(html)
-    if not text.isascii() and not _raw_text_is_ascii(text):
+    body = text.encode("ascii", "xmlcharrefreplace")  # the same bytes as text when it is ASCII
+    if len(body) != len(text) and _RAW_TEXT_LOWER.search(body.lower()) and not _raw_text_is_ascii(text):
         return _QP_CTE + _qp(text)
-    body = text.encode("ascii", "xmlcharrefreplace")
     lines = body.split(b"\n")
     if (
         b"\x00" in body
         or (len(body) != len(text) and _C1_REFERENCE.search(body))
         or boundary in body
         or max(map(len, lines)) > 998
-        or any(line.endswith((b" ", b"\t")) for line in lines)
+        or any(map(bytes.endswith, lines, repeat((b" ", b"\t"))))  # in C, not a generator's steps
     ):
         return _QP_CTE + _qp(text)
     return _7BIT_CTE + body.replace(b"\n", b"\r\n")

@@ -230,6 +230,7 @@ def test_an_html_part_goes_unencoded_its_non_ascii_as_character_references_a_bro
     [
         ("<style>p::after{content:'→'}</style><p>x</p>", "a reference in a style element is not read"),
         ("<p>x</p><SCRIPT>var a = 'é';</script>", "nor in a script element, whatever its case"),
+        ("<p>é</p><NoScript>ü</noscript>", "nor in a noscript element, after non-ASCII text outside it"),
         ("<p>" + "x" * 1000 + "</p>", "a line longer than 998 octets"),
         ("<p>x</p> \n<p>y</p>", "a line ending in white space (a server may strip it, breaking DKIM)"),
         ("<p>x\x00</p>", "a NUL"),
@@ -240,6 +241,15 @@ def test_an_html_part_that_cannot_go_unencoded_goes_quoted_printable_unchanged(p
     part = html_part(make(html=page))
     assert part["Content-Transfer-Encoding"] == "quoted-printable", why
     assert part.get_content().replace("\r\n", "\n") == page
+
+
+def test_a_tag_whose_name_folds_to_style_only_outside_ascii_is_no_style_element():
+    # HTML lower-cases a tag's name in ASCII only: "<ſtyle>" is an element of its own, whose text
+    # reads character references, so its part goes unencoded
+    page = "<ſtyle>é</ſtyle><p>x</p>"
+    part = html_part(make(html=page))
+    assert part["Content-Transfer-Encoding"] == "7bit"
+    assert html.unescape(part.get_content().replace("\r\n", "\n")) == page
 
 
 def test_an_html_part_holding_the_boundary_goes_quoted_printable(monkeypatch):
@@ -279,3 +289,43 @@ def test_a_text_part_kept_encoded_is_still_each_texts_own():
     before = render._kept_qp.cache_info().currsize
     assert text_part(make(text=long)).rstrip("\n") == long
     assert render._kept_qp.cache_info().currsize == before  # too long to keep
+
+
+# ---------------------------------------------------------------- long header fields
+
+_ITEM = st.text(
+    alphabet=st.sampled_from([chr(c) for c in range(0x21, 0x7F) if chr(c) not in ",;"]),
+    min_size=1,
+    max_size=130,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    name=st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,89}", fullmatch=True),
+    items=st.lists(_ITEM, min_size=1, max_size=5),
+)
+def test_a_long_list_field_is_folded_as_email_header_folds_it(name, items):
+    # List-Unsubscribe, folded for each message without email.header, folds as it does
+    from email.header import Header
+
+    value = ", ".join(items)
+    expected = Header(value, header_name=name).encode(linesep="\r\n")
+    if len(name) + 2 + len(value) > 78:
+        assert render._folded_list(name, value) == expected
+    assert render._unstructured(name, value) == f"{name}: {expected}"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a b " * 30,
+        "<a>; <b> " * 10,
+        "x," * 60,
+        "<mailto:a@b>,  <https://x/" + "y" * 80 + ">",
+        "<a>,\t<b>" * 12,
+        "",
+    ],
+)
+def test_a_field_not_a_plain_list_is_left_to_email_header(value):
+    assert render._folded_list("List-Unsubscribe", value) is None
