@@ -347,12 +347,13 @@ def add_tracking(d: Delivery) -> Outcome | None:
     mail (kept when pass-through skipped the tracking)."""
     m, st = d.message, d.settings
     if tracks(d, d.context.get("_track") is True):
-        plan = None
         if d.shared is not None:  # where the tokens go, found once for every recipient of the render
             html = d.html
             plan = shared_renders.derived(
                 d.shared, f"plan {st.base_url}", lambda: tracking.plan_of(html, st.base_url).packed()
             ).plan()
+        else:  # a render of its own (a reminder): without a parse when it has no link
+            plan = tracking.linkless_plan(d.html, st.base_url)
         d.html, d.links = tracking.add_tracking(
             d.html, base_url=st.base_url, secret=st.secret_key, message_id=m.id, plan=plan
         )

@@ -17,6 +17,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from html import escape
 
 from selectolax.lexbor import LexborHTMLParser
 from sqlmodel import Session
@@ -175,6 +176,27 @@ def plan_of(html: str, base_url: str) -> _Plan:
     cuts = tracked.split(mark)  # text, "c0", text, "c1", ..., text
     tokens = tuple((c[0], int(c[1:]) if len(c) > 1 else None) for c in cuts[1::2])
     return _Plan(tuple(cuts[::2]), tokens, tuple(links))
+
+
+_LINK_TAG = re.compile(r"<a[\s/>]", re.I | re.A)
+_BODY_END = "</body>"
+_PIXEL = '<img src="{}/t/o/'  # as _rewrite adds it, the token after the base URL
+_PIXEL_END = '" width="1" height="1" alt="" style="display:none">'
+
+
+def linkless_plan(html: str, base_url: str) -> _Plan | None:
+    """``plan_of(html)`` without an HTML parse, for an HTML part that css_inline wrote (the relay's
+    renders: html5ever's serialization, every element closed, tag names in lower case) holding no
+    ``<a`` tag: the pixel goes in just before the one ``</body>``, the body's last child, as
+    ``_rewrite`` puts it there. A reminder's HTML has no link, and its plan was a parse and a
+    serialization of its own for each recipient. None for any other HTML: ``plan_of`` parses it."""
+    if _LINK_TAG.search(html):
+        return None
+    end = html.find(_BODY_END)
+    if end < 0 or html.find(_BODY_END, end + 1) >= 0:
+        return None  # no body's end tag, or one more inside a raw-text element: parse
+    before = html[:end] + _PIXEL.format(escape(base_url, quote=True))
+    return _Plan((before, _PIXEL_END + html[end:]), (("o", None),), ())
 
 
 def _plan(html: str, base_url: str) -> _Plan:

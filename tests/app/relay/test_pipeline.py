@@ -256,6 +256,31 @@ def test_a_teams_tracked_digest_finds_where_its_tokens_go_once_and_each_recipien
     assert len(pixels) == 3
 
 
+def test_tracked_reminders_get_their_pixel_without_an_html_parse_each(team, monkeypatch):
+    # a reminder has no link: its pixel goes in before the body's end (tracking.linkless_plan)
+    from selectolax.lexbor import LexborHTMLParser
+
+    from app.checkins.outgoing import create_reminder
+    from app.checkins.teams import update_team
+    from app.models import Member, Team
+    from app.relay import tracking
+
+    monkeypatch.setattr(tracking, "plan_of", lambda *a: pytest.fail("a reminder's HTML was parsed"))
+    with session() as s:
+        update_team(s, team.id, now=NOW, tracking=True)
+        t = s.get(Team, team.id)
+        ids = [
+            create_reminder(s, m, t, NOW.date(), now=NOW, settings=get_settings())[0]
+            for m in s.execute(select(Member)).scalars()
+        ]
+    t = MemoryTransport()
+    assert deliver_many(ids, transport=t, now=NOW) == dict.fromkeys(ids, "sent")
+    for mid, m in zip(ids, t.sent, strict=True):
+        last = LexborHTMLParser(m.get_body(("html",)).get_content()).body.last_child
+        pixel = last.attributes["src"].split("/t/o/")[1]
+        assert tracking.verify_token(get_settings().secret_key, pixel, "o") == tracking.Token(mid, "o", None)
+
+
 def api_message(team, to, key):
     with session() as s:
         mid, _ = outbox.create(

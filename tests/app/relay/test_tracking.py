@@ -1,3 +1,5 @@
+from datetime import date
+
 import pytest
 
 from app.relay import tracking
@@ -45,3 +47,62 @@ def test_a_packed_plan_unpacks_to_the_plan_and_is_smaller_than_its_text_when_lon
     assert packed.plan() == plan
     if len(html) > 2000:
         assert len(packed.texts_packed) < len("".join(plan.texts)) / 10
+
+
+# ---------------------------------------------------------------- a page without links, unparsed
+
+INLINED = [  # as css_inline writes the relay's renders (app.relay.render.render_parts)
+    "<!doctype html><html><head><style>p{color:red}</style></head>"
+    "<body><p>Hi Ñandú &amp; co</p></body></html>",
+    "<p>no html or body tags</p>",
+    "<html><body><abbr title='x'>a</abbr><area href='https://example.org/m'><p>é ✓ 🙂</p></body></html>",
+    "<html><body><!-- a comment --><table><tr><td>cell</td></tr></table></body></html> ",
+]
+
+
+@pytest.mark.parametrize("page", INLINED)
+def test_a_page_without_links_is_tracked_unparsed_as_a_parse_tracks_it(page):
+    from selectolax.lexbor import LexborHTMLParser
+
+    from app.relay.render import _inliner
+
+    html = _inliner().inline(page)
+    plan = tracking.linkless_plan(html, BASE)
+    assert plan is not None
+    token = lambda kind, i: make_token(SECRET, 5, kind, i)  # noqa: E731
+    got, links = add_tracking(html, base_url=BASE, secret=SECRET, message_id=5, plan=plan)
+    expected, _ = _rewrite(html, base_url=BASE, token=token)
+    assert links == []
+    assert LexborHTMLParser(got).html == LexborHTMLParser(expected).html  # the same document
+    assert LexborHTMLParser(got).body.last_child.attributes["src"] == f"{BASE}/t/o/{token('o', None)}"
+
+
+def test_a_rendered_reminder_is_tracked_unparsed():
+    from app.relay.render import render_parts
+
+    context = {
+        "member": {"name": "Ada", "email": "ada@example.org"},
+        "team": {"name": "Team"},
+        "day": date(2026, 12, 7),
+        "questions": (),
+        "goals": [],
+        "still_blocked": [],
+        "base_url": BASE,
+    }
+    _, html = render_parts("reminder", context)
+    assert tracking.linkless_plan(html, BASE) is not None
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "<html><body><p><a href='https://example.org/'>a link</a></p></body></html>",
+        "<html><body><A HREF='https://example.org/'>a link</A></body></html>",
+        "<html><body><script>var s = '</body>';</script><p>x</p></body></html>",
+    ],
+)
+def test_a_page_with_a_link_or_a_second_body_end_is_parsed(page):
+    from app.relay.render import _inliner
+
+    assert tracking.linkless_plan(_inliner().inline(page), BASE) is None
+    assert tracking.linkless_plan("<p>no end tag</p>", BASE) is None
