@@ -329,3 +329,23 @@ def test_a_long_list_field_is_folded_as_email_header_folds_it(name, items):
 )
 def test_a_field_not_a_plain_list_is_left_to_email_header(value):
     assert render._folded_list("List-Unsubscribe", value) is None
+
+
+def test_a_render_asks_the_file_system_nothing_once_its_templates_are_compiled(monkeypatch):
+    import os.path
+
+    context = {
+        "member": {"name": "Ada", "email": "ada@example.org"},
+        "team": {"name": "Team"},
+        "day": FIXED_NOW.date(),
+        "questions": (),
+        "goals": [],
+        "still_blocked": [],
+        "base_url": "https://donebox.test",
+    }
+    first = render.render_parts("reminder", context)
+    asked = []
+    real = os.path.getmtime
+    monkeypatch.setattr(os.path, "getmtime", lambda p: asked.append(p) or real(p))
+    assert render.render_parts("reminder", context) == first
+    assert asked == []
