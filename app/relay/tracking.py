@@ -112,6 +112,10 @@ def is_machine(user_agent: str) -> bool:
 # ---------------------------------------------------------------- at render time
 
 
+# the open pixel, its src (the base URL, /t/o/ and the token) where {} is
+_PIXEL = '<img src="{}" width="1" height="1" alt="" style="display:none">'
+
+
 def _rewrite(html: str, *, base_url: str, token) -> tuple[str, list[str]]:
     tree = LexborHTMLParser(html)
     links: list[str] = []
@@ -121,8 +125,7 @@ def _rewrite(html: str, *, base_url: str, token) -> tuple[str, list[str]]:
             continue
         node.attrs["href"] = f"{base_url}/t/c/{token('c', len(links))}"
         links.append(url)
-    pixel = f"{base_url}/t/o/{token('o', None)}"
-    img = LexborHTMLParser(f'<img src="{pixel}" width="1" height="1" alt="" style="display:none">')
+    img = LexborHTMLParser(_PIXEL.format(f"{base_url}/t/o/{token('o', None)}"))
     if tree.body is not None:
         tree.body.insert_child(img.css_first("img"))
     return tree.html or html, links
@@ -180,8 +183,7 @@ def plan_of(html: str, base_url: str) -> _Plan:
 
 _LINK_TAG = re.compile(r"<a[\s/>]", re.I | re.A)
 _BODY_END = "</body>"
-_PIXEL = '<img src="{}/t/o/'  # as _rewrite adds it, the token after the base URL
-_PIXEL_END = '" width="1" height="1" alt="" style="display:none">'
+_PIXEL_START, _PIXEL_END = _PIXEL.split("{}")
 
 
 def linkless_plan(html: str, base_url: str) -> _Plan | None:
@@ -195,7 +197,7 @@ def linkless_plan(html: str, base_url: str) -> _Plan | None:
     end = html.find(_BODY_END)
     if end < 0 or html.find(_BODY_END, end + 1) >= 0:
         return None  # no body's end tag, or one more inside a raw-text element: parse
-    before = html[:end] + _PIXEL.format(escape(base_url, quote=True))
+    before = f"{html[:end]}{_PIXEL_START}{escape(base_url, quote=True)}/t/o/"
     return _Plan((before, _PIXEL_END + html[end:]), (("o", None),), ())
 
 
