@@ -243,16 +243,12 @@ def _folded_list(name: str, value: str) -> str | None:
     if not _PLAIN_LIST.fullmatch(value):
         return None
     items = value.split(", ")
-    lines: list[str] = []
-    line, width = "", len(name) + 2
-    for i, item in enumerate(items):
-        chunk = item if i == len(items) - 1 else item + ","
-        if not line and not lines and width + len(chunk) > 78:
-            lines.append("")  # Header starts the first item on the next line
-            line, width = chunk, 1 + len(chunk)
-        elif not line:
-            line, width = chunk, width + len(chunk)
-        elif width + 1 + len(chunk) <= 78:
+    first, *rest = [f"{item}," for item in items[:-1]] + [items[-1]]
+    # Header starts the first item on the next line when even it does not fit after the name
+    lines = [""] if len(name) + 2 + len(first) > 78 else []
+    line, width = first, (1 if lines else len(name) + 2) + len(first)
+    for chunk in rest:
+        if width + 1 + len(chunk) <= 78:
             line, width = f"{line} {chunk}", width + 1 + len(chunk)
         else:
             lines.append(line)
@@ -338,13 +334,14 @@ def _html_body(html: str, boundary: bytes) -> bytes:
     the way that strips it would break the DKIM body hash), there is no NUL, no C1 control, no
     non-ASCII character inside a raw-text element (``<style>``), and no boundary."""
     text = _one_line_ending(html)
-    body = text.encode("ascii", "xmlcharrefreplace")  # the same bytes as text when it is ASCII
-    if len(body) != len(text) and _RAW_TEXT_LOWER.search(body.lower()) and not _raw_text_is_ascii(text):
+    body = text.encode("ascii", "xmlcharrefreplace")
+    referenced = len(body) != len(text)  # text was not ASCII: its characters became references
+    if referenced and _RAW_TEXT_LOWER.search(body.lower()) and not _raw_text_is_ascii(text):
         return _QP_CTE + _qp(text)
     lines = body.split(b"\n")
     if (
         b"\x00" in body
-        or (len(body) != len(text) and _C1_REFERENCE.search(body))
+        or (referenced and _C1_REFERENCE.search(body))
         or boundary in body
         or max(map(len, lines)) > 998
         or any(map(bytes.endswith, lines, repeat((b" ", b"\t"))))  # in C, not a generator's steps
