@@ -24,3 +24,20 @@ def parsed_pems(monkeypatch):
     )
     monkeypatch.setattr(dkim, "CACHE_S", 0.0)
     return parsed
+
+
+@pytest.fixture
+def reminder_context() -> dict:
+    """A member's reminder context as reminder_context (app.checkins.outgoing) makes it, as plain
+    values: what render_parts("reminder", ...) needs without a database."""
+    from datetime import date
+
+    return {
+        "member": {"name": "Ada", "email": "ada@example.org"},
+        "team": {"name": "Team"},
+        "day": date(2026, 12, 7),
+        "questions": (),
+        "goals": [],
+        "still_blocked": [],
+        "base_url": "https://donebox.test",
+    }

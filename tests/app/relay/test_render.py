@@ -331,21 +331,12 @@ def test_a_field_not_a_plain_list_is_left_to_email_header(value):
     assert render._folded_list("List-Unsubscribe", value) is None
 
 
-def test_a_render_asks_the_file_system_nothing_once_its_templates_are_compiled(monkeypatch):
+def test_a_render_asks_the_file_system_nothing_once_its_templates_are_compiled(monkeypatch, reminder_context):
     import os.path
 
-    context = {
-        "member": {"name": "Ada", "email": "ada@example.org"},
-        "team": {"name": "Team"},
-        "day": FIXED_NOW.date(),
-        "questions": (),
-        "goals": [],
-        "still_blocked": [],
-        "base_url": "https://donebox.test",
-    }
-    first = render.render_parts("reminder", context)
+    first = render.render_parts("reminder", reminder_context)
     asked = []
     real = os.path.getmtime
     monkeypatch.setattr(os.path, "getmtime", lambda p: asked.append(p) or real(p))
-    assert render.render_parts("reminder", context) == first
+    assert render.render_parts("reminder", reminder_context) == first
     assert asked == []

@@ -1,5 +1,3 @@
-from datetime import date
-
 import pytest
 
 from app.relay import tracking
@@ -77,19 +75,10 @@ def test_a_page_without_links_is_tracked_unparsed_as_a_parse_tracks_it(page):
     assert LexborHTMLParser(got).body.last_child.attributes["src"] == f"{BASE}/t/o/{token('o', None)}"
 
 
-def test_a_rendered_reminder_is_tracked_unparsed():
+def test_a_rendered_reminder_is_tracked_unparsed(reminder_context):
     from app.relay.render import render_parts
 
-    context = {
-        "member": {"name": "Ada", "email": "ada@example.org"},
-        "team": {"name": "Team"},
-        "day": date(2026, 12, 7),
-        "questions": (),
-        "goals": [],
-        "still_blocked": [],
-        "base_url": BASE,
-    }
-    _, html = render_parts("reminder", context)
+    _, html = render_parts("reminder", reminder_context)
     assert tracking.linkless_plan(html, BASE) is not None
 
 
